@@ -1,0 +1,93 @@
+/*
+ * alert.h - an alert: one rule (or correlation) that fired on one event,
+ * with the entities it concerns.  Built by the pipeline, serialized to a
+ * "kind":"alert" record, and handed to correlation and fusion.
+ *
+ * Ownership: a cf_alert owns its entity strings and its copy of the event
+ * JSON (cf_alert_clear frees them); rule metadata is borrowed from the
+ * rulebook, which outlives every alert.
+ */
+#ifndef CF_ALERT_H
+#define CF_ALERT_H
+
+#include <jansson.h>
+
+#include "common.h"
+#include "event.h"
+#include "../rules/sigma.h"
+
+enum cf_entity_kind {
+    CF_ENTITY_HOST,
+    CF_ENTITY_USER,
+    CF_ENTITY_SRC_IP,
+    CF_ENTITY_DST_IP,
+    CF_ENTITY_PROCESS,
+    CF_ENTITY_PARENT_PROCESS,
+    CF_ENTITY_PROCESS_GUID,
+    CF_ENTITY_LOGON_ID,
+    CF_ENTITY_FILE_HASH,
+    CF_ENTITY_CLOUD_ACCOUNT,
+    CF_ENTITY_CLOUD_RESOURCE,
+    CF_ENTITY_COUNT
+};
+
+/* "host", "user", "src_ip", ... as in the alert JSON. */
+const char *cf_entity_kind_name(enum cf_entity_kind kind);
+
+/* The entities of one event; value[k] is NULL where the event has none.
+ * Values are as found in the event (normalisation for linking is fusion's
+ * job).  Owned strings. */
+struct cf_entities {
+    char *value[CF_ENTITY_COUNT];
+};
+
+struct cf_entity_map; /* which event fields feed which entity */
+
+/* Default field lists (Sysmon, Security, CloudTrail, Azure, Linux), plus
+ * the `entities` config section: {host: [FieldA, FieldB], ...} put in
+ * front of the defaults.  NULL with errstr on a bad section. */
+struct cf_entity_map *cf_entity_map_new(const struct json_t *section,
+                                        char *errstr, size_t errstr_size);
+void cf_entity_map_destroy(struct cf_entity_map *map);
+
+void cf_entities_extract(const struct cf_entity_map *map,
+                         const struct cf_event *ev, struct cf_entities *out);
+void cf_entities_clear(struct cf_entities *ents);
+
+struct cf_alert {
+    char id[33];             /* 128-bit hex; same rule + same event = same id */
+    int64_t time_ms;         /* event time; CF_TIME_UNKNOWN if none */
+    const char *rule_id;     /* borrowed from the rulebook */
+    const char *rule_title;
+    const char *rule_path;
+    const char *rule_name;   /* may be NULL */
+    enum cf_level level;
+    char *const *tactics;    /* borrowed */
+    size_t n_tactics;
+    char *const *techniques; /* borrowed */
+    size_t n_techniques;
+    struct cf_entities entities;
+    char *event_json;        /* owned copy of the matched event */
+    size_t event_len;
+    struct cf_position pos;  /* the input record it came from */
+    bool is_correlation;     /* raised by a correlation rule */
+    json_t *extra;           /* correlation details; owned, may be NULL */
+};
+
+/* Fills `alert` for `rule` firing on `ev`. */
+cf_err_t cf_alert_from_event(struct cf_alert *alert,
+                             const struct cf_sigma_rule *rule,
+                             const struct cf_event *ev,
+                             const struct cf_entity_map *map);
+void cf_alert_clear(struct cf_alert *alert);
+
+/* Deep copy (entities, event, extra); borrowed pointers stay borrowed. */
+cf_err_t cf_alert_copy(struct cf_alert *dst, const struct cf_alert *src);
+
+/* The "kind":"alert" record.  New reference. */
+json_t *cf_alert_to_json(const struct cf_alert *alert);
+
+/* Stable 128-bit id of a byte string, as 32 hex chars + NUL. */
+void cf_digest_hex128(const void *data, size_t len, char out[33]);
+
+#endif

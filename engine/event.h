@@ -1,0 +1,113 @@
+/*
+ * event.h - the decoded form of one input event.
+ *
+ * A JSON event is flattened into a list of (name, value) leaves.  Nested
+ * objects become dotted names ("userIdentity.arn"); array elements repeat
+ * the same name, one leaf per element.  Windows events rendered as nested
+ * XML-as-JSON ({"Event": {"System": ..., "EventData": ...}}) are folded to
+ * the flat names Sigma rules use: "Event.EventData.Image" -> "Image",
+ * "Event.System.EventID" -> "EventID",
+ * "Event.System.Provider.#attributes.Name" -> "Provider_Name",
+ * "Event.System.X.#attributes.Y" -> "X_Y" otherwise, and
+ * EventData "Data" arrays of {"@Name"/"#attributes.Name", value} to their
+ * names.  So the three shapes chainfuse accepts (flat, flat with
+ * Computer/Provider_Name, nested) all look alike to the matcher.
+ *
+ * Every value keeps its textual form: strings unescaped, numbers exactly
+ * as written in the input ("4688", "1.5"), booleans "true"/"false", null
+ * with an empty text.
+ *
+ * Ownership: the event owns its leaves and strings; they stay valid until
+ * the next cf_event_decode() or cf_event_reset() on the same event.  The
+ * raw line is borrowed from the input record.  One cf_event is reused for
+ * every event a thread decodes, so the hot path does not allocate once
+ * its buffers have grown to the largest event seen.
+ *
+ * Threading: an event and a decoder belong to one thread.
+ */
+#ifndef CF_EVENT_H
+#define CF_EVENT_H
+
+#include "common.h"
+
+enum cf_value_type {
+    CF_VALUE_STRING = 0,
+    CF_VALUE_NUMBER = 1,
+    CF_VALUE_BOOL = 2,
+    CF_VALUE_NULL = 3
+};
+
+struct cf_event_field {
+    const char *name; /* NUL-terminated */
+    uint32_t name_len;
+    uint32_t name_hash; /* cf_hash_name(name, name_len) */
+    const char *value; /* NUL-terminated text; may contain NULs before len */
+    uint32_t value_len;
+    uint8_t type; /* enum cf_value_type */
+};
+
+#define CF_TIME_UNKNOWN INT64_MIN
+
+struct cf_event {
+    const char *raw; /* the line as it came in; borrowed */
+    size_t raw_len;
+    struct cf_event_field *fields;
+    uint32_t n_fields;
+    uint32_t cap_fields;
+    void *storage; /* decoder-private buffers for names and values */
+    int64_t time_ms; /* event time in ms since the epoch, or CF_TIME_UNKNOWN */
+    struct cf_position pos;
+};
+
+/* Limits checked while decoding; a violating line is rejected with a
+ * reason and goes to the dead-letter output. */
+struct cf_decode_limits {
+    size_t max_line_bytes; /* default 1 MiB */
+    unsigned max_depth;    /* default 64 */
+};
+
+/* The decoder holds the parser's reusable state (simdjson on the hot
+ * path).  One per thread. */
+struct cf_decoder;
+
+struct cf_decoder *cf_decoder_new(void);
+void cf_decoder_destroy(struct cf_decoder *dec); /* NULL is a no-op */
+
+void cf_event_init(struct cf_event *ev);
+void cf_event_reset(struct cf_event *ev); /* keeps buffers */
+void cf_event_free(struct cf_event *ev);  /* frees buffers */
+
+/*
+ * Decodes one JSON line into `ev` (which is reset first).  On failure
+ * returns a negative cf_err_t and sets *reason to a static string naming
+ * the defect: "invalid JSON", "truncated JSON", "line exceeds
+ * max_line_bytes", "nesting exceeds max_depth", "invalid UTF-8",
+ * "not a JSON object".  Sets ev->time_ms from the event's time fields
+ * (see cf_event_extract_time).
+ */
+cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,
+                         const char *line, size_t len,
+                         const struct cf_decode_limits *limits,
+                         const char **reason);
+
+/* Index of the first leaf named `name` at or after `from`, or -1.
+ * Leaves of one array share a name and are adjacent. */
+int cf_event_find(const struct cf_event *ev, const char *name,
+                  size_t name_len, uint32_t from);
+
+/* The event's time from the usual fields, in order: UtcTime,
+ * TimeCreated / TimeCreated_SystemTime, @timestamp, timestamp, eventTime,
+ * time, EventTime, _time.  CF_TIME_UNKNOWN if none parses. */
+int64_t cf_event_extract_time(const struct cf_event *ev);
+
+/* FNV-1a 32-bit over the bytes; the hash every name table uses. */
+static inline uint32_t cf_hash_name(const char *s, size_t len) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+#endif

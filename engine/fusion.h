@@ -1,0 +1,51 @@
+/*
+ * fusion.h - event-time correlation and kill-chain fusion.
+ *
+ * The pipeline feeds every alert in, plus the event time of every event
+ * (alerts or not) so the watermark advances.  Sigma correlation rules
+ * raise correlation alerts, which are emitted and fused like any other;
+ * fusion links alerts sharing entities into incidents and emits
+ * "kind":"incident" records as they are opened, updated and closed.
+ *
+ * Threading: one instance per pipeline thread.
+ */
+#ifndef CF_FUSION_H
+#define CF_FUSION_H
+
+#include <jansson.h>
+
+#include "alert.h"
+#include "config.h"
+
+struct cf_fusion;
+
+/* Called for every record fusion produces: kind "alert" (correlation
+ * alerts) or "incident".  `record` is borrowed for the call; `pos` is the
+ * input position of the newest alert that contributed. */
+typedef void (*cf_fusion_emit_fn)(const char *kind, json_t *record,
+                                  const struct cf_position *pos,
+                                  void *opaque);
+
+/* Reads the `correlation`, `fusion` and `suppressions` config sections;
+ * correlations come from rb (resolved by cf_rulebook_finish).  NULL with
+ * errstr on a bad config. */
+struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
+                                const struct cf_rulebook *rb,
+                                cf_fusion_emit_fn emit, void *opaque,
+                                char *errstr, size_t errstr_size);
+void cf_fusion_destroy(struct cf_fusion *fu); /* NULL is a no-op */
+
+/* An event was seen at time_ms (advances the watermark). */
+void cf_fusion_observe(struct cf_fusion *fu, int64_t time_ms);
+
+/* An alert was raised.  Fusion copies what it keeps. */
+void cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert);
+
+/* End of input: fire what is pending and close every incident. */
+void cf_fusion_finish(struct cf_fusion *fu);
+
+/* Counters for the run summary (late events, suppressed, evicted, ...),
+ * as a JSON object.  New reference. */
+json_t *cf_fusion_stats(const struct cf_fusion *fu);
+
+#endif

@@ -1,0 +1,185 @@
+/*
+ * yaml_json.c - libyaml document trees converted to jansson values.
+ * Called by the rule loader and the config loader; thread safe (no
+ * shared state).
+ */
+#include "yaml_json.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+static bool scalar_is(const char *s, const char *const *words) {
+    for (; *words; words++)
+        if (strcmp(s, *words) == 0) return true;
+    return false;
+}
+
+/* YAML 1.1 resolution of a plain (unquoted) scalar. */
+static json_t *plain_scalar(const char *s, size_t len) {
+    static const char *const nulls[] = {"", "~", "null", "Null", "NULL", NULL};
+    static const char *const trues[] = {"true", "True", "TRUE", "yes", "Yes",
+                                        "YES", "on", "On", "ON", NULL};
+    static const char *const falses[] = {"false", "False", "FALSE", "no",
+                                         "No", "NO", "off", "Off", "OFF",
+                                         NULL};
+    if (scalar_is(s, nulls)) return json_null();
+    if (scalar_is(s, trues)) return json_true();
+    if (scalar_is(s, falses)) return json_false();
+
+    /* Integers: decimal without leading zeros (so "0777" and IDs such as
+     * "0x1010" stay strings, as Sigma authors mean them). */
+    const char *p = s;
+    if (*p == '-' || *p == '+') p++;
+    if (*p >= '0' && *p <= '9') {
+        bool digits = true, leading_zero = (p[0] == '0' && p[1] != '\0');
+        for (const char *q = p; *q; q++)
+            if (*q < '0' || *q > '9') digits = false;
+        if (digits && !leading_zero && len < 19) {
+            char *end;
+            errno = 0;
+            long long v = strtoll(s, &end, 10);
+            if (errno == 0 && *end == '\0') return json_integer(v);
+        }
+        /* Floats: digits '.' digits, optional exponent. */
+        char *end;
+        errno = 0;
+        double d = strtod(s, &end);
+        if (errno == 0 && *end == '\0' && strchr(s, '.') && !leading_zero &&
+            strspn(p, "0123456789.eE+-") == strlen(p))
+            return json_real(d);
+    }
+    return json_stringn(s, len);
+}
+
+static json_t *convert(yaml_document_t *doc, yaml_node_t *node, int depth) {
+    if (!node || depth > 200) return NULL;
+    switch (node->type) {
+    case YAML_SCALAR_NODE: {
+        const char *s = (const char *)node->data.scalar.value;
+        size_t len = node->data.scalar.length;
+        if (node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+            strlen(s) == len)
+            return plain_scalar(s, len);
+        return json_stringn(s, len);
+    }
+    case YAML_SEQUENCE_NODE: {
+        json_t *arr = json_array();
+        for (yaml_node_item_t *it = node->data.sequence.items.start;
+             it < node->data.sequence.items.top; it++) {
+            json_t *v = convert(doc, yaml_document_get_node(doc, *it),
+                                depth + 1);
+            if (!v) {
+                json_decref(arr);
+                return NULL;
+            }
+            json_array_append_new(arr, v);
+        }
+        return arr;
+    }
+    case YAML_MAPPING_NODE: {
+        json_t *obj = json_object();
+        for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+             pair < node->data.mapping.pairs.top; pair++) {
+            yaml_node_t *k = yaml_document_get_node(doc, pair->key);
+            if (!k || k->type != YAML_SCALAR_NODE) {
+                json_decref(obj);
+                return NULL;
+            }
+            json_t *v = convert(doc, yaml_document_get_node(doc, pair->value),
+                                depth + 1);
+            if (!v) {
+                json_decref(obj);
+                return NULL;
+            }
+            /* Keep the key bytes as written (keys with NULs are dropped). */
+            json_object_setn_new(obj, (const char *)k->data.scalar.value,
+                                 k->data.scalar.length, v);
+        }
+        return obj;
+    }
+    default:
+        return NULL;
+    }
+}
+
+json_t *cf_yaml_to_json(const char *text, size_t len, char *errstr,
+                        size_t errstr_size) {
+    yaml_parser_t parser;
+    json_t *docs = json_array();
+    if (!yaml_parser_initialize(&parser)) {
+        cf_seterr(errstr, errstr_size, CF_ERR, "cannot initialise YAML parser");
+        json_decref(docs);
+        return NULL;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    for (;;) {
+        yaml_document_t doc;
+        if (!yaml_parser_load(&parser, &doc)) {
+            cf_seterr(errstr, errstr_size, CF_ERR_PARSE,
+                      "YAML syntax error at line %zu, column %zu: %s",
+                      parser.problem_mark.line + 1,
+                      parser.problem_mark.column + 1,
+                      parser.problem ? parser.problem : "unknown problem");
+            json_decref(docs);
+            docs = NULL;
+            break;
+        }
+        yaml_node_t *root = yaml_document_get_root_node(&doc);
+        if (!root) { /* end of stream */
+            yaml_document_delete(&doc);
+            break;
+        }
+        json_t *v = convert(&doc, root, 0);
+        yaml_document_delete(&doc);
+        if (!v) {
+            cf_seterr(errstr, errstr_size, CF_ERR_PARSE,
+                      "unsupported YAML (non-scalar mapping key or nesting "
+                      "deeper than 200)");
+            json_decref(docs);
+            docs = NULL;
+            break;
+        }
+        json_array_append_new(docs, v);
+    }
+    yaml_parser_delete(&parser);
+    return docs;
+}
+
+char *cf_read_file(const char *path, size_t *len, char *errstr,
+                   size_t errstr_size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cf_seterr(errstr, errstr_size, CF_ERR_IO, "cannot open %s: %s", path,
+                  strerror(errno));
+        return NULL;
+    }
+    size_t cap = 8192, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+        if (cap - n - 1 == 0) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    bool failed = ferror(f);
+    fclose(f);
+    if (!buf || failed) {
+        free(buf);
+        cf_seterr(errstr, errstr_size, CF_ERR_IO, "cannot read %s", path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
