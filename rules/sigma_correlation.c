@@ -22,3 +22,7 @@ struct cf_sigma_correlation *cf_correlation_parse(const json_t *doc,
 void cf_correlation_destroy(struct cf_sigma_correlation *corr) {
     free(corr);
 }
+
+void cf_correlations_resolve(struct cf_rulebook *rb) {
+    CF_UNUSED(rb);
+}

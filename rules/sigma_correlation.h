@@ -16,4 +16,10 @@ struct cf_sigma_correlation {
     enum cf_level level;
 };
 
+/* Resolves every correlation's rule references (by id or name, including
+ * other correlations) against the rulebook; a correlation whose references
+ * cannot be resolved is moved to rb->rejected with the reason.  Called by
+ * cf_rulebook_finish(). */
+void cf_correlations_resolve(struct cf_rulebook *rb);
+
 #endif

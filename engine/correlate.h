@@ -1,0 +1,45 @@
+/*
+ * correlate.h - Sigma correlation rules evaluated on event time.
+ *
+ * Fed every alert (detection alerts and, for chaining, correlation
+ * alerts) and the watermark; keeps sliding windows per (correlation,
+ * group-by values); raises a correlation alert when a condition holds.
+ * Used by fusion (engine/fusion.c), which owns the watermark.
+ *
+ * Threading: one instance per pipeline thread.
+ */
+#ifndef CF_CORRELATE_H
+#define CF_CORRELATE_H
+
+#include <jansson.h>
+
+#include "alert.h"
+
+struct cf_correlator;
+
+/* `alert` is borrowed for the call (copy what you keep). */
+typedef void (*cf_correlation_emit_fn)(const struct cf_alert *alert,
+                                       void *opaque);
+
+/* `section` is the `correlation` config section (may be NULL): limits
+ * such as max_open_windows.  NULL with errstr on a bad section. */
+struct cf_correlator *cf_correlator_new(const struct cf_rulebook *rb,
+                                        const json_t *section,
+                                        cf_correlation_emit_fn emit,
+                                        void *opaque, char *errstr,
+                                        size_t errstr_size);
+void cf_correlator_destroy(struct cf_correlator *co);
+
+/* An alert happened (detection or correlation, for chaining). */
+void cf_correlator_push(struct cf_correlator *co, const struct cf_alert *alert);
+
+/* Event time up to which input is complete (highest seen minus the
+ * allowed lateness): windows that ended before it may be expired. */
+void cf_correlator_advance(struct cf_correlator *co, int64_t watermark_ms);
+
+void cf_correlator_finish(struct cf_correlator *co);
+
+/* Counters (windows open, evicted, fired, late alerts).  New reference. */
+json_t *cf_correlator_stats(const struct cf_correlator *co);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * logsource.h - logsource routing: which events a rule sees.
+ *
+ * A rule's logsource (product, category, service) is a route.  Each route
+ * is resolved, through a mapping table, into conditions on event fields
+ * (for example category process_creation + product windows: Channel is
+ * Microsoft-Windows-Sysmon/Operational and EventID 1, or Channel Security
+ * and EventID 4688).  Defaults cover Windows Sysmon, Security, System,
+ * PowerShell and the other channels SigmaHQ uses, Linux and cloud logs;
+ * the `logsources` config section extends or overrides them.  A part of a
+ * logsource the table does not know imposes no condition.
+ *
+ * Routing an event evaluates the routes' conditions once per distinct
+ * combination of routing-field values and caches the answer, so the cost
+ * per event is one hash lookup in steady state.
+ *
+ * Threading: a router is built once and then shared read-only; each
+ * thread routes through its own cf_route_cache.
+ */
+#ifndef CF_LOGSOURCE_H
+#define CF_LOGSOURCE_H
+
+#include "../engine/common.h"
+#include "../engine/event.h"
+
+struct json_t;
+struct cf_router;
+struct cf_route_cache;
+
+/* NULL with errstr if the config section is malformed. */
+struct cf_router *cf_router_new(const struct json_t *section, char *errstr,
+                                size_t errstr_size);
+void cf_router_destroy(struct cf_router *router);
+
+/* Returns the route id for a logsource (same triple, same id). Any part
+ * may be NULL.  Call before cf_router_seal(). */
+uint32_t cf_router_add(struct cf_router *router, const char *product,
+                       const char *category, const char *service);
+/* Ends adding; prepares matching. */
+cf_err_t cf_router_seal(struct cf_router *router, char *errstr,
+                        size_t errstr_size);
+uint32_t cf_router_count(const struct cf_router *router);
+
+struct cf_route_cache *cf_route_cache_new(const struct cf_router *router);
+void cf_route_cache_destroy(struct cf_route_cache *cache);
+
+/* Returns a bitset of cf_router_count() bits (route id i is bit i of
+ * word i/64): the routes `ev` belongs to.  Valid until the next call on
+ * the same cache. */
+const uint64_t *cf_router_route(const struct cf_router *router,
+                                struct cf_route_cache *cache,
+                                const struct cf_event *ev);
+
+/* Human-readable conditions of a route, for `chainfuse check` and tests.
+ * New malloc'd string. */
+char *cf_router_describe(const struct cf_router *router, uint32_t route);
+
+#endif
