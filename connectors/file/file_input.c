@@ -1,0 +1,196 @@
+/*
+ * file_input.c - the JSON-lines file input (connectors/file/file_input.h).
+ *
+ * Reads through zlib's gzread so gzip and plain files take the same path.
+ * Lines that fit in the current read chunk are handed out in place (no
+ * copy); a line that spans chunks is assembled in a buffer bounded by
+ * max_line_bytes, so one enormous line cannot exhaust memory.
+ *
+ * Threading: an input belongs to one engine thread.
+ */
+#include "file/file_input.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define CHUNK_BYTES ((size_t)256 * 1024)
+#define DEFAULT_MAX_LINE ((size_t)1 << 20)
+
+static const char line_too_long[] = "line exceeds max_line_bytes";
+
+struct file_input {
+    struct cf_input in; /* first: the cf_input handed out is this struct */
+    gzFile gz;
+    char *path;
+    size_t max_line;
+    char *chunk;
+    size_t chunk_pos;
+    size_t chunk_end;
+    char *acc; /* a line spanning chunks; capacity max_line + 1 */
+    size_t acc_len;
+    bool overlong; /* the line being read has lost bytes past acc */
+    bool eof;
+    int64_t line_no;
+    char err[256];
+};
+
+static void acc_append(struct file_input *fi, const char *s, size_t n) {
+    size_t room = fi->max_line + 1 - fi->acc_len;
+    if (n > room) {
+        fi->overlong = true;
+        n = room;
+    }
+    memcpy(fi->acc + fi->acc_len, s, n);
+    fi->acc_len += n;
+}
+
+static bool is_blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return false;
+    return true;
+}
+
+/* Turns a complete line into a record; false when the line is blank and
+ * the caller should read on. */
+static bool make_record(struct file_input *fi, const char *data, size_t len,
+                        struct cf_record *rec) {
+    bool overlong = fi->overlong;
+    fi->line_no++;
+    fi->acc_len = 0;
+    fi->overlong = false;
+    if (!overlong && len > 0 && data[len - 1] == '\r') len--;
+    if (!overlong && is_blank(data, len)) return false;
+    rec->defect = NULL;
+    if (overlong || len > fi->max_line) {
+        rec->defect = line_too_long;
+        if (len > fi->max_line) len = fi->max_line;
+    }
+    rec->data = data;
+    rec->len = len;
+    rec->pos.source = fi->path;
+    rec->pos.partition = -1;
+    rec->pos.offset = fi->line_no;
+    fi->in.records++;
+    return true;
+}
+
+static cf_io_status file_read(struct cf_input *in, struct cf_record *rec) {
+    struct file_input *fi = in->ctx;
+    for (;;) {
+        const char *start, *nl;
+        size_t avail;
+        if (fi->chunk_pos == fi->chunk_end) {
+            int n;
+            if (fi->eof) {
+                if (fi->acc_len > 0 || fi->overlong) {
+                    if (make_record(fi, fi->acc, fi->acc_len, rec))
+                        return CF_IO_OK;
+                    continue;
+                }
+                return CF_IO_EOF;
+            }
+            n = gzread(fi->gz, fi->chunk, (unsigned)CHUNK_BYTES);
+            if (n <= 0) {
+                /* A gzip stream cut short reads as a plain end of file
+                 * here; only gzerror() tells the two apart. */
+                int zerr;
+                const char *msg = gzerror(fi->gz, &zerr);
+                if (n == 0 && (zerr == Z_OK || zerr == Z_STREAM_END)) {
+                    fi->eof = true;
+                    continue;
+                }
+                /* zlib's message already names the file. */
+                snprintf(fi->err, sizeof fi->err, "%s%s%s", msg,
+                         zerr == Z_ERRNO ? ": " : "",
+                         zerr == Z_ERRNO ? strerror(errno) : "");
+                return CF_IO_FAIL;
+            }
+            fi->chunk_pos = 0;
+            fi->chunk_end = (size_t)n;
+            continue;
+        }
+        start = fi->chunk + fi->chunk_pos;
+        avail = fi->chunk_end - fi->chunk_pos;
+        nl = memchr(start, '\n', avail);
+        if (!nl) {
+            acc_append(fi, start, avail);
+            fi->chunk_pos = fi->chunk_end;
+            continue;
+        }
+        fi->chunk_pos += (size_t)(nl - start) + 1;
+        if (fi->acc_len == 0 && !fi->overlong) {
+            if (make_record(fi, start, (size_t)(nl - start), rec))
+                return CF_IO_OK;
+        } else {
+            acc_append(fi, start, (size_t)(nl - start));
+            if (make_record(fi, fi->acc, fi->acc_len, rec)) return CF_IO_OK;
+        }
+    }
+}
+
+static void file_close(struct cf_input *in) {
+    struct file_input *fi;
+    if (!in) return;
+    fi = in->ctx;
+    if (fi->gz) gzclose(fi->gz);
+    free(fi->path);
+    free(fi->chunk);
+    free(fi->acc);
+    free(fi);
+}
+
+static const struct cf_input_ops file_input_ops = {
+    .name = "file",
+    .read = file_read,
+    .commit = NULL, /* a file cannot be told what was processed */
+    .close = file_close,
+};
+
+struct cf_input *cf_file_input_open(const char *path, size_t max_line_bytes,
+                                    char *errstr, size_t errstr_size) {
+    struct file_input *fi = NULL;
+    int fd = -1;
+
+    if (!path || !*path) {
+        cf_seterr(errstr, errstr_size, CF_ERR,
+                  "no input path given (use \"-\" for stdin)");
+        goto fail;
+    }
+    if (!(fi = calloc(1, sizeof *fi))) goto nomem;
+    fi->in.ops = &file_input_ops;
+    fi->in.ctx = fi;
+    fi->max_line = max_line_bytes ? max_line_bytes : DEFAULT_MAX_LINE;
+    if (!(fi->path = strdup(path)) || !(fi->chunk = malloc(CHUNK_BYTES)) ||
+        !(fi->acc = malloc(fi->max_line + 1)))
+        goto nomem;
+    if (strcmp(path, "-") == 0) {
+        /* gzclose closes the descriptor; keep stdin itself open. */
+        if ((fd = dup(STDIN_FILENO)) < 0 || !(fi->gz = gzdopen(fd, "rb"))) {
+            cf_seterr(errstr, errstr_size, CF_ERR_IO,
+                      "cannot read stdin: %s", strerror(errno));
+            if (fd >= 0) close(fd);
+            goto fail;
+        }
+    } else if (!(fi->gz = gzopen(path, "rb"))) {
+        cf_seterr(errstr, errstr_size, CF_ERR_IO,
+                  "cannot open input %s: %s (check the path and permissions)",
+                  path, errno ? strerror(errno) : "out of memory");
+        goto fail;
+    }
+    gzbuffer(fi->gz, (unsigned)CHUNK_BYTES);
+    return &fi->in;
+nomem:
+    cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
+              "out of memory opening input %s", path);
+fail:
+    if (fi) file_close(&fi->in);
+    return NULL;
+}
+
+const char *cf_file_input_error(const struct cf_input *in) {
+    if (!in || in->ops != &file_input_ops) return "";
+    return ((const struct file_input *)in->ctx)->err;
+}

@@ -1,0 +1,368 @@
+/*
+ * alert.c - building alerts from matched events: entity extraction, the
+ * stable alert id, and the "kind":"alert" JSON record.  Called by the
+ * pipeline for every rule that fires; thread safe (no shared state; an
+ * entity map is read-only once built).
+ */
+#include "alert.h"
+
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "timeutil.h"
+
+static const char *const entity_names[CF_ENTITY_COUNT] = {
+    "host",         "user",     "src_ip",    "dst_ip",
+    "process",      "parent_process", "process_guid", "logon_id",
+    "file_hash",    "cloud_account",  "cloud_resource"};
+
+const char *cf_entity_kind_name(enum cf_entity_kind kind) {
+    return (unsigned)kind < CF_ENTITY_COUNT ? entity_names[kind] : "unknown";
+}
+
+/*
+ * Default event fields per entity, most specific first.  A field written
+ * "A+B" takes A's value prefixed by B's ("B\A"), so Security events give
+ * DOMAIN\user like Sysmon's User field does.  Target accounts come before
+ * subject accounts: in a logon event the subject is usually the machine
+ * account doing the work, the target the person logging on.
+ */
+static const char *const default_fields[CF_ENTITY_COUNT][16] = {
+    [CF_ENTITY_HOST] = {"Hostname", "Computer", "host.name", "hostname",
+                        "ComputerName", "DeviceName", "host", NULL},
+    [CF_ENTITY_USER] = {"User", "TargetUserName+TargetDomainName",
+                        "SubjectUserName+SubjectDomainName", "AccountName",
+                        "UserName", "userIdentity.userName",
+                        "userIdentity.arn", "user.name", "UserPrincipalName",
+                        "UserId", "user", "AUID", NULL},
+    [CF_ENTITY_SRC_IP] = {"SourceIp", "IpAddress", "sourceIPAddress",
+                          "SourceAddress", "ClientIP", "callerIpAddress",
+                          "source.ip", "src_ip", "src", NULL},
+    [CF_ENTITY_DST_IP] = {"DestinationIp", "DestAddress", "destination.ip",
+                          "DestinationAddress", "dst_ip", "dst", NULL},
+    [CF_ENTITY_PROCESS] = {"Image", "NewProcessName", "ProcessName",
+                           "SourceImage", "process.executable", "exe",
+                           NULL},
+    [CF_ENTITY_PARENT_PROCESS] = {"ParentImage", "ParentProcessName",
+                                  "process.parent.executable", NULL},
+    [CF_ENTITY_PROCESS_GUID] = {"ProcessGuid", "SourceProcessGuid",
+                                "process.entity_id", NULL},
+    [CF_ENTITY_LOGON_ID] = {"LogonId", "TargetLogonId", "SubjectLogonId",
+                            NULL},
+    [CF_ENTITY_FILE_HASH] = {"Hashes", "Hash", "sha256", "file.hash.sha256",
+                             NULL},
+    [CF_ENTITY_CLOUD_ACCOUNT] = {"userIdentity.accountId",
+                                 "recipientAccountId", "AccountId",
+                                 "TenantId", "tenantId", "subscriptionId",
+                                 NULL},
+    [CF_ENTITY_CLOUD_RESOURCE] = {"resources.ARN", "requestParameters.bucketName",
+                                  "requestParameters.instanceId",
+                                  "requestParameters.instancesSet.items.instanceId",
+                                  "resourceId", "ResourceId", "TargetResources.id",
+                                  NULL},
+};
+
+struct cf_entity_map {
+    /* fields[k] is a NULL-terminated list of owned strings. */
+    char **fields[CF_ENTITY_COUNT];
+};
+
+static int list_append(char ***list, size_t *n, const char *s) {
+    char **nl = realloc(*list, (*n + 2) * sizeof *nl);
+    if (!nl) return CF_ERR_NOMEM;
+    *list = nl;
+    if (!(nl[*n] = strdup(s))) return CF_ERR_NOMEM;
+    nl[++*n] = NULL;
+    return CF_OK;
+}
+
+struct cf_entity_map *cf_entity_map_new(const json_t *section, char *errstr,
+                                        size_t errstr_size) {
+    struct cf_entity_map *map = calloc(1, sizeof *map);
+    if (!map) goto nomem;
+    if (section && !json_is_object(section)) {
+        cf_seterr(errstr, errstr_size, CF_ERR,
+                  "config: entities must be a mapping of entity kind to a "
+                  "list of event field names");
+        goto fail;
+    }
+    if (section) {
+        const char *key;
+        json_t *val;
+        json_object_foreach((json_t *)section, key, val) {
+            int kind = -1;
+            for (int k = 0; k < CF_ENTITY_COUNT; k++)
+                if (strcmp(key, entity_names[k]) == 0) kind = k;
+            if (kind < 0) {
+                cf_seterr(errstr, errstr_size, CF_ERR,
+                          "config: entities: unknown entity kind '%s' (known: "
+                          "host, user, src_ip, dst_ip, process, "
+                          "parent_process, process_guid, logon_id, file_hash, "
+                          "cloud_account, cloud_resource)",
+                          key);
+                goto fail;
+            }
+            if (!json_is_array(val)) {
+                cf_seterr(errstr, errstr_size, CF_ERR,
+                          "config: entities: %s must be a list of field names",
+                          key);
+                goto fail;
+            }
+            size_t n = 0, i;
+            json_t *f;
+            while (map->fields[kind] && map->fields[kind][n]) n++;
+            json_array_foreach(val, i, f) {
+                if (!json_is_string(f)) {
+                    cf_seterr(errstr, errstr_size, CF_ERR,
+                              "config: entities: %s must list strings", key);
+                    goto fail;
+                }
+                if (list_append(&map->fields[kind], &n, json_string_value(f)))
+                    goto nomem;
+            }
+        }
+    }
+    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+        size_t n = 0;
+        while (map->fields[k] && map->fields[k][n]) n++;
+        for (const char *const *f = default_fields[k]; *f; f++)
+            if (list_append(&map->fields[k], &n, *f)) goto nomem;
+    }
+    return map;
+nomem:
+    cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+fail:
+    cf_entity_map_destroy(map);
+    return NULL;
+}
+
+void cf_entity_map_destroy(struct cf_entity_map *map) {
+    if (!map) return;
+    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+        for (char **f = map->fields[k]; f && *f; f++) free(*f);
+        free(map->fields[k]);
+    }
+    free(map);
+}
+
+/* Values that name nobody: an entity slot stays empty rather than hold
+ * them, so they cannot link unrelated alerts. */
+static bool is_placeholder_value(const char *v, size_t len) {
+    return len == 0 || (len == 1 && v[0] == '-');
+}
+
+static const struct cf_event_field *first_value(const struct cf_event *ev,
+                                                const char *name,
+                                                size_t len) {
+    int i = cf_event_find(ev, name, len, 0);
+    if (i < 0) return NULL;
+    const struct cf_event_field *f = &ev->fields[i];
+    if (f->type == CF_VALUE_NULL || is_placeholder_value(f->value, f->value_len))
+        return NULL;
+    return f;
+}
+
+/* "SHA1=..,MD5=..,SHA256=..,IMPHASH=.." -> the SHA256 value, else the
+ * first hash; a bare hash is returned as it is. */
+static char *pick_hash(const char *v, size_t len) {
+    const char *sha = NULL;
+    for (size_t i = 0; i + 7 <= len; i++)
+        if (strncasecmp(v + i, "SHA256=", 7) == 0) sha = v + i + 7;
+    if (!sha) {
+        const char *eq = memchr(v, '=', len);
+        if (!eq) return strndup(v, len);
+        sha = eq + 1;
+    }
+    const char *end = memchr(sha, ',', len - (size_t)(sha - v));
+    return strndup(sha, end ? (size_t)(end - sha) : len - (size_t)(sha - v));
+}
+
+void cf_entities_extract(const struct cf_entity_map *map,
+                         const struct cf_event *ev, struct cf_entities *out) {
+    memset(out, 0, sizeof *out);
+    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+        for (char **f = map->fields[k]; f && *f && !out->value[k]; f++) {
+            const char *plus = strchr(*f, '+');
+            size_t name_len = plus ? (size_t)(plus - *f) : strlen(*f);
+            const struct cf_event_field *v = first_value(ev, *f, name_len);
+            if (!v) continue;
+            if (k == CF_ENTITY_FILE_HASH) {
+                out->value[k] = pick_hash(v->value, v->value_len);
+                continue;
+            }
+            const struct cf_event_field *dom =
+                plus ? first_value(ev, plus + 1, strlen(plus + 1)) : NULL;
+            if (dom && !memchr(v->value, '\\', v->value_len)) {
+                size_t n = dom->value_len + 1 + v->value_len;
+                char *s = malloc(n + 1);
+                if (!s) continue;
+                memcpy(s, dom->value, dom->value_len);
+                s[dom->value_len] = '\\';
+                memcpy(s + dom->value_len + 1, v->value, v->value_len);
+                s[n] = '\0';
+                out->value[k] = s;
+            } else {
+                out->value[k] = strndup(v->value, v->value_len);
+            }
+        }
+    }
+}
+
+void cf_entities_clear(struct cf_entities *ents) {
+    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+        free(ents->value[k]);
+        ents->value[k] = NULL;
+    }
+}
+
+void cf_digest_hex128(const void *data, size_t len, char out[33]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    static const char hex[] = "0123456789abcdef";
+    if (!EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL)) md_len = 0;
+    for (int i = 0; i < 16; i++) {
+        unsigned char b = i < (int)md_len ? md[i] : 0;
+        out[2 * i] = hex[b >> 4];
+        out[2 * i + 1] = hex[b & 15];
+    }
+    out[32] = '\0';
+}
+
+cf_err_t cf_alert_from_event(struct cf_alert *alert,
+                             const struct cf_sigma_rule *rule,
+                             const struct cf_event *ev,
+                             const struct cf_entity_map *map) {
+    memset(alert, 0, sizeof *alert);
+    alert->time_ms = ev->time_ms;
+    alert->rule_id = rule->id ? rule->id : rule->title;
+    alert->rule_title = rule->title;
+    alert->rule_path = rule->path;
+    alert->rule_name = rule->name;
+    alert->level = rule->level;
+    alert->tactics = rule->tactics;
+    alert->n_tactics = rule->n_tactics;
+    alert->techniques = rule->techniques;
+    alert->n_techniques = rule->n_techniques;
+    alert->pos = ev->pos;
+    alert->event_json = malloc(ev->raw_len + 1);
+    if (!alert->event_json) return CF_ERR_NOMEM;
+    memcpy(alert->event_json, ev->raw, ev->raw_len);
+    alert->event_json[ev->raw_len] = '\0';
+    alert->event_len = ev->raw_len;
+    cf_entities_extract(map, ev, &alert->entities);
+
+    /* The id digests the rule's identity and the event bytes, so a replay
+     * of the same input gives the same ids. */
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    const char *rid = alert->rule_id ? alert->rule_id : "";
+    if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+        EVP_DigestUpdate(ctx, rid, strlen(rid) + 1) &&
+        EVP_DigestUpdate(ctx, ev->raw, ev->raw_len) &&
+        EVP_DigestFinal_ex(ctx, md, &md_len)) {
+        static const char hex[] = "0123456789abcdef";
+        for (int i = 0; i < 16; i++) {
+            alert->id[2 * i] = hex[md[i] >> 4];
+            alert->id[2 * i + 1] = hex[md[i] & 15];
+        }
+        alert->id[32] = '\0';
+    }
+    EVP_MD_CTX_free(ctx);
+    return CF_OK;
+}
+
+void cf_alert_clear(struct cf_alert *alert) {
+    if (!alert) return;
+    cf_entities_clear(&alert->entities);
+    free(alert->event_json);
+    json_decref(alert->extra);
+    memset(alert, 0, sizeof *alert);
+}
+
+cf_err_t cf_alert_copy(struct cf_alert *dst, const struct cf_alert *src) {
+    *dst = *src;
+    memset(&dst->entities, 0, sizeof dst->entities);
+    dst->event_json = NULL;
+    dst->extra = NULL;
+    for (int k = 0; k < CF_ENTITY_COUNT; k++)
+        if (src->entities.value[k] &&
+            !(dst->entities.value[k] = strdup(src->entities.value[k])))
+            goto nomem;
+    if (src->event_json) {
+        if (!(dst->event_json = malloc(src->event_len + 1))) goto nomem;
+        memcpy(dst->event_json, src->event_json, src->event_len);
+        dst->event_json[src->event_len] = '\0';
+    }
+    if (src->extra && !(dst->extra = json_deep_copy(src->extra))) goto nomem;
+    return CF_OK;
+nomem:
+    cf_alert_clear(dst);
+    return CF_ERR_NOMEM;
+}
+
+static json_t *string_array(char *const *items, size_t n) {
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_string(items[i]));
+    return arr;
+}
+
+json_t *cf_alert_to_json(const struct cf_alert *alert) {
+    char when[32];
+    json_t *rec = json_object();
+    json_t *rule = json_object();
+    json_t *ents = json_object();
+    json_t *input = json_object();
+
+    json_object_set_new(rec, "kind", json_string("alert"));
+    json_object_set_new(rec, "id", json_string(alert->id));
+    if (alert->time_ms != CF_TIME_UNKNOWN) {
+        cf_time_format(alert->time_ms, when);
+        json_object_set_new(rec, "time", json_string(when));
+    } else {
+        json_object_set_new(rec, "time", json_null());
+    }
+    json_object_set_new(rule, "id", alert->rule_id ? json_string(alert->rule_id)
+                                                   : json_null());
+    json_object_set_new(rule, "title", json_string(alert->rule_title
+                                                       ? alert->rule_title
+                                                       : ""));
+    json_object_set_new(rule, "level", json_string(cf_level_name(alert->level)));
+    if (alert->rule_path)
+        json_object_set_new(rule, "path", json_string(alert->rule_path));
+    if (alert->rule_name)
+        json_object_set_new(rule, "name", json_string(alert->rule_name));
+    json_object_set_new(rec, "rule", rule);
+    json_object_set_new(rec, "severity", json_string(cf_level_name(alert->level)));
+    json_object_set_new(rec, "tactics",
+                        string_array(alert->tactics, alert->n_tactics));
+    json_object_set_new(rec, "techniques",
+                        string_array(alert->techniques, alert->n_techniques));
+    for (int k = 0; k < CF_ENTITY_COUNT; k++)
+        if (alert->entities.value[k])
+            json_object_set_new(ents, entity_names[k],
+                                json_string(alert->entities.value[k]));
+    json_object_set_new(rec, "entities", ents);
+    json_object_set_new(input, "source", json_string(alert->pos.source
+                                                         ? alert->pos.source
+                                                         : ""));
+    if (alert->pos.partition >= 0)
+        json_object_set_new(input, "partition",
+                            json_integer(alert->pos.partition));
+    json_object_set_new(input, "offset", json_integer(alert->pos.offset));
+    json_object_set_new(rec, "input", input);
+    if (alert->is_correlation && alert->extra)
+        json_object_set(rec, "correlation", alert->extra);
+    if (alert->event_json) {
+        json_t *ev = json_loadb(alert->event_json, alert->event_len,
+                                JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        /* The decoder accepted this event, so jansson should too; keep the
+         * text rather than lose the evidence if it does not. */
+        json_object_set_new(rec, "event",
+                            ev ? ev : json_stringn(alert->event_json,
+                                                   alert->event_len));
+    }
+    return rec;
+}

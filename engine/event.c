@@ -1,0 +1,560 @@
+/*
+ * event.c - cf_event_decode and friends (engine/event.h): turns one JSON
+ * line into the flat list of leaves the matcher reads, folding Windows
+ * XML-as-JSON events to the flat field names Sigma rules use.
+ *
+ * Called by the pipeline for every input record (the hot path) and by
+ * tests and tools.  The JSON work is done by json_decode.cpp
+ * (simdjson); this file walks the resulting node tape, builds dotted
+ * names and copies names and values into the event's own buffer.
+ *
+ * Threading: a decoder and an event belong to one thread.
+ */
+#include "event.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "json_decode.h"
+#include "timeutil.h"
+
+struct cf_decoder {
+    struct cf_json_parser *json;
+};
+
+/* Private buffers of one event (cf_event.storage).  Values and plain
+ * names point straight into `strings`, where the parser unescaped them;
+ * only composed names ("a.b", "Provider_Name") are written to `names`. */
+struct event_storage {
+    char *strings; /* the parser's output; sized before the parse */
+    size_t strings_cap;
+    char *names; /* composed names, each NUL-terminated */
+    size_t names_len;
+    size_t names_cap;
+    char *name; /* the name being built, when it is not in strings */
+    size_t name_len;
+    size_t name_cap;
+    uint32_t name_key; /* offset in strings when the current name is one
+                          string there as it stands (then `name` is not
+                          written: most names are plain keys), else
+                          CF_JSON_NO_KEY */
+    uint32_t last_name_off; /* reused by repeated leaves (arrays) */
+    uint32_t last_name_len;
+    uint32_t last_name_hash;
+    bool have_last_name;
+    uint32_t last_key; /* hash cache for names taken from strings */
+    uint32_t last_key_hash;
+};
+
+/* Where the current name came from, to restore it after a child. */
+struct name_mark {
+    size_t len;
+    uint32_t key;
+};
+
+/* State of one decode: the tape being walked and where leaves go. */
+struct flatten {
+    const struct cf_json_node *nodes;
+    const char *strings;
+    struct cf_event *ev;
+    struct event_storage *st;
+};
+
+#define DEFAULT_MAX_LINE ((size_t)1 << 20)
+#define DEFAULT_MAX_DEPTH 64u
+
+struct cf_decoder *cf_decoder_new(void) {
+    struct cf_decoder *dec = calloc(1, sizeof *dec);
+    if (!dec) return NULL;
+    if (!(dec->json = cf_json_parser_new())) {
+        free(dec);
+        return NULL;
+    }
+    return dec;
+}
+
+void cf_decoder_destroy(struct cf_decoder *dec) {
+    if (!dec) return;
+    cf_json_parser_destroy(dec->json);
+    free(dec);
+}
+
+void cf_event_init(struct cf_event *ev) {
+    memset(ev, 0, sizeof *ev);
+    ev->time_ms = CF_TIME_UNKNOWN;
+    ev->pos.partition = -1;
+}
+
+void cf_event_reset(struct cf_event *ev) {
+    struct event_storage *st = ev->storage;
+    ev->raw = NULL;
+    ev->raw_len = 0;
+    ev->n_fields = 0;
+    ev->time_ms = CF_TIME_UNKNOWN;
+    ev->pos.source = NULL;
+    ev->pos.partition = -1;
+    ev->pos.offset = 0;
+    if (st) {
+        st->names_len = 0;
+        st->name_len = 0;
+        st->name_key = CF_JSON_NO_KEY;
+        st->have_last_name = false;
+        st->last_key = CF_JSON_NO_KEY;
+    }
+}
+
+void cf_event_free(struct cf_event *ev) {
+    struct event_storage *st;
+    if (!ev) return;
+    st = ev->storage;
+    if (st) {
+        free(st->strings);
+        free(st->names);
+        free(st->name);
+        free(st);
+    }
+    free(ev->fields);
+    cf_event_init(ev);
+}
+
+static bool grow(char **buf, size_t *cap, size_t need) {
+    size_t cap2;
+    char *b;
+    if (need <= *cap) return true;
+    cap2 = *cap ? *cap : 1024;
+    while (cap2 < need) cap2 *= 2;
+    if (!(b = realloc(*buf, cap2))) return false;
+    *buf = b;
+    *cap = cap2;
+    return true;
+}
+
+/* Appends sep+seg to the name being built.  Returns the mark to
+ * restore with name_pop; mark.len is SIZE_MAX when out of memory. */
+static struct name_mark name_push(struct event_storage *st, char sep,
+                                  const char *seg, size_t seg_len) {
+    struct name_mark mark = {st->name_len, st->name_key};
+    if (!grow(&st->name, &st->name_cap, mark.len + seg_len + 2)) {
+        mark.len = SIZE_MAX;
+        return mark;
+    }
+    if (st->name_key != CF_JSON_NO_KEY)
+        memcpy(st->name, st->strings + st->name_key, st->name_len);
+    if (mark.len) st->name[st->name_len++] = sep;
+    memcpy(st->name + st->name_len, seg, seg_len);
+    st->name_len += seg_len;
+    st->name_key = CF_JSON_NO_KEY;
+    return mark;
+}
+
+/* Replaces the name with s; `key` is s's offset in strings when s is a
+ * NUL-terminated string there (then leaves point at it and nothing is
+ * copied), else CF_JSON_NO_KEY.  Only used where the enclosing name is
+ * empty, so nothing a caller restores is overwritten. */
+static struct name_mark name_set(struct event_storage *st, const char *s,
+                                 size_t len, uint32_t key) {
+    struct name_mark mark = {st->name_len, st->name_key};
+    if (key != CF_JSON_NO_KEY) {
+        st->name_len = len;
+        st->name_key = key;
+        return mark;
+    }
+    if (!grow(&st->name, &st->name_cap, len + 1)) {
+        mark.len = SIZE_MAX;
+        return mark;
+    }
+    memcpy(st->name, s, len);
+    st->name_len = len;
+    st->name_key = key;
+    return mark;
+}
+
+static void name_pop(struct event_storage *st, struct name_mark mark) {
+    st->name_len = mark.len;
+    st->name_key = mark.key;
+}
+
+/* Adds a leaf named by the current name with the scalar node's text.
+ * The value points into strings, which does not move during a decode;
+ * a composed name's offset in `names` (which may move as it grows) is
+ * kept in the pointer field, tagged, until the decode finishes. */
+static bool emit(struct flatten *fl, const struct cf_json_node *node) {
+    struct cf_event *ev = fl->ev;
+    struct event_storage *st = fl->st;
+    struct cf_event_field *f;
+    uintptr_t name_tag;
+    uint32_t hash;
+    uint8_t type;
+
+    if (st->name_len == 0) return true; /* nameless: nothing can match it */
+    if (st->name_len > UINT32_MAX / 2) return false;
+    if (ev->n_fields == ev->cap_fields) {
+        uint32_t cap = ev->cap_fields ? ev->cap_fields * 2 : 64;
+        struct cf_event_field *nf = realloc(ev->fields, cap * sizeof *nf);
+        if (!nf) return false;
+        ev->fields = nf;
+        ev->cap_fields = cap;
+    }
+    if (st->name_key != CF_JSON_NO_KEY) {
+        if (st->name_key != st->last_key) {
+            st->last_key = st->name_key;
+            st->last_key_hash =
+                cf_hash_name(st->strings + st->name_key, st->name_len);
+        }
+        hash = st->last_key_hash;
+        name_tag = ((uintptr_t)st->name_key << 1) | 1;
+    } else {
+        if (!st->have_last_name || st->last_name_len != st->name_len ||
+            memcmp(st->names + st->last_name_off, st->name, st->name_len)) {
+            size_t need = st->names_len + st->name_len + 1;
+            if (need > UINT32_MAX / 2 ||
+                !grow(&st->names, &st->names_cap, need))
+                return false;
+            st->last_name_off = (uint32_t)st->names_len;
+            memcpy(st->names + st->names_len, st->name, st->name_len);
+            st->names[st->names_len + st->name_len] = '\0';
+            st->names_len += st->name_len + 1;
+            st->last_name_len = (uint32_t)st->name_len;
+            st->last_name_hash = cf_hash_name(st->name, st->name_len);
+            st->have_last_name = true;
+        }
+        hash = st->last_name_hash;
+        name_tag = (uintptr_t)st->last_name_off << 1;
+    }
+
+    switch (node->type) {
+    case CF_JSON_NUMBER: type = CF_VALUE_NUMBER; break;
+    case CF_JSON_BOOL: type = CF_VALUE_BOOL; break;
+    case CF_JSON_NULL: type = CF_VALUE_NULL; break;
+    default: type = CF_VALUE_STRING; break;
+    }
+    f = &ev->fields[ev->n_fields++];
+    f->name = (const char *)name_tag;
+    f->name_len = (uint32_t)st->name_len;
+    f->name_hash = hash;
+    f->value = fl->strings + node->text_off;
+    f->value_len = node->text_len;
+    f->type = type;
+    return true;
+}
+
+/* An empty value for a Data element that has a name but no text; the
+ * NUL terminating the name's own text serves as its "". */
+static bool emit_empty_string(struct flatten *fl,
+                              const struct cf_json_node *name) {
+    struct cf_json_node empty = {CF_JSON_NO_KEY, 0, 0, 0, 0, CF_JSON_STRING};
+    empty.text_off = name->text_off + name->text_len;
+    return emit(fl, &empty);
+}
+
+static bool key_is(const struct flatten *fl, const struct cf_json_node *n,
+                   const char *s, size_t len) {
+    return n->key_len == len && memcmp(fl->strings + n->key_off, s, len) == 0;
+}
+
+#define KEY_IS(fl, n, lit) key_is((fl), (n), lit, sizeof(lit) - 1)
+
+static const char *key_of(const struct flatten *fl,
+                          const struct cf_json_node *n) {
+    return fl->strings + n->key_off;
+}
+
+static long find_member(const struct flatten *fl, uint32_t obj,
+                        const char *key, size_t len) {
+    for (uint32_t c = obj + 1; c < fl->nodes[obj].end; c = fl->nodes[c].end)
+        if (key_is(fl, &fl->nodes[c], key, len)) return (long)c;
+    return -1;
+}
+
+/* Plain JSON: nested objects become dotted names, arrays repeat the
+ * name once per element. */
+static bool flatten_plain(struct flatten *fl, uint32_t i) {
+    const struct cf_json_node *n = &fl->nodes[i];
+    if (n->type == CF_JSON_OBJECT) {
+        for (uint32_t c = i + 1; c < n->end; c = fl->nodes[c].end) {
+            const struct cf_json_node *cn = &fl->nodes[c];
+            struct name_mark old =
+                name_push(fl->st, '.', key_of(fl, cn), cn->key_len);
+            if (old.len == SIZE_MAX || !flatten_plain(fl, c)) return false;
+            name_pop(fl->st, old);
+        }
+        return true;
+    }
+    if (n->type == CF_JSON_ARRAY) {
+        for (uint32_t c = i + 1; c < n->end; c = fl->nodes[c].end)
+            if (!flatten_plain(fl, c)) return false;
+        return true;
+    }
+    return emit(fl, n);
+}
+
+/* One XML element rendered as JSON (xmltodict / evtx conventions): its
+ * attributes ("#attributes": {...} or "@attr") become name_attr, its
+ * text ("#text") the name itself, child elements name.child. */
+static bool fold_element(struct flatten *fl, uint32_t i) {
+    const struct cf_json_node *n = &fl->nodes[i];
+    if (n->type == CF_JSON_ARRAY) {
+        for (uint32_t c = i + 1; c < n->end; c = fl->nodes[c].end)
+            if (!fold_element(fl, c)) return false;
+        return true;
+    }
+    if (n->type != CF_JSON_OBJECT) return emit(fl, n);
+    for (uint32_t c = i + 1; c < n->end; c = fl->nodes[c].end) {
+        const struct cf_json_node *cn = &fl->nodes[c];
+        struct name_mark old;
+        if (KEY_IS(fl, cn, "#attributes") && cn->type == CF_JSON_OBJECT) {
+            for (uint32_t a = c + 1; a < cn->end; a = fl->nodes[a].end) {
+                const struct cf_json_node *an = &fl->nodes[a];
+                old = name_push(fl->st, '_', key_of(fl, an), an->key_len);
+                if (old.len == SIZE_MAX || !fold_element(fl, a)) return false;
+                name_pop(fl->st, old);
+            }
+            continue;
+        }
+        if (KEY_IS(fl, cn, "#text")) {
+            if (!fold_element(fl, c)) return false;
+            continue;
+        }
+        if (cn->key_len > 1 && key_of(fl, cn)[0] == '@')
+            old = name_push(fl->st, '_', key_of(fl, cn) + 1, cn->key_len - 1);
+        else
+            old = name_push(fl->st, '.', key_of(fl, cn), cn->key_len);
+        if (old.len == SIZE_MAX || !fold_element(fl, c)) return false;
+        name_pop(fl->st, old);
+    }
+    return true;
+}
+
+/* One EventData "Data" element: {"@Name": "X", "#text": v} or
+ * {"#attributes": {"Name": "X"}, "#text": v} is the field X = v (an
+ * element without text is X = ""); anything else stays "Data". */
+static bool fold_data(struct flatten *fl, uint32_t i) {
+    const struct cf_json_node *n = &fl->nodes[i];
+    long name_idx = -1, text_idx;
+    struct name_mark old;
+    bool ok;
+
+    if (n->type == CF_JSON_ARRAY) {
+        for (uint32_t c = i + 1; c < n->end; c = fl->nodes[c].end)
+            if (!fold_data(fl, c)) return false;
+        return true;
+    }
+    if (n->type == CF_JSON_OBJECT) {
+        long attrs = find_member(fl, i, "#attributes", 11);
+        name_idx = find_member(fl, i, "@Name", 5);
+        if (name_idx < 0 && attrs >= 0 &&
+            fl->nodes[attrs].type == CF_JSON_OBJECT)
+            name_idx = find_member(fl, (uint32_t)attrs, "Name", 4);
+        if (name_idx >= 0 && fl->nodes[name_idx].type != CF_JSON_STRING)
+            name_idx = -1;
+    }
+    if (name_idx < 0) {
+        old = name_set(fl->st, "Data", 4, CF_JSON_NO_KEY);
+        if (old.len == SIZE_MAX) return false;
+        ok = fold_element(fl, i);
+        name_pop(fl->st, old);
+        return ok;
+    }
+    old = name_set(fl->st, fl->strings + fl->nodes[name_idx].text_off,
+                   fl->nodes[name_idx].text_len, fl->nodes[name_idx].text_off);
+    if (old.len == SIZE_MAX) return false;
+    text_idx = find_member(fl, i, "#text", 5);
+    ok = text_idx >= 0 ? fold_element(fl, (uint32_t)text_idx)
+                       : emit_empty_string(fl, &fl->nodes[name_idx]);
+    name_pop(fl->st, old);
+    return ok;
+}
+
+/* Children of a section (System, EventData, a UserData wrapper) become
+ * top-level names. */
+static bool fold_section(struct flatten *fl, uint32_t i, bool data) {
+    const struct cf_json_node *n = &fl->nodes[i];
+    if (n->type != CF_JSON_OBJECT) return true;
+    for (uint32_t c = i + 1; c < n->end; c = fl->nodes[c].end) {
+        const struct cf_json_node *cn = &fl->nodes[c];
+        struct name_mark old;
+        bool ok;
+        if (KEY_IS(fl, cn, "#attributes") || KEY_IS(fl, cn, "@xmlns"))
+            continue; /* namespace declarations, never matched on */
+        if (data && KEY_IS(fl, cn, "Data")) {
+            if (!fold_data(fl, c)) return false;
+            continue;
+        }
+        old = name_set(fl->st, key_of(fl, cn), cn->key_len, cn->key_off);
+        if (old.len == SIZE_MAX) return false;
+        ok = fold_element(fl, c);
+        name_pop(fl->st, old);
+        if (!ok) return false;
+    }
+    return true;
+}
+
+/* {"Event": {"System": ..., "EventData": ..., "UserData": ...}} */
+static bool fold_event(struct flatten *fl, uint32_t i) {
+    const struct cf_json_node *n = &fl->nodes[i];
+    for (uint32_t c = i + 1; c < n->end; c = fl->nodes[c].end) {
+        const struct cf_json_node *cn = &fl->nodes[c];
+        bool ok;
+        struct name_mark old;
+        if (KEY_IS(fl, cn, "#attributes")) continue;
+        if (KEY_IS(fl, cn, "System")) {
+            ok = fold_section(fl, c, false);
+        } else if (KEY_IS(fl, cn, "EventData")) {
+            ok = fold_section(fl, c, true);
+        } else if (KEY_IS(fl, cn, "UserData") && cn->type == CF_JSON_OBJECT) {
+            /* UserData holds one provider-specific wrapper element. */
+            ok = true;
+            for (uint32_t w = c + 1; ok && w < cn->end; w = fl->nodes[w].end)
+                ok = fold_section(fl, w, true);
+        } else {
+            old = name_set(fl->st, key_of(fl, cn), cn->key_len, cn->key_off);
+            if (old.len == SIZE_MAX) return false;
+            ok = fold_element(fl, c);
+            name_pop(fl->st, old);
+        }
+        if (!ok) return false;
+    }
+    return true;
+}
+
+static bool flatten_root(struct flatten *fl) {
+    const struct cf_json_node *root = &fl->nodes[0];
+    for (uint32_t c = 1; c < root->end; c = fl->nodes[c].end) {
+        const struct cf_json_node *cn = &fl->nodes[c];
+        struct name_mark old;
+        bool ok;
+        if (KEY_IS(fl, cn, "Event") && cn->type == CF_JSON_OBJECT &&
+            (find_member(fl, c, "System", 6) >= 0 ||
+             find_member(fl, c, "EventData", 9) >= 0)) {
+            fl->st->name_len = 0;
+            fl->st->name_key = CF_JSON_NO_KEY;
+            if (!fold_event(fl, c)) return false;
+            continue;
+        }
+        old = name_set(fl->st, key_of(fl, cn), cn->key_len, cn->key_off);
+        if (old.len == SIZE_MAX) return false;
+        ok = flatten_plain(fl, c);
+        name_pop(fl->st, old);
+        if (!ok) return false;
+    }
+    return true;
+}
+
+static const char *status_reason(enum cf_json_status s) {
+    switch (s) {
+    case CF_JSON_TRUNCATED: return "truncated JSON";
+    case CF_JSON_TOO_DEEP: return "nesting exceeds max_depth";
+    case CF_JSON_BAD_UTF8: return "invalid UTF-8";
+    case CF_JSON_NOT_OBJECT: return "not a JSON object";
+    case CF_JSON_TOO_LONG: return "line exceeds max_line_bytes";
+    case CF_JSON_NOMEM: return "out of memory";
+    default: return "invalid JSON";
+    }
+}
+
+cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,
+                         const char *line, size_t len,
+                         const struct cf_decode_limits *limits,
+                         const char **reason) {
+    size_t max_line = DEFAULT_MAX_LINE;
+    unsigned max_depth = DEFAULT_MAX_DEPTH;
+    struct cf_json_doc doc;
+    enum cf_json_status js;
+    struct flatten fl;
+    struct event_storage *st;
+    const char *why = NULL;
+    cf_err_t rc = CF_OK;
+
+    if (limits && limits->max_line_bytes) max_line = limits->max_line_bytes;
+    if (limits && limits->max_depth) max_depth = limits->max_depth;
+    cf_event_reset(ev);
+    ev->raw = line;
+    ev->raw_len = len;
+    if (!ev->storage) {
+        if (!(ev->storage = calloc(1, sizeof *st))) {
+            why = "out of memory";
+            rc = CF_ERR_NOMEM;
+            goto done;
+        }
+        cf_event_reset(ev); /* the storage's own "nothing cached" marks */
+        ev->raw = line;
+        ev->raw_len = len;
+    }
+    st = ev->storage;
+    if (len > max_line) {
+        why = "line exceeds max_line_bytes";
+        rc = CF_ERR_LIMIT;
+        goto done;
+    }
+    if (!grow(&st->strings, &st->strings_cap, cf_json_strings_size(len))) {
+        why = "out of memory";
+        rc = CF_ERR_NOMEM;
+        goto done;
+    }
+    js = cf_json_parse(dec->json, line ? line : "", line ? len : 0, max_depth,
+                       st->strings, &doc);
+    if (js != CF_JSON_OK) {
+        why = status_reason(js);
+        rc = js == CF_JSON_NOMEM ? CF_ERR_NOMEM
+             : (js == CF_JSON_TOO_DEEP || js == CF_JSON_TOO_LONG)
+                 ? CF_ERR_LIMIT
+                 : CF_ERR_PARSE;
+        goto done;
+    }
+    fl.nodes = doc.nodes;
+    fl.strings = doc.strings;
+    fl.ev = ev;
+    fl.st = st;
+    if (!flatten_root(&fl)) {
+        why = "out of memory";
+        rc = CF_ERR_NOMEM;
+        goto done;
+    }
+    for (uint32_t i = 0; i < ev->n_fields; i++) {
+        struct cf_event_field *f = &ev->fields[i];
+        uintptr_t tag = (uintptr_t)f->name;
+        f->name = (tag & 1 ? st->strings : st->names) + (tag >> 1);
+    }
+    ev->time_ms = cf_event_extract_time(ev);
+done:
+    if (rc != CF_OK) ev->n_fields = 0;
+    if (reason) *reason = why;
+    return rc;
+}
+
+int cf_event_find(const struct cf_event *ev, const char *name,
+                  size_t name_len, uint32_t from) {
+    uint32_t h = cf_hash_name(name, name_len);
+    for (uint32_t i = from; i < ev->n_fields; i++) {
+        const struct cf_event_field *f = &ev->fields[i];
+        if (f->name_hash == h && f->name_len == name_len &&
+            memcmp(f->name, name, name_len) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+int64_t cf_event_extract_time(const struct cf_event *ev) {
+    /* Sysmon's UtcTime first: in some recorded datasets the collector's
+     * own stamps (@timestamp, TimeCreated) are shifted by a fixed
+     * offset, while UtcTime is what the sensor saw. */
+    static const struct {
+        const char *name;
+        size_t len;
+    } names[] = {
+        {"UtcTime", 7},   {"TimeCreated", 11}, {"TimeCreated_SystemTime", 22},
+        {"@timestamp", 10}, {"timestamp", 9},  {"eventTime", 9},
+        {"time", 4},      {"EventTime", 9},    {"_time", 5},
+    };
+    for (size_t n = 0; n < CF_ARRAY_LEN(names); n++) {
+        int i = cf_event_find(ev, names[n].name, names[n].len, 0);
+        for (; i >= 0; i = cf_event_find(ev, names[n].name, names[n].len,
+                                         (uint32_t)i + 1)) {
+            const struct cf_event_field *f = &ev->fields[i];
+            int64_t ms;
+            if (f->type == CF_VALUE_NULL || f->type == CF_VALUE_BOOL) continue;
+            if (cf_time_parse(f->value, f->value_len, &ms) == CF_OK) return ms;
+        }
+    }
+    return CF_TIME_UNKNOWN;
+}

@@ -1,0 +1,1242 @@
+/*
+ * fusion.c - event-time kill-chain fusion (see fusion.h).
+ *
+ * Alerts wait in a heap until the watermark (highest event time seen
+ * minus the allowed lateness) passes them, then are processed strictly in
+ * (event time, alert id) order: handed to the Sigma correlator, checked
+ * against suppressions and duplicates, and linked into incidents through
+ * the entities they share.  Every decision (linking window, closing,
+ * when to emit a new version) is taken on the clock of the alert being
+ * processed, never on arrival, so any arrival order within the lateness
+ * gives the same incidents and the same sequence of emitted records.
+ * Alerts arriving behind the watermark are processed at once and counted
+ * as late.
+ *
+ * Versions: changes are collected per `update_interval` of event time
+ * (default 1 minute) and each changed, raised incident is emitted once at
+ * the end of that interval; an incident closes after `close_after`
+ * (default 1 hour) of event time without new alerts (for an incident fed
+ * by late alerts, counted from the clock when the last one came).
+ * Incidents are emitted only once raised: `min_stages` (default 2)
+ * kill-chain stages or a high/critical alert.
+ *
+ * Settings (config section `fusion`): lateness 15m, window 24h,
+ * close_after 1h, suppression_window 1h (duplicates), update_interval 1m,
+ * entity_ttl 7d, min_stages 2, max_open_incidents 10000, max_alerts 1000
+ * (ids listed per incident), max_entities_per_incident 256,
+ * max_rules_per_incident 256, max_pending_alerts 1000000,
+ * max_tracked_entities 1000000, weak_threshold 10, never_link [].
+ * Section `suppressions`: [{rule, entity: {kind: value}, field: {Name:
+ * value}, reason, expires}], expiry compared with event time.
+ *
+ * Called by the pipeline (engine/pipeline.c).  One instance per pipeline
+ * thread; not thread safe.
+ */
+#include "fusion.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "correlate.h"
+#include "entity_norm.h"
+#include "incident.h"
+#include "timeutil.h"
+
+#define MS_SECOND 1000LL
+#define MS_MINUTE (60 * MS_SECOND)
+#define MS_HOUR (60 * MS_MINUTE)
+#define MS_DAY (24 * MS_HOUR)
+
+/* ---- a small chained hash map with byte keys ---------------------- */
+
+struct node {
+    struct node *next;
+    uint64_t hash;
+    int64_t last_ms;
+    union {
+        uint64_t serial;
+        struct cf_incident *inc;
+    } u;
+    /* entities only: a second (incident, time) slot, so an entity whose
+     * alerts arrive on two timelines (a log replayed late beside live
+     * ones) links each to its contemporaries */
+    uint64_t serial2;
+    int64_t last2;
+    uint32_t count;
+    uint16_t klen;
+    uint16_t xlen;
+    unsigned char data[]; /* key bytes, then xlen extra bytes */
+};
+
+struct map {
+    struct node **buckets;
+    size_t n_buckets, n;
+};
+
+static uint64_t hash64(const void *p, size_t len, uint64_t h) {
+    const unsigned char *s = p;
+    for (size_t i = 0; i < len; i++) {
+        h ^= s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+#define HASH64_INIT 14695981039346656037ULL
+
+static struct node *map_get(const struct map *m, const void *key,
+                            size_t klen) {
+    if (!m->n_buckets) return NULL;
+    uint64_t h = hash64(key, klen, HASH64_INIT);
+    for (struct node *n = m->buckets[h & (m->n_buckets - 1)]; n; n = n->next)
+        if (n->hash == h && n->klen == klen && memcmp(n->data, key, klen) == 0)
+            return n;
+    return NULL;
+}
+
+static int map_grow(struct map *m) {
+    size_t nb = m->n_buckets ? m->n_buckets * 2 : 1024;
+    struct node **b = calloc(nb, sizeof *b);
+    if (!b) return CF_ERR_NOMEM;
+    for (size_t i = 0; i < m->n_buckets; i++) {
+        struct node *n = m->buckets[i], *next;
+        for (; n; n = next) {
+            next = n->next;
+            n->next = b[n->hash & (nb - 1)];
+            b[n->hash & (nb - 1)] = n;
+        }
+    }
+    free(m->buckets);
+    m->buckets = b;
+    m->n_buckets = nb;
+    return CF_OK;
+}
+
+/* A new zeroed node for key (which must not be present yet). */
+static struct node *map_put(struct map *m, const void *key, size_t klen,
+                            size_t xlen) {
+    if (klen > UINT16_MAX || xlen > UINT16_MAX) return NULL;
+    if (m->n >= m->n_buckets && map_grow(m)) return NULL;
+    struct node *n = calloc(1, sizeof *n + klen + xlen);
+    if (!n) return NULL;
+    n->hash = hash64(key, klen, HASH64_INIT);
+    n->klen = (uint16_t)klen;
+    n->xlen = (uint16_t)xlen;
+    memcpy(n->data, key, klen);
+    size_t b = n->hash & (m->n_buckets - 1);
+    n->next = m->buckets[b];
+    m->buckets[b] = n;
+    m->n++;
+    return n;
+}
+
+static void map_del(struct map *m, const void *key, size_t klen) {
+    if (!m->n_buckets) return;
+    uint64_t h = hash64(key, klen, HASH64_INIT);
+    struct node **pp = &m->buckets[h & (m->n_buckets - 1)];
+    for (; *pp; pp = &(*pp)->next) {
+        struct node *n = *pp;
+        if (n->hash == h && n->klen == klen && memcmp(n->data, key, klen) == 0) {
+            *pp = n->next;
+            free(n);
+            m->n--;
+            return;
+        }
+    }
+}
+
+/* Drops every node last seen before `cutoff`; returns how many. */
+static size_t map_expire(struct map *m, int64_t cutoff) {
+    size_t dropped = 0;
+    for (size_t i = 0; i < m->n_buckets; i++) {
+        struct node **pp = &m->buckets[i];
+        while (*pp) {
+            struct node *n = *pp;
+            if (n->last_ms < cutoff && n->last2 < cutoff) {
+                *pp = n->next;
+                free(n);
+                m->n--;
+                dropped++;
+            } else {
+                pp = &n->next;
+            }
+        }
+    }
+    return dropped;
+}
+
+static void map_free(struct map *m) {
+    for (size_t i = 0; i < m->n_buckets; i++) {
+        struct node *n = m->buckets[i], *next;
+        for (; n; n = next) {
+            next = n->next;
+            free(n);
+        }
+    }
+    free(m->buckets);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- configuration ------------------------------------------------- */
+
+struct suppression {
+    char *rule; /* id, name or title; NULL = any */
+    char *entity[CF_ENTITY_COUNT]; /* normalised; NULL = any */
+    json_t *fields; /* {EventField: value}; NULL = any */
+    char *reason;
+    int64_t expires_ms; /* event time; INT64_MAX = never */
+    uint64_t hits;
+};
+
+struct never_list {
+    char **values; /* normalised per kind */
+    size_t n;
+};
+
+struct cf_fusion {
+    /* settings */
+    int64_t lateness, window, close_after, dup_window, update_interval,
+        entity_ttl;
+    unsigned min_stages;
+    size_t max_open, max_pending, max_index, weak_threshold;
+    struct cf_incident_limits limits;
+    struct never_list never[CF_ENTITY_COUNT];
+    struct suppression *supp;
+    size_t n_supp;
+
+    cf_fusion_emit_fn emit;
+    void *opaque;
+    struct cf_correlator *co;
+
+    /* event time */
+    int64_t max_seen, watermark, clock, bucket_end, close_hint, last_sweep;
+
+    /* alerts waiting for the watermark: a min-heap on (time, id) */
+    struct cf_alert *heap;
+    size_t n_heap, cap_heap;
+
+    /* correlation alerts raised during a correlator call */
+    struct cf_alert *cq;
+    size_t n_cq, cap_cq;
+    bool draining;
+
+    struct cf_incident **open;
+    size_t n_open, cap_open;
+    bool any_dirty;
+    uint64_t next_serial;
+
+    struct map entities; /* kind+value -> last_ms, incident serial, count */
+    struct map dups;     /* 64-bit digest -> first_ms, serial, alert id */
+    struct map serials;  /* serial (incl. merged) -> open incident */
+
+    struct cf_norm_entities ne; /* scratch, reused for every alert */
+
+    /* counters */
+    uint64_t alerts_in, alerts_processed, late_alerts, no_time_alerts,
+        correlation_alerts, suppressed, duplicates, weak_skips,
+        never_link_skips, incidents_opened, incidents_raised,
+        incidents_emitted, records_emitted, incidents_closed,
+        incidents_evicted, incidents_merged, incidents_dropped_unraised,
+        entities_expired, pending_forced, alloc_failures;
+};
+
+static int parse_duration(const json_t *v, int64_t *out) {
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *out = (int64_t)json_integer_value(v) * MS_SECOND;
+        return 0;
+    }
+    if (!json_is_string(v)) return -1;
+    const char *s = json_string_value(v);
+    char *end;
+    double n = strtod(s, &end);
+    if (end == s || n < 0) return -1;
+    int64_t unit;
+    if (strcmp(end, "ms") == 0) unit = 1;
+    else if (strcmp(end, "s") == 0 || *end == '\0') unit = MS_SECOND;
+    else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0) unit = MS_MINUTE;
+    else if (strcmp(end, "h") == 0) unit = MS_HOUR;
+    else if (strcmp(end, "d") == 0) unit = MS_DAY;
+    else return -1;
+    *out = (int64_t)(n * (double)unit);
+    return 0;
+}
+
+static int parse_fusion(struct cf_fusion *fu, const json_t *sec, char *errstr,
+                        size_t errstr_size) {
+    static const char *const durations[] = {
+        "lateness", "window", "close_after", "suppression_window",
+        "update_interval", "entity_ttl", NULL};
+    static const char *const counts[] = {
+        "min_stages", "max_open_incidents", "max_alerts",
+        "max_entities_per_incident", "max_rules_per_incident",
+        "max_pending_alerts", "max_tracked_entities", "weak_threshold", NULL};
+    const char *key;
+    json_t *v;
+    if (!sec) return CF_OK;
+    if (!json_is_object(sec))
+        return cf_seterr(errstr, errstr_size, CF_ERR,
+                         "config: fusion must be a mapping (keys: lateness, "
+                         "window, close_after, ...)");
+    json_object_foreach((json_t *)sec, key, v) {
+        int64_t d, *dst = NULL;
+        size_t *cnt = NULL;
+        bool is_dur = false, is_count = false;
+        for (const char *const *k = durations; *k; k++)
+            if (strcmp(*k, key) == 0) is_dur = true;
+        for (const char *const *k = counts; *k; k++)
+            if (strcmp(*k, key) == 0) is_count = true;
+        if (is_dur) {
+            if (parse_duration(v, &d))
+                return cf_seterr(errstr, errstr_size, CF_ERR,
+                                 "config: fusion.%s must be a duration such "
+                                 "as \"30s\", \"15m\", \"24h\" or \"7d\"",
+                                 key);
+            if (strcmp(key, "lateness") == 0) dst = &fu->lateness;
+            else if (strcmp(key, "window") == 0) dst = &fu->window;
+            else if (strcmp(key, "close_after") == 0) dst = &fu->close_after;
+            else if (strcmp(key, "suppression_window") == 0) dst = &fu->dup_window;
+            else if (strcmp(key, "update_interval") == 0) dst = &fu->update_interval;
+            else dst = &fu->entity_ttl;
+            *dst = d;
+            continue;
+        }
+        if (is_count) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1)
+                return cf_seterr(errstr, errstr_size, CF_ERR,
+                                 "config: fusion.%s must be a positive integer",
+                                 key);
+            size_t n = (size_t)json_integer_value(v);
+            if (strcmp(key, "min_stages") == 0) {
+                fu->min_stages = (unsigned)n;
+                continue;
+            }
+            if (strcmp(key, "max_open_incidents") == 0) cnt = &fu->max_open;
+            else if (strcmp(key, "max_alerts") == 0) cnt = &fu->limits.max_alerts;
+            else if (strcmp(key, "max_entities_per_incident") == 0)
+                cnt = &fu->limits.max_entities;
+            else if (strcmp(key, "max_rules_per_incident") == 0)
+                cnt = &fu->limits.max_rules;
+            else if (strcmp(key, "max_pending_alerts") == 0) cnt = &fu->max_pending;
+            else if (strcmp(key, "max_tracked_entities") == 0) cnt = &fu->max_index;
+            else cnt = &fu->weak_threshold;
+            *cnt = n;
+            continue;
+        }
+        if (strcmp(key, "never_link") == 0) {
+            size_t i;
+            json_t *s;
+            if (!json_is_array(v))
+                return cf_seterr(errstr, errstr_size, CF_ERR,
+                                 "config: fusion.never_link must be a list of "
+                                 "entity values (e.g. the collector's host "
+                                 "name)");
+            json_array_foreach(v, i, s) {
+                if (!json_is_string(s))
+                    return cf_seterr(errstr, errstr_size, CF_ERR,
+                                     "config: fusion.never_link must list "
+                                     "strings");
+                /* Normalised once per kind, so "COLLECTOR.corp.local" also
+                 * stops the short host name "collector". */
+                for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+                    char buf[CF_ENTITY_NORM_MAX];
+                    struct never_list *nl = &fu->never[k];
+                    if (!cf_entity_normalize(k, json_string_value(s), buf,
+                                             sizeof buf))
+                        continue;
+                    char **nv = realloc(nl->values, (nl->n + 1) * sizeof *nv);
+                    if (!nv) return CF_ERR_NOMEM;
+                    nl->values = nv;
+                    if (!(nv[nl->n] = strdup(buf))) return CF_ERR_NOMEM;
+                    nl->n++;
+                }
+            }
+            continue;
+        }
+        return cf_seterr(errstr, errstr_size, CF_ERR,
+                         "config: fusion: unknown key '%s' (known: lateness, "
+                         "window, close_after, suppression_window, "
+                         "update_interval, entity_ttl, min_stages, "
+                         "max_open_incidents, max_alerts, "
+                         "max_entities_per_incident, max_rules_per_incident, "
+                         "max_pending_alerts, max_tracked_entities, "
+                         "weak_threshold, never_link)",
+                         key);
+    }
+    if (fu->update_interval < 1) fu->update_interval = 1;
+    return CF_OK;
+}
+
+static int parse_suppressions(struct cf_fusion *fu, const json_t *sec,
+                              char *errstr, size_t errstr_size) {
+    size_t i;
+    json_t *item;
+    if (!sec) return CF_OK;
+    if (!json_is_array(sec))
+        return cf_seterr(errstr, errstr_size, CF_ERR,
+                         "config: suppressions must be a list of {rule, "
+                         "entity, field, reason, expires}");
+    fu->supp = calloc(json_array_size(sec) + 1, sizeof *fu->supp);
+    if (!fu->supp) return CF_ERR_NOMEM;
+    json_array_foreach(sec, i, item) {
+        struct suppression *s = &fu->supp[fu->n_supp++];
+        const char *key;
+        json_t *v;
+        s->expires_ms = INT64_MAX;
+        if (!json_is_object(item))
+            return cf_seterr(errstr, errstr_size, CF_ERR,
+                             "config: suppressions[%zu] must be a mapping", i);
+        json_object_foreach(item, key, v) {
+            if (strcmp(key, "rule") == 0 && json_is_string(v)) {
+                if (!(s->rule = strdup(json_string_value(v)))) return CF_ERR_NOMEM;
+            } else if (strcmp(key, "reason") == 0 && json_is_string(v)) {
+                if (!(s->reason = strdup(json_string_value(v)))) return CF_ERR_NOMEM;
+            } else if (strcmp(key, "expires") == 0 && json_is_string(v)) {
+                const char *t = json_string_value(v);
+                if (cf_time_parse(t, strlen(t), &s->expires_ms) != CF_OK)
+                    return cf_seterr(errstr, errstr_size, CF_ERR,
+                                     "config: suppressions[%zu].expires: '%s' "
+                                     "is not an RFC 3339 time (e.g. "
+                                     "2026-12-31T00:00:00Z)",
+                                     i, t);
+            } else if (strcmp(key, "field") == 0 && json_is_object(v)) {
+                s->fields = json_deep_copy(v);
+            } else if (strcmp(key, "entity") == 0 && json_is_object(v)) {
+                const char *ek;
+                json_t *ev;
+                json_object_foreach(v, ek, ev) {
+                    int kind = -1;
+                    char buf[CF_ENTITY_NORM_MAX];
+                    for (int k = 0; k < CF_ENTITY_COUNT; k++)
+                        if (strcmp(ek, cf_entity_kind_name(k)) == 0) kind = k;
+                    if (kind < 0 || !json_is_string(ev))
+                        return cf_seterr(errstr, errstr_size, CF_ERR,
+                                         "config: suppressions[%zu].entity: "
+                                         "'%s' must be an entity kind (host, "
+                                         "user, src_ip, ...) with a string "
+                                         "value",
+                                         i, ek);
+                    /* A shared account normalises to nothing; compare it
+                     * lowercased instead so it can still be suppressed. */
+                    if (!cf_entity_normalize(kind, json_string_value(ev), buf,
+                                             sizeof buf))
+                        snprintf(buf, sizeof buf, "%s", json_string_value(ev));
+                    for (char *c = buf; *c; c++)
+                        if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
+                    if (!(s->entity[kind] = strdup(buf))) return CF_ERR_NOMEM;
+                }
+            } else {
+                return cf_seterr(errstr, errstr_size, CF_ERR,
+                                 "config: suppressions[%zu]: '%s' is unknown "
+                                 "or of the wrong type (rule: string, "
+                                 "entity: {kind: value}, field: {name: "
+                                 "value}, reason: string, expires: RFC 3339)",
+                                 i, key);
+            }
+        }
+        bool any = s->rule || s->fields;
+        for (int k = 0; k < CF_ENTITY_COUNT; k++) any = any || s->entity[k];
+        if (!any)
+            return cf_seterr(errstr, errstr_size, CF_ERR,
+                             "config: suppressions[%zu] matches everything; "
+                             "give at least one of rule, entity, field",
+                             i);
+    }
+    return CF_OK;
+}
+
+/* ---- lifecycle ----------------------------------------------------- */
+
+static void on_correlation(const struct cf_alert *alert, void *opaque);
+
+struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
+                                const struct cf_rulebook *rb,
+                                cf_fusion_emit_fn emit, void *opaque,
+                                char *errstr, size_t errstr_size) {
+    struct cf_fusion *fu = calloc(1, sizeof *fu);
+    if (!fu) goto nomem;
+    fu->lateness = 15 * MS_MINUTE;
+    fu->window = 24 * MS_HOUR;
+    fu->close_after = MS_HOUR;
+    fu->dup_window = MS_HOUR;
+    fu->update_interval = MS_MINUTE;
+    fu->entity_ttl = 7 * MS_DAY;
+    fu->min_stages = 2;
+    fu->max_open = 10000;
+    fu->max_pending = 1000000;
+    fu->max_index = 1000000;
+    fu->weak_threshold = 10;
+    fu->limits.max_alerts = 1000;
+    fu->limits.max_entities = 256;
+    fu->limits.max_rules = 256;
+    fu->emit = emit;
+    fu->opaque = opaque;
+    fu->max_seen = fu->watermark = fu->clock = INT64_MIN;
+    fu->bucket_end = fu->close_hint = INT64_MAX;
+    fu->last_sweep = INT64_MIN;
+    fu->next_serial = 1;
+    int rc = parse_fusion(fu, cfg ? cf_config_section(cfg, "fusion") : NULL,
+                          errstr, errstr_size);
+    if (rc == CF_ERR_NOMEM) goto nomem;
+    if (rc) goto fail;
+    rc = parse_suppressions(fu, cfg ? cf_config_section(cfg, "suppressions")
+                                    : NULL,
+                            errstr, errstr_size);
+    if (rc == CF_ERR_NOMEM) goto nomem;
+    if (rc) goto fail;
+    if (rb) {
+        fu->co = cf_correlator_new(rb,
+                                   cfg ? cf_config_section(cfg, "correlation")
+                                       : NULL,
+                                   on_correlation, fu, errstr, errstr_size);
+        if (!fu->co) goto fail;
+    }
+    return fu;
+nomem:
+    cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+fail:
+    cf_fusion_destroy(fu);
+    return NULL;
+}
+
+void cf_fusion_destroy(struct cf_fusion *fu) {
+    if (!fu) return;
+    cf_correlator_destroy(fu->co);
+    for (size_t i = 0; i < fu->n_heap; i++) cf_alert_clear(&fu->heap[i]);
+    for (size_t i = 0; i < fu->n_cq; i++) cf_alert_clear(&fu->cq[i]);
+    for (size_t i = 0; i < fu->n_open; i++) cf_incident_destroy(fu->open[i]);
+    free(fu->heap);
+    free(fu->cq);
+    free(fu->open);
+    map_free(&fu->entities);
+    map_free(&fu->dups);
+    map_free(&fu->serials);
+    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+        for (size_t i = 0; i < fu->never[k].n; i++) free(fu->never[k].values[i]);
+        free(fu->never[k].values);
+    }
+    for (size_t i = 0; i < fu->n_supp; i++) {
+        free(fu->supp[i].rule);
+        free(fu->supp[i].reason);
+        json_decref(fu->supp[i].fields);
+        for (int k = 0; k < CF_ENTITY_COUNT; k++) free(fu->supp[i].entity[k]);
+    }
+    free(fu->supp);
+    free(fu);
+}
+
+/* ---- emitting ------------------------------------------------------ */
+
+static void emit_incident(struct cf_fusion *fu, struct cf_incident *inc,
+                          const char *status, const char *merged_into) {
+    inc->version++;
+    inc->dirty = false;
+    json_t *rec = cf_incident_to_json(inc, status, merged_into);
+    if (!rec) {
+        fu->alloc_failures++;
+        return;
+    }
+    fu->records_emitted++;
+    if (inc->version == 1) fu->incidents_emitted++;
+    if (fu->emit) fu->emit("incident", rec, &inc->last_pos, fu->opaque);
+    json_decref(rec);
+}
+
+static int cmp_incident_first(const void *a, const void *b) {
+    const struct cf_incident *x = *(struct cf_incident *const *)a;
+    const struct cf_incident *y = *(struct cf_incident *const *)b;
+    if (x->first_ms != y->first_ms) return x->first_ms < y->first_ms ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* Emits every changed, raised incident, oldest first. */
+static void flush_dirty(struct cf_fusion *fu) {
+    struct cf_incident **list;
+    size_t n = 0;
+    fu->any_dirty = false;
+    if (!fu->n_open) return;
+    list = malloc(fu->n_open * sizeof *list);
+    if (!list) {
+        fu->alloc_failures++;
+        return;
+    }
+    for (size_t i = 0; i < fu->n_open; i++)
+        if (fu->open[i]->dirty) list[n++] = fu->open[i];
+    qsort(list, n, sizeof *list, cmp_incident_first);
+    for (size_t i = 0; i < n; i++) {
+        struct cf_incident *inc = list[i];
+        if (!cf_incident_raised(inc, fu->min_stages)) {
+            inc->dirty = false;
+            continue;
+        }
+        if (inc->version == 0) fu->incidents_raised++;
+        emit_incident(fu, inc, inc->version == 0 ? "new" : "updated", NULL);
+    }
+    free(list);
+}
+
+static void forget_serials(struct cf_fusion *fu, struct cf_incident *inc) {
+    map_del(&fu->serials, &inc->serial, sizeof inc->serial);
+    for (size_t i = 0; i < inc->n_aliases; i++)
+        map_del(&fu->serials, &inc->aliases[i], sizeof inc->aliases[i]);
+}
+
+static void remove_open(struct cf_fusion *fu, struct cf_incident *inc) {
+    size_t i = inc->open_index;
+    fu->open[i] = fu->open[--fu->n_open];
+    fu->open[i]->open_index = i;
+    forget_serials(fu, inc);
+}
+
+/* Closes inc: emits its final state if it was ever worth raising. */
+static void close_incident(struct cf_fusion *fu, struct cf_incident *inc) {
+    remove_open(fu, inc);
+    if (inc->version > 0 || cf_incident_raised(inc, fu->min_stages)) {
+        if (inc->version == 0) fu->incidents_raised++;
+        emit_incident(fu, inc, "closed", NULL);
+    } else {
+        fu->incidents_dropped_unraised++;
+    }
+    fu->incidents_closed++;
+    cf_incident_destroy(inc);
+}
+
+static int cmp_incident_deadline(const void *a, const void *b) {
+    const struct cf_incident *x = *(struct cf_incident *const *)a;
+    const struct cf_incident *y = *(struct cf_incident *const *)b;
+    if (x->active_ms != y->active_ms)
+        return x->active_ms < y->active_ms ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+/* Closes, in deadline order, every incident quiet since limit -
+ * close_after; keeps close_hint a lower bound of the next deadline. */
+static void close_due(struct cf_fusion *fu, int64_t limit) {
+    struct cf_incident **list;
+    size_t n = 0;
+    int64_t next = INT64_MAX;
+    if (fu->close_hint > limit || !fu->n_open) return;
+    list = malloc(fu->n_open * sizeof *list);
+    if (!list) {
+        fu->alloc_failures++;
+        return;
+    }
+    for (size_t i = 0; i < fu->n_open; i++) {
+        struct cf_incident *inc = fu->open[i];
+        int64_t deadline = inc->active_ms + fu->close_after;
+        if (deadline <= limit) list[n++] = inc;
+        else if (deadline < next) next = deadline;
+    }
+    qsort(list, n, sizeof *list, cmp_incident_deadline);
+    for (size_t i = 0; i < n; i++) close_incident(fu, list[i]);
+    fu->close_hint = next;
+    free(list);
+}
+
+static void sweep(struct cf_fusion *fu) {
+    fu->last_sweep = fu->clock;
+    if (fu->clock == INT64_MIN) return;
+    fu->entities_expired += map_expire(&fu->entities, fu->clock - fu->entity_ttl);
+    map_expire(&fu->dups, fu->clock - fu->dup_window);
+    /* Over the cap: forget the least recently seen entities first. */
+    for (int64_t keep = fu->entity_ttl / 2;
+         fu->entities.n > fu->max_index && keep > 0; keep /= 2)
+        fu->entities_expired += map_expire(&fu->entities, fu->clock - keep);
+    if (fu->entities.n > fu->max_index)
+        fu->entities_expired += map_expire(&fu->entities, INT64_MAX);
+}
+
+/* Moves the event-time clock to T: closes quiet incidents and emits the
+ * versions of update intervals that ended, in time order. */
+static void advance_clock(struct cf_fusion *fu, int64_t T) {
+    if (T == INT64_MIN || (fu->clock != INT64_MIN && T <= fu->clock)) return;
+    for (;;) {
+        bool flush_due = fu->any_dirty && fu->bucket_end <= T;
+        /* A close at the same instant as an interval end comes after the
+         * flush, whatever steps the clock took to get here. */
+        close_due(fu, flush_due ? fu->bucket_end - 1 : T);
+        if (!flush_due) break;
+        flush_dirty(fu);
+    }
+    fu->clock = T;
+    int64_t b = T / fu->update_interval;
+    if (T < 0 && T % fu->update_interval) b--;
+    fu->bucket_end = (b + 1) * fu->update_interval;
+    if (fu->last_sweep == INT64_MIN ||
+        fu->clock - fu->last_sweep >= (fu->dup_window < 10 * MS_MINUTE
+                                           ? fu->dup_window
+                                           : 10 * MS_MINUTE))
+        sweep(fu);
+}
+
+/* ---- fusing one alert ---------------------------------------------- */
+
+/* Entity kinds in the order their link is reported: the most specific
+ * evidence first. */
+static const int link_order[] = {
+    CF_ENTITY_PROCESS_GUID, CF_ENTITY_LOGON_ID,     CF_ENTITY_FILE_HASH,
+    CF_ENTITY_USER,         CF_ENTITY_HOST,         CF_ENTITY_SRC_IP,
+    CF_ENTITY_DST_IP,       CF_ENTITY_CLOUD_RESOURCE, CF_ENTITY_CLOUD_ACCOUNT};
+
+static bool never_links(const struct cf_fusion *fu, int kind, const char *v) {
+    for (size_t i = 0; i < fu->never[kind].n; i++)
+        if (strcmp(fu->never[kind].values[i], v) == 0) return true;
+    return false;
+}
+
+/* Index key: kind byte, then (for logon ids, which are only unique per
+ * machine) the host, then the value. */
+static size_t entity_key(const struct cf_norm_entities *ne, int kind,
+                         unsigned char *key, size_t size) {
+    size_t n = 0;
+    key[n++] = (unsigned char)kind;
+    if (kind == CF_ENTITY_LOGON_ID) {
+        size_t hl = ne->len[CF_ENTITY_HOST];
+        if (hl + 2 < size) {
+            memcpy(key + n, ne->value[CF_ENTITY_HOST], hl);
+            n += hl;
+            key[n++] = '|';
+        }
+    }
+    size_t vl = ne->len[kind];
+    if (n + vl > size) vl = size - n;
+    memcpy(key + n, ne->value[kind], vl);
+    return n + vl;
+}
+
+static struct cf_incident *resolve(const struct cf_fusion *fu,
+                                   uint64_t serial) {
+    const struct node *n = map_get(&fu->serials, &serial, sizeof serial);
+    return n ? n->u.inc : NULL;
+}
+
+static int add_alias(struct cf_fusion *fu, struct cf_incident *dst,
+                     uint64_t serial) {
+    uint64_t *a = realloc(dst->aliases, (dst->n_aliases + 1) * sizeof *a);
+    if (!a) return CF_ERR_NOMEM;
+    dst->aliases = a;
+    a[dst->n_aliases++] = serial;
+    struct node *n = map_get(&fu->serials, &serial, sizeof serial);
+    if (!n && !(n = map_put(&fu->serials, &serial, sizeof serial, 0)))
+        return CF_ERR_NOMEM;
+    n->u.inc = dst;
+    return CF_OK;
+}
+
+/* src joins dst through a shared entity: src's record (if it was ever
+ * emitted) closes pointing at dst, and its history moves over. */
+static void merge_into(struct cf_fusion *fu, struct cf_incident *dst,
+                       struct cf_incident *src) {
+    if (src->version > 0) emit_incident(fu, src, "closed", dst->id);
+    remove_open(fu, src);
+    if (src->active_ms > dst->active_ms) dst->active_ms = src->active_ms;
+    if (cf_incident_merge(dst, src, &fu->limits) ||
+        add_alias(fu, dst, src->serial))
+        fu->alloc_failures++;
+    for (size_t i = 0; i < src->n_aliases; i++)
+        if (add_alias(fu, dst, src->aliases[i])) fu->alloc_failures++;
+    fu->incidents_merged++;
+    cf_incident_destroy(src);
+}
+
+static struct cf_incident *open_incident(struct cf_fusion *fu,
+                                         const struct cf_alert *alert,
+                                         int64_t t) {
+    if (fu->n_open >= fu->max_open) {
+        /* Full: the incident quiet for longest goes, as if it timed out. */
+        struct cf_incident *oldest = NULL;
+        for (size_t i = 0; i < fu->n_open; i++) {
+            struct cf_incident *c = fu->open[i];
+            if (!oldest || c->last_ms < oldest->last_ms ||
+                (c->last_ms == oldest->last_ms && strcmp(c->id, oldest->id) < 0))
+                oldest = c;
+        }
+        if (oldest) {
+            fu->incidents_evicted++;
+            close_incident(fu, oldest);
+        }
+    }
+    if (fu->n_open >= fu->cap_open) {
+        size_t nc = fu->cap_open ? fu->cap_open * 2 : 64;
+        struct cf_incident **no = realloc(fu->open, nc * sizeof *no);
+        if (!no) return NULL;
+        fu->open = no;
+        fu->cap_open = nc;
+    }
+    struct cf_incident *inc = cf_incident_new(fu->next_serial++, alert);
+    if (!inc) return NULL;
+    struct node *n = map_put(&fu->serials, &inc->serial, sizeof inc->serial, 0);
+    if (!n) {
+        cf_incident_destroy(inc);
+        return NULL;
+    }
+    n->u.inc = inc;
+    inc->open_index = fu->n_open;
+    fu->open[fu->n_open++] = inc;
+    fu->incidents_opened++;
+    inc->active_ms = t;
+    if (t + fu->close_after < fu->close_hint) fu->close_hint = t + fu->close_after;
+    return inc;
+}
+
+static void normalize_alert(struct cf_fusion *fu, const struct cf_alert *a) {
+    struct cf_norm_entities *ne = &fu->ne;
+    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+        ne->raw[k] = a->entities.value[k];
+        ne->len[k] = cf_entity_normalize(k, ne->raw[k], ne->value[k],
+                                         sizeof ne->value[k]);
+        if (ne->len[k] && never_links(fu, k, ne->value[k])) {
+            ne->len[k] = 0;
+            ne->value[k][0] = '\0';
+        }
+        if (ne->raw[k] && !ne->len[k]) fu->never_link_skips++;
+    }
+}
+
+/* Same rule, same normalised entities. */
+static uint64_t dup_digest(const struct cf_fusion *fu,
+                           const struct cf_alert *a) {
+    const char *rid = a->rule_id ? a->rule_id : "";
+    uint64_t h = hash64(rid, strlen(rid) + 1, HASH64_INIT);
+    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+        unsigned char kb = (unsigned char)k;
+        h = hash64(&kb, 1, h);
+        h = hash64(fu->ne.value[k], fu->ne.len[k] + 1, h);
+    }
+    return h;
+}
+
+static bool fuse_duplicate(struct cf_fusion *fu, uint64_t digest, int64_t t) {
+    struct node *n = map_get(&fu->dups, &digest, sizeof digest);
+    if (!n || llabs(t - n->last_ms) >= fu->dup_window) return false;
+    struct cf_incident *inc = resolve(fu, n->u.serial);
+    if (!inc) return false;
+    cf_incident_count_duplicate(inc, (const char *)n->data + sizeof digest);
+    fu->any_dirty = true;
+    fu->duplicates++;
+    return true;
+}
+
+static void remember_duplicate_key(struct cf_fusion *fu, uint64_t digest,
+                                   const struct cf_alert *a, int64_t t,
+                                   const struct cf_incident *inc) {
+    struct node *n = map_get(&fu->dups, &digest, sizeof digest);
+    if (!n && !(n = map_put(&fu->dups, &digest, sizeof digest, 33))) {
+        fu->alloc_failures++;
+        return;
+    }
+    n->last_ms = t;
+    n->u.serial = inc->serial;
+    memcpy(n->data + sizeof digest, a->id, 33);
+}
+
+static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t) {
+    struct cf_incident *cand[2 * CF_ARRAY_LEN(link_order)];
+    int cand_kind[2 * CF_ARRAY_LEN(link_order)];
+    size_t n_cand = 0;
+    unsigned char key[2 * CF_ENTITY_NORM_MAX + 2];
+
+    fu->alerts_processed++;
+    normalize_alert(fu, a);
+    uint64_t digest = dup_digest(fu, a);
+    if (fuse_duplicate(fu, digest, t)) return;
+
+    for (size_t i = 0; i < CF_ARRAY_LEN(link_order); i++) {
+        int k = link_order[i];
+        if (!cf_entity_kind_links(k) || !fu->ne.len[k]) continue;
+        size_t klen = entity_key(&fu->ne, k, key, sizeof key);
+        const struct node *n = map_get(&fu->entities, key, klen);
+        if (!n) continue;
+        if (n->count > fu->weak_threshold) {
+            fu->weak_skips++;
+            continue;
+        }
+        for (int slot = 0; slot < 2; slot++) {
+            uint64_t serial = slot ? n->serial2 : n->u.serial;
+            int64_t last = slot ? n->last2 : n->last_ms;
+            if (!serial || llabs(t - last) > fu->window) continue;
+            struct cf_incident *inc = resolve(fu, serial);
+            if (!inc) continue;
+            bool seen = false;
+            for (size_t j = 0; j < n_cand; j++) seen = seen || cand[j] == inc;
+            if (seen) continue;
+            cand[n_cand] = inc;
+            cand_kind[n_cand++] = k;
+        }
+    }
+
+    struct cf_incident *target = NULL;
+    int link_kind = -1;
+    for (size_t j = 0; j < n_cand; j++) {
+        if (!target || cmp_incident_first(&cand[j], &target) < 0) {
+            target = cand[j];
+            link_kind = cand_kind[j];
+        }
+    }
+    /* Sharing entities with several incidents means they are one story. */
+    for (size_t j = 0; j < n_cand; j++)
+        if (cand[j] != target) merge_into(fu, target, cand[j]);
+    if (!target && !(target = open_incident(fu, a, t))) {
+        fu->alloc_failures++;
+        return;
+    }
+    if (cf_incident_add(target, a, t, &fu->ne, link_kind,
+                        link_kind >= 0 ? fu->ne.value[link_kind] : NULL,
+                        &fu->limits))
+        fu->alloc_failures++;
+    /* An incident fed by late alerts stays open for close_after of the
+     * clock from now, not from its (old) event times: otherwise every
+     * late alert would open and at once close an incident of its own.
+     * For alerts within the lateness the clock equals t here. */
+    int64_t now = fu->clock > t ? fu->clock : t;
+    if (now > target->active_ms) target->active_ms = now;
+    fu->any_dirty = true;
+    remember_duplicate_key(fu, digest, a, t, target);
+
+    /* Index the alert's entities under the incident; an entity that
+     * moves to another incident counts towards becoming weak. */
+    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+        if (!cf_entity_kind_links(k) || !fu->ne.len[k]) continue;
+        size_t klen = entity_key(&fu->ne, k, key, sizeof key);
+        struct node *n = map_get(&fu->entities, key, klen);
+        if (!n) {
+            if (!(n = map_put(&fu->entities, key, klen, 0))) {
+                fu->alloc_failures++;
+                continue;
+            }
+            n->count = 1;
+            n->u.serial = target->serial;
+            n->last_ms = t;
+        } else if (resolve(fu, n->u.serial) == target) {
+            if (t > n->last_ms) n->last_ms = t;
+        } else if (n->serial2 && resolve(fu, n->serial2) == target) {
+            if (t > n->last2) n->last2 = t;
+        } else {
+            /* The entity joins another incident.  Only incidents in one
+             * unbroken run of sightings (each within the fusion window of
+             * the previous) count towards weakness: a host quiet for a
+             * day, or an old log replayed late, starts afresh. */
+            int64_t near = llabs(t - n->last_ms);
+            if (n->serial2 && llabs(t - n->last2) < near)
+                near = llabs(t - n->last2);
+            if (near > fu->window) n->count = 0;
+            n->count++;
+            /* Replace the slot whose incident is gone, else the older. */
+            bool first_gone = !resolve(fu, n->u.serial);
+            bool second_gone = !n->serial2 || !resolve(fu, n->serial2);
+            if (first_gone || (!second_gone && n->last_ms <= n->last2)) {
+                n->u.serial = target->serial;
+                n->last_ms = t;
+            } else {
+                n->serial2 = target->serial;
+                n->last2 = t;
+            }
+        }
+    }
+    if (fu->entities.n > fu->max_index) sweep(fu);
+}
+
+/* ---- correlation --------------------------------------------------- */
+
+static void on_correlation(const struct cf_alert *alert, void *opaque) {
+    struct cf_fusion *fu = opaque;
+    if (fu->n_cq >= fu->cap_cq) {
+        size_t nc = fu->cap_cq ? fu->cap_cq * 2 : 16;
+        struct cf_alert *nq = realloc(fu->cq, nc * sizeof *nq);
+        if (!nq) {
+            fu->alloc_failures++;
+            return;
+        }
+        fu->cq = nq;
+        fu->cap_cq = nc;
+    }
+    if (cf_alert_copy(&fu->cq[fu->n_cq], alert) != CF_OK) {
+        fu->alloc_failures++;
+        return;
+    }
+    fu->cq[fu->n_cq].is_correlation = true;
+    fu->n_cq++;
+}
+
+static int64_t alert_time(const struct cf_fusion *fu, const struct cf_alert *a) {
+    if (a->time_ms != CF_TIME_UNKNOWN) return a->time_ms;
+    return fu->clock != INT64_MIN ? fu->clock : 0;
+}
+
+/* Correlation alerts raised by the last correlator call, in the order
+ * it raised them: emitted as alerts and fused.  The correlator chains
+ * correlations over correlations itself, so they are not pushed back. */
+static void drain(struct cf_fusion *fu) {
+    size_t done = 0;
+    if (fu->draining) return;
+    fu->draining = true;
+    while (done < fu->n_cq) {
+        struct cf_alert a = fu->cq[done++];
+        fu->correlation_alerts++;
+        json_t *rec = cf_alert_to_json(&a);
+        if (rec && fu->emit) fu->emit("alert", rec, &a.pos, fu->opaque);
+        json_decref(rec);
+        fuse(fu, &a, alert_time(fu, &a));
+        cf_alert_clear(&a);
+    }
+    fu->n_cq = 0;
+    fu->draining = false;
+}
+
+/* ---- ordering ------------------------------------------------------ */
+
+static int alert_less(const struct cf_alert *x, const struct cf_alert *y) {
+    if (x->time_ms != y->time_ms) return x->time_ms < y->time_ms;
+    return strcmp(x->id, y->id) < 0;
+}
+
+static void heap_pop(struct cf_fusion *fu, struct cf_alert *out) {
+    struct cf_alert *h = fu->heap;
+    *out = h[0];
+    h[0] = h[--fu->n_heap];
+    for (size_t i = 0;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < fu->n_heap && alert_less(&h[l], &h[m])) m = l;
+        if (r < fu->n_heap && alert_less(&h[r], &h[m])) m = r;
+        if (m == i) break;
+        struct cf_alert tmp = h[i];
+        h[i] = h[m];
+        h[m] = tmp;
+        i = m;
+    }
+}
+
+static int heap_push(struct cf_fusion *fu, const struct cf_alert *a) {
+    if (fu->n_heap >= fu->cap_heap) {
+        size_t nc = fu->cap_heap ? fu->cap_heap * 2 : 256;
+        struct cf_alert *nh = realloc(fu->heap, nc * sizeof *nh);
+        if (!nh) return CF_ERR_NOMEM;
+        fu->heap = nh;
+        fu->cap_heap = nc;
+    }
+    struct cf_alert *h = fu->heap;
+    if (cf_alert_copy(&h[fu->n_heap], a) != CF_OK) return CF_ERR_NOMEM;
+    for (size_t i = fu->n_heap++; i > 0;) {
+        size_t p = (i - 1) / 2;
+        if (!alert_less(&h[i], &h[p])) break;
+        struct cf_alert tmp = h[i];
+        h[i] = h[p];
+        h[p] = tmp;
+        i = p;
+    }
+    return CF_OK;
+}
+
+/*
+ * One alert, in event-time order.  The correlator is driven by the same
+ * sorted sequence: it is advanced to the alert's time (so windows that
+ * ended before it fire, and their alerts are fused, first) and then given
+ * the alert.  It is never advanced to the watermark itself, whose steps
+ * depend on arrival order; so correlation alerts, and the incidents they
+ * join, do not depend on arrival order either.  The cost is latency: a
+ * window is decided when the next alert (or the end of input) comes.
+ */
+static void process(struct cf_fusion *fu, const struct cf_alert *a) {
+    int64_t t = alert_time(fu, a);
+    advance_clock(fu, t);
+    if (fu->co) {
+        cf_correlator_advance(fu->co, t);
+        drain(fu);
+    }
+    fuse(fu, a, t);
+    if (fu->co) {
+        cf_correlator_push(fu->co, a);
+        drain(fu);
+    }
+}
+
+static void release(struct cf_fusion *fu, int64_t upto) {
+    struct cf_alert a;
+    while (fu->n_heap && fu->heap[0].time_ms < upto) {
+        heap_pop(fu, &a);
+        process(fu, &a);
+        cf_alert_clear(&a);
+    }
+}
+
+static void set_watermark(struct cf_fusion *fu, int64_t w) {
+    if (w <= fu->watermark) return;
+    fu->watermark = w;
+    release(fu, w);
+    advance_clock(fu, w);
+}
+
+void cf_fusion_observe(struct cf_fusion *fu, int64_t time_ms) {
+    if (!fu || time_ms == CF_TIME_UNKNOWN || time_ms <= fu->max_seen) return;
+    fu->max_seen = time_ms;
+    set_watermark(fu, time_ms - fu->lateness);
+}
+
+/* ---- suppression --------------------------------------------------- */
+
+static bool field_matches(const json_t *event, const char *name,
+                          const json_t *want) {
+    const json_t *v = json_object_get(event, name);
+    char have[512], exp[512];
+    if (!v || !json_is_string(want)) return false;
+    if (json_is_string(v))
+        snprintf(have, sizeof have, "%s", json_string_value(v));
+    else if (json_is_integer(v))
+        snprintf(have, sizeof have, "%lld", (long long)json_integer_value(v));
+    else
+        return false;
+    snprintf(exp, sizeof exp, "%s", json_string_value(want));
+    return strcasecmp(have, exp) == 0;
+}
+
+static const struct suppression *suppressed_by(struct cf_fusion *fu,
+                                               const struct cf_alert *a) {
+    json_t *event = NULL;
+    const struct suppression *hit = NULL;
+    int64_t t = a->time_ms;
+    for (size_t i = 0; i < fu->n_supp && !hit; i++) {
+        struct suppression *s = &fu->supp[i];
+        /* Expiry is compared with event time so a replay of old input
+         * behaves as it did live. */
+        if (t != CF_TIME_UNKNOWN && t >= s->expires_ms) continue;
+        if (s->rule && !((a->rule_id && strcasecmp(s->rule, a->rule_id) == 0) ||
+                         (a->rule_name && strcasecmp(s->rule, a->rule_name) == 0) ||
+                         (a->rule_title &&
+                          strcasecmp(s->rule, a->rule_title) == 0)))
+            continue;
+        bool ok = true;
+        for (int k = 0; k < CF_ENTITY_COUNT && ok; k++) {
+            char buf[CF_ENTITY_NORM_MAX];
+            if (!s->entity[k]) continue;
+            if (!a->entities.value[k]) {
+                ok = false;
+                continue;
+            }
+            if (!cf_entity_normalize(k, a->entities.value[k], buf, sizeof buf))
+                snprintf(buf, sizeof buf, "%s", a->entities.value[k]);
+            for (char *c = buf; *c; c++)
+                if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
+            ok = strcmp(buf, s->entity[k]) == 0;
+        }
+        if (ok && s->fields) {
+            const char *name;
+            json_t *want;
+            if (!event && a->event_json)
+                event = json_loadb(a->event_json, a->event_len, 0, NULL);
+            json_object_foreach(s->fields, name, want)
+                if (!event || !field_matches(event, name, want)) ok = false;
+        }
+        if (ok) {
+            s->hits++;
+            hit = s;
+        }
+    }
+    json_decref(event);
+    return hit;
+}
+
+void cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert) {
+    if (!fu || !alert) return;
+    fu->alerts_in++;
+    if (fu->n_supp && suppressed_by(fu, alert)) {
+        fu->suppressed++;
+        return;
+    }
+    if (alert->time_ms == CF_TIME_UNKNOWN) {
+        fu->no_time_alerts++;
+        process(fu, alert);
+        return;
+    }
+    if (fu->watermark != INT64_MIN && alert->time_ms < fu->watermark) {
+        fu->late_alerts++;
+        process(fu, alert);
+        return;
+    }
+    if (fu->n_heap >= fu->max_pending) {
+        /* Memory before order: the oldest waiting alert goes now. */
+        struct cf_alert a;
+        heap_pop(fu, &a);
+        fu->pending_forced++;
+        process(fu, &a);
+        cf_alert_clear(&a);
+    }
+    if (heap_push(fu, alert) != CF_OK) {
+        fu->alloc_failures++;
+        process(fu, alert);
+    }
+}
+
+void cf_fusion_finish(struct cf_fusion *fu) {
+    if (!fu) return;
+    release(fu, INT64_MAX);
+    if (fu->co) {
+        cf_correlator_finish(fu->co);
+        drain(fu);
+    }
+    flush_dirty(fu);
+    if (fu->n_open) {
+        struct cf_incident **list = malloc(fu->n_open * sizeof *list);
+        if (!list) {
+            fu->alloc_failures++;
+            return;
+        }
+        size_t n = fu->n_open;
+        memcpy(list, fu->open, n * sizeof *list);
+        qsort(list, n, sizeof *list, cmp_incident_first);
+        for (size_t i = 0; i < n; i++) close_incident(fu, list[i]);
+        free(list);
+    }
+}
+
+json_t *cf_fusion_stats(const struct cf_fusion *fu) {
+    json_t *s = json_object();
+    if (!fu || !s) return s;
+#define STAT(name, v) json_object_set_new(s, name, json_integer((json_int_t)(v)))
+    STAT("alerts_in", fu->alerts_in);
+    STAT("alerts_fused", fu->alerts_processed);
+    STAT("late_alerts", fu->late_alerts);
+    STAT("alerts_without_time", fu->no_time_alerts);
+    STAT("correlation_alerts", fu->correlation_alerts);
+    STAT("suppressed", fu->suppressed);
+    STAT("duplicates", fu->duplicates);
+    STAT("weak_entity_skips", fu->weak_skips);
+    STAT("never_link_values", fu->never_link_skips);
+    STAT("incidents_opened", fu->incidents_opened);
+    STAT("incidents_raised", fu->incidents_raised);
+    STAT("incident_records", fu->records_emitted);
+    STAT("incidents_closed", fu->incidents_closed);
+    STAT("incidents_evicted", fu->incidents_evicted);
+    STAT("incidents_merged", fu->incidents_merged);
+    STAT("incidents_below_threshold", fu->incidents_dropped_unraised);
+    STAT("incidents_open", fu->n_open);
+    STAT("alerts_pending", fu->n_heap);
+    STAT("pending_forced", fu->pending_forced);
+    STAT("entities_tracked", fu->entities.n);
+    STAT("entities_expired", fu->entities_expired);
+    STAT("allocation_failures", fu->alloc_failures);
+#undef STAT
+    if (fu->n_supp) {
+        json_t *by = json_array();
+        for (size_t i = 0; i < fu->n_supp; i++) {
+            json_t *o = json_object();
+            json_object_set_new(o, "rule", fu->supp[i].rule
+                                               ? json_string(fu->supp[i].rule)
+                                               : json_null());
+            json_object_set_new(o, "reason",
+                                fu->supp[i].reason
+                                    ? json_string(fu->supp[i].reason)
+                                    : json_null());
+            json_object_set_new(o, "hits",
+                                json_integer((json_int_t)fu->supp[i].hits));
+            json_array_append_new(by, o);
+        }
+        json_object_set_new(s, "suppressions", by);
+    }
+    if (fu->watermark != INT64_MIN) {
+        char buf[32];
+        cf_time_format(fu->watermark, buf);
+        json_object_set_new(s, "watermark", json_string(buf));
+    }
+    if (fu->co) json_object_set_new(s, "correlation", cf_correlator_stats(fu->co));
+    return s;
+}

@@ -1,0 +1,580 @@
+/*
+ * incident.c - incident state, scoring, summary and JSON record (see
+ * incident.h).  Called by fusion only; no shared state.
+ */
+#include "incident.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "timeutil.h"
+
+struct cf_incident *cf_incident_new(uint64_t serial,
+                                    const struct cf_alert *first) {
+    struct cf_incident *inc = calloc(1, sizeof *inc);
+    if (!inc) return NULL;
+    inc->serial = serial;
+    /* The id digests the opening alert's id, which itself digests rule and
+     * event: the same input gives the same incident ids on every replay. */
+    cf_digest_hex128(first->id, strlen(first->id), inc->id);
+    inc->first_ms = INT64_MAX;
+    inc->last_ms = INT64_MIN;
+    inc->first_rule_title = first->rule_title;
+    return inc;
+}
+
+void cf_incident_destroy(struct cf_incident *inc) {
+    if (!inc) return;
+    for (size_t i = 0; i < inc->n_links; i++) free(inc->links[i].value);
+    for (size_t i = 0; i < inc->n_entities; i++) {
+        free(inc->entities[i].value);
+        free(inc->entities[i].raw);
+    }
+    free(inc->links);
+    free(inc->entities);
+    free(inc->rules);
+    free(inc->aliases);
+    free(inc);
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return CF_OK;
+    size_t ncap = *cap ? *cap * 2 : 8;
+    while (ncap < need) ncap *= 2;
+    void *n = realloc(*arr, ncap * elem);
+    if (!n) return CF_ERR_NOMEM;
+    *arr = n;
+    *cap = ncap;
+    return CF_OK;
+}
+
+/* Stages stay sorted by first appearance; ties (one alert tagging
+ * several tactics) in kill-chain order, so the list never depends on the
+ * order tags were written in. */
+static void add_stage(struct cf_incident *inc, int stage, const char *tactic,
+                      int64_t t, uint32_t count) {
+    size_t i;
+    for (i = 0; i < inc->n_stages; i++) {
+        if (inc->stages[i].stage != stage) continue;
+        inc->stages[i].alert_count += count;
+        if (t >= inc->stages[i].first_ms) return;
+        /* earlier sighting (merge): move it to its new place */
+        struct cf_incident_stage s = inc->stages[i];
+        memmove(&inc->stages[i], &inc->stages[i + 1],
+                (inc->n_stages - i - 1) * sizeof s);
+        inc->n_stages--;
+        s.first_ms = t;
+        s.tactic = tactic;
+        count = s.alert_count;
+        break;
+    }
+    if (inc->n_stages >= CF_KILLCHAIN_STAGES) return;
+    struct cf_incident_stage ns = {stage, tactic, t, count};
+    for (i = 0; i < inc->n_stages; i++) {
+        const struct cf_incident_stage *o = &inc->stages[i];
+        if (t < o->first_ms || (t == o->first_ms && stage < o->stage)) break;
+    }
+    memmove(&inc->stages[i + 1], &inc->stages[i],
+            (inc->n_stages - i) * sizeof ns);
+    inc->stages[i] = ns;
+    inc->n_stages++;
+}
+
+static cf_err_t add_entity(struct cf_incident *inc, int kind,
+                           const char *value, const char *raw,
+                           const struct cf_incident_limits *lim) {
+    for (size_t i = 0; i < inc->n_entities; i++)
+        if (inc->entities[i].kind == kind &&
+            strcmp(inc->entities[i].value, value) == 0)
+            return CF_OK;
+    if (inc->n_entities >= lim->max_entities) {
+        inc->truncated = true;
+        return CF_OK;
+    }
+    if (grow((void **)&inc->entities, &inc->cap_entities, inc->n_entities + 1,
+             sizeof *inc->entities))
+        return CF_ERR_NOMEM;
+    struct cf_incident_entity *e = &inc->entities[inc->n_entities];
+    e->kind = kind;
+    e->value = strdup(value);
+    e->raw = strdup(raw);
+    if (!e->value || !e->raw) {
+        free(e->value);
+        free(e->raw);
+        return CF_ERR_NOMEM;
+    }
+    inc->n_entities++;
+    return CF_OK;
+}
+
+static cf_err_t add_rule(struct cf_incident *inc, const char *id,
+                         const char *title, enum cf_level level,
+                         uint32_t count, const struct cf_incident_limits *lim) {
+    for (size_t i = 0; i < inc->n_rules; i++) {
+        struct cf_incident_rule *r = &inc->rules[i];
+        if ((r->id == id) || (r->id && id && strcmp(r->id, id) == 0)) {
+            r->alert_count += count;
+            return CF_OK;
+        }
+    }
+    if (inc->n_rules >= lim->max_rules) {
+        inc->truncated = true;
+        return CF_OK;
+    }
+    if (grow((void **)&inc->rules, &inc->cap_rules, inc->n_rules + 1,
+             sizeof *inc->rules))
+        return CF_ERR_NOMEM;
+    inc->rules[inc->n_rules++] =
+        (struct cf_incident_rule){id, title, level, count};
+    return CF_OK;
+}
+
+static cf_err_t add_link(struct cf_incident *inc, const char *alert_id,
+                         int kind, const char *value, uint32_t duplicates,
+                         const struct cf_incident_limits *lim) {
+    if (inc->n_links >= lim->max_alerts) {
+        inc->truncated = true;
+        return CF_OK;
+    }
+    if (grow((void **)&inc->links, &inc->cap_links, inc->n_links + 1,
+             sizeof *inc->links))
+        return CF_ERR_NOMEM;
+    struct cf_incident_link *l = &inc->links[inc->n_links];
+    memcpy(l->alert_id, alert_id, 33);
+    l->alert_id[32] = '\0';
+    l->kind = kind;
+    l->value = NULL;
+    l->duplicates = duplicates;
+    if (kind >= 0 && value && !(l->value = strdup(value))) return CF_ERR_NOMEM;
+    inc->n_links++;
+    return CF_OK;
+}
+
+cf_err_t cf_incident_add(struct cf_incident *inc, const struct cf_alert *alert,
+                         int64_t time_ms, const struct cf_norm_entities *ne,
+                         int link_kind, const char *link_value,
+                         const struct cf_incident_limits *lim) {
+    cf_err_t rc = CF_OK;
+    if (time_ms < inc->first_ms) inc->first_ms = time_ms;
+    if (time_ms >= inc->last_ms) {
+        inc->last_ms = time_ms;
+        inc->last_pos = alert->pos;
+    }
+    inc->alert_count++;
+    if ((unsigned)alert->level < 5) inc->level_count[alert->level]++;
+    if (alert->is_correlation) inc->correlation_alerts++;
+    inc->dirty = true;
+    for (size_t i = 0; i < alert->n_tactics; i++) {
+        const char *name;
+        int stage = cf_killchain_stage(alert->tactics[i], &name);
+        if (!stage) continue;
+        /* One alert counts once per stage even if tagged twice there
+         * (defense-evasion and stealth). */
+        bool seen = false;
+        for (size_t j = 0; j < i; j++)
+            if (cf_killchain_stage(alert->tactics[j], NULL) == stage)
+                seen = true;
+        if (!seen) add_stage(inc, stage, name, time_ms, 1);
+    }
+    if ((rc = add_rule(inc, alert->rule_id, alert->rule_title, alert->level, 1,
+                       lim)))
+        goto done;
+    for (int k = 0; k < CF_ENTITY_COUNT; k++)
+        if (ne->raw[k] && ne->len[k] &&
+            (rc = add_entity(inc, k, ne->value[k], ne->raw[k], lim)))
+            goto done;
+    rc = add_link(inc, alert->id, link_kind, link_value, 0, lim);
+done:
+    return rc;
+}
+
+void cf_incident_count_duplicate(struct cf_incident *inc,
+                                 const char *alert_id) {
+    inc->duplicates++;
+    inc->dirty = true;
+    for (size_t i = inc->n_links; i-- > 0;) {
+        if (memcmp(inc->links[i].alert_id, alert_id, 32) == 0) {
+            inc->links[i].duplicates++;
+            break;
+        }
+    }
+}
+
+cf_err_t cf_incident_merge(struct cf_incident *dst, struct cf_incident *src,
+                           const struct cf_incident_limits *lim) {
+    cf_err_t rc = CF_OK;
+    if (src->first_ms < dst->first_ms) {
+        dst->first_ms = src->first_ms;
+        dst->first_rule_title = src->first_rule_title;
+    }
+    if (src->last_ms > dst->last_ms) {
+        dst->last_ms = src->last_ms;
+        dst->last_pos = src->last_pos;
+    }
+    dst->alert_count += src->alert_count;
+    dst->duplicates += src->duplicates;
+    dst->correlation_alerts += src->correlation_alerts;
+    for (int l = 0; l < 5; l++) dst->level_count[l] += src->level_count[l];
+    dst->truncated = dst->truncated || src->truncated;
+    dst->dirty = true;
+    for (size_t i = 0; i < src->n_stages; i++)
+        add_stage(dst, src->stages[i].stage, src->stages[i].tactic,
+                  src->stages[i].first_ms, src->stages[i].alert_count);
+    for (size_t i = 0; i < src->n_rules; i++)
+        if ((rc = add_rule(dst, src->rules[i].id, src->rules[i].title,
+                           src->rules[i].level, src->rules[i].alert_count,
+                           lim)))
+            goto done;
+    for (size_t i = 0; i < src->n_entities; i++)
+        if ((rc = add_entity(dst, src->entities[i].kind,
+                             src->entities[i].value, src->entities[i].raw,
+                             lim)))
+            goto done;
+    for (size_t i = 0; i < src->n_links; i++)
+        if ((rc = add_link(dst, src->links[i].alert_id, src->links[i].kind,
+                           src->links[i].value, src->links[i].duplicates,
+                           lim)))
+            goto done;
+done:
+    return rc;
+}
+
+enum cf_level cf_incident_max_level(const struct cf_incident *inc) {
+    for (int l = 4; l > 0; l--)
+        if (inc->level_count[l]) return (enum cf_level)l;
+    return CF_LEVEL_INFORMATIONAL;
+}
+
+bool cf_incident_raised(const struct cf_incident *inc, unsigned min_stages) {
+    return inc->n_stages >= min_stages ||
+           cf_incident_max_level(inc) >= CF_LEVEL_HIGH;
+}
+
+static size_t count_kind(const struct cf_incident *inc, int kind) {
+    size_t n = 0;
+    for (size_t i = 0; i < inc->n_entities; i++)
+        if (inc->entities[i].kind == kind) n++;
+    return n;
+}
+
+static int furthest_stage(const struct cf_incident *inc) {
+    int f = 0;
+    for (size_t i = 0; i < inc->n_stages; i++)
+        if (inc->stages[i].stage > f) f = inc->stages[i].stage;
+    return f;
+}
+
+/* Pairs of consecutive stages (by first appearance) that move forward
+ * along the chain. */
+static size_t forward_steps(const struct cf_incident *inc) {
+    size_t n = 0;
+    for (size_t i = 1; i < inc->n_stages; i++)
+        if (inc->stages[i].stage > inc->stages[i - 1].stage) n++;
+    return n;
+}
+
+int cf_incident_score(const struct cf_incident *inc) {
+    /* Weights chosen so that one high alert alone lands in "high" only
+     * through its level floor, while several stages moving forward along
+     * the chain, on several machines or accounts, push towards critical. */
+    static const int level_weight[5] = {2, 6, 14, 26, 36};
+    int score = level_weight[cf_incident_max_level(inc)];
+    size_t serious = 0;
+    for (size_t i = 0; i < inc->n_rules; i++)
+        if (inc->rules[i].level >= CF_LEVEL_MEDIUM) serious++;
+    score += serious > 6 ? 6 : (int)serious;
+    if (inc->n_stages >= 2) {
+        size_t extra = inc->n_stages - 1;
+        score += extra > 4 ? 28 : (int)extra * 7;
+        score += (int)(8 * forward_steps(inc) / (inc->n_stages - 1));
+    }
+    score += furthest_stage(inc) * 8 / CF_KILLCHAIN_STAGES;
+    size_t hosts = count_kind(inc, CF_ENTITY_HOST);
+    size_t users = count_kind(inc, CF_ENTITY_USER);
+    if (hosts > 1) score += hosts > 3 ? 8 : (int)(hosts - 1) * 4;
+    if (users > 1) score += users > 4 ? 6 : (int)(users - 1) * 2;
+    return score > 100 ? 100 : score;
+}
+
+enum cf_level cf_incident_severity(const struct cf_incident *inc) {
+    int score = cf_incident_score(inc);
+    enum cf_level sev = score >= 75   ? CF_LEVEL_CRITICAL
+                        : score >= 55 ? CF_LEVEL_HIGH
+                        : score >= 35 ? CF_LEVEL_MEDIUM
+                        : score >= 15 ? CF_LEVEL_LOW
+                                      : CF_LEVEL_INFORMATIONAL;
+    enum cf_level floor = cf_incident_max_level(inc);
+    return sev > floor ? sev : floor;
+}
+
+/* A small growable text buffer for the summary. */
+struct text {
+    char *s;
+    size_t len, cap;
+    bool failed;
+};
+
+static void text_add(struct text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void text_add(struct text *t, const char *fmt, ...) {
+    va_list ap;
+    if (t->failed) return;
+    for (;;) {
+        va_start(ap, fmt);
+        int n = vsnprintf(t->s ? t->s + t->len : NULL,
+                          t->s ? t->cap - t->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = true;
+            return;
+        }
+        if (t->s && t->len + (size_t)n < t->cap) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t ncap = (t->cap ? t->cap * 2 : 256) + (size_t)n;
+        char *ns = realloc(t->s, ncap);
+        if (!ns) {
+            t->failed = true;
+            return;
+        }
+        t->s = ns;
+        t->cap = ncap;
+    }
+}
+
+/* "a, b and c" for up to `max` entities of a kind, "+ N more" beyond. */
+static void text_entities(struct text *t, const struct cf_incident *inc,
+                          int kind, size_t max) {
+    size_t total = count_kind(inc, kind), shown = 0;
+    for (size_t i = 0; i < inc->n_entities && shown < max; i++) {
+        if (inc->entities[i].kind != kind) continue;
+        const char *sep = shown == 0 ? ""
+                          : (shown + 1 == total || shown + 1 == max) && total <= max
+                              ? " and "
+                              : ", ";
+        text_add(t, "%s%s", sep, inc->entities[i].raw);
+        shown++;
+    }
+    if (total > shown) text_add(t, " and %zu more", total - shown);
+}
+
+static const char *first_raw(const struct cf_incident *inc, int kind) {
+    for (size_t i = 0; i < inc->n_entities; i++)
+        if (inc->entities[i].kind == kind) return inc->entities[i].raw;
+    return NULL;
+}
+
+static char *make_title(const struct cf_incident *inc) {
+    struct text t = {0};
+    const char *host = first_raw(inc, CF_ENTITY_HOST);
+    const char *user = first_raw(inc, CF_ENTITY_USER);
+    const char *where = host ? host : user ? user : "unknown host";
+    if (inc->n_stages >= 2) {
+        text_add(&t, "%zu-stage activity on %s: %s to %s", inc->n_stages,
+                 where, inc->stages[0].tactic,
+                 inc->stages[inc->n_stages - 1].tactic);
+    } else {
+        const char *rule = inc->first_rule_title ? inc->first_rule_title
+                                                 : "alert";
+        enum cf_level top = cf_incident_max_level(inc);
+        for (size_t i = 0; i < inc->n_rules; i++)
+            if (inc->rules[i].level == top && inc->rules[i].title) {
+                rule = inc->rules[i].title;
+                break;
+            }
+        text_add(&t, "%s on %s", rule, where);
+    }
+    return t.failed ? (free(t.s), NULL) : t.s;
+}
+
+static char *make_summary(const struct cf_incident *inc) {
+    struct text t = {0};
+    char when[32], until[32];
+    cf_time_format(inc->first_ms, when);
+    cf_time_format(inc->last_ms, until);
+    const char *host = first_raw(inc, CF_ENTITY_HOST);
+    const char *user = first_raw(inc, CF_ENTITY_USER);
+    text_add(&t, "Started at %s", when);
+    if (host) text_add(&t, " on host %s", host);
+    if (user) text_add(&t, " under account %s", user);
+    if (inc->first_rule_title)
+        text_add(&t, " with \"%s\"", inc->first_rule_title);
+    text_add(&t, ".");
+    if (inc->n_stages == 1) {
+        text_add(&t, " It covers one kill-chain stage: %s.",
+                 inc->stages[0].tactic);
+    } else if (inc->n_stages) {
+        text_add(&t, " It went through %zu kill-chain stages in this order: ",
+                 inc->n_stages);
+        for (size_t i = 0; i < inc->n_stages; i++)
+            text_add(&t, "%s%s", i == 0 ? "" : i + 1 == inc->n_stages
+                                                  ? " then "
+                                                  : ", ",
+                     inc->stages[i].tactic);
+        text_add(&t, ", reaching %s.", cf_killchain_name(furthest_stage(inc)));
+    } else {
+        text_add(&t, " Its alerts carry no ATT&CK tactic.");
+    }
+    text_add(&t, " %llu alert%s from %zu rule%s until %s",
+             (unsigned long long)inc->alert_count,
+             inc->alert_count == 1 ? "" : "s", inc->n_rules,
+             inc->n_rules == 1 ? "" : "s", until);
+    if (inc->duplicates)
+        text_add(&t, " (plus %llu duplicate%s)",
+                 (unsigned long long)inc->duplicates,
+                 inc->duplicates == 1 ? "" : "s");
+    text_add(&t, ".");
+    if (count_kind(inc, CF_ENTITY_HOST)) {
+        text_add(&t, " Hosts: ");
+        text_entities(&t, inc, CF_ENTITY_HOST, 5);
+        text_add(&t, ".");
+    }
+    if (count_kind(inc, CF_ENTITY_USER)) {
+        text_add(&t, " Accounts: ");
+        text_entities(&t, inc, CF_ENTITY_USER, 5);
+        text_add(&t, ".");
+    }
+    if (inc->truncated)
+        text_add(&t, " The incident hit a size cap: its lists are cut, its "
+                     "counts are complete.");
+    return t.failed ? (free(t.s), NULL) : t.s;
+}
+
+static json_t *time_json(int64_t ms) {
+    char buf[32];
+    if (ms == INT64_MAX || ms == INT64_MIN || ms == CF_TIME_UNKNOWN)
+        return json_null();
+    cf_time_format(ms, buf);
+    return json_string(buf);
+}
+
+json_t *cf_incident_to_json(const struct cf_incident *inc, const char *status,
+                            const char *merged_into) {
+    json_t *rec = json_object();
+    json_t *stages = json_array(), *ents = json_object(),
+           *ids = json_array(), *rules = json_array(), *links = json_array(),
+           *prog = json_object();
+    char *title = make_title(inc), *summary = make_summary(inc);
+    int furthest = furthest_stage(inc);
+    if (!rec || !stages || !ents || !ids || !rules || !links || !prog ||
+        !title || !summary)
+        goto fail;
+
+    json_object_set_new(rec, "kind", json_string("incident"));
+    json_object_set_new(rec, "id", json_string(inc->id));
+    json_object_set_new(rec, "version", json_integer(inc->version));
+    json_object_set_new(rec, "status", json_string(status));
+    json_object_set_new(rec, "severity",
+                        json_string(cf_level_name(cf_incident_severity(inc))));
+    json_object_set_new(rec, "score", json_integer(cf_incident_score(inc)));
+    json_object_set_new(rec, "title", json_string(title));
+    json_object_set_new(rec, "summary", json_string(summary));
+    json_object_set_new(rec, "first_seen", time_json(inc->first_ms));
+    json_object_set_new(rec, "last_seen", time_json(inc->last_ms));
+
+    for (size_t i = 0; i < inc->n_stages; i++) {
+        json_t *s = json_object();
+        json_object_set_new(s, "tactic", json_string(inc->stages[i].tactic));
+        json_object_set_new(s, "first_seen",
+                            time_json(inc->stages[i].first_ms));
+        json_object_set_new(s, "alert_count",
+                            json_integer(inc->stages[i].alert_count));
+        json_array_append_new(stages, s);
+    }
+    json_object_set_new(rec, "stages", stages);
+    stages = NULL;
+
+    json_object_set_new(prog, "distinct_stages",
+                        json_integer((json_int_t)inc->n_stages));
+    json_object_set_new(prog, "furthest_stage",
+                        furthest ? json_string(cf_killchain_name(furthest))
+                                 : json_null());
+    json_object_set_new(prog, "furthest_position", json_integer(furthest));
+    json_object_set_new(prog, "chain_length",
+                        json_integer(CF_KILLCHAIN_STAGES));
+    json_object_set_new(prog, "forward_steps",
+                        json_integer((json_int_t)forward_steps(inc)));
+    json_object_set_new(prog, "in_order",
+                        json_boolean(inc->n_stages > 0 &&
+                                     forward_steps(inc) + 1 == inc->n_stages));
+    json_object_set_new(rec, "progression", prog);
+    prog = NULL;
+
+    /* Always the three lists people look for first, then the others
+     * present. */
+    json_object_set_new(ents, "hosts", json_array());
+    json_object_set_new(ents, "users", json_array());
+    json_object_set_new(ents, "ips", json_array());
+    for (size_t i = 0; i < inc->n_entities; i++) {
+        const char *key = cf_entity_kind_plural(inc->entities[i].kind);
+        json_t *list = json_object_get(ents, key);
+        if (!list) {
+            list = json_array();
+            json_object_set_new(ents, key, list);
+        }
+        json_array_append_new(list, json_string(inc->entities[i].raw));
+    }
+    json_object_set_new(rec, "entities", ents);
+    ents = NULL;
+
+    json_object_set_new(rec, "alert_count",
+                        json_integer((json_int_t)inc->alert_count));
+    for (size_t i = 0; i < inc->n_links; i++)
+        json_array_append_new(ids, json_string(inc->links[i].alert_id));
+    json_object_set_new(rec, "alert_ids", ids);
+    ids = NULL;
+    json_object_set_new(rec, "duplicates",
+                        json_integer((json_int_t)inc->duplicates));
+    for (size_t i = 0; i < inc->n_rules; i++) {
+        json_t *r = json_object();
+        json_object_set_new(r, "id", inc->rules[i].id
+                                         ? json_string(inc->rules[i].id)
+                                         : json_null());
+        json_object_set_new(r, "title", json_string(inc->rules[i].title
+                                                        ? inc->rules[i].title
+                                                        : ""));
+        json_object_set_new(r, "level",
+                            json_string(cf_level_name(inc->rules[i].level)));
+        json_object_set_new(r, "alert_count",
+                            json_integer(inc->rules[i].alert_count));
+        json_array_append_new(rules, r);
+    }
+    json_object_set_new(rec, "rules", rules);
+    rules = NULL;
+    for (size_t i = 0; i < inc->n_links; i++) {
+        const struct cf_incident_link *l = &inc->links[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "alert_id", json_string(l->alert_id));
+        json_object_set_new(o, "entity_kind",
+                            l->kind >= 0 ? json_string(cf_entity_kind_name(
+                                               (enum cf_entity_kind)l->kind))
+                                         : json_null());
+        json_object_set_new(o, "entity_value",
+                            l->value ? json_string(l->value) : json_null());
+        if (l->duplicates)
+            json_object_set_new(o, "duplicates", json_integer(l->duplicates));
+        json_array_append_new(links, o);
+    }
+    json_object_set_new(rec, "links", links);
+    links = NULL;
+    json_object_set_new(rec, "truncated", json_boolean(inc->truncated));
+    if (merged_into)
+        json_object_set_new(rec, "merged_into", json_string(merged_into));
+    free(title);
+    free(summary);
+    return rec;
+fail:
+    json_decref(rec);
+    json_decref(stages);
+    json_decref(ents);
+    json_decref(ids);
+    json_decref(rules);
+    json_decref(links);
+    json_decref(prog);
+    free(title);
+    free(summary);
+    return NULL;
+}

@@ -1,0 +1,552 @@
+/*
+ * json_decode.cpp - the C interface of json_decode.h over simdjson's
+ * On-Demand API.
+ *
+ * Why On-Demand rather than the DOM: only it exposes each number's raw
+ * token, and events must keep numbers exactly as written ("0x10" is a
+ * string anyway, but "4688", "1.50" and "1e3" must stay as they are).
+ * Stage 1 (structural indexing and UTF-8 validation) is dispatched at
+ * run time to the best kernel for the CPU; the walk below does its own
+ * string unescaping with memchr/memcpy because the inline On-Demand
+ * string code is compiled for the baseline target.
+ *
+ * No C++ exception leaves this file: simdjson is used through error
+ * codes only, and the entry points catch everything else.
+ *
+ * Threading: a parser belongs to one thread.
+ */
+#include "json_decode.h"
+
+#include <simdjson.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+using namespace simdjson;
+
+struct cf_json_parser {
+    ondemand::parser parser;
+    char *padded = nullptr;
+    size_t padded_cap = 0;
+    cf_json_node *nodes = nullptr;
+    uint32_t n_nodes = 0;
+    uint32_t cap_nodes = 0;
+    char *strings = nullptr; /* the caller's, sized by cf_json_strings_size */
+    size_t str_len = 0;
+    unsigned max_depth = 0;
+};
+
+namespace {
+
+/* The 2 GiB bound keeps every offset in uint32 with room for the
+ * strings buffer being up to twice the input. */
+constexpr size_t max_input = (size_t)1 << 31;
+
+bool is_ws(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+std::string_view trim_right(std::string_view s) {
+    size_t n = s.size();
+    while (n > 0 && is_ws(s[n - 1])) n--;
+    return s.substr(0, n);
+}
+
+/* JSON number grammar; simdjson's stage 1 only finds where a scalar
+ * starts, and we take the raw token without asking simdjson to convert
+ * it, so the grammar is checked here. */
+bool valid_number(const char *s, size_t n) {
+    size_t i = 0;
+    if (i < n && s[i] == '-') i++;
+    if (i >= n) return false;
+    if (s[i] == '0') {
+        i++;
+    } else if (s[i] >= '1' && s[i] <= '9') {
+        while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+    } else {
+        return false;
+    }
+    if (i < n && s[i] == '.') {
+        i++;
+        size_t start = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+        if (i == start) return false;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+        size_t start = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+        if (i == start) return false;
+    }
+    return i == n;
+}
+
+int hex4(const char *s) {
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= c - '0';
+        else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
+        else return -1;
+    }
+    return v;
+}
+
+/* Copies [s, e) to d up to the first backslash; returns its offset
+ * from s, or e - s when there is none.  Works 16 bytes at a time and may
+ * read up to 15 bytes past e (the input is padded) and write up to 15
+ * bytes past d + (e - s) (cf_json_strings_size leaves that room; the
+ * excess is overwritten by what comes next). */
+size_t copy_to_backslash(const char *s, const char *e, char *d) {
+    size_t n = (size_t)(e - s), i = 0;
+#ifdef __SSE2__
+    const __m128i bs = _mm_set1_epi8('\\');
+    for (; i < n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+        _mm_storeu_si128((__m128i *)(d + i), v);
+        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, bs));
+        if (mask) {
+            size_t at = i + (size_t)__builtin_ctz(mask);
+            return at < n ? at : n;
+        }
+    }
+    return n;
+#else
+    for (; i < n && s[i] != '\\'; i++) d[i] = s[i];
+    return i;
+#endif
+}
+
+/* Unescapes the string body [s, e) into dst (which has room for e - s
+ * bytes plus the 15 of copy_to_backslash: an escape never expands).
+ * Returns the length or -1 on a bad escape or a lone surrogate. */
+long unescape(const char *s, const char *e, char *dst) {
+    char *d = dst;
+    for (;;) {
+        size_t run = copy_to_backslash(s, e, d);
+        d += run;
+        s += run;
+        if (s >= e) break;
+        s++;
+        if (s >= e) return -1;
+        switch (*s++) {
+        case '"': *d++ = '"'; break;
+        case '\\': *d++ = '\\'; break;
+        case '/': *d++ = '/'; break;
+        case 'b': *d++ = '\b'; break;
+        case 'f': *d++ = '\f'; break;
+        case 'n': *d++ = '\n'; break;
+        case 'r': *d++ = '\r'; break;
+        case 't': *d++ = '\t'; break;
+        case 'u': {
+            if (e - s < 4) return -1;
+            int cp = hex4(s);
+            if (cp < 0) return -1;
+            s += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (e - s < 6 || s[0] != '\\' || s[1] != 'u') return -1;
+                int lo = hex4(s + 2);
+                if (lo < 0xDC00 || lo > 0xDFFF) return -1;
+                s += 6;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                return -1;
+            }
+            if (cp < 0x80) {
+                *d++ = (char)cp;
+            } else if (cp < 0x800) {
+                *d++ = (char)(0xC0 | (cp >> 6));
+                *d++ = (char)(0x80 | (cp & 0x3F));
+            } else if (cp < 0x10000) {
+                *d++ = (char)(0xE0 | (cp >> 12));
+                *d++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+                *d++ = (char)(0x80 | (cp & 0x3F));
+            } else {
+                *d++ = (char)(0xF0 | (cp >> 18));
+                *d++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+                *d++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+                *d++ = (char)(0x80 | (cp & 0x3F));
+            }
+            break;
+        }
+        default:
+            return -1;
+        }
+    }
+    return (long)(d - dst);
+}
+
+/* Whether the document merely stops early (unclosed string, object or
+ * array) as opposed to being malformed: used to tell "truncated JSON"
+ * from "invalid JSON" once simdjson has refused the text. */
+bool looks_truncated(const char *s, size_t n) {
+    /* Open brackets, to tell {"a":[1} (invalid) from {"a":[1 (cut);
+     * past the array's depth only the count is kept. */
+    char open[256];
+    long depth = 0;
+    bool in_string = false;
+    bool seen = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\') i++;
+            else if (c == '"') in_string = false;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (depth < (long)sizeof open) open[depth] = c;
+            depth++;
+            seen = true;
+        } else if (c == '}' || c == ']') {
+            if (--depth < 0) return false;
+            char want = c == '}' ? '{' : '[';
+            if (depth < (long)sizeof open && open[depth] != want) return false;
+        }
+    }
+    return seen && (in_string || depth > 0);
+}
+
+class walker {
+public:
+    walker(cf_json_parser *p, unsigned max_depth)
+        : p_(p), max_depth_(max_depth) {}
+
+    cf_json_status status = CF_JSON_OK;
+    error_code error = SUCCESS;
+
+    bool object(ondemand::object obj, uint32_t key_off, uint32_t key_len,
+                unsigned depth) {
+        long idx = push(key_off, key_len, CF_JSON_OBJECT);
+        if (idx < 0) return false;
+        for (auto member : obj) {
+            ondemand::field field;
+            if ((error = std::move(member).get(field))) return false;
+            uint32_t k_off, k_len;
+            if (!key(field.key(), &k_off, &k_len)) return false;
+            ondemand::value v = field.value();
+            if (!value(v, k_off, k_len, depth)) return false;
+        }
+        p_->nodes[idx].end = p_->n_nodes;
+        return true;
+    }
+
+private:
+    cf_json_parser *p_;
+    unsigned max_depth_;
+
+    long push(uint32_t key_off, uint32_t key_len, uint8_t type) {
+        if (p_->n_nodes == p_->cap_nodes) {
+            uint32_t cap = p_->cap_nodes ? p_->cap_nodes * 2 : 256;
+            void *n = realloc(p_->nodes, cap * sizeof *p_->nodes);
+            if (!n) {
+                status = CF_JSON_NOMEM;
+                return -1;
+            }
+            p_->nodes = (cf_json_node *)n;
+            p_->cap_nodes = cap;
+        }
+        cf_json_node *node = &p_->nodes[p_->n_nodes];
+        node->key_off = key_off;
+        node->key_len = key_len;
+        node->text_off = 0;
+        node->text_len = 0;
+        node->end = p_->n_nodes + 1;
+        node->type = type;
+        return (long)p_->n_nodes++;
+    }
+
+    /* Appends the unescaped body [s, e) NUL-terminated to the strings
+     * buffer (sized so that this cannot overflow, see cf_json_parse). */
+    bool add_text(const char *s, const char *e, bool escaped, uint32_t *off,
+                  uint32_t *len) {
+        char *dst = p_->strings + p_->str_len;
+        long n;
+        if (!escaped) {
+            n = e - s;
+            memcpy(dst, s, (size_t)n);
+        } else if ((n = unescape(s, e, dst)) < 0) {
+            status = CF_JSON_INVALID;
+            return false;
+        }
+        dst[n] = '\0';
+        *off = (uint32_t)p_->str_len;
+        *len = (uint32_t)n;
+        p_->str_len += (size_t)n + 1;
+        return true;
+    }
+
+    bool key(ondemand::raw_json_string raw, uint32_t *off, uint32_t *len) {
+        /* raw points just past the opening quote; stage 1 proved the
+         * string is closed, so the scan stops at its closing quote. */
+        const char *s = (const char *)raw.raw();
+        const char *e = s;
+#ifdef __SSE2__
+        /* Keys are short and rarely escaped: copy 16 bytes at a time
+         * while looking for the closing quote (same bounds as
+         * copy_to_backslash: a key is always followed by its value). */
+        char *dst = p_->strings + p_->str_len;
+        const __m128i quote = _mm_set1_epi8('"');
+        const __m128i bs = _mm_set1_epi8('\\');
+        for (size_t i = 0;; i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+            _mm_storeu_si128((__m128i *)(dst + i), v);
+            unsigned m = (unsigned)_mm_movemask_epi8(
+                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bs)));
+            if (m) {
+                e = s + i + __builtin_ctz(m);
+                break;
+            }
+        }
+        if (*e == '"') {
+            size_t n = (size_t)(e - s);
+            dst[n] = '\0';
+            *off = (uint32_t)p_->str_len;
+            *len = (uint32_t)n;
+            p_->str_len += n + 1;
+            return true;
+        }
+#endif
+        bool escaped = false;
+        while (*e != '"') {
+            if (*e == '\\') {
+                escaped = true;
+                e++;
+            }
+            e++;
+        }
+        return add_text(s, e, escaped, off, len);
+    }
+
+    /* The raw token is read first (it does not move the iterator), then
+     * the value is consumed through simdjson: an unconsumed value is
+     * skipped token by token when the walk moves on, and that skip does
+     * not check the grammar ({"a":"b":"c"} would pass). */
+    bool scalar_text(ondemand::value &v, uint32_t *off, uint32_t *len,
+                     bool is_string) {
+        std::string_view tok = trim_right(v.raw_json_token());
+        if (is_string) {
+            ondemand::raw_json_string raw;
+            if ((error = v.get_raw_json_string().get(raw))) return false;
+            if (tok.size() < 2 || tok.back() != '"') {
+                status = CF_JSON_INVALID;
+                return false;
+            }
+            return add_text(tok.data() + 1, tok.data() + tok.size() - 1, true,
+                            off, len);
+        }
+        /* Numbers are not converted (a 128-bit id or 1e400 is still a
+         * valid event value and simdjson 3.0 would refuse it), so they
+         * are never consumed either.  Skipping an unconsumed scalar is
+         * exact when a ',', '}' or ']' follows it, which is checked
+         * here; the token's raw view runs up to that next character. */
+        std::string_view untrimmed = v.raw_json_token();
+        char next = untrimmed.data()[untrimmed.size()];
+        if (next != ',' && next != '}' && next != ']') {
+            status = CF_JSON_INVALID;
+            return false;
+        }
+        if (!valid_number(tok.data(), tok.size())) {
+            status = CF_JSON_INVALID;
+            return false;
+        }
+        return add_text(tok.data(), tok.data() + tok.size(), false, off, len);
+    }
+
+    bool value(ondemand::value &v, uint32_t key_off, uint32_t key_len,
+               unsigned depth) {
+        ondemand::json_type type;
+        if ((error = v.type().get(type))) return false;
+        switch (type) {
+        case ondemand::json_type::object: {
+            if (depth + 1 > max_depth_) {
+                status = CF_JSON_TOO_DEEP;
+                return false;
+            }
+            ondemand::object obj;
+            if ((error = v.get_object().get(obj))) return false;
+            return object(obj, key_off, key_len, depth + 1);
+        }
+        case ondemand::json_type::array: {
+            if (depth + 1 > max_depth_) {
+                status = CF_JSON_TOO_DEEP;
+                return false;
+            }
+            ondemand::array arr;
+            if ((error = v.get_array().get(arr))) return false;
+            long idx = push(key_off, key_len, CF_JSON_ARRAY);
+            if (idx < 0) return false;
+            for (auto element : arr) {
+                ondemand::value ev;
+                if ((error = std::move(element).get(ev))) return false;
+                if (!value(ev, CF_JSON_NO_KEY, 0, depth + 1)) return false;
+            }
+            p_->nodes[idx].end = p_->n_nodes;
+            return true;
+        }
+        case ondemand::json_type::string:
+        case ondemand::json_type::number: {
+            bool is_string = type == ondemand::json_type::string;
+            long idx = push(key_off, key_len,
+                            is_string ? CF_JSON_STRING : CF_JSON_NUMBER);
+            if (idx < 0) return false;
+            uint32_t off, len;
+            if (!scalar_text(v, &off, &len, is_string)) return false;
+            p_->nodes[idx].text_off = off;
+            p_->nodes[idx].text_len = len;
+            return true;
+        }
+        case ondemand::json_type::boolean: {
+            bool b;
+            if ((error = v.get_bool().get(b))) return false;
+            long idx = push(key_off, key_len, CF_JSON_BOOL);
+            if (idx < 0) return false;
+            static const char t[] = "true", f[] = "false";
+            const char *s = b ? t : f;
+            return add_text(s, s + (b ? 4 : 5), false, &p_->nodes[idx].text_off,
+                            &p_->nodes[idx].text_len);
+        }
+        case ondemand::json_type::null: {
+            bool is_null;
+            if ((error = v.is_null().get(is_null))) return false;
+            if (!is_null) {
+                status = CF_JSON_INVALID;
+                return false;
+            }
+            long idx = push(key_off, key_len, CF_JSON_NULL);
+            if (idx < 0) return false;
+            /* The empty string every null points at. */
+            return add_text("", "", false, &p_->nodes[idx].text_off,
+                            &p_->nodes[idx].text_len);
+        }
+        }
+        status = CF_JSON_INVALID;
+        return false;
+    }
+};
+
+cf_json_status from_simdjson(error_code e, const char *text, size_t len) {
+    switch (e) {
+    case SUCCESS: return CF_JSON_OK;
+    case UTF8_ERROR: return CF_JSON_BAD_UTF8;
+    case DEPTH_ERROR: return CF_JSON_TOO_DEEP;
+    case MEMALLOC: return CF_JSON_NOMEM;
+    case CAPACITY: return CF_JSON_TOO_LONG;
+    default:
+        return looks_truncated(text, len) ? CF_JSON_TRUNCATED : CF_JSON_INVALID;
+    }
+}
+
+cf_json_status parse(cf_json_parser *p, const char *text, size_t len,
+                     unsigned max_depth, char *strings, cf_json_doc *doc) {
+    if (len >= max_input) return CF_JSON_TOO_LONG;
+    if (max_depth == 0) max_depth = 1;
+    size_t need = len + SIMDJSON_PADDING;
+    if (need > p->padded_cap) {
+        size_t cap = p->padded_cap ? p->padded_cap : 4096;
+        while (cap < need) cap *= 2;
+        char *b = (char *)realloc(p->padded, cap);
+        if (!b) return CF_JSON_NOMEM;
+        p->padded = b;
+        p->padded_cap = cap;
+    }
+    memcpy(p->padded, text, len);
+    memset(p->padded + len, 0, SIMDJSON_PADDING);
+
+    /* Unescaped text never exceeds its source and every value gets one
+     * NUL; "true"/"false"/"" are never longer than their source plus
+     * one either, so cf_json_strings_size bounds the strings buffer and
+     * the walk appends without checking. */
+    p->strings = strings;
+    p->str_len = 0;
+    p->n_nodes = 0;
+
+    /* simdjson checks its own depth bound as it walks; ours is
+     * checked first, but its bound must not be the smaller one. */
+    if (p->parser.max_depth() < (size_t)max_depth + 2 ||
+        p->parser.capacity() < len) {
+        size_t cap = p->parser.capacity() > len ? p->parser.capacity() : len;
+        size_t depth = p->parser.max_depth() > (size_t)max_depth + 2
+                           ? p->parser.max_depth()
+                           : (size_t)max_depth + 2;
+        error_code e = p->parser.allocate(cap < 4096 ? 4096 : cap, depth);
+        if (e) return e == MEMALLOC ? CF_JSON_NOMEM : CF_JSON_TOO_LONG;
+    }
+
+    ondemand::document d;
+    error_code e = p->parser.iterate(p->padded, len, p->padded_cap).get(d);
+    if (e) return from_simdjson(e, text, len);
+    ondemand::json_type type;
+    if ((e = d.type().get(type))) return from_simdjson(e, text, len);
+    if (type != ondemand::json_type::object) {
+        /* A scalar or array root that is itself broken is still
+         * reported as broken, not merely as the wrong shape. */
+        if (looks_truncated(text, len)) return CF_JSON_TRUNCATED;
+        return CF_JSON_NOT_OBJECT;
+    }
+    ondemand::object obj;
+    if ((e = d.get_object().get(obj))) return from_simdjson(e, text, len);
+    walker w(p, max_depth);
+    if (!w.object(obj, CF_JSON_NO_KEY, 0, 1)) {
+        if (w.status != CF_JSON_OK) {
+            if (w.status == CF_JSON_INVALID && looks_truncated(text, len))
+                return CF_JSON_TRUNCATED;
+            return w.status;
+        }
+        return from_simdjson(w.error ? w.error : TAPE_ERROR, text, len);
+    }
+    const char *rest;
+    if (d.current_location().get(rest) != OUT_OF_BOUNDS) return CF_JSON_INVALID;
+
+    doc->nodes = p->nodes;
+    doc->n_nodes = p->n_nodes;
+    doc->strings = p->strings;
+    return CF_JSON_OK;
+}
+
+} // namespace
+
+extern "C" struct cf_json_parser *cf_json_parser_new(void) {
+    try {
+        return new (std::nothrow) cf_json_parser();
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+extern "C" void cf_json_parser_destroy(struct cf_json_parser *p) {
+    if (!p) return;
+    free(p->padded);
+    free(p->nodes);
+    delete p;
+}
+
+extern "C" enum cf_json_status cf_json_parse(struct cf_json_parser *p,
+                                             const char *text, size_t len,
+                                             unsigned max_depth,
+                                             char *strings,
+                                             struct cf_json_doc *doc) {
+    doc->nodes = nullptr;
+    doc->n_nodes = 0;
+    doc->strings = nullptr;
+    try {
+        return parse(p, text, len, max_depth, strings, doc);
+    } catch (const std::bad_alloc &) {
+        return CF_JSON_NOMEM;
+    } catch (...) {
+        return CF_JSON_INVALID;
+    }
+}
+
+extern "C" const char *cf_json_implementation(void) {
+    return simdjson::get_active_implementation()->name().data();
+}

@@ -1,0 +1,51 @@
+/*
+ * pipeline.h - the engine's run loop: input records are decoded, routed
+ * and matched; alerts are built, written, and fed to correlation and
+ * fusion; incidents are written.  Bad records go to the dead-letter
+ * output with their reason.  Output delivery, retry with backoff and
+ * dead-lettering are done here once for every connector.
+ *
+ * Ownership: the pipeline borrows everything in cf_pipeline_setup, which
+ * must outlive it.  Threading: one pipeline per thread.
+ */
+#ifndef CF_PIPELINE_H
+#define CF_PIPELINE_H
+
+#include <jansson.h>
+
+#include "config.h"
+#include "connector.h"
+#include "../rules/ruleset.h"
+
+struct cf_pipeline_setup {
+    const struct cf_config *cfg;
+    const struct cf_rulebook *rb;
+    const struct cf_ruleset *rs;
+    struct cf_output *out;         /* alerts and incidents */
+    /* Where bad records go; NULL opens cfg->dead_letter_path when the
+     * first one arrives (so a clean run leaves no empty file). */
+    struct cf_output *dead_letter;
+};
+
+struct cf_pipeline;
+
+struct cf_pipeline *cf_pipeline_new(const struct cf_pipeline_setup *setup,
+                                    char *errstr, size_t errstr_size);
+void cf_pipeline_destroy(struct cf_pipeline *p); /* NULL is a no-op */
+
+/* Processes `in` to its end.  Returns CF_OK, or an error when an output
+ * failed for good and even the dead-letter output could not take the
+ * record (the only case where continuing would lose data). */
+cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
+                         char *errstr, size_t errstr_size);
+
+/* End of all input: fires pending correlations, closes incidents, flushes
+ * outputs. */
+cf_err_t cf_pipeline_finish(struct cf_pipeline *p, char *errstr,
+                            size_t errstr_size);
+
+/* Counters (events, dead-lettered by reason, alerts, incidents, fusion
+ * counters).  New reference. */
+json_t *cf_pipeline_stats(const struct cf_pipeline *p);
+
+#endif

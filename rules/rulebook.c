@@ -1,0 +1,465 @@
+/*
+ * rulebook.c - loads Sigma rule files and directories into a cf_rulebook
+ * (sigma.h): walks directories in sorted order, splits files into YAML
+ * documents, dispatches each document (detection rule, correlation,
+ * filter), records the documents that cannot load, and applies filters
+ * in cf_rulebook_finish().
+ *
+ * Called by the CLI and the reload path before a ruleset is compiled.  A
+ * rulebook is built by one thread; once finished it is read-only.
+ */
+#include "config.h"
+#include "sigma_condition.h"
+#include "sigma_correlation.h"
+#include "sigma_modifiers.h"
+#include "yaml_json.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#define MAX_DIR_DEPTH 32
+
+/* A filter document kept until finish(), when every rule is loaded. */
+struct pending_filter {
+    json_t *doc;          /* the filter document */
+    json_t *placeholders; /* config placeholders at load time, or NULL */
+    char *path;
+};
+
+/* The public rulebook plus loader-private state; callers only ever see
+ * &book->rb. */
+struct book {
+    struct cf_rulebook rb; /* first: cf_rulebook * casts back to book */
+    struct pending_filter *filters;
+    size_t n_filters;
+};
+
+static struct book *book_of(struct cf_rulebook *rb) {
+    return (struct book *)rb;
+}
+
+struct cf_rulebook *cf_rulebook_new(void) {
+    struct book *b = calloc(1, sizeof(*b));
+    return b ? &b->rb : NULL;
+}
+
+void cf_rulebook_destroy(struct cf_rulebook *rb) {
+    if (!rb) return;
+    struct book *b = book_of(rb);
+    for (size_t i = 0; i < rb->n_rules; i++)
+        cf_sigma_rule_destroy(rb->rules[i]);
+    free(rb->rules);
+    for (size_t i = 0; i < rb->n_correlations; i++)
+        cf_correlation_destroy(rb->correlations[i]);
+    free(rb->correlations);
+    for (size_t i = 0; i < rb->n_rejected; i++) {
+        free(rb->rejected[i].path);
+        free(rb->rejected[i].id);
+        free(rb->rejected[i].reason);
+    }
+    free(rb->rejected);
+    for (size_t i = 0; i < b->n_filters; i++) {
+        json_decref(b->filters[i].doc);
+        json_decref(b->filters[i].placeholders);
+        free(b->filters[i].path);
+    }
+    free(b->filters);
+    free(b);
+}
+
+/* Makes room for element n of *arr (element size `size`).  Capacity is
+ * implied by n (16, then powers of two) rather than stored, so arrays in a
+ * rulebook another module built or trimmed (cf_correlations_resolve moves
+ * correlations to rejected) stay safe to append to. */
+static int grow(void **arr, size_t n, size_t size) {
+    if (n != 0 && (n < 16 || (n & (n - 1)) != 0)) return 0;
+    size_t cap = n == 0 ? 16 : n * 2;
+    void *p = realloc(*arr, cap * size);
+    if (!p) return -1;
+    *arr = p;
+    return 0;
+}
+
+void cf_rulebook_reject(struct cf_rulebook *rb, const char *path,
+                        const char *id, const char *reason) {
+    if (grow((void **)&rb->rejected, rb->n_rejected, sizeof(*rb->rejected)) !=
+        0)
+        return; /* out of memory: the rejection is lost, not the load */
+    struct cf_rule_rejection *r = &rb->rejected[rb->n_rejected];
+    r->path = path ? strdup(path) : NULL;
+    r->id = id ? strdup(id) : NULL;
+    r->reason = strdup(reason ? reason : "unknown reason");
+    rb->n_rejected++;
+}
+
+static const char *doc_id(const json_t *doc) {
+    const json_t *id = json_object_get(doc, "id");
+    return json_is_string(id) ? json_string_value(id) : NULL;
+}
+
+static void load_document(struct book *b, const json_t *doc, const char *path,
+                          size_t index, size_t n_docs, json_t *placeholders) {
+    struct cf_rulebook *rb = &b->rb;
+    char reason[1024];
+    if (!json_is_object(doc)) {
+        snprintf(reason, sizeof(reason),
+                 "YAML document %zu is not a map; a Sigma rule is a map "
+                 "with title, logsource and detection",
+                 index + 1);
+        cf_rulebook_reject(rb, path, NULL, reason);
+        return;
+    }
+    bool is_rule = json_object_get(doc, "detection") != NULL;
+    bool is_corr = json_object_get(doc, "correlation") != NULL;
+    bool is_filter = json_object_get(doc, "filter") != NULL;
+    if (is_rule + is_corr + is_filter != 1) {
+        snprintf(reason, sizeof(reason),
+                 is_rule + is_corr + is_filter == 0
+                     ? "document %zu of %zu has none of detection, "
+                       "correlation or filter"
+                     : "document %zu of %zu has more than one of "
+                       "detection, correlation and filter",
+                 index + 1, n_docs);
+        cf_rulebook_reject(rb, path, doc_id(doc), reason);
+        return;
+    }
+    rb->n_documents++;
+    if (is_rule) {
+        struct cf_sigma_rule *r = cf_sigma_rule_parse(doc, path, placeholders,
+                                                      reason, sizeof(reason));
+        if (!r ||
+            grow((void **)&rb->rules, rb->n_rules, sizeof(*rb->rules)) != 0) {
+            if (r) snprintf(reason, sizeof(reason), "out of memory");
+            cf_sigma_rule_destroy(r);
+            cf_rulebook_reject(rb, path, doc_id(doc), reason);
+            return;
+        }
+        r->index = (uint32_t)rb->n_rules;
+        rb->rules[rb->n_rules++] = r;
+    } else if (is_corr) {
+        struct cf_sigma_correlation *c =
+            cf_correlation_parse(doc, path, reason, sizeof(reason));
+        if (!c || grow((void **)&rb->correlations, rb->n_correlations,
+                       sizeof(*rb->correlations)) != 0) {
+            if (c) snprintf(reason, sizeof(reason), "out of memory");
+            cf_correlation_destroy(c);
+            cf_rulebook_reject(rb, path, doc_id(doc), reason);
+            return;
+        }
+        rb->correlations[rb->n_correlations++] = c;
+    } else {
+        /* Validate now so a broken filter is reported against its own
+         * file; it is applied in finish(). */
+        const json_t *f = json_object_get(doc, "filter");
+        const json_t *rules = json_object_get(f, "rules");
+        static const char *const skip[] = {"rules", NULL};
+        struct cf_sigma_search *ss = NULL;
+        size_t n = 0;
+        struct cf_sigma_cond *cond = NULL;
+        bool used = false;
+        char why[900];
+        if (!json_is_object(f)) {
+            cf_rulebook_reject(rb, path, doc_id(doc),
+                               "filter must be a map with rules, searches "
+                               "and a condition");
+            return;
+        }
+        if (!(json_is_string(rules) ||
+              (json_is_array(rules) && json_array_size(rules) > 0))) {
+            cf_rulebook_reject(rb, path, doc_id(doc),
+                               "filter.rules must list the ids or names of "
+                               "the rules to filter");
+            return;
+        }
+        if (cf_sigma_detection_parse(f, skip, NULL, placeholders, &ss, &n,
+                                     &cond, &used, why, sizeof(why)) != CF_OK) {
+            snprintf(reason, sizeof(reason), "filter: %s", why);
+            cf_rulebook_reject(rb, path, doc_id(doc), reason);
+            return;
+        }
+        cf_sigma_searches_free(ss, n);
+        cf_sigma_cond_destroy(cond);
+        if (grow((void **)&b->filters, b->n_filters, sizeof(*b->filters)) !=
+            0) {
+            cf_rulebook_reject(rb, path, doc_id(doc), "out of memory");
+            return;
+        }
+        struct pending_filter *pf = &b->filters[b->n_filters++];
+        pf->doc = json_incref((json_t *)doc);
+        pf->placeholders = placeholders ? json_incref(placeholders) : NULL;
+        pf->path = strdup(path);
+    }
+}
+
+static bool has_yaml_ext(const char *name) {
+    const char *dot = strrchr(name, '.');
+    return dot && (strcmp(dot, ".yml") == 0 || strcmp(dot, ".yaml") == 0);
+}
+
+static void load_file(struct book *b, const char *path, json_t *placeholders) {
+    char err[512];
+    size_t len;
+    char *text = cf_read_file(path, &len, err, sizeof(err));
+    if (!text) {
+        cf_rulebook_reject(&b->rb, path, NULL, err);
+        return;
+    }
+    json_t *docs = cf_yaml_to_json(text, len, err, sizeof(err));
+    free(text);
+    if (!docs) {
+        cf_rulebook_reject(&b->rb, path, NULL, err);
+        return;
+    }
+    size_t n = json_array_size(docs);
+    /* Sigma 1.0 collections spread one rule over several documents, so
+     * none of them means anything alone: reject the file once. */
+    for (size_t i = 0; i < n; i++) {
+        const json_t *action =
+            json_object_get(json_array_get(docs, i), "action");
+        if (json_is_string(action)) {
+            snprintf(err, sizeof(err),
+                     "'action: %s' multi-document rules (Sigma 1.0 "
+                     "collections) are not supported; merge the documents "
+                     "into standalone rules",
+                     json_string_value(action));
+            cf_rulebook_reject(&b->rb, path, NULL, err);
+            n = 0;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *doc = json_array_get(docs, i);
+        if (json_is_null(doc)) continue; /* empty document, e.g. "---" */
+        load_document(b, doc, path, i, n, placeholders);
+    }
+    json_decref(docs);
+}
+
+static int cmp_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static cf_err_t load_dir(struct book *b, const char *dir, int depth,
+                         json_t *placeholders, char *errstr,
+                         size_t errstr_size) {
+    cf_err_t rc = CF_OK;
+    char **names = NULL;
+    size_t n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return cf_seterr(errstr, errstr_size, CF_ERR_IO,
+                         "cannot open rule directory %s: %s", dir,
+                         strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue; /* ., .., hidden (.git) */
+        if (grow((void **)&names, n, sizeof(*names)) != 0 ||
+            !(names[n] = strdup(e->d_name))) {
+            rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+            goto cleanup;
+        }
+        n++;
+    }
+    /* Sorted so rule order (and so every output) is the same on every
+     * file system. */
+    if (n) qsort(names, n, sizeof(*names), cmp_names);
+    for (size_t i = 0; i < n; i++) {
+        size_t plen = strlen(dir) + strlen(names[i]) + 2;
+        char *path = malloc(plen);
+        if (!path) {
+            rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+            goto cleanup;
+        }
+        snprintf(path, plen, "%s/%s", dir, names[i]);
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            /* a dangling link inside a rule tree is not fatal */
+        } else if (S_ISDIR(st.st_mode)) {
+            if (depth >= MAX_DIR_DEPTH) {
+                cf_rulebook_reject(&b->rb, path, NULL,
+                                   "directory nested too deep (symlink "
+                                   "loop?); not loaded");
+            } else {
+                char sub[512];
+                if (load_dir(b, path, depth + 1, placeholders, sub,
+                             sizeof(sub)) != CF_OK)
+                    cf_rulebook_reject(&b->rb, path, NULL, sub);
+            }
+        } else if (S_ISREG(st.st_mode) && has_yaml_ext(names[i])) {
+            load_file(b, path, placeholders);
+        }
+        free(path);
+    }
+cleanup:
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    closedir(d);
+    return rc;
+}
+
+cf_err_t cf_rulebook_load(struct cf_rulebook *rb, const char *path,
+                          const struct cf_config *cfg, char *errstr,
+                          size_t errstr_size) {
+    struct book *b = book_of(rb);
+    json_t *placeholders = NULL;
+    if (cfg) {
+        const json_t *ph = cf_config_section(cfg, "placeholders");
+        if (ph && !json_is_object(ph))
+            return cf_seterr(errstr, errstr_size, CF_ERR_PARSE,
+                             "config: placeholders must be a map of name "
+                             "to list of values");
+        placeholders = (json_t *)ph;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return cf_seterr(errstr, errstr_size, CF_ERR_IO,
+                         "cannot read rules at %s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return load_dir(b, path, 0, placeholders, errstr, errstr_size);
+    /* A single file is read whatever its extension: the user named it. */
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cf_seterr(errstr, errstr_size, CF_ERR_IO,
+                         "cannot read rule file %s: %s", path, strerror(errno));
+    fclose(f);
+    load_file(b, path, placeholders);
+    return CF_OK;
+}
+
+/* filter.logsource must cover the rule's: each field the filter names
+ * must equal the rule's (pySigma: rule.logsource in filter.logsource). */
+static bool logsource_covers(const json_t *doc, const struct cf_sigma_rule *r) {
+    const json_t *ls = json_object_get(doc, "logsource");
+    if (!json_is_object(ls)) return true;
+    const char *keys[] = {"product", "category", "service"};
+    const char *vals[] = {r->product, r->category, r->service};
+    for (size_t i = 0; i < 3; i++) {
+        const json_t *v = json_object_get(ls, keys[i]);
+        if (!json_is_string(v)) continue;
+        if (!vals[i] || strcasecmp(vals[i], json_string_value(v)) != 0)
+            return false;
+    }
+    return true;
+}
+
+static bool names_rule(const json_t *rules, const struct cf_sigma_rule *r) {
+    size_t n = json_is_array(rules) ? json_array_size(rules) : 1;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v =
+            json_is_array(rules) ? json_array_get(rules, i) : rules;
+        if (!json_is_string(v)) continue;
+        const char *s = json_string_value(v);
+        if ((r->id && strcmp(s, r->id) == 0) ||
+            (r->name && strcmp(s, r->name) == 0))
+            return true;
+    }
+    return false;
+}
+
+/* Appends the filter's searches to the rule and makes its condition
+ * (original) AND (filter condition). */
+static cf_err_t apply_filter(struct cf_sigma_rule *r,
+                             const struct pending_filter *pf, size_t k,
+                             char *errstr, size_t errstr_size) {
+    static const char *const skip[] = {"rules", NULL};
+    const json_t *f = json_object_get(pf->doc, "filter");
+    struct cf_sigma_search *ss = NULL;
+    size_t n = 0;
+    struct cf_sigma_cond *cond = NULL, *root = NULL;
+    bool used = false;
+    char *canon = NULL;
+    /* '.' never appears in a Sigma search identifier, so the new names
+     * cannot clash with the rule's own. */
+    char prefix[32];
+    snprintf(prefix, sizeof(prefix), "filter%zu.", k);
+    cf_err_t rc =
+        cf_sigma_detection_parse(f, skip, prefix, pf->placeholders, &ss, &n,
+                                 &cond, &used, errstr, errstr_size);
+    if (rc != CF_OK) goto cleanup;
+    struct cf_sigma_search *grown =
+        realloc(r->searches, (r->n_searches + n) * sizeof(*grown));
+    root = calloc(1, sizeof(*root));
+    if (root) root->kids = calloc(2, sizeof(*root->kids));
+    canon = json_dumps(pf->doc, JSON_SORT_KEYS | JSON_COMPACT);
+    if (grown) r->searches = grown;
+    if (!grown || !root || !root->kids || !canon) {
+        rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+        goto cleanup;
+    }
+    cf_sigma_cond_offset(cond, (uint32_t)r->n_searches);
+    memcpy(r->searches + r->n_searches, ss, n * sizeof(*ss));
+    r->n_searches += n;
+    free(ss);
+    ss = NULL;
+    n = 0;
+    root->op = CF_COND_AND;
+    root->n_kids = 2;
+    root->kids[0] = *r->condition;
+    root->kids[1] = *cond;
+    free(r->condition);
+    free(cond);
+    cond = NULL;
+    r->condition = root;
+    root = NULL;
+    /* The filter changes what the rule matches, so it changes the key of
+     * the compile cache too. */
+    size_t clen = strlen(canon);
+    char *mix = malloc(64 + 1 + clen + 1);
+    if (!mix) {
+        rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+        goto cleanup;
+    }
+    memcpy(mix, r->digest, 64);
+    mix[64] = '\n';
+    memcpy(mix + 65, canon, clen + 1);
+    rc = cf_sigma_sha256_hex(mix, 65 + clen, r->digest);
+    free(mix);
+cleanup:
+    free(canon);
+    cf_sigma_searches_free(ss, n);
+    cf_sigma_cond_destroy(cond);
+    if (root) free(root->kids);
+    free(root);
+    return rc;
+}
+
+cf_err_t cf_rulebook_finish(struct cf_rulebook *rb, char *errstr,
+                            size_t errstr_size) {
+    struct book *b = book_of(rb);
+    char why[900], reason[1024];
+    CF_UNUSED(errstr);
+    CF_UNUSED(errstr_size);
+    for (size_t k = 0; k < b->n_filters; k++) {
+        const struct pending_filter *pf = &b->filters[k];
+        const json_t *rules =
+            json_object_get(json_object_get(pf->doc, "filter"), "rules");
+        bool applied = false;
+        for (size_t i = 0; i < rb->n_rules; i++) {
+            struct cf_sigma_rule *r = rb->rules[i];
+            if (!names_rule(rules, r) || !logsource_covers(pf->doc, r))
+                continue;
+            if (apply_filter(r, pf, k, why, sizeof(why)) != CF_OK) {
+                snprintf(reason, sizeof(reason),
+                         "filter could not be applied to rule %s: %s",
+                         r->id      ? r->id
+                         : r->title ? r->title
+                                    : "?",
+                         why);
+                cf_rulebook_reject(rb, pf->path, doc_id(pf->doc), reason);
+                continue;
+            }
+            applied = true;
+        }
+        if (applied) rb->n_filters++;
+        json_decref(b->filters[k].doc);
+        json_decref(b->filters[k].placeholders);
+        free(b->filters[k].path);
+    }
+    b->n_filters = 0;
+    cf_correlations_resolve(rb);
+    return CF_OK;
+}

@@ -1,0 +1,1607 @@
+/*
+ * ruleset.c - the Sigma rule compiler and matcher (see ruleset.h).
+ *
+ * Compilation: every value of every field condition gets an "item" id.
+ * Each glob or regex alternative of the value becomes one Hyperscan
+ * expression in the database of each event field name the Sigma field maps
+ * to (fieldmap.h), or of the keyword database for field-less conditions.
+ * Identical expressions in one database are compiled once and report all
+ * their items.  Expressions Hyperscan rejects are checked directly with
+ * PCRE2 (regexes) or a small glob matcher; other pattern kinds (numbers,
+ * CIDR, field references, exists, null, date parts) are always direct.
+ *
+ * Matching: the event is routed, each leaf value whose field has a
+ * database is scanned once, hits mark items, and only the routed rules
+ * with a marked item, plus those whose condition can hold with nothing
+ * marked ("always evaluate"), have their condition evaluated.
+ *
+ * Semantics shared with the test oracle (tests/oracle): a glob `?` is
+ * one byte and case folding is ASCII; a field present several times
+ * (array) matches if any of its values does, and `|all` needs each value
+ * matched by some leaf; neq needs the field present; keywords search
+ * every leaf value separately.  Keyword `*literal*` patterns are searched
+ * in all the event's values at once, keeping only hits inside one leaf.
+ *
+ * Called by the pipeline (one cf_matcher per thread), the CLI and the
+ * benchmark.  A compiled ruleset is read-only and shared; a matcher is
+ * used by one thread at a time.
+ */
+#include "ruleset.h"
+
+#include <arpa/inet.h>
+#include <hs/hs.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "fieldmap.h"
+#include "logsource.h"
+#include "ruleset_cache.h"
+#include "../engine/timeutil.h"
+
+#define NO_ITEM UINT32_MAX
+#define KEYWORD_DB 0     /* dbs[0]: keyword patterns, scanned per leaf */
+#define KEYWORD_LIT_DB 1 /* dbs[1]: keyword literals, one scan per event */
+#define N_KEYWORD_DBS 2
+
+/* Fallback decisions per candidate expression, stored in the cache. */
+enum expr_status { EXPR_HS = 0, EXPR_HS_ALLOWEMPTY = 1, EXPR_DIRECT = 2 };
+
+/* An event field name as stored in the tables (hash precomputed). */
+struct name_ref {
+    const char *name;
+    uint32_t len;
+    uint32_t hash;
+};
+
+/* A pattern checked directly at condition time. */
+struct direct_alt {
+    const struct cf_sigma_pattern *pat;
+    pcre2_code *re;          /* REGEX only */
+    struct name_ref *refs;   /* FIELDREF: the other field's event names */
+    size_t n_refs;
+};
+
+struct cvalue {
+    uint32_t item; /* NO_ITEM when no alternative went to Hyperscan */
+    struct direct_alt *direct;
+    size_t n_direct;
+};
+
+struct ccond {
+    const struct cf_sigma_field_cond *fc;
+    struct name_ref *names; /* NULL for keywords: every leaf */
+    size_t n_names;
+    struct cvalue *values;
+};
+
+struct cconj {
+    struct ccond *conds;
+    size_t n_conds;
+};
+
+struct csearch {
+    struct cconj *conjs;
+    size_t n_conjs;
+};
+
+struct crule {
+    const struct cf_sigma_rule *rule;
+    struct csearch *searches;
+    uint32_t route;
+    bool rejected;
+    bool always;
+};
+
+struct field_db {
+    char *name; /* owned */
+    uint32_t len, hash;
+    hs_database_t *db;
+    uint64_t *routes; /* union of the routes of rules with patterns here */
+};
+
+struct cf_ruleset {
+    struct cf_rulebook *rb;
+    struct cf_router *router;
+    struct cf_fieldmap *fmap;
+    uint32_t route_words;
+
+    struct crule *rules;
+    size_t n_rules;
+    uint32_t *always; /* rule indexes, ascending */
+    size_t n_always;
+
+    uint32_t n_items;
+    uint32_t *item_rule;
+    /* expression id -> items it reports (CSR) */
+    uint32_t n_exprs;
+    uint32_t *expr_item_off;
+    uint32_t *expr_items;
+    uint32_t *expr_lit_len; /* for KEYWORD_LIT_DB expressions */
+
+    struct field_db *dbs; /* n_dbs - 1 field databases, then keywords */
+    size_t n_dbs;
+    uint32_t *slots; /* open addressing over dbs: index + 1, 0 empty */
+    uint32_t slot_mask;
+
+    hs_scratch_t *scratch; /* prototype, cloned per matcher */
+    struct cf_ruleset_stats stats;
+};
+
+struct cf_matcher {
+    const struct cf_ruleset *rs;
+    hs_scratch_t *scratch;
+    struct cf_route_cache *route_cache;
+    const uint64_t *routes; /* of the event being matched */
+    uint64_t *marks;
+    uint32_t *touched;
+    uint32_t n_touched;
+    uint64_t *rule_bits;
+    uint32_t *cand;
+    pcre2_match_data *md;
+    /* All leaf values of the event back to back, for the keyword literal
+     * scan; leaf_end[i] is where leaf i ends.  Grown, never shrunk. */
+    char *concat;
+    size_t concat_cap;
+    uint32_t *leaf_end;
+    uint32_t n_leaves, leaf_cap;
+    /* The event's leaves by name, built when a direct check first needs
+     * them: slots hold the latest leaf of a name (+1), next_leaf chains
+     * the others.  Grown, never shrunk. */
+    bool indexed;
+    uint32_t *slots;
+    uint32_t slot_mask;
+    uint32_t *next_leaf;
+    uint32_t next_cap;
+};
+
+/* ---------------------------------------------------------------- */
+/* Small helpers                                                     */
+
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void sb_add(struct sbuf *sb, const char *s, size_t n) {
+    if (sb->oom) return;
+    if (sb->len + n + 1 > sb->cap) {
+        size_t cap = sb->cap ? sb->cap * 2 : 64;
+        while (cap < sb->len + n + 1) cap *= 2;
+        char *p = realloc(sb->p, cap);
+        if (!p) {
+            sb->oom = true;
+            return;
+        }
+        sb->p = p;
+        sb->cap = cap;
+    }
+    memcpy(sb->p + sb->len, s, n);
+    sb->len += n;
+    sb->p[sb->len] = '\0';
+}
+
+static void sb_str(struct sbuf *sb, const char *s) { sb_add(sb, s, strlen(s)); }
+
+static bool bit_test(const uint64_t *bits, uint32_t i) {
+    return (bits[i >> 6] >> (i & 63)) & 1;
+}
+
+static void bit_set(uint64_t *bits, uint32_t i) {
+    bits[i >> 6] |= (uint64_t)1 << (i & 63);
+}
+
+static void bit_clear(uint64_t *bits, uint32_t i) {
+    bits[i >> 6] &= ~((uint64_t)1 << (i & 63));
+}
+
+static bool bits_intersect(const uint64_t *a, const uint64_t *b, uint32_t words) {
+    for (uint32_t i = 0; i < words; i++)
+        if (a[i] & b[i]) return true;
+    return false;
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool is_plain(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '_';
+}
+
+static void escape_byte(struct sbuf *sb, unsigned char c) {
+    char hex[8];
+    if (is_plain(c)) {
+        sb_add(sb, (const char *)&c, 1);
+    } else {
+        snprintf(hex, sizeof hex, "\\x%02x", c);
+        sb_str(sb, hex);
+    }
+}
+
+/* `*literal*`: the usual keyword, which can be searched for in all the
+ * event's values at once. */
+static bool keyword_literal(const struct cf_sigma_pattern *p) {
+    if (p->kind != CF_PATTERN_GLOB || p->len < 3 || p->wild[0] != '*' ||
+        p->wild[p->len - 1] != '*')
+        return false;
+    for (size_t i = 1; i + 1 < p->len; i++)
+        if (p->wild[i]) return false;
+    return true;
+}
+
+/* A glob as an anchored Hyperscan expression.  Leading and trailing `*`
+ * drop the anchor instead of becoming `.*`, which lets Hyperscan treat
+ * `contains` as a plain literal search and report at the first hit.
+ * `?` is one byte (HS_FLAG_UTF8 is never set), as in the oracle.  Sets
+ * *empty when the glob can match the empty value (needs ALLOWEMPTY). */
+static void glob_to_expr(const struct cf_sigma_pattern *p, struct sbuf *sb,
+                         bool *empty) {
+    size_t start = 0, end = p->len;
+    while (start < end && p->wild[start] == '*') start++;
+    while (end > start && p->wild[end - 1] == '*') end--;
+    *empty = true;
+    if (start == 0) sb_str(sb, "\\A");
+    for (size_t i = start; i < end; i++) {
+        if (p->wild[i] == '*') {
+            if (p->wild[i - 1] != '*') sb_str(sb, ".*");
+        } else if (p->wild[i] == '?') {
+            sb_str(sb, ".");
+            *empty = false;
+        } else {
+            escape_byte(sb, p->text[i]);
+            *empty = false;
+        }
+    }
+    if (end == p->len) sb_str(sb, "\\z");
+    /* A glob of only stars matches everything; `\A` alone says so. */
+    if (sb->len == 0) sb_str(sb, "\\A");
+}
+
+static unsigned char fold(unsigned char c) {
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+/* Direct glob matching, only used for a glob Hyperscan refused
+ * (iterative with one backtrack point: linear in practice). */
+static bool glob_match(const struct cf_sigma_pattern *p, const char *s,
+                       size_t n) {
+    bool cased = p->flags & CF_PAT_CASED;
+    size_t pi = 0, si = 0, star_p = SIZE_MAX, star_s = 0;
+    while (si < n) {
+        if (pi < p->len && p->wild[pi] == '*') {
+            star_p = ++pi;
+            star_s = si;
+        } else if (pi < p->len &&
+                   (p->wild[pi] == '?' ||
+                    (cased ? p->text[pi] == (unsigned char)s[si]
+                           : fold(p->text[pi]) == fold((unsigned char)s[si])))) {
+            pi++;
+            si++;
+        } else if (star_p != SIZE_MAX) {
+            pi = star_p;
+            si = ++star_s;
+        } else {
+            return false;
+        }
+    }
+    while (pi < p->len && p->wild[pi] == '*') pi++;
+    return pi == p->len;
+}
+
+/* ---------------------------------------------------------------- */
+/* Builder                                                           */
+
+struct cand_expr {
+    char *text;
+    unsigned flags;
+    uint32_t db;
+    bool regex;
+    uint32_t lit_len; /* KEYWORD_LIT_DB: bytes of the literal */
+    uint32_t hash;
+};
+
+struct expr_use {
+    uint32_t expr;
+    uint32_t item;
+    const struct cf_sigma_pattern *alt;
+};
+
+struct builder {
+    struct cf_ruleset *rs;
+    struct cf_rulebook *rb;
+    char *errstr;
+    size_t errstr_size;
+    struct cand_expr *exprs;
+    size_t n_exprs, cap_exprs;
+    uint32_t *expr_slots;
+    size_t expr_slot_cap;
+    struct expr_use *uses;
+    size_t n_uses, cap_uses;
+    struct cvalue **item_value;
+    uint32_t *item_rule;
+    size_t n_items, cap_items;
+    size_t cap_dbs;
+    uint8_t *status;
+    bool oom;
+};
+
+static void *grow(void *p, size_t *cap, size_t need, size_t elem, bool *oom) {
+    if (need <= *cap) return p;
+    size_t cap2 = *cap ? *cap : 16;
+    while (cap2 < need) cap2 *= 2;
+    void *q = realloc(p, cap2 * elem);
+    if (!q) {
+        *oom = true;
+        return NULL;
+    }
+    *cap = cap2;
+    return q;
+}
+
+#define GROW(b, arr, n, cap)                                                 \
+    do {                                                                     \
+        void *q_ = grow((arr), &(cap), (n) + 1, sizeof(*(arr)), &(b)->oom);  \
+        if (!q_) return -1;                                                  \
+        (arr) = q_;                                                          \
+    } while (0)
+
+static void table_insert(uint32_t *slots, uint32_t mask, uint32_t hash,
+                         uint32_t value) {
+    uint32_t i = hash & mask;
+    while (slots[i]) i = (i + 1) & mask;
+    slots[i] = value + 1;
+}
+
+/* Returns the database index for an event field name, creating it. */
+static int db_for_name(struct builder *b, const char *name, uint32_t *out) {
+    struct cf_ruleset *rs = b->rs;
+    size_t len = strlen(name);
+    uint32_t hash = cf_hash_name(name, len);
+    if (rs->slots) {
+        for (uint32_t i = hash & rs->slot_mask; rs->slots[i];
+             i = (i + 1) & rs->slot_mask) {
+            struct field_db *d = &rs->dbs[rs->slots[i] - 1];
+            if (d->hash == hash && d->len == len && memcmp(d->name, name, len) == 0) {
+                *out = rs->slots[i] - 1;
+                return 0;
+            }
+        }
+    }
+    /* Keep the table under half full; rebuild on growth. */
+    if (!rs->slots || (rs->n_dbs + 1) * 2 > rs->slot_mask + 1) {
+        uint32_t size = rs->slots ? (rs->slot_mask + 1) * 2 : 256;
+        uint32_t *slots = calloc(size, sizeof *slots);
+        if (!slots) return -1;
+        free(rs->slots);
+        rs->slots = slots;
+        rs->slot_mask = size - 1;
+        /* The keyword databases are never looked up by name. */
+        for (size_t i = N_KEYWORD_DBS; i < rs->n_dbs; i++)
+            table_insert(rs->slots, rs->slot_mask, rs->dbs[i].hash, (uint32_t)i);
+    }
+    GROW(b, rs->dbs, rs->n_dbs, b->cap_dbs);
+    struct field_db *d = &rs->dbs[rs->n_dbs];
+    memset(d, 0, sizeof *d);
+    if (!(d->name = strdup(name))) return -1;
+    d->len = (uint32_t)len;
+    d->hash = hash;
+    if (rs->n_dbs >= N_KEYWORD_DBS) table_insert(rs->slots, rs->slot_mask, hash, (uint32_t)rs->n_dbs);
+    *out = (uint32_t)rs->n_dbs++;
+    return 0;
+}
+
+/* Adds (or finds) the expression in database `db` and records that it
+ * reports `item`. */
+static int add_expr(struct builder *b, uint32_t db, const char *text,
+                    unsigned flags, bool regex, uint32_t lit_len, uint32_t item,
+                    const struct cf_sigma_pattern *alt) {
+    uint32_t hash = cf_hash_name(text, strlen(text)) ^ (flags * 2654435761u) ^
+                    (db * 40503u);
+    uint32_t idx = UINT32_MAX;
+    if ((b->n_exprs + 1) * 2 > b->expr_slot_cap) {
+        size_t cap = b->expr_slot_cap ? b->expr_slot_cap * 2 : 4096;
+        uint32_t *slots = calloc(cap, sizeof *slots);
+        if (!slots) return -1;
+        free(b->expr_slots);
+        b->expr_slots = slots;
+        b->expr_slot_cap = cap;
+        for (size_t i = 0; i < b->n_exprs; i++)
+            table_insert(slots, (uint32_t)cap - 1, b->exprs[i].hash, (uint32_t)i);
+    }
+    uint32_t mask = (uint32_t)b->expr_slot_cap - 1;
+    for (uint32_t i = hash & mask; b->expr_slots[i]; i = (i + 1) & mask) {
+        struct cand_expr *e = &b->exprs[b->expr_slots[i] - 1];
+        if (e->hash == hash && e->db == db && e->flags == flags &&
+            strcmp(e->text, text) == 0) {
+            idx = b->expr_slots[i] - 1;
+            break;
+        }
+    }
+    if (idx == UINT32_MAX) {
+        GROW(b, b->exprs, b->n_exprs, b->cap_exprs);
+        struct cand_expr *e = &b->exprs[b->n_exprs];
+        if (!(e->text = strdup(text))) return -1;
+        e->flags = flags;
+        e->db = db;
+        e->regex = regex;
+        e->lit_len = lit_len;
+        e->hash = hash;
+        idx = (uint32_t)b->n_exprs++;
+        table_insert(b->expr_slots, mask, hash, idx);
+    }
+    GROW(b, b->uses, b->n_uses, b->cap_uses);
+    b->uses[b->n_uses++] = (struct expr_use){idx, item, alt};
+    return 0;
+}
+
+static int add_direct(struct cvalue *v, const struct cf_sigma_pattern *alt) {
+    for (size_t i = 0; i < v->n_direct; i++)
+        if (v->direct[i].pat == alt) return 0;
+    struct direct_alt *d = realloc(v->direct, (v->n_direct + 1) * sizeof *d);
+    if (!d) return -1;
+    v->direct = d;
+    memset(&d[v->n_direct], 0, sizeof *d);
+    d[v->n_direct++].pat = alt;
+    return 0;
+}
+
+static int map_names(struct builder *b, const char *field,
+                     struct name_ref **out, size_t *n_out) {
+    size_t n = 0;
+    const char *const *names = cf_fieldmap_lookup(b->rs->fmap, field, &n);
+    const char *self[1] = {field};
+    if (!names || n == 0) {
+        names = self;
+        n = 1;
+    }
+    struct name_ref *refs = calloc(n, sizeof *refs);
+    if (!refs) return -1;
+    for (size_t i = 0; i < n; i++) {
+        refs[i].name = names[i];
+        refs[i].len = (uint32_t)strlen(names[i]);
+        refs[i].hash = cf_hash_name(names[i], refs[i].len);
+    }
+    *out = refs;
+    *n_out = n;
+    return 0;
+}
+
+/* Turns one field condition into items, expressions and direct checks. */
+static int build_cond(struct builder *b, uint32_t rule_index,
+                      const struct cf_sigma_field_cond *fc, struct ccond *cc,
+                      uint32_t *db_ids, size_t max_dbs) {
+    struct sbuf sb = {0};
+    size_t n_db = 0;
+    int rc = -1;
+
+    cc->fc = fc;
+    if (fc->field) {
+        if (map_names(b, fc->field, &cc->names, &cc->n_names)) goto done;
+    }
+    if (!(cc->values = calloc(fc->n_values ? fc->n_values : 1, sizeof *cc->values)))
+        goto done;
+    for (size_t v = 0; v < fc->n_values; v++) {
+        struct cvalue *cv = &cc->values[v];
+        const struct cf_sigma_value *sv = &fc->values[v];
+        cv->item = NO_ITEM;
+        for (size_t a = 0; a < sv->n_alts; a++) {
+            const struct cf_sigma_pattern *p = &sv->alts[a];
+            if (p->kind != CF_PATTERN_GLOB && p->kind != CF_PATTERN_REGEX) {
+                if (add_direct(cv, p)) goto done;
+                if (p->kind == CF_PATTERN_FIELDREF) {
+                    struct direct_alt *d = &cv->direct[cv->n_direct - 1];
+                    if (!d->refs &&
+                        map_names(b, (const char *)p->text, &d->refs, &d->n_refs))
+                        goto done;
+                }
+                continue;
+            }
+            if (cv->item == NO_ITEM) {
+                GROW(b, b->item_rule, b->n_items, b->cap_items);
+                size_t cap = b->cap_items;
+                /* item_value grows in step with item_rule. */
+                struct cvalue **iv =
+                    realloc(b->item_value, cap * sizeof *b->item_value);
+                if (!iv) goto done;
+                b->item_value = iv;
+                b->item_rule[b->n_items] = rule_index;
+                b->item_value[b->n_items] = cv;
+                cv->item = (uint32_t)b->n_items++;
+            }
+            unsigned flags = HS_FLAG_SINGLEMATCH;
+            uint32_t lit_len = 0;
+            sb.len = 0;
+            if (!fc->field && keyword_literal(p)) {
+                /* Every occurrence is reported (no SINGLEMATCH) so the
+                 * matcher can keep those inside one leaf. */
+                for (size_t i = 1; i + 1 < p->len; i++)
+                    escape_byte(&sb, p->text[i]);
+                flags = (p->flags & CF_PAT_CASED) ? 0 : HS_FLAG_CASELESS;
+                lit_len = (uint32_t)(p->len - 2);
+                /* One byte cannot straddle two leaves, so its first hit
+                 * is enough (SigmaHQ has keywords like '0' and ':'). */
+                if (lit_len == 1) flags |= HS_FLAG_SINGLEMATCH;
+                if (sb.oom) goto done;
+                if (add_expr(b, KEYWORD_LIT_DB, sb.p, flags, false, lit_len,
+                             cv->item, p))
+                    goto done;
+                continue;
+            }
+            if (p->kind == CF_PATTERN_GLOB) {
+                bool empty;
+                glob_to_expr(p, &sb, &empty);
+                flags |= HS_FLAG_DOTALL;
+                if (!(p->flags & CF_PAT_CASED)) flags |= HS_FLAG_CASELESS;
+                if (empty) flags |= HS_FLAG_ALLOWEMPTY;
+            } else {
+                sb_str(&sb, (const char *)p->text);
+                if (p->flags & CF_PAT_RE_I) flags |= HS_FLAG_CASELESS;
+                if (p->flags & CF_PAT_RE_M) flags |= HS_FLAG_MULTILINE;
+                if (p->flags & CF_PAT_RE_S) flags |= HS_FLAG_DOTALL;
+            }
+            if (sb.oom) goto done;
+            if (n_db == 0) {
+                if (!fc->field) {
+                    db_ids[n_db++] = KEYWORD_DB;
+                } else {
+                    for (size_t i = 0; i < cc->n_names && n_db < max_dbs; i++)
+                        if (db_for_name(b, cc->names[i].name, &db_ids[n_db++]))
+                            goto done;
+                }
+            }
+            for (size_t i = 0; i < n_db; i++)
+                if (add_expr(b, db_ids[i], sb.p ? sb.p : "", flags,
+                             p->kind == CF_PATTERN_REGEX, 0, cv->item, p))
+                    goto done;
+        }
+    }
+    rc = 0;
+done:
+    free(sb.p);
+    return rc;
+}
+
+static int build_rule(struct builder *b, uint32_t ri) {
+    struct crule *cr = &b->rs->rules[ri];
+    const struct cf_sigma_rule *r = cr->rule;
+    uint32_t db_ids[64];
+
+    if (!(cr->searches = calloc(r->n_searches ? r->n_searches : 1,
+                                sizeof *cr->searches)))
+        return -1;
+    for (size_t s = 0; s < r->n_searches; s++) {
+        const struct cf_sigma_search *ss = &r->searches[s];
+        struct csearch *cs = &cr->searches[s];
+        if (!(cs->conjs = calloc(ss->n_alts ? ss->n_alts : 1, sizeof *cs->conjs)))
+            return -1;
+        cs->n_conjs = ss->n_alts;
+        for (size_t c = 0; c < ss->n_alts; c++) {
+            const struct cf_sigma_conjunction *sc = &ss->alts[c];
+            struct cconj *cj = &cs->conjs[c];
+            if (!(cj->conds = calloc(sc->n_conds ? sc->n_conds : 1,
+                                     sizeof *cj->conds)))
+                return -1;
+            cj->n_conds = sc->n_conds;
+            for (size_t k = 0; k < sc->n_conds; k++)
+                if (build_cond(b, ri, &sc->conds[k], &cj->conds[k], db_ids,
+                               CF_ARRAY_LEN(db_ids)))
+                    return -1;
+        }
+    }
+    return 0;
+}
+
+/* Whether the condition can be true / false with none of the rule's
+ * items marked.  Over-approximating only costs evaluations. */
+struct maybe {
+    bool can_true, can_false;
+};
+
+static struct maybe cond_nomark(const struct ccond *cc) {
+    const struct cf_sigma_field_cond *fc = cc->fc;
+    struct maybe m = {false, true};
+    if (fc->negate) {
+        m.can_true = true;
+    } else if (fc->all) {
+        m.can_true = true;
+        for (size_t v = 0; v < fc->n_values; v++)
+            if (cc->values[v].n_direct == 0) m.can_true = false;
+    } else {
+        for (size_t v = 0; v < fc->n_values; v++)
+            if (cc->values[v].n_direct) m.can_true = true;
+    }
+    return m;
+}
+
+static struct maybe search_nomark(const struct csearch *cs) {
+    struct maybe m = {false, true};
+    for (size_t c = 0; c < cs->n_conjs; c++) {
+        struct maybe cm = {true, false};
+        for (size_t k = 0; k < cs->conjs[c].n_conds; k++) {
+            struct maybe km = cond_nomark(&cs->conjs[c].conds[k]);
+            cm.can_true = cm.can_true && km.can_true;
+            cm.can_false = cm.can_false || km.can_false;
+        }
+        m.can_true = m.can_true || cm.can_true;
+        m.can_false = m.can_false && cm.can_false;
+    }
+    return m;
+}
+
+static struct maybe tree_nomark(const struct crule *cr,
+                                const struct cf_sigma_cond *c) {
+    struct maybe m = {false, true};
+    switch (c->op) {
+    case CF_COND_TRUE:
+        return (struct maybe){true, false};
+    case CF_COND_FALSE:
+        return (struct maybe){false, true};
+    case CF_COND_SEARCH:
+        if (c->search >= cr->rule->n_searches) return m;
+        return search_nomark(&cr->searches[c->search]);
+    case CF_COND_NOT: {
+        if (c->n_kids < 1) return m;
+        struct maybe k = tree_nomark(cr, &c->kids[0]);
+        return (struct maybe){k.can_false, k.can_true};
+    }
+    case CF_COND_AND:
+        m = (struct maybe){true, false};
+        for (uint32_t i = 0; i < c->n_kids; i++) {
+            struct maybe k = tree_nomark(cr, &c->kids[i]);
+            m.can_true = m.can_true && k.can_true;
+            m.can_false = m.can_false || k.can_false;
+        }
+        return m;
+    case CF_COND_OR:
+        m = (struct maybe){false, true};
+        for (uint32_t i = 0; i < c->n_kids; i++) {
+            struct maybe k = tree_nomark(cr, &c->kids[i]);
+            m.can_true = m.can_true || k.can_true;
+            m.can_false = m.can_false && k.can_false;
+        }
+        return m;
+    }
+    return m;
+}
+
+static void reject_rule(struct builder *b, struct crule *cr, const char *reason) {
+    const char *path = cr->rule->path ? cr->rule->path : "";
+    if (cr->rejected) return;
+    cr->rejected = true;
+    /* Compiling the same rulebook again must not list a rule twice. */
+    for (size_t i = 0; i < b->rb->n_rejected; i++)
+        if (b->rb->rejected[i].path && strcmp(b->rb->rejected[i].path, path) == 0 &&
+            b->rb->rejected[i].reason && strcmp(b->rb->rejected[i].reason, reason) == 0)
+            return;
+    cf_rulebook_reject(b->rb, cr->rule->path ? cr->rule->path : "",
+                       cr->rule->id, reason);
+}
+
+/* Compiles the PCRE2 fallbacks of the rules' direct regexes.  A regex
+ * PCRE2 refuses too rejects its rule. */
+static int compile_direct_regexes(struct builder *b) {
+    struct cf_ruleset *rs = b->rs;
+    for (size_t ri = 0; ri < rs->n_rules; ri++) {
+        struct crule *cr = &rs->rules[ri];
+        const struct cf_sigma_rule *r = cr->rule;
+        for (size_t s = 0; s < r->n_searches; s++)
+            for (size_t c = 0; c < cr->searches[s].n_conjs; c++) {
+                struct cconj *cj = &cr->searches[s].conjs[c];
+                for (size_t k = 0; k < cj->n_conds; k++)
+                    for (size_t v = 0; v < cj->conds[k].fc->n_values; v++) {
+                        struct cvalue *cv = &cj->conds[k].values[v];
+                        for (size_t d = 0; d < cv->n_direct; d++) {
+                            const struct cf_sigma_pattern *p = cv->direct[d].pat;
+                            if (p->kind != CF_PATTERN_REGEX || cv->direct[d].re)
+                                continue;
+                            uint32_t opts = 0;
+                            int err;
+                            PCRE2_SIZE off;
+                            if (p->flags & CF_PAT_RE_I) opts |= PCRE2_CASELESS;
+                            if (p->flags & CF_PAT_RE_M) opts |= PCRE2_MULTILINE;
+                            if (p->flags & CF_PAT_RE_S) opts |= PCRE2_DOTALL;
+                            pcre2_code *re = pcre2_compile(
+                                (PCRE2_SPTR)p->text, PCRE2_ZERO_TERMINATED, opts,
+                                &err, &off, NULL);
+                            if (!re) {
+                                char msg[256], reason[512];
+                                pcre2_get_error_message(err, (PCRE2_UCHAR *)msg,
+                                                        sizeof msg);
+                                snprintf(reason, sizeof reason,
+                                         "regular expression '%s' does not "
+                                         "compile (%s at offset %zu); fix the "
+                                         "|re value",
+                                         (const char *)p->text, msg, (size_t)off);
+                                reject_rule(b, cr, reason);
+                                continue;
+                            }
+                            pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+                            cv->direct[d].re = re;
+                            rs->stats.direct_patterns++;
+                        }
+                        for (size_t d = 0; d < cv->n_direct; d++)
+                            if (cv->direct[d].pat->kind != CF_PATTERN_REGEX)
+                                rs->stats.direct_patterns++;
+                    }
+            }
+    }
+    return 0;
+}
+
+/* The cache key: every input of the Hyperscan compile and of the
+ * decisions stored beside it. */
+static void cache_key(const struct builder *b, uint8_t key[CF_HS_CACHE_KEY_LEN]) {
+    const struct cf_ruleset *rs = b->rs;
+    hs_platform_info_t plat;
+    unsigned int len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    memset(key, 0, CF_HS_CACHE_KEY_LEN);
+    if (!ctx) return;
+    memset(&plat, 0, sizeof plat);
+    hs_populate_platform(&plat);
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    static const char tag[] = "chainfuse " CF_VERSION " ruleset-cache 1";
+    EVP_DigestUpdate(ctx, tag, sizeof tag);
+    EVP_DigestUpdate(ctx, hs_version(), strlen(hs_version()) + 1);
+    EVP_DigestUpdate(ctx, &plat, sizeof plat);
+    for (size_t i = 0; i < rs->n_rules; i++)
+        EVP_DigestUpdate(ctx, rs->rules[i].rule->digest, 65);
+    for (size_t i = 0; i < rs->n_dbs; i++)
+        EVP_DigestUpdate(ctx, rs->dbs[i].name, strlen(rs->dbs[i].name) + 1);
+    for (size_t i = 0; i < b->n_exprs; i++) {
+        const struct cand_expr *e = &b->exprs[i];
+        EVP_DigestUpdate(ctx, e->text, strlen(e->text) + 1);
+        EVP_DigestUpdate(ctx, &e->flags, sizeof e->flags);
+        EVP_DigestUpdate(ctx, &e->db, sizeof e->db);
+    }
+    EVP_DigestFinal_ex(ctx, key, &len);
+    EVP_MD_CTX_free(ctx);
+}
+
+/* First pass over regexes: Hyperscan's own parser says which it cannot
+ * do, without paying for a full compile per expression. */
+static void check_regexes(struct builder *b) {
+    for (size_t i = 0; i < b->n_exprs; i++) {
+        const struct cand_expr *e = &b->exprs[i];
+        if (!e->regex) continue;
+        hs_expr_info_t *info = NULL;
+        hs_compile_error_t *err = NULL;
+        if (hs_expression_info(e->text, e->flags, &info, &err) != HS_SUCCESS) {
+            hs_free_compile_error(err);
+            b->status[i] = EXPR_DIRECT;
+            continue;
+        }
+        b->status[i] = info->min_width == 0 ? EXPR_HS_ALLOWEMPTY : EXPR_HS;
+        free(info);
+    }
+}
+
+/* Compiles one database.  An expression Hyperscan refuses is switched to
+ * direct checking and the compile retried. */
+static int compile_db(struct builder *b, uint32_t db, const uint32_t *members,
+                      size_t n_members, hs_database_t **out) {
+    const char **texts = calloc(n_members ? n_members : 1, sizeof *texts);
+    unsigned *flags = calloc(n_members ? n_members : 1, sizeof *flags);
+    unsigned *ids = calloc(n_members ? n_members : 1, sizeof *ids);
+    uint32_t *which = calloc(n_members ? n_members : 1, sizeof *which);
+    int rc = -1;
+    *out = NULL;
+    if (!texts || !flags || !ids || !which) goto done;
+    for (;;) {
+        size_t n = 0;
+        for (size_t i = 0; i < n_members; i++) {
+            uint32_t e = members[i];
+            if (b->status[e] == EXPR_DIRECT) continue;
+            texts[n] = b->exprs[e].text;
+            flags[n] = b->exprs[e].flags |
+                       (b->status[e] == EXPR_HS_ALLOWEMPTY ? HS_FLAG_ALLOWEMPTY : 0);
+            ids[n] = e;
+            which[n] = e;
+            n++;
+        }
+        if (n == 0) {
+            rc = 0;
+            goto done;
+        }
+        hs_compile_error_t *err = NULL;
+        if (hs_compile_multi(texts, flags, ids, (unsigned)n, HS_MODE_BLOCK, NULL,
+                             out, &err) == HS_SUCCESS) {
+            rc = 0;
+            goto done;
+        }
+        if (!err || err->expression < 0 || (size_t)err->expression >= n) {
+            cf_seterr(b->errstr, b->errstr_size, CF_ERR,
+                      "Hyperscan cannot compile the patterns of field %s: %s",
+                      b->rs->dbs[db].name,
+                      err ? err->message : "unknown error");
+            hs_free_compile_error(err);
+            goto done;
+        }
+        b->status[which[err->expression]] = EXPR_DIRECT;
+        hs_free_compile_error(err);
+    }
+done:
+    free(texts);
+    free(flags);
+    free(ids);
+    free(which);
+    return rc;
+}
+
+static int compile_all_dbs(struct builder *b) {
+    struct cf_ruleset *rs = b->rs;
+    uint32_t *order = malloc((b->n_exprs ? b->n_exprs : 1) * sizeof *order);
+    size_t *start = calloc(rs->n_dbs + 1, sizeof *start);
+    int rc = -1;
+    if (!order || !start) goto done;
+    /* Bucket expressions by database (the keyword db is the last one). */
+    for (size_t i = 0; i < b->n_exprs; i++) start[b->exprs[i].db + 1]++;
+    for (size_t d = 0; d < rs->n_dbs; d++) start[d + 1] += start[d];
+    {
+        size_t *fill = calloc(rs->n_dbs, sizeof *fill);
+        if (!fill) goto done;
+        for (size_t i = 0; i < b->n_exprs; i++) {
+            uint32_t d = b->exprs[i].db;
+            order[start[d] + fill[d]++] = (uint32_t)i;
+        }
+        free(fill);
+    }
+    for (size_t d = 0; d < rs->n_dbs; d++)
+        if (compile_db(b, (uint32_t)d, order + start[d], start[d + 1] - start[d],
+                       &rs->dbs[d].db))
+            goto done;
+    rc = 0;
+done:
+    free(order);
+    free(start);
+    return rc;
+}
+
+static int build_tables(struct builder *b) {
+    struct cf_ruleset *rs = b->rs;
+    /* Fallback expressions: their alternatives become direct checks. */
+    for (size_t u = 0; u < b->n_uses; u++) {
+        const struct expr_use *use = &b->uses[u];
+        if (b->status[use->expr] == EXPR_DIRECT &&
+            add_direct(b->item_value[use->item], use->alt))
+            return -1;
+    }
+    rs->n_items = (uint32_t)b->n_items;
+    rs->item_rule = b->item_rule;
+    b->item_rule = NULL;
+    rs->n_exprs = (uint32_t)b->n_exprs;
+    rs->expr_item_off = calloc(b->n_exprs + 1, sizeof *rs->expr_item_off);
+    rs->expr_items = malloc((b->n_uses ? b->n_uses : 1) * sizeof *rs->expr_items);
+    rs->expr_lit_len = calloc(b->n_exprs + 1, sizeof *rs->expr_lit_len);
+    if (!rs->expr_item_off || !rs->expr_items || !rs->expr_lit_len) return -1;
+    for (size_t e = 0; e < b->n_exprs; e++) rs->expr_lit_len[e] = b->exprs[e].lit_len;
+    for (size_t u = 0; u < b->n_uses; u++) rs->expr_item_off[b->uses[u].expr + 1]++;
+    for (size_t e = 0; e < b->n_exprs; e++)
+        rs->expr_item_off[e + 1] += rs->expr_item_off[e];
+    uint32_t *fill = calloc(b->n_exprs ? b->n_exprs : 1, sizeof *fill);
+    if (!fill) return -1;
+    for (size_t u = 0; u < b->n_uses; u++) {
+        uint32_t e = b->uses[u].expr;
+        rs->expr_items[rs->expr_item_off[e] + fill[e]++] = b->uses[u].item;
+    }
+    free(fill);
+    /* Routes per database, so fields only other logsources use are not
+     * scanned. */
+    for (size_t d = 0; d < rs->n_dbs; d++)
+        if (!(rs->dbs[d].routes = calloc(rs->route_words ? rs->route_words : 1,
+                                         sizeof(uint64_t))))
+            return -1;
+    for (size_t e = 0; e < b->n_exprs; e++) {
+        if (b->status[e] == EXPR_DIRECT) continue;
+        rs->stats.patterns++;
+        for (uint32_t k = rs->expr_item_off[e]; k < rs->expr_item_off[e + 1]; k++) {
+            const struct crule *cr = &rs->rules[rs->item_rule[rs->expr_items[k]]];
+            if (!cr->rejected) bit_set(rs->dbs[b->exprs[e].db].routes, cr->route);
+        }
+    }
+    return 0;
+}
+
+static void free_builder(struct builder *b) {
+    for (size_t i = 0; i < b->n_exprs; i++) free(b->exprs[i].text);
+    free(b->exprs);
+    free(b->expr_slots);
+    free(b->uses);
+    free(b->item_value);
+    free(b->item_rule);
+    free(b->status);
+}
+
+struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
+                                      const struct cf_config *cfg,
+                                      char *errstr, size_t errstr_size) {
+    struct builder b;
+    struct cf_ruleset *rs = NULL;
+    double t0 = now_seconds();
+    uint8_t key[CF_HS_CACHE_KEY_LEN];
+    const char *cache_dir = cfg && cfg->cache_dir ? cfg->cache_dir : "";
+    hs_database_t **loaded = NULL;
+    uint32_t kw_db = 0;
+    bool ok = false, out_of_memory = false;
+
+    memset(&b, 0, sizeof b);
+    b.rb = rb;
+    b.errstr = errstr;
+    b.errstr_size = errstr_size;
+    if (!rb) {
+        cf_seterr(errstr, errstr_size, CF_ERR, "no rulebook given");
+        return NULL;
+    }
+    if (!(rs = calloc(1, sizeof *rs))) {
+        out_of_memory = true;
+        goto done;
+    }
+    b.rs = rs;
+    rs->rb = rb;
+    if (!(rs->fmap = cf_fieldmap_new(cfg ? cf_config_section(cfg, "field_mappings")
+                                         : NULL,
+                                     errstr, errstr_size)))
+        goto done;
+    if (!(rs->router = cf_router_new(cfg ? cf_config_section(cfg, "logsources")
+                                         : NULL,
+                                     errstr, errstr_size)))
+        goto done;
+    rs->n_rules = rb->n_rules;
+    if (!(rs->rules = calloc(rs->n_rules ? rs->n_rules : 1, sizeof *rs->rules)))
+        {
+        out_of_memory = true;
+        goto done;
+    }
+    for (size_t i = 0; i < rs->n_rules; i++) {
+        const struct cf_sigma_rule *r = rb->rules[i];
+        rs->rules[i].rule = r;
+        rs->rules[i].route =
+            cf_router_add(rs->router, r->product, r->category, r->service);
+    }
+    if (cf_router_seal(rs->router, errstr, errstr_size) != CF_OK) goto done;
+    rs->route_words = (cf_router_count(rs->router) + 63) / 64;
+
+    /* The keyword database comes first (KEYWORD_DB) and stays out of the
+     * name table, so no event field can be taken for it. */
+    if (db_for_name(&b, "(keywords)", &kw_db) ||
+        db_for_name(&b, "(keyword literals)", &kw_db))
+        {
+        out_of_memory = true;
+        goto done;
+    }
+    for (size_t i = 0; i < rs->n_rules; i++)
+        if (build_rule(&b, (uint32_t)i)) {
+        out_of_memory = true;
+        goto done;
+    }
+
+    if (!(b.status = calloc(b.n_exprs ? b.n_exprs : 1, 1))) {
+        out_of_memory = true;
+        goto done;
+    }
+    if (!(loaded = calloc(rs->n_dbs, sizeof *loaded))) {
+        out_of_memory = true;
+        goto done;
+    }
+    if (*cache_dir) {
+        cache_key(&b, key);
+        if (cf_hs_cache_load(cache_dir, key, b.status, b.n_exprs, loaded,
+                             rs->n_dbs) == CF_OK) {
+            for (size_t d = 0; d < rs->n_dbs; d++) rs->dbs[d].db = loaded[d];
+            rs->stats.cache_hit = true;
+        }
+    }
+    if (!rs->stats.cache_hit) {
+        check_regexes(&b);
+        if (compile_all_dbs(&b)) goto done;
+        if (*cache_dir) {
+            char err[512];
+            for (size_t d = 0; d < rs->n_dbs; d++) loaded[d] = rs->dbs[d].db;
+            if (cf_hs_cache_store(cache_dir, key, b.status, b.n_exprs, loaded,
+                                  rs->n_dbs, err, sizeof err) != CF_OK)
+                fprintf(stderr,
+                        "chainfuse: warning: rule cache not written (%s); "
+                        "the next start compiles again\n",
+                        err);
+        }
+    }
+    if (build_tables(&b)) {
+        out_of_memory = true;
+        goto done;
+    }
+    if (compile_direct_regexes(&b)) {
+        out_of_memory = true;
+        goto done;
+    }
+
+    /* Rules that can match with no Hyperscan hit are evaluated on every
+     * event they are routed to. */
+    {
+        size_t n = 0;
+        if (!(rs->always = calloc(rs->n_rules ? rs->n_rules : 1, sizeof *rs->always)))
+            {
+        out_of_memory = true;
+        goto done;
+    }
+        for (size_t i = 0; i < rs->n_rules; i++) {
+            struct crule *cr = &rs->rules[i];
+            if (cr->rejected || !cr->rule->condition) continue;
+            cr->always = tree_nomark(cr, cr->rule->condition).can_true;
+            if (cr->always) rs->always[n++] = (uint32_t)i;
+        }
+        rs->n_always = n;
+        for (size_t i = 0; i < rs->n_rules; i++)
+            if (!rs->rules[i].rejected) rs->stats.rules++;
+    }
+    for (size_t d = 0; d < rs->n_dbs; d++) {
+        if (!rs->dbs[d].db) continue;
+        if (d >= N_KEYWORD_DBS) rs->stats.fields++;
+        if (hs_alloc_scratch(rs->dbs[d].db, &rs->scratch) != HS_SUCCESS) {
+            cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
+                      "cannot allocate Hyperscan scratch space");
+            goto done;
+        }
+    }
+    rs->stats.compile_seconds = now_seconds() - t0;
+    ok = true;
+    goto done;
+done:
+    if (out_of_memory)
+        cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
+                  "out of memory while compiling rules");
+    free(loaded);
+    free_builder(&b);
+    if (!ok) {
+        cf_ruleset_destroy(rs);
+        rs = NULL;
+    }
+    return rs;
+}
+
+void cf_ruleset_destroy(struct cf_ruleset *rs) {
+    if (!rs) return;
+    for (size_t i = 0; rs->rules && i < rs->n_rules; i++) {
+        struct crule *cr = &rs->rules[i];
+        if (!cr->searches) continue;
+        for (size_t s = 0; s < cr->rule->n_searches; s++) {
+            struct csearch *cs = &cr->searches[s];
+            for (size_t c = 0; cs->conjs && c < cs->n_conjs; c++) {
+                struct cconj *cj = &cs->conjs[c];
+                for (size_t k = 0; cj->conds && k < cj->n_conds; k++) {
+                    struct ccond *cc = &cj->conds[k];
+                    for (size_t v = 0; cc->values && cc->fc &&
+                                       v < cc->fc->n_values; v++) {
+                        struct cvalue *cv = &cc->values[v];
+                        for (size_t d = 0; d < cv->n_direct; d++) {
+                            pcre2_code_free(cv->direct[d].re);
+                            free(cv->direct[d].refs);
+                        }
+                        free(cv->direct);
+                    }
+                    free(cc->values);
+                    free(cc->names);
+                }
+                free(cj->conds);
+            }
+            free(cs->conjs);
+        }
+        free(cr->searches);
+    }
+    free(rs->rules);
+    free(rs->always);
+    free(rs->item_rule);
+    free(rs->expr_item_off);
+    free(rs->expr_items);
+    free(rs->expr_lit_len);
+    for (size_t d = 0; d < rs->n_dbs; d++) {
+        free(rs->dbs[d].name);
+        hs_free_database(rs->dbs[d].db);
+        free(rs->dbs[d].routes);
+    }
+    free(rs->dbs);
+    free(rs->slots);
+    hs_free_scratch(rs->scratch);
+    if (rs->router) cf_router_destroy(rs->router);
+    if (rs->fmap) cf_fieldmap_destroy(rs->fmap);
+    free(rs);
+}
+
+void cf_ruleset_get_stats(const struct cf_ruleset *rs,
+                          struct cf_ruleset_stats *stats) {
+    if (!rs) {
+        memset(stats, 0, sizeof *stats);
+        return;
+    }
+    *stats = rs->stats;
+}
+
+/* ---------------------------------------------------------------- */
+/* Matching                                                          */
+
+struct cf_matcher *cf_matcher_new(const struct cf_ruleset *rs) {
+    struct cf_matcher *m = calloc(1, sizeof *m);
+    size_t item_words = (rs->n_items + 63) / 64 + 1;
+    size_t rule_words = (rs->n_rules + 63) / 64 + 1;
+    if (!m) return NULL;
+    m->rs = rs;
+    m->marks = calloc(item_words, sizeof *m->marks);
+    m->touched = malloc((rs->n_items + 1) * sizeof *m->touched);
+    m->rule_bits = calloc(rule_words, sizeof *m->rule_bits);
+    m->cand = malloc((rs->n_rules + 1) * sizeof *m->cand);
+    m->md = pcre2_match_data_create(1, NULL);
+    m->route_cache = cf_route_cache_new(rs->router);
+    if (!m->marks || !m->touched || !m->rule_bits || !m->cand || !m->md ||
+        !m->route_cache)
+        goto fail;
+    if (rs->scratch && hs_clone_scratch(rs->scratch, &m->scratch) != HS_SUCCESS)
+        goto fail;
+    return m;
+fail:
+    cf_matcher_destroy(m);
+    return NULL;
+}
+
+void cf_matcher_destroy(struct cf_matcher *m) {
+    if (!m) return;
+    hs_free_scratch(m->scratch);
+    if (m->route_cache) cf_route_cache_destroy(m->route_cache);
+    free(m->marks);
+    free(m->touched);
+    free(m->rule_bits);
+    free(m->cand);
+    pcre2_match_data_free(m->md);
+    free(m->concat);
+    free(m->leaf_end);
+    free(m->slots);
+    free(m->next_leaf);
+    free(m);
+}
+
+static void mark_expr(struct cf_matcher *m, unsigned int id) {
+    const struct cf_ruleset *rs = m->rs;
+    for (uint32_t k = rs->expr_item_off[id]; k < rs->expr_item_off[id + 1]; k++) {
+        uint32_t item = rs->expr_items[k];
+        if (!bit_test(m->marks, item)) {
+            bit_set(m->marks, item);
+            m->touched[m->n_touched++] = item;
+        }
+    }
+}
+
+static int on_hs_match(unsigned int id, unsigned long long from,
+                       unsigned long long to, unsigned int flags, void *ctx) {
+    CF_UNUSED(from);
+    CF_UNUSED(to);
+    CF_UNUSED(flags);
+    mark_expr(ctx, id);
+    return 0;
+}
+
+/* A keyword literal hit in the concatenated values counts only when it
+ * lies inside one leaf. */
+static int on_literal_match(unsigned int id, unsigned long long from,
+                            unsigned long long to, unsigned int flags,
+                            void *ctx) {
+    struct cf_matcher *m = ctx;
+    uint32_t len = m->rs->expr_lit_len[id];
+    uint32_t lo = 0, hi = m->n_leaves;
+    CF_UNUSED(from);
+    CF_UNUSED(flags);
+    if (to < len) return 0;
+    /* Frequent literals hit many times: skip once their items are in. */
+    const struct cf_ruleset *rs = m->rs;
+    uint32_t k = rs->expr_item_off[id];
+    while (k < rs->expr_item_off[id + 1] && bit_test(m->marks, rs->expr_items[k])) k++;
+    if (k == rs->expr_item_off[id + 1]) return 0;
+    unsigned long long start = to - len;
+    /* First leaf ending after `start`. */
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (m->leaf_end[mid] <= start) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < m->n_leaves && to <= m->leaf_end[lo]) mark_expr(m, id);
+    return 0;
+}
+
+static cf_err_t scan_literals(struct cf_matcher *m, const struct cf_event *ev,
+                              const hs_database_t *db) {
+    size_t total = 0;
+    for (uint32_t i = 0; i < ev->n_fields; i++) total += ev->fields[i].value_len;
+    if (total > UINT32_MAX) return CF_ERR_LIMIT;
+    if (total + 1 > m->concat_cap) {
+        char *p = realloc(m->concat, total + 1);
+        if (!p) return CF_ERR_NOMEM;
+        m->concat = p;
+        m->concat_cap = total + 1;
+    }
+    if (ev->n_fields + 1 > m->leaf_cap) {
+        uint32_t *e = realloc(m->leaf_end, (ev->n_fields + 1) * sizeof *e);
+        if (!e) return CF_ERR_NOMEM;
+        m->leaf_end = e;
+        m->leaf_cap = ev->n_fields + 1;
+    }
+    size_t off = 0;
+    for (uint32_t i = 0; i < ev->n_fields; i++) {
+        memcpy(m->concat + off, ev->fields[i].value, ev->fields[i].value_len);
+        off += ev->fields[i].value_len;
+        m->leaf_end[i] = (uint32_t)off;
+    }
+    m->n_leaves = ev->n_fields;
+    hs_scan(db, m->concat, (unsigned)off, 0, m->scratch, on_literal_match, m);
+    return CF_OK;
+}
+
+static bool name_is(const struct cf_event_field *f, const struct name_ref *n) {
+    return f->name_hash == n->hash && f->name_len == n->len &&
+           memcmp(f->name, n->name, n->len) == 0;
+}
+
+#define LEAF_END UINT32_MAX
+
+static void index_event(struct cf_matcher *m, const struct cf_event *ev) {
+    uint32_t size = 16;
+    while (size < 2 * ev->n_fields) size *= 2;
+    if (size > m->slot_mask + 1 || !m->slots) {
+        uint32_t *slots = realloc(m->slots, size * sizeof *slots);
+        if (!slots) return; /* lookups fall back to scanning */
+        m->slots = slots;
+        m->slot_mask = size - 1;
+    }
+    if (ev->n_fields > m->next_cap) {
+        uint32_t *next = realloc(m->next_leaf, ev->n_fields * sizeof *next);
+        if (!next) return;
+        m->next_leaf = next;
+        m->next_cap = ev->n_fields;
+    }
+    memset(m->slots, 0, (m->slot_mask + 1) * sizeof *m->slots);
+    for (uint32_t i = 0; i < ev->n_fields; i++) {
+        const struct cf_event_field *f = &ev->fields[i];
+        uint32_t s = f->name_hash & m->slot_mask;
+        m->next_leaf[i] = LEAF_END;
+        for (; m->slots[s]; s = (s + 1) & m->slot_mask) {
+            const struct cf_event_field *g = &ev->fields[m->slots[s] - 1];
+            if (g->name_hash == f->name_hash && g->name_len == f->name_len &&
+                memcmp(g->name, f->name, f->name_len) == 0) {
+                m->next_leaf[i] = m->slots[s] - 1;
+                break;
+            }
+        }
+        m->slots[s] = i + 1;
+    }
+    m->indexed = true;
+}
+
+/* Leaves named `n`: first, then next after i; LEAF_END when done. */
+static uint32_t leaf_first(struct cf_matcher *m, const struct cf_event *ev,
+                           const struct name_ref *n) {
+    if (!m->indexed) index_event(m, ev);
+    if (!m->indexed) {
+        for (uint32_t i = 0; i < ev->n_fields; i++)
+            if (name_is(&ev->fields[i], n)) return i;
+        return LEAF_END;
+    }
+    for (uint32_t s = n->hash & m->slot_mask; m->slots[s];
+         s = (s + 1) & m->slot_mask)
+        if (name_is(&ev->fields[m->slots[s] - 1], n)) return m->slots[s] - 1;
+    return LEAF_END;
+}
+
+static uint32_t leaf_next(struct cf_matcher *m, const struct cf_event *ev,
+                          const struct name_ref *n, uint32_t i) {
+    if (m->indexed) return m->next_leaf[i];
+    for (i++; i < ev->n_fields; i++)
+        if (name_is(&ev->fields[i], n)) return i;
+    return LEAF_END;
+}
+
+static bool field_present(struct cf_matcher *m, const struct cf_event *ev,
+                          const struct ccond *cc) {
+    if (!cc->fc->field) return ev->n_fields > 0;
+    for (size_t k = 0; k < cc->n_names; k++)
+        if (leaf_first(m, ev, &cc->names[k]) != LEAF_END) return true;
+    return false;
+}
+
+/* Strict number: the whole text must be one (no trailing garbage). */
+static bool parse_number(const struct cf_event_field *f, double *out) {
+    char *end;
+    if (f->type == CF_VALUE_NULL || f->value_len == 0) return false;
+    *out = strtod(f->value, &end);
+    return end == f->value + f->value_len && isfinite(*out);
+}
+
+static bool compare(double a, enum cf_compare op, double b) {
+    switch (op) {
+    case CF_CMP_EQ: return a == b;
+    case CF_CMP_NEQ: return a != b;
+    case CF_CMP_LT: return a < b;
+    case CF_CMP_LTE: return a <= b;
+    case CF_CMP_GT: return a > b;
+    case CF_CMP_GTE: return a >= b;
+    }
+    return false;
+}
+
+static bool cidr_match(const struct cf_sigma_pattern *p,
+                       const struct cf_event_field *f) {
+    uint8_t addr[16];
+    char buf[64];
+    if (f->value_len == 0 || f->value_len >= sizeof buf) return false;
+    memcpy(buf, f->value, f->value_len);
+    buf[f->value_len] = '\0';
+    if (inet_pton(p->family == 6 ? AF_INET6 : AF_INET, buf, addr) != 1)
+        return false;
+    int bits = p->prefix;
+    for (int i = 0; bits > 0; i++, bits -= 8) {
+        uint8_t mask = bits >= 8 ? 0xff : (uint8_t)(0xff << (8 - bits));
+        if ((addr[i] & mask) != (p->addr[i] & mask)) return false;
+    }
+    return true;
+}
+
+static bool timepart_match(const struct cf_sigma_pattern *p,
+                           const struct cf_event_field *f) {
+    int64_t ms;
+    struct tm tm;
+    int part;
+    if (f->type == CF_VALUE_NULL || cf_time_parse(f->value, f->value_len, &ms))
+        return false;
+    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    if (!gmtime_r(&secs, &tm)) return false;
+    switch (p->time_part) {
+    case CF_TIMEPART_MINUTE: part = tm.tm_min; break;
+    case CF_TIMEPART_HOUR: part = tm.tm_hour; break;
+    case CF_TIMEPART_DAY: part = tm.tm_mday; break;
+    case CF_TIMEPART_WEEK: {
+        char wk[8];
+        strftime(wk, sizeof wk, "%V", &tm); /* ISO 8601 week */
+        part = atoi(wk);
+        break;
+    }
+    case CF_TIMEPART_MONTH: part = tm.tm_mon + 1; break;
+    case CF_TIMEPART_YEAR: part = tm.tm_year + 1900; break;
+    default: return false;
+    }
+    return compare(part, p->op, p->number);
+}
+
+static bool contains(const char *hay, size_t n, const char *needle, size_t k) {
+    if (k == 0) return true;
+    for (size_t i = 0; i + k <= n; i++)
+        if (hay[i] == needle[0] && memcmp(hay + i, needle, k) == 0) return true;
+    return false;
+}
+
+static bool fieldref_pair(unsigned flags, const struct cf_event_field *f,
+                          const struct cf_event_field *o) {
+    if (flags & CF_PAT_REF_START)
+        return o->value_len <= f->value_len &&
+               memcmp(f->value, o->value, o->value_len) == 0;
+    if (flags & CF_PAT_REF_END)
+        return o->value_len <= f->value_len &&
+               memcmp(f->value + f->value_len - o->value_len, o->value,
+                      o->value_len) == 0;
+    if (flags & CF_PAT_REF_CONTAINS)
+        return contains(f->value, f->value_len, o->value, o->value_len);
+    return o->value_len == f->value_len &&
+           memcmp(f->value, o->value, o->value_len) == 0;
+}
+
+static bool fieldref_match(struct cf_matcher *m, const struct cf_event *ev,
+                           const struct direct_alt *d,
+                           const struct cf_event_field *f) {
+    for (size_t k = 0; k < d->n_refs; k++)
+        for (uint32_t i = leaf_first(m, ev, &d->refs[k]); i != LEAF_END;
+             i = leaf_next(m, ev, &d->refs[k], i))
+            if (fieldref_pair(d->pat->flags, f, &ev->fields[i])) return true;
+    return false;
+}
+
+static bool leaf_match(struct cf_matcher *m, const struct cf_event *ev,
+                       const struct direct_alt *d, const struct cf_event_field *f) {
+    const struct cf_sigma_pattern *p = d->pat;
+    double x;
+    switch (p->kind) {
+    case CF_PATTERN_GLOB:
+        return glob_match(p, f->value, f->value_len);
+    case CF_PATTERN_REGEX:
+        return d->re && pcre2_match(d->re, (PCRE2_SPTR)f->value, f->value_len, 0,
+                                    0, m->md, NULL) >= 0;
+    case CF_PATTERN_NUMBER:
+        return parse_number(f, &x) && compare(x, p->op, p->number);
+    case CF_PATTERN_CIDR:
+        return cidr_match(p, f);
+    case CF_PATTERN_FIELDREF:
+        return fieldref_match(m, ev, d, f);
+    case CF_PATTERN_TIMEPART:
+        return timepart_match(p, f);
+    case CF_PATTERN_EXISTS:
+    case CF_PATTERN_NULL:
+        break;
+    }
+    return false;
+}
+
+static bool direct_match(struct cf_matcher *m, const struct cf_event *ev,
+                         const struct ccond *cc, const struct direct_alt *d) {
+    enum cf_pattern_kind kind = d->pat->kind;
+    bool present = false;
+    if (kind == CF_PATTERN_EXISTS)
+        return field_present(m, ev, cc) == d->pat->exists;
+    if (!cc->fc->field) {
+        for (uint32_t i = 0; i < ev->n_fields; i++) {
+            const struct cf_event_field *f = &ev->fields[i];
+            if (kind == CF_PATTERN_NULL ? f->type == CF_VALUE_NULL
+                                        : leaf_match(m, ev, d, f))
+                return true;
+        }
+        return kind == CF_PATTERN_NULL && ev->n_fields == 0;
+    }
+    for (size_t k = 0; k < cc->n_names; k++)
+        for (uint32_t i = leaf_first(m, ev, &cc->names[k]); i != LEAF_END;
+             i = leaf_next(m, ev, &cc->names[k], i)) {
+            const struct cf_event_field *f = &ev->fields[i];
+            present = true;
+            if (kind == CF_PATTERN_NULL ? f->type == CF_VALUE_NULL
+                                        : leaf_match(m, ev, d, f))
+                return true;
+        }
+    /* null also holds for a field that is absent. */
+    return kind == CF_PATTERN_NULL && !present;
+}
+
+static bool value_match(struct cf_matcher *m, const struct cf_event *ev,
+                        const struct ccond *cc, const struct cvalue *cv) {
+    if (cv->item != NO_ITEM && bit_test(m->marks, cv->item)) return true;
+    for (size_t d = 0; d < cv->n_direct; d++)
+        if (direct_match(m, ev, cc, &cv->direct[d])) return true;
+    return false;
+}
+
+static bool cond_match(struct cf_matcher *m, const struct cf_event *ev,
+                       const struct ccond *cc) {
+    const struct cf_sigma_field_cond *fc = cc->fc;
+    if (fc->negate) {
+        if (!field_present(m, ev, cc)) return false;
+        for (size_t v = 0; v < fc->n_values; v++)
+            if (value_match(m, ev, cc, &cc->values[v])) return false;
+        return true;
+    }
+    if (fc->all) {
+        for (size_t v = 0; v < fc->n_values; v++)
+            if (!value_match(m, ev, cc, &cc->values[v])) return false;
+        return fc->n_values > 0;
+    }
+    for (size_t v = 0; v < fc->n_values; v++)
+        if (value_match(m, ev, cc, &cc->values[v])) return true;
+    return false;
+}
+
+static bool search_match(struct cf_matcher *m, const struct cf_event *ev,
+                         const struct csearch *cs) {
+    for (size_t c = 0; c < cs->n_conjs; c++) {
+        const struct cconj *cj = &cs->conjs[c];
+        size_t k = 0;
+        while (k < cj->n_conds && cond_match(m, ev, &cj->conds[k])) k++;
+        if (k == cj->n_conds) return true;
+    }
+    return false;
+}
+
+static bool tree_match(struct cf_matcher *m, const struct cf_event *ev,
+                       const struct crule *cr, const struct cf_sigma_cond *c) {
+    switch (c->op) {
+    case CF_COND_TRUE: return true;
+    case CF_COND_FALSE: return false;
+    case CF_COND_SEARCH:
+        return c->search < cr->rule->n_searches &&
+               search_match(m, ev, &cr->searches[c->search]);
+    case CF_COND_NOT:
+        return c->n_kids >= 1 && !tree_match(m, ev, cr, &c->kids[0]);
+    case CF_COND_AND:
+        for (uint32_t i = 0; i < c->n_kids; i++)
+            if (!tree_match(m, ev, cr, &c->kids[i])) return false;
+        return true;
+    case CF_COND_OR:
+        for (uint32_t i = 0; i < c->n_kids; i++)
+            if (tree_match(m, ev, cr, &c->kids[i])) return true;
+        return false;
+    }
+    return false;
+}
+
+static void add_candidate(struct cf_matcher *m, uint32_t *n, uint32_t ri) {
+    const struct cf_ruleset *rs = m->rs;
+    if (bit_test(m->rule_bits, ri)) return;
+    const struct crule *cr = &rs->rules[ri];
+    if (cr->rejected || !cr->rule->condition || !bit_test(m->routes, cr->route))
+        return;
+    bit_set(m->rule_bits, ri);
+    m->cand[(*n)++] = ri;
+}
+
+/* Candidates are few (tens) and mostly in order already: insertion sort
+ * beats qsort's call overhead. */
+static void sort_u32(uint32_t *a, uint32_t n) {
+    for (uint32_t i = 1; i < n; i++) {
+        uint32_t x = a[i], j = i;
+        while (j > 0 && a[j - 1] > x) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = x;
+    }
+}
+
+int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
+                     cf_match_fn fn, void *opaque) {
+    const struct cf_ruleset *rs = m->rs;
+    uint32_t n_cand = 0;
+    int matched = 0;
+    bool any_route = false;
+
+    m->indexed = false;
+    m->routes = cf_router_route(rs->router, m->route_cache, ev);
+    if (!m->routes) return 0;
+    for (uint32_t i = 0; i < rs->route_words; i++)
+        if (m->routes[i]) any_route = true;
+    if (!any_route) return 0;
+
+    if (rs->scratch) {
+        const struct field_db *kw = &rs->dbs[0];
+        const struct field_db *kl = &rs->dbs[KEYWORD_LIT_DB];
+        bool scan_kw = kw->db && bits_intersect(kw->routes, m->routes,
+                                                rs->route_words);
+        /* On failure to grow the buffer the literals go unscanned for
+         * this event rather than stopping the engine. */
+        if (kl->db && bits_intersect(kl->routes, m->routes, rs->route_words))
+            scan_literals(m, ev, kl->db);
+        for (uint32_t i = 0; i < ev->n_fields; i++) {
+            const struct cf_event_field *f = &ev->fields[i];
+            for (uint32_t s = f->name_hash & rs->slot_mask; rs->slots[s];
+                 s = (s + 1) & rs->slot_mask) {
+                const struct field_db *d = &rs->dbs[rs->slots[s] - 1];
+                if (d->hash != f->name_hash || d->len != f->name_len ||
+                    memcmp(d->name, f->name, f->name_len) != 0)
+                    continue;
+                if (d->db && bits_intersect(d->routes, m->routes, rs->route_words))
+                    hs_scan(d->db, f->value, f->value_len, 0, m->scratch,
+                            on_hs_match, m);
+                break;
+            }
+            if (scan_kw)
+                hs_scan(kw->db, f->value, f->value_len, 0, m->scratch,
+                        on_hs_match, m);
+        }
+    }
+
+    for (uint32_t t = 0; t < m->n_touched; t++)
+        add_candidate(m, &n_cand, rs->item_rule[m->touched[t]]);
+    for (size_t a = 0; a < rs->n_always; a++)
+        add_candidate(m, &n_cand, rs->always[a]);
+    sort_u32(m->cand, n_cand);
+
+    for (uint32_t c = 0; c < n_cand; c++) {
+        const struct crule *cr = &rs->rules[m->cand[c]];
+        if (tree_match(m, ev, cr, cr->rule->condition)) {
+            matched++;
+            if (fn) fn(cr->rule, opaque);
+        }
+    }
+
+    for (uint32_t c = 0; c < n_cand; c++) bit_clear(m->rule_bits, m->cand[c]);
+    for (uint32_t t = 0; t < m->n_touched; t++) bit_clear(m->marks, m->touched[t]);
+    m->n_touched = 0;
+    return matched;
+}

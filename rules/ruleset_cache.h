@@ -1,0 +1,39 @@
+/*
+ * ruleset_cache.h - on-disk cache of compiled Hyperscan databases, private
+ * to the rule compiler (ruleset.c).
+ *
+ * One file per key (<dir>/<hex key>.hsdb) holds a status byte per
+ * candidate expression (the compiler's fallback decisions, so a warm start
+ * does not redo them) and the serialized databases.  The key is chosen by
+ * the caller over everything that changes compilation.  Writes go to a
+ * temporary file renamed into place, so concurrent starts never read a
+ * half-written file.  Every failure is reported, never fatal: the caller
+ * compiles instead.  Thread-safe (no shared state).
+ */
+#ifndef CF_RULESET_CACHE_H
+#define CF_RULESET_CACHE_H
+
+#include <hs/hs.h>
+
+#include "../engine/common.h"
+
+#define CF_HS_CACHE_KEY_LEN 32
+
+/* Fills status[0..n_status) and dbs[0..n_dbs) (NULL where the stored
+ * database was empty) from the file for `key`.  On success the caller
+ * owns the databases (hs_free_database).  CF_ERR_IO when there is no
+ * such file, CF_ERR_PARSE when it does not fit; nothing is returned then. */
+cf_err_t cf_hs_cache_load(const char *dir,
+                          const uint8_t key[CF_HS_CACHE_KEY_LEN],
+                          uint8_t *status, size_t n_status,
+                          hs_database_t **dbs, size_t n_dbs);
+
+/* Writes the file for `key`, creating `dir` (and parents) if needed.
+ * Borrows everything. */
+cf_err_t cf_hs_cache_store(const char *dir,
+                           const uint8_t key[CF_HS_CACHE_KEY_LEN],
+                           const uint8_t *status, size_t n_status,
+                           hs_database_t *const *dbs, size_t n_dbs,
+                           char *errstr, size_t errstr_size);
+
+#endif

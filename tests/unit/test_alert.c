@@ -1,0 +1,198 @@
+/*
+ * test_alert.c - alerts: entity extraction from the three event shapes,
+ * stable ids, and the alert record's JSON shape.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "alert.h"
+#include "event.h"
+
+static struct cf_event_field field(const char *name, const char *value) {
+    struct cf_event_field f = {0};
+    f.name = name;
+    f.name_len = (uint32_t)strlen(name);
+    f.name_hash = cf_hash_name(name, f.name_len);
+    f.value = value;
+    f.value_len = (uint32_t)strlen(value);
+    f.type = CF_VALUE_STRING;
+    return f;
+}
+
+static void make_event(struct cf_event *ev, struct cf_event_field *fields,
+                       uint32_t n, const char *raw) {
+    memset(ev, 0, sizeof *ev);
+    ev->fields = fields;
+    ev->n_fields = n;
+    ev->cap_fields = n;
+    ev->raw = raw;
+    ev->raw_len = strlen(raw);
+    ev->time_ms = 1692161671123; /* 2023-08-16T04:54:31.123Z */
+    ev->pos.source = "events.jsonl";
+    ev->pos.partition = -1;
+    ev->pos.offset = 7;
+}
+
+static struct cf_sigma_rule test_rule(void) {
+    static char *tactics[] = {"credential-access"};
+    static char *techniques[] = {"T1003.001"};
+    struct cf_sigma_rule r = {0};
+    r.id = "0d894093-71bc-43c3-8c4d-ecfc28dcf5d9";
+    r.title = "LSASS access";
+    r.path = "rules/x.yml";
+    r.level = CF_LEVEL_HIGH;
+    r.tactics = tactics;
+    r.n_tactics = 1;
+    r.techniques = techniques;
+    r.n_techniques = 1;
+    return r;
+}
+
+static void test_sysmon_entities(void **state) {
+    (void)state;
+    struct cf_event_field f[] = {
+        field("Hostname", "MKT01.pandalab.com"),
+        field("User", "PANDALAB\\pedro.gustavo"),
+        field("Image", "C:\\Windows\\System32\\cmd.exe"),
+        field("ParentImage", "C:\\Users\\x\\payload.exe"),
+        field("ProcessGuid", "{7ad6e8b5-0001}"),
+        field("LogonId", "0x3e7"),
+        field("Hashes", "SHA1=AA,MD5=BB,SHA256=CCDD,IMPHASH=EE"),
+        field("SourceIp", "10.0.0.5"),
+        field("DestinationIp", "10.0.0.9"),
+    };
+    struct cf_event ev;
+    make_event(&ev, f, CF_ARRAY_LEN(f), "{}");
+    struct cf_entity_map *map = cf_entity_map_new(NULL, NULL, 0);
+    assert_non_null(map);
+    struct cf_entities e;
+    cf_entities_extract(map, &ev, &e);
+    assert_string_equal(e.value[CF_ENTITY_HOST], "MKT01.pandalab.com");
+    assert_string_equal(e.value[CF_ENTITY_USER], "PANDALAB\\pedro.gustavo");
+    assert_string_equal(e.value[CF_ENTITY_PROCESS],
+                        "C:\\Windows\\System32\\cmd.exe");
+    assert_string_equal(e.value[CF_ENTITY_PARENT_PROCESS],
+                        "C:\\Users\\x\\payload.exe");
+    assert_string_equal(e.value[CF_ENTITY_PROCESS_GUID], "{7ad6e8b5-0001}");
+    assert_string_equal(e.value[CF_ENTITY_LOGON_ID], "0x3e7");
+    assert_string_equal(e.value[CF_ENTITY_FILE_HASH], "CCDD");
+    assert_string_equal(e.value[CF_ENTITY_SRC_IP], "10.0.0.5");
+    assert_string_equal(e.value[CF_ENTITY_DST_IP], "10.0.0.9");
+    assert_null(e.value[CF_ENTITY_CLOUD_ACCOUNT]);
+    cf_entities_clear(&e);
+    cf_entity_map_destroy(map);
+}
+
+static void test_security_user_gets_domain_and_skips_dash(void **state) {
+    (void)state;
+    struct cf_event_field f[] = {
+        field("Computer", "DC01"),
+        field("TargetUserName", "-"),
+        field("SubjectUserName", "wardog"),
+        field("SubjectDomainName", "WORKSTATION5"),
+    };
+    struct cf_event ev;
+    make_event(&ev, f, CF_ARRAY_LEN(f), "{}");
+    struct cf_entity_map *map = cf_entity_map_new(NULL, NULL, 0);
+    struct cf_entities e;
+    cf_entities_extract(map, &ev, &e);
+    assert_string_equal(e.value[CF_ENTITY_HOST], "DC01");
+    assert_string_equal(e.value[CF_ENTITY_USER], "WORKSTATION5\\wardog");
+    cf_entities_clear(&e);
+    cf_entity_map_destroy(map);
+}
+
+static void test_config_entities_come_first(void **state) {
+    (void)state;
+    json_t *sec = json_pack("{s:[s]}", "host", "collector.host");
+    struct cf_entity_map *map = cf_entity_map_new(sec, NULL, 0);
+    assert_non_null(map);
+    struct cf_event_field f[] = {field("Hostname", "A"),
+                                 field("collector.host", "B")};
+    struct cf_event ev;
+    make_event(&ev, f, CF_ARRAY_LEN(f), "{}");
+    struct cf_entities e;
+    cf_entities_extract(map, &ev, &e);
+    assert_string_equal(e.value[CF_ENTITY_HOST], "B");
+    cf_entities_clear(&e);
+    cf_entity_map_destroy(map);
+    json_decref(sec);
+
+    char err[256] = "";
+    sec = json_pack("{s:[s]}", "hostname", "x");
+    assert_null(cf_entity_map_new(sec, err, sizeof err));
+    assert_non_null(strstr(err, "unknown entity kind 'hostname'"));
+    json_decref(sec);
+}
+
+static void test_alert_id_stable_and_record_shape(void **state) {
+    (void)state;
+    struct cf_event_field f[] = {field("Hostname", "MKT01")};
+    const char *raw = "{\"Hostname\":\"MKT01\",\"EventID\":10}";
+    struct cf_event ev;
+    make_event(&ev, f, CF_ARRAY_LEN(f), raw);
+    struct cf_entity_map *map = cf_entity_map_new(NULL, NULL, 0);
+    struct cf_sigma_rule rule = test_rule();
+    struct cf_alert a, b;
+    assert_int_equal(cf_alert_from_event(&a, &rule, &ev, map), CF_OK);
+    assert_int_equal(cf_alert_from_event(&b, &rule, &ev, map), CF_OK);
+    assert_int_equal(strlen(a.id), 32);
+    assert_string_equal(a.id, b.id);
+    cf_alert_clear(&b);
+
+    /* A different event gives a different id. */
+    struct cf_event ev2;
+    make_event(&ev2, f, CF_ARRAY_LEN(f), "{\"Hostname\":\"MKT02\"}");
+    assert_int_equal(cf_alert_from_event(&b, &rule, &ev2, map), CF_OK);
+    assert_string_not_equal(a.id, b.id);
+    cf_alert_clear(&b);
+
+    json_t *rec = cf_alert_to_json(&a);
+    assert_string_equal(json_string_value(json_object_get(rec, "kind")), "alert");
+    assert_string_equal(json_string_value(json_object_get(rec, "time")),
+                        "2023-08-16T04:54:31.123Z");
+    json_t *r = json_object_get(rec, "rule");
+    assert_string_equal(json_string_value(json_object_get(r, "id")), rule.id);
+    assert_string_equal(json_string_value(json_object_get(r, "level")), "high");
+    assert_string_equal(json_string_value(json_object_get(rec, "severity")),
+                        "high");
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(rec, "tactics"), 0)),
+        "credential-access");
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(rec, "techniques"), 0)),
+        "T1003.001");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(rec, "entities"), "host")),
+                        "MKT01");
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(rec, "input"), "offset")),
+                     7);
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(rec, "event"), "EventID")),
+                     10);
+
+    struct cf_alert c;
+    assert_int_equal(cf_alert_copy(&c, &a), CF_OK);
+    assert_string_equal(c.id, a.id);
+    assert_ptr_not_equal(c.event_json, a.event_json);
+    assert_string_equal(c.entities.value[CF_ENTITY_HOST], "MKT01");
+    cf_alert_clear(&c);
+    json_decref(rec);
+    cf_alert_clear(&a);
+    cf_entity_map_destroy(map);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sysmon_entities),
+        cmocka_unit_test(test_security_user_gets_domain_and_skips_dash),
+        cmocka_unit_test(test_config_entities_come_first),
+        cmocka_unit_test(test_alert_id_stable_and_record_shape),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

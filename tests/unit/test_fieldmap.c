@@ -1,0 +1,70 @@
+/*
+ * test_fieldmap.c - built-in aliases and the `field_mappings` section.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "fieldmap.h"
+
+static bool has(const char *const *names, size_t n, const char *want) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], want) == 0) return true;
+    return false;
+}
+
+static void test_defaults(void **state) {
+    (void)state;
+    char err[128];
+    struct cf_fieldmap *m = cf_fieldmap_new(NULL, err, sizeof err);
+    assert_non_null(m);
+    size_t n;
+    const char *const *names = cf_fieldmap_lookup(m, "Computer", &n);
+    assert_true(n >= 2);
+    assert_string_equal(names[0], "Computer");
+    assert_true(has(names, n, "Hostname"));
+    names = cf_fieldmap_lookup(m, "Provider_Name", &n);
+    assert_string_equal(names[0], "Provider_Name");
+    assert_true(has(names, n, "SourceName"));
+    names = cf_fieldmap_lookup(m, "CommandLine", &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(names[0], "CommandLine");
+    cf_fieldmap_destroy(m);
+    cf_fieldmap_destroy(NULL);
+}
+
+static void test_config(void **state) {
+    (void)state;
+    char err[128];
+    json_error_t je;
+    json_t *s = json_loads("{\"Image\": [\"process.executable\", \"Image\"],"
+                           " \"Computer\": \"host.name\"}", 0, &je);
+    struct cf_fieldmap *m = cf_fieldmap_new(s, err, sizeof err);
+    assert_non_null(m);
+    size_t n;
+    const char *const *names = cf_fieldmap_lookup(m, "Image", &n);
+    assert_int_equal(n, 2); /* duplicate Image dropped */
+    assert_string_equal(names[0], "Image");
+    assert_string_equal(names[1], "process.executable");
+    names = cf_fieldmap_lookup(m, "Computer", &n);
+    assert_int_equal(n, 3); /* adds, replaces nothing */
+    assert_string_equal(names[2], "host.name");
+    cf_fieldmap_destroy(m);
+    json_decref(s);
+    s = json_loads("{\"Image\": [1]}", 0, &je);
+    assert_null(cf_fieldmap_new(s, err, sizeof err));
+    assert_non_null(strstr(err, "Image"));
+    json_decref(s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_config),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

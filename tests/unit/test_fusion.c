@@ -1,0 +1,768 @@
+/*
+ * test_fusion.c - kill-chain fusion (engine/fusion.c, incident.c,
+ * entity_norm.c) with alerts built by hand: linking, normalisation, weak
+ * and never-link entities, caps, eviction, lifecycle and versions,
+ * duplicates, suppression, shuffled input within the lateness, and
+ * severity/score ordering.  No rulebook: correlation is not involved.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "entity_norm.h"
+#include "fusion.h"
+#include "incident.h"
+
+#define SEC 1000LL
+#define MIN (60 * SEC)
+#define HOUR (60 * MIN)
+/* 2023-08-16T04:54:31Z */
+#define T0 1692161671000LL
+
+/* ---- helpers ------------------------------------------------------- */
+
+struct capture {
+    char **lines;
+    json_t **records;
+    size_t n;
+};
+
+static void on_emit(const char *kind, json_t *record,
+                    const struct cf_position *pos, void *opaque) {
+    struct capture *c = opaque;
+    (void)pos;
+    if (strcmp(kind, "incident") != 0) return;
+    c->lines = realloc(c->lines, (c->n + 1) * sizeof *c->lines);
+    c->records = realloc(c->records, (c->n + 1) * sizeof *c->records);
+    assert_non_null(c->lines);
+    assert_non_null(c->records);
+    c->lines[c->n] = json_dumps(record, JSON_COMPACT);
+    c->records[c->n] = json_incref(record);
+    c->n++;
+}
+
+static void capture_free(struct capture *c) {
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->lines[i]);
+        json_decref(c->records[i]);
+    }
+    free(c->lines);
+    free(c->records);
+    memset(c, 0, sizeof *c);
+}
+
+static char *tactic_execution[] = {"execution"};
+static char *tactic_discovery[] = {"discovery"};
+static char *tactic_privesc[] = {"privilege-escalation"};
+static char *tactic_stealth[] = {"stealth"};
+static char *tactic_credential[] = {"credential-access"};
+static char *tactic_lateral[] = {"lateral-movement"};
+
+struct spec {
+    const char *id_seed;
+    int64_t t;
+    const char *rule;
+    enum cf_level level;
+    char **tactics;
+    const char *host, *user, *src_ip, *logon_id;
+};
+
+static void make_alert(struct cf_alert *a, const struct spec *s) {
+    memset(a, 0, sizeof *a);
+    cf_digest_hex128(s->id_seed, strlen(s->id_seed), a->id);
+    a->time_ms = s->t;
+    a->rule_id = s->rule;
+    a->rule_title = s->rule;
+    a->level = s->level;
+    a->tactics = s->tactics;
+    a->n_tactics = s->tactics ? 1 : 0;
+    if (s->host) a->entities.value[CF_ENTITY_HOST] = strdup(s->host);
+    if (s->user) a->entities.value[CF_ENTITY_USER] = strdup(s->user);
+    if (s->src_ip) a->entities.value[CF_ENTITY_SRC_IP] = strdup(s->src_ip);
+    if (s->logon_id)
+        a->entities.value[CF_ENTITY_LOGON_ID] = strdup(s->logon_id);
+    a->pos.source = "test";
+    a->pos.partition = -1;
+    a->pos.offset = 1;
+}
+
+static void push(struct cf_fusion *fu, const struct spec *s) {
+    struct cf_alert a;
+    make_alert(&a, s);
+    cf_fusion_observe(fu, s->t);
+    cf_fusion_push(fu, &a);
+    cf_alert_clear(&a);
+}
+
+/* A fusion instance with `yaml_fusion` as its config (JSON text of the
+ * whole config root, or NULL for defaults). */
+static struct cf_fusion *new_fusion(const char *root_json, struct capture *c,
+                                    struct cf_config **cfg_out) {
+    char err[256] = "";
+    struct cf_config *cfg = cf_config_default();
+    assert_non_null(cfg);
+    if (root_json) {
+        json_decref(cfg->root);
+        cfg->root = json_loads(root_json, 0, NULL);
+        assert_non_null(cfg->root);
+    }
+    struct cf_fusion *fu = cf_fusion_new(cfg, NULL, on_emit, c, err, sizeof err);
+    if (!fu) fail_msg("cf_fusion_new: %s", err);
+    *cfg_out = cfg;
+    return fu;
+}
+
+static json_int_t stat(const struct cf_fusion *fu, const char *name) {
+    json_t *s = cf_fusion_stats(fu);
+    json_int_t v = json_integer_value(json_object_get(s, name));
+    json_decref(s);
+    return v;
+}
+
+/* The last record whose alert_ids contain the alert made from seed. */
+static json_t *incident_of(const struct capture *c, const char *seed) {
+    char id[33];
+    json_t *found = NULL;
+    cf_digest_hex128(seed, strlen(seed), id);
+    for (size_t i = 0; i < c->n; i++) {
+        size_t j;
+        json_t *v;
+        json_array_foreach(json_object_get(c->records[i], "alert_ids"), j, v)
+            if (strcmp(json_string_value(v), id) == 0) found = c->records[i];
+    }
+    return found;
+}
+
+static const char *sval(json_t *o, const char *k) {
+    return json_string_value(json_object_get(o, k));
+}
+
+static size_t distinct_ids(const struct capture *c) {
+    size_t n = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i; j++)
+            seen = seen || strcmp(sval(c->records[i], "id"),
+                                  sval(c->records[j], "id")) == 0;
+        if (!seen) n++;
+    }
+    return n;
+}
+
+/* ---- normalisation ------------------------------------------------- */
+
+static void test_normalize(void **state) {
+    char a[CF_ENTITY_NORM_MAX], b[CF_ENTITY_NORM_MAX];
+    (void)state;
+    cf_entity_normalize(CF_ENTITY_USER, "PANDALAB\\Pedro.Gustavo", a, sizeof a);
+    cf_entity_normalize(CF_ENTITY_USER, "pedro.gustavo@pandalab.com", b,
+                        sizeof b);
+    assert_string_equal(a, "pedro.gustavo");
+    assert_string_equal(a, b);
+    cf_entity_normalize(CF_ENTITY_HOST, "MKT01.pandalab.com", a, sizeof a);
+    cf_entity_normalize(CF_ENTITY_HOST, "mkt01", b, sizeof b);
+    assert_string_equal(a, "mkt01");
+    assert_string_equal(a, b);
+    /* IP addresses as host names keep their dots */
+    cf_entity_normalize(CF_ENTITY_HOST, "10.0.0.5", a, sizeof a);
+    assert_string_equal(a, "10.0.0.5");
+    cf_entity_normalize(CF_ENTITY_SRC_IP, "::ffff:10.0.0.5", a, sizeof a);
+    assert_string_equal(a, "10.0.0.5");
+    cf_entity_normalize(CF_ENTITY_PROCESS_GUID,
+                        "{9A4E1F2B-0000-0000-0000-000000000001}", a, sizeof a);
+    assert_string_equal(a, "9a4e1f2b-0000-0000-0000-000000000001");
+
+    /* never link */
+    assert_int_equal(cf_entity_normalize(CF_ENTITY_USER, "NT AUTHORITY\\SYSTEM",
+                                         a, sizeof a), 0);
+    assert_string_equal(a, "");
+    assert_int_equal(cf_entity_normalize(CF_ENTITY_USER, "SYSTEM", a, sizeof a), 0);
+    assert_int_equal(cf_entity_normalize(CF_ENTITY_USER, "LOCAL SERVICE", a,
+                                         sizeof a), 0);
+    assert_int_equal(cf_entity_normalize(CF_ENTITY_USER,
+                                         "NT AUTHORITY\\NETWORK SERVICE", a,
+                                         sizeof a), 0);
+    assert_int_equal(cf_entity_normalize(CF_ENTITY_USER, "-", a, sizeof a), 0);
+    assert_int_equal(cf_entity_normalize(CF_ENTITY_USER, "", a, sizeof a), 0);
+    assert_int_equal(cf_entity_normalize(CF_ENTITY_SRC_IP, "127.0.0.1", a,
+                                         sizeof a), 0);
+    assert_int_equal(cf_entity_normalize(CF_ENTITY_DST_IP, "127.45.3.2", a,
+                                         sizeof a), 0);
+    assert_int_equal(cf_entity_normalize(CF_ENTITY_DST_IP, "::1", a, sizeof a), 0);
+    assert_int_equal(cf_entity_normalize(CF_ENTITY_HOST, "localhost", a,
+                                         sizeof a), 0);
+    assert_int_equal(cf_entity_normalize(CF_ENTITY_LOGON_ID, "0x3E7", a,
+                                         sizeof a), 0);
+    /* but a real address in 128/8 is not loopback */
+    assert_int_not_equal(cf_entity_normalize(CF_ENTITY_SRC_IP, "128.0.0.1", a,
+                                             sizeof a), 0);
+    assert_false(cf_entity_kind_links(CF_ENTITY_PROCESS));
+    assert_true(cf_entity_kind_links(CF_ENTITY_HOST));
+}
+
+/* ---- linking ------------------------------------------------------- */
+
+static void test_linking(void **state) {
+    struct capture c = {0};
+    struct cf_config *cfg;
+    (void)state;
+    struct cf_fusion *fu = new_fusion(NULL, &c, &cfg);
+    push(fu, &(struct spec){"A", T0, "r-exec", CF_LEVEL_MEDIUM,
+                            tactic_execution, "MKT01.pandalab.com",
+                            "PANDALAB\\pedro", NULL, NULL});
+    push(fu, &(struct spec){"B", T0 + 10 * SEC, "r-disc", CF_LEVEL_LOW,
+                            tactic_discovery, "MKT01", "NT AUTHORITY\\SYSTEM",
+                            NULL, NULL});
+    push(fu, &(struct spec){"C", T0 + 20 * SEC, "r-cred", CF_LEVEL_MEDIUM,
+                            tactic_credential, "FS02.pandalab.com",
+                            "pedro@pandalab.com", NULL, NULL});
+    push(fu, &(struct spec){"D", T0 + 30 * SEC, "r-exec", CF_LEVEL_MEDIUM,
+                            tactic_execution, "OTHER", "alice", NULL, NULL});
+    cf_fusion_finish(fu);
+
+    json_t *inc = incident_of(&c, "A");
+    assert_non_null(inc);
+    assert_ptr_equal(incident_of(&c, "B"), inc);
+    assert_ptr_equal(incident_of(&c, "C"), inc);
+    assert_null(incident_of(&c, "D")); /* one stage, medium: not raised */
+    assert_int_equal(json_integer_value(json_object_get(inc, "alert_count")), 3);
+    assert_string_equal(sval(inc, "status"), "closed");
+
+    /* which entity linked each alert */
+    json_t *links = json_object_get(inc, "links");
+    assert_int_equal(json_array_size(links), 3);
+    assert_true(json_is_null(json_object_get(json_array_get(links, 0),
+                                             "entity_kind")));
+    assert_string_equal(sval(json_array_get(links, 1), "entity_kind"), "host");
+    assert_string_equal(sval(json_array_get(links, 1), "entity_value"), "mkt01");
+    assert_string_equal(sval(json_array_get(links, 2), "entity_kind"), "user");
+    assert_string_equal(sval(json_array_get(links, 2), "entity_value"), "pedro");
+
+    /* stages in order of first appearance, with progression */
+    json_t *stages = json_object_get(inc, "stages");
+    assert_int_equal(json_array_size(stages), 3);
+    assert_string_equal(sval(json_array_get(stages, 0), "tactic"), "execution");
+    assert_string_equal(sval(json_array_get(stages, 1), "tactic"), "discovery");
+    assert_string_equal(sval(json_array_get(stages, 2), "tactic"),
+                        "credential-access");
+    assert_string_equal(sval(json_array_get(stages, 0), "first_seen"),
+                        "2023-08-16T04:54:31.000Z");
+    json_t *prog = json_object_get(inc, "progression");
+    assert_int_equal(json_integer_value(json_object_get(prog, "distinct_stages")), 3);
+    assert_string_equal(sval(prog, "furthest_stage"), "discovery");
+
+    /* FQDN and short name are one host; SYSTEM is not an account */
+    json_t *hosts = json_object_get(json_object_get(inc, "entities"), "hosts");
+    assert_int_equal(json_array_size(hosts), 2);
+    assert_string_equal(json_string_value(json_array_get(hosts, 0)),
+                        "MKT01.pandalab.com");
+    json_t *users = json_object_get(json_object_get(inc, "entities"), "users");
+    assert_int_equal(json_array_size(users), 1);
+    assert_non_null(strstr(sval(inc, "summary"), "MKT01.pandalab.com"));
+    assert_non_null(strstr(sval(inc, "summary"), "execution"));
+    assert_int_equal(stat(fu, "incidents_below_threshold"), 1);
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+}
+
+/* Two incidents that turn out to share an entity become one. */
+static void test_merge(void **state) {
+    struct capture c = {0};
+    struct cf_config *cfg;
+    (void)state;
+    struct cf_fusion *fu = new_fusion(NULL, &c, &cfg);
+    push(fu, &(struct spec){"A", T0, "r1", CF_LEVEL_HIGH, tactic_execution,
+                            "H1", "u1", NULL, NULL});
+    push(fu, &(struct spec){"B", T0 + MIN, "r2", CF_LEVEL_HIGH,
+                            tactic_discovery, "H2", "u2", NULL, NULL});
+    push(fu, &(struct spec){"C", T0 + 2 * MIN, "r3", CF_LEVEL_LOW,
+                            tactic_lateral, "H2", "u1", NULL, NULL});
+    cf_fusion_finish(fu);
+    json_t *inc = incident_of(&c, "C");
+    assert_non_null(inc);
+    assert_int_equal(json_integer_value(json_object_get(inc, "alert_count")), 3);
+    assert_int_equal(json_array_size(json_object_get(inc, "stages")), 3);
+    assert_int_equal(stat(fu, "incidents_merged"), 1);
+    /* the absorbed incident was announced, so it closes pointing here */
+    bool merged_seen = false;
+    for (size_t i = 0; i < c.n; i++)
+        if (json_object_get(c.records[i], "merged_into")) {
+            merged_seen = true;
+            assert_string_equal(sval(c.records[i], "merged_into"),
+                                sval(inc, "id"));
+        }
+    assert_true(merged_seen);
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+}
+
+static void test_never_link(void **state) {
+    struct capture c = {0};
+    struct cf_config *cfg;
+    (void)state;
+    struct cf_fusion *fu = new_fusion(
+        "{\"fusion\": {\"never_link\": [\"COLLECTOR.corp.local\"]}}", &c, &cfg);
+    push(fu, &(struct spec){"A", T0, "r1", CF_LEVEL_HIGH, tactic_execution,
+                            "collector", "NT AUTHORITY\\SYSTEM", "127.0.0.1",
+                            "0x3e7"});
+    push(fu, &(struct spec){"B", T0 + SEC, "r2", CF_LEVEL_HIGH,
+                            tactic_credential, "COLLECTOR.corp.local",
+                            "SYSTEM", "127.0.0.1", "0x3e7"});
+    push(fu, &(struct spec){"C", T0 + 2 * SEC, "r3", CF_LEVEL_HIGH,
+                            tactic_discovery, "localhost", "LOCAL SERVICE",
+                            "::1", NULL});
+    cf_fusion_finish(fu);
+    assert_int_equal(distinct_ids(&c), 3);
+    assert_ptr_not_equal(incident_of(&c, "A"), incident_of(&c, "B"));
+    assert_true(stat(fu, "never_link_values") >= 8);
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+}
+
+/* bob shows up in 3 separate incidents (each closes after a minute), so
+ * later alerts are no longer linked through bob. */
+static void run_weak(int threshold, struct capture *c, json_int_t *skips) {
+    struct cf_config *cfg;
+    char conf[256];
+    snprintf(conf, sizeof conf,
+             "{\"fusion\": {\"close_after\": \"1m\", \"weak_threshold\": %d}}",
+             threshold);
+    struct cf_fusion *fu = new_fusion(conf, c, &cfg);
+    push(fu, &(struct spec){"A", T0, "r1", CF_LEVEL_HIGH, tactic_execution,
+                            "H0", "bob", NULL, NULL});
+    push(fu, &(struct spec){"B", T0 + 10 * MIN, "r1", CF_LEVEL_HIGH,
+                            tactic_execution, "H0b", "bob", NULL, NULL});
+    push(fu, &(struct spec){"C", T0 + 20 * MIN, "r1", CF_LEVEL_HIGH,
+                            tactic_execution, "H0c", "bob", NULL, NULL});
+    push(fu, &(struct spec){"D", T0 + 30 * MIN, "r2", CF_LEVEL_HIGH,
+                            tactic_execution, "H1", "bob", NULL, NULL});
+    push(fu, &(struct spec){"E", T0 + 30 * MIN + SEC, "r3", CF_LEVEL_HIGH,
+                            tactic_discovery, "H2", "bob", NULL, NULL});
+    cf_fusion_finish(fu);
+    *skips = stat(fu, "weak_entity_skips");
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+}
+
+static void test_weak_entities(void **state) {
+    struct capture weak = {0}, strong = {0};
+    json_int_t skips;
+    (void)state;
+    run_weak(2, &weak, &skips);
+    assert_true(skips >= 1);
+    assert_ptr_not_equal(incident_of(&weak, "D"), incident_of(&weak, "E"));
+    run_weak(10, &strong, &skips);
+    assert_int_equal(skips, 0);
+    assert_ptr_equal(incident_of(&strong, "D"), incident_of(&strong, "E"));
+    capture_free(&weak);
+    capture_free(&strong);
+}
+
+static void test_size_cap(void **state) {
+    static const char *rule_names[] = {"r1", "r2", "r3", "r4", "r5"};
+    struct capture c = {0};
+    struct cf_config *cfg;
+    char seed[16];
+    (void)state;
+    struct cf_fusion *fu = new_fusion("{\"fusion\": {\"max_alerts\": 3}}", &c,
+                                      &cfg);
+    for (int i = 0; i < 5; i++) {
+        snprintf(seed, sizeof seed, "S%d", i);
+        push(fu, &(struct spec){seed, T0 + i * SEC, rule_names[i],
+                                CF_LEVEL_HIGH,
+                                i % 2 ? tactic_execution : tactic_discovery,
+                                "H1", NULL, NULL, NULL});
+    }
+    cf_fusion_finish(fu);
+    json_t *inc = incident_of(&c, "S0");
+    assert_non_null(inc);
+    assert_int_equal(json_integer_value(json_object_get(inc, "alert_count")), 5);
+    assert_int_equal(json_array_size(json_object_get(inc, "alert_ids")), 3);
+    assert_true(json_is_true(json_object_get(inc, "truncated")));
+    assert_non_null(strstr(sval(inc, "summary"), "size cap"));
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+}
+
+static void test_eviction(void **state) {
+    struct capture c = {0};
+    struct cf_config *cfg;
+    char seed[16], host[16];
+    (void)state;
+    struct cf_fusion *fu = new_fusion(
+        "{\"fusion\": {\"max_open_incidents\": 2}}", &c, &cfg);
+    for (int i = 0; i < 5; i++) {
+        snprintf(seed, sizeof seed, "E%d", i);
+        snprintf(host, sizeof host, "H%d", i);
+        push(fu, &(struct spec){seed, T0 + i * SEC, "r1", CF_LEVEL_HIGH,
+                                tactic_execution, host, NULL, NULL, NULL});
+        assert_true(stat(fu, "incidents_open") <= 2);
+    }
+    cf_fusion_finish(fu);
+    assert_int_equal(stat(fu, "incidents_evicted"), 3);
+    assert_int_equal(distinct_ids(&c), 5); /* evicted ones still reported */
+    /* the first closed is the oldest */
+    json_t *first_closed = NULL;
+    for (size_t i = 0; i < c.n && !first_closed; i++)
+        if (strcmp(sval(c.records[i], "status"), "closed") == 0)
+            first_closed = c.records[i];
+    assert_ptr_equal(first_closed, incident_of(&c, "E0"));
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+}
+
+static void test_lifecycle(void **state) {
+    struct capture c = {0};
+    struct cf_config *cfg;
+    (void)state;
+    struct cf_fusion *fu = new_fusion(NULL, &c, &cfg);
+    push(fu, &(struct spec){"L1", T0, "r1", CF_LEVEL_MEDIUM, tactic_execution,
+                            "H1", "u1", NULL, NULL});
+    push(fu, &(struct spec){"L2", T0 + 2 * MIN, "r2", CF_LEVEL_MEDIUM,
+                            tactic_discovery, "H1", "u1", NULL, NULL});
+    /* nothing emitted while the watermark has not passed the alerts */
+    assert_int_equal(c.n, 0);
+    cf_fusion_observe(fu, T0 + 20 * MIN);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(sval(c.records[0], "status"), "new");
+    assert_int_equal(json_integer_value(json_object_get(c.records[0], "version")), 1);
+    push(fu, &(struct spec){"L3", T0 + 20 * MIN, "r3", CF_LEVEL_HIGH,
+                            tactic_credential, "H1", NULL, NULL, NULL});
+    cf_fusion_observe(fu, T0 + 40 * MIN);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(sval(c.records[1], "status"), "updated");
+    assert_int_equal(json_integer_value(json_object_get(c.records[1], "version")), 2);
+    assert_int_equal(json_integer_value(json_object_get(c.records[1], "alert_count")), 3);
+    /* an hour of event time without alerts closes it (+15 min lateness) */
+    cf_fusion_observe(fu, T0 + 20 * MIN + HOUR + 14 * MIN);
+    assert_int_equal(c.n, 2);
+    cf_fusion_observe(fu, T0 + 20 * MIN + HOUR + 16 * MIN);
+    assert_int_equal(c.n, 3);
+    assert_string_equal(sval(c.records[2], "status"), "closed");
+    assert_int_equal(json_integer_value(json_object_get(c.records[2], "version")), 3);
+    /* one id throughout, digest of the first alert's id */
+    char first[33], expect[33];
+    cf_digest_hex128("L1", 2, first);
+    cf_digest_hex128(first, 32, expect);
+    for (size_t i = 0; i < c.n; i++)
+        assert_string_equal(sval(c.records[i], "id"), expect);
+    cf_fusion_finish(fu);
+    assert_int_equal(c.n, 3);
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+}
+
+static void test_duplicates(void **state) {
+    struct capture c = {0};
+    struct cf_config *cfg;
+    (void)state;
+    struct cf_fusion *fu = new_fusion(NULL, &c, &cfg);
+    push(fu, &(struct spec){"D1", T0, "r1", CF_LEVEL_HIGH, tactic_execution,
+                            "MKT01.pandalab.com", "PANDALAB\\pedro", NULL, NULL});
+    /* same rule, same entities once normalised */
+    push(fu, &(struct spec){"D2", T0 + 5 * MIN, "r1", CF_LEVEL_HIGH,
+                            tactic_execution, "MKT01", "pedro", NULL, NULL});
+    push(fu, &(struct spec){"D3", T0 + 50 * MIN, "r1", CF_LEVEL_HIGH,
+                            tactic_execution, "mkt01", "pedro@pandalab.com",
+                            NULL, NULL});
+    /* other rule: not a duplicate */
+    push(fu, &(struct spec){"D4", T0 + 51 * MIN, "r2", CF_LEVEL_HIGH,
+                            tactic_execution, "mkt01", "pedro", NULL, NULL});
+    cf_fusion_finish(fu);
+    json_t *inc = incident_of(&c, "D1");
+    assert_non_null(inc);
+    assert_int_equal(json_integer_value(json_object_get(inc, "alert_count")), 2);
+    assert_int_equal(json_integer_value(json_object_get(inc, "duplicates")), 2);
+    json_t *l0 = json_array_get(json_object_get(inc, "links"), 0);
+    assert_int_equal(json_integer_value(json_object_get(l0, "duplicates")), 2);
+    assert_null(incident_of(&c, "D2"));
+    assert_int_equal(stat(fu, "duplicates"), 2);
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+}
+
+static void test_suppression(void **state) {
+    struct capture c = {0};
+    struct cf_config *cfg;
+    (void)state;
+    struct cf_fusion *fu = new_fusion(
+        "{\"suppressions\": ["
+        " {\"rule\": \"r-noisy\", \"entity\": {\"user\": \"pedro\"},"
+        "  \"reason\": \"admin script\"},"
+        " {\"rule\": \"r-old\", \"reason\": \"expired\","
+        "  \"expires\": \"2020-01-01T00:00:00Z\"}]}",
+        &c, &cfg);
+    push(fu, &(struct spec){"S1", T0, "r-noisy", CF_LEVEL_HIGH,
+                            tactic_execution, "H1", "PANDALAB\\Pedro", NULL,
+                            NULL});
+    push(fu, &(struct spec){"S2", T0 + SEC, "r-noisy", CF_LEVEL_HIGH,
+                            tactic_execution, "H2", "alice", NULL, NULL});
+    push(fu, &(struct spec){"S3", T0 + 2 * SEC, "r-old", CF_LEVEL_HIGH,
+                            tactic_execution, "H3", "carol", NULL, NULL});
+    cf_fusion_finish(fu);
+    assert_null(incident_of(&c, "S1"));
+    assert_non_null(incident_of(&c, "S2"));
+    assert_non_null(incident_of(&c, "S3"));
+    assert_int_equal(stat(fu, "suppressed"), 1);
+    json_t *s = cf_fusion_stats(fu);
+    json_t *by = json_object_get(s, "suppressions");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(by, 0),
+                                                        "hits")), 1);
+    assert_string_equal(sval(json_array_get(by, 0), "reason"), "admin script");
+    json_decref(s);
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+}
+
+static void test_bad_config(void **state) {
+    char err[256] = "";
+    (void)state;
+    const char *bad[] = {
+        "{\"fusion\": {\"lateness\": \"soon\"}}",
+        "{\"fusion\": {\"latenes\": \"15m\"}}",
+        "{\"fusion\": {\"max_alerts\": 0}}",
+        "{\"suppressions\": [{\"reason\": \"all\"}]}",
+        "{\"suppressions\": [{\"rule\": \"x\", \"expires\": \"tomorrow\"}]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct cf_config *cfg = cf_config_default();
+        json_decref(cfg->root);
+        cfg->root = json_loads(bad[i], 0, NULL);
+        err[0] = '\0';
+        struct cf_fusion *fu = cf_fusion_new(cfg, NULL, on_emit, NULL, err,
+                                             sizeof err);
+        assert_null(fu);
+        assert_true(strlen(err) > 10);
+        cf_config_destroy(cfg);
+    }
+    cf_fusion_destroy(NULL);
+}
+
+/* ---- order independence -------------------------------------------- */
+
+struct gen {
+    struct spec s;
+    char seed[16];
+    int64_t arrival;
+};
+
+static uint32_t rng_state;
+static uint32_t rnd(void) {
+    rng_state = rng_state * 1103515245u + 12345u;
+    return (rng_state >> 8) & 0xffffff;
+}
+
+static int by_arrival(const void *a, const void *b) {
+    const struct gen *x = a, *y = b;
+    if (x->arrival != y->arrival) return x->arrival < y->arrival ? -1 : 1;
+    return strcmp(x->seed, y->seed);
+}
+
+static int by_time_line(const void *a, const void *b) {
+    const struct gen *x = a, *y = b;
+    if (x->s.t != y->s.t) return x->s.t < y->s.t ? -1 : 1;
+    return strcmp(x->seed, y->seed);
+}
+
+static void run_stream(struct gen *g, size_t n, struct capture *c,
+                       json_int_t *late) {
+    struct cf_config *cfg;
+    struct cf_fusion *fu = new_fusion(NULL, c, &cfg);
+    for (size_t i = 0; i < n; i++) {
+        g[i].s.id_seed = g[i].seed; /* qsort moved the structs */
+        push(fu, &g[i].s);
+    }
+    cf_fusion_finish(fu);
+    *late = stat(fu, "late_alerts");
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+}
+
+static void test_shuffle_within_lateness(void **state) {
+    enum { N = 400 };
+    static char *const *tactics[] = {tactic_execution, tactic_discovery,
+                                     tactic_privesc, tactic_stealth,
+                                     tactic_credential, tactic_lateral};
+    static const char *hosts[] = {"WS1.corp.local", "ws2", "DC1", "ws3",
+                                  "WS4.corp.local", "srv5"};
+    static const char *users[] = {"CORP\\ann", "bob@corp.local", "SYSTEM",
+                                  "carl", "-", NULL};
+    static const char *rules[] = {"r1", "r2", "r3", "r4", "r5", "r6", "r7"};
+    struct gen *g = calloc(N, sizeof *g);
+    struct capture ordered = {0}, shuffled = {0};
+    json_int_t late;
+    (void)state;
+    assert_non_null(g);
+    rng_state = 42;
+    for (size_t i = 0; i < N; i++) {
+        snprintf(g[i].seed, sizeof g[i].seed, "G%zu", i);
+        g[i].s.id_seed = g[i].seed;
+        /* clustered in bursts over ~4 hours, with gaps that close
+         * incidents, so every code path (new, updated, merged, closed)
+         * runs */
+        g[i].s.t = T0 + (int64_t)(i / 40) * 25 * MIN + (int64_t)(rnd() % (8 * MIN));
+        g[i].s.rule = rules[rnd() % 7];
+        g[i].s.level = (enum cf_level)(rnd() % 5);
+        g[i].s.tactics = (char **)tactics[rnd() % 6];
+        g[i].s.host = hosts[rnd() % 6];
+        g[i].s.user = users[rnd() % 6];
+    }
+    /* reference: event-time order */
+    qsort(g, N, sizeof *g, by_time_line);
+    run_stream(g, N, &ordered, &late);
+    assert_int_equal(late, 0);
+    assert_true(ordered.n > 5);
+    size_t statuses[3] = {0, 0, 0};
+    for (size_t i = 0; i < ordered.n; i++) {
+        const char *st = sval(ordered.records[i], "status");
+        statuses[strcmp(st, "new") == 0 ? 0 : strcmp(st, "updated") == 0 ? 1 : 2]++;
+    }
+    /* the stream exercises every status */
+    assert_true(statuses[0] > 0 && statuses[1] > 0 && statuses[2] > 0);
+    /* arrival = event time + up to 15 minutes: no alert ever arrives after
+     * one more than 15 minutes younger, i.e. within the lateness bound */
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < N; i++)
+            g[i].arrival = g[i].s.t + (int64_t)(rnd() % (15 * MIN - 1));
+        qsort(g, N, sizeof *g, by_arrival);
+        run_stream(g, N, &shuffled, &late);
+        assert_int_equal(late, 0);
+        assert_int_equal(shuffled.n, ordered.n);
+        for (size_t i = 0; i < ordered.n; i++) {
+            if (strcmp(shuffled.lines[i], ordered.lines[i]) != 0)
+                fprintf(stderr, "record %zu differs:\n%s\n%s\n", i,
+                              ordered.lines[i], shuffled.lines[i]);
+            assert_string_equal(shuffled.lines[i], ordered.lines[i]);
+        }
+        capture_free(&shuffled);
+    }
+    /* beyond the bound the alert is late, counted, and still fused */
+    struct cf_config *cfg;
+    struct capture c = {0};
+    struct cf_fusion *fu = new_fusion(NULL, &c, &cfg);
+    push(fu, &(struct spec){"X1", T0 + HOUR, "r1", CF_LEVEL_HIGH,
+                            tactic_execution, "H1", NULL, NULL, NULL});
+    push(fu, &(struct spec){"X2", T0, "r2", CF_LEVEL_HIGH, tactic_discovery,
+                            "H1", NULL, NULL, NULL});
+    cf_fusion_finish(fu);
+    assert_int_equal(stat(fu, "late_alerts"), 1);
+    assert_non_null(incident_of(&c, "X2"));
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+    capture_free(&ordered);
+    free(g);
+}
+
+/* ---- severity and score -------------------------------------------- */
+
+static struct cf_incident *build(const struct spec *specs, size_t n) {
+    static const struct cf_incident_limits lim = {1000, 256, 256};
+    struct cf_alert a;
+    struct cf_norm_entities ne;
+    make_alert(&a, &specs[0]);
+    struct cf_incident *inc = cf_incident_new(1, &a);
+    cf_alert_clear(&a);
+    for (size_t i = 0; i < n; i++) {
+        make_alert(&a, &specs[i]);
+        memset(&ne, 0, sizeof ne);
+        for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+            ne.raw[k] = a.entities.value[k];
+            ne.len[k] = cf_entity_normalize(k, ne.raw[k], ne.value[k],
+                                            sizeof ne.value[k]);
+        }
+        assert_int_equal(cf_incident_add(inc, &a, specs[i].t, &ne,
+                                         i ? CF_ENTITY_HOST : -1, "h", &lim),
+                         CF_OK);
+        cf_alert_clear(&a);
+    }
+    return inc;
+}
+
+static void test_severity_order(void **state) {
+    (void)state;
+    const struct spec one_low[] = {
+        {"a", T0, "r1", CF_LEVEL_LOW, tactic_discovery, "H1", "u", NULL, NULL}};
+    const struct spec two_medium[] = {
+        {"a", T0, "r1", CF_LEVEL_MEDIUM, tactic_execution, "H1", "u", NULL, NULL},
+        {"b", T0 + 1, "r2", CF_LEVEL_MEDIUM, tactic_discovery, "H1", "u", NULL,
+         NULL}};
+    const struct spec one_high[] = {
+        {"a", T0, "r1", CF_LEVEL_HIGH, tactic_execution, "H1", "u", NULL, NULL}};
+    const struct spec campaign[] = {
+        {"a", T0, "r1", CF_LEVEL_MEDIUM, tactic_execution, "H1", "u", NULL, NULL},
+        {"b", T0 + 1, "r2", CF_LEVEL_MEDIUM, tactic_privesc, "H1", "u", NULL, NULL},
+        {"c", T0 + 2, "r3", CF_LEVEL_HIGH, tactic_stealth, "H1", "u", NULL, NULL},
+        {"d", T0 + 3, "r4", CF_LEVEL_HIGH, tactic_credential, "H1", "v", NULL, NULL},
+        {"e", T0 + 4, "r5", CF_LEVEL_HIGH, tactic_lateral, "H2", "v", NULL, NULL}};
+    /* the same stages seen backwards along the chain score lower */
+    const struct spec backwards[] = {
+        {"a", T0, "r5", CF_LEVEL_HIGH, tactic_lateral, "H1", "u", NULL, NULL},
+        {"b", T0 + 1, "r4", CF_LEVEL_HIGH, tactic_credential, "H1", "u", NULL, NULL},
+        {"c", T0 + 2, "r3", CF_LEVEL_HIGH, tactic_stealth, "H1", "u", NULL, NULL},
+        {"d", T0 + 3, "r2", CF_LEVEL_MEDIUM, tactic_privesc, "H1", "v", NULL, NULL},
+        {"e", T0 + 4, "r1", CF_LEVEL_MEDIUM, tactic_execution, "H2", "v", NULL, NULL}};
+    struct cf_incident *a = build(one_low, 1), *b = build(two_medium, 2),
+                       *h = build(one_high, 1), *c = build(campaign, 5),
+                       *r = build(backwards, 5);
+    assert_true(cf_incident_score(a) < cf_incident_score(b));
+    assert_true(cf_incident_score(b) < cf_incident_score(c));
+    assert_true(cf_incident_score(h) < cf_incident_score(c));
+    assert_true(cf_incident_score(r) < cf_incident_score(c));
+    assert_true(cf_incident_severity(a) <= CF_LEVEL_LOW);
+    assert_int_equal(cf_incident_severity(h), CF_LEVEL_HIGH); /* level floor */
+    assert_int_equal(cf_incident_severity(c), CF_LEVEL_CRITICAL);
+    assert_false(cf_incident_raised(a, 2));
+    assert_true(cf_incident_raised(b, 2));
+    assert_false(cf_incident_raised(b, 3));
+    assert_true(cf_incident_raised(h, 5));
+    json_t *rec = cf_incident_to_json(c, "new", NULL);
+    assert_non_null(rec);
+    json_t *stages = json_object_get(rec, "stages");
+    assert_int_equal(json_array_size(stages), 5);
+    assert_string_equal(sval(json_array_get(stages, 2), "tactic"), "stealth");
+    assert_true(json_is_true(json_object_get(json_object_get(rec, "progression"),
+                                             "in_order")));
+    assert_string_equal(sval(rec, "severity"), "critical");
+    json_decref(rec);
+    cf_incident_destroy(a);
+    cf_incident_destroy(b);
+    cf_incident_destroy(h);
+    cf_incident_destroy(c);
+    cf_incident_destroy(r);
+    cf_incident_destroy(NULL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_normalize),
+        cmocka_unit_test(test_linking),
+        cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_never_link),
+        cmocka_unit_test(test_weak_entities),
+        cmocka_unit_test(test_size_cap),
+        cmocka_unit_test(test_eviction),
+        cmocka_unit_test(test_lifecycle),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_suppression),
+        cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_shuffle_within_lateness),
+        cmocka_unit_test(test_severity_order),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,208 @@
+/*
+ * test_logsource.c - routing of hand-built events through the built-in
+ * table and the `logsources` config section, and the route cache.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "event.h"
+#include "logsource.h"
+
+/* Builds an event from name/value pairs (NULL-terminated). */
+static void make_event(struct cf_event *ev, struct cf_event_field *f,
+                       const char *const *kv) {
+    size_t n = 0;
+    for (; kv[2 * n]; n++) {
+        f[n].name = kv[2 * n];
+        f[n].name_len = (uint32_t)strlen(kv[2 * n]);
+        f[n].name_hash = cf_hash_name(f[n].name, f[n].name_len);
+        f[n].value = kv[2 * n + 1];
+        f[n].value_len = (uint32_t)strlen(kv[2 * n + 1]);
+        f[n].type = CF_VALUE_STRING;
+    }
+    memset(ev, 0, sizeof *ev);
+    ev->fields = f;
+    ev->n_fields = (uint32_t)n;
+}
+
+static bool routed(const uint64_t *bits, uint32_t id) {
+    return bits[id / 64] >> (id % 64) & 1;
+}
+
+static void test_defaults(void **state) {
+    (void)state;
+    char err[256];
+    struct cf_router *r = cf_router_new(NULL, err, sizeof err);
+    assert_non_null(r);
+    uint32_t pc = cf_router_add(r, "windows", "process_creation", NULL);
+    uint32_t sec = cf_router_add(r, "windows", NULL, "security");
+    uint32_t win = cf_router_add(r, "windows", NULL, NULL);
+    uint32_t lpc = cf_router_add(r, "linux", "process_creation", NULL);
+    uint32_t aws = cf_router_add(r, "aws", NULL, "cloudtrail");
+    uint32_t unk = cf_router_add(r, "windows", "no_such_category", NULL);
+    uint32_t web = cf_router_add(r, NULL, "webserver", NULL);
+    uint32_t reg = cf_router_add(r, "windows", "registry_event", NULL);
+    uint32_t psm = cf_router_add(r, "windows", "ps_script", NULL);
+    uint32_t lin = cf_router_add(r, "linux", NULL, NULL);
+    assert_int_equal(cf_router_add(r, "windows", "process_creation", NULL), pc);
+    assert_int_equal(cf_router_seal(r, err, sizeof err), CF_OK);
+    struct cf_route_cache *c = cf_route_cache_new(r);
+    assert_non_null(c);
+    struct cf_event ev;
+    struct cf_event_field f[8];
+
+    static const char *const sysmon1[] = {
+        "Channel", "Microsoft-Windows-Sysmon/Operational", "EventID", "1",
+        "Image", "C:\\x.exe", NULL};
+    make_event(&ev, f, sysmon1);
+    const uint64_t *b = cf_router_route(r, c, &ev);
+    assert_true(routed(b, pc));
+    assert_false(routed(b, sec));
+    assert_true(routed(b, win));
+    assert_false(routed(b, lpc));
+    assert_false(routed(b, aws));
+    assert_true(routed(b, unk));
+    assert_true(routed(b, web)); /* unknown parts impose nothing */
+    assert_false(routed(b, reg));
+    assert_false(routed(b, lin)); /* Windows events are not Linux logs */
+
+    /* OTRF spells the channel in lower case; 4688 is process creation. */
+    static const char *const sec4688[] = {"Channel", "security", "EventID",
+                                          "4688", NULL};
+    make_event(&ev, f, sec4688);
+    b = cf_router_route(r, c, &ev);
+    assert_true(routed(b, pc));
+    assert_true(routed(b, sec));
+    static const char *const sec4624[] = {"Channel", "Security", "EventID",
+                                          "4624", NULL};
+    make_event(&ev, f, sec4624);
+    b = cf_router_route(r, c, &ev);
+    assert_false(routed(b, pc));
+    assert_true(routed(b, sec));
+
+    /* Provider instead of channel (SourceName as OTRF writes it). */
+    static const char *const sysmon13[] = {
+        "SourceName", "Microsoft-Windows-Sysmon", "EventID", "13", NULL};
+    make_event(&ev, f, sysmon13);
+    b = cf_router_route(r, c, &ev);
+    assert_true(routed(b, reg));
+    assert_false(routed(b, pc));
+    static const char *const ps[] = {
+        "Channel", "Microsoft-Windows-PowerShell/Operational", "EventID",
+        "4104", NULL};
+    make_event(&ev, f, ps);
+    assert_true(routed(cf_router_route(r, c, &ev), psm));
+
+    static const char *const lsys[] = {"Channel", "Linux-Sysmon/Operational",
+                                       "EventID", "1", NULL};
+    make_event(&ev, f, lsys);
+    b = cf_router_route(r, c, &ev);
+    assert_true(routed(b, lpc));
+    assert_true(routed(b, lin));
+    assert_false(routed(b, pc));
+
+    static const char *const ct[] = {"eventSource", "s3.amazonaws.com",
+                                     "eventName", "GetObject", NULL};
+    make_event(&ev, f, ct);
+    b = cf_router_route(r, c, &ev);
+    assert_true(routed(b, aws));
+    assert_false(routed(b, win)); /* not Windows-looking */
+    assert_false(routed(b, pc));
+
+    char *d = cf_router_describe(r, pc);
+    assert_non_null(d);
+    assert_non_null(strstr(d, "4688"));
+    free(d);
+    d = cf_router_describe(r, web);
+    assert_string_equal(d, "every event");
+    free(d);
+
+    cf_route_cache_destroy(c);
+    cf_router_destroy(r);
+    cf_router_destroy(NULL);
+    cf_route_cache_destroy(NULL);
+}
+
+static void test_config(void **state) {
+    (void)state;
+    char err[256];
+    json_error_t je;
+    json_t *sec = json_loads(
+        "{\"category\": {\"process_creation\": {\"product\": \"windows\","
+        " \"conditions\": [{\"Channel\": \"MyEDR\", \"EventID\": [7, 8]}]}},"
+        " \"service\": {\"myapp\": {\"conditions\": [{\"program\": true,"
+        " \"Channel\": false}]}}}", 0, &je);
+    assert_non_null(sec);
+    struct cf_router *r = cf_router_new(sec, err, sizeof err);
+    assert_non_null(r);
+    uint32_t pc = cf_router_add(r, "windows", "process_creation", NULL);
+    uint32_t app = cf_router_add(r, "linux", NULL, "myapp");
+    assert_int_equal(cf_router_seal(r, err, sizeof err), CF_OK);
+    struct cf_route_cache *c = cf_route_cache_new(r);
+    struct cf_event ev;
+    struct cf_event_field f[4];
+    static const char *const edr[] = {"Channel", "myedr", "EventID", "8", NULL};
+    make_event(&ev, f, edr);
+    assert_true(routed(cf_router_route(r, c, &ev), pc));
+    static const char *const s1[] = {
+        "Channel", "Microsoft-Windows-Sysmon/Operational", "EventID", "1", NULL};
+    make_event(&ev, f, s1); /* replaced, so Sysmon 1 no longer routes */
+    assert_false(routed(cf_router_route(r, c, &ev), pc));
+    static const char *const prog[] = {"program", "myapp", NULL};
+    make_event(&ev, f, prog);
+    assert_true(routed(cf_router_route(r, c, &ev), app));
+    static const char *const prog2[] = {"program", "x", "Channel", "y", NULL};
+    make_event(&ev, f, prog2);
+    assert_false(routed(cf_router_route(r, c, &ev), app));
+    cf_route_cache_destroy(c);
+    cf_router_destroy(r);
+    json_decref(sec);
+
+    /* Malformed sections are rejected with a message naming the place. */
+    json_t *bad = json_loads("{\"category\": {\"x\": {\"conditions\": 5}}}", 0,
+                             &je);
+    assert_null(cf_router_new(bad, err, sizeof err));
+    assert_non_null(strstr(err, "category x"));
+    json_decref(bad);
+    bad = json_loads("{\"categories\": {}}", 0, &je);
+    assert_null(cf_router_new(bad, err, sizeof err));
+    assert_non_null(strstr(err, "categories"));
+    json_decref(bad);
+}
+
+/* Many distinct routing tuples: the cache must clear and stay correct. */
+static void test_cache_churn(void **state) {
+    (void)state;
+    char err[256];
+    struct cf_router *r = cf_router_new(NULL, err, sizeof err);
+    uint32_t sec = cf_router_add(r, "windows", NULL, "security");
+    assert_int_equal(cf_router_seal(r, err, sizeof err), CF_OK);
+    struct cf_route_cache *c = cf_route_cache_new(r);
+    struct cf_event ev;
+    struct cf_event_field f[4];
+    for (int i = 0; i < 5000; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "%d", i);
+        const char *kv[] = {"Channel", (i % 2) ? "Security" : "System",
+                            "EventID", id, NULL};
+        make_event(&ev, f, kv);
+        assert_int_equal(routed(cf_router_route(r, c, &ev), sec), i % 2);
+    }
+    cf_route_cache_destroy(c);
+    cf_router_destroy(r);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_cache_churn),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,912 @@
+/*
+ * test_ruleset.c - unit tests of the rule compiler and matcher
+ * (rules/ruleset.c): every pattern kind, keywords, rules evaluated with no
+ * Hyperscan hit, regexes Hyperscan refuses, rejected rules, the disk cache
+ * and multi-valued fields.
+ *
+ * Rules and events are built by hand so each test states exactly the
+ * Sigma semantics it checks, independent of the YAML parser and the JSON
+ * decoder.  Everything a test allocates goes through tmalloc() and is freed
+ * at the end of the test (the rulebook is not handed to
+ * cf_rulebook_destroy because its layout is the parser's business).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include "ruleset.h"
+#include "sigma.h"
+
+/* ---- allocation tracking ---- */
+
+static void **allocs;
+static size_t n_allocs, cap_allocs;
+
+static void *tmalloc(size_t size) {
+    void *p = calloc(1, size ? size : 1);
+    assert_non_null(p);
+    if (n_allocs == cap_allocs) {
+        cap_allocs = cap_allocs ? cap_allocs * 2 : 256;
+        allocs = realloc(allocs, cap_allocs * sizeof *allocs);
+        assert_non_null(allocs);
+    }
+    allocs[n_allocs++] = p;
+    return p;
+}
+
+static char *tstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = tmalloc(n);
+    memcpy(p, s, n);
+    return p;
+}
+
+static void free_all(void) {
+    for (size_t i = 0; i < n_allocs; i++) free(allocs[i]);
+    free(allocs);
+    allocs = NULL;
+    n_allocs = cap_allocs = 0;
+}
+
+/* ---- patterns ---- */
+
+/* A glob from text where every '*' and '?' is a wildcard. */
+static struct cf_sigma_pattern glob_flags(const char *s, unsigned flags) {
+    struct cf_sigma_pattern p;
+    memset(&p, 0, sizeof p);
+    p.kind = CF_PATTERN_GLOB;
+    p.flags = flags;
+    p.len = strlen(s);
+    p.text = tmalloc(p.len + 1);
+    p.wild = tmalloc(p.len + 1);
+    for (size_t i = 0; i < p.len; i++) {
+        p.text[i] = (unsigned char)s[i];
+        if (s[i] == '*' || s[i] == '?') p.wild[i] = (unsigned char)s[i];
+    }
+    return p;
+}
+
+static struct cf_sigma_pattern glob(const char *s) { return glob_flags(s, 0); }
+
+static struct cf_sigma_pattern regex(const char *s, unsigned flags) {
+    struct cf_sigma_pattern p;
+    memset(&p, 0, sizeof p);
+    p.kind = CF_PATTERN_REGEX;
+    p.flags = flags;
+    p.text = (unsigned char *)tstrdup(s);
+    p.len = strlen(s);
+    return p;
+}
+
+static struct cf_sigma_pattern number(enum cf_compare op, double x) {
+    struct cf_sigma_pattern p;
+    memset(&p, 0, sizeof p);
+    p.kind = CF_PATTERN_NUMBER;
+    p.op = op;
+    p.number = x;
+    return p;
+}
+
+static struct cf_sigma_pattern cidr4(uint8_t a, uint8_t b, uint8_t c, uint8_t d,
+                                     int prefix) {
+    struct cf_sigma_pattern p;
+    memset(&p, 0, sizeof p);
+    p.kind = CF_PATTERN_CIDR;
+    p.family = 4;
+    p.addr[0] = a;
+    p.addr[1] = b;
+    p.addr[2] = c;
+    p.addr[3] = d;
+    p.prefix = prefix;
+    return p;
+}
+
+static struct cf_sigma_pattern exists(bool e) {
+    struct cf_sigma_pattern p;
+    memset(&p, 0, sizeof p);
+    p.kind = CF_PATTERN_EXISTS;
+    p.exists = e;
+    return p;
+}
+
+static struct cf_sigma_pattern null_pattern(void) {
+    struct cf_sigma_pattern p;
+    memset(&p, 0, sizeof p);
+    p.kind = CF_PATTERN_NULL;
+    return p;
+}
+
+static struct cf_sigma_pattern fieldref(const char *other, unsigned flags) {
+    struct cf_sigma_pattern p;
+    memset(&p, 0, sizeof p);
+    p.kind = CF_PATTERN_FIELDREF;
+    p.flags = flags;
+    p.text = (unsigned char *)tstrdup(other);
+    p.len = strlen(other);
+    return p;
+}
+
+static struct cf_sigma_pattern timepart(enum cf_time_part part,
+                                        enum cf_compare op, double x) {
+    struct cf_sigma_pattern p;
+    memset(&p, 0, sizeof p);
+    p.kind = CF_PATTERN_TIMEPART;
+    p.time_part = part;
+    p.op = op;
+    p.number = x;
+    return p;
+}
+
+/* ---- conditions and rules ---- */
+
+/* A field condition whose values each have one alternative. */
+static struct cf_sigma_field_cond fcond(const char *field, bool all, bool negate,
+                                        size_t n, const struct cf_sigma_pattern *pats) {
+    struct cf_sigma_field_cond fc;
+    memset(&fc, 0, sizeof fc);
+    fc.field = field ? tstrdup(field) : NULL;
+    fc.all = all;
+    fc.negate = negate;
+    fc.n_values = n;
+    fc.values = tmalloc(n * sizeof *fc.values);
+    for (size_t i = 0; i < n; i++) {
+        fc.values[i].n_alts = 1;
+        fc.values[i].alts = tmalloc(sizeof *fc.values[i].alts);
+        fc.values[i].alts[0] = pats[i];
+    }
+    return fc;
+}
+
+/* A search of one conjunction. */
+static struct cf_sigma_search search(const char *name, size_t n,
+                                     const struct cf_sigma_field_cond *conds) {
+    struct cf_sigma_search s;
+    memset(&s, 0, sizeof s);
+    s.name = tstrdup(name);
+    s.n_alts = 1;
+    s.alts = tmalloc(sizeof *s.alts);
+    s.alts[0].n_conds = n;
+    s.alts[0].conds = tmalloc(n * sizeof *s.alts[0].conds);
+    memcpy(s.alts[0].conds, conds, n * sizeof *conds);
+    return s;
+}
+
+static struct cf_sigma_cond *c_search(uint32_t i) {
+    struct cf_sigma_cond *c = tmalloc(sizeof *c);
+    c->op = CF_COND_SEARCH;
+    c->search = i;
+    return c;
+}
+
+static struct cf_sigma_cond *c_op(enum cf_cond_op op, struct cf_sigma_cond *a,
+                                  struct cf_sigma_cond *b) {
+    struct cf_sigma_cond *c = tmalloc(sizeof *c);
+    c->op = op;
+    c->n_kids = b ? 2 : 1;
+    c->kids = tmalloc(c->n_kids * sizeof *c->kids);
+    c->kids[0] = *a;
+    if (b) c->kids[1] = *b;
+    return c;
+}
+
+struct test_book {
+    struct cf_rulebook rb;
+    struct cf_sigma_rule *rules[32];
+};
+
+static struct cf_sigma_rule *add_rule(struct test_book *tb, const char *title,
+                                      size_t n_searches,
+                                      const struct cf_sigma_search *searches,
+                                      struct cf_sigma_cond *cond) {
+    struct cf_sigma_rule *r = tmalloc(sizeof *r);
+    char digest[65];
+    r->title = tstrdup(title);
+    r->id = tstrdup(title);
+    r->path = tstrdup("test.yml");
+    r->n_searches = n_searches;
+    r->searches = tmalloc(n_searches * sizeof *r->searches);
+    memcpy(r->searches, searches, n_searches * sizeof *searches);
+    r->condition = cond ? cond : c_search(0);
+    /* Any stable string works as a digest for these tests. */
+    snprintf(digest, sizeof digest, "%064zu", strlen(title) * 7919 + tb->rb.n_rules);
+    memcpy(r->digest, digest, 65);
+    r->index = (uint32_t)tb->rb.n_rules;
+    tb->rules[tb->rb.n_rules] = r;
+    tb->rb.rules = tb->rules;
+    tb->rb.n_rules++;
+    return r;
+}
+
+/* One-condition rule: `field: patterns`. */
+static struct cf_sigma_rule *simple_rule(struct test_book *tb, const char *title,
+                                         const char *field, bool all, bool negate,
+                                         size_t n,
+                                         const struct cf_sigma_pattern *pats) {
+    struct cf_sigma_field_cond fc = fcond(field, all, negate, n, pats);
+    struct cf_sigma_search s = search("selection", 1, &fc);
+    return add_rule(tb, title, 1, &s, NULL);
+}
+
+static void free_rejections(struct cf_rulebook *rb) {
+    for (size_t i = 0; i < rb->n_rejected; i++) {
+        free(rb->rejected[i].path);
+        free(rb->rejected[i].id);
+        free(rb->rejected[i].reason);
+    }
+    free(rb->rejected);
+    rb->rejected = NULL;
+    rb->n_rejected = 0;
+}
+
+/* ---- events ---- */
+
+struct test_event {
+    struct cf_event ev;
+    struct cf_event_field fields[32];
+};
+
+/* Pairs name, value; a NULL value makes a JSON null leaf. */
+static void make_event(struct test_event *te, size_t n, const char *const *kv) {
+    memset(te, 0, sizeof *te);
+    for (size_t i = 0; i < n; i++) {
+        struct cf_event_field *f = &te->fields[i];
+        f->name = kv[2 * i];
+        f->name_len = (uint32_t)strlen(f->name);
+        f->name_hash = cf_hash_name(f->name, f->name_len);
+        f->value = kv[2 * i + 1] ? kv[2 * i + 1] : "";
+        f->value_len = (uint32_t)strlen(f->value);
+        f->type = kv[2 * i + 1] ? CF_VALUE_STRING : CF_VALUE_NULL;
+    }
+    te->ev.fields = te->fields;
+    te->ev.n_fields = (uint32_t)n;
+    te->ev.time_ms = CF_TIME_UNKNOWN;
+}
+
+struct hits {
+    const char *titles[32];
+    int n;
+};
+
+static void collect(const struct cf_sigma_rule *rule, void *opaque) {
+    struct hits *h = opaque;
+    if (h->n < 32) h->titles[h->n++] = rule->title;
+}
+
+static bool hit(const struct hits *h, const char *title) {
+    for (int i = 0; i < h->n; i++)
+        if (strcmp(h->titles[i], title) == 0) return true;
+    return false;
+}
+
+/* Matches one event given as name/value pairs. */
+static struct hits match_kv(struct cf_matcher *m, size_t n, const char *const *kv) {
+    struct test_event te;
+    struct hits h;
+    memset(&h, 0, sizeof h);
+    make_event(&te, n, kv);
+    int rc = cf_matcher_match(m, &te.ev, collect, &h);
+    assert_int_equal(rc, h.n);
+    return h;
+}
+
+#define MATCH(m, ...)                                                        \
+    match_kv((m), sizeof((const char *const[]){__VA_ARGS__}) /               \
+                      (2 * sizeof(const char *)),                            \
+             (const char *const[]){__VA_ARGS__})
+
+static struct cf_config *no_cache_config(void) {
+    struct cf_config *cfg = cf_config_default();
+    assert_non_null(cfg);
+    free(cfg->cache_dir);
+    cfg->cache_dir = strdup("");
+    return cfg;
+}
+
+struct compiled {
+    struct cf_config *cfg;
+    struct cf_ruleset *rs;
+    struct cf_matcher *m;
+};
+
+static struct compiled compile(struct test_book *tb) {
+    struct compiled c;
+    char err[512] = "";
+    c.cfg = no_cache_config();
+    c.rs = cf_ruleset_compile(&tb->rb, c.cfg, err, sizeof err);
+    if (!c.rs) fail_msg("compile failed: %s", err);
+    c.m = cf_matcher_new(c.rs);
+    assert_non_null(c.m);
+    return c;
+}
+
+static void release(struct compiled *c, struct test_book *tb) {
+    cf_matcher_destroy(c->m);
+    cf_ruleset_destroy(c->rs);
+    cf_config_destroy(c->cfg);
+    free_rejections(&tb->rb);
+    free_all();
+}
+
+/* ---- tests ---- */
+
+static void test_globs(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    struct cf_sigma_pattern contains = glob("*mimikatz*");
+    struct cf_sigma_pattern ends = glob("*\\cmd.exe");
+    struct cf_sigma_pattern starts = glob("C:\\Windows\\*");
+    struct cf_sigma_pattern exact = glob("whoami /all");
+    struct cf_sigma_pattern one = glob("a?c");
+    struct cf_sigma_pattern cased = glob_flags("*Invoke-Mimi*", CF_PAT_CASED);
+    struct cf_sigma_pattern empty = glob("");
+    struct cf_sigma_pattern star = glob("*");
+    struct cf_sigma_pattern mid = glob("net*user*/add");
+    struct cf_sigma_pattern special = glob("*(x86)[1]+.$^|{}*");
+    simple_rule(&tb, "contains", "CommandLine", false, false, 1, &contains);
+    simple_rule(&tb, "ends", "Image", false, false, 1, &ends);
+    simple_rule(&tb, "starts", "Image", false, false, 1, &starts);
+    simple_rule(&tb, "exact", "CommandLine", false, false, 1, &exact);
+    simple_rule(&tb, "one", "Code", false, false, 1, &one);
+    simple_rule(&tb, "cased", "CommandLine", false, false, 1, &cased);
+    simple_rule(&tb, "empty", "Note", false, false, 1, &empty);
+    simple_rule(&tb, "star", "Star", false, false, 1, &star);
+    simple_rule(&tb, "mid", "CommandLine", false, false, 1, &mid);
+    simple_rule(&tb, "special", "Path", false, false, 1, &special);
+    struct compiled c = compile(&tb);
+    struct cf_ruleset_stats st;
+    cf_ruleset_get_stats(c.rs, &st);
+    assert_int_equal(st.rules, 10);
+    assert_int_equal(st.patterns, 10);
+    assert_int_equal(st.direct_patterns, 0);
+    assert_false(st.cache_hit);
+
+    struct hits h = MATCH(c.m, "CommandLine", "run MimiKatz.exe now");
+    assert_int_equal(h.n, 1);
+    assert_true(hit(&h, "contains"));
+    h = MATCH(c.m, "CommandLine", "Invoke-Mimi");
+    assert_true(hit(&h, "cased"));
+    h = MATCH(c.m, "CommandLine", "invoke-mimi");
+    assert_false(hit(&h, "cased"));
+    h = MATCH(c.m, "CommandLine", "WHOAMI /ALL");
+    assert_true(hit(&h, "exact"));
+    h = MATCH(c.m, "CommandLine", "whoami /all2");
+    assert_false(hit(&h, "exact"));
+    h = MATCH(c.m, "CommandLine", "xwhoami /all");
+    assert_int_equal(h.n, 0);
+    h = MATCH(c.m, "Image", "C:\\Windows\\System32\\CMD.EXE");
+    assert_int_equal(h.n, 2);
+    assert_string_equal(h.titles[0], "ends"); /* rule order */
+    assert_string_equal(h.titles[1], "starts");
+    h = MATCH(c.m, "Image", "D:\\Windows\\cmd.exe2");
+    assert_int_equal(h.n, 0);
+    /* `?` is exactly one byte: a two-byte UTF-8 char does not fit. */
+    h = MATCH(c.m, "Code", "abc");
+    assert_true(hit(&h, "one"));
+    h = MATCH(c.m, "Code", "ac");
+    assert_int_equal(h.n, 0);
+    h = MATCH(c.m, "Code", "a\xc3\xa9" "c");
+    assert_int_equal(h.n, 0);
+    h = MATCH(c.m, "Code", "abbc");
+    assert_int_equal(h.n, 0);
+    h = MATCH(c.m, "Note", "");
+    assert_true(hit(&h, "empty"));
+    h = MATCH(c.m, "Note", "x");
+    assert_int_equal(h.n, 0);
+    h = MATCH(c.m, "Star", "");
+    assert_true(hit(&h, "star"));
+    h = MATCH(c.m, "Star", "anything");
+    assert_true(hit(&h, "star"));
+    h = MATCH(c.m, "Other", "anything");
+    assert_int_equal(h.n, 0); /* missing field is false */
+    h = MATCH(c.m, "CommandLine", "NET user bob pw /ADD");
+    assert_true(hit(&h, "mid"));
+    h = MATCH(c.m, "CommandLine", "net user bob pw /add x");
+    assert_false(hit(&h, "mid"));
+    h = MATCH(c.m, "Path", "C:\\Program Files (X86)[1]+.$^|{}\\a");
+    assert_true(hit(&h, "special"));
+    h = MATCH(c.m, "Path", "C:\\Program Files (x86)[1]+.$^|{\\a");
+    assert_int_equal(h.n, 0);
+    release(&c, &tb);
+}
+
+static void test_regex_and_rejection(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    struct cf_sigma_pattern plain = regex("[a-z]+\\.ps1$", 0);
+    struct cf_sigma_pattern ci = regex("^invoke-[a-z]+", CF_PAT_RE_I);
+    struct cf_sigma_pattern ml = regex("^second$", CF_PAT_RE_M);
+    struct cf_sigma_pattern dots = regex("a.b", CF_PAT_RE_S);
+    /* Backreferences: Hyperscan refuses, PCRE2 checks it. */
+    struct cf_sigma_pattern backref = regex("(ab)\\1", 0);
+    struct cf_sigma_pattern broken = regex("(unclosed", 0);
+    struct cf_sigma_pattern fine = glob("*ok*");
+    simple_rule(&tb, "plain", "ScriptName", false, false, 1, &plain);
+    simple_rule(&tb, "ci", "CommandLine", false, false, 1, &ci);
+    simple_rule(&tb, "ml", "Text", false, false, 1, &ml);
+    simple_rule(&tb, "dots", "Text", false, false, 1, &dots);
+    simple_rule(&tb, "backref", "Text", false, false, 1, &backref);
+    /* A rule with a bad regex and a good glob: rejected as a whole. */
+    struct cf_sigma_field_cond fc[2] = {fcond("Text", false, false, 1, &broken),
+                                        fcond("Other", false, false, 1, &fine)};
+    struct cf_sigma_search s = search("selection", 2, fc);
+    add_rule(&tb, "broken", 1, &s, NULL);
+    simple_rule(&tb, "after", "Other", false, false, 1, &fine);
+
+    struct compiled c = compile(&tb);
+    struct cf_ruleset_stats st;
+    cf_ruleset_get_stats(c.rs, &st);
+    assert_int_equal(st.rules, 6);
+    assert_int_equal(st.direct_patterns, 1); /* the backreference */
+    assert_int_equal(tb.rb.n_rejected, 1);
+    assert_string_equal(tb.rb.rejected[0].id, "broken");
+    assert_non_null(strstr(tb.rb.rejected[0].reason, "(unclosed"));
+
+    struct hits h = MATCH(c.m, "ScriptName", "C:\\x\\evil.ps1");
+    assert_true(hit(&h, "plain"));
+    h = MATCH(c.m, "ScriptName", "C:\\x\\EVIL.PS1");
+    assert_int_equal(h.n, 0);
+    h = MATCH(c.m, "CommandLine", "INVOKE-Thing");
+    assert_true(hit(&h, "ci"));
+    h = MATCH(c.m, "CommandLine", "x invoke-thing");
+    assert_int_equal(h.n, 0);
+    h = MATCH(c.m, "Text", "first\nsecond\nthird");
+    assert_true(hit(&h, "ml"));
+    assert_false(hit(&h, "dots"));
+    h = MATCH(c.m, "Text", "a\nb");
+    assert_true(hit(&h, "dots"));
+    h = MATCH(c.m, "Text", "xxababyy");
+    assert_true(hit(&h, "backref"));
+    assert_int_equal(h.n, 1);
+    h = MATCH(c.m, "Text", "xxabaxyy");
+    assert_int_equal(h.n, 0);
+    /* The rejected rule never matches; its neighbour still does. */
+    h = MATCH(c.m, "Text", "(unclosed", "Other", "ok");
+    assert_int_equal(h.n, 1);
+    assert_true(hit(&h, "after"));
+    release(&c, &tb);
+}
+
+static void test_keywords(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    struct cf_sigma_pattern kw[2] = {glob("*sekurlsa*"), glob("*lsadump::*")};
+    simple_rule(&tb, "keywords", NULL, false, false, 2, kw);
+    /* Not plain `*literal*`: scanned leaf by leaf. */
+    struct cf_sigma_pattern shaped[2] = {glob("evil*"), glob("*a?b*")};
+    simple_rule(&tb, "shaped", NULL, false, false, 2, shaped);
+    struct cf_sigma_pattern cased = glob_flags("*CaSe*", CF_PAT_CASED);
+    simple_rule(&tb, "cased_kw", NULL, false, false, 1, &cased);
+    struct compiled c = compile(&tb);
+    struct hits h = MATCH(c.m, "Image", "x.exe", "CommandLine", "run SEKURLSA::x");
+    assert_int_equal(h.n, 1);
+    assert_true(hit(&h, "keywords"));
+    h = MATCH(c.m, "Image", "x.exe", "Payload", "lsadump::sam");
+    assert_true(hit(&h, "keywords"));
+    h = MATCH(c.m, "Image", "sekurls.exe");
+    assert_int_equal(h.n, 0);
+    /* Values are matched one by one: no hit across two leaves. */
+    h = MATCH(c.m, "A", "xxseku", "B", "rlsayy", "C", "lsadu", "D", "mp::");
+    assert_int_equal(h.n, 0);
+    h = MATCH(c.m, "A", "sekurlsa", "B", "");
+    assert_int_equal(h.n, 1);
+    h = MATCH(c.m, "A", "", "B", "zz", "C", "sekurlsa");
+    assert_int_equal(h.n, 1);
+    h = MATCH(c.m, "A", "not evil", "B", "EVIL.exe");
+    assert_int_equal(h.n, 1);
+    assert_true(hit(&h, "shaped"));
+    h = MATCH(c.m, "A", "not evil", "B", "xa", "C", "b");
+    assert_int_equal(h.n, 0);
+    h = MATCH(c.m, "A", "xaXby");
+    assert_true(hit(&h, "shaped"));
+    h = MATCH(c.m, "A", "a case");
+    assert_int_equal(h.n, 0);
+    h = MATCH(c.m, "A", "a CaSe");
+    assert_true(hit(&h, "cased_kw"));
+    release(&c, &tb);
+}
+
+static void test_always_evaluate(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    /* condition: not filter */
+    struct cf_sigma_pattern sys = glob("*\\system32\\*");
+    struct cf_sigma_field_cond ffc = fcond("Image", false, false, 1, &sys);
+    struct cf_sigma_search fs = search("filter", 1, &ffc);
+    add_rule(&tb, "not_filter", 1, &fs, c_op(CF_COND_NOT, c_search(0), NULL));
+    /* selection and not filter: needs the selection hit */
+    struct cf_sigma_pattern sel = glob("*.exe");
+    struct cf_sigma_field_cond sfc[1] = {fcond("Image", false, false, 1, &sel)};
+    struct cf_sigma_search ss[2] = {search("selection", 1, sfc),
+                                    search("filter", 1, &ffc)};
+    add_rule(&tb, "sel_not_filter", 2, ss,
+             c_op(CF_COND_AND, c_search(0), c_op(CF_COND_NOT, c_search(1), NULL)));
+    /* neq: field present and no value matches */
+    struct cf_sigma_pattern users[2] = {glob("SYSTEM"), glob("LOCAL SERVICE")};
+    simple_rule(&tb, "neq", "User", false, true, 2, users);
+    /* null / exists */
+    struct cf_sigma_pattern np = null_pattern();
+    simple_rule(&tb, "null", "ParentImage", false, false, 1, &np);
+    struct cf_sigma_pattern ex = exists(false);
+    simple_rule(&tb, "absent", "Hashes", false, false, 1, &ex);
+    struct cf_sigma_pattern ey = exists(true);
+    simple_rule(&tb, "present", "Hashes", false, false, 1, &ey);
+
+    struct compiled c = compile(&tb);
+    struct hits h = MATCH(c.m, "Image", "C:\\Windows\\System32\\a.exe", "User",
+                          "system", "Hashes", "x", "ParentImage", "p");
+    assert_int_equal(h.n, 1);
+    assert_true(hit(&h, "present"));
+    h = MATCH(c.m, "Image", "C:\\tmp\\a.exe", "User", "bob");
+    assert_int_equal(h.n, 5);
+    assert_true(hit(&h, "not_filter"));
+    assert_true(hit(&h, "sel_not_filter"));
+    assert_true(hit(&h, "neq"));
+    assert_true(hit(&h, "null"));
+    assert_true(hit(&h, "absent"));
+    /* neq on a missing field is false; null holds for a JSON null. */
+    h = MATCH(c.m, "Other", "1", "ParentImage", NULL);
+    assert_int_equal(h.n, 3);
+    assert_true(hit(&h, "not_filter"));
+    assert_true(hit(&h, "null"));
+    assert_true(hit(&h, "absent"));
+    release(&c, &tb);
+}
+
+static void test_direct_kinds(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    struct cf_sigma_pattern gt = number(CF_CMP_GT, 1000);
+    struct cf_sigma_pattern net = cidr4(10, 1, 0, 0, 16);
+    struct cf_sigma_pattern ref = fieldref("TargetUser", 0);
+    struct cf_sigma_pattern refs = fieldref("TargetUser", CF_PAT_REF_START);
+    struct cf_sigma_pattern hour = timepart(CF_TIMEPART_HOUR, CF_CMP_EQ, 23);
+    simple_rule(&tb, "number", "Size", false, false, 1, &gt);
+    simple_rule(&tb, "cidr", "DestinationIp", false, false, 1, &net);
+    simple_rule(&tb, "ref", "SubjectUser", false, false, 1, &ref);
+    simple_rule(&tb, "refstart", "SubjectUser", false, false, 1, &refs);
+    simple_rule(&tb, "hour", "When", false, false, 1, &hour);
+    struct compiled c = compile(&tb);
+    struct cf_ruleset_stats st;
+    cf_ruleset_get_stats(c.rs, &st);
+    assert_int_equal(st.direct_patterns, 5);
+    assert_int_equal(st.patterns, 0);
+
+    struct hits h = MATCH(c.m, "Size", "1001", "DestinationIp", "10.1.200.3");
+    assert_int_equal(h.n, 2);
+    h = MATCH(c.m, "Size", "1000", "DestinationIp", "10.2.0.1");
+    assert_int_equal(h.n, 0);
+    h = MATCH(c.m, "Size", "12kb", "DestinationIp", "not an ip");
+    assert_int_equal(h.n, 0);
+    h = MATCH(c.m, "SubjectUser", "alice", "TargetUser", "alice");
+    assert_int_equal(h.n, 2);
+    h = MATCH(c.m, "SubjectUser", "alice2", "TargetUser", "alice");
+    assert_int_equal(h.n, 1);
+    assert_true(hit(&h, "refstart"));
+    h = MATCH(c.m, "When", "2024-03-01T23:15:00");
+    assert_true(hit(&h, "hour"));
+    h = MATCH(c.m, "When", "2024-03-01T22:15:00");
+    assert_int_equal(h.n, 0);
+    release(&c, &tb);
+}
+
+static void test_multi_valued(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    struct cf_sigma_pattern both[2] = {glob("*-enc*"), glob("*hidden*")};
+    simple_rule(&tb, "all", "CommandLine", true, false, 2, both);
+    struct cf_sigma_pattern tag = glob("admin");
+    simple_rule(&tb, "any_elem", "Groups", false, false, 1, &tag);
+    simple_rule(&tb, "neq_elem", "Groups", false, true, 1, &tag);
+    /* A rule on an aliased field: Computer is also looked up as Hostname
+     * when the field map says so (the default map does for OTRF). */
+    struct cf_sigma_pattern host = glob("mkt01*");
+    simple_rule(&tb, "alias", "Computer", false, false, 1, &host);
+    struct compiled c = compile(&tb);
+
+    struct hits h = MATCH(c.m, "CommandLine", "powershell -enc AAA -w hidden");
+    assert_true(hit(&h, "all"));
+    h = MATCH(c.m, "CommandLine", "powershell -enc AAA");
+    assert_false(hit(&h, "all"));
+    /* Array leaves: the element that matches makes the field match. */
+    h = MATCH(c.m, "Groups", "users", "Groups", "ADMIN", "Groups", "guests");
+    assert_int_equal(h.n, 1);
+    assert_true(hit(&h, "any_elem"));
+    h = MATCH(c.m, "Groups", "users", "Groups", "guests");
+    assert_int_equal(h.n, 1);
+    assert_true(hit(&h, "neq_elem"));
+    h = MATCH(c.m, "Hostname", "MKT01.corp");
+    assert_true(hit(&h, "alias"));
+    release(&c, &tb);
+}
+
+/* Counts regular files in dir. */
+static int count_files(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    if (!d) return 0;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
+
+static void remove_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[4096];
+    if (!d) return;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static void corrupt_files(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[4096];
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "r+b");
+        assert_non_null(f);
+        /* Keep the header, garble the first database. */
+        fseek(f, 8 + 32 + 8 + 16, SEEK_SET);
+        for (int i = 0; i < 64; i++) fputc(0x5a, f);
+        fclose(f);
+    }
+    closedir(d);
+}
+
+static void test_cache(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    char dir[] = "/tmp/cf_test_ruleset_XXXXXX";
+    char cache[sizeof dir + 16];
+    char err[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(cache, sizeof cache, "%s/a/b", dir); /* created on demand */
+    struct cf_sigma_pattern p[3] = {glob("*mimikatz*"), regex("(ab)\\1", 0),
+                                    regex("^x+$", 0)};
+    simple_rule(&tb, "r0", "CommandLine", false, false, 3, p);
+    struct cf_sigma_pattern kw = glob("*secret*");
+    simple_rule(&tb, "r1", NULL, false, false, 1, &kw);
+
+    struct cf_config *cfg = cf_config_default();
+    free(cfg->cache_dir);
+    cfg->cache_dir = strdup(cache);
+    struct cf_ruleset_stats st;
+    for (int round = 0; round < 4; round++) {
+        if (round == 2) corrupt_files(cache);
+        struct cf_ruleset *rs = cf_ruleset_compile(&tb.rb, cfg, err, sizeof err);
+        assert_non_null(rs);
+        cf_ruleset_get_stats(rs, &st);
+        /* cold, warm, corrupt file -> recompiled (and rewritten), warm */
+        assert_int_equal(st.cache_hit, round == 1 || round == 3);
+        assert_int_equal(st.patterns, 3);
+        assert_int_equal(st.direct_patterns, 1);
+        assert_int_equal(count_files(cache), 1);
+        struct cf_matcher *m = cf_matcher_new(rs);
+        struct hits h = MATCH(m, "CommandLine", "Mimikatz");
+        assert_int_equal(h.n, 1);
+        h = MATCH(m, "CommandLine", "abab");
+        assert_int_equal(h.n, 1);
+        h = MATCH(m, "CommandLine", "xxx");
+        assert_int_equal(h.n, 1);
+        h = MATCH(m, "CommandLine", "xxy", "Other", "a secret");
+        assert_int_equal(h.n, 1);
+        assert_string_equal(h.titles[0], "r1");
+        cf_matcher_destroy(m);
+        cf_ruleset_destroy(rs);
+    }
+    /* Different rules: a different key, a second file. */
+    tb.rules[1]->digest[0] = 'f';
+    struct cf_ruleset *rs = cf_ruleset_compile(&tb.rb, cfg, err, sizeof err);
+    assert_non_null(rs);
+    cf_ruleset_get_stats(rs, &st);
+    assert_false(st.cache_hit);
+    assert_int_equal(count_files(cache), 2);
+    cf_ruleset_destroy(rs);
+
+    /* An unusable cache directory is not fatal. */
+    free(cfg->cache_dir);
+    cfg->cache_dir = strdup("/proc/no/such/dir");
+    rs = cf_ruleset_compile(&tb.rb, cfg, err, sizeof err);
+    assert_non_null(rs);
+    cf_ruleset_destroy(rs);
+
+    cf_config_destroy(cfg);
+    remove_dir(cache);
+    snprintf(cache, sizeof cache, "%s/a", dir);
+    rmdir(cache);
+    rmdir(dir);
+    free_rejections(&tb.rb);
+    free_all();
+}
+
+static void test_empty_rulebook(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    struct compiled c = compile(&tb);
+    struct hits h = MATCH(c.m, "Image", "x");
+    assert_int_equal(h.n, 0);
+    release(&c, &tb);
+    cf_ruleset_destroy(NULL);
+    cf_matcher_destroy(NULL);
+}
+
+/* ---- SigmaHQ regression cases (whole chain: parser, decoder, router,
+ * field map, compiler, matcher) ---- */
+
+struct regression {
+    struct cf_rulebook *rb;
+    struct cf_ruleset *rs;
+    struct cf_matcher *m;
+    struct cf_decoder *dec;
+    struct cf_event ev;
+    const struct cf_config *cfg;
+    int cases, passed;
+    const char *want;
+    bool found;
+};
+
+static void find_rule(const struct cf_sigma_rule *rule, void *opaque) {
+    struct regression *r = opaque;
+    if (rule->id && strcmp(rule->id, r->want) == 0) r->found = true;
+}
+
+static char *read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t cap = 0, n = 0, got;
+    if (!f) return NULL;
+    do {
+        if (n + 4096 > cap) {
+            cap = (cap + 4096) * 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+        got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+    } while (got > 0);
+    fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static void regression_dir(struct regression *r, const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    if (!d) return;
+    while ((e = readdir(d))) {
+        char path[4096];
+        struct stat st;
+        size_t n = strlen(e->d_name);
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (stat(path, &st) != 0) continue;
+        if (S_ISDIR(st.st_mode)) {
+            regression_dir(r, path);
+            continue;
+        }
+        if (n < 6 || strcmp(e->d_name + n - 5, ".json") != 0) continue;
+        /* The event's file is named after the rule it must raise. */
+        char id[256];
+        snprintf(id, sizeof id, "%.*s", (int)(n - 5), e->d_name);
+        size_t len = 0;
+        char *text = read_all(path, &len);
+        assert_non_null(text);
+        r->cases++;
+        r->want = id;
+        r->found = false;
+        /* Some files hold several pretty-printed events back to back,
+         * each opening with `{` in column 0; any of them may raise the
+         * rule.  Each is folded to one line, as chainfuse reads lines. */
+        size_t start = 0;
+        bool decoded = true;
+        while (start < len) {
+            size_t end = start + 1;
+            while (end < len && !(text[end] == '{' && text[end - 1] == '\n')) end++;
+            for (size_t i = start; i < end; i++)
+                if (text[i] == '\n' || text[i] == '\r') text[i] = ' ';
+            const char *reason = NULL;
+            if (cf_event_decode(r->dec, &r->ev, text + start, end - start,
+                                &r->cfg->limits, &reason) != CF_OK) {
+                printf("regression %s: cannot decode (%s)\n", path, reason);
+                decoded = false;
+            } else {
+                cf_matcher_match(r->m, &r->ev, find_rule, r);
+            }
+            start = end;
+        }
+        if (r->found)
+            r->passed++;
+        else if (decoded)
+            printf("regression %s: rule %s did not match\n", path, id);
+        free(text);
+    }
+    closedir(d);
+}
+
+static void test_sigmahq_regression(void **state) {
+    (void)state;
+    const char *shared = getenv("CF_SHARED_DIR");
+    char path[4096], err[1024];
+    struct regression r;
+    memset(&r, 0, sizeof r);
+    if (!shared) {
+        printf("CF_SHARED_DIR is not set: skipping the SigmaHQ regression cases\n");
+        skip();
+    }
+    snprintf(path, sizeof path, "%s/data/sigma/regression_data", shared);
+    if (access(path, R_OK) != 0) {
+        printf("%s is missing: skipping the SigmaHQ regression cases\n", path);
+        skip();
+    }
+    struct cf_config *cfg = no_cache_config();
+    r.cfg = cfg;
+    r.rb = cf_rulebook_new();
+    assert_non_null(r.rb);
+    const char *subs[3] = {"rules", "rules-threat-hunting", "rules-emerging-threats"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/data/sigma/%s", shared, subs[i]);
+        assert_int_equal(cf_rulebook_load(r.rb, path, cfg, err, sizeof err), CF_OK);
+    }
+    assert_int_equal(cf_rulebook_finish(r.rb, err, sizeof err), CF_OK);
+    r.rs = cf_ruleset_compile(r.rb, cfg, err, sizeof err);
+    if (!r.rs) fail_msg("compile failed: %s", err);
+    r.m = cf_matcher_new(r.rs);
+    r.dec = cf_decoder_new();
+    assert_non_null(r.m);
+    assert_non_null(r.dec);
+    cf_event_init(&r.ev);
+    snprintf(path, sizeof path, "%s/data/sigma/regression_data", shared);
+    regression_dir(&r, path);
+    printf("SigmaHQ regression cases: %d of %d raise their rule\n", r.passed, r.cases);
+    assert_true(r.cases >= 100);
+    assert_int_equal(r.passed, r.cases);
+    cf_event_free(&r.ev);
+    cf_decoder_destroy(r.dec);
+    cf_matcher_destroy(r.m);
+    cf_ruleset_destroy(r.rs);
+    cf_rulebook_destroy(r.rb);
+    cf_config_destroy(cfg);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_globs),
+        cmocka_unit_test(test_regex_and_rejection),
+        cmocka_unit_test(test_keywords),
+        cmocka_unit_test(test_always_evaluate),
+        cmocka_unit_test(test_direct_kinds),
+        cmocka_unit_test(test_multi_valued),
+        cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_empty_rulebook),
+        cmocka_unit_test(test_sigmahq_regression),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
