@@ -15,13 +15,13 @@
  * Versions: changes are collected per `update_interval` of event time
  * (default 1 minute) and each changed, raised incident is emitted once at
  * the end of that interval; an incident closes after `close_after`
- * (default 1 hour) of event time without new alerts (for an incident fed
+ * (default 24 hours, the linking window) of event time without new alerts (for an incident fed
  * by late alerts, counted from the clock when the last one came).
  * Incidents are emitted only once raised: `min_stages` (default 2)
  * kill-chain stages or a high/critical alert.
  *
  * Settings (config section `fusion`): lateness 15m, window 24h,
- * close_after 1h, suppression_window 1h (duplicates), update_interval 1m,
+ * close_after 24h, suppression_window 1h (duplicates), update_interval 1m,
  * entity_ttl 7d, min_stages 2, max_open_incidents 10000, max_alerts 1000
  * (ids listed per incident), max_entities_per_incident 256,
  * max_rules_per_incident 256, max_pending_alerts 1000000,
@@ -234,7 +234,7 @@ struct cf_fusion {
 
     /* counters */
     uint64_t alerts_in, alerts_processed, late_alerts, no_time_alerts,
-        correlation_alerts, suppressed, duplicates, weak_skips,
+        correlation_alerts, suppressed, duplicates, weak_skips, context_unfused,
         never_link_skips, incidents_opened, incidents_raised,
         incidents_emitted, records_emitted, incidents_closed,
         incidents_evicted, incidents_merged, incidents_dropped_unraised,
@@ -457,7 +457,7 @@ struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
     if (!fu) goto nomem;
     fu->lateness = 15 * MS_MINUTE;
     fu->window = 24 * MS_HOUR;
-    fu->close_after = MS_HOUR;
+    fu->close_after = 24 * MS_HOUR; /* as long as alerts can still link */
     fu->dup_window = MS_HOUR;
     fu->update_interval = MS_MINUTE;
     fu->entity_ttl = 7 * MS_DAY;
@@ -841,9 +841,17 @@ static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t) {
     uint64_t digest = dup_digest(fu, a);
     if (fuse_duplicate(fu, digest, t)) return;
 
+    /* Informational alerts are context (SigmaHQ gives that level to
+     * hunting rules that fire on ordinary administration).  They attach
+     * to an incident on their own host only, never open one, never bridge
+     * two and never index their entities; otherwise routine activity
+     * would chain the estate into one incident through common binaries
+     * (file hashes) and accounts. */
+    bool context_only = a->level == CF_LEVEL_INFORMATIONAL && !a->is_correlation;
     for (size_t i = 0; i < CF_ARRAY_LEN(link_order); i++) {
         int k = link_order[i];
         if (!cf_entity_kind_links(k) || !fu->ne.len[k]) continue;
+        if (context_only && k != CF_ENTITY_HOST) continue;
         size_t klen = entity_key(&fu->ne, k, key, sizeof key);
         const struct node *n = map_get(&fu->entities, key, klen);
         if (!n) continue;
@@ -873,8 +881,12 @@ static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t) {
             link_kind = cand_kind[j];
         }
     }
+    if (context_only && !target) {
+        fu->context_unfused++;
+        return;
+    }
     /* Sharing entities with several incidents means they are one story. */
-    for (size_t j = 0; j < n_cand; j++)
+    for (size_t j = 0; j < n_cand && !context_only; j++)
         if (cand[j] != target) merge_into(fu, target, cand[j]);
     if (!target && !(target = open_incident(fu, a, t))) {
         fu->alloc_failures++;
@@ -895,7 +907,7 @@ static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t) {
 
     /* Index the alert's entities under the incident; an entity that
      * moves to another incident counts towards becoming weak. */
-    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+    for (int k = 0; k < CF_ENTITY_COUNT && !context_only; k++) {
         if (!cf_entity_kind_links(k) || !fu->ne.len[k]) continue;
         size_t klen = entity_key(&fu->ne, k, key, sizeof key);
         struct node *n = map_get(&fu->entities, key, klen);
@@ -1200,6 +1212,7 @@ json_t *cf_fusion_stats(const struct cf_fusion *fu) {
     STAT("suppressed", fu->suppressed);
     STAT("duplicates", fu->duplicates);
     STAT("weak_entity_skips", fu->weak_skips);
+    STAT("informational_not_fused", fu->context_unfused);
     STAT("never_link_values", fu->never_link_skips);
     STAT("incidents_opened", fu->incidents_opened);
     STAT("incidents_raised", fu->incidents_raised);

@@ -1569,6 +1569,9 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
             scan_literals(m, ev, kl->db);
         for (uint32_t i = 0; i < ev->n_fields; i++) {
             const struct cf_event_field *f = &ev->fields[i];
+            /* JSON null is no value: it matches `field: null` (checked
+             * directly), never a string pattern, not even ''. */
+            if (f->type == CF_VALUE_NULL) continue;
             for (uint32_t s = f->name_hash & rs->slot_mask; rs->slots[s];
                  s = (s + 1) & rs->slot_mask) {
                 const struct field_db *d = &rs->dbs[rs->slots[s] - 1];

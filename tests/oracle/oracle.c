@@ -299,6 +299,10 @@ static bool pattern_leaf(struct cf_oracle *o, const struct cf_event *ev,
                          const struct cf_sigma_pattern *p,
                          const struct cf_event_field *f) {
     double d;
+    /* JSON null is no value: only `field: null` matches it. */
+    if (f->type == CF_VALUE_NULL &&
+        (p->kind == CF_PATTERN_GLOB || p->kind == CF_PATTERN_REGEX))
+        return false;
     switch (p->kind) {
     case CF_PATTERN_GLOB:
         return glob_at(p, 0, (const unsigned char *)f->value, f->value_len, 0);

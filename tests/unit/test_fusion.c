@@ -427,7 +427,7 @@ static void test_lifecycle(void **state) {
     struct capture c = {0};
     struct cf_config *cfg;
     (void)state;
-    struct cf_fusion *fu = new_fusion(NULL, &c, &cfg);
+    struct cf_fusion *fu = new_fusion("{\"fusion\":{\"close_after\":\"1h\"}}", &c, &cfg);
     push(fu, &(struct spec){"L1", T0, "r1", CF_LEVEL_MEDIUM, tactic_execution,
                             "H1", "u1", NULL, NULL});
     push(fu, &(struct spec){"L2", T0 + 2 * MIN, "r2", CF_LEVEL_MEDIUM,
