@@ -1147,22 +1147,22 @@ static const struct suppression *suppressed_by(struct cf_fusion *fu,
     return hit;
 }
 
-void cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert) {
-    if (!fu || !alert) return;
+bool cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert) {
+    if (!fu || !alert) return false;
     fu->alerts_in++;
     if (fu->n_supp && suppressed_by(fu, alert)) {
         fu->suppressed++;
-        return;
+        return true;
     }
     if (alert->time_ms == CF_TIME_UNKNOWN) {
         fu->no_time_alerts++;
         process(fu, alert);
-        return;
+        return false;
     }
     if (fu->watermark != INT64_MIN && alert->time_ms < fu->watermark) {
         fu->late_alerts++;
         process(fu, alert);
-        return;
+        return false;
     }
     if (fu->n_heap >= fu->max_pending) {
         /* Memory before order: the oldest waiting alert goes now. */
@@ -1176,6 +1176,7 @@ void cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert) {
         fu->alloc_failures++;
         process(fu, alert);
     }
+    return false;
 }
 
 void cf_fusion_finish(struct cf_fusion *fu) {

@@ -38,8 +38,10 @@ void cf_fusion_destroy(struct cf_fusion *fu); /* NULL is a no-op */
 /* An event was seen at time_ms (advances the watermark). */
 void cf_fusion_observe(struct cf_fusion *fu, int64_t time_ms);
 
-/* An alert was raised.  Fusion copies what it keeps. */
-void cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert);
+/* An alert was raised.  Fusion copies what it keeps.  Returns true when
+ * a configured suppression hides the alert: it is counted, not fused, and
+ * the caller must not output it either. */
+bool cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert);
 
 /* End of input: fire what is pending and close every incident. */
 void cf_fusion_finish(struct cf_fusion *fu);

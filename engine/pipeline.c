@@ -36,7 +36,7 @@ struct cf_pipeline {
     cf_err_t deliver_error; /* first unrecoverable delivery failure */
     char deliver_errstr[256];
 
-    uint64_t records, events, dead_lettered, alerts, correlation_alerts,
+    uint64_t records, events, dead_lettered, alerts, suppressed, correlation_alerts,
         incidents, retries, output_failures, no_time;
     struct {
         const char *reason;
@@ -148,12 +148,15 @@ static void on_match(const struct cf_sigma_rule *rule, void *opaque) {
         return;
     }
     p->alerts++;
-    if (p->setup.cfg->emit_alerts) {
+    /* Fusion first: a configured suppression hides the alert from every
+     * output, not only from incidents (it is counted in fusion's stats). */
+    if (cf_fusion_push(p->fusion, &alert)) {
+        p->suppressed++;
+    } else if (p->setup.cfg->emit_alerts) {
         json_t *rec = cf_alert_to_json(&alert);
         deliver(p, "alert", rec, &alert.pos);
         json_decref(rec);
     }
-    cf_fusion_push(p->fusion, &alert);
     cf_alert_clear(&alert);
 }
 
@@ -273,6 +276,8 @@ json_t *cf_pipeline_stats(const struct cf_pipeline *p) {
                             json_integer((json_int_t)p->reasons[i].count));
     json_object_set_new(s, "dead_letter_reasons", reasons);
     json_object_set_new(s, "alerts", json_integer((json_int_t)p->alerts));
+    json_object_set_new(s, "suppressed_alerts",
+                        json_integer((json_int_t)p->suppressed));
     json_object_set_new(s, "correlation_alerts",
                         json_integer((json_int_t)p->correlation_alerts));
     json_object_set_new(s, "incidents", json_integer((json_int_t)p->incidents));

@@ -79,6 +79,20 @@ check "line length limit is its own reason" 'jq -s -e "map(select(.offset==7))[0
 check "stats count events and dead letters" 'jq -e ".events == 2 and .dead_lettered == 6 and .alerts == 1" "$T/stats.json" >/dev/null'
 check "summary on stderr mentions the dead-letter file" 'grep -q "6 dead-lettered to $T/dl.jsonl" "$T/err"'
 
+# A suppression from the config hides the alert from the output and is
+# counted.
+cat > "$T/suppress.yml" <<'C'
+suppressions:
+  - rule: 5f0ab8f1-0c46-4b2f-a4b5-3b3a0e3c1f01
+    entity: {host: ws1}
+    reason: admins run whoami on WS1
+    expires: 2030-01-01T00:00:00Z
+C
+"$CF" run --rules "$T/rules" --input "$T/events.jsonl" --config "$T/suppress.yml" \
+    --dead-letter "$T/dl5.jsonl" --stats "$T/stats2.json" > "$T/out2.jsonl" 2>/dev/null
+check "suppressed alert is not output" '! grep -q "\"kind\":\"alert\"" "$T/out2.jsonl"'
+check "suppressed alert is counted" 'jq -e ".suppressed_alerts == 1 and .alerts == 1" "$T/stats2.json" >/dev/null'
+
 # Same alert id on a replay; gzip and stdin inputs give the same alerts.
 "$CF" run --rules "$T/rules" --input "$T/events.jsonl" --config "$T/config.yml" --dead-letter "$T/dl2.jsonl" 2>/dev/null | jq -c 'select(.kind=="alert") | .id' > "$T/ids1"
 gzip -c "$T/events.jsonl" > "$T/events.jsonl.gz"
