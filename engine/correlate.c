@@ -570,7 +570,7 @@ static bool evaluate(struct cf_correlator *co,
         }
         /* sort a copy: O(n log n) even for wide value_count windows */
         for (uint32_t i = 0; i < n; i++) co->hbuf[i] = ev[i].val.h;
-        qsort(co->hbuf, n, sizeof(*co->hbuf), u64_cmp);
+        if (n) qsort(co->hbuf, n, sizeof(*co->hbuf), u64_cmp);
         size_t distinct = n ? 1 : 0;
         for (uint32_t i = 1; i < n; i++)
             distinct += co->hbuf[i] != co->hbuf[i - 1];
@@ -975,7 +975,7 @@ struct cf_correlator *cf_correlator_new(const struct cf_rulebook *rb,
             co->n_lk++;
         }
     }
-    qsort(co->lk, co->n_lk, sizeof(*co->lk), lk_cmp);
+    if (co->n_lk) qsort(co->lk, co->n_lk, sizeof(*co->lk), lk_cmp);
     return co;
 nomem:
     cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");

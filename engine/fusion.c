@@ -562,7 +562,7 @@ static void flush_dirty(struct cf_fusion *fu) {
     }
     for (size_t i = 0; i < fu->n_open; i++)
         if (fu->open[i]->dirty) list[n++] = fu->open[i];
-    qsort(list, n, sizeof *list, cmp_incident_first);
+    if (n) qsort(list, n, sizeof *list, cmp_incident_first);
     for (size_t i = 0; i < n; i++) {
         struct cf_incident *inc = list[i];
         if (!cf_incident_raised(inc, fu->min_stages)) {
@@ -627,7 +627,7 @@ static void close_due(struct cf_fusion *fu, int64_t limit) {
         if (deadline <= limit) list[n++] = inc;
         else if (deadline < next) next = deadline;
     }
-    qsort(list, n, sizeof *list, cmp_incident_deadline);
+    if (n) qsort(list, n, sizeof *list, cmp_incident_deadline);
     for (size_t i = 0; i < n; i++) close_incident(fu, list[i]);
     fu->close_hint = next;
     free(list);
@@ -1194,8 +1194,8 @@ void cf_fusion_finish(struct cf_fusion *fu) {
             return;
         }
         size_t n = fu->n_open;
-        memcpy(list, fu->open, n * sizeof *list);
-        qsort(list, n, sizeof *list, cmp_incident_first);
+        if (n) memcpy(list, fu->open, n * sizeof *list);
+        if (n) qsort(list, n, sizeof *list, cmp_incident_first);
         for (size_t i = 0; i < n; i++) close_incident(fu, list[i]);
         free(list);
     }

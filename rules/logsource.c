@@ -960,7 +960,7 @@ const uint64_t *cf_router_route(const struct cf_router *r,
     for (; c->slots[s].key; s = (s + 1) & (LS_CACHE_SLOTS - 1)) {
         struct ls_slot *sl = &c->slots[s];
         if (sl->hash == h && sl->key_len == len &&
-            memcmp(sl->key, c->key, len) == 0)
+            (len == 0 || memcmp(sl->key, c->key, len) == 0))
             return sl->bits;
     }
     if (c->used >= LS_CACHE_SLOTS / 4 * 3) {
@@ -979,7 +979,7 @@ const uint64_t *cf_router_route(const struct cf_router *r,
         sl->bits = NULL;
         goto uncached;
     }
-    memcpy(sl->key, c->key, len);
+    if (len) memcpy(sl->key, c->key, len);
     sl->key_len = len;
     sl->hash = h;
     c->used++;
