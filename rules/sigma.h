@@ -151,7 +151,8 @@ struct cf_sigma_rule {
     struct cf_sigma_search *searches;
     size_t n_searches;
     struct cf_sigma_cond *condition;
-    /* sha-256 of the rule document text, hex; keys the compile cache */
+    /* sha-256 of the rule document (canonical JSON, plus placeholder values
+     * it expanded and filters applied to it), hex; keys the compile cache */
     char digest[65];
     uint32_t index; /* position in rulebook->rules */
 };

@@ -33,7 +33,9 @@ static json_t *plain_scalar(const char *s, size_t len) {
     const char *p = s;
     if (*p == '-' || *p == '+') p++;
     if (*p >= '0' && *p <= '9') {
-        bool digits = true, leading_zero = (p[0] == '0' && p[1] != '\0');
+        /* "0777" is a leading zero; "0.5" and "0" are not. */
+        bool digits = true;
+        bool leading_zero = p[0] == '0' && p[1] >= '0' && p[1] <= '9';
         for (const char *q = p; *q; q++)
             if (*q < '0' || *q > '9') digits = false;
         if (digits && !leading_zero && len < 19) {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "yaml_json.h"
 
 static char *write_temp(const char *text) {
     char *path = strdup("/tmp/cf_test_config_XXXXXX");
@@ -86,11 +87,34 @@ static void test_errors_name_the_problem(void **state) {
     assert_non_null(strstr(err, "cannot open"));
 }
 
+/* The YAML scalars Sigma authors write resolve as they expect. */
+static void test_yaml_scalar_types(void **state) {
+    (void)state;
+    const char *text = "a: 4688\nb: 0.5\nc: '4688'\nd: 0777\ne: 0x1010\n"
+                       "f: null\ng: true\nh: -12\ni: 1.5e3\nj: ''\n";
+    json_t *docs = cf_yaml_to_json(text, strlen(text), NULL, 0);
+    assert_non_null(docs);
+    json_t *d = json_array_get(docs, 0);
+    assert_true(json_is_integer(json_object_get(d, "a")));
+    assert_true(json_is_real(json_object_get(d, "b")));
+    assert_true(json_real_value(json_object_get(d, "b")) == 0.5);
+    assert_string_equal(json_string_value(json_object_get(d, "c")), "4688");
+    assert_string_equal(json_string_value(json_object_get(d, "d")), "0777");
+    assert_string_equal(json_string_value(json_object_get(d, "e")), "0x1010");
+    assert_true(json_is_null(json_object_get(d, "f")));
+    assert_true(json_is_true(json_object_get(d, "g")));
+    assert_int_equal(json_integer_value(json_object_get(d, "h")), -12);
+    assert_true(json_is_real(json_object_get(d, "i")));
+    assert_string_equal(json_string_value(json_object_get(d, "j")), "");
+    json_decref(docs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_load_values_and_sections),
         cmocka_unit_test(test_errors_name_the_problem),
+        cmocka_unit_test(test_yaml_scalar_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
