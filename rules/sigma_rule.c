@@ -101,6 +101,29 @@ static cf_err_t build_conjunction(const char *search, const json_t *map,
     return rc;
 }
 
+/* A keyword search (one value or a list): one conjunction holding one
+ * field-less condition. */
+static cf_err_t build_keywords(const char *name, const json_t *def,
+                               const json_t *placeholders,
+                               struct cf_sigma_search *out, bool *used_expand,
+                               char *errstr, size_t errstr_size) {
+    char reason[512] = "out of memory";
+    out->alts = calloc(1, sizeof(*out->alts));
+    if (!out->alts) return CF_ERR_NOMEM;
+    out->n_alts = 1;
+    out->alts[0].conds = calloc(1, sizeof(*out->alts[0].conds));
+    if (!out->alts[0].conds) return CF_ERR_NOMEM;
+    cf_err_t rc = cf_sigma_field_cond_build(NULL, def, placeholders,
+                                            &out->alts[0].conds[0],
+                                            used_expand, reason,
+                                            sizeof(reason));
+    if (rc == CF_OK)
+        out->alts[0].n_conds = 1;
+    else
+        cf_seterr(errstr, errstr_size, rc, "search '%s': %s", name, reason);
+    return rc;
+}
+
 /* A search: a map (AND), a list of maps (OR), or a list of plain values
  * (keywords). */
 static cf_err_t build_search(const char *name, const json_t *def,
@@ -108,7 +131,6 @@ static cf_err_t build_search(const char *name, const json_t *def,
                              struct cf_sigma_search *out, bool *used_expand,
                              char *errstr, size_t errstr_size) {
     cf_err_t rc = CF_OK;
-    char reason[512] = "out of memory";
     if (json_is_object(def)) {
         out->alts = calloc(1, sizeof(*out->alts));
         if (!out->alts) return CF_ERR_NOMEM;
@@ -118,23 +140,9 @@ static cf_err_t build_search(const char *name, const json_t *def,
         return rc;
     }
     if (!json_is_array(def)) {
-        if (json_is_string(def) || json_is_number(def)) {
-            /* a single keyword */
-            out->alts = calloc(1, sizeof(*out->alts));
-            if (!out->alts) return CF_ERR_NOMEM;
-            out->n_alts = 1;
-            out->alts[0].conds = calloc(1, sizeof(*out->alts[0].conds));
-            if (!out->alts[0].conds) return CF_ERR_NOMEM;
-            rc = cf_sigma_field_cond_build(NULL, def, placeholders,
-                                           &out->alts[0].conds[0], used_expand,
-                                           reason, sizeof(reason));
-            if (rc == CF_OK)
-                out->alts[0].n_conds = 1;
-            else
-                cf_seterr(errstr, errstr_size, rc, "search '%s': %s", name,
-                          reason);
-            return rc;
-        }
+        if (json_is_string(def) || json_is_number(def)) /* one keyword */
+            return build_keywords(name, def, placeholders, out, used_expand,
+                                  errstr, errstr_size);
         return cf_seterr(errstr, errstr_size, CF_ERR_PARSE,
                          "search '%s' must be a map, a list of maps or a "
                          "list of keywords",
@@ -151,21 +159,9 @@ static cf_err_t build_search(const char *name, const json_t *def,
                          "search '%s' mixes maps and plain keywords in one "
                          "list; split it into two searches",
                          name);
-    if (n_maps == 0) {
-        out->alts = calloc(1, sizeof(*out->alts));
-        if (!out->alts) return CF_ERR_NOMEM;
-        out->n_alts = 1;
-        out->alts[0].conds = calloc(1, sizeof(*out->alts[0].conds));
-        if (!out->alts[0].conds) return CF_ERR_NOMEM;
-        rc = cf_sigma_field_cond_build(NULL, def, placeholders,
-                                       &out->alts[0].conds[0], used_expand,
-                                       reason, sizeof(reason));
-        if (rc == CF_OK)
-            out->alts[0].n_conds = 1;
-        else
-            cf_seterr(errstr, errstr_size, rc, "search '%s': %s", name, reason);
-        return rc;
-    }
+    if (n_maps == 0)
+        return build_keywords(name, def, placeholders, out, used_expand,
+                              errstr, errstr_size);
     out->alts = calloc(n, sizeof(*out->alts));
     if (!out->alts) return CF_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
