@@ -33,7 +33,7 @@
  * written alongside the matcher; until it exists the benchmark reports
  * the matcher alone. */
 #if __has_include("../tests/oracle/oracle.c")
-#include "../tests/oracle/oracle.h"
+#include "oracle.h"
 #define HAVE_ORACLE 1
 #endif
 

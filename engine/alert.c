@@ -69,17 +69,17 @@ struct cf_entity_map {
 };
 
 static int list_append(char ***list, size_t *n, const char *s) {
-    char **nl = realloc(*list, (*n + 2) * sizeof *nl);
+    char **nl = cf_realloc(*list, (*n + 2) * sizeof *nl);
     if (!nl) return CF_ERR_NOMEM;
     *list = nl;
-    if (!(nl[*n] = strdup(s))) return CF_ERR_NOMEM;
+    if (!(nl[*n] = cf_strdup(s))) return CF_ERR_NOMEM;
     nl[++*n] = NULL;
     return CF_OK;
 }
 
 struct cf_entity_map *cf_entity_map_new(const json_t *section, char *errstr,
                                         size_t errstr_size) {
-    struct cf_entity_map *map = calloc(1, sizeof *map);
+    struct cf_entity_map *map = cf_calloc(1, sizeof *map);
     if (!map) goto nomem;
     if (section && !json_is_object(section)) {
         cf_seterr(errstr, errstr_size, CF_ERR,
@@ -140,10 +140,10 @@ fail:
 void cf_entity_map_destroy(struct cf_entity_map *map) {
     if (!map) return;
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
-        for (char **f = map->fields[k]; f && *f; f++) free(*f);
-        free(map->fields[k]);
+        for (char **f = map->fields[k]; f && *f; f++) cf_free(*f);
+        cf_free(map->fields[k]);
     }
-    free(map);
+    cf_free(map);
 }
 
 /* Values that name nobody: an entity slot stays empty rather than hold
@@ -171,11 +171,11 @@ static char *pick_hash(const char *v, size_t len) {
         if (strncasecmp(v + i, "SHA256=", 7) == 0) sha = v + i + 7;
     if (!sha) {
         const char *eq = memchr(v, '=', len);
-        if (!eq) return strndup(v, len);
+        if (!eq) return cf_strndup(v, len);
         sha = eq + 1;
     }
     const char *end = memchr(sha, ',', len - (size_t)(sha - v));
-    return strndup(sha, end ? (size_t)(end - sha) : len - (size_t)(sha - v));
+    return cf_strndup(sha, end ? (size_t)(end - sha) : len - (size_t)(sha - v));
 }
 
 void cf_entities_extract(const struct cf_entity_map *map,
@@ -195,7 +195,7 @@ void cf_entities_extract(const struct cf_entity_map *map,
                 plus ? first_value(ev, plus + 1, strlen(plus + 1)) : NULL;
             if (dom && !memchr(v->value, '\\', v->value_len)) {
                 size_t n = dom->value_len + 1 + v->value_len;
-                char *s = malloc(n + 1);
+                char *s = cf_malloc(n + 1);
                 if (!s) continue;
                 memcpy(s, dom->value, dom->value_len);
                 s[dom->value_len] = '\\';
@@ -203,7 +203,7 @@ void cf_entities_extract(const struct cf_entity_map *map,
                 s[n] = '\0';
                 out->value[k] = s;
             } else {
-                out->value[k] = strndup(v->value, v->value_len);
+                out->value[k] = cf_strndup(v->value, v->value_len);
             }
         }
     }
@@ -211,7 +211,7 @@ void cf_entities_extract(const struct cf_entity_map *map,
 
 void cf_entities_clear(struct cf_entities *ents) {
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
-        free(ents->value[k]);
+        cf_free(ents->value[k]);
         ents->value[k] = NULL;
     }
 }
@@ -256,7 +256,7 @@ cf_err_t cf_alert_from_event(struct cf_alert *alert,
     alert->techniques = rule->techniques;
     alert->n_techniques = rule->n_techniques;
     alert->pos = ev->pos;
-    alert->event_json = malloc(ev->raw_len + 1);
+    alert->event_json = cf_malloc(ev->raw_len + 1);
     if (!alert->event_json) return CF_ERR_NOMEM;
     memcpy(alert->event_json, ev->raw, ev->raw_len);
     alert->event_json[ev->raw_len] = '\0';
@@ -275,7 +275,7 @@ cf_err_t cf_alert_from_event(struct cf_alert *alert,
 void cf_alert_clear(struct cf_alert *alert) {
     if (!alert) return;
     cf_entities_clear(&alert->entities);
-    free(alert->event_json);
+    cf_free(alert->event_json);
     json_decref(alert->extra);
     memset(alert, 0, sizeof *alert);
 }
@@ -287,10 +287,10 @@ cf_err_t cf_alert_copy(struct cf_alert *dst, const struct cf_alert *src) {
     dst->extra = NULL;
     for (int k = 0; k < CF_ENTITY_COUNT; k++)
         if (src->entities.value[k] &&
-            !(dst->entities.value[k] = strdup(src->entities.value[k])))
+            !(dst->entities.value[k] = cf_strdup(src->entities.value[k])))
             goto nomem;
     if (src->event_json) {
-        if (!(dst->event_json = malloc(src->event_len + 1))) goto nomem;
+        if (!(dst->event_json = cf_malloc(src->event_len + 1))) goto nomem;
         memcpy(dst->event_json, src->event_json, src->event_len);
         dst->event_json[src->event_len] = '\0';
     }

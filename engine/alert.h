@@ -14,7 +14,7 @@
 
 #include "common.h"
 #include "event.h"
-#include "../rules/sigma.h"
+#include "sigma.h"
 
 enum cf_entity_kind {
     CF_ENTITY_HOST,

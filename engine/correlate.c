@@ -240,7 +240,7 @@ static bool key_eq(const struct win *w, uint64_t h, uint32_t corr,
 
 static int table_grow(struct cf_correlator *co) {
     size_t cap = co->table_cap ? co->table_cap * 2 : 1024;
-    uint32_t *t = calloc(cap, sizeof(*t));
+    uint32_t *t = cf_calloc(cap, sizeof(*t));
     if (!t) return CF_ERR_NOMEM;
     for (size_t i = 0; i < co->table_cap; i++) {
         if (!co->table[i]) continue;
@@ -248,7 +248,7 @@ static int table_grow(struct cf_correlator *co) {
         while (t[j]) j = (j + 1) & (cap - 1);
         t[j] = co->table[i];
     }
-    free(co->table);
+    cf_free(co->table);
     co->table = t;
     co->table_cap = cap;
     return CF_OK;
@@ -315,18 +315,18 @@ static void win_free_slot(struct cf_correlator *co, uint32_t s) {
     table_remove(co, s);
     list_unlink(co, s);
     if (w->key_len > KEY_INLINE) {
-        free(w->key.ptr);
+        cf_free(w->key.ptr);
         co->extra_bytes -= w->key_len;
     }
     if (w->n_ev > 1) {
-        free(w->ev.many);
+        cf_free(w->ev.many);
         co->extra_bytes -= w->cap_ev * sizeof(struct cev);
     }
     if (w->ents) {
         size_t n = 0;
         while (w->ents[n]) n += 1 + strlen(w->ents + n + 1) + 1;
         co->extra_bytes -= n + 1;
-        free(w->ents);
+        cf_free(w->ents);
     }
     memset(w, 0, sizeof(*w));
     w->prev = NIL;
@@ -375,7 +375,7 @@ static uint32_t win_get(struct cf_correlator *co, uint32_t corr,
     } else {
         if (co->n_slots == co->cap_slots) {
             uint32_t cap = co->cap_slots ? co->cap_slots * 2 : 1024;
-            struct win *nw = realloc(co->wins, (size_t)cap * sizeof(*nw));
+            struct win *nw = cf_realloc(co->wins, (size_t)cap * sizeof(*nw));
             if (!nw) return NIL;
             co->wins = nw;
             co->cap_slots = cap;
@@ -385,7 +385,7 @@ static uint32_t win_get(struct cf_correlator *co, uint32_t corr,
     struct win *w = &co->wins[s];
     memset(w, 0, sizeof(*w));
     if (len > KEY_INLINE) {
-        if (!(w->key.ptr = malloc(len))) {
+        if (!(w->key.ptr = cf_malloc(len))) {
             w->next = co->free_head;
             co->free_head = s;
             return NIL;
@@ -414,14 +414,14 @@ static int win_insert(struct cf_correlator *co, struct win *w,
         return CF_OK;
     }
     if (w->n_ev == 1) {
-        struct cev *m = malloc(4 * sizeof(*m));
+        struct cev *m = cf_malloc(4 * sizeof(*m));
         if (!m) return CF_ERR_NOMEM;
         m[0] = w->ev.one;
         w->ev.many = m;
         w->cap_ev = 4;
         co->extra_bytes += 4 * sizeof(*m);
     } else if (w->n_ev == w->cap_ev) {
-        struct cev *m = realloc(w->ev.many, 2 * w->cap_ev * sizeof(*m));
+        struct cev *m = cf_realloc(w->ev.many, 2 * w->cap_ev * sizeof(*m));
         if (!m) return CF_ERR_NOMEM;
         co->extra_bytes += w->cap_ev * sizeof(*m);
         w->ev.many = m;
@@ -446,7 +446,7 @@ static void win_drop_front(struct cf_correlator *co, struct win *w,
     uint32_t left = w->n_ev - n;
     if (left == 1) {
         struct cev keep = ev[n];
-        free(ev);
+        cf_free(ev);
         co->extra_bytes -= w->cap_ev * sizeof(*ev);
         w->cap_ev = 0;
         w->ev.one = keep;
@@ -469,7 +469,7 @@ static void win_add_entities(struct cf_correlator *co, struct win *w,
     for (int k = 0; k < CF_ENTITY_COUNT; k++)
         if (!have[k] && ents->value[k]) add += 2 + strlen(ents->value[k]);
     if (!add) return;
-    char *n = realloc(w->ents, used + add + 1);
+    char *n = cf_realloc(w->ents, used + add + 1);
     if (!n) return; /* entities are best effort under memory pressure */
     w->ents = n;
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
@@ -524,7 +524,7 @@ static int keybuf_append(struct cf_correlator *co, size_t *used,
                          const char *s, size_t len) {
     if (*used + len + 1 > co->keybuf_cap) {
         size_t cap = (*used + len + 1) * 2;
-        char *n = realloc(co->keybuf, cap);
+        char *n = cf_realloc(co->keybuf, cap);
         if (!n) return CF_ERR_NOMEM;
         co->keybuf = n;
         co->keybuf_cap = cap;
@@ -563,7 +563,7 @@ static bool evaluate(struct cf_correlator *co,
         break;
     case CF_CORR_VALUE_COUNT: {
         if (co->hbuf_cap < n) {
-            uint64_t *hb = realloc(co->hbuf, n * 2 * sizeof(*hb));
+            uint64_t *hb = cf_realloc(co->hbuf, n * 2 * sizeof(*hb));
             if (!hb) return false;
             co->hbuf = hb;
             co->hbuf_cap = n * 2;
@@ -664,7 +664,7 @@ static void fire(struct cf_correlator *co, uint32_t s, uint32_t n,
 
     /* id: correlation + group values + window start */
     size_t dl = strlen(c->key) + 1 + w->key_len + 1 + 24;
-    char *dig = malloc(dl);
+    char *dig = cf_malloc(dl);
     if (dig) {
         int off = snprintf(dig, dl, "%s", c->key) + 1;
         memcpy(dig + off, win_key(w), w->key_len);
@@ -672,7 +672,7 @@ static void fire(struct cf_correlator *co, uint32_t s, uint32_t n,
         dig[off++] = '\0';
         off += snprintf(dig + off, dl - (size_t)off, "%lld", (long long)ev[0].t);
         cf_digest_hex128(dig, (size_t)off, out.id);
-        free(dig);
+        cf_free(dig);
     }
     out.time_ms = done->t;
     out.rule_id = c->key;
@@ -687,7 +687,7 @@ static void fire(struct cf_correlator *co, uint32_t s, uint32_t n,
     if (w->ents) {
         for (size_t u = 0; w->ents[u];) {
             int kind = (unsigned char)w->ents[u] - 1;
-            out.entities.value[kind] = strdup(w->ents + u + 1);
+            out.entities.value[kind] = cf_strdup(w->ents + u + 1);
             u += 1 + strlen(w->ents + u + 1) + 1;
         }
     }
@@ -699,7 +699,7 @@ static void fire(struct cf_correlator *co, uint32_t s, uint32_t n,
     if (lk_has(co, c->key)) {
         if (co->n_chainq == co->cap_chainq) {
             size_t cap = co->cap_chainq ? co->cap_chainq * 2 : 16;
-            struct cf_alert *q = realloc(co->chainq, cap * sizeof(*q));
+            struct cf_alert *q = cf_realloc(co->chainq, cap * sizeof(*q));
             if (!q) {
                 cf_alert_clear(&out);
                 return;
@@ -827,7 +827,7 @@ static void apply(struct cf_correlator *co, const struct cf_alert *a,
             while (drop < w->n_ev && ev[drop].t < from) drop++;
             if (drop == w->n_ev) {
                 if (w->n_ev > 1) {
-                    free(w->ev.many);
+                    cf_free(w->ev.many);
                     co->extra_bytes -= w->cap_ev * sizeof(struct cev);
                     w->cap_ev = 0;
                 }
@@ -914,7 +914,7 @@ struct cf_correlator *cf_correlator_new(const struct cf_rulebook *rb,
                                         cf_correlation_emit_fn emit,
                                         void *opaque, char *errstr,
                                         size_t errstr_size) {
-    struct cf_correlator *co = calloc(1, sizeof(*co));
+    struct cf_correlator *co = cf_calloc(1, sizeof(*co));
     if (!co) goto nomem;
     co->rb = rb;
     co->emit = emit;
@@ -955,9 +955,9 @@ struct cf_correlator *cf_correlator_new(const struct cf_rulebook *rb,
     }
     size_t nc = rb ? rb->n_correlations : 0, nlk = 0;
     for (size_t i = 0; i < nc; i++) nlk += rb->correlations[i]->n_refs;
-    co->lk = calloc(nlk + 1, sizeof(*co->lk));
-    co->head = malloc((nc + 1) * sizeof(*co->head));
-    co->tail = malloc((nc + 1) * sizeof(*co->tail));
+    co->lk = cf_calloc(nlk + 1, sizeof(*co->lk));
+    co->head = cf_malloc((nc + 1) * sizeof(*co->head));
+    co->tail = cf_malloc((nc + 1) * sizeof(*co->tail));
     if (!co->lk || !co->head || !co->tail) goto nomem;
     for (size_t i = 0; i < nc; i++) {
         const struct cf_sigma_correlation *c = rb->correlations[i];
@@ -989,27 +989,27 @@ void cf_correlator_destroy(struct cf_correlator *co) {
     for (uint32_t s = 0; s < co->n_slots; s++) {
         struct win *w = &co->wins[s];
         if (!w->n_ev) continue;
-        if (w->key_len > KEY_INLINE) free(w->key.ptr);
-        if (w->n_ev > 1) free(w->ev.many);
-        free(w->ents);
+        if (w->key_len > KEY_INLINE) cf_free(w->key.ptr);
+        if (w->n_ev > 1) cf_free(w->ev.many);
+        cf_free(w->ents);
     }
     for (size_t i = 0; i < co->n_heap; i++) {
         cf_alert_clear(&co->heap[i]->a);
-        free(co->heap[i]);
+        cf_free(co->heap[i]);
     }
     for (size_t i = 0; i < co->n_chainq; i++) cf_alert_clear(&co->chainq[i]);
-    free(co->chainq);
-    free(co->heap);
-    free(co->wins);
-    free(co->table);
-    free(co->head);
-    free(co->tail);
-    free(co->lk);
-    free(co->keybuf);
-    free(co->hbuf);
+    cf_free(co->chainq);
+    cf_free(co->heap);
+    cf_free(co->wins);
+    cf_free(co->table);
+    cf_free(co->head);
+    cf_free(co->tail);
+    cf_free(co->lk);
+    cf_free(co->keybuf);
+    cf_free(co->hbuf);
     cf_event_free(&co->ev);
     cf_decoder_destroy(co->dec);
-    free(co);
+    cf_free(co);
 }
 
 void cf_correlator_push(struct cf_correlator *co, const struct cf_alert *a) {
@@ -1033,15 +1033,15 @@ void cf_correlator_push(struct cf_correlator *co, const struct cf_alert *a) {
     }
     if (co->n_heap == co->cap_heap) {
         size_t cap = co->cap_heap ? co->cap_heap * 2 : 256;
-        struct pending **h = realloc(co->heap, cap * sizeof(*h));
+        struct pending **h = cf_realloc(co->heap, cap * sizeof(*h));
         if (!h) return;
         co->heap = h;
         co->cap_heap = cap;
     }
-    struct pending *p = malloc(sizeof(*p));
+    struct pending *p = cf_malloc(sizeof(*p));
     if (!p) return;
     if (cf_alert_copy(&p->a, a)) {
-        free(p);
+        cf_free(p);
         return;
     }
     heap_push(co, p);
@@ -1075,7 +1075,7 @@ void cf_correlator_advance(struct cf_correlator *co, int64_t watermark_ms) {
         struct pending *p = heap_pop(co);
         process_alert(co, &p->a);
         cf_alert_clear(&p->a);
-        free(p);
+        cf_free(p);
         drain_chain(co);
     }
     co->watermark = watermark_ms;
@@ -1089,7 +1089,7 @@ void cf_correlator_finish(struct cf_correlator *co) {
         struct pending *p = heap_pop(co);
         process_alert(co, &p->a);
         cf_alert_clear(&p->a);
-        free(p);
+        cf_free(p);
         drain_chain(co);
     }
     /* end of input: every upper-bounded span is complete now */

@@ -97,7 +97,7 @@ static struct node *map_get(const struct map *m, const void *key,
 
 static int map_grow(struct map *m) {
     size_t nb = m->n_buckets ? m->n_buckets * 2 : 1024;
-    struct node **b = calloc(nb, sizeof *b);
+    struct node **b = cf_calloc(nb, sizeof *b);
     if (!b) return CF_ERR_NOMEM;
     for (size_t i = 0; i < m->n_buckets; i++) {
         struct node *n = m->buckets[i], *next;
@@ -107,7 +107,7 @@ static int map_grow(struct map *m) {
             b[n->hash & (nb - 1)] = n;
         }
     }
-    free(m->buckets);
+    cf_free(m->buckets);
     m->buckets = b;
     m->n_buckets = nb;
     return CF_OK;
@@ -118,7 +118,7 @@ static struct node *map_put(struct map *m, const void *key, size_t klen,
                             size_t xlen) {
     if (klen > UINT16_MAX || xlen > UINT16_MAX) return NULL;
     if (m->n >= m->n_buckets && map_grow(m)) return NULL;
-    struct node *n = calloc(1, sizeof *n + klen + xlen);
+    struct node *n = cf_calloc(1, sizeof *n + klen + xlen);
     if (!n) return NULL;
     n->hash = hash64(key, klen, HASH64_INIT);
     n->klen = (uint16_t)klen;
@@ -139,7 +139,7 @@ static void map_del(struct map *m, const void *key, size_t klen) {
         struct node *n = *pp;
         if (n->hash == h && n->klen == klen && memcmp(n->data, key, klen) == 0) {
             *pp = n->next;
-            free(n);
+            cf_free(n);
             m->n--;
             return;
         }
@@ -155,7 +155,7 @@ static size_t map_expire(struct map *m, int64_t cutoff) {
             struct node *n = *pp;
             if (n->last_ms < cutoff && n->last2 < cutoff) {
                 *pp = n->next;
-                free(n);
+                cf_free(n);
                 m->n--;
                 dropped++;
             } else {
@@ -171,10 +171,10 @@ static void map_free(struct map *m) {
         struct node *n = m->buckets[i], *next;
         for (; n; n = next) {
             next = n->next;
-            free(n);
+            cf_free(n);
         }
     }
-    free(m->buckets);
+    cf_free(m->buckets);
     memset(m, 0, sizeof *m);
 }
 
@@ -344,10 +344,10 @@ static int parse_fusion(struct cf_fusion *fu, const json_t *sec, char *errstr,
                     if (!cf_entity_normalize(k, json_string_value(s), buf,
                                              sizeof buf))
                         continue;
-                    char **nv = realloc(nl->values, (nl->n + 1) * sizeof *nv);
+                    char **nv = cf_realloc(nl->values, (nl->n + 1) * sizeof *nv);
                     if (!nv) return CF_ERR_NOMEM;
                     nl->values = nv;
-                    if (!(nv[nl->n] = strdup(buf))) return CF_ERR_NOMEM;
+                    if (!(nv[nl->n] = cf_strdup(buf))) return CF_ERR_NOMEM;
                     nl->n++;
                 }
             }
@@ -376,7 +376,7 @@ static int parse_suppressions(struct cf_fusion *fu, const json_t *sec,
         return cf_seterr(errstr, errstr_size, CF_ERR,
                          "config: suppressions must be a list of {rule, "
                          "entity, field, reason, expires}");
-    fu->supp = calloc(json_array_size(sec) + 1, sizeof *fu->supp);
+    fu->supp = cf_calloc(json_array_size(sec) + 1, sizeof *fu->supp);
     if (!fu->supp) return CF_ERR_NOMEM;
     json_array_foreach(sec, i, item) {
         struct suppression *s = &fu->supp[fu->n_supp++];
@@ -388,9 +388,9 @@ static int parse_suppressions(struct cf_fusion *fu, const json_t *sec,
                              "config: suppressions[%zu] must be a mapping", i);
         json_object_foreach(item, key, v) {
             if (strcmp(key, "rule") == 0 && json_is_string(v)) {
-                if (!(s->rule = strdup(json_string_value(v)))) return CF_ERR_NOMEM;
+                if (!(s->rule = cf_strdup(json_string_value(v)))) return CF_ERR_NOMEM;
             } else if (strcmp(key, "reason") == 0 && json_is_string(v)) {
-                if (!(s->reason = strdup(json_string_value(v)))) return CF_ERR_NOMEM;
+                if (!(s->reason = cf_strdup(json_string_value(v)))) return CF_ERR_NOMEM;
             } else if (strcmp(key, "expires") == 0 && json_is_string(v)) {
                 const char *t = json_string_value(v);
                 if (cf_time_parse(t, strlen(t), &s->expires_ms) != CF_OK)
@@ -423,7 +423,7 @@ static int parse_suppressions(struct cf_fusion *fu, const json_t *sec,
                         snprintf(buf, sizeof buf, "%s", json_string_value(ev));
                     for (char *c = buf; *c; c++)
                         if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
-                    if (!(s->entity[kind] = strdup(buf))) return CF_ERR_NOMEM;
+                    if (!(s->entity[kind] = cf_strdup(buf))) return CF_ERR_NOMEM;
                 }
             } else {
                 return cf_seterr(errstr, errstr_size, CF_ERR,
@@ -453,7 +453,7 @@ struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
                                 const struct cf_rulebook *rb,
                                 cf_fusion_emit_fn emit, void *opaque,
                                 char *errstr, size_t errstr_size) {
-    struct cf_fusion *fu = calloc(1, sizeof *fu);
+    struct cf_fusion *fu = cf_calloc(1, sizeof *fu);
     if (!fu) goto nomem;
     fu->lateness = 15 * MS_MINUTE;
     fu->window = 24 * MS_HOUR;
@@ -505,24 +505,24 @@ void cf_fusion_destroy(struct cf_fusion *fu) {
     for (size_t i = 0; i < fu->n_heap; i++) cf_alert_clear(&fu->heap[i]);
     for (size_t i = 0; i < fu->n_cq; i++) cf_alert_clear(&fu->cq[i]);
     for (size_t i = 0; i < fu->n_open; i++) cf_incident_destroy(fu->open[i]);
-    free(fu->heap);
-    free(fu->cq);
-    free(fu->open);
+    cf_free(fu->heap);
+    cf_free(fu->cq);
+    cf_free(fu->open);
     map_free(&fu->entities);
     map_free(&fu->dups);
     map_free(&fu->serials);
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
-        for (size_t i = 0; i < fu->never[k].n; i++) free(fu->never[k].values[i]);
-        free(fu->never[k].values);
+        for (size_t i = 0; i < fu->never[k].n; i++) cf_free(fu->never[k].values[i]);
+        cf_free(fu->never[k].values);
     }
     for (size_t i = 0; i < fu->n_supp; i++) {
-        free(fu->supp[i].rule);
-        free(fu->supp[i].reason);
+        cf_free(fu->supp[i].rule);
+        cf_free(fu->supp[i].reason);
         json_decref(fu->supp[i].fields);
-        for (int k = 0; k < CF_ENTITY_COUNT; k++) free(fu->supp[i].entity[k]);
+        for (int k = 0; k < CF_ENTITY_COUNT; k++) cf_free(fu->supp[i].entity[k]);
     }
-    free(fu->supp);
-    free(fu);
+    cf_free(fu->supp);
+    cf_free(fu);
 }
 
 /* ---- emitting ------------------------------------------------------ */
@@ -555,7 +555,7 @@ static void flush_dirty(struct cf_fusion *fu) {
     size_t n = 0;
     fu->any_dirty = false;
     if (!fu->n_open) return;
-    list = malloc(fu->n_open * sizeof *list);
+    list = cf_malloc(fu->n_open * sizeof *list);
     if (!list) {
         fu->alloc_failures++;
         return;
@@ -572,7 +572,7 @@ static void flush_dirty(struct cf_fusion *fu) {
         if (inc->version == 0) fu->incidents_raised++;
         emit_incident(fu, inc, inc->version == 0 ? "new" : "updated", NULL);
     }
-    free(list);
+    cf_free(list);
 }
 
 static void forget_serials(struct cf_fusion *fu, struct cf_incident *inc) {
@@ -616,7 +616,7 @@ static void close_due(struct cf_fusion *fu, int64_t limit) {
     size_t n = 0;
     int64_t next = INT64_MAX;
     if (fu->close_hint > limit || !fu->n_open) return;
-    list = malloc(fu->n_open * sizeof *list);
+    list = cf_malloc(fu->n_open * sizeof *list);
     if (!list) {
         fu->alloc_failures++;
         return;
@@ -630,7 +630,7 @@ static void close_due(struct cf_fusion *fu, int64_t limit) {
     if (n) qsort(list, n, sizeof *list, cmp_incident_deadline);
     for (size_t i = 0; i < n; i++) close_incident(fu, list[i]);
     fu->close_hint = next;
-    free(list);
+    cf_free(list);
 }
 
 static void sweep(struct cf_fusion *fu) {
@@ -712,7 +712,7 @@ static struct cf_incident *resolve(const struct cf_fusion *fu,
 
 static int add_alias(struct cf_fusion *fu, struct cf_incident *dst,
                      uint64_t serial) {
-    uint64_t *a = realloc(dst->aliases, (dst->n_aliases + 1) * sizeof *a);
+    uint64_t *a = cf_realloc(dst->aliases, (dst->n_aliases + 1) * sizeof *a);
     if (!a) return CF_ERR_NOMEM;
     dst->aliases = a;
     a[dst->n_aliases++] = serial;
@@ -758,7 +758,7 @@ static struct cf_incident *open_incident(struct cf_fusion *fu,
     }
     if (fu->n_open >= fu->cap_open) {
         size_t nc = fu->cap_open ? fu->cap_open * 2 : 64;
-        struct cf_incident **no = realloc(fu->open, nc * sizeof *no);
+        struct cf_incident **no = cf_realloc(fu->open, nc * sizeof *no);
         if (!no) return NULL;
         fu->open = no;
         fu->cap_open = nc;
@@ -954,7 +954,7 @@ static void on_correlation(const struct cf_alert *alert, void *opaque) {
     struct cf_fusion *fu = opaque;
     if (fu->n_cq >= fu->cap_cq) {
         size_t nc = fu->cap_cq ? fu->cap_cq * 2 : 16;
-        struct cf_alert *nq = realloc(fu->cq, nc * sizeof *nq);
+        struct cf_alert *nq = cf_realloc(fu->cq, nc * sizeof *nq);
         if (!nq) {
             fu->alloc_failures++;
             return;
@@ -1021,7 +1021,7 @@ static void heap_pop(struct cf_fusion *fu, struct cf_alert *out) {
 static int heap_push(struct cf_fusion *fu, const struct cf_alert *a) {
     if (fu->n_heap >= fu->cap_heap) {
         size_t nc = fu->cap_heap ? fu->cap_heap * 2 : 256;
-        struct cf_alert *nh = realloc(fu->heap, nc * sizeof *nh);
+        struct cf_alert *nh = cf_realloc(fu->heap, nc * sizeof *nh);
         if (!nh) return CF_ERR_NOMEM;
         fu->heap = nh;
         fu->cap_heap = nc;
@@ -1188,7 +1188,7 @@ void cf_fusion_finish(struct cf_fusion *fu) {
     }
     flush_dirty(fu);
     if (fu->n_open) {
-        struct cf_incident **list = malloc(fu->n_open * sizeof *list);
+        struct cf_incident **list = cf_malloc(fu->n_open * sizeof *list);
         if (!list) {
             fu->alloc_failures++;
             return;
@@ -1197,7 +1197,7 @@ void cf_fusion_finish(struct cf_fusion *fu) {
         if (n) memcpy(list, fu->open, n * sizeof *list);
         if (n) qsort(list, n, sizeof *list, cmp_incident_first);
         for (size_t i = 0; i < n; i++) close_incident(fu, list[i]);
-        free(list);
+        cf_free(list);
     }
 }
 

@@ -13,7 +13,7 @@
 
 struct cf_incident *cf_incident_new(uint64_t serial,
                                     const struct cf_alert *first) {
-    struct cf_incident *inc = calloc(1, sizeof *inc);
+    struct cf_incident *inc = cf_calloc(1, sizeof *inc);
     if (!inc) return NULL;
     inc->serial = serial;
     /* The id digests the opening alert's id, which itself digests rule and
@@ -27,23 +27,23 @@ struct cf_incident *cf_incident_new(uint64_t serial,
 
 void cf_incident_destroy(struct cf_incident *inc) {
     if (!inc) return;
-    for (size_t i = 0; i < inc->n_links; i++) free(inc->links[i].value);
+    for (size_t i = 0; i < inc->n_links; i++) cf_free(inc->links[i].value);
     for (size_t i = 0; i < inc->n_entities; i++) {
-        free(inc->entities[i].value);
-        free(inc->entities[i].raw);
+        cf_free(inc->entities[i].value);
+        cf_free(inc->entities[i].raw);
     }
-    free(inc->links);
-    free(inc->entities);
-    free(inc->rules);
-    free(inc->aliases);
-    free(inc);
+    cf_free(inc->links);
+    cf_free(inc->entities);
+    cf_free(inc->rules);
+    cf_free(inc->aliases);
+    cf_free(inc);
 }
 
 static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return CF_OK;
     size_t ncap = *cap ? *cap * 2 : 8;
     while (ncap < need) ncap *= 2;
-    void *n = realloc(*arr, ncap * elem);
+    void *n = cf_realloc(*arr, ncap * elem);
     if (!n) return CF_ERR_NOMEM;
     *arr = n;
     *cap = ncap;
@@ -98,11 +98,11 @@ static cf_err_t add_entity(struct cf_incident *inc, int kind,
         return CF_ERR_NOMEM;
     struct cf_incident_entity *e = &inc->entities[inc->n_entities];
     e->kind = kind;
-    e->value = strdup(value);
-    e->raw = strdup(raw);
+    e->value = cf_strdup(value);
+    e->raw = cf_strdup(raw);
     if (!e->value || !e->raw) {
-        free(e->value);
-        free(e->raw);
+        cf_free(e->value);
+        cf_free(e->raw);
         return CF_ERR_NOMEM;
     }
     inc->n_entities++;
@@ -147,7 +147,7 @@ static cf_err_t add_link(struct cf_incident *inc, const char *alert_id,
     l->kind = kind;
     l->value = NULL;
     l->duplicates = duplicates;
-    if (kind >= 0 && value && !(l->value = strdup(value))) return CF_ERR_NOMEM;
+    if (kind >= 0 && value && !(l->value = cf_strdup(value))) return CF_ERR_NOMEM;
     inc->n_links++;
     return CF_OK;
 }
@@ -335,7 +335,7 @@ static void text_add(struct text *t, const char *fmt, ...) {
             return;
         }
         size_t ncap = (t->cap ? t->cap * 2 : 256) + (size_t)n;
-        char *ns = realloc(t->s, ncap);
+        char *ns = cf_realloc(t->s, ncap);
         if (!ns) {
             t->failed = true;
             return;
@@ -387,7 +387,7 @@ static char *make_title(const struct cf_incident *inc) {
             }
         text_add(&t, "%s on %s", rule, where);
     }
-    return t.failed ? (free(t.s), NULL) : t.s;
+    return t.failed ? (cf_free(t.s), NULL) : t.s;
 }
 
 static char *make_summary(const struct cf_incident *inc) {
@@ -440,7 +440,7 @@ static char *make_summary(const struct cf_incident *inc) {
     if (inc->truncated)
         text_add(&t, " The incident hit a size cap: its lists are cut, its "
                      "counts are complete.");
-    return t.failed ? (free(t.s), NULL) : t.s;
+    return t.failed ? (cf_free(t.s), NULL) : t.s;
 }
 
 static json_t *time_json(int64_t ms) {
@@ -563,8 +563,8 @@ json_t *cf_incident_to_json(const struct cf_incident *inc, const char *status,
     json_object_set_new(rec, "truncated", json_boolean(inc->truncated));
     if (merged_into)
         json_object_set_new(rec, "merged_into", json_string(merged_into));
-    free(title);
-    free(summary);
+    cf_free(title);
+    cf_free(summary);
     return rec;
 fail:
     json_decref(rec);
@@ -574,7 +574,7 @@ fail:
     json_decref(rules);
     json_decref(links);
     json_decref(prog);
-    free(title);
-    free(summary);
+    cf_free(title);
+    cf_free(summary);
     return NULL;
 }

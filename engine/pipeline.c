@@ -18,7 +18,7 @@
 #include "alert.h"
 #include "event.h"
 #include "fusion.h"
-#include "file/file_output.h"
+#include "dead_letter.h"
 
 #define MAX_REASONS 16
 
@@ -30,7 +30,6 @@ struct cf_pipeline {
     struct cf_entity_map *entities;
     struct cf_fusion *fusion;
     struct cf_output *dead_letter;
-    bool own_dead_letter;
     char *buf; /* reusable serialization buffer */
     size_t buf_cap;
     cf_err_t deliver_error; /* first unrecoverable delivery failure */
@@ -59,34 +58,19 @@ static void count_reason(struct cf_pipeline *p, const char *reason) {
     }
 }
 
-static struct cf_output *dead_letter_output(struct cf_pipeline *p) {
-    if (!p->dead_letter) {
-        char err[256];
-        p->dead_letter =
-            cf_file_output_open(p->setup.cfg->dead_letter_path, err, sizeof err);
-        if (!p->dead_letter) {
-            fprintf(stderr, "chainfuse: cannot open dead-letter output: %s\n",
-                    err);
-            return NULL;
-        }
-        p->own_dead_letter = true;
-    }
-    return p->dead_letter;
-}
-
 static void dead_letter(struct cf_pipeline *p, const char *reason,
                         const struct cf_position *pos, const char *data,
                         size_t len) {
-    struct cf_output *dl = dead_letter_output(p);
+    struct cf_output *dl = p->dead_letter;
     p->dead_lettered++;
     count_reason(p, reason);
-    if (!dl || cf_dead_letter_write(dl, reason, pos, data, len) != CF_OK) {
+    if (cf_dead_letter_write(dl, reason, pos, data, len, false) != CF_OK) {
         if (p->deliver_error == CF_OK) {
             p->deliver_error = CF_ERR_IO;
             snprintf(p->deliver_errstr, sizeof p->deliver_errstr,
                      "cannot write to the dead-letter output (%s); stopping "
                      "rather than losing records",
-                     p->setup.cfg->dead_letter_path);
+                     dl->ops->name);
         }
     }
 }
@@ -98,7 +82,7 @@ static void deliver(struct cf_pipeline *p, const char *kind, json_t *rec,
     size_t need = json_dumpb(rec, NULL, 0, JSON_COMPACT);
     if (need + 1 > p->buf_cap) {
         size_t cap = need + 1 > 2 * p->buf_cap ? need + 1 : 2 * p->buf_cap;
-        char *nb = realloc(p->buf, cap);
+        char *nb = cf_realloc(p->buf, cap);
         if (!nb) {
             dead_letter(p, "out of memory serializing record", pos, "", 0);
             return;
@@ -162,10 +146,15 @@ static void on_match(const struct cf_sigma_rule *rule, void *opaque) {
 
 struct cf_pipeline *cf_pipeline_new(const struct cf_pipeline_setup *setup,
                                     char *errstr, size_t errstr_size) {
-    struct cf_pipeline *p = calloc(1, sizeof *p);
+    struct cf_pipeline *p = cf_calloc(1, sizeof *p);
     if (!p) goto nomem;
     p->setup = *setup;
     p->dead_letter = setup->dead_letter;
+    if (!setup->out || !setup->dead_letter) {
+        cf_seterr(errstr, errstr_size, CF_ERR,
+                  "pipeline needs an output and a dead-letter output");
+        goto fail;
+    }
     cf_event_init(&p->ev);
     if (!(p->dec = cf_decoder_new())) goto nomem;
     if (!(p->matcher = cf_matcher_new(setup->rs))) goto nomem;
@@ -190,9 +179,8 @@ void cf_pipeline_destroy(struct cf_pipeline *p) {
     cf_matcher_destroy(p->matcher);
     cf_decoder_destroy(p->dec);
     cf_event_free(&p->ev);
-    if (p->own_dead_letter) cf_output_close(p->dead_letter);
-    free(p->buf);
-    free(p);
+    cf_free(p->buf);
+    cf_free(p);
 }
 
 cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,

@@ -15,16 +15,14 @@
 
 #include "config.h"
 #include "connector.h"
-#include "../rules/ruleset.h"
+#include "ruleset.h"
 
 struct cf_pipeline_setup {
     const struct cf_config *cfg;
     const struct cf_rulebook *rb;
     const struct cf_ruleset *rs;
     struct cf_output *out;         /* alerts and incidents */
-    /* Where bad records go; NULL opens cfg->dead_letter_path when the
-     * first one arrives (so a clean run leaves no empty file). */
-    struct cf_output *dead_letter;
+    struct cf_output *dead_letter; /* where bad records go; required */
 };
 
 struct cf_pipeline;

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../engine/event.h"
+#include "event.h"
 
 struct fm_entry {
     char **names; /* names[0] is the Sigma name itself */
@@ -46,14 +46,14 @@ static const char *const fm_defaults[][4] = {
 static int rebuild_slots(struct cf_fieldmap *m) {
     uint32_t size = 16;
     while (size < m->n_entries * 2 + 1) size *= 2;
-    uint32_t *slots = calloc(size, sizeof *slots);
+    uint32_t *slots = cf_calloc(size, sizeof *slots);
     if (!slots) return -1;
     for (size_t i = 0; i < m->n_entries; i++) {
         uint32_t s = m->entries[i].hash & (size - 1);
         while (slots[s]) s = (s + 1) & (size - 1);
         slots[s] = (uint32_t)i + 1;
     }
-    free(m->slots);
+    cf_free(m->slots);
     m->slots = slots;
     m->mask = size - 1;
     return 0;
@@ -73,10 +73,10 @@ static struct fm_entry *find(const struct cf_fieldmap *m, const char *name,
 static int add_name(struct fm_entry *e, const char *name) {
     for (size_t i = 0; i < e->n_names; i++)
         if (strcmp(e->names[i], name) == 0) return 0;
-    char **n = realloc(e->names, (e->n_names + 1) * sizeof *n);
+    char **n = cf_realloc(e->names, (e->n_names + 1) * sizeof *n);
     if (!n) return -1;
     e->names = n;
-    if (!(n[e->n_names] = strdup(name))) return -1;
+    if (!(n[e->n_names] = cf_strdup(name))) return -1;
     e->n_names++;
     return 0;
 }
@@ -88,7 +88,7 @@ static int add_alias(struct cf_fieldmap *m, const char *field,
     if (!e) {
         if (m->n_entries == m->cap_entries) {
             size_t cap = m->cap_entries ? m->cap_entries * 2 : 16;
-            struct fm_entry *n = realloc(m->entries, cap * sizeof *n);
+            struct fm_entry *n = cf_realloc(m->entries, cap * sizeof *n);
             if (!n) return -1;
             m->entries = n;
             m->cap_entries = cap;
@@ -97,7 +97,7 @@ static int add_alias(struct cf_fieldmap *m, const char *field,
         memset(e, 0, sizeof *e);
         e->hash = h;
         if (add_name(e, field)) {
-            free(e->names);
+            cf_free(e->names);
             return -1;
         }
         m->n_entries++;
@@ -110,7 +110,7 @@ static int add_alias(struct cf_fieldmap *m, const char *field,
 struct cf_fieldmap *cf_fieldmap_new(const struct json_t *section,
                                     char *errstr, size_t errstr_size) {
     bool nomem = false;
-    struct cf_fieldmap *m = calloc(1, sizeof *m);
+    struct cf_fieldmap *m = cf_calloc(1, sizeof *m);
     if (!m) { nomem = true; goto fail; }
     for (size_t i = 0; i < CF_ARRAY_LEN(fm_defaults); i++)
         for (size_t j = 1; j < 4 && fm_defaults[i][j]; j++)
@@ -157,12 +157,12 @@ void cf_fieldmap_destroy(struct cf_fieldmap *m) {
     if (!m) return;
     for (size_t i = 0; i < m->n_entries; i++) {
         for (size_t j = 0; j < m->entries[i].n_names; j++)
-            free(m->entries[i].names[j]);
-        free(m->entries[i].names);
+            cf_free(m->entries[i].names[j]);
+        cf_free(m->entries[i].names);
     }
-    free(m->entries);
-    free(m->slots);
-    free(m);
+    cf_free(m->entries);
+    cf_free(m->slots);
+    cf_free(m);
 }
 
 const char *const *cf_fieldmap_lookup(const struct cf_fieldmap *m,

@@ -13,7 +13,7 @@
 #ifndef CF_FIELDMAP_H
 #define CF_FIELDMAP_H
 
-#include "../engine/common.h"
+#include "common.h"
 
 struct json_t;
 struct cf_fieldmap;

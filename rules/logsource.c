@@ -351,11 +351,11 @@ static const struct ls_default ls_defaults[] = {
 /* ---- small helpers ----------------------------------------------------- */
 
 static char *ls_strdup(const char *s) {
-    return s ? strdup(s) : NULL;
+    return s ? cf_strdup(s) : NULL;
 }
 
 static char *ls_lower_dup(const char *s, size_t n) {
-    char *d = malloc(n + 1);
+    char *d = cf_malloc(n + 1);
     if (!d) return NULL;
     for (size_t i = 0; i < n; i++) {
         char c = s[i] == '\x01' ? '/' : s[i];
@@ -373,17 +373,17 @@ static bool eq_opt(const char *a, const char *b) {
 static void cond_free(struct ls_cond *c) {
     for (size_t i = 0; i < c->n_tests; i++) {
         for (size_t j = 0; j < c->tests[i].n_values; j++)
-            free(c->tests[i].values[j]);
-        free(c->tests[i].values);
+            cf_free(c->tests[i].values[j]);
+        cf_free(c->tests[i].values);
     }
-    free(c->tests);
+    cf_free(c->tests);
 }
 
 static void entry_free(struct ls_entry *e) {
     for (size_t i = 0; i < e->n_alts; i++) cond_free(&e->alts[i]);
-    free(e->alts);
-    free(e->product);
-    free(e->name);
+    cf_free(e->alts);
+    cf_free(e->product);
+    cf_free(e->name);
 }
 
 /* Index of field `name`, added if new; UINT32_MAX on allocation failure. */
@@ -395,14 +395,14 @@ static uint32_t field_index(struct cf_router *r, const char *name, size_t len) {
             return i;
     if (r->n_fields == r->cap_fields) {
         uint32_t cap = r->cap_fields ? r->cap_fields * 2 : 16;
-        struct ls_field *f = realloc(r->fields, cap * sizeof *f);
+        struct ls_field *f = cf_realloc(r->fields, cap * sizeof *f);
         if (!f) return UINT32_MAX;
         r->fields = f;
         r->cap_fields = cap;
     }
     struct ls_field *f = &r->fields[r->n_fields];
     memset(f, 0, sizeof *f);
-    if (!(f->name = malloc(len + 1))) return UINT32_MAX;
+    if (!(f->name = cf_malloc(len + 1))) return UINT32_MAX;
     memcpy(f->name, name, len);
     f->name[len] = '\0';
     f->len = (uint32_t)len;
@@ -411,7 +411,7 @@ static uint32_t field_index(struct cf_router *r, const char *name, size_t len) {
 }
 
 static struct ls_test *cond_add_test(struct ls_cond *c) {
-    struct ls_test *t = realloc(c->tests, (c->n_tests + 1) * sizeof *t);
+    struct ls_test *t = cf_realloc(c->tests, (c->n_tests + 1) * sizeof *t);
     if (!t) return NULL;
     c->tests = t;
     memset(&t[c->n_tests], 0, sizeof *t);
@@ -419,7 +419,7 @@ static struct ls_test *cond_add_test(struct ls_cond *c) {
 }
 
 static int test_add_value(struct ls_test *t, const char *v, size_t n) {
-    char **vs = realloc(t->values, (t->n_values + 1) * sizeof *vs);
+    char **vs = cf_realloc(t->values, (t->n_values + 1) * sizeof *vs);
     if (!vs) return -1;
     t->values = vs;
     if (!(vs[t->n_values] = ls_lower_dup(v, n))) return -1;
@@ -428,7 +428,7 @@ static int test_add_value(struct ls_test *t, const char *v, size_t n) {
 }
 
 static struct ls_cond *entry_add_cond(struct ls_entry *e) {
-    struct ls_cond *c = realloc(e->alts, (e->n_alts + 1) * sizeof *c);
+    struct ls_cond *c = cf_realloc(e->alts, (e->n_alts + 1) * sizeof *c);
     if (!c) return NULL;
     e->alts = c;
     memset(&c[e->n_alts], 0, sizeof *c);
@@ -449,7 +449,7 @@ static int router_put(struct cf_router *r, struct ls_entry *e) {
     }
     if (r->n_entries == r->cap_entries) {
         size_t cap = r->cap_entries ? r->cap_entries * 2 : 128;
-        struct ls_entry *n = realloc(r->entries, cap * sizeof *n);
+        struct ls_entry *n = cf_realloc(r->entries, cap * sizeof *n);
         if (!n) return -1;
         r->entries = n;
         r->cap_entries = cap;
@@ -505,9 +505,9 @@ static int load_defaults(struct cf_router *r) {
         const char *p1 = strchr(k, '|'), *p2 = strchr(p1 + 1, '|');
         e.kind = k[0] == 'p' ? LS_PRODUCT : k[0] == 'c' ? LS_CATEGORY
                                                          : LS_SERVICE;
-        if (p2 > p1 + 1 && !(e.product = strndup(p1 + 1, (size_t)(p2 - p1 - 1))))
+        if (p2 > p1 + 1 && !(e.product = cf_strndup(p1 + 1, (size_t)(p2 - p1 - 1))))
             goto fail;
-        if (!(e.name = strdup(p2 + 1))) goto fail;
+        if (!(e.name = cf_strdup(p2 + 1))) goto fail;
         if (parse_default_conds(r, &e, ls_defaults[i].conds)) goto fail;
         if (router_put(r, &e)) goto fail;
         continue;
@@ -620,8 +620,8 @@ static int parse_cfg_entry(struct cf_router *r, enum ls_kind kind,
         goto done;
     }
     rc = CF_ERR_NOMEM;
-    if (!(e.name = strdup(name))) goto done;
-    if (prod && !(e.product = strdup(json_string_value(prod)))) goto done;
+    if (!(e.name = cf_strdup(name))) goto done;
+    if (prod && !(e.product = cf_strdup(json_string_value(prod)))) goto done;
     for (size_t i = 0; i < json_array_size(conds); i++) {
         const json_t *m = json_array_get(conds, i);
         if (!json_is_object(m) || json_object_size(m) == 0) {
@@ -685,7 +685,7 @@ static int parse_section(struct cf_router *r, const json_t *section,
 struct cf_router *cf_router_new(const struct json_t *section, char *errstr,
                                 size_t errstr_size) {
     bool nomem = false;
-    struct cf_router *r = calloc(1, sizeof *r);
+    struct cf_router *r = cf_calloc(1, sizeof *r);
     if (!r) { nomem = true; goto fail; }
     if (load_defaults(r)) { nomem = true; goto fail; }
     if (section && parse_section(r, section, errstr, errstr_size) != CF_OK)
@@ -701,17 +701,17 @@ fail:
 void cf_router_destroy(struct cf_router *r) {
     if (!r) return;
     for (size_t i = 0; i < r->n_entries; i++) entry_free(&r->entries[i]);
-    free(r->entries);
-    for (uint32_t i = 0; i < r->n_fields; i++) free(r->fields[i].name);
-    free(r->fields);
+    cf_free(r->entries);
+    for (uint32_t i = 0; i < r->n_fields; i++) cf_free(r->fields[i].name);
+    cf_free(r->fields);
     for (uint32_t i = 0; i < r->n_routes; i++) {
-        free(r->routes[i].product);
-        free(r->routes[i].category);
-        free(r->routes[i].service);
+        cf_free(r->routes[i].product);
+        cf_free(r->routes[i].category);
+        cf_free(r->routes[i].service);
     }
-    free(r->routes);
-    free(r->field_slots);
-    free(r);
+    cf_free(r->routes);
+    cf_free(r->field_slots);
+    cf_free(r);
 }
 
 uint32_t cf_router_add(struct cf_router *r, const char *product,
@@ -724,7 +724,7 @@ uint32_t cf_router_add(struct cf_router *r, const char *product,
     }
     if (r->n_routes == r->cap_routes) {
         uint32_t cap = r->cap_routes ? r->cap_routes * 2 : 64;
-        struct ls_route *n = realloc(r->routes, cap * sizeof *n);
+        struct ls_route *n = cf_realloc(r->routes, cap * sizeof *n);
         if (!n) return UINT32_MAX;
         r->routes = n;
         r->cap_routes = cap;
@@ -736,9 +736,9 @@ uint32_t cf_router_add(struct cf_router *r, const char *product,
     rt->service = ls_strdup(service);
     if ((product && !rt->product) || (category && !rt->category) ||
         (service && !rt->service)) {
-        free(rt->product);
-        free(rt->category);
-        free(rt->service);
+        cf_free(rt->product);
+        cf_free(rt->category);
+        cf_free(rt->service);
         return UINT32_MAX;
     }
     return r->n_routes++;
@@ -779,8 +779,8 @@ cf_err_t cf_router_seal(struct cf_router *r, char *errstr, size_t errstr_size) {
     }
     uint32_t size = 16;
     while (size < r->n_fields * 4) size *= 2;
-    free(r->field_slots);
-    r->field_slots = calloc(size, sizeof *r->field_slots);
+    cf_free(r->field_slots);
+    r->field_slots = cf_calloc(size, sizeof *r->field_slots);
     if (!r->field_slots)
         return cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
     r->field_mask = size - 1;
@@ -801,12 +801,12 @@ uint32_t cf_router_count(const struct cf_router *r) {
 /* ---- routing ----------------------------------------------------------- */
 
 struct cf_route_cache *cf_route_cache_new(const struct cf_router *r) {
-    struct cf_route_cache *c = calloc(1, sizeof *c);
+    struct cf_route_cache *c = cf_calloc(1, sizeof *c);
     if (!c) return NULL;
     c->words = (r->n_routes + 63) / 64;
     if (c->words == 0) c->words = 1;
-    c->slots = calloc(LS_CACHE_SLOTS, sizeof *c->slots);
-    c->scratch = calloc(c->words, sizeof *c->scratch);
+    c->slots = cf_calloc(LS_CACHE_SLOTS, sizeof *c->slots);
+    c->scratch = cf_calloc(c->words, sizeof *c->scratch);
     if (!c->slots || !c->scratch) {
         cf_route_cache_destroy(c);
         return NULL;
@@ -816,8 +816,8 @@ struct cf_route_cache *cf_route_cache_new(const struct cf_router *r) {
 
 static void cache_clear(struct cf_route_cache *c) {
     for (uint32_t i = 0; i < LS_CACHE_SLOTS; i++) {
-        free(c->slots[i].key);
-        free(c->slots[i].bits);
+        cf_free(c->slots[i].key);
+        cf_free(c->slots[i].bits);
         c->slots[i].key = NULL;
         c->slots[i].bits = NULL;
     }
@@ -827,11 +827,11 @@ static void cache_clear(struct cf_route_cache *c) {
 void cf_route_cache_destroy(struct cf_route_cache *c) {
     if (!c) return;
     if (c->slots) cache_clear(c);
-    free(c->slots);
-    free(c->hits);
-    free(c->key);
-    free(c->scratch);
-    free(c);
+    cf_free(c->slots);
+    cf_free(c->hits);
+    cf_free(c->key);
+    cf_free(c->scratch);
+    cf_free(c);
 }
 
 static uint32_t routing_field(const struct cf_router *r,
@@ -901,7 +901,7 @@ static int key_reserve(struct cf_route_cache *c, size_t need) {
     if (need <= c->cap_key) return 0;
     size_t cap = c->cap_key ? c->cap_key : 256;
     while (cap < need) cap *= 2;
-    char *k = realloc(c->key, cap);
+    char *k = cf_realloc(c->key, cap);
     if (!k) return -1;
     c->key = k;
     c->cap_key = cap;
@@ -920,7 +920,7 @@ const uint64_t *cf_router_route(const struct cf_router *r,
         if (f == UINT32_MAX) continue;
         if (n_hits == c->cap_hits) {
             size_t cap = c->cap_hits ? c->cap_hits * 2 : 16;
-            struct ls_hit *h = realloc(c->hits, cap * sizeof *h);
+            struct ls_hit *h = cf_realloc(c->hits, cap * sizeof *h);
             if (!h) goto uncached;
             c->hits = h;
             c->cap_hits = cap;
@@ -970,11 +970,11 @@ const uint64_t *cf_router_route(const struct cf_router *r,
         s = (uint32_t)h & (LS_CACHE_SLOTS - 1);
     }
     struct ls_slot *sl = &c->slots[s];
-    sl->key = malloc(len ? len : 1);
-    sl->bits = malloc(c->words * sizeof *sl->bits);
+    sl->key = cf_malloc(len ? len : 1);
+    sl->bits = cf_malloc(c->words * sizeof *sl->bits);
     if (!sl->key || !sl->bits) {
-        free(sl->key);
-        free(sl->bits);
+        cf_free(sl->key);
+        cf_free(sl->bits);
         sl->key = NULL;
         sl->bits = NULL;
         goto uncached;
@@ -1014,7 +1014,7 @@ static void buf_add(struct ls_buf *b, const char *s) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 128;
         while (cap < b->len + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
+        char *p = cf_realloc(b->p, cap);
         if (!p) {
             b->failed = true;
             return;
@@ -1065,7 +1065,7 @@ char *cf_router_describe(const struct cf_router *r, uint32_t route) {
     }
     if (!any) buf_add(&b, "every event");
     if (b.failed) {
-        free(b.p);
+        cf_free(b.p);
         return NULL;
     }
     return b.p;

@@ -20,8 +20,8 @@
 #ifndef CF_LOGSOURCE_H
 #define CF_LOGSOURCE_H
 
-#include "../engine/common.h"
-#include "../engine/event.h"
+#include "common.h"
+#include "event.h"
 
 struct json_t;
 struct cf_router;

@@ -43,7 +43,7 @@ static struct book *book_of(struct cf_rulebook *rb) {
 }
 
 struct cf_rulebook *cf_rulebook_new(void) {
-    struct book *b = calloc(1, sizeof(*b));
+    struct book *b = cf_calloc(1, sizeof(*b));
     return b ? &b->rb : NULL;
 }
 
@@ -52,33 +52,33 @@ void cf_rulebook_destroy(struct cf_rulebook *rb) {
     struct book *b = book_of(rb);
     for (size_t i = 0; i < rb->n_rules; i++)
         cf_sigma_rule_destroy(rb->rules[i]);
-    free(rb->rules);
+    cf_free(rb->rules);
     for (size_t i = 0; i < rb->n_correlations; i++)
         cf_correlation_destroy(rb->correlations[i]);
-    free(rb->correlations);
+    cf_free(rb->correlations);
     for (size_t i = 0; i < rb->n_rejected; i++) {
-        free(rb->rejected[i].path);
-        free(rb->rejected[i].id);
-        free(rb->rejected[i].reason);
+        cf_free(rb->rejected[i].path);
+        cf_free(rb->rejected[i].id);
+        cf_free(rb->rejected[i].reason);
     }
-    free(rb->rejected);
+    cf_free(rb->rejected);
     for (size_t i = 0; i < b->n_filters; i++) {
         json_decref(b->filters[i].doc);
         json_decref(b->filters[i].placeholders);
-        free(b->filters[i].path);
+        cf_free(b->filters[i].path);
     }
-    free(b->filters);
-    free(b);
+    cf_free(b->filters);
+    cf_free(b);
 }
 
 /* Makes room for element n of *arr (element size `size`).  Capacity is
  * implied by n (16, then powers of two) rather than stored, so arrays in a
- * rulebook another module built or trimmed (cf_correlations_resolve moves
+ * rulebook another module built or trimmed (resolve_correlations moves
  * correlations to rejected) stay safe to append to. */
 static int grow(void **arr, size_t n, size_t size) {
     if (n != 0 && (n < 16 || (n & (n - 1)) != 0)) return 0;
     size_t cap = n == 0 ? 16 : n * 2;
-    void *p = realloc(*arr, cap * size);
+    void *p = cf_realloc(*arr, cap * size);
     if (!p) return -1;
     *arr = p;
     return 0;
@@ -90,9 +90,9 @@ void cf_rulebook_reject(struct cf_rulebook *rb, const char *path,
         0)
         return; /* out of memory: the rejection is lost, not the load */
     struct cf_rule_rejection *r = &rb->rejected[rb->n_rejected];
-    r->path = path ? strdup(path) : NULL;
-    r->id = id ? strdup(id) : NULL;
-    r->reason = strdup(reason ? reason : "unknown reason");
+    r->path = path ? cf_strdup(path) : NULL;
+    r->id = id ? cf_strdup(id) : NULL;
+    r->reason = cf_strdup(reason ? reason : "unknown reason");
     rb->n_rejected++;
 }
 
@@ -191,7 +191,7 @@ static void load_document(struct book *b, const json_t *doc, const char *path,
         struct pending_filter *pf = &b->filters[b->n_filters++];
         pf->doc = json_incref((json_t *)doc);
         pf->placeholders = placeholders ? json_incref(placeholders) : NULL;
-        pf->path = strdup(path);
+        pf->path = cf_strdup(path);
     }
 }
 
@@ -209,7 +209,7 @@ static void load_file(struct book *b, const char *path, json_t *placeholders) {
         return;
     }
     json_t *docs = cf_yaml_to_json(text, len, err, sizeof(err));
-    free(text);
+    cf_free(text);
     if (!docs) {
         cf_rulebook_reject(&b->rb, path, NULL, err);
         return;
@@ -257,7 +257,7 @@ static cf_err_t load_dir(struct book *b, const char *dir, int depth,
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.') continue; /* ., .., hidden (.git) */
         if (grow((void **)&names, n, sizeof(*names)) != 0 ||
-            !(names[n] = strdup(e->d_name))) {
+            !(names[n] = cf_strdup(e->d_name))) {
             rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
             goto cleanup;
         }
@@ -268,7 +268,7 @@ static cf_err_t load_dir(struct book *b, const char *dir, int depth,
     if (n) qsort(names, n, sizeof(*names), cmp_names);
     for (size_t i = 0; i < n; i++) {
         size_t plen = strlen(dir) + strlen(names[i]) + 2;
-        char *path = malloc(plen);
+        char *path = cf_malloc(plen);
         if (!path) {
             rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
             goto cleanup;
@@ -291,12 +291,12 @@ static cf_err_t load_dir(struct book *b, const char *dir, int depth,
         } else if (S_ISREG(st.st_mode) && has_yaml_ext(names[i])) {
             load_file(b, path, placeholders);
         }
-        free(path);
+        cf_free(path);
     }
 cleanup:
     for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+        cf_free(names[i]);
+    cf_free(names);
     closedir(d);
     return rc;
 }
@@ -381,9 +381,9 @@ static cf_err_t apply_filter(struct cf_sigma_rule *r,
                                  &cond, &used, errstr, errstr_size);
     if (rc != CF_OK) goto cleanup;
     struct cf_sigma_search *grown =
-        realloc(r->searches, (r->n_searches + n) * sizeof(*grown));
-    root = calloc(1, sizeof(*root));
-    if (root) root->kids = calloc(2, sizeof(*root->kids));
+        cf_realloc(r->searches, (r->n_searches + n) * sizeof(*grown));
+    root = cf_calloc(1, sizeof(*root));
+    if (root) root->kids = cf_calloc(2, sizeof(*root->kids));
     canon = json_dumps(pf->doc, JSON_SORT_KEYS | JSON_COMPACT);
     if (grown) r->searches = grown;
     if (!grown || !root || !root->kids || !canon) {
@@ -393,22 +393,22 @@ static cf_err_t apply_filter(struct cf_sigma_rule *r,
     cf_sigma_cond_offset(cond, (uint32_t)r->n_searches);
     memcpy(r->searches + r->n_searches, ss, n * sizeof(*ss));
     r->n_searches += n;
-    free(ss);
+    cf_free(ss);
     ss = NULL;
     n = 0;
     root->op = CF_COND_AND;
     root->n_kids = 2;
     root->kids[0] = *r->condition;
     root->kids[1] = *cond;
-    free(r->condition);
-    free(cond);
+    cf_free(r->condition);
+    cf_free(cond);
     cond = NULL;
     r->condition = root;
     root = NULL;
     /* The filter changes what the rule matches, so it changes the key of
      * the compile cache too. */
     size_t clen = strlen(canon);
-    char *mix = malloc(64 + 1 + clen + 1);
+    char *mix = cf_malloc(64 + 1 + clen + 1);
     if (!mix) {
         rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
         goto cleanup;
@@ -417,14 +417,145 @@ static cf_err_t apply_filter(struct cf_sigma_rule *r,
     mix[64] = '\n';
     memcpy(mix + 65, canon, clen + 1);
     rc = cf_sigma_sha256_hex(mix, 65 + clen, r->digest);
-    free(mix);
+    cf_free(mix);
 cleanup:
-    free(canon);
+    cf_free(canon);
     cf_sigma_searches_free(ss, n);
     cf_sigma_cond_destroy(cond);
-    if (root) free(root->kids);
-    free(root);
+    if (root) cf_free(root->kids);
+    cf_free(root);
     return rc;
+}
+
+/* ---- correlation references --------------------------------------------------------- */
+
+static const struct cf_sigma_rule *find_rule(const struct cf_rulebook *rb,
+                                             const char *ref) {
+    for (size_t i = 0; i < rb->n_rules; i++) {
+        const struct cf_sigma_rule *r = rb->rules[i];
+        if ((r->id && strcmp(r->id, ref) == 0) ||
+            (r->name && strcmp(r->name, ref) == 0))
+            return r;
+    }
+    return NULL;
+}
+
+static const struct cf_sigma_correlation *
+find_corr(const struct cf_rulebook *rb, const char *ref) {
+    for (size_t i = 0; i < rb->n_correlations; i++) {
+        const struct cf_sigma_correlation *c = rb->correlations[i];
+        if ((c->id && strcmp(c->id, ref) == 0) ||
+            (c->name && strcmp(c->name, ref) == 0))
+            return c;
+    }
+    return NULL;
+}
+
+enum { MARK_NEW = 0, MARK_ACTIVE, MARK_OK, MARK_BAD };
+
+/* Depth-first over correlation references; a correlation reached again
+ * while still active closes a cycle.  reasons[i] is set for rejects. */
+static void visit(struct cf_rulebook *rb, size_t i, unsigned char *mark,
+                  char **reasons) {
+    struct cf_sigma_correlation *c = rb->correlations[i];
+    char buf[512];
+    mark[i] = MARK_ACTIVE;
+    for (size_t r = 0; r < c->n_refs; r++) {
+        if (!c->refs[r].corr) continue;
+        size_t j = c->refs[r].corr->index;
+        if (mark[j] == MARK_NEW) visit(rb, j, mark, reasons);
+        if (mark[j] == MARK_ACTIVE) {
+            snprintf(buf, sizeof(buf),
+                     "correlation reference cycle through '%s': a "
+                     "correlation cannot depend on itself",
+                     c->refs[r].ref);
+            reasons[i] = cf_strdup(buf);
+            mark[i] = MARK_BAD;
+            return;
+        }
+        if (mark[j] == MARK_BAD) {
+            snprintf(buf, sizeof(buf),
+                     "refers to correlation '%s', which was rejected (%s)",
+                     c->refs[r].ref, reasons[j] ? reasons[j] : "?");
+            reasons[i] = cf_strdup(buf);
+            mark[i] = MARK_BAD;
+            return;
+        }
+    }
+    /* Inherit attack tags from the referenced rules when it has none. */
+    if (c->n_tactics == 0 && c->n_techniques == 0) {
+        for (size_t r = 0; r < c->n_refs; r++) {
+            const struct cf_sigma_rule *rule = c->refs[r].rule;
+            const struct cf_sigma_correlation *corr = c->refs[r].corr;
+            cf_err_t rc =
+                rule ? cf_correlation_inherit_tags(c, rule->tactics,
+                                                   rule->n_tactics,
+                                                   rule->techniques,
+                                                   rule->n_techniques)
+                     : cf_correlation_inherit_tags(c, corr->tactics,
+                                                   corr->n_tactics,
+                                                   corr->techniques,
+                                                   corr->n_techniques);
+            if (rc != CF_OK) {
+                reasons[i] = NULL;
+                mark[i] = MARK_BAD;
+                return;
+            }
+        }
+    }
+    mark[i] = MARK_OK;
+}
+
+/* Resolves every correlation's references to loaded rules and
+ * correlations, rejects correlations whose references are missing,
+ * rejected or cyclic, and numbers the survivors. */
+static void resolve_correlations(struct cf_rulebook *rb) {
+    size_t n = rb->n_correlations;
+    if (n == 0) return;
+    unsigned char *mark = cf_calloc(n, 1);
+    char **reasons = cf_calloc(n, sizeof(*reasons));
+    char buf[512];
+    if (!mark || !reasons) goto done;
+    for (size_t i = 0; i < n; i++) rb->correlations[i]->index = (uint32_t)i;
+    for (size_t i = 0; i < n; i++) {
+        struct cf_sigma_correlation *c = rb->correlations[i];
+        for (size_t r = 0; r < c->n_refs; r++) {
+            c->refs[r].rule = find_rule(rb, c->refs[r].ref);
+            c->refs[r].corr = c->refs[r].rule ? NULL
+                                              : find_corr(rb, c->refs[r].ref);
+            if (!c->refs[r].rule && !c->refs[r].corr && !reasons[i]) {
+                snprintf(buf, sizeof(buf),
+                         "refers to rule '%s', which is not loaded (no rule "
+                         "or correlation has that id or name; load it with "
+                         "--rules or fix the reference)",
+                         c->refs[r].ref);
+                reasons[i] = cf_strdup(buf);
+                mark[i] = MARK_BAD;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (mark[i] == MARK_NEW) visit(rb, i, mark, reasons);
+
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct cf_sigma_correlation *c = rb->correlations[i];
+        if (mark[i] == MARK_BAD) {
+            cf_rulebook_reject(rb, c->path, c->id,
+                               reasons[i] ? reasons[i]
+                                          : "correlation rejected");
+            cf_correlation_destroy(c);
+        } else {
+            rb->correlations[kept++] = c;
+        }
+    }
+    rb->n_correlations = kept;
+    for (size_t i = 0; i < kept; i++) rb->correlations[i]->index = (uint32_t)i;
+done:
+    if (reasons)
+        for (size_t i = 0; i < n; i++) cf_free(reasons[i]);
+    cf_free(reasons);
+    cf_free(mark);
 }
 
 cf_err_t cf_rulebook_finish(struct cf_rulebook *rb, char *errstr,
@@ -457,9 +588,9 @@ cf_err_t cf_rulebook_finish(struct cf_rulebook *rb, char *errstr,
         if (applied) rb->n_filters++;
         json_decref(b->filters[k].doc);
         json_decref(b->filters[k].placeholders);
-        free(b->filters[k].path);
+        cf_free(b->filters[k].path);
     }
     b->n_filters = 0;
-    cf_correlations_resolve(rb);
+    resolve_correlations(rb);
     return CF_OK;
 }

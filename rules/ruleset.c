@@ -42,7 +42,7 @@
 #include "fieldmap.h"
 #include "logsource.h"
 #include "ruleset_cache.h"
-#include "../engine/timeutil.h"
+#include "timeutil.h"
 
 #define NO_ITEM UINT32_MAX
 #define KEYWORD_DB 0     /* dbs[0]: keyword patterns, scanned per leaf */
@@ -174,7 +174,7 @@ static void sb_add(struct sbuf *sb, const char *s, size_t n) {
     if (sb->len + n + 1 > sb->cap) {
         size_t cap = sb->cap ? sb->cap * 2 : 64;
         while (cap < sb->len + n + 1) cap *= 2;
-        char *p = realloc(sb->p, cap);
+        char *p = cf_realloc(sb->p, cap);
         if (!p) {
             sb->oom = true;
             return;
@@ -339,7 +339,7 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem, bool *oom) {
     if (need <= *cap) return p;
     size_t cap2 = *cap ? *cap : 16;
     while (cap2 < need) cap2 *= 2;
-    void *q = realloc(p, cap2 * elem);
+    void *q = cf_realloc(p, cap2 * elem);
     if (!q) {
         *oom = true;
         return NULL;
@@ -380,9 +380,9 @@ static int db_for_name(struct builder *b, const char *name, uint32_t *out) {
     /* Keep the table under half full; rebuild on growth. */
     if (!rs->slots || (rs->n_dbs + 1) * 2 > rs->slot_mask + 1) {
         uint32_t size = rs->slots ? (rs->slot_mask + 1) * 2 : 256;
-        uint32_t *slots = calloc(size, sizeof *slots);
+        uint32_t *slots = cf_calloc(size, sizeof *slots);
         if (!slots) return -1;
-        free(rs->slots);
+        cf_free(rs->slots);
         rs->slots = slots;
         rs->slot_mask = size - 1;
         /* The keyword databases are never looked up by name. */
@@ -392,7 +392,7 @@ static int db_for_name(struct builder *b, const char *name, uint32_t *out) {
     GROW(b, rs->dbs, rs->n_dbs, b->cap_dbs);
     struct field_db *d = &rs->dbs[rs->n_dbs];
     memset(d, 0, sizeof *d);
-    if (!(d->name = strdup(name))) return -1;
+    if (!(d->name = cf_strdup(name))) return -1;
     d->len = (uint32_t)len;
     d->hash = hash;
     if (rs->n_dbs >= N_KEYWORD_DBS) table_insert(rs->slots, rs->slot_mask, hash, (uint32_t)rs->n_dbs);
@@ -410,9 +410,9 @@ static int add_expr(struct builder *b, uint32_t db, const char *text,
     uint32_t idx = UINT32_MAX;
     if ((b->n_exprs + 1) * 2 > b->expr_slot_cap) {
         size_t cap = b->expr_slot_cap ? b->expr_slot_cap * 2 : 4096;
-        uint32_t *slots = calloc(cap, sizeof *slots);
+        uint32_t *slots = cf_calloc(cap, sizeof *slots);
         if (!slots) return -1;
-        free(b->expr_slots);
+        cf_free(b->expr_slots);
         b->expr_slots = slots;
         b->expr_slot_cap = cap;
         for (size_t i = 0; i < b->n_exprs; i++)
@@ -430,7 +430,7 @@ static int add_expr(struct builder *b, uint32_t db, const char *text,
     if (idx == UINT32_MAX) {
         GROW(b, b->exprs, b->n_exprs, b->cap_exprs);
         struct cand_expr *e = &b->exprs[b->n_exprs];
-        if (!(e->text = strdup(text))) return -1;
+        if (!(e->text = cf_strdup(text))) return -1;
         e->flags = flags;
         e->db = db;
         e->regex = regex;
@@ -447,7 +447,7 @@ static int add_expr(struct builder *b, uint32_t db, const char *text,
 static int add_direct(struct cvalue *v, const struct cf_sigma_pattern *alt) {
     for (size_t i = 0; i < v->n_direct; i++)
         if (v->direct[i].pat == alt) return 0;
-    struct direct_alt *d = realloc(v->direct, (v->n_direct + 1) * sizeof *d);
+    struct direct_alt *d = cf_realloc(v->direct, (v->n_direct + 1) * sizeof *d);
     if (!d) return -1;
     v->direct = d;
     memset(&d[v->n_direct], 0, sizeof *d);
@@ -464,7 +464,7 @@ static int map_names(struct builder *b, const char *field,
         names = self;
         n = 1;
     }
-    struct name_ref *refs = calloc(n, sizeof *refs);
+    struct name_ref *refs = cf_calloc(n, sizeof *refs);
     if (!refs) return -1;
     for (size_t i = 0; i < n; i++) {
         refs[i].name = names[i];
@@ -488,7 +488,7 @@ static int build_cond(struct builder *b, uint32_t rule_index,
     if (fc->field) {
         if (map_names(b, fc->field, &cc->names, &cc->n_names)) goto done;
     }
-    if (!(cc->values = calloc(fc->n_values ? fc->n_values : 1, sizeof *cc->values)))
+    if (!(cc->values = cf_calloc(fc->n_values ? fc->n_values : 1, sizeof *cc->values)))
         goto done;
     for (size_t v = 0; v < fc->n_values; v++) {
         struct cvalue *cv = &cc->values[v];
@@ -511,7 +511,7 @@ static int build_cond(struct builder *b, uint32_t rule_index,
                 size_t cap = b->cap_items;
                 /* item_value grows in step with item_rule. */
                 struct cvalue **iv =
-                    realloc(b->item_value, cap * sizeof *b->item_value);
+                    cf_realloc(b->item_value, cap * sizeof *b->item_value);
                 if (!iv) goto done;
                 b->item_value = iv;
                 b->item_rule[b->n_items] = rule_index;
@@ -567,7 +567,7 @@ static int build_cond(struct builder *b, uint32_t rule_index,
     }
     rc = 0;
 done:
-    free(sb.p);
+    cf_free(sb.p);
     return rc;
 }
 
@@ -576,19 +576,19 @@ static int build_rule(struct builder *b, uint32_t ri) {
     const struct cf_sigma_rule *r = cr->rule;
     uint32_t db_ids[64];
 
-    if (!(cr->searches = calloc(r->n_searches ? r->n_searches : 1,
+    if (!(cr->searches = cf_calloc(r->n_searches ? r->n_searches : 1,
                                 sizeof *cr->searches)))
         return -1;
     for (size_t s = 0; s < r->n_searches; s++) {
         const struct cf_sigma_search *ss = &r->searches[s];
         struct csearch *cs = &cr->searches[s];
-        if (!(cs->conjs = calloc(ss->n_alts ? ss->n_alts : 1, sizeof *cs->conjs)))
+        if (!(cs->conjs = cf_calloc(ss->n_alts ? ss->n_alts : 1, sizeof *cs->conjs)))
             return -1;
         cs->n_conjs = ss->n_alts;
         for (size_t c = 0; c < ss->n_alts; c++) {
             const struct cf_sigma_conjunction *sc = &ss->alts[c];
             struct cconj *cj = &cs->conjs[c];
-            if (!(cj->conds = calloc(sc->n_conds ? sc->n_conds : 1,
+            if (!(cj->conds = cf_calloc(sc->n_conds ? sc->n_conds : 1,
                                      sizeof *cj->conds)))
                 return -1;
             cj->n_conds = sc->n_conds;
@@ -782,7 +782,7 @@ static void check_regexes(struct builder *b) {
             continue;
         }
         b->status[i] = info->min_width == 0 ? EXPR_HS_ALLOWEMPTY : EXPR_HS;
-        free(info);
+        cf_free(info);
     }
 }
 
@@ -790,10 +790,10 @@ static void check_regexes(struct builder *b) {
  * direct checking and the compile retried. */
 static int compile_db(struct builder *b, uint32_t db, const uint32_t *members,
                       size_t n_members, hs_database_t **out) {
-    const char **texts = calloc(n_members ? n_members : 1, sizeof *texts);
-    unsigned *flags = calloc(n_members ? n_members : 1, sizeof *flags);
-    unsigned *ids = calloc(n_members ? n_members : 1, sizeof *ids);
-    uint32_t *which = calloc(n_members ? n_members : 1, sizeof *which);
+    const char **texts = cf_calloc(n_members ? n_members : 1, sizeof *texts);
+    unsigned *flags = cf_calloc(n_members ? n_members : 1, sizeof *flags);
+    unsigned *ids = cf_calloc(n_members ? n_members : 1, sizeof *ids);
+    uint32_t *which = cf_calloc(n_members ? n_members : 1, sizeof *which);
     int rc = -1;
     *out = NULL;
     if (!texts || !flags || !ids || !which) goto done;
@@ -831,30 +831,30 @@ static int compile_db(struct builder *b, uint32_t db, const uint32_t *members,
         hs_free_compile_error(err);
     }
 done:
-    free(texts);
-    free(flags);
-    free(ids);
-    free(which);
+    cf_free(texts);
+    cf_free(flags);
+    cf_free(ids);
+    cf_free(which);
     return rc;
 }
 
 static int compile_all_dbs(struct builder *b) {
     struct cf_ruleset *rs = b->rs;
-    uint32_t *order = malloc((b->n_exprs ? b->n_exprs : 1) * sizeof *order);
-    size_t *start = calloc(rs->n_dbs + 1, sizeof *start);
+    uint32_t *order = cf_malloc((b->n_exprs ? b->n_exprs : 1) * sizeof *order);
+    size_t *start = cf_calloc(rs->n_dbs + 1, sizeof *start);
     int rc = -1;
     if (!order || !start) goto done;
     /* Bucket expressions by database (the keyword db is the last one). */
     for (size_t i = 0; i < b->n_exprs; i++) start[b->exprs[i].db + 1]++;
     for (size_t d = 0; d < rs->n_dbs; d++) start[d + 1] += start[d];
     {
-        size_t *fill = calloc(rs->n_dbs, sizeof *fill);
+        size_t *fill = cf_calloc(rs->n_dbs, sizeof *fill);
         if (!fill) goto done;
         for (size_t i = 0; i < b->n_exprs; i++) {
             uint32_t d = b->exprs[i].db;
             order[start[d] + fill[d]++] = (uint32_t)i;
         }
-        free(fill);
+        cf_free(fill);
     }
     for (size_t d = 0; d < rs->n_dbs; d++)
         if (compile_db(b, (uint32_t)d, order + start[d], start[d + 1] - start[d],
@@ -862,8 +862,8 @@ static int compile_all_dbs(struct builder *b) {
             goto done;
     rc = 0;
 done:
-    free(order);
-    free(start);
+    cf_free(order);
+    cf_free(start);
     return rc;
 }
 
@@ -880,25 +880,25 @@ static int build_tables(struct builder *b) {
     rs->item_rule = b->item_rule;
     b->item_rule = NULL;
     rs->n_exprs = (uint32_t)b->n_exprs;
-    rs->expr_item_off = calloc(b->n_exprs + 1, sizeof *rs->expr_item_off);
-    rs->expr_items = malloc((b->n_uses ? b->n_uses : 1) * sizeof *rs->expr_items);
-    rs->expr_lit_len = calloc(b->n_exprs + 1, sizeof *rs->expr_lit_len);
+    rs->expr_item_off = cf_calloc(b->n_exprs + 1, sizeof *rs->expr_item_off);
+    rs->expr_items = cf_malloc((b->n_uses ? b->n_uses : 1) * sizeof *rs->expr_items);
+    rs->expr_lit_len = cf_calloc(b->n_exprs + 1, sizeof *rs->expr_lit_len);
     if (!rs->expr_item_off || !rs->expr_items || !rs->expr_lit_len) return -1;
     for (size_t e = 0; e < b->n_exprs; e++) rs->expr_lit_len[e] = b->exprs[e].lit_len;
     for (size_t u = 0; u < b->n_uses; u++) rs->expr_item_off[b->uses[u].expr + 1]++;
     for (size_t e = 0; e < b->n_exprs; e++)
         rs->expr_item_off[e + 1] += rs->expr_item_off[e];
-    uint32_t *fill = calloc(b->n_exprs ? b->n_exprs : 1, sizeof *fill);
+    uint32_t *fill = cf_calloc(b->n_exprs ? b->n_exprs : 1, sizeof *fill);
     if (!fill) return -1;
     for (size_t u = 0; u < b->n_uses; u++) {
         uint32_t e = b->uses[u].expr;
         rs->expr_items[rs->expr_item_off[e] + fill[e]++] = b->uses[u].item;
     }
-    free(fill);
+    cf_free(fill);
     /* Routes per database, so fields only other logsources use are not
      * scanned. */
     for (size_t d = 0; d < rs->n_dbs; d++)
-        if (!(rs->dbs[d].routes = calloc(rs->route_words ? rs->route_words : 1,
+        if (!(rs->dbs[d].routes = cf_calloc(rs->route_words ? rs->route_words : 1,
                                          sizeof(uint64_t))))
             return -1;
     for (size_t e = 0; e < b->n_exprs; e++) {
@@ -913,13 +913,13 @@ static int build_tables(struct builder *b) {
 }
 
 static void free_builder(struct builder *b) {
-    for (size_t i = 0; i < b->n_exprs; i++) free(b->exprs[i].text);
-    free(b->exprs);
-    free(b->expr_slots);
-    free(b->uses);
-    free(b->item_value);
-    free(b->item_rule);
-    free(b->status);
+    for (size_t i = 0; i < b->n_exprs; i++) cf_free(b->exprs[i].text);
+    cf_free(b->exprs);
+    cf_free(b->expr_slots);
+    cf_free(b->uses);
+    cf_free(b->item_value);
+    cf_free(b->item_rule);
+    cf_free(b->status);
 }
 
 struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
@@ -942,7 +942,7 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
         cf_seterr(errstr, errstr_size, CF_ERR, "no rulebook given");
         return NULL;
     }
-    if (!(rs = calloc(1, sizeof *rs))) {
+    if (!(rs = cf_calloc(1, sizeof *rs))) {
         out_of_memory = true;
         goto done;
     }
@@ -957,7 +957,7 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
                                      errstr, errstr_size)))
         goto done;
     rs->n_rules = rb->n_rules;
-    if (!(rs->rules = calloc(rs->n_rules ? rs->n_rules : 1, sizeof *rs->rules)))
+    if (!(rs->rules = cf_calloc(rs->n_rules ? rs->n_rules : 1, sizeof *rs->rules)))
         {
         out_of_memory = true;
         goto done;
@@ -985,11 +985,11 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
         goto done;
     }
 
-    if (!(b.status = calloc(b.n_exprs ? b.n_exprs : 1, 1))) {
+    if (!(b.status = cf_calloc(b.n_exprs ? b.n_exprs : 1, 1))) {
         out_of_memory = true;
         goto done;
     }
-    if (!(loaded = calloc(rs->n_dbs, sizeof *loaded))) {
+    if (!(loaded = cf_calloc(rs->n_dbs, sizeof *loaded))) {
         out_of_memory = true;
         goto done;
     }
@@ -1028,7 +1028,7 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
      * event they are routed to. */
     {
         size_t n = 0;
-        if (!(rs->always = calloc(rs->n_rules ? rs->n_rules : 1, sizeof *rs->always)))
+        if (!(rs->always = cf_calloc(rs->n_rules ? rs->n_rules : 1, sizeof *rs->always)))
             {
         out_of_memory = true;
         goto done;
@@ -1059,7 +1059,7 @@ done:
     if (out_of_memory)
         cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
                   "out of memory while compiling rules");
-    free(loaded);
+    cf_free(loaded);
     free_builder(&b);
     if (!ok) {
         cf_ruleset_destroy(rs);
@@ -1084,36 +1084,36 @@ void cf_ruleset_destroy(struct cf_ruleset *rs) {
                         struct cvalue *cv = &cc->values[v];
                         for (size_t d = 0; d < cv->n_direct; d++) {
                             pcre2_code_free(cv->direct[d].re);
-                            free(cv->direct[d].refs);
+                            cf_free(cv->direct[d].refs);
                         }
-                        free(cv->direct);
+                        cf_free(cv->direct);
                     }
-                    free(cc->values);
-                    free(cc->names);
+                    cf_free(cc->values);
+                    cf_free(cc->names);
                 }
-                free(cj->conds);
+                cf_free(cj->conds);
             }
-            free(cs->conjs);
+            cf_free(cs->conjs);
         }
-        free(cr->searches);
+        cf_free(cr->searches);
     }
-    free(rs->rules);
-    free(rs->always);
-    free(rs->item_rule);
-    free(rs->expr_item_off);
-    free(rs->expr_items);
-    free(rs->expr_lit_len);
+    cf_free(rs->rules);
+    cf_free(rs->always);
+    cf_free(rs->item_rule);
+    cf_free(rs->expr_item_off);
+    cf_free(rs->expr_items);
+    cf_free(rs->expr_lit_len);
     for (size_t d = 0; d < rs->n_dbs; d++) {
-        free(rs->dbs[d].name);
+        cf_free(rs->dbs[d].name);
         hs_free_database(rs->dbs[d].db);
-        free(rs->dbs[d].routes);
+        cf_free(rs->dbs[d].routes);
     }
-    free(rs->dbs);
-    free(rs->slots);
+    cf_free(rs->dbs);
+    cf_free(rs->slots);
     hs_free_scratch(rs->scratch);
     if (rs->router) cf_router_destroy(rs->router);
     if (rs->fmap) cf_fieldmap_destroy(rs->fmap);
-    free(rs);
+    cf_free(rs);
 }
 
 void cf_ruleset_get_stats(const struct cf_ruleset *rs,
@@ -1129,15 +1129,15 @@ void cf_ruleset_get_stats(const struct cf_ruleset *rs,
 /* Matching                                                          */
 
 struct cf_matcher *cf_matcher_new(const struct cf_ruleset *rs) {
-    struct cf_matcher *m = calloc(1, sizeof *m);
+    struct cf_matcher *m = cf_calloc(1, sizeof *m);
     size_t item_words = (rs->n_items + 63) / 64 + 1;
     size_t rule_words = (rs->n_rules + 63) / 64 + 1;
     if (!m) return NULL;
     m->rs = rs;
-    m->marks = calloc(item_words, sizeof *m->marks);
-    m->touched = malloc((rs->n_items + 1) * sizeof *m->touched);
-    m->rule_bits = calloc(rule_words, sizeof *m->rule_bits);
-    m->cand = malloc((rs->n_rules + 1) * sizeof *m->cand);
+    m->marks = cf_calloc(item_words, sizeof *m->marks);
+    m->touched = cf_malloc((rs->n_items + 1) * sizeof *m->touched);
+    m->rule_bits = cf_calloc(rule_words, sizeof *m->rule_bits);
+    m->cand = cf_malloc((rs->n_rules + 1) * sizeof *m->cand);
     m->md = pcre2_match_data_create(1, NULL);
     m->route_cache = cf_route_cache_new(rs->router);
     if (!m->marks || !m->touched || !m->rule_bits || !m->cand || !m->md ||
@@ -1155,16 +1155,16 @@ void cf_matcher_destroy(struct cf_matcher *m) {
     if (!m) return;
     hs_free_scratch(m->scratch);
     if (m->route_cache) cf_route_cache_destroy(m->route_cache);
-    free(m->marks);
-    free(m->touched);
-    free(m->rule_bits);
-    free(m->cand);
+    cf_free(m->marks);
+    cf_free(m->touched);
+    cf_free(m->rule_bits);
+    cf_free(m->cand);
     pcre2_match_data_free(m->md);
-    free(m->concat);
-    free(m->leaf_end);
-    free(m->slots);
-    free(m->next_leaf);
-    free(m);
+    cf_free(m->concat);
+    cf_free(m->leaf_end);
+    cf_free(m->slots);
+    cf_free(m->next_leaf);
+    cf_free(m);
 }
 
 static void mark_expr(struct cf_matcher *m, unsigned int id) {
@@ -1220,13 +1220,13 @@ static cf_err_t scan_literals(struct cf_matcher *m, const struct cf_event *ev,
     for (uint32_t i = 0; i < ev->n_fields; i++) total += ev->fields[i].value_len;
     if (total > UINT32_MAX) return CF_ERR_LIMIT;
     if (total + 1 > m->concat_cap) {
-        char *p = realloc(m->concat, total + 1);
+        char *p = cf_realloc(m->concat, total + 1);
         if (!p) return CF_ERR_NOMEM;
         m->concat = p;
         m->concat_cap = total + 1;
     }
     if (ev->n_fields + 1 > m->leaf_cap) {
-        uint32_t *e = realloc(m->leaf_end, (ev->n_fields + 1) * sizeof *e);
+        uint32_t *e = cf_realloc(m->leaf_end, (ev->n_fields + 1) * sizeof *e);
         if (!e) return CF_ERR_NOMEM;
         m->leaf_end = e;
         m->leaf_cap = ev->n_fields + 1;
@@ -1253,13 +1253,13 @@ static void index_event(struct cf_matcher *m, const struct cf_event *ev) {
     uint32_t size = 16;
     while (size < 2 * ev->n_fields) size *= 2;
     if (size > m->slot_mask + 1 || !m->slots) {
-        uint32_t *slots = realloc(m->slots, size * sizeof *slots);
+        uint32_t *slots = cf_realloc(m->slots, size * sizeof *slots);
         if (!slots) return; /* lookups fall back to scanning */
         m->slots = slots;
         m->slot_mask = size - 1;
     }
     if (ev->n_fields > m->next_cap) {
-        uint32_t *next = realloc(m->next_leaf, ev->n_fields * sizeof *next);
+        uint32_t *next = cf_realloc(m->next_leaf, ev->n_fields * sizeof *next);
         if (!next) return;
         m->next_leaf = next;
         m->next_cap = ev->n_fields;

@@ -18,9 +18,9 @@
 #ifndef CF_RULESET_H
 #define CF_RULESET_H
 
-#include "../engine/common.h"
-#include "../engine/config.h"
-#include "../engine/event.h"
+#include "common.h"
+#include "config.h"
+#include "event.h"
 #include "sigma.h"
 
 struct cf_ruleset;

@@ -76,13 +76,13 @@ cf_err_t cf_hs_cache_load(const char *dir,
         dbs[loaded] = NULL;
         if (read_u64(f, &size) || size > ((uint64_t)1 << 34)) goto done;
         if (size == 0) continue;
-        bytes = malloc(size);
+        bytes = cf_malloc(size);
         if (!bytes || fread(bytes, 1, size, f) != size) goto done;
         if (hs_deserialize_database(bytes, size, &dbs[loaded]) != HS_SUCCESS) {
             dbs[loaded] = NULL;
             goto done;
         }
-        free(bytes);
+        cf_free(bytes);
         bytes = NULL;
     }
     rc = CF_OK;
@@ -91,7 +91,7 @@ done:
         for (size_t i = 0; i < loaded; i++) hs_free_database(dbs[i]);
         for (size_t i = 0; i < n_dbs; i++) dbs[i] = NULL;
     }
-    free(bytes);
+    cf_free(bytes);
     fclose(f);
     return rc;
 }
@@ -139,7 +139,7 @@ cf_err_t cf_hs_cache_store(const char *dir,
         n = size;
         bad = fwrite(&n, sizeof n, 1, f) != 1 ||
               (size && fwrite(bytes, 1, size, f) != size);
-        free(bytes);
+        cf_free(bytes);
     }
     int closed = fclose(f);
     f = NULL;

@@ -15,7 +15,7 @@
 
 #include <hs/hs.h>
 
-#include "../engine/common.h"
+#include "common.h"
 
 #define CF_HS_CACHE_KEY_LEN 32
 

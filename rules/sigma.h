@@ -17,7 +17,7 @@
 #ifndef CF_SIGMA_H
 #define CF_SIGMA_H
 
-#include "../engine/common.h"
+#include "common.h"
 
 struct cf_config;
 

@@ -71,7 +71,7 @@ void cf_sigma_cond_clear(struct cf_sigma_cond *cond) {
         cond->op == CF_COND_NOT) {
         for (uint32_t i = 0; i < cond->n_kids; i++)
             cf_sigma_cond_clear(&cond->kids[i]);
-        free(cond->kids);
+        cf_free(cond->kids);
     }
     cond->kids = NULL;
     cond->n_kids = 0;
@@ -80,7 +80,7 @@ void cf_sigma_cond_clear(struct cf_sigma_cond *cond) {
 void cf_sigma_cond_destroy(struct cf_sigma_cond *cond) {
     if (!cond) return;
     cf_sigma_cond_clear(cond);
-    free(cond);
+    cf_free(cond);
 }
 
 void cf_sigma_cond_offset(struct cf_sigma_cond *cond, uint32_t delta) {
@@ -96,13 +96,13 @@ static bool add_kid(struct cf_sigma_cond *node, struct cf_sigma_cond *kid) {
     if (kid->op == node->op) {
         for (uint32_t i = 0; i < kid->n_kids; i++)
             if (!add_kid(node, &kid->kids[i])) return false;
-        free(kid->kids);
+        cf_free(kid->kids);
         kid->kids = NULL;
         kid->n_kids = 0;
         return true;
     }
     struct cf_sigma_cond *k =
-        realloc(node->kids, (node->n_kids + 1) * sizeof(*k));
+        cf_realloc(node->kids, (node->n_kids + 1) * sizeof(*k));
     if (!k) return false;
     node->kids = k;
     node->kids[node->n_kids++] = *kid;
@@ -163,7 +163,7 @@ static struct cf_sigma_cond parse_quantifier(struct parser *ps, bool all) {
     next_token(ps);
     if (node.n_kids == 1) {
         struct cf_sigma_cond only = node.kids[0];
-        free(node.kids);
+        cf_free(node.kids);
         return only;
     }
     return node;
@@ -183,7 +183,7 @@ static struct cf_sigma_cond parse_unary(struct parser *ps) {
         next_token(ps);
         struct cf_sigma_cond kid = parse_unary(ps);
         result.op = CF_COND_NOT;
-        result.kids = malloc(sizeof(*result.kids));
+        result.kids = cf_malloc(sizeof(*result.kids));
         if (!result.kids) {
             cf_sigma_cond_clear(&kid);
             result.op = CF_COND_FALSE;
@@ -288,7 +288,7 @@ struct cf_sigma_cond *cf_sigma_condition_parse(const char *text,
     if (!ps.failed && ps.tok_len != 0)
         fail(&ps, "unexpected '", ps.tok, ps.tok_len, "'");
     if (ps.failed) goto cleanup;
-    root = malloc(sizeof(*root));
+    root = cf_malloc(sizeof(*root));
     if (!root) {
         cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
         goto cleanup;

@@ -2,13 +2,13 @@
  * sigma_correlation.c - parses Sigma correlation rules (specification
  * v2.1: event_count, value_count, temporal, temporal_ordered, value_sum,
  * value_avg, value_percentile; plus the v2.2 string condition of temporal
- * rules) and resolves their references once a rulebook is loaded.
+ * rules), one document at a time.
  *
  * Called by the rule loader (rules/rulebook.c): cf_correlation_parse() per
- * document with a `correlation` key, cf_correlations_resolve() once at the
- * end.  Evaluation lives in engine/correlate.c.
+ * document with a `correlation` key; the loader resolves references once
+ * every file is read.  Evaluation lives in engine/correlate.c.
  *
- * Thread-safety: parsing and resolution run single-threaded at load time;
+ * Thread-safety: parsing runs single-threaded at load time;
  * the result is immutable afterwards.
  */
 #include "sigma_correlation.h"
@@ -28,41 +28,41 @@ const char *cf_correlation_type_name(enum cf_correlation_type type) {
 }
 
 static char *dup_str(const char *s) {
-    return s ? strdup(s) : NULL;
+    return s ? cf_strdup(s) : NULL;
 }
 
 static void free_strv(char **v, size_t n) {
     if (!v) return;
-    for (size_t i = 0; i < n; i++) free(v[i]);
-    free(v);
+    for (size_t i = 0; i < n; i++) cf_free(v[i]);
+    cf_free(v);
 }
 
 static void expr_free(struct cf_corr_expr *e) {
     if (!e) return;
     expr_free(e->a);
     expr_free(e->b);
-    free(e);
+    cf_free(e);
 }
 
 void cf_correlation_destroy(struct cf_sigma_correlation *corr) {
     if (!corr) return;
-    free(corr->id);
-    free(corr->name);
-    free(corr->title);
-    free(corr->path);
-    free(corr->key);
-    for (size_t i = 0; i < corr->n_refs; i++) free(corr->refs[i].ref);
-    free(corr->refs);
+    cf_free(corr->id);
+    cf_free(corr->name);
+    cf_free(corr->title);
+    cf_free(corr->path);
+    cf_free(corr->key);
+    for (size_t i = 0; i < corr->n_refs; i++) cf_free(corr->refs[i].ref);
+    cf_free(corr->refs);
     free_strv(corr->group_by, corr->n_group_by);
     free_strv(corr->group_fields, corr->n_group_by * corr->n_refs);
     free_strv(corr->fields, corr->n_fields);
     free_strv(corr->value_fields, corr->n_fields * corr->n_refs);
-    free(corr->criteria);
+    cf_free(corr->criteria);
     expr_free(corr->expr);
     free_strv(corr->tags, corr->n_tags);
     free_strv(corr->tactics, corr->n_tactics);
     free_strv(corr->techniques, corr->n_techniques);
-    free(corr);
+    cf_free(corr);
 }
 
 bool cf_correlation_criteria_hold(const struct cf_sigma_correlation *corr,
@@ -117,10 +117,10 @@ static int parse_level(const char *s, enum cf_level *level) {
 static int push_str(char ***v, size_t *n, const char *s) {
     for (size_t i = 0; i < *n; i++)
         if (strcmp((*v)[i], s) == 0) return 0; /* keep first occurrence */
-    char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+    char **nv = cf_realloc(*v, (*n + 1) * sizeof(*nv));
     if (!nv) return -1;
     *v = nv;
-    if (!(nv[*n] = strdup(s))) return -1;
+    if (!(nv[*n] = cf_strdup(s))) return -1;
     (*n)++;
     return 0;
 }
@@ -210,7 +210,7 @@ static struct cf_corr_expr *expr_node(struct expr_parser *ep,
                                       enum cf_corr_expr_op op,
                                       struct cf_corr_expr *a,
                                       struct cf_corr_expr *b) {
-    struct cf_corr_expr *e = calloc(1, sizeof(*e));
+    struct cf_corr_expr *e = cf_calloc(1, sizeof(*e));
     if (!e) {
         expr_free(a);
         expr_free(b);
@@ -305,7 +305,7 @@ static int parse_condition_object(struct cf_sigma_correlation *c,
     const char *key;
     const json_t *val;
     size_t n = json_object_size(cond);
-    c->criteria = calloc(n ? n : 1, sizeof(*c->criteria));
+    c->criteria = cf_calloc(n ? n : 1, sizeof(*c->criteria));
     if (!c->criteria) return CF_ERR_NOMEM;
     json_object_foreach((json_t *)cond, key, val) {
         if (strcmp(key, "field") == 0) {
@@ -367,13 +367,13 @@ static char *alias_field(const json_t *aliases, const char *name,
                          const char *ref) {
     const json_t *al = aliases ? json_object_get(aliases, name) : NULL;
     const json_t *f = al ? json_object_get(al, ref) : NULL;
-    return strdup(json_is_string(f) ? json_string_value(f) : name);
+    return cf_strdup(json_is_string(f) ? json_string_value(f) : name);
 }
 
 static int fill_fields(char **names, size_t n_names,
                        const struct cf_sigma_correlation *c,
                        const json_t *aliases, char ***out) {
-    *out = calloc(n_names * c->n_refs + 1, sizeof(**out));
+    *out = cf_calloc(n_names * c->n_refs + 1, sizeof(**out));
     if (!*out) return CF_ERR_NOMEM;
     for (size_t g = 0; g < n_names; g++)
         for (size_t r = 0; r < c->n_refs; r++)
@@ -396,7 +396,7 @@ struct cf_sigma_correlation *cf_correlation_parse(const json_t *doc,
                                                   const char *path,
                                                   char *errstr,
                                                   size_t errstr_size) {
-    struct cf_sigma_correlation *c = calloc(1, sizeof(*c));
+    struct cf_sigma_correlation *c = cf_calloc(1, sizeof(*c));
     int rc = CF_OK;
     const json_t *v;
     if (!c) {
@@ -416,14 +416,14 @@ struct cf_sigma_correlation *cf_correlation_parse(const json_t *doc,
                        "correlation has no `title` (mandatory)");
         goto done;
     }
-    if (!(c->title = strdup(json_string_value(v)))) goto nomem;
+    if (!(c->title = cf_strdup(json_string_value(v)))) goto nomem;
     if (json_is_string(v = json_object_get(doc, "id")) &&
-        !(c->id = strdup(json_string_value(v))))
+        !(c->id = cf_strdup(json_string_value(v))))
         goto nomem;
     if (json_is_string(v = json_object_get(doc, "name")) &&
-        !(c->name = strdup(json_string_value(v))))
+        !(c->name = cf_strdup(json_string_value(v))))
         goto nomem;
-    if (!(c->key = strdup(c->id ? c->id : c->name ? c->name : c->title)))
+    if (!(c->key = cf_strdup(c->id ? c->id : c->name ? c->name : c->title)))
         goto nomem;
     if ((v = json_object_get(doc, "level")) && !json_is_null(v)) {
         if (!json_is_string(v) || parse_level(json_string_value(v),
@@ -475,12 +475,12 @@ struct cf_sigma_correlation *cf_correlation_parse(const json_t *doc,
 
     v = json_object_get(corr, "rules");
     if (json_is_string(v)) {
-        c->refs = calloc(1, sizeof(*c->refs));
-        if (!c->refs || !(c->refs[0].ref = strdup(json_string_value(v))))
+        c->refs = cf_calloc(1, sizeof(*c->refs));
+        if (!c->refs || !(c->refs[0].ref = cf_strdup(json_string_value(v))))
             goto nomem;
         c->n_refs = 1;
     } else if (json_is_array(v) && json_array_size(v) > 0) {
-        c->refs = calloc(json_array_size(v), sizeof(*c->refs));
+        c->refs = cf_calloc(json_array_size(v), sizeof(*c->refs));
         if (!c->refs) goto nomem;
         size_t i;
         const json_t *r;
@@ -499,7 +499,7 @@ struct cf_sigma_correlation *cf_correlation_parse(const json_t *doc,
                                json_string_value(r));
                 goto done;
             }
-            if (!(c->refs[c->n_refs].ref = strdup(json_string_value(r))))
+            if (!(c->refs[c->n_refs].ref = cf_strdup(json_string_value(r))))
                 goto nomem;
             c->n_refs++;
         }
@@ -664,126 +664,17 @@ done:
     return c;
 }
 
-/* ---- resolution --------------------------------------------------------- */
+/* ---- tags inherited at resolution --------------------------------------- */
 
-static const struct cf_sigma_rule *find_rule(const struct cf_rulebook *rb,
-                                             const char *ref) {
-    for (size_t i = 0; i < rb->n_rules; i++) {
-        const struct cf_sigma_rule *r = rb->rules[i];
-        if ((r->id && strcmp(r->id, ref) == 0) ||
-            (r->name && strcmp(r->name, ref) == 0))
-            return r;
-    }
-    return NULL;
-}
-
-static const struct cf_sigma_correlation *
-find_corr(const struct cf_rulebook *rb, const char *ref) {
-    for (size_t i = 0; i < rb->n_correlations; i++) {
-        const struct cf_sigma_correlation *c = rb->correlations[i];
-        if ((c->id && strcmp(c->id, ref) == 0) ||
-            (c->name && strcmp(c->name, ref) == 0))
-            return c;
-    }
-    return NULL;
-}
-
-enum { MARK_NEW = 0, MARK_ACTIVE, MARK_OK, MARK_BAD };
-
-/* Depth-first over correlation references; a correlation reached again
- * while still active closes a cycle.  reasons[i] is set for rejects. */
-static void visit(struct cf_rulebook *rb, size_t i, unsigned char *mark,
-                  char **reasons) {
-    struct cf_sigma_correlation *c = rb->correlations[i];
-    char buf[512];
-    mark[i] = MARK_ACTIVE;
-    for (size_t r = 0; r < c->n_refs; r++) {
-        if (!c->refs[r].corr) continue;
-        size_t j = c->refs[r].corr->index;
-        if (mark[j] == MARK_NEW) visit(rb, j, mark, reasons);
-        if (mark[j] == MARK_ACTIVE) {
-            snprintf(buf, sizeof(buf),
-                     "correlation reference cycle through '%s': a "
-                     "correlation cannot depend on itself",
-                     c->refs[r].ref);
-            reasons[i] = strdup(buf);
-            mark[i] = MARK_BAD;
-            return;
-        }
-        if (mark[j] == MARK_BAD) {
-            snprintf(buf, sizeof(buf),
-                     "refers to correlation '%s', which was rejected (%s)",
-                     c->refs[r].ref, reasons[j] ? reasons[j] : "?");
-            reasons[i] = strdup(buf);
-            mark[i] = MARK_BAD;
-            return;
-        }
-    }
-    /* Inherit attack tags from the referenced rules when it has none. */
-    if (c->n_tactics == 0 && c->n_techniques == 0) {
-        for (size_t r = 0; r < c->n_refs; r++) {
-            char *const *ta = c->refs[r].rule ? c->refs[r].rule->tactics
-                                              : c->refs[r].corr->tactics;
-            size_t nta = c->refs[r].rule ? c->refs[r].rule->n_tactics
-                                         : c->refs[r].corr->n_tactics;
-            char *const *te = c->refs[r].rule ? c->refs[r].rule->techniques
-                                              : c->refs[r].corr->techniques;
-            size_t nte = c->refs[r].rule ? c->refs[r].rule->n_techniques
-                                         : c->refs[r].corr->n_techniques;
-            for (size_t k = 0; k < nta; k++)
-                push_str(&c->tactics, &c->n_tactics, ta[k]);
-            for (size_t k = 0; k < nte; k++)
-                push_str(&c->techniques, &c->n_techniques, te[k]);
-        }
-    }
-    mark[i] = MARK_OK;
-}
-
-void cf_correlations_resolve(struct cf_rulebook *rb) {
-    size_t n = rb->n_correlations;
-    if (n == 0) return;
-    unsigned char *mark = calloc(n, 1);
-    char **reasons = calloc(n, sizeof(*reasons));
-    char buf[512];
-    if (!mark || !reasons) goto done;
-    for (size_t i = 0; i < n; i++) rb->correlations[i]->index = (uint32_t)i;
-    for (size_t i = 0; i < n; i++) {
-        struct cf_sigma_correlation *c = rb->correlations[i];
-        for (size_t r = 0; r < c->n_refs; r++) {
-            c->refs[r].rule = find_rule(rb, c->refs[r].ref);
-            c->refs[r].corr = c->refs[r].rule ? NULL
-                                              : find_corr(rb, c->refs[r].ref);
-            if (!c->refs[r].rule && !c->refs[r].corr && !reasons[i]) {
-                snprintf(buf, sizeof(buf),
-                         "refers to rule '%s', which is not loaded (no rule "
-                         "or correlation has that id or name; load it with "
-                         "--rules or fix the reference)",
-                         c->refs[r].ref);
-                reasons[i] = strdup(buf);
-                mark[i] = MARK_BAD;
-            }
-        }
-    }
-    for (size_t i = 0; i < n; i++)
-        if (mark[i] == MARK_NEW) visit(rb, i, mark, reasons);
-
-    size_t kept = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct cf_sigma_correlation *c = rb->correlations[i];
-        if (mark[i] == MARK_BAD) {
-            cf_rulebook_reject(rb, c->path, c->id,
-                               reasons[i] ? reasons[i]
-                                          : "correlation rejected");
-            cf_correlation_destroy(c);
-        } else {
-            rb->correlations[kept++] = c;
-        }
-    }
-    rb->n_correlations = kept;
-    for (size_t i = 0; i < kept; i++) rb->correlations[i]->index = (uint32_t)i;
-done:
-    if (reasons)
-        for (size_t i = 0; i < n; i++) free(reasons[i]);
-    free(reasons);
-    free(mark);
+cf_err_t cf_correlation_inherit_tags(struct cf_sigma_correlation *c,
+                                     char *const *tactics, size_t n_tactics,
+                                     char *const *techniques,
+                                     size_t n_techniques) {
+    for (size_t k = 0; k < n_tactics; k++)
+        if (push_str(&c->tactics, &c->n_tactics, tactics[k]))
+            return CF_ERR_NOMEM;
+    for (size_t k = 0; k < n_techniques; k++)
+        if (push_str(&c->techniques, &c->n_techniques, techniques[k]))
+            return CF_ERR_NOMEM;
+    return CF_OK;
 }

@@ -5,7 +5,7 @@
  *
  * Produced by cf_correlation_parse() (called by the rule loader for every
  * document with a `correlation` key); references to other rules are
- * resolved afterwards by cf_correlations_resolve().
+ * resolved afterwards by the rule loader (rulebook.c).
  *
  * Ownership: a correlation owns every string and array below it; the
  * rulebook owns the correlation.  Resolved references (`refs[i].rule`,
@@ -90,7 +90,7 @@ struct cf_sigma_correlation {
     char **tags;
     size_t n_tags;
     /* Own attack.* tags, else the union of the referenced rules' (filled
-     * by cf_correlations_resolve). */
+     * by the rule loader). */
     char **tactics;
     size_t n_tactics;
     char **techniques;
@@ -108,12 +108,12 @@ bool cf_correlation_criteria_hold(const struct cf_sigma_correlation *corr,
 bool cf_corr_expr_eval(const struct cf_corr_expr *e,
                        const unsigned char *present);
 
-/* Resolves every correlation's rule references (by id or name, including
- * other correlations) against the rulebook; a correlation whose references
- * cannot be resolved, that is part of a reference cycle, or that refers
- * to a rejected correlation is moved to rb->rejected with the reason.
- * Also fills inherited tactics/techniques and `index`.  Called by
- * cf_rulebook_finish(). */
-void cf_correlations_resolve(struct cf_rulebook *rb);
+/* Adds tactics and techniques (deduplicated) to `c`; used by the rule
+ * loader when a correlation inherits the tags of the rules it refers
+ * to.  CF_ERR_NOMEM leaves `c` with a subset. */
+cf_err_t cf_correlation_inherit_tags(struct cf_sigma_correlation *c,
+                                     char *const *tactics, size_t n_tactics,
+                                     char *const *techniques,
+                                     size_t n_techniques);
 
 #endif

@@ -121,8 +121,8 @@ struct chain {
 /* ---- growable glob strings ---------------------------------------- */
 
 static void wstr_free(struct wstr *s) {
-    free(s->b);
-    free(s->w);
+    cf_free(s->b);
+    cf_free(s->w);
     s->b = s->w = NULL;
     s->len = s->cap = 0;
 }
@@ -132,10 +132,10 @@ static int wstr_reserve(struct wstr *s, size_t need) {
     size_t cap = s->cap ? s->cap : 16;
     while (cap < need)
         cap *= 2;
-    unsigned char *b = realloc(s->b, cap);
+    unsigned char *b = cf_realloc(s->b, cap);
     if (!b) return -1;
     s->b = b;
-    unsigned char *w = realloc(s->w, cap);
+    unsigned char *w = cf_realloc(s->w, cap);
     if (!w) return -1;
     s->w = w;
     s->cap = cap;
@@ -202,7 +202,7 @@ static int glob_parse_into(const char *s, size_t len, struct wstr *out) {
 static void alts_free(struct alts *a) {
     for (size_t i = 0; i < a->n; i++)
         wstr_free(&a->v[i]);
-    free(a->v);
+    cf_free(a->v);
     a->v = NULL;
     a->n = a->cap = 0;
 }
@@ -211,7 +211,7 @@ static void alts_free(struct alts *a) {
 static int alts_take(struct alts *a, struct wstr *s) {
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 4;
-        struct wstr *v = realloc(a->v, cap * sizeof(*v));
+        struct wstr *v = cf_realloc(a->v, cap * sizeof(*v));
         if (!v) return -1;
         a->v = v;
         a->cap = cap;
@@ -401,8 +401,8 @@ static int pattern_from_wstr(struct cf_sigma_pattern *p, const struct wstr *s,
     memset(p, 0, sizeof(*p));
     p->kind = CF_PATTERN_GLOB;
     p->flags = flags;
-    p->text = malloc(s->len + 1);
-    p->wild = malloc(s->len + 1);
+    p->text = cf_malloc(s->len + 1);
+    p->wild = cf_malloc(s->len + 1);
     if (!p->text || !p->wild) {
         cf_sigma_pattern_clear(p);
         return -1;
@@ -431,8 +431,8 @@ cleanup:
 
 void cf_sigma_pattern_clear(struct cf_sigma_pattern *p) {
     if (!p) return;
-    free(p->text);
-    free(p->wild);
+    cf_free(p->text);
+    cf_free(p->wild);
     p->text = p->wild = NULL;
     p->len = 0;
 }
@@ -442,10 +442,10 @@ void cf_sigma_field_cond_clear(struct cf_sigma_field_cond *fc) {
     for (size_t i = 0; i < fc->n_values; i++) {
         for (size_t j = 0; j < fc->values[i].n_alts; j++)
             cf_sigma_pattern_clear(&fc->values[i].alts[j]);
-        free(fc->values[i].alts);
+        cf_free(fc->values[i].alts);
     }
-    free(fc->values);
-    free(fc->field);
+    cf_free(fc->values);
+    cf_free(fc->field);
     memset(fc, 0, sizeof(*fc));
 }
 
@@ -502,7 +502,7 @@ static cf_err_t expand_placeholders(const char *text, size_t len,
                              "placeholder %%%s%%: values must be strings",
                              name);
         size_t total = head + vlen + tail_len;
-        char *joined = malloc(total + 1);
+        char *joined = cf_malloc(total + 1);
         if (!joined) return CF_ERR_NOMEM;
         memcpy(joined, text, head);
         memcpy(joined + head, vs, vlen);
@@ -532,7 +532,7 @@ static cf_err_t expand_placeholders(const char *text, size_t len,
             wstr_free(&prefix);
         }
         alts_free(&sub);
-        free(joined);
+        cf_free(joined);
         if (rc != CF_OK) return rc;
         if (out->n > CF_SIGMA_MAX_ALTS)
             return cf_seterr(errstr, errstr_size, CF_ERR_PARSE,
@@ -555,12 +555,12 @@ static cf_err_t parse_chain(const char *key, struct chain *c, char **field,
     }
     const char *bar = strchr(key, '|');
     size_t flen = bar ? (size_t)(bar - key) : strlen(key);
-    *field = strndup(key, flen);
+    *field = cf_strndup(key, flen);
     if (!*field) return CF_ERR_NOMEM;
     c->field = *field;
     if (flen == 0) {
         /* `'|all': [...]` etc.: modifiers on keywords */
-        free(*field);
+        cf_free(*field);
         *field = NULL;
         c->field = "(keywords)";
     }
@@ -591,7 +591,7 @@ static cf_err_t parse_chain(const char *key, struct chain *c, char **field,
     }
     return CF_OK;
 fail:
-    free(*field);
+    cf_free(*field);
     *field = NULL;
     return CF_ERR_PARSE;
 }
@@ -723,7 +723,7 @@ static cf_err_t typed_pattern(const struct chain *c, const json_t *v,
          * nothing; startswith/endswith anchor it. */
         bool start = HAS(c, MOD_STARTSWITH), end = HAS(c, MOD_ENDSWITH);
         size_t cap = len + 16;
-        p->text = malloc(cap);
+        p->text = cf_malloc(cap);
         if (!p->text) return CF_ERR_NOMEM;
         if (start || end)
             snprintf((char *)p->text, cap, "%s(?:%.*s)%s", start ? "^" : "",
@@ -822,7 +822,7 @@ static cf_err_t typed_pattern(const struct chain *c, const json_t *v,
                              "field '%s': |fieldref needs a field name",
                              c->field);
         p->kind = CF_PATTERN_FIELDREF;
-        p->text = (unsigned char *)strdup(json_string_value(v));
+        p->text = (unsigned char *)cf_strdup(json_string_value(v));
         if (!p->text) return CF_ERR_NOMEM;
         p->len = strlen((char *)p->text);
         if (HAS(c, MOD_CONTAINS)) p->flags |= CF_PAT_REF_CONTAINS;
@@ -895,7 +895,7 @@ static cf_err_t apply_glob_mods(const struct chain *c, struct alts *a,
                 static const int end_off[3] = {0, -3, -2};
                 for (size_t shift = 0; shift < 3 && !r; shift++) {
                     size_t n = shift + s->len;
-                    unsigned char *tmp = malloc(n ? n : 1);
+                    unsigned char *tmp = cf_malloc(n ? n : 1);
                     struct wstr e = {0}, t = {0};
                     if (!tmp) {
                         r = -1;
@@ -904,7 +904,7 @@ static cf_err_t apply_glob_mods(const struct chain *c, struct alts *a,
                     memset(tmp, ' ', shift);
                     if (s->len) memcpy(tmp + shift, s->b, s->len);
                     r = b64_encode(tmp, n, &e);
-                    free(tmp);
+                    cf_free(tmp);
                     int eo = end_off[(s->len + shift) % 3];
                     size_t from = start_off[shift];
                     size_t to = e.len;
@@ -966,7 +966,7 @@ static cf_err_t build_value(const struct chain *c, const json_t *v,
                        c->field, json_is_array(v) ? "list" : "map");
         goto cleanup;
     }
-    out->alts = calloc(1, sizeof(*out->alts));
+    out->alts = cf_calloc(1, sizeof(*out->alts));
     if (!out->alts) {
         rc = CF_ERR_NOMEM;
         goto cleanup;
@@ -1008,8 +1008,8 @@ static cf_err_t build_value(const struct chain *c, const json_t *v,
     }
     rc = apply_glob_mods(c, &a, errstr, errstr_size);
     if (rc != CF_OK) goto cleanup;
-    free(out->alts);
-    out->alts = calloc(a.n ? a.n : 1, sizeof(*out->alts));
+    cf_free(out->alts);
+    out->alts = cf_calloc(a.n ? a.n : 1, sizeof(*out->alts));
     if (!out->alts) {
         rc = CF_ERR_NOMEM;
         goto cleanup;
@@ -1028,7 +1028,7 @@ cleanup:
     if (rc != CF_OK) {
         for (size_t i = 0; i < out->n_alts; i++)
             cf_sigma_pattern_clear(&out->alts[i]);
-        free(out->alts);
+        cf_free(out->alts);
         memset(out, 0, sizeof(*out));
     }
     return rc;
@@ -1076,7 +1076,7 @@ cf_err_t cf_sigma_field_cond_build(const char *key, const json_t *values,
                        "field '%s' has an empty list of values", c.field);
         goto cleanup;
     }
-    out->values = calloc(n, sizeof(*out->values));
+    out->values = cf_calloc(n, sizeof(*out->values));
     if (!out->values) {
         rc = CF_ERR_NOMEM;
         goto cleanup;

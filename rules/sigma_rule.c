@@ -57,12 +57,12 @@ void cf_sigma_searches_free(struct cf_sigma_search *searches, size_t n) {
         for (size_t j = 0; j < s->n_alts; j++) {
             for (size_t k = 0; k < s->alts[j].n_conds; k++)
                 cf_sigma_field_cond_clear(&s->alts[j].conds[k]);
-            free(s->alts[j].conds);
+            cf_free(s->alts[j].conds);
         }
-        free(s->alts);
-        free(s->name);
+        cf_free(s->alts);
+        cf_free(s->name);
     }
-    free(searches);
+    cf_free(searches);
 }
 
 /* One selection map to a conjunction. */
@@ -78,7 +78,7 @@ static cf_err_t build_conjunction(const char *search, const json_t *map,
     if (n == 0)
         return cf_seterr(errstr, errstr_size, CF_ERR_PARSE,
                          "search '%s' is an empty map", search);
-    out->conds = calloc(n, sizeof(*out->conds));
+    out->conds = cf_calloc(n, sizeof(*out->conds));
     if (!out->conds) return CF_ERR_NOMEM;
     const char *key;
     const json_t *val;
@@ -108,10 +108,10 @@ static cf_err_t build_keywords(const char *name, const json_t *def,
                                struct cf_sigma_search *out, bool *used_expand,
                                char *errstr, size_t errstr_size) {
     char reason[512] = "out of memory";
-    out->alts = calloc(1, sizeof(*out->alts));
+    out->alts = cf_calloc(1, sizeof(*out->alts));
     if (!out->alts) return CF_ERR_NOMEM;
     out->n_alts = 1;
-    out->alts[0].conds = calloc(1, sizeof(*out->alts[0].conds));
+    out->alts[0].conds = cf_calloc(1, sizeof(*out->alts[0].conds));
     if (!out->alts[0].conds) return CF_ERR_NOMEM;
     cf_err_t rc = cf_sigma_field_cond_build(NULL, def, placeholders,
                                             &out->alts[0].conds[0],
@@ -132,7 +132,7 @@ static cf_err_t build_search(const char *name, const json_t *def,
                              char *errstr, size_t errstr_size) {
     cf_err_t rc = CF_OK;
     if (json_is_object(def)) {
-        out->alts = calloc(1, sizeof(*out->alts));
+        out->alts = cf_calloc(1, sizeof(*out->alts));
         if (!out->alts) return CF_ERR_NOMEM;
         rc = build_conjunction(name, def, placeholders, &out->alts[0],
                                used_expand, errstr, errstr_size);
@@ -162,7 +162,7 @@ static cf_err_t build_search(const char *name, const json_t *def,
     if (n_maps == 0)
         return build_keywords(name, def, placeholders, out, used_expand,
                               errstr, errstr_size);
-    out->alts = calloc(n, sizeof(*out->alts));
+    out->alts = cf_calloc(n, sizeof(*out->alts));
     if (!out->alts) return CF_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
         out->n_alts++;
@@ -205,8 +205,8 @@ cf_sigma_detection_parse(const json_t *detection, const char *const *skip_keys,
         goto cleanup;
     }
     size_t cap = json_object_size(detection);
-    ss = calloc(cap ? cap : 1, sizeof(*ss));
-    names = calloc(cap ? cap : 1, sizeof(*names));
+    ss = cf_calloc(cap ? cap : 1, sizeof(*ss));
+    names = cf_calloc(cap ? cap : 1, sizeof(*names));
     if (!ss || !names) {
         rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
         goto cleanup;
@@ -222,10 +222,10 @@ cf_sigma_detection_parse(const json_t *detection, const char *const *skip_keys,
         n++;
         if (name_prefix) {
             size_t len = strlen(name_prefix) + strlen(key) + 1;
-            s->name = malloc(len);
+            s->name = cf_malloc(len);
             if (s->name) snprintf(s->name, len, "%s%s", name_prefix, key);
         } else {
-            s->name = strdup(key);
+            s->name = cf_strdup(key);
         }
         if (!s->name) {
             rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
@@ -240,11 +240,11 @@ cf_sigma_detection_parse(const json_t *detection, const char *const *skip_keys,
                                         errstr, errstr_size);
     } else if (json_is_array(condition) && json_array_size(condition) > 0) {
         /* A list of conditions is their OR. */
-        root = calloc(1, sizeof(*root));
+        root = cf_calloc(1, sizeof(*root));
         size_t nc = json_array_size(condition);
         if (root) {
             root->op = CF_COND_OR;
-            root->kids = calloc(nc, sizeof(*root->kids));
+            root->kids = cf_calloc(nc, sizeof(*root->kids));
         }
         if (!root || !root->kids) {
             rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
@@ -264,11 +264,11 @@ cf_sigma_detection_parse(const json_t *detection, const char *const *skip_keys,
                 goto cleanup;
             }
             root->kids[root->n_kids++] = *one;
-            free(one);
+            cf_free(one);
         }
         if (root->n_kids == 1) {
             struct cf_sigma_cond *only = root->kids;
-            free(root);
+            cf_free(root);
             root = only;
         }
     } else {
@@ -289,17 +289,17 @@ cf_sigma_detection_parse(const json_t *detection, const char *const *skip_keys,
 cleanup:
     cf_sigma_searches_free(ss, n);
     cf_sigma_cond_destroy(root);
-    free(names);
+    cf_free(names);
     return rc;
 }
 
 static char *dup_string(const json_t *doc, const char *key) {
     const json_t *v = json_object_get(doc, key);
-    if (json_is_string(v)) return strdup(json_string_value(v));
+    if (json_is_string(v)) return cf_strdup(json_string_value(v));
     if (json_is_integer(v)) {
         char buf[32];
         snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
-        return strdup(buf);
+        return cf_strdup(buf);
     }
     return NULL;
 }
@@ -307,7 +307,7 @@ static char *dup_string(const json_t *doc, const char *key) {
 static char *dup_lower(const json_t *obj, const char *key) {
     const json_t *v = json_object_get(obj, key);
     if (!json_is_string(v)) return NULL;
-    char *s = strdup(json_string_value(v));
+    char *s = cf_strdup(json_string_value(v));
     for (char *p = s; p && *p; p++)
         *p = (char)tolower((unsigned char)*p);
     return s;
@@ -343,10 +343,10 @@ static bool technique_of(const char *tag, char *out, size_t size) {
 }
 
 static int push_str(char ***arr, size_t *n, const char *s) {
-    char **a = realloc(*arr, (*n + 1) * sizeof(*a));
+    char **a = cf_realloc(*arr, (*n + 1) * sizeof(*a));
     if (!a) return -1;
     *arr = a;
-    a[*n] = strdup(s);
+    a[*n] = cf_strdup(s);
     if (!a[*n]) return -1;
     (*n)++;
     return 0;
@@ -384,33 +384,33 @@ static cf_err_t parse_tags(struct cf_sigma_rule *r, const json_t *tags,
 
 static void free_strv(char **v, size_t n) {
     for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
+        cf_free(v[i]);
+    cf_free(v);
 }
 
 void cf_sigma_rule_destroy(struct cf_sigma_rule *r) {
     if (!r) return;
-    free(r->id);
-    free(r->name);
-    free(r->title);
-    free(r->path);
-    free(r->description);
-    free(r->status);
+    cf_free(r->id);
+    cf_free(r->name);
+    cf_free(r->title);
+    cf_free(r->path);
+    cf_free(r->description);
+    cf_free(r->status);
     free_strv(r->tags, r->n_tags);
     free_strv(r->tactics, r->n_tactics);
     free_strv(r->techniques, r->n_techniques);
-    free(r->product);
-    free(r->category);
-    free(r->service);
+    cf_free(r->product);
+    cf_free(r->category);
+    cf_free(r->service);
     cf_sigma_searches_free(r->searches, r->n_searches);
     cf_sigma_cond_destroy(r->condition);
-    free(r);
+    cf_free(r);
 }
 
 struct cf_sigma_rule *cf_sigma_rule_parse(const json_t *doc, const char *path,
                                           const json_t *placeholders,
                                           char *errstr, size_t errstr_size) {
-    struct cf_sigma_rule *r = calloc(1, sizeof(*r));
+    struct cf_sigma_rule *r = cf_calloc(1, sizeof(*r));
     char *canon = NULL;
     cf_err_t rc = CF_ERR_NOMEM;
     bool used_expand = false;
@@ -420,7 +420,7 @@ struct cf_sigma_rule *cf_sigma_rule_parse(const json_t *doc, const char *path,
     r->title = dup_string(doc, "title");
     r->description = dup_string(doc, "description");
     r->status = dup_string(doc, "status");
-    r->path = path ? strdup(path) : NULL;
+    r->path = path ? cf_strdup(path) : NULL;
     r->level = CF_LEVEL_MEDIUM;
     const json_t *level = json_object_get(doc, "level");
     if (level && !json_is_null(level) &&
@@ -462,25 +462,25 @@ struct cf_sigma_rule *cf_sigma_rule_parse(const json_t *doc, const char *path,
     if (used_expand && placeholders) {
         char *ph = json_dumps(placeholders, JSON_SORT_KEYS | JSON_COMPACT);
         size_t a = strlen(canon), b = ph ? strlen(ph) : 0;
-        char *both = ph ? malloc(a + b + 2) : NULL;
+        char *both = ph ? cf_malloc(a + b + 2) : NULL;
         if (both) {
             memcpy(both, canon, a);
             both[a] = '\n';
             memcpy(both + a + 1, ph, b + 1);
         }
-        free(ph);
+        cf_free(ph);
         if (!both) {
             rc = CF_ERR_NOMEM;
             goto cleanup;
         }
-        free(canon);
+        cf_free(canon);
         canon = both;
     }
     rc = cf_sigma_sha256_hex(canon, strlen(canon), r->digest);
     if (rc != CF_OK)
         cf_seterr(errstr, errstr_size, rc, "cannot compute SHA-256 digest");
 cleanup:
-    free(canon);
+    cf_free(canon);
     if (rc != CF_OK) {
         if (rc == CF_ERR_NOMEM)
             cf_seterr(errstr, errstr_size, rc, "out of memory");

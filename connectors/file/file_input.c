@@ -136,10 +136,10 @@ static void file_close(struct cf_input *in) {
     if (!in) return;
     fi = in->ctx;
     if (fi->gz) gzclose(fi->gz);
-    free(fi->path);
-    free(fi->chunk);
-    free(fi->acc);
-    free(fi);
+    cf_free(fi->path);
+    cf_free(fi->chunk);
+    cf_free(fi->acc);
+    cf_free(fi);
 }
 
 static const struct cf_input_ops file_input_ops = {
@@ -159,12 +159,12 @@ struct cf_input *cf_file_input_open(const char *path, size_t max_line_bytes,
                   "no input path given (use \"-\" for stdin)");
         goto fail;
     }
-    if (!(fi = calloc(1, sizeof *fi))) goto nomem;
+    if (!(fi = cf_calloc(1, sizeof *fi))) goto nomem;
     fi->in.ops = &file_input_ops;
     fi->in.ctx = fi;
     fi->max_line = max_line_bytes ? max_line_bytes : DEFAULT_MAX_LINE;
-    if (!(fi->path = strdup(path)) || !(fi->chunk = malloc(CHUNK_BYTES)) ||
-        !(fi->acc = malloc(fi->max_line + 1)))
+    if (!(fi->path = cf_strdup(path)) || !(fi->chunk = cf_malloc(CHUNK_BYTES)) ||
+        !(fi->acc = cf_malloc(fi->max_line + 1)))
         goto nomem;
     if (strcmp(path, "-") == 0) {
         /* gzclose closes the descriptor; keep stdin itself open. */

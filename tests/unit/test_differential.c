@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 
 #include "event.h"
-#include "../oracle/oracle.h"
+#include "oracle.h"
 #include "ruleset.h"
 #include "sigma.h"
 

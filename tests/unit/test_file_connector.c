@@ -17,6 +17,7 @@
 #include <zlib.h>
 
 #include "file/file_input.h"
+#include "dead_letter.h"
 #include "file/file_output.h"
 
 static char dir[64];
@@ -244,23 +245,23 @@ static void test_output_and_dead_letter(void **state) {
     (void)state;
     char err[256];
     const char *p = path_of("out.jsonl");
-    struct cf_output *out = cf_file_output_open(p, err, sizeof err);
+    struct cf_output *out = cf_file_output_open(p, 0, err, sizeof err);
     assert_non_null(out);
     assert_int_equal(out->ops->write(out, "alert", "{\"x\":1}", 7, NULL),
                      CF_IO_OK);
     struct cf_position pos = {"in \"q\".jsonl", -1, 42};
     const char bad_json[] = "{\"a\":\"tab\there\" \x01 \\";
     assert_int_equal(cf_dead_letter_write(out, "invalid JSON", &pos, bad_json,
-                                          sizeof bad_json - 1),
+                                          sizeof bad_json - 1, false),
                      CF_OK);
     const char not_utf8[] = "{\"a\":\"\xff\xfe\"}";
     assert_int_equal(cf_dead_letter_write(out, "invalid UTF-8", &pos, not_utf8,
-                                          sizeof not_utf8 - 1),
+                                          sizeof not_utf8 - 1, false),
                      CF_OK);
     struct cf_position kafka = {"topic", 3, 7};
     assert_int_equal(
-        cf_dead_letter_write(out, "truncated JSON", &kafka, "{", 1), CF_OK);
-    assert_int_equal(cf_dead_letter_write(out, "x", NULL, "{}", 2), CF_OK);
+        cf_dead_letter_write(out, "truncated JSON", &kafka, "{", 1, false), CF_OK);
+    assert_int_equal(cf_dead_letter_write(out, "x", NULL, "{}", 2, false), CF_OK);
     assert_int_equal(out->ops->flush(out), CF_IO_OK);
     assert_int_equal(out->written, 5);
 
@@ -304,11 +305,11 @@ static void test_output_and_dead_letter(void **state) {
     cf_output_close(NULL);
 
     /* Unwritable places fail at open or at flush, not silently. */
-    assert_null(cf_file_output_open(path_of("no/such/dir.jsonl"), err,
+    assert_null(cf_file_output_open(path_of("no/such/dir.jsonl"), 0, err,
                                     sizeof err));
     assert_non_null(strstr(err, "no/such/dir.jsonl"));
     if (access("/dev/full", W_OK) == 0) {
-        out = cf_file_output_open("/dev/full", err, sizeof err);
+        out = cf_file_output_open("/dev/full", 0, err, sizeof err);
         assert_non_null(out);
         assert_int_equal(out->ops->write(out, "alert", "{}", 2, NULL),
                          CF_IO_OK); /* buffered */

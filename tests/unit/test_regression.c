@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 
 #include "event.h"
-#include "../oracle/oracle.h"
+#include "oracle.h"
 #include "ruleset.h"
 #include "sigma.h"
 #include "yaml_json.h"

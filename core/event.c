@@ -64,10 +64,10 @@ struct flatten {
 #define DEFAULT_MAX_DEPTH 64u
 
 struct cf_decoder *cf_decoder_new(void) {
-    struct cf_decoder *dec = calloc(1, sizeof *dec);
+    struct cf_decoder *dec = cf_calloc(1, sizeof *dec);
     if (!dec) return NULL;
     if (!(dec->json = cf_json_parser_new())) {
-        free(dec);
+        cf_free(dec);
         return NULL;
     }
     return dec;
@@ -76,7 +76,7 @@ struct cf_decoder *cf_decoder_new(void) {
 void cf_decoder_destroy(struct cf_decoder *dec) {
     if (!dec) return;
     cf_json_parser_destroy(dec->json);
-    free(dec);
+    cf_free(dec);
 }
 
 void cf_event_init(struct cf_event *ev) {
@@ -108,12 +108,12 @@ void cf_event_free(struct cf_event *ev) {
     if (!ev) return;
     st = ev->storage;
     if (st) {
-        free(st->strings);
-        free(st->names);
-        free(st->name);
-        free(st);
+        cf_free(st->strings);
+        cf_free(st->names);
+        cf_free(st->name);
+        cf_free(st);
     }
-    free(ev->fields);
+    cf_free(ev->fields);
     cf_event_init(ev);
 }
 
@@ -123,7 +123,7 @@ static bool grow(char **buf, size_t *cap, size_t need) {
     if (need <= *cap) return true;
     cap2 = *cap ? *cap : 1024;
     while (cap2 < need) cap2 *= 2;
-    if (!(b = realloc(*buf, cap2))) return false;
+    if (!(b = cf_realloc(*buf, cap2))) return false;
     *buf = b;
     *cap = cap2;
     return true;
@@ -190,7 +190,7 @@ static bool emit(struct flatten *fl, const struct cf_json_node *node) {
     if (st->name_len > UINT32_MAX / 2) return false;
     if (ev->n_fields == ev->cap_fields) {
         uint32_t cap = ev->cap_fields ? ev->cap_fields * 2 : 64;
-        struct cf_event_field *nf = realloc(ev->fields, cap * sizeof *nf);
+        struct cf_event_field *nf = cf_realloc(ev->fields, cap * sizeof *nf);
         if (!nf) return false;
         ev->fields = nf;
         ev->cap_fields = cap;
@@ -471,7 +471,7 @@ cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,
     ev->raw = line;
     ev->raw_len = len;
     if (!ev->storage) {
-        if (!(ev->storage = calloc(1, sizeof *st))) {
+        if (!(ev->storage = cf_calloc(1, sizeof *st))) {
             why = "out of memory";
             rc = CF_ERR_NOMEM;
             goto done;

@@ -158,15 +158,15 @@ char *cf_read_file(const char *path, size_t *len, char *errstr,
         return NULL;
     }
     size_t cap = 8192, n = 0;
-    char *buf = malloc(cap);
+    char *buf = cf_malloc(cap);
     while (buf) {
         size_t got = fread(buf + n, 1, cap - n - 1, f);
         n += got;
         if (got == 0) break;
         if (cap - n - 1 == 0) {
-            char *nb = realloc(buf, cap * 2);
+            char *nb = cf_realloc(buf, cap * 2);
             if (!nb) {
-                free(buf);
+                cf_free(buf);
                 buf = NULL;
                 break;
             }
@@ -177,7 +177,7 @@ char *cf_read_file(const char *path, size_t *len, char *errstr,
     bool failed = ferror(f);
     fclose(f);
     if (!buf || failed) {
-        free(buf);
+        cf_free(buf);
         cf_seterr(errstr, errstr_size, CF_ERR_IO, "cannot read %s", path);
         return NULL;
     }

@@ -11,7 +11,7 @@
 #define CF_YAML_JSON_H
 
 #include <jansson.h>
-#include "../engine/common.h"
+#include "common.h"
 
 /* Parses every document in text[0..len).  On success returns a JSON array
  * of documents (new reference).  On a syntax error returns NULL and

@@ -17,8 +17,8 @@
 
 #include "config.h"
 #include "pipeline.h"
-#include "../rules/ruleset.h"
-#include "../rules/sigma.h"
+#include "ruleset.h"
+#include "sigma.h"
 #include "file/file_input.h"
 #include "file/file_output.h"
 
@@ -78,7 +78,7 @@ struct rules_args {
 };
 
 static void add_rules_path(struct rules_args *ra, const char *path) {
-    const char **np = realloc(ra->paths, (ra->n + 1) * sizeof *np);
+    const char **np = cf_realloc(ra->paths, (ra->n + 1) * sizeof *np);
     if (!np) {
         fprintf(stderr, "chainfuse: out of memory\n");
         exit(EXIT_RUNTIME);
@@ -136,8 +136,8 @@ static int cmd_check(int argc, char **argv) {
         case 'r': add_rules_path(&ra, optarg); break;
         case 'c': config_path = optarg; break;
         case 'j': as_json = true; break;
-        case 'h': fputs(check_usage, stdout); free(ra.paths); return 0;
-        default: fputs(check_usage, stderr); free(ra.paths); return EXIT_USAGE;
+        case 'h': fputs(check_usage, stdout); cf_free(ra.paths); return 0;
+        default: fputs(check_usage, stderr); cf_free(ra.paths); return EXIT_USAGE;
         }
     }
     if (ra.n == 0 || optind != argc) {
@@ -145,7 +145,7 @@ static int cmd_check(int argc, char **argv) {
                 ra.n == 0 ? "at least one --rules PATH is required"
                           : "unexpected argument",
                 check_usage);
-        free(ra.paths);
+        cf_free(ra.paths);
         return EXIT_USAGE;
     }
     struct cf_config *cfg = load_config(config_path);
@@ -216,7 +216,7 @@ done:
     cf_ruleset_destroy(rs);
     cf_rulebook_destroy(rb);
     cf_config_destroy(cfg);
-    free(ra.paths);
+    cf_free(ra.paths);
     return rc;
 }
 
@@ -245,8 +245,8 @@ static int cmd_run(int argc, char **argv) {
         case 'd': dead_letter_path = optarg; break;
         case 'n': no_alerts = true; break;
         case 's': stats_path = optarg; break;
-        case 'h': fputs(run_usage, stdout); free(ra.paths); return 0;
-        default: fputs(run_usage, stderr); free(ra.paths); return EXIT_USAGE;
+        case 'h': fputs(run_usage, stdout); cf_free(ra.paths); return 0;
+        default: fputs(run_usage, stderr); cf_free(ra.paths); return EXIT_USAGE;
         }
     }
     if (ra.n == 0 || optind != argc) {
@@ -254,7 +254,7 @@ static int cmd_run(int argc, char **argv) {
                 ra.n == 0 ? "at least one --rules PATH is required"
                           : "unexpected argument",
                 run_usage);
-        free(ra.paths);
+        cf_free(ra.paths);
         return EXIT_USAGE;
     }
     char err[512];
@@ -262,12 +262,12 @@ static int cmd_run(int argc, char **argv) {
     struct cf_rulebook *rb = NULL;
     struct cf_ruleset *rs = NULL;
     struct cf_input *in = NULL;
-    struct cf_output *out = NULL;
+    struct cf_output *out = NULL, *dead = NULL;
     struct cf_pipeline *p = NULL;
     if (!cfg) goto done;
     if (dead_letter_path) {
-        free(cfg->dead_letter_path);
-        cfg->dead_letter_path = strdup(dead_letter_path);
+        cf_free(cfg->dead_letter_path);
+        cfg->dead_letter_path = cf_strdup(dead_letter_path);
     }
     if (no_alerts) cfg->emit_alerts = false;
     if (!(rb = load_rules(&ra, cfg))) goto done;
@@ -284,12 +284,18 @@ static int cmd_run(int argc, char **argv) {
         fprintf(stderr, "chainfuse: --input %s: %s\n", input, err);
         goto done;
     }
-    if (!(out = cf_file_output_open(output, err, sizeof err))) {
+    if (!(out = cf_file_output_open(output, 0, err, sizeof err))) {
         fprintf(stderr, "chainfuse: --output %s: %s\n", output, err);
         goto done;
     }
+    if (!(dead = cf_file_output_open(cfg->dead_letter_path,
+                                     CF_FILE_OUTPUT_DEFERRED, err,
+                                     sizeof err))) {
+        fprintf(stderr, "chainfuse: dead-letter output: %s\n", err);
+        goto done;
+    }
     struct cf_pipeline_setup setup = {.cfg = cfg, .rb = rb, .rs = rs,
-                                      .out = out, .dead_letter = NULL};
+                                      .out = out, .dead_letter = dead};
     if (!(p = cf_pipeline_new(&setup, err, sizeof err))) {
         fprintf(stderr, "chainfuse: %s\n", err);
         goto done;
@@ -322,12 +328,13 @@ static int cmd_run(int argc, char **argv) {
     rc = 0;
 done:
     cf_pipeline_destroy(p);
+    cf_output_close(dead);
     cf_output_close(out);
     cf_input_close(in);
     cf_ruleset_destroy(rs);
     cf_rulebook_destroy(rb);
     cf_config_destroy(cfg);
-    free(ra.paths);
+    cf_free(ra.paths);
     return rc;
 }
 

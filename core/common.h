@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+#include "alloc.h"
+
 /* 0 is success; every failure is negative.  Functions that build an object
  * return NULL instead and describe the failure in (errstr, errstr_size). */
 typedef int cf_err_t;

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../rules/yaml_json.h"
+#include "yaml_json.h"
 
 /* Every top-level section chainfuse understands.  A key not listed here
  * is reported, so a misspelt section is an error, not a silent default. */
@@ -27,17 +27,17 @@ static char *default_cache_dir(void) {
         snprintf(buf, sizeof buf, "%s/.cache/chainfuse", home);
     else
         snprintf(buf, sizeof buf, "/tmp/chainfuse-cache");
-    return strdup(buf);
+    return cf_strdup(buf);
 }
 
 struct cf_config *cf_config_default(void) {
-    struct cf_config *cfg = calloc(1, sizeof *cfg);
+    struct cf_config *cfg = cf_calloc(1, sizeof *cfg);
     if (!cfg) return NULL;
     cfg->limits.max_line_bytes = 1024 * 1024;
     cfg->limits.max_depth = 64;
-    cfg->dead_letter_path = strdup("chainfuse-deadletter.jsonl");
+    cfg->dead_letter_path = cf_strdup("chainfuse-deadletter.jsonl");
     const char *env_cache = getenv("CHAINFUSE_CACHE_DIR");
-    cfg->cache_dir = env_cache ? strdup(env_cache) : default_cache_dir();
+    cfg->cache_dir = env_cache ? cf_strdup(env_cache) : default_cache_dir();
     cfg->emit_alerts = true;
     cfg->emit_incidents = true;
     cfg->root = json_object();
@@ -66,8 +66,8 @@ static int get_string(const json_t *sec, const char *key, char **out,
     if (!json_is_string(v))
         return cf_seterr(errstr, errstr_size, CF_ERR,
                          "config: %s must be a string", key);
-    free(*out);
-    *out = strdup(json_string_value(v));
+    cf_free(*out);
+    *out = cf_strdup(json_string_value(v));
     return *out ? 0 : CF_ERR_NOMEM;
 }
 
@@ -154,21 +154,21 @@ struct cf_config *cf_config_load(const char *path, char *errstr,
 #undef SECTION_ERR
 done:
     json_decref(docs);
-    free(text);
+    cf_free(text);
     return cfg;
 fail:
     json_decref(docs);
-    free(text);
+    cf_free(text);
     cf_config_destroy(cfg);
     return NULL;
 }
 
 void cf_config_destroy(struct cf_config *cfg) {
     if (!cfg) return;
-    free(cfg->dead_letter_path);
-    free(cfg->cache_dir);
+    cf_free(cfg->dead_letter_path);
+    cf_free(cfg->cache_dir);
     json_decref(cfg->root);
-    free(cfg);
+    cf_free(cfg);
 }
 
 const json_t *cf_config_section(const struct cf_config *cfg,

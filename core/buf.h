@@ -1,0 +1,59 @@
+/*
+ * buf.h - the one growable byte buffer every chainfuse module uses to
+ * build records, keys and messages.
+ *
+ * Appends never fail loudly: the first allocation failure sets `failed`,
+ * later appends are no-ops, and the owner checks `failed` once when the
+ * record is complete (as SQLite's StrAccum does).  The content is always
+ * NUL-terminated once anything has been appended.
+ *
+ * Ownership: the buffer owns `data`; cf_buf_free() releases it and
+ * leaves an empty buffer.  Threading: a buffer belongs to one thread.
+ */
+#ifndef CF_BUF_H
+#define CF_BUF_H
+
+#include "common.h"
+
+struct cf_buf {
+    char *data;  /* NULL until the first append */
+    size_t len;  /* bytes in use, not counting the NUL */
+    size_t cap;  /* bytes allocated */
+    bool failed; /* an allocation failed; the content is incomplete */
+};
+
+#define CF_BUF_INIT {NULL, 0, 0, false}
+
+/* Makes room for `extra` more bytes (plus the NUL).  Returns false and
+ * sets `failed` when memory runs out. */
+bool cf_buf_reserve(struct cf_buf *b, size_t extra);
+
+void cf_buf_append(struct cf_buf *b, const void *s, size_t n);
+void cf_buf_puts(struct cf_buf *b, const char *s);
+void cf_buf_putc(struct cf_buf *b, char c);
+void cf_buf_printf(struct cf_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Appends s[0..n) as a JSON string, quotes included.  `s` must be valid
+ * UTF-8 (see cf_utf8_valid); control characters, '"' and '\\' are
+ * escaped. */
+void cf_buf_json_string(struct cf_buf *b, const char *s, size_t n);
+
+/* Appends s[0..n) base64-encoded (RFC 4648, padded), without quotes. */
+void cf_buf_base64(struct cf_buf *b, const unsigned char *s, size_t n);
+
+/* Forgets the content but keeps the allocation (and clears `failed`). */
+void cf_buf_reset(struct cf_buf *b);
+
+/* Frees the allocation; the buffer is empty and reusable afterwards. */
+void cf_buf_free(struct cf_buf *b);
+
+/* Hands the content to the caller (who frees it) and empties the buffer.
+ * NULL when nothing was appended or an append failed. */
+char *cf_buf_steal(struct cf_buf *b);
+
+/* Strict UTF-8: no overlong forms, surrogates or code points past
+ * U+10FFFF. */
+bool cf_utf8_valid(const void *s, size_t n);
+
+#endif
