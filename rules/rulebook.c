@@ -30,12 +30,23 @@ struct pending_filter {
     char *path;
 };
 
+/* A rule file already read, by identity rather than by name, so that
+ * overlapping paths (rules/ and rules/x.yml, a symlink) cannot load the
+ * same rules twice. */
+struct file_id {
+    dev_t dev;
+    ino_t ino;
+};
+
 /* The public rulebook plus loader-private state; callers only ever see
  * &book->rb. */
 struct book {
     struct cf_rulebook rb; /* first: cf_rulebook * casts back to book */
     struct pending_filter *filters;
     size_t n_filters;
+    struct file_id *seen;
+    size_t n_seen;
+    char twice[600]; /* the first file reached twice; load() reports it */
 };
 
 static struct book *book_of(struct cf_rulebook *rb) {
@@ -68,6 +79,7 @@ void cf_rulebook_destroy(struct cf_rulebook *rb) {
         cf_free(b->filters[i].path);
     }
     cf_free(b->filters);
+    cf_free(b->seen);
     cf_free(b);
 }
 
@@ -200,9 +212,33 @@ static bool has_yaml_ext(const char *name) {
     return dot && (strcmp(dot, ".yml") == 0 || strcmp(dot, ".yaml") == 0);
 }
 
-static void load_file(struct book *b, const char *path, json_t *placeholders) {
+/* True when the file `st` describes was read before; otherwise remembers
+ * it.  Out of memory only loses the remembering, not the load. */
+static bool read_before(struct book *b, const struct stat *st) {
+    for (size_t i = 0; i < b->n_seen; i++)
+        if (b->seen[i].dev == st->st_dev && b->seen[i].ino == st->st_ino)
+            return true;
+    if (grow((void **)&b->seen, b->n_seen, sizeof(*b->seen)) == 0) {
+        b->seen[b->n_seen].dev = st->st_dev;
+        b->seen[b->n_seen].ino = st->st_ino;
+        b->n_seen++;
+    }
+    return false;
+}
+
+static void load_file(struct book *b, const char *path, const struct stat *st,
+                      json_t *placeholders) {
     char err[512];
     size_t len;
+    if (read_before(b, st)) {
+        if (!b->twice[0])
+            snprintf(b->twice, sizeof(b->twice),
+                     "rule file %s is loaded twice (two of the rule paths "
+                     "given overlap); load each file once",
+                     path);
+        return;
+    }
+    b->rb.n_files++;
     char *text = cf_read_file(path, &len, err, sizeof(err));
     if (!text) {
         cf_rulebook_reject(&b->rb, path, NULL, err);
@@ -289,7 +325,7 @@ static cf_err_t load_dir(struct book *b, const char *dir, int depth,
                     cf_rulebook_reject(&b->rb, path, NULL, sub);
             }
         } else if (S_ISREG(st.st_mode) && has_yaml_ext(names[i])) {
-            load_file(b, path, placeholders);
+            load_file(b, path, &st, placeholders);
         }
         cf_free(path);
     }
@@ -318,15 +354,25 @@ cf_err_t cf_rulebook_load(struct cf_rulebook *rb, const char *path,
     if (stat(path, &st) != 0)
         return cf_seterr(errstr, errstr_size, CF_ERR_IO,
                          "cannot read rules at %s: %s", path, strerror(errno));
-    if (S_ISDIR(st.st_mode))
-        return load_dir(b, path, 0, placeholders, errstr, errstr_size);
-    /* A single file is read whatever its extension: the user named it. */
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return cf_seterr(errstr, errstr_size, CF_ERR_IO,
-                         "cannot read rule file %s: %s", path, strerror(errno));
-    fclose(f);
-    load_file(b, path, placeholders);
+    if (S_ISDIR(st.st_mode)) {
+        cf_err_t rc = load_dir(b, path, 0, placeholders, errstr, errstr_size);
+        if (rc != CF_OK) return rc;
+    } else {
+        /* A single file is read whatever its extension: the user named
+         * it. */
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            return cf_seterr(errstr, errstr_size, CF_ERR_IO,
+                             "cannot read rule file %s: %s", path,
+                             strerror(errno));
+        fclose(f);
+        load_file(b, path, &st, placeholders);
+    }
+    if (b->twice[0]) {
+        cf_seterr(errstr, errstr_size, CF_ERR, "%s", b->twice);
+        b->twice[0] = '\0';
+        return CF_ERR;
+    }
     return CF_OK;
 }
 
@@ -424,6 +470,89 @@ cleanup:
     cf_sigma_cond_destroy(cond);
     if (root) cf_free(root->kids);
     cf_free(root);
+    return rc;
+}
+
+/* ---- unique ids and names ---------------------------------------------- */
+
+/* One id or name a rule or correlation answers to. */
+struct rule_key {
+    const char *key;
+    const char *what; /* "rule id", "correlation name", ... */
+    const char *path;
+    size_t seq; /* load order of its rule or correlation */
+};
+
+static int cmp_rule_keys(const void *a, const void *b) {
+    const struct rule_key *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    if (c != 0) return c;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void add_key(struct rule_key *k, size_t *n, const char *key,
+                    const char *what, const char *path, size_t seq) {
+    if (!key) return;
+    k[*n] = (struct rule_key){key, what, path, seq};
+    (*n)++;
+}
+
+/* Rules and correlations share one namespace: a correlation's `rules:`
+ * names either, and alerts carry the id.  Two that answer to the same
+ * string would emit alerts with the same ids (the same rule loaded
+ * twice) or make a reference ambiguous, so that is an error naming both
+ * files, the first such pair in load order. */
+static cf_err_t check_unique(const struct cf_rulebook *rb, char *errstr,
+                             size_t errstr_size) {
+    size_t cap = 2 * (rb->n_rules + rb->n_correlations), n = 0;
+    if (cap == 0) return CF_OK;
+    struct rule_key *k = cf_malloc(cap * sizeof(*k));
+    if (!k)
+        return cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < rb->n_rules; i++) {
+        const struct cf_sigma_rule *r = rb->rules[i];
+        add_key(k, &n, r->id, "rule id", r->path, i);
+        if (!r->id || !r->name || strcmp(r->id, r->name) != 0)
+            add_key(k, &n, r->name, "rule name", r->path, i);
+    }
+    for (size_t i = 0; i < rb->n_correlations; i++) {
+        const struct cf_sigma_correlation *c = rb->correlations[i];
+        add_key(k, &n, c->id, "correlation id", c->path, rb->n_rules + i);
+        if (!c->id || !c->name || strcmp(c->id, c->name) != 0)
+            add_key(k, &n, c->name, "correlation name", c->path,
+                    rb->n_rules + i);
+    }
+    qsort(k, n, sizeof(*k), cmp_rule_keys);
+    const struct rule_key *first = NULL;
+    size_t more = 0;
+    for (size_t g = 0, h; g < n; g = h) {
+        for (h = g + 1; h < n && strcmp(k[h].key, k[g].key) == 0; h++) {
+        }
+        if (h - g < 2) continue;
+        more += h - g - 1;
+        if (!first || k[g + 1].seq < first[1].seq) first = &k[g];
+    }
+    cf_err_t rc = CF_OK;
+    if (first) {
+        char where[900];
+        if (strcmp(first[0].what, first[1].what) == 0)
+            snprintf(where, sizeof(where), "%s %s is used twice: in %s and in %s",
+                     first[0].what, first[0].key, first[0].path, first[1].path);
+        else
+            snprintf(where, sizeof(where),
+                     "%s is used twice: as the %s in %s and as the %s in %s",
+                     first[0].key, first[0].what, first[0].path, first[1].what,
+                     first[1].path);
+        char others[64] = "";
+        if (--more)
+            snprintf(others, sizeof(others), " (and %zu more)", more);
+        rc = cf_seterr(errstr, errstr_size, CF_ERR_PARSE,
+                       "%s; rule and correlation ids and names must be unique "
+                       "(alerts carry them, correlations refer to rules by "
+                       "them)%s",
+                       where, others);
+    }
+    cf_free(k);
     return rc;
 }
 
@@ -562,8 +691,8 @@ cf_err_t cf_rulebook_finish(struct cf_rulebook *rb, char *errstr,
                             size_t errstr_size) {
     struct book *b = book_of(rb);
     char why[900], reason[1024];
-    CF_UNUSED(errstr);
-    CF_UNUSED(errstr_size);
+    cf_err_t rc = check_unique(rb, errstr, errstr_size);
+    if (rc != CF_OK) return rc;
     for (size_t k = 0; k < b->n_filters; k++) {
         const struct pending_filter *pf = &b->filters[k];
         const json_t *rules =

@@ -187,6 +187,7 @@ struct cf_rulebook {
     struct cf_rule_rejection *rejected;
     size_t n_rejected;
     size_t n_documents; /* rule, correlation and filter documents seen */
+    size_t n_files;     /* rule files read (a folder may have none) */
     size_t n_filters;   /* filter documents applied */
 };
 
@@ -196,7 +197,9 @@ void cf_rulebook_destroy(struct cf_rulebook *rb); /* NULL is a no-op */
 /*
  * Loads a file, or a directory searched recursively for .yml/.yaml.
  * Documents that fail are recorded in rb->rejected; this returns an error
- * only when the path itself cannot be read.  `cfg` supplies placeholder
+ * only when the path itself cannot be read, or when it reaches a file an
+ * earlier load already read (overlapping paths would load every rule in
+ * it twice).  `cfg` supplies placeholder
  * values for |expand (NULL: no placeholders configured).  Filters
  * (sigma-filters) are collected and applied by cf_rulebook_finish().
  */
@@ -205,7 +208,10 @@ cf_err_t cf_rulebook_load(struct cf_rulebook *rb, const char *path,
                           size_t errstr_size);
 
 /* Applies collected filters to the rules they name and resolves
- * correlation rule references.  Call once after the last load. */
+ * correlation rule references.  Call once after the last load.  Fails,
+ * naming both files, when two rules or correlations share an id or a
+ * name: alerts would carry the same rule id and references would be
+ * ambiguous. */
 cf_err_t cf_rulebook_finish(struct cf_rulebook *rb, char *errstr,
                             size_t errstr_size);
 
