@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -77,6 +78,18 @@ static bool make_record(struct file_input *fi, const char *data, size_t len,
     return true;
 }
 
+/* zlib prefixes its messages with the path it was given ("<fd:3>" for
+ * stdin); the reason is what follows, the file is named by the caller. */
+static const char *zlib_reason(const char *msg, const char *path) {
+    size_t n = strlen(path);
+    const char *end;
+    if (strncmp(msg, path, n) == 0 && strncmp(msg + n, ": ", 2) == 0)
+        return msg + n + 2;
+    if (strncmp(msg, "<fd:", 4) == 0 && (end = strstr(msg, ">: ")) != NULL)
+        return end + 3;
+    return msg;
+}
+
 static cf_io_status file_read(struct cf_input *in, struct cf_record *rec) {
     struct file_input *fi = in->ctx;
     for (;;) {
@@ -102,10 +115,14 @@ static cf_io_status file_read(struct cf_input *in, struct cf_record *rec) {
                     fi->eof = true;
                     continue;
                 }
-                /* zlib's message already names the file. */
-                snprintf(fi->err, sizeof fi->err, "%s%s%s", msg,
-                         zerr == Z_ERRNO ? ": " : "",
-                         zerr == Z_ERRNO ? strerror(errno) : "");
+                snprintf(fi->err, sizeof fi->err,
+                         "cannot read %s after line %lld: %s%s",
+                         strcmp(fi->path, "-") == 0 ? "standard input"
+                                                    : fi->path,
+                         (long long)fi->line_no, zlib_reason(msg, fi->path),
+                         zerr == Z_BUF_ERROR    ? " (the gzip data is cut short)"
+                         : zerr == Z_DATA_ERROR ? " (the gzip data is corrupt)"
+                                                : "");
                 return CF_IO_FAIL;
             }
             fi->chunk_pos = 0;
@@ -152,6 +169,7 @@ static const struct cf_input_ops file_input_ops = {
 struct cf_input *cf_file_input_open(const char *path, size_t max_line_bytes,
                                     char *errstr, size_t errstr_size) {
     struct file_input *fi = NULL;
+    struct stat st;
     int fd = -1;
 
     if (!path || !*path) {
@@ -174,10 +192,16 @@ struct cf_input *cf_file_input_open(const char *path, size_t max_line_bytes,
             if (fd >= 0) close(fd);
             goto fail;
         }
+    } else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        /* gzopen() accepts a directory and fails only at the first read;
+         * say so before anything runs. */
+        cf_seterr(errstr, errstr_size, CF_ERR_IO,
+                  "cannot read %s: it is a directory", path);
+        goto fail;
     } else if (!(fi->gz = gzopen(path, "rb"))) {
         cf_seterr(errstr, errstr_size, CF_ERR_IO,
-                  "cannot open input %s: %s (check the path and permissions)",
-                  path, errno ? strerror(errno) : "out of memory");
+                  "cannot open %s: %s", path,
+                  errno ? strerror(errno) : "out of memory");
         goto fail;
     }
     gzbuffer(fi->gz, (unsigned)CHUNK_BYTES);

@@ -1,7 +1,7 @@
 /*
  * file_input.h - JSON-lines input from a file, a gzip file or stdin.
  *
- * Used by the command line (engine/chainfuse.c) and tests.  Each line is
+ * Used by the command line (app/chainfuse.c) and tests.  Each line is
  * one record; position = (source = the path, partition -1, offset = the
  * 1-based line number).  Threading: one engine thread per input.
  */
@@ -20,13 +20,16 @@
  * without being buffered.  read() answers CF_IO_FAIL on a read error
  * (a corrupt or truncated gzip file); cf_file_input_error() says why.
  *
- * Returns NULL and fills errstr when the file cannot be opened.  The
+ * Returns NULL and fills errstr when the file cannot be opened or is a
+ * directory.  The
  * caller owns the input and frees it with cf_input_close().
  */
 struct cf_input *cf_file_input_open(const char *path, size_t max_line_bytes,
                                     char *errstr, size_t errstr_size);
 
-/* The reason of the last CF_IO_FAIL, or "" (borrowed from the input). */
+/* The reason of the last CF_IO_FAIL, naming the file and the last line
+ * read ("cannot read x.gz after line 9: unexpected end of file (...)"),
+ * or "" (borrowed from the input). */
 const char *cf_file_input_error(const struct cf_input *in);
 
 #endif

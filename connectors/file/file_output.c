@@ -18,25 +18,47 @@
 
 struct file_output {
     struct cf_output out; /* first: the cf_output handed out is this */
-    FILE *fp;
+    FILE *fp;             /* NULL while creation is deferred */
     bool is_stdout;
-    char *path;   /* set while creation is deferred to the first write */
+    char *path;   /* for messages, and for the deferred creation */
     char *buffer; /* stdio buffer; must outlive fp */
+    char err[320]; /* why the last write or flush failed, or "" */
 };
+
+/* A hint only where the usual cause is clear. */
+static const char *create_hint(int err) {
+    switch (err) {
+    case ENOENT: return " (check that the directory exists)";
+    case EACCES: return " (check that the directory is writable)";
+    default: return "";
+    }
+}
 
 /* Creates the file and gives it a large stdio buffer. */
 static cf_err_t create_file(struct file_output *fo, const char *path,
                             char *errstr, size_t errstr_size) {
     if (!(fo->fp = fopen(path, "w")))
         return cf_seterr(errstr, errstr_size, CF_ERR_IO,
-                         "cannot create output %s: %s (check that the "
-                         "directory exists and is writable)",
-                         path, strerror(errno));
+                         "cannot create %s: %s%s", path,
+                         strerror(errno), create_hint(errno));
     /* Without a buffer of our own stdio would still work, only with
      * 4 KiB writes; failing to get one is not worth failing the open. */
     if ((fo->buffer = cf_malloc(OUT_BUFFER_BYTES)))
         setvbuf(fo->fp, fo->buffer, _IOFBF, OUT_BUFFER_BYTES);
     return CF_OK;
+}
+
+/* Records why (the errno text: a full disk, a closed pipe) for
+ * cf_file_output_error(); the engine only learns FAIL.  The first reason
+ * is kept: once the stream's error flag is set, later calls fail without
+ * an errno of their own. */
+static cf_io_status write_failed(struct file_output *fo) {
+    int e = errno;
+    if (fo->err[0]) return CF_IO_FAIL;
+    snprintf(fo->err, sizeof fo->err, "cannot write %s: %s",
+             fo->is_stdout ? "standard output" : fo->path,
+             e ? strerror(e) : "write error");
+    return CF_IO_FAIL;
 }
 
 static cf_io_status file_write(struct cf_output *out, const char *kind,
@@ -45,18 +67,13 @@ static cf_io_status file_write(struct cf_output *out, const char *kind,
     struct file_output *fo = out->ctx;
     CF_UNUSED(kind);
     CF_UNUSED(pos);
-    if (!fo->fp) {
-        char err[256];
-        if (create_file(fo, fo->path, err, sizeof err) != CF_OK) {
-            fprintf(stderr, "chainfuse: %s\n", err);
-            return CF_IO_FAIL;
-        }
-        cf_free(fo->path);
-        fo->path = NULL;
-    }
+    if (!fo->fp &&
+        create_file(fo, fo->path, fo->err, sizeof fo->err) != CF_OK)
+        return CF_IO_FAIL;
+    errno = 0;
     if (fwrite(json, 1, len, fo->fp) != len || putc('\n', fo->fp) == EOF ||
         ferror(fo->fp))
-        return CF_IO_FAIL;
+        return write_failed(fo);
     out->written++;
     return CF_IO_OK;
 }
@@ -64,7 +81,9 @@ static cf_io_status file_write(struct cf_output *out, const char *kind,
 static cf_io_status file_flush(struct cf_output *out) {
     struct file_output *fo = out->ctx;
     if (!fo->fp) return CF_IO_OK; /* deferred and nothing written */
-    return fflush(fo->fp) == 0 && !ferror(fo->fp) ? CF_IO_OK : CF_IO_FAIL;
+    errno = 0;
+    if (fflush(fo->fp) != 0 || ferror(fo->fp)) return write_failed(fo);
+    return CF_IO_OK;
 }
 
 static void file_close(struct cf_output *out) {
@@ -103,6 +122,11 @@ struct cf_output *cf_file_output_open(const char *path, unsigned flags,
     }
     fo->out.ops = &file_output_ops;
     fo->out.ctx = fo;
+    if (!(fo->path = cf_strdup(path))) {
+        cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
+                  "out of memory opening output %s", path);
+        goto fail;
+    }
     if (strcmp(path, "-") == 0) {
         fo->fp = stdout;
         fo->is_stdout = true;
@@ -115,24 +139,18 @@ struct cf_output *cf_file_output_open(const char *path, unsigned flags,
         bool existed = stat(path, &st) == 0;
         if (existed && S_ISDIR(st.st_mode)) {
             cf_seterr(errstr, errstr_size, CF_ERR_IO,
-                      "cannot create output %s: it is a directory", path);
+                      "cannot create %s: it is a directory", path);
             goto fail;
         }
         FILE *probe = fopen(path, "a");
         if (!probe) {
             cf_seterr(errstr, errstr_size, CF_ERR_IO,
-                      "cannot create output %s: %s (check that the "
-                      "directory exists and is writable)",
-                      path, strerror(errno));
+                      "cannot create %s: %s%s", path, strerror(errno),
+                      create_hint(errno));
             goto fail;
         }
         fclose(probe);
         if (!existed) unlink(path);
-        if (!(fo->path = cf_strdup(path))) {
-            cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
-                      "out of memory opening output %s", path);
-            goto fail;
-        }
         return &fo->out;
     }
     if (create_file(fo, path, errstr, errstr_size) != CF_OK) goto fail;
@@ -140,4 +158,9 @@ struct cf_output *cf_file_output_open(const char *path, unsigned flags,
 fail:
     if (fo) file_close(&fo->out);
     return NULL;
+}
+
+const char *cf_file_output_error(const struct cf_output *out) {
+    if (!out || out->ops != &file_output_ops) return "";
+    return ((const struct file_output *)out->ctx)->err;
 }

@@ -25,4 +25,9 @@
 struct cf_output *cf_file_output_open(const char *path, unsigned flags,
                                       char *errstr, size_t errstr_size);
 
+/* Why the last write or flush answered CF_IO_FAIL, naming the file and
+ * the errno text ("cannot write out.jsonl: No space left on device"), or
+ * "" (borrowed from the output). */
+const char *cf_file_output_error(const struct cf_output *out);
+
 #endif
