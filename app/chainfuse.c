@@ -6,14 +6,20 @@
  *                   [--config FILE] [--dead-letter FILE] [--no-alerts]
  *                   [--stats FILE|-]
  *
- * Exit status: 0 when the command ran (check: whatever it rejected),
- * 1 on a runtime failure, 2 on a usage error.
+ * Exit status: 0 when the command ran (check: whatever it rejected, as
+ * long as one rule loaded), 1 on a runtime failure (a file that cannot
+ * be read or written, rules that cannot be loaded or of which none
+ * loaded, an input that fails part-way), 2 on a usage error (an unknown
+ * option, a missing or stray argument, a path given twice, one file
+ * given for two roles).
  */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "pipeline.h"
@@ -45,7 +51,7 @@ static const char *const check_usage =
     "Loads and compiles Sigma rules (files, or directories searched\n"
     "recursively for .yml/.yaml) and reports what loaded and what was\n"
     "rejected, with the reason for each rejection.  Exits 0 when it ran,\n"
-    "whatever it rejected.\n"
+    "whatever it rejected, and 1 when no rule loaded at all.\n"
     "\n"
     "  --rules PATH    rule file or directory; repeat for more\n"
     "  --config FILE   chainfuse configuration (placeholders, mappings)\n"
@@ -69,22 +75,34 @@ static const char *const run_usage =
     "  --dead-letter FILE  where bad lines go (default from config:\n"
     "                      chainfuse-deadletter.jsonl)\n"
     "  --no-alerts         write incidents only\n"
-    "  --stats FILE|-      write run counters as JSON when done\n"
-    "                      (a one-line summary always goes to stderr)\n";
+    "  --stats FILE|-      write run counters as one JSON object with\n"
+    "                      \"kind\": \"stats\" when done (a one-line summary\n"
+    "                      always goes to stderr)\n"
+    "\n"
+    "Exits 1 when no rule loaded, when a file cannot be opened, read or\n"
+    "written, or when the input fails part-way (what was read is still\n"
+    "processed, written and summarised); 2 on a usage error.\n";
+
+/* One --rules argument and, once loaded, why it gave no rule document
+ * (NULL when it gave some, loaded or rejected). */
+struct rules_path {
+    const char *path;
+    const char *empty;
+};
 
 struct rules_args {
-    const char **paths;
+    struct rules_path *paths;
     size_t n;
 };
 
 static void add_rules_path(struct rules_args *ra, const char *path) {
-    const char **np = cf_realloc(ra->paths, (ra->n + 1) * sizeof *np);
+    struct rules_path *np = cf_realloc(ra->paths, (ra->n + 1) * sizeof *np);
     if (!np) {
         fprintf(stderr, "chainfuse: out of memory\n");
         exit(EXIT_RUNTIME);
     }
     ra->paths = np;
-    ra->paths[ra->n++] = path;
+    ra->paths[ra->n++] = (struct rules_path){path, NULL};
 }
 
 static struct cf_config *load_config(const char *path) {
@@ -96,9 +114,10 @@ static struct cf_config *load_config(const char *path) {
     return cfg;
 }
 
-/* Loads every rules path into a new rulebook; NULL if a path is
- * unreadable (bad rules inside are recorded, not fatal). */
-static struct cf_rulebook *load_rules(const struct rules_args *ra,
+/* Loads every rules path into a new rulebook and notes the paths that
+ * gave nothing; NULL if a path is unreadable (bad rules inside are
+ * recorded, not fatal). */
+static struct cf_rulebook *load_rules(struct rules_args *ra,
                                       const struct cf_config *cfg) {
     char err[512];
     struct cf_rulebook *rb = cf_rulebook_new();
@@ -107,11 +126,27 @@ static struct cf_rulebook *load_rules(const struct rules_args *ra,
         return NULL;
     }
     for (size_t i = 0; i < ra->n; i++) {
-        if (cf_rulebook_load(rb, ra->paths[i], cfg, err, sizeof err) != CF_OK) {
-            fprintf(stderr, "chainfuse: --rules %s: %s\n", ra->paths[i], err);
+        const char *path = ra->paths[i].path;
+        size_t files = rb->n_files, docs = rb->n_documents;
+        size_t rejected = rb->n_rejected;
+        struct stat st;
+        bool is_dir, is_empty;
+        if (cf_rulebook_load(rb, path, cfg, err, sizeof err) != CF_OK) {
+            fprintf(stderr, "chainfuse: --rules %s: %s\n", path, err);
             cf_rulebook_destroy(rb);
             return NULL;
         }
+        if (rb->n_documents != docs || rb->n_rejected != rejected) continue;
+        is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+        is_empty = !is_dir && st.st_size == 0;
+        if (is_dir)
+            ra->paths[i].empty = rb->n_files == files
+                                     ? "the folder has no .yml/.yaml files"
+                                     : "its .yml/.yaml files hold no YAML "
+                                       "document";
+        else
+            ra->paths[i].empty = is_empty ? "the file is empty"
+                                          : "the file holds no YAML document";
     }
     if (cf_rulebook_finish(rb, err, sizeof err) != CF_OK) {
         fprintf(stderr, "chainfuse: %s\n", err);
@@ -119,6 +154,121 @@ static struct cf_rulebook *load_rules(const struct rules_args *ra,
         return NULL;
     }
     return rb;
+}
+
+/* Whether a and b name the same file: when both exist, the same inode
+ * ("-" is standard input or output, by descriptor); when neither does,
+ * the same string.  With regular_only, devices (/dev/null) and folders
+ * never count as the same. */
+static bool same_file(const char *a, int a_std, const char *b, int b_std,
+                      bool regular_only) {
+    struct stat sa, sb;
+    bool ea = strcmp(a, "-") == 0 ? fstat(a_std, &sa) == 0 : stat(a, &sa) == 0;
+    bool eb = strcmp(b, "-") == 0 ? fstat(b_std, &sb) == 0 : stat(b, &sb) == 0;
+    if (ea && eb)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino &&
+               (!regular_only || S_ISREG(sa.st_mode));
+    return !ea && !eb && strcmp(a, b) == 0;
+}
+
+/* The same folder given twice (rules, rules/, ./rules) would load every
+ * rule in it twice; overlapping paths are caught by the loader. */
+static bool rules_paths_distinct(const struct rules_args *ra, const char *cmd) {
+    for (size_t i = 0; i < ra->n; i++) {
+        for (size_t j = i + 1; j < ra->n; j++) {
+            const char *a = ra->paths[i].path, *b = ra->paths[j].path;
+            if (!same_file(a, -1, b, -1, false)) continue;
+            if (strcmp(a, b) == 0)
+                fprintf(stderr, "chainfuse %s: --rules %s is given twice\n",
+                        cmd, a);
+            else
+                fprintf(stderr,
+                        "chainfuse %s: --rules %s is given twice (as %s "
+                        "and as %s)\n",
+                        cmd, b, a, b);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Prints the `chainfuse check` command that explains rejections. */
+static void print_check_hint(const struct rules_args *ra) {
+    fputs("`chainfuse check", stderr);
+    for (size_t i = 0; i < ra->n; i++)
+        fprintf(stderr, " --rules %s", ra->paths[i].path);
+    fputc('`', stderr);
+}
+
+/* A --rules path that gave nothing is a mistake worth a warning while
+ * other paths gave rules; no rule at all is an error, since a run would
+ * read every event and match none.  Returns true (after saying why)
+ * when no rule loaded. */
+static bool report_no_rules(const struct rules_args *ra,
+                            const struct cf_rulebook *rb) {
+    bool none = rb->n_rules + rb->n_correlations == 0;
+    if (!none || rb->n_rejected > 0) {
+        for (size_t i = 0; i < ra->n; i++)
+            if (ra->paths[i].empty)
+                fprintf(stderr, "chainfuse: warning: --rules %s: %s\n",
+                        ra->paths[i].path, ra->paths[i].empty);
+    }
+    if (!none) return false;
+    if (rb->n_rejected > 0) {
+        const struct cf_rule_rejection *r = &rb->rejected[0];
+        fprintf(stderr,
+                "chainfuse: no rule loaded: all rules were rejected (%zu "
+                "rejected; the first, %s: %s); see ",
+                rb->n_rejected, r->path, r->reason);
+        print_check_hint(ra);
+        fputs(" for every reason\n", stderr);
+        return true;
+    }
+    if (ra->n == 1) {
+        fprintf(stderr, "chainfuse: no rule loaded from %s: %s\n",
+                ra->paths[0].path,
+                ra->paths[0].empty ? ra->paths[0].empty
+                                   : "it holds no detection rule");
+        return true;
+    }
+    fputs("chainfuse: no rule loaded:", stderr);
+    for (size_t i = 0; i < ra->n; i++)
+        fprintf(stderr, "%s %s: %s", i ? ";" : "", ra->paths[i].path,
+                ra->paths[i].empty ? ra->paths[i].empty
+                                   : "it holds no detection rule");
+    fputc('\n', stderr);
+    return true;
+}
+
+/* The connector's own words (which file, the errno or zlib text) for a
+ * failure the pipeline reports in general terms ("input file failed"):
+ * the first connector, in the order given, that recorded one, or "". */
+static const char *io_detail(const struct cf_input *in,
+                             const struct cf_output *first,
+                             const struct cf_output *second) {
+    const char *d = in ? cf_file_input_error(in) : "";
+    if (!*d && first) d = cf_file_output_error(first);
+    if (!*d && second) d = cf_file_output_error(second);
+    return d;
+}
+
+/* Writes the run counters as one record of kind "stats", so that with
+ * `--stats -` beside records on stdout every line still has a kind. */
+static bool write_stats(struct cf_output *so, json_t *stats) {
+    json_t *o = json_object();
+    char *text;
+    bool ok = false;
+    if (!o) return false;
+    json_object_set_new(o, "kind", json_string("stats"));
+    json_object_update(o, stats);
+    if ((text = json_dumps(o, JSON_COMPACT)) != NULL) {
+        ok = so->ops->write(so, "stats", text, strlen(text), NULL) ==
+                 CF_IO_OK &&
+             so->ops->flush(so) == CF_IO_OK;
+        cf_free(text);
+    }
+    json_decref(o);
+    return ok;
 }
 
 static int cmd_check(int argc, char **argv) {
@@ -131,6 +281,8 @@ static int cmd_check(int argc, char **argv) {
     const char *config_path = NULL;
     bool as_json = false;
     int c, rc = EXIT_RUNTIME;
+    char prog[] = "chainfuse check"; /* getopt's messages start with it */
+    argv[0] = prog;
     while ((c = getopt_long(argc, argv, "r:c:jh", opts, NULL)) != -1) {
         switch (c) {
         case 'r': add_rules_path(&ra, optarg); break;
@@ -141,10 +293,19 @@ static int cmd_check(int argc, char **argv) {
         }
     }
     if (ra.n == 0 || optind != argc) {
-        fprintf(stderr, "chainfuse check: %s\n%s",
-                ra.n == 0 ? "at least one --rules PATH is required"
-                          : "unexpected argument",
-                check_usage);
+        if (ra.n == 0)
+            fprintf(stderr,
+                    "chainfuse check: at least one --rules PATH is required\n");
+        else
+            fprintf(stderr,
+                    "chainfuse check: unexpected argument '%s' (rule paths "
+                    "are given with --rules PATH)\n",
+                    argv[optind]);
+        fputs(check_usage, stderr);
+        cf_free(ra.paths);
+        return EXIT_USAGE;
+    }
+    if (!rules_paths_distinct(&ra, "check")) {
         cf_free(ra.paths);
         return EXIT_USAGE;
     }
@@ -211,7 +372,8 @@ static int cmd_check(int argc, char **argv) {
                st.patterns, st.fields, st.direct_patterns, st.compile_seconds,
                st.cache_hit ? " (from cache)" : "");
     }
-    rc = 0;
+    fflush(stdout); /* the report first, then why it is a failure */
+    rc = report_no_rules(&ra, rb) ? EXIT_RUNTIME : 0;
 done:
     cf_ruleset_destroy(rs);
     cf_rulebook_destroy(rb);
@@ -236,6 +398,8 @@ static int cmd_run(int argc, char **argv) {
     const char *dead_letter_path = NULL, *stats_path = NULL;
     bool no_alerts = false;
     int c, rc = EXIT_RUNTIME;
+    char prog[] = "chainfuse run"; /* getopt's messages start with it */
+    argv[0] = prog;
     while ((c = getopt_long(argc, argv, "r:i:o:c:d:ns:h", opts, NULL)) != -1) {
         switch (c) {
         case 'r': add_rules_path(&ra, optarg); break;
@@ -250,19 +414,28 @@ static int cmd_run(int argc, char **argv) {
         }
     }
     if (ra.n == 0 || optind != argc) {
-        fprintf(stderr, "chainfuse run: %s\n%s",
-                ra.n == 0 ? "at least one --rules PATH is required"
-                          : "unexpected argument",
-                run_usage);
+        if (ra.n == 0)
+            fprintf(stderr,
+                    "chainfuse run: at least one --rules PATH is required\n");
+        else
+            fprintf(stderr,
+                    "chainfuse run: unexpected argument '%s' (events are "
+                    "read with --input FILE)\n",
+                    argv[optind]);
+        fputs(run_usage, stderr);
         cf_free(ra.paths);
         return EXIT_USAGE;
     }
-    char err[512];
+    if (!rules_paths_distinct(&ra, "run")) {
+        cf_free(ra.paths);
+        return EXIT_USAGE;
+    }
+    char err[512], finish_err[512];
     struct cf_config *cfg = load_config(config_path);
     struct cf_rulebook *rb = NULL;
     struct cf_ruleset *rs = NULL;
     struct cf_input *in = NULL;
-    struct cf_output *out = NULL, *dead = NULL;
+    struct cf_output *out = NULL, *dead = NULL, *stats_out = NULL;
     struct cf_pipeline *p = NULL;
     if (!cfg) goto done;
     if (dead_letter_path) {
@@ -270,28 +443,71 @@ static int cmd_run(int argc, char **argv) {
         cfg->dead_letter_path = cf_strdup(dead_letter_path);
     }
     if (no_alerts) cfg->emit_alerts = false;
+    /* One file in two roles would be truncated by one and overwritten by
+     * the other (or, for the input, destroyed before it is read). */
+    const char *dead_opt = dead_letter_path
+                               ? "--dead-letter"
+                               : "dead-letter file (set with --dead-letter)";
+    const struct {
+        const char *opt, *path;
+        int fd; /* what "-" means */
+    } roles[] = {{"--input", input, STDIN_FILENO},
+                 {"--output", output, STDOUT_FILENO},
+                 {dead_opt, cfg->dead_letter_path, STDOUT_FILENO},
+                 {"--stats", stats_path, STDOUT_FILENO}};
+    for (size_t i = 0; i < CF_ARRAY_LEN(roles); i++) {
+        for (size_t j = i + 1; j < CF_ARRAY_LEN(roles); j++) {
+            const char *a = roles[i].path, *b = roles[j].path;
+            /* Records, dead letters and stats may share stdout: each
+             * line says what it is. */
+            if (!a || !b || (strcmp(a, "-") == 0 && strcmp(b, "-") == 0))
+                continue;
+            if (!same_file(a, roles[i].fd, b, roles[j].fd, true)) continue;
+            bool a_std = strcmp(a, "-") == 0, b_std = strcmp(b, "-") == 0;
+            fprintf(stderr,
+                    "chainfuse run: %s%s%s and %s%s%s are the same file; %s\n",
+                    a_std ? "" : roles[i].opt, a_std ? "" : " ",
+                    a_std ? (i == 0 ? "standard input" : "standard output") : a,
+                    b_std ? "" : roles[j].opt, b_std ? "" : " ",
+                    b_std ? "standard output" : b,
+                    i == 0 ? "writing it would destroy the input"
+                           : "give each its own file");
+            rc = EXIT_USAGE;
+            goto done;
+        }
+    }
     if (!(rb = load_rules(&ra, cfg))) goto done;
+    if (report_no_rules(&ra, rb)) goto done;
     if (!(rs = cf_ruleset_compile(rb, cfg, err, sizeof err))) {
         fprintf(stderr, "chainfuse: cannot compile rules: %s\n", err);
         goto done;
     }
-    if (rb->n_rejected)
-        fprintf(stderr,
-                "chainfuse: %zu rules rejected (see `chainfuse check`)\n",
-                rb->n_rejected);
+    if (rb->n_rejected) {
+        fprintf(stderr, "chainfuse: %zu rules rejected (see ", rb->n_rejected);
+        print_check_hint(&ra);
+        fputs(")\n", stderr);
+    }
+    /* Every file is opened, or proven creatable, before the first event
+     * is read: a bad path fails at once, not after hours of input. */
     if (!(in = cf_file_input_open(input, cfg->limits.max_line_bytes, err,
                                   sizeof err))) {
-        fprintf(stderr, "chainfuse: --input %s: %s\n", input, err);
-        goto done;
-    }
-    if (!(out = cf_file_output_open(output, 0, err, sizeof err))) {
-        fprintf(stderr, "chainfuse: --output %s: %s\n", output, err);
+        fprintf(stderr, "chainfuse: --input: %s\n", err);
         goto done;
     }
     if (!(dead = cf_file_output_open(cfg->dead_letter_path,
                                      CF_FILE_OUTPUT_DEFERRED, err,
                                      sizeof err))) {
-        fprintf(stderr, "chainfuse: dead-letter output: %s\n", err);
+        fprintf(stderr, "chainfuse: %s: %s\n", dead_opt, err);
+        goto done;
+    }
+    if (stats_path &&
+        !(stats_out = cf_file_output_open(stats_path, CF_FILE_OUTPUT_DEFERRED,
+                                          err, sizeof err))) {
+        fprintf(stderr, "chainfuse: --stats: %s\n", err);
+        goto done;
+    }
+    if (!(out = cf_file_output_open(output, 0, err, sizeof err))) {
+        fprintf(stderr, "chainfuse: --output: %s\n", err);
         goto done;
     }
     struct cf_pipeline_setup setup = {.cfg = cfg, .rb = rb, .rs = rs,
@@ -300,11 +516,26 @@ static int cmd_run(int argc, char **argv) {
         fprintf(stderr, "chainfuse: %s\n", err);
         goto done;
     }
-    if (cf_pipeline_run(p, in, err, sizeof err) != CF_OK ||
-        cf_pipeline_finish(p, err, sizeof err) != CF_OK) {
-        fprintf(stderr, "chainfuse: %s\n", err);
-        goto done;
+    if (strcmp(input, "-") == 0 && isatty(STDIN_FILENO))
+        fprintf(stderr, "chainfuse: reading events from standard input "
+                        "(end with Ctrl-D; --input FILE reads a file)\n");
+    /* An input that fails part-way still has its events finished:
+     * pending correlations fire, outputs are flushed, the summary and
+     * stats are written, and only then does the run fail. */
+    cf_err_t run_rc = cf_pipeline_run(p, in, err, sizeof err);
+    if (run_rc != CF_OK) {
+        /* The run stops for the input, or for a dead-letter output that
+         * failed (records the output refused went there first). */
+        const char *d = io_detail(in, dead, out);
+        fprintf(stderr, "chainfuse: %s%s%s\n", err, *d ? ": " : "", d);
     }
+    cf_err_t finish_rc = cf_pipeline_finish(p, finish_err, sizeof finish_err);
+    if (finish_rc != CF_OK &&
+        (run_rc == CF_OK || strcmp(err, finish_err) != 0)) {
+        const char *d = io_detail(NULL, out, dead);
+        fprintf(stderr, "chainfuse: %s%s%s\n", finish_err, *d ? ": " : "", d);
+    }
+    rc = run_rc == CF_OK && finish_rc == CF_OK ? 0 : EXIT_RUNTIME;
     json_t *stats = cf_pipeline_stats(p);
     json_int_t dl = json_integer_value(json_object_get(stats, "dead_lettered"));
     fprintf(stderr,
@@ -314,20 +545,16 @@ static int cmd_run(int argc, char **argv) {
             (long long)json_integer_value(json_object_get(stats, "alerts")),
             (long long)json_integer_value(json_object_get(stats, "incidents")),
             (long long)dl, dl ? " to " : "", dl ? cfg->dead_letter_path : "");
-    if (stats_path) {
-        FILE *f = strcmp(stats_path, "-") == 0 ? stdout : fopen(stats_path, "w");
-        if (f) {
-            json_dumpf(stats, f, JSON_COMPACT);
-            fputc('\n', f);
-            if (f != stdout) fclose(f);
-        } else {
-            fprintf(stderr, "chainfuse: cannot write --stats %s\n", stats_path);
-        }
+    if (stats_out && !write_stats(stats_out, stats)) {
+        const char *d = cf_file_output_error(stats_out);
+        fprintf(stderr, "chainfuse: --stats: %s\n",
+                *d ? d : "out of memory");
+        rc = EXIT_RUNTIME;
     }
     json_decref(stats);
-    rc = 0;
 done:
     cf_pipeline_destroy(p);
+    cf_output_close(stats_out);
     cf_output_close(dead);
     cf_output_close(out);
     cf_input_close(in);

@@ -106,5 +106,113 @@ check "missing input file is a clear error" '[ $rc -eq 1 ] && grep -q "nope.json
 "$CF" run --rules "$T/rules" --config "$T/nope.yml" --input "$T/events.jsonl" 2>"$T/err"; rc=$?
 check "missing config file is a clear error" '[ $rc -eq 1 ] && grep -q "nope.yml" "$T/err"'
 
+
+# ---- Silent failure modes, tried as a new user would -------------------
+
+# Usage errors name the command and the offending argument.
+"$CF" run --frob 2>"$T/err"; rc=$?
+check "unknown option exits 2 and names the command" '[ $rc -eq 2 ] && grep -q "^chainfuse run: unrecognized option .--frob." "$T/err"'
+"$CF" check --rules 2>"$T/err"; rc=$?
+check "option without its argument exits 2" '[ $rc -eq 2 ] && grep -q "^chainfuse check: option .--rules. requires an argument" "$T/err"'
+"$CF" run --rules "$T/rules" "$T/events.jsonl" 2>"$T/err"; rc=$?
+check "a stray argument is named, with a hint at --input" '[ $rc -eq 2 ] && grep -q "unexpected argument .$T/events.jsonl." "$T/err" && grep -q -- "--input" "$T/err"'
+
+# No rule loaded is an error naming the cause; nothing is read or written.
+mkdir -p "$T/empty" "$T/onlybroken"
+cp "$T/rules/sub/broken.yaml" "$T/onlybroken/"
+: > "$T/emptyrule.yml"
+"$CF" run --rules "$T/empty" --input "$T/events.jsonl" --output "$T/o_empty.jsonl" --dead-letter "$T/dl_empty.jsonl" 2>"$T/err"; rc=$?
+check "run with an empty rule folder exits 1" '[ $rc -eq 1 ]'
+check "... and says the folder has no .yml/.yaml files" 'grep -q "no rule loaded from $T/empty: the folder has no .yml/.yaml files" "$T/err"'
+check "... before reading input or creating the output" '[ ! -e "$T/o_empty.jsonl" ] && ! grep -q "events," "$T/err"'
+"$CF" run --rules "$T/emptyrule.yml" --input "$T/events.jsonl" --dead-letter "$T/dl_empty.jsonl" >/dev/null 2>"$T/err"; rc=$?
+check "run with an empty rule file exits 1 and says the file is empty" '[ $rc -eq 1 ] && grep -q "no rule loaded from $T/emptyrule.yml: the file is empty" "$T/err"'
+"$CF" run --rules "$T/onlybroken" --input "$T/events.jsonl" --dead-letter "$T/dl_empty.jsonl" >/dev/null 2>"$T/err"; rc=$?
+check "run with every rule rejected exits 1" '[ $rc -eq 1 ]'
+check "... and says all were rejected and how to see why" 'grep -q "no rule loaded: all rules were rejected" "$T/err" && grep -q "nosuchmodifier" "$T/err" && grep -q "chainfuse check --rules $T/onlybroken" "$T/err"'
+"$CF" check --rules "$T/empty" >"$T/out_check" 2>"$T/err"; rc=$?
+check "check with no rule loaded reports, then exits 1" '[ $rc -eq 1 ] && grep -q "0 of 0 rules loaded" "$T/out_check" && grep -q "no rule loaded from $T/empty" "$T/err"'
+"$CF" check --rules "$T/onlybroken" --json >"$T/check_rej.json" 2>"$T/err"; rc=$?
+check "check --json with every rule rejected prints the report and exits 1" '[ $rc -eq 1 ] && jq -e ".rules_loaded == 0 and .rules_rejected == 1" "$T/check_rej.json" >/dev/null && grep -q "no rule loaded: all rules were rejected" "$T/err"'
+"$CF" run --rules "$T/rules" --rules "$T/empty" --input "$T/events.jsonl" --config "$T/config.yml" --dead-letter "$T/dl_empty.jsonl" >/dev/null 2>"$T/err"; rc=$?
+check "a --rules folder without rules beside good ones is a warning" '[ $rc -eq 0 ] && grep -q "warning: --rules $T/empty: the folder has no .yml/.yaml files" "$T/err"'
+
+# The same rule loaded twice is an error naming both files.
+"$CF" run --rules "$T/rules" --rules "$T/rules" --input "$T/events.jsonl" 2>"$T/err"; rc=$?
+check "the same --rules path twice is a usage error" '[ $rc -eq 2 ] && grep -q -- "--rules $T/rules is given twice" "$T/err"'
+"$CF" run --rules "$T/rules" --rules "$T/rules/" --input "$T/events.jsonl" 2>"$T/err"; rc=$?
+check "... also spelled differently" '[ $rc -eq 2 ] && grep -q "is given twice" "$T/err"'
+"$CF" run --rules "$T/rules" --rules "$T/rules/good.yml" --input "$T/events.jsonl" 2>"$T/err"; rc=$?
+check "overlapping --rules paths load a file twice: error naming it" '[ $rc -eq 1 ] && grep -q "rule file $T/rules/good.yml is loaded twice" "$T/err"'
+mkdir -p "$T/dup"
+cp "$T/rules/good.yml" "$T/dup/a.yml"; cp "$T/rules/good.yml" "$T/dup/b.yml"
+"$CF" run --rules "$T/dup" --input "$T/events.jsonl" >"$T/o_dup.jsonl" 2>"$T/err"; rc=$?
+check "duplicate rule ids are an error naming both files" '[ $rc -eq 1 ] && grep -q "rule id 5f0ab8f1-0c46-4b2f-a4b5-3b3a0e3c1f01 is used twice: in $T/dup/a.yml and in $T/dup/b.yml" "$T/err" && [ ! -s "$T/o_dup.jsonl" ]'
+"$CF" check --rules "$T/dup" >/dev/null 2>"$T/err"; rc=$?
+check "check reports duplicate ids too" '[ $rc -eq 1 ] && grep -q "is used twice" "$T/err"'
+mkdir -p "$T/dupcorr"
+cp "$T/rules/good.yml" "$T/dupcorr/rule.yml"
+for n in 1 2; do cat > "$T/dupcorr/corr$n.yml" <<R
+title: Whoami twice $n
+id: 6f0ab8f1-0c46-4b2f-a4b5-3b3a0e3c1f0$n
+name: whoami_twice
+correlation:
+  type: event_count
+  rules: [5f0ab8f1-0c46-4b2f-a4b5-3b3a0e3c1f01]
+  group-by: [Hostname]
+  timespan: 5m
+  condition: {gte: 2}
+R
+done
+"$CF" check --rules "$T/dupcorr" >/dev/null 2>"$T/err"; rc=$?
+check "duplicate correlation names are an error naming both files" '[ $rc -eq 1 ] && grep -q "correlation name whoami_twice is used twice: in $T/dupcorr/corr1.yml and in $T/dupcorr/corr2.yml" "$T/err"'
+
+# --stats: checked before any input is read; on stdout it is a record too.
+"$CF" run --rules "$T/rules" --input "$T/events.jsonl" --output "$T/o_stats.jsonl" --stats /nonexistent/stats.json 2>"$T/err"; rc=$?
+check "unwritable --stats fails with exit 1 before reading input" '[ $rc -eq 1 ] && grep -q -- "--stats: cannot create /nonexistent/stats.json: No such file or directory" "$T/err" && ! grep -q "events," "$T/err" && [ ! -e "$T/o_stats.jsonl" ]'
+"$CF" run --rules "$T/rules" --input "$T/events.jsonl" --config "$T/config.yml" --dead-letter "$T/dl6.jsonl" --stats - >"$T/o_mixed.jsonl" 2>/dev/null; rc=$?
+check "--stats - beside records on stdout: every line has a kind, stats last" '[ $rc -eq 0 ] && jq -s -e "all(has(\"kind\")) and (.[-1].kind == \"stats\") and (.[-1].events == 2) and (map(select(.kind == \"alert\")) | length == 1)" "$T/o_mixed.jsonl" >/dev/null'
+check "the --stats file says what it is too" 'jq -e ".kind == \"stats\"" "$T/stats.json" >/dev/null'
+
+# Files that cannot be opened are named with the reason.
+"$CF" run --rules "$T/nonexistent" --input "$T/events.jsonl" 2>"$T/err"; rc=$?
+check "run with a nonexistent --rules path exits 1 naming it" '[ $rc -eq 1 ] && grep -q -- "--rules $T/nonexistent: .*No such file or directory" "$T/err"'
+"$CF" run --rules "$T/rules" --input "$T/events.jsonl" --output /nonexistent/x 2>"$T/err"; rc=$?
+check "--output in a missing folder exits 1 naming it" '[ $rc -eq 1 ] && grep -q -- "--output: cannot create /nonexistent/x: No such file or directory" "$T/err"'
+"$CF" run --rules "$T/rules" --input "$T/events.jsonl" --dead-letter /nonexistent/x >/dev/null 2>"$T/err"; rc=$?
+check "--dead-letter in a missing folder exits 1 naming it" '[ $rc -eq 1 ] && grep -q -- "--dead-letter: cannot create /nonexistent/x: No such file or directory" "$T/err"'
+"$CF" run --rules "$T/rules" --input "$T" --output "$T/o_dir.jsonl" 2>"$T/err"; rc=$?
+check "--input a directory exits 1 saying so" '[ $rc -eq 1 ] && grep -q -- "--input: cannot read $T: it is a directory" "$T/err"'
+"$CF" run --rules "$T/rules" --input "$T/events.jsonl" --output "$T/events.jsonl" 2>"$T/err"; rc=$?
+check "--output the same file as --input is refused" '[ $rc -eq 2 ] && grep -q "same file" "$T/err" && [ "$(wc -l < "$T/events.jsonl")" -eq 8 ]'
+"$CF" run --rules "$T/rules" --output "$T/events.jsonl" < "$T/events.jsonl" 2>"$T/err"; rc=$?
+check "--output the file standard input reads is refused" '[ $rc -eq 2 ] && grep -q "standard input and --output $T/events.jsonl are the same file" "$T/err" && [ "$(wc -l < "$T/events.jsonl")" -eq 8 ]'
+"$CF" run --rules "$T/rules" --input "$T/events.jsonl" --output "$T/same.jsonl" --dead-letter "$T/same.jsonl" 2>"$T/err"; rc=$?
+check "--dead-letter the same file as --output is refused" '[ $rc -eq 2 ] && grep -q "same file" "$T/err"'
+
+# Waiting on a terminal for events is not a hang: it says what it waits for.
+if command -v script >/dev/null; then
+  script -qec "'$CF' run --rules '$T/rules' --output /dev/null --dead-letter '$T/dl8.jsonl'" /dev/null </dev/null >"$T/tty" 2>&1
+  check "run reading a terminal says it waits for events on stdin" 'grep -q "reading events from standard input" "$T/tty"'
+fi
+
+# A truncated .gz: the error names the file and what is wrong with it;
+# what was read is processed, flushed and summarised.
+for i in $(seq 1 4000); do
+  printf '{"Channel":"Microsoft-Windows-Sysmon/Operational","EventID":1,"Hostname":"WS%d","Image":"C:\\\\Windows\\\\System32\\\\whoami.exe","UtcTime":"2023-08-16 04:%02d:%02d.000"}\n' $((i % 50)) $((i / 60 % 60)) $((i % 60))
+done | gzip -c > "$T/many.jsonl.gz"
+head -c $(( $(wc -c < "$T/many.jsonl.gz") / 2 )) "$T/many.jsonl.gz" > "$T/cut.jsonl.gz"
+"$CF" run --rules "$T/rules" --input "$T/cut.jsonl.gz" --output "$T/o_cut.jsonl" --stats "$T/stats_cut.json" 2>"$T/err"; rc=$?
+check "truncated .gz exits 1" '[ $rc -eq 1 ]'
+check "... naming the file and what is wrong" 'grep -q "input file failed: cannot read $T/cut.jsonl.gz after line [0-9]*: unexpected end of file" "$T/err"'
+check "... still printing the summary and stats" 'grep -q "chainfuse: [1-9][0-9]* events, [1-9][0-9]* alerts" "$T/err" && jq -e ".events > 0" "$T/stats_cut.json" >/dev/null'
+check "... and flushing every alert it produced" 'a=$(sed -n "s/.* events, \([0-9]*\) alerts.*/\1/p" "$T/err"); [ "$(jq -s "map(select(.kind == \"alert\")) | length" "$T/o_cut.jsonl")" = "$a" ]'
+
+# An output that cannot take the data says why.
+if [ -w /dev/full ]; then
+  "$CF" run --rules "$T/rules" --input "$T/events.jsonl" --config "$T/config.yml" --dead-letter "$T/dl7.jsonl" --output /dev/full 2>"$T/err"; rc=$?
+  check "--output /dev/full exits 1 with the errno text" '[ $rc -eq 1 ] && grep -q "output file failed to flush: cannot write /dev/full: No space left on device" "$T/err"'
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
