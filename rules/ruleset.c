@@ -13,7 +13,11 @@
  * Matching: the event is routed, each leaf value whose field has a
  * database is scanned once, hits mark items, and only the routed rules
  * with a marked item, plus those whose condition can hold with nothing
- * marked ("always evaluate"), have their condition evaluated.
+ * marked ("always evaluate"), have their condition evaluated.  A scan
+ * that fails (any hs_scan error, a PCRE2 error other than "no match", a
+ * keyword literal scan that cannot run) does not stop matching: the
+ * event is counted in the matcher's scan_errors, since rules may have
+ * missed it.
  *
  * Semantics shared with the test oracle (tests/oracle): a glob `?` is
  * one byte and case folding is ASCII; a field present several times
@@ -158,6 +162,10 @@ struct cf_matcher {
     uint32_t slot_mask;
     uint32_t *next_leaf;
     uint32_t next_cap;
+    /* Events with a failed scan, and what the first failure was. */
+    uint64_t scan_errors;
+    bool event_failed;
+    char first_error[160];
 };
 
 /* ---------------------------------------------------------------- */
@@ -478,9 +486,9 @@ static int map_names(struct builder *b, const char *field,
 
 /* Turns one field condition into items, expressions and direct checks. */
 static int build_cond(struct builder *b, uint32_t rule_index,
-                      const struct cf_sigma_field_cond *fc, struct ccond *cc,
-                      uint32_t *db_ids, size_t max_dbs) {
+                      const struct cf_sigma_field_cond *fc, struct ccond *cc) {
     struct sbuf sb = {0};
+    uint32_t *db_ids = NULL; /* one database per name the field maps to */
     size_t n_db = 0;
     int rc = -1;
 
@@ -488,6 +496,8 @@ static int build_cond(struct builder *b, uint32_t rule_index,
     if (fc->field) {
         if (map_names(b, fc->field, &cc->names, &cc->n_names)) goto done;
     }
+    if (!(db_ids = cf_calloc(cc->n_names ? cc->n_names : 1, sizeof *db_ids)))
+        goto done;
     if (!(cc->values = cf_calloc(fc->n_values ? fc->n_values : 1, sizeof *cc->values)))
         goto done;
     for (size_t v = 0; v < fc->n_values; v++) {
@@ -554,7 +564,7 @@ static int build_cond(struct builder *b, uint32_t rule_index,
                 if (!fc->field) {
                     db_ids[n_db++] = KEYWORD_DB;
                 } else {
-                    for (size_t i = 0; i < cc->n_names && n_db < max_dbs; i++)
+                    for (size_t i = 0; i < cc->n_names; i++)
                         if (db_for_name(b, cc->names[i].name, &db_ids[n_db++]))
                             goto done;
                 }
@@ -567,6 +577,7 @@ static int build_cond(struct builder *b, uint32_t rule_index,
     }
     rc = 0;
 done:
+    cf_free(db_ids);
     cf_free(sb.p);
     return rc;
 }
@@ -574,7 +585,6 @@ done:
 static int build_rule(struct builder *b, uint32_t ri) {
     struct crule *cr = &b->rs->rules[ri];
     const struct cf_sigma_rule *r = cr->rule;
-    uint32_t db_ids[64];
 
     if (!(cr->searches = cf_calloc(r->n_searches ? r->n_searches : 1,
                                 sizeof *cr->searches)))
@@ -593,8 +603,7 @@ static int build_rule(struct builder *b, uint32_t ri) {
                 return -1;
             cj->n_conds = sc->n_conds;
             for (size_t k = 0; k < sc->n_conds; k++)
-                if (build_cond(b, ri, &sc->conds[k], &cj->conds[k], db_ids,
-                               CF_ARRAY_LEN(db_ids)))
+                if (build_cond(b, ri, &sc->conds[k], &cj->conds[k]))
                     return -1;
         }
     }
@@ -1167,6 +1176,45 @@ void cf_matcher_destroy(struct cf_matcher *m) {
     cf_free(m);
 }
 
+static const char *hs_error_name(hs_error_t e) {
+    switch (e) {
+    case HS_INVALID: return "HS_INVALID";
+    case HS_NOMEM: return "HS_NOMEM";
+    case HS_SCAN_TERMINATED: return "HS_SCAN_TERMINATED";
+    case HS_SCRATCH_IN_USE: return "HS_SCRATCH_IN_USE";
+    case HS_BAD_ALIGN: return "HS_BAD_ALIGN";
+    case HS_BAD_ALLOC: return "HS_BAD_ALLOC";
+    case HS_ARCH_ERROR: return "HS_ARCH_ERROR";
+    case HS_INSUFFICIENT_SPACE: return "HS_INSUFFICIENT_SPACE";
+    default: return "HS_UNKNOWN_ERROR";
+    }
+}
+
+/* The event being matched had a scan fail: counted once per event, the
+ * first failure's description kept for the operator. */
+static void scan_failed(struct cf_matcher *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void scan_failed(struct cf_matcher *m, const char *fmt, ...) {
+    m->event_failed = true;
+    if (m->first_error[0]) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m->first_error, sizeof m->first_error, fmt, ap);
+    va_end(ap);
+}
+
+static void check_hs(struct cf_matcher *m, hs_error_t rc, const char *db) {
+    if (rc != HS_SUCCESS)
+        scan_failed(m, "Hyperscan scan of %s failed: %s (%d)", db,
+                    hs_error_name(rc), (int)rc);
+}
+
+uint64_t cf_matcher_scan_errors(const struct cf_matcher *m,
+                                const char **first_error) {
+    if (first_error) *first_error = m->first_error;
+    return m->scan_errors;
+}
+
 static void mark_expr(struct cf_matcher *m, unsigned int id) {
     const struct cf_ruleset *rs = m->rs;
     for (uint32_t k = rs->expr_item_off[id]; k < rs->expr_item_off[id + 1]; k++) {
@@ -1238,7 +1286,9 @@ static cf_err_t scan_literals(struct cf_matcher *m, const struct cf_event *ev,
         m->leaf_end[i] = (uint32_t)off;
     }
     m->n_leaves = ev->n_fields;
-    hs_scan(db, m->concat, (unsigned)off, 0, m->scratch, on_literal_match, m);
+    check_hs(m, hs_scan(db, m->concat, (unsigned)off, 0, m->scratch,
+                        on_literal_match, m),
+             "the keyword literals");
     return CF_OK;
 }
 
@@ -1415,9 +1465,21 @@ static bool leaf_match(struct cf_matcher *m, const struct cf_event *ev,
     switch (p->kind) {
     case CF_PATTERN_GLOB:
         return glob_match(p, f->value, f->value_len);
-    case CF_PATTERN_REGEX:
-        return d->re && pcre2_match(d->re, (PCRE2_SPTR)f->value, f->value_len, 0,
-                                    0, m->md, NULL) >= 0;
+    case CF_PATTERN_REGEX: {
+        if (!d->re) return false;
+        int rc = pcre2_match(d->re, (PCRE2_SPTR)f->value, f->value_len, 0, 0,
+                             m->md, NULL);
+        if (rc >= 0) return true;
+        if (rc != PCRE2_ERROR_NOMATCH) {
+            /* e.g. the match limit on catastrophic backtracking: not a
+             * "no", an unknown */
+            PCRE2_UCHAR msg[96];
+            if (pcre2_get_error_message(rc, msg, sizeof msg) < 0) msg[0] = 0;
+            scan_failed(m, "PCRE2 match of /%s/ on field %s failed: %s (%d)",
+                        (const char *)p->text, f->name, (const char *)msg, rc);
+        }
+        return false;
+    }
     case CF_PATTERN_NUMBER:
         return parse_number(f, &x) && compare(x, p->op, p->number);
     case CF_PATTERN_CIDR:
@@ -1552,6 +1614,7 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
     bool any_route = false;
 
     m->indexed = false;
+    m->event_failed = false;
     m->routes = cf_router_route(rs->router, m->route_cache, ev);
     if (!m->routes) return 0;
     for (uint32_t i = 0; i < rs->route_words; i++)
@@ -1564,9 +1627,14 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
         bool scan_kw = kw->db && bits_intersect(kw->routes, m->routes,
                                                 rs->route_words);
         /* On failure to grow the buffer the literals go unscanned for
-         * this event rather than stopping the engine. */
-        if (kl->db && bits_intersect(kl->routes, m->routes, rs->route_words))
-            scan_literals(m, ev, kl->db);
+         * this event rather than stopping the engine, and it is counted. */
+        if (kl->db && bits_intersect(kl->routes, m->routes, rs->route_words)) {
+            cf_err_t rc = scan_literals(m, ev, kl->db);
+            if (rc != CF_OK)
+                scan_failed(m, "keyword literal scan skipped: %s",
+                            rc == CF_ERR_NOMEM ? "out of memory"
+                                               : "event values over 4 GiB");
+        }
         for (uint32_t i = 0; i < ev->n_fields; i++) {
             const struct cf_event_field *f = &ev->fields[i];
             /* JSON null is no value: it matches `field: null` (checked
@@ -1579,13 +1647,15 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
                     memcmp(d->name, f->name, f->name_len) != 0)
                     continue;
                 if (d->db && bits_intersect(d->routes, m->routes, rs->route_words))
-                    hs_scan(d->db, f->value, f->value_len, 0, m->scratch,
-                            on_hs_match, m);
+                    check_hs(m, hs_scan(d->db, f->value, f->value_len, 0,
+                                        m->scratch, on_hs_match, m),
+                             d->name);
                 break;
             }
             if (scan_kw)
-                hs_scan(kw->db, f->value, f->value_len, 0, m->scratch,
-                        on_hs_match, m);
+                check_hs(m, hs_scan(kw->db, f->value, f->value_len, 0,
+                                    m->scratch, on_hs_match, m),
+                         "the keywords");
         }
     }
 
@@ -1606,5 +1676,6 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
     for (uint32_t c = 0; c < n_cand; c++) bit_clear(m->rule_bits, m->cand[c]);
     for (uint32_t t = 0; t < m->n_touched; t++) bit_clear(m->marks, m->touched[t]);
     m->n_touched = 0;
+    if (m->event_failed) m->scan_errors++;
     return matched;
 }

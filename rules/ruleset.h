@@ -52,8 +52,17 @@ void cf_matcher_destroy(struct cf_matcher *m); /* NULL is a no-op */
 typedef void (*cf_match_fn)(const struct cf_sigma_rule *rule, void *opaque);
 
 /* Calls fn once per rule that matches `ev`, in rule order.  Returns the
- * number of matching rules. */
+ * number of matching rules.  A scan that fails does not stop the others;
+ * the event is counted in cf_matcher_scan_errors. */
 int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
                      cf_match_fn fn, void *opaque);
+
+/* How many events since cf_matcher_new had a scan fail (an hs_scan
+ * error, a PCRE2 error other than "no match", a keyword literal scan
+ * that could not run): rules may have missed them.  *first_error, when
+ * first_error is not NULL, is set to a description of the first failure
+ * ("" when none), owned by the matcher. */
+uint64_t cf_matcher_scan_errors(const struct cf_matcher *m,
+                                const char **first_error);
 
 #endif
