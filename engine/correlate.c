@@ -133,6 +133,7 @@ struct cf_correlator {
     size_t extra_bytes; /* heap owned by windows beyond their slot */
     uint64_t alerts_seen, alerts_used, late, late_outside, no_group,
         no_value, no_time, fired, evicted, expired, repushed;
+    uint64_t oom; /* skipped for lack of memory: dropped, never silent */
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -470,7 +471,10 @@ static void win_add_entities(struct cf_correlator *co, struct win *w,
         if (!have[k] && ents->value[k]) add += 2 + strlen(ents->value[k]);
     if (!add) return;
     char *n = cf_realloc(w->ents, used + add + 1);
-    if (!n) return; /* entities are best effort under memory pressure */
+    if (!n) { /* entities are best effort under memory pressure */
+        co->oom++;
+        return;
+    }
     w->ents = n;
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
         if (have[k] || !ents->value[k]) continue;
@@ -564,7 +568,10 @@ static bool evaluate(struct cf_correlator *co,
     case CF_CORR_VALUE_COUNT: {
         if (co->hbuf_cap < n) {
             uint64_t *hb = cf_realloc(co->hbuf, n * 2 * sizeof(*hb));
-            if (!hb) return false;
+            if (!hb) {
+                co->oom++;
+                return false;
+            }
             co->hbuf = hb;
             co->hbuf_cap = n * 2;
         }
@@ -701,6 +708,7 @@ static void fire(struct cf_correlator *co, uint32_t s, uint32_t n,
             size_t cap = co->cap_chainq ? co->cap_chainq * 2 : 16;
             struct cf_alert *q = cf_realloc(co->chainq, cap * sizeof(*q));
             if (!q) {
+                co->oom++; /* emitted, but not chained */
                 cf_alert_clear(&out);
                 return;
             }
@@ -768,7 +776,10 @@ static void apply(struct cf_correlator *co, const struct cf_alert *a,
             co->no_group++;
             return;
         }
-        if (keybuf_append(co, &used, v, len)) return;
+        if (keybuf_append(co, &used, v, len)) {
+            co->oom++;
+            return;
+        }
     }
     struct cev e;
     memset(&e, 0, sizeof(e));
@@ -803,7 +814,10 @@ static void apply(struct cf_correlator *co, const struct cf_alert *a,
     }
     bool created;
     uint32_t s = win_get(co, ci, co->keybuf ? co->keybuf : "", used, &created);
-    if (s == NIL) return;
+    if (s == NIL) {
+        co->oom++;
+        return;
+    }
     co->alerts_used++;
     struct win *w = &co->wins[s];
     if (!created) {
@@ -811,7 +825,11 @@ static void apply(struct cf_correlator *co, const struct cf_alert *a,
             struct cf_position none = {NULL, -1, 0};
             if (close_spans(co, s, e.t, &none)) {
                 s = win_get(co, ci, co->keybuf ? co->keybuf : "", used, &created);
-                if (s == NIL) return;
+                if (s == NIL) {
+                    co->oom++;
+                    co->alerts_used--;
+                    return;
+                }
             }
         } else {
             int64_t newest = win_last(w) > e.t ? win_last(w) : e.t;
@@ -843,6 +861,7 @@ static void apply(struct cf_correlator *co, const struct cf_alert *a,
         /* out of memory: keep the window as it was, drop this alert */
         list_append(co, s);
         co->alerts_used--;
+        co->oom++;
         return;
     }
     list_append(co, s);
@@ -1034,14 +1053,21 @@ void cf_correlator_push(struct cf_correlator *co, const struct cf_alert *a) {
     if (co->n_heap == co->cap_heap) {
         size_t cap = co->cap_heap ? co->cap_heap * 2 : 256;
         struct pending **h = cf_realloc(co->heap, cap * sizeof(*h));
-        if (!h) return;
+        if (!h) {
+            co->oom++;
+            return;
+        }
         co->heap = h;
         co->cap_heap = cap;
     }
     struct pending *p = cf_malloc(sizeof(*p));
-    if (!p) return;
+    if (!p) {
+        co->oom++;
+        return;
+    }
     if (cf_alert_copy(&p->a, a)) {
         cf_free(p);
+        co->oom++;
         return;
     }
     heap_push(co, p);
@@ -1109,21 +1135,28 @@ json_t *cf_correlator_stats(const struct cf_correlator *co) {
     if (!co) return json_object();
     size_t bytes = (size_t)co->cap_slots * sizeof(struct win) +
                    co->table_cap * sizeof(uint32_t) + co->extra_bytes;
+    /* What correlation skipped is reported in the dropped family
+     * (cf_correlator_drops), not here. */
     return json_pack(
-        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
         "alerts_seen", (json_int_t)co->alerts_seen,
         "alerts_counted", (json_int_t)co->alerts_used,
         "own_alerts_repushed", (json_int_t)co->repushed,
         "late_alerts", (json_int_t)co->late,
-        "late_outside_window", (json_int_t)co->late_outside,
-        "missing_group_by", (json_int_t)co->no_group,
-        "missing_value", (json_int_t)co->no_value,
-        "missing_time", (json_int_t)co->no_time,
         "fired", (json_int_t)co->fired,
         "windows_open", (json_int_t)co->n_open,
-        "windows_evicted", (json_int_t)co->evicted,
         "windows_expired", (json_int_t)co->expired,
         "pending", (json_int_t)co->n_heap,
         "state_bytes", (json_int_t)bytes,
         "max_open_windows", (json_int_t)co->max_open);
+}
+
+void cf_correlator_drops(const struct cf_correlator *co, struct cf_drops *sum) {
+    if (!co) return;
+    sum->n[CF_DROP_CORRELATION_NO_TIME] += co->no_time;
+    sum->n[CF_DROP_CORRELATION_NO_GROUP_BY] += co->no_group;
+    sum->n[CF_DROP_CORRELATION_NO_VALUE] += co->no_value;
+    sum->n[CF_DROP_CORRELATION_TOO_LATE] += co->late_outside;
+    sum->n[CF_DROP_CORRELATION_WINDOW_EVICTED] += co->evicted;
+    sum->n[CF_DROP_CORRELATION_OUT_OF_MEMORY] += co->oom;
 }

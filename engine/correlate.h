@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "alert.h"
+#include "drops.h"
 
 struct cf_correlator;
 
@@ -39,7 +40,12 @@ void cf_correlator_advance(struct cf_correlator *co, int64_t watermark_ms);
 
 void cf_correlator_finish(struct cf_correlator *co);
 
-/* Counters (windows open, evicted, fired, late alerts).  New reference. */
+/* Counters (windows open, fired, late alerts).  New reference. */
 json_t *cf_correlator_stats(const struct cf_correlator *co);
+
+/* Adds what correlation skipped to `sum`: alerts without event time,
+ * group-by field or value, too late for their window, windows evicted at
+ * max_open_windows, and what lack of memory made it skip. */
+void cf_correlator_drops(const struct cf_correlator *co, struct cf_drops *sum);
 
 #endif

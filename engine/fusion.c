@@ -239,6 +239,8 @@ struct cf_fusion {
         incidents_emitted, records_emitted, incidents_closed,
         incidents_evicted, incidents_merged, incidents_dropped_unraised,
         entities_expired, pending_forced, alloc_failures;
+    /* records lost for lack of memory (dropped, see cf_fusion_drops) */
+    uint64_t correlation_unwritten, incident_unwritten;
 };
 
 static int parse_duration(const json_t *v, int64_t *out) {
@@ -533,7 +535,7 @@ static void emit_incident(struct cf_fusion *fu, struct cf_incident *inc,
     inc->dirty = false;
     json_t *rec = cf_incident_to_json(inc, status, merged_into);
     if (!rec) {
-        fu->alloc_failures++;
+        fu->incident_unwritten++;
         return;
     }
     fu->records_emitted++;
@@ -952,18 +954,20 @@ static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t) {
 
 static void on_correlation(const struct cf_alert *alert, void *opaque) {
     struct cf_fusion *fu = opaque;
+    /* Counted when raised, so raised = written + correlation_unwritten. */
+    fu->correlation_alerts++;
     if (fu->n_cq >= fu->cap_cq) {
         size_t nc = fu->cap_cq ? fu->cap_cq * 2 : 16;
         struct cf_alert *nq = cf_realloc(fu->cq, nc * sizeof *nq);
         if (!nq) {
-            fu->alloc_failures++;
+            fu->correlation_unwritten++; /* neither written nor fused */
             return;
         }
         fu->cq = nq;
         fu->cap_cq = nc;
     }
     if (cf_alert_copy(&fu->cq[fu->n_cq], alert) != CF_OK) {
-        fu->alloc_failures++;
+        fu->correlation_unwritten++;
         return;
     }
     fu->cq[fu->n_cq].is_correlation = true;
@@ -984,9 +988,9 @@ static void drain(struct cf_fusion *fu) {
     fu->draining = true;
     while (done < fu->n_cq) {
         struct cf_alert a = fu->cq[done++];
-        fu->correlation_alerts++;
         json_t *rec = cf_alert_to_json(&a);
-        if (rec && fu->emit) fu->emit("alert", rec, &a.pos, fu->opaque);
+        if (!rec) fu->correlation_unwritten++; /* still fused below */
+        else if (fu->emit) fu->emit("alert", rec, &a.pos, fu->opaque);
         json_decref(rec);
         fuse(fu, &a, alert_time(fu, &a));
         cf_alert_clear(&a);
@@ -1209,15 +1213,12 @@ json_t *cf_fusion_stats(const struct cf_fusion *fu) {
     STAT("alerts_fused", fu->alerts_processed);
     STAT("late_alerts", fu->late_alerts);
     STAT("alerts_without_time", fu->no_time_alerts);
-    STAT("correlation_alerts", fu->correlation_alerts);
-    STAT("suppressed", fu->suppressed);
     STAT("duplicates", fu->duplicates);
     STAT("weak_entity_skips", fu->weak_skips);
     STAT("informational_not_fused", fu->context_unfused);
     STAT("never_link_values", fu->never_link_skips);
     STAT("incidents_opened", fu->incidents_opened);
     STAT("incidents_raised", fu->incidents_raised);
-    STAT("incident_records", fu->records_emitted);
     STAT("incidents_closed", fu->incidents_closed);
     STAT("incidents_evicted", fu->incidents_evicted);
     STAT("incidents_merged", fu->incidents_merged);
@@ -1227,7 +1228,6 @@ json_t *cf_fusion_stats(const struct cf_fusion *fu) {
     STAT("pending_forced", fu->pending_forced);
     STAT("entities_tracked", fu->entities.n);
     STAT("entities_expired", fu->entities_expired);
-    STAT("allocation_failures", fu->alloc_failures);
 #undef STAT
     if (fu->n_supp) {
         json_t *by = json_array();
@@ -1253,4 +1253,21 @@ json_t *cf_fusion_stats(const struct cf_fusion *fu) {
     }
     if (fu->co) json_object_set_new(s, "correlation", cf_correlator_stats(fu->co));
     return s;
+}
+
+void cf_fusion_counts(const struct cf_fusion *fu, struct cf_fusion_counts *c) {
+    memset(c, 0, sizeof *c);
+    if (!fu) return;
+    c->suppressed = fu->suppressed;
+    c->correlation_alerts = fu->correlation_alerts;
+    c->incidents = fu->incidents_emitted;
+    c->incident_records = fu->records_emitted;
+}
+
+void cf_fusion_drops(const struct cf_fusion *fu, struct cf_drops *sum) {
+    if (!fu) return;
+    sum->n[CF_DROP_CORRELATION_ALERT_UNWRITTEN] += fu->correlation_unwritten;
+    sum->n[CF_DROP_INCIDENT_RECORD_UNWRITTEN] += fu->incident_unwritten;
+    sum->n[CF_DROP_FUSION_OUT_OF_MEMORY] += fu->alloc_failures;
+    cf_correlator_drops(fu->co, sum);
 }

@@ -16,6 +16,7 @@
 
 #include "alert.h"
 #include "config.h"
+#include "drops.h"
 
 struct cf_fusion;
 
@@ -46,8 +47,24 @@ bool cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert);
 /* End of input: fire what is pending and close every incident. */
 void cf_fusion_finish(struct cf_fusion *fu);
 
-/* Counters for the run summary (late events, suppressed, evicted, ...),
- * as a JSON object.  New reference. */
+/* Fusion's own counters (late alerts, duplicates, incidents opened,
+ * evicted, merged, ...), as a JSON object.  New reference.  The counts
+ * below and the dropped family are not repeated in it. */
 json_t *cf_fusion_stats(const struct cf_fusion *fu);
+
+/* The fusion counters the pipeline shows at top level, each counted
+ * once, here. */
+struct cf_fusion_counts {
+    uint64_t suppressed;         /* alerts hidden by a suppression */
+    uint64_t correlation_alerts; /* raised by correlation rules */
+    uint64_t incidents;          /* distinct incidents emitted */
+    uint64_t incident_records;   /* incident versions emitted, all */
+};
+void cf_fusion_counts(const struct cf_fusion *fu, struct cf_fusion_counts *c);
+
+/* Adds what fusion and its correlator dropped to `sum`: correlation
+ * alerts and incident versions not written, and what lack of memory
+ * made fusion skip (cf_correlator_drops for the correlator's part). */
+void cf_fusion_drops(const struct cf_fusion *fu, struct cf_drops *sum);
 
 #endif
