@@ -26,7 +26,8 @@ typedef enum cf_io_status {
 } cf_io_status;
 
 /* One input record.  `data` is borrowed from the input and stays valid
- * until the next read() on the same input. */
+ * until the next read() on the same input.  An input hands over every
+ * record it reads, blank ones included: the engine counts them. */
 struct cf_record {
     const char *data;
     size_t len;
@@ -35,6 +36,9 @@ struct cf_record {
      * reached the engine (line longer than the configured limit, ...):
      * the engine dead-letters it with this reason instead of decoding. */
     const char *defect;
+    /* `data` is only the first part of the record (cut at the input's
+     * size limit); the dead-letter record says so. */
+    bool truncated;
 };
 
 struct cf_input;
@@ -51,11 +55,11 @@ struct cf_input_ops {
     void (*close)(struct cf_input *in);
 };
 
+/* Connectors keep no counters of their own: the engine counts records
+ * read, written and dead-lettered, once (cf_pipeline_stats). */
 struct cf_input {
     const struct cf_input_ops *ops;
     void *ctx; /* connector private state */
-    /* Statistics the engine reports. */
-    uint64_t records;
 };
 
 /* `kind` is the record's "kind" ("alert", "incident", "dead-letter");
@@ -73,7 +77,6 @@ struct cf_output_ops {
 struct cf_output {
     const struct cf_output_ops *ops;
     void *ctx;
-    uint64_t written;
 };
 
 static inline void cf_input_close(struct cf_input *in) {

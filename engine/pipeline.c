@@ -20,7 +20,53 @@
 #include "fusion.h"
 #include "dead_letter.h"
 
-#define MAX_REASONS 16
+/* Dead-letter reasons are counted under a fixed set of names, so the set
+ * of counters cannot grow with what inputs say and none is left out; the
+ * record itself keeps the reason's own words. */
+enum dl_reason {
+    DL_INVALID_JSON,
+    DL_TRUNCATED_JSON,
+    DL_LINE_TOO_LONG,
+    DL_TOO_DEEP,
+    DL_INVALID_UTF8,
+    DL_NOT_AN_OBJECT,
+    DL_OUT_OF_MEMORY,
+    DL_OUTPUT_FAILED,
+    DL_OTHER, /* a reason an input gave that is none of the above */
+    DL_REASONS
+};
+
+static const char *const dl_names[DL_REASONS] = {
+    [DL_INVALID_JSON] = "invalid_json",
+    [DL_TRUNCATED_JSON] = "truncated_json",
+    [DL_LINE_TOO_LONG] = "line_too_long",
+    [DL_TOO_DEEP] = "too_deep",
+    [DL_INVALID_UTF8] = "invalid_utf8",
+    [DL_NOT_AN_OBJECT] = "not_an_object",
+    [DL_OUT_OF_MEMORY] = "out_of_memory",
+    [DL_OUTPUT_FAILED] = "output_failed",
+    [DL_OTHER] = "other",
+};
+
+/* The texts of the decoder (core/event.h) and of the connectors. */
+static const struct {
+    const char *text;
+    enum dl_reason reason;
+} dl_texts[] = {
+    {"invalid JSON", DL_INVALID_JSON},
+    {"truncated JSON", DL_TRUNCATED_JSON},
+    {"line exceeds max_line_bytes", DL_LINE_TOO_LONG},
+    {"nesting exceeds max_depth", DL_TOO_DEEP},
+    {"invalid UTF-8", DL_INVALID_UTF8},
+    {"not a JSON object", DL_NOT_AN_OBJECT},
+    {"out of memory", DL_OUT_OF_MEMORY},
+};
+
+static enum dl_reason classify(const char *text) {
+    for (size_t i = 0; i < CF_ARRAY_LEN(dl_texts); i++)
+        if (strcmp(text, dl_texts[i].text) == 0) return dl_texts[i].reason;
+    return DL_OTHER;
+}
 
 struct cf_pipeline {
     struct cf_pipeline_setup setup;
@@ -35,12 +81,13 @@ struct cf_pipeline {
     cf_err_t deliver_error; /* first unrecoverable delivery failure */
     char deliver_errstr[256];
 
-    uint64_t records, events, dead_lettered, alerts, suppressed, correlation_alerts,
-        incidents, retries, output_failures, no_time;
-    struct {
-        const char *reason;
-        uint64_t count;
-    } reasons[MAX_REASONS];
+    /* Counted here and only here; fusion's (suppressed, correlation
+     * alerts, incidents) and the dropped family are counted by their
+     * owners and added up in cf_pipeline_stats. */
+    uint64_t records, blank_lines, events, no_time, dead_lettered, alerts,
+        written, retries, output_failures;
+    uint64_t dead_letter_reasons[DL_REASONS];
+    uint64_t scan_errors_seen; /* to say the first one on stderr */
 };
 
 static void sleep_ms(long ms) {
@@ -48,23 +95,21 @@ static void sleep_ms(long ms) {
     nanosleep(&ts, NULL);
 }
 
-static void count_reason(struct cf_pipeline *p, const char *reason) {
-    for (int i = 0; i < MAX_REASONS; i++) {
-        if (!p->reasons[i].reason || strcmp(p->reasons[i].reason, reason) == 0) {
-            p->reasons[i].reason = reason;
-            p->reasons[i].count++;
-            return;
-        }
-    }
+static bool is_blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+            return false;
+    return true;
 }
 
-static void dead_letter(struct cf_pipeline *p, const char *reason,
-                        const struct cf_position *pos, const char *data,
-                        size_t len) {
+/* `why` is counted, `reason` is what the record says. */
+static void dead_letter(struct cf_pipeline *p, enum dl_reason why,
+                        const char *reason, const struct cf_position *pos,
+                        const char *data, size_t len, bool truncated) {
     struct cf_output *dl = p->dead_letter;
     p->dead_lettered++;
-    count_reason(p, reason);
-    if (cf_dead_letter_write(dl, reason, pos, data, len, false) != CF_OK) {
+    p->dead_letter_reasons[why]++;
+    if (cf_dead_letter_write(dl, reason, pos, data, len, truncated) != CF_OK) {
         if (p->deliver_error == CF_OK) {
             p->deliver_error = CF_ERR_IO;
             snprintf(p->deliver_errstr, sizeof p->deliver_errstr,
@@ -75,27 +120,38 @@ static void dead_letter(struct cf_pipeline *p, const char *reason,
     }
 }
 
-/* Serializes `rec` and hands it to the output until it is accepted. */
+/* Serializes `rec` and hands it to the output until it is accepted.
+ * `rec` NULL (it could not be built) or not serializable is
+ * dead-lettered, never written as an empty line. */
 static void deliver(struct cf_pipeline *p, const char *kind, json_t *rec,
                     const struct cf_position *pos) {
+    static const char oom[] = "out of memory serializing record";
     struct cf_output *out = p->setup.out;
-    size_t need = json_dumpb(rec, NULL, 0, JSON_COMPACT);
+    size_t need = rec ? json_dumpb(rec, NULL, 0, JSON_COMPACT) : 0;
+    if (need == 0) {
+        dead_letter(p, DL_OUT_OF_MEMORY, oom, pos, "", 0, false);
+        return;
+    }
     if (need + 1 > p->buf_cap) {
         size_t cap = need + 1 > 2 * p->buf_cap ? need + 1 : 2 * p->buf_cap;
         char *nb = cf_realloc(p->buf, cap);
         if (!nb) {
-            dead_letter(p, "out of memory serializing record", pos, "", 0);
+            dead_letter(p, DL_OUT_OF_MEMORY, oom, pos, "", 0, false);
             return;
         }
         p->buf = nb;
         p->buf_cap = cap;
     }
     size_t len = json_dumpb(rec, p->buf, p->buf_cap, JSON_COMPACT);
+    if (len == 0 || len > need) {
+        dead_letter(p, DL_OUT_OF_MEMORY, oom, pos, "", 0, false);
+        return;
+    }
     long backoff = 10;
     for (;;) {
         cf_io_status st = out->ops->write(out, kind, p->buf, len, pos);
         if (st == CF_IO_OK) {
-            out->written++;
+            p->written++;
             return;
         }
         if (st != CF_IO_RETRY) break;
@@ -106,17 +162,17 @@ static void deliver(struct cf_pipeline *p, const char *kind, json_t *rec,
         if (backoff < 5000) backoff *= 2;
     }
     p->output_failures++;
-    dead_letter(p, "output failed", pos, p->buf, len);
+    dead_letter(p, DL_OUTPUT_FAILED, "output failed", pos, p->buf, len, false);
 }
 
+/* Fusion counts what it emits (incidents, incident records, correlation
+ * alerts); output.incidents / output.alerts only decide what is written. */
 static void emit_from_fusion(const char *kind, json_t *record,
                              const struct cf_position *pos, void *opaque) {
     struct cf_pipeline *p = opaque;
     if (strcmp(kind, "incident") == 0) {
-        p->incidents++;
         if (!p->setup.cfg->emit_incidents) return;
     } else if (strcmp(kind, "alert") == 0) {
-        p->correlation_alerts++;
         if (!p->setup.cfg->emit_alerts) return;
     }
     deliver(p, kind, record, pos);
@@ -126,19 +182,23 @@ static void on_match(const struct cf_sigma_rule *rule, void *opaque) {
     struct cf_pipeline *p = opaque;
     struct cf_alert alert;
     if (cf_alert_from_event(&alert, rule, &p->ev, p->entities) != CF_OK) {
-        dead_letter(p, "out of memory building alert", &p->ev.pos, p->ev.raw,
-                    p->ev.raw_len);
+        dead_letter(p, DL_OUT_OF_MEMORY, "out of memory building alert",
+                    &p->ev.pos, p->ev.raw, p->ev.raw_len, false);
         cf_alert_clear(&alert);
         return;
     }
     p->alerts++;
     /* Fusion first: a configured suppression hides the alert from every
-     * output, not only from incidents (it is counted in fusion's stats). */
+     * output, not only from incidents (fusion counts it). */
     if (cf_fusion_push(p->fusion, &alert)) {
-        p->suppressed++;
+        /* suppressed */
     } else if (p->setup.cfg->emit_alerts) {
         json_t *rec = cf_alert_to_json(&alert);
-        deliver(p, "alert", rec, &alert.pos);
+        if (rec)
+            deliver(p, "alert", rec, &alert.pos);
+        else
+            dead_letter(p, DL_OUT_OF_MEMORY, "out of memory building alert",
+                        &p->ev.pos, p->ev.raw, p->ev.raw_len, false);
         json_decref(rec);
     }
     cf_alert_clear(&alert);
@@ -183,6 +243,22 @@ void cf_pipeline_destroy(struct cf_pipeline *p) {
     cf_free(p);
 }
 
+/* A failed scan may mean a missed detection: counted (dropped.scan_error)
+ * and, the first time, said on stderr with where it happened. */
+static void note_scan_errors(struct cf_pipeline *p,
+                             const struct cf_position *pos) {
+    const char *why;
+    uint64_t n = cf_matcher_scan_errors(p->matcher, &why);
+    if (n == p->scan_errors_seen) return;
+    if (p->scan_errors_seen == 0)
+        fprintf(stderr,
+                "chainfuse: %s, at %s:%lld; rules may have missed the event "
+                "(this and later ones are counted in dropped.scan_error)\n",
+                why, pos->source ? pos->source : "input",
+                (long long)pos->offset);
+    p->scan_errors_seen = n;
+}
+
 cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
                          char *errstr, size_t errstr_size) {
     struct cf_record rec;
@@ -200,15 +276,18 @@ cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
                              "input %s failed", in->ops->name);
         backoff = 10;
         p->records++;
-        in->records++;
         if (rec.defect) {
-            dead_letter(p, rec.defect, &rec.pos, rec.data, rec.len);
+            dead_letter(p, classify(rec.defect), rec.defect, &rec.pos,
+                        rec.data, rec.len, rec.truncated);
+        } else if (is_blank(rec.data, rec.len)) {
+            p->blank_lines++;
         } else {
             const char *reason = NULL;
             if (cf_event_decode(p->dec, &p->ev, rec.data, rec.len,
                                 &p->setup.cfg->limits, &reason) != CF_OK) {
-                dead_letter(p, reason ? reason : "invalid JSON", &rec.pos,
-                            rec.data, rec.len);
+                reason = reason ? reason : "invalid JSON";
+                dead_letter(p, classify(reason), reason, &rec.pos, rec.data,
+                            rec.len, rec.truncated);
             } else {
                 p->events++;
                 p->ev.pos = rec.pos;
@@ -217,6 +296,7 @@ cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
                 else
                     cf_fusion_observe(p->fusion, p->ev.time_ms);
                 cf_matcher_match(p->matcher, &p->ev, on_match, p);
+                note_scan_errors(p, &rec.pos);
             }
         }
         if (p->deliver_error != CF_OK)
@@ -250,28 +330,43 @@ cf_err_t cf_pipeline_finish(struct cf_pipeline *p, char *errstr,
     return CF_OK;
 }
 
+void cf_pipeline_dropped(const struct cf_pipeline *p, struct cf_drops *out) {
+    memset(out, 0, sizeof *out);
+    out->n[CF_DROP_SCAN_ERROR] = cf_matcher_scan_errors(p->matcher, NULL);
+    cf_fusion_drops(p->fusion, out);
+}
+
 json_t *cf_pipeline_stats(const struct cf_pipeline *p) {
+    struct cf_fusion_counts fc;
+    struct cf_drops drops;
     json_t *s = json_object();
     json_t *reasons = json_object();
-    json_object_set_new(s, "records", json_integer((json_int_t)p->records));
-    json_object_set_new(s, "events", json_integer((json_int_t)p->events));
-    json_object_set_new(s, "events_without_time",
-                        json_integer((json_int_t)p->no_time));
-    json_object_set_new(s, "dead_lettered",
-                        json_integer((json_int_t)p->dead_lettered));
-    for (int i = 0; i < MAX_REASONS && p->reasons[i].reason; i++)
-        json_object_set_new(reasons, p->reasons[i].reason,
-                            json_integer((json_int_t)p->reasons[i].count));
+    if (!s || !reasons) {
+        json_decref(s);
+        json_decref(reasons);
+        return NULL;
+    }
+    cf_fusion_counts(p->fusion, &fc);
+    cf_pipeline_dropped(p, &drops);
+#define STAT(o, name, v) json_object_set_new(o, name, json_integer((json_int_t)(v)))
+    STAT(s, "records", p->records);
+    STAT(s, "blank_lines", p->blank_lines);
+    STAT(s, "events", p->events);
+    STAT(s, "events_without_time", p->no_time);
+    STAT(s, "dead_lettered", p->dead_lettered);
+    for (int i = 0; i < DL_REASONS; i++)
+        STAT(reasons, dl_names[i], p->dead_letter_reasons[i]);
     json_object_set_new(s, "dead_letter_reasons", reasons);
-    json_object_set_new(s, "alerts", json_integer((json_int_t)p->alerts));
-    json_object_set_new(s, "suppressed_alerts",
-                        json_integer((json_int_t)p->suppressed));
-    json_object_set_new(s, "correlation_alerts",
-                        json_integer((json_int_t)p->correlation_alerts));
-    json_object_set_new(s, "incidents", json_integer((json_int_t)p->incidents));
-    json_object_set_new(s, "output_retries", json_integer((json_int_t)p->retries));
-    json_object_set_new(s, "output_failures",
-                        json_integer((json_int_t)p->output_failures));
+    STAT(s, "alerts", p->alerts);
+    STAT(s, "suppressed_alerts", fc.suppressed);
+    STAT(s, "correlation_alerts", fc.correlation_alerts);
+    STAT(s, "incidents", fc.incidents);
+    STAT(s, "incident_records", fc.incident_records);
+    STAT(s, "written", p->written);
+    STAT(s, "output_retries", p->retries);
+    STAT(s, "output_failures", p->output_failures);
+#undef STAT
+    json_object_set_new(s, "dropped", cf_drops_to_json(&drops));
     json_object_set_new(s, "fusion", cf_fusion_stats(p->fusion));
     return s;
 }

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "connector.h"
+#include "drops.h"
 #include "ruleset.h"
 
 struct cf_pipeline_setup {
@@ -42,8 +43,17 @@ cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
 cf_err_t cf_pipeline_finish(struct cf_pipeline *p, char *errstr,
                             size_t errstr_size);
 
-/* Counters (events, dead-lettered by reason, alerts, incidents, fusion
- * counters).  New reference. */
+/* Every counter, as `--stats` writes it (README "Counters"): records,
+ * blank_lines, events, dead letters by reason (a fixed set), alerts,
+ * incidents, incident_records, written, the dropped family (every reason,
+ * 0 included) and fusion's own counters.  New reference, NULL when out of
+ * memory.  Each counter has one owner: connectors count nothing, the
+ * pipeline counts records and deliveries, fusion what it emits, and
+ * each dropped reason the component that skips. */
 json_t *cf_pipeline_stats(const struct cf_pipeline *p);
+
+/* The dropped family of this pipeline: the matcher's scan errors, and
+ * what correlation and fusion dropped (engine/drops.h). */
+void cf_pipeline_dropped(const struct cf_pipeline *p, struct cf_drops *out);
 
 #endif

@@ -48,25 +48,20 @@ static void acc_append(struct file_input *fi, const char *s, size_t n) {
     fi->acc_len += n;
 }
 
-static bool is_blank(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return false;
-    return true;
-}
-
-/* Turns a complete line into a record; false when the line is blank and
- * the caller should read on. */
-static bool make_record(struct file_input *fi, const char *data, size_t len,
+/* Turns a complete line into a record.  Blank lines are records too:
+ * the engine counts them rather than have them vanish here. */
+static void make_record(struct file_input *fi, const char *data, size_t len,
                         struct cf_record *rec) {
     bool overlong = fi->overlong;
     fi->line_no++;
     fi->acc_len = 0;
     fi->overlong = false;
     if (!overlong && len > 0 && data[len - 1] == '\r') len--;
-    if (!overlong && is_blank(data, len)) return false;
     rec->defect = NULL;
+    rec->truncated = false;
     if (overlong || len > fi->max_line) {
         rec->defect = line_too_long;
+        rec->truncated = true;
         if (len > fi->max_line) len = fi->max_line;
     }
     rec->data = data;
@@ -74,8 +69,6 @@ static bool make_record(struct file_input *fi, const char *data, size_t len,
     rec->pos.source = fi->path;
     rec->pos.partition = -1;
     rec->pos.offset = fi->line_no;
-    fi->in.records++;
-    return true;
 }
 
 /* zlib prefixes its messages with the path it was given ("<fd:3>" for
@@ -99,9 +92,8 @@ static cf_io_status file_read(struct cf_input *in, struct cf_record *rec) {
             int n;
             if (fi->eof) {
                 if (fi->acc_len > 0 || fi->overlong) {
-                    if (make_record(fi, fi->acc, fi->acc_len, rec))
-                        return CF_IO_OK;
-                    continue;
+                    make_record(fi, fi->acc, fi->acc_len, rec);
+                    return CF_IO_OK;
                 }
                 return CF_IO_EOF;
             }
@@ -139,12 +131,12 @@ static cf_io_status file_read(struct cf_input *in, struct cf_record *rec) {
         }
         fi->chunk_pos += (size_t)(nl - start) + 1;
         if (fi->acc_len == 0 && !fi->overlong) {
-            if (make_record(fi, start, (size_t)(nl - start), rec))
-                return CF_IO_OK;
+            make_record(fi, start, (size_t)(nl - start), rec);
         } else {
             acc_append(fi, start, (size_t)(nl - start));
-            if (make_record(fi, fi->acc, fi->acc_len, rec)) return CF_IO_OK;
+            make_record(fi, fi->acc, fi->acc_len, rec);
         }
+        return CF_IO_OK;
     }
 }
 

@@ -12,12 +12,13 @@
 
 /*
  * Opens `path` ("-" = stdin) for reading JSON lines.  Plain and gzip
- * files are both accepted (zlib detects which).  Blank lines are
- * skipped, CRLF is accepted, a last line without newline is still a
- * record.  A line longer than max_line_bytes (0 = 1 MiB) is returned as
- * a record with rec->defect = "line exceeds max_line_bytes" and data
- * holding its first max_line_bytes bytes; the rest of it is skipped
- * without being buffered.  read() answers CF_IO_FAIL on a read error
+ * files are both accepted (zlib detects which).  Every line is a record,
+ * blank ones included (the engine counts those); CRLF is accepted, a
+ * last line without newline is still a record.  A line longer than
+ * max_line_bytes (0 = 1 MiB) is returned as a record with rec->defect =
+ * "line exceeds max_line_bytes", rec->truncated set and data holding its
+ * first max_line_bytes bytes; the rest of it is skipped without being
+ * buffered.  read() answers CF_IO_FAIL on a read error
  * (a corrupt or truncated gzip file); cf_file_input_error() says why.
  *
  * Returns NULL and fills errstr when the file cannot be opened or is a

@@ -74,7 +74,6 @@ static cf_io_status file_write(struct cf_output *out, const char *kind,
     if (fwrite(json, 1, len, fo->fp) != len || putc('\n', fo->fp) == EOF ||
         ferror(fo->fp))
         return write_failed(fo);
-    out->written++;
     return CF_IO_OK;
 }
 

@@ -4,7 +4,10 @@
  * it (nothing lost, nothing duplicated, order kept); one that answers
  * FAIL has the record dead-lettered with the reason; a bad input line is
  * dead-lettered and processing goes on; every input position is
- * committed.
+ * committed.  And the counters: each has one owner (records, written,
+ * incidents), blank lines are counted, an over-long line is
+ * dead-lettered flagged as cut, dead-letter reasons are a fixed set, and
+ * the dropped{reason} family is always complete.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +22,7 @@
 
 #include "config.h"
 #include "connector.h"
+#include "file/file_input.h"
 #include "pipeline.h"
 #include "ruleset.h"
 #include "sigma.h"
@@ -245,10 +249,266 @@ static void test_failed_output_dead_letters_the_record(void **state) {
     json_decref(dead.accepted);
 }
 
+
+/* ---- counters -------------------------------------------------------- */
+
+static const char rule2_yaml[] =
+    "title: PowerShell\n"
+    "id: 22222222-3333-4444-8555-666666666666\n"
+    "level: medium\n"
+    "tags: [attack.execution, attack.t1059.001]\n"
+    "logsource: {product: windows, category: process_creation}\n"
+    "detection:\n"
+    "  selection:\n"
+    "    Image|endswith: '\\\\powershell.exe'\n"
+    "  condition: selection\n";
+
+#define PWSH(host)                                                           \
+    "{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1,"   \
+    "\"Hostname\":\"" host "\",\"Image\":\"C:\\\\Windows\\\\powershell.exe\"," \
+    "\"UtcTime\":\"2026-11-02 08:01:00.000\"}"
+
+/* The fixture's rulebook plus rule2: two stages on one host raise an
+ * incident. */
+struct two_rules {
+    struct cf_rulebook *rb;
+    struct cf_ruleset *rs;
+};
+
+static void two_rules_load(struct fixture *fx, struct two_rules *tr) {
+    char path[160], err[256];
+    const char *const yamls[] = {rule_yaml, rule2_yaml};
+    tr->rb = cf_rulebook_new();
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/rule%zu.yml", fx->dir, i);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(yamls[i], f);
+        fclose(f);
+        assert_int_equal(
+            cf_rulebook_load(tr->rb, path, fx->cfg, err, sizeof err), CF_OK);
+        unlink(path);
+    }
+    assert_int_equal(cf_rulebook_finish(tr->rb, err, sizeof err), CF_OK);
+    assert_int_equal(tr->rb->n_rules, 2);
+    tr->rs = cf_ruleset_compile(tr->rb, fx->cfg, err, sizeof err);
+    assert_non_null(tr->rs);
+}
+
+static void two_rules_free(struct two_rules *tr) {
+    cf_ruleset_destroy(tr->rs);
+    cf_rulebook_destroy(tr->rb);
+}
+
+static json_int_t ival(const json_t *o, const char *key) {
+    const json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v)) fail_msg("counter %s missing", key);
+    return json_integer_value(v);
+}
+
+/* The whole path through the real file connector: blank lines, a bad
+ * line, an over-long line and two alerts that make one incident. */
+static void test_counters_have_one_owner(void **state) {
+    struct fixture *fx = *state;
+    struct two_rules tr;
+    struct flaky_output out, dead;
+    char path[160], err[256];
+    two_rules_load(fx, &tr);
+    flaky_init(&out, 0, false);
+    flaky_init(&dead, 0, false);
+
+    snprintf(path, sizeof path, "%s/in.jsonl", fx->dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(WHOAMI("A") "\n\n   \r\nnot json\n" PWSH("A") "\n", f);
+    fputs("{\"long\":\"", f); /* 600 bytes: over the 300-byte limit */
+    for (int i = 0; i < 588; i++) fputc('x', f);
+    fputs("\"}\n", f);
+    fclose(f);
+    fx->cfg->limits.max_line_bytes = 300;
+    struct cf_input *in = cf_file_input_open(path, 300, err, sizeof err);
+    assert_non_null(in);
+
+    struct cf_pipeline_setup setup = {.cfg = fx->cfg, .rb = tr.rb,
+                                      .rs = tr.rs, .out = &out.out,
+                                      .dead_letter = &dead.out};
+    struct cf_pipeline *p = cf_pipeline_new(&setup, err, sizeof err);
+    assert_non_null(p);
+    assert_int_equal(cf_pipeline_run(p, in, err, sizeof err), CF_OK);
+    assert_int_equal(cf_pipeline_finish(p, err, sizeof err), CF_OK);
+    json_t *s = cf_pipeline_stats(p);
+
+    /* Every line the input handed over is one record: 2 events + 2
+     * blank + 2 dead-lettered. */
+    assert_int_equal(ival(s, "records"), 6);
+    assert_int_equal(ival(s, "blank_lines"), 2);
+    assert_int_equal(ival(s, "events"), 2);
+    assert_int_equal(ival(s, "dead_lettered"), 2);
+    assert_int_equal(ival(s, "records"),
+                     ival(s, "events") + ival(s, "blank_lines") +
+                         ival(s, "dead_lettered"));
+    assert_int_equal(ival(s, "alerts"), 2);
+    /* One incident, emitted as "new" and then "closed". */
+    assert_int_equal(count_kind(out.accepted, "incident"), 2);
+    assert_int_equal(ival(s, "incidents"), 1);
+    assert_int_equal(ival(s, "incident_records"), 2);
+    /* written = what the output accepted, counted once. */
+    assert_int_equal(ival(s, "written"), (json_int_t)json_array_size(out.accepted));
+    assert_int_equal(ival(s, "written"), 4);
+
+    /* The over-long line is dead-lettered saying it was cut. */
+    assert_int_equal(json_array_size(dead.accepted), 2);
+    json_t *d = json_array_get(dead.accepted, 1);
+    assert_int_equal(json_integer_value(json_object_get(d, "offset")), 6);
+    assert_true(json_is_true(json_object_get(d, "truncated")));
+    assert_int_equal(strlen(json_string_value(json_object_get(d, "line"))), 300);
+    d = json_array_get(dead.accepted, 0);
+    assert_null(json_object_get(d, "truncated"));
+    json_t *reasons = json_object_get(s, "dead_letter_reasons");
+    assert_int_equal(ival(reasons, "not_an_object"), 1);
+    assert_int_equal(ival(reasons, "line_too_long"), 1);
+
+    json_decref(s);
+    cf_pipeline_destroy(p);
+    cf_input_close(in);
+    fx->cfg->limits.max_line_bytes = 0;
+    json_decref(out.accepted);
+    json_decref(dead.accepted);
+    two_rules_free(&tr);
+}
+
+/* ---- an input whose every record has its own defect ---- */
+#define N_DEFECTS 20
+static char defect_text[N_DEFECTS][32];
+
+static cf_io_status defect_read(struct cf_input *in, struct cf_record *rec) {
+    struct mem_input *mi = in->ctx;
+    if (mi->next >= N_DEFECTS) return CF_IO_EOF;
+    memset(rec, 0, sizeof *rec);
+    snprintf(defect_text[mi->next], sizeof defect_text[0],
+             "connector defect %zu", mi->next);
+    rec->defect = defect_text[mi->next];
+    rec->data = "{}";
+    rec->len = 2;
+    rec->pos.source = "memory";
+    rec->pos.offset = (int64_t)mi->next++;
+    return CF_IO_OK;
+}
+
+static const struct cf_input_ops defect_input_ops = {
+    .name = "defects", .read = defect_read, .commit = NULL, .close = NULL};
+
+static const char *const dead_letter_reason_names[] = {
+    "invalid_json",  "truncated_json", "line_too_long", "too_deep",
+    "invalid_utf8",  "not_an_object",  "out_of_memory", "output_failed",
+    "other"};
+
+static const char *const dropped_reason_names[] = {
+    "scan_error",
+    "correlation_no_time",
+    "correlation_no_group_by",
+    "correlation_no_value",
+    "correlation_too_late",
+    "correlation_window_evicted",
+    "correlation_out_of_memory",
+    "correlation_alert_unwritten",
+    "incident_record_unwritten",
+    "fusion_out_of_memory"};
+
+/* Exactly `names`, each an integer; returns their sum. */
+static json_int_t expect_keys(const json_t *o, const char *const *names,
+                              size_t n) {
+    json_int_t sum = 0;
+    assert_true(json_is_object(o));
+    assert_int_equal(json_object_size(o), n);
+    for (size_t i = 0; i < n; i++) sum += ival(o, names[i]);
+    return sum;
+}
+
+static void test_dead_letter_reasons_are_a_fixed_set(void **state) {
+    struct fixture *fx = *state;
+    struct flaky_output out, dead;
+    struct mem_input mi;
+    char err[256];
+    flaky_init(&out, 0, false);
+    flaky_init(&dead, 0, false);
+    memset(&mi, 0, sizeof mi);
+    mi.in.ops = &defect_input_ops;
+    mi.in.ctx = &mi;
+    struct cf_pipeline_setup setup = {.cfg = fx->cfg, .rb = fx->rb,
+                                      .rs = fx->rs, .out = &out.out,
+                                      .dead_letter = &dead.out};
+    struct cf_pipeline *p = cf_pipeline_new(&setup, err, sizeof err);
+    assert_non_null(p);
+    assert_int_equal(cf_pipeline_run(p, &mi.in, err, sizeof err), CF_OK);
+    assert_int_equal(cf_pipeline_finish(p, err, sizeof err), CF_OK);
+    json_t *s = cf_pipeline_stats(p);
+    assert_int_equal(ival(s, "dead_lettered"), N_DEFECTS);
+    /* Twenty distinct texts, none of them known: every one is counted,
+     * as "other", and the set of keys does not grow with them. */
+    json_t *reasons = json_object_get(s, "dead_letter_reasons");
+    assert_int_equal(expect_keys(reasons, dead_letter_reason_names,
+                                 CF_ARRAY_LEN(dead_letter_reason_names)),
+                     N_DEFECTS);
+    assert_int_equal(ival(reasons, "other"), N_DEFECTS);
+    /* The record itself keeps the connector's own words. */
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(dead.accepted, 19), "reason")),
+                        "connector defect 19");
+    json_decref(s);
+    cf_pipeline_destroy(p);
+    json_decref(out.accepted);
+    json_decref(dead.accepted);
+}
+
+static void test_dropped_family_is_always_complete(void **state) {
+    struct fixture *fx = *state;
+    struct flaky_output out, dead;
+    struct mem_input mi;
+    char err[256];
+    flaky_init(&out, 0, false);
+    flaky_init(&dead, 0, false);
+    memset(&mi, 0, sizeof mi);
+    mi.in.ops = &mem_input_ops;
+    mi.in.ctx = &mi;
+    mi.committed = -1;
+    struct cf_pipeline_setup setup = {.cfg = fx->cfg, .rb = fx->rb,
+                                      .rs = fx->rs, .out = &out.out,
+                                      .dead_letter = &dead.out};
+    struct cf_pipeline *p = cf_pipeline_new(&setup, err, sizeof err);
+    assert_non_null(p);
+    json_t *s = cf_pipeline_stats(p);
+    /* Before any input, every reason is there with 0 ... */
+    assert_int_equal(expect_keys(json_object_get(s, "dropped"),
+                                 dropped_reason_names,
+                                 CF_ARRAY_LEN(dropped_reason_names)),
+                     0);
+    assert_int_equal(expect_keys(json_object_get(s, "dead_letter_reasons"),
+                                 dead_letter_reason_names,
+                                 CF_ARRAY_LEN(dead_letter_reason_names)),
+                     0);
+    json_decref(s);
+    assert_int_equal(cf_pipeline_run(p, &mi.in, err, sizeof err), CF_OK);
+    assert_int_equal(cf_pipeline_finish(p, err, sizeof err), CF_OK);
+    /* ... and after a clean run nothing was dropped. */
+    s = cf_pipeline_stats(p);
+    assert_int_equal(expect_keys(json_object_get(s, "dropped"),
+                                 dropped_reason_names,
+                                 CF_ARRAY_LEN(dropped_reason_names)),
+                     0);
+    json_decref(s);
+    cf_pipeline_destroy(p);
+    json_decref(out.accepted);
+    json_decref(dead.accepted);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_delivers_everything_once_in_order),
         cmocka_unit_test(test_failed_output_dead_letters_the_record),
+        cmocka_unit_test(test_counters_have_one_owner),
+        cmocka_unit_test(test_dead_letter_reasons_are_a_fixed_set),
+        cmocka_unit_test(test_dropped_family_is_always_complete),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
