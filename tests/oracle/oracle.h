@@ -3,10 +3,13 @@
  * Hyperscan matcher (tests/unit/test_differential.c).
  *
  * For every rule whose logsource routes the event, the condition tree is
- * evaluated directly, pattern by pattern: globs by a small backtracking
- * matcher, regexes with PCRE2, typed patterns directly.  It shares with
- * production code only the rule AST, the decoder, routing and the field
- * map.  Slow on purpose; never use it on the hot path.
+ * evaluated directly, pattern by pattern: wildcards by a small
+ * backtracking matcher, regexes with PCRE2, numbers, CIDR, time parts and
+ * field references by checks written from the Sigma specification, not
+ * from rules/ (oracle.c says which reading of the specification each
+ * takes).  It shares with production code only the rule AST, the decoder,
+ * routing and the field map.  Slow on purpose; never use it on the hot
+ * path.
  *
  * Ownership: the oracle borrows the rulebook, which must outlive it.
  * Threading: one oracle per thread.
@@ -29,7 +32,9 @@ struct cf_oracle *cf_oracle_new(const struct cf_rulebook *rb,
 void cf_oracle_destroy(struct cf_oracle *o); /* NULL is a no-op */
 size_t cf_oracle_skipped(const struct cf_oracle *o);
 
-/* Calls fn for each matching rule in rule order; returns the count. */
+/* Calls fn for each matching rule in rule order; returns the count, or
+ * -1 when it ran out of memory (the rules reported so far stand, the
+ * answer as a whole does not). */
 int cf_oracle_match(struct cf_oracle *o, const struct cf_event *ev,
                     void (*fn)(const struct cf_sigma_rule *, void *),
                     void *opaque);
