@@ -4,7 +4,9 @@
 #
 #   deploy/bootstrap.sh demo   install what is missing, build, run the demo
 #   deploy/bootstrap.sh test   install what is missing, build (release and
-#                              ASan+UBSan), run the whole test suite on both
+#                              ASan+UBSan), run the whole test suite on both;
+#                              a skipped test fails the run, and so does
+#                              missing shared data (CF_REQUIRE_SHARED=1)
 #   deploy/bootstrap.sh build  install what is missing and build only
 #
 # Packages come from Debian only; nothing is downloaded at build time.
@@ -16,7 +18,7 @@ JOBS="${CF_JOBS:-$(nproc)}"
 
 PACKAGES=(build-essential cmake pkg-config g++ libhyperscan-dev
           libsimdjson-dev libjansson-dev libyaml-dev libpcre2-dev zlib1g-dev
-          libssl-dev libcmocka-dev jq unzip)
+          libssl-dev libcmocka-dev jq unzip clang-format)
 
 install_missing() {
     local missing=()
@@ -39,8 +41,20 @@ build() { # build DIR [cmake args...]
 }
 
 run_tests() { # run_tests DIR [ctest args...]
-    local dir="$1"; shift
-    (cd "$dir" && ctest -j "$JOBS" --output-on-failure --timeout 1200 "$@")
+    local dir="$1" log rc
+    shift
+    log="$dir/ctest.log"
+    (cd "$dir" && ctest -j "$JOBS" --output-on-failure --timeout 1200 "$@") |
+        tee "$log"
+    rc=${PIPESTATUS[0]}
+    [ "$rc" -eq 0 ] || return "$rc"
+    # In test mode nothing may pass by skipping: a skipped test checked
+    # nothing (missing jq, clang-format or shared data).
+    if [ "$MODE" = test ] && grep -q '(Skipped)' "$log"; then
+        echo "bootstrap: tests were skipped; in test mode that is a failure:" >&2
+        grep '(Skipped)' "$log" >&2
+        return 1
+    fi
 }
 
 install_missing
@@ -53,6 +67,9 @@ demo)
     exec "$ROOT/deploy/demo.sh" "$ROOT/build"
     ;;
 test)
+    # A checkout without the shared datasets fails instead of skipping
+    # (tests/unit/shared_data.h, tests/ci/shared_data.sh).
+    export CF_REQUIRE_SHARED=1
     export CHAINFUSE_CACHE_DIR="$ROOT/build/cache"
     build "$ROOT/build" -DCMAKE_BUILD_TYPE=Release -DCF_WERROR=ON
     # The optimised build checks parity with the oracle on every event of
@@ -62,7 +79,8 @@ test)
     # in the differential test, and leaves out the three whole-dataset
     # command-line runs (SigmaHQ check, LSASS campaign, atomic datasets)
     # that the optimised build has just run: under ASan they take ~15
-    # minutes and exercise no code the other tests do not.
+    # minutes and exercise no code the other tests do not; and the
+    # formatting check, which does not depend on the build.
     export CHAINFUSE_CACHE_DIR="$ROOT/build-asan/cache"
     export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
@@ -70,7 +88,7 @@ test)
         -DCF_WERROR=ON
     CF_DIFFERENTIAL_MAX_EVENTS="${CF_DIFFERENTIAL_MAX_EVENTS:-2000}" \
         run_tests "$ROOT/build-asan" \
-        -E '^(sigmahq_check|lsass_campaign|atomic_datasets)$'
+        -E '^(sigmahq_check|lsass_campaign|atomic_datasets|clang_format)$'
     ;;
 *)
     echo "usage: deploy/bootstrap.sh demo|test|build" >&2

@@ -8,17 +8,19 @@
 # several.  A recording where no alert carries the tactic is reported and
 # not counted as a failure (nothing to fuse).
 # Run by CTest as `bash atomic_datasets.sh <chainfuse binary>`; exits 77
-# (skipped) when jq or ../shared is missing.
+# (skipped) when jq or ../shared is missing, 1 for the latter under
+# CF_REQUIRE_SHARED=1 (tests/ci/shared_data.sh).
 set -u
 BIN=${1:?usage: atomic_datasets.sh <path-to-chainfuse>}
 SHARED=${CF_SHARED_DIR:-$(cd "$(dirname "$0")/../../.." && pwd)/shared}
+. "$(dirname "${BASH_SOURCE[0]}")/../ci/shared_data.sh"
 if ! command -v jq >/dev/null 2>&1; then
     echo "SKIP: jq is not installed (apt-get install jq)"; exit 77
 fi
 ATOMIC=$SHARED/data/otrf/datasets/atomic
 TACTICS=$SHARED/data/attack/enterprise_tactics_ordered.json
 if [ ! -d "$ATOMIC/_metadata" ] || [ ! -f "$TACTICS" ] || [ ! -d "$SHARED/data/sigma/rules" ]; then
-    echo "SKIP: shared data not found under $SHARED (set CF_SHARED_DIR)"; exit 77
+    shared_missing "$ATOMIC/_metadata, $TACTICS or $SHARED/data/sigma/rules"
 fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT

@@ -13,16 +13,18 @@
 #      records and make no alert late (the recording as shipped is itself
 #      outside the bound; see step 3).
 # Run by CTest as `bash lsass_campaign.sh <chainfuse binary>`; exits 77
-# (skipped) when jq or ../shared is missing.
+# (skipped) when jq or ../shared is missing, 1 for the latter under
+# CF_REQUIRE_SHARED=1 (tests/ci/shared_data.sh).
 set -u
 BIN=${1:?usage: lsass_campaign.sh <path-to-chainfuse>}
 SHARED=${CF_SHARED_DIR:-$(cd "$(dirname "$0")/../../.." && pwd)/shared}
+. "$(dirname "${BASH_SOURCE[0]}")/../ci/shared_data.sh"
 if ! command -v jq >/dev/null 2>&1; then
     echo "SKIP: jq is not installed (apt-get install jq)"; exit 77
 fi
 ZIP=$SHARED/data/otrf/datasets/compound/LSASS_campaign_01/metasploit_logonpasswords_lsass_memory_dump.zip
 if [ ! -f "$ZIP" ] || [ ! -d "$SHARED/data/sigma/rules" ]; then
-    echo "SKIP: shared data not found under $SHARED (set CF_SHARED_DIR)"; exit 77
+    shared_missing "$ZIP or $SHARED/data/sigma/rules"
 fi
 TMP=$(mktemp -d)
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT

@@ -2,11 +2,13 @@
 # sigmahq_check.sh CHAINFUSE - `chainfuse check` on the shared SigmaHQ
 # snapshot loads at least 99% of the rules in rules/ and
 # rules-threat-hunting/, every rejection names a reason, and a warm start
-# (compiled databases from the disk cache) takes well under a second.
+# (compiled databases from the disk cache) costs under 2 s of CPU
+# (asserted with CF_TIMING_ASSERTS=1).
 set -uo pipefail
 CF="$1"
 SIGMA="${CF_SHARED_DIR:-$(dirname "$0")/../../../shared}/data/sigma"
-[ -d "$SIGMA/rules" ] || { echo "SKIP: shared SigmaHQ rules not found at $SIGMA (they sit beside the clone in CI)"; exit 77; }
+. "$(dirname "${BASH_SOURCE[0]}")/../ci/shared_data.sh"
+[ -d "$SIGMA/rules" ] || shared_missing "$SIGMA/rules"
 command -v jq >/dev/null || { echo "SKIP: jq not installed"; exit 77; }
 T="$(mktemp -d)"; trap 'rm -rf "$T"' EXIT
 export CHAINFUSE_CACHE_DIR="$T/cache"
@@ -19,15 +21,19 @@ jq -r '.rejected[] | "  rejected \(.path | split("/") | last): \(.reason)"' "$T/
 check "at least 99% of SigmaHQ rules load" 'jq -e ".rules_loaded >= 0.99 * .rules_total and .rules_total > 2900" "$T/cold.json" >/dev/null'
 check "every rejection has a reason" 'jq -e "[.rejected[] | select((.reason // \"\") | length < 10)] | length == 0" "$T/cold.json" >/dev/null'
 
-start=$(date +%s.%N)
-"$CF" check --rules "$SIGMA/rules" --rules "$SIGMA/rules-threat-hunting" --json > "$T/warm.json"
-end=$(date +%s.%N)
-warm=$(echo "$end - $start" | bc 2>/dev/null || awk "BEGIN{print $end - $start}")
-echo "warm start (load + cached databases), whole command: ${warm} s"
+# The warm start is timed as the command's CPU time (user + system): what
+# the cache saves is compile work, and CPU time does not grow when other
+# tests run beside this one.  CTest runs this test alone all the same
+# (RUN_SERIAL, CMakeLists.txt), so the wall time printed means something.
+TIMEFORMAT='%R %U %S'
+{ time "$CF" check --rules "$SIGMA/rules" --rules "$SIGMA/rules-threat-hunting" --json > "$T/warm.json" 2> "$T/warm.err"; } 2> "$T/warm.time"
+read -r wall user sys < <(tail -n 1 "$T/warm.time")
+warm=$(awk "BEGIN{print $user + $sys}")
+echo "warm start (load + cached databases), whole command: ${warm} s CPU (user $user, system $sys), ${wall} s wall"
 # Timing is asserted only in the optimised build (bootstrap sets
-# CF_TIMING_ASSERTS there); the bound leaves room for a busy CI machine.
+# CF_TIMING_ASSERTS there); the bound leaves room for a slow CI machine.
 if [ "${CF_TIMING_ASSERTS:-0}" = 1 ]; then
-    check "warm start under 2 s" 'awk "BEGIN{exit !($warm < 2.0)}"'
+    check "warm start under 2 s of CPU" 'awk "BEGIN{exit !($warm < 2.0)}"'
 fi
 check "warm start used the cache" 'jq -e ".compile.cache_hit == true" "$T/warm.json" >/dev/null'
 check "warm and cold load the same rules" '[ "$(jq .rules_loaded "$T/cold.json")" = "$(jq .rules_loaded "$T/warm.json")" ]'

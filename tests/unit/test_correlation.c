@@ -21,6 +21,7 @@
 
 #include "alert.h"
 #include "correlate.h"
+#include "shared_data.h"
 #include "sigma_correlation.h"
 #include "yaml_json.h"
 
@@ -1009,15 +1010,15 @@ static void test_spec_schema_files(void **state) {
     const char *shared = getenv("CF_SHARED_DIR");
     char path[1024], err[512];
     if (!shared || !*shared) {
-        printf("CF_SHARED_DIR not set: skipping the spec's schema files\n");
-        skip();
+        if (cf_test_shared_missing("the spec's schema files") == 77) skip();
+        fail();
     }
     snprintf(path, sizeof(path),
              "%s/data/sigma-specification/tests/schema/correlation/%s",
              shared, files[0]);
     if (access(path, R_OK) != 0) {
-        printf("%s missing: skipping the spec's schema files\n", path);
-        skip();
+        if (cf_test_shared_missing(path) == 77) skip();
+        fail();
     }
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         size_t len;

@@ -5,7 +5,8 @@
  * Asserts that the set of (event line, rule id) pairs is the same for
  * both.  CF_DIFFERENTIAL_MAX_EVENTS caps the events read per dataset
  * (default 20000; 0 = all) so the ASan CI run stays reasonable.
- * Skips (77) when CF_SHARED_DIR is missing.
+ * Skips (77) when CF_SHARED_DIR is missing; fails under
+ * CF_REQUIRE_SHARED=1 (shared_data.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include "event.h"
 #include "oracle.h"
 #include "ruleset.h"
+#include "shared_data.h"
 #include "sigma.h"
 
 static char shared[4096];
@@ -202,11 +204,7 @@ int main(void) {
     snprintf(shared, sizeof shared, "%s", s);
     char p[4200];
     snprintf(p, sizeof p, "%s/data/otrf/datasets", shared);
-    if (!*s || stat(p, &st) != 0) {
-        printf("skipped: shared data not found (set CF_SHARED_DIR to the "
-               "shared/ folder holding data/otrf and data/sigma)\n");
-        return 77;
-    }
+    if (!*s || stat(p, &st) != 0) return cf_test_shared_missing(p);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_differential)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "event.h"
+#include "shared_data.h"
 #include "timeutil.h"
 
 static struct cf_decoder *dec;
@@ -558,15 +559,14 @@ static void test_sigma_regression_events(void **state) {
     char dir[4096];
     int files = 0, with_time = 0;
     if (!shared) {
-        fprintf(stderr, "CF_SHARED_DIR not set: skipping the SigmaHQ "
-                        "regression events\n");
-        skip();
+        if (cf_test_shared_missing("SigmaHQ regression events") == 77) skip();
+        fail();
     }
     snprintf(dir, sizeof dir, "%s/data/sigma/regression_data", shared);
     int failures = walk_regression(dir, &files, &with_time);
     if (files == 0) {
-        fprintf(stderr, "%s has no events: skipping\n", dir);
-        skip();
+        if (cf_test_shared_missing(dir) == 77) skip();
+        fail();
     }
     fprintf(stderr, "regression events: %d events, %d with time, %d failures\n",
             files, with_time, failures);
@@ -579,8 +579,8 @@ static void test_otrf_lines(void **state) {
     const char *shared = getenv("CF_SHARED_DIR");
     char cmd[4200];
     if (!shared) {
-        fprintf(stderr, "CF_SHARED_DIR not set: skipping OTRF lines\n");
-        skip();
+        if (cf_test_shared_missing("OTRF LSASS dataset") == 77) skip();
+        fail();
     }
     snprintf(cmd, sizeof cmd,
              "unzip -p '%s/data/otrf/datasets/compound/LSASS_campaign_01/"
@@ -615,8 +615,8 @@ static void test_otrf_lines(void **state) {
     free(line);
     pclose(p);
     if (lines == 0) {
-        fprintf(stderr, "OTRF LSASS dataset not found: skipping\n");
-        skip();
+        if (cf_test_shared_missing("OTRF LSASS dataset") == 77) skip();
+        fail();
     }
     fprintf(stderr, "OTRF: %d lines, %d decoded, %d with time, %d sysmon\n",
             lines, ok, timed, sysmon);

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "killchain.h"
+#include "shared_data.h"
 
 static void test_order(void **state) {
     (void)state;
@@ -63,16 +64,16 @@ static void test_matches_shared_attack(void **state) {
     const char *shared = getenv("CF_SHARED_DIR");
     char path[4096];
     if (!shared) {
-        print_message("CF_SHARED_DIR not set; skipping ATT&CK comparison\n");
-        skip();
+        if (cf_test_shared_missing("ATT&CK tactics") == 77) skip();
+        fail();
     }
     snprintf(path, sizeof path, "%s/data/attack/enterprise_tactics_ordered.json",
              shared);
     json_error_t err;
     json_t *arr = json_load_file(path, 0, &err);
     if (!arr) {
-        print_message("%s not readable; skipping ATT&CK comparison\n", path);
-        skip();
+        if (cf_test_shared_missing(path) == 77) skip();
+        fail();
     }
     size_t i;
     json_t *t;

@@ -3,7 +3,8 @@
  * regression_data must raise the rule its info.yml names, with the whole
  * rule set loaded and compiled.  For a failure the oracle's answer is
  * printed too, to tell a matcher bug from a parser/routing one.
- * Skips (77) when CF_SHARED_DIR is missing.
+ * Skips (77) when CF_SHARED_DIR is missing; fails under
+ * CF_REQUIRE_SHARED=1 (shared_data.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include "event.h"
 #include "oracle.h"
 #include "ruleset.h"
+#include "shared_data.h"
 #include "sigma.h"
 #include "yaml_json.h"
 
@@ -182,11 +184,7 @@ int main(void) {
     snprintf(shared, sizeof shared, "%s", s);
     char p[4200];
     snprintf(p, sizeof p, "%s/data/sigma/regression_data", shared);
-    if (!*s || stat(p, &st) != 0) {
-        printf("skipped: shared data not found (set CF_SHARED_DIR to the "
-               "shared/ folder holding data/sigma/regression_data)\n");
-        return 77;
-    }
+    if (!*s || stat(p, &st) != 0) return cf_test_shared_missing(p);
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_regression)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,7 @@
 #include <dirent.h>
 
 #include "ruleset.h"
+#include "shared_data.h"
 #include "sigma.h"
 
 /* ---- allocation tracking ---- */
@@ -858,13 +859,13 @@ static void test_sigmahq_regression(void **state) {
     struct regression r;
     memset(&r, 0, sizeof r);
     if (!shared) {
-        printf("CF_SHARED_DIR is not set: skipping the SigmaHQ regression cases\n");
-        skip();
+        if (cf_test_shared_missing("SigmaHQ regression cases") == 77) skip();
+        fail();
     }
     snprintf(path, sizeof path, "%s/data/sigma/regression_data", shared);
     if (access(path, R_OK) != 0) {
-        printf("%s is missing: skipping the SigmaHQ regression cases\n", path);
-        skip();
+        if (cf_test_shared_missing(path) == 77) skip();
+        fail();
     }
     struct cf_config *cfg = no_cache_config();
     r.cfg = cfg;

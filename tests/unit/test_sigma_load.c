@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "shared_data.h"
 #include "sigma.h"
 
 static char rules_dir[4096], hunting_dir[4096], placeholder_dir[4096];
@@ -144,8 +145,8 @@ static void test_emerging_threats(void **state) {
     (void)state;
     struct stat st;
     if (stat(emerging_dir, &st) != 0) {
-        printf("%s absent; emerging-threats check skipped\n", emerging_dir);
-        return;
+        if (cf_test_shared_missing(emerging_dir) == 77) skip();
+        fail();
     }
     char err[512];
     struct cf_rulebook *rb = cf_rulebook_new();
@@ -169,8 +170,8 @@ static void test_placeholder_rules(void **state) {
     (void)state;
     struct stat st;
     if (stat(placeholder_dir, &st) != 0) {
-        printf("%s absent; placeholder check skipped\n", placeholder_dir);
-        return;
+        if (cf_test_shared_missing(placeholder_dir) == 77) skip();
+        fail();
     }
     char err[512];
     struct cf_rulebook *rb = cf_rulebook_new();
@@ -280,10 +281,7 @@ static void test_directory_walk(void **state) {
 
 int main(void) {
     const char *shared = getenv("CF_SHARED_DIR");
-    if (!shared) {
-        printf("CF_SHARED_DIR is not set; skipping the SigmaHQ load test\n");
-        return 77;
-    }
+    if (!shared) return cf_test_shared_missing("SigmaHQ rules");
     snprintf(rules_dir, sizeof(rules_dir), "%s/data/sigma/rules", shared);
     snprintf(hunting_dir, sizeof(hunting_dir),
              "%s/data/sigma/rules-threat-hunting", shared);
@@ -292,11 +290,9 @@ int main(void) {
     snprintf(placeholder_dir, sizeof(placeholder_dir),
              "%s/data/sigma/rules-placeholder", shared);
     struct stat st;
-    if (stat(rules_dir, &st) != 0 || stat(hunting_dir, &st) != 0) {
-        printf("%s or %s is absent; skipping the SigmaHQ load test\n",
-               rules_dir, hunting_dir);
-        return 77;
-    }
+    if (stat(rules_dir, &st) != 0) return cf_test_shared_missing(rules_dir);
+    if (stat(hunting_dir, &st) != 0)
+        return cf_test_shared_missing(hunting_dir);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_directory_walk),
         cmocka_unit_test(test_sigmahq_rules_load),
