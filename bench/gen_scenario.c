@@ -20,8 +20,10 @@
  * Like real collectors, output is grouped in per-channel blocks of ten
  * minutes, so time jumps back by up to ten minutes at block boundaries.
  *
- * Used by deploy/demo.sh and tests/integration/scenario.sh.  Single
- * threaded; same seed and options give byte-identical output.
+ * Used by deploy/demo.sh and tests/integration/demo_smoke.sh.  Since the
+ * steps were written to be what the pack detects, the scenario shows the
+ * demo working; it is no evidence of detection quality.  Single threaded;
+ * same seed and options give byte-identical output.
  */
 #include <stdarg.h>
 #include <stdint.h>

@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
-# scenario.sh CHAINFUSE - the project's rule pack (rules/pack) against the
-# generated scenario (bench/gen_scenario.c): every attack step in the
-# generator's truth file must raise at least one pack alert on one of the
-# step's own input lines, on the step's host (steps detected by a
-# correlation rule: that correlation must fire), and the background must
-# stay quiet.
+# demo_smoke.sh CHAINFUSE - a smoke test of the demo (deploy/demo.sh): the
+# project's rule pack (rules/pack) against the generated scenario
+# (bench/gen_scenario.c) runs, every attack step in the generator's truth
+# file raises at least one pack alert on one of the step's own input
+# lines, on the step's host (steps detected by a correlation rule: that
+# correlation must fire), and the background stays quiet.
+#
+# NOT evidence of detection quality: the generator was written to emit
+# what the rule pack detects (and the background to sit just outside
+# it), so passing shows that the demo still works end to end, not that
+# the rules or the matcher detect real attacks.  That evidence comes from
+# the golden cases (tests/golden), the SigmaHQ regression cases
+# (test_regression, test_ruleset), the differential test against the
+# oracle and the OTRF recordings (lsass_campaign, atomic_datasets).
 #
 # False-positive bound: the background is built of benign look-alikes that
 # sit just outside each rule (plain whoami, RDP from the jump host,
 # Defender reading LSASS, OneDrive Run keys, PowerShell -File, private
 # destinations...), so a correct engine raises no alert of level low or
 # above on it.  We allow one per 1000 background events (20 for the
-# default 20000) as the budget an analyst would tolerate; more means a rule
-# or the matcher is wrong.  Informational alerts (the base rules of the
-# correlations) are counted and printed, not bounded.
+# default 20000); more means the demo's rules or generator drifted apart.
+# Informational alerts (the base rules of the correlations) are counted
+# and printed, not bounded.
 #
 # Needs jq and gen_scenario in CF_BINARY_DIR; builds nothing.
 set -uo pipefail
@@ -36,7 +44,7 @@ if ! "$CF" run --rules "$SRC/rules/pack" "${CONFIG[@]}" --input "$T/s.jsonl" \
     echo "FAIL: chainfuse run failed:"; sed 's/^/    /' "$T/err" | head -20; exit 1
 fi
 end=$(date +%s.%N)
-echo "scenario: $(wc -l < "$T/s.jsonl") events, $(($(wc -l < "$T/truth.csv") - 1)) attack steps," \
+echo "demo smoke: $(wc -l < "$T/s.jsonl") events, $(($(wc -l < "$T/truth.csv") - 1)) attack steps," \
      "$(grep -c '"kind":"alert"' "$T/out.jsonl") alerts, run took $(echo "$end - $start" | bc 2>/dev/null || echo '?') s"
 
 # offset<TAB>host<TAB>title<TAB>level<TAB>is_correlation
@@ -75,8 +83,8 @@ END {
         fp++; fpt[ttl[i]]++
     }
     bound = int(bg / 1000)
-    printf "scenario: %d/%d steps detected (%d only by a different rule than expected)\n", ok, steps, other
-    printf "scenario: false positives on background: %d (bound %d), informational: %d\n", fp, bound, info
+    printf "demo smoke: %d/%d steps detected (%d only by a different rule than expected)\n", ok, steps, other
+    printf "demo smoke: false positives on background: %d (bound %d), informational: %d\n", fp, bound, info
     for (t in fpt) printf "    %5d  %s\n", fpt[t], t
     if (bad > 0 || fp > bound) exit 1
 }' "$T/alerts.tsv" "$T/truth.csv"
