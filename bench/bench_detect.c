@@ -1,18 +1,28 @@
 /*
- * bench_detect.c - detection throughput benchmark: decode, route and
- * match recorded events against a Sigma rule set, and compare with the
- * test oracle on the same events.
+ * bench_detect.c - detection cost per event, stage by stage, on recorded
+ * events and a Sigma rule set, and the test oracle's cost on the same
+ * events.  `bench_detect --help` lists the options.
  *
- *   bench_detect [--loops N] [--oracle-events N] [--rules DIR]...
- *                [FILE.jsonl...]
+ * Defaults: the SigmaHQ rules in $CF_SHARED_DIR (else ../shared beside the
+ * source tree)/data/sigma/{rules,rules-threat-hunting,
+ * rules-emerging-threats} and every OTRF recording under
+ * data/otrf/datasets (read with `unzip -p`).  Lines are read into memory
+ * first.
  *
- * Defaults: the SigmaHQ rules in ../shared/data/sigma/{rules,
- * rules-threat-hunting,rules-emerging-threats} beside the source tree and
- * every OTRF recording in ../shared/data/otrf/datasets (read with
- * `unzip -p`).  Events are loaded into memory first so the timing covers
- * only decode + route + match.  Single-threaded: the figures are per core.
- * The oracle is some 300 times slower, so it sees the first
- * --oracle-events events (default 5000; 0 = all of them).
+ * Every figure is CPU time of this process (CLOCK_PROCESS_CPUTIME_ID), so
+ * neighbours on a busy machine do not change it, and each stage is timed
+ * as itself:
+ *   decode        cf_event_decode on every line;
+ *   route+match   cf_matcher_match on events decoded beforehand (batches
+ *                 are decoded untimed, then matched timed);
+ *   full path     chainfuse run's pipeline (cf_pipeline_run + finish:
+ *                 decode, route, match, alerts, correlation, fusion,
+ *                 records serialized) from memory to an output that
+ *                 discards, i.e. everything but file I/O;
+ *   oracle        cf_oracle_match and cf_matcher_match on the same
+ *                 pre-decoded sample of events, so the ratio compares the
+ *                 two on identical work.
+ * Single-threaded: the figures are per core.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -23,36 +33,55 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "alert.h"
 #include "config.h"
+#include "connector.h"
 #include "event.h"
-#include "fusion.h"
+#include "oracle.h"
+#include "pipeline.h"
 #include "ruleset.h"
 #include "sigma.h"
-/* The oracle (library chainfuse_oracle, tests/oracle/oracle.c) is
- * written alongside the matcher; until it exists the benchmark reports
- * the matcher alone. */
-#if __has_include("../tests/oracle/oracle.c")
-#include "oracle.h"
-#define HAVE_ORACLE 1
-#endif
 
+static const char usage[] =
+    "usage: bench_detect [--loops N] [--oracle-events N] [--rules PATH]...\n"
+    "                    [--config FILE] [FILE.jsonl|FILE.zip...]\n"
+    "\n"
+    "Detection cost per event, stage by stage, in CPU time of this process:\n"
+    "decode alone, route+match alone (on events decoded beforehand), the\n"
+    "full path (chainfuse run's pipeline from memory, output discarded), and\n"
+    "the test oracle against the matcher on the same sample of events.\n"
+    "\n"
+    "  --loops N          passes over the events for each stage (default 3)\n"
+    "  --oracle-events N  events in the oracle sample, spread evenly over\n"
+    "                     the set (default 5000; 0 = every event)\n"
+    "  --rules PATH       rule file or folder; repeatable (default: SigmaHQ\n"
+    "                     rules, rules-threat-hunting, rules-emerging-threats\n"
+    "                     under $CF_SHARED_DIR/data/sigma)\n"
+    "  --config FILE      chainfuse configuration (field mappings, logsources)\n"
+    "  FILE               JSON lines, or a .zip of them (default: every OTRF\n"
+    "                     recording under $CF_SHARED_DIR/data/otrf/datasets)\n";
+
+/* Every input line, NUL-terminated, one after the other. */
 struct lines {
     char *buf;
     size_t len, cap;
-    size_t *off; /* start of each line in buf */
+    size_t *off; /* off[i] is the start of line i; off[n] the end */
     size_t n, cap_off;
 };
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *msg) {
     fprintf(stderr, "bench_detect: %s\n", msg);
     exit(1);
+}
+
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *line_at(const struct lines *l, size_t i, size_t *len) {
+    *len = l->off[i + 1] - l->off[i] - 1;
+    return l->buf + l->off[i];
 }
 
 static void add_line(struct lines *l, const char *s, size_t n) {
@@ -60,11 +89,11 @@ static void add_line(struct lines *l, const char *s, size_t n) {
     if (n == 0) return;
     if (l->len + n + 1 > l->cap) {
         l->cap = (l->cap + n + 1) * 2;
-        if (!(l->buf = realloc(l->buf, l->cap))) die("out of memory");
+        if (!(l->buf = cf_realloc(l->buf, l->cap))) die("out of memory");
     }
-    if (l->n == l->cap_off) {
+    if (l->n + 1 >= l->cap_off) {
         l->cap_off = l->cap_off ? l->cap_off * 2 : 4096;
-        if (!(l->off = realloc(l->off, (l->cap_off + 1) * sizeof *l->off)))
+        if (!(l->off = cf_realloc(l->off, l->cap_off * sizeof *l->off)))
             die("out of memory");
     }
     l->off[l->n++] = l->len;
@@ -79,18 +108,21 @@ static void read_stream(struct lines *l, FILE *f) {
     size_t cap = 0;
     ssize_t n;
     while ((n = getline(&line, &cap, f)) > 0) add_line(l, line, (size_t)n);
-    free(line);
+    free(line); /* getline's buffer comes from malloc */
 }
 
 static void load_file(struct lines *l, const char *path) {
     size_t n = strlen(path);
-    if (n > 4 && strcmp(path + n - 4, ".zip") == 0) {
+    if (n > 4 && strcasecmp(path + n - 4, ".zip") == 0) {
         char cmd[4200];
         snprintf(cmd, sizeof cmd, "unzip -p '%s'", path);
         FILE *p = popen(cmd, "r");
         if (!p) die("cannot run unzip");
         read_stream(l, p);
-        if (pclose(p) != 0) fprintf(stderr, "bench_detect: unzip -p %s failed\n", path);
+        if (pclose(p) != 0) {
+            fprintf(stderr, "bench_detect: unzip -p %s failed\n", path);
+            exit(1);
+        }
         return;
     }
     FILE *f = fopen(path, "r");
@@ -114,32 +146,32 @@ static void load_zips(struct lines *l, const char *dir, int *n_files) {
     size_t n = 0;
     if (!d) return;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
         char path[4096];
         struct stat st;
+        if (e->d_name[0] == '.') continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         if (stat(path, &st) != 0) continue;
         size_t len = strlen(path);
         if (S_ISDIR(st.st_mode) ||
-            (len > 4 && strcmp(path + len - 4, ".zip") == 0)) {
-            if (!(names = realloc(names, (n + 1) * sizeof *names)) ||
-                !(names[n++] = strdup(path)))
+            (len > 4 && strcasecmp(path + len - 4, ".zip") == 0)) {
+            if (!(names = cf_realloc(names, (n + 1) * sizeof *names)) ||
+                !(names[n++] = cf_strdup(path)))
                 die("out of memory");
         }
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n) qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(names[i]);
-        if (len > 4 && strcmp(names[i] + len - 4, ".zip") == 0) {
+        if (len > 4 && strcasecmp(names[i] + len - 4, ".zip") == 0) {
             load_file(l, names[i]);
             (*n_files)++;
         } else {
             load_zips(l, names[i], n_files);
         }
-        free(names[i]);
+        cf_free(names[i]);
     }
-    free(names);
+    cf_free(names);
 }
 
 static void count_match(const struct cf_sigma_rule *rule, void *opaque) {
@@ -147,160 +179,234 @@ static void count_match(const struct cf_sigma_rule *rule, void *opaque) {
     (*(uint64_t *)opaque)++;
 }
 
-/* The whole detection path as `chainfuse run` does it, less output
- * serialization: alerts are built and fed to correlation and fusion. */
-struct full_path {
-    const struct cf_event *ev;
-    const struct cf_entity_map *entities;
-    struct cf_fusion *fusion;
-    uint64_t alerts, records;
+/* ---- decoded batches ----------------------------------------------------- */
+
+/* Route+match is timed on events decoded beforehand, a batch at a time
+ * so memory stays bounded whatever the number of events. */
+#define BATCH 4096
+
+struct batch {
+    struct cf_event ev[BATCH];
+    size_t n;
 };
 
-static void fuse_match(const struct cf_sigma_rule *rule, void *opaque) {
-    struct full_path *fp = opaque;
-    struct cf_alert alert;
-    if (cf_alert_from_event(&alert, rule, fp->ev, fp->entities) == CF_OK) {
-        fp->alerts++;
-        cf_fusion_push(fp->fusion, &alert);
+/* Decodes lines [from, from + count) of `which` (NULL: every line) into b;
+ * lines that do not decode are left out and counted in *bad. */
+static void decode_batch(struct batch *b, struct cf_decoder *dec,
+                         const struct lines *l, const size_t *which,
+                         size_t from, size_t count,
+                         const struct cf_decode_limits *lim, uint64_t *bad) {
+    b->n = 0;
+    for (size_t k = from; k < from + count; k++) {
+        size_t len, i = which ? which[k] : k;
+        const char *s = line_at(l, i, &len);
+        const char *reason;
+        if (cf_event_decode(dec, &b->ev[b->n], s, len, lim, &reason) == CF_OK)
+            b->n++;
+        else if (bad)
+            (*bad)++;
     }
-    cf_alert_clear(&alert);
 }
 
-static void count_record(const char *kind, json_t *record,
-                         const struct cf_position *pos, void *opaque) {
-    CF_UNUSED(kind);
-    CF_UNUSED(record);
-    CF_UNUSED(pos);
-    ((struct full_path *)opaque)->records++;
-}
+/* ---- the full path: the pipeline from memory to nowhere ------------------ */
 
-struct oracle_result {
-    bool ran;
-    const char *why;
-    uint64_t events, alerts, disagree;
-    double seconds;
+struct mem_input {
+    const struct lines *lines;
+    size_t next;
 };
 
-#ifdef HAVE_ORACLE
-/* Rule indexes a match produced, to compare matcher and oracle. */
+static cf_io_status mem_read(struct cf_input *in, struct cf_record *rec) {
+    struct mem_input *m = in->ctx;
+    if (m->next == m->lines->n) return CF_IO_EOF;
+    memset(rec, 0, sizeof *rec);
+    rec->data = line_at(m->lines, m->next, &rec->len);
+    rec->pos.source = "bench";
+    rec->pos.partition = -1;
+    rec->pos.offset = (int64_t)++m->next;
+    return CF_IO_OK;
+}
+
+static const struct cf_input_ops mem_input_ops = {.name = "memory",
+                                                  .read = mem_read};
+
+/* Counts records by kind and drops them. */
+struct sink_counts {
+    uint64_t alerts, incidents, dead, other, bytes;
+};
+
+static cf_io_status sink_write(struct cf_output *out, const char *kind,
+                               const char *json, size_t len,
+                               const struct cf_position *pos) {
+    struct sink_counts *c = out->ctx;
+    CF_UNUSED(json);
+    CF_UNUSED(pos);
+    c->bytes += len;
+    if (strcmp(kind, "alert") == 0) c->alerts++;
+    else if (strcmp(kind, "incident") == 0) c->incidents++;
+    else if (strcmp(kind, "dead-letter") == 0) c->dead++;
+    else c->other++;
+    return CF_IO_OK;
+}
+
+static cf_io_status sink_flush(struct cf_output *out) {
+    CF_UNUSED(out);
+    return CF_IO_OK;
+}
+
+static const struct cf_output_ops sink_ops = {
+    .name = "discard", .write = sink_write, .flush = sink_flush};
+
+/* One pass of the pipeline over every line; returns its CPU seconds. */
+static double full_pass(const struct cf_config *cfg,
+                        const struct cf_rulebook *rb,
+                        const struct cf_ruleset *rs, const struct lines *l,
+                        struct sink_counts *counts) {
+    char err[512];
+    struct mem_input src = {.lines = l};
+    struct cf_input in = {.ops = &mem_input_ops, .ctx = &src};
+    struct cf_output out = {.ops = &sink_ops, .ctx = counts};
+    struct cf_output dead = {.ops = &sink_ops, .ctx = counts};
+    struct cf_pipeline_setup setup = {
+        .cfg = cfg, .rb = rb, .rs = rs, .out = &out, .dead_letter = &dead};
+    struct cf_pipeline *p = cf_pipeline_new(&setup, err, sizeof err);
+    if (!p) die(err);
+    double t = cpu_now();
+    if (cf_pipeline_run(p, &in, err, sizeof err) != CF_OK ||
+        cf_pipeline_finish(p, err, sizeof err) != CF_OK)
+        die(err);
+    t = cpu_now() - t;
+    cf_pipeline_destroy(p);
+    return t;
+}
+
+/* ---- the oracle against the matcher ------------------------------------- */
+
 struct rule_list {
-    uint32_t idx[256];
+    uint32_t idx[512];
     int n;
 };
 
 static void list_match(const struct cf_sigma_rule *rule, void *opaque) {
     struct rule_list *l = opaque;
-    if (l->n < 256) l->idx[l->n++] = rule->index;
+    if (l->n < 512) l->idx[l->n++] = rule->index;
 }
 
 static int cmp_u32(const void *a, const void *b) {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return (x > y) - (x < y);
 }
-#endif
 
-/* The oracle on the same events, once (it is meant to be simple, not
- * fast); agreement is checked outside the timed loop. */
-static void run_oracle(struct oracle_result *r, struct cf_rulebook *rb,
-                       const struct cf_config *cfg, struct cf_decoder *dec,
-                       struct cf_event *ev, const struct lines *lines,
-                       struct cf_matcher *m, size_t max_events) {
-#ifdef HAVE_ORACLE
+struct oracle_figures {
+    size_t events;
+    uint64_t alerts, disagree;
+    double matcher_s, oracle_s;
+};
+
+/* Both on the same pre-decoded sample, batch by batch; agreement is
+ * checked outside the timed calls. */
+static void run_oracle(struct oracle_figures *r, const struct cf_rulebook *rb,
+                       const struct cf_config *cfg, struct cf_matcher *m,
+                       struct cf_decoder *dec, struct batch *b,
+                       const struct lines *l, const size_t *sample,
+                       size_t n_sample) {
     char err[512];
-    struct cf_oracle *oracle = cf_oracle_new(rb, cfg, err, sizeof err);
-    if (!oracle) {
-        fprintf(stderr, "bench_detect: oracle: %s\n", err);
-        r->why = "the oracle could not be built";
-        return;
+    struct cf_oracle *o = cf_oracle_new(rb, cfg, err, sizeof err);
+    if (!o) die(err);
+    for (size_t from = 0; from < n_sample; from += BATCH) {
+        size_t count = n_sample - from < BATCH ? n_sample - from : BATCH;
+        uint64_t sink = 0;
+        decode_batch(b, dec, l, sample, from, count, &cfg->limits, NULL);
+        r->events += b->n;
+        double t = cpu_now();
+        for (size_t i = 0; i < b->n; i++)
+            cf_matcher_match(m, &b->ev[i], count_match, &sink);
+        r->matcher_s += cpu_now() - t;
+        t = cpu_now();
+        for (size_t i = 0; i < b->n; i++) {
+            int got = cf_oracle_match(o, &b->ev[i], count_match, &r->alerts);
+            if (got < 0) die("oracle: out of memory");
+        }
+        r->oracle_s += cpu_now() - t;
+        for (size_t i = 0; i < b->n; i++) {
+            struct rule_list x = {.n = 0}, y = {.n = 0};
+            cf_matcher_match(m, &b->ev[i], list_match, &x);
+            cf_oracle_match(o, &b->ev[i], list_match, &y);
+            if (x.n) qsort(x.idx, (size_t)x.n, sizeof *x.idx, cmp_u32);
+            if (y.n) qsort(y.idx, (size_t)y.n, sizeof *y.idx, cmp_u32);
+            if (x.n != y.n ||
+                memcmp(x.idx, y.idx, (size_t)x.n * sizeof *x.idx) != 0)
+                r->disagree++;
+        }
     }
-    size_t n_lines = max_events && max_events < lines->n ? max_events : lines->n;
-    double t = now();
-    for (size_t i = 0; i < n_lines; i++) {
-        const char *reason;
-        if (cf_event_decode(dec, ev, lines->buf + lines->off[i],
-                            lines->off[i + 1] - lines->off[i] - 1, &cfg->limits,
-                            &reason) != CF_OK)
-            continue;
-        r->events++;
-        r->alerts += (uint64_t)cf_oracle_match(oracle, ev, count_match,
-                                               &(uint64_t){0});
-    }
-    r->seconds = now() - t;
-    for (size_t i = 0; i < n_lines; i++) {
-        const char *reason;
-        struct rule_list a = {.n = 0}, b = {.n = 0};
-        if (cf_event_decode(dec, ev, lines->buf + lines->off[i],
-                            lines->off[i + 1] - lines->off[i] - 1, &cfg->limits,
-                            &reason) != CF_OK)
-            continue;
-        cf_matcher_match(m, ev, list_match, &a);
-        cf_oracle_match(oracle, ev, list_match, &b);
-        qsort(a.idx, (size_t)a.n, sizeof *a.idx, cmp_u32);
-        qsort(b.idx, (size_t)b.n, sizeof *b.idx, cmp_u32);
-        if (a.n != b.n || memcmp(a.idx, b.idx, (size_t)a.n * sizeof *a.idx) != 0)
-            r->disagree++;
-    }
-    cf_oracle_destroy(oracle);
-    r->ran = true;
-#else
-    CF_UNUSED(rb);
-    CF_UNUSED(cfg);
-    CF_UNUSED(dec);
-    CF_UNUSED(ev);
-    CF_UNUSED(lines);
-    CF_UNUSED(m);
-    CF_UNUSED(max_events);
-    r->why = "tests/oracle/oracle.c is not there yet";
-#endif
+    cf_oracle_destroy(o);
 }
 
 static void remove_tree(const char *dir) {
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "bench_detect: could not remove %s\n", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench_detect: could not remove %s\n", dir);
+}
+
+static long parse_count(const char *opt, const char *s) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < 0) {
+        fprintf(stderr, "bench_detect: %s needs a count, not '%s'\n%s", opt, s,
+                usage);
+        exit(2);
+    }
+    return v;
 }
 
 int main(int argc, char **argv) {
-    const char *rule_dirs[64];
-    int n_rule_dirs = 0, n_files = 0;
-    long loops = 3;
-    size_t oracle_events = 5000;
+    const char *rule_paths[64];
+    const char *config_path = NULL;
+    int n_rule_paths = 0, n_files = 0;
+    long loops = 3, oracle_events = 5000;
     struct lines lines = {0};
-    char err[1024];
-    char shared[4096];
-    char defaults[3][4200];
+    char err[1024], shared[4096], defaults[3][4200];
     const char *env = getenv("CF_SHARED_DIR");
 
-    snprintf(shared, sizeof shared, "%s", env ? env : CF_SOURCE_DIR "/../shared");
+    snprintf(shared, sizeof shared, "%s",
+             env && *env ? env : CF_SOURCE_DIR "/../shared");
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--loops") == 0 && i + 1 < argc) {
-            loops = atol(argv[++i]);
-        } else if (strcmp(argv[i], "--oracle-events") == 0 && i + 1 < argc) {
-            oracle_events = (size_t)atol(argv[++i]);
-        } else if (strcmp(argv[i], "--rules") == 0 && i + 1 < argc) {
-            if (n_rule_dirs < 64) rule_dirs[n_rule_dirs++] = argv[++i];
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr,
-                    "usage: bench_detect [--loops N] [--oracle-events N] "
-                    "[--rules DIR]... "
-                    "[FILE.jsonl|FILE.zip...]\n");
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(a, "--loops") == 0 && i + 1 < argc) {
+            loops = parse_count(a, argv[++i]);
+        } else if (strcmp(a, "--oracle-events") == 0 && i + 1 < argc) {
+            oracle_events = parse_count(a, argv[++i]);
+        } else if (strcmp(a, "--rules") == 0 && i + 1 < argc) {
+            if (n_rule_paths == 64) die("at most 64 --rules");
+            rule_paths[n_rule_paths++] = argv[++i];
+        } else if (strcmp(a, "--config") == 0 && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (a[0] == '-') {
+            fprintf(stderr, "bench_detect: unknown option %s\n%s", a, usage);
             return 2;
         } else {
-            load_file(&lines, argv[i]);
+            load_file(&lines, a);
             n_files++;
         }
     }
-    if (n_rule_dirs == 0) {
+    if (loops < 1) loops = 1;
+    if (n_rule_paths == 0) {
         const char *sub[3] = {"rules", "rules-threat-hunting",
                               "rules-emerging-threats"};
         for (int i = 0; i < 3; i++) {
-            snprintf(defaults[i], sizeof defaults[i], "%s/data/sigma/%s", shared,
-                     sub[i]);
-            if (access(defaults[i], R_OK) == 0) rule_dirs[n_rule_dirs++] = defaults[i];
+            snprintf(defaults[i], sizeof defaults[i], "%s/data/sigma/%s",
+                     shared, sub[i]);
+            if (access(defaults[i], R_OK) == 0)
+                rule_paths[n_rule_paths++] = defaults[i];
         }
-        if (n_rule_dirs == 0) {
-            fprintf(stderr, "bench_detect: no rules: %s/data/sigma is missing; "
-                            "pass --rules DIR\n", shared);
+        if (n_rule_paths == 0) {
+            fprintf(stderr,
+                    "bench_detect: no rules: %s/data/sigma is missing; set "
+                    "CF_SHARED_DIR or pass --rules PATH\n",
+                    shared);
             return 1;
         }
     }
@@ -309,165 +415,165 @@ int main(int argc, char **argv) {
         snprintf(dir, sizeof dir, "%s/data/otrf/datasets", shared);
         load_zips(&lines, dir, &n_files);
         if (lines.n == 0) {
-            fprintf(stderr, "bench_detect: no events: %s is missing; pass "
-                            "FILE.jsonl\n", dir);
+            fprintf(stderr,
+                    "bench_detect: no events: %s is missing; set "
+                    "CF_SHARED_DIR or pass FILE.jsonl\n",
+                    dir);
             return 1;
         }
     }
-    if (loops < 1) loops = 1;
 
-    /* Rules. */
-    struct cf_config *cfg = cf_config_default();
+    /* Rules: load, then compile cold into a fresh cache folder and warm
+     * from it. */
+    struct cf_config *cfg = config_path
+                                ? cf_config_load(config_path, err, sizeof err)
+                                : cf_config_default();
+    if (!cfg) die(config_path ? err : "out of memory");
     struct cf_rulebook *rb = cf_rulebook_new();
-    if (!cfg || !rb) die("out of memory");
-    double t0 = now();
-    for (int i = 0; i < n_rule_dirs; i++)
-        if (cf_rulebook_load(rb, rule_dirs[i], cfg, err, sizeof err) != CF_OK) {
-            fprintf(stderr, "bench_detect: %s\n", err);
-            return 1;
-        }
-    if (cf_rulebook_finish(rb, err, sizeof err) != CF_OK) {
-        fprintf(stderr, "bench_detect: %s\n", err);
-        return 1;
-    }
-    double t_load = now() - t0;
-
-    /* Compile cold into a fresh cache directory, then warm from it. */
+    if (!rb) die("out of memory");
+    double t_load = cpu_now();
+    for (int i = 0; i < n_rule_paths; i++)
+        if (cf_rulebook_load(rb, rule_paths[i], cfg, err, sizeof err) != CF_OK)
+            die(err);
+    if (cf_rulebook_finish(rb, err, sizeof err) != CF_OK) die(err);
+    t_load = cpu_now() - t_load;
     char cache_dir[] = "/tmp/cf_bench_cache_XXXXXX";
-    if (!mkdtemp(cache_dir)) die("cannot create a temporary cache directory");
-    free(cfg->cache_dir);
-    cfg->cache_dir = strdup(cache_dir);
+    if (!mkdtemp(cache_dir)) die("cannot create a temporary cache folder");
+    cf_free(cfg->cache_dir);
+    if (!(cfg->cache_dir = cf_strdup(cache_dir))) die("out of memory");
     struct cf_ruleset_stats cold, warm;
+    double t_cold = cpu_now();
     struct cf_ruleset *rs = cf_ruleset_compile(rb, cfg, err, sizeof err);
-    if (!rs) {
-        fprintf(stderr, "bench_detect: compile: %s\n", err);
-        return 1;
-    }
+    t_cold = cpu_now() - t_cold;
+    if (!rs) die(err);
     cf_ruleset_get_stats(rs, &cold);
     cf_ruleset_destroy(rs);
-    size_t rejected_before_warm = rb->n_rejected;
+    size_t rejected = rb->n_rejected;
+    double t_warm = cpu_now();
     rs = cf_ruleset_compile(rb, cfg, err, sizeof err);
-    if (!rs) {
-        fprintf(stderr, "bench_detect: compile: %s\n", err);
-        return 1;
-    }
+    t_warm = cpu_now() - t_warm;
+    if (!rs) die(err);
     cf_ruleset_get_stats(rs, &warm);
     remove_tree(cache_dir);
 
-    printf("rules: %zu loaded in %.2f s (%zu documents, %zu rejected by the "
-           "parser/compiler)\n",
-           rb->n_rules, t_load, rb->n_documents, rejected_before_warm);
-    printf("compiled: %zu rules, %zu fields, %zu Hyperscan patterns, %zu direct "
-           "patterns\n",
-           warm.rules, warm.fields, warm.patterns, warm.direct_patterns);
-    printf("compile: cold %.3f s (cache %s), warm %.3f s (cache %s)\n",
-           cold.compile_seconds, cold.cache_hit ? "hit" : "miss",
-           warm.compile_seconds, warm.cache_hit ? "hit" : "miss");
-    printf("events: %zu lines from %d files (%.1f MB), %ld loops\n", lines.n,
-           n_files, (double)lines.len / 1e6, loops);
+    printf("rules: %zu loaded (%zu documents, %zu rejected); %zu fields, "
+           "%zu Hyperscan patterns, %zu checked directly\n",
+           rb->n_rules, rb->n_documents, rejected, warm.fields, warm.patterns,
+           warm.direct_patterns);
+    printf("events: %zu lines from %d files (%.1f MB); %ld loops per stage\n",
+           lines.n, n_files, (double)lines.len / 1e6, loops);
+    printf("CPU time of this process (CLOCK_PROCESS_CPUTIME_ID), one "
+           "thread:\n");
+    printf("  load rules:            %.2f s\n", t_load);
+    printf("  compile, cold:         %.2f s (cache %s)\n", t_cold,
+           cold.cache_hit ? "hit" : "miss");
+    printf("  compile, warm:         %.2f s (cache %s)\n", t_warm,
+           warm.cache_hit ? "hit" : "miss");
 
-    /* Decode + route + match. */
     struct cf_decoder *dec = cf_decoder_new();
     struct cf_matcher *m = cf_matcher_new(rs);
-    struct cf_event ev;
-    struct cf_decode_limits limits = cfg->limits;
-    uint64_t alerts = 0, events = 0, bad = 0;
-    if (!dec || !m) die("out of memory");
-    cf_event_init(&ev);
+    struct batch *b = cf_calloc(1, sizeof *b);
+    if (!dec || !m || !b) die("out of memory");
+    for (size_t i = 0; i < BATCH; i++) cf_event_init(&b->ev[i]);
 
-    /* Decode alone first, to tell its cost from the matcher's. */
-    double t_decode = now();
+    /* Decode alone: one untimed pass grows the buffers, then the loops. */
+    uint64_t bad = 0, events = 0, alerts = 0;
+    struct cf_event *ev = &b->ev[0];
     for (size_t i = 0; i < lines.n; i++) {
-        const char *reason;
-        cf_event_decode(dec, &ev, lines.buf + lines.off[i],
-                        lines.off[i + 1] - lines.off[i] - 1, &limits, &reason);
+        size_t len;
+        const char *s = line_at(&lines, i, &len), *reason;
+        if (cf_event_decode(dec, ev, s, len, &cfg->limits, &reason) != CF_OK)
+            bad++;
     }
-    t_decode = now() - t_decode;
-
-    double t_match = now();
-    for (long loop = 0; loop < loops; loop++) {
+    double t_decode = cpu_now();
+    for (long loop = 0; loop < loops; loop++)
         for (size_t i = 0; i < lines.n; i++) {
-            const char *reason;
-            if (cf_event_decode(dec, &ev, lines.buf + lines.off[i],
-                                lines.off[i + 1] - lines.off[i] - 1, &limits,
-                                &reason) != CF_OK) {
-                bad++;
-                continue;
-            }
-            events++;
-            cf_matcher_match(m, &ev, count_match, &alerts);
+            size_t len;
+            const char *s = line_at(&lines, i, &len), *reason;
+            cf_event_decode(dec, ev, s, len, &cfg->limits, &reason);
         }
-    }
-    t_match = now() - t_match;
+    t_decode = cpu_now() - t_decode;
+    double n_decoded = (double)lines.n * (double)loops;
 
-    /* One pass of the full path (a replay would only feed fusion the
-     * same event times again). */
-    char ferr[256];
-    struct full_path fp = {.ev = &ev};
-    struct cf_entity_map *emap = cf_entity_map_new(NULL, ferr, sizeof ferr);
-    fp.entities = emap;
-    fp.fusion = cf_fusion_new(cfg, rb, count_record, &fp, ferr, sizeof ferr);
-    if (!emap || !fp.fusion) die(ferr);
-    uint64_t full_events = 0;
-    double t_full = now();
-    for (size_t i = 0; i < lines.n; i++) {
-        const char *reason;
-        if (cf_event_decode(dec, &ev, lines.buf + lines.off[i],
-                            lines.off[i + 1] - lines.off[i] - 1, &limits,
-                            &reason) != CF_OK)
-            continue;
-        full_events++;
-        if (ev.time_ms != CF_TIME_UNKNOWN) cf_fusion_observe(fp.fusion, ev.time_ms);
-        cf_matcher_match(m, &ev, fuse_match, &fp);
-    }
-    cf_fusion_finish(fp.fusion);
-    t_full = now() - t_full;
-    cf_fusion_destroy(fp.fusion);
-    cf_entity_map_destroy(emap);
+    /* Route+match alone, on events decoded beforehand. */
+    double t_match = 0;
+    for (long loop = 0; loop < loops; loop++)
+        for (size_t from = 0; from < lines.n; from += BATCH) {
+            size_t count = lines.n - from < BATCH ? lines.n - from : BATCH;
+            decode_batch(b, dec, &lines, NULL, from, count, &cfg->limits,
+                         NULL);
+            double t = cpu_now();
+            for (size_t i = 0; i < b->n; i++)
+                cf_matcher_match(m, &b->ev[i], count_match, &alerts);
+            t_match += cpu_now() - t;
+            events += b->n;
+        }
+    alerts /= (uint64_t)loops;
 
-    struct oracle_result orc = {0};
-    run_oracle(&orc, rb, cfg, dec, &ev, &lines, m, oracle_events);
+    /* The full path, a fresh pipeline per loop (fusion starts empty). */
+    struct sink_counts counts = {0};
+    double t_full = 0;
+    for (long loop = 0; loop < loops; loop++)
+        t_full += full_pass(cfg, rb, rs, &lines, &counts);
+
+    double us_decode = 1e6 * t_decode / n_decoded;
+    double us_match = 1e6 * t_match / (double)events;
+    double us_full = 1e6 * t_full / n_decoded; /* per line, as decode */
+    printf("  decode:                %.2f us/line, %.0f lines/s (%llu "
+           "lines do not decode)\n",
+           us_decode, 1e6 / us_decode, (unsigned long long)bad);
+    printf("  route+match:           %.2f us/event, %.0f events/s (%llu "
+           "rule matches per pass)\n",
+           us_match, 1e6 / us_match, (unsigned long long)alerts);
+    printf("  full path:             %.2f us/line, %.0f lines/s (per pass: "
+           "%llu alerts, %llu incident records, %llu dead letters, %.1f MB "
+           "written)\n",
+           us_full, 1e6 / us_full,
+           (unsigned long long)(counts.alerts / (uint64_t)loops),
+           (unsigned long long)(counts.incidents / (uint64_t)loops),
+           (unsigned long long)(counts.dead / (uint64_t)loops),
+           (double)counts.bytes / (double)loops / 1e6);
+    /* Shares of one pass over every line, each stage timed on its own. */
+    printf("  of the full path's CPU time: decode %.0f%%, route+match %.0f%%, "
+           "the rest (alerts, correlation, fusion, serialization) %.0f%%\n",
+           100 * t_decode / t_full, 100 * t_match / t_full,
+           100 * (t_full - t_decode - t_match) / t_full);
+
+    /* Oracle: a sample spread evenly over the lines. */
+    size_t n_sample = oracle_events == 0 || (size_t)oracle_events > lines.n
+                          ? lines.n
+                          : (size_t)oracle_events;
+    size_t *sample = cf_malloc((n_sample ? n_sample : 1) * sizeof *sample);
+    if (!sample) die("out of memory");
+    for (size_t k = 0; k < n_sample; k++)
+        sample[k] = (size_t)((double)k * (double)lines.n / (double)n_sample);
+    struct oracle_figures orc = {0};
+    run_oracle(&orc, rb, cfg, m, dec, b, &lines, sample, n_sample);
+    printf("oracle against the matcher, route+match on the same %zu "
+           "pre-decoded events (every %.0fth line):\n",
+           orc.events, (double)lines.n / (double)n_sample);
+    printf("  matcher:               %.2f us/event\n",
+           1e6 * orc.matcher_s / (double)orc.events);
+    printf("  oracle:                %.2f us/event (%llu rule matches)\n",
+           1e6 * orc.oracle_s / (double)orc.events,
+           (unsigned long long)orc.alerts);
+    printf("  the oracle takes %.0fx the matcher's CPU time; events where "
+           "the matched rules differ: %llu\n",
+           orc.oracle_s / orc.matcher_s, (unsigned long long)orc.disagree);
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    double rate = (double)events / t_match;
-    printf("single-threaded (figures are per core):\n");
-    double us_decode = 1e6 * t_decode / (double)lines.n;
-    printf("  decode only:           %.0f events/s, %.2f us/event\n",
-           (double)lines.n / t_decode, us_decode);
-    printf("  decode+route+match:    %llu events, %llu alerts (%llu rejected "
-           "lines), %.3f s, %.0f events/s, %.2f us/event\n",
-           (unsigned long long)events, (unsigned long long)alerts,
-           (unsigned long long)bad, t_match, rate, 1e6 / rate);
-    printf("  route+match alone:     ~%.2f us/event, ~%.0f events/s (the "
-           "difference of the two lines above)\n",
-           1e6 / rate - us_decode, 1e6 / (1e6 / rate - us_decode));
-    printf("  full path (decode+route+match+alerts+correlation+fusion, "
-           "1 pass): %llu events, %llu alerts, %llu fusion records, %.3f s, "
-           "%.0f events/s\n",
-           (unsigned long long)full_events, (unsigned long long)fp.alerts,
-           (unsigned long long)fp.records, t_full,
-           (double)full_events / t_full);
-    if (orc.ran) {
-        double orate = (double)orc.events / orc.seconds;
-        printf("  oracle (decode+match): %llu events, %llu alerts, %.3f s, %.0f "
-               "events/s; matcher is %.1fx faster; events where the matched "
-               "rules differ: %llu\n",
-               (unsigned long long)orc.events, (unsigned long long)orc.alerts,
-               orc.seconds, orate, rate / orate,
-               (unsigned long long)orc.disagree);
-    } else {
-        printf("  oracle: not run (%s)\n", orc.why);
-    }
-    printf("peak RSS: %.1f MB\n", (double)ru.ru_maxrss / 1024.0);
+    printf("peak RSS: %.0f MB\n", (double)ru.ru_maxrss / 1024.0);
 
-    cf_event_free(&ev);
+    for (size_t i = 0; i < BATCH; i++) cf_event_free(&b->ev[i]);
+    cf_free(b);
+    cf_free(sample);
     cf_matcher_destroy(m);
     cf_decoder_destroy(dec);
     cf_ruleset_destroy(rs);
     cf_rulebook_destroy(rb);
     cf_config_destroy(cfg);
-    free(lines.buf);
-    free(lines.off);
+    cf_free(lines.buf);
+    cf_free(lines.off);
     return 0;
 }
