@@ -87,6 +87,95 @@ static void test_errors_name_the_problem(void **state) {
     assert_non_null(strstr(err, "cannot open"));
 }
 
+/* Loads `text` as a config file and expects it refused with a message
+ * containing every one of the NULL-terminated `needles`. */
+static void expect_refused(const char *text, ...) {
+    char err[512] = "";
+    char *path = write_temp(text);
+    struct cf_config *cfg = cf_config_load(path, err, sizeof err);
+    if (cfg) fail_msg("accepted: %s", text);
+    /* every config error names the file it is about */
+    if (!strstr(err, path)) fail_msg("'%s' does not name %s", err, path);
+    va_list ap;
+    va_start(ap, text);
+    for (const char *n; (n = va_arg(ap, const char *));)
+        if (!strstr(err, n)) fail_msg("'%s' does not mention '%s'", err, n);
+    va_end(ap);
+    unlink(path);
+    free(path);
+}
+
+/* YAML allows a key once per mapping; a second one used to replace the
+ * first silently, so a section written twice lost half its settings. */
+static void test_duplicate_keys_are_errors(void **state) {
+    (void)state;
+    expect_refused("fusion:\n  window: 1h\ninput:\n  max_depth: 8\n"
+                   "fusion:\n  lateness: 5m\n",
+                   "duplicate key 'fusion'", "line 5", "first at line 1",
+                   NULL);
+    expect_refused("fusion:\n  window: 1h\n  lateness: 5m\n  window: 2h\n",
+                   "duplicate key 'fusion.window'", "line 4", NULL);
+    expect_refused("logsources:\n  category:\n    process_creation:\n"
+                   "      product: windows\n      product: linux\n",
+                   "'logsources.category.process_creation.product'",
+                   "line 5", NULL);
+    /* inside a list, at any depth, for every YAML document */
+    const char *text = "a:\n  - x: 1\n    y: 2\n  - x: 1\n    x: 2\n";
+    char err[256] = "";
+    assert_null(cf_yaml_to_json(text, strlen(text), err, sizeof err));
+    assert_non_null(strstr(err, "duplicate key 'a[1].x'"));
+    assert_non_null(strstr(err, "line 5"));
+    /* the same key in different mappings is fine */
+    text = "a: {x: 1}\nb: {x: 1}\nc: [{x: 1}, {x: 2}]\n";
+    json_t *docs = cf_yaml_to_json(text, strlen(text), err, sizeof err);
+    assert_non_null(docs);
+    json_decref(docs);
+}
+
+/* Every key of every section is checked where the file is read, and the
+ * message names the file and the full key. */
+static void test_values_are_validated_at_load(void **state) {
+    (void)state;
+    /* unknown keys inside a section, with a suggestion */
+    expect_refused("input:\n  max_line_byte: 5\n", "input.max_line_byte",
+                   "unknown key", "did you mean 'max_line_bytes'", NULL);
+    expect_refused("fusion:\n  latenes: 15m\n", "fusion.latenes",
+                   "did you mean 'lateness'", NULL);
+    expect_refused("correlation:\n  max_open_window: 5\n",
+                   "correlation.max_open_window", NULL);
+    /* wrong types */
+    expect_refused("input:\n  max_line_bytes: lots\n", "input.max_line_bytes",
+                   NULL);
+    expect_refused("output:\n  alerts: maybe\n", "output.alerts",
+                   "true or false", NULL);
+    expect_refused("fusion:\n  min_stages: two\n", "fusion.min_stages", NULL);
+    expect_refused("fusion:\n  never_link: collector01\n", "fusion.never_link",
+                   "list", NULL);
+    expect_refused("dead_letter:\n  path: [a, b]\n", "dead_letter.path", NULL);
+    expect_refused("fusion: [lateness]\n", "fusion", "mapping", NULL);
+    /* negative sizes and counts */
+    expect_refused("input:\n  max_line_bytes: -5\n", "input.max_line_bytes",
+                   "negative", NULL);
+    expect_refused("fusion:\n  max_alerts: -1\n", "fusion.max_alerts", NULL);
+    expect_refused("fusion:\n  max_alerts: 0\n", "fusion.max_alerts",
+                   "at least 1", NULL);
+    /* durations: malformed, negative, and too large for int64 ms */
+    expect_refused("fusion:\n  lateness: soon\n", "fusion.lateness",
+                   "duration", NULL);
+    expect_refused("fusion:\n  lateness: -5m\n", "fusion.lateness", NULL);
+    expect_refused("fusion:\n  window: 99999999999999999999d\n",
+                   "fusion.window", NULL);
+    expect_refused("fusion:\n  window: 9223372036854775\n", "fusion.window",
+                   NULL);
+    expect_refused("fusion:\n  entity_ttl: 1e400h\n", "fusion.entity_ttl",
+                   NULL);
+    expect_refused("correlation:\n  max_open_windows: 99999999999\n",
+                   "correlation.max_open_windows", NULL);
+    /* free-form sections still have a shape */
+    expect_refused("placeholders: [a, b]\n", "placeholders", "mapping", NULL);
+    expect_refused("suppressions: {rule: x}\n", "suppressions", "list", NULL);
+}
+
 /* The YAML scalars Sigma authors write resolve as they expect. */
 static void test_yaml_scalar_types(void **state) {
     (void)state;
@@ -115,6 +204,8 @@ int main(void) {
         cmocka_unit_test(test_load_values_and_sections),
         cmocka_unit_test(test_errors_name_the_problem),
         cmocka_unit_test(test_yaml_scalar_types),
+        cmocka_unit_test(test_duplicate_keys_are_errors),
+        cmocka_unit_test(test_values_are_validated_at_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
