@@ -10,6 +10,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "buf.h"
+
 static bool scalar_is(const char *s, const char *const *words) {
     for (; *words; words++)
         if (strcmp(s, *words) == 0) return true;
@@ -55,8 +57,65 @@ static json_t *plain_scalar(const char *s, size_t len) {
     return json_stringn(s, len);
 }
 
-static json_t *convert(yaml_document_t *doc, yaml_node_t *node, int depth) {
-    if (!node || depth > 200) return NULL;
+/* State of one document's conversion: where we are (the dotted key path,
+ * "fusion.window" or "a[1].x", for messages) and the first error. */
+struct walk {
+    yaml_document_t *doc;
+    struct cf_buf path;
+    char *errstr;
+    size_t errstr_size;
+    bool failed; /* errstr holds the reason */
+    char msg[320]; /* scratch for building a message */
+};
+
+/* Records "<what> at line L, column C<tail>" as the error (the first one
+ * wins) and returns NULL. */
+static json_t *walk_fail(struct walk *w, const yaml_node_t *node,
+                         const char *what, const char *tail) {
+    if (!w->failed)
+        cf_seterr(w->errstr, w->errstr_size, CF_ERR_PARSE,
+                  "%s at line %zu, column %zu%s", what,
+                  node->start_mark.line + 1, node->start_mark.column + 1,
+                  tail);
+    w->failed = true;
+    return NULL;
+}
+
+/* " (under 'a.b')" when inside something, for messages. */
+static const char *where(struct walk *w) {
+    if (!w->path.len || w->path.failed) return "";
+    snprintf(w->msg, sizeof w->msg, " (under '%s')", w->path.data);
+    return w->msg;
+}
+
+static void path_truncate(struct walk *w, size_t mark) {
+    if (w->path.failed || !w->path.data) return;
+    w->path.len = mark;
+    w->path.data[mark] = '\0';
+}
+
+/* The line of the first key of `node` equal to `k` (which is a later
+ * one): only looked for once a duplicate is known, so the common path
+ * costs one hash lookup per key. */
+static size_t first_line_of(yaml_document_t *doc, yaml_node_t *node,
+                            const yaml_node_t *k) {
+    for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++) {
+        yaml_node_t *o = yaml_document_get_node(doc, pair->key);
+        if (o && o->type == YAML_SCALAR_NODE &&
+            o->data.scalar.length == k->data.scalar.length &&
+            memcmp(o->data.scalar.value, k->data.scalar.value,
+                   k->data.scalar.length) == 0)
+            return o->start_mark.line + 1;
+    }
+    return 0;
+}
+
+static json_t *convert(struct walk *w, yaml_node_t *node, int depth) {
+    if (!node) return NULL;
+    if (depth > 200)
+        return walk_fail(w, node, "nesting deeper than 200",
+                         where(w));
     switch (node->type) {
     case YAML_SCALAR_NODE: {
         const char *s = (const char *)node->data.scalar.value;
@@ -68,10 +127,13 @@ static json_t *convert(yaml_document_t *doc, yaml_node_t *node, int depth) {
     }
     case YAML_SEQUENCE_NODE: {
         json_t *arr = json_array();
+        size_t mark = w->path.len, i = 0;
         for (yaml_node_item_t *it = node->data.sequence.items.start;
-             it < node->data.sequence.items.top; it++) {
-            json_t *v = convert(doc, yaml_document_get_node(doc, *it),
+             it < node->data.sequence.items.top; it++, i++) {
+            cf_buf_printf(&w->path, "[%zu]", i);
+            json_t *v = convert(w, yaml_document_get_node(w->doc, *it),
                                 depth + 1);
+            path_truncate(w, mark);
             if (!v) {
                 json_decref(arr);
                 return NULL;
@@ -82,27 +144,48 @@ static json_t *convert(yaml_document_t *doc, yaml_node_t *node, int depth) {
     }
     case YAML_MAPPING_NODE: {
         json_t *obj = json_object();
+        size_t mark = w->path.len;
         for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
              pair < node->data.mapping.pairs.top; pair++) {
-            yaml_node_t *k = yaml_document_get_node(doc, pair->key);
+            yaml_node_t *k = yaml_document_get_node(w->doc, pair->key);
             if (!k || k->type != YAML_SCALAR_NODE) {
                 json_decref(obj);
-                return NULL;
+                return walk_fail(w, k ? k : node,
+                                 "unsupported YAML: a mapping key that is "
+                                 "not a scalar",
+                                 where(w));
             }
-            json_t *v = convert(doc, yaml_document_get_node(doc, pair->value),
+            const char *key = (const char *)k->data.scalar.value;
+            size_t klen = k->data.scalar.length;
+            if (mark) cf_buf_putc(&w->path, '.');
+            cf_buf_append(&w->path, key, klen);
+            /* YAML allows a key once per mapping; keeping the last one
+             * silently lost half of a section written twice. */
+            if (json_object_getn(obj, key, klen)) {
+                char tail[48];
+                snprintf(w->msg, sizeof w->msg, "duplicate key '%s'",
+                         w->path.failed ? key : w->path.data);
+                snprintf(tail, sizeof tail, " (first at line %zu)",
+                         first_line_of(w->doc, node, k));
+                path_truncate(w, mark);
+                json_decref(obj);
+                return walk_fail(w, k, w->msg, tail);
+            }
+            json_t *v = convert(w, yaml_document_get_node(w->doc, pair->value),
                                 depth + 1);
+            path_truncate(w, mark);
             if (!v) {
                 json_decref(obj);
                 return NULL;
             }
             /* Keep the key bytes as written (keys with NULs are dropped). */
-            json_object_setn_new(obj, (const char *)k->data.scalar.value,
-                                 k->data.scalar.length, v);
+            json_object_setn_new(obj, key, klen, v);
         }
         return obj;
     }
     default:
-        return NULL;
+        return walk_fail(w, node, "unsupported YAML node",
+                         where(w));
     }
 }
 
@@ -133,12 +216,14 @@ json_t *cf_yaml_to_json(const char *text, size_t len, char *errstr,
             yaml_document_delete(&doc);
             break;
         }
-        json_t *v = convert(&doc, root, 0);
+        struct walk w = {.doc = &doc, .path = CF_BUF_INIT, .errstr = errstr,
+                         .errstr_size = errstr_size};
+        json_t *v = convert(&w, root, 0);
+        cf_buf_free(&w.path);
         yaml_document_delete(&doc);
         if (!v) {
-            cf_seterr(errstr, errstr_size, CF_ERR_PARSE,
-                      "unsupported YAML (non-scalar mapping key or nesting "
-                      "deeper than 200)");
+            if (!w.failed)
+                cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
             json_decref(docs);
             docs = NULL;
             break;

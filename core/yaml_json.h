@@ -5,7 +5,9 @@
  * YAML; every consumer works on the jansson tree this produces, so only
  * this file knows libyaml.  Plain scalars are typed the YAML 1.1 way
  * Sigma authors expect (null/~, true/false, integers, floats); quoted
- * scalars stay strings.  Anchors and aliases are resolved.
+ * scalars stay strings.  Anchors and aliases are resolved.  A key
+ * written twice in one mapping is an error (YAML forbids it, and keeping
+ * either copy silently loses the other), at any depth.
  */
 #ifndef CF_YAML_JSON_H
 #define CF_YAML_JSON_H
@@ -14,8 +16,10 @@
 #include "common.h"
 
 /* Parses every document in text[0..len).  On success returns a JSON array
- * of documents (new reference).  On a syntax error returns NULL and
- * writes "line L, column C: problem" into errstr. */
+ * of documents (new reference).  On an error returns NULL and writes
+ * into errstr what and where: "YAML syntax error at line L, column C:
+ * problem", or "duplicate key 'fusion.window' at line L, column C (first
+ * at line F)" naming the full key path (list items as "a[1].x"). */
 json_t *cf_yaml_to_json(const char *text, size_t len, char *errstr,
                         size_t errstr_size);
 
