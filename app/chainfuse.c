@@ -5,13 +5,14 @@
  *   chainfuse run   --rules PATH... [--input FILE|-] [--output FILE|-]
  *                   [--config FILE] [--dead-letter FILE] [--no-alerts]
  *                   [--stats FILE|-]
+ *   chainfuse config --reference | --check FILE
  *
  * Exit status: 0 when the command ran (check: whatever it rejected, as
  * long as one rule loaded), 1 on a runtime failure (a file that cannot
  * be read or written, rules that cannot be loaded or of which none
  * loaded, an input that fails part-way), 2 on a usage error (an unknown
  * option, a missing or stray argument, a path given twice, one file
- * given for two roles).
+ * given for two roles, a configuration file that cannot be used).
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -21,7 +22,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alert.h"
 #include "config.h"
+#include "fieldmap.h"
+#include "fusion.h"
+#include "logsource.h"
 #include "pipeline.h"
 #include "ruleset.h"
 #include "sigma.h"
@@ -39,6 +44,7 @@ static const char *const main_usage =
     "commands:\n"
     "  check   compile rules and report which were rejected and why\n"
     "  run     match events (JSON lines) and write alerts and incidents\n"
+    "  config  print the configuration reference, or check a file\n"
     "\n"
     "options:\n"
     "  --help      show this help (and `chainfuse <command> --help`)\n"
@@ -105,12 +111,60 @@ static void add_rules_path(struct rules_args *ra, const char *path) {
     ra->paths[ra->n++] = (struct rules_path){path, NULL};
 }
 
+static void discard_record(const char *kind, json_t *record,
+                           const struct cf_position *pos, void *opaque) {
+    (void)kind, (void)record, (void)pos, (void)opaque;
+}
+
+/* The free-form sections (logsources, field_mappings, entities,
+ * suppressions) are parsed by their owners when the run is built; each
+ * is built once here so that a mistake in them is found with the rest
+ * of the file, before any rule is compiled or input read. */
+static int check_free_form_sections(const struct cf_config *cfg, char *err,
+                                    size_t err_size) {
+    struct cf_router *router = NULL;
+    struct cf_fieldmap *fmap = NULL;
+    struct cf_entity_map *emap = NULL;
+    struct cf_fusion *fu = NULL;
+    int rc = CF_ERR;
+    if (!(router = cf_router_new(cf_config_section(cfg, "logsources"), err,
+                                 err_size)) ||
+        !(fmap = cf_fieldmap_new(cf_config_section(cfg, "field_mappings"),
+                                 err, err_size)) ||
+        !(emap = cf_entity_map_new(cf_config_section(cfg, "entities"), err,
+                                   err_size)) ||
+        !(fu = cf_fusion_new(cfg, NULL, discard_record, NULL, err, err_size)))
+        goto done;
+    rc = CF_OK;
+done:
+    cf_fusion_destroy(fu);
+    cf_entity_map_destroy(emap);
+    cf_fieldmap_destroy(fmap);
+    cf_router_destroy(router);
+    return rc;
+}
+
+/* NULL after saying why on stderr: a configuration that cannot be used
+ * is a usage error (EXIT_USAGE), named by file and full key. */
 static struct cf_config *load_config(const char *path) {
     char err[512];
-    struct cf_config *cfg =
-        path ? cf_config_load(path, err, sizeof err) : cf_config_default();
-    if (!cfg)
-        fprintf(stderr, "chainfuse: %s\n", path ? err : "out of memory");
+    if (!path) {
+        struct cf_config *cfg = cf_config_default();
+        if (!cfg) fprintf(stderr, "chainfuse: out of memory\n");
+        return cfg;
+    }
+    struct cf_config *cfg = cf_config_load(path, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "chainfuse: %s\n", err);
+        return NULL;
+    }
+    if (check_free_form_sections(cfg, err, sizeof err) != CF_OK) {
+        /* the owners' messages may start "config: "; the file is named */
+        const char *msg = strncmp(err, "config: ", 8) == 0 ? err + 8 : err;
+        fprintf(stderr, "chainfuse: %s: %s\n", path, msg);
+        cf_config_destroy(cfg);
+        return NULL;
+    }
     return cfg;
 }
 
@@ -313,6 +367,7 @@ static int cmd_check(int argc, char **argv) {
     struct cf_rulebook *rb = cfg ? load_rules(&ra, cfg) : NULL;
     struct cf_ruleset *rs = NULL;
     char err[512];
+    if (!cfg) rc = EXIT_USAGE;
     if (!rb) goto done;
     rs = cf_ruleset_compile(rb, cfg, err, sizeof err);
     if (!rs) {
@@ -437,7 +492,10 @@ static int cmd_run(int argc, char **argv) {
     struct cf_input *in = NULL;
     struct cf_output *out = NULL, *dead = NULL, *stats_out = NULL;
     struct cf_pipeline *p = NULL;
-    if (!cfg) goto done;
+    if (!cfg) {
+        rc = EXIT_USAGE;
+        goto done;
+    }
     if (dead_letter_path) {
         cf_free(cfg->dead_letter_path);
         cfg->dead_letter_path = cf_strdup(dead_letter_path);
@@ -565,6 +623,53 @@ done:
     return rc;
 }
 
+static const char *const config_usage =
+    "usage: chainfuse config --reference\n"
+    "       chainfuse config --check FILE\n"
+    "\n"
+    "  --reference   print every configuration section and key (type,\n"
+    "                default, range, meaning) as Markdown; the README's\n"
+    "                reference is this output\n"
+    "  --check FILE  read FILE as `run --config` would and report the\n"
+    "                first mistake (exit 2), or nothing (exit 0)\n";
+
+static int cmd_config(int argc, char **argv) {
+    static const struct option opts[] = {{"reference", no_argument, 0, 'r'},
+                                         {"check", required_argument, 0, 'c'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *check_path = NULL;
+    bool reference = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "rc:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': reference = true; break;
+        case 'c': check_path = optarg; break;
+        case 'h': fputs(config_usage, stdout); return 0;
+        default: fputs(config_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (reference == (check_path != NULL) || optind != argc) {
+        fprintf(stderr, "chainfuse config: give one of --reference, --check "
+                        "FILE\n%s",
+                config_usage);
+        return EXIT_USAGE;
+    }
+    if (check_path) {
+        struct cf_config *cfg = load_config(check_path);
+        int rc = cfg ? 0 : EXIT_USAGE;
+        cf_config_destroy(cfg);
+        return rc;
+    }
+    struct cf_buf ref = CF_BUF_INIT;
+    cf_config_reference(&ref);
+    int rc = ref.failed ? EXIT_RUNTIME : 0;
+    if (rc) fprintf(stderr, "chainfuse: out of memory\n");
+    else fputs(ref.data, stdout);
+    cf_buf_free(&ref);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fputs(main_usage, stderr);
@@ -582,6 +687,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(cmd, "check") == 0) return cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "config") == 0) return cmd_config(argc - 1, argv + 1);
     fprintf(stderr, "chainfuse: unknown command '%s'\n%s", cmd, main_usage);
     return EXIT_USAGE;
 }

@@ -1,178 +1,309 @@
 /*
- * config.c - loads chainfuse's YAML configuration (see config.h and the
- * README's "Configuration" section, which documents every key).
+ * config.c - chainfuse's configuration: every section and key, described
+ * once in the tables below, and the loader that checks a file against
+ * them (see config.h; the README's reference is generated from here).
  */
 #include "config.h"
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "yaml_json.h"
 
-/* Every top-level section chainfuse understands.  A key not listed here
- * is reported, so a misspelt section is an error, not a silent default. */
-static const char *const known_sections[] = {
-    "input",   "dead_letter", "cache",       "output",  "placeholders",
-    "logsources", "field_mappings", "entities", "correlation", "fusion",
-    "suppressions", NULL};
+/* One key stored in struct cf_config at `field` (a member path such as
+ * fusion.window). */
+#define KEY(name, type, def, min, max, field, help)                          \
+    {name, type, def, min, max, offsetof(struct cf_config, field),           \
+     sizeof(((struct cf_config *)0)->field), help, NULL}
+
+#define GIB (1LL << 30)
+/* Longest duration: a century of milliseconds, far from int64 overflow
+ * when added to any event time. */
+#define MAX_DURATION (36500LL * 24 * 3600 * 1000)
+
+static const struct cf_config_key input_keys[] = {
+    KEY("max_line_bytes", CF_CONFIG_SIZE, "1MiB", 1, GIB,
+        limits.max_line_bytes,
+        "longest event line read; a longer line is dead-lettered"),
+    /* simdjson's parser refuses deeper documents anyway */
+    KEY("max_depth", CF_CONFIG_INT, "64", 1, 1024, limits.max_depth,
+        "deepest JSON nesting accepted (the event object is level 1); a "
+        "deeper event is dead-lettered"),
+};
+
+static const struct cf_config_key dead_letter_keys[] = {
+    KEY("path", CF_CONFIG_STRING, "chainfuse-deadletter.jsonl",
+        0, 0, dead_letter_path,
+        "where lines that cannot be processed go, one JSON record each with "
+        "the reason (`--dead-letter` overrides it)"),
+};
+
+static const struct cf_config_key cache_keys[] = {
+    {"dir", CF_CONFIG_STRING, NULL, 0, 0, offsetof(struct cf_config, cache_dir),
+     sizeof(char *),
+     "compiled rule databases, reused while the rules and mappings are "
+     "unchanged; \"\" disables the cache",
+     "`$CHAINFUSE_CACHE_DIR`, else `$XDG_CACHE_HOME/chainfuse`, else "
+     "`~/.cache/chainfuse`"},
+};
+
+static const struct cf_config_key output_keys[] = {
+    KEY("alerts", CF_CONFIG_BOOL, "true", 0, 0, emit_alerts,
+        "write alert records (`--no-alerts` turns them off)"),
+    KEY("incidents", CF_CONFIG_BOOL, "true", 0, 0, emit_incidents,
+        "write incident records"),
+};
+
+static const struct cf_config_key correlation_keys[] = {
+    /* window slots are indexed by uint32 with a table twice as large */
+    KEY("max_open_windows", CF_CONFIG_INT, "1000000", 1, INT32_MAX,
+        correlation.max_open_windows,
+        "open correlation windows kept; past it the oldest (by event "
+        "time) is evicted and counted"),
+};
+
+static const struct cf_config_key fusion_keys[] = {
+    KEY("lateness", CF_CONFIG_DURATION, "15m", 0, MAX_DURATION,
+        fusion.lateness,
+        "how late an alert may arrive and still be fused in event-time "
+        "order: the watermark is the newest event time minus this"),
+    KEY("window", CF_CONFIG_DURATION, "24h", 0, MAX_DURATION, fusion.window,
+        "alerts sharing an entity within this much event time link into "
+        "one incident"),
+    KEY("close_after", CF_CONFIG_DURATION, "24h", 0, MAX_DURATION,
+        fusion.close_after,
+        "event time without new alerts before an incident closes"),
+    KEY("suppression_window", CF_CONFIG_DURATION, "1h", 0, MAX_DURATION,
+        fusion.suppression_window,
+        "the same rule on the same entities again within this is counted "
+        "as a duplicate of the first alert"),
+    KEY("update_interval", CF_CONFIG_DURATION, "1m", 0, MAX_DURATION,
+        fusion.update_interval,
+        "a changed incident is emitted at most once per this much event "
+        "time (0 means 1ms)"),
+    KEY("entity_ttl", CF_CONFIG_DURATION, "7d", 0, MAX_DURATION,
+        fusion.entity_ttl,
+        "an entity not seen for this long is forgotten"),
+    /* ATT&CK enterprise has 14 tactics (engine/killchain.h) */
+    KEY("min_stages", CF_CONFIG_INT, "2", 1, 14, fusion.min_stages,
+        "kill-chain stages an incident needs before it is raised (emitted); "
+        "a high or critical alert raises it at once"),
+    KEY("max_open_incidents", CF_CONFIG_INT, "10000", 1, INT32_MAX,
+        fusion.max_open_incidents,
+        "open incidents kept; past it the one quiet for longest is closed "
+        "early and counted"),
+    KEY("max_alerts", CF_CONFIG_INT, "1000", 1, INT32_MAX, fusion.max_alerts,
+        "alert ids listed per incident (counts stay exact)"),
+    KEY("max_entities_per_incident", CF_CONFIG_INT, "256", 1, INT32_MAX,
+        fusion.max_entities_per_incident, "entity values kept per incident"),
+    KEY("max_rules_per_incident", CF_CONFIG_INT, "256", 1, INT32_MAX,
+        fusion.max_rules_per_incident, "distinct rules kept per incident"),
+    KEY("max_pending_alerts", CF_CONFIG_INT, "1000000", 1, INT32_MAX,
+        fusion.max_pending_alerts,
+        "alerts waiting for the watermark; past it the oldest is processed "
+        "early and counted"),
+    KEY("max_tracked_entities", CF_CONFIG_INT, "1000000", 1, INT32_MAX,
+        fusion.max_tracked_entities,
+        "entities remembered for linking; past it the least recently seen "
+        "are forgotten first"),
+    KEY("weak_threshold", CF_CONFIG_INT, "10", 1, INT32_MAX,
+        fusion.weak_threshold,
+        "an entity already in more distinct incidents than this stops "
+        "linking (a shared server, a scanner)"),
+    KEY("never_link", CF_CONFIG_STRLIST, NULL, 0, 0, fusion.never_link,
+        "entity values that never link (a collector's host name), beside "
+        "the built-in SYSTEM, -, loopback addresses..."),
+};
+
+#define SECTION(name, keys, help)                                            \
+    {name, help, keys, CF_ARRAY_LEN(keys), CF_CONFIG_MAPPING, NULL}
+#define FREE_FORM(name, shape, owner, help)                                  \
+    {name, help, NULL, 0, shape, owner}
+
+/* Every top-level section, in reference order.  A key not listed here is
+ * reported, so a misspelt section is an error, not a silent default. */
+static const struct cf_config_section_def sections[] = {
+    SECTION("input", input_keys, "How events are read."),
+    SECTION("dead_letter", dead_letter_keys,
+            "Where input that cannot be processed goes."),
+    SECTION("cache", cache_keys, "The compiled-rule cache."),
+    SECTION("output", output_keys, "Which records are written."),
+    SECTION("correlation", correlation_keys,
+            "Sigma correlation rules (their windows come from the rules; "
+            "lateness is set under `fusion`)."),
+    SECTION("fusion", fusion_keys,
+            "Kill-chain fusion of alerts into incidents, on event time."),
+    FREE_FORM("placeholders", CF_CONFIG_MAPPING, "rules/rulebook.c",
+              "values for `%name%` in rules using `|expand`: name to list "
+              "of values"),
+    FREE_FORM("logsources", CF_CONFIG_MAPPING, "rules/logsource.c",
+              "logsource routing entries added to or replacing the "
+              "built-in ones, by product, category and service"),
+    FREE_FORM("field_mappings", CF_CONFIG_MAPPING, "rules/fieldmap.c",
+              "Sigma field to extra event field names to look in"),
+    FREE_FORM("entities", CF_CONFIG_MAPPING, "engine/alert.c",
+              "entity kind (host, user, src_ip, ...) to extra event fields, "
+              "tried first"),
+    FREE_FORM("suppressions", CF_CONFIG_LIST, "engine/fusion.c",
+              "alerts hidden on purpose, each counted: `{rule, entity: "
+              "{kind: value}, field: {Name: value}, reason, expires}`"),
+};
+
+const struct cf_config_section_def *cf_config_sections(size_t *n) {
+    *n = CF_ARRAY_LEN(sections);
+    return sections;
+}
+
+void cf_config_reference(struct cf_buf *out) {
+    cf_config_map_reference(sections, CF_ARRAY_LEN(sections), out);
+}
 
 static char *default_cache_dir(void) {
+    const char *env = getenv("CHAINFUSE_CACHE_DIR");
     const char *xdg = getenv("XDG_CACHE_HOME");
     const char *home = getenv("HOME");
-    char buf[4096];
-    if (xdg && *xdg)
-        snprintf(buf, sizeof buf, "%s/chainfuse", xdg);
-    else if (home && *home)
-        snprintf(buf, sizeof buf, "%s/.cache/chainfuse", home);
-    else
-        snprintf(buf, sizeof buf, "/tmp/chainfuse-cache");
-    return cf_strdup(buf);
+    struct cf_buf b = CF_BUF_INIT;
+    if (env) cf_buf_puts(&b, env);
+    else if (xdg && *xdg) cf_buf_printf(&b, "%s/chainfuse", xdg);
+    else if (home && *home) cf_buf_printf(&b, "%s/.cache/chainfuse", home);
+    else cf_buf_puts(&b, "/tmp/chainfuse-cache");
+    if (!b.data && !b.failed) return cf_strdup(""); /* CHAINFUSE_CACHE_DIR= */
+    return cf_buf_steal(&b);
 }
 
 struct cf_config *cf_config_default(void) {
     struct cf_config *cfg = cf_calloc(1, sizeof *cfg);
     if (!cfg) return NULL;
-    cfg->limits.max_line_bytes = 1024 * 1024;
-    cfg->limits.max_depth = 64;
-    cfg->dead_letter_path = cf_strdup("chainfuse-deadletter.jsonl");
-    const char *env_cache = getenv("CHAINFUSE_CACHE_DIR");
-    cfg->cache_dir = env_cache ? cf_strdup(env_cache) : default_cache_dir();
-    cfg->emit_alerts = true;
-    cfg->emit_incidents = true;
-    cfg->root = json_object();
-    if (!cfg->dead_letter_path || !cfg->cache_dir || !cfg->root) {
-        cf_config_destroy(cfg);
-        return NULL;
-    }
-    return cfg;
-}
-
-static int get_size(const json_t *sec, const char *key, size_t *out,
-                    char *errstr, size_t errstr_size) {
-    const json_t *v = json_object_get(sec, key);
-    if (!v) return 0;
-    if (!json_is_integer(v) || json_integer_value(v) <= 0)
-        return cf_seterr(errstr, errstr_size, CF_ERR,
-                         "config: %s must be a positive integer", key);
-    *out = (size_t)json_integer_value(v);
-    return 0;
-}
-
-static int get_string(const json_t *sec, const char *key, char **out,
-                      char *errstr, size_t errstr_size) {
-    const json_t *v = json_object_get(sec, key);
-    if (!v) return 0;
-    if (!json_is_string(v))
-        return cf_seterr(errstr, errstr_size, CF_ERR,
-                         "config: %s must be a string", key);
-    cf_free(*out);
-    *out = cf_strdup(json_string_value(v));
-    return *out ? 0 : CF_ERR_NOMEM;
-}
-
-static int get_bool(const json_t *sec, const char *key, bool *out,
-                    char *errstr, size_t errstr_size) {
-    const json_t *v = json_object_get(sec, key);
-    if (!v) return 0;
-    if (!json_is_boolean(v))
-        return cf_seterr(errstr, errstr_size, CF_ERR,
-                         "config: %s must be true or false", key);
-    *out = json_is_true(v);
-    return 0;
-}
-
-struct cf_config *cf_config_load(const char *path, char *errstr,
-                                 size_t errstr_size) {
-    struct cf_config *cfg = cf_config_default();
-    char *text = NULL;
-    json_t *docs = NULL;
-    size_t len = 0;
-    if (!cfg) {
-        cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    text = cf_read_file(path, &len, errstr, errstr_size);
-    if (!text) goto fail;
-    char yerr[256];
-    docs = cf_yaml_to_json(text, len, yerr, sizeof yerr);
-    if (!docs) {
-        cf_seterr(errstr, errstr_size, CF_ERR, "%s: %s", path, yerr);
-        goto fail;
-    }
-    if (json_array_size(docs) == 0) goto done; /* empty file: defaults */
-    json_t *root = json_array_get(docs, 0);
-    if (json_array_size(docs) != 1 || !json_is_object(root)) {
-        cf_seterr(errstr, errstr_size, CF_ERR,
-                  "%s: the configuration must be one YAML mapping", path);
-        goto fail;
-    }
-    const char *key;
-    json_t *val;
-    json_object_foreach(root, key, val) {
-        bool known = false;
-        for (const char *const *k = known_sections; *k; k++)
-            if (strcmp(*k, key) == 0) known = true;
-        if (!known) {
-            cf_seterr(errstr, errstr_size, CF_ERR,
-                      "%s: unknown section '%s' (known: input, dead_letter, "
-                      "cache, output, placeholders, logsources, "
-                      "field_mappings, entities, correlation, fusion, "
-                      "suppressions)",
-                      path, key);
+    for (size_t i = 0; i < CF_ARRAY_LEN(sections); i++)
+        if (sections[i].keys &&
+            cf_config_map_defaults(&sections[i], cfg, NULL, 0) != CF_OK)
             goto fail;
-        }
-    }
-    json_decref(cfg->root);
-    cfg->root = json_incref(root);
-
-    char sub[256];
-    const json_t *sec;
-#define SECTION_ERR()                                                        \
-    do {                                                                     \
-        cf_seterr(errstr, errstr_size, CF_ERR, "%s: %s", path, sub);         \
-        goto fail;                                                           \
-    } while (0)
-    if ((sec = json_object_get(root, "input"))) {
-        size_t depth = cfg->limits.max_depth;
-        if (get_size(sec, "max_line_bytes", &cfg->limits.max_line_bytes, sub,
-                     sizeof sub) ||
-            get_size(sec, "max_depth", &depth, sub, sizeof sub))
-            SECTION_ERR();
-        cfg->limits.max_depth = (unsigned)depth;
-    }
-    if ((sec = json_object_get(root, "dead_letter")) &&
-        get_string(sec, "path", &cfg->dead_letter_path, sub, sizeof sub))
-        SECTION_ERR();
-    if ((sec = json_object_get(root, "cache")) &&
-        get_string(sec, "dir", &cfg->cache_dir, sub, sizeof sub))
-        SECTION_ERR();
-    if ((sec = json_object_get(root, "output")) &&
-        (get_bool(sec, "alerts", &cfg->emit_alerts, sub, sizeof sub) ||
-         get_bool(sec, "incidents", &cfg->emit_incidents, sub, sizeof sub)))
-        SECTION_ERR();
-#undef SECTION_ERR
-done:
-    json_decref(docs);
-    cf_free(text);
+    if (!cfg->cache_dir && !(cfg->cache_dir = default_cache_dir())) goto fail;
+    if (!(cfg->root = json_object())) goto fail;
     return cfg;
 fail:
-    json_decref(docs);
-    cf_free(text);
     cf_config_destroy(cfg);
     return NULL;
 }
 
+static const struct cf_config_section_def *find_section(const char *name) {
+    for (size_t i = 0; i < CF_ARRAY_LEN(sections); i++)
+        if (strcmp(sections[i].name, name) == 0) return &sections[i];
+    return NULL;
+}
+
+/* "ORIGIN: unknown section 'x'" with a suggestion or the list. */
+static void unknown_section(const char *origin, const char *key,
+                            char *errstr, size_t errstr_size) {
+    const char *names[CF_ARRAY_LEN(sections) + 1];
+    struct cf_buf known = CF_BUF_INIT;
+    for (size_t i = 0; i < CF_ARRAY_LEN(sections); i++) {
+        names[i] = sections[i].name;
+        cf_buf_printf(&known, "%s%s", i ? ", " : "", names[i]);
+    }
+    names[CF_ARRAY_LEN(sections)] = NULL;
+    const char *near = cf_config_map_nearest(key, names);
+    if (near)
+        cf_seterr(errstr, errstr_size, CF_ERR,
+                  "%s: unknown section '%s' (did you mean '%s'?)", origin, key,
+                  near);
+    else
+        cf_seterr(errstr, errstr_size, CF_ERR,
+                  "%s: unknown section '%s' (known: %s)", origin, key,
+                  known.data ? known.data : "");
+    cf_buf_free(&known);
+}
+
+struct cf_config *cf_config_from_json(const json_t *root, const char *origin,
+                                      char *errstr, size_t errstr_size) {
+    struct cf_config *cfg = cf_config_default();
+    const char *key;
+    json_t *val;
+    if (!cfg) goto nomem;
+    if (!root) return cfg;
+    if (!json_is_object(root)) {
+        cf_seterr(errstr, errstr_size, CF_ERR,
+                  "%s: the configuration must be one YAML mapping of "
+                  "sections",
+                  origin);
+        goto fail;
+    }
+    json_object_foreach((json_t *)root, key, val) {
+        const struct cf_config_section_def *sec = find_section(key);
+        if (!sec) {
+            unknown_section(origin, key, errstr, errstr_size);
+            goto fail;
+        }
+        if (sec->keys) {
+            if (cf_config_map_parse(sec, val, cfg, origin, errstr,
+                                    errstr_size) != CF_OK)
+                goto fail;
+            continue;
+        }
+        /* Free-form: its owner parses the content; the shape is checked
+         * here so every section is refused at the same place. */
+        bool list = sec->shape == CF_CONFIG_LIST;
+        if (!json_is_null(val) &&
+            (list ? !json_is_array(val) : !json_is_object(val))) {
+            cf_seterr(errstr, errstr_size, CF_ERR,
+                      "%s: %s: must be a %s, not %s (%s; parsed in %s)",
+                      origin, sec->name, list ? "list" : "mapping",
+                      json_is_array(val)    ? "a list"
+                      : json_is_object(val) ? "a mapping"
+                                            : "a single value",
+                      sec->help, sec->owner);
+            goto fail;
+        }
+    }
+    json_decref(cfg->root);
+    cfg->root = json_incref((json_t *)root);
+    return cfg;
+nomem:
+    cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+fail:
+    cf_config_destroy(cfg);
+    return NULL;
+}
+
+struct cf_config *cf_config_load(const char *path, char *errstr,
+                                 size_t errstr_size) {
+    struct cf_config *cfg = NULL;
+    json_t *docs = NULL;
+    size_t len = 0;
+    char yerr[384];
+    char *text = cf_read_file(path, &len, errstr, errstr_size);
+    if (!text) goto done;
+    docs = cf_yaml_to_json(text, len, yerr, sizeof yerr);
+    if (!docs) {
+        cf_seterr(errstr, errstr_size, CF_ERR, "%s: %s", path, yerr);
+        goto done;
+    }
+    if (json_array_size(docs) > 1) {
+        cf_seterr(errstr, errstr_size, CF_ERR,
+                  "%s: the configuration must be one YAML document", path);
+        goto done;
+    }
+    /* an empty file (or only comments) means defaults */
+    cfg = cf_config_from_json(json_array_get(docs, 0), path, errstr,
+                              errstr_size);
+done:
+    json_decref(docs);
+    cf_free(text);
+    return cfg;
+}
+
 void cf_config_destroy(struct cf_config *cfg) {
     if (!cfg) return;
-    cf_free(cfg->dead_letter_path);
-    cf_free(cfg->cache_dir);
+    for (size_t i = 0; i < CF_ARRAY_LEN(sections); i++)
+        if (sections[i].keys) cf_config_map_release(&sections[i], cfg);
     json_decref(cfg->root);
     cf_free(cfg);
 }
 
 const json_t *cf_config_section(const struct cf_config *cfg,
                                 const char *name) {
-    if (!cfg || !cfg->root) return NULL;
-    return json_object_get(cfg->root, name);
+    const json_t *v = cfg && cfg->root ? json_object_get(cfg->root, name) : NULL;
+    return json_is_null(v) ? NULL : v;
 }

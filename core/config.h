@@ -1,45 +1,84 @@
 /*
  * config.h - chainfuse's configuration file (YAML).
  *
- * The engine-wide settings are parsed here into typed fields.  Each
- * subsystem reads its own section itself (logsource mappings in
- * rules/logsource.c, fusion in engine/fusion.c, ...) through
- * cf_config_section(), so adding a subsystem does not touch this file.
+ * Every section with scalar settings is described once, as a table of
+ * keys in config.c (name, type, default, range, help): the file is
+ * parsed and checked against those tables here, into the typed fields
+ * below, and the same tables print the reference (`chainfuse config
+ * --reference`, pasted in the README).  A mistake anywhere in the file
+ * is found when it is read, named by file and full key.
  *
- * Ownership: cf_config_load() returns a config the caller frees with
- * cf_config_destroy(); sections are borrowed from it.  Read-only after
- * load, so threads may share it.
+ * Sections that are free-form data (placeholders, logsources,
+ * field_mappings, entities, suppressions) are listed in the same table
+ * with their help and shape, so a misspelt section is still an error,
+ * and are parsed by their owners through cf_config_section().
+ *
+ * Ownership: cf_config_load() and cf_config_from_json() return a config
+ * the caller frees with cf_config_destroy(); its strings, lists and
+ * sections are borrowed from it.  Read-only after load, so threads may
+ * share it.
  */
 #ifndef CF_CONFIG_H
 #define CF_CONFIG_H
 
 #include "common.h"
+#include "config_map.h"
 #include "event.h"
 
-struct json_t;
+/* Section `correlation` (engine/correlate.c). */
+struct cf_correlation_settings {
+    int64_t max_open_windows;
+};
+
+/* Section `fusion` (engine/fusion.c).  Durations in milliseconds. */
+struct cf_fusion_settings {
+    int64_t lateness, window, close_after, suppression_window,
+        update_interval, entity_ttl;
+    int64_t min_stages, max_open_incidents, max_alerts,
+        max_entities_per_incident, max_rules_per_incident,
+        max_pending_alerts, max_tracked_entities, weak_threshold;
+    struct cf_strlist never_link; /* as written; fusion normalises them */
+};
 
 struct cf_config {
     struct cf_decode_limits limits;  /* input.max_line_bytes, max_depth */
     char *dead_letter_path;          /* dead_letter.path */
     char *cache_dir;                 /* cache.dir; "" disables the cache */
-    bool emit_alerts;                /* output.alerts (default true) */
-    bool emit_incidents;             /* output.incidents (default true) */
+    bool emit_alerts;                /* output.alerts */
+    bool emit_incidents;             /* output.incidents */
+    struct cf_correlation_settings correlation;
+    struct cf_fusion_settings fusion;
     struct json_t *root;             /* the whole document (an object) */
 };
 
-/* Defaults only (no file). */
+/* Defaults only (no file).  NULL when out of memory. */
 struct cf_config *cf_config_default(void);
 
-/* Reads `path` (YAML).  Unknown top-level keys are an error naming the
- * key, so a typo does not silently fall back to a default.  NULL with a
- * message in errstr on failure. */
+/* Reads `path` (YAML) and checks it whole: unknown sections and keys
+ * (with a suggestion), wrong types, values out of range, keys written
+ * twice, and the shape of free-form sections.  NULL with "PATH: ..." in
+ * errstr on failure, naming the full key ("PATH: fusion.window: ..."). */
 struct cf_config *cf_config_load(const char *path, char *errstr,
                                  size_t errstr_size);
 
+/* The same from a parsed document `root` (a mapping; NULL for
+ * defaults), borrowed; `origin` names it in messages. */
+struct cf_config *cf_config_from_json(const struct json_t *root,
+                                      const char *origin, char *errstr,
+                                      size_t errstr_size);
+
 void cf_config_destroy(struct cf_config *cfg); /* NULL is a no-op */
 
-/* The object under top-level key `name`, or NULL when absent. */
+/* The value under top-level key `name`, or NULL when absent or empty.
+ * For the free-form sections; scalar sections are read from the typed
+ * fields above. */
 const struct json_t *cf_config_section(const struct cf_config *cfg,
                                        const char *name);
+
+/* Every section chainfuse understands, in reference order. */
+const struct cf_config_section_def *cf_config_sections(size_t *n);
+
+/* Appends the Markdown reference of every section to `out`. */
+void cf_config_reference(struct cf_buf *out);
 
 #endif

@@ -52,7 +52,6 @@
 #define NIL UINT32_MAX
 #define KEY_INLINE 16
 #define MAX_ALERT_IDS 100
-#define DEFAULT_MAX_OPEN 1000000u
 
 /* One contributing alert: 40 bytes. */
 struct cev {
@@ -928,49 +927,28 @@ static struct pending *heap_pop(struct cf_correlator *co) {
 
 /* ---- public API ---------------------------------------------------------- */
 
-struct cf_correlator *cf_correlator_new(const struct cf_rulebook *rb,
-                                        const json_t *section,
-                                        cf_correlation_emit_fn emit,
-                                        void *opaque, char *errstr,
-                                        size_t errstr_size) {
+struct cf_correlator *cf_correlator_new(
+    const struct cf_rulebook *rb,
+    const struct cf_correlation_settings *settings,
+    cf_correlation_emit_fn emit, void *opaque, char *errstr,
+    size_t errstr_size) {
     struct cf_correlator *co = cf_calloc(1, sizeof(*co));
     if (!co) goto nomem;
     co->rb = rb;
     co->emit = emit;
     co->opaque = opaque;
-    co->max_open = DEFAULT_MAX_OPEN;
     co->free_head = NIL;
     co->watermark = INT64_MIN;
     cf_event_init(&co->ev);
     if (!(co->dec = cf_decoder_new())) goto nomem;
-    if (section && !json_is_null(section)) {
-        const char *k;
-        const json_t *v;
-        if (!json_is_object(section)) {
-            cf_seterr(errstr, errstr_size, CF_ERR,
-                      "config section `correlation` must be a mapping, e.g. "
-                      "{max_open_windows: 1000000}");
-            goto fail;
-        }
-        json_object_foreach((json_t *)section, k, v) {
-            if (strcmp(k, "max_open_windows") == 0) {
-                if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-                    json_integer_value(v) > (json_int_t)(UINT32_MAX / 2)) {
-                    cf_seterr(errstr, errstr_size, CF_ERR,
-                              "correlation.max_open_windows must be a "
-                              "positive integer (default 1000000)");
-                    goto fail;
-                }
-                co->max_open = (uint32_t)json_integer_value(v);
-            } else {
-                /* a typo must not silently fall back to a default */
-                cf_seterr(errstr, errstr_size, CF_ERR,
-                          "config: correlation: unknown key '%s' (known: "
-                          "max_open_windows; lateness is set under fusion)",
-                          k);
-                goto fail;
-            }
-        }
+    if (settings) {
+        co->max_open = (uint32_t)settings->max_open_windows;
+    } else {
+        /* the defaults live in one place: the table in core/config.c */
+        struct cf_config *defaults = cf_config_default();
+        if (!defaults) goto nomem;
+        co->max_open = (uint32_t)defaults->correlation.max_open_windows;
+        cf_config_destroy(defaults);
     }
     size_t nc = rb ? rb->n_correlations : 0, nlk = 0;
     for (size_t i = 0; i < nc; i++) nlk += rb->correlations[i]->n_refs;
@@ -998,7 +976,6 @@ struct cf_correlator *cf_correlator_new(const struct cf_rulebook *rb,
     return co;
 nomem:
     cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
-fail:
     cf_correlator_destroy(co);
     return NULL;
 }

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "alert.h"
+#include "config.h"
 #include "drops.h"
 
 struct cf_correlator;
@@ -22,13 +23,14 @@ struct cf_correlator;
 typedef void (*cf_correlation_emit_fn)(const struct cf_alert *alert,
                                        void *opaque);
 
-/* `section` is the `correlation` config section (may be NULL): limits
- * such as max_open_windows.  NULL with errstr on a bad section. */
-struct cf_correlator *cf_correlator_new(const struct cf_rulebook *rb,
-                                        const json_t *section,
-                                        cf_correlation_emit_fn emit,
-                                        void *opaque, char *errstr,
-                                        size_t errstr_size);
+/* `settings` are the checked `correlation` config settings (borrowed for
+ * the call; NULL for the defaults).  NULL with errstr when out of
+ * memory. */
+struct cf_correlator *cf_correlator_new(
+    const struct cf_rulebook *rb,
+    const struct cf_correlation_settings *settings,
+    cf_correlation_emit_fn emit, void *opaque, char *errstr,
+    size_t errstr_size);
 void cf_correlator_destroy(struct cf_correlator *co);
 
 /* An alert happened (detection or correlation, for chaining). */

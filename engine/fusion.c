@@ -13,21 +13,18 @@
  * as late.
  *
  * Versions: changes are collected per `update_interval` of event time
- * (default 1 minute) and each changed, raised incident is emitted once at
- * the end of that interval; an incident closes after `close_after`
- * (default 24 hours, the linking window) of event time without new alerts (for an incident fed
+ * and each changed, raised incident is emitted once at the end of that
+ * interval; an incident closes after `close_after` (by default the
+ * linking window) of event time without new alerts (for an incident fed
  * by late alerts, counted from the clock when the last one came).
- * Incidents are emitted only once raised: `min_stages` (default 2)
- * kill-chain stages or a high/critical alert.
+ * Incidents are emitted only once raised: `min_stages` kill-chain stages
+ * or a high/critical alert.
  *
- * Settings (config section `fusion`): lateness 15m, window 24h,
- * close_after 24h, suppression_window 1h (duplicates), update_interval 1m,
- * entity_ttl 7d, min_stages 2, max_open_incidents 10000, max_alerts 1000
- * (ids listed per incident), max_entities_per_incident 256,
- * max_rules_per_incident 256, max_pending_alerts 1000000,
- * max_tracked_entities 1000000, weak_threshold 10, never_link [].
- * Section `suppressions`: [{rule, entity: {kind: value}, field: {Name:
- * value}, reason, expires}], expiry compared with event time.
+ * Settings: config section `fusion`, whose keys, defaults and ranges
+ * are the table in core/config.c (`chainfuse config --reference`).
+ * Section `suppressions`, parsed here: [{rule, entity: {kind: value},
+ * field: {Name: value}, reason, expires}], expiry compared with event
+ * time.
  *
  * Called by the pipeline (engine/pipeline.c).  One instance per pipeline
  * thread; not thread safe.
@@ -46,8 +43,6 @@
 
 #define MS_SECOND 1000LL
 #define MS_MINUTE (60 * MS_SECOND)
-#define MS_HOUR (60 * MS_MINUTE)
-#define MS_DAY (24 * MS_HOUR)
 
 /* ---- a small chained hash map with byte keys ---------------------- */
 
@@ -243,129 +238,39 @@ struct cf_fusion {
     uint64_t correlation_unwritten, incident_unwritten;
 };
 
-static int parse_duration(const json_t *v, int64_t *out) {
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        *out = (int64_t)json_integer_value(v) * MS_SECOND;
-        return 0;
-    }
-    if (!json_is_string(v)) return -1;
-    const char *s = json_string_value(v);
-    char *end;
-    double n = strtod(s, &end);
-    if (end == s || n < 0) return -1;
-    int64_t unit;
-    if (strcmp(end, "ms") == 0) unit = 1;
-    else if (strcmp(end, "s") == 0 || *end == '\0') unit = MS_SECOND;
-    else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0) unit = MS_MINUTE;
-    else if (strcmp(end, "h") == 0) unit = MS_HOUR;
-    else if (strcmp(end, "d") == 0) unit = MS_DAY;
-    else return -1;
-    *out = (int64_t)(n * (double)unit);
-    return 0;
-}
-
-static int parse_fusion(struct cf_fusion *fu, const json_t *sec, char *errstr,
-                        size_t errstr_size) {
-    static const char *const durations[] = {
-        "lateness", "window", "close_after", "suppression_window",
-        "update_interval", "entity_ttl", NULL};
-    static const char *const counts[] = {
-        "min_stages", "max_open_incidents", "max_alerts",
-        "max_entities_per_incident", "max_rules_per_incident",
-        "max_pending_alerts", "max_tracked_entities", "weak_threshold", NULL};
-    const char *key;
-    json_t *v;
-    if (!sec) return CF_OK;
-    if (!json_is_object(sec))
-        return cf_seterr(errstr, errstr_size, CF_ERR,
-                         "config: fusion must be a mapping (keys: lateness, "
-                         "window, close_after, ...)");
-    json_object_foreach((json_t *)sec, key, v) {
-        int64_t d, *dst = NULL;
-        size_t *cnt = NULL;
-        bool is_dur = false, is_count = false;
-        for (const char *const *k = durations; *k; k++)
-            if (strcmp(*k, key) == 0) is_dur = true;
-        for (const char *const *k = counts; *k; k++)
-            if (strcmp(*k, key) == 0) is_count = true;
-        if (is_dur) {
-            if (parse_duration(v, &d))
-                return cf_seterr(errstr, errstr_size, CF_ERR,
-                                 "config: fusion.%s must be a duration such "
-                                 "as \"30s\", \"15m\", \"24h\" or \"7d\"",
-                                 key);
-            if (strcmp(key, "lateness") == 0) dst = &fu->lateness;
-            else if (strcmp(key, "window") == 0) dst = &fu->window;
-            else if (strcmp(key, "close_after") == 0) dst = &fu->close_after;
-            else if (strcmp(key, "suppression_window") == 0) dst = &fu->dup_window;
-            else if (strcmp(key, "update_interval") == 0) dst = &fu->update_interval;
-            else dst = &fu->entity_ttl;
-            *dst = d;
-            continue;
-        }
-        if (is_count) {
-            if (!json_is_integer(v) || json_integer_value(v) < 1)
-                return cf_seterr(errstr, errstr_size, CF_ERR,
-                                 "config: fusion.%s must be a positive integer",
-                                 key);
-            size_t n = (size_t)json_integer_value(v);
-            if (strcmp(key, "min_stages") == 0) {
-                fu->min_stages = (unsigned)n;
+/* Copies the checked `fusion` settings (core/config.c) and normalises
+ * never_link once per entity kind. */
+static int apply_settings(struct cf_fusion *fu,
+                          const struct cf_fusion_settings *set) {
+    fu->lateness = set->lateness;
+    fu->window = set->window;
+    fu->close_after = set->close_after;
+    fu->dup_window = set->suppression_window;
+    fu->update_interval = set->update_interval < 1 ? 1 : set->update_interval;
+    fu->entity_ttl = set->entity_ttl;
+    fu->min_stages = (unsigned)set->min_stages;
+    fu->max_open = (size_t)set->max_open_incidents;
+    fu->max_pending = (size_t)set->max_pending_alerts;
+    fu->max_index = (size_t)set->max_tracked_entities;
+    fu->weak_threshold = (size_t)set->weak_threshold;
+    fu->limits.max_alerts = (size_t)set->max_alerts;
+    fu->limits.max_entities = (size_t)set->max_entities_per_incident;
+    fu->limits.max_rules = (size_t)set->max_rules_per_incident;
+    for (size_t i = 0; i < set->never_link.n; i++) {
+        /* Normalised once per kind, so "COLLECTOR.corp.local" also stops
+         * the short host name "collector". */
+        for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+            char buf[CF_ENTITY_NORM_MAX];
+            struct never_list *nl = &fu->never[k];
+            if (!cf_entity_normalize(k, set->never_link.v[i], buf, sizeof buf))
                 continue;
-            }
-            if (strcmp(key, "max_open_incidents") == 0) cnt = &fu->max_open;
-            else if (strcmp(key, "max_alerts") == 0) cnt = &fu->limits.max_alerts;
-            else if (strcmp(key, "max_entities_per_incident") == 0)
-                cnt = &fu->limits.max_entities;
-            else if (strcmp(key, "max_rules_per_incident") == 0)
-                cnt = &fu->limits.max_rules;
-            else if (strcmp(key, "max_pending_alerts") == 0) cnt = &fu->max_pending;
-            else if (strcmp(key, "max_tracked_entities") == 0) cnt = &fu->max_index;
-            else cnt = &fu->weak_threshold;
-            *cnt = n;
-            continue;
+            char **nv = cf_realloc(nl->values, (nl->n + 1) * sizeof *nv);
+            if (!nv) return CF_ERR_NOMEM;
+            nl->values = nv;
+            if (!(nv[nl->n] = cf_strdup(buf))) return CF_ERR_NOMEM;
+            nl->n++;
         }
-        if (strcmp(key, "never_link") == 0) {
-            size_t i;
-            json_t *s;
-            if (!json_is_array(v))
-                return cf_seterr(errstr, errstr_size, CF_ERR,
-                                 "config: fusion.never_link must be a list of "
-                                 "entity values (e.g. the collector's host "
-                                 "name)");
-            json_array_foreach(v, i, s) {
-                if (!json_is_string(s))
-                    return cf_seterr(errstr, errstr_size, CF_ERR,
-                                     "config: fusion.never_link must list "
-                                     "strings");
-                /* Normalised once per kind, so "COLLECTOR.corp.local" also
-                 * stops the short host name "collector". */
-                for (int k = 0; k < CF_ENTITY_COUNT; k++) {
-                    char buf[CF_ENTITY_NORM_MAX];
-                    struct never_list *nl = &fu->never[k];
-                    if (!cf_entity_normalize(k, json_string_value(s), buf,
-                                             sizeof buf))
-                        continue;
-                    char **nv = cf_realloc(nl->values, (nl->n + 1) * sizeof *nv);
-                    if (!nv) return CF_ERR_NOMEM;
-                    nl->values = nv;
-                    if (!(nv[nl->n] = cf_strdup(buf))) return CF_ERR_NOMEM;
-                    nl->n++;
-                }
-            }
-            continue;
-        }
-        return cf_seterr(errstr, errstr_size, CF_ERR,
-                         "config: fusion: unknown key '%s' (known: lateness, "
-                         "window, close_after, suppression_window, "
-                         "update_interval, entity_ttl, min_stages, "
-                         "max_open_incidents, max_alerts, "
-                         "max_entities_per_incident, max_rules_per_incident, "
-                         "max_pending_alerts, max_tracked_entities, "
-                         "weak_threshold, never_link)",
-                         key);
     }
-    if (fu->update_interval < 1) fu->update_interval = 1;
     return CF_OK;
 }
 
@@ -457,40 +362,20 @@ struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
                                 char *errstr, size_t errstr_size) {
     struct cf_fusion *fu = cf_calloc(1, sizeof *fu);
     if (!fu) goto nomem;
-    fu->lateness = 15 * MS_MINUTE;
-    fu->window = 24 * MS_HOUR;
-    fu->close_after = 24 * MS_HOUR; /* as long as alerts can still link */
-    fu->dup_window = MS_HOUR;
-    fu->update_interval = MS_MINUTE;
-    fu->entity_ttl = 7 * MS_DAY;
-    fu->min_stages = 2;
-    fu->max_open = 10000;
-    fu->max_pending = 1000000;
-    fu->max_index = 1000000;
-    fu->weak_threshold = 10;
-    fu->limits.max_alerts = 1000;
-    fu->limits.max_entities = 256;
-    fu->limits.max_rules = 256;
     fu->emit = emit;
     fu->opaque = opaque;
     fu->max_seen = fu->watermark = fu->clock = INT64_MIN;
     fu->bucket_end = fu->close_hint = INT64_MAX;
     fu->last_sweep = INT64_MIN;
     fu->next_serial = 1;
-    int rc = parse_fusion(fu, cfg ? cf_config_section(cfg, "fusion") : NULL,
-                          errstr, errstr_size);
-    if (rc == CF_ERR_NOMEM) goto nomem;
-    if (rc) goto fail;
-    rc = parse_suppressions(fu, cfg ? cf_config_section(cfg, "suppressions")
-                                    : NULL,
-                            errstr, errstr_size);
+    if (apply_settings(fu, &cfg->fusion) != CF_OK) goto nomem;
+    int rc = parse_suppressions(fu, cf_config_section(cfg, "suppressions"),
+                                errstr, errstr_size);
     if (rc == CF_ERR_NOMEM) goto nomem;
     if (rc) goto fail;
     if (rb) {
-        fu->co = cf_correlator_new(rb,
-                                   cfg ? cf_config_section(cfg, "correlation")
-                                       : NULL,
-                                   on_correlation, fu, errstr, errstr_size);
+        fu->co = cf_correlator_new(rb, &cfg->correlation, on_correlation, fu,
+                                   errstr, errstr_size);
         if (!fu->co) goto fail;
     }
     return fu;

@@ -27,9 +27,10 @@ typedef void (*cf_fusion_emit_fn)(const char *kind, json_t *record,
                                   const struct cf_position *pos,
                                   void *opaque);
 
-/* Reads the `correlation`, `fusion` and `suppressions` config sections;
+/* Takes the `fusion` and `correlation` settings from cfg (required,
+ * borrowed for the call) and parses its `suppressions` section;
  * correlations come from rb (resolved by cf_rulebook_finish).  NULL with
- * errstr on a bad config. */
+ * errstr on a bad suppression. */
 struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
                                 const struct cf_rulebook *rb,
                                 cf_fusion_emit_fn emit, void *opaque,

@@ -104,7 +104,7 @@ check "stdin input gives the same alerts" 'cmp -s "$T/ids1" "$T/ids3"'
 "$CF" run --rules "$T/rules" --input "$T/nope.jsonl" 2>"$T/err"; rc=$?
 check "missing input file is a clear error" '[ $rc -eq 1 ] && grep -q "nope.jsonl" "$T/err"'
 "$CF" run --rules "$T/rules" --config "$T/nope.yml" --input "$T/events.jsonl" 2>"$T/err"; rc=$?
-check "missing config file is a clear error" '[ $rc -eq 1 ] && grep -q "nope.yml" "$T/err"'
+check "missing config file is a usage error naming it" '[ $rc -eq 2 ] && grep -q "nope.yml" "$T/err"'
 
 
 # ---- Silent failure modes, tried as a new user would -------------------

@@ -104,5 +104,22 @@ else
 fi
 "$CF" config 2> /dev/null; check "config without an action exits 2" '[ $? -eq 2 ]'
 
+# Every YAML example in the README's Configuration section is a valid
+# configuration (so the prose cannot drift from the parser either).
+awk '/^## Configuration/{on=1; next} /^## /{on=0} on' "$SRC/README.md" |
+    awk -v dir="$T" '/^```yaml/{n++; f=dir "/example" n ".yml"; inb=1; next}
+                     /^```/{inb=0; next} inb{print > f}'
+n_examples=$(ls "$T"/example*.yml 2>/dev/null | wc -l)
+check "README's Configuration section has YAML examples" '[ "$n_examples" -ge 3 ]'
+for f in "$T"/example*.yml; do
+    "$CF" config --check "$f" 2> "$T/err"
+    check "README example $(basename "$f") is a valid config" "[ $? -eq 0 ] || { cat '$T/err'; false; }"
+done
+printf 'fusion:\n  window: 2h\n' > "$T/ok.yml"
+"$CF" config --check "$T/ok.yml"; check "config --check accepts a good file" '[ $? -eq 0 ]'
+printf 'fusion:\n  window: 2x\n' > "$T/ko.yml"
+"$CF" config --check "$T/ko.yml" 2> "$T/err"
+check "config --check refuses a bad one with exit 2" '[ $? -eq 2 ] && grep -q "fusion.window" "$T/err"'
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "killchain.h"
 #include "yaml_json.h"
 
 static char *write_temp(const char *text) {
@@ -68,12 +69,13 @@ static void test_errors_name_the_problem(void **state) {
     char *path = write_temp("fuson:\n  window: 1h\n");
     assert_null(cf_config_load(path, err, sizeof err));
     assert_non_null(strstr(err, "unknown section 'fuson'"));
+    assert_non_null(strstr(err, "did you mean 'fusion'"));
     unlink(path);
     free(path);
 
     path = write_temp("input:\n  max_line_bytes: lots\n");
     assert_null(cf_config_load(path, err, sizeof err));
-    assert_non_null(strstr(err, "max_line_bytes must be a positive integer"));
+    assert_non_null(strstr(err, "input.max_line_bytes: must be a size"));
     unlink(path);
     free(path);
 
@@ -176,6 +178,133 @@ static void test_values_are_validated_at_load(void **state) {
     expect_refused("suppressions: {rule: x}\n", "suppressions", "list", NULL);
 }
 
+/* What the reference promises is what the parser accepts. */
+static void test_typed_values(void **state) {
+    (void)state;
+    char err[512] = "";
+    char *path = write_temp(
+        "input:\n  max_line_bytes: 64KiB\n"
+        "output:\n  incidents: no\n"
+        "correlation:\n  max_open_windows: 5\n"
+        "fusion:\n  lateness: 30\n  window: 1.5h\n  close_after: 500ms\n"
+        "  suppression_window: 2d\n  update_interval: 90min\n"
+        "  entity_ttl: \"10\"\n  min_stages: 14\n  max_alerts: 7\n"
+        "  never_link: [collector01, COLLECTOR02]\n"
+        "cache:\n  dir: \"\"\n"
+        "placeholders:\n"       /* every key commented out: empty */
+        "suppressions:\n");
+    struct cf_config *cfg = cf_config_load(path, err, sizeof err);
+    if (!cfg) fail_msg("%s", err);
+    assert_int_equal(cfg->limits.max_line_bytes, 65536);
+    assert_int_equal(cfg->limits.max_depth, 64); /* untouched default */
+    assert_true(cfg->emit_alerts);
+    assert_false(cfg->emit_incidents);
+    assert_string_equal(cfg->cache_dir, "");
+    assert_int_equal(cfg->correlation.max_open_windows, 5);
+    assert_int_equal(cfg->fusion.lateness, 30000);
+    assert_int_equal(cfg->fusion.window, 5400000);
+    assert_int_equal(cfg->fusion.close_after, 500);
+    assert_int_equal(cfg->fusion.suppression_window, 2LL * 86400000);
+    assert_int_equal(cfg->fusion.update_interval, 90LL * 60000);
+    assert_int_equal(cfg->fusion.entity_ttl, 10000);
+    assert_int_equal(cfg->fusion.min_stages, 14);
+    assert_int_equal(cfg->fusion.max_alerts, 7);
+    assert_int_equal(cfg->fusion.max_open_incidents, 10000);
+    assert_int_equal(cfg->fusion.never_link.n, 2);
+    assert_string_equal(cfg->fusion.never_link.v[1], "COLLECTOR02");
+    assert_null(cf_config_section(cfg, "placeholders"));
+    cf_config_destroy(cfg);
+    unlink(path);
+    free(path);
+
+    /* defaults, and an empty file is all defaults */
+    path = write_temp("# nothing set\n");
+    cfg = cf_config_load(path, err, sizeof err);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->fusion.lateness, 15 * 60000);
+    assert_int_equal(cfg->fusion.window, 24LL * 3600000);
+    assert_int_equal(cfg->fusion.min_stages, 2);
+    assert_int_equal(cfg->fusion.never_link.n, 0);
+    assert_int_equal(cfg->correlation.max_open_windows, 1000000);
+    assert_true(cfg->emit_incidents);
+    cf_config_destroy(cfg);
+    unlink(path);
+    free(path);
+}
+
+/* The tables themselves: each key's field is as wide as its type says,
+ * bounds fit the field, defaults parse and lie in range, names are
+ * unique, and every key is in the reference. */
+static void test_tables_are_consistent(void **state) {
+    (void)state;
+    size_t n;
+    const struct cf_config_section_def *secs = cf_config_sections(&n);
+    struct cf_buf ref = CF_BUF_INIT;
+    cf_config_reference(&ref);
+    assert_false(ref.failed);
+    for (size_t s = 0; s < n; s++) {
+        char want[80];
+        snprintf(want, sizeof want, "`%s`", secs[s].name);
+        if (!strstr(ref.data, want)) fail_msg("reference lacks %s", want);
+        assert_true(strlen(secs[s].help) > 10);
+        for (size_t t = 0; t < s; t++)
+            assert_string_not_equal(secs[s].name, secs[t].name);
+        if (!secs[s].keys) {
+            assert_non_null(secs[s].owner);
+            continue;
+        }
+        for (size_t i = 0; i < secs[s].n_keys; i++) {
+            const struct cf_config_key *k = &secs[s].keys[i];
+            snprintf(want, sizeof want, "| `%s` |", k->name);
+            if (!strstr(ref.data, want)) fail_msg("reference lacks %s", want);
+            assert_true(strlen(k->help) > 10);
+            for (size_t j = 0; j < i; j++)
+                assert_string_not_equal(k->name, secs[s].keys[j].name);
+            switch (k->type) {
+            case CF_CONFIG_BOOL: assert_int_equal(k->size, sizeof(bool)); break;
+            case CF_CONFIG_INT:
+                assert_true(k->size == 4 || k->size == 8);
+                if (k->size == 4) assert_true(k->max <= INT32_MAX);
+                assert_true(k->min <= k->max);
+                break;
+            case CF_CONFIG_SIZE: assert_int_equal(k->size, sizeof(size_t)); break;
+            case CF_CONFIG_DURATION:
+                assert_int_equal(k->size, sizeof(int64_t));
+                assert_true(k->min >= 0 && k->min <= k->max);
+                break;
+            case CF_CONFIG_STRING: assert_int_equal(k->size, sizeof(char *)); break;
+            case CF_CONFIG_STRLIST:
+                assert_int_equal(k->size, sizeof(struct cf_strlist));
+                break;
+            }
+        }
+    }
+    /* Every default parses and is in range (cf_config_default applies
+     * them through the same checks). */
+    struct cf_config *cfg = cf_config_default();
+    assert_non_null(cfg);
+    cf_config_destroy(cfg);
+    /* min_stages' bound is the number of kill-chain stages */
+    for (size_t s = 0; s < n; s++)
+        for (size_t i = 0; i < secs[s].n_keys; i++)
+            if (strcmp(secs[s].keys[i].name, "min_stages") == 0)
+                assert_int_equal(secs[s].keys[i].max, CF_KILLCHAIN_STAGES);
+    cf_buf_free(&ref);
+
+    char buf[32];
+    cf_config_map_format_duration(36500LL * 86400000, buf);
+    assert_string_equal(buf, "36500d");
+    cf_config_map_format_duration(90 * 60000, buf);
+    assert_string_equal(buf, "90m");
+    cf_config_map_format_duration(1500, buf);
+    assert_string_equal(buf, "1500ms");
+    const char *names[] = {"lateness", "window", "max_alerts", NULL};
+    assert_string_equal(cf_config_map_nearest("latenes", names), "lateness");
+    assert_string_equal(cf_config_map_nearest("max_alert", names), "max_alerts");
+    assert_null(cf_config_map_nearest("colour", names));
+    assert_null(cf_config_map_nearest("wx", names));
+}
+
 /* The YAML scalars Sigma authors write resolve as they expect. */
 static void test_yaml_scalar_types(void **state) {
     (void)state;
@@ -206,6 +335,8 @@ int main(void) {
         cmocka_unit_test(test_yaml_scalar_types),
         cmocka_unit_test(test_duplicate_keys_are_errors),
         cmocka_unit_test(test_values_are_validated_at_load),
+        cmocka_unit_test(test_typed_values),
+        cmocka_unit_test(test_tables_are_consistent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

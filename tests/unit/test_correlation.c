@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "alert.h"
+#include "config.h"
 #include "correlate.h"
 #include "shared_data.h"
 #include "sigma_correlation.h"
@@ -101,13 +102,22 @@ static void mk_alert(struct cf_alert *a, const struct cf_rulebook *rb,
     a->pos.offset = seq;
 }
 
+/* `section` is the JSON text of the `correlation` config section, or
+ * NULL for the defaults. */
 static struct cf_correlator *mk_co(const struct cf_rulebook *rb,
                                    const char *section, struct sink *s) {
-    json_t *sec = section ? json_loads(section, 0, NULL) : NULL;
     char err[256];
-    struct cf_correlator *co =
-        cf_correlator_new(rb, sec, collect, s, err, sizeof(err));
-    json_decref(sec);
+    struct cf_config *cfg = NULL;
+    if (section) {
+        json_t *root = json_pack("{s:o}", "correlation",
+                                 json_loads(section, 0, NULL));
+        cfg = cf_config_from_json(root, "test", err, sizeof(err));
+        json_decref(root);
+        if (!cfg) fail_msg("%s", err);
+    }
+    struct cf_correlator *co = cf_correlator_new(
+        rb, cfg ? &cfg->correlation : NULL, collect, s, err, sizeof(err));
+    cf_config_destroy(cfg);
     assert_non_null(co);
     return co;
 }
@@ -868,15 +878,16 @@ static void test_eviction(void **state) {
                             "Computer")),
                         "host-24");
     cf_correlator_destroy(co);
-    /* a bad section is refused with a reason */
+    /* a bad section is refused with a reason, where the config is read */
     char err[256] = "";
-    json_t *bad = json_loads("{\"max_open_windows\": -1}", 0, NULL);
-    assert_null(cf_correlator_new(rb, bad, collect, &s, err, sizeof(err)));
-    assert_non_null(strstr(err, "max_open_windows"));
+    json_t *bad = json_loads("{\"correlation\": {\"max_open_windows\": -1}}",
+                             0, NULL);
+    assert_null(cf_config_from_json(bad, "test.yml", err, sizeof(err)));
+    assert_non_null(strstr(err, "test.yml: correlation.max_open_windows"));
     json_decref(bad);
-    bad = json_loads("{\"max_open_window\": 5}", 0, NULL);
-    assert_null(cf_correlator_new(rb, bad, collect, &s, err, sizeof(err)));
-    assert_non_null(strstr(err, "max_open_window'"));
+    bad = json_loads("{\"correlation\": {\"max_open_window\": 5}}", 0, NULL);
+    assert_null(cf_config_from_json(bad, "test.yml", err, sizeof(err)));
+    assert_non_null(strstr(err, "correlation.max_open_window: unknown key"));
     json_decref(bad);
     sink_clear(&s);
     cf_rulebook_destroy(rb);
