@@ -128,23 +128,25 @@ static json_t *convert(struct walk *w, yaml_node_t *node, int depth) {
     case YAML_SEQUENCE_NODE: {
         json_t *arr = json_array();
         size_t mark = w->path.len, i = 0;
+        if (!arr) return NULL;
         for (yaml_node_item_t *it = node->data.sequence.items.start;
              it < node->data.sequence.items.top; it++, i++) {
             cf_buf_printf(&w->path, "[%zu]", i);
             json_t *v = convert(w, yaml_document_get_node(w->doc, *it),
                                 depth + 1);
             path_truncate(w, mark);
-            if (!v) {
+            /* append steals v even when it fails (out of memory) */
+            if (!v || json_array_append_new(arr, v)) {
                 json_decref(arr);
                 return NULL;
             }
-            json_array_append_new(arr, v);
         }
         return arr;
     }
     case YAML_MAPPING_NODE: {
         json_t *obj = json_object();
         size_t mark = w->path.len;
+        if (!obj) return NULL;
         for (yaml_node_pair_t *pair = node->data.mapping.pairs.start;
              pair < node->data.mapping.pairs.top; pair++) {
             yaml_node_t *k = yaml_document_get_node(w->doc, pair->key);
@@ -178,8 +180,14 @@ static json_t *convert(struct walk *w, yaml_node_t *node, int depth) {
                 json_decref(obj);
                 return NULL;
             }
-            /* Keep the key bytes as written (keys with NULs are dropped). */
-            json_object_setn_new(obj, key, klen, v);
+            /* Keep the key bytes as written.  A key jansson refuses (one
+             * with a NUL) is dropped, as before; running out of memory
+             * is an error, not a missing key. */
+            if (json_object_setn_new(obj, key, klen, v) &&
+                memchr(key, '\0', klen) == NULL) {
+                json_decref(obj);
+                return NULL;
+            }
         }
         return obj;
     }
@@ -193,6 +201,10 @@ json_t *cf_yaml_to_json(const char *text, size_t len, char *errstr,
                         size_t errstr_size) {
     yaml_parser_t parser;
     json_t *docs = json_array();
+    if (!docs) {
+        cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
     if (!yaml_parser_initialize(&parser)) {
         cf_seterr(errstr, errstr_size, CF_ERR, "cannot initialise YAML parser");
         json_decref(docs);
@@ -228,7 +240,12 @@ json_t *cf_yaml_to_json(const char *text, size_t len, char *errstr,
             docs = NULL;
             break;
         }
-        json_array_append_new(docs, v);
+        if (json_array_append_new(docs, v)) {
+            cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+            json_decref(docs);
+            docs = NULL;
+            break;
+        }
     }
     yaml_parser_delete(&parser);
     return docs;

@@ -305,6 +305,39 @@ static void test_tables_are_consistent(void **state) {
     assert_null(cf_config_map_nearest("wx", names));
 }
 
+/* Out of memory anywhere while loading ends in NULL with a message,
+ * never a crash or a leak (run under ASan): every allocation is failed
+ * in turn, as SQLite's malloc tests do. */
+static void test_load_out_of_memory(void **state) {
+    (void)state;
+    char *path = write_temp("input:\n  max_line_bytes: 64KiB\n"
+                            "dead_letter:\n  path: /tmp/dl.jsonl\n"
+                            "fusion:\n  window: 2h\n"
+                            /* past jansson's first array block of 8 */
+                            "  never_link: [a, b, c, d, e, f, g, h, i, j]\n"
+                            "placeholders:\n  admins: [alice, bob]\n");
+    bool completed = false;
+    for (long n = 0; n < 10000 && !completed; n++) {
+        char err[256] = "";
+        cf_alloc_fail_after(n);
+        struct cf_config *cfg = cf_config_load(path, err, sizeof err);
+        unsigned long refused = cf_alloc_failures();
+        cf_alloc_fail_after(-1);
+        if (cfg) {
+            /* nothing silently left out */
+            assert_int_equal(cfg->fusion.never_link.n, 10);
+            completed = refused == 0;
+        } else {
+            assert_true(refused > 0);
+            assert_true(strlen(err) > 0);
+        }
+        cf_config_destroy(cfg);
+    }
+    assert_true(completed);
+    unlink(path);
+    free(path);
+}
+
 /* The YAML scalars Sigma authors write resolve as they expect. */
 static void test_yaml_scalar_types(void **state) {
     (void)state;
@@ -337,6 +370,7 @@ int main(void) {
         cmocka_unit_test(test_values_are_validated_at_load),
         cmocka_unit_test(test_typed_values),
         cmocka_unit_test(test_tables_are_consistent),
+        cmocka_unit_test(test_load_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
