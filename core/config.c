@@ -69,6 +69,11 @@ static const struct cf_config_key fusion_keys[] = {
         fusion.lateness,
         "how late an alert may arrive and still be fused in event-time "
         "order: the watermark is the newest event time minus this"),
+    KEY("max_future_skew", CF_CONFIG_DURATION, "1h", 0, MAX_DURATION,
+        fusion.max_future_skew,
+        "an event stamped later than the wall clock plus this is kept and "
+        "counted (future_events) but never moves the watermark, so one "
+        "bad clock cannot hold every incident back"),
     KEY("window", CF_CONFIG_DURATION, "24h", 0, MAX_DURATION, fusion.window,
         "alerts sharing an entity within this much event time link into "
         "one incident"),

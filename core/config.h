@@ -32,7 +32,7 @@ struct cf_correlation_settings {
 
 /* Section `fusion` (engine/fusion.c).  Durations in milliseconds. */
 struct cf_fusion_settings {
-    int64_t lateness, window, close_after, suppression_window,
+    int64_t lateness, max_future_skew, window, close_after, suppression_window,
         update_interval, entity_ttl;
     int64_t min_stages, max_open_incidents, max_alerts,
         max_entities_per_incident, max_rules_per_incident,

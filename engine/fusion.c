@@ -12,6 +12,17 @@
  * Alerts arriving behind the watermark are processed at once and counted
  * as late.
  *
+ * Event time is only believed up to the wall clock plus
+ * `max_future_skew` (default 1 hour): one event stamped in 2100 would
+ * otherwise move the watermark there, make every later alert late and
+ * hold every incident back until the end of input.  Such an event does
+ * not move the watermark (counted as future_events); its alerts are
+ * fused at once on their own time (future_alerts), so they link only to
+ * alerts near that time, while incidents close on the clock as for late
+ * alerts.  They are not handed to Sigma correlation, whose windows would
+ * have to wait for 2100 (nor checked for duplicates, whose index expires
+ * on the clock): both would keep them in memory for ever.
+ *
  * Versions: changes are collected per `update_interval` of event time
  * and each changed, raised incident is emitted once at the end of that
  * interval; an incident closes after `close_after` (by default the
@@ -35,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "correlate.h"
 #include "entity_norm.h"
@@ -191,8 +203,8 @@ struct never_list {
 
 struct cf_fusion {
     /* settings */
-    int64_t lateness, window, close_after, dup_window, update_interval,
-        entity_ttl;
+    int64_t lateness, max_future_skew, window, close_after, dup_window,
+        update_interval, entity_ttl;
     unsigned min_stages;
     size_t max_open, max_pending, max_index, weak_threshold;
     struct cf_incident_limits limits;
@@ -206,6 +218,12 @@ struct cf_fusion {
 
     /* event time */
     int64_t max_seen, watermark, clock, bucket_end, close_hint, last_sweep;
+
+    /* wall clock: event time past future_limit (the clock's last reading
+     * plus max_future_skew; INT64_MIN before the first) is not believed */
+    cf_wall_clock_fn wall_clock;
+    void *wall_opaque;
+    int64_t future_limit;
 
     /* alerts waiting for the watermark: a min-heap on (time, id) */
     struct cf_alert *heap;
@@ -229,6 +247,7 @@ struct cf_fusion {
 
     /* counters */
     uint64_t alerts_in, alerts_processed, late_alerts, no_time_alerts,
+        future_events, future_alerts,
         correlation_alerts, suppressed, duplicates, weak_skips, context_unfused,
         never_link_skips, incidents_opened, incidents_raised,
         incidents_emitted, records_emitted, incidents_closed,
@@ -243,6 +262,7 @@ struct cf_fusion {
 static int apply_settings(struct cf_fusion *fu,
                           const struct cf_fusion_settings *set) {
     fu->lateness = set->lateness;
+    fu->max_future_skew = set->max_future_skew;
     fu->window = set->window;
     fu->close_after = set->close_after;
     fu->dup_window = set->suppression_window;
@@ -354,6 +374,13 @@ static int parse_suppressions(struct cf_fusion *fu, const json_t *sec,
 
 /* ---- lifecycle ----------------------------------------------------- */
 
+static int64_t system_clock(void *opaque) {
+    struct timespec ts;
+    (void)opaque;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return INT64_MAX;
+    return (int64_t)ts.tv_sec * MS_SECOND + ts.tv_nsec / 1000000;
+}
+
 static void on_correlation(const struct cf_alert *alert, void *opaque);
 
 struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
@@ -367,6 +394,8 @@ struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
     fu->max_seen = fu->watermark = fu->clock = INT64_MIN;
     fu->bucket_end = fu->close_hint = INT64_MAX;
     fu->last_sweep = INT64_MIN;
+    fu->future_limit = INT64_MIN;
+    fu->wall_clock = system_clock;
     fu->next_serial = 1;
     if (apply_settings(fu, &cfg->fusion) != CF_OK) goto nomem;
     int rc = parse_suppressions(fu, cf_config_section(cfg, "suppressions"),
@@ -626,9 +655,11 @@ static void merge_into(struct cf_fusion *fu, struct cf_incident *dst,
     cf_incident_destroy(src);
 }
 
+/* `active` is the clock from which the new incident's quiet time is
+ * counted (see fuse). */
 static struct cf_incident *open_incident(struct cf_fusion *fu,
                                          const struct cf_alert *alert,
-                                         int64_t t) {
+                                         int64_t active) {
     if (fu->n_open >= fu->max_open) {
         /* Full: the incident quiet for longest goes, as if it timed out. */
         struct cf_incident *oldest = NULL;
@@ -661,8 +692,9 @@ static struct cf_incident *open_incident(struct cf_fusion *fu,
     inc->open_index = fu->n_open;
     fu->open[fu->n_open++] = inc;
     fu->incidents_opened++;
-    inc->active_ms = t;
-    if (t + fu->close_after < fu->close_hint) fu->close_hint = t + fu->close_after;
+    inc->active_ms = active;
+    if (active + fu->close_after < fu->close_hint)
+        fu->close_hint = active + fu->close_after;
     return inc;
 }
 
@@ -717,7 +749,10 @@ static void remember_duplicate_key(struct cf_fusion *fu, uint64_t digest,
     memcpy(n->data + sizeof digest, a->id, 33);
 }
 
-static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t) {
+/* Fuses `a` at event time t.  `future`: t lies past the wall clock (see
+ * the top of the file). */
+static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t,
+                 bool future) {
     struct cf_incident *cand[2 * CF_ARRAY_LEN(link_order)];
     int cand_kind[2 * CF_ARRAY_LEN(link_order)];
     size_t n_cand = 0;
@@ -726,7 +761,7 @@ static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t) {
     fu->alerts_processed++;
     normalize_alert(fu, a);
     uint64_t digest = dup_digest(fu, a);
-    if (fuse_duplicate(fu, digest, t)) return;
+    if (!future && fuse_duplicate(fu, digest, t)) return;
 
     /* Informational alerts are context (SigmaHQ gives that level to
      * hunting rules that fire on ordinary administration).  They attach
@@ -772,10 +807,20 @@ static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t) {
         fu->context_unfused++;
         return;
     }
+    /* An incident fed by late alerts stays open for close_after of the
+     * clock from now, not from its (old) event times: otherwise every
+     * late alert would open and at once close an incident of its own.
+     * For alerts within the lateness the clock equals t here.  An alert
+     * from the future counts from the clock too (or, before any event
+     * time was believed, from the wall clock), not from 2100. */
+    int64_t now = fu->clock > t ? fu->clock : t;
+    if (future)
+        now = fu->clock != INT64_MIN ? fu->clock
+                                     : fu->future_limit - fu->max_future_skew;
     /* Sharing entities with several incidents means they are one story. */
     for (size_t j = 0; j < n_cand && !context_only; j++)
         if (cand[j] != target) merge_into(fu, target, cand[j]);
-    if (!target && !(target = open_incident(fu, a, t))) {
+    if (!target && !(target = open_incident(fu, a, now))) {
         fu->alloc_failures++;
         return;
     }
@@ -783,14 +828,9 @@ static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t) {
                         link_kind >= 0 ? fu->ne.value[link_kind] : NULL,
                         &fu->limits))
         fu->alloc_failures++;
-    /* An incident fed by late alerts stays open for close_after of the
-     * clock from now, not from its (old) event times: otherwise every
-     * late alert would open and at once close an incident of its own.
-     * For alerts within the lateness the clock equals t here. */
-    int64_t now = fu->clock > t ? fu->clock : t;
     if (now > target->active_ms) target->active_ms = now;
     fu->any_dirty = true;
-    remember_duplicate_key(fu, digest, a, t, target);
+    if (!future) remember_duplicate_key(fu, digest, a, t, target);
 
     /* Index the alert's entities under the incident; an entity that
      * moves to another incident counts towards becoming weak. */
@@ -877,7 +917,7 @@ static void drain(struct cf_fusion *fu) {
         if (!rec) fu->correlation_unwritten++; /* still fused below */
         else if (fu->emit) fu->emit("alert", rec, &a.pos, fu->opaque);
         json_decref(rec);
-        fuse(fu, &a, alert_time(fu, &a));
+        fuse(fu, &a, alert_time(fu, &a), false);
         cf_alert_clear(&a);
     }
     fu->n_cq = 0;
@@ -944,7 +984,7 @@ static void process(struct cf_fusion *fu, const struct cf_alert *a) {
         cf_correlator_advance(fu->co, t);
         drain(fu);
     }
-    fuse(fu, a, t);
+    fuse(fu, a, t, false);
     if (fu->co) {
         cf_correlator_push(fu->co, a);
         drain(fu);
@@ -967,8 +1007,33 @@ static void set_watermark(struct cf_fusion *fu, int64_t w) {
     advance_clock(fu, w);
 }
 
+void cf_fusion_set_wall_clock(struct cf_fusion *fu, cf_wall_clock_fn now,
+                              void *opaque) {
+    if (!fu) return;
+    fu->wall_clock = now ? now : system_clock;
+    fu->wall_opaque = now ? opaque : NULL;
+    fu->future_limit = INT64_MIN;
+}
+
+/* Whether event time t lies past the wall clock plus max_future_skew.
+ * The clock is read only when t passes the bound of its last reading:
+ * about once per max_future_skew in a live stream, never in a replay of
+ * old input once read. */
+static bool from_the_future(struct cf_fusion *fu, int64_t t) {
+    if (t <= fu->future_limit) return false;
+    int64_t now = fu->wall_clock(fu->wall_opaque);
+    fu->future_limit = now > INT64_MAX - fu->max_future_skew
+                           ? INT64_MAX
+                           : now + fu->max_future_skew;
+    return t > fu->future_limit;
+}
+
 void cf_fusion_observe(struct cf_fusion *fu, int64_t time_ms) {
     if (!fu || time_ms == CF_TIME_UNKNOWN || time_ms <= fu->max_seen) return;
+    if (from_the_future(fu, time_ms)) {
+        fu->future_events++;
+        return;
+    }
     fu->max_seen = time_ms;
     set_watermark(fu, time_ms - fu->lateness);
 }
@@ -1048,6 +1113,12 @@ bool cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert) {
         process(fu, alert);
         return false;
     }
+    if (from_the_future(fu, alert->time_ms)) {
+        /* Waiting for the watermark would mean waiting for 2100. */
+        fu->future_alerts++;
+        fuse(fu, alert, alert->time_ms, true);
+        return false;
+    }
     if (fu->watermark != INT64_MIN && alert->time_ms < fu->watermark) {
         fu->late_alerts++;
         process(fu, alert);
@@ -1097,6 +1168,8 @@ json_t *cf_fusion_stats(const struct cf_fusion *fu) {
     STAT("alerts_in", fu->alerts_in);
     STAT("alerts_fused", fu->alerts_processed);
     STAT("late_alerts", fu->late_alerts);
+    STAT("future_events", fu->future_events);
+    STAT("future_alerts", fu->future_alerts);
     STAT("alerts_without_time", fu->no_time_alerts);
     STAT("duplicates", fu->duplicates);
     STAT("weak_entity_skips", fu->weak_skips);

@@ -37,12 +37,24 @@ struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
                                 char *errstr, size_t errstr_size);
 void cf_fusion_destroy(struct cf_fusion *fu); /* NULL is a no-op */
 
-/* An event was seen at time_ms (advances the watermark). */
+/* The wall clock, in ms since the epoch; assumed not to go backwards. */
+typedef int64_t (*cf_wall_clock_fn)(void *opaque);
+
+/* Replaces the system clock that bounds event time (see
+ * cf_fusion_observe), so that tests and benchmarks do not depend on
+ * today's date; NULL restores the system clock. */
+void cf_fusion_set_wall_clock(struct cf_fusion *fu, cf_wall_clock_fn now,
+                              void *opaque);
+
+/* An event was seen at time_ms (advances the watermark, unless time_ms
+ * lies past the wall clock plus fusion.max_future_skew: then it is only
+ * counted). */
 void cf_fusion_observe(struct cf_fusion *fu, int64_t time_ms);
 
 /* An alert was raised.  Fusion copies what it keeps.  Returns true when
  * a configured suppression hides the alert: it is counted, not fused, and
- * the caller must not output it either. */
+ * the caller must not output it either.  An alert stamped past the wall
+ * clock plus the skew is fused at once, without correlation. */
 bool cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert);
 
 /* End of input: fire what is pending and close every incident. */

@@ -559,6 +559,101 @@ static void test_bad_config(void **state) {
     cf_fusion_destroy(NULL);
 }
 
+/* ---- event time bounded by the wall clock -------------------------- */
+
+/* A wall clock that says what the test wants: results do not depend on
+ * today's date. */
+static int64_t fixed_clock(void *opaque) {
+    return *(const int64_t *)opaque;
+}
+
+#define Y2100 4102444800000LL /* 2100-01-01T00:00:00Z */
+
+static void test_future_event_does_not_hold_back_incidents(void **state) {
+    struct capture c = {0};
+    struct cf_config *cfg;
+    (void)state;
+    struct cf_fusion *fu = new_fusion(NULL, &c, &cfg);
+    int64_t now = T0 + HOUR;
+    cf_fusion_set_wall_clock(fu, fixed_clock, &now);
+    /* One event stamped in 2100 comes first, with a high alert of its
+     * own; then two stages of real activity on WS1 and a quiet event 20
+     * minutes later, past the 15-minute lateness. */
+    push(fu, &(struct spec){"F1", Y2100, "r-future", CF_LEVEL_HIGH,
+                            tactic_execution, "FUTURE", NULL, NULL, NULL});
+    push(fu, &(struct spec){"W1", T0, "r1", CF_LEVEL_MEDIUM, tactic_execution,
+                            "WS1", NULL, NULL, NULL});
+    push(fu, &(struct spec){"W2", T0 + MIN, "r2", CF_LEVEL_MEDIUM,
+                            tactic_discovery, "WS1", NULL, NULL, NULL});
+    cf_fusion_observe(fu, T0 + 20 * MIN);
+    /* WS1's incident is out before the end of input ... */
+    json_t *inc = incident_of(&c, "W1");
+    assert_non_null(inc);
+    assert_string_equal(sval(inc, "status"), "new");
+    assert_int_equal(json_integer_value(json_object_get(inc, "alert_count")), 2);
+    /* ... and so is the outlier's, kept on its own time, linked to
+     * nothing real. */
+    json_t *fut = incident_of(&c, "F1");
+    assert_non_null(fut);
+    assert_string_equal(sval(fut, "first_seen"), "2100-01-01T00:00:00.000Z");
+    assert_int_equal(json_integer_value(json_object_get(fut, "alert_count")), 1);
+    assert_int_equal(stat(fu, "future_events"), 1);
+    assert_int_equal(stat(fu, "future_alerts"), 1);
+    assert_int_equal(stat(fu, "late_alerts"), 0);
+    json_t *s = cf_fusion_stats(fu);
+    assert_string_equal(sval(s, "watermark"), "2023-08-16T04:59:31.000Z");
+    json_decref(s);
+
+    /* Within the skew (1 h by default) time still moves the watermark;
+     * past it, it does not. */
+    cf_fusion_observe(fu, now + 59 * MIN);
+    assert_int_equal(stat(fu, "future_events"), 1);
+    cf_fusion_observe(fu, now + HOUR + 1);
+    assert_int_equal(stat(fu, "future_events"), 2);
+    s = cf_fusion_stats(fu);
+    assert_string_equal(sval(s, "watermark"), "2023-08-16T06:38:31.000Z");
+    json_decref(s);
+    /* The wall clock moving on moves the bound with it. */
+    now += 2 * HOUR;
+    cf_fusion_observe(fu, T0 + 3 * HOUR + 30 * MIN);
+    assert_int_equal(stat(fu, "future_events"), 2);
+    cf_fusion_finish(fu);
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+}
+
+static void test_future_skew_setting(void **state) {
+    struct capture c = {0};
+    struct cf_config *cfg;
+    (void)state;
+    struct cf_fusion *fu =
+        new_fusion("{\"fusion\":{\"max_future_skew\":\"10m\"}}", &c, &cfg);
+    int64_t now = T0;
+    cf_fusion_set_wall_clock(fu, fixed_clock, &now);
+    cf_fusion_observe(fu, T0 + 10 * MIN);
+    assert_int_equal(stat(fu, "future_events"), 0);
+    cf_fusion_observe(fu, T0 + 10 * MIN + 1);
+    assert_int_equal(stat(fu, "future_events"), 1);
+    /* the outlier's alert waits for nothing and holds nothing back */
+    push(fu, &(struct spec){"X1", T0 + HOUR, "r1", CF_LEVEL_HIGH,
+                            tactic_execution, "H1", NULL, NULL, NULL});
+    assert_int_equal(stat(fu, "alerts_pending"), 0);
+    assert_int_equal(stat(fu, "future_alerts"), 1);
+    cf_fusion_finish(fu);
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+
+    char err[256] = "";
+    cfg = cf_config_default();
+    json_decref(cfg->root);
+    cfg->root = json_loads("{\"fusion\":{\"max_future_skew\":\"soon\"}}", 0, NULL);
+    assert_null(cf_fusion_new(cfg, NULL, on_emit, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "fusion.max_future_skew"));
+    cf_config_destroy(cfg);
+}
+
 /* ---- order independence -------------------------------------------- */
 
 struct gen {
@@ -767,6 +862,8 @@ int main(void) {
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_suppression),
         cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_future_event_does_not_hold_back_incidents),
+        cmocka_unit_test(test_future_skew_setting),
         cmocka_unit_test(test_shuffle_within_lateness),
         cmocka_unit_test(test_severity_order),
     };
