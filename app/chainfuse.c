@@ -111,11 +111,6 @@ static void add_rules_path(struct rules_args *ra, const char *path) {
     ra->paths[ra->n++] = (struct rules_path){path, NULL};
 }
 
-static void discard_record(const char *kind, json_t *record,
-                           const struct cf_position *pos, void *opaque) {
-    (void)kind, (void)record, (void)pos, (void)opaque;
-}
-
 /* The free-form sections (logsources, field_mappings, entities,
  * suppressions) are parsed by their owners when the run is built; each
  * is built once here so that a mistake in them is found with the rest
@@ -133,7 +128,7 @@ static int check_free_form_sections(const struct cf_config *cfg, char *err,
                                  err, err_size)) ||
         !(emap = cf_entity_map_new(cf_config_section(cfg, "entities"), err,
                                    err_size)) ||
-        !(fu = cf_fusion_new(cfg, NULL, discard_record, NULL, err, err_size)))
+        !(fu = cf_fusion_new(cfg, NULL, NULL, NULL, err, err_size)))
         goto done;
     rc = CF_OK;
 done:

@@ -522,6 +522,22 @@ done:
     return rc;
 }
 
+static bool is_json_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+const char *cf_event_json(const struct cf_event *ev, size_t *len) {
+    const char *s = ev->raw;
+    size_t n = s ? ev->raw_len : 0;
+    while (n && is_json_space(*s)) {
+        s++;
+        n--;
+    }
+    while (n && is_json_space(s[n - 1])) n--;
+    *len = n;
+    return s;
+}
+
 int cf_event_find(const struct cf_event *ev, const char *name,
                   size_t name_len, uint32_t from) {
     uint32_t h = cf_hash_name(name, name_len);

@@ -49,7 +49,10 @@ struct cf_event_field {
 #define CF_TIME_UNKNOWN INT64_MIN
 
 struct cf_event {
-    const char *raw; /* the line as it came in; borrowed */
+    /* The record as it came in; borrowed.  Once cf_event_decode has
+     * accepted it, it is exactly one JSON object in valid UTF-8 with at
+     * most JSON whitespace around it (see cf_event_json). */
+    const char *raw;
     size_t raw_len;
     struct cf_event_field *fields;
     uint32_t n_fields;
@@ -99,6 +102,11 @@ int cf_event_find(const struct cf_event *ev, const char *name,
  * TimeCreated / TimeCreated_SystemTime, @timestamp, timestamp, eventTime,
  * time, EventTime, _time.  CF_TIME_UNKNOWN if none parses. */
 int64_t cf_event_extract_time(const struct cf_event *ev);
+
+/* The decoded event's JSON object exactly as it came in, without the
+ * whitespace around it: what an alert embeds, never re-parsed.  Sets
+ * *len; the text is borrowed like ev->raw. */
+const char *cf_event_json(const struct cf_event *ev, size_t *len);
 
 /* FNV-1a 32-bit over the bytes; the hash every name table uses. */
 static inline uint32_t cf_hash_name(const char *s, size_t len) {

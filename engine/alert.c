@@ -256,11 +256,16 @@ cf_err_t cf_alert_from_event(struct cf_alert *alert,
     alert->techniques = rule->techniques;
     alert->n_techniques = rule->n_techniques;
     alert->pos = ev->pos;
-    alert->event_json = cf_malloc(ev->raw_len + 1);
+    size_t len;
+    const char *json = cf_event_json(ev, &len);
+    alert->event_json = cf_malloc(len + 1);
     if (!alert->event_json) return CF_ERR_NOMEM;
-    memcpy(alert->event_json, ev->raw, ev->raw_len);
-    alert->event_json[ev->raw_len] = '\0';
-    alert->event_len = ev->raw_len;
+    memcpy(alert->event_json, json, len);
+    alert->event_json[len] = '\0';
+    alert->event_len = len;
+    /* The decoder refuses raw control characters inside strings, so a
+     * line break here lies between tokens, where a space means the same. */
+    for (char *c = alert->event_json; (c = strpbrk(c, "\r\n")); c++) *c = ' ';
     cf_entities_extract(map, ev, &alert->entities);
 
     /* The id digests the rule's identity and the event bytes, so a replay
@@ -301,67 +306,92 @@ nomem:
     return CF_ERR_NOMEM;
 }
 
-static json_t *string_array(char *const *items, size_t n) {
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_string(items[i]));
-    return arr;
+/* Appends s as a JSON string.  Bytes that are not UTF-8 (a file name may
+ * hold any) become U+FFFD rather than make the record invalid. */
+static void put_string(struct cf_buf *b, const char *s) {
+    size_t n = strlen(s);
+    if (cf_utf8_valid(s, n)) {
+        cf_buf_json_string(b, s, n);
+        return;
+    }
+    struct cf_buf clean = CF_BUF_INIT;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t k = c < 0x80 ? 1 : c >> 5 == 6 ? 2 : c >> 4 == 14 ? 3
+                 : c >> 3 == 30 ? 4 : 0;
+        if (k && i + k <= n && cf_utf8_valid(s + i, k)) {
+            cf_buf_append(&clean, s + i, k);
+            i += k;
+        } else {
+            cf_buf_append(&clean, "\xEF\xBF\xBD", 3);
+            i++;
+        }
+    }
+    if (clean.failed) b->failed = true;
+    else cf_buf_json_string(b, clean.data ? clean.data : "", clean.len);
+    cf_buf_free(&clean);
 }
 
-json_t *cf_alert_to_json(const struct cf_alert *alert) {
-    char when[32];
-    json_t *rec = json_object();
-    json_t *rule = json_object();
-    json_t *ents = json_object();
-    json_t *input = json_object();
+static void put_member(struct cf_buf *b, const char *name, const char *s) {
+    cf_buf_printf(b, ",\"%s\":", name);
+    if (s) put_string(b, s);
+    else cf_buf_puts(b, "null");
+}
 
-    json_object_set_new(rec, "kind", json_string("alert"));
-    json_object_set_new(rec, "id", json_string(alert->id));
-    if (alert->time_ms != CF_TIME_UNKNOWN) {
-        cf_time_format(alert->time_ms, when);
-        json_object_set_new(rec, "time", json_string(when));
-    } else {
-        json_object_set_new(rec, "time", json_null());
+static void put_strings(struct cf_buf *b, const char *name,
+                        char *const *items, size_t n) {
+    cf_buf_printf(b, ",\"%s\":[", name);
+    for (size_t i = 0; i < n; i++) {
+        if (i) cf_buf_putc(b, ',');
+        put_string(b, items[i]);
     }
-    json_object_set_new(rule, "id", alert->rule_id ? json_string(alert->rule_id)
-                                                   : json_null());
-    json_object_set_new(rule, "title", json_string(alert->rule_title
-                                                       ? alert->rule_title
-                                                       : ""));
-    json_object_set_new(rule, "level", json_string(cf_level_name(alert->level)));
-    if (alert->rule_path)
-        json_object_set_new(rule, "path", json_string(alert->rule_path));
-    if (alert->rule_name)
-        json_object_set_new(rule, "name", json_string(alert->rule_name));
-    json_object_set_new(rec, "rule", rule);
-    json_object_set_new(rec, "severity", json_string(cf_level_name(alert->level)));
-    json_object_set_new(rec, "tactics",
-                        string_array(alert->tactics, alert->n_tactics));
-    json_object_set_new(rec, "techniques",
-                        string_array(alert->techniques, alert->n_techniques));
-    for (int k = 0; k < CF_ENTITY_COUNT; k++)
-        if (alert->entities.value[k])
-            json_object_set_new(ents, entity_names[k],
-                                json_string(alert->entities.value[k]));
-    json_object_set_new(rec, "entities", ents);
-    json_object_set_new(input, "source", json_string(alert->pos.source
-                                                         ? alert->pos.source
-                                                         : ""));
+    cf_buf_putc(b, ']');
+}
+
+static int append_json(const char *s, size_t n, void *b) {
+    cf_buf_append(b, s, n);
+    return 0;
+}
+
+cf_err_t cf_alert_write(const struct cf_alert *alert, struct cf_buf *out) {
+    char when[32];
+    cf_buf_puts(out, "{\"kind\":\"alert\"");
+    put_member(out, "id", alert->id);
+    if (alert->time_ms != CF_TIME_UNKNOWN) cf_time_format(alert->time_ms, when);
+    put_member(out, "time", alert->time_ms != CF_TIME_UNKNOWN ? when : NULL);
+    cf_buf_puts(out, ",\"rule\":{\"id\":");
+    if (alert->rule_id) put_string(out, alert->rule_id);
+    else cf_buf_puts(out, "null");
+    put_member(out, "title", alert->rule_title ? alert->rule_title : "");
+    put_member(out, "level", cf_level_name(alert->level));
+    if (alert->rule_path) put_member(out, "path", alert->rule_path);
+    if (alert->rule_name) put_member(out, "name", alert->rule_name);
+    cf_buf_putc(out, '}');
+    put_member(out, "severity", cf_level_name(alert->level));
+    put_strings(out, "tactics", alert->tactics, alert->n_tactics);
+    put_strings(out, "techniques", alert->techniques, alert->n_techniques);
+    cf_buf_puts(out, ",\"entities\":{");
+    bool first = true;
+    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+        if (!alert->entities.value[k]) continue;
+        cf_buf_printf(out, "%s\"%s\":", first ? "" : ",", entity_names[k]);
+        put_string(out, alert->entities.value[k]);
+        first = false;
+    }
+    cf_buf_puts(out, "},\"input\":{\"source\":");
+    put_string(out, alert->pos.source ? alert->pos.source : "");
     if (alert->pos.partition >= 0)
-        json_object_set_new(input, "partition",
-                            json_integer(alert->pos.partition));
-    json_object_set_new(input, "offset", json_integer(alert->pos.offset));
-    json_object_set_new(rec, "input", input);
-    if (alert->is_correlation && alert->extra)
-        json_object_set(rec, "correlation", alert->extra);
-    if (alert->event_json) {
-        json_t *ev = json_loadb(alert->event_json, alert->event_len,
-                                JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-        /* The decoder accepted this event, so jansson should too; keep the
-         * text rather than lose the evidence if it does not. */
-        json_object_set_new(rec, "event",
-                            ev ? ev : json_stringn(alert->event_json,
-                                                   alert->event_len));
+        cf_buf_printf(out, ",\"partition\":%d", (int)alert->pos.partition);
+    cf_buf_printf(out, ",\"offset\":%lld}", (long long)alert->pos.offset);
+    if (alert->is_correlation && alert->extra) {
+        cf_buf_puts(out, ",\"correlation\":");
+        if (json_dump_callback(alert->extra, append_json, out, JSON_COMPACT))
+            out->failed = true;
     }
-    return rec;
+    if (alert->event_json) {
+        cf_buf_puts(out, ",\"event\":");
+        cf_buf_append(out, alert->event_json, alert->event_len);
+    }
+    cf_buf_putc(out, '}');
+    return out->failed ? CF_ERR_NOMEM : CF_OK;
 }

@@ -3,6 +3,10 @@
  * with the entities it concerns.  Built by the pipeline, serialized to a
  * "kind":"alert" record, and handed to correlation and fusion.
  *
+ * The record's "event" is the input event's own bytes, never re-parsed:
+ * a JSON library would turn a 30-digit integer into a float or refuse
+ * it, 1.50 into 1.5 and 1e3 into 1000, and reorder or merge keys.
+ *
  * Ownership: a cf_alert owns its entity strings and its copy of the event
  * JSON (cf_alert_clear frees them); rule metadata is borrowed from the
  * rulebook, which outlives every alert.
@@ -12,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "common.h"
 #include "event.h"
 #include "sigma.h"
@@ -67,14 +72,19 @@ struct cf_alert {
     char *const *techniques; /* borrowed */
     size_t n_techniques;
     struct cf_entities entities;
-    char *event_json;        /* owned copy of the matched event */
+    char *event_json;        /* owned copy of the matched event's JSON object,
+                                as it came in (see cf_alert_from_event);
+                                NULL for correlation alerts */
     size_t event_len;
     struct cf_position pos;  /* the input record it came from */
     bool is_correlation;     /* raised by a correlation rule */
     json_t *extra;           /* correlation details; owned, may be NULL */
 };
 
-/* Fills `alert` for `rule` firing on `ev`. */
+/* Fills `alert` for `rule` firing on `ev`, which cf_event_decode
+ * accepted.  The event is copied byte for byte (cf_event_json), except
+ * that line breaks - only possible between tokens of a valid object -
+ * become spaces so the record stays one line. */
 cf_err_t cf_alert_from_event(struct cf_alert *alert,
                              const struct cf_sigma_rule *rule,
                              const struct cf_event *ev,
@@ -84,8 +94,10 @@ void cf_alert_clear(struct cf_alert *alert);
 /* Deep copy (entities, event, extra); borrowed pointers stay borrowed. */
 cf_err_t cf_alert_copy(struct cf_alert *dst, const struct cf_alert *src);
 
-/* The "kind":"alert" record.  New reference. */
-json_t *cf_alert_to_json(const struct cf_alert *alert);
+/* Appends the "kind":"alert" record to `out`, one line of compact JSON
+ * with the event's bytes embedded as its last member.  CF_ERR_NOMEM (and
+ * out->failed) when memory ran out. */
+cf_err_t cf_alert_write(const struct cf_alert *alert, struct cf_buf *out);
 
 /* Stable 128-bit id of a byte string, as 32 hex chars + NUL. */
 void cf_digest_hex128(const void *data, size_t len, char out[33]);

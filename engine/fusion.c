@@ -244,6 +244,7 @@ struct cf_fusion {
     struct map serials;  /* serial (incl. merged) -> open incident */
 
     struct cf_norm_entities ne; /* scratch, reused for every alert */
+    struct cf_buf rec;          /* the record being emitted */
 
     /* counters */
     uint64_t alerts_in, alerts_processed, late_alerts, no_time_alerts,
@@ -438,24 +439,35 @@ void cf_fusion_destroy(struct cf_fusion *fu) {
         for (int k = 0; k < CF_ENTITY_COUNT; k++) cf_free(fu->supp[i].entity[k]);
     }
     cf_free(fu->supp);
+    cf_buf_free(&fu->rec);
     cf_free(fu);
 }
 
 /* ---- emitting ------------------------------------------------------ */
+
+static int append_json(const char *s, size_t n, void *b) {
+    cf_buf_append(b, s, n);
+    return 0;
+}
 
 static void emit_incident(struct cf_fusion *fu, struct cf_incident *inc,
                           const char *status, const char *merged_into) {
     inc->version++;
     inc->dirty = false;
     json_t *rec = cf_incident_to_json(inc, status, merged_into);
-    if (!rec) {
+    cf_buf_reset(&fu->rec);
+    if (!rec || json_dump_callback(rec, append_json, &fu->rec, JSON_COMPACT) ||
+        fu->rec.failed) {
+        json_decref(rec);
         fu->incident_unwritten++;
         return;
     }
+    json_decref(rec);
     fu->records_emitted++;
     if (inc->version == 1) fu->incidents_emitted++;
-    if (fu->emit) fu->emit("incident", rec, &inc->last_pos, fu->opaque);
-    json_decref(rec);
+    if (fu->emit)
+        fu->emit("incident", fu->rec.data, fu->rec.len, &inc->last_pos,
+                 fu->opaque);
 }
 
 static int cmp_incident_first(const void *a, const void *b) {
@@ -913,10 +925,11 @@ static void drain(struct cf_fusion *fu) {
     fu->draining = true;
     while (done < fu->n_cq) {
         struct cf_alert a = fu->cq[done++];
-        json_t *rec = cf_alert_to_json(&a);
-        if (!rec) fu->correlation_unwritten++; /* still fused below */
-        else if (fu->emit) fu->emit("alert", rec, &a.pos, fu->opaque);
-        json_decref(rec);
+        cf_buf_reset(&fu->rec);
+        if (cf_alert_write(&a, &fu->rec) != CF_OK)
+            fu->correlation_unwritten++; /* still fused below */
+        else if (fu->emit)
+            fu->emit("alert", fu->rec.data, fu->rec.len, &a.pos, fu->opaque);
         fuse(fu, &a, alert_time(fu, &a), false);
         cf_alert_clear(&a);
     }

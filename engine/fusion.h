@@ -21,10 +21,11 @@
 struct cf_fusion;
 
 /* Called for every record fusion produces: kind "alert" (correlation
- * alerts) or "incident".  `record` is borrowed for the call; `pos` is the
- * input position of the newest alert that contributed. */
-typedef void (*cf_fusion_emit_fn)(const char *kind, json_t *record,
-                                  const struct cf_position *pos,
+ * alerts) or "incident", serialized as one line of compact JSON (`len`
+ * bytes, NUL-terminated, borrowed for the call); `pos` is the input
+ * position of the newest alert that contributed. */
+typedef void (*cf_fusion_emit_fn)(const char *kind, const char *record,
+                                  size_t len, const struct cf_position *pos,
                                   void *opaque);
 
 /* Takes the `fusion` and `correlation` settings from cfg (required,

@@ -76,8 +76,7 @@ struct cf_pipeline {
     struct cf_entity_map *entities;
     struct cf_fusion *fusion;
     struct cf_output *dead_letter;
-    char *buf; /* reusable serialization buffer */
-    size_t buf_cap;
+    struct cf_buf rec; /* the alert being written */
     cf_err_t deliver_error; /* first unrecoverable delivery failure */
     char deliver_errstr[256];
 
@@ -120,36 +119,13 @@ static void dead_letter(struct cf_pipeline *p, enum dl_reason why,
     }
 }
 
-/* Serializes `rec` and hands it to the output until it is accepted.
- * `rec` NULL (it could not be built) or not serializable is
- * dead-lettered, never written as an empty line. */
-static void deliver(struct cf_pipeline *p, const char *kind, json_t *rec,
-                    const struct cf_position *pos) {
-    static const char oom[] = "out of memory serializing record";
+/* Hands the serialized record to the output until it is accepted. */
+static void deliver(struct cf_pipeline *p, const char *kind, const char *rec,
+                    size_t len, const struct cf_position *pos) {
     struct cf_output *out = p->setup.out;
-    size_t need = rec ? json_dumpb(rec, NULL, 0, JSON_COMPACT) : 0;
-    if (need == 0) {
-        dead_letter(p, DL_OUT_OF_MEMORY, oom, pos, "", 0, false);
-        return;
-    }
-    if (need + 1 > p->buf_cap) {
-        size_t cap = need + 1 > 2 * p->buf_cap ? need + 1 : 2 * p->buf_cap;
-        char *nb = cf_realloc(p->buf, cap);
-        if (!nb) {
-            dead_letter(p, DL_OUT_OF_MEMORY, oom, pos, "", 0, false);
-            return;
-        }
-        p->buf = nb;
-        p->buf_cap = cap;
-    }
-    size_t len = json_dumpb(rec, p->buf, p->buf_cap, JSON_COMPACT);
-    if (len == 0 || len > need) {
-        dead_letter(p, DL_OUT_OF_MEMORY, oom, pos, "", 0, false);
-        return;
-    }
     long backoff = 10;
     for (;;) {
-        cf_io_status st = out->ops->write(out, kind, p->buf, len, pos);
+        cf_io_status st = out->ops->write(out, kind, rec, len, pos);
         if (st == CF_IO_OK) {
             p->written++;
             return;
@@ -162,12 +138,12 @@ static void deliver(struct cf_pipeline *p, const char *kind, json_t *rec,
         if (backoff < 5000) backoff *= 2;
     }
     p->output_failures++;
-    dead_letter(p, DL_OUTPUT_FAILED, "output failed", pos, p->buf, len, false);
+    dead_letter(p, DL_OUTPUT_FAILED, "output failed", pos, rec, len, false);
 }
 
 /* Fusion counts what it emits (incidents, incident records, correlation
  * alerts); output.incidents / output.alerts only decide what is written. */
-static void emit_from_fusion(const char *kind, json_t *record,
+static void emit_from_fusion(const char *kind, const char *record, size_t len,
                              const struct cf_position *pos, void *opaque) {
     struct cf_pipeline *p = opaque;
     if (strcmp(kind, "incident") == 0) {
@@ -175,7 +151,7 @@ static void emit_from_fusion(const char *kind, json_t *record,
     } else if (strcmp(kind, "alert") == 0) {
         if (!p->setup.cfg->emit_alerts) return;
     }
-    deliver(p, kind, record, pos);
+    deliver(p, kind, record, len, pos);
 }
 
 static void on_match(const struct cf_sigma_rule *rule, void *opaque) {
@@ -193,13 +169,12 @@ static void on_match(const struct cf_sigma_rule *rule, void *opaque) {
     if (cf_fusion_push(p->fusion, &alert)) {
         /* suppressed */
     } else if (p->setup.cfg->emit_alerts) {
-        json_t *rec = cf_alert_to_json(&alert);
-        if (rec)
-            deliver(p, "alert", rec, &alert.pos);
-        else
+        cf_buf_reset(&p->rec);
+        if (cf_alert_write(&alert, &p->rec) != CF_OK)
             dead_letter(p, DL_OUT_OF_MEMORY, "out of memory building alert",
                         &p->ev.pos, p->ev.raw, p->ev.raw_len, false);
-        json_decref(rec);
+        else
+            deliver(p, "alert", p->rec.data, p->rec.len, &alert.pos);
     }
     cf_alert_clear(&alert);
 }
@@ -239,7 +214,7 @@ void cf_pipeline_destroy(struct cf_pipeline *p) {
     cf_matcher_destroy(p->matcher);
     cf_decoder_destroy(p->dec);
     cf_event_free(&p->ev);
-    cf_free(p->buf);
+    cf_buf_free(&p->rec);
     cf_free(p);
 }
 

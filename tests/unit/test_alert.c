@@ -1,6 +1,7 @@
 /*
  * test_alert.c - alerts: entity extraction from the three event shapes,
- * stable ids, and the alert record's JSON shape.
+ * stable ids, the alert record's JSON shape, and the event embedded in it
+ * exactly as it came in.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -151,7 +152,11 @@ static void test_alert_id_stable_and_record_shape(void **state) {
     assert_string_not_equal(a.id, b.id);
     cf_alert_clear(&b);
 
-    json_t *rec = cf_alert_to_json(&a);
+    struct cf_buf out = CF_BUF_INIT;
+    assert_int_equal(cf_alert_write(&a, &out), CF_OK);
+    assert_int_equal(strlen(out.data), out.len);
+    json_t *rec = json_loadb(out.data, out.len, 0, NULL);
+    assert_non_null(rec);
     assert_string_equal(json_string_value(json_object_get(rec, "kind")), "alert");
     assert_string_equal(json_string_value(json_object_get(rec, "time")),
                         "2023-08-16T04:54:31.123Z");
@@ -183,6 +188,96 @@ static void test_alert_id_stable_and_record_shape(void **state) {
     assert_string_equal(c.entities.value[CF_ENTITY_HOST], "MKT01");
     cf_alert_clear(&c);
     json_decref(rec);
+    cf_buf_free(&out);
+    cf_alert_clear(&a);
+    cf_entity_map_destroy(map);
+}
+
+/* The record's "event" is the input's bytes: no JSON library in between
+ * to turn a 30-digit integer into a float, 1.50 into 1.5, 1e3 into 1000,
+ * unescape \u00e9 or reorder and merge keys. */
+static void test_event_embedded_as_it_came(void **state) {
+    (void)state;
+    static const char obj[] =
+        "{\"z\":1,\"Hostname\":\"WS1\","
+        "\"Big\":123456789012345678901234567890,\"F\":1.50,\"E\":1e3,"
+        "\"N\":-0.0,\"U\":\"caf\\u00e9 \\ud83d\\ude00 \\/ \xc3\xa9\","
+        "\"A\":[1.0, 2E-2 ,{\"b\":null,\"a\":true}],\"z\":2}";
+    char line[512];
+    snprintf(line, sizeof line, " \t%s  ", obj); /* blanks around it */
+    struct cf_decoder *dec = cf_decoder_new();
+    struct cf_event ev;
+    const char *why = NULL;
+    cf_event_init(&ev);
+    assert_int_equal(cf_event_decode(dec, &ev, line, strlen(line), NULL, &why),
+                     CF_OK);
+    struct cf_entity_map *map = cf_entity_map_new(NULL, NULL, 0);
+    struct cf_sigma_rule rule = test_rule();
+    struct cf_alert a;
+    assert_int_equal(cf_alert_from_event(&a, &rule, &ev, map), CF_OK);
+    assert_string_equal(a.event_json, obj);
+    struct cf_buf out = CF_BUF_INIT;
+    assert_int_equal(cf_alert_write(&a, &out), CF_OK);
+    /* last member, byte for byte */
+    char want[600];
+    snprintf(want, sizeof want, ",\"event\":%s}", obj);
+    assert_true(out.len > strlen(want));
+    assert_string_equal(out.data + out.len - strlen(want), want);
+    /* and the record as a whole is JSON (read with integers as reals:
+     * jansson refuses a 30-digit integer otherwise) */
+    json_t *whole = json_loadb(out.data, out.len, JSON_DECODE_INT_AS_REAL, NULL);
+    assert_non_null(whole);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(whole, "event"), "U")),
+                        "caf\xc3\xa9 \xf0\x9f\x98\x80 / \xc3\xa9");
+    json_decref(whole);
+    cf_alert_clear(&a);
+
+    /* An event spread over lines (a future input could deliver one) is
+     * kept on one line: the breaks lie between tokens. */
+    static const char multi[] = "{\"Hostname\":\"WS1\",\r\n  \"F\": 1.50\n}\n";
+    assert_int_equal(cf_event_decode(dec, &ev, multi, strlen(multi), NULL, &why),
+                     CF_OK);
+    assert_int_equal(cf_alert_from_event(&a, &rule, &ev, map), CF_OK);
+    assert_string_equal(a.event_json, "{\"Hostname\":\"WS1\",    \"F\": 1.50 }");
+    cf_buf_reset(&out);
+    assert_int_equal(cf_alert_write(&a, &out), CF_OK);
+    assert_null(strpbrk(out.data, "\r\n"));
+    json_t *rec = json_loadb(out.data, out.len, 0, NULL);
+    assert_non_null(rec);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(rec, "event"), "Hostname")),
+                        "WS1");
+    json_decref(rec);
+    cf_alert_clear(&a);
+
+    cf_buf_free(&out);
+    cf_entity_map_destroy(map);
+    cf_event_free(&ev);
+    cf_decoder_destroy(dec);
+}
+
+/* A source name that is not UTF-8 (file names are bytes) still gives a
+ * valid record. */
+static void test_record_valid_with_odd_source(void **state) {
+    (void)state;
+    struct cf_event_field f[] = {field("Hostname", "MKT01")};
+    struct cf_event ev;
+    make_event(&ev, f, CF_ARRAY_LEN(f), "{\"Hostname\":\"MKT01\"}");
+    ev.pos.source = "caf\xe9\xff.jsonl";
+    struct cf_entity_map *map = cf_entity_map_new(NULL, NULL, 0);
+    struct cf_sigma_rule rule = test_rule();
+    struct cf_alert a;
+    assert_int_equal(cf_alert_from_event(&a, &rule, &ev, map), CF_OK);
+    struct cf_buf out = CF_BUF_INIT;
+    assert_int_equal(cf_alert_write(&a, &out), CF_OK);
+    json_t *rec = json_loadb(out.data, out.len, 0, NULL);
+    assert_non_null(rec);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(rec, "input"), "source")),
+                        "caf\xef\xbf\xbd\xef\xbf\xbd.jsonl");
+    json_decref(rec);
+    cf_buf_free(&out);
     cf_alert_clear(&a);
     cf_entity_map_destroy(map);
 }
@@ -193,6 +288,8 @@ int main(void) {
         cmocka_unit_test(test_security_user_gets_domain_and_skips_dash),
         cmocka_unit_test(test_config_entities_come_first),
         cmocka_unit_test(test_alert_id_stable_and_record_shape),
+        cmocka_unit_test(test_event_embedded_as_it_came),
+        cmocka_unit_test(test_record_valid_with_odd_source),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
