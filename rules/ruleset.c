@@ -1433,19 +1433,31 @@ static bool contains(const char *hay, size_t n, const char *needle, size_t k) {
     return false;
 }
 
+/* n bytes equal, ASCII case folded unless `cased` (as for globs). */
+static bool same_bytes(const char *a, const char *b, size_t n, bool cased) {
+    if (cased) return memcmp(a, b, n) == 0;
+    for (size_t i = 0; i < n; i++)
+        if (fold((unsigned char)a[i]) != fold((unsigned char)b[i])) return false;
+    return true;
+}
+
+/* The other field's value is a Sigma value like any other: compared
+ * case-insensitively unless the rule says |cased. */
 static bool fieldref_pair(unsigned flags, const struct cf_event_field *f,
                           const struct cf_event_field *o) {
+    bool cased = flags & CF_PAT_CASED;
+    size_t n = f->value_len, k = o->value_len;
     if (flags & CF_PAT_REF_START)
-        return o->value_len <= f->value_len &&
-               memcmp(f->value, o->value, o->value_len) == 0;
+        return k <= n && same_bytes(f->value, o->value, k, cased);
     if (flags & CF_PAT_REF_END)
-        return o->value_len <= f->value_len &&
-               memcmp(f->value + f->value_len - o->value_len, o->value,
-                      o->value_len) == 0;
-    if (flags & CF_PAT_REF_CONTAINS)
-        return contains(f->value, f->value_len, o->value, o->value_len);
-    return o->value_len == f->value_len &&
-           memcmp(f->value, o->value, o->value_len) == 0;
+        return k <= n && same_bytes(f->value + n - k, o->value, k, cased);
+    if (flags & CF_PAT_REF_CONTAINS) {
+        if (cased) return contains(f->value, n, o->value, k);
+        for (size_t i = 0; i + k <= n; i++)
+            if (same_bytes(f->value + i, o->value, k, false)) return true;
+        return k == 0;
+    }
+    return k == n && same_bytes(f->value, o->value, k, cased);
 }
 
 static bool fieldref_match(struct cf_matcher *m, const struct cf_event *ev,

@@ -50,7 +50,7 @@ enum cf_time_part { CF_TIMEPART_MINUTE, CF_TIMEPART_HOUR, CF_TIMEPART_DAY,
                     CF_TIMEPART_WEEK, CF_TIMEPART_MONTH, CF_TIMEPART_YEAR };
 
 /* Pattern flags. */
-#define CF_PAT_CASED 0x01     /* glob: match case-sensitively (|cased) */
+#define CF_PAT_CASED 0x01     /* glob, fieldref: case-sensitive (|cased) */
 #define CF_PAT_RE_I 0x02      /* regex: case-insensitive */
 #define CF_PAT_RE_M 0x04      /* regex: multi-line */
 #define CF_PAT_RE_S 0x08      /* regex: dot matches newline */
