@@ -1240,5 +1240,6 @@ void cf_fusion_drops(const struct cf_fusion *fu, struct cf_drops *sum) {
     sum->n[CF_DROP_CORRELATION_ALERT_UNWRITTEN] += fu->correlation_unwritten;
     sum->n[CF_DROP_INCIDENT_RECORD_UNWRITTEN] += fu->incident_unwritten;
     sum->n[CF_DROP_FUSION_OUT_OF_MEMORY] += fu->alloc_failures;
+    sum->n[CF_DROP_CORRELATION_FUTURE_TIME] += fu->future_alerts;
     cf_correlator_drops(fu->co, sum);
 }

@@ -17,11 +17,13 @@
 #   3. the outlier is kept: its alert is written with its own time, and
 #      the stats count it (fusion.future_events, fusion.future_alerts).
 # Run by CTest as `bash future_time.sh <chainfuse binary>`; exits 77
-# (skipped) when jq or ../shared is missing.
+# (skipped) when jq or ../shared is missing, 1 for the latter under
+# CF_REQUIRE_SHARED=1 (tests/ci/shared_data.sh).
 set -u
 BIN=${1:?usage: future_time.sh <path-to-chainfuse>}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SHARED=${CF_SHARED_DIR:-$(cd "$ROOT/.." && pwd)/shared}
+. "$ROOT/tests/ci/shared_data.sh"
 if ! command -v jq >/dev/null 2>&1; then
     echo "SKIP: jq is not installed (apt-get install jq)"; exit 77
 fi
@@ -35,7 +37,7 @@ RECORDINGS=(
 )
 for r in "${RECORDINGS[@]}"; do
     if [ ! -f "$ATOMIC/$r" ]; then
-        echo "SKIP: shared data not found under $SHARED (set CF_SHARED_DIR)"; exit 77
+        shared_missing "$ATOMIC/$r"
     fi
 done
 TMP=$(mktemp -d)
@@ -91,5 +93,5 @@ check "with a 2100 event, every incident arrives at the same input point" \
 check "the outlier's alert is written with its own time" \
     test "$(jq -r 'select(.kind == "alert" and .input.offset == 1) | .time' "$TMP/mixed.out")" = "2100-01-01T00:00:00.000Z"
 check "stats count the outlier event and its alert" \
-    jq -e '.fusion.future_events == 1 and .fusion.future_alerts == 1 and .fusion.late_alerts == 0' "$TMP/mixed.stats" >/dev/null
+    jq -e '.fusion.future_events == 1 and .fusion.future_alerts == 1 and .fusion.late_alerts == 0 and .dropped.correlation_future_time == 1' "$TMP/mixed.stats" >/dev/null
 exit $fail

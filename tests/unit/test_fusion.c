@@ -647,13 +647,13 @@ static void test_future_skew_setting(void **state) {
     cf_config_destroy(cfg);
     capture_free(&c);
 
+    /* A bad value is refused when the configuration is loaded. */
     char err[256] = "";
-    cfg = cf_config_default();
-    json_decref(cfg->root);
-    cfg->root = json_loads("{\"fusion\":{\"max_future_skew\":\"soon\"}}", 0, NULL);
-    assert_null(cf_fusion_new(cfg, NULL, on_emit, NULL, err, sizeof err));
+    json_t *root =
+        json_loads("{\"fusion\":{\"max_future_skew\":\"soon\"}}", 0, NULL);
+    assert_null(cf_config_from_json(root, "test", err, sizeof err));
     assert_non_null(strstr(err, "fusion.max_future_skew"));
-    cf_config_destroy(cfg);
+    json_decref(root);
 }
 
 /* ---- order independence -------------------------------------------- */

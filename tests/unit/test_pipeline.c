@@ -410,6 +410,7 @@ static const char *const dead_letter_reason_names[] = {
 
 static const char *const dropped_reason_names[] = {
     "scan_error",
+    "correlation_future_time",
     "correlation_no_time",
     "correlation_no_group_by",
     "correlation_no_value",
