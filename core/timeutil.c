@@ -1,5 +1,5 @@
 /*
- * timeutil.c - event-time parsing and formatting (engine/timeutil.h).
+ * timeutil.c - event-time parsing and formatting (core/timeutil.h).
  *
  * Called for every event (cf_event_extract_time) and when alerts and
  * incidents are written, so it avoids libc's locale- and TZ-dependent
@@ -102,26 +102,27 @@ static cf_err_t parse_epoch(const char *s, size_t len, int64_t *ms) {
     return CF_OK;
 }
 
-cf_err_t cf_time_parse(const char *s, size_t len, int64_t *ms) {
+/* Reads "YYYY-MM-DD[(T| )hh:mm[:ss[.fff]][Z|±hh[:]mm| UTC]]" as written.
+ * A date alone is accepted only when `date_only_ok`. */
+static cf_err_t parse_written(const char *s, size_t len, bool date_only_ok,
+                              struct cf_time_fields *tf, unsigned *frac_ms,
+                              int64_t *offset_min) {
     size_t i = 0;
-    unsigned year = 0, mon = 0, day = 0, hour = 0, min = 0;
-    unsigned sec = 0, frac_ms = 0;
-    int64_t offset_min = 0;
-    int64_t days;
+    unsigned year = 0, mon = 0, day = 0, hour = 0, min = 0, sec = 0;
 
-    if (!s) return CF_ERR_PARSE;
-    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t')) len--;
-    while (i < len && (s[i] == ' ' || s[i] == '\t')) i++;
-    s += i;
-    len -= i;
-    i = 0;
-    if (len == 0) return CF_ERR_PARSE;
-    if (len < 5 || s[4] != '-') return parse_epoch(s, len, ms);
-
+    memset(tf, 0, sizeof *tf);
+    *frac_ms = 0;
+    *offset_min = 0;
     if (!digits(s, len, &i, 4, &year) || i >= len || s[i++] != '-' ||
         !digits(s, len, &i, 2, &mon) || i >= len || s[i++] != '-' ||
         !digits(s, len, &i, 2, &day))
         return CF_ERR_PARSE;
+    if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon))
+        return CF_ERR_PARSE;
+    tf->year = (int)year;
+    tf->month = mon;
+    tf->day = day;
+    if (i == len && date_only_ok) return CF_OK;
     if (i >= len || (s[i] != 'T' && s[i] != 't' && s[i] != ' '))
         return CF_ERR_PARSE;
     i++;
@@ -136,12 +137,12 @@ cf_err_t cf_time_parse(const char *s, size_t len, int64_t *ms) {
             size_t start = ++i;
             for (; i < len && is_digit(s[i]); i++) {
                 if (n < 3) {
-                    frac_ms = frac_ms * 10 + (unsigned)(s[i] - '0');
+                    *frac_ms = *frac_ms * 10 + (unsigned)(s[i] - '0');
                     n++;
                 }
             }
             if (i == start) return CF_ERR_PARSE;
-            for (; n < 3; n++) frac_ms *= 10;
+            for (; n < 3; n++) *frac_ms *= 10;
         }
     }
     if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
@@ -154,20 +155,67 @@ cf_err_t cf_time_parse(const char *s, size_t len, int64_t *ms) {
         if (i < len && s[i] == ':') i++;
         if (i < len && !digits(s, len, &i, 2, &om)) return CF_ERR_PARSE;
         if (oh > 23 || om > 59) return CF_ERR_PARSE;
-        offset_min = sign * (int64_t)(oh * 60 + om);
+        *offset_min = sign * (int64_t)(oh * 60 + om);
     } else if (len - i == 4 && memcmp(s + i, " UTC", 4) == 0) {
         i += 4;
     }
-    if (i != len) return CF_ERR_PARSE;
-    if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) ||
-        hour > 23 || min > 59 || sec > 60)
-        return CF_ERR_PARSE;
+    if (i != len || hour > 23 || min > 59 || sec > 60) return CF_ERR_PARSE;
+    tf->hour = hour;
+    tf->minute = min;
+    tf->second = sec;
+    tf->has_time = true;
+    return CF_OK;
+}
 
-    days = days_from_civil(year, mon, day);
-    *ms = ((days * 86400 + hour * 3600 + min * 60 + sec) - offset_min * 60) *
+/* Trims blanks around s[0..*len). */
+static const char *trim(const char *s, size_t *len) {
+    while (*len > 0 && (s[*len - 1] == ' ' || s[*len - 1] == '\t')) (*len)--;
+    while (*len > 0 && (*s == ' ' || *s == '\t')) {
+        s++;
+        (*len)--;
+    }
+    return s;
+}
+
+cf_err_t cf_time_parse(const char *s, size_t len, int64_t *ms) {
+    struct cf_time_fields tf;
+    unsigned frac_ms;
+    int64_t offset_min, days;
+
+    if (!s) return CF_ERR_PARSE;
+    s = trim(s, &len);
+    if (len == 0) return CF_ERR_PARSE;
+    if (len < 5 || s[4] != '-') return parse_epoch(s, len, ms);
+    if (parse_written(s, len, false, &tf, &frac_ms, &offset_min) != CF_OK)
+        return CF_ERR_PARSE;
+    days = days_from_civil(tf.year, tf.month, tf.day);
+    *ms = ((days * 86400 + tf.hour * 3600 + tf.minute * 60 + tf.second) -
+           offset_min * 60) *
               1000 +
           frac_ms;
     return CF_OK;
+}
+
+cf_err_t cf_time_fields_parse(const char *s, size_t len,
+                              struct cf_time_fields *tf) {
+    unsigned frac_ms;
+    int64_t offset_min;
+    if (!s) return CF_ERR_PARSE;
+    s = trim(s, &len);
+    return parse_written(s, len, true, tf, &frac_ms, &offset_min);
+}
+
+unsigned cf_time_iso_week(const struct cf_time_fields *tf) {
+    /* ISO 8601: weeks start on Monday and week 1 holds the year's first
+     * Thursday, so a date's week is that of the Thursday of its week. */
+    int64_t days = days_from_civil(tf->year, tf->month, tf->day);
+    int64_t weekday = ((days % 7) + 7 + 3) % 7; /* 1970-01-01: Thursday; 0 = Monday */
+    int64_t thursday = days - weekday + 3;
+    int64_t y;
+    unsigned m, d;
+    civil_from_days(thursday, &y, &m, &d);
+    int64_t jan1 = days_from_civil(y, 1, 1);
+    return (unsigned)((thursday - jan1) / 7 + 1);
 }
 
 void cf_time_format(int64_t ms, char buf[32]) {

@@ -33,6 +33,7 @@
 #include "ruleset.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <hs/hs.h>
 #include <math.h>
 #include <openssl/evp.h>
@@ -1363,12 +1364,31 @@ static bool field_present(struct cf_matcher *m, const struct cf_event *ev,
     return false;
 }
 
-/* Strict number: the whole text must be one (no trailing garbage). */
+/* Strict decimal number, the whole text: optional sign, digits,
+ * optional fraction and exponent.  strtod alone would also take leading
+ * blanks, hex ("0x20"), "inf" and "nan", none of which a log means as a
+ * number to compare. */
 static bool parse_number(const struct cf_event_field *f, double *out) {
+    const char *s = f->value;
+    size_t n = f->value_len, i = 0, start;
     char *end;
-    if (f->type == CF_VALUE_NULL || f->value_len == 0) return false;
-    *out = strtod(f->value, &end);
-    return end == f->value + f->value_len && isfinite(*out);
+    if (f->type == CF_VALUE_NULL || f->type == CF_VALUE_BOOL || n == 0)
+        return false;
+    if (s[i] == '+' || s[i] == '-') i++;
+    for (start = i; i < n && isdigit((unsigned char)s[i]); i++) {}
+    if (i == start) return false;
+    if (i < n && s[i] == '.') {
+        for (start = ++i; i < n && isdigit((unsigned char)s[i]); i++) {}
+        if (i == start) return false;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        if (++i < n && (s[i] == '+' || s[i] == '-')) i++;
+        for (start = i; i < n && isdigit((unsigned char)s[i]); i++) {}
+        if (i == start) return false;
+    }
+    if (i != n) return false;
+    *out = strtod(s, &end); /* the text is NUL-terminated by the decoder */
+    return end == s + n && isfinite(*out);
 }
 
 static bool compare(double a, enum cf_compare op, double b) {
@@ -1400,27 +1420,30 @@ static bool cidr_match(const struct cf_sigma_pattern *p,
     return true;
 }
 
+/* The parts are read as the date is written: Sigma's time modifiers are
+ * "not designed to handle timezone or format conversions", so
+ * 23:30+02:00 is hour 23, an epoch number is not a date, and a date
+ * without a time has a day, week, month and year but no hour or minute. */
 static bool timepart_match(const struct cf_sigma_pattern *p,
                            const struct cf_event_field *f) {
-    int64_t ms;
-    struct tm tm;
+    struct cf_time_fields tf;
     int part;
-    if (f->type == CF_VALUE_NULL || cf_time_parse(f->value, f->value_len, &ms))
+    if (f->type != CF_VALUE_STRING ||
+        cf_time_fields_parse(f->value, f->value_len, &tf) != CF_OK)
         return false;
-    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    if (!gmtime_r(&secs, &tm)) return false;
     switch (p->time_part) {
-    case CF_TIMEPART_MINUTE: part = tm.tm_min; break;
-    case CF_TIMEPART_HOUR: part = tm.tm_hour; break;
-    case CF_TIMEPART_DAY: part = tm.tm_mday; break;
-    case CF_TIMEPART_WEEK: {
-        char wk[8];
-        strftime(wk, sizeof wk, "%V", &tm); /* ISO 8601 week */
-        part = atoi(wk);
+    case CF_TIMEPART_MINUTE:
+        if (!tf.has_time) return false;
+        part = (int)tf.minute;
         break;
-    }
-    case CF_TIMEPART_MONTH: part = tm.tm_mon + 1; break;
-    case CF_TIMEPART_YEAR: part = tm.tm_year + 1900; break;
+    case CF_TIMEPART_HOUR:
+        if (!tf.has_time) return false;
+        part = (int)tf.hour;
+        break;
+    case CF_TIMEPART_DAY: part = (int)tf.day; break;
+    case CF_TIMEPART_WEEK: part = (int)cf_time_iso_week(&tf); break;
+    case CF_TIMEPART_MONTH: part = (int)tf.month; break;
+    case CF_TIMEPART_YEAR: part = tf.year; break;
     default: return false;
     }
     return compare(part, p->op, p->number);
@@ -1447,6 +1470,8 @@ static bool fieldref_pair(unsigned flags, const struct cf_event_field *f,
                           const struct cf_event_field *o) {
     bool cased = flags & CF_PAT_CASED;
     size_t n = f->value_len, k = o->value_len;
+    /* null is no value: it equals nothing, not even another null */
+    if (f->type == CF_VALUE_NULL || o->type == CF_VALUE_NULL) return false;
     if (flags & CF_PAT_REF_START)
         return k <= n && same_bytes(f->value, o->value, k, cased);
     if (flags & CF_PAT_REF_END)

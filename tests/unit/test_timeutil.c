@@ -101,11 +101,63 @@ static void test_format(void **state) {
     }
 }
 
+/* Time parts are read as written: the zone is checked, not applied. */
+static void test_fields_as_written(void **state) {
+    struct cf_time_fields tf;
+    (void)state;
+    assert_int_equal(cf_time_fields_parse("2024-03-05T23:30:00+02:00", 25, &tf),
+                     CF_OK);
+    assert_true(tf.has_time);
+    assert_int_equal(tf.year, 2024);
+    assert_int_equal(tf.month, 3);
+    assert_int_equal(tf.day, 5);
+    assert_int_equal(tf.hour, 23);
+    assert_int_equal(tf.minute, 30);
+    assert_int_equal(cf_time_fields_parse("2024-12-31 23:00:00.5-05:00", 27, &tf),
+                     CF_OK);
+    assert_int_equal(tf.year, 2024);
+    assert_int_equal(tf.month, 12);
+    assert_int_equal(cf_time_fields_parse(" 2024-02-29 ", 12, &tf), CF_OK);
+    assert_false(tf.has_time);
+    assert_int_equal(tf.day, 29);
+    /* not dates */
+    assert_int_equal(cf_time_fields_parse("1709596800", 10, &tf), CF_ERR_PARSE);
+    assert_int_equal(cf_time_fields_parse("2023-02-29", 10, &tf), CF_ERR_PARSE);
+    assert_int_equal(cf_time_fields_parse("2024-03-05T24:00", 16, &tf),
+                     CF_ERR_PARSE);
+    assert_int_equal(cf_time_fields_parse("2024-03-05T10:00+25:00", 22, &tf),
+                     CF_ERR_PARSE);
+    /* an event time still needs a time of day */
+    int64_t ms;
+    assert_int_equal(cf_time_parse("2024-03-05", 10, &ms), CF_ERR_PARSE);
+}
+
+static unsigned week_of(const char *date) {
+    struct cf_time_fields tf;
+    assert_int_equal(cf_time_fields_parse(date, strlen(date), &tf), CF_OK);
+    return cf_time_iso_week(&tf);
+}
+
+/* ISO 8601 weeks at year boundaries (checked against `date +%V`). */
+static void test_iso_week(void **state) {
+    (void)state;
+    assert_int_equal(week_of("2024-01-01"), 1);  /* a Monday */
+    assert_int_equal(week_of("2023-01-01"), 52); /* Sunday: last week of 2022 */
+    assert_int_equal(week_of("2020-12-31"), 53); /* 2020 has 53 weeks */
+    assert_int_equal(week_of("2021-01-03"), 53);
+    assert_int_equal(week_of("2021-01-04"), 1);
+    assert_int_equal(week_of("2019-12-30"), 1); /* Monday of 2020's week 1 */
+    assert_int_equal(week_of("2024-03-05"), 10);
+    assert_int_equal(week_of("2024-12-30"), 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_format),
+        cmocka_unit_test(test_fields_as_written),
+        cmocka_unit_test(test_iso_week),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
