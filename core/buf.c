@@ -120,6 +120,12 @@ void cf_buf_reset(struct cf_buf *b) {
     if (b->data) b->data[0] = '\0';
 }
 
+void cf_buf_truncate(struct cf_buf *b, size_t len) {
+    if (len >= b->len) return;
+    b->len = len;
+    b->data[len] = '\0';
+}
+
 void cf_buf_free(struct cf_buf *b) {
     cf_free(b->data);
     b->data = NULL;

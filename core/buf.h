@@ -45,6 +45,11 @@ void cf_buf_base64(struct cf_buf *b, const unsigned char *s, size_t n);
 /* Forgets the content but keeps the allocation (and clears `failed`). */
 void cf_buf_reset(struct cf_buf *b);
 
+/* Cuts the content to its first `len` bytes (no-op when it is not
+ * longer), keeping the NUL; for text built as a stack, such as a dotted
+ * name that drops its last segment. */
+void cf_buf_truncate(struct cf_buf *b, size_t len);
+
 /* Frees the allocation; the buffer is empty and reusable afterwards. */
 void cf_buf_free(struct cf_buf *b);
 
