@@ -29,6 +29,7 @@
 #define CF_EVENT_H
 
 #include "common.h"
+#include "hash.h"
 
 enum cf_value_type {
     CF_VALUE_STRING = 0,
@@ -107,15 +108,5 @@ int64_t cf_event_extract_time(const struct cf_event *ev);
  * whitespace around it: what an alert embeds, never re-parsed.  Sets
  * *len; the text is borrowed like ev->raw. */
 const char *cf_event_json(const struct cf_event *ev, size_t *len);
-
-/* FNV-1a 32-bit over the bytes; the hash every name table uses. */
-static inline uint32_t cf_hash_name(const char *s, size_t len) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
 
 #endif

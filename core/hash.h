@@ -7,8 +7,10 @@
  * ever written out or compared across runs, so the function may change
  * without a format version.  What must stay stable across runs and
  * versions (alert and incident ids, the rule cache key) is SHA-256, not
- * this.  FNV is not keyed: tables fed with input values bound their
- * probing or chain length themselves.
+ * this.  FNV is not keyed: input crafted to collide lengthens the probes
+ * of the tables keyed by event values (correlation windows, fusion's
+ * entities); a keyed hash (SipHash) is the remedy if that becomes a
+ * threat.
  *
  * Header only; pure functions; thread safe.
  */

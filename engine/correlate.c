@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "sigma_correlation.h"
 
 #define NIL UINT32_MAX
@@ -136,16 +137,6 @@ struct cf_correlator {
 };
 
 /* ---- small helpers ----------------------------------------------------- */
-
-static uint64_t fnv64(uint64_t h, const void *data, size_t len) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-#define FNV64_INIT 14695981039346656037ull
 
 static int hexval(int c) {
     if (c >= '0' && c <= '9') return c - '0';
@@ -354,7 +345,7 @@ static void evict_oldest(struct cf_correlator *co) {
 /* Finds or creates the window; NIL if memory ran out. */
 static uint32_t win_get(struct cf_correlator *co, uint32_t corr,
                         const char *key, size_t len, bool *created) {
-    uint64_t h = fnv64(fnv64(FNV64_INIT, &corr, sizeof(corr)), key, len);
+    uint64_t h = cf_hash_continue(cf_hash_bytes(&corr, sizeof(corr)), key, len);
     bool found;
     *created = false;
     if (!co->table_cap && table_grow(co)) return NIL;
@@ -797,7 +788,7 @@ static void apply(struct cf_correlator *co, const struct cf_alert *a,
                 return;
             }
         } else {
-            uint64_t h = FNV64_INIT;
+            uint64_t h = CF_HASH_INIT;
             for (size_t f = 0; f < c->n_fields; f++) {
                 const char *v = field_text(co, evj, group,
                                            c->value_fields[f * c->n_refs + r],
@@ -806,7 +797,7 @@ static void apply(struct cf_correlator *co, const struct cf_alert *a,
                     co->no_value++;
                     return;
                 }
-                h = fnv64(fnv64(h, v, len), "\x1f", 1);
+                h = cf_hash_continue(cf_hash_continue(h, v, len), "\x1f", 1);
             }
             e.val.h = h;
         }

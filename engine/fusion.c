@@ -50,6 +50,7 @@
 
 #include "correlate.h"
 #include "entity_norm.h"
+#include "hash.h"
 #include "incident.h"
 #include "timeutil.h"
 
@@ -82,20 +83,10 @@ struct map {
     size_t n_buckets, n;
 };
 
-static uint64_t hash64(const void *p, size_t len, uint64_t h) {
-    const unsigned char *s = p;
-    for (size_t i = 0; i < len; i++) {
-        h ^= s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-#define HASH64_INIT 14695981039346656037ULL
-
 static struct node *map_get(const struct map *m, const void *key,
                             size_t klen) {
     if (!m->n_buckets) return NULL;
-    uint64_t h = hash64(key, klen, HASH64_INIT);
+    uint64_t h = cf_hash_bytes(key, klen);
     for (struct node *n = m->buckets[h & (m->n_buckets - 1)]; n; n = n->next)
         if (n->hash == h && n->klen == klen && memcmp(n->data, key, klen) == 0)
             return n;
@@ -127,7 +118,7 @@ static struct node *map_put(struct map *m, const void *key, size_t klen,
     if (m->n >= m->n_buckets && map_grow(m)) return NULL;
     struct node *n = cf_calloc(1, sizeof *n + klen + xlen);
     if (!n) return NULL;
-    n->hash = hash64(key, klen, HASH64_INIT);
+    n->hash = cf_hash_bytes(key, klen);
     n->klen = (uint16_t)klen;
     n->xlen = (uint16_t)xlen;
     memcpy(n->data, key, klen);
@@ -140,7 +131,7 @@ static struct node *map_put(struct map *m, const void *key, size_t klen,
 
 static void map_del(struct map *m, const void *key, size_t klen) {
     if (!m->n_buckets) return;
-    uint64_t h = hash64(key, klen, HASH64_INIT);
+    uint64_t h = cf_hash_bytes(key, klen);
     struct node **pp = &m->buckets[h & (m->n_buckets - 1)];
     for (; *pp; pp = &(*pp)->next) {
         struct node *n = *pp;
@@ -728,11 +719,11 @@ static void normalize_alert(struct cf_fusion *fu, const struct cf_alert *a) {
 static uint64_t dup_digest(const struct cf_fusion *fu,
                            const struct cf_alert *a) {
     const char *rid = a->rule_id ? a->rule_id : "";
-    uint64_t h = hash64(rid, strlen(rid) + 1, HASH64_INIT);
+    uint64_t h = cf_hash_bytes(rid, strlen(rid) + 1);
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
         unsigned char kb = (unsigned char)k;
-        h = hash64(&kb, 1, h);
-        h = hash64(fu->ne.value[k], fu->ne.len[k] + 1, h);
+        h = cf_hash_continue(h, &kb, 1);
+        h = cf_hash_continue(h, fu->ne.value[k], fu->ne.len[k] + 1);
     }
     return h;
 }

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "event.h"
+#include "hash.h"
 
 struct fm_entry {
     char **names; /* names[0] is the Sigma name itself */

@@ -44,6 +44,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hash.h"
+
 enum ls_mode { LS_VALUES, LS_PRESENT, LS_ABSENT };
 enum ls_kind { LS_PRODUCT, LS_CATEGORY, LS_SERVICE };
 
@@ -951,11 +953,7 @@ const uint64_t *cf_router_route(const struct cf_router *r,
         for (uint32_t b = 0; b < vlen; b++)
             c->key[len++] = (char)tolower((unsigned char)f->value[b]);
     }
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)c->key[i];
-        h *= 1099511628211ULL;
-    }
+    uint64_t h = cf_hash_bytes(c->key, len);
     uint32_t s = (uint32_t)h & (LS_CACHE_SLOTS - 1);
     for (; c->slots[s].key; s = (s + 1) & (LS_CACHE_SLOTS - 1)) {
         struct ls_slot *sl = &c->slots[s];

@@ -45,6 +45,7 @@
 #include <pcre2.h>
 
 #include "fieldmap.h"
+#include "hash.h"
 #include "logsource.h"
 #include "ruleset_cache.h"
 #include "timeutil.h"
