@@ -48,6 +48,7 @@
 #include <string.h>
 
 #include "hash.h"
+#include "heap.h"
 #include "sigma_correlation.h"
 
 #define NIL UINT32_MAX
@@ -93,10 +94,6 @@ struct lookup {
     uint32_t corr, ref;
 };
 
-struct pending {
-    struct cf_alert a;
-};
-
 struct cf_correlator {
     const struct cf_rulebook *rb;
     cf_correlation_emit_fn emit;
@@ -112,8 +109,8 @@ struct cf_correlator {
     size_t table_cap;
     uint32_t *head, *tail; /* per correlation */
 
-    struct pending **heap;
-    size_t n_heap, cap_heap;
+    struct cf_heap pending; /* owned copies of alerts (struct cf_alert *)
+                               waiting for the watermark */
     int64_t watermark;
 
     /* scratch reused across alerts */
@@ -881,39 +878,20 @@ static void process_alert(struct cf_correlator *co, const struct cf_alert *a) {
         apply(co, a, evj, group, co->lk[i].corr, co->lk[i].ref);
 }
 
-/* ---- pending heap ordered by (time, id) ---------------------------------- */
+/* ---- pending alerts, in (time, id) order -------------------------------- */
 
-static bool pend_less(const struct pending *x, const struct pending *y) {
-    if (x->a.time_ms != y->a.time_ms) return x->a.time_ms < y->a.time_ms;
-    return strcmp(x->a.id, y->a.id) < 0;
+/* Same-millisecond alerts by id, so their arrival order does not matter. */
+static int alert_id_cmp(const void *a, const void *b) {
+    return strcmp(((const struct cf_alert *)a)->id,
+                  ((const struct cf_alert *)b)->id);
 }
 
-static void heap_push(struct cf_correlator *co, struct pending *p) {
-    size_t i = co->n_heap++;
-    co->heap[i] = p;
-    while (i > 0 && pend_less(co->heap[i], co->heap[(i - 1) / 2])) {
-        struct pending *t = co->heap[i];
-        co->heap[i] = co->heap[(i - 1) / 2];
-        co->heap[(i - 1) / 2] = t;
-        i = (i - 1) / 2;
-    }
-}
-
-static struct pending *heap_pop(struct cf_correlator *co) {
-    struct pending *top = co->heap[0];
-    co->heap[0] = co->heap[--co->n_heap];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < co->n_heap && pend_less(co->heap[l], co->heap[m])) m = l;
-        if (r < co->n_heap && pend_less(co->heap[r], co->heap[m])) m = r;
-        if (m == i) break;
-        struct pending *t = co->heap[i];
-        co->heap[i] = co->heap[m];
-        co->heap[m] = t;
-        i = m;
-    }
-    return top;
+/* Evaluates and frees one alert popped from the pending heap. */
+static void process_pending(struct cf_correlator *co, struct cf_alert *p) {
+    process_alert(co, p);
+    cf_alert_clear(p);
+    cf_free(p);
+    drain_chain(co);
 }
 
 /* ---- public API ---------------------------------------------------------- */
@@ -930,6 +908,7 @@ struct cf_correlator *cf_correlator_new(
     co->opaque = opaque;
     co->free_head = NIL;
     co->watermark = INT64_MIN;
+    co->pending = (struct cf_heap)CF_HEAP_INIT(alert_id_cmp);
     cf_event_init(&co->ev);
     if (!(co->dec = cf_decoder_new())) goto nomem;
     if (settings) {
@@ -980,13 +959,13 @@ void cf_correlator_destroy(struct cf_correlator *co) {
         if (w->n_ev > 1) cf_free(w->ev.many);
         cf_free(w->ents);
     }
-    for (size_t i = 0; i < co->n_heap; i++) {
-        cf_alert_clear(&co->heap[i]->a);
-        cf_free(co->heap[i]);
+    for (size_t i = 0; i < co->pending.n; i++) {
+        cf_alert_clear(co->pending.entries[i].item);
+        cf_free(co->pending.entries[i].item);
     }
+    cf_heap_free(&co->pending);
     for (size_t i = 0; i < co->n_chainq; i++) cf_alert_clear(&co->chainq[i]);
     cf_free(co->chainq);
-    cf_free(co->heap);
     cf_free(co->wins);
     cf_free(co->table);
     cf_free(co->head);
@@ -1018,27 +997,21 @@ void cf_correlator_push(struct cf_correlator *co, const struct cf_alert *a) {
         drain_chain(co);
         return;
     }
-    if (co->n_heap == co->cap_heap) {
-        size_t cap = co->cap_heap ? co->cap_heap * 2 : 256;
-        struct pending **h = cf_realloc(co->heap, cap * sizeof(*h));
-        if (!h) {
-            co->oom++;
-            return;
-        }
-        co->heap = h;
-        co->cap_heap = cap;
-    }
-    struct pending *p = cf_malloc(sizeof(*p));
+    struct cf_alert *p = cf_malloc(sizeof(*p));
     if (!p) {
         co->oom++;
         return;
     }
-    if (cf_alert_copy(&p->a, a)) {
+    if (cf_alert_copy(p, a)) {
         cf_free(p);
         co->oom++;
         return;
     }
-    heap_push(co, p);
+    if (cf_heap_push(&co->pending, p->time_ms, p)) {
+        cf_alert_clear(p);
+        cf_free(p);
+        co->oom++;
+    }
 }
 
 static void expire(struct cf_correlator *co, int64_t wm) {
@@ -1064,28 +1037,19 @@ static void expire(struct cf_correlator *co, int64_t wm) {
 
 void cf_correlator_advance(struct cf_correlator *co, int64_t watermark_ms) {
     /* equal watermarks still release alerts stamped exactly at it */
+    int64_t t;
     if (!co || watermark_ms < co->watermark) return;
-    while (co->n_heap && co->heap[0]->a.time_ms <= watermark_ms) {
-        struct pending *p = heap_pop(co);
-        process_alert(co, &p->a);
-        cf_alert_clear(&p->a);
-        cf_free(p);
-        drain_chain(co);
-    }
+    while (cf_heap_peek(&co->pending, &t) && t <= watermark_ms)
+        process_pending(co, cf_heap_pop(&co->pending, NULL));
     co->watermark = watermark_ms;
     expire(co, watermark_ms);
     drain_chain(co);
 }
 
 void cf_correlator_finish(struct cf_correlator *co) {
+    struct cf_alert *p;
     if (!co) return;
-    while (co->n_heap) {
-        struct pending *p = heap_pop(co);
-        process_alert(co, &p->a);
-        cf_alert_clear(&p->a);
-        cf_free(p);
-        drain_chain(co);
-    }
+    while ((p = cf_heap_pop(&co->pending, NULL))) process_pending(co, p);
     /* end of input: every upper-bounded span is complete now */
     for (size_t c = 0; c < co->rb->n_correlations; c++) {
         if (!decided_at_close(co->rb->correlations[c])) continue;
@@ -1114,7 +1078,7 @@ json_t *cf_correlator_stats(const struct cf_correlator *co) {
         "fired", (json_int_t)co->fired,
         "windows_open", (json_int_t)co->n_open,
         "windows_expired", (json_int_t)co->expired,
-        "pending", (json_int_t)co->n_heap,
+        "pending", (json_int_t)co->pending.n,
         "state_bytes", (json_int_t)bytes,
         "max_open_windows", (json_int_t)co->max_open);
 }

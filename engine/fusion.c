@@ -51,6 +51,7 @@
 #include "correlate.h"
 #include "entity_norm.h"
 #include "hash.h"
+#include "heap.h"
 #include "incident.h"
 #include "timeutil.h"
 
@@ -216,9 +217,9 @@ struct cf_fusion {
     void *wall_opaque;
     int64_t future_limit;
 
-    /* alerts waiting for the watermark: a min-heap on (time, id) */
-    struct cf_alert *heap;
-    size_t n_heap, cap_heap;
+    /* alerts waiting for the watermark, in (time, id) order: owned
+     * copies (struct cf_alert *) */
+    struct cf_heap pending;
 
     /* correlation alerts raised during a correlator call */
     struct cf_alert *cq;
@@ -375,6 +376,12 @@ static int64_t system_clock(void *opaque) {
 
 static void on_correlation(const struct cf_alert *alert, void *opaque);
 
+/* Same-millisecond alerts by id, so their arrival order does not matter. */
+static int alert_id_cmp(const void *a, const void *b) {
+    return strcmp(((const struct cf_alert *)a)->id,
+                  ((const struct cf_alert *)b)->id);
+}
+
 struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
                                 const struct cf_rulebook *rb,
                                 cf_fusion_emit_fn emit, void *opaque,
@@ -389,6 +396,7 @@ struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
     fu->future_limit = INT64_MIN;
     fu->wall_clock = system_clock;
     fu->next_serial = 1;
+    fu->pending = (struct cf_heap)CF_HEAP_INIT(alert_id_cmp);
     if (apply_settings(fu, &cfg->fusion) != CF_OK) goto nomem;
     int rc = parse_suppressions(fu, cf_config_section(cfg, "suppressions"),
                                 errstr, errstr_size);
@@ -410,10 +418,13 @@ fail:
 void cf_fusion_destroy(struct cf_fusion *fu) {
     if (!fu) return;
     cf_correlator_destroy(fu->co);
-    for (size_t i = 0; i < fu->n_heap; i++) cf_alert_clear(&fu->heap[i]);
+    for (size_t i = 0; i < fu->pending.n; i++) {
+        cf_alert_clear(fu->pending.entries[i].item);
+        cf_free(fu->pending.entries[i].item);
+    }
+    cf_heap_free(&fu->pending);
     for (size_t i = 0; i < fu->n_cq; i++) cf_alert_clear(&fu->cq[i]);
     for (size_t i = 0; i < fu->n_open; i++) cf_incident_destroy(fu->open[i]);
-    cf_free(fu->heap);
     cf_free(fu->cq);
     cf_free(fu->open);
     map_free(&fu->entities);
@@ -930,44 +941,18 @@ static void drain(struct cf_fusion *fu) {
 
 /* ---- ordering ------------------------------------------------------ */
 
-static int alert_less(const struct cf_alert *x, const struct cf_alert *y) {
-    if (x->time_ms != y->time_ms) return x->time_ms < y->time_ms;
-    return strcmp(x->id, y->id) < 0;
-}
-
-static void heap_pop(struct cf_fusion *fu, struct cf_alert *out) {
-    struct cf_alert *h = fu->heap;
-    *out = h[0];
-    h[0] = h[--fu->n_heap];
-    for (size_t i = 0;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < fu->n_heap && alert_less(&h[l], &h[m])) m = l;
-        if (r < fu->n_heap && alert_less(&h[r], &h[m])) m = r;
-        if (m == i) break;
-        struct cf_alert tmp = h[i];
-        h[i] = h[m];
-        h[m] = tmp;
-        i = m;
+/* Keeps a copy of `a` until the watermark passes it. */
+static int hold(struct cf_fusion *fu, const struct cf_alert *a) {
+    struct cf_alert *copy = cf_malloc(sizeof *copy);
+    if (!copy) return CF_ERR_NOMEM;
+    if (cf_alert_copy(copy, a) != CF_OK) {
+        cf_free(copy);
+        return CF_ERR_NOMEM;
     }
-}
-
-static int heap_push(struct cf_fusion *fu, const struct cf_alert *a) {
-    if (fu->n_heap >= fu->cap_heap) {
-        size_t nc = fu->cap_heap ? fu->cap_heap * 2 : 256;
-        struct cf_alert *nh = cf_realloc(fu->heap, nc * sizeof *nh);
-        if (!nh) return CF_ERR_NOMEM;
-        fu->heap = nh;
-        fu->cap_heap = nc;
-    }
-    struct cf_alert *h = fu->heap;
-    if (cf_alert_copy(&h[fu->n_heap], a) != CF_OK) return CF_ERR_NOMEM;
-    for (size_t i = fu->n_heap++; i > 0;) {
-        size_t p = (i - 1) / 2;
-        if (!alert_less(&h[i], &h[p])) break;
-        struct cf_alert tmp = h[i];
-        h[i] = h[p];
-        h[p] = tmp;
-        i = p;
+    if (cf_heap_push(&fu->pending, copy->time_ms, copy) != CF_OK) {
+        cf_alert_clear(copy);
+        cf_free(copy);
+        return CF_ERR_NOMEM;
     }
     return CF_OK;
 }
@@ -995,13 +980,17 @@ static void process(struct cf_fusion *fu, const struct cf_alert *a) {
     }
 }
 
+/* Processes and frees the first held alert. */
+static void process_next(struct cf_fusion *fu) {
+    struct cf_alert *a = cf_heap_pop(&fu->pending, NULL);
+    process(fu, a);
+    cf_alert_clear(a);
+    cf_free(a);
+}
+
 static void release(struct cf_fusion *fu, int64_t upto) {
-    struct cf_alert a;
-    while (fu->n_heap && fu->heap[0].time_ms < upto) {
-        heap_pop(fu, &a);
-        process(fu, &a);
-        cf_alert_clear(&a);
-    }
+    int64_t t;
+    while (cf_heap_peek(&fu->pending, &t) && t < upto) process_next(fu);
 }
 
 static void set_watermark(struct cf_fusion *fu, int64_t w) {
@@ -1128,15 +1117,12 @@ bool cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert) {
         process(fu, alert);
         return false;
     }
-    if (fu->n_heap >= fu->max_pending) {
+    if (fu->pending.n >= fu->max_pending) {
         /* Memory before order: the oldest waiting alert goes now. */
-        struct cf_alert a;
-        heap_pop(fu, &a);
         fu->pending_forced++;
-        process(fu, &a);
-        cf_alert_clear(&a);
+        process_next(fu);
     }
-    if (heap_push(fu, alert) != CF_OK) {
+    if (hold(fu, alert) != CF_OK) {
         fu->alloc_failures++;
         process(fu, alert);
     }
@@ -1186,7 +1172,7 @@ json_t *cf_fusion_stats(const struct cf_fusion *fu) {
     STAT("incidents_merged", fu->incidents_merged);
     STAT("incidents_below_threshold", fu->incidents_dropped_unraised);
     STAT("incidents_open", fu->n_open);
-    STAT("alerts_pending", fu->n_heap);
+    STAT("alerts_pending", fu->pending.n);
     STAT("pending_forced", fu->pending_forced);
     STAT("entities_tracked", fu->entities.n);
     STAT("entities_expired", fu->entities_expired);
