@@ -1,5 +1,5 @@
 /*
- * event.c - cf_event_decode and friends (engine/event.h): turns one JSON
+ * event.c - cf_event_decode and friends (core/event.h): turns one JSON
  * line into the flat list of leaves the matcher reads, folding Windows
  * XML-as-JSON events to the flat field names Sigma rules use.
  *
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "json_decode.h"
 #include "timeutil.h"
 
@@ -26,14 +27,14 @@ struct cf_decoder {
  * names point straight into `strings`, where the parser unescaped them;
  * only composed names ("a.b", "Provider_Name") are written to `names`. */
 struct event_storage {
-    char *strings; /* the parser's output; sized before the parse */
-    size_t strings_cap;
-    char *names; /* composed names, each NUL-terminated */
-    size_t names_len;
-    size_t names_cap;
-    char *name; /* the name being built, when it is not in strings */
-    size_t name_len;
-    size_t name_cap;
+    /* The parser's output, written by cf_json_parse rather than appended:
+     * only its capacity is used, reserved before the parse. */
+    struct cf_buf strings;
+    struct cf_buf names; /* composed names, each NUL-terminated */
+    /* The name being built, when it is not in strings; then it holds
+     * exactly name_len bytes, and dropping a segment truncates it. */
+    struct cf_buf name;
+    size_t name_len; /* of the current name, wherever it is */
     uint32_t name_key; /* offset in strings when the current name is one
                           string there as it stands (then `name` is not
                           written: most names are plain keys), else
@@ -95,7 +96,10 @@ void cf_event_reset(struct cf_event *ev) {
     ev->pos.partition = -1;
     ev->pos.offset = 0;
     if (st) {
-        st->names_len = 0;
+        /* also clears a failure of the previous decode */
+        cf_buf_reset(&st->strings);
+        cf_buf_reset(&st->names);
+        cf_buf_reset(&st->name);
         st->name_len = 0;
         st->name_key = CF_JSON_NO_KEY;
         st->have_last_name = false;
@@ -108,25 +112,13 @@ void cf_event_free(struct cf_event *ev) {
     if (!ev) return;
     st = ev->storage;
     if (st) {
-        cf_free(st->strings);
-        cf_free(st->names);
-        cf_free(st->name);
+        cf_buf_free(&st->strings);
+        cf_buf_free(&st->names);
+        cf_buf_free(&st->name);
         cf_free(st);
     }
     cf_free(ev->fields);
     cf_event_init(ev);
-}
-
-static bool grow(char **buf, size_t *cap, size_t need) {
-    size_t cap2;
-    char *b;
-    if (need <= *cap) return true;
-    cap2 = *cap ? *cap : 1024;
-    while (cap2 < need) cap2 *= 2;
-    if (!(b = cf_realloc(*buf, cap2))) return false;
-    *buf = b;
-    *cap = cap2;
-    return true;
 }
 
 /* Appends sep+seg to the name being built.  Returns the mark to
@@ -134,15 +126,19 @@ static bool grow(char **buf, size_t *cap, size_t need) {
 static struct name_mark name_push(struct event_storage *st, char sep,
                                   const char *seg, size_t seg_len) {
     struct name_mark mark = {st->name_len, st->name_key};
-    if (!grow(&st->name, &st->name_cap, mark.len + seg_len + 2)) {
+    if (st->name_key != CF_JSON_NO_KEY) {
+        /* the name so far is a key in strings: copy it out to extend it */
+        cf_buf_reset(&st->name);
+        cf_buf_append(&st->name, st->strings.data + st->name_key,
+                      st->name_len);
+    }
+    if (mark.len) cf_buf_putc(&st->name, sep);
+    cf_buf_append(&st->name, seg, seg_len);
+    if (st->name.failed) {
         mark.len = SIZE_MAX;
         return mark;
     }
-    if (st->name_key != CF_JSON_NO_KEY)
-        memcpy(st->name, st->strings + st->name_key, st->name_len);
-    if (mark.len) st->name[st->name_len++] = sep;
-    memcpy(st->name + st->name_len, seg, seg_len);
-    st->name_len += seg_len;
+    st->name_len = st->name.len;
     st->name_key = CF_JSON_NO_KEY;
     return mark;
 }
@@ -159,11 +155,12 @@ static struct name_mark name_set(struct event_storage *st, const char *s,
         st->name_key = key;
         return mark;
     }
-    if (!grow(&st->name, &st->name_cap, len + 1)) {
+    cf_buf_reset(&st->name);
+    cf_buf_append(&st->name, s, len);
+    if (st->name.failed) {
         mark.len = SIZE_MAX;
         return mark;
     }
-    memcpy(st->name, s, len);
     st->name_len = len;
     st->name_key = key;
     return mark;
@@ -172,6 +169,7 @@ static struct name_mark name_set(struct event_storage *st, const char *s,
 static void name_pop(struct event_storage *st, struct name_mark mark) {
     st->name_len = mark.len;
     st->name_key = mark.key;
+    if (mark.key == CF_JSON_NO_KEY) cf_buf_truncate(&st->name, mark.len);
 }
 
 /* Adds a leaf named by the current name with the scalar node's text.
@@ -199,23 +197,22 @@ static bool emit(struct flatten *fl, const struct cf_json_node *node) {
         if (st->name_key != st->last_key) {
             st->last_key = st->name_key;
             st->last_key_hash =
-                cf_hash_name(st->strings + st->name_key, st->name_len);
+                cf_hash_name(st->strings.data + st->name_key, st->name_len);
         }
         hash = st->last_key_hash;
         name_tag = ((uintptr_t)st->name_key << 1) | 1;
     } else {
         if (!st->have_last_name || st->last_name_len != st->name_len ||
-            memcmp(st->names + st->last_name_off, st->name, st->name_len)) {
-            size_t need = st->names_len + st->name_len + 1;
-            if (need > UINT32_MAX / 2 ||
-                !grow(&st->names, &st->names_cap, need))
+            memcmp(st->names.data + st->last_name_off, st->name.data,
+                   st->name_len)) {
+            if (st->names.len + st->name_len + 1 > UINT32_MAX / 2)
                 return false;
-            st->last_name_off = (uint32_t)st->names_len;
-            memcpy(st->names + st->names_len, st->name, st->name_len);
-            st->names[st->names_len + st->name_len] = '\0';
-            st->names_len += st->name_len + 1;
+            st->last_name_off = (uint32_t)st->names.len;
+            /* with its NUL, which the buffer keeps after the content */
+            cf_buf_append(&st->names, st->name.data, st->name_len + 1);
+            if (st->names.failed) return false;
             st->last_name_len = (uint32_t)st->name_len;
-            st->last_name_hash = cf_hash_name(st->name, st->name_len);
+            st->last_name_hash = cf_hash_name(st->name.data, st->name_len);
             st->have_last_name = true;
         }
         hash = st->last_name_hash;
@@ -426,8 +423,7 @@ static bool flatten_root(struct flatten *fl) {
         if (KEY_IS(fl, cn, "Event") && cn->type == CF_JSON_OBJECT &&
             (find_member(fl, c, "System", 6) >= 0 ||
              find_member(fl, c, "EventData", 9) >= 0)) {
-            fl->st->name_len = 0;
-            fl->st->name_key = CF_JSON_NO_KEY;
+            name_pop(fl->st, (struct name_mark){0, CF_JSON_NO_KEY});
             if (!fold_event(fl, c)) return false;
             continue;
         }
@@ -486,13 +482,13 @@ cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,
         rc = CF_ERR_LIMIT;
         goto done;
     }
-    if (!grow(&st->strings, &st->strings_cap, cf_json_strings_size(len))) {
+    if (!cf_buf_reserve(&st->strings, cf_json_strings_size(len))) {
         why = "out of memory";
         rc = CF_ERR_NOMEM;
         goto done;
     }
     js = cf_json_parse(dec->json, line ? line : "", line ? len : 0, max_depth,
-                       st->strings, &doc);
+                       st->strings.data, &doc);
     if (js != CF_JSON_OK) {
         why = status_reason(js);
         rc = js == CF_JSON_NOMEM ? CF_ERR_NOMEM
@@ -513,7 +509,7 @@ cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,
     for (uint32_t i = 0; i < ev->n_fields; i++) {
         struct cf_event_field *f = &ev->fields[i];
         uintptr_t tag = (uintptr_t)f->name;
-        f->name = (tag & 1 ? st->strings : st->names) + (tag >> 1);
+        f->name = (tag & 1 ? st->strings.data : st->names.data) + (tag >> 1);
     }
     ev->time_ms = cf_event_extract_time(ev);
 done:

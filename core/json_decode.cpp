@@ -23,6 +23,10 @@
 #include <cstring>
 #include <new>
 
+extern "C" {
+#include "buf.h"
+}
+
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -31,8 +35,7 @@ using namespace simdjson;
 
 struct cf_json_parser {
     ondemand::parser parser;
-    char *padded = nullptr;
-    size_t padded_cap = 0;
+    cf_buf padded = CF_BUF_INIT; /* the input plus SIMDJSON_PADDING */
     cf_json_node *nodes = nullptr;
     uint32_t n_nodes = 0;
     uint32_t cap_nodes = 0;
@@ -450,17 +453,12 @@ cf_json_status parse(cf_json_parser *p, const char *text, size_t len,
                      unsigned max_depth, char *strings, cf_json_doc *doc) {
     if (len >= max_input) return CF_JSON_TOO_LONG;
     if (max_depth == 0) max_depth = 1;
-    size_t need = len + SIMDJSON_PADDING;
-    if (need > p->padded_cap) {
-        size_t cap = p->padded_cap ? p->padded_cap : 4096;
-        while (cap < need) cap *= 2;
-        char *b = (char *)realloc(p->padded, cap);
-        if (!b) return CF_JSON_NOMEM;
-        p->padded = b;
-        p->padded_cap = cap;
-    }
-    memcpy(p->padded, text, len);
-    memset(p->padded + len, 0, SIMDJSON_PADDING);
+    /* simdjson reads up to SIMDJSON_PADDING bytes past the input. */
+    cf_buf_reset(&p->padded);
+    if (!cf_buf_reserve(&p->padded, len + SIMDJSON_PADDING))
+        return CF_JSON_NOMEM;
+    cf_buf_append(&p->padded, text, len);
+    memset(p->padded.data + len, 0, SIMDJSON_PADDING);
 
     /* Unescaped text never exceeds its source and every value gets one
      * NUL; "true"/"false"/"" are never longer than their source plus
@@ -483,7 +481,8 @@ cf_json_status parse(cf_json_parser *p, const char *text, size_t len,
     }
 
     ondemand::document d;
-    error_code e = p->parser.iterate(p->padded, len, p->padded_cap).get(d);
+    error_code e =
+        p->parser.iterate(p->padded.data, len, p->padded.cap).get(d);
     if (e) return from_simdjson(e, text, len);
     ondemand::json_type type;
     if ((e = d.type().get(type))) return from_simdjson(e, text, len);
@@ -525,7 +524,7 @@ extern "C" struct cf_json_parser *cf_json_parser_new(void) {
 
 extern "C" void cf_json_parser_destroy(struct cf_json_parser *p) {
     if (!p) return;
-    free(p->padded);
+    cf_buf_free(&p->padded);
     free(p->nodes);
     delete p;
 }

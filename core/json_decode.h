@@ -8,7 +8,7 @@
  * after "#text") and skip subtrees.  Strings are unescaped; numbers keep
  * the exact text they had in the input.
  *
- * Called by engine/event.c (cf_event_decode) on the hot path; nothing
+ * Called by core/event.c (cf_event_decode) on the hot path; nothing
  * else should need it.  Once its buffers have grown to the largest
  * document seen, a parse does not allocate.
  *

@@ -259,31 +259,23 @@ char *cf_read_file(const char *path, size_t *len, char *errstr,
                   strerror(errno));
         return NULL;
     }
-    size_t cap = 8192, n = 0;
-    char *buf = cf_malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) break;
-        if (cap - n - 1 == 0) {
-            char *nb = cf_realloc(buf, cap * 2);
-            if (!nb) {
-                cf_free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
+    struct cf_buf b = CF_BUF_INIT;
+    char chunk[8192];
+    size_t got;
+    cf_buf_append(&b, "", 0); /* an empty file is "", not NULL */
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0 && !b.failed)
+        cf_buf_append(&b, chunk, got);
     bool failed = ferror(f);
     fclose(f);
-    if (!buf || failed) {
-        cf_free(buf);
-        cf_seterr(errstr, errstr_size, CF_ERR_IO, "cannot read %s", path);
+    if (failed || b.failed) {
+        if (failed)
+            cf_seterr(errstr, errstr_size, CF_ERR_IO, "cannot read %s", path);
+        else
+            cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
+                      "out of memory reading %s", path);
+        cf_buf_free(&b);
         return NULL;
     }
-    buf[n] = '\0';
-    if (len) *len = n;
-    return buf;
+    if (len) *len = b.len;
+    return cf_buf_steal(&b);
 }

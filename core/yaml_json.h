@@ -8,6 +8,8 @@
  * scalars stay strings.  Anchors and aliases are resolved.  A key
  * written twice in one mapping is an error (YAML forbids it, and keeping
  * either copy silently loses the other), at any depth.
+ *
+ * Threading: no shared state; any thread may call these.
  */
 #ifndef CF_YAML_JSON_H
 #define CF_YAML_JSON_H
@@ -23,7 +25,10 @@
 json_t *cf_yaml_to_json(const char *text, size_t len, char *errstr,
                         size_t errstr_size);
 
-/* Reads a whole file into a NUL-terminated malloc'd buffer. */
+/* Reads a whole file into a NUL-terminated buffer the caller frees with
+ * cf_free(); *len (when len is non-NULL) is its length without the NUL.
+ * NULL with errstr when the file cannot be opened or read, or memory
+ * runs out. */
 char *cf_read_file(const char *path, size_t *len, char *errstr,
                    size_t errstr_size);
 
