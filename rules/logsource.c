@@ -44,6 +44,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "buf.h"
 #include "hash.h"
 
 enum ls_mode { LS_VALUES, LS_PRESENT, LS_ABSENT };
@@ -117,8 +118,7 @@ struct cf_route_cache {
     uint32_t used;
     struct ls_hit *hits;
     size_t cap_hits;
-    char *key;
-    size_t cap_key;
+    struct cf_buf key; /* the event's routing key, rebuilt per event */
     uint64_t *scratch; /* answer when the cache cannot store it */
 };
 
@@ -831,7 +831,7 @@ void cf_route_cache_destroy(struct cf_route_cache *c) {
     if (c->slots) cache_clear(c);
     cf_free(c->slots);
     cf_free(c->hits);
-    cf_free(c->key);
+    cf_buf_free(&c->key);
     cf_free(c->scratch);
     cf_free(c);
 }
@@ -899,17 +899,6 @@ static void evaluate(const struct cf_router *r, const struct ls_hit *hits,
     }
 }
 
-static int key_reserve(struct cf_route_cache *c, size_t need) {
-    if (need <= c->cap_key) return 0;
-    size_t cap = c->cap_key ? c->cap_key : 256;
-    while (cap < need) cap *= 2;
-    char *k = cf_realloc(c->key, cap);
-    if (!k) return -1;
-    c->key = k;
-    c->cap_key = cap;
-    return 0;
-}
-
 const uint64_t *cf_router_route(const struct cf_router *r,
                                 struct cf_route_cache *c,
                                 const struct cf_event *ev) {
@@ -938,27 +927,30 @@ const uint64_t *cf_router_route(const struct cf_router *r,
     /* Key: per hit, the field index and, for fields compared by value,
      * the lowercased value.  Presence-only fields contribute their index
      * once, so varying values (displayMessage) do not defeat the cache. */
-    size_t len = 0;
+    struct cf_buf *key = &c->key;
     uint32_t last = UINT32_MAX;
+    cf_buf_reset(key);
     for (size_t i = 0; i < n_hits; i++) {
         const struct ls_field *lf = &r->fields[c->hits[i].field];
         const struct cf_event_field *f = &ev->fields[c->hits[i].leaf];
         if (!lf->by_value && c->hits[i].field == last) continue;
         last = c->hits[i].field;
         uint32_t vlen = lf->by_value ? f->value_len : 0;
-        if (key_reserve(c, len + 8 + vlen)) goto uncached;
-        memcpy(c->key + len, &c->hits[i].field, 4);
-        memcpy(c->key + len + 4, &vlen, 4);
-        len += 8;
-        for (uint32_t b = 0; b < vlen; b++)
-            c->key[len++] = (char)tolower((unsigned char)f->value[b]);
+        cf_buf_append(key, &c->hits[i].field, 4);
+        cf_buf_append(key, &vlen, 4);
+        size_t at = key->len;
+        cf_buf_append(key, f->value, vlen);
+        for (size_t b = at; b < key->len; b++)
+            key->data[b] = (char)tolower((unsigned char)key->data[b]);
     }
-    uint64_t h = cf_hash_bytes(c->key, len);
+    if (key->failed) goto uncached;
+    size_t len = key->len;
+    uint64_t h = cf_hash_bytes(key->data, len);
     uint32_t s = (uint32_t)h & (LS_CACHE_SLOTS - 1);
     for (; c->slots[s].key; s = (s + 1) & (LS_CACHE_SLOTS - 1)) {
         struct ls_slot *sl = &c->slots[s];
         if (sl->hash == h && sl->key_len == len &&
-            (len == 0 || memcmp(sl->key, c->key, len) == 0))
+            (len == 0 || memcmp(sl->key, key->data, len) == 0))
             return sl->bits;
     }
     if (c->used >= LS_CACHE_SLOTS / 4 * 3) {
@@ -977,7 +969,7 @@ const uint64_t *cf_router_route(const struct cf_router *r,
         sl->bits = NULL;
         goto uncached;
     }
-    if (len) memcpy(sl->key, c->key, len);
+    if (len) memcpy(sl->key, key->data, len);
     sl->key_len = len;
     sl->hash = h;
     c->used++;
@@ -1000,71 +992,43 @@ uncached:
 
 /* ---- describe ---------------------------------------------------------- */
 
-struct ls_buf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-
-static void buf_add(struct ls_buf *b, const char *s) {
-    size_t n = strlen(s);
-    if (b->failed) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *p = cf_realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n + 1);
-    b->len += n;
-}
-
 static void describe_entry(const struct cf_router *r, const struct ls_entry *e,
-                           struct ls_buf *b) {
-    if (e->n_alts > 1) buf_add(b, "(");
+                           struct cf_buf *b) {
+    if (e->n_alts > 1) cf_buf_puts(b, "(");
     for (size_t a = 0; a < e->n_alts; a++) {
-        if (a) buf_add(b, " OR ");
+        if (a) cf_buf_puts(b, " OR ");
         for (size_t t = 0; t < e->alts[a].n_tests; t++) {
             const struct ls_test *ts = &e->alts[a].tests[t];
-            if (t) buf_add(b, " AND ");
-            if (ts->mode == LS_ABSENT) buf_add(b, "NOT ");
-            buf_add(b, r->fields[ts->field].name);
+            if (t) cf_buf_puts(b, " AND ");
+            if (ts->mode == LS_ABSENT) cf_buf_puts(b, "NOT ");
+            cf_buf_puts(b, r->fields[ts->field].name);
             if (ts->mode == LS_VALUES) {
-                buf_add(b, ts->n_values > 1 ? " in [" : " = ");
+                cf_buf_puts(b, ts->n_values > 1 ? " in [" : " = ");
                 for (size_t v = 0; v < ts->n_values; v++) {
-                    if (v) buf_add(b, ", ");
-                    buf_add(b, ts->values[v]);
+                    if (v) cf_buf_puts(b, ", ");
+                    cf_buf_puts(b, ts->values[v]);
                 }
-                if (ts->n_values > 1) buf_add(b, "]");
+                if (ts->n_values > 1) cf_buf_puts(b, "]");
             } else {
-                buf_add(b, " present");
+                cf_buf_puts(b, " present");
             }
         }
     }
-    if (e->n_alts > 1) buf_add(b, ")");
+    if (e->n_alts > 1) cf_buf_puts(b, ")");
 }
 
 char *cf_router_describe(const struct cf_router *r, uint32_t route) {
-    struct ls_buf b = {0};
+    struct cf_buf b = CF_BUF_INIT;
     if (route >= r->n_routes) return NULL;
     const struct ls_route *rt = &r->routes[route];
     bool any = false;
     for (int p = 0; p < 3; p++) {
         const struct ls_entry *e = rt->parts[p];
         if (!e || e->n_alts == 0) continue;
-        if (any) buf_add(&b, " AND ");
+        if (any) cf_buf_puts(&b, " AND ");
         describe_entry(r, e, &b);
         any = true;
     }
-    if (!any) buf_add(&b, "every event");
-    if (b.failed) {
-        cf_free(b.p);
-        return NULL;
-    }
-    return b.p;
+    if (!any) cf_buf_puts(&b, "every event");
+    return cf_buf_steal(&b);
 }

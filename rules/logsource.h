@@ -52,7 +52,8 @@ const uint64_t *cf_router_route(const struct cf_router *router,
                                 const struct cf_event *ev);
 
 /* Human-readable conditions of a route, for `chainfuse check` and tests.
- * New malloc'd string. */
+ * The caller frees the string with cf_free(); NULL for an unknown route
+ * or when memory runs out. */
 char *cf_router_describe(const struct cf_router *router, uint32_t route);
 
 #endif

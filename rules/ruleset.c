@@ -44,6 +44,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "buf.h"
 #include "fieldmap.h"
 #include "hash.h"
 #include "logsource.h"
@@ -152,8 +153,7 @@ struct cf_matcher {
     pcre2_match_data *md;
     /* All leaf values of the event back to back, for the keyword literal
      * scan; leaf_end[i] is where leaf i ends.  Grown, never shrunk. */
-    char *concat;
-    size_t concat_cap;
+    struct cf_buf concat;
     uint32_t *leaf_end;
     uint32_t n_leaves, leaf_cap;
     /* The event's leaves by name, built when a direct check first needs
@@ -172,32 +172,6 @@ struct cf_matcher {
 
 /* ---------------------------------------------------------------- */
 /* Small helpers                                                     */
-
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static void sb_add(struct sbuf *sb, const char *s, size_t n) {
-    if (sb->oom) return;
-    if (sb->len + n + 1 > sb->cap) {
-        size_t cap = sb->cap ? sb->cap * 2 : 64;
-        while (cap < sb->len + n + 1) cap *= 2;
-        char *p = cf_realloc(sb->p, cap);
-        if (!p) {
-            sb->oom = true;
-            return;
-        }
-        sb->p = p;
-        sb->cap = cap;
-    }
-    memcpy(sb->p + sb->len, s, n);
-    sb->len += n;
-    sb->p[sb->len] = '\0';
-}
-
-static void sb_str(struct sbuf *sb, const char *s) { sb_add(sb, s, strlen(s)); }
 
 static bool bit_test(const uint64_t *bits, uint32_t i) {
     return (bits[i >> 6] >> (i & 63)) & 1;
@@ -228,14 +202,11 @@ static bool is_plain(unsigned char c) {
            (c >= '0' && c <= '9') || c == '_';
 }
 
-static void escape_byte(struct sbuf *sb, unsigned char c) {
-    char hex[8];
-    if (is_plain(c)) {
-        sb_add(sb, (const char *)&c, 1);
-    } else {
-        snprintf(hex, sizeof hex, "\\x%02x", c);
-        sb_str(sb, hex);
-    }
+static void escape_byte(struct cf_buf *sb, unsigned char c) {
+    if (is_plain(c))
+        cf_buf_putc(sb, (char)c);
+    else
+        cf_buf_printf(sb, "\\x%02x", c);
 }
 
 /* `*literal*`: the usual keyword, which can be searched for in all the
@@ -254,27 +225,27 @@ static bool keyword_literal(const struct cf_sigma_pattern *p) {
  * `contains` as a plain literal search and report at the first hit.
  * `?` is one byte (HS_FLAG_UTF8 is never set), as in the oracle.  Sets
  * *empty when the glob can match the empty value (needs ALLOWEMPTY). */
-static void glob_to_expr(const struct cf_sigma_pattern *p, struct sbuf *sb,
+static void glob_to_expr(const struct cf_sigma_pattern *p, struct cf_buf *sb,
                          bool *empty) {
     size_t start = 0, end = p->len;
     while (start < end && p->wild[start] == '*') start++;
     while (end > start && p->wild[end - 1] == '*') end--;
     *empty = true;
-    if (start == 0) sb_str(sb, "\\A");
+    if (start == 0) cf_buf_puts(sb, "\\A");
     for (size_t i = start; i < end; i++) {
         if (p->wild[i] == '*') {
-            if (p->wild[i - 1] != '*') sb_str(sb, ".*");
+            if (p->wild[i - 1] != '*') cf_buf_puts(sb, ".*");
         } else if (p->wild[i] == '?') {
-            sb_str(sb, ".");
+            cf_buf_puts(sb, ".");
             *empty = false;
         } else {
             escape_byte(sb, p->text[i]);
             *empty = false;
         }
     }
-    if (end == p->len) sb_str(sb, "\\z");
+    if (end == p->len) cf_buf_puts(sb, "\\z");
     /* A glob of only stars matches everything; `\A` alone says so. */
-    if (sb->len == 0) sb_str(sb, "\\A");
+    if (sb->len == 0) cf_buf_puts(sb, "\\A");
 }
 
 static unsigned char fold(unsigned char c) {
@@ -489,7 +460,7 @@ static int map_names(struct builder *b, const char *field,
 /* Turns one field condition into items, expressions and direct checks. */
 static int build_cond(struct builder *b, uint32_t rule_index,
                       const struct cf_sigma_field_cond *fc, struct ccond *cc) {
-    struct sbuf sb = {0};
+    struct cf_buf sb = CF_BUF_INIT;
     uint32_t *db_ids = NULL; /* one database per name the field maps to */
     size_t n_db = 0;
     int rc = -1;
@@ -532,7 +503,7 @@ static int build_cond(struct builder *b, uint32_t rule_index,
             }
             unsigned flags = HS_FLAG_SINGLEMATCH;
             uint32_t lit_len = 0;
-            sb.len = 0;
+            cf_buf_reset(&sb);
             if (!fc->field && keyword_literal(p)) {
                 /* Every occurrence is reported (no SINGLEMATCH) so the
                  * matcher can keep those inside one leaf. */
@@ -543,8 +514,8 @@ static int build_cond(struct builder *b, uint32_t rule_index,
                 /* One byte cannot straddle two leaves, so its first hit
                  * is enough (SigmaHQ has keywords like '0' and ':'). */
                 if (lit_len == 1) flags |= HS_FLAG_SINGLEMATCH;
-                if (sb.oom) goto done;
-                if (add_expr(b, KEYWORD_LIT_DB, sb.p, flags, false, lit_len,
+                if (sb.failed) goto done;
+                if (add_expr(b, KEYWORD_LIT_DB, sb.data, flags, false, lit_len,
                              cv->item, p))
                     goto done;
                 continue;
@@ -556,12 +527,12 @@ static int build_cond(struct builder *b, uint32_t rule_index,
                 if (!(p->flags & CF_PAT_CASED)) flags |= HS_FLAG_CASELESS;
                 if (empty) flags |= HS_FLAG_ALLOWEMPTY;
             } else {
-                sb_str(&sb, (const char *)p->text);
+                cf_buf_puts(&sb, (const char *)p->text);
                 if (p->flags & CF_PAT_RE_I) flags |= HS_FLAG_CASELESS;
                 if (p->flags & CF_PAT_RE_M) flags |= HS_FLAG_MULTILINE;
                 if (p->flags & CF_PAT_RE_S) flags |= HS_FLAG_DOTALL;
             }
-            if (sb.oom) goto done;
+            if (sb.failed) goto done;
             if (n_db == 0) {
                 if (!fc->field) {
                     db_ids[n_db++] = KEYWORD_DB;
@@ -572,7 +543,7 @@ static int build_cond(struct builder *b, uint32_t rule_index,
                 }
             }
             for (size_t i = 0; i < n_db; i++)
-                if (add_expr(b, db_ids[i], sb.p ? sb.p : "", flags,
+                if (add_expr(b, db_ids[i], sb.data ? sb.data : "", flags,
                              p->kind == CF_PATTERN_REGEX, 0, cv->item, p))
                     goto done;
         }
@@ -580,7 +551,7 @@ static int build_cond(struct builder *b, uint32_t rule_index,
     rc = 0;
 done:
     cf_free(db_ids);
-    cf_free(sb.p);
+    cf_buf_free(&sb);
     return rc;
 }
 
@@ -1171,7 +1142,7 @@ void cf_matcher_destroy(struct cf_matcher *m) {
     cf_free(m->rule_bits);
     cf_free(m->cand);
     pcre2_match_data_free(m->md);
-    cf_free(m->concat);
+    cf_buf_free(&m->concat);
     cf_free(m->leaf_end);
     cf_free(m->slots);
     cf_free(m->next_leaf);
@@ -1269,27 +1240,21 @@ static cf_err_t scan_literals(struct cf_matcher *m, const struct cf_event *ev,
     size_t total = 0;
     for (uint32_t i = 0; i < ev->n_fields; i++) total += ev->fields[i].value_len;
     if (total > UINT32_MAX) return CF_ERR_LIMIT;
-    if (total + 1 > m->concat_cap) {
-        char *p = cf_realloc(m->concat, total + 1);
-        if (!p) return CF_ERR_NOMEM;
-        m->concat = p;
-        m->concat_cap = total + 1;
-    }
+    cf_buf_reset(&m->concat);
+    if (!cf_buf_reserve(&m->concat, total)) return CF_ERR_NOMEM;
     if (ev->n_fields + 1 > m->leaf_cap) {
         uint32_t *e = cf_realloc(m->leaf_end, (ev->n_fields + 1) * sizeof *e);
         if (!e) return CF_ERR_NOMEM;
         m->leaf_end = e;
         m->leaf_cap = ev->n_fields + 1;
     }
-    size_t off = 0;
     for (uint32_t i = 0; i < ev->n_fields; i++) {
-        memcpy(m->concat + off, ev->fields[i].value, ev->fields[i].value_len);
-        off += ev->fields[i].value_len;
-        m->leaf_end[i] = (uint32_t)off;
+        cf_buf_append(&m->concat, ev->fields[i].value, ev->fields[i].value_len);
+        m->leaf_end[i] = (uint32_t)m->concat.len;
     }
     m->n_leaves = ev->n_fields;
-    check_hs(m, hs_scan(db, m->concat, (unsigned)off, 0, m->scratch,
-                        on_literal_match, m),
+    check_hs(m, hs_scan(db, m->concat.data, (unsigned)m->concat.len, 0,
+                        m->scratch, on_literal_match, m),
              "the keyword literals");
     return CF_OK;
 }
