@@ -22,13 +22,17 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "buf.h"
+
 /* A glob under construction: literal bytes with a parallel wildcard
- * mask, as in struct cf_sigma_pattern. */
+ * mask, as in struct cf_sigma_pattern.  Both buffers always hold the
+ * same number of bytes (or one has failed, and the glob is dropped). */
 struct wstr {
-    unsigned char *b;
-    unsigned char *w;
-    size_t len, cap;
+    struct cf_buf b; /* the bytes */
+    struct cf_buf w; /* per byte: 0 literal, '*' or '?' wildcard */
 };
+
+#define WSTR_INIT {CF_BUF_INIT, CF_BUF_INIT}
 
 struct alts {
     struct wstr *v;
@@ -120,63 +124,65 @@ struct chain {
 
 /* ---- growable glob strings ---------------------------------------- */
 
-static void wstr_free(struct wstr *s) {
-    cf_free(s->b);
-    cf_free(s->w);
-    s->b = s->w = NULL;
-    s->len = s->cap = 0;
+static size_t wstr_len(const struct wstr *s) {
+    return s->b.len;
 }
 
-static int wstr_reserve(struct wstr *s, size_t need) {
-    if (need <= s->cap) return 0;
-    size_t cap = s->cap ? s->cap : 16;
-    while (cap < need)
-        cap *= 2;
-    unsigned char *b = cf_realloc(s->b, cap);
-    if (!b) return -1;
-    s->b = b;
-    unsigned char *w = cf_realloc(s->w, cap);
-    if (!w) return -1;
-    s->w = w;
-    s->cap = cap;
-    return 0;
+static unsigned char wstr_byte(const struct wstr *s, size_t i) {
+    return (unsigned char)s->b.data[i];
+}
+
+static unsigned char wstr_wild(const struct wstr *s, size_t i) {
+    return (unsigned char)s->w.data[i];
+}
+
+static int wstr_status(const struct wstr *s) {
+    return s->b.failed || s->w.failed ? -1 : 0;
+}
+
+static void wstr_free(struct wstr *s) {
+    cf_buf_free(&s->b);
+    cf_buf_free(&s->w);
 }
 
 static int wstr_push(struct wstr *s, unsigned char byte, unsigned char wild) {
-    if (wstr_reserve(s, s->len + 2) != 0) return -1;
-    s->b[s->len] = byte;
-    s->w[s->len] = wild;
-    s->len++;
-    return 0;
+    cf_buf_putc(&s->b, (char)byte);
+    cf_buf_putc(&s->w, (char)wild);
+    return wstr_status(s);
+}
+
+/* Marks the bytes appended to s->b since the mask was last in step as
+ * literal. */
+static int wstr_literal_tail(struct wstr *s) {
+    while (s->w.len < s->b.len && !s->w.failed) cf_buf_putc(&s->w, 0);
+    return wstr_status(s);
+}
+
+static int wstr_push_literal(struct wstr *s, const void *bytes, size_t n) {
+    cf_buf_append(&s->b, bytes, n);
+    return wstr_literal_tail(s);
 }
 
 static int wstr_prepend_star(struct wstr *s) {
-    if (wstr_reserve(s, s->len + 2) != 0) return -1;
-    memmove(s->b + 1, s->b, s->len);
-    memmove(s->w + 1, s->w, s->len);
-    s->b[0] = '*';
-    s->w[0] = '*';
-    s->len++;
+    if (wstr_push(s, '*', '*') != 0) return -1;
+    size_t n = wstr_len(s) - 1;
+    memmove(s->b.data + 1, s->b.data, n);
+    memmove(s->w.data + 1, s->w.data, n);
+    s->b.data[0] = '*';
+    s->w.data[0] = '*';
     return 0;
 }
 
-static int wstr_copy(struct wstr *dst, const struct wstr *src) {
-    memset(dst, 0, sizeof(*dst));
-    if (wstr_reserve(dst, src->len + 1) != 0) {
-        wstr_free(dst);
-        return -1;
-    }
-    if (src->len) {
-        memcpy(dst->b, src->b, src->len);
-        memcpy(dst->w, src->w, src->len);
-    }
-    dst->len = src->len;
-    return 0;
+/* Appends src (bytes and mask) to dst. */
+static int wstr_append(struct wstr *dst, const struct wstr *src) {
+    cf_buf_append(&dst->b, src->b.data, wstr_len(src));
+    cf_buf_append(&dst->w, src->w.data, wstr_len(src));
+    return wstr_status(dst);
 }
 
 static bool wstr_has_wild(const struct wstr *s) {
-    for (size_t i = 0; i < s->len; i++)
-        if (s->w[i]) return true;
+    for (size_t i = 0; i < wstr_len(s); i++)
+        if (wstr_wild(s, i)) return true;
     return false;
 }
 
@@ -223,22 +229,11 @@ static int alts_take(struct alts *a, struct wstr *s) {
 
 /* ---- encodings ---------------------------------------------------- */
 
-static const char b64chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Standard base64 with padding of in[0..n) into out (appended). */
+/* Standard base64 with padding of in[0..n), appended to out as literal
+ * bytes. */
 static int b64_encode(const unsigned char *in, size_t n, struct wstr *out) {
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n) v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n) v |= in[i + 2];
-        char q[4] = {b64chars[(v >> 18) & 63], b64chars[(v >> 12) & 63],
-                     i + 1 < n ? b64chars[(v >> 6) & 63] : '=',
-                     i + 2 < n ? b64chars[v & 63] : '='};
-        for (int k = 0; k < 4; k++)
-            if (wstr_push(out, (unsigned char)q[k], 0) != 0) return -1;
-    }
-    return 0;
+    cf_buf_base64(&out->b, in, n);
+    return wstr_literal_tail(out);
 }
 
 /* Decodes one UTF-8 sequence at s[*i]; invalid bytes decode as
@@ -270,21 +265,23 @@ static int push_unit(struct wstr *out, uint32_t u, bool big_endian) {
 
 /* Re-encodes the literal runs of s as UTF-16; wildcards stay wildcards. */
 static int utf16_transform(struct wstr *s, bool big_endian, bool bom) {
-    struct wstr out = {0};
+    struct wstr out = WSTR_INIT;
     int rc = -1;
     if (bom && (wstr_push(&out, 0xFF, 0) || wstr_push(&out, 0xFE, 0)))
         goto cleanup;
-    for (size_t i = 0; i < s->len;) {
-        if (s->w[i]) {
-            if (wstr_push(&out, s->b[i], s->w[i]) != 0) goto cleanup;
+    for (size_t i = 0; i < wstr_len(s);) {
+        if (wstr_wild(s, i)) {
+            if (wstr_push(&out, wstr_byte(s, i), wstr_wild(s, i)) != 0)
+                goto cleanup;
             i++;
             continue;
         }
         size_t end = i;
-        while (end < s->len && !s->w[end])
+        while (end < wstr_len(s) && !wstr_wild(s, end))
             end++;
         while (i < end) {
-            uint32_t cp = utf8_next(s->b, end, &i);
+            uint32_t cp =
+                utf8_next((const unsigned char *)s->b.data, end, &i);
             if (cp >= 0x10000) {
                 cp -= 0x10000;
                 if (push_unit(&out, 0xD800 | (cp >> 10), big_endian) ||
@@ -297,7 +294,7 @@ static int utf16_transform(struct wstr *s, bool big_endian, bool bom) {
     }
     wstr_free(s);
     *s = out;
-    memset(&out, 0, sizeof(out));
+    out = (struct wstr)WSTR_INIT;
     rc = 0;
 cleanup:
     wstr_free(&out);
@@ -320,11 +317,14 @@ static const char *const dashes[] = {"-", "/", "\xE2\x80\x93", "\xE2\x80\x94",
 static int windash_expand(const struct wstr *s, struct alts *out,
                           size_t *n_total) {
     size_t pos[16], n_pos = 0;
-    for (size_t i = 0; i < s->len; i++) {
-        if (s->w[i] || (s->b[i] != '-' && s->b[i] != '/')) continue;
-        bool before_ok = i == 0 || s->w[i - 1] || !is_word_byte(s->b[i - 1]);
-        bool after_ok =
-            i + 1 < s->len && !s->w[i + 1] && is_word_byte(s->b[i + 1]);
+    size_t len = wstr_len(s);
+    for (size_t i = 0; i < len; i++) {
+        if (wstr_wild(s, i) || (wstr_byte(s, i) != '-' && wstr_byte(s, i) != '/'))
+            continue;
+        bool before_ok = i == 0 || wstr_wild(s, i - 1) ||
+                         !is_word_byte(wstr_byte(s, i - 1));
+        bool after_ok = i + 1 < len && !wstr_wild(s, i + 1) &&
+                        is_word_byte(wstr_byte(s, i + 1));
         if (before_ok && after_ok) {
             if (n_pos == CF_ARRAY_LEN(pos)) return -2;
             pos[n_pos++] = i;
@@ -337,23 +337,23 @@ static int windash_expand(const struct wstr *s, struct alts *out,
     }
     *n_total += combos;
     for (size_t c = 0; c < combos; c++) {
-        struct wstr v = {0};
+        struct wstr v = WSTR_INIT;
         size_t sel = c, next = 0;
         unsigned char choice[16];
         for (size_t k = 0; k < n_pos; k++) {
             choice[k] = (unsigned char)(sel % CF_ARRAY_LEN(dashes));
             sel /= CF_ARRAY_LEN(dashes);
         }
-        for (size_t i = 0; i < s->len; i++) {
+        for (size_t i = 0; i < len; i++) {
             if (next < n_pos && pos[next] == i) {
-                for (const char *d = dashes[choice[next]]; *d; d++)
-                    if (wstr_push(&v, (unsigned char)*d, 0) != 0) goto fail;
+                const char *d = dashes[choice[next]];
+                if (wstr_push_literal(&v, d, strlen(d)) != 0) goto fail;
                 next++;
-            } else if (wstr_push(&v, s->b[i], s->w[i]) != 0) {
+            } else if (wstr_push(&v, wstr_byte(s, i), wstr_wild(s, i)) != 0) {
                 goto fail;
             }
         }
-        if (wstr_reserve(&v, 1) != 0 || alts_take(out, &v) != 0) goto fail;
+        if (alts_take(out, &v) != 0) goto fail;
         continue;
     fail:
         wstr_free(&v);
@@ -401,25 +401,26 @@ static int pattern_from_wstr(struct cf_sigma_pattern *p, const struct wstr *s,
     memset(p, 0, sizeof(*p));
     p->kind = CF_PATTERN_GLOB;
     p->flags = flags;
-    p->text = cf_malloc(s->len + 1);
-    p->wild = cf_malloc(s->len + 1);
+    size_t len = wstr_len(s);
+    p->text = cf_malloc(len + 1);
+    p->wild = cf_malloc(len + 1);
     if (!p->text || !p->wild) {
         cf_sigma_pattern_clear(p);
         return -1;
     }
-    if (s->len) {
-        memcpy(p->text, s->b, s->len);
-        memcpy(p->wild, s->w, s->len);
+    if (len) {
+        memcpy(p->text, s->b.data, len);
+        memcpy(p->wild, s->w.data, len);
     }
-    p->text[s->len] = '\0';
-    p->wild[s->len] = 0;
-    p->len = s->len;
+    p->text[len] = '\0';
+    p->wild[len] = 0;
+    p->len = len;
     return 0;
 }
 
 cf_err_t cf_sigma_glob_parse(const char *s, size_t len,
                              struct cf_sigma_pattern *out) {
-    struct wstr w = {0};
+    struct wstr w = WSTR_INIT;
     cf_err_t rc = CF_ERR_NOMEM;
     if (glob_parse_into(s, len, &w) != 0) goto cleanup;
     if (pattern_from_wstr(out, &w, 0) != 0) goto cleanup;
@@ -462,7 +463,7 @@ static cf_err_t expand_placeholders(const char *text, size_t len,
     const char *close =
         open ? memchr(open + 1, '%', len - (size_t)(open + 1 - text)) : NULL;
     if (!open || !close || close == open + 1) {
-        struct wstr w = {0};
+        struct wstr w = WSTR_INIT;
         if (glob_parse_into(text, len, &w) != 0 || alts_take(out, &w) != 0) {
             wstr_free(&w);
             return CF_ERR_NOMEM;
@@ -514,19 +515,14 @@ static cf_err_t expand_placeholders(const char *text, size_t len,
         cf_err_t rc = expand_placeholders(close + 1, tail_len, placeholders,
                                           &sub, field, errstr, errstr_size);
         if (rc == CF_OK) {
-            struct wstr prefix = {0};
+            struct wstr prefix = WSTR_INIT;
             if (glob_parse_into(joined, head + vlen, &prefix) != 0)
                 rc = CF_ERR_NOMEM;
             for (size_t k = 0; rc == CF_OK && k < sub.n; k++) {
-                struct wstr w = {0};
-                if (wstr_copy(&w, &prefix) != 0) {
+                struct wstr w = WSTR_INIT;
+                if (wstr_append(&w, &prefix) != 0 ||
+                    wstr_append(&w, &sub.v[k]) != 0 || alts_take(out, &w) != 0)
                     rc = CF_ERR_NOMEM;
-                    break;
-                }
-                for (size_t j = 0; j < sub.v[k].len && rc == CF_OK; j++)
-                    if (wstr_push(&w, sub.v[k].b[j], sub.v[k].w[j]) != 0)
-                        rc = CF_ERR_NOMEM;
-                if (rc == CF_OK && alts_take(out, &w) != 0) rc = CF_ERR_NOMEM;
                 wstr_free(&w);
             }
             wstr_free(&prefix);
@@ -846,16 +842,18 @@ static cf_err_t apply_glob_mods(const struct chain *c, struct alts *a,
             int r = 0;
             switch (id) {
             case MOD_CONTAINS:
-                if (!(s->len && s->w[0] == '*')) r = wstr_prepend_star(s);
-                if (!r && !(s->len && s->w[s->len - 1] == '*'))
+                if (!(wstr_len(s) && wstr_wild(s, 0) == '*'))
+                    r = wstr_prepend_star(s);
+                if (!r && !(wstr_len(s) && wstr_wild(s, wstr_len(s) - 1) == '*'))
                     r = wstr_push(s, '*', '*');
                 break;
             case MOD_STARTSWITH:
-                if (!(s->len && s->w[s->len - 1] == '*'))
+                if (!(wstr_len(s) && wstr_wild(s, wstr_len(s) - 1) == '*'))
                     r = wstr_push(s, '*', '*');
                 break;
             case MOD_ENDSWITH:
-                if (!(s->len && s->w[0] == '*')) r = wstr_prepend_star(s);
+                if (!(wstr_len(s) && wstr_wild(s, 0) == '*'))
+                    r = wstr_prepend_star(s);
                 break;
             case MOD_WINDASH:
                 r = windash_expand(s, &next, &total);
@@ -878,8 +876,9 @@ static cf_err_t apply_glob_mods(const struct chain *c, struct alts *a,
                         c->field, c->names[m]);
                 }
                 if (id == MOD_BASE64) {
-                    struct wstr e = {0};
-                    r = b64_encode(s->b, s->len, &e);
+                    struct wstr e = WSTR_INIT;
+                    r = b64_encode((const unsigned char *)s->b.data,
+                                   wstr_len(s), &e);
                     if (!r) {
                         wstr_free(s);
                         *s = e;
@@ -894,25 +893,24 @@ static cf_err_t apply_glob_mods(const struct chain *c, struct alts *a,
                 static const size_t start_off[3] = {0, 2, 3};
                 static const int end_off[3] = {0, -3, -2};
                 for (size_t shift = 0; shift < 3 && !r; shift++) {
-                    size_t n = shift + s->len;
+                    size_t n = shift + wstr_len(s);
                     unsigned char *tmp = cf_malloc(n ? n : 1);
-                    struct wstr e = {0}, t = {0};
+                    struct wstr e = WSTR_INIT, t = WSTR_INIT;
                     if (!tmp) {
                         r = -1;
                         break;
                     }
                     memset(tmp, ' ', shift);
-                    if (s->len) memcpy(tmp + shift, s->b, s->len);
+                    if (wstr_len(s)) memcpy(tmp + shift, s->b.data, wstr_len(s));
                     r = b64_encode(tmp, n, &e);
                     cf_free(tmp);
-                    int eo = end_off[(s->len + shift) % 3];
+                    int eo = end_off[(wstr_len(s) + shift) % 3];
                     size_t from = start_off[shift];
-                    size_t to = e.len;
+                    size_t to = wstr_len(&e);
                     if (eo < 0)
-                        to = e.len >= (size_t)-eo ? e.len - (size_t)-eo : 0;
-                    for (size_t k = from; !r && k < to; k++)
-                        r = wstr_push(&t, e.b[k], 0);
-                    if (!r) r = wstr_reserve(&t, 1);
+                        to = to >= (size_t)-eo ? to - (size_t)-eo : 0;
+                    if (!r && from < to)
+                        r = wstr_push_literal(&t, e.b.data + from, to - from);
                     if (!r) r = alts_take(&next, &t);
                     wstr_free(&e);
                     wstr_free(&t);
@@ -999,7 +997,7 @@ static cf_err_t build_value(const struct chain *c, const json_t *v,
                                  errstr_size);
         if (rc != CF_OK) goto cleanup;
     } else {
-        struct wstr w = {0};
+        struct wstr w = WSTR_INIT;
         if (glob_parse_into(text, len, &w) != 0 || alts_take(&a, &w) != 0) {
             wstr_free(&w);
             rc = CF_ERR_NOMEM;
