@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "hash.h"
 #include "heap.h"
 #include "sigma_correlation.h"
@@ -114,8 +115,7 @@ struct cf_correlator {
     int64_t watermark;
 
     /* scratch reused across alerts */
-    char *keybuf;
-    size_t keybuf_cap;
+    struct cf_buf key; /* group-by values of the alert being applied */
     uint64_t *hbuf;
     size_t hbuf_cap;
     char numbuf[64];
@@ -511,21 +511,6 @@ static const char *field_text(struct cf_correlator *co, bool has_ev,
     return co->numbuf;
 }
 
-static int keybuf_append(struct cf_correlator *co, size_t *used,
-                         const char *s, size_t len) {
-    if (*used + len + 1 > co->keybuf_cap) {
-        size_t cap = (*used + len + 1) * 2;
-        char *n = cf_realloc(co->keybuf, cap);
-        if (!n) return CF_ERR_NOMEM;
-        co->keybuf = n;
-        co->keybuf_cap = cap;
-    }
-    memcpy(co->keybuf + *used, s, len);
-    *used += len;
-    co->keybuf[(*used)++] = '\x1f'; /* unit separator between values */
-    return CF_OK;
-}
-
 /* ---- evaluation ---------------------------------------------------------- */
 
 static void process_alert(struct cf_correlator *co, const struct cf_alert *a);
@@ -657,17 +642,13 @@ static void fire(struct cf_correlator *co, uint32_t s, uint32_t n,
     json_object_set_new(extra, "alert_ids", ids);
 
     /* id: correlation + group values + window start */
-    size_t dl = strlen(c->key) + 1 + w->key_len + 1 + 24;
-    char *dig = cf_malloc(dl);
-    if (dig) {
-        int off = snprintf(dig, dl, "%s", c->key) + 1;
-        memcpy(dig + off, win_key(w), w->key_len);
-        off += (int)w->key_len;
-        dig[off++] = '\0';
-        off += snprintf(dig + off, dl - (size_t)off, "%lld", (long long)ev[0].t);
-        cf_digest_hex128(dig, (size_t)off, out.id);
-        cf_free(dig);
-    }
+    struct cf_buf dig = CF_BUF_INIT;
+    cf_buf_append(&dig, c->key, strlen(c->key) + 1);
+    cf_buf_append(&dig, win_key(w), w->key_len);
+    cf_buf_putc(&dig, '\0');
+    cf_buf_printf(&dig, "%lld", (long long)ev[0].t);
+    if (!dig.failed) cf_digest_hex128(dig.data, dig.len, out.id);
+    cf_buf_free(&dig);
     out.time_ms = done->t;
     out.rule_id = c->key;
     out.rule_title = c->title;
@@ -755,7 +736,9 @@ static void apply(struct cf_correlator *co, const struct cf_alert *a,
                   bool evj, const json_t *group, uint32_t ci,
                   uint32_t r) {
     const struct cf_sigma_correlation *c = co->rb->correlations[ci];
-    size_t used = 0, len = 0;
+    size_t len = 0;
+    struct cf_buf *key = &co->key;
+    cf_buf_reset(key);
     for (size_t g = 0; g < c->n_group_by; g++) {
         const char *v = field_text(co, evj, group,
                                    c->group_fields[g * c->n_refs + r], &len);
@@ -763,11 +746,14 @@ static void apply(struct cf_correlator *co, const struct cf_alert *a,
             co->no_group++;
             return;
         }
-        if (keybuf_append(co, &used, v, len)) {
-            co->oom++;
-            return;
-        }
+        cf_buf_append(key, v, len);
+        cf_buf_putc(key, '\x1f'); /* unit separator between values */
     }
+    if (key->failed) {
+        co->oom++;
+        return;
+    }
+    const char *kd = key->data ? key->data : "";
     struct cev e;
     memset(&e, 0, sizeof(e));
     e.t = a->time_ms;
@@ -800,7 +786,7 @@ static void apply(struct cf_correlator *co, const struct cf_alert *a,
         }
     }
     bool created;
-    uint32_t s = win_get(co, ci, co->keybuf ? co->keybuf : "", used, &created);
+    uint32_t s = win_get(co, ci, kd, key->len, &created);
     if (s == NIL) {
         co->oom++;
         return;
@@ -811,7 +797,7 @@ static void apply(struct cf_correlator *co, const struct cf_alert *a,
         if (decided_at_close(c)) {
             struct cf_position none = {NULL, -1, 0};
             if (close_spans(co, s, e.t, &none)) {
-                s = win_get(co, ci, co->keybuf ? co->keybuf : "", used, &created);
+                s = win_get(co, ci, kd, key->len, &created);
                 if (s == NIL) {
                     co->oom++;
                     co->alerts_used--;
@@ -971,7 +957,7 @@ void cf_correlator_destroy(struct cf_correlator *co) {
     cf_free(co->head);
     cf_free(co->tail);
     cf_free(co->lk);
-    cf_free(co->keybuf);
+    cf_buf_free(&co->key);
     cf_free(co->hbuf);
     cf_event_free(&co->ev);
     cf_decoder_destroy(co->dec);

@@ -4,11 +4,11 @@
  */
 #include "incident.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "timeutil.h"
 
 struct cf_incident *cf_incident_new(uint64_t serial,
@@ -309,44 +309,8 @@ enum cf_level cf_incident_severity(const struct cf_incident *inc) {
     return sev > floor ? sev : floor;
 }
 
-/* A small growable text buffer for the summary. */
-struct text {
-    char *s;
-    size_t len, cap;
-    bool failed;
-};
-
-static void text_add(struct text *t, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void text_add(struct text *t, const char *fmt, ...) {
-    va_list ap;
-    if (t->failed) return;
-    for (;;) {
-        va_start(ap, fmt);
-        int n = vsnprintf(t->s ? t->s + t->len : NULL,
-                          t->s ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = true;
-            return;
-        }
-        if (t->s && t->len + (size_t)n < t->cap) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t ncap = (t->cap ? t->cap * 2 : 256) + (size_t)n;
-        char *ns = cf_realloc(t->s, ncap);
-        if (!ns) {
-            t->failed = true;
-            return;
-        }
-        t->s = ns;
-        t->cap = ncap;
-    }
-}
-
 /* "a, b and c" for up to `max` entities of a kind, "+ N more" beyond. */
-static void text_entities(struct text *t, const struct cf_incident *inc,
+static void text_entities(struct cf_buf *t, const struct cf_incident *inc,
                           int kind, size_t max) {
     size_t total = count_kind(inc, kind), shown = 0;
     for (size_t i = 0; i < inc->n_entities && shown < max; i++) {
@@ -355,10 +319,10 @@ static void text_entities(struct text *t, const struct cf_incident *inc,
                           : (shown + 1 == total || shown + 1 == max) && total <= max
                               ? " and "
                               : ", ";
-        text_add(t, "%s%s", sep, inc->entities[i].raw);
+        cf_buf_printf(t, "%s%s", sep, inc->entities[i].raw);
         shown++;
     }
-    if (total > shown) text_add(t, " and %zu more", total - shown);
+    if (total > shown) cf_buf_printf(t, " and %zu more", total - shown);
 }
 
 static const char *first_raw(const struct cf_incident *inc, int kind) {
@@ -368,12 +332,12 @@ static const char *first_raw(const struct cf_incident *inc, int kind) {
 }
 
 static char *make_title(const struct cf_incident *inc) {
-    struct text t = {0};
+    struct cf_buf t = CF_BUF_INIT;
     const char *host = first_raw(inc, CF_ENTITY_HOST);
     const char *user = first_raw(inc, CF_ENTITY_USER);
     const char *where = host ? host : user ? user : "unknown host";
     if (inc->n_stages >= 2) {
-        text_add(&t, "%zu-stage activity on %s: %s to %s", inc->n_stages,
+        cf_buf_printf(&t, "%zu-stage activity on %s: %s to %s", inc->n_stages,
                  where, inc->stages[0].tactic,
                  inc->stages[inc->n_stages - 1].tactic);
     } else {
@@ -385,62 +349,62 @@ static char *make_title(const struct cf_incident *inc) {
                 rule = inc->rules[i].title;
                 break;
             }
-        text_add(&t, "%s on %s", rule, where);
+        cf_buf_printf(&t, "%s on %s", rule, where);
     }
-    return t.failed ? (cf_free(t.s), NULL) : t.s;
+    return cf_buf_steal(&t);
 }
 
 static char *make_summary(const struct cf_incident *inc) {
-    struct text t = {0};
+    struct cf_buf t = CF_BUF_INIT;
     char when[32], until[32];
     cf_time_format(inc->first_ms, when);
     cf_time_format(inc->last_ms, until);
     const char *host = first_raw(inc, CF_ENTITY_HOST);
     const char *user = first_raw(inc, CF_ENTITY_USER);
-    text_add(&t, "Started at %s", when);
-    if (host) text_add(&t, " on host %s", host);
-    if (user) text_add(&t, " under account %s", user);
+    cf_buf_printf(&t, "Started at %s", when);
+    if (host) cf_buf_printf(&t, " on host %s", host);
+    if (user) cf_buf_printf(&t, " under account %s", user);
     if (inc->first_rule_title)
-        text_add(&t, " with \"%s\"", inc->first_rule_title);
-    text_add(&t, ".");
+        cf_buf_printf(&t, " with \"%s\"", inc->first_rule_title);
+    cf_buf_printf(&t, ".");
     if (inc->n_stages == 1) {
-        text_add(&t, " It covers one kill-chain stage: %s.",
+        cf_buf_printf(&t, " It covers one kill-chain stage: %s.",
                  inc->stages[0].tactic);
     } else if (inc->n_stages) {
-        text_add(&t, " It went through %zu kill-chain stages in this order: ",
+        cf_buf_printf(&t, " It went through %zu kill-chain stages in this order: ",
                  inc->n_stages);
         for (size_t i = 0; i < inc->n_stages; i++)
-            text_add(&t, "%s%s", i == 0 ? "" : i + 1 == inc->n_stages
+            cf_buf_printf(&t, "%s%s", i == 0 ? "" : i + 1 == inc->n_stages
                                                   ? " then "
                                                   : ", ",
                      inc->stages[i].tactic);
-        text_add(&t, ", reaching %s.", cf_killchain_name(furthest_stage(inc)));
+        cf_buf_printf(&t, ", reaching %s.", cf_killchain_name(furthest_stage(inc)));
     } else {
-        text_add(&t, " Its alerts carry no ATT&CK tactic.");
+        cf_buf_printf(&t, " Its alerts carry no ATT&CK tactic.");
     }
-    text_add(&t, " %llu alert%s from %zu rule%s until %s",
+    cf_buf_printf(&t, " %llu alert%s from %zu rule%s until %s",
              (unsigned long long)inc->alert_count,
              inc->alert_count == 1 ? "" : "s", inc->n_rules,
              inc->n_rules == 1 ? "" : "s", until);
     if (inc->duplicates)
-        text_add(&t, " (plus %llu duplicate%s)",
+        cf_buf_printf(&t, " (plus %llu duplicate%s)",
                  (unsigned long long)inc->duplicates,
                  inc->duplicates == 1 ? "" : "s");
-    text_add(&t, ".");
+    cf_buf_printf(&t, ".");
     if (count_kind(inc, CF_ENTITY_HOST)) {
-        text_add(&t, " Hosts: ");
+        cf_buf_printf(&t, " Hosts: ");
         text_entities(&t, inc, CF_ENTITY_HOST, 5);
-        text_add(&t, ".");
+        cf_buf_printf(&t, ".");
     }
     if (count_kind(inc, CF_ENTITY_USER)) {
-        text_add(&t, " Accounts: ");
+        cf_buf_printf(&t, " Accounts: ");
         text_entities(&t, inc, CF_ENTITY_USER, 5);
-        text_add(&t, ".");
+        cf_buf_printf(&t, ".");
     }
     if (inc->truncated)
-        text_add(&t, " The incident hit a size cap: its lists are cut, its "
+        cf_buf_printf(&t, " The incident hit a size cap: its lists are cut, its "
                      "counts are complete.");
-    return t.failed ? (cf_free(t.s), NULL) : t.s;
+    return cf_buf_steal(&t);
 }
 
 static json_t *time_json(int64_t ms) {
