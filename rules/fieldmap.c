@@ -10,7 +10,8 @@
  *
  * Each Sigma field maps to itself first, then the built-in aliases, then
  * the configured names (duplicates dropped).  A field with no entry maps
- * to itself only.  Immutable after cf_fieldmap_new(); thread safe.
+ * to itself only.  Immutable after cf_fieldmap_new(); thread safe: a
+ * lookup writes nothing.
  */
 #include "fieldmap.h"
 
@@ -170,14 +171,11 @@ const char *const *cf_fieldmap_lookup(const struct cf_fieldmap *m,
     const struct fm_entry *e =
         find(m, sigma_field, cf_hash_name(sigma_field, strlen(sigma_field)));
     if (!e) {
-        /* No entry: the field maps to itself.  The map is immutable and
-         * shared, so the one-element answer lives in a per-thread slot; it
-         * points at the caller's own string and is valid until this
-         * thread's next lookup. */
-        static _Thread_local const char *self[1];
-        self[0] = sigma_field;
-        *n = 1;
-        return self;
+        /* No entry: the field maps to itself, which the caller has.  The
+         * map is immutable and shared, so it has nowhere of its own to
+         * put a one-element answer. */
+        *n = 0;
+        return NULL;
     }
     *n = e->n_names;
     return (const char *const *)e->names;

@@ -8,7 +8,9 @@
  * aliases, then names from the `field_mappings` config section
  * ({Image: [process.executable], ...}; a list replaces nothing, it adds).
  *
- * Immutable after construction; thread safe.
+ * Ownership: the map owns every name it returns; the caller frees the
+ * map with cf_fieldmap_destroy().  Immutable after cf_fieldmap_new(), so
+ * threads may share it and look up concurrently.
  */
 #ifndef CF_FIELDMAP_H
 #define CF_FIELDMAP_H
@@ -18,12 +20,15 @@
 struct json_t;
 struct cf_fieldmap;
 
+/* NULL with errstr when the section is malformed or memory runs out. */
 struct cf_fieldmap *cf_fieldmap_new(const struct json_t *section,
                                     char *errstr, size_t errstr_size);
-void cf_fieldmap_destroy(struct cf_fieldmap *map);
+void cf_fieldmap_destroy(struct cf_fieldmap *map); /* NULL is a no-op */
 
-/* The event names for `sigma_field` (at least the field itself).  The
- * array and strings are owned by the map. */
+/* The event names for `sigma_field`, the field itself first, in *n.
+ * The array and strings belong to the map and live as long as it.  A
+ * field the map has no entry for maps to itself only: the answer is
+ * then NULL with *n = 0, and the caller uses sigma_field. */
 const char *const *cf_fieldmap_lookup(const struct cf_fieldmap *map,
                                       const char *sigma_field, size_t *n);
 

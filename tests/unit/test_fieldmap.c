@@ -30,11 +30,31 @@ static void test_defaults(void **state) {
     names = cf_fieldmap_lookup(m, "Provider_Name", &n);
     assert_string_equal(names[0], "Provider_Name");
     assert_true(has(names, n, "SourceName"));
-    names = cf_fieldmap_lookup(m, "CommandLine", &n);
-    assert_int_equal(n, 1);
-    assert_string_equal(names[0], "CommandLine");
     cf_fieldmap_destroy(m);
     cf_fieldmap_destroy(NULL);
+}
+
+/* A field without an entry maps to itself only, and the map says so
+ * without handing out storage of its own: no per-thread scratch that
+ * the next lookup overwrites. */
+static void test_unmapped(void **state) {
+    (void)state;
+    char err[128];
+    struct cf_fieldmap *m = cf_fieldmap_new(NULL, err, sizeof err);
+    assert_non_null(m);
+    size_t n = 99;
+    const char *const *names = cf_fieldmap_lookup(m, "CommandLine", &n);
+    assert_null(names);
+    assert_int_equal(n, 0);
+    /* A mapped answer points into the map and survives other lookups. */
+    size_t n_host;
+    const char *const *host = cf_fieldmap_lookup(m, "Computer", &n_host);
+    assert_non_null(host);
+    assert_null(cf_fieldmap_lookup(m, "Image", &n));
+    assert_null(cf_fieldmap_lookup(m, "ParentImage", &n));
+    assert_string_equal(host[0], "Computer");
+    assert_string_equal(host[1], "Hostname");
+    cf_fieldmap_destroy(m);
 }
 
 static void test_config(void **state) {
@@ -65,6 +85,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_unmapped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
