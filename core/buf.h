@@ -53,8 +53,9 @@ void cf_buf_truncate(struct cf_buf *b, size_t len);
 /* Frees the allocation; the buffer is empty and reusable afterwards. */
 void cf_buf_free(struct cf_buf *b);
 
-/* Hands the content to the caller (who frees it) and empties the buffer.
- * NULL when nothing was appended or an append failed. */
+/* Hands the content to the caller, who frees it with cf_free(), and
+ * empties the buffer.  NULL when nothing was appended or an append
+ * failed (the content is freed then). */
 char *cf_buf_steal(struct cf_buf *b);
 
 /* Strict UTF-8: no overlong forms, surrogates or code points past

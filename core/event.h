@@ -58,7 +58,8 @@ struct cf_event {
     struct cf_event_field *fields;
     uint32_t n_fields;
     uint32_t cap_fields;
-    void *storage; /* decoder-private buffers for names and values */
+    void *storage; /* the event's own buffers for names and values,
+                      filled by the decoder; private to event.c */
     int64_t time_ms; /* event time in ms since the epoch, or CF_TIME_UNKNOWN */
     struct cf_position pos;
 };

@@ -63,7 +63,9 @@ struct cf_input {
 };
 
 /* `kind` is the record's "kind" ("alert", "incident", "dead-letter");
- * `json` is one complete JSON document without trailing newline. */
+ * `json` is one complete JSON document without trailing newline.  Every
+ * argument of write() is borrowed for the call: an output that buffers
+ * copies. */
 struct cf_output_ops {
     const char *name;
     cf_io_status (*write)(struct cf_output *out, const char *kind,

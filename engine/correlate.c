@@ -10,7 +10,7 @@
  * counted as late.
  *
  * Group-by and field values come from the alert's event, decoded with
- * the engine's reusable decoder (engine/event.h: nested objects appear as
+ * the engine's reusable decoder (core/event.h: nested objects appear as
  * dotted names, Windows XML-as-JSON as flat names), or for a correlation
  * alert (chaining) from its "group" object.
  *

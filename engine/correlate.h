@@ -6,6 +6,8 @@
  * group-by values); raises a correlation alert when a condition holds.
  * Used by fusion (engine/fusion.c), which owns the watermark.
  *
+ * Ownership: a correlator borrows the rulebook, which must outlive it;
+ * it keeps its own copies of the alerts it holds.
  * Threading: one instance per pipeline thread.
  */
 #ifndef CF_CORRELATE_H
@@ -24,7 +26,8 @@ typedef void (*cf_correlation_emit_fn)(const struct cf_alert *alert,
                                        void *opaque);
 
 /* `settings` are the checked `correlation` config settings (borrowed for
- * the call; NULL for the defaults).  NULL with errstr when out of
+ * the call; NULL for the defaults).  `emit` is called with `opaque` for
+ * every correlation alert raised.  NULL with errstr when out of
  * memory. */
 struct cf_correlator *cf_correlator_new(
     const struct cf_rulebook *rb,
@@ -33,7 +36,8 @@ struct cf_correlator *cf_correlator_new(
     size_t errstr_size);
 void cf_correlator_destroy(struct cf_correlator *co);
 
-/* An alert happened (detection or correlation, for chaining). */
+/* An alert happened (detection or correlation, for chaining).  `alert`
+ * is borrowed for the call; what must wait for the watermark is copied. */
 void cf_correlator_push(struct cf_correlator *co, const struct cf_alert *alert);
 
 /* Event time up to which input is complete (highest seen minus the

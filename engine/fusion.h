@@ -7,6 +7,9 @@
  * fusion links alerts sharing entities into incidents and emits
  * "kind":"incident" records as they are opened, updated and closed.
  *
+ * Ownership: fusion borrows the rulebook, which must outlive it; the
+ * config is read during cf_fusion_new() only.  Fusion keeps its own
+ * copies of alerts and owns its incidents.
  * Threading: one instance per pipeline thread.
  */
 #ifndef CF_FUSION_H

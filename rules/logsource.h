@@ -27,10 +27,11 @@ struct json_t;
 struct cf_router;
 struct cf_route_cache;
 
-/* NULL with errstr if the config section is malformed. */
+/* NULL with errstr if the config section is malformed or memory runs
+ * out.  The section is read during the call only. */
 struct cf_router *cf_router_new(const struct json_t *section, char *errstr,
                                 size_t errstr_size);
-void cf_router_destroy(struct cf_router *router);
+void cf_router_destroy(struct cf_router *router); /* NULL is a no-op */
 
 /* Returns the route id for a logsource (same triple, same id). Any part
  * may be NULL.  Call before cf_router_seal(). */
@@ -41,8 +42,10 @@ cf_err_t cf_router_seal(struct cf_router *router, char *errstr,
                         size_t errstr_size);
 uint32_t cf_router_count(const struct cf_router *router);
 
+/* A cache borrows its router, which must outlive it.  NULL when memory
+ * runs out. */
 struct cf_route_cache *cf_route_cache_new(const struct cf_router *router);
-void cf_route_cache_destroy(struct cf_route_cache *cache);
+void cf_route_cache_destroy(struct cf_route_cache *cache); /* NULL: no-op */
 
 /* Returns a bitset of cf_router_count() bits (route id i is bit i of
  * word i/64): the routes `ev` belongs to.  Valid until the next call on

@@ -5,8 +5,11 @@
  * filter), records the documents that cannot load, and applies filters
  * in cf_rulebook_finish().
  *
- * Called by the CLI and the reload path before a ruleset is compiled.  A
- * rulebook is built by one thread; once finished it is read-only.
+ * Called by the command line (app/chainfuse.c, once per run) and tests
+ * before the ruleset is compiled; there is no reload.  A rulebook is
+ * built by one thread.  After cf_rulebook_finish() only
+ * cf_ruleset_compile() still changes it (it records the rules it
+ * rejects); then it is read-only and shared (see sigma.h).
  */
 #include "config.h"
 #include "sigma_condition.h"

@@ -7,13 +7,20 @@
  * pattern's item; only rules with a marked item (plus those whose
  * condition can hold with nothing marked) have their condition evaluated.
  * Patterns Hyperscan cannot express are checked directly.  Compiled
- * databases are cached on disk keyed by the rules' content.
+ * databases are cached on disk (config `cache.dir`), keyed by a SHA-256
+ * of everything that changes compilation: the rules, the expressions
+ * and flags, the Hyperscan version and the CPU platform.
  *
  * Logsource routing decides which rules see an event (rules/logsource.h).
  *
- * Ownership: a ruleset borrows the rulebook, which must outlive it.  A
- * ruleset is immutable once compiled and may be shared by threads; each
- * thread matches with its own cf_matcher (Hyperscan scratch and marks).
+ * Ownership: a ruleset borrows the rulebook (and the rules it hands to
+ * match callbacks), which must outlive it; it owns its databases, field
+ * map and router.  A matcher borrows its ruleset, which must outlive it.
+ *
+ * Threading: compiling writes to the rulebook (rejections), so compile
+ * before sharing either.  A compiled ruleset is immutable and may be
+ * shared by threads; each thread matches with its own cf_matcher
+ * (Hyperscan scratch, marks and route cache).
  */
 #ifndef CF_RULESET_H
 #define CF_RULESET_H
@@ -36,9 +43,12 @@ struct cf_ruleset_stats {
 };
 
 /* Compiles every rule of `rb`.  A rule that cannot compile (a regex
- * neither Hyperscan nor PCRE2 accepts, ...) is moved to rb->rejected with
- * its reason and the others go on.  NULL with errstr only if nothing can
- * be built at all. */
+ * neither Hyperscan nor PCRE2 accepts, ...) stays in rb->rules but is
+ * never matched, and is recorded in rb->rejected with its reason; the
+ * others go on.  `cfg` (may be NULL) is read during the call only.  NULL
+ * with errstr when the ruleset as a whole cannot be built: a malformed
+ * `field_mappings` or `logsources` section, a Hyperscan failure that is
+ * not one expression's fault, or memory running out. */
 struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
                                       const struct cf_config *cfg,
                                       char *errstr, size_t errstr_size);
@@ -46,9 +56,11 @@ void cf_ruleset_destroy(struct cf_ruleset *rs); /* NULL is a no-op */
 void cf_ruleset_get_stats(const struct cf_ruleset *rs,
                           struct cf_ruleset_stats *stats);
 
+/* NULL when memory runs out. */
 struct cf_matcher *cf_matcher_new(const struct cf_ruleset *rs);
 void cf_matcher_destroy(struct cf_matcher *m); /* NULL is a no-op */
 
+/* `rule` is borrowed from the rulebook. */
 typedef void (*cf_match_fn)(const struct cf_sigma_rule *rule, void *opaque);
 
 /* Calls fn once per rule that matches `ev`, in rule order.  Returns the

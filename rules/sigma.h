@@ -12,7 +12,14 @@
  * and utf16 produce alternatives; expand substitutes placeholder values.
  *
  * Ownership: a cf_rulebook owns every rule, search, condition and string
- * below it; cf_rulebook_destroy() frees them all.
+ * below it; cf_rulebook_destroy() frees them all.  Alerts, incidents,
+ * the ruleset and the correlator borrow rule strings and rules from it,
+ * so it is destroyed last.
+ *
+ * Threading: one thread loads and finishes a rulebook; cf_ruleset_compile()
+ * then appends the rules it cannot compile to `rejected`.  From then on
+ * nothing changes it and any thread may read it.  Rules are loaded once
+ * per run: there is no reload.
  */
 #ifndef CF_SIGMA_H
 #define CF_SIGMA_H

@@ -1,7 +1,7 @@
 /*
  * sigma_modifiers.h - private header of the Sigma rule loader (rulebook.c,
- * sigma_rule.c, sigma_modifiers.c, sigma_condition.c).  Not part of the
- * module contract: other modules use sigma.h only.
+ * sigma_rule.c, sigma_modifiers.c).  Not part of the module contract:
+ * other modules use sigma.h only.
  *
  * Everything here runs at load time on one thread; no shared state.
  */
