@@ -542,8 +542,8 @@ static bool names_of(struct cf_oracle *o, const char *field,
     const char *const *mapped = cf_fieldmap_lookup(o->fmap, field, &n);
     out->v = out->inline_v;
     if (!mapped || n <= 1) {
-        /* The field itself: no need for the map's answer, which may be
-         * scratch that the next lookup overwrites. */
+        /* The field itself (the map answers NULL for a field it has
+         * no entry for). */
         out->v[0] = field;
         out->n = 1;
         return true;
