@@ -36,7 +36,8 @@ struct cf_heap {
     cf_heap_tie_fn tie; /* may be NULL: insertion order breaks ties */
 };
 
-#define CF_HEAP_INIT(tie) {NULL, 0, 0, 0, (tie)}
+#define CF_HEAP_INIT(tie)                                                      \
+    { NULL, 0, 0, 0, (tie) }
 
 /* Adds `item` at `time`.  CF_ERR_NOMEM leaves the heap as it was (the
  * item is not stored; the caller still owns it). */

@@ -102,8 +102,12 @@ static void test_buf_base64(void **state) {
     (void)state;
     /* RFC 4648, section 10. */
     static const char *const vectors[][2] = {
-        {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
-        {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+        {"", ""},
+        {"f", "Zg=="},
+        {"fo", "Zm8="},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="},
+        {"fooba", "Zm9vYmE="},
         {"foobar", "Zm9vYmFy"},
     };
     for (size_t i = 0; i < CF_ARRAY_LEN(vectors); i++) {
@@ -248,8 +252,8 @@ static void test_heap_order(void **state) {
     int64_t t;
     assert_null(cf_heap_peek(&h, &t));
     assert_null(cf_heap_pop(&h, &t));
-    struct item it[] = {{30, 0, 0}, {10, 0, 1}, {20, 0, 2}, {-5, 0, 3},
-                        {INT64_MAX, 0, 4}, {INT64_MIN, 0, 5}};
+    struct item it[] = {{30, 0, 0}, {10, 0, 1},        {20, 0, 2},
+                        {-5, 0, 3}, {INT64_MAX, 0, 4}, {INT64_MIN, 0, 5}};
     for (size_t i = 0; i < CF_ARRAY_LEN(it); i++)
         assert_int_equal(cf_heap_push(&h, it[i].time, &it[i]), CF_OK);
     assert_int_equal(h.n, CF_ARRAY_LEN(it));
