@@ -203,6 +203,10 @@ struct cf_fusion {
     struct never_list never[CF_ENTITY_COUNT];
     struct suppression *supp;
     size_t n_supp;
+    /* field suppressions read the alert's event with this decoder,
+     * created at the first one */
+    struct cf_decoder *supp_dec;
+    struct cf_event supp_ev;
 
     cf_fusion_emit_fn emit;
     void *opaque;
@@ -390,6 +394,7 @@ struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
     if (!fu) goto nomem;
     fu->emit = emit;
     fu->opaque = opaque;
+    cf_event_init(&fu->supp_ev);
     fu->max_seen = fu->watermark = fu->clock = INT64_MIN;
     fu->bucket_end = fu->close_hint = INT64_MAX;
     fu->last_sweep = INT64_MIN;
@@ -417,6 +422,8 @@ fail:
 
 void cf_fusion_destroy(struct cf_fusion *fu) {
     if (!fu) return;
+    cf_event_free(&fu->supp_ev);
+    cf_decoder_destroy(fu->supp_dec);
     cf_correlator_destroy(fu->co);
     for (size_t i = 0; i < fu->pending.n; i++) {
         cf_alert_clear(fu->pending.entries[i].item);
@@ -1033,25 +1040,55 @@ void cf_fusion_observe(struct cf_fusion *fu, int64_t time_ms) {
 
 /* ---- suppression --------------------------------------------------- */
 
-static bool field_matches(const json_t *event, const char *name,
+/* Whether some leaf of the decoded event named `name` has the value
+ * `want` (text as written, ASCII case ignored).  The event is decoded by
+ * the detection decoder, so names are the ones rules use (nested Windows
+ * events folded flat) and any valid JSON number is readable. */
+static bool field_matches(const struct cf_event *ev, const char *name,
                           const json_t *want) {
-    const json_t *v = json_object_get(event, name);
-    char have[512], exp[512];
-    if (!v || !json_is_string(want)) return false;
-    if (json_is_string(v))
-        snprintf(have, sizeof have, "%s", json_string_value(v));
-    else if (json_is_integer(v))
-        snprintf(have, sizeof have, "%lld", (long long)json_integer_value(v));
-    else
+    size_t name_len = strlen(name), want_len;
+    const char *w;
+    if (!json_is_string(want)) return false;
+    w = json_string_value(want);
+    want_len = json_string_length(want);
+    for (int i = cf_event_find(ev, name, name_len, 0);
+         i >= 0 && (uint32_t)i < ev->n_fields &&
+         ev->fields[i].name_len == name_len &&
+         memcmp(ev->fields[i].name, name, name_len) == 0;
+         i++) {
+        const struct cf_event_field *f = &ev->fields[i];
+        if (f->type != CF_VALUE_NULL && f->value_len == want_len &&
+            strncasecmp(f->value, w, want_len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Decodes the alert's event into fu->supp_ev once per alert; false when
+ * it cannot (out of memory), and the field suppressions then do not
+ * apply (counted). */
+static bool decode_for_suppression(struct cf_fusion *fu,
+                                   const struct cf_alert *a) {
+    const char *reason = NULL;
+    if (!a->event_json) return false;
+    if (!fu->supp_dec && !(fu->supp_dec = cf_decoder_new())) {
+        fu->alloc_failures++;
         return false;
-    snprintf(exp, sizeof exp, "%s", json_string_value(want));
-    return strcasecmp(have, exp) == 0;
+    }
+    if (cf_event_decode(fu->supp_dec, &fu->supp_ev, a->event_json,
+                        a->event_len, NULL, &reason) != CF_OK) {
+        /* The event was accepted by the same decoder when the alert was
+         * made; only memory can fail now. */
+        fu->alloc_failures++;
+        return false;
+    }
+    return true;
 }
 
 static const struct suppression *suppressed_by(struct cf_fusion *fu,
                                                const struct cf_alert *a) {
-    json_t *event = NULL;
     const struct suppression *hit = NULL;
+    int decoded = -1; /* -1: not yet tried; then 0 or 1 */
     int64_t t = a->time_ms;
     for (size_t i = 0; i < fu->n_supp && !hit; i++) {
         struct suppression *s = &fu->supp[i];
@@ -1080,17 +1117,16 @@ static const struct suppression *suppressed_by(struct cf_fusion *fu,
         if (ok && s->fields) {
             const char *name;
             json_t *want;
-            if (!event && a->event_json)
-                event = json_loadb(a->event_json, a->event_len, 0, NULL);
+            if (decoded < 0) decoded = decode_for_suppression(fu, a);
             json_object_foreach(s->fields, name, want)
-                if (!event || !field_matches(event, name, want)) ok = false;
+                if (!decoded || !field_matches(&fu->supp_ev, name, want))
+                    ok = false;
         }
         if (ok) {
             s->hits++;
             hit = s;
         }
     }
-    json_decref(event);
     return hit;
 }
 

@@ -531,6 +531,58 @@ static void test_suppression(void **state) {
     capture_free(&c);
 }
 
+/* A field suppression reads the event as detection does: nested
+ * Windows XML-as-JSON folded to flat names, numbers as written, and an
+ * integer too large for jansson does not make the event unreadable. */
+static void push_with_event(struct cf_fusion *fu, const struct spec *s,
+                            const char *event) {
+    struct cf_alert a;
+    make_alert(&a, s);
+    a.event_json = strdup(event);
+    a.event_len = strlen(event);
+    cf_fusion_observe(fu, s->t);
+    cf_fusion_push(fu, &a);
+    cf_alert_clear(&a);
+}
+
+static void test_field_suppression(void **state) {
+    struct capture c = {0};
+    struct cf_config *cfg;
+    (void)state;
+    struct cf_fusion *fu = new_fusion(
+        "{\"suppressions\": ["
+        " {\"field\": {\"CommandLine\": \"WHOAMI /all\", \"EventID\": \"1\"},"
+        "  \"reason\": \"inventory script\"}]}",
+        &c, &cfg);
+    /* nested shape: CommandLine lives under Event.EventData */
+    push_with_event(fu,
+                    &(struct spec){"F1", T0, "r1", CF_LEVEL_HIGH,
+                                   tactic_execution, "H1", NULL, NULL, NULL},
+                    "{\"Event\":{\"System\":{\"EventID\":1},"
+                    "\"EventData\":{\"CommandLine\":\"whoami /all\"}}}");
+    /* flat, with an integer jansson cannot hold */
+    push_with_event(fu,
+                    &(struct spec){"F2", T0 + SEC, "r1", CF_LEVEL_HIGH,
+                                   tactic_execution, "H2", NULL, NULL, NULL},
+                    "{\"EventID\":1,\"CommandLine\":\"whoami /all\","
+                    "\"Big\":123456789012345678901234567890}");
+    /* another command: kept */
+    push_with_event(fu,
+                    &(struct spec){"F3", T0 + 2 * SEC, "r1", CF_LEVEL_HIGH,
+                                   tactic_execution, "H3", NULL, NULL, NULL},
+                    "{\"EventID\":1,\"CommandLine\":\"whoami /priv\"}");
+    cf_fusion_finish(fu);
+    struct cf_fusion_counts counts;
+    cf_fusion_counts(fu, &counts);
+    assert_int_equal(counts.suppressed, 2);
+    assert_null(incident_of(&c, "F1"));
+    assert_null(incident_of(&c, "F2"));
+    assert_non_null(incident_of(&c, "F3"));
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+}
+
 static void test_bad_config(void **state) {
     char err[256] = "";
     (void)state;
@@ -863,6 +915,7 @@ int main(void) {
         cmocka_unit_test(test_lifecycle),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_suppression),
+        cmocka_unit_test(test_field_suppression),
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_future_event_does_not_hold_back_incidents),
         cmocka_unit_test(test_future_skew_setting),
