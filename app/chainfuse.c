@@ -591,13 +591,27 @@ static int cmd_run(int argc, char **argv) {
     rc = run_rc == CF_OK && finish_rc == CF_OK ? 0 : EXIT_RUNTIME;
     json_t *stats = cf_pipeline_stats(p);
     json_int_t dl = json_integer_value(json_object_get(stats, "dead_lettered"));
+    json_int_t dropped = 0;
+    const char *reason;
+    json_t *n;
+    json_object_foreach(json_object_get(stats, "dropped"), reason, n)
+        dropped += json_integer_value(n);
+    /* Every count the user could miss is on this line: correlation
+     * alerts beside detection ones, what was suppressed, dropped or
+     * dead-lettered (--stats has the reasons). */
     fprintf(stderr,
-            "chainfuse: %lld events, %lld alerts, %lld incidents, "
-            "%lld dead-lettered%s%s\n",
+            "chainfuse: %lld events, %lld alerts (+%lld from correlations, "
+            "%lld suppressed), %lld incidents, %lld dead-lettered%s%s, "
+            "%lld dropped%s\n",
             (long long)json_integer_value(json_object_get(stats, "events")),
             (long long)json_integer_value(json_object_get(stats, "alerts")),
+            (long long)json_integer_value(
+                json_object_get(stats, "correlation_alerts")),
+            (long long)json_integer_value(
+                json_object_get(stats, "suppressed_alerts")),
             (long long)json_integer_value(json_object_get(stats, "incidents")),
-            (long long)dl, dl ? " to " : "", dl ? cfg->dead_letter_path : "");
+            (long long)dl, dl ? " to " : "", dl ? cfg->dead_letter_path : "",
+            (long long)dropped, dropped ? " (see --stats)" : "");
     if (stats_out && !write_stats(stats_out, stats)) {
         const char *d = cf_file_output_error(stats_out);
         fprintf(stderr, "chainfuse: --stats: %s\n",

@@ -18,7 +18,7 @@ CONFIG=()
     --input "$OUT/scenario.jsonl" --output "$OUT/records.jsonl" \
     --dead-letter "$OUT/dead-letter.jsonl" --stats "$OUT/stats.json"
 
-echo "demo: $(jq -s 'map(select(.kind=="alert")) | length' "$OUT/records.jsonl") alerts," \
+echo "demo: $(jq -s 'map(select(.kind=="alert")) | length' "$OUT/records.jsonl") alert records (detection and correlation)," \
      "$(jq -s '[.[] | select(.kind=="incident") | .id] | unique | length' "$OUT/records.jsonl") incidents"
 echo
 # The last version of each incident is its current state.
