@@ -12,18 +12,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* -1: off.  n >= 0: n more succeed, then every one fails
+ * (cf_alloc_fail_after).  -2 - n: n more succeed, one fails, then off
+ * (cf_alloc_fail_once) - one variable, so there is no other state. */
 static atomic_long countdown = -1;
 static atomic_ulong refused;
 
 /* True when this allocation must fail. */
 static int fault(void) {
     long n = atomic_load_explicit(&countdown, memory_order_relaxed);
-    if (n < 0) return 0;
-    if (n == 0) {
+    if (n == -1) return 0;
+    if (n == 0 || n == -2) {
         atomic_fetch_add(&refused, 1);
+        if (n == -2) atomic_store(&countdown, -1);
         return 1;
     }
-    atomic_fetch_sub(&countdown, 1);
+    if (n > 0)
+        atomic_fetch_sub(&countdown, 1);
+    else
+        atomic_fetch_add(&countdown, 1);
     return 0;
 }
 
@@ -64,4 +71,9 @@ void cf_alloc_fail_after(long n) {
 
 unsigned long cf_alloc_failures(void) {
     return atomic_load(&refused);
+}
+
+void cf_alloc_fail_once(long n) {
+    cf_alloc_fail_after(n);
+    if (n >= 0) atomic_store(&countdown, -2 - n);
 }

@@ -15,6 +15,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" { /* json_decode.cpp allocates through these too */
+#endif
+
 void *cf_malloc(size_t n);
 void *cf_calloc(size_t count, size_t size);
 void *cf_realloc(void *p, size_t n);
@@ -33,5 +37,15 @@ void cf_free(void *p);
  */
 void cf_alloc_fail_after(long n);
 unsigned long cf_alloc_failures(void);
+
+/* As cf_alloc_fail_after(n), but only the (n+1)th allocation fails and
+ * later ones succeed again (SQLite's "transient" fault): shows that the
+ * code recovers from a failure, not only that it stops cleanly.
+ * cf_alloc_fail_after(-1) still ends injection. */
+void cf_alloc_fail_once(long n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
