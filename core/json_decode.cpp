@@ -19,6 +19,8 @@
 
 #include <simdjson.h>
 
+#include "alloc.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -250,7 +252,7 @@ private:
     long push(uint32_t key_off, uint32_t key_len, uint8_t type) {
         if (p_->n_nodes == p_->cap_nodes) {
             uint32_t cap = p_->cap_nodes ? p_->cap_nodes * 2 : 256;
-            void *n = realloc(p_->nodes, cap * sizeof *p_->nodes);
+            void *n = cf_realloc(p_->nodes, cap * sizeof *p_->nodes);
             if (!n) {
                 status = CF_JSON_NOMEM;
                 return -1;
@@ -514,10 +516,17 @@ cf_json_status parse(cf_json_parser *p, const char *text, size_t len,
 
 } // namespace
 
+/* The parser itself comes from cf_malloc like every other allocation,
+ * so the fault-injection tests reach it (simdjson's own buffers, sized
+ * by parser.allocate(), still come from operator new: its failure is
+ * reported as MEMALLOC and mapped to CF_JSON_NOMEM). */
 extern "C" struct cf_json_parser *cf_json_parser_new(void) {
+    void *mem = cf_malloc(sizeof(cf_json_parser));
+    if (!mem) return nullptr;
     try {
-        return new (std::nothrow) cf_json_parser();
+        return new (mem) cf_json_parser();
     } catch (...) {
+        cf_free(mem);
         return nullptr;
     }
 }
@@ -525,8 +534,9 @@ extern "C" struct cf_json_parser *cf_json_parser_new(void) {
 extern "C" void cf_json_parser_destroy(struct cf_json_parser *p) {
     if (!p) return;
     cf_buf_free(&p->padded);
-    free(p->nodes);
-    delete p;
+    cf_free(p->nodes);
+    p->~cf_json_parser();
+    cf_free(p);
 }
 
 extern "C" enum cf_json_status cf_json_parse(struct cf_json_parser *p,
@@ -547,5 +557,9 @@ extern "C" enum cf_json_status cf_json_parse(struct cf_json_parser *p,
 }
 
 extern "C" const char *cf_json_implementation(void) {
-    return simdjson::get_active_implementation()->name().data();
+    try {
+        return simdjson::get_active_implementation()->name().data();
+    } catch (...) {
+        return "unknown";
+    }
 }
