@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "alloc.h"
 
 bool cf_buf_reserve(struct cf_buf *b, size_t extra) {
@@ -131,6 +133,26 @@ void cf_buf_free(struct cf_buf *b) {
     b->data = NULL;
     b->len = b->cap = 0;
     b->failed = false;
+}
+
+void cf_buf_json(struct cf_buf *b, const json_t *v, size_t flags) {
+    size_t need, got;
+    if (b->failed) return;
+    /* The sizing pass allocates too (loop detection); 0 is its error. */
+    need = json_dumpb(v, NULL, 0, flags);
+    if (need == 0) {
+        b->failed = true;
+        return;
+    }
+    if (!cf_buf_reserve(b, need)) return;
+    got = json_dumpb(v, b->data + b->len, need, flags);
+    if (got != need) {
+        b->failed = true;
+        b->data[b->len] = '\0';
+        return;
+    }
+    b->len += need;
+    b->data[b->len] = '\0';
 }
 
 char *cf_buf_steal(struct cf_buf *b) {

@@ -39,6 +39,13 @@ void cf_buf_printf(struct cf_buf *b, const char *fmt, ...)
  * escaped. */
 void cf_buf_json_string(struct cf_buf *b, const char *s, size_t n);
 
+/* Appends the JSON text of `v` (json_dumpb flags).  Use this, not
+ * json_dumps: jansson 2.14 ignores a failed append after an object key
+ * and returns text without that key's closing quote, while dumping into
+ * room reserved first cannot fail that way. */
+struct json_t;
+void cf_buf_json(struct cf_buf *b, const struct json_t *v, size_t flags);
+
 /* Appends s[0..n) base64-encoded (RFC 4648, padded), without quotes. */
 void cf_buf_base64(struct cf_buf *b, const unsigned char *s, size_t n);
 

@@ -205,8 +205,8 @@ json_t *cf_yaml_to_json(const char *text, size_t len, char *errstr,
         cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
         return NULL;
     }
-    if (!yaml_parser_initialize(&parser)) {
-        cf_seterr(errstr, errstr_size, CF_ERR, "cannot initialise YAML parser");
+    if (!yaml_parser_initialize(&parser)) { /* it only allocates */
+        cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
         json_decref(docs);
         return NULL;
     }
@@ -214,7 +214,10 @@ json_t *cf_yaml_to_json(const char *text, size_t len, char *errstr,
     for (;;) {
         yaml_document_t doc;
         if (!yaml_parser_load(&parser, &doc)) {
-            cf_seterr(errstr, errstr_size, CF_ERR_PARSE,
+            if (parser.error == YAML_MEMORY_ERROR)
+                cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+            else
+                cf_seterr(errstr, errstr_size, CF_ERR_PARSE,
                       "YAML syntax error at line %zu, column %zu: %s",
                       parser.problem_mark.line + 1,
                       parser.problem_mark.column + 1,

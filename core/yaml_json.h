@@ -21,14 +21,15 @@
  * of documents (new reference).  On an error returns NULL and writes
  * into errstr what and where: "YAML syntax error at line L, column C:
  * problem", or "duplicate key 'fusion.window' at line L, column C (first
- * at line F)" naming the full key path (list items as "a[1].x"). */
+ * at line F)" naming the full key path (list items as "a[1].x"); out of
+ * memory, "out of memory" (never a partial document). */
 json_t *cf_yaml_to_json(const char *text, size_t len, char *errstr,
                         size_t errstr_size);
 
 /* Reads a whole file into a NUL-terminated buffer the caller frees with
  * cf_free(); *len (when len is non-NULL) is its length without the NUL.
  * NULL with errstr when the file cannot be opened or read, or memory
- * runs out. */
+ * runs out (then errstr starts with "out of memory"). */
 char *cf_read_file(const char *path, size_t *len, char *errstr,
                    size_t errstr_size);
 

@@ -11,6 +11,7 @@
  * cf_ruleset_compile() still changes it (it records the rules it
  * rejects); then it is read-only and shared (see sigma.h).
  */
+#include "buf.h"
 #include "config.h"
 #include "sigma_condition.h"
 #include "sigma_correlation.h"
@@ -50,6 +51,10 @@ struct book {
     struct file_id *seen;
     size_t n_seen;
     char twice[600]; /* the first file reached twice; load() reports it */
+    /* An allocation failed: load() and finish() then fail as a whole,
+     * rather than leave a rule out, or unfiltered, with a "rejection"
+     * that is no fault of the rule. */
+    bool nomem;
 };
 
 static struct book *book_of(struct cf_rulebook *rb) {
@@ -103,12 +108,38 @@ void cf_rulebook_reject(struct cf_rulebook *rb, const char *path,
                         const char *id, const char *reason) {
     if (grow((void **)&rb->rejected, rb->n_rejected, sizeof(*rb->rejected)) !=
         0)
-        return; /* out of memory: the rejection is lost, not the load */
+        return; /* out of memory: n_rejected tells the caller */
     struct cf_rule_rejection *r = &rb->rejected[rb->n_rejected];
     r->path = path ? cf_strdup(path) : NULL;
     r->id = id ? cf_strdup(id) : NULL;
     r->reason = cf_strdup(reason ? reason : "unknown reason");
+    if ((path && !r->path) || (id && !r->id) || !r->reason) {
+        cf_free(r->path);
+        cf_free(r->id);
+        cf_free(r->reason);
+        return;
+    }
     rb->n_rejected++;
+}
+
+/* The loaders below (cf_read_file, cf_yaml_to_json, cf_sigma_rule_parse,
+ * cf_correlation_parse, cf_sigma_detection_parse) report an allocation
+ * failure with a reason that starts so, and no other reason does. */
+static bool is_nomem(const char *reason) {
+    return reason && strncmp(reason, "out of memory", 13) == 0;
+}
+
+/* Records a rejection; running out of memory, for the document or for
+ * the record itself, marks the whole load failed instead. */
+static void reject(struct book *b, const char *path, const char *id,
+                   const char *reason) {
+    size_t n = b->rb.n_rejected;
+    if (is_nomem(reason)) {
+        b->nomem = true;
+        return;
+    }
+    cf_rulebook_reject(&b->rb, path, id, reason);
+    if (b->rb.n_rejected == n) b->nomem = true;
 }
 
 static const char *doc_id(const json_t *doc) {
@@ -125,7 +156,7 @@ static void load_document(struct book *b, const json_t *doc, const char *path,
                  "YAML document %zu is not a map; a Sigma rule is a map "
                  "with title, logsource and detection",
                  index + 1);
-        cf_rulebook_reject(rb, path, NULL, reason);
+        reject(b, path, NULL, reason);
         return;
     }
     bool is_rule = json_object_get(doc, "detection") != NULL;
@@ -139,7 +170,7 @@ static void load_document(struct book *b, const json_t *doc, const char *path,
                      : "document %zu of %zu has more than one of "
                        "detection, correlation and filter",
                  index + 1, n_docs);
-        cf_rulebook_reject(rb, path, doc_id(doc), reason);
+        reject(b, path, doc_id(doc), reason);
         return;
     }
     rb->n_documents++;
@@ -150,7 +181,7 @@ static void load_document(struct book *b, const json_t *doc, const char *path,
             grow((void **)&rb->rules, rb->n_rules, sizeof(*rb->rules)) != 0) {
             if (r) snprintf(reason, sizeof(reason), "out of memory");
             cf_sigma_rule_destroy(r);
-            cf_rulebook_reject(rb, path, doc_id(doc), reason);
+            reject(b, path, doc_id(doc), reason);
             return;
         }
         r->index = (uint32_t)rb->n_rules;
@@ -162,7 +193,7 @@ static void load_document(struct book *b, const json_t *doc, const char *path,
                        sizeof(*rb->correlations)) != 0) {
             if (c) snprintf(reason, sizeof(reason), "out of memory");
             cf_correlation_destroy(c);
-            cf_rulebook_reject(rb, path, doc_id(doc), reason);
+            reject(b, path, doc_id(doc), reason);
             return;
         }
         rb->correlations[rb->n_correlations++] = c;
@@ -178,35 +209,40 @@ static void load_document(struct book *b, const json_t *doc, const char *path,
         bool used = false;
         char why[900];
         if (!json_is_object(f)) {
-            cf_rulebook_reject(rb, path, doc_id(doc),
+            reject(b, path, doc_id(doc),
                                "filter must be a map with rules, searches "
                                "and a condition");
             return;
         }
         if (!(json_is_string(rules) ||
               (json_is_array(rules) && json_array_size(rules) > 0))) {
-            cf_rulebook_reject(rb, path, doc_id(doc),
+            reject(b, path, doc_id(doc),
                                "filter.rules must list the ids or names of "
                                "the rules to filter");
             return;
         }
-        if (cf_sigma_detection_parse(f, skip, NULL, placeholders, &ss, &n,
-                                     &cond, &used, why, sizeof(why)) != CF_OK) {
+        cf_err_t rc = cf_sigma_detection_parse(f, skip, NULL, placeholders,
+                                               &ss, &n, &cond, &used, why,
+                                               sizeof(why));
+        if (rc != CF_OK) {
             snprintf(reason, sizeof(reason), "filter: %s", why);
-            cf_rulebook_reject(rb, path, doc_id(doc), reason);
+            reject(b, path, doc_id(doc),
+                   rc == CF_ERR_NOMEM ? "out of memory" : reason);
             return;
         }
         cf_sigma_searches_free(ss, n);
         cf_sigma_cond_destroy(cond);
-        if (grow((void **)&b->filters, b->n_filters, sizeof(*b->filters)) !=
-            0) {
-            cf_rulebook_reject(rb, path, doc_id(doc), "out of memory");
+        char *fpath = cf_strdup(path);
+        if (!fpath || grow((void **)&b->filters, b->n_filters,
+                           sizeof(*b->filters)) != 0) {
+            cf_free(fpath);
+            b->nomem = true;
             return;
         }
         struct pending_filter *pf = &b->filters[b->n_filters++];
         pf->doc = json_incref((json_t *)doc);
         pf->placeholders = placeholders ? json_incref(placeholders) : NULL;
-        pf->path = cf_strdup(path);
+        pf->path = fpath;
     }
 }
 
@@ -216,7 +252,8 @@ static bool has_yaml_ext(const char *name) {
 }
 
 /* True when the file `st` describes was read before; otherwise remembers
- * it.  Out of memory only loses the remembering, not the load. */
+ * it.  Out of memory fails the load (b->nomem), as everywhere else: a
+ * file not remembered could be loaded twice. */
 static bool read_before(struct book *b, const struct stat *st) {
     for (size_t i = 0; i < b->n_seen; i++)
         if (b->seen[i].dev == st->st_dev && b->seen[i].ino == st->st_ino)
@@ -225,6 +262,8 @@ static bool read_before(struct book *b, const struct stat *st) {
         b->seen[b->n_seen].dev = st->st_dev;
         b->seen[b->n_seen].ino = st->st_ino;
         b->n_seen++;
+    } else {
+        b->nomem = true;
     }
     return false;
 }
@@ -244,13 +283,13 @@ static void load_file(struct book *b, const char *path, const struct stat *st,
     b->rb.n_files++;
     char *text = cf_read_file(path, &len, err, sizeof(err));
     if (!text) {
-        cf_rulebook_reject(&b->rb, path, NULL, err);
+        reject(b, path, NULL, err);
         return;
     }
     json_t *docs = cf_yaml_to_json(text, len, err, sizeof(err));
     cf_free(text);
     if (!docs) {
-        cf_rulebook_reject(&b->rb, path, NULL, err);
+        reject(b, path, NULL, err);
         return;
     }
     size_t n = json_array_size(docs);
@@ -265,11 +304,11 @@ static void load_file(struct book *b, const char *path, const struct stat *st,
                      "collections) are not supported; merge the documents "
                      "into standalone rules",
                      json_string_value(action));
-            cf_rulebook_reject(&b->rb, path, NULL, err);
+            reject(b, path, NULL, err);
             n = 0;
         }
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !b->nomem; i++) {
         const json_t *doc = json_array_get(docs, i);
         if (json_is_null(doc)) continue; /* empty document, e.g. "---" */
         load_document(b, doc, path, i, n, placeholders);
@@ -305,7 +344,7 @@ static cf_err_t load_dir(struct book *b, const char *dir, int depth,
     /* Sorted so rule order (and so every output) is the same on every
      * file system. */
     if (n) qsort(names, n, sizeof(*names), cmp_names);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !b->nomem; i++) {
         size_t plen = strlen(dir) + strlen(names[i]) + 2;
         char *path = cf_malloc(plen);
         if (!path) {
@@ -318,14 +357,14 @@ static cf_err_t load_dir(struct book *b, const char *dir, int depth,
             /* a dangling link inside a rule tree is not fatal */
         } else if (S_ISDIR(st.st_mode)) {
             if (depth >= MAX_DIR_DEPTH) {
-                cf_rulebook_reject(&b->rb, path, NULL,
-                                   "directory nested too deep (symlink "
-                                   "loop?); not loaded");
+                reject(b, path, NULL,
+                       "directory nested too deep (symlink loop?); not "
+                       "loaded");
             } else {
                 char sub[512];
                 if (load_dir(b, path, depth + 1, placeholders, sub,
                              sizeof(sub)) != CF_OK)
-                    cf_rulebook_reject(&b->rb, path, NULL, sub);
+                    reject(b, path, NULL, sub);
             }
         } else if (S_ISREG(st.st_mode) && has_yaml_ext(names[i])) {
             load_file(b, path, &st, placeholders);
@@ -337,6 +376,8 @@ cleanup:
         cf_free(names[i]);
     cf_free(names);
     closedir(d);
+    if (rc == CF_OK && b->nomem)
+        rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
     return rc;
 }
 
@@ -371,6 +412,8 @@ cf_err_t cf_rulebook_load(struct cf_rulebook *rb, const char *path,
         fclose(f);
         load_file(b, path, &st, placeholders);
     }
+    if (b->nomem)
+        return cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
     if (b->twice[0]) {
         cf_seterr(errstr, errstr_size, CF_ERR, "%s", b->twice);
         b->twice[0] = '\0';
@@ -433,7 +476,10 @@ static cf_err_t apply_filter(struct cf_sigma_rule *r,
         cf_realloc(r->searches, (r->n_searches + n) * sizeof(*grown));
     root = cf_calloc(1, sizeof(*root));
     if (root) root->kids = cf_calloc(2, sizeof(*root->kids));
-    canon = json_dumps(pf->doc, JSON_SORT_KEYS | JSON_COMPACT);
+    /* not json_dumps: see cf_buf_json */
+    struct cf_buf cb = CF_BUF_INIT;
+    cf_buf_json(&cb, pf->doc, JSON_SORT_KEYS | JSON_COMPACT);
+    canon = cf_buf_steal(&cb);
     if (grown) r->searches = grown;
     if (!grown || !root || !root->kids || !canon) {
         rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
@@ -601,7 +647,7 @@ static void visit(struct cf_rulebook *rb, size_t i, unsigned char *mark,
                      "correlation reference cycle through '%s': a "
                      "correlation cannot depend on itself",
                      c->refs[r].ref);
-            reasons[i] = cf_strdup(buf);
+            if (!(reasons[i] = cf_strdup(buf))) book_of(rb)->nomem = true;
             mark[i] = MARK_BAD;
             return;
         }
@@ -609,7 +655,7 @@ static void visit(struct cf_rulebook *rb, size_t i, unsigned char *mark,
             snprintf(buf, sizeof(buf),
                      "refers to correlation '%s', which was rejected (%s)",
                      c->refs[r].ref, reasons[j] ? reasons[j] : "?");
-            reasons[i] = cf_strdup(buf);
+            if (!(reasons[i] = cf_strdup(buf))) book_of(rb)->nomem = true;
             mark[i] = MARK_BAD;
             return;
         }
@@ -628,8 +674,8 @@ static void visit(struct cf_rulebook *rb, size_t i, unsigned char *mark,
                                                    corr->n_tactics,
                                                    corr->techniques,
                                                    corr->n_techniques);
-            if (rc != CF_OK) {
-                reasons[i] = NULL;
+            if (rc != CF_OK) { /* only allocation can fail */
+                book_of(rb)->nomem = true;
                 mark[i] = MARK_BAD;
                 return;
             }
@@ -647,7 +693,10 @@ static void resolve_correlations(struct cf_rulebook *rb) {
     unsigned char *mark = cf_calloc(n, 1);
     char **reasons = cf_calloc(n, sizeof(*reasons));
     char buf[512];
-    if (!mark || !reasons) goto done;
+    if (!mark || !reasons) {
+        book_of(rb)->nomem = true;
+        goto done;
+    }
     for (size_t i = 0; i < n; i++) rb->correlations[i]->index = (uint32_t)i;
     for (size_t i = 0; i < n; i++) {
         struct cf_sigma_correlation *c = rb->correlations[i];
@@ -661,21 +710,23 @@ static void resolve_correlations(struct cf_rulebook *rb) {
                          "or correlation has that id or name; load it with "
                          "--rules or fix the reference)",
                          c->refs[r].ref);
-                reasons[i] = cf_strdup(buf);
+                if (!(reasons[i] = cf_strdup(buf))) book_of(rb)->nomem = true;
                 mark[i] = MARK_BAD;
             }
         }
     }
     for (size_t i = 0; i < n; i++)
         if (mark[i] == MARK_NEW) visit(rb, i, mark, reasons);
+    /* Out of memory: no correlation is rejected for it (finish fails and
+     * the caller destroys the rulebook). */
+    if (book_of(rb)->nomem) goto done;
 
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
         struct cf_sigma_correlation *c = rb->correlations[i];
         if (mark[i] == MARK_BAD) {
-            cf_rulebook_reject(rb, c->path, c->id,
-                               reasons[i] ? reasons[i]
-                                          : "correlation rejected");
+            reject(book_of(rb), c->path, c->id,
+                   reasons[i] ? reasons[i] : "correlation rejected");
             cf_correlation_destroy(c);
         } else {
             rb->correlations[kept++] = c;
@@ -705,14 +756,16 @@ cf_err_t cf_rulebook_finish(struct cf_rulebook *rb, char *errstr,
             struct cf_sigma_rule *r = rb->rules[i];
             if (!names_rule(rules, r) || !logsource_covers(pf->doc, r))
                 continue;
-            if (apply_filter(r, pf, k, why, sizeof(why)) != CF_OK) {
+            cf_err_t frc = apply_filter(r, pf, k, why, sizeof(why));
+            if (frc != CF_OK) {
                 snprintf(reason, sizeof(reason),
                          "filter could not be applied to rule %s: %s",
                          r->id      ? r->id
                          : r->title ? r->title
                                     : "?",
                          why);
-                cf_rulebook_reject(rb, pf->path, doc_id(pf->doc), reason);
+                reject(b, pf->path, doc_id(pf->doc),
+                       frc == CF_ERR_NOMEM ? "out of memory" : reason);
                 continue;
             }
             applied = true;
@@ -724,5 +777,7 @@ cf_err_t cf_rulebook_finish(struct cf_rulebook *rb, char *errstr,
     }
     b->n_filters = 0;
     resolve_correlations(rb);
+    if (b->nomem)
+        return cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
     return CF_OK;
 }

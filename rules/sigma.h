@@ -206,7 +206,9 @@ void cf_rulebook_destroy(struct cf_rulebook *rb); /* NULL is a no-op */
  * Documents that fail are recorded in rb->rejected; this returns an error
  * only when the path itself cannot be read, or when it reaches a file an
  * earlier load already read (overlapping paths would load every rule in
- * it twice).  `cfg` supplies placeholder
+ * it twice), or CF_ERR_NOMEM ("out of memory") when an allocation failed:
+ * no document is rejected for that, and the rulebook, incomplete, can
+ * only be destroyed.  `cfg` supplies placeholder
  * values for |expand (NULL: no placeholders configured).  Filters
  * (sigma-filters) are collected and applied by cf_rulebook_finish().
  */
@@ -218,11 +220,12 @@ cf_err_t cf_rulebook_load(struct cf_rulebook *rb, const char *path,
  * correlation rule references.  Call once after the last load.  Fails,
  * naming both files, when two rules or correlations share an id or a
  * name: alerts would carry the same rule id and references would be
- * ambiguous. */
+ * ambiguous; CF_ERR_NOMEM as for cf_rulebook_load. */
 cf_err_t cf_rulebook_finish(struct cf_rulebook *rb, char *errstr,
                             size_t errstr_size);
 
-/* Records a rejection (copies the strings). */
+/* Records a rejection (copies the strings).  Out of memory, records
+ * nothing: rb->n_rejected does not grow. */
 void cf_rulebook_reject(struct cf_rulebook *rb, const char *path,
                         const char *id, const char *reason);
 

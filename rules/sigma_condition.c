@@ -65,6 +65,14 @@ static void fail(struct parser *ps, const char *before, const char *arg,
               after);
 }
 
+/* Exactly "out of memory", as every loader reports it (the rule loader
+ * must tell it from a defect of the rule). */
+static void fail_nomem(struct parser *ps) {
+    if (ps->failed) return;
+    ps->failed = true;
+    cf_seterr(ps->errstr, ps->errstr_size, CF_ERR_NOMEM, "out of memory");
+}
+
 void cf_sigma_cond_clear(struct cf_sigma_cond *cond) {
     if (!cond) return;
     if (cond->op == CF_COND_AND || cond->op == CF_COND_OR ||
@@ -151,7 +159,7 @@ static struct cf_sigma_cond parse_quantifier(struct parser *ps, bool all) {
         if (!match) continue;
         struct cf_sigma_cond s = search_node((uint32_t)i);
         if (!add_kid(&node, &s)) {
-            fail(ps, "out of memory", "", 0, "");
+            fail_nomem(ps);
             return node;
         }
     }
@@ -187,7 +195,7 @@ static struct cf_sigma_cond parse_unary(struct parser *ps) {
         if (!result.kids) {
             cf_sigma_cond_clear(&kid);
             result.op = CF_COND_FALSE;
-            fail(ps, "out of memory", "", 0, "");
+            fail_nomem(ps);
         } else {
             result.kids[0] = kid;
             result.n_kids = 1;
@@ -238,7 +246,7 @@ parse_chain(struct parser *ps, const char *word, enum cf_cond_op op,
     struct cf_sigma_cond node = {.op = op};
     if (!add_kid(&node, &first)) {
         cf_sigma_cond_clear(&first);
-        fail(ps, "out of memory", "", 0, "");
+        fail_nomem(ps);
         return node;
     }
     while (!ps->failed && tok_is(ps, word)) {
@@ -247,7 +255,7 @@ parse_chain(struct parser *ps, const char *word, enum cf_cond_op op,
         if (ps->failed) break;
         if (!add_kid(&node, &kid)) {
             cf_sigma_cond_clear(&kid);
-            fail(ps, "out of memory", "", 0, "");
+            fail_nomem(ps);
         }
     }
     if (ps->failed) {

@@ -14,7 +14,7 @@
  * Quantifiers (`1 of x*`, `all of them`, ...) are expanded here; a search
  * that is unknown, or a pattern that matches none, is an error.
  * Returns a tree the caller owns (cf_sigma_cond_destroy), or NULL with a
- * reason in errstr.
+ * reason in errstr (exactly "out of memory" when that was the cause).
  */
 struct cf_sigma_cond *cf_sigma_condition_parse(const char *text,
                                                const char *const *names,

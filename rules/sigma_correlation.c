@@ -580,7 +580,7 @@ struct cf_sigma_correlation *cf_correlation_parse(const json_t *doc,
     v = json_object_get(corr, "condition");
     if (json_is_object(v)) {
         if ((rc = parse_condition_object(c, v, errstr, errstr_size)))
-            goto done;
+            goto nomem_or_done; /* NOMEM comes without a message */
     } else if (json_is_string(v)) {
         if (!is_temporal(c->type)) {
             rc = cf_seterr(errstr, errstr_size, CF_ERR_PARSE,
@@ -654,6 +654,8 @@ struct cf_sigma_correlation *cf_correlation_parse(const json_t *doc,
         fill_fields(c->fields, c->n_fields, c, aliases, &c->value_fields))
         goto nomem;
     goto done;
+nomem_or_done:
+    if (rc != CF_ERR_NOMEM) goto done;
 nomem:
     rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
 done:

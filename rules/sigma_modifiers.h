@@ -72,7 +72,8 @@ struct cf_sigma_rule *cf_sigma_rule_parse(const json_t *doc, const char *path,
                                           char *errstr, size_t errstr_size);
 void cf_sigma_rule_destroy(struct cf_sigma_rule *rule); /* NULL: no-op */
 
-/* SHA-256 of data as 64 lowercase hex digits plus NUL into hex[65]. */
+/* SHA-256 of data as 64 lowercase hex digits plus NUL into hex[65].
+ * CF_ERR_NOMEM when OpenSSL fails (it only can for lack of memory). */
 cf_err_t cf_sigma_sha256_hex(const void *data, size_t len, char hex[65]);
 
 #endif

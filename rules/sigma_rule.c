@@ -5,6 +5,7 @@
  *
  * Called by rulebook.c (rules and filters) at load time; no shared state.
  */
+#include "buf.h"
 #include "sigma_condition.h"
 #include "sigma_modifiers.h"
 
@@ -38,8 +39,10 @@ cf_err_t cf_sigma_sha256_hex(const void *data, size_t len, char hex[65]) {
     unsigned int md_len = 0;
     if (!EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL) ||
         md_len != 32) {
+        /* SHA-256 over bytes in memory only fails for lack of memory:
+         * no rule is rejected for that (see cf_rulebook_load) */
         hex[0] = '\0';
-        return CF_ERR;
+        return CF_ERR_NOMEM;
     }
     static const char digits[] = "0123456789abcdef";
     for (unsigned i = 0; i < md_len; i++) {
@@ -179,6 +182,12 @@ static bool in_list(const char *key, const char *const *list) {
     return false;
 }
 
+/* Why cf_sigma_condition_parse returned NULL. */
+static cf_err_t condition_error(const char *errstr) {
+    return errstr && strcmp(errstr, "out of memory") == 0 ? CF_ERR_NOMEM
+                                                          : CF_ERR_PARSE;
+}
+
 cf_err_t
 cf_sigma_detection_parse(const json_t *detection, const char *const *skip_keys,
                          const char *name_prefix, const json_t *placeholders,
@@ -260,7 +269,7 @@ cf_sigma_detection_parse(const json_t *detection, const char *const *skip_keys,
             struct cf_sigma_cond *one = cf_sigma_condition_parse(
                 json_string_value(c), names, n, errstr, errstr_size);
             if (!one) {
-                rc = CF_ERR_PARSE;
+                rc = condition_error(errstr);
                 goto cleanup;
             }
             root->kids[root->n_kids++] = *one;
@@ -277,7 +286,7 @@ cf_sigma_detection_parse(const json_t *detection, const char *const *skip_keys,
         goto cleanup;
     }
     if (!root) {
-        rc = CF_ERR_PARSE;
+        rc = condition_error(errstr);
         goto cleanup;
     }
     *searches = ss;
@@ -293,21 +302,29 @@ cleanup:
     return rc;
 }
 
-static char *dup_string(const json_t *doc, const char *key) {
+/* NULL when the key is absent, or with *nomem set when the copy
+ * failed (a rule must not load without the id or logsource it has). */
+static char *dup_string(const json_t *doc, const char *key, bool *nomem) {
     const json_t *v = json_object_get(doc, key);
-    if (json_is_string(v)) return cf_strdup(json_string_value(v));
-    if (json_is_integer(v)) {
+    char *s = NULL;
+    if (json_is_string(v)) {
+        s = cf_strdup(json_string_value(v));
+    } else if (json_is_integer(v)) {
         char buf[32];
         snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
-        return cf_strdup(buf);
+        s = cf_strdup(buf);
+    } else {
+        return NULL;
     }
-    return NULL;
+    if (!s) *nomem = true;
+    return s;
 }
 
-static char *dup_lower(const json_t *obj, const char *key) {
+static char *dup_lower(const json_t *obj, const char *key, bool *nomem) {
     const json_t *v = json_object_get(obj, key);
     if (!json_is_string(v)) return NULL;
     char *s = cf_strdup(json_string_value(v));
+    if (!s) *nomem = true;
     for (char *p = s; p && *p; p++)
         *p = (char)tolower((unsigned char)*p);
     return s;
@@ -407,20 +424,29 @@ void cf_sigma_rule_destroy(struct cf_sigma_rule *r) {
     cf_free(r);
 }
 
+/* Sorted, compact JSON text (cf_buf_json, not json_dumps, which can
+ * return a corrupt text when an allocation fails); NULL out of memory. */
+static char *dump_canonical(const json_t *v) {
+    struct cf_buf b = CF_BUF_INIT;
+    cf_buf_json(&b, v, JSON_SORT_KEYS | JSON_COMPACT);
+    return cf_buf_steal(&b);
+}
+
 struct cf_sigma_rule *cf_sigma_rule_parse(const json_t *doc, const char *path,
                                           const json_t *placeholders,
                                           char *errstr, size_t errstr_size) {
     struct cf_sigma_rule *r = cf_calloc(1, sizeof(*r));
     char *canon = NULL;
     cf_err_t rc = CF_ERR_NOMEM;
-    bool used_expand = false;
+    bool used_expand = false, nomem = false;
     if (!r) goto cleanup;
-    r->id = dup_string(doc, "id");
-    r->name = dup_string(doc, "name");
-    r->title = dup_string(doc, "title");
-    r->description = dup_string(doc, "description");
-    r->status = dup_string(doc, "status");
+    r->id = dup_string(doc, "id", &nomem);
+    r->name = dup_string(doc, "name", &nomem);
+    r->title = dup_string(doc, "title", &nomem);
+    r->description = dup_string(doc, "description", &nomem);
+    r->status = dup_string(doc, "status", &nomem);
     r->path = path ? cf_strdup(path) : NULL;
+    if (nomem || (path && !r->path)) goto cleanup;
     r->level = CF_LEVEL_MEDIUM;
     const json_t *level = json_object_get(doc, "level");
     if (level && !json_is_null(level) &&
@@ -440,9 +466,10 @@ struct cf_sigma_rule *cf_sigma_rule_parse(const json_t *doc, const char *path,
         goto cleanup;
     }
     if (ls) {
-        r->product = dup_lower(ls, "product");
-        r->category = dup_lower(ls, "category");
-        r->service = dup_lower(ls, "service");
+        r->product = dup_lower(ls, "product", &nomem);
+        r->category = dup_lower(ls, "category", &nomem);
+        r->service = dup_lower(ls, "service", &nomem);
+        if (nomem) goto cleanup; /* rc is still CF_ERR_NOMEM */
     }
     rc = parse_tags(r, json_object_get(doc, "tags"), errstr, errstr_size);
     if (rc != CF_OK) goto cleanup;
@@ -454,13 +481,13 @@ struct cf_sigma_rule *cf_sigma_rule_parse(const json_t *doc, const char *path,
     /* The digest keys the compile cache, so it covers everything the
      * patterns depend on: the document and, for |expand, the configured
      * placeholder values. */
-    canon = json_dumps(doc, JSON_SORT_KEYS | JSON_COMPACT);
+    canon = dump_canonical(doc);
     if (!canon) {
         rc = CF_ERR_NOMEM;
         goto cleanup;
     }
     if (used_expand && placeholders) {
-        char *ph = json_dumps(placeholders, JSON_SORT_KEYS | JSON_COMPACT);
+        char *ph = dump_canonical(placeholders);
         size_t a = strlen(canon), b = ph ? strlen(ph) : 0;
         char *both = ph ? cf_malloc(a + b + 2) : NULL;
         if (both) {
