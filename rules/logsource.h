@@ -34,7 +34,8 @@ struct cf_router *cf_router_new(const struct json_t *section, char *errstr,
 void cf_router_destroy(struct cf_router *router); /* NULL is a no-op */
 
 /* Returns the route id for a logsource (same triple, same id). Any part
- * may be NULL.  Call before cf_router_seal(). */
+ * may be NULL.  Call before cf_router_seal().  UINT32_MAX when out of
+ * memory. */
 uint32_t cf_router_add(struct cf_router *router, const char *product,
                        const char *category, const char *service);
 /* Ends adding; prepares matching. */

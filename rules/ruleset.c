@@ -490,7 +490,11 @@ static int build_cond(struct builder *b, uint32_t rule_index,
                 continue;
             }
             if (cv->item == NO_ITEM) {
-                GROW(b, b->item_rule, b->n_items, b->cap_items);
+                /* not GROW: its `return` would leak sb */
+                void *ir = grow(b->item_rule, &b->cap_items, b->n_items + 1,
+                                sizeof *b->item_rule, &b->oom);
+                if (!ir) goto done;
+                b->item_rule = ir;
                 size_t cap = b->cap_items;
                 /* item_value grows in step with item_rule. */
                 struct cvalue **iv =
@@ -721,33 +725,37 @@ static int compile_direct_regexes(struct builder *b) {
 }
 
 /* The cache key: every input of the Hyperscan compile and of the
- * decisions stored beside it. */
-static void cache_key(const struct builder *b, uint8_t key[CF_HS_CACHE_KEY_LEN]) {
+ * decisions stored beside it.  False when OpenSSL failed (out of
+ * memory): then there is no key, and the cache is not used - a key of
+ * zeros would be every rule set's. */
+static bool cache_key(const struct builder *b, uint8_t key[CF_HS_CACHE_KEY_LEN]) {
     const struct cf_ruleset *rs = b->rs;
     hs_platform_info_t plat;
     unsigned int len = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok;
     memset(key, 0, CF_HS_CACHE_KEY_LEN);
-    if (!ctx) return;
+    if (!ctx) return false;
     memset(&plat, 0, sizeof plat);
     hs_populate_platform(&plat);
-    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
     static const char tag[] = "chainfuse " CF_VERSION " ruleset-cache 1";
-    EVP_DigestUpdate(ctx, tag, sizeof tag);
-    EVP_DigestUpdate(ctx, hs_version(), strlen(hs_version()) + 1);
-    EVP_DigestUpdate(ctx, &plat, sizeof plat);
-    for (size_t i = 0; i < rs->n_rules; i++)
-        EVP_DigestUpdate(ctx, rs->rules[i].rule->digest, 65);
-    for (size_t i = 0; i < rs->n_dbs; i++)
-        EVP_DigestUpdate(ctx, rs->dbs[i].name, strlen(rs->dbs[i].name) + 1);
-    for (size_t i = 0; i < b->n_exprs; i++) {
+    ok = ok && EVP_DigestUpdate(ctx, tag, sizeof tag);
+    ok = ok && EVP_DigestUpdate(ctx, hs_version(), strlen(hs_version()) + 1);
+    ok = ok && EVP_DigestUpdate(ctx, &plat, sizeof plat);
+    for (size_t i = 0; ok && i < rs->n_rules; i++)
+        ok = EVP_DigestUpdate(ctx, rs->rules[i].rule->digest, 65);
+    for (size_t i = 0; ok && i < rs->n_dbs; i++)
+        ok = EVP_DigestUpdate(ctx, rs->dbs[i].name, strlen(rs->dbs[i].name) + 1);
+    for (size_t i = 0; ok && i < b->n_exprs; i++) {
         const struct cand_expr *e = &b->exprs[i];
-        EVP_DigestUpdate(ctx, e->text, strlen(e->text) + 1);
-        EVP_DigestUpdate(ctx, &e->flags, sizeof e->flags);
-        EVP_DigestUpdate(ctx, &e->db, sizeof e->db);
+        ok = EVP_DigestUpdate(ctx, e->text, strlen(e->text) + 1) &&
+             EVP_DigestUpdate(ctx, &e->flags, sizeof e->flags) &&
+             EVP_DigestUpdate(ctx, &e->db, sizeof e->db);
     }
-    EVP_DigestFinal_ex(ctx, key, &len);
+    ok = ok && EVP_DigestFinal_ex(ctx, key, &len);
     EVP_MD_CTX_free(ctx);
+    return ok;
 }
 
 /* First pass over regexes: Hyperscan's own parser says which it cannot
@@ -769,16 +777,18 @@ static void check_regexes(struct builder *b) {
 }
 
 /* Compiles one database.  An expression Hyperscan refuses is switched to
- * direct checking and the compile retried. */
+ * direct checking and the compile retried.  CF_ERR_NOMEM, or CF_ERR with
+ * errstr set. */
 static int compile_db(struct builder *b, uint32_t db, const uint32_t *members,
                       size_t n_members, hs_database_t **out) {
     const char **texts = cf_calloc(n_members ? n_members : 1, sizeof *texts);
     unsigned *flags = cf_calloc(n_members ? n_members : 1, sizeof *flags);
     unsigned *ids = cf_calloc(n_members ? n_members : 1, sizeof *ids);
     uint32_t *which = cf_calloc(n_members ? n_members : 1, sizeof *which);
-    int rc = -1;
+    int rc = CF_ERR_NOMEM;
     *out = NULL;
     if (!texts || !flags || !ids || !which) goto done;
+    rc = CF_ERR;
     for (;;) {
         size_t n = 0;
         for (size_t i = 0; i < n_members; i++) {
@@ -820,11 +830,12 @@ done:
     return rc;
 }
 
+/* CF_OK, CF_ERR_NOMEM, or CF_ERR with errstr set. */
 static int compile_all_dbs(struct builder *b) {
     struct cf_ruleset *rs = b->rs;
     uint32_t *order = cf_malloc((b->n_exprs ? b->n_exprs : 1) * sizeof *order);
     size_t *start = cf_calloc(rs->n_dbs + 1, sizeof *start);
-    int rc = -1;
+    int rc = CF_ERR_NOMEM;
     if (!order || !start) goto done;
     /* Bucket expressions by database (the keyword db is the last one). */
     for (size_t i = 0; i < b->n_exprs; i++) start[b->exprs[i].db + 1]++;
@@ -839,10 +850,10 @@ static int compile_all_dbs(struct builder *b) {
         cf_free(fill);
     }
     for (size_t d = 0; d < rs->n_dbs; d++)
-        if (compile_db(b, (uint32_t)d, order + start[d], start[d + 1] - start[d],
-                       &rs->dbs[d].db))
+        if ((rc = compile_db(b, (uint32_t)d, order + start[d],
+                             start[d + 1] - start[d], &rs->dbs[d].db)))
             goto done;
-    rc = 0;
+    rc = CF_OK;
 done:
     cf_free(order);
     cf_free(start);
@@ -949,6 +960,10 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
         rs->rules[i].rule = r;
         rs->rules[i].route =
             cf_router_add(rs->router, r->product, r->category, r->service);
+        if (rs->rules[i].route == UINT32_MAX) { /* not a route: a crash */
+            out_of_memory = true;
+            goto done;
+        }
     }
     if (cf_router_seal(rs->router, errstr, errstr_size) != CF_OK) goto done;
     rs->route_words = (cf_router_count(rs->router) + 63) / 64;
@@ -975,8 +990,8 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
         out_of_memory = true;
         goto done;
     }
+    if (*cache_dir && !cache_key(&b, key)) cache_dir = "";
     if (*cache_dir) {
-        cache_key(&b, key);
         if (cf_hs_cache_load(cache_dir, key, b.status, b.n_exprs, loaded,
                              rs->n_dbs) == CF_OK) {
             for (size_t d = 0; d < rs->n_dbs; d++) rs->dbs[d].db = loaded[d];
@@ -985,7 +1000,11 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
     }
     if (!rs->stats.cache_hit) {
         check_regexes(&b);
-        if (compile_all_dbs(&b)) goto done;
+        int crc = compile_all_dbs(&b);
+        if (crc) {
+            out_of_memory = crc == CF_ERR_NOMEM;
+            goto done;
+        }
         if (*cache_dir) {
             char err[512];
             for (size_t d = 0; d < rs->n_dbs; d++) loaded[d] = rs->dbs[d].db;
@@ -1030,7 +1049,7 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
         if (d >= N_KEYWORD_DBS) rs->stats.fields++;
         if (hs_alloc_scratch(rs->dbs[d].db, &rs->scratch) != HS_SUCCESS) {
             cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
-                      "cannot allocate Hyperscan scratch space");
+                      "out of memory for Hyperscan scratch space");
             goto done;
         }
     }
