@@ -978,12 +978,15 @@ const uint64_t *cf_router_route(const struct cf_router *r,
 
 uncached:
     /* Out of memory for the cache: answer correctly anyway, scanning the
-     * event per test. */
+     * event per test - if the hits fit in what is allocated; routing on
+     * part of them would be wrong, so then the answer is NULL. */
     {
         size_t n = 0;
-        for (uint32_t i = 0; i < ev->n_fields && n < c->cap_hits; i++) {
+        for (uint32_t i = 0; i < ev->n_fields; i++) {
             uint32_t f = routing_field(r, &ev->fields[i]);
-            if (f != UINT32_MAX) c->hits[n++] = (struct ls_hit){f, i};
+            if (f == UINT32_MAX) continue;
+            if (n == c->cap_hits) return NULL;
+            c->hits[n++] = (struct ls_hit){f, i};
         }
         evaluate(r, c->hits, n, ev, c->scratch, c->words);
     }

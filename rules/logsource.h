@@ -50,7 +50,8 @@ void cf_route_cache_destroy(struct cf_route_cache *cache); /* NULL: no-op */
 
 /* Returns a bitset of cf_router_count() bits (route id i is bit i of
  * word i/64): the routes `ev` belongs to.  Valid until the next call on
- * the same cache. */
+ * the same cache.  NULL when out of memory (the event cannot be routed,
+ * which is not "routed nowhere"). */
 const uint64_t *cf_router_route(const struct cf_router *router,
                                 struct cf_route_cache *cache,
                                 const struct cf_event *ev);

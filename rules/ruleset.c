@@ -1638,7 +1638,11 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
     m->indexed = false;
     m->event_failed = false;
     m->routes = cf_router_route(rs->router, m->route_cache, ev);
-    if (!m->routes) return 0;
+    if (!m->routes) { /* unroutable is not "routed nowhere": counted */
+        scan_failed(m, "logsource routing skipped: out of memory");
+        m->scan_errors++;
+        return 0;
+    }
     for (uint32_t i = 0; i < rs->route_words; i++)
         if (m->routes[i]) any_route = true;
     if (!any_route) return 0;

@@ -65,7 +65,8 @@ typedef void (*cf_match_fn)(const struct cf_sigma_rule *rule, void *opaque);
 
 /* Calls fn once per rule that matches `ev`, in rule order.  Returns the
  * number of matching rules.  A scan that fails does not stop the others;
- * the event is counted in cf_matcher_scan_errors. */
+ * the event is counted in cf_matcher_scan_errors (as is an event that
+ * could not be routed for lack of memory). */
 int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
                      cf_match_fn fn, void *opaque);
 
