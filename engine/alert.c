@@ -178,8 +178,9 @@ static char *pick_hash(const char *v, size_t len) {
     return cf_strndup(sha, end ? (size_t)(end - sha) : len - (size_t)(sha - v));
 }
 
-void cf_entities_extract(const struct cf_entity_map *map,
-                         const struct cf_event *ev, struct cf_entities *out) {
+cf_err_t cf_entities_extract(const struct cf_entity_map *map,
+                             const struct cf_event *ev,
+                             struct cf_entities *out) {
     memset(out, 0, sizeof *out);
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
         for (char **f = map->fields[k]; f && *f && !out->value[k]; f++) {
@@ -189,24 +190,31 @@ void cf_entities_extract(const struct cf_entity_map *map,
             if (!v) continue;
             if (k == CF_ENTITY_FILE_HASH) {
                 out->value[k] = pick_hash(v->value, v->value_len);
-                continue;
-            }
-            const struct cf_event_field *dom =
-                plus ? first_value(ev, plus + 1, strlen(plus + 1)) : NULL;
-            if (dom && !memchr(v->value, '\\', v->value_len)) {
-                size_t n = dom->value_len + 1 + v->value_len;
-                char *s = cf_malloc(n + 1);
-                if (!s) continue;
-                memcpy(s, dom->value, dom->value_len);
-                s[dom->value_len] = '\\';
-                memcpy(s + dom->value_len + 1, v->value, v->value_len);
-                s[n] = '\0';
-                out->value[k] = s;
             } else {
-                out->value[k] = cf_strndup(v->value, v->value_len);
+                const struct cf_event_field *dom =
+                    plus ? first_value(ev, plus + 1, strlen(plus + 1)) : NULL;
+                if (dom && !memchr(v->value, '\\', v->value_len)) {
+                    size_t n = dom->value_len + 1 + v->value_len;
+                    char *s = cf_malloc(n + 1);
+                    if (s) {
+                        memcpy(s, dom->value, dom->value_len);
+                        s[dom->value_len] = '\\';
+                        memcpy(s + dom->value_len + 1, v->value, v->value_len);
+                        s[n] = '\0';
+                    }
+                    out->value[k] = s;
+                } else {
+                    out->value[k] = cf_strndup(v->value, v->value_len);
+                }
+            }
+            /* Not on to the next field: that would be another entity. */
+            if (!out->value[k]) {
+                cf_entities_clear(out);
+                return CF_ERR_NOMEM;
             }
         }
     }
+    return CF_OK;
 }
 
 void cf_entities_clear(struct cf_entities *ents) {
@@ -217,8 +225,9 @@ void cf_entities_clear(struct cf_entities *ents) {
 }
 
 /* The first 128 bits of a SHA-256 over the parts, as hex: the one place
- * chainfuse makes its stable ids. */
-static void digest_parts_hex128(const void *const *parts,
+ * chainfuse makes its stable ids.  False when OpenSSL could not (out of
+ * memory): the zeros then in `out` are no id. */
+static bool digest_parts_hex128(const void *const *parts,
                                 const size_t *lens, int n, char out[33]) {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE] = {0};
@@ -227,17 +236,19 @@ static void digest_parts_hex128(const void *const *parts,
     bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
     for (int i = 0; ok && i < n; i++)
         ok = EVP_DigestUpdate(ctx, parts[i], lens[i]);
-    if (!ok || !EVP_DigestFinal_ex(ctx, md, &md_len)) memset(md, 0, sizeof md);
+    ok = ok && EVP_DigestFinal_ex(ctx, md, &md_len);
+    if (!ok) memset(md, 0, sizeof md);
     EVP_MD_CTX_free(ctx);
     for (int i = 0; i < 16; i++) {
         out[2 * i] = hex[md[i] >> 4];
         out[2 * i + 1] = hex[md[i] & 15];
     }
     out[32] = '\0';
+    return ok;
 }
 
-void cf_digest_hex128(const void *data, size_t len, char out[33]) {
-    digest_parts_hex128(&data, &len, 1, out);
+bool cf_digest_hex128(const void *data, size_t len, char out[33]) {
+    return digest_parts_hex128(&data, &len, 1, out);
 }
 
 cf_err_t cf_alert_from_event(struct cf_alert *alert,
@@ -266,14 +277,15 @@ cf_err_t cf_alert_from_event(struct cf_alert *alert,
     /* The decoder refuses raw control characters inside strings, so a
      * line break here lies between tokens, where a space means the same. */
     for (char *c = alert->event_json; (c = strpbrk(c, "\r\n")); c++) *c = ' ';
-    cf_entities_extract(map, ev, &alert->entities);
+    if (cf_entities_extract(map, ev, &alert->entities) != CF_OK)
+        return CF_ERR_NOMEM;
 
     /* The id digests the rule's identity and the event bytes, so a replay
      * of the same input gives the same ids. */
     const char *rid = alert->rule_id ? alert->rule_id : "";
     const void *parts[2] = {rid, ev->raw};
     size_t lens[2] = {strlen(rid) + 1, ev->raw_len};
-    digest_parts_hex128(parts, lens, 2, alert->id);
+    if (!digest_parts_hex128(parts, lens, 2, alert->id)) return CF_ERR_NOMEM;
     return CF_OK;
 }
 

@@ -55,8 +55,11 @@ struct cf_entity_map *cf_entity_map_new(const struct json_t *section,
                                         char *errstr, size_t errstr_size);
 void cf_entity_map_destroy(struct cf_entity_map *map);
 
-void cf_entities_extract(const struct cf_entity_map *map,
-                         const struct cf_event *ev, struct cf_entities *out);
+/* CF_ERR_NOMEM leaves `out` empty (never a lesser field's value in
+ * place of the one that could not be copied). */
+cf_err_t cf_entities_extract(const struct cf_entity_map *map,
+                             const struct cf_event *ev,
+                             struct cf_entities *out);
 void cf_entities_clear(struct cf_entities *ents);
 
 struct cf_alert {
@@ -99,7 +102,8 @@ cf_err_t cf_alert_copy(struct cf_alert *dst, const struct cf_alert *src);
  * out->failed) when memory ran out. */
 cf_err_t cf_alert_write(const struct cf_alert *alert, struct cf_buf *out);
 
-/* Stable 128-bit id of a byte string, as 32 hex chars + NUL. */
-void cf_digest_hex128(const void *data, size_t len, char out[33]);
+/* Stable 128-bit id of a byte string, as 32 hex chars + NUL.  False
+ * when OpenSSL ran out of memory (`out` is then no id). */
+bool cf_digest_hex128(const void *data, size_t len, char out[33]);
 
 #endif

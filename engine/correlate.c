@@ -613,33 +613,42 @@ static void fire(struct cf_correlator *co, uint32_t s, uint32_t n,
     struct cf_alert out;
     char buf[64], hex[33];
     memset(&out, 0, sizeof(out));
+    /* Every part must be there: an alert short of a member, its id or an
+     * entity is not raised at all (counted), rather than raised wrong.
+     * json_object_set_new and json_array_append_new take the value's
+     * reference even when they fail, so there is nothing else to free. */
+    bool ok = true;
 
     json_t *group = json_object();
     const char *k = win_key(w);
-    for (size_t g = 0; g < c->n_group_by; g++) {
+    for (size_t g = 0; g < c->n_group_by && group; g++) {
         const char *sep = memchr(k, '\x1f', w->key_len - (size_t)(k - win_key(w)));
         size_t l = sep ? (size_t)(sep - k) : 0;
-        json_object_set_new(group, c->group_by[g], json_stringn(k, l));
+        ok &= json_object_set_new(group, c->group_by[g], json_stringn(k, l)) == 0;
         k += l + 1;
     }
     json_t *ids = json_array();
-    for (uint32_t i = 0; i < n && i < MAX_ALERT_IDS; i++) {
+    for (uint32_t i = 0; i < n && i < MAX_ALERT_IDS && ids; i++) {
         id_to_hex(ev[i].id, hex);
-        json_array_append_new(ids, json_string(hex));
+        ok &= json_array_append_new(ids, json_string(hex)) == 0;
     }
     json_t *extra = json_object();
-    json_object_set_new(extra, "type", json_string(cf_correlation_type_name(c->type)));
-    json_object_set_new(extra, "group", group);
+    ok &= group && ids && extra;
+    ok &= json_object_set_new(extra, "type",
+                              json_string(cf_correlation_type_name(c->type))) == 0;
+    ok &= json_object_set_new(extra, "group", group) == 0;
     if (c->type == CF_CORR_VALUE_SUM || c->type == CF_CORR_VALUE_AVG ||
         c->type == CF_CORR_VALUE_PERCENTILE) {
-        json_object_set_new(extra, "value", json_real(metric));
-        json_object_set_new(extra, "field", json_string(c->fields[0]));
+        ok &= json_object_set_new(extra, "value", json_real(metric)) == 0;
+        ok &= json_object_set_new(extra, "field", json_string(c->fields[0])) == 0;
     } else {
-        json_object_set_new(extra, "count", json_integer((json_int_t)metric));
+        ok &= json_object_set_new(extra, "count",
+                                  json_integer((json_int_t)metric)) == 0;
     }
-    json_object_set_new(extra, "alert_count", json_integer(n));
-    json_object_set_new(extra, "timespan", json_string(timespan_text(c->timespan_ms, buf)));
-    json_object_set_new(extra, "alert_ids", ids);
+    ok &= json_object_set_new(extra, "alert_count", json_integer(n)) == 0;
+    ok &= json_object_set_new(extra, "timespan",
+                              json_string(timespan_text(c->timespan_ms, buf))) == 0;
+    ok &= json_object_set_new(extra, "alert_ids", ids) == 0;
 
     /* id: correlation + group values + window start */
     struct cf_buf dig = CF_BUF_INIT;
@@ -647,7 +656,7 @@ static void fire(struct cf_correlator *co, uint32_t s, uint32_t n,
     cf_buf_append(&dig, win_key(w), w->key_len);
     cf_buf_putc(&dig, '\0');
     cf_buf_printf(&dig, "%lld", (long long)ev[0].t);
-    if (!dig.failed) cf_digest_hex128(dig.data, dig.len, out.id);
+    ok &= !dig.failed && cf_digest_hex128(dig.data, dig.len, out.id);
     cf_buf_free(&dig);
     out.time_ms = done->t;
     out.rule_id = c->key;
@@ -663,12 +672,18 @@ static void fire(struct cf_correlator *co, uint32_t s, uint32_t n,
         for (size_t u = 0; w->ents[u];) {
             int kind = (unsigned char)w->ents[u] - 1;
             out.entities.value[kind] = cf_strdup(w->ents + u + 1);
+            ok &= out.entities.value[kind] != NULL;
             u += 1 + strlen(w->ents + u + 1) + 1;
         }
     }
     out.pos = *pos;
     out.is_correlation = true;
     out.extra = extra;
+    if (!ok) {
+        co->oom++;
+        cf_alert_clear(&out);
+        return;
+    }
     co->fired++;
     if (co->emit) co->emit(&out, co->opaque);
     if (lk_has(co, c->key)) {
@@ -854,9 +869,15 @@ static void process_alert(struct cf_correlator *co, const struct cf_alert *a) {
     bool evj = false;
     const json_t *group = NULL;
     const char *reason = NULL;
-    if (a->event_json)
-        evj = cf_event_decode(co->dec, &co->ev, a->event_json, a->event_len,
-                              NULL, &reason) == CF_OK;
+    if (a->event_json) {
+        cf_err_t rc = cf_event_decode(co->dec, &co->ev, a->event_json,
+                                      a->event_len, NULL, &reason);
+        if (rc == CF_ERR_NOMEM) { /* not "missing group-by": a drop */
+            co->oom++;
+            return;
+        }
+        evj = rc == CF_OK;
+    }
     if (a->is_correlation && a->extra)
         group = json_object_get(a->extra, "group");
     for (size_t i = lk_find(co, key);

@@ -324,7 +324,7 @@ static int parse_suppressions(struct cf_fusion *fu, const json_t *sec,
                                      "2026-12-31T00:00:00Z)",
                                      i, t);
             } else if (strcmp(key, "field") == 0 && json_is_object(v)) {
-                s->fields = json_deep_copy(v);
+                if (!(s->fields = json_deep_copy(v))) return CF_ERR_NOMEM;
             } else if (strcmp(key, "entity") == 0 && json_is_object(v)) {
                 const char *ek;
                 json_t *ev;

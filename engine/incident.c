@@ -18,7 +18,10 @@ struct cf_incident *cf_incident_new(uint64_t serial,
     inc->serial = serial;
     /* The id digests the opening alert's id, which itself digests rule and
      * event: the same input gives the same incident ids on every replay. */
-    cf_digest_hex128(first->id, strlen(first->id), inc->id);
+    if (!cf_digest_hex128(first->id, strlen(first->id), inc->id)) {
+        cf_free(inc);
+        return NULL;
+    }
     inc->first_ms = INT64_MAX;
     inc->last_ms = INT64_MIN;
     inc->first_rule_title = first->rule_title;
@@ -423,110 +426,115 @@ json_t *cf_incident_to_json(const struct cf_incident *inc, const char *status,
            *prog = json_object();
     char *title = make_title(inc), *summary = make_summary(inc);
     int furthest = furthest_stage(inc);
+    /* Every set and append below fails (releasing the value) when memory
+     * runs out; a record short of a member is not returned at all. */
+    bool ok = true;
     if (!rec || !stages || !ents || !ids || !rules || !links || !prog ||
         !title || !summary)
         goto fail;
 
-    json_object_set_new(rec, "kind", json_string("incident"));
-    json_object_set_new(rec, "id", json_string(inc->id));
-    json_object_set_new(rec, "version", json_integer(inc->version));
-    json_object_set_new(rec, "status", json_string(status));
-    json_object_set_new(rec, "severity",
+    ok &= !json_object_set_new(rec, "kind", json_string("incident"));
+    ok &= !json_object_set_new(rec, "id", json_string(inc->id));
+    ok &= !json_object_set_new(rec, "version", json_integer(inc->version));
+    ok &= !json_object_set_new(rec, "status", json_string(status));
+    ok &= !json_object_set_new(rec, "severity",
                         json_string(cf_level_name(cf_incident_severity(inc))));
-    json_object_set_new(rec, "score", json_integer(cf_incident_score(inc)));
-    json_object_set_new(rec, "title", json_string(title));
-    json_object_set_new(rec, "summary", json_string(summary));
-    json_object_set_new(rec, "first_seen", time_json(inc->first_ms));
-    json_object_set_new(rec, "last_seen", time_json(inc->last_ms));
+    ok &= !json_object_set_new(rec, "score", json_integer(cf_incident_score(inc)));
+    ok &= !json_object_set_new(rec, "title", json_string(title));
+    ok &= !json_object_set_new(rec, "summary", json_string(summary));
+    ok &= !json_object_set_new(rec, "first_seen", time_json(inc->first_ms));
+    ok &= !json_object_set_new(rec, "last_seen", time_json(inc->last_ms));
 
     for (size_t i = 0; i < inc->n_stages; i++) {
         json_t *s = json_object();
-        json_object_set_new(s, "tactic", json_string(inc->stages[i].tactic));
-        json_object_set_new(s, "first_seen",
+        ok &= !json_object_set_new(s, "tactic", json_string(inc->stages[i].tactic));
+        ok &= !json_object_set_new(s, "first_seen",
                             time_json(inc->stages[i].first_ms));
-        json_object_set_new(s, "alert_count",
+        ok &= !json_object_set_new(s, "alert_count",
                             json_integer(inc->stages[i].alert_count));
-        json_array_append_new(stages, s);
+        ok &= !json_array_append_new(stages, s);
     }
-    json_object_set_new(rec, "stages", stages);
+    ok &= !json_object_set_new(rec, "stages", stages);
     stages = NULL;
 
-    json_object_set_new(prog, "distinct_stages",
+    ok &= !json_object_set_new(prog, "distinct_stages",
                         json_integer((json_int_t)inc->n_stages));
-    json_object_set_new(prog, "furthest_stage",
+    ok &= !json_object_set_new(prog, "furthest_stage",
                         furthest ? json_string(cf_killchain_name(furthest))
                                  : json_null());
-    json_object_set_new(prog, "furthest_position", json_integer(furthest));
-    json_object_set_new(prog, "chain_length",
+    ok &= !json_object_set_new(prog, "furthest_position", json_integer(furthest));
+    ok &= !json_object_set_new(prog, "chain_length",
                         json_integer(CF_KILLCHAIN_STAGES));
-    json_object_set_new(prog, "forward_steps",
+    ok &= !json_object_set_new(prog, "forward_steps",
                         json_integer((json_int_t)forward_steps(inc)));
-    json_object_set_new(prog, "in_order",
+    ok &= !json_object_set_new(prog, "in_order",
                         json_boolean(inc->n_stages > 0 &&
                                      forward_steps(inc) + 1 == inc->n_stages));
-    json_object_set_new(rec, "progression", prog);
+    ok &= !json_object_set_new(rec, "progression", prog);
     prog = NULL;
 
     /* Always the three lists people look for first, then the others
      * present. */
-    json_object_set_new(ents, "hosts", json_array());
-    json_object_set_new(ents, "users", json_array());
-    json_object_set_new(ents, "ips", json_array());
+    ok &= !json_object_set_new(ents, "hosts", json_array());
+    ok &= !json_object_set_new(ents, "users", json_array());
+    ok &= !json_object_set_new(ents, "ips", json_array());
     for (size_t i = 0; i < inc->n_entities; i++) {
         const char *key = cf_entity_kind_plural(inc->entities[i].kind);
         json_t *list = json_object_get(ents, key);
         if (!list) {
             list = json_array();
-            json_object_set_new(ents, key, list);
+            /* on failure the set has released list: stop here */
+            if (!list || json_object_set_new(ents, key, list)) goto fail;
         }
-        json_array_append_new(list, json_string(inc->entities[i].raw));
+        ok &= !json_array_append_new(list, json_string(inc->entities[i].raw));
     }
-    json_object_set_new(rec, "entities", ents);
+    ok &= !json_object_set_new(rec, "entities", ents);
     ents = NULL;
 
-    json_object_set_new(rec, "alert_count",
+    ok &= !json_object_set_new(rec, "alert_count",
                         json_integer((json_int_t)inc->alert_count));
     for (size_t i = 0; i < inc->n_links; i++)
-        json_array_append_new(ids, json_string(inc->links[i].alert_id));
-    json_object_set_new(rec, "alert_ids", ids);
+        ok &= !json_array_append_new(ids, json_string(inc->links[i].alert_id));
+    ok &= !json_object_set_new(rec, "alert_ids", ids);
     ids = NULL;
-    json_object_set_new(rec, "duplicates",
+    ok &= !json_object_set_new(rec, "duplicates",
                         json_integer((json_int_t)inc->duplicates));
     for (size_t i = 0; i < inc->n_rules; i++) {
         json_t *r = json_object();
-        json_object_set_new(r, "id", inc->rules[i].id
+        ok &= !json_object_set_new(r, "id", inc->rules[i].id
                                          ? json_string(inc->rules[i].id)
                                          : json_null());
-        json_object_set_new(r, "title", json_string(inc->rules[i].title
+        ok &= !json_object_set_new(r, "title", json_string(inc->rules[i].title
                                                         ? inc->rules[i].title
                                                         : ""));
-        json_object_set_new(r, "level",
+        ok &= !json_object_set_new(r, "level",
                             json_string(cf_level_name(inc->rules[i].level)));
-        json_object_set_new(r, "alert_count",
+        ok &= !json_object_set_new(r, "alert_count",
                             json_integer(inc->rules[i].alert_count));
-        json_array_append_new(rules, r);
+        ok &= !json_array_append_new(rules, r);
     }
-    json_object_set_new(rec, "rules", rules);
+    ok &= !json_object_set_new(rec, "rules", rules);
     rules = NULL;
     for (size_t i = 0; i < inc->n_links; i++) {
         const struct cf_incident_link *l = &inc->links[i];
         json_t *o = json_object();
-        json_object_set_new(o, "alert_id", json_string(l->alert_id));
-        json_object_set_new(o, "entity_kind",
+        ok &= !json_object_set_new(o, "alert_id", json_string(l->alert_id));
+        ok &= !json_object_set_new(o, "entity_kind",
                             l->kind >= 0 ? json_string(cf_entity_kind_name(
                                                (enum cf_entity_kind)l->kind))
                                          : json_null());
-        json_object_set_new(o, "entity_value",
+        ok &= !json_object_set_new(o, "entity_value",
                             l->value ? json_string(l->value) : json_null());
         if (l->duplicates)
-            json_object_set_new(o, "duplicates", json_integer(l->duplicates));
-        json_array_append_new(links, o);
+            ok &= !json_object_set_new(o, "duplicates", json_integer(l->duplicates));
+        ok &= !json_array_append_new(links, o);
     }
-    json_object_set_new(rec, "links", links);
+    ok &= !json_object_set_new(rec, "links", links);
     links = NULL;
-    json_object_set_new(rec, "truncated", json_boolean(inc->truncated));
+    ok &= !json_object_set_new(rec, "truncated", json_boolean(inc->truncated));
     if (merged_into)
-        json_object_set_new(rec, "merged_into", json_string(merged_into));
+        ok &= !json_object_set_new(rec, "merged_into", json_string(merged_into));
+    if (!ok) goto fail;
     cf_free(title);
     cf_free(summary);
     return rec;
