@@ -108,14 +108,19 @@ static void dead_letter(struct cf_pipeline *p, enum dl_reason why,
     struct cf_output *dl = p->dead_letter;
     p->dead_lettered++;
     p->dead_letter_reasons[why]++;
-    if (cf_dead_letter_write(dl, reason, pos, data, len, truncated) != CF_OK) {
-        if (p->deliver_error == CF_OK) {
-            p->deliver_error = CF_ERR_IO;
+    cf_err_t rc = cf_dead_letter_write(dl, reason, pos, data, len, truncated);
+    if (rc != CF_OK && p->deliver_error == CF_OK) {
+        p->deliver_error = rc == CF_ERR_NOMEM ? CF_ERR_NOMEM : CF_ERR_IO;
+        if (rc == CF_ERR_NOMEM) /* not the output's fault */
+            snprintf(p->deliver_errstr, sizeof p->deliver_errstr,
+                     "out of memory building a dead-letter record (%s); "
+                     "stopping rather than losing records",
+                     reason);
+        else
             snprintf(p->deliver_errstr, sizeof p->deliver_errstr,
                      "cannot write to the dead-letter output (%s); stopping "
                      "rather than losing records",
                      dl->ops->name);
-        }
     }
 }
 
