@@ -660,17 +660,21 @@ static struct maybe tree_nomark(const struct crule *cr,
     return m;
 }
 
-static void reject_rule(struct builder *b, struct crule *cr, const char *reason) {
+/* False when the rejection could not be recorded (out of memory): the
+ * rule would then be left out in silence. */
+static bool reject_rule(struct builder *b, struct crule *cr, const char *reason) {
     const char *path = cr->rule->path ? cr->rule->path : "";
-    if (cr->rejected) return;
+    if (cr->rejected) return true;
     cr->rejected = true;
     /* Compiling the same rulebook again must not list a rule twice. */
     for (size_t i = 0; i < b->rb->n_rejected; i++)
         if (b->rb->rejected[i].path && strcmp(b->rb->rejected[i].path, path) == 0 &&
             b->rb->rejected[i].reason && strcmp(b->rb->rejected[i].reason, reason) == 0)
-            return;
+            return true;
+    size_t n = b->rb->n_rejected;
     cf_rulebook_reject(b->rb, cr->rule->path ? cr->rule->path : "",
                        cr->rule->id, reason);
+    return b->rb->n_rejected > n;
 }
 
 /* Compiles the PCRE2 fallbacks of the rules' direct regexes.  A regex
@@ -699,6 +703,8 @@ static int compile_direct_regexes(struct builder *b) {
                             pcre2_code *re = pcre2_compile(
                                 (PCRE2_SPTR)p->text, PCRE2_ZERO_TERMINATED, opts,
                                 &err, &off, NULL);
+                            /* out of memory is no fault of the rule */
+                            if (!re && err == PCRE2_ERROR_HEAP_FAILED) return -1;
                             if (!re) {
                                 char msg[256], reason[512];
                                 pcre2_get_error_message(err, (PCRE2_UCHAR *)msg,
@@ -708,7 +714,7 @@ static int compile_direct_regexes(struct builder *b) {
                                          "compile (%s at offset %zu); fix the "
                                          "|re value",
                                          (const char *)p->text, msg, (size_t)off);
-                                reject_rule(b, cr, reason);
+                                if (!reject_rule(b, cr, reason)) return -1;
                                 continue;
                             }
                             pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
