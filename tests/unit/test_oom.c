@@ -405,6 +405,32 @@ static const char *const sigmahq_rules[] = {
     "win_security_adcs_certighost_cdc_chase_request.yml",
 };
 
+/* Documents the loader must reject, whatever memory there is, so the
+ * sweep goes through recording rejections too. */
+static const char rejected_yaml[] =
+    "title: Unknown Modifier\n"
+    "id: 0d0e0f10-1111-4222-8333-444455556666\n"
+    "logsource: {product: windows, category: process_creation}\n"
+    "detection:\n"
+    "  sel: {Image|nosuchmodifier: x}\n"
+    "  condition: sel\n"
+    "---\n"
+    "- not a rule\n"
+    "---\n"
+    "title: Broken Regex\n"
+    "logsource: {product: windows, category: process_creation}\n"
+    "detection:\n"
+    "  sel: {CommandLine|re: '(unclosed'}\n"
+    "  condition: sel\n"
+    "---\n"
+    "title: Correlation Of Nothing\n"
+    "correlation:\n"
+    "  type: event_count\n"
+    "  rules: [no_such_rule]\n"
+    "  group-by: [Hostname]\n"
+    "  timespan: 5m\n"
+    "  condition: {gte: 2}\n";
+
 struct load_ctx {
     char paths[16][1024];
     size_t n_paths;
@@ -588,9 +614,16 @@ static void test_loader(void **state) {
     for (size_t i = 0; i < CF_ARRAY_LEN(sigmahq_rules) && have_sigmahq; i++)
         snprintf(c.paths[c.n_paths++], sizeof c.paths[0], "%s/data/sigma/%s",
                  shared_dir(), sigmahq_rules[i]);
+    char dir[] = "/tmp/cf_test_oom_rules_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    snprintf(c.paths[c.n_paths++], sizeof c.paths[0], "%s/rejected.yml", dir);
+    FILE *f = fopen(c.paths[c.n_paths - 1], "w");
+    assert_non_null(f);
+    fputs(rejected_yaml, f);
+    fclose(f);
     /* placeholders for the |expand rule */
     c.cfg = config_from("{\"cache\": {\"dir\": \"\"}, \"placeholders\":"
-                        " {\"DC-MACHINE-NAME\": [\"DC01$\", \"DC02$\"]}}");
+                        " {\"known_cdcs\": [\"DC01$\", \"DC02$\"]}}");
 
     load_and_compile(&c);
     if (c.rc != CF_OK) FAIL("reference load: %s", c.err);
@@ -602,15 +635,18 @@ static void test_loader(void **state) {
                   c.ref_stats.patterns);
     assert_true(c.ref_rules.n >= 15);
     assert_int_equal(c.ref_corrs.n, 3);
+    assert_int_equal(c.ref_rejected.n, 4); /* rejected.yml, all of it */
     load_cleanup(&c);
 
     static const struct subject s = {"loader", load_run, load_check,
-                                     load_cleanup, 1500};
+                                     load_cleanup, 1000};
     sweep_both(&s, &c);
     strs_free(&c.ref_rules);
     strs_free(&c.ref_rejected);
     strs_free(&c.ref_corrs);
     cf_config_destroy(c.cfg);
+    unlink(c.paths[c.n_paths - 1]);
+    rmdir(dir);
 }
 
 /* ---- events that the rule pack detects ------------------------------ */
