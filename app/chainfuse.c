@@ -25,13 +25,13 @@
 #include "alert.h"
 #include "config.h"
 #include "fieldmap.h"
+#include "file/file_input.h"
+#include "file/file_output.h"
 #include "fusion.h"
 #include "logsource.h"
 #include "pipeline.h"
 #include "ruleset.h"
 #include "sigma.h"
-#include "file/file_input.h"
-#include "file/file_output.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -124,8 +124,8 @@ static int check_free_form_sections(const struct cf_config *cfg, char *err,
     int rc = CF_ERR;
     if (!(router = cf_router_new(cf_config_section(cfg, "logsources"), err,
                                  err_size)) ||
-        !(fmap = cf_fieldmap_new(cf_config_section(cfg, "field_mappings"),
-                                 err, err_size)) ||
+        !(fmap = cf_fieldmap_new(cf_config_section(cfg, "field_mappings"), err,
+                                 err_size)) ||
         !(emap = cf_entity_map_new(cf_config_section(cfg, "entities"), err,
                                    err_size)) ||
         !(fu = cf_fusion_new(cfg, NULL, NULL, NULL, err, err_size)))
@@ -311,9 +311,9 @@ static bool write_stats(struct cf_output *so, json_t *stats) {
     json_object_set_new(o, "kind", json_string("stats"));
     json_object_update(o, stats);
     if ((text = json_dumps(o, JSON_COMPACT)) != NULL) {
-        ok = so->ops->write(so, "stats", text, strlen(text), NULL) ==
-                 CF_IO_OK &&
-             so->ops->flush(so) == CF_IO_OK;
+        ok =
+            so->ops->write(so, "stats", text, strlen(text), NULL) == CF_IO_OK &&
+            so->ops->flush(so) == CF_IO_OK;
         cf_free(text);
     }
     json_decref(o);
@@ -337,8 +337,14 @@ static int cmd_check(int argc, char **argv) {
         case 'r': add_rules_path(&ra, optarg); break;
         case 'c': config_path = optarg; break;
         case 'j': as_json = true; break;
-        case 'h': fputs(check_usage, stdout); cf_free(ra.paths); return 0;
-        default: fputs(check_usage, stderr); cf_free(ra.paths); return EXIT_USAGE;
+        case 'h':
+            fputs(check_usage, stdout);
+            cf_free(ra.paths);
+            return 0;
+        default:
+            fputs(check_usage, stderr);
+            cf_free(ra.paths);
+            return EXIT_USAGE;
         }
     }
     if (ra.n == 0 || optind != argc) {
@@ -377,14 +383,16 @@ static int cmd_check(int argc, char **argv) {
         json_t *o = json_object();
         json_t *rej = json_array();
         json_object_set_new(o, "rules_total", json_integer((json_int_t)total));
-        json_object_set_new(o, "rules_loaded", json_integer((json_int_t)loaded));
+        json_object_set_new(o, "rules_loaded",
+                            json_integer((json_int_t)loaded));
         json_object_set_new(o, "rules_rejected",
                             json_integer((json_int_t)rb->n_rejected));
         for (size_t i = 0; i < rb->n_rejected; i++) {
             const struct cf_rule_rejection *r = &rb->rejected[i];
             json_t *e = json_object();
             json_object_set_new(e, "path", json_string(r->path));
-            json_object_set_new(e, "id", r->id ? json_string(r->id) : json_null());
+            json_object_set_new(e, "id",
+                                r->id ? json_string(r->id) : json_null());
             json_object_set_new(e, "reason", json_string(r->reason));
             json_array_append_new(rej, e);
         }
@@ -396,7 +404,8 @@ static int cmd_check(int argc, char **argv) {
         json_object_set_new(o, "filters_applied",
                             json_integer((json_int_t)rb->n_filters));
         json_t *comp = json_object();
-        json_object_set_new(comp, "fields", json_integer((json_int_t)st.fields));
+        json_object_set_new(comp, "fields",
+                            json_integer((json_int_t)st.fields));
         json_object_set_new(comp, "patterns",
                             json_integer((json_int_t)st.patterns));
         json_object_set_new(comp, "direct_patterns",
@@ -459,8 +468,14 @@ static int cmd_run(int argc, char **argv) {
         case 'd': dead_letter_path = optarg; break;
         case 'n': no_alerts = true; break;
         case 's': stats_path = optarg; break;
-        case 'h': fputs(run_usage, stdout); cf_free(ra.paths); return 0;
-        default: fputs(run_usage, stderr); cf_free(ra.paths); return EXIT_USAGE;
+        case 'h':
+            fputs(run_usage, stdout);
+            cf_free(ra.paths);
+            return 0;
+        default:
+            fputs(run_usage, stderr);
+            cf_free(ra.paths);
+            return EXIT_USAGE;
         }
     }
     if (ra.n == 0 || optind != argc) {
@@ -547,9 +562,9 @@ static int cmd_run(int argc, char **argv) {
         fprintf(stderr, "chainfuse: --input: %s\n", err);
         goto done;
     }
-    if (!(dead = cf_file_output_open(cfg->dead_letter_path,
-                                     CF_FILE_OUTPUT_DEFERRED, err,
-                                     sizeof err))) {
+    if (!(dead =
+              cf_file_output_open(cfg->dead_letter_path,
+                                  CF_FILE_OUTPUT_DEFERRED, err, sizeof err))) {
         fprintf(stderr, "chainfuse: %s: %s\n", dead_opt, err);
         goto done;
     }
@@ -563,8 +578,8 @@ static int cmd_run(int argc, char **argv) {
         fprintf(stderr, "chainfuse: --output: %s\n", err);
         goto done;
     }
-    struct cf_pipeline_setup setup = {.cfg = cfg, .rb = rb, .rs = rs,
-                                      .out = out, .dead_letter = dead};
+    struct cf_pipeline_setup setup = {
+        .cfg = cfg, .rb = rb, .rs = rs, .out = out, .dead_letter = dead};
     if (!(p = cf_pipeline_new(&setup, err, sizeof err))) {
         fprintf(stderr, "chainfuse: %s\n", err);
         goto done;
@@ -594,8 +609,8 @@ static int cmd_run(int argc, char **argv) {
     json_int_t dropped = 0;
     const char *reason;
     json_t *n;
-    json_object_foreach(json_object_get(stats, "dropped"), reason, n)
-        dropped += json_integer_value(n);
+    json_object_foreach(json_object_get(stats, "dropped"), reason, n) dropped +=
+        json_integer_value(n);
     /* Every count the user could miss is on this line: correlation
      * alerts beside detection ones, what was suppressed, dropped or
      * dead-lettered (--stats has the reasons). */
@@ -614,8 +629,7 @@ static int cmd_run(int argc, char **argv) {
             (long long)dropped, dropped ? " (see --stats)" : "");
     if (stats_out && !write_stats(stats_out, stats)) {
         const char *d = cf_file_output_error(stats_out);
-        fprintf(stderr, "chainfuse: --stats: %s\n",
-                *d ? d : "out of memory");
+        fprintf(stderr, "chainfuse: --stats: %s\n", *d ? d : "out of memory");
         rc = EXIT_RUNTIME;
     }
     json_decref(stats);
@@ -659,8 +673,9 @@ static int cmd_config(int argc, char **argv) {
         }
     }
     if (reference == (check_path != NULL) || optind != argc) {
-        fprintf(stderr, "chainfuse config: give one of --reference, --check "
-                        "FILE\n%s",
+        fprintf(stderr,
+                "chainfuse config: give one of --reference, --check "
+                "FILE\n%s",
                 config_usage);
         return EXIT_USAGE;
     }
@@ -673,8 +688,10 @@ static int cmd_config(int argc, char **argv) {
     struct cf_buf ref = CF_BUF_INIT;
     cf_config_reference(&ref);
     int rc = ref.failed ? EXIT_RUNTIME : 0;
-    if (rc) fprintf(stderr, "chainfuse: out of memory\n");
-    else fputs(ref.data, stdout);
+    if (rc)
+        fprintf(stderr, "chainfuse: out of memory\n");
+    else
+        fputs(ref.data, stdout);
     cf_buf_free(&ref);
     return rc;
 }

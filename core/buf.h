@@ -22,7 +22,8 @@ struct cf_buf {
     bool failed; /* an allocation failed; the content is incomplete */
 };
 
-#define CF_BUF_INIT {NULL, 0, 0, false}
+#define CF_BUF_INIT                                                            \
+    { NULL, 0, 0, false }
 
 /* Makes room for `extra` more bytes (plus the NUL).  Returns false and
  * sets `failed` when memory runs out. */

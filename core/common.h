@@ -16,11 +16,11 @@
  * return NULL instead and describe the failure in (errstr, errstr_size). */
 typedef int cf_err_t;
 #define CF_OK 0
-#define CF_ERR -1          /* generic failure, see errstr */
-#define CF_ERR_NOMEM -2    /* allocation failed */
-#define CF_ERR_IO -3       /* read/write failure */
-#define CF_ERR_PARSE -4    /* malformed input */
-#define CF_ERR_LIMIT -5    /* a configured limit was exceeded */
+#define CF_ERR -1       /* generic failure, see errstr */
+#define CF_ERR_NOMEM -2 /* allocation failed */
+#define CF_ERR_IO -3    /* read/write failure */
+#define CF_ERR_PARSE -4 /* malformed input */
+#define CF_ERR_LIMIT -5 /* a configured limit was exceeded */
 
 #define CF_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define CF_UNUSED(x) ((void)(x))
@@ -33,15 +33,15 @@ typedef int cf_err_t;
  * and so that inputs can commit only what outputs have acknowledged.
  */
 struct cf_position {
-    const char *source;  /* borrowed; lives as long as the input */
-    int32_t partition;   /* -1 where the input has no partitions */
-    int64_t offset;      /* line number (files) or message offset */
+    const char *source; /* borrowed; lives as long as the input */
+    int32_t partition;  /* -1 where the input has no partitions */
+    int64_t offset;     /* line number (files) or message offset */
 };
 
 /* snprintf into errstr if it is non-NULL; returns `rc` so callers can
  * write `return cf_seterr(errstr, size, CF_ERR, "...", ...)`. */
-#include <stdio.h>
 #include <stdarg.h>
+#include <stdio.h>
 static inline int cf_seterr(char *errstr, size_t errstr_size, int rc,
                             const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -5,8 +5,8 @@
  */
 #include "config.h"
 
-#include <jansson.h>
 #include <stddef.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,9 +14,11 @@
 
 /* One key stored in struct cf_config at `field` (a member path such as
  * fusion.window). */
-#define KEY(name, type, def, min, max, field, help)                          \
-    {name, type, def, min, max, offsetof(struct cf_config, field),           \
-     sizeof(((struct cf_config *)0)->field), help, NULL}
+#define KEY(name, type, def, min, max, field, help)                            \
+    {                                                                          \
+        name, type, def, min, max, offsetof(struct cf_config, field),          \
+            sizeof(((struct cf_config *)0)->field), help, NULL                 \
+    }
 
 #define GIB (1LL << 30)
 /* Longest duration: a century of milliseconds, far from int64 overflow
@@ -24,8 +26,7 @@
 #define MAX_DURATION (36500LL * 24 * 3600 * 1000)
 
 static const struct cf_config_key input_keys[] = {
-    KEY("max_line_bytes", CF_CONFIG_SIZE, "1MiB", 1, GIB,
-        limits.max_line_bytes,
+    KEY("max_line_bytes", CF_CONFIG_SIZE, "1MiB", 1, GIB, limits.max_line_bytes,
         "longest event line read; a longer line is dead-lettered"),
     /* simdjson's parser refuses deeper documents anyway */
     KEY("max_depth", CF_CONFIG_INT, "64", 1, 1024, limits.max_depth,
@@ -34,8 +35,8 @@ static const struct cf_config_key input_keys[] = {
 };
 
 static const struct cf_config_key dead_letter_keys[] = {
-    KEY("path", CF_CONFIG_STRING, "chainfuse-deadletter.jsonl",
-        0, 0, dead_letter_path,
+    KEY("path", CF_CONFIG_STRING, "chainfuse-deadletter.jsonl", 0, 0,
+        dead_letter_path,
         "where lines that cannot be processed go, one JSON record each with "
         "the reason (`--dead-letter` overrides it)"),
 };
@@ -65,8 +66,7 @@ static const struct cf_config_key correlation_keys[] = {
 };
 
 static const struct cf_config_key fusion_keys[] = {
-    KEY("lateness", CF_CONFIG_DURATION, "15m", 0, MAX_DURATION,
-        fusion.lateness,
+    KEY("lateness", CF_CONFIG_DURATION, "15m", 0, MAX_DURATION, fusion.lateness,
         "how late an alert may arrive and still be fused in event-time "
         "order: the watermark is the newest event time minus this"),
     KEY("max_future_skew", CF_CONFIG_DURATION, "1h", 0, MAX_DURATION,
@@ -89,8 +89,7 @@ static const struct cf_config_key fusion_keys[] = {
         "a changed incident is emitted at most once per this much event "
         "time (0 means 1ms)"),
     KEY("entity_ttl", CF_CONFIG_DURATION, "7d", 0, MAX_DURATION,
-        fusion.entity_ttl,
-        "an entity not seen for this long is forgotten"),
+        fusion.entity_ttl, "an entity not seen for this long is forgotten"),
     /* ATT&CK enterprise has 14 tactics (engine/killchain.h) */
     KEY("min_stages", CF_CONFIG_INT, "2", 1, 14, fusion.min_stages,
         "kill-chain stages an incident needs before it is raised (emitted); "
@@ -122,10 +121,10 @@ static const struct cf_config_key fusion_keys[] = {
         "the built-in SYSTEM, -, loopback addresses..."),
 };
 
-#define SECTION(name, keys, help)                                            \
-    {name, help, keys, CF_ARRAY_LEN(keys), CF_CONFIG_MAPPING, NULL}
-#define FREE_FORM(name, shape, owner, help)                                  \
-    {name, help, NULL, 0, shape, owner}
+#define SECTION(name, keys, help)                                              \
+    { name, help, keys, CF_ARRAY_LEN(keys), CF_CONFIG_MAPPING, NULL }
+#define FREE_FORM(name, shape, owner, help)                                    \
+    { name, help, NULL, 0, shape, owner }
 
 /* Every top-level section, in reference order.  A key not listed here is
  * reported, so a misspelt section is an error, not a silent default. */
@@ -170,10 +169,14 @@ static char *default_cache_dir(void) {
     const char *xdg = getenv("XDG_CACHE_HOME");
     const char *home = getenv("HOME");
     struct cf_buf b = CF_BUF_INIT;
-    if (env) cf_buf_puts(&b, env);
-    else if (xdg && *xdg) cf_buf_printf(&b, "%s/chainfuse", xdg);
-    else if (home && *home) cf_buf_printf(&b, "%s/.cache/chainfuse", home);
-    else cf_buf_puts(&b, "/tmp/chainfuse-cache");
+    if (env)
+        cf_buf_puts(&b, env);
+    else if (xdg && *xdg)
+        cf_buf_printf(&b, "%s/chainfuse", xdg);
+    else if (home && *home)
+        cf_buf_printf(&b, "%s/.cache/chainfuse", home);
+    else
+        cf_buf_puts(&b, "/tmp/chainfuse-cache");
     if (!b.data && !b.failed) return cf_strdup(""); /* CHAINFUSE_CACHE_DIR= */
     return cf_buf_steal(&b);
 }
@@ -200,8 +203,8 @@ static const struct cf_config_section_def *find_section(const char *name) {
 }
 
 /* "ORIGIN: unknown section 'x'" with a suggestion or the list. */
-static void unknown_section(const char *origin, const char *key,
-                            char *errstr, size_t errstr_size) {
+static void unknown_section(const char *origin, const char *key, char *errstr,
+                            size_t errstr_size) {
     const char *names[CF_ARRAY_LEN(sections) + 1];
     struct cf_buf known = CF_BUF_INIT;
     for (size_t i = 0; i < CF_ARRAY_LEN(sections); i++) {
@@ -253,8 +256,8 @@ struct cf_config *cf_config_from_json(const json_t *root, const char *origin,
         if (!json_is_null(val) &&
             (list ? !json_is_array(val) : !json_is_object(val))) {
             cf_seterr(errstr, errstr_size, CF_ERR,
-                      "%s: %s: must be a %s, not %s (%s; parsed in %s)",
-                      origin, sec->name, list ? "list" : "mapping",
+                      "%s: %s: must be a %s, not %s (%s; parsed in %s)", origin,
+                      sec->name, list ? "list" : "mapping",
                       json_is_array(val)    ? "a list"
                       : json_is_object(val) ? "a mapping"
                                             : "a single value",
@@ -291,8 +294,8 @@ struct cf_config *cf_config_load(const char *path, char *errstr,
         goto done;
     }
     /* an empty file (or only comments) means defaults */
-    cfg = cf_config_from_json(json_array_get(docs, 0), path, errstr,
-                              errstr_size);
+    cfg =
+        cf_config_from_json(json_array_get(docs, 0), path, errstr, errstr_size);
 done:
     json_decref(docs);
     cf_free(text);
@@ -307,8 +310,8 @@ void cf_config_destroy(struct cf_config *cfg) {
     cf_free(cfg);
 }
 
-const json_t *cf_config_section(const struct cf_config *cfg,
-                                const char *name) {
-    const json_t *v = cfg && cfg->root ? json_object_get(cfg->root, name) : NULL;
+const json_t *cf_config_section(const struct cf_config *cfg, const char *name) {
+    const json_t *v =
+        cfg && cfg->root ? json_object_get(cfg->root, name) : NULL;
     return json_is_null(v) ? NULL : v;
 }

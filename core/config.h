@@ -35,20 +35,20 @@ struct cf_fusion_settings {
     int64_t lateness, max_future_skew, window, close_after, suppression_window,
         update_interval, entity_ttl;
     int64_t min_stages, max_open_incidents, max_alerts,
-        max_entities_per_incident, max_rules_per_incident,
-        max_pending_alerts, max_tracked_entities, weak_threshold;
+        max_entities_per_incident, max_rules_per_incident, max_pending_alerts,
+        max_tracked_entities, weak_threshold;
     struct cf_strlist never_link; /* as written; fusion normalises them */
 };
 
 struct cf_config {
-    struct cf_decode_limits limits;  /* input.max_line_bytes, max_depth */
-    char *dead_letter_path;          /* dead_letter.path */
-    char *cache_dir;                 /* cache.dir; "" disables the cache */
-    bool emit_alerts;                /* output.alerts */
-    bool emit_incidents;             /* output.incidents */
+    struct cf_decode_limits limits; /* input.max_line_bytes, max_depth */
+    char *dead_letter_path;         /* dead_letter.path */
+    char *cache_dir;                /* cache.dir; "" disables the cache */
+    bool emit_alerts;               /* output.alerts */
+    bool emit_incidents;            /* output.incidents */
     struct cf_correlation_settings correlation;
     struct cf_fusion_settings fusion;
-    struct json_t *root;             /* the whole document (an object) */
+    struct json_t *root; /* the whole document (an object) */
 };
 
 /* Defaults only (no file).  NULL when out of memory. */

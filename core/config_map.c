@@ -17,14 +17,17 @@
 static const struct {
     const char *name;
     int64_t ms;
-} duration_units[] = {{"ms", 1},          {"s", MS_SECOND}, {"", MS_SECOND},
-                      {"m", MS_MINUTE},   {"min", MS_MINUTE},
-                      {"h", MS_HOUR},     {"d", MS_DAY}};
+} duration_units[] = {{"ms", 1},        {"s", MS_SECOND},   {"", MS_SECOND},
+                      {"m", MS_MINUTE}, {"min", MS_MINUTE}, {"h", MS_HOUR},
+                      {"d", MS_DAY}};
 
 static const struct {
     const char *name;
     int64_t bytes;
-} size_units[] = {{"", 1}, {"B", 1}, {"KiB", 1LL << 10}, {"MiB", 1LL << 20},
+} size_units[] = {{"", 1},
+                  {"B", 1},
+                  {"KiB", 1LL << 10},
+                  {"MiB", 1LL << 20},
                   {"GiB", 1LL << 30}};
 
 /* What a value of each type looks like, for "must be ..." messages. */
@@ -60,7 +63,9 @@ static const char *type_name(enum cf_config_type t) {
 /* A short rendering of what was found instead, for messages. */
 static void describe(const json_t *v, char *buf, size_t size) {
     switch (json_typeof(v)) {
-    case JSON_STRING: snprintf(buf, size, "\"%.40s\"", json_string_value(v)); break;
+    case JSON_STRING:
+        snprintf(buf, size, "\"%.40s\"", json_string_value(v));
+        break;
     case JSON_INTEGER:
         snprintf(buf, size, "%lld", (long long)json_integer_value(v));
         break;
@@ -77,8 +82,8 @@ void cf_config_map_format_duration(int64_t ms, char buf[32]) {
     static const struct {
         const char *name;
         int64_t ms;
-    } units[] = {{"d", MS_DAY}, {"h", MS_HOUR}, {"m", MS_MINUTE},
-                 {"s", MS_SECOND}};
+    } units[] = {
+        {"d", MS_DAY}, {"h", MS_HOUR}, {"m", MS_MINUTE}, {"s", MS_SECOND}};
     for (size_t i = 0; i < CF_ARRAY_LEN(units); i++)
         if (ms != 0 && ms % units[i].ms == 0) {
             snprintf(buf, 32, "%lld%s", (long long)(ms / units[i].ms),
@@ -91,7 +96,8 @@ void cf_config_map_format_duration(int64_t ms, char buf[32]) {
 static void format_size(int64_t bytes, char buf[32]) {
     for (size_t i = CF_ARRAY_LEN(size_units); i-- > 2;)
         if (bytes != 0 && bytes % size_units[i].bytes == 0) {
-            snprintf(buf, 32, "%lld%s", (long long)(bytes / size_units[i].bytes),
+            snprintf(buf, 32, "%lld%s",
+                     (long long)(bytes / size_units[i].bytes),
                      size_units[i].name);
             return;
         }
@@ -99,9 +105,12 @@ static void format_size(int64_t bytes, char buf[32]) {
 }
 
 static void format_value(enum cf_config_type t, int64_t v, char buf[32]) {
-    if (t == CF_CONFIG_DURATION) cf_config_map_format_duration(v, buf);
-    else if (t == CF_CONFIG_SIZE) format_size(v, buf);
-    else snprintf(buf, 32, "%lld", (long long)v);
+    if (t == CF_CONFIG_DURATION)
+        cf_config_map_format_duration(v, buf);
+    else if (t == CF_CONFIG_SIZE)
+        format_size(v, buf);
+    else
+        snprintf(buf, 32, "%lld", (long long)v);
 }
 
 /* "12.5" followed by a unit: the number and where the unit starts.  A
@@ -221,7 +230,8 @@ static cf_err_t set_value(const struct cf_config_key *k, const json_t *v,
         char bound[32];
         if (n < k->min) {
             format_value(k->type, k->min, bound);
-            snprintf(why, why_size, "must be at least %s, not %s", bound, found);
+            snprintf(why, why_size, "must be at least %s, not %s", bound,
+                     found);
             return CF_ERR;
         }
         if (n > k->max) {
@@ -256,8 +266,10 @@ static cf_err_t set_value(const struct cf_config_key *k, const json_t *v,
         size_t i;
         const json_t *item;
         if (!json_is_array(v)) {
-            snprintf(why, why_size, "must be a list of strings such as [a, "
-                     "b], not %s", found);
+            snprintf(why, why_size,
+                     "must be a list of strings such as [a, "
+                     "b], not %s",
+                     found);
             return CF_ERR;
         }
         json_array_foreach(v, i, item) {
@@ -268,8 +280,8 @@ static cf_err_t set_value(const struct cf_config_key *k, const json_t *v,
                 return CF_ERR;
             }
         }
-        struct cf_strlist l = {cf_calloc(json_array_size(v) + 1, sizeof(char *)),
-                               0};
+        struct cf_strlist l = {
+            cf_calloc(json_array_size(v) + 1, sizeof(char *)), 0};
         if (!l.v) return CF_ERR_NOMEM;
         json_array_foreach(v, i, item) {
             if (!(l.v[l.n] = cf_strdup(json_string_value(item)))) break;
@@ -306,7 +318,9 @@ cf_err_t cf_config_map_defaults(const struct cf_config_section_def *sec,
         case CF_CONFIG_STRLIST: v = json_loads(k->def, 0, NULL); break;
         default: v = json_string(k->def); break;
         }
-        if (!v) return cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+        if (!v)
+            return cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
+                             "out of memory");
         cf_err_t rc = set_value(k, v, base, why, sizeof why);
         json_decref(v);
         if (rc == CF_ERR_NOMEM)
@@ -340,7 +354,8 @@ cf_err_t cf_config_map_parse(const struct cf_config_section_def *sec,
         if (!k) {
             const char *names[64];
             size_t n = 0;
-            for (size_t i = 0; i < sec->n_keys && n + 1 < CF_ARRAY_LEN(names); i++)
+            for (size_t i = 0; i < sec->n_keys && n + 1 < CF_ARRAY_LEN(names);
+                 i++)
                 names[n++] = sec->keys[i].name;
             names[n] = NULL;
             const char *near = cf_config_map_nearest(key, names);
@@ -429,12 +444,14 @@ static void key_range(const struct cf_config_key *k, struct cf_buf *out) {
         return;
     format_value(k->type, k->min, lo);
     format_value(k->type, k->max, hi);
-    if (k->max == INT64_MAX) cf_buf_printf(out, ">= %s", lo);
-    else cf_buf_printf(out, "%s .. %s", lo, hi);
+    if (k->max == INT64_MAX)
+        cf_buf_printf(out, ">= %s", lo);
+    else
+        cf_buf_printf(out, "%s .. %s", lo, hi);
 }
 
-void cf_config_map_reference(const struct cf_config_section_def *secs,
-                             size_t n, struct cf_buf *out) {
+void cf_config_map_reference(const struct cf_config_section_def *secs, size_t n,
+                             struct cf_buf *out) {
     bool any_free = false;
     for (size_t s = 0; s < n; s++) {
         const struct cf_config_section_def *sec = &secs[s];
@@ -448,9 +465,12 @@ void cf_config_map_reference(const struct cf_config_section_def *secs,
         for (size_t i = 0; i < sec->n_keys; i++) {
             const struct cf_config_key *k = &sec->keys[i];
             cf_buf_printf(out, "| `%s` | %s | ", k->name, type_name(k->type));
-            if (k->def_doc) cell(out, k->def_doc);
-            else if (k->def) cf_buf_printf(out, "`%s`", k->def);
-            else cf_buf_puts(out, "none");
+            if (k->def_doc)
+                cell(out, k->def_doc);
+            else if (k->def)
+                cf_buf_printf(out, "`%s`", k->def);
+            else
+                cf_buf_puts(out, "none");
             cf_buf_puts(out, " | ");
             key_range(k, out);
             cf_buf_puts(out, " | ");

@@ -66,9 +66,9 @@ struct cf_config_section_def {
     const char *help;
     const struct cf_config_key *keys; /* NULL: free-form, see owner */
     size_t n_keys;
-    enum cf_config_shape shape;       /* free-form: what it must be */
-    const char *owner;                /* free-form: the file that parses
-                                         it, where its format is told */
+    enum cf_config_shape shape; /* free-form: what it must be */
+    const char *owner;          /* free-form: the file that parses
+                                   it, where its format is told */
 };
 
 /* Sets every key of `sec` in `base` to its default, releasing what was
@@ -91,14 +91,13 @@ cf_err_t cf_config_map_parse(const struct cf_config_section_def *sec,
                              char *errstr, size_t errstr_size);
 
 /* Releases the strings and lists `sec` owns in `base` and zeroes them. */
-void cf_config_map_release(const struct cf_config_section_def *sec,
-                           void *base);
+void cf_config_map_release(const struct cf_config_section_def *sec, void *base);
 
 /* The reference for `secs` in Markdown: for each section with keys a
  * heading, its help and a table (key, type, default, range, help); then
  * one table of the free-form sections.  Appends to `out`. */
-void cf_config_map_reference(const struct cf_config_section_def *secs,
-                             size_t n, struct cf_buf *out);
+void cf_config_map_reference(const struct cf_config_section_def *secs, size_t n,
+                             struct cf_buf *out);
 
 /* The candidate closest to `word` by edit distance, if close enough to
  * be a likely typo (at most 2 edits, and fewer than half its letters);

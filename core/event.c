@@ -34,11 +34,11 @@ struct event_storage {
     /* The name being built, when it is not in strings; then it holds
      * exactly name_len bytes, and dropping a segment truncates it. */
     struct cf_buf name;
-    size_t name_len; /* of the current name, wherever it is */
-    uint32_t name_key; /* offset in strings when the current name is one
-                          string there as it stands (then `name` is not
-                          written: most names are plain keys), else
-                          CF_JSON_NO_KEY */
+    size_t name_len;        /* of the current name, wherever it is */
+    uint32_t name_key;      /* offset in strings when the current name is one
+                               string there as it stands (then `name` is not
+                               written: most names are plain keys), else
+                               CF_JSON_NO_KEY */
     uint32_t last_name_off; /* reused by repeated leaves (arrays) */
     uint32_t last_name_len;
     uint32_t last_name_hash;
@@ -129,8 +129,7 @@ static struct name_mark name_push(struct event_storage *st, char sep,
     if (st->name_key != CF_JSON_NO_KEY) {
         /* the name so far is a key in strings: copy it out to extend it */
         cf_buf_reset(&st->name);
-        cf_buf_append(&st->name, st->strings.data + st->name_key,
-                      st->name_len);
+        cf_buf_append(&st->name, st->strings.data + st->name_key, st->name_len);
     }
     if (mark.len) cf_buf_putc(&st->name, sep);
     cf_buf_append(&st->name, seg, seg_len);
@@ -205,8 +204,7 @@ static bool emit(struct flatten *fl, const struct cf_json_node *node) {
         if (!st->have_last_name || st->last_name_len != st->name_len ||
             memcmp(st->names.data + st->last_name_off, st->name.data,
                    st->name_len)) {
-            if (st->names.len + st->name_len + 1 > UINT32_MAX / 2)
-                return false;
+            if (st->names.len + st->name_len + 1 > UINT32_MAX / 2) return false;
             st->last_name_off = (uint32_t)st->names.len;
             /* with its NUL, which the buffer keeps after the content */
             cf_buf_append(&st->names, st->name.data, st->name_len + 1);
@@ -256,8 +254,8 @@ static const char *key_of(const struct flatten *fl,
     return fl->strings + n->key_off;
 }
 
-static long find_member(const struct flatten *fl, uint32_t obj,
-                        const char *key, size_t len) {
+static long find_member(const struct flatten *fl, uint32_t obj, const char *key,
+                        size_t len) {
     for (uint32_t c = obj + 1; c < fl->nodes[obj].end; c = fl->nodes[c].end)
         if (key_is(fl, &fl->nodes[c], key, len)) return (long)c;
     return -1;
@@ -534,8 +532,8 @@ const char *cf_event_json(const struct cf_event *ev, size_t *len) {
     return s;
 }
 
-int cf_event_find(const struct cf_event *ev, const char *name,
-                  size_t name_len, uint32_t from) {
+int cf_event_find(const struct cf_event *ev, const char *name, size_t name_len,
+                  uint32_t from) {
     uint32_t h = cf_hash_name(name, name_len);
     for (uint32_t i = from; i < ev->n_fields; i++) {
         const struct cf_event_field *f = &ev->fields[i];
@@ -554,9 +552,9 @@ int64_t cf_event_extract_time(const struct cf_event *ev) {
         const char *name;
         size_t len;
     } names[] = {
-        {"UtcTime", 7},   {"TimeCreated", 11}, {"TimeCreated_SystemTime", 22},
-        {"@timestamp", 10}, {"timestamp", 9},  {"eventTime", 9},
-        {"time", 4},      {"EventTime", 9},    {"_time", 5},
+        {"UtcTime", 7},     {"TimeCreated", 11}, {"TimeCreated_SystemTime", 22},
+        {"@timestamp", 10}, {"timestamp", 9},    {"eventTime", 9},
+        {"time", 4},        {"EventTime", 9},    {"_time", 5},
     };
     for (size_t n = 0; n < CF_ARRAY_LEN(names); n++) {
         int i = cf_event_find(ev, names[n].name, names[n].len, 0);

@@ -42,7 +42,7 @@ struct cf_event_field {
     const char *name; /* NUL-terminated */
     uint32_t name_len;
     uint32_t name_hash; /* cf_hash_name(name, name_len) */
-    const char *value; /* NUL-terminated text; may contain NULs before len */
+    const char *value;  /* NUL-terminated text; may contain NULs before len */
     uint32_t value_len;
     uint8_t type; /* enum cf_value_type */
 };
@@ -58,8 +58,8 @@ struct cf_event {
     struct cf_event_field *fields;
     uint32_t n_fields;
     uint32_t cap_fields;
-    void *storage; /* the event's own buffers for names and values,
-                      filled by the decoder; private to event.c */
+    void *storage;   /* the event's own buffers for names and values,
+                        filled by the decoder; private to event.c */
     int64_t time_ms; /* event time in ms since the epoch, or CF_TIME_UNKNOWN */
     struct cf_position pos;
 };
@@ -97,8 +97,8 @@ cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,
 
 /* Index of the first leaf named `name` at or after `from`, or -1.
  * Leaves of one array share a name and are adjacent. */
-int cf_event_find(const struct cf_event *ev, const char *name,
-                  size_t name_len, uint32_t from);
+int cf_event_find(const struct cf_event *ev, const char *name, size_t name_len,
+                  uint32_t from);
 
 /* The event's time from the usual fields, in order: UtcTime,
  * TimeCreated / TimeCreated_SystemTime, @timestamp, timestamp, eventTime,

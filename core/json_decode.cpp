@@ -97,10 +97,14 @@ int hex4(const char *s) {
     for (int i = 0; i < 4; i++) {
         char c = s[i];
         v <<= 4;
-        if (c >= '0' && c <= '9') v |= c - '0';
-        else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
-        else return -1;
+        if (c >= '0' && c <= '9')
+            v |= c - '0';
+        else if (c >= 'a' && c <= 'f')
+            v |= c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            v |= c - 'A' + 10;
+        else
+            return -1;
     }
     return v;
 }
@@ -182,8 +186,7 @@ long unescape(const char *s, const char *e, char *dst) {
             }
             break;
         }
-        default:
-            return -1;
+        default: return -1;
         }
     }
     return (long)(d - dst);
@@ -202,8 +205,10 @@ bool looks_truncated(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (in_string) {
-            if (c == '\\') i++;
-            else if (c == '"') in_string = false;
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
             continue;
         }
         if (c == '"') {
@@ -222,7 +227,7 @@ bool looks_truncated(const char *s, size_t n) {
 }
 
 class walker {
-public:
+  public:
     walker(cf_json_parser *p, unsigned max_depth)
         : p_(p), max_depth_(max_depth) {}
 
@@ -245,7 +250,7 @@ public:
         return true;
     }
 
-private:
+  private:
     cf_json_parser *p_;
     unsigned max_depth_;
 
@@ -483,8 +488,7 @@ cf_json_status parse(cf_json_parser *p, const char *text, size_t len,
     }
 
     ondemand::document d;
-    error_code e =
-        p->parser.iterate(p->padded.data, len, p->padded.cap).get(d);
+    error_code e = p->parser.iterate(p->padded.data, len, p->padded.cap).get(d);
     if (e) return from_simdjson(e, text, len);
     ondemand::json_type type;
     if ((e = d.type().get(type))) return from_simdjson(e, text, len);
@@ -541,8 +545,7 @@ extern "C" void cf_json_parser_destroy(struct cf_json_parser *p) {
 
 extern "C" enum cf_json_status cf_json_parse(struct cf_json_parser *p,
                                              const char *text, size_t len,
-                                             unsigned max_depth,
-                                             char *strings,
+                                             unsigned max_depth, char *strings,
                                              struct cf_json_doc *doc) {
     doc->nodes = nullptr;
     doc->n_nodes = 0;

@@ -50,13 +50,13 @@ enum cf_json_status {
  * string there is NUL-terminated (and may contain NULs before its
  * length when the JSON had "\u0000"). */
 struct cf_json_node {
-    uint32_t key_off;  /* member key, or CF_JSON_NO_KEY (root, array element) */
+    uint32_t key_off; /* member key, or CF_JSON_NO_KEY (root, array element) */
     uint32_t key_len;
     uint32_t text_off; /* scalars: unescaped string, number as written,
                           "true"/"false", "" for null; containers: 0 */
     uint32_t text_len;
-    uint32_t end;      /* index one past this node's subtree */
-    uint8_t type;      /* enum cf_json_type */
+    uint32_t end; /* index one past this node's subtree */
+    uint8_t type; /* enum cf_json_type */
 };
 
 /* A parsed document.  Borrowed from the parser: valid until the next

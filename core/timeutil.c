@@ -209,7 +209,8 @@ unsigned cf_time_iso_week(const struct cf_time_fields *tf) {
     /* ISO 8601: weeks start on Monday and week 1 holds the year's first
      * Thursday, so a date's week is that of the Thursday of its week. */
     int64_t days = days_from_civil(tf->year, tf->month, tf->day);
-    int64_t weekday = ((days % 7) + 7 + 3) % 7; /* 1970-01-01: Thursday; 0 = Monday */
+    int64_t weekday =
+        ((days % 7) + 7 + 3) % 7; /* 1970-01-01: Thursday; 0 = Monday */
     int64_t thursday = days - weekday + 3;
     int64_t y;
     unsigned m, d;

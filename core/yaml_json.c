@@ -22,10 +22,9 @@ static bool scalar_is(const char *s, const char *const *words) {
 static json_t *plain_scalar(const char *s, size_t len) {
     static const char *const nulls[] = {"", "~", "null", "Null", "NULL", NULL};
     static const char *const trues[] = {"true", "True", "TRUE", "yes", "Yes",
-                                        "YES", "on", "On", "ON", NULL};
-    static const char *const falses[] = {"false", "False", "FALSE", "no",
-                                         "No", "NO", "off", "Off", "OFF",
-                                         NULL};
+                                        "YES",  "on",   "On",   "ON",  NULL};
+    static const char *const falses[] = {
+        "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF", NULL};
     if (scalar_is(s, nulls)) return json_null();
     if (scalar_is(s, trues)) return json_true();
     if (scalar_is(s, falses)) return json_false();
@@ -64,7 +63,7 @@ struct walk {
     struct cf_buf path;
     char *errstr;
     size_t errstr_size;
-    bool failed; /* errstr holds the reason */
+    bool failed;   /* errstr holds the reason */
     char msg[320]; /* scratch for building a message */
 };
 
@@ -75,8 +74,7 @@ static json_t *walk_fail(struct walk *w, const yaml_node_t *node,
     if (!w->failed)
         cf_seterr(w->errstr, w->errstr_size, CF_ERR_PARSE,
                   "%s at line %zu, column %zu%s", what,
-                  node->start_mark.line + 1, node->start_mark.column + 1,
-                  tail);
+                  node->start_mark.line + 1, node->start_mark.column + 1, tail);
     w->failed = true;
     return NULL;
 }
@@ -114,8 +112,7 @@ static size_t first_line_of(yaml_document_t *doc, yaml_node_t *node,
 static json_t *convert(struct walk *w, yaml_node_t *node, int depth) {
     if (!node) return NULL;
     if (depth > 200)
-        return walk_fail(w, node, "nesting deeper than 200",
-                         where(w));
+        return walk_fail(w, node, "nesting deeper than 200", where(w));
     switch (node->type) {
     case YAML_SCALAR_NODE: {
         const char *s = (const char *)node->data.scalar.value;
@@ -132,8 +129,8 @@ static json_t *convert(struct walk *w, yaml_node_t *node, int depth) {
         for (yaml_node_item_t *it = node->data.sequence.items.start;
              it < node->data.sequence.items.top; it++, i++) {
             cf_buf_printf(&w->path, "[%zu]", i);
-            json_t *v = convert(w, yaml_document_get_node(w->doc, *it),
-                                depth + 1);
+            json_t *v =
+                convert(w, yaml_document_get_node(w->doc, *it), depth + 1);
             path_truncate(w, mark);
             /* append steals v even when it fails (out of memory) */
             if (!v || json_array_append_new(arr, v)) {
@@ -191,9 +188,7 @@ static json_t *convert(struct walk *w, yaml_node_t *node, int depth) {
         }
         return obj;
     }
-    default:
-        return walk_fail(w, node, "unsupported YAML node",
-                         where(w));
+    default: return walk_fail(w, node, "unsupported YAML node", where(w));
     }
 }
 
@@ -218,10 +213,10 @@ json_t *cf_yaml_to_json(const char *text, size_t len, char *errstr,
                 cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
             else
                 cf_seterr(errstr, errstr_size, CF_ERR_PARSE,
-                      "YAML syntax error at line %zu, column %zu: %s",
-                      parser.problem_mark.line + 1,
-                      parser.problem_mark.column + 1,
-                      parser.problem ? parser.problem : "unknown problem");
+                          "YAML syntax error at line %zu, column %zu: %s",
+                          parser.problem_mark.line + 1,
+                          parser.problem_mark.column + 1,
+                          parser.problem ? parser.problem : "unknown problem");
             json_decref(docs);
             docs = NULL;
             break;
@@ -231,7 +226,9 @@ json_t *cf_yaml_to_json(const char *text, size_t len, char *errstr,
             yaml_document_delete(&doc);
             break;
         }
-        struct walk w = {.doc = &doc, .path = CF_BUF_INIT, .errstr = errstr,
+        struct walk w = {.doc = &doc,
+                         .path = CF_BUF_INIT,
+                         .errstr = errstr,
                          .errstr_size = errstr_size};
         json_t *v = convert(&w, root, 0);
         cf_buf_free(&w.path);

@@ -13,9 +13,9 @@
 #include "timeutil.h"
 
 static const char *const entity_names[CF_ENTITY_COUNT] = {
-    "host",         "user",     "src_ip",    "dst_ip",
-    "process",      "parent_process", "process_guid", "logon_id",
-    "file_hash",    "cloud_account",  "cloud_resource"};
+    "host",      "user",           "src_ip",        "dst_ip",
+    "process",   "parent_process", "process_guid",  "logon_id",
+    "file_hash", "cloud_account",  "cloud_resource"};
 
 const char *cf_entity_kind_name(enum cf_entity_kind kind) {
     return (unsigned)kind < CF_ENTITY_COUNT ? entity_names[kind] : "unknown";
@@ -33,34 +33,31 @@ static const char *const default_fields[CF_ENTITY_COUNT][16] = {
                         "ComputerName", "DeviceName", "host", NULL},
     [CF_ENTITY_USER] = {"User", "TargetUserName+TargetDomainName",
                         "SubjectUserName+SubjectDomainName", "AccountName",
-                        "UserName", "userIdentity.userName",
-                        "userIdentity.arn", "user.name", "UserPrincipalName",
-                        "UserId", "user", "AUID", NULL},
+                        "UserName", "userIdentity.userName", "userIdentity.arn",
+                        "user.name", "UserPrincipalName", "UserId", "user",
+                        "AUID", NULL},
     [CF_ENTITY_SRC_IP] = {"SourceIp", "IpAddress", "sourceIPAddress",
                           "SourceAddress", "ClientIP", "callerIpAddress",
                           "source.ip", "src_ip", "src", NULL},
     [CF_ENTITY_DST_IP] = {"DestinationIp", "DestAddress", "destination.ip",
                           "DestinationAddress", "dst_ip", "dst", NULL},
     [CF_ENTITY_PROCESS] = {"Image", "NewProcessName", "ProcessName",
-                           "SourceImage", "process.executable", "exe",
-                           NULL},
+                           "SourceImage", "process.executable", "exe", NULL},
     [CF_ENTITY_PARENT_PROCESS] = {"ParentImage", "ParentProcessName",
                                   "process.parent.executable", NULL},
     [CF_ENTITY_PROCESS_GUID] = {"ProcessGuid", "SourceProcessGuid",
                                 "process.entity_id", NULL},
-    [CF_ENTITY_LOGON_ID] = {"LogonId", "TargetLogonId", "SubjectLogonId",
-                            NULL},
+    [CF_ENTITY_LOGON_ID] = {"LogonId", "TargetLogonId", "SubjectLogonId", NULL},
     [CF_ENTITY_FILE_HASH] = {"Hashes", "Hash", "sha256", "file.hash.sha256",
                              NULL},
-    [CF_ENTITY_CLOUD_ACCOUNT] = {"userIdentity.accountId",
-                                 "recipientAccountId", "AccountId",
-                                 "TenantId", "tenantId", "subscriptionId",
-                                 NULL},
-    [CF_ENTITY_CLOUD_RESOURCE] = {"resources.ARN", "requestParameters.bucketName",
-                                  "requestParameters.instanceId",
-                                  "requestParameters.instancesSet.items.instanceId",
-                                  "resourceId", "ResourceId", "TargetResources.id",
-                                  NULL},
+    [CF_ENTITY_CLOUD_ACCOUNT] = {"userIdentity.accountId", "recipientAccountId",
+                                 "AccountId", "TenantId", "tenantId",
+                                 "subscriptionId", NULL},
+    [CF_ENTITY_CLOUD_RESOURCE] =
+        {"resources.ARN", "requestParameters.bucketName",
+         "requestParameters.instanceId",
+         "requestParameters.instancesSet.items.instanceId", "resourceId",
+         "ResourceId", "TargetResources.id", NULL},
 };
 
 struct cf_entity_map {
@@ -153,12 +150,12 @@ static bool is_placeholder_value(const char *v, size_t len) {
 }
 
 static const struct cf_event_field *first_value(const struct cf_event *ev,
-                                                const char *name,
-                                                size_t len) {
+                                                const char *name, size_t len) {
     int i = cf_event_find(ev, name, len, 0);
     if (i < 0) return NULL;
     const struct cf_event_field *f = &ev->fields[i];
-    if (f->type == CF_VALUE_NULL || is_placeholder_value(f->value, f->value_len))
+    if (f->type == CF_VALUE_NULL ||
+        is_placeholder_value(f->value, f->value_len))
         return NULL;
     return f;
 }
@@ -227,8 +224,8 @@ void cf_entities_clear(struct cf_entities *ents) {
 /* The first 128 bits of a SHA-256 over the parts, as hex: the one place
  * chainfuse makes its stable ids.  False when OpenSSL could not (out of
  * memory): the zeros then in `out` are no id. */
-static bool digest_parts_hex128(const void *const *parts,
-                                const size_t *lens, int n, char out[33]) {
+static bool digest_parts_hex128(const void *const *parts, const size_t *lens,
+                                int n, char out[33]) {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE] = {0};
     unsigned int md_len = 0;
@@ -329,8 +326,11 @@ static void put_string(struct cf_buf *b, const char *s) {
     struct cf_buf clean = CF_BUF_INIT;
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
-        size_t k = c < 0x80 ? 1 : c >> 5 == 6 ? 2 : c >> 4 == 14 ? 3
-                 : c >> 3 == 30 ? 4 : 0;
+        size_t k = c < 0x80       ? 1
+                   : c >> 5 == 6  ? 2
+                   : c >> 4 == 14 ? 3
+                   : c >> 3 == 30 ? 4
+                                  : 0;
         if (k && i + k <= n && cf_utf8_valid(s + i, k)) {
             cf_buf_append(&clean, s + i, k);
             i += k;
@@ -339,19 +339,23 @@ static void put_string(struct cf_buf *b, const char *s) {
             i++;
         }
     }
-    if (clean.failed) b->failed = true;
-    else cf_buf_json_string(b, clean.data ? clean.data : "", clean.len);
+    if (clean.failed)
+        b->failed = true;
+    else
+        cf_buf_json_string(b, clean.data ? clean.data : "", clean.len);
     cf_buf_free(&clean);
 }
 
 static void put_member(struct cf_buf *b, const char *name, const char *s) {
     cf_buf_printf(b, ",\"%s\":", name);
-    if (s) put_string(b, s);
-    else cf_buf_puts(b, "null");
+    if (s)
+        put_string(b, s);
+    else
+        cf_buf_puts(b, "null");
 }
 
-static void put_strings(struct cf_buf *b, const char *name,
-                        char *const *items, size_t n) {
+static void put_strings(struct cf_buf *b, const char *name, char *const *items,
+                        size_t n) {
     cf_buf_printf(b, ",\"%s\":[", name);
     for (size_t i = 0; i < n; i++) {
         if (i) cf_buf_putc(b, ',');
@@ -372,8 +376,10 @@ cf_err_t cf_alert_write(const struct cf_alert *alert, struct cf_buf *out) {
     if (alert->time_ms != CF_TIME_UNKNOWN) cf_time_format(alert->time_ms, when);
     put_member(out, "time", alert->time_ms != CF_TIME_UNKNOWN ? when : NULL);
     cf_buf_puts(out, ",\"rule\":{\"id\":");
-    if (alert->rule_id) put_string(out, alert->rule_id);
-    else cf_buf_puts(out, "null");
+    if (alert->rule_id)
+        put_string(out, alert->rule_id);
+    else
+        cf_buf_puts(out, "null");
     put_member(out, "title", alert->rule_title ? alert->rule_title : "");
     put_member(out, "level", cf_level_name(alert->level));
     if (alert->rule_path) put_member(out, "path", alert->rule_path);

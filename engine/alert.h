@@ -63,25 +63,25 @@ cf_err_t cf_entities_extract(const struct cf_entity_map *map,
 void cf_entities_clear(struct cf_entities *ents);
 
 struct cf_alert {
-    char id[33];             /* 128-bit hex; same rule + same event = same id */
-    int64_t time_ms;         /* event time; CF_TIME_UNKNOWN if none */
-    const char *rule_id;     /* borrowed from the rulebook */
+    char id[33];         /* 128-bit hex; same rule + same event = same id */
+    int64_t time_ms;     /* event time; CF_TIME_UNKNOWN if none */
+    const char *rule_id; /* borrowed from the rulebook */
     const char *rule_title;
     const char *rule_path;
-    const char *rule_name;   /* may be NULL */
+    const char *rule_name; /* may be NULL */
     enum cf_level level;
-    char *const *tactics;    /* borrowed */
+    char *const *tactics; /* borrowed */
     size_t n_tactics;
     char *const *techniques; /* borrowed */
     size_t n_techniques;
     struct cf_entities entities;
-    char *event_json;        /* owned copy of the matched event's JSON object,
-                                as it came in (see cf_alert_from_event);
-                                NULL for correlation alerts */
+    char *event_json; /* owned copy of the matched event's JSON object,
+                         as it came in (see cf_alert_from_event);
+                         NULL for correlation alerts */
     size_t event_len;
-    struct cf_position pos;  /* the input record it came from */
-    bool is_correlation;     /* raised by a correlation rule */
-    json_t *extra;           /* correlation details; owned, may be NULL */
+    struct cf_position pos; /* the input record it came from */
+    bool is_correlation;    /* raised by a correlation rule */
+    json_t *extra;          /* correlation details; owned, may be NULL */
 };
 
 /* Fills `alert` for `rule` firing on `ev`, which cf_event_decode

@@ -64,7 +64,7 @@ struct cev {
         double d;   /* value_sum / value_avg */
         uint64_t h; /* value_count / value_percentile: hash of the value */
     } val;
-    uint32_t ref; /* index into corr->refs */
+    uint32_t ref;    /* index into corr->refs */
     uint32_t offset; /* input offset (low 32 bits), for spans decided late */
 };
 
@@ -73,9 +73,9 @@ struct win {
     uint64_t hash;
     uint32_t prev, next; /* per-correlation touch list; free list: next */
     uint32_t corr;
-    uint32_t n_ev;       /* 0 marks a free slot */
+    uint32_t n_ev; /* 0 marks a free slot */
     uint32_t key_len;
-    uint32_t cap_ev;     /* capacity of ev.many when n_ev > 1 */
+    uint32_t cap_ev; /* capacity of ev.many when n_ev > 1 */
     union {
         char in[KEY_INLINE];
         char *ptr;
@@ -119,7 +119,7 @@ struct cf_correlator {
     uint64_t *hbuf;
     size_t hbuf_cap;
     char numbuf[64];
-    struct cf_decoder *dec; /* reused event decoder (simdjson) */
+    struct cf_decoder *dec;  /* reused event decoder (simdjson) */
     const char *last_source; /* borrowed from the input, which outlives us */
     struct cf_event ev;
     /* correlation alerts raised but not yet fed to correlations over
@@ -128,8 +128,8 @@ struct cf_correlator {
     size_t n_chainq, cap_chainq;
 
     size_t extra_bytes; /* heap owned by windows beyond their slot */
-    uint64_t alerts_seen, alerts_used, late, late_outside, no_group,
-        no_value, no_time, fired, evicted, expired, repushed;
+    uint64_t alerts_seen, alerts_used, late, late_outside, no_group, no_value,
+        no_time, fired, evicted, expired, repushed;
     uint64_t oom; /* skipped for lack of memory: dropped, never silent */
 };
 
@@ -200,8 +200,10 @@ static size_t lk_find(const struct cf_correlator *co, const char *key) {
     size_t lo = 0, hi = co->n_lk;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (strcmp(co->lk[mid].key, key) < 0) lo = mid + 1;
-        else hi = mid;
+        if (strcmp(co->lk[mid].key, key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -282,10 +284,14 @@ static void table_remove(struct cf_correlator *co, uint32_t slot) {
 
 static void list_unlink(struct cf_correlator *co, uint32_t s) {
     struct win *w = &co->wins[s];
-    if (w->prev != NIL) co->wins[w->prev].next = w->next;
-    else co->head[w->corr] = w->next;
-    if (w->next != NIL) co->wins[w->next].prev = w->prev;
-    else co->tail[w->corr] = w->prev;
+    if (w->prev != NIL)
+        co->wins[w->prev].next = w->next;
+    else
+        co->head[w->corr] = w->next;
+    if (w->next != NIL)
+        co->wins[w->next].prev = w->prev;
+    else
+        co->tail[w->corr] = w->prev;
     w->prev = w->next = NIL;
 }
 
@@ -293,8 +299,10 @@ static void list_append(struct cf_correlator *co, uint32_t s) {
     struct win *w = &co->wins[s];
     w->prev = co->tail[w->corr];
     w->next = NIL;
-    if (w->prev != NIL) co->wins[w->prev].next = s;
-    else co->head[w->corr] = s;
+    if (w->prev != NIL)
+        co->wins[w->prev].next = s;
+    else
+        co->head[w->corr] = s;
     co->tail[w->corr] = s;
 }
 
@@ -516,10 +524,14 @@ static const char *field_text(struct cf_correlator *co, bool has_ev,
 static void process_alert(struct cf_correlator *co, const struct cf_alert *a);
 
 static const char *timespan_text(int64_t ms, char buf[32]) {
-    if (ms % 86400000 == 0) snprintf(buf, 32, "%lldd", (long long)(ms / 86400000));
-    else if (ms % 3600000 == 0) snprintf(buf, 32, "%lldh", (long long)(ms / 3600000));
-    else if (ms % 60000 == 0) snprintf(buf, 32, "%lldm", (long long)(ms / 60000));
-    else snprintf(buf, 32, "%llds", (long long)(ms / 1000));
+    if (ms % 86400000 == 0)
+        snprintf(buf, 32, "%lldd", (long long)(ms / 86400000));
+    else if (ms % 3600000 == 0)
+        snprintf(buf, 32, "%lldh", (long long)(ms / 3600000));
+    else if (ms % 60000 == 0)
+        snprintf(buf, 32, "%lldm", (long long)(ms / 60000));
+    else
+        snprintf(buf, 32, "%llds", (long long)(ms / 1000));
     return buf;
 }
 
@@ -534,9 +546,7 @@ static bool evaluate(struct cf_correlator *co,
                      const struct cf_sigma_correlation *c, struct cev *ev,
                      uint32_t n, const struct cev *last, double *metric) {
     switch (c->type) {
-    case CF_CORR_EVENT_COUNT:
-        *metric = n;
-        break;
+    case CF_CORR_EVENT_COUNT: *metric = n; break;
     case CF_CORR_VALUE_COUNT: {
         if (co->hbuf_cap < n) {
             uint64_t *hb = cf_realloc(co->hbuf, n * 2 * sizeof(*hb));
@@ -622,9 +632,11 @@ static void fire(struct cf_correlator *co, uint32_t s, uint32_t n,
     json_t *group = json_object();
     const char *k = win_key(w);
     for (size_t g = 0; g < c->n_group_by && group; g++) {
-        const char *sep = memchr(k, '\x1f', w->key_len - (size_t)(k - win_key(w)));
+        const char *sep =
+            memchr(k, '\x1f', w->key_len - (size_t)(k - win_key(w)));
         size_t l = sep ? (size_t)(sep - k) : 0;
-        ok &= json_object_set_new(group, c->group_by[g], json_stringn(k, l)) == 0;
+        ok &=
+            json_object_set_new(group, c->group_by[g], json_stringn(k, l)) == 0;
         k += l + 1;
     }
     json_t *ids = json_array();
@@ -635,19 +647,22 @@ static void fire(struct cf_correlator *co, uint32_t s, uint32_t n,
     json_t *extra = json_object();
     ok &= group && ids && extra;
     ok &= json_object_set_new(extra, "type",
-                              json_string(cf_correlation_type_name(c->type))) == 0;
+                              json_string(cf_correlation_type_name(c->type))) ==
+          0;
     ok &= json_object_set_new(extra, "group", group) == 0;
     if (c->type == CF_CORR_VALUE_SUM || c->type == CF_CORR_VALUE_AVG ||
         c->type == CF_CORR_VALUE_PERCENTILE) {
         ok &= json_object_set_new(extra, "value", json_real(metric)) == 0;
-        ok &= json_object_set_new(extra, "field", json_string(c->fields[0])) == 0;
+        ok &=
+            json_object_set_new(extra, "field", json_string(c->fields[0])) == 0;
     } else {
         ok &= json_object_set_new(extra, "count",
                                   json_integer((json_int_t)metric)) == 0;
     }
     ok &= json_object_set_new(extra, "alert_count", json_integer(n)) == 0;
-    ok &= json_object_set_new(extra, "timespan",
-                              json_string(timespan_text(c->timespan_ms, buf))) == 0;
+    ok &= json_object_set_new(
+              extra, "timespan",
+              json_string(timespan_text(c->timespan_ms, buf))) == 0;
     ok &= json_object_set_new(extra, "alert_ids", ids) == 0;
 
     /* id: correlation + group values + window start */
@@ -747,9 +762,8 @@ static bool close_spans(struct cf_correlator *co, uint32_t s, int64_t now,
     }
 }
 
-static void apply(struct cf_correlator *co, const struct cf_alert *a,
-                  bool evj, const json_t *group, uint32_t ci,
-                  uint32_t r) {
+static void apply(struct cf_correlator *co, const struct cf_alert *a, bool evj,
+                  const json_t *group, uint32_t ci, uint32_t r) {
     const struct cf_sigma_correlation *c = co->rb->correlations[ci];
     size_t len = 0;
     struct cf_buf *key = &co->key;
@@ -778,7 +792,8 @@ static void apply(struct cf_correlator *co, const struct cf_alert *a,
     if (a->pos.source) co->last_source = a->pos.source;
     if (c->n_fields) {
         if (c->type == CF_CORR_VALUE_SUM || c->type == CF_CORR_VALUE_AVG) {
-            const char *v = field_text(co, evj, group, c->value_fields[r], &len);
+            const char *v =
+                field_text(co, evj, group, c->value_fields[r], &len);
             char *end = NULL;
             e.val.d = v ? strtod(v, &end) : 0;
             if (!v || end == v || !isfinite(e.val.d)) {
@@ -788,9 +803,8 @@ static void apply(struct cf_correlator *co, const struct cf_alert *a,
         } else {
             uint64_t h = CF_HASH_INIT;
             for (size_t f = 0; f < c->n_fields; f++) {
-                const char *v = field_text(co, evj, group,
-                                           c->value_fields[f * c->n_refs + r],
-                                           &len);
+                const char *v = field_text(
+                    co, evj, group, c->value_fields[f * c->n_refs + r], &len);
                 if (!v) {
                     co->no_value++;
                     return;
@@ -903,11 +917,11 @@ static void process_pending(struct cf_correlator *co, struct cf_alert *p) {
 
 /* ---- public API ---------------------------------------------------------- */
 
-struct cf_correlator *cf_correlator_new(
-    const struct cf_rulebook *rb,
-    const struct cf_correlation_settings *settings,
-    cf_correlation_emit_fn emit, void *opaque, char *errstr,
-    size_t errstr_size) {
+struct cf_correlator *
+cf_correlator_new(const struct cf_rulebook *rb,
+                  const struct cf_correlation_settings *settings,
+                  cf_correlation_emit_fn emit, void *opaque, char *errstr,
+                  size_t errstr_size) {
     struct cf_correlator *co = cf_calloc(1, sizeof(*co));
     if (!co) goto nomem;
     co->rb = rb;
@@ -937,12 +951,13 @@ struct cf_correlator *cf_correlator_new(
         const struct cf_sigma_correlation *c = rb->correlations[i];
         co->head[i] = co->tail[i] = NIL;
         for (size_t r = 0; r < c->n_refs; r++) {
-            const char *key = c->refs[r].rule
-                                  ? (c->refs[r].rule->id ? c->refs[r].rule->id
+            const char *key =
+                c->refs[r].rule   ? (c->refs[r].rule->id ? c->refs[r].rule->id
                                                          : c->refs[r].rule->name)
-                              : c->refs[r].corr ? c->refs[r].corr->key
-                                                : NULL;
-            if (!key) continue; /* unresolved: cf_correlations_resolve not run */
+                : c->refs[r].corr ? c->refs[r].corr->key
+                                  : NULL;
+            if (!key)
+                continue; /* unresolved: cf_correlations_resolve not run */
             co->lk[co->n_lk].key = key;
             co->lk[co->n_lk].corr = (uint32_t)i;
             co->lk[co->n_lk].ref = (uint32_t)r;
@@ -1077,16 +1092,13 @@ json_t *cf_correlator_stats(const struct cf_correlator *co) {
     /* What correlation skipped is reported in the dropped family
      * (cf_correlator_drops), not here. */
     return json_pack(
-        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
-        "alerts_seen", (json_int_t)co->alerts_seen,
-        "alerts_counted", (json_int_t)co->alerts_used,
-        "own_alerts_repushed", (json_int_t)co->repushed,
-        "late_alerts", (json_int_t)co->late,
-        "fired", (json_int_t)co->fired,
-        "windows_open", (json_int_t)co->n_open,
-        "windows_expired", (json_int_t)co->expired,
-        "pending", (json_int_t)co->pending.n,
-        "state_bytes", (json_int_t)bytes,
+        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "alerts_seen",
+        (json_int_t)co->alerts_seen, "alerts_counted",
+        (json_int_t)co->alerts_used, "own_alerts_repushed",
+        (json_int_t)co->repushed, "late_alerts", (json_int_t)co->late, "fired",
+        (json_int_t)co->fired, "windows_open", (json_int_t)co->n_open,
+        "windows_expired", (json_int_t)co->expired, "pending",
+        (json_int_t)co->pending.n, "state_bytes", (json_int_t)bytes,
         "max_open_windows", (json_int_t)co->max_open);
 }
 

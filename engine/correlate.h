@@ -29,11 +29,11 @@ typedef void (*cf_correlation_emit_fn)(const struct cf_alert *alert,
  * the call; NULL for the defaults).  `emit` is called with `opaque` for
  * every correlation alert raised.  NULL with errstr when out of
  * memory. */
-struct cf_correlator *cf_correlator_new(
-    const struct cf_rulebook *rb,
-    const struct cf_correlation_settings *settings,
-    cf_correlation_emit_fn emit, void *opaque, char *errstr,
-    size_t errstr_size);
+struct cf_correlator *
+cf_correlator_new(const struct cf_rulebook *rb,
+                  const struct cf_correlation_settings *settings,
+                  cf_correlation_emit_fn emit, void *opaque, char *errstr,
+                  size_t errstr_size);
 void cf_correlator_destroy(struct cf_correlator *co);
 
 /* An alert happened (detection or correlation, for chaining).  `alert`

@@ -27,7 +27,8 @@ json_t *cf_drops_to_json(const struct cf_drops *d) {
     json_t *o = json_object();
     if (!o) return NULL;
     for (int r = 0; r < CF_DROP_REASONS; r++)
-        if (json_object_set_new(o, names[r], json_integer((json_int_t)d->n[r]))) {
+        if (json_object_set_new(o, names[r],
+                                json_integer((json_int_t)d->n[r]))) {
             json_decref(o);
             return NULL;
         }

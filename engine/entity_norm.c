@@ -10,10 +10,19 @@
 /* Accounts every Windows machine runs as: linking on them would merge
  * all activity of a domain into one incident.  Compared after the domain
  * has been cut ("NT AUTHORITY\SYSTEM" -> "system"). */
-static const char *const shared_users[] = {
-    "system", "local service", "localservice", "network service",
-    "networkservice", "localsystem", "anonymous logon", "nt authority",
-    "n/a", "null", "none", "unknown", NULL};
+static const char *const shared_users[] = {"system",
+                                           "local service",
+                                           "localservice",
+                                           "network service",
+                                           "networkservice",
+                                           "localsystem",
+                                           "anonymous logon",
+                                           "nt authority",
+                                           "n/a",
+                                           "null",
+                                           "none",
+                                           "unknown",
+                                           NULL};
 
 /* Per-session virtual accounts (font driver host, window manager). */
 static const char *const shared_user_prefixes[] = {"umfd-", "dwm-", NULL};
@@ -21,7 +30,7 @@ static const char *const shared_user_prefixes[] = {"umfd-", "dwm-", NULL};
 /* Logon ids of the built-in sessions (SYSTEM, LOCAL SERVICE, NETWORK
  * SERVICE, none). */
 static const char *const shared_logon_ids[] = {"0x3e7", "0x3e4", "0x3e5",
-                                               "0x0", "0", NULL};
+                                               "0x0",   "0",     NULL};
 
 static bool in_list(const char *s, const char *const *list) {
     for (; *list; list++)
@@ -48,8 +57,10 @@ static bool looks_ipv4(const char *s) {
 static bool looks_ipv6(const char *s) {
     int colons = 0;
     for (; *s; s++) {
-        if (*s == ':') colons++;
-        else if (!isxdigit((unsigned char)*s) && *s != '.') return false;
+        if (*s == ':')
+            colons++;
+        else if (!isxdigit((unsigned char)*s) && *s != '.')
+            return false;
     }
     return colons >= 2;
 }
@@ -67,8 +78,7 @@ static size_t lower_trim(const char *value, char *out, size_t out_size) {
     size_t n = 0;
     while (*value == ' ' || *value == '\t' || *value == '"') value++;
     end = value + strlen(value);
-    while (end > value && (end[-1] == ' ' || end[-1] == '\t' ||
-                           end[-1] == '"'))
+    while (end > value && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '"'))
         end--;
     for (; value < end && n + 1 < out_size; value++)
         out[n++] = (char)tolower((unsigned char)*value);
@@ -151,8 +161,7 @@ size_t cf_entity_normalize(enum cf_entity_kind kind, const char *value,
     case CF_ENTITY_LOGON_ID:
         if (in_list(out, shared_logon_ids)) goto never;
         break;
-    default:
-        break;
+    default: break;
     }
     return n;
 never:
@@ -165,10 +174,17 @@ bool cf_entity_kind_links(enum cf_entity_kind kind) {
            (unsigned)kind < CF_ENTITY_COUNT;
 }
 
-static const char *const plurals[CF_ENTITY_COUNT] = {
-    "hosts",      "users",           "ips",           "ips",
-    "processes",  "parent_processes", "process_guids", "logon_ids",
-    "file_hashes", "cloud_accounts",  "cloud_resources"};
+static const char *const plurals[CF_ENTITY_COUNT] = {"hosts",
+                                                     "users",
+                                                     "ips",
+                                                     "ips",
+                                                     "processes",
+                                                     "parent_processes",
+                                                     "process_guids",
+                                                     "logon_ids",
+                                                     "file_hashes",
+                                                     "cloud_accounts",
+                                                     "cloud_resources"};
 
 const char *cf_entity_kind_plural(enum cf_entity_kind kind) {
     return (unsigned)kind < CF_ENTITY_COUNT ? plurals[kind] : "unknown";

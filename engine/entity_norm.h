@@ -13,8 +13,8 @@
 #ifndef CF_ENTITY_NORM_H
 #define CF_ENTITY_NORM_H
 
-#include <stdbool.h>
 #include <stddef.h>
+#include <stdbool.h>
 
 #include "alert.h"
 

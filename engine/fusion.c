@@ -84,8 +84,7 @@ struct map {
     size_t n_buckets, n;
 };
 
-static struct node *map_get(const struct map *m, const void *key,
-                            size_t klen) {
+static struct node *map_get(const struct map *m, const void *key, size_t klen) {
     if (!m->n_buckets) return NULL;
     uint64_t h = cf_hash_bytes(key, klen);
     for (struct node *n = m->buckets[h & (m->n_buckets - 1)]; n; n = n->next)
@@ -136,7 +135,8 @@ static void map_del(struct map *m, const void *key, size_t klen) {
     struct node **pp = &m->buckets[h & (m->n_buckets - 1)];
     for (; *pp; pp = &(*pp)->next) {
         struct node *n = *pp;
-        if (n->hash == h && n->klen == klen && memcmp(n->data, key, klen) == 0) {
+        if (n->hash == h && n->klen == klen &&
+            memcmp(n->data, key, klen) == 0) {
             *pp = n->next;
             cf_free(n);
             m->n--;
@@ -180,9 +180,9 @@ static void map_free(struct map *m) {
 /* ---- configuration ------------------------------------------------- */
 
 struct suppression {
-    char *rule; /* id, name or title; NULL = any */
+    char *rule;                    /* id, name or title; NULL = any */
     char *entity[CF_ENTITY_COUNT]; /* normalised; NULL = any */
-    json_t *fields; /* {EventField: value}; NULL = any */
+    json_t *fields;                /* {EventField: value}; NULL = any */
     char *reason;
     int64_t expires_ms; /* event time; INT64_MAX = never */
     uint64_t hits;
@@ -244,12 +244,12 @@ struct cf_fusion {
 
     /* counters */
     uint64_t alerts_in, alerts_processed, late_alerts, no_time_alerts,
-        future_events, future_alerts,
-        correlation_alerts, suppressed, duplicates, weak_skips, context_unfused,
-        never_link_skips, incidents_opened, incidents_raised,
-        incidents_emitted, records_emitted, incidents_closed,
-        incidents_evicted, incidents_merged, incidents_dropped_unraised,
-        entities_expired, pending_forced, alloc_failures;
+        future_events, future_alerts, correlation_alerts, suppressed,
+        duplicates, weak_skips, context_unfused, never_link_skips,
+        incidents_opened, incidents_raised, incidents_emitted, records_emitted,
+        incidents_closed, incidents_evicted, incidents_merged,
+        incidents_dropped_unraised, entities_expired, pending_forced,
+        alloc_failures;
     /* records lost for lack of memory (dropped, see cf_fusion_drops) */
     uint64_t correlation_unwritten, incident_unwritten;
 };
@@ -312,9 +312,11 @@ static int parse_suppressions(struct cf_fusion *fu, const json_t *sec,
                              "config: suppressions[%zu] must be a mapping", i);
         json_object_foreach(item, key, v) {
             if (strcmp(key, "rule") == 0 && json_is_string(v)) {
-                if (!(s->rule = cf_strdup(json_string_value(v)))) return CF_ERR_NOMEM;
+                if (!(s->rule = cf_strdup(json_string_value(v))))
+                    return CF_ERR_NOMEM;
             } else if (strcmp(key, "reason") == 0 && json_is_string(v)) {
-                if (!(s->reason = cf_strdup(json_string_value(v)))) return CF_ERR_NOMEM;
+                if (!(s->reason = cf_strdup(json_string_value(v))))
+                    return CF_ERR_NOMEM;
             } else if (strcmp(key, "expires") == 0 && json_is_string(v)) {
                 const char *t = json_string_value(v);
                 if (cf_time_parse(t, strlen(t), &s->expires_ms) != CF_OK)
@@ -347,7 +349,8 @@ static int parse_suppressions(struct cf_fusion *fu, const json_t *sec,
                         snprintf(buf, sizeof buf, "%s", json_string_value(ev));
                     for (char *c = buf; *c; c++)
                         if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
-                    if (!(s->entity[kind] = cf_strdup(buf))) return CF_ERR_NOMEM;
+                    if (!(s->entity[kind] = cf_strdup(buf)))
+                        return CF_ERR_NOMEM;
                 }
             } else {
                 return cf_seterr(errstr, errstr_size, CF_ERR,
@@ -438,14 +441,16 @@ void cf_fusion_destroy(struct cf_fusion *fu) {
     map_free(&fu->dups);
     map_free(&fu->serials);
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
-        for (size_t i = 0; i < fu->never[k].n; i++) cf_free(fu->never[k].values[i]);
+        for (size_t i = 0; i < fu->never[k].n; i++)
+            cf_free(fu->never[k].values[i]);
         cf_free(fu->never[k].values);
     }
     for (size_t i = 0; i < fu->n_supp; i++) {
         cf_free(fu->supp[i].rule);
         cf_free(fu->supp[i].reason);
         json_decref(fu->supp[i].fields);
-        for (int k = 0; k < CF_ENTITY_COUNT; k++) cf_free(fu->supp[i].entity[k]);
+        for (int k = 0; k < CF_ENTITY_COUNT; k++)
+            cf_free(fu->supp[i].entity[k]);
     }
     cf_free(fu->supp);
     cf_buf_free(&fu->rec);
@@ -561,8 +566,10 @@ static void close_due(struct cf_fusion *fu, int64_t limit) {
     for (size_t i = 0; i < fu->n_open; i++) {
         struct cf_incident *inc = fu->open[i];
         int64_t deadline = inc->active_ms + fu->close_after;
-        if (deadline <= limit) list[n++] = inc;
-        else if (deadline < next) next = deadline;
+        if (deadline <= limit)
+            list[n++] = inc;
+        else if (deadline < next)
+            next = deadline;
     }
     if (n) qsort(list, n, sizeof *list, cmp_incident_deadline);
     for (size_t i = 0; i < n; i++) close_incident(fu, list[i]);
@@ -573,7 +580,8 @@ static void close_due(struct cf_fusion *fu, int64_t limit) {
 static void sweep(struct cf_fusion *fu) {
     fu->last_sweep = fu->clock;
     if (fu->clock == INT64_MIN) return;
-    fu->entities_expired += map_expire(&fu->entities, fu->clock - fu->entity_ttl);
+    fu->entities_expired +=
+        map_expire(&fu->entities, fu->clock - fu->entity_ttl);
     map_expire(&fu->dups, fu->clock - fu->dup_window);
     /* Over the cap: forget the least recently seen entities first. */
     for (int64_t keep = fu->entity_ttl / 2;
@@ -600,9 +608,8 @@ static void advance_clock(struct cf_fusion *fu, int64_t T) {
     if (T < 0 && T % fu->update_interval) b--;
     fu->bucket_end = (b + 1) * fu->update_interval;
     if (fu->last_sweep == INT64_MIN ||
-        fu->clock - fu->last_sweep >= (fu->dup_window < 10 * MS_MINUTE
-                                           ? fu->dup_window
-                                           : 10 * MS_MINUTE))
+        fu->clock - fu->last_sweep >=
+            (fu->dup_window < 10 * MS_MINUTE ? fu->dup_window : 10 * MS_MINUTE))
         sweep(fu);
 }
 
@@ -611,8 +618,8 @@ static void advance_clock(struct cf_fusion *fu, int64_t T) {
 /* Entity kinds in the order their link is reported: the most specific
  * evidence first. */
 static const int link_order[] = {
-    CF_ENTITY_PROCESS_GUID, CF_ENTITY_LOGON_ID,     CF_ENTITY_FILE_HASH,
-    CF_ENTITY_USER,         CF_ENTITY_HOST,         CF_ENTITY_SRC_IP,
+    CF_ENTITY_PROCESS_GUID, CF_ENTITY_LOGON_ID,       CF_ENTITY_FILE_HASH,
+    CF_ENTITY_USER,         CF_ENTITY_HOST,           CF_ENTITY_SRC_IP,
     CF_ENTITY_DST_IP,       CF_ENTITY_CLOUD_RESOURCE, CF_ENTITY_CLOUD_ACCOUNT};
 
 static bool never_links(const struct cf_fusion *fu, int kind, const char *v) {
@@ -687,7 +694,8 @@ static struct cf_incident *open_incident(struct cf_fusion *fu,
         for (size_t i = 0; i < fu->n_open; i++) {
             struct cf_incident *c = fu->open[i];
             if (!oldest || c->last_ms < oldest->last_ms ||
-                (c->last_ms == oldest->last_ms && strcmp(c->id, oldest->id) < 0))
+                (c->last_ms == oldest->last_ms &&
+                 strcmp(c->id, oldest->id) < 0))
                 oldest = c;
         }
         if (oldest) {
@@ -790,7 +798,8 @@ static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t,
      * two and never index their entities; otherwise routine activity
      * would chain the estate into one incident through common binaries
      * (file hashes) and accounts. */
-    bool context_only = a->level == CF_LEVEL_INFORMATIONAL && !a->is_correlation;
+    bool context_only =
+        a->level == CF_LEVEL_INFORMATIONAL && !a->is_correlation;
     for (size_t i = 0; i < CF_ARRAY_LEN(link_order); i++) {
         int k = link_order[i];
         if (!cf_entity_kind_links(k) || !fu->ne.len[k]) continue;
@@ -920,7 +929,8 @@ static void on_correlation(const struct cf_alert *alert, void *opaque) {
     fu->n_cq++;
 }
 
-static int64_t alert_time(const struct cf_fusion *fu, const struct cf_alert *a) {
+static int64_t alert_time(const struct cf_fusion *fu,
+                          const struct cf_alert *a) {
     if (a->time_ms != CF_TIME_UNKNOWN) return a->time_ms;
     return fu->clock != INT64_MIN ? fu->clock : 0;
 }
@@ -1075,8 +1085,8 @@ static bool decode_for_suppression(struct cf_fusion *fu,
         fu->alloc_failures++;
         return false;
     }
-    if (cf_event_decode(fu->supp_dec, &fu->supp_ev, a->event_json,
-                        a->event_len, NULL, &reason) != CF_OK) {
+    if (cf_event_decode(fu->supp_dec, &fu->supp_ev, a->event_json, a->event_len,
+                        NULL, &reason) != CF_OK) {
         /* The event was accepted by the same decoder when the alert was
          * made; only memory can fail now. */
         fu->alloc_failures++;
@@ -1095,10 +1105,10 @@ static const struct suppression *suppressed_by(struct cf_fusion *fu,
         /* Expiry is compared with event time so a replay of old input
          * behaves as it did live. */
         if (t != CF_TIME_UNKNOWN && t >= s->expires_ms) continue;
-        if (s->rule && !((a->rule_id && strcasecmp(s->rule, a->rule_id) == 0) ||
-                         (a->rule_name && strcasecmp(s->rule, a->rule_name) == 0) ||
-                         (a->rule_title &&
-                          strcasecmp(s->rule, a->rule_title) == 0)))
+        if (s->rule &&
+            !((a->rule_id && strcasecmp(s->rule, a->rule_id) == 0) ||
+              (a->rule_name && strcasecmp(s->rule, a->rule_name) == 0) ||
+              (a->rule_title && strcasecmp(s->rule, a->rule_title) == 0)))
             continue;
         bool ok = true;
         for (int k = 0; k < CF_ENTITY_COUNT && ok; k++) {
@@ -1118,9 +1128,10 @@ static const struct suppression *suppressed_by(struct cf_fusion *fu,
             const char *name;
             json_t *want;
             if (decoded < 0) decoded = decode_for_suppression(fu, a);
-            json_object_foreach(s->fields, name, want)
-                if (!decoded || !field_matches(&fu->supp_ev, name, want))
-                    ok = false;
+            json_object_foreach(
+                s->fields, name,
+                want) if (!decoded || !field_matches(&fu->supp_ev, name, want))
+                ok = false;
         }
         if (ok) {
             s->hits++;
@@ -1190,7 +1201,8 @@ void cf_fusion_finish(struct cf_fusion *fu) {
 json_t *cf_fusion_stats(const struct cf_fusion *fu) {
     json_t *s = json_object();
     if (!fu || !s) return s;
-#define STAT(name, v) json_object_set_new(s, name, json_integer((json_int_t)(v)))
+#define STAT(name, v)                                                          \
+    json_object_set_new(s, name, json_integer((json_int_t)(v)))
     STAT("alerts_in", fu->alerts_in);
     STAT("alerts_fused", fu->alerts_processed);
     STAT("late_alerts", fu->late_alerts);
@@ -1217,9 +1229,9 @@ json_t *cf_fusion_stats(const struct cf_fusion *fu) {
         json_t *by = json_array();
         for (size_t i = 0; i < fu->n_supp; i++) {
             json_t *o = json_object();
-            json_object_set_new(o, "rule", fu->supp[i].rule
-                                               ? json_string(fu->supp[i].rule)
-                                               : json_null());
+            json_object_set_new(o, "rule",
+                                fu->supp[i].rule ? json_string(fu->supp[i].rule)
+                                                 : json_null());
             json_object_set_new(o, "reason",
                                 fu->supp[i].reason
                                     ? json_string(fu->supp[i].reason)
@@ -1235,7 +1247,8 @@ json_t *cf_fusion_stats(const struct cf_fusion *fu) {
         cf_time_format(fu->watermark, buf);
         json_object_set_new(s, "watermark", json_string(buf));
     }
-    if (fu->co) json_object_set_new(s, "correlation", cf_correlator_stats(fu->co));
+    if (fu->co)
+        json_object_set_new(s, "correlation", cf_correlator_stats(fu->co));
     return s;
 }
 

@@ -85,8 +85,8 @@ static void add_stage(struct cf_incident *inc, int stage, const char *tactic,
     inc->n_stages++;
 }
 
-static cf_err_t add_entity(struct cf_incident *inc, int kind,
-                           const char *value, const char *raw,
+static cf_err_t add_entity(struct cf_incident *inc, int kind, const char *value,
+                           const char *raw,
                            const struct cf_incident_limits *lim) {
     for (size_t i = 0; i < inc->n_entities; i++)
         if (inc->entities[i].kind == kind &&
@@ -113,8 +113,8 @@ static cf_err_t add_entity(struct cf_incident *inc, int kind,
 }
 
 static cf_err_t add_rule(struct cf_incident *inc, const char *id,
-                         const char *title, enum cf_level level,
-                         uint32_t count, const struct cf_incident_limits *lim) {
+                         const char *title, enum cf_level level, uint32_t count,
+                         const struct cf_incident_limits *lim) {
     for (size_t i = 0; i < inc->n_rules; i++) {
         struct cf_incident_rule *r = &inc->rules[i];
         if ((r->id == id) || (r->id && id && strcmp(r->id, id) == 0)) {
@@ -150,7 +150,8 @@ static cf_err_t add_link(struct cf_incident *inc, const char *alert_id,
     l->kind = kind;
     l->value = NULL;
     l->duplicates = duplicates;
-    if (kind >= 0 && value && !(l->value = cf_strdup(value))) return CF_ERR_NOMEM;
+    if (kind >= 0 && value && !(l->value = cf_strdup(value)))
+        return CF_ERR_NOMEM;
     inc->n_links++;
     return CF_OK;
 }
@@ -226,19 +227,17 @@ cf_err_t cf_incident_merge(struct cf_incident *dst, struct cf_incident *src,
         add_stage(dst, src->stages[i].stage, src->stages[i].tactic,
                   src->stages[i].first_ms, src->stages[i].alert_count);
     for (size_t i = 0; i < src->n_rules; i++)
-        if ((rc = add_rule(dst, src->rules[i].id, src->rules[i].title,
-                           src->rules[i].level, src->rules[i].alert_count,
-                           lim)))
+        if ((rc =
+                 add_rule(dst, src->rules[i].id, src->rules[i].title,
+                          src->rules[i].level, src->rules[i].alert_count, lim)))
             goto done;
     for (size_t i = 0; i < src->n_entities; i++)
-        if ((rc = add_entity(dst, src->entities[i].kind,
-                             src->entities[i].value, src->entities[i].raw,
-                             lim)))
+        if ((rc = add_entity(dst, src->entities[i].kind, src->entities[i].value,
+                             src->entities[i].raw, lim)))
             goto done;
     for (size_t i = 0; i < src->n_links; i++)
         if ((rc = add_link(dst, src->links[i].alert_id, src->links[i].kind,
-                           src->links[i].value, src->links[i].duplicates,
-                           lim)))
+                           src->links[i].value, src->links[i].duplicates, lim)))
             goto done;
 done:
     return rc;
@@ -318,10 +317,10 @@ static void text_entities(struct cf_buf *t, const struct cf_incident *inc,
     size_t total = count_kind(inc, kind), shown = 0;
     for (size_t i = 0; i < inc->n_entities && shown < max; i++) {
         if (inc->entities[i].kind != kind) continue;
-        const char *sep = shown == 0 ? ""
-                          : (shown + 1 == total || shown + 1 == max) && total <= max
-                              ? " and "
-                              : ", ";
+        const char *sep =
+            shown == 0                                                 ? ""
+            : (shown + 1 == total || shown + 1 == max) && total <= max ? " and "
+                                                                       : ", ";
         cf_buf_printf(t, "%s%s", sep, inc->entities[i].raw);
         shown++;
     }
@@ -341,11 +340,11 @@ static char *make_title(const struct cf_incident *inc) {
     const char *where = host ? host : user ? user : "unknown host";
     if (inc->n_stages >= 2) {
         cf_buf_printf(&t, "%zu-stage activity on %s: %s to %s", inc->n_stages,
-                 where, inc->stages[0].tactic,
-                 inc->stages[inc->n_stages - 1].tactic);
+                      where, inc->stages[0].tactic,
+                      inc->stages[inc->n_stages - 1].tactic);
     } else {
-        const char *rule = inc->first_rule_title ? inc->first_rule_title
-                                                 : "alert";
+        const char *rule =
+            inc->first_rule_title ? inc->first_rule_title : "alert";
         enum cf_level top = cf_incident_max_level(inc);
         for (size_t i = 0; i < inc->n_rules; i++)
             if (inc->rules[i].level == top && inc->rules[i].title) {
@@ -372,27 +371,30 @@ static char *make_summary(const struct cf_incident *inc) {
     cf_buf_printf(&t, ".");
     if (inc->n_stages == 1) {
         cf_buf_printf(&t, " It covers one kill-chain stage: %s.",
-                 inc->stages[0].tactic);
+                      inc->stages[0].tactic);
     } else if (inc->n_stages) {
-        cf_buf_printf(&t, " It went through %zu kill-chain stages in this order: ",
-                 inc->n_stages);
+        cf_buf_printf(&t,
+                      " It went through %zu kill-chain stages in this order: ",
+                      inc->n_stages);
         for (size_t i = 0; i < inc->n_stages; i++)
-            cf_buf_printf(&t, "%s%s", i == 0 ? "" : i + 1 == inc->n_stages
-                                                  ? " then "
-                                                  : ", ",
-                     inc->stages[i].tactic);
-        cf_buf_printf(&t, ", reaching %s.", cf_killchain_name(furthest_stage(inc)));
+            cf_buf_printf(&t, "%s%s",
+                          i == 0                   ? ""
+                          : i + 1 == inc->n_stages ? " then "
+                                                   : ", ",
+                          inc->stages[i].tactic);
+        cf_buf_printf(&t, ", reaching %s.",
+                      cf_killchain_name(furthest_stage(inc)));
     } else {
         cf_buf_printf(&t, " Its alerts carry no ATT&CK tactic.");
     }
     cf_buf_printf(&t, " %llu alert%s from %zu rule%s until %s",
-             (unsigned long long)inc->alert_count,
-             inc->alert_count == 1 ? "" : "s", inc->n_rules,
-             inc->n_rules == 1 ? "" : "s", until);
+                  (unsigned long long)inc->alert_count,
+                  inc->alert_count == 1 ? "" : "s", inc->n_rules,
+                  inc->n_rules == 1 ? "" : "s", until);
     if (inc->duplicates)
         cf_buf_printf(&t, " (plus %llu duplicate%s)",
-                 (unsigned long long)inc->duplicates,
-                 inc->duplicates == 1 ? "" : "s");
+                      (unsigned long long)inc->duplicates,
+                      inc->duplicates == 1 ? "" : "s");
     cf_buf_printf(&t, ".");
     if (count_kind(inc, CF_ENTITY_HOST)) {
         cf_buf_printf(&t, " Hosts: ");
@@ -405,8 +407,9 @@ static char *make_summary(const struct cf_incident *inc) {
         cf_buf_printf(&t, ".");
     }
     if (inc->truncated)
-        cf_buf_printf(&t, " The incident hit a size cap: its lists are cut, its "
-                     "counts are complete.");
+        cf_buf_printf(&t,
+                      " The incident hit a size cap: its lists are cut, its "
+                      "counts are complete.");
     return cf_buf_steal(&t);
 }
 
@@ -421,9 +424,8 @@ static json_t *time_json(int64_t ms) {
 json_t *cf_incident_to_json(const struct cf_incident *inc, const char *status,
                             const char *merged_into) {
     json_t *rec = json_object();
-    json_t *stages = json_array(), *ents = json_object(),
-           *ids = json_array(), *rules = json_array(), *links = json_array(),
-           *prog = json_object();
+    json_t *stages = json_array(), *ents = json_object(), *ids = json_array(),
+           *rules = json_array(), *links = json_array(), *prog = json_object();
     char *title = make_title(inc), *summary = make_summary(inc);
     int furthest = furthest_stage(inc);
     /* Every set and append below fails (releasing the value) when memory
@@ -437,9 +439,10 @@ json_t *cf_incident_to_json(const struct cf_incident *inc, const char *status,
     ok &= !json_object_set_new(rec, "id", json_string(inc->id));
     ok &= !json_object_set_new(rec, "version", json_integer(inc->version));
     ok &= !json_object_set_new(rec, "status", json_string(status));
-    ok &= !json_object_set_new(rec, "severity",
-                        json_string(cf_level_name(cf_incident_severity(inc))));
-    ok &= !json_object_set_new(rec, "score", json_integer(cf_incident_score(inc)));
+    ok &= !json_object_set_new(
+        rec, "severity", json_string(cf_level_name(cf_incident_severity(inc))));
+    ok &= !json_object_set_new(rec, "score",
+                               json_integer(cf_incident_score(inc)));
     ok &= !json_object_set_new(rec, "title", json_string(title));
     ok &= !json_object_set_new(rec, "summary", json_string(summary));
     ok &= !json_object_set_new(rec, "first_seen", time_json(inc->first_ms));
@@ -447,29 +450,32 @@ json_t *cf_incident_to_json(const struct cf_incident *inc, const char *status,
 
     for (size_t i = 0; i < inc->n_stages; i++) {
         json_t *s = json_object();
-        ok &= !json_object_set_new(s, "tactic", json_string(inc->stages[i].tactic));
+        ok &= !json_object_set_new(s, "tactic",
+                                   json_string(inc->stages[i].tactic));
         ok &= !json_object_set_new(s, "first_seen",
-                            time_json(inc->stages[i].first_ms));
+                                   time_json(inc->stages[i].first_ms));
         ok &= !json_object_set_new(s, "alert_count",
-                            json_integer(inc->stages[i].alert_count));
+                                   json_integer(inc->stages[i].alert_count));
         ok &= !json_array_append_new(stages, s);
     }
     ok &= !json_object_set_new(rec, "stages", stages);
     stages = NULL;
 
     ok &= !json_object_set_new(prog, "distinct_stages",
-                        json_integer((json_int_t)inc->n_stages));
-    ok &= !json_object_set_new(prog, "furthest_stage",
-                        furthest ? json_string(cf_killchain_name(furthest))
-                                 : json_null());
-    ok &= !json_object_set_new(prog, "furthest_position", json_integer(furthest));
+                               json_integer((json_int_t)inc->n_stages));
+    ok &= !json_object_set_new(
+        prog, "furthest_stage",
+        furthest ? json_string(cf_killchain_name(furthest)) : json_null());
+    ok &=
+        !json_object_set_new(prog, "furthest_position", json_integer(furthest));
     ok &= !json_object_set_new(prog, "chain_length",
-                        json_integer(CF_KILLCHAIN_STAGES));
+                               json_integer(CF_KILLCHAIN_STAGES));
     ok &= !json_object_set_new(prog, "forward_steps",
-                        json_integer((json_int_t)forward_steps(inc)));
-    ok &= !json_object_set_new(prog, "in_order",
-                        json_boolean(inc->n_stages > 0 &&
-                                     forward_steps(inc) + 1 == inc->n_stages));
+                               json_integer((json_int_t)forward_steps(inc)));
+    ok &= !json_object_set_new(
+        prog, "in_order",
+        json_boolean(inc->n_stages > 0 &&
+                     forward_steps(inc) + 1 == inc->n_stages));
     ok &= !json_object_set_new(rec, "progression", prog);
     prog = NULL;
 
@@ -492,25 +498,25 @@ json_t *cf_incident_to_json(const struct cf_incident *inc, const char *status,
     ents = NULL;
 
     ok &= !json_object_set_new(rec, "alert_count",
-                        json_integer((json_int_t)inc->alert_count));
+                               json_integer((json_int_t)inc->alert_count));
     for (size_t i = 0; i < inc->n_links; i++)
         ok &= !json_array_append_new(ids, json_string(inc->links[i].alert_id));
     ok &= !json_object_set_new(rec, "alert_ids", ids);
     ids = NULL;
     ok &= !json_object_set_new(rec, "duplicates",
-                        json_integer((json_int_t)inc->duplicates));
+                               json_integer((json_int_t)inc->duplicates));
     for (size_t i = 0; i < inc->n_rules; i++) {
         json_t *r = json_object();
-        ok &= !json_object_set_new(r, "id", inc->rules[i].id
-                                         ? json_string(inc->rules[i].id)
-                                         : json_null());
-        ok &= !json_object_set_new(r, "title", json_string(inc->rules[i].title
-                                                        ? inc->rules[i].title
-                                                        : ""));
-        ok &= !json_object_set_new(r, "level",
-                            json_string(cf_level_name(inc->rules[i].level)));
+        ok &= !json_object_set_new(
+            r, "id",
+            inc->rules[i].id ? json_string(inc->rules[i].id) : json_null());
+        ok &= !json_object_set_new(
+            r, "title",
+            json_string(inc->rules[i].title ? inc->rules[i].title : ""));
+        ok &= !json_object_set_new(
+            r, "level", json_string(cf_level_name(inc->rules[i].level)));
         ok &= !json_object_set_new(r, "alert_count",
-                            json_integer(inc->rules[i].alert_count));
+                                   json_integer(inc->rules[i].alert_count));
         ok &= !json_array_append_new(rules, r);
     }
     ok &= !json_object_set_new(rec, "rules", rules);
@@ -519,21 +525,24 @@ json_t *cf_incident_to_json(const struct cf_incident *inc, const char *status,
         const struct cf_incident_link *l = &inc->links[i];
         json_t *o = json_object();
         ok &= !json_object_set_new(o, "alert_id", json_string(l->alert_id));
-        ok &= !json_object_set_new(o, "entity_kind",
-                            l->kind >= 0 ? json_string(cf_entity_kind_name(
-                                               (enum cf_entity_kind)l->kind))
-                                         : json_null());
-        ok &= !json_object_set_new(o, "entity_value",
-                            l->value ? json_string(l->value) : json_null());
+        ok &= !json_object_set_new(
+            o, "entity_kind",
+            l->kind >= 0
+                ? json_string(cf_entity_kind_name((enum cf_entity_kind)l->kind))
+                : json_null());
+        ok &= !json_object_set_new(
+            o, "entity_value", l->value ? json_string(l->value) : json_null());
         if (l->duplicates)
-            ok &= !json_object_set_new(o, "duplicates", json_integer(l->duplicates));
+            ok &= !json_object_set_new(o, "duplicates",
+                                       json_integer(l->duplicates));
         ok &= !json_array_append_new(links, o);
     }
     ok &= !json_object_set_new(rec, "links", links);
     links = NULL;
     ok &= !json_object_set_new(rec, "truncated", json_boolean(inc->truncated));
     if (merged_into)
-        ok &= !json_object_set_new(rec, "merged_into", json_string(merged_into));
+        ok &=
+            !json_object_set_new(rec, "merged_into", json_string(merged_into));
     if (!ok) goto fail;
     cf_free(title);
     cf_free(summary);

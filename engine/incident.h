@@ -77,9 +77,9 @@ struct cf_incident {
     struct cf_incident_stage stages[CF_KILLCHAIN_STAGES]; /* by first_ms */
     size_t n_stages;
 
-    uint64_t alert_count;     /* every alert, also beyond max_alerts */
-    uint64_t duplicates;      /* copies counted, not stored */
-    uint64_t level_count[5];  /* alerts per cf_level */
+    uint64_t alert_count;    /* every alert, also beyond max_alerts */
+    uint64_t duplicates;     /* copies counted, not stored */
+    uint64_t level_count[5]; /* alerts per cf_level */
     uint64_t correlation_alerts;
 
     struct cf_incident_link *links; /* in order of arrival */

@@ -16,9 +16,9 @@
 #include <time.h>
 
 #include "alert.h"
+#include "dead_letter.h"
 #include "event.h"
 #include "fusion.h"
-#include "dead_letter.h"
 
 /* Dead-letter reasons are counted under a fixed set of names, so the set
  * of counters cannot grow with what inputs say and none is left out; the
@@ -76,7 +76,7 @@ struct cf_pipeline {
     struct cf_entity_map *entities;
     struct cf_fusion *fusion;
     struct cf_output *dead_letter;
-    struct cf_buf rec; /* the alert being written */
+    struct cf_buf rec;      /* the alert being written */
     cf_err_t deliver_error; /* first unrecoverable delivery failure */
     char deliver_errstr[256];
 
@@ -252,13 +252,13 @@ cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
             continue;
         }
         if (st != CF_IO_OK)
-            return cf_seterr(errstr, errstr_size, CF_ERR_IO,
-                             "input %s failed", in->ops->name);
+            return cf_seterr(errstr, errstr_size, CF_ERR_IO, "input %s failed",
+                             in->ops->name);
         backoff = 10;
         p->records++;
         if (rec.defect) {
-            dead_letter(p, classify(rec.defect), rec.defect, &rec.pos,
-                        rec.data, rec.len, rec.truncated);
+            dead_letter(p, classify(rec.defect), rec.defect, &rec.pos, rec.data,
+                        rec.len, rec.truncated);
         } else if (is_blank(rec.data, rec.len)) {
             p->blank_lines++;
         } else {
@@ -328,7 +328,8 @@ json_t *cf_pipeline_stats(const struct cf_pipeline *p) {
     }
     cf_fusion_counts(p->fusion, &fc);
     cf_pipeline_dropped(p, &drops);
-#define STAT(o, name, v) json_object_set_new(o, name, json_integer((json_int_t)(v)))
+#define STAT(o, name, v)                                                       \
+    json_object_set_new(o, name, json_integer((json_int_t)(v)))
     STAT(s, "records", p->records);
     STAT(s, "blank_lines", p->blank_lines);
     STAT(s, "events", p->events);

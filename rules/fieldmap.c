@@ -108,11 +108,14 @@ static int add_alias(struct cf_fieldmap *m, const char *field,
     return add_name(e, alias);
 }
 
-struct cf_fieldmap *cf_fieldmap_new(const struct json_t *section,
-                                    char *errstr, size_t errstr_size) {
+struct cf_fieldmap *cf_fieldmap_new(const struct json_t *section, char *errstr,
+                                    size_t errstr_size) {
     bool nomem = false;
     struct cf_fieldmap *m = cf_calloc(1, sizeof *m);
-    if (!m) { nomem = true; goto fail; }
+    if (!m) {
+        nomem = true;
+        goto fail;
+    }
     for (size_t i = 0; i < CF_ARRAY_LEN(fm_defaults); i++)
         for (size_t j = 1; j < 4 && fm_defaults[i][j]; j++)
             if (add_alias(m, fm_defaults[i][0], fm_defaults[i][j])) {
@@ -148,8 +151,7 @@ struct cf_fieldmap *cf_fieldmap_new(const struct json_t *section,
     }
     return m;
 fail:
-    if (nomem)
-        cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+    if (nomem) cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
     cf_fieldmap_destroy(m);
     return NULL;
 }

@@ -21,8 +21,8 @@ struct json_t;
 struct cf_fieldmap;
 
 /* NULL with errstr when the section is malformed or memory runs out. */
-struct cf_fieldmap *cf_fieldmap_new(const struct json_t *section,
-                                    char *errstr, size_t errstr_size);
+struct cf_fieldmap *cf_fieldmap_new(const struct json_t *section, char *errstr,
+                                    size_t errstr_size);
 void cf_fieldmap_destroy(struct cf_fieldmap *map); /* NULL is a no-op */
 
 /* The event names for `sigma_field`, the field itself first, in *n.

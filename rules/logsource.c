@@ -51,9 +51,9 @@ enum ls_mode { LS_VALUES, LS_PRESENT, LS_ABSENT };
 enum ls_kind { LS_PRODUCT, LS_CATEGORY, LS_SERVICE };
 
 struct ls_test {
-    uint32_t field;  /* index into router->fields */
+    uint32_t field; /* index into router->fields */
     enum ls_mode mode;
-    char **values;   /* LS_VALUES: lowercase text */
+    char **values; /* LS_VALUES: lowercase text */
     size_t n_values;
 };
 
@@ -140,20 +140,20 @@ struct ls_default {
 #define SYSPN "Provider_Name=Microsoft-Windows-Sysmon"
 #define SYSSN "SourceName=Microsoft-Windows-Sysmon"
 /* A Sysmon event with one of the given ids, by channel or provider. */
-#define SYS(ids) SYSCH ",EventID=" ids ";" SYSPN ",EventID=" ids ";" SYSSN \
-                 ",EventID=" ids
+#define SYS(ids)                                                               \
+    SYSCH ",EventID=" ids ";" SYSPN ",EventID=" ids ";" SYSSN ",EventID=" ids
 #define PSOP "Microsoft-Windows-PowerShell\x01Operational"
 #define LSYS "Linux-Sysmon\x01Operational"
-#define LSYS_ID(ids) "Channel=" LSYS ",EventID=" ids \
-                     ";Provider_Name=Linux-Sysmon,EventID=" ids
+#define LSYS_ID(ids)                                                           \
+    "Channel=" LSYS ",EventID=" ids ";Provider_Name=Linux-Sysmon,EventID=" ids
 
 static const struct ls_default ls_defaults[] = {
     /* products */
     {"product||windows", "Channel;EventID"},
     /* Linux and macOS logs carry no Windows channel or event id (except
      * Sysmon for Linux, which keeps Sysmon's shape). */
-    {"product||linux", "!Channel,!EventID;Channel=" LSYS
-                       ";Provider_Name=Linux-Sysmon"},
+    {"product||linux",
+     "!Channel,!EventID;Channel=" LSYS ";Provider_Name=Linux-Sysmon"},
     {"product||macos", "!Channel,!EventID"},
     {"product||zeek", "uid,id.orig_h"},
     {"product||aws", "eventSource"},
@@ -241,9 +241,11 @@ static const struct ls_default ls_defaults[] = {
                             "Operational"},
     {"service|windows|dns-server", "Channel=DNS Server"},
     {"service|windows|dns-server-audit",
-     "Channel=Microsoft-Windows-DNS-Server\x01" "Audit"},
+     "Channel=Microsoft-Windows-DNS-Server\x01"
+     "Audit"},
     {"service|windows|dns-server-analytic",
-     "Channel=Microsoft-Windows-DNS-Server\x01" "Analytical"},
+     "Channel=Microsoft-Windows-DNS-Server\x01"
+     "Analytical"},
     {"service|windows|dns-client",
      "Channel=Microsoft-Windows-DNS Client Events\x01Operational"},
     {"service|windows|driver-framework",
@@ -260,20 +262,24 @@ static const struct ls_default ls_defaults[] = {
      "Channel=Microsoft-Windows-Windows Defender\x01Operational"},
     {"service|windows|applocker",
      "Channel=Microsoft-Windows-AppLocker\x01MSI and Script/"
-     "Microsoft-Windows-AppLocker\x01" "EXE and DLL/"
+     "Microsoft-Windows-AppLocker\x01"
+     "EXE and DLL/"
      "Microsoft-Windows-AppLocker\x01Packaged app-Deployment/"
      "Microsoft-Windows-AppLocker\x01Packaged app-Execution"},
     {"service|windows|msexchange-management", "Channel=MSExchange Management"},
     {"service|windows|printservice-admin",
-     "Channel=Microsoft-Windows-PrintService\x01" "Admin"},
+     "Channel=Microsoft-Windows-PrintService\x01"
+     "Admin"},
     {"service|windows|printservice-operational",
      "Channel=Microsoft-Windows-PrintService\x01Operational"},
     {"service|windows|smbclient-security",
      "Channel=Microsoft-Windows-SmbClient\x01Security"},
     {"service|windows|smbclient-connectivity",
-     "Channel=Microsoft-Windows-SmbClient\x01" "Connectivity"},
+     "Channel=Microsoft-Windows-SmbClient\x01"
+     "Connectivity"},
     {"service|windows|smbserver-connectivity",
-     "Channel=Microsoft-Windows-SMBServer\x01" "Connectivity"},
+     "Channel=Microsoft-Windows-SMBServer\x01"
+     "Connectivity"},
     {"service|windows|lsa-server",
      "Channel=Microsoft-Windows-LSA\x01Operational"},
     {"service|windows|appxdeployment-server",
@@ -281,7 +287,8 @@ static const struct ls_default ls_defaults[] = {
     {"service|windows|appxpackaging-om",
      "Channel=Microsoft-Windows-AppxPackaging\x01Operational"},
     {"service|windows|appmodel-runtime",
-     "Channel=Microsoft-Windows-AppModel-Runtime\x01" "Admin"},
+     "Channel=Microsoft-Windows-AppModel-Runtime\x01"
+     "Admin"},
     {"service|windows|capi2", "Channel=Microsoft-Windows-CAPI2\x01Operational"},
     {"service|windows|certificateservicesclient-lifecycle-system",
      "Channel=Microsoft-Windows-CertificateServicesClient-Lifecycle-System"
@@ -301,17 +308,20 @@ static const struct ls_default ls_defaults[] = {
      "Microsoft-Windows-Security-Mitigations\x01User Mode"},
     {"service|windows|iis-configuration",
      "Channel=Microsoft-IIS-Configuration\x01Operational/"
-     "Microsoft-IIS-Configuration\x01" "Administrative"},
+     "Microsoft-IIS-Configuration\x01"
+     "Administrative"},
     {"service|windows|microsoft-servicebus-client",
      "Channel=Microsoft-ServiceBus-Client"},
     {"service|windows|vhdmp", "Channel=Microsoft-Windows-VHDMP\x01Operational"},
-    {"service|windows|bitlocker",
-     "Channel=Microsoft-Windows-BitLocker\x01" "BitLocker Management"},
+    {"service|windows|bitlocker", "Channel=Microsoft-Windows-BitLocker\x01"
+                                  "BitLocker Management"},
     {"service|windows|hyper-v-worker",
-     "Channel=Microsoft-Windows-Hyper-V-Worker\x01" "Admin"},
+     "Channel=Microsoft-Windows-Hyper-V-Worker\x01"
+     "Admin"},
     {"service|windows|kernel-shimengine",
      "Channel=Microsoft-Windows-Kernel-ShimEngine\x01Operational/"
-     "Microsoft-Windows-Kernel-ShimEngine\x01" "Diagnostic"},
+     "Microsoft-Windows-Kernel-ShimEngine\x01"
+     "Diagnostic"},
     {"service|windows|ntfs", "Channel=Microsoft-Windows-Ntfs\x01Operational"},
     {"service|windows|sysmon-error", SYS("255")},
 
@@ -324,12 +334,17 @@ static const struct ls_default ls_defaults[] = {
     {"service|zeek|rdp", "_path=rdp;event.dataset=zeek.rdp;security_protocol"},
     {"service|zeek|dns", "_path=dns;event.dataset=zeek.dns;query,qtype_name"},
     {"service|zeek|http", "_path=http;event.dataset=zeek.http;uri,method"},
-    {"service|zeek|smb_files", "_path=smb_files;event.dataset=zeek.smb_files;action,path"},
-    {"service|zeek|dce_rpc", "_path=dce_rpc;event.dataset=zeek.dce_rpc;endpoint,operation"},
-    {"service|zeek|kerberos", "_path=kerberos;event.dataset=zeek.kerberos;request_type"},
-    {"service|zeek|x509", "_path=x509;event.dataset=zeek.x509;certificate.subject"},
+    {"service|zeek|smb_files",
+     "_path=smb_files;event.dataset=zeek.smb_files;action,path"},
+    {"service|zeek|dce_rpc",
+     "_path=dce_rpc;event.dataset=zeek.dce_rpc;endpoint,operation"},
+    {"service|zeek|kerberos",
+     "_path=kerberos;event.dataset=zeek.kerberos;request_type"},
+    {"service|zeek|x509",
+     "_path=x509;event.dataset=zeek.x509;certificate.subject"},
     {"service|zeek|conn", "_path=conn;event.dataset=zeek.conn;conn_state"},
-    {"service|zeek|smb_mapping", "_path=smb_mapping;event.dataset=zeek.smb_mapping;share_type"},
+    {"service|zeek|smb_mapping",
+     "_path=smb_mapping;event.dataset=zeek.smb_mapping;share_type"},
     {"service|zeek|ssl", "_path=ssl;event.dataset=zeek.ssl;server_name,cipher"},
 
     /* cloud services */
@@ -505,9 +520,11 @@ static int load_defaults(struct cf_router *r) {
         struct ls_entry e = {0};
         const char *k = ls_defaults[i].key;
         const char *p1 = strchr(k, '|'), *p2 = strchr(p1 + 1, '|');
-        e.kind = k[0] == 'p' ? LS_PRODUCT : k[0] == 'c' ? LS_CATEGORY
-                                                         : LS_SERVICE;
-        if (p2 > p1 + 1 && !(e.product = cf_strndup(p1 + 1, (size_t)(p2 - p1 - 1))))
+        e.kind = k[0] == 'p'   ? LS_PRODUCT
+                 : k[0] == 'c' ? LS_CATEGORY
+                               : LS_SERVICE;
+        if (p2 > p1 + 1 &&
+            !(e.product = cf_strndup(p1 + 1, (size_t)(p2 - p1 - 1))))
             goto fail;
         if (!(e.name = cf_strdup(p2 + 1))) goto fail;
         if (parse_default_conds(r, &e, ls_defaults[i].conds)) goto fail;
@@ -522,8 +539,8 @@ static int load_defaults(struct cf_router *r) {
 
 /* ---- config section ---------------------------------------------------- */
 
-static int scalar_text(const json_t *v, char *buf, size_t n,
-                       const char **out, size_t *len) {
+static int scalar_text(const json_t *v, char *buf, size_t n, const char **out,
+                       size_t *len) {
     if (json_is_string(v)) {
         *out = json_string_value(v);
         *len = json_string_length(v);
@@ -562,7 +579,8 @@ static int parse_cfg_test(struct cf_router *r, struct ls_cond *c,
         return cf_seterr(errstr, n, CF_ERR_PARSE,
                          "logsources: %s: field %s has an empty value list; "
                          "give at least one value, or true/false for "
-                         "present/absent", where, field);
+                         "present/absent",
+                         where, field);
     for (size_t i = 0; i < count; i++) {
         const json_t *v = json_is_array(val) ? json_array_get(val, i) : val;
         char buf[64];
@@ -580,8 +598,8 @@ static int parse_cfg_test(struct cf_router *r, struct ls_cond *c,
 }
 
 static int parse_cfg_entry(struct cf_router *r, enum ls_kind kind,
-                           const char *name, const json_t *obj,
-                           char *errstr, size_t n) {
+                           const char *name, const json_t *obj, char *errstr,
+                           size_t n) {
     struct ls_entry e = {0};
     char where[160];
     int rc = CF_ERR_PARSE;
@@ -590,16 +608,20 @@ static int parse_cfg_entry(struct cf_router *r, enum ls_kind kind,
     snprintf(where, sizeof where, "%s %s", kinds[kind], name);
     e.kind = kind;
     if (!json_is_object(obj)) {
-        cf_seterr(errstr, n, rc, "logsources: %s: expected an object with "
-                  "`conditions` (and optionally `product`)", where);
+        cf_seterr(errstr, n, rc,
+                  "logsources: %s: expected an object with "
+                  "`conditions` (and optionally `product`)",
+                  where);
         goto done;
     }
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)obj, key, v) {
         if (strcmp(key, "product") && strcmp(key, "conditions")) {
-            cf_seterr(errstr, n, rc, "logsources: %s: unknown key `%s` "
-                      "(expected product, conditions)", where, key);
+            cf_seterr(errstr, n, rc,
+                      "logsources: %s: unknown key `%s` "
+                      "(expected product, conditions)",
+                      where, key);
             goto done;
         }
     }
@@ -610,13 +632,16 @@ static int parse_cfg_entry(struct cf_router *r, enum ls_kind kind,
         goto done;
     }
     if (kind == LS_PRODUCT && prod) {
-        cf_seterr(errstr, n, rc, "logsources: %s: a product entry takes no "
-                  "`product` key", where);
+        cf_seterr(errstr, n, rc,
+                  "logsources: %s: a product entry takes no "
+                  "`product` key",
+                  where);
         goto done;
     }
     const json_t *conds = json_object_get(obj, "conditions");
     if (!json_is_array(conds)) {
-        cf_seterr(errstr, n, rc, "logsources: %s: `conditions` must be a list "
+        cf_seterr(errstr, n, rc,
+                  "logsources: %s: `conditions` must be a list "
                   "of maps such as [{Channel: Security, EventID: 4688}]",
                   where);
         goto done;
@@ -627,7 +652,8 @@ static int parse_cfg_entry(struct cf_router *r, enum ls_kind kind,
     for (size_t i = 0; i < json_array_size(conds); i++) {
         const json_t *m = json_array_get(conds, i);
         if (!json_is_object(m) || json_object_size(m) == 0) {
-            rc = cf_seterr(errstr, n, CF_ERR_PARSE, "logsources: %s: condition "
+            rc = cf_seterr(errstr, n, CF_ERR_PARSE,
+                           "logsources: %s: condition "
                            "%zu must be a non-empty map of field: values",
                            where, i + 1);
             goto done;
@@ -652,7 +678,8 @@ static int parse_section(struct cf_router *r, const json_t *section,
                          char *errstr, size_t n) {
     static const char *const kinds[] = {"product", "category", "service"};
     if (!json_is_object(section))
-        return cf_seterr(errstr, n, CF_ERR_PARSE, "logsources: expected a map "
+        return cf_seterr(errstr, n, CF_ERR_PARSE,
+                         "logsources: expected a map "
                          "with keys product, category, service");
     const char *key;
     json_t *v;
@@ -661,18 +688,22 @@ static int parse_section(struct cf_router *r, const json_t *section,
         for (int k = 0; k < 3; k++)
             if (strcmp(key, kinds[k]) == 0) kind = k;
         if (kind < 0)
-            return cf_seterr(errstr, n, CF_ERR_PARSE, "logsources: unknown key "
-                             "`%s` (expected product, category, service)", key);
+            return cf_seterr(errstr, n, CF_ERR_PARSE,
+                             "logsources: unknown key "
+                             "`%s` (expected product, category, service)",
+                             key);
         if (!json_is_object(v))
-            return cf_seterr(errstr, n, CF_ERR_PARSE, "logsources: %s must be a "
-                             "map of name: entry", key);
+            return cf_seterr(errstr, n, CF_ERR_PARSE,
+                             "logsources: %s must be a "
+                             "map of name: entry",
+                             key);
         const char *name;
         json_t *ent;
         json_object_foreach(v, name, ent) {
             size_t cnt = json_is_array(ent) ? json_array_size(ent) : 1;
             for (size_t i = 0; i < cnt; i++) {
-                const json_t *one = json_is_array(ent) ? json_array_get(ent, i)
-                                                       : ent;
+                const json_t *one =
+                    json_is_array(ent) ? json_array_get(ent, i) : ent;
                 int rc = parse_cfg_entry(r, (enum ls_kind)kind, name, one,
                                          errstr, n);
                 if (rc != CF_OK) return rc;
@@ -688,14 +719,19 @@ struct cf_router *cf_router_new(const struct json_t *section, char *errstr,
                                 size_t errstr_size) {
     bool nomem = false;
     struct cf_router *r = cf_calloc(1, sizeof *r);
-    if (!r) { nomem = true; goto fail; }
-    if (load_defaults(r)) { nomem = true; goto fail; }
+    if (!r) {
+        nomem = true;
+        goto fail;
+    }
+    if (load_defaults(r)) {
+        nomem = true;
+        goto fail;
+    }
     if (section && parse_section(r, section, errstr, errstr_size) != CF_OK)
         goto fail;
     return r;
 fail:
-    if (nomem)
-        cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+    if (nomem) cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
     cf_router_destroy(r);
     return NULL;
 }

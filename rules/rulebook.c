@@ -210,20 +210,20 @@ static void load_document(struct book *b, const json_t *doc, const char *path,
         char why[900];
         if (!json_is_object(f)) {
             reject(b, path, doc_id(doc),
-                               "filter must be a map with rules, searches "
-                               "and a condition");
+                   "filter must be a map with rules, searches "
+                   "and a condition");
             return;
         }
         if (!(json_is_string(rules) ||
               (json_is_array(rules) && json_array_size(rules) > 0))) {
             reject(b, path, doc_id(doc),
-                               "filter.rules must list the ids or names of "
-                               "the rules to filter");
+                   "filter.rules must list the ids or names of "
+                   "the rules to filter");
             return;
         }
-        cf_err_t rc = cf_sigma_detection_parse(f, skip, NULL, placeholders,
-                                               &ss, &n, &cond, &used, why,
-                                               sizeof(why));
+        cf_err_t rc =
+            cf_sigma_detection_parse(f, skip, NULL, placeholders, &ss, &n,
+                                     &cond, &used, why, sizeof(why));
         if (rc != CF_OK) {
             snprintf(reason, sizeof(reason), "filter: %s", why);
             reject(b, path, doc_id(doc),
@@ -372,8 +372,7 @@ static cf_err_t load_dir(struct book *b, const char *dir, int depth,
         cf_free(path);
     }
 cleanup:
-    for (size_t i = 0; i < n; i++)
-        cf_free(names[i]);
+    for (size_t i = 0; i < n; i++) cf_free(names[i]);
     cf_free(names);
     closedir(d);
     if (rc == CF_OK && b->nomem)
@@ -585,16 +584,16 @@ static cf_err_t check_unique(const struct cf_rulebook *rb, char *errstr,
     if (first) {
         char where[900];
         if (strcmp(first[0].what, first[1].what) == 0)
-            snprintf(where, sizeof(where), "%s %s is used twice: in %s and in %s",
-                     first[0].what, first[0].key, first[0].path, first[1].path);
+            snprintf(where, sizeof(where),
+                     "%s %s is used twice: in %s and in %s", first[0].what,
+                     first[0].key, first[0].path, first[1].path);
         else
             snprintf(where, sizeof(where),
                      "%s is used twice: as the %s in %s and as the %s in %s",
                      first[0].key, first[0].what, first[0].path, first[1].what,
                      first[1].path);
         char others[64] = "";
-        if (--more)
-            snprintf(others, sizeof(others), " (and %zu more)", more);
+        if (--more) snprintf(others, sizeof(others), " (and %zu more)", more);
         rc = cf_seterr(errstr, errstr_size, CF_ERR_PARSE,
                        "%s; rule and correlation ids and names must be unique "
                        "(alerts carry them, correlations refer to rules by "
@@ -605,7 +604,8 @@ static cf_err_t check_unique(const struct cf_rulebook *rb, char *errstr,
     return rc;
 }
 
-/* ---- correlation references --------------------------------------------------------- */
+/* ---- correlation references
+ * --------------------------------------------------------- */
 
 static const struct cf_sigma_rule *find_rule(const struct cf_rulebook *rb,
                                              const char *ref) {
@@ -665,15 +665,12 @@ static void visit(struct cf_rulebook *rb, size_t i, unsigned char *mark,
         for (size_t r = 0; r < c->n_refs; r++) {
             const struct cf_sigma_rule *rule = c->refs[r].rule;
             const struct cf_sigma_correlation *corr = c->refs[r].corr;
-            cf_err_t rc =
-                rule ? cf_correlation_inherit_tags(c, rule->tactics,
-                                                   rule->n_tactics,
-                                                   rule->techniques,
-                                                   rule->n_techniques)
-                     : cf_correlation_inherit_tags(c, corr->tactics,
-                                                   corr->n_tactics,
-                                                   corr->techniques,
-                                                   corr->n_techniques);
+            cf_err_t rc = rule ? cf_correlation_inherit_tags(
+                                     c, rule->tactics, rule->n_tactics,
+                                     rule->techniques, rule->n_techniques)
+                               : cf_correlation_inherit_tags(
+                                     c, corr->tactics, corr->n_tactics,
+                                     corr->techniques, corr->n_techniques);
             if (rc != CF_OK) { /* only allocation can fail */
                 book_of(rb)->nomem = true;
                 mark[i] = MARK_BAD;
@@ -702,8 +699,8 @@ static void resolve_correlations(struct cf_rulebook *rb) {
         struct cf_sigma_correlation *c = rb->correlations[i];
         for (size_t r = 0; r < c->n_refs; r++) {
             c->refs[r].rule = find_rule(rb, c->refs[r].ref);
-            c->refs[r].corr = c->refs[r].rule ? NULL
-                                              : find_corr(rb, c->refs[r].ref);
+            c->refs[r].corr =
+                c->refs[r].rule ? NULL : find_corr(rb, c->refs[r].ref);
             if (!c->refs[r].rule && !c->refs[r].corr && !reasons[i]) {
                 snprintf(buf, sizeof(buf),
                          "refers to rule '%s', which is not loaded (no rule "

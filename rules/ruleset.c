@@ -69,8 +69,8 @@ struct name_ref {
 /* A pattern checked directly at condition time. */
 struct direct_alt {
     const struct cf_sigma_pattern *pat;
-    pcre2_code *re;          /* REGEX only */
-    struct name_ref *refs;   /* FIELDREF: the other field's event names */
+    pcre2_code *re;        /* REGEX only */
+    struct name_ref *refs; /* FIELDREF: the other field's event names */
     size_t n_refs;
 };
 
@@ -185,7 +185,8 @@ static void bit_clear(uint64_t *bits, uint32_t i) {
     bits[i >> 6] &= ~((uint64_t)1 << (i & 63));
 }
 
-static bool bits_intersect(const uint64_t *a, const uint64_t *b, uint32_t words) {
+static bool bits_intersect(const uint64_t *a, const uint64_t *b,
+                           uint32_t words) {
     for (uint32_t i = 0; i < words; i++)
         if (a[i] & b[i]) return true;
     return false;
@@ -262,10 +263,10 @@ static bool glob_match(const struct cf_sigma_pattern *p, const char *s,
         if (pi < p->len && p->wild[pi] == '*') {
             star_p = ++pi;
             star_s = si;
-        } else if (pi < p->len &&
-                   (p->wild[pi] == '?' ||
-                    (cased ? p->text[pi] == (unsigned char)s[si]
-                           : fold(p->text[pi]) == fold((unsigned char)s[si])))) {
+        } else if (pi < p->len && (p->wild[pi] == '?' ||
+                                   (cased ? p->text[pi] == (unsigned char)s[si]
+                                          : fold(p->text[pi]) ==
+                                                fold((unsigned char)s[si])))) {
             pi++;
             si++;
         } else if (star_p != SIZE_MAX) {
@@ -329,11 +330,11 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem, bool *oom) {
     return q;
 }
 
-#define GROW(b, arr, n, cap)                                                 \
-    do {                                                                     \
-        void *q_ = grow((arr), &(cap), (n) + 1, sizeof(*(arr)), &(b)->oom);  \
-        if (!q_) return -1;                                                  \
-        (arr) = q_;                                                          \
+#define GROW(b, arr, n, cap)                                                   \
+    do {                                                                       \
+        void *q_ = grow((arr), &(cap), (n) + 1, sizeof(*(arr)), &(b)->oom);    \
+        if (!q_) return -1;                                                    \
+        (arr) = q_;                                                            \
     } while (0)
 
 static void table_insert(uint32_t *slots, uint32_t mask, uint32_t hash,
@@ -352,7 +353,8 @@ static int db_for_name(struct builder *b, const char *name, uint32_t *out) {
         for (uint32_t i = hash & rs->slot_mask; rs->slots[i];
              i = (i + 1) & rs->slot_mask) {
             struct field_db *d = &rs->dbs[rs->slots[i] - 1];
-            if (d->hash == hash && d->len == len && memcmp(d->name, name, len) == 0) {
+            if (d->hash == hash && d->len == len &&
+                memcmp(d->name, name, len) == 0) {
                 *out = rs->slots[i] - 1;
                 return 0;
             }
@@ -368,7 +370,8 @@ static int db_for_name(struct builder *b, const char *name, uint32_t *out) {
         rs->slot_mask = size - 1;
         /* The keyword databases are never looked up by name. */
         for (size_t i = N_KEYWORD_DBS; i < rs->n_dbs; i++)
-            table_insert(rs->slots, rs->slot_mask, rs->dbs[i].hash, (uint32_t)i);
+            table_insert(rs->slots, rs->slot_mask, rs->dbs[i].hash,
+                         (uint32_t)i);
     }
     GROW(b, rs->dbs, rs->n_dbs, b->cap_dbs);
     struct field_db *d = &rs->dbs[rs->n_dbs];
@@ -376,7 +379,8 @@ static int db_for_name(struct builder *b, const char *name, uint32_t *out) {
     if (!(d->name = cf_strdup(name))) return -1;
     d->len = (uint32_t)len;
     d->hash = hash;
-    if (rs->n_dbs >= N_KEYWORD_DBS) table_insert(rs->slots, rs->slot_mask, hash, (uint32_t)rs->n_dbs);
+    if (rs->n_dbs >= N_KEYWORD_DBS)
+        table_insert(rs->slots, rs->slot_mask, hash, (uint32_t)rs->n_dbs);
     *out = (uint32_t)rs->n_dbs++;
     return 0;
 }
@@ -397,7 +401,8 @@ static int add_expr(struct builder *b, uint32_t db, const char *text,
         b->expr_slots = slots;
         b->expr_slot_cap = cap;
         for (size_t i = 0; i < b->n_exprs; i++)
-            table_insert(slots, (uint32_t)cap - 1, b->exprs[i].hash, (uint32_t)i);
+            table_insert(slots, (uint32_t)cap - 1, b->exprs[i].hash,
+                         (uint32_t)i);
     }
     uint32_t mask = (uint32_t)b->expr_slot_cap - 1;
     for (uint32_t i = hash & mask; b->expr_slots[i]; i = (i + 1) & mask) {
@@ -471,7 +476,8 @@ static int build_cond(struct builder *b, uint32_t rule_index,
     }
     if (!(db_ids = cf_calloc(cc->n_names ? cc->n_names : 1, sizeof *db_ids)))
         goto done;
-    if (!(cc->values = cf_calloc(fc->n_values ? fc->n_values : 1, sizeof *cc->values)))
+    if (!(cc->values =
+              cf_calloc(fc->n_values ? fc->n_values : 1, sizeof *cc->values)))
         goto done;
     for (size_t v = 0; v < fc->n_values; v++) {
         struct cvalue *cv = &cc->values[v];
@@ -483,8 +489,8 @@ static int build_cond(struct builder *b, uint32_t rule_index,
                 if (add_direct(cv, p)) goto done;
                 if (p->kind == CF_PATTERN_FIELDREF) {
                     struct direct_alt *d = &cv->direct[cv->n_direct - 1];
-                    if (!d->refs &&
-                        map_names(b, (const char *)p->text, &d->refs, &d->n_refs))
+                    if (!d->refs && map_names(b, (const char *)p->text,
+                                              &d->refs, &d->n_refs))
                         goto done;
                 }
                 continue;
@@ -564,24 +570,24 @@ static int build_rule(struct builder *b, uint32_t ri) {
     const struct cf_sigma_rule *r = cr->rule;
 
     if (!(cr->searches = cf_calloc(r->n_searches ? r->n_searches : 1,
-                                sizeof *cr->searches)))
+                                   sizeof *cr->searches)))
         return -1;
     for (size_t s = 0; s < r->n_searches; s++) {
         const struct cf_sigma_search *ss = &r->searches[s];
         struct csearch *cs = &cr->searches[s];
-        if (!(cs->conjs = cf_calloc(ss->n_alts ? ss->n_alts : 1, sizeof *cs->conjs)))
+        if (!(cs->conjs =
+                  cf_calloc(ss->n_alts ? ss->n_alts : 1, sizeof *cs->conjs)))
             return -1;
         cs->n_conjs = ss->n_alts;
         for (size_t c = 0; c < ss->n_alts; c++) {
             const struct cf_sigma_conjunction *sc = &ss->alts[c];
             struct cconj *cj = &cs->conjs[c];
             if (!(cj->conds = cf_calloc(sc->n_conds ? sc->n_conds : 1,
-                                     sizeof *cj->conds)))
+                                        sizeof *cj->conds)))
                 return -1;
             cj->n_conds = sc->n_conds;
             for (size_t k = 0; k < sc->n_conds; k++)
-                if (build_cond(b, ri, &sc->conds[k], &cj->conds[k]))
-                    return -1;
+                if (build_cond(b, ri, &sc->conds[k], &cj->conds[k])) return -1;
         }
     }
     return 0;
@@ -628,10 +634,8 @@ static struct maybe tree_nomark(const struct crule *cr,
                                 const struct cf_sigma_cond *c) {
     struct maybe m = {false, true};
     switch (c->op) {
-    case CF_COND_TRUE:
-        return (struct maybe){true, false};
-    case CF_COND_FALSE:
-        return (struct maybe){false, true};
+    case CF_COND_TRUE: return (struct maybe){true, false};
+    case CF_COND_FALSE: return (struct maybe){false, true};
     case CF_COND_SEARCH:
         if (c->search >= cr->rule->n_searches) return m;
         return search_nomark(&cr->searches[c->search]);
@@ -662,14 +666,17 @@ static struct maybe tree_nomark(const struct crule *cr,
 
 /* False when the rejection could not be recorded (out of memory): the
  * rule would then be left out in silence. */
-static bool reject_rule(struct builder *b, struct crule *cr, const char *reason) {
+static bool reject_rule(struct builder *b, struct crule *cr,
+                        const char *reason) {
     const char *path = cr->rule->path ? cr->rule->path : "";
     if (cr->rejected) return true;
     cr->rejected = true;
     /* Compiling the same rulebook again must not list a rule twice. */
     for (size_t i = 0; i < b->rb->n_rejected; i++)
-        if (b->rb->rejected[i].path && strcmp(b->rb->rejected[i].path, path) == 0 &&
-            b->rb->rejected[i].reason && strcmp(b->rb->rejected[i].reason, reason) == 0)
+        if (b->rb->rejected[i].path &&
+            strcmp(b->rb->rejected[i].path, path) == 0 &&
+            b->rb->rejected[i].reason &&
+            strcmp(b->rb->rejected[i].reason, reason) == 0)
             return true;
     size_t n = b->rb->n_rejected;
     cf_rulebook_reject(b->rb, cr->rule->path ? cr->rule->path : "",
@@ -691,7 +698,8 @@ static int compile_direct_regexes(struct builder *b) {
                     for (size_t v = 0; v < cj->conds[k].fc->n_values; v++) {
                         struct cvalue *cv = &cj->conds[k].values[v];
                         for (size_t d = 0; d < cv->n_direct; d++) {
-                            const struct cf_sigma_pattern *p = cv->direct[d].pat;
+                            const struct cf_sigma_pattern *p =
+                                cv->direct[d].pat;
                             if (p->kind != CF_PATTERN_REGEX || cv->direct[d].re)
                                 continue;
                             uint32_t opts = 0;
@@ -701,10 +709,11 @@ static int compile_direct_regexes(struct builder *b) {
                             if (p->flags & CF_PAT_RE_M) opts |= PCRE2_MULTILINE;
                             if (p->flags & CF_PAT_RE_S) opts |= PCRE2_DOTALL;
                             pcre2_code *re = pcre2_compile(
-                                (PCRE2_SPTR)p->text, PCRE2_ZERO_TERMINATED, opts,
-                                &err, &off, NULL);
+                                (PCRE2_SPTR)p->text, PCRE2_ZERO_TERMINATED,
+                                opts, &err, &off, NULL);
                             /* out of memory is no fault of the rule */
-                            if (!re && err == PCRE2_ERROR_HEAP_FAILED) return -1;
+                            if (!re && err == PCRE2_ERROR_HEAP_FAILED)
+                                return -1;
                             if (!re) {
                                 char msg[256], reason[512];
                                 pcre2_get_error_message(err, (PCRE2_UCHAR *)msg,
@@ -713,7 +722,8 @@ static int compile_direct_regexes(struct builder *b) {
                                          "regular expression '%s' does not "
                                          "compile (%s at offset %zu); fix the "
                                          "|re value",
-                                         (const char *)p->text, msg, (size_t)off);
+                                         (const char *)p->text, msg,
+                                         (size_t)off);
                                 if (!reject_rule(b, cr, reason)) return -1;
                                 continue;
                             }
@@ -734,7 +744,8 @@ static int compile_direct_regexes(struct builder *b) {
  * decisions stored beside it.  False when OpenSSL failed (out of
  * memory): then there is no key, and the cache is not used - a key of
  * zeros would be every rule set's. */
-static bool cache_key(const struct builder *b, uint8_t key[CF_HS_CACHE_KEY_LEN]) {
+static bool cache_key(const struct builder *b,
+                      uint8_t key[CF_HS_CACHE_KEY_LEN]) {
     const struct cf_ruleset *rs = b->rs;
     hs_platform_info_t plat;
     unsigned int len = 0;
@@ -752,7 +763,8 @@ static bool cache_key(const struct builder *b, uint8_t key[CF_HS_CACHE_KEY_LEN])
     for (size_t i = 0; ok && i < rs->n_rules; i++)
         ok = EVP_DigestUpdate(ctx, rs->rules[i].rule->digest, 65);
     for (size_t i = 0; ok && i < rs->n_dbs; i++)
-        ok = EVP_DigestUpdate(ctx, rs->dbs[i].name, strlen(rs->dbs[i].name) + 1);
+        ok =
+            EVP_DigestUpdate(ctx, rs->dbs[i].name, strlen(rs->dbs[i].name) + 1);
     for (size_t i = 0; ok && i < b->n_exprs; i++) {
         const struct cand_expr *e = &b->exprs[i];
         ok = EVP_DigestUpdate(ctx, e->text, strlen(e->text) + 1) &&
@@ -801,8 +813,9 @@ static int compile_db(struct builder *b, uint32_t db, const uint32_t *members,
             uint32_t e = members[i];
             if (b->status[e] == EXPR_DIRECT) continue;
             texts[n] = b->exprs[e].text;
-            flags[n] = b->exprs[e].flags |
-                       (b->status[e] == EXPR_HS_ALLOWEMPTY ? HS_FLAG_ALLOWEMPTY : 0);
+            flags[n] =
+                b->exprs[e].flags |
+                (b->status[e] == EXPR_HS_ALLOWEMPTY ? HS_FLAG_ALLOWEMPTY : 0);
             ids[n] = e;
             which[n] = e;
             n++;
@@ -812,8 +825,8 @@ static int compile_db(struct builder *b, uint32_t db, const uint32_t *members,
             goto done;
         }
         hs_compile_error_t *err = NULL;
-        if (hs_compile_multi(texts, flags, ids, (unsigned)n, HS_MODE_BLOCK, NULL,
-                             out, &err) == HS_SUCCESS) {
+        if (hs_compile_multi(texts, flags, ids, (unsigned)n, HS_MODE_BLOCK,
+                             NULL, out, &err) == HS_SUCCESS) {
             rc = 0;
             goto done;
         }
@@ -880,11 +893,14 @@ static int build_tables(struct builder *b) {
     b->item_rule = NULL;
     rs->n_exprs = (uint32_t)b->n_exprs;
     rs->expr_item_off = cf_calloc(b->n_exprs + 1, sizeof *rs->expr_item_off);
-    rs->expr_items = cf_malloc((b->n_uses ? b->n_uses : 1) * sizeof *rs->expr_items);
+    rs->expr_items =
+        cf_malloc((b->n_uses ? b->n_uses : 1) * sizeof *rs->expr_items);
     rs->expr_lit_len = cf_calloc(b->n_exprs + 1, sizeof *rs->expr_lit_len);
     if (!rs->expr_item_off || !rs->expr_items || !rs->expr_lit_len) return -1;
-    for (size_t e = 0; e < b->n_exprs; e++) rs->expr_lit_len[e] = b->exprs[e].lit_len;
-    for (size_t u = 0; u < b->n_uses; u++) rs->expr_item_off[b->uses[u].expr + 1]++;
+    for (size_t e = 0; e < b->n_exprs; e++)
+        rs->expr_lit_len[e] = b->exprs[e].lit_len;
+    for (size_t u = 0; u < b->n_uses; u++)
+        rs->expr_item_off[b->uses[u].expr + 1]++;
     for (size_t e = 0; e < b->n_exprs; e++)
         rs->expr_item_off[e + 1] += rs->expr_item_off[e];
     uint32_t *fill = cf_calloc(b->n_exprs ? b->n_exprs : 1, sizeof *fill);
@@ -897,15 +913,18 @@ static int build_tables(struct builder *b) {
     /* Routes per database, so fields only other logsources use are not
      * scanned. */
     for (size_t d = 0; d < rs->n_dbs; d++)
-        if (!(rs->dbs[d].routes = cf_calloc(rs->route_words ? rs->route_words : 1,
-                                         sizeof(uint64_t))))
+        if (!(rs->dbs[d].routes = cf_calloc(
+                  rs->route_words ? rs->route_words : 1, sizeof(uint64_t))))
             return -1;
     for (size_t e = 0; e < b->n_exprs; e++) {
         if (b->status[e] == EXPR_DIRECT) continue;
         rs->stats.patterns++;
-        for (uint32_t k = rs->expr_item_off[e]; k < rs->expr_item_off[e + 1]; k++) {
-            const struct crule *cr = &rs->rules[rs->item_rule[rs->expr_items[k]]];
-            if (!cr->rejected) bit_set(rs->dbs[b->exprs[e].db].routes, cr->route);
+        for (uint32_t k = rs->expr_item_off[e]; k < rs->expr_item_off[e + 1];
+             k++) {
+            const struct crule *cr =
+                &rs->rules[rs->item_rule[rs->expr_items[k]]];
+            if (!cr->rejected)
+                bit_set(rs->dbs[b->exprs[e].db].routes, cr->route);
         }
     }
     return 0;
@@ -922,8 +941,8 @@ static void free_builder(struct builder *b) {
 }
 
 struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
-                                      const struct cf_config *cfg,
-                                      char *errstr, size_t errstr_size) {
+                                      const struct cf_config *cfg, char *errstr,
+                                      size_t errstr_size) {
     struct builder b;
     struct cf_ruleset *rs = NULL;
     double t0 = now_seconds();
@@ -947,17 +966,17 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
     }
     b.rs = rs;
     rs->rb = rb;
-    if (!(rs->fmap = cf_fieldmap_new(cfg ? cf_config_section(cfg, "field_mappings")
-                                         : NULL,
-                                     errstr, errstr_size)))
+    if (!(rs->fmap = cf_fieldmap_new(
+              cfg ? cf_config_section(cfg, "field_mappings") : NULL, errstr,
+              errstr_size)))
         goto done;
-    if (!(rs->router = cf_router_new(cfg ? cf_config_section(cfg, "logsources")
-                                         : NULL,
-                                     errstr, errstr_size)))
+    if (!(rs->router =
+              cf_router_new(cfg ? cf_config_section(cfg, "logsources") : NULL,
+                            errstr, errstr_size)))
         goto done;
     rs->n_rules = rb->n_rules;
-    if (!(rs->rules = cf_calloc(rs->n_rules ? rs->n_rules : 1, sizeof *rs->rules)))
-        {
+    if (!(rs->rules =
+              cf_calloc(rs->n_rules ? rs->n_rules : 1, sizeof *rs->rules))) {
         out_of_memory = true;
         goto done;
     }
@@ -977,16 +996,15 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
     /* The keyword database comes first (KEYWORD_DB) and stays out of the
      * name table, so no event field can be taken for it. */
     if (db_for_name(&b, "(keywords)", &kw_db) ||
-        db_for_name(&b, "(keyword literals)", &kw_db))
-        {
+        db_for_name(&b, "(keyword literals)", &kw_db)) {
         out_of_memory = true;
         goto done;
     }
     for (size_t i = 0; i < rs->n_rules; i++)
         if (build_rule(&b, (uint32_t)i)) {
-        out_of_memory = true;
-        goto done;
-    }
+            out_of_memory = true;
+            goto done;
+        }
 
     if (!(b.status = cf_calloc(b.n_exprs ? b.n_exprs : 1, 1))) {
         out_of_memory = true;
@@ -1035,11 +1053,11 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
      * event they are routed to. */
     {
         size_t n = 0;
-        if (!(rs->always = cf_calloc(rs->n_rules ? rs->n_rules : 1, sizeof *rs->always)))
-            {
-        out_of_memory = true;
-        goto done;
-    }
+        if (!(rs->always = cf_calloc(rs->n_rules ? rs->n_rules : 1,
+                                     sizeof *rs->always))) {
+            out_of_memory = true;
+            goto done;
+        }
         for (size_t i = 0; i < rs->n_rules; i++) {
             struct crule *cr = &rs->rules[i];
             if (cr->rejected || !cr->rule->condition) continue;
@@ -1086,8 +1104,8 @@ void cf_ruleset_destroy(struct cf_ruleset *rs) {
                 struct cconj *cj = &cs->conjs[c];
                 for (size_t k = 0; cj->conds && k < cj->n_conds; k++) {
                     struct ccond *cc = &cj->conds[k];
-                    for (size_t v = 0; cc->values && cc->fc &&
-                                       v < cc->fc->n_values; v++) {
+                    for (size_t v = 0;
+                         cc->values && cc->fc && v < cc->fc->n_values; v++) {
                         struct cvalue *cv = &cc->values[v];
                         for (size_t d = 0; d < cv->n_direct; d++) {
                             pcre2_code_free(cv->direct[d].re);
@@ -1215,7 +1233,8 @@ uint64_t cf_matcher_scan_errors(const struct cf_matcher *m,
 
 static void mark_expr(struct cf_matcher *m, unsigned int id) {
     const struct cf_ruleset *rs = m->rs;
-    for (uint32_t k = rs->expr_item_off[id]; k < rs->expr_item_off[id + 1]; k++) {
+    for (uint32_t k = rs->expr_item_off[id]; k < rs->expr_item_off[id + 1];
+         k++) {
         uint32_t item = rs->expr_items[k];
         if (!bit_test(m->marks, item)) {
             bit_set(m->marks, item);
@@ -1247,14 +1266,18 @@ static int on_literal_match(unsigned int id, unsigned long long from,
     /* Frequent literals hit many times: skip once their items are in. */
     const struct cf_ruleset *rs = m->rs;
     uint32_t k = rs->expr_item_off[id];
-    while (k < rs->expr_item_off[id + 1] && bit_test(m->marks, rs->expr_items[k])) k++;
+    while (k < rs->expr_item_off[id + 1] &&
+           bit_test(m->marks, rs->expr_items[k]))
+        k++;
     if (k == rs->expr_item_off[id + 1]) return 0;
     unsigned long long start = to - len;
     /* First leaf ending after `start`. */
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (m->leaf_end[mid] <= start) lo = mid + 1;
-        else hi = mid;
+        if (m->leaf_end[mid] <= start)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     if (lo < m->n_leaves && to <= m->leaf_end[lo]) mark_expr(m, id);
     return 0;
@@ -1263,7 +1286,8 @@ static int on_literal_match(unsigned int id, unsigned long long from,
 static cf_err_t scan_literals(struct cf_matcher *m, const struct cf_event *ev,
                               const hs_database_t *db) {
     size_t total = 0;
-    for (uint32_t i = 0; i < ev->n_fields; i++) total += ev->fields[i].value_len;
+    for (uint32_t i = 0; i < ev->n_fields; i++)
+        total += ev->fields[i].value_len;
     if (total > UINT32_MAX) return CF_ERR_LIMIT;
     cf_buf_reset(&m->concat);
     if (!cf_buf_reserve(&m->concat, total)) return CF_ERR_NOMEM;
@@ -1278,8 +1302,9 @@ static cf_err_t scan_literals(struct cf_matcher *m, const struct cf_event *ev,
         m->leaf_end[i] = (uint32_t)m->concat.len;
     }
     m->n_leaves = ev->n_fields;
-    check_hs(m, hs_scan(db, m->concat.data, (unsigned)m->concat.len, 0,
-                        m->scratch, on_literal_match, m),
+    check_hs(m,
+             hs_scan(db, m->concat.data, (unsigned)m->concat.len, 0, m->scratch,
+                     on_literal_match, m),
              "the keyword literals");
     return CF_OK;
 }
@@ -1366,15 +1391,18 @@ static bool parse_number(const struct cf_event_field *f, double *out) {
     if (f->type == CF_VALUE_NULL || f->type == CF_VALUE_BOOL || n == 0)
         return false;
     if (s[i] == '+' || s[i] == '-') i++;
-    for (start = i; i < n && isdigit((unsigned char)s[i]); i++) {}
+    for (start = i; i < n && isdigit((unsigned char)s[i]); i++) {
+    }
     if (i == start) return false;
     if (i < n && s[i] == '.') {
-        for (start = ++i; i < n && isdigit((unsigned char)s[i]); i++) {}
+        for (start = ++i; i < n && isdigit((unsigned char)s[i]); i++) {
+        }
         if (i == start) return false;
     }
     if (i < n && (s[i] == 'e' || s[i] == 'E')) {
         if (++i < n && (s[i] == '+' || s[i] == '-')) i++;
-        for (start = i; i < n && isdigit((unsigned char)s[i]); i++) {}
+        for (start = i; i < n && isdigit((unsigned char)s[i]); i++) {
+        }
         if (i == start) return false;
     }
     if (i != n) return false;
@@ -1451,7 +1479,8 @@ static bool contains(const char *hay, size_t n, const char *needle, size_t k) {
 static bool same_bytes(const char *a, const char *b, size_t n, bool cased) {
     if (cased) return memcmp(a, b, n) == 0;
     for (size_t i = 0; i < n; i++)
-        if (fold((unsigned char)a[i]) != fold((unsigned char)b[i])) return false;
+        if (fold((unsigned char)a[i]) != fold((unsigned char)b[i]))
+            return false;
     return true;
 }
 
@@ -1487,12 +1516,12 @@ static bool fieldref_match(struct cf_matcher *m, const struct cf_event *ev,
 }
 
 static bool leaf_match(struct cf_matcher *m, const struct cf_event *ev,
-                       const struct direct_alt *d, const struct cf_event_field *f) {
+                       const struct direct_alt *d,
+                       const struct cf_event_field *f) {
     const struct cf_sigma_pattern *p = d->pat;
     double x;
     switch (p->kind) {
-    case CF_PATTERN_GLOB:
-        return glob_match(p, f->value, f->value_len);
+    case CF_PATTERN_GLOB: return glob_match(p, f->value, f->value_len);
     case CF_PATTERN_REGEX: {
         if (!d->re) return false;
         int rc = pcre2_match(d->re, (PCRE2_SPTR)f->value, f->value_len, 0, 0,
@@ -1510,15 +1539,11 @@ static bool leaf_match(struct cf_matcher *m, const struct cf_event *ev,
     }
     case CF_PATTERN_NUMBER:
         return parse_number(f, &x) && compare(x, p->op, p->number);
-    case CF_PATTERN_CIDR:
-        return cidr_match(p, f);
-    case CF_PATTERN_FIELDREF:
-        return fieldref_match(m, ev, d, f);
-    case CF_PATTERN_TIMEPART:
-        return timepart_match(p, f);
+    case CF_PATTERN_CIDR: return cidr_match(p, f);
+    case CF_PATTERN_FIELDREF: return fieldref_match(m, ev, d, f);
+    case CF_PATTERN_TIMEPART: return timepart_match(p, f);
     case CF_PATTERN_EXISTS:
-    case CF_PATTERN_NULL:
-        break;
+    case CF_PATTERN_NULL: break;
     }
     return false;
 }
@@ -1656,8 +1681,8 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
     if (rs->scratch) {
         const struct field_db *kw = &rs->dbs[0];
         const struct field_db *kl = &rs->dbs[KEYWORD_LIT_DB];
-        bool scan_kw = kw->db && bits_intersect(kw->routes, m->routes,
-                                                rs->route_words);
+        bool scan_kw =
+            kw->db && bits_intersect(kw->routes, m->routes, rs->route_words);
         /* On failure to grow the buffer the literals go unscanned for
          * this event rather than stopping the engine, and it is counted. */
         if (kl->db && bits_intersect(kl->routes, m->routes, rs->route_words)) {
@@ -1678,15 +1703,18 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
                 if (d->hash != f->name_hash || d->len != f->name_len ||
                     memcmp(d->name, f->name, f->name_len) != 0)
                     continue;
-                if (d->db && bits_intersect(d->routes, m->routes, rs->route_words))
-                    check_hs(m, hs_scan(d->db, f->value, f->value_len, 0,
-                                        m->scratch, on_hs_match, m),
+                if (d->db &&
+                    bits_intersect(d->routes, m->routes, rs->route_words))
+                    check_hs(m,
+                             hs_scan(d->db, f->value, f->value_len, 0,
+                                     m->scratch, on_hs_match, m),
                              d->name);
                 break;
             }
             if (scan_kw)
-                check_hs(m, hs_scan(kw->db, f->value, f->value_len, 0,
-                                    m->scratch, on_hs_match, m),
+                check_hs(m,
+                         hs_scan(kw->db, f->value, f->value_len, 0, m->scratch,
+                                 on_hs_match, m),
                          "the keywords");
         }
     }
@@ -1706,7 +1734,8 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
     }
 
     for (uint32_t c = 0; c < n_cand; c++) bit_clear(m->rule_bits, m->cand[c]);
-    for (uint32_t t = 0; t < m->n_touched; t++) bit_clear(m->marks, m->touched[t]);
+    for (uint32_t t = 0; t < m->n_touched; t++)
+        bit_clear(m->marks, m->touched[t]);
     m->n_touched = 0;
     if (m->event_failed) m->scan_errors++;
     return matched;

@@ -34,11 +34,11 @@ struct cf_ruleset;
 struct cf_matcher;
 
 struct cf_ruleset_stats {
-    size_t rules;            /* rules compiled */
-    size_t fields;           /* distinct event fields with a database */
-    size_t patterns;         /* patterns compiled into Hyperscan */
-    size_t direct_patterns;  /* patterns checked directly */
-    bool cache_hit;          /* databases came from the disk cache */
+    size_t rules;           /* rules compiled */
+    size_t fields;          /* distinct event fields with a database */
+    size_t patterns;        /* patterns compiled into Hyperscan */
+    size_t direct_patterns; /* patterns checked directly */
+    bool cache_hit;         /* databases came from the disk cache */
     double compile_seconds;
 };
 
@@ -50,8 +50,8 @@ struct cf_ruleset_stats {
  * `field_mappings` or `logsources` section, a Hyperscan failure that is
  * not one expression's fault, or memory running out. */
 struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
-                                      const struct cf_config *cfg,
-                                      char *errstr, size_t errstr_size);
+                                      const struct cf_config *cfg, char *errstr,
+                                      size_t errstr_size);
 void cf_ruleset_destroy(struct cf_ruleset *rs); /* NULL is a no-op */
 void cf_ruleset_get_stats(const struct cf_ruleset *rs,
                           struct cf_ruleset_stats *stats);

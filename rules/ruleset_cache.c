@@ -49,8 +49,8 @@ static int read_u64(FILE *f, uint64_t *v) {
 
 cf_err_t cf_hs_cache_load(const char *dir,
                           const uint8_t key[CF_HS_CACHE_KEY_LEN],
-                          uint8_t *status, size_t n_status,
-                          hs_database_t **dbs, size_t n_dbs) {
+                          uint8_t *status, size_t n_status, hs_database_t **dbs,
+                          size_t n_dbs) {
     char path[4200];
     char magic[8];
     uint8_t stored_key[CF_HS_CACHE_KEY_LEN];
@@ -132,7 +132,8 @@ cf_err_t cf_hs_cache_store(const char *dir,
         size_t size = 0;
         if (dbs[i] &&
             hs_serialize_database(dbs[i], &bytes, &size) != HS_SUCCESS) {
-            cf_seterr(errstr, errstr_size, CF_ERR, "hs_serialize_database failed");
+            cf_seterr(errstr, errstr_size, CF_ERR,
+                      "hs_serialize_database failed");
             rc = CF_ERR;
             goto done;
         }

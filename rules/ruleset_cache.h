@@ -25,8 +25,8 @@
  * such file, CF_ERR_PARSE when it does not fit; nothing is returned then. */
 cf_err_t cf_hs_cache_load(const char *dir,
                           const uint8_t key[CF_HS_CACHE_KEY_LEN],
-                          uint8_t *status, size_t n_status,
-                          hs_database_t **dbs, size_t n_dbs);
+                          uint8_t *status, size_t n_status, hs_database_t **dbs,
+                          size_t n_dbs);
 
 /* Writes the file for `key`, creating `dir` (and parents) if needed.
  * Borrows everything. */

@@ -50,11 +50,23 @@ enum cf_pattern_kind {
     CF_PATTERN_TIMEPART  /* a part of the value's date <op> number */
 };
 
-enum cf_compare { CF_CMP_EQ, CF_CMP_NEQ, CF_CMP_LT, CF_CMP_LTE, CF_CMP_GT,
-                  CF_CMP_GTE };
+enum cf_compare {
+    CF_CMP_EQ,
+    CF_CMP_NEQ,
+    CF_CMP_LT,
+    CF_CMP_LTE,
+    CF_CMP_GT,
+    CF_CMP_GTE
+};
 
-enum cf_time_part { CF_TIMEPART_MINUTE, CF_TIMEPART_HOUR, CF_TIMEPART_DAY,
-                    CF_TIMEPART_WEEK, CF_TIMEPART_MONTH, CF_TIMEPART_YEAR };
+enum cf_time_part {
+    CF_TIMEPART_MINUTE,
+    CF_TIMEPART_HOUR,
+    CF_TIMEPART_DAY,
+    CF_TIMEPART_WEEK,
+    CF_TIMEPART_MONTH,
+    CF_TIMEPART_YEAR
+};
 
 /* Pattern flags. */
 #define CF_PAT_CASED 0x01     /* glob, fieldref: case-sensitive (|cased) */
@@ -125,8 +137,14 @@ struct cf_sigma_search {
     size_t n_alts;
 };
 
-enum cf_cond_op { CF_COND_AND, CF_COND_OR, CF_COND_NOT, CF_COND_SEARCH,
-                  CF_COND_TRUE, CF_COND_FALSE };
+enum cf_cond_op {
+    CF_COND_AND,
+    CF_COND_OR,
+    CF_COND_NOT,
+    CF_COND_SEARCH,
+    CF_COND_TRUE,
+    CF_COND_FALSE
+};
 
 /* The parsed condition.  `1 of x*`, `all of them` etc. are expanded into
  * OR/AND over CF_COND_SEARCH nodes at parse time; a list of conditions is
@@ -139,10 +157,10 @@ struct cf_sigma_cond {
 };
 
 struct cf_sigma_rule {
-    char *id;    /* may be NULL in hand-written rules */
-    char *name;  /* optional `name:` (used by correlations) */
+    char *id;   /* may be NULL in hand-written rules */
+    char *name; /* optional `name:` (used by correlations) */
     char *title;
-    char *path;  /* file it came from */
+    char *path; /* file it came from */
     char *description;
     char *status;
     enum cf_level level; /* medium where the rule says nothing */

@@ -34,8 +34,7 @@ struct parser {
 
 static void next_token(struct parser *ps) {
     const char *p = ps->p;
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-        p++;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
     ps->tok = p;
     if (*p == '(' || *p == ')') {
         p++;

@@ -19,8 +19,8 @@
 #include <string.h>
 
 static const char *const type_names[] = {
-    "event_count", "value_count", "temporal", "temporal_ordered",
-    "value_sum", "value_avg", "value_percentile"};
+    "event_count", "value_count", "temporal",        "temporal_ordered",
+    "value_sum",   "value_avg",   "value_percentile"};
 
 const char *cf_correlation_type_name(enum cf_correlation_type type) {
     if ((size_t)type < CF_ARRAY_LEN(type_names)) return type_names[type];
@@ -138,8 +138,7 @@ static int add_attack_tag(struct cf_sigma_correlation *c, const char *tag) {
             buf[i] = (char)toupper((unsigned char)t[i]);
         return push_str(&c->techniques, &c->n_techniques, buf);
     }
-    if ((t[0] == 'g' || t[0] == 's') && isdigit((unsigned char)t[1]))
-        return 0;
+    if ((t[0] == 'g' || t[0] == 's') && isdigit((unsigned char)t[1])) return 0;
     if (!t[0]) return 0;
     return push_str(&c->tactics, &c->n_tactics, t);
 }
@@ -190,8 +189,7 @@ static void skip_ws(struct expr_parser *ep) {
 
 static size_t word_len(const char *p) {
     size_t n = 0;
-    while (p[n] && !isspace((unsigned char)p[n]) && p[n] != '(' &&
-           p[n] != ')')
+    while (p[n] && !isspace((unsigned char)p[n]) && p[n] != '(' && p[n] != ')')
         n++;
     return n;
 }
@@ -299,9 +297,11 @@ static struct cf_corr_expr *parse_or(struct expr_parser *ep) {
 static int parse_condition_object(struct cf_sigma_correlation *c,
                                   const json_t *cond, char *errstr,
                                   size_t errstr_size) {
-    static const struct { const char *name; enum cf_compare op; } ops[] = {
-        {"gt", CF_CMP_GT}, {"gte", CF_CMP_GTE}, {"lt", CF_CMP_LT},
-        {"lte", CF_CMP_LTE}, {"eq", CF_CMP_EQ}, {"neq", CF_CMP_NEQ}};
+    static const struct {
+        const char *name;
+        enum cf_compare op;
+    } ops[] = {{"gt", CF_CMP_GT},   {"gte", CF_CMP_GTE}, {"lt", CF_CMP_LT},
+               {"lte", CF_CMP_LTE}, {"eq", CF_CMP_EQ},   {"neq", CF_CMP_NEQ}};
     const char *key;
     const json_t *val;
     size_t n = json_object_size(cond);
@@ -310,8 +310,7 @@ static int parse_condition_object(struct cf_sigma_correlation *c,
     json_object_foreach((json_t *)cond, key, val) {
         if (strcmp(key, "field") == 0) {
             if (json_is_string(val)) {
-                if (push_str(&c->fields, &c->n_fields,
-                             json_string_value(val)))
+                if (push_str(&c->fields, &c->n_fields, json_string_value(val)))
                     return CF_ERR_NOMEM;
             } else if (json_is_array(val) && json_array_size(val) > 0) {
                 size_t i;
@@ -426,8 +425,8 @@ struct cf_sigma_correlation *cf_correlation_parse(const json_t *doc,
     if (!(c->key = cf_strdup(c->id ? c->id : c->name ? c->name : c->title)))
         goto nomem;
     if ((v = json_object_get(doc, "level")) && !json_is_null(v)) {
-        if (!json_is_string(v) || parse_level(json_string_value(v),
-                                              &c->level)) {
+        if (!json_is_string(v) ||
+            parse_level(json_string_value(v), &c->level)) {
             rc = cf_seterr(errstr, errstr_size, CF_ERR_PARSE,
                            "unknown level (use informational, low, medium, "
                            "high or critical)");
@@ -511,13 +510,12 @@ struct cf_sigma_correlation *cf_correlation_parse(const json_t *doc,
     }
 
     v = json_object_get(corr, "timespan");
-    if (!json_is_string(v) || parse_timespan(json_string_value(v),
-                                             &c->timespan_ms)) {
+    if (!json_is_string(v) ||
+        parse_timespan(json_string_value(v), &c->timespan_ms)) {
         rc = cf_seterr(errstr, errstr_size, CF_ERR_PARSE,
                        "correlation.timespan must be a number and a unit "
                        "s, m, h or d (e.g. 90m), got '%s'",
-                       json_is_string(v) ? json_string_value(v)
-                                         : "(missing)");
+                       json_is_string(v) ? json_string_value(v) : "(missing)");
         goto done;
     }
 
@@ -567,8 +565,7 @@ struct cf_sigma_correlation *cf_correlation_parse(const json_t *doc,
                                "correlation.group-by must list field names");
                 goto done;
             }
-            if (push_str(&c->group_by, &c->n_group_by,
-                         json_string_value(g)))
+            if (push_str(&c->group_by, &c->n_group_by, json_string_value(g)))
                 goto nomem;
         }
     } else if (v && !json_is_null(v)) {
@@ -590,8 +587,8 @@ struct cf_sigma_correlation *cf_correlation_parse(const json_t *doc,
                            type_names[c->type]);
             goto done;
         }
-        struct expr_parser ep = {c, json_string_value(v), errstr,
-                                 errstr_size, false};
+        struct expr_parser ep = {c, json_string_value(v), errstr, errstr_size,
+                                 false};
         c->expr = parse_or(&ep);
         if (!c->expr) {
             rc = CF_ERR_PARSE;
@@ -649,8 +646,7 @@ struct cf_sigma_correlation *cf_correlation_parse(const json_t *doc,
                        type_names[c->type]);
         goto done;
     }
-    if (fill_fields(c->group_by, c->n_group_by, c, aliases,
-                    &c->group_fields) ||
+    if (fill_fields(c->group_by, c->n_group_by, c, aliases, &c->group_fields) ||
         fill_fields(c->fields, c->n_fields, c, aliases, &c->value_fields))
         goto nomem;
     goto done;

@@ -46,8 +46,7 @@ struct cf_correlation_criterion {
 
 /* The v2.2 string condition of temporal rules ("a and (b or not c)"),
  * over the referenced rules; `ref` indexes refs[]. */
-enum cf_corr_expr_op { CF_CEXPR_REF, CF_CEXPR_AND, CF_CEXPR_OR,
-                       CF_CEXPR_NOT };
+enum cf_corr_expr_op { CF_CEXPR_REF, CF_CEXPR_AND, CF_CEXPR_OR, CF_CEXPR_NOT };
 struct cf_corr_expr {
     enum cf_corr_expr_op op;
     uint32_t ref;               /* CF_CEXPR_REF */
@@ -55,11 +54,11 @@ struct cf_corr_expr {
 };
 
 struct cf_sigma_correlation {
-    char *id;    /* may be NULL */
-    char *name;  /* may be NULL */
+    char *id;   /* may be NULL */
+    char *name; /* may be NULL */
     char *title;
     char *path;
-    char *key;   /* id, else name, else title: what alerts carry as rule_id */
+    char *key; /* id, else name, else title: what alerts carry as rule_id */
     enum cf_level level; /* medium where the rule says nothing */
     enum cf_correlation_type type;
 

@@ -32,7 +32,8 @@ struct wstr {
     struct cf_buf w; /* per byte: 0 literal, '*' or '?' wildcard */
 };
 
-#define WSTR_INIT {CF_BUF_INIT, CF_BUF_INIT}
+#define WSTR_INIT                                                              \
+    { CF_BUF_INIT, CF_BUF_INIT }
 
 struct alts {
     struct wstr *v;
@@ -206,8 +207,7 @@ static int glob_parse_into(const char *s, size_t len, struct wstr *out) {
 /* ---- alternative lists -------------------------------------------- */
 
 static void alts_free(struct alts *a) {
-    for (size_t i = 0; i < a->n; i++)
-        wstr_free(&a->v[i]);
+    for (size_t i = 0; i < a->n; i++) wstr_free(&a->v[i]);
     cf_free(a->v);
     a->v = NULL;
     a->n = a->cap = 0;
@@ -277,11 +277,9 @@ static int utf16_transform(struct wstr *s, bool big_endian, bool bom) {
             continue;
         }
         size_t end = i;
-        while (end < wstr_len(s) && !wstr_wild(s, end))
-            end++;
+        while (end < wstr_len(s) && !wstr_wild(s, end)) end++;
         while (i < end) {
-            uint32_t cp =
-                utf8_next((const unsigned char *)s->b.data, end, &i);
+            uint32_t cp = utf8_next((const unsigned char *)s->b.data, end, &i);
             if (cp >= 0x10000) {
                 cp -= 0x10000;
                 if (push_unit(&out, 0xD800 | (cp >> 10), big_endian) ||
@@ -319,10 +317,11 @@ static int windash_expand(const struct wstr *s, struct alts *out,
     size_t pos[16], n_pos = 0;
     size_t len = wstr_len(s);
     for (size_t i = 0; i < len; i++) {
-        if (wstr_wild(s, i) || (wstr_byte(s, i) != '-' && wstr_byte(s, i) != '/'))
+        if (wstr_wild(s, i) ||
+            (wstr_byte(s, i) != '-' && wstr_byte(s, i) != '/'))
             continue;
-        bool before_ok = i == 0 || wstr_wild(s, i - 1) ||
-                         !is_word_byte(wstr_byte(s, i - 1));
+        bool before_ok =
+            i == 0 || wstr_wild(s, i - 1) || !is_word_byte(wstr_byte(s, i - 1));
         bool after_ok = i + 1 < len && !wstr_wild(s, i + 1) &&
                         is_word_byte(wstr_byte(s, i + 1));
         if (before_ok && after_ok) {
@@ -613,16 +612,11 @@ static cf_err_t only(const struct chain *c, unsigned allowed, const char *what,
 static enum cf_compare chain_compare(const struct chain *c) {
     for (size_t i = 0; i < c->n; i++) {
         switch (c->mods[i]) {
-        case MOD_LT:
-            return CF_CMP_LT;
-        case MOD_LTE:
-            return CF_CMP_LTE;
-        case MOD_GT:
-            return CF_CMP_GT;
-        case MOD_GTE:
-            return CF_CMP_GTE;
-        default:
-            break;
+        case MOD_LT: return CF_CMP_LT;
+        case MOD_LTE: return CF_CMP_LTE;
+        case MOD_GT: return CF_CMP_GT;
+        case MOD_GTE: return CF_CMP_GTE;
+        default: break;
         }
     }
     return CF_CMP_EQ;
@@ -844,7 +838,8 @@ static cf_err_t apply_glob_mods(const struct chain *c, struct alts *a,
             case MOD_CONTAINS:
                 if (!(wstr_len(s) && wstr_wild(s, 0) == '*'))
                     r = wstr_prepend_star(s);
-                if (!r && !(wstr_len(s) && wstr_wild(s, wstr_len(s) - 1) == '*'))
+                if (!r &&
+                    !(wstr_len(s) && wstr_wild(s, wstr_len(s) - 1) == '*'))
                     r = wstr_push(s, '*', '*');
                 break;
             case MOD_STARTSWITH:
@@ -901,14 +896,14 @@ static cf_err_t apply_glob_mods(const struct chain *c, struct alts *a,
                         break;
                     }
                     memset(tmp, ' ', shift);
-                    if (wstr_len(s)) memcpy(tmp + shift, s->b.data, wstr_len(s));
+                    if (wstr_len(s))
+                        memcpy(tmp + shift, s->b.data, wstr_len(s));
                     r = b64_encode(tmp, n, &e);
                     cf_free(tmp);
                     int eo = end_off[(wstr_len(s) + shift) % 3];
                     size_t from = start_off[shift];
                     size_t to = wstr_len(&e);
-                    if (eo < 0)
-                        to = to >= (size_t)-eo ? to - (size_t)-eo : 0;
+                    if (eo < 0) to = to >= (size_t)-eo ? to - (size_t)-eo : 0;
                     if (!r && from < to)
                         r = wstr_push_literal(&t, e.b.data + from, to - from);
                     if (!r) r = alts_take(&next, &t);
@@ -917,17 +912,10 @@ static cf_err_t apply_glob_mods(const struct chain *c, struct alts *a,
                 }
                 break;
             }
-            case MOD_UTF16LE:
-                r = utf16_transform(s, false, false);
-                break;
-            case MOD_UTF16BE:
-                r = utf16_transform(s, true, false);
-                break;
-            case MOD_UTF16:
-                r = utf16_transform(s, false, true);
-                break;
-            default: /* flags (all, cased, neq, expand) */
-                break;
+            case MOD_UTF16LE: r = utf16_transform(s, false, false); break;
+            case MOD_UTF16BE: r = utf16_transform(s, true, false); break;
+            case MOD_UTF16: r = utf16_transform(s, false, true); break;
+            default: /* flags (all, cased, neq, expand) */ break;
             }
             if (r) {
                 alts_free(&next);

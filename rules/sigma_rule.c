@@ -117,9 +117,8 @@ static cf_err_t build_keywords(const char *name, const json_t *def,
     out->alts[0].conds = cf_calloc(1, sizeof(*out->alts[0].conds));
     if (!out->alts[0].conds) return CF_ERR_NOMEM;
     cf_err_t rc = cf_sigma_field_cond_build(NULL, def, placeholders,
-                                            &out->alts[0].conds[0],
-                                            used_expand, reason,
-                                            sizeof(reason));
+                                            &out->alts[0].conds[0], used_expand,
+                                            reason, sizeof(reason));
     if (rc == CF_OK)
         out->alts[0].n_conds = 1;
     else
@@ -163,8 +162,8 @@ static cf_err_t build_search(const char *name, const json_t *def,
                          "list; split it into two searches",
                          name);
     if (n_maps == 0)
-        return build_keywords(name, def, placeholders, out, used_expand,
-                              errstr, errstr_size);
+        return build_keywords(name, def, placeholders, out, used_expand, errstr,
+                              errstr_size);
     out->alts = cf_calloc(n, sizeof(*out->alts));
     if (!out->alts) return CF_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
@@ -325,8 +324,7 @@ static char *dup_lower(const json_t *obj, const char *key, bool *nomem) {
     if (!json_is_string(v)) return NULL;
     char *s = cf_strdup(json_string_value(v));
     if (!s) *nomem = true;
-    for (char *p = s; p && *p; p++)
-        *p = (char)tolower((unsigned char)*p);
+    for (char *p = s; p && *p; p++) *p = (char)tolower((unsigned char)*p);
     return s;
 }
 
@@ -345,8 +343,7 @@ static bool technique_of(const char *tag, char *out, size_t size) {
     const char *t = tag + 7; /* after "attack." */
     if ((t[0] != 't' && t[0] != 'T')) return false;
     size_t i = 1;
-    while (i < 5 && isdigit((unsigned char)t[i]))
-        i++;
+    while (i < 5 && isdigit((unsigned char)t[i])) i++;
     if (i != 5) return false;
     if (t[5] == '.') {
         if (!(isdigit((unsigned char)t[6]) && isdigit((unsigned char)t[7]) &&
@@ -400,8 +397,7 @@ static cf_err_t parse_tags(struct cf_sigma_rule *r, const json_t *tags,
 }
 
 static void free_strv(char **v, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        cf_free(v[i]);
+    for (size_t i = 0; i < n; i++) cf_free(v[i]);
     cf_free(v);
 }
 

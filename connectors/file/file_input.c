@@ -112,7 +112,7 @@ static cf_io_status file_read(struct cf_input *in, struct cf_record *rec) {
                          strcmp(fi->path, "-") == 0 ? "standard input"
                                                     : fi->path,
                          (long long)fi->line_no, zlib_reason(msg, fi->path),
-                         zerr == Z_BUF_ERROR    ? " (the gzip data is cut short)"
+                         zerr == Z_BUF_ERROR ? " (the gzip data is cut short)"
                          : zerr == Z_DATA_ERROR ? " (the gzip data is corrupt)"
                                                 : "");
                 return CF_IO_FAIL;
@@ -173,14 +173,15 @@ struct cf_input *cf_file_input_open(const char *path, size_t max_line_bytes,
     fi->in.ops = &file_input_ops;
     fi->in.ctx = fi;
     fi->max_line = max_line_bytes ? max_line_bytes : DEFAULT_MAX_LINE;
-    if (!(fi->path = cf_strdup(path)) || !(fi->chunk = cf_malloc(CHUNK_BYTES)) ||
+    if (!(fi->path = cf_strdup(path)) ||
+        !(fi->chunk = cf_malloc(CHUNK_BYTES)) ||
         !(fi->acc = cf_malloc(fi->max_line + 1)))
         goto nomem;
     if (strcmp(path, "-") == 0) {
         /* gzclose closes the descriptor; keep stdin itself open. */
         if ((fd = dup(STDIN_FILENO)) < 0 || !(fi->gz = gzdopen(fd, "rb"))) {
-            cf_seterr(errstr, errstr_size, CF_ERR_IO,
-                      "cannot read stdin: %s", strerror(errno));
+            cf_seterr(errstr, errstr_size, CF_ERR_IO, "cannot read stdin: %s",
+                      strerror(errno));
             if (fd >= 0) close(fd);
             goto fail;
         }
@@ -191,8 +192,7 @@ struct cf_input *cf_file_input_open(const char *path, size_t max_line_bytes,
                   "cannot read %s: it is a directory", path);
         goto fail;
     } else if (!(fi->gz = gzopen(path, "rb"))) {
-        cf_seterr(errstr, errstr_size, CF_ERR_IO,
-                  "cannot open %s: %s", path,
+        cf_seterr(errstr, errstr_size, CF_ERR_IO, "cannot open %s: %s", path,
                   errno ? strerror(errno) : "out of memory");
         goto fail;
     }

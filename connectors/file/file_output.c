@@ -9,10 +9,10 @@
 #include "file/file_output.h"
 
 #include <errno.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define OUT_BUFFER_BYTES ((size_t)256 * 1024)
 
@@ -20,8 +20,8 @@ struct file_output {
     struct cf_output out; /* first: the cf_output handed out is this */
     FILE *fp;             /* NULL while creation is deferred */
     bool is_stdout;
-    char *path;   /* for messages, and for the deferred creation */
-    char *buffer; /* stdio buffer; must outlive fp */
+    char *path;    /* for messages, and for the deferred creation */
+    char *buffer;  /* stdio buffer; must outlive fp */
     char err[320]; /* why the last write or flush failed, or "" */
 };
 
@@ -39,8 +39,8 @@ static cf_err_t create_file(struct file_output *fo, const char *path,
                             char *errstr, size_t errstr_size) {
     if (!(fo->fp = fopen(path, "w")))
         return cf_seterr(errstr, errstr_size, CF_ERR_IO,
-                         "cannot create %s: %s%s", path,
-                         strerror(errno), create_hint(errno));
+                         "cannot create %s: %s%s", path, strerror(errno),
+                         create_hint(errno));
     /* Without a buffer of our own stdio would still work, only with
      * 4 KiB writes; failing to get one is not worth failing the open. */
     if ((fo->buffer = cf_malloc(OUT_BUFFER_BYTES)))
@@ -67,8 +67,7 @@ static cf_io_status file_write(struct cf_output *out, const char *kind,
     struct file_output *fo = out->ctx;
     CF_UNUSED(kind);
     CF_UNUSED(pos);
-    if (!fo->fp &&
-        create_file(fo, fo->path, fo->err, sizeof fo->err) != CF_OK)
+    if (!fo->fp && create_file(fo, fo->path, fo->err, sizeof fo->err) != CF_OK)
         return CF_IO_FAIL;
     errno = 0;
     if (fwrite(json, 1, len, fo->fp) != len || putc('\n', fo->fp) == EOF ||
@@ -90,8 +89,10 @@ static void file_close(struct cf_output *out) {
     if (!out) return;
     fo = out->ctx;
     if (fo->fp) {
-        if (fo->is_stdout) fflush(fo->fp);
-        else fclose(fo->fp);
+        if (fo->is_stdout)
+            fflush(fo->fp);
+        else
+            fclose(fo->fp);
     }
     cf_free(fo->path);
     cf_free(fo->buffer);
@@ -143,9 +144,8 @@ struct cf_output *cf_file_output_open(const char *path, unsigned flags,
         }
         FILE *probe = fopen(path, "a");
         if (!probe) {
-            cf_seterr(errstr, errstr_size, CF_ERR_IO,
-                      "cannot create %s: %s%s", path, strerror(errno),
-                      create_hint(errno));
+            cf_seterr(errstr, errstr_size, CF_ERR_IO, "cannot create %s: %s%s",
+                      path, strerror(errno), create_hint(errno));
             goto fail;
         }
         fclose(probe);

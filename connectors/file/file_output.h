@@ -1,7 +1,8 @@
 /*
  * file_output.h - JSON-lines output to a file or stdout.
  *
- * Used by the command line for alerts, incidents and dead letters.  Threading: one engine thread per output.
+ * Used by the command line for alerts, incidents and dead letters.  Threading:
+ * one engine thread per output.
  */
 #ifndef CF_FILE_OUTPUT_H
 #define CF_FILE_OUTPUT_H

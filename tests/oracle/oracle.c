@@ -39,8 +39,8 @@ struct cf_oracle {
     struct cf_fieldmap *fmap;
     struct cf_router *router;
     struct cf_route_cache *route_cache;
-    uint32_t *route_of;   /* per rule: its route id */
-    bool *unusable;       /* per rule: a regex PCRE2 rejects */
+    uint32_t *route_of; /* per rule: its route id */
+    bool *unusable;     /* per rule: a regex PCRE2 rejects */
     size_t n_unusable;
     struct compiled_regex *regexes;
     size_t n_regexes;
@@ -124,8 +124,8 @@ static pcre2_code *regex_of(const struct cf_oracle *o,
                             const struct cf_sigma_pattern *p) {
     struct compiled_regex key = {.pattern = p};
     if (o->n_regexes == 0) return NULL;
-    const struct compiled_regex *hit = bsearch(
-        &key, o->regexes, o->n_regexes, sizeof *o->regexes, by_pattern);
+    const struct compiled_regex *hit =
+        bsearch(&key, o->regexes, o->n_regexes, sizeof *o->regexes, by_pattern);
     return hit ? hit->code : NULL;
 }
 
@@ -138,17 +138,16 @@ struct cf_oracle *cf_oracle_new(const struct cf_rulebook *rb,
     o->fmap = cf_fieldmap_new(
         cfg ? cf_config_section(cfg, "field_mappings") : NULL, errstr, n);
     if (!o->fmap) goto fail;
-    o->router =
-        cf_router_new(cfg ? cf_config_section(cfg, "logsources") : NULL,
-                      errstr, n);
+    o->router = cf_router_new(cfg ? cf_config_section(cfg, "logsources") : NULL,
+                              errstr, n);
     if (!o->router) goto fail;
     o->route_of = cf_calloc(rb->n_rules + 1, sizeof *o->route_of);
     o->unusable = cf_calloc(rb->n_rules + 1, sizeof *o->unusable);
     if (!o->route_of || !o->unusable) goto nomem;
     for (size_t r = 0; r < rb->n_rules; r++) {
         const struct cf_sigma_rule *rule = rb->rules[r];
-        o->route_of[r] = cf_router_add(o->router, rule->product,
-                                       rule->category, rule->service);
+        o->route_of[r] = cf_router_add(o->router, rule->product, rule->category,
+                                       rule->service);
         if (o->route_of[r] == UINT32_MAX) goto nomem;
     }
     if (cf_router_seal(o->router, errstr, n) != CF_OK) goto fail;

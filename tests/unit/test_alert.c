@@ -157,7 +157,8 @@ static void test_alert_id_stable_and_record_shape(void **state) {
     assert_int_equal(strlen(out.data), out.len);
     json_t *rec = json_loadb(out.data, out.len, 0, NULL);
     assert_non_null(rec);
-    assert_string_equal(json_string_value(json_object_get(rec, "kind")), "alert");
+    assert_string_equal(json_string_value(json_object_get(rec, "kind")),
+                        "alert");
     assert_string_equal(json_string_value(json_object_get(rec, "time")),
                         "2023-08-16T04:54:31.123Z");
     json_t *r = json_object_get(rec, "rule");
@@ -168,9 +169,9 @@ static void test_alert_id_stable_and_record_shape(void **state) {
     assert_string_equal(
         json_string_value(json_array_get(json_object_get(rec, "tactics"), 0)),
         "credential-access");
-    assert_string_equal(
-        json_string_value(json_array_get(json_object_get(rec, "techniques"), 0)),
-        "T1003.001");
+    assert_string_equal(json_string_value(json_array_get(
+                            json_object_get(rec, "techniques"), 0)),
+                        "T1003.001");
     assert_string_equal(json_string_value(json_object_get(
                             json_object_get(rec, "entities"), "host")),
                         "MKT01");
@@ -225,7 +226,8 @@ static void test_event_embedded_as_it_came(void **state) {
     assert_string_equal(out.data + out.len - strlen(want), want);
     /* and the record as a whole is JSON (read with integers as reals:
      * jansson refuses a 30-digit integer otherwise) */
-    json_t *whole = json_loadb(out.data, out.len, JSON_DECODE_INT_AS_REAL, NULL);
+    json_t *whole =
+        json_loadb(out.data, out.len, JSON_DECODE_INT_AS_REAL, NULL);
     assert_non_null(whole);
     assert_string_equal(json_string_value(json_object_get(
                             json_object_get(whole, "event"), "U")),
@@ -236,10 +238,11 @@ static void test_event_embedded_as_it_came(void **state) {
     /* An event spread over lines (a future input could deliver one) is
      * kept on one line: the breaks lie between tokens. */
     static const char multi[] = "{\"Hostname\":\"WS1\",\r\n  \"F\": 1.50\n}\n";
-    assert_int_equal(cf_event_decode(dec, &ev, multi, strlen(multi), NULL, &why),
-                     CF_OK);
+    assert_int_equal(
+        cf_event_decode(dec, &ev, multi, strlen(multi), NULL, &why), CF_OK);
     assert_int_equal(cf_alert_from_event(&a, &rule, &ev, map), CF_OK);
-    assert_string_equal(a.event_json, "{\"Hostname\":\"WS1\",    \"F\": 1.50 }");
+    assert_string_equal(a.event_json,
+                        "{\"Hostname\":\"WS1\",    \"F\": 1.50 }");
     cf_buf_reset(&out);
     assert_int_equal(cf_alert_write(&a, &out), CF_OK);
     assert_null(strpbrk(out.data, "\r\n"));

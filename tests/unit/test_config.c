@@ -113,14 +113,13 @@ static void test_duplicate_keys_are_errors(void **state) {
     (void)state;
     expect_refused("fusion:\n  window: 1h\ninput:\n  max_depth: 8\n"
                    "fusion:\n  lateness: 5m\n",
-                   "duplicate key 'fusion'", "line 5", "first at line 1",
-                   NULL);
+                   "duplicate key 'fusion'", "line 5", "first at line 1", NULL);
     expect_refused("fusion:\n  window: 1h\n  lateness: 5m\n  window: 2h\n",
                    "duplicate key 'fusion.window'", "line 4", NULL);
     expect_refused("logsources:\n  category:\n    process_creation:\n"
                    "      product: windows\n      product: linux\n",
-                   "'logsources.category.process_creation.product'",
-                   "line 5", NULL);
+                   "'logsources.category.process_creation.product'", "line 5",
+                   NULL);
     /* inside a list, at any depth, for every YAML document */
     const char *text = "a:\n  - x: 1\n    y: 2\n  - x: 1\n    x: 2\n";
     char err[256] = "";
@@ -162,8 +161,8 @@ static void test_values_are_validated_at_load(void **state) {
     expect_refused("fusion:\n  max_alerts: 0\n", "fusion.max_alerts",
                    "at least 1", NULL);
     /* durations: malformed, negative, and too large for int64 ms */
-    expect_refused("fusion:\n  lateness: soon\n", "fusion.lateness",
-                   "duration", NULL);
+    expect_refused("fusion:\n  lateness: soon\n", "fusion.lateness", "duration",
+                   NULL);
     expect_refused("fusion:\n  lateness: -5m\n", "fusion.lateness", NULL);
     expect_refused("fusion:\n  window: 99999999999999999999d\n",
                    "fusion.window", NULL);
@@ -191,7 +190,7 @@ static void test_typed_values(void **state) {
         "  entity_ttl: \"10\"\n  min_stages: 14\n  max_alerts: 7\n"
         "  never_link: [collector01, COLLECTOR02]\n"
         "cache:\n  dir: \"\"\n"
-        "placeholders:\n"       /* every key commented out: empty */
+        "placeholders:\n" /* every key commented out: empty */
         "suppressions:\n");
     struct cf_config *cfg = cf_config_load(path, err, sizeof err);
     if (!cfg) fail_msg("%s", err);
@@ -267,12 +266,16 @@ static void test_tables_are_consistent(void **state) {
                 if (k->size == 4) assert_true(k->max <= INT32_MAX);
                 assert_true(k->min <= k->max);
                 break;
-            case CF_CONFIG_SIZE: assert_int_equal(k->size, sizeof(size_t)); break;
+            case CF_CONFIG_SIZE:
+                assert_int_equal(k->size, sizeof(size_t));
+                break;
             case CF_CONFIG_DURATION:
                 assert_int_equal(k->size, sizeof(int64_t));
                 assert_true(k->min >= 0 && k->min <= k->max);
                 break;
-            case CF_CONFIG_STRING: assert_int_equal(k->size, sizeof(char *)); break;
+            case CF_CONFIG_STRING:
+                assert_int_equal(k->size, sizeof(char *));
+                break;
             case CF_CONFIG_STRLIST:
                 assert_int_equal(k->size, sizeof(struct cf_strlist));
                 break;
@@ -300,7 +303,8 @@ static void test_tables_are_consistent(void **state) {
     assert_string_equal(buf, "1500ms");
     const char *names[] = {"lateness", "window", "max_alerts", NULL};
     assert_string_equal(cf_config_map_nearest("latenes", names), "lateness");
-    assert_string_equal(cf_config_map_nearest("max_alert", names), "max_alerts");
+    assert_string_equal(cf_config_map_nearest("max_alert", names),
+                        "max_alerts");
     assert_null(cf_config_map_nearest("colour", names));
     assert_null(cf_config_map_nearest("wx", names));
 }

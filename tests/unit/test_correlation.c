@@ -78,8 +78,7 @@ static const struct cf_sigma_rule *rule_by(const struct cf_rulebook *rb,
 /* An alert of rule `ref` at `t_ms` on the event `json`; the id is derived
  * from (rule, seq) like the pipeline derives it from (rule, event). */
 static void mk_alert(struct cf_alert *a, const struct cf_rulebook *rb,
-                     const char *ref, int64_t t_ms, int seq,
-                     const char *json) {
+                     const char *ref, int64_t t_ms, int seq, const char *json) {
     const struct cf_sigma_rule *r = rule_by(rb, ref);
     char seed[128];
     memset(a, 0, sizeof(*a));
@@ -109,8 +108,8 @@ static struct cf_correlator *mk_co(const struct cf_rulebook *rb,
     char err[256];
     struct cf_config *cfg = NULL;
     if (section) {
-        json_t *root = json_pack("{s:o}", "correlation",
-                                 json_loads(section, 0, NULL));
+        json_t *root =
+            json_pack("{s:o}", "correlation", json_loads(section, 0, NULL));
         cfg = cf_config_from_json(root, "test", err, sizeof(err));
         json_decref(root);
         if (!cfg) fail_msg("%s", err);
@@ -152,33 +151,36 @@ static json_int_t stat(struct cf_correlator *co, const char *key) {
     return v;
 }
 
-#define RULE(id, name, extra)                                              \
-    "title: Rule " name "\nid: " id "\nname: " name "\n" extra             \
-    "logsource:\n    product: windows\n    service: security\n"           \
-    "detection:\n    selection:\n        EventID: 4625\n"                 \
+#define RULE(id, name, extra)                                                  \
+    "title: Rule " name "\nid: " id "\nname: " name "\n" extra                 \
+    "logsource:\n    product: windows\n    service: security\n"                \
+    "detection:\n    selection:\n        EventID: 4625\n"                      \
     "    condition: selection\nlevel: low\n"
 
 static const int64_t T0 = 1692161671000; /* 2023-08-16T04:54:31Z */
 
-/* ---- spec examples -------------------------------------------------------- */
+/* ---- spec examples --------------------------------------------------------
+ */
 
 static void test_spec_event_count(void **state) {
     (void)state;
     struct cf_rulebook *rb = load_yaml(
         RULE("5638f7c0-ac70-491d-8465-2a65075e0d86", "failed_logon",
-             "tags:\n    - attack.credential-access\n    - attack.t1110\n")
-        "---\n"
-        "title: Many failed logins\n"
-        "id: 0e95725d-7320-415d-80f7-004da920fc11\n"
-        "correlation:\n"
-        "    type: event_count\n"
-        "    rules:\n"
-        "        - 5638f7c0-ac70-491d-8465-2a65075e0d86\n"
-        "    group-by:\n"
-        "        - ComputerName\n"
-        "    timespan: 1h\n"
-        "    condition:\n"
-        "        gte: 100\n");
+             "tags:\n    - attack.credential-access\n    - "
+             "attack.t1110\n") "---\n"
+                               "title: Many failed logins\n"
+                               "id: "
+                               "0e95725d-7320-415d-80f7-004da920fc11\n"
+                               "correlation:\n"
+                               "    type: event_count\n"
+                               "    rules:\n"
+                               "        - "
+                               "5638f7c0-ac70-491d-8465-2a65075e0d86\n"
+                               "    group-by:\n"
+                               "        - ComputerName\n"
+                               "    timespan: 1h\n"
+                               "    condition:\n"
+                               "        gte: 100\n");
     assert_int_equal(rb->n_correlations, 1);
     struct sink s = {0};
     struct cf_correlator *co = mk_co(rb, NULL, &s);
@@ -186,7 +188,8 @@ static void test_spec_event_count(void **state) {
     for (int i = 0; i < 99; i++) {
         snprintf(ev, sizeof(ev),
                  "{\"EventID\":4625,\"ComputerName\":\"DC01.corp.local\","
-                 "\"TargetUserName\":\"u%d\"}", i);
+                 "\"TargetUserName\":\"u%d\"}",
+                 i);
         push(co, rb, "failed_logon", T0 + i * 30000, i, ev);
         push(co, rb, "failed_logon", T0 + i * 30000, 1000 + i,
              "{\"EventID\":4625,\"ComputerName\":\"WS02\"}");
@@ -235,22 +238,22 @@ static void test_spec_event_count(void **state) {
 
 static void test_spec_value_count(void **state) {
     (void)state;
-    struct cf_rulebook *rb = load_yaml(
-        RULE("5638f7c0-ac70-491d-8465-2a65075e0d86", "failed_logon", "")
-        "---\n"
-        "title: Failed login\n"
-        "id: 0e95725d-7320-415d-80f7-004da920fc12\n"
-        "correlation:\n"
-        "    type: value_count\n"
-        "    rules:\n"
-        "        - 5638f7c0-ac70-491d-8465-2a65075e0d86\n"
-        "    group-by:\n"
-        "        - ComputerName\n"
-        "        - WorkstationName\n"
-        "    timespan: 1d\n"
-        "    condition:\n"
-        "        field: User\n"
-        "        gte: 100\n");
+    struct cf_rulebook *rb =
+        load_yaml(RULE("5638f7c0-ac70-491d-8465-2a65075e0d86", "failed_logon",
+                       "") "---\n"
+                           "title: Failed login\n"
+                           "id: 0e95725d-7320-415d-80f7-004da920fc12\n"
+                           "correlation:\n"
+                           "    type: value_count\n"
+                           "    rules:\n"
+                           "        - 5638f7c0-ac70-491d-8465-2a65075e0d86\n"
+                           "    group-by:\n"
+                           "        - ComputerName\n"
+                           "        - WorkstationName\n"
+                           "    timespan: 1d\n"
+                           "    condition:\n"
+                           "        field: User\n"
+                           "        gte: 100\n");
     struct sink s = {0};
     struct cf_correlator *co = mk_co(rb, NULL, &s);
     char ev[256];
@@ -265,7 +268,8 @@ static void test_spec_value_count(void **state) {
     for (int i = 0; i < 99; i++) {
         snprintf(ev, sizeof(ev),
                  "{\"ComputerName\":\"DC01\",\"WorkstationName\":\"WS7\","
-                 "\"User\":\"user%03d\"}", i);
+                 "\"User\":\"user%03d\"}",
+                 i);
         push(co, rb, "failed_logon", T0 + 300000 + i * 1000, 200 + i, ev);
     }
     cf_correlator_advance(co, T0 + 500000);
@@ -274,7 +278,8 @@ static void test_spec_value_count(void **state) {
     for (int i = 0; i < 99; i++) {
         snprintf(ev, sizeof(ev),
                  "{\"ComputerName\":\"DC01\",\"WorkstationName\":\"KALI\","
-                 "\"User\":\"user%03d\"}", i);
+                 "\"User\":\"user%03d\"}",
+                 i);
         push(co, rb, "failed_logon", T0 + 600000 + i * 1000, 400 + i, ev);
     }
     cf_correlator_finish(co);
@@ -291,30 +296,84 @@ static void test_spec_value_count(void **state) {
     cf_rulebook_destroy(rb);
 }
 
-static const char *recon_yaml =
-    RULE("11111111-0000-4000-8000-00000000000a", "recon_cmd_a",
-         "tags:\n    - attack.discovery\n")
-    "---\n"
-    RULE("11111111-0000-4000-8000-00000000000b", "recon_cmd_b", "")
-    "---\n"
-    RULE("11111111-0000-4000-8000-00000000000c", "recon_cmd_c", "")
-    "---\n"
-    "title: Recon burst\n"
-    "id: 22222222-0000-4000-8000-000000000001\n"
-    "level: high\n"
-    "correlation:\n"
-    "    type: temporal\n"
-    "    rules:\n"
-    "        - recon_cmd_a\n"
-    "        - recon_cmd_b\n"
-    "        - recon_cmd_c\n"
-    "    group-by:\n"
-    "        - ComputerName\n"
-    "        - User\n"
-    "    timespan: 5m\n";
+static const char *recon_yaml = RULE(
+    "11111111-0000-4000-8000-00000000000a", "recon_cmd_a",
+    "tags:\n    - attack.discovery\n") "---\n" RULE("11111111-0000-4000-8000-"
+                                                    "00000000000b",
+                                                    "recon_cmd_b",
+                                                    "") "---\n" RULE("11111111-"
+                                                                     "0000-"
+                                                                     "4000-"
+                                                                     "8000-"
+                                                                     "000000000"
+                                                                     "00c",
+                                                                     "recon_"
+                                                                     "cmd_c",
+                                                                     "") "---\n"
+                                                                         "title"
+                                                                         ": "
+                                                                         "Recon"
+                                                                         " burs"
+                                                                         "t\n"
+                                                                         "id: "
+                                                                         "22222"
+                                                                         "222-"
+                                                                         "0000-"
+                                                                         "4000-"
+                                                                         "8000-"
+                                                                         "00000"
+                                                                         "00000"
+                                                                         "01\n"
+                                                                         "level"
+                                                                         ": "
+                                                                         "high"
+                                                                         "\n"
+                                                                         "corre"
+                                                                         "latio"
+                                                                         "n:\n"
+                                                                         "    "
+                                                                         "type:"
+                                                                         " temp"
+                                                                         "oral"
+                                                                         "\n"
+                                                                         "    "
+                                                                         "rules"
+                                                                         ":\n"
+                                                                         "     "
+                                                                         "   - "
+                                                                         "recon"
+                                                                         "_cmd_"
+                                                                         "a\n"
+                                                                         "     "
+                                                                         "   - "
+                                                                         "recon"
+                                                                         "_cmd_"
+                                                                         "b\n"
+                                                                         "     "
+                                                                         "   - "
+                                                                         "recon"
+                                                                         "_cmd_"
+                                                                         "c\n"
+                                                                         "    "
+                                                                         "group"
+                                                                         "-by:"
+                                                                         "\n"
+                                                                         "     "
+                                                                         "   - "
+                                                                         "Compu"
+                                                                         "terNa"
+                                                                         "me\n"
+                                                                         "     "
+                                                                         "   - "
+                                                                         "User"
+                                                                         "\n"
+                                                                         "    "
+                                                                         "times"
+                                                                         "pan: "
+                                                                         "5m\n";
 
-#define RECON_EV(host, user)                                                \
-    "{\"ComputerName\":\"" host "\",\"User\":\"" user "\","                \
+#define RECON_EV(host, user)                                                   \
+    "{\"ComputerName\":\"" host "\",\"User\":\"" user "\","                    \
     "\"CommandLine\":\"whoami /all\"}"
 
 static void test_spec_temporal(void **state) {
@@ -352,7 +411,8 @@ static const char *brute_yaml =
     "title: Correlation - Multiple Failed Logins Followed by Successful Login\n"
     "id: b180ead8-d58f-40b2-ae54-c8940995b9b6\n"
     "status: experimental\n"
-    "description: Detects multiple failed logins by a single user followed by a successful login of that user\n"
+    "description: Detects multiple failed logins by a single user followed by "
+    "a successful login of that user\n"
     "references:\n"
     "    - https://reference.com\n"
     "author: Florian Roth (Nextron Systems)\n"
@@ -371,7 +431,8 @@ static const char *brute_yaml =
     "---\n"
     "title: Multiple failed logons\n"
     "id: a8418a5a-5fc4-46b5-b23b-6c73beb19d41\n"
-    "description: Detects multiple failed logins within a certain amount of time\n"
+    "description: Detects multiple failed logins within a certain amount of "
+    "time\n"
     "name: multiple_failed_login\n"
     "correlation:\n"
     "    type: event_count\n"
@@ -431,9 +492,9 @@ static void run_brute(struct sink *s, bool success_first) {
     cf_correlator_destroy(co);
     /* alerts keep borrowed titles: copy before the rulebook goes */
     for (size_t i = 0; i < s->n; i++)
-        s->a[i].rule_title = strcmp(s->a[i].rule_title,
-                                    "Multiple failed logons") == 0
-                                 ? "inner" : "outer";
+        s->a[i].rule_title =
+            strcmp(s->a[i].rule_title, "Multiple failed logons") == 0 ? "inner"
+                                                                      : "outer";
     cf_rulebook_destroy(rb);
 }
 
@@ -455,34 +516,34 @@ static void test_spec_temporal_ordered_chain(void **state) {
 
 static void test_spec_value_sum_avg(void **state) {
     (void)state;
-    struct cf_rulebook *rb = load_yaml(
-        RULE("33333333-0000-4000-8000-000000000001", "website_access", "")
-        "---\n"
-        "title: Possible Exfiltration to Website\n"
-        "correlation:\n"
-        "    type: value_sum\n"
-        "    rules:\n"
-        "        - website_access\n"
-        "    group-by:\n"
-        "        - SourceIP\n"
-        "        - User\n"
-        "    timespan: 1h\n"
-        "    condition:\n"
-        "        field: bytes_sent\n"
-        "        gt: 1000000\n"
-        "---\n"
-        "title: Suspicious average network traffic\n"
-        "correlation:\n"
-        "    type: value_avg\n"
-        "    rules: \n"
-        "        - website_access\n"
-        "    group-by:\n"
-        "        - SourceIP\n"
-        "        - User\n"
-        "    timespan: 24h\n"
-        "    condition:\n"
-        "        field: BytesOut\n"
-        "        gt: 500\n");
+    struct cf_rulebook *rb =
+        load_yaml(RULE("33333333-0000-4000-8000-000000000001", "website_access",
+                       "") "---\n"
+                           "title: Possible Exfiltration to Website\n"
+                           "correlation:\n"
+                           "    type: value_sum\n"
+                           "    rules:\n"
+                           "        - website_access\n"
+                           "    group-by:\n"
+                           "        - SourceIP\n"
+                           "        - User\n"
+                           "    timespan: 1h\n"
+                           "    condition:\n"
+                           "        field: bytes_sent\n"
+                           "        gt: 1000000\n"
+                           "---\n"
+                           "title: Suspicious average network traffic\n"
+                           "correlation:\n"
+                           "    type: value_avg\n"
+                           "    rules: \n"
+                           "        - website_access\n"
+                           "    group-by:\n"
+                           "        - SourceIP\n"
+                           "        - User\n"
+                           "    timespan: 24h\n"
+                           "    condition:\n"
+                           "        field: BytesOut\n"
+                           "        gt: 500\n");
     assert_int_equal(rb->n_correlations, 2);
     struct sink s = {0};
     struct cf_correlator *co = mk_co(rb, NULL, &s);
@@ -516,29 +577,33 @@ static void test_spec_value_sum_avg(void **state) {
 static void test_spec_value_percentile(void **state) {
     (void)state;
     struct cf_rulebook *rb = load_yaml(
-        RULE("44444444-0000-4000-8000-000000000001", "process_creation", "")
-        "---\n"
-        "title: A computer spawned a processes name in the last 24h than 1% of all the processes.\n"
-        "correlation:\n"
-        "    type: value_percentile\n"
-        "    rules: \n"
-        "        - process_creation\n"
-        "    group-by:\n"
-        "        - ComputerName\n"
-        "    timespan: 24h\n"
-        "    condition:\n"
-        "        field: image\n"
-        "        lte: 1\n");
+        RULE("44444444-0000-4000-8000-000000000001", "process_creation",
+             "") "---\n"
+                 "title: A computer spawned a processes name in the last 24h "
+                 "than 1% of all the processes.\n"
+                 "correlation:\n"
+                 "    type: value_percentile\n"
+                 "    rules: \n"
+                 "        - process_creation\n"
+                 "    group-by:\n"
+                 "        - ComputerName\n"
+                 "    timespan: 24h\n"
+                 "    condition:\n"
+                 "        field: image\n"
+                 "        lte: 1\n");
     struct sink s = {0};
     struct cf_correlator *co = mk_co(rb, NULL, &s);
     for (int i = 0; i < 150; i++)
         push(co, rb, "process_creation", T0 + i * 1000, i,
-             i % 2 ? "{\"ComputerName\":\"WS1\",\"image\":\"C:\\\\Windows\\\\System32\\\\svchost.exe\"}"
-                   : "{\"ComputerName\":\"WS1\",\"image\":\"C:\\\\Windows\\\\explorer.exe\"}");
+             i % 2 ? "{\"ComputerName\":\"WS1\",\"image\":\"C:"
+                     "\\\\Windows\\\\System32\\\\svchost.exe\"}"
+                   : "{\"ComputerName\":\"WS1\",\"image\":\"C:"
+                     "\\\\Windows\\\\explorer.exe\"}");
     cf_correlator_advance(co, T0 + 200000);
     assert_int_equal(s.n, 0);
     push(co, rb, "process_creation", T0 + 300000, 500,
-         "{\"ComputerName\":\"WS1\",\"image\":\"C:\\\\Users\\\\Public\\\\x.exe\"}");
+         "{\"ComputerName\":\"WS1\",\"image\":\"C:\\\\Users\\\\Public\\\\x."
+         "exe\"}");
     cf_correlator_finish(co);
     assert_int_equal(s.n, 1);
     assert_int_equal(s.a[0].pos.offset, 500);
@@ -551,45 +616,45 @@ static void test_spec_value_percentile(void **state) {
 
 static void test_spec_aliases(void **state) {
     (void)state;
-    struct cf_rulebook *rb = load_yaml(
-        "title: Internal error\n"
-        "id: 55555555-0000-4000-8000-000000000001\n"
-        "name: internal_error\n"
-        "logsource:\n    category: webserver\n"
-        "detection:\n"
-        "    selection:\n"
-        "        http.response.status_code: 500\n"
-        "    condition: selection\n"
-        "---\n"
-        "title: New network connection\n"
-        "id: 55555555-0000-4000-8000-000000000002\n"
-        "name: new_network_connection\n"
-        "logsource:\n    category: network_connection\n"
-        "detection:\n"
-        "    selection:\n"
-        "        event.category: network\n"
-        "        event.type: connection\n"
-        "        event.outcome: success\n"
-        "    condition: selection\n"
-        "---\n"
-        "title: —\n"
-        "id: —\n"
-        "correlation:\n"
-        "    type: temporal\n"
-        "    rules:\n"
-        "        - internal_error\n"
-        "        - new_network_connection\n"
-        "    group-by:\n"
-        "        - internal_ip\n"
-        "        - remote_ip\n"
-        "    timespan: 10s\n"
-        "    aliases:\n"
-        "        internal_ip:\n"
-        "            internal_error: destination.ip\n"
-        "            new_network_connection: source.ip\n"
-        "        remote_ip:\n"
-        "            internal_error: source.ip\n"
-        "            new_network_connection: destination.ip\n");
+    struct cf_rulebook *rb =
+        load_yaml("title: Internal error\n"
+                  "id: 55555555-0000-4000-8000-000000000001\n"
+                  "name: internal_error\n"
+                  "logsource:\n    category: webserver\n"
+                  "detection:\n"
+                  "    selection:\n"
+                  "        http.response.status_code: 500\n"
+                  "    condition: selection\n"
+                  "---\n"
+                  "title: New network connection\n"
+                  "id: 55555555-0000-4000-8000-000000000002\n"
+                  "name: new_network_connection\n"
+                  "logsource:\n    category: network_connection\n"
+                  "detection:\n"
+                  "    selection:\n"
+                  "        event.category: network\n"
+                  "        event.type: connection\n"
+                  "        event.outcome: success\n"
+                  "    condition: selection\n"
+                  "---\n"
+                  "title: —\n"
+                  "id: —\n"
+                  "correlation:\n"
+                  "    type: temporal\n"
+                  "    rules:\n"
+                  "        - internal_error\n"
+                  "        - new_network_connection\n"
+                  "    group-by:\n"
+                  "        - internal_ip\n"
+                  "        - remote_ip\n"
+                  "    timespan: 10s\n"
+                  "    aliases:\n"
+                  "        internal_ip:\n"
+                  "            internal_error: destination.ip\n"
+                  "            new_network_connection: source.ip\n"
+                  "        remote_ip:\n"
+                  "            internal_error: source.ip\n"
+                  "            new_network_connection: destination.ip\n");
     assert_int_equal(rb->n_correlations, 1);
     struct sink s = {0};
     struct cf_correlator *co = mk_co(rb, NULL, &s);
@@ -623,16 +688,16 @@ static void test_spec_aliases(void **state) {
 /* ---- semantics ---------------------------------------------------------- */
 
 static const char *count3_yaml =
-    RULE("66666666-0000-4000-8000-000000000001", "r1", "")
-    "---\n"
-    "title: Three in ten seconds\n"
-    "id: 66666666-0000-4000-8000-0000000000c1\n"
-    "correlation:\n"
-    "    type: event_count\n"
-    "    rules: [r1]\n"
-    "    group-by: [Computer]\n"
-    "    timespan: 10s\n"
-    "    condition: {gte: 3}\n";
+    RULE("66666666-0000-4000-8000-000000000001", "r1",
+         "") "---\n"
+             "title: Three in ten seconds\n"
+             "id: 66666666-0000-4000-8000-0000000000c1\n"
+             "correlation:\n"
+             "    type: event_count\n"
+             "    rules: [r1]\n"
+             "    group-by: [Computer]\n"
+             "    timespan: 10s\n"
+             "    condition: {gte: 3}\n";
 
 static void test_sliding_window(void **state) {
     (void)state;
@@ -669,18 +734,18 @@ static void test_sliding_window(void **state) {
 
 static void test_upper_bound_decided_at_close(void **state) {
     (void)state;
-    struct cf_rulebook *rb = load_yaml(
-        RULE("77777777-0000-4000-8000-000000000001", "beacon", "")
-        "---\n"
-        "title: Between two and three\n"
-        "correlation:\n"
-        "    type: event_count\n"
-        "    rules: [beacon]\n"
-        "    group-by: [Computer]\n"
-        "    timespan: 1m\n"
-        "    condition:\n"
-        "        gt: 1\n"
-        "        lte: 3\n");
+    struct cf_rulebook *rb =
+        load_yaml(RULE("77777777-0000-4000-8000-000000000001", "beacon",
+                       "") "---\n"
+                           "title: Between two and three\n"
+                           "correlation:\n"
+                           "    type: event_count\n"
+                           "    rules: [beacon]\n"
+                           "    group-by: [Computer]\n"
+                           "    timespan: 1m\n"
+                           "    condition:\n"
+                           "        gt: 1\n"
+                           "        lte: 3\n");
     struct sink s = {0};
     struct cf_correlator *co = mk_co(rb, NULL, &s);
     /* H1: 2 in the minute -> fires when the minute is over */
@@ -693,10 +758,10 @@ static void test_upper_bound_decided_at_close(void **state) {
     assert_int_equal(s.n, 0); /* not decided while the span is open */
     cf_correlator_advance(co, T0 + 120000);
     assert_int_equal(s.n, 1);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(s.a[0].extra, "group"),
-                            "Computer")),
-                        "H1");
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(s.a[0].extra, "group"), "Computer")),
+        "H1");
     assert_int_equal(json_integer_value(json_object_get(s.a[0].extra, "count")),
                      2);
     /* time and input position of the alert that completed the span */
@@ -711,19 +776,18 @@ static void test_upper_bound_decided_at_close(void **state) {
 static void test_string_condition(void **state) {
     (void)state;
     struct cf_rulebook *rb = load_yaml(
-        RULE("88888888-0000-4000-8000-00000000000a", "rule_a", "")
-        "---\n"
-        RULE("88888888-0000-4000-8000-00000000000b", "rule_b", "")
-        "---\n"
-        RULE("88888888-0000-4000-8000-00000000000c", "rule_c", "")
-        "---\n"
-        "title: A or B, then C\n"
-        "correlation:\n"
-        "    type: temporal\n"
-        "    rules: [rule_a, rule_b, rule_c]\n"
-        "    group-by: [Computer]\n"
-        "    timespan: 5m\n"
-        "    condition: (rule_a or rule_b) and rule_c\n");
+        RULE("88888888-0000-4000-8000-00000000000a", "rule_a", "") "---\n" RULE(
+            "88888888-0000-4000-8000-00000000000b", "rule_b",
+            "") "---\n" RULE("88888888-0000-4000-8000-00000000000c", "rule_c",
+                             "") "---\n"
+                                 "title: A or B, then C\n"
+                                 "correlation:\n"
+                                 "    type: temporal\n"
+                                 "    rules: [rule_a, rule_b, rule_c]\n"
+                                 "    group-by: [Computer]\n"
+                                 "    timespan: 5m\n"
+                                 "    condition: (rule_a or rule_b) and "
+                                 "rule_c\n");
     assert_int_equal(rb->n_correlations, 1);
     assert_non_null(rb->correlations[0]->expr);
     struct sink s = {0};
@@ -817,8 +881,8 @@ static void test_entities_merged(void **state) {
     assert_string_equal(s.a[0].entities.value[CF_ENTITY_USER], "CORP\\bob");
     assert_string_equal(s.a[0].entities.value[CF_ENTITY_SRC_IP], "10.0.0.9");
     assert_null(s.a[0].entities.value[CF_ENTITY_DST_IP]);
-    assert_int_equal(json_array_size(json_object_get(s.a[0].extra,
-                                                     "alert_ids")), 3);
+    assert_int_equal(
+        json_array_size(json_object_get(s.a[0].extra, "alert_ids")), 3);
     /* the same correlation alert pushed back (fusion does) is not counted
      * twice: chaining already happened inside the correlator */
     cf_correlator_push(co, &s.a[0]);
@@ -877,15 +941,15 @@ static void test_eviction(void **state) {
     push(co, rb, "r1", T0 + 101, 103, "{\"Computer\":\"host-00\"}");
     cf_correlator_finish(co);
     assert_int_equal(s.n, 1);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(s.a[0].extra, "group"),
-                            "Computer")),
-                        "host-24");
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(s.a[0].extra, "group"), "Computer")),
+        "host-24");
     cf_correlator_destroy(co);
     /* a bad section is refused with a reason, where the config is read */
     char err[256] = "";
-    json_t *bad = json_loads("{\"correlation\": {\"max_open_windows\": -1}}",
-                             0, NULL);
+    json_t *bad =
+        json_loads("{\"correlation\": {\"max_open_windows\": -1}}", 0, NULL);
     assert_null(cf_config_from_json(bad, "test.yml", err, sizeof(err)));
     assert_non_null(strstr(err, "test.yml: correlation.max_open_windows"));
     json_decref(bad);
@@ -906,52 +970,52 @@ static const char *find_reason(const struct cf_rulebook *rb, const char *id) {
 
 static void test_rejections(void **state) {
     (void)state;
-    struct cf_rulebook *rb = load_yaml(
-        RULE("99999999-0000-4000-8000-000000000001", "ok_rule", "")
-        "---\n"
-        "title: unknown ref\nid: bad-unknown\n"
-        "correlation: {type: event_count, rules: [no_such_rule], "
-        "group-by: [User], timespan: 1h, condition: {gte: 2}}\n"
-        "---\n"
-        "title: cycle a\nid: bad-cycle-a\nname: cyc_a\n"
-        "correlation: {type: event_count, rules: [cyc_b], "
-        "group-by: [User], timespan: 1h, condition: {gte: 2}}\n"
-        "---\n"
-        "title: cycle b\nid: bad-cycle-b\nname: cyc_b\n"
-        "correlation: {type: event_count, rules: [cyc_a], "
-        "group-by: [User], timespan: 1h, condition: {gte: 2}}\n"
-        "---\n"
-        "title: over a rejected one\nid: bad-chain\n"
-        "correlation: {type: temporal, rules: [cyc_a, ok_rule], "
-        "group-by: [User], timespan: 1h}\n"
-        "---\n"
-        "title: bad timespan\nid: bad-timespan\n"
-        "correlation: {type: event_count, rules: [ok_rule], "
-        "group-by: [User], timespan: 1 hour, condition: {gte: 2}}\n"
-        "---\n"
-        "title: no condition\nid: bad-nocond\n"
-        "correlation: {type: event_count, rules: [ok_rule], "
-        "group-by: [User], timespan: 1h}\n"
-        "---\n"
-        "title: value without field\nid: bad-nofield\n"
-        "correlation: {type: value_count, rules: [ok_rule], "
-        "group-by: [User], timespan: 1h, condition: {gte: 2}}\n"
-        "---\n"
-        "title: bad op\nid: bad-op\n"
-        "correlation: {type: event_count, rules: [ok_rule], "
-        "group-by: [User], timespan: 1h, condition: {more: 2}}\n"
-        "---\n"
-        "title: bad type\nid: bad-type\n"
-        "correlation: {type: event_sum, rules: [ok_rule], "
-        "group-by: [User], timespan: 1h, condition: {gte: 2}}\n"
-        "---\n"
-        "title: bad expr\nid: bad-expr\n"
-        "correlation: {type: temporal, rules: [ok_rule], "
-        "group-by: [User], timespan: 1h, condition: ok_rule and other}\n"
-        "---\n"
-        "title: good one\nid: good\n"
-        "correlation: {type: event_count, rules: [ok_rule], "
-        "group-by: [User], timespan: 1h, condition: {gte: 2}}\n");
+    struct cf_rulebook *rb = load_yaml(RULE(
+        "99999999-0000-4000-8000-000000000001", "ok_rule",
+        "") "---\n"
+            "title: unknown ref\nid: bad-unknown\n"
+            "correlation: {type: event_count, rules: [no_such_rule], "
+            "group-by: [User], timespan: 1h, condition: {gte: 2}}\n"
+            "---\n"
+            "title: cycle a\nid: bad-cycle-a\nname: cyc_a\n"
+            "correlation: {type: event_count, rules: [cyc_b], "
+            "group-by: [User], timespan: 1h, condition: {gte: 2}}\n"
+            "---\n"
+            "title: cycle b\nid: bad-cycle-b\nname: cyc_b\n"
+            "correlation: {type: event_count, rules: [cyc_a], "
+            "group-by: [User], timespan: 1h, condition: {gte: 2}}\n"
+            "---\n"
+            "title: over a rejected one\nid: bad-chain\n"
+            "correlation: {type: temporal, rules: [cyc_a, ok_rule], "
+            "group-by: [User], timespan: 1h}\n"
+            "---\n"
+            "title: bad timespan\nid: bad-timespan\n"
+            "correlation: {type: event_count, rules: [ok_rule], "
+            "group-by: [User], timespan: 1 hour, condition: {gte: 2}}\n"
+            "---\n"
+            "title: no condition\nid: bad-nocond\n"
+            "correlation: {type: event_count, rules: [ok_rule], "
+            "group-by: [User], timespan: 1h}\n"
+            "---\n"
+            "title: value without field\nid: bad-nofield\n"
+            "correlation: {type: value_count, rules: [ok_rule], "
+            "group-by: [User], timespan: 1h, condition: {gte: 2}}\n"
+            "---\n"
+            "title: bad op\nid: bad-op\n"
+            "correlation: {type: event_count, rules: [ok_rule], "
+            "group-by: [User], timespan: 1h, condition: {more: 2}}\n"
+            "---\n"
+            "title: bad type\nid: bad-type\n"
+            "correlation: {type: event_sum, rules: [ok_rule], "
+            "group-by: [User], timespan: 1h, condition: {gte: 2}}\n"
+            "---\n"
+            "title: bad expr\nid: bad-expr\n"
+            "correlation: {type: temporal, rules: [ok_rule], "
+            "group-by: [User], timespan: 1h, condition: ok_rule and other}\n"
+            "---\n"
+            "title: good one\nid: good\n"
+            "correlation: {type: event_count, rules: [ok_rule], "
+            "group-by: [User], timespan: 1h, condition: {gte: 2}}\n");
     assert_int_equal(rb->n_correlations, 1);
     assert_string_equal(rb->correlations[0]->id, "good");
     const char *r;
@@ -991,8 +1055,8 @@ static void test_parse_fields(void **state) {
         "\"aliases\":{\"host\":{\"a\":\"Computer\",\"b\":\"hostname\"}},"
         "\"condition\":{\"field\":[\"User\",\"Domain\"],\"gt\":3,\"lt\":9}}}",
         0, NULL);
-    struct cf_sigma_correlation *c = cf_correlation_parse(doc, "x.yml", err,
-                                                          sizeof(err));
+    struct cf_sigma_correlation *c =
+        cf_correlation_parse(doc, "x.yml", err, sizeof(err));
     assert_non_null(c);
     assert_int_equal(c->type, CF_CORR_VALUE_COUNT);
     assert_int_equal(c->timespan_ms, 90 * 60000);
@@ -1019,8 +1083,8 @@ static void test_parse_fields(void **state) {
 static void test_spec_schema_files(void **state) {
     (void)state;
     static const char *files[] = {
-        "event_count.yml", "event_count_ecs.yml", "temporal.yml",
-        "temporal_ordered.yml", "value_avg.yml", "value_count.yml",
+        "event_count.yml",      "event_count_ecs.yml", "temporal.yml",
+        "temporal_ordered.yml", "value_avg.yml",       "value_count.yml",
         "value_percentile.yml", "value_sum.yml"};
     const char *shared = getenv("CF_SHARED_DIR");
     char path[1024], err[512];
@@ -1029,8 +1093,8 @@ static void test_spec_schema_files(void **state) {
         fail();
     }
     snprintf(path, sizeof(path),
-             "%s/data/sigma-specification/tests/schema/correlation/%s",
-             shared, files[0]);
+             "%s/data/sigma-specification/tests/schema/correlation/%s", shared,
+             files[0]);
     if (access(path, R_OK) != 0) {
         if (cf_test_shared_missing(path) == 77) skip();
         fail();

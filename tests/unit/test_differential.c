@@ -11,11 +11,11 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <cmocka.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cmocka.h>
-#include <dirent.h>
 #include <sys/stat.h>
 
 #include "event.h"
@@ -165,7 +165,8 @@ static void test_differential(void **state) {
                 diffs++;
                 if (total_diff + (size_t)diffs <= 10) {
                     const struct cf_sigma_rule *rule = rb->rules[r];
-                    printf("  DIFF %s: %s line %ld rule %s (%s)\n    event: %.400s\n",
+                    printf("  DIFF %s: %s line %ld rule %s (%s)\n    event: "
+                           "%.400s\n",
                            who, zips[z] + strlen(root) + 1, lineno,
                            rule->id ? rule->id : "?", rule->title, line);
                 }
@@ -181,7 +182,8 @@ static void test_differential(void **state) {
         free(zips[z]);
     }
     printf("TOTAL events %zu alerts %zu differences %zu (max %ld events per "
-           "dataset)\n", total_events, total_alerts, total_diff, max_events);
+           "dataset)\n",
+           total_events, total_alerts, total_diff, max_events);
     free(zips);
     free(line);
     free(a.idx);

@@ -54,8 +54,8 @@ hs_error_t hs_scan(const hs_database_t *db, const char *data,
         assert_non_null(real);
     }
     /* Hyperscan's own check rejects a missing scratch: a real error. */
-    return real(db, data, length, flags, fail_scans ? NULL : scratch,
-                on_event, context);
+    return real(db, data, length, flags, fail_scans ? NULL : scratch, on_event,
+                context);
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -66,7 +66,8 @@ struct book {
     struct cf_ruleset *rs;
 };
 
-static void book_load(struct book *b, const char *yaml, json_t *field_mappings) {
+static void book_load(struct book *b, const char *yaml,
+                      json_t *field_mappings) {
     char path[] = "/tmp/cf_test_dropped_XXXXXX.yml", err[512] = "";
     int fd = mkstemps(path, 4);
     assert_true(fd >= 0);
@@ -117,12 +118,12 @@ static int match_json(struct cf_matcher *m, const char *json) {
     return n;
 }
 
-#define RULE(id, title, detection)                                           \
-    "title: " title "\n"                                                     \
-    "id: " id "\n"                                                           \
-    "level: medium\n"                                                        \
-    "tags: [attack.discovery]\n"                                             \
-    "logsource: {product: chainfuse_test}\n"                                 \
+#define RULE(id, title, detection)                                             \
+    "title: " title "\n"                                                       \
+    "id: " id "\n"                                                             \
+    "level: medium\n"                                                          \
+    "tags: [attack.discovery]\n"                                               \
+    "logsource: {product: chainfuse_test}\n"                                   \
     "detection:\n" detection
 
 static const char whoami_rule[] =
@@ -131,9 +132,9 @@ static const char whoami_rule[] =
          "    Image|endswith: '\\whoami.exe'\n"
          "  condition: selection\n");
 
-#define WHOAMI_EVENT(host, time)                                             \
-    "{\"Hostname\":\"" host "\",\"Image\":\"C:\\\\Windows\\\\whoami.exe\""   \
-    time "}"
+#define WHOAMI_EVENT(host, time)                                               \
+    "{\"Hostname\":\"" host                                                    \
+    "\",\"Image\":\"C:\\\\Windows\\\\whoami.exe\"" time "}"
 
 /* ---- scan errors, at the matcher ---------------------------------------- */
 
@@ -257,8 +258,8 @@ static void test_field_mapped_to_many_names(void **state) {
     assert_int_equal(match_json(m, WHOAMI_EVENT("A", "")), 1);
     const int probe[] = {0, 62, 63, 64, 69};
     for (size_t i = 0; i < CF_ARRAY_LEN(probe); i++) {
-        snprintf(ev, sizeof ev,
-                 "{\"alias%d\":\"C:\\\\Windows\\\\whoami.exe\"}", probe[i]);
+        snprintf(ev, sizeof ev, "{\"alias%d\":\"C:\\\\Windows\\\\whoami.exe\"}",
+                 probe[i]);
         if (match_json(m, ev) != 1) fail_msg("alias%d not looked up", probe[i]);
     }
     assert_int_equal(cf_matcher_scan_errors(m, NULL), 0);
@@ -327,11 +328,14 @@ struct run {
 static bool run_lines(struct book *b, const char *const *lines, size_t n,
                       long fail_after, struct run *r) {
     char err[256];
-    struct mem_input mi = {.in = {.ops = &mem_input_ops}, .lines = lines, .n = n};
+    struct mem_input mi = {
+        .in = {.ops = &mem_input_ops}, .lines = lines, .n = n};
     mi.in.ctx = &mi;
     mem_output_init(&r->out);
     mem_output_init(&r->dead);
-    struct cf_pipeline_setup setup = {.cfg = b->cfg, .rb = b->rb, .rs = b->rs,
+    struct cf_pipeline_setup setup = {.cfg = b->cfg,
+                                      .rb = b->rb,
+                                      .rs = b->rs,
                                       .out = &r->out.out,
                                       .dead_letter = &r->dead.out};
     struct cf_pipeline *p = cf_pipeline_new(&setup, err, sizeof err);
@@ -353,7 +357,8 @@ static void run_free(struct run *r) {
 }
 
 static json_int_t dropped(const struct run *r, const char *reason) {
-    const json_t *v = json_object_get(json_object_get(r->stats, "dropped"), reason);
+    const json_t *v =
+        json_object_get(json_object_get(r->stats, "dropped"), reason);
     if (!json_is_integer(v)) fail_msg("dropped.%s missing", reason);
     return json_integer_value(v);
 }
@@ -362,8 +367,8 @@ static json_int_t dropped_total(const struct run *r) {
     const char *k;
     const json_t *v;
     json_int_t sum = 0;
-    json_object_foreach(json_object_get(r->stats, "dropped"), k, v)
-        sum += json_integer_value(v);
+    json_object_foreach(json_object_get(r->stats, "dropped"), k, v) sum +=
+        json_integer_value(v);
     return sum;
 }
 
@@ -407,8 +412,10 @@ static void test_pipeline_reports_scan_errors(void **state) {
     book_load(&b, whoami_rule, NULL);
     char *err = capture_stderr(run_failing_scans, &sr);
     assert_int_equal(sr.r.rc, CF_OK);
-    assert_int_equal(json_integer_value(json_object_get(sr.r.stats, "events")), 3);
-    assert_int_equal(json_integer_value(json_object_get(sr.r.stats, "alerts")), 0);
+    assert_int_equal(json_integer_value(json_object_get(sr.r.stats, "events")),
+                     3);
+    assert_int_equal(json_integer_value(json_object_get(sr.r.stats, "alerts")),
+                     0);
     assert_int_equal(dropped(&sr.r, "scan_error"), 3);
     /* said once, naming the failure and where it first happened */
     const char *at = strstr(err, "HS_INVALID");
@@ -420,31 +427,32 @@ static void test_pipeline_reports_scan_errors(void **state) {
     book_free(&b);
 }
 
-static const char count_yaml[] =
-    RULE("11111111-2222-4333-8444-555555555555", "Whoami",
-         "  selection:\n"
-         "    Image|endswith: '\\whoami.exe'\n"
-         "  condition: selection\n")
-    "---\n"
-    "title: Whoami twice\n"
-    "id: 44444444-5555-4666-8777-888888888888\n"
-    "correlation:\n"
-    "    type: event_count\n"
-    "    rules: [11111111-2222-4333-8444-555555555555]\n"
-    "    group-by: [Hostname]\n"
-    "    timespan: 1h\n"
-    "    condition: {gte: 2}\n";
+static const char count_yaml[] = RULE(
+    "11111111-2222-4333-8444-555555555555", "Whoami",
+    "  selection:\n"
+    "    Image|endswith: '\\whoami.exe'\n"
+    "  condition: selection\n") "---\n"
+                                "title: Whoami twice\n"
+                                "id: 44444444-5555-4666-8777-888888888888\n"
+                                "correlation:\n"
+                                "    type: event_count\n"
+                                "    rules: "
+                                "[11111111-2222-4333-8444-555555555555]\n"
+                                "    group-by: [Hostname]\n"
+                                "    timespan: 1h\n"
+                                "    condition: {gte: 2}\n";
 
 #define AT(t) ",\"UtcTime\":\"2026-11-02 08:0" t ":00.000\""
 
 static const char *const count_lines[] = {
-    WHOAMI_EVENT("A", AT("0")), WHOAMI_EVENT("A", ""), WHOAMI_EVENT("A", AT("1")),
-    WHOAMI_EVENT("B", AT("2"))};
+    WHOAMI_EVENT("A", AT("0")), WHOAMI_EVENT("A", ""),
+    WHOAMI_EVENT("A", AT("1")), WHOAMI_EVENT("B", AT("2"))};
 
 static size_t count_correlation_alerts(const json_t *records) {
     size_t i, n = 0;
     const json_t *r;
-    json_array_foreach(records, i, r) n += json_object_get(r, "correlation") != NULL;
+    json_array_foreach(records, i, r) n +=
+        json_object_get(r, "correlation") != NULL;
     return n;
 }
 
@@ -486,11 +494,12 @@ static void test_out_of_memory_never_silent(void **state) {
     unsigned long silent = 0, runs = 0;
     book_load(&b, count_yaml, NULL);
     for (long n = 0;; n++) {
-        bool refused = run_lines(&b, count_lines, CF_ARRAY_LEN(count_lines), n, &r);
+        bool refused =
+            run_lines(&b, count_lines, CF_ARRAY_LEN(count_lines), n, &r);
         runs++;
         if (r.rc == CF_OK) {
-            json_int_t raised =
-                json_integer_value(json_object_get(r.stats, "correlation_alerts"));
+            json_int_t raised = json_integer_value(
+                json_object_get(r.stats, "correlation_alerts"));
             json_int_t accounted =
                 (json_int_t)count_correlation_alerts(r.out.records) +
                 dropped(&r, "correlation_alert_unwritten") +
@@ -500,9 +509,11 @@ static void test_out_of_memory_never_silent(void **state) {
                 json_integer_value(json_object_get(r.stats, "dead_lettered")) +
                 dropped_total(&r) - dropped(&r, "correlation_no_time");
             if (raised != accounted || (raised == 0 && upstream == 0)) {
-                fprintf(stderr, "allocation %ld: %lld raised, %lld accounted "
-                        "for, %lld upstream\n", n, (long long)raised,
-                        (long long)accounted, (long long)upstream);
+                fprintf(stderr,
+                        "allocation %ld: %lld raised, %lld accounted "
+                        "for, %lld upstream\n",
+                        n, (long long)raised, (long long)accounted,
+                        (long long)upstream);
                 silent++;
             }
         }

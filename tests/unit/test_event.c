@@ -90,14 +90,14 @@ static void test_fresh_event_hashes(void **state) {
     const char *reason;
     const char line[] = "{\"SourceName\":\"x\",\"b\":[1,2],\"c\":{\"d\":1}}";
     cf_event_init(&fresh);
-    assert_int_equal(cf_event_decode(dec, &fresh, line, sizeof line - 1,
-                                     &limits, &reason),
-                     CF_OK);
+    assert_int_equal(
+        cf_event_decode(dec, &fresh, line, sizeof line - 1, &limits, &reason),
+        CF_OK);
     assert_int_equal(fresh.n_fields, 4);
     for (uint32_t i = 0; i < fresh.n_fields; i++)
-        assert_int_equal(fresh.fields[i].name_hash,
-                         cf_hash_name(fresh.fields[i].name,
-                                      fresh.fields[i].name_len));
+        assert_int_equal(
+            fresh.fields[i].name_hash,
+            cf_hash_name(fresh.fields[i].name, fresh.fields[i].name_len));
     assert_int_equal(cf_event_find(&fresh, "SourceName", 10, 0), 0);
     assert_int_equal(cf_event_find(&fresh, "c.d", 3, 0), 3);
     cf_event_free(&fresh);
@@ -119,8 +119,7 @@ static void test_flat_otrf(void **state) {
     assert_leaf("Hostname", "MKT01.pandalab.com", CF_VALUE_STRING);
     assert_leaf("SourceImage", "C:\\Windows\\System32\\VBoxService.exe",
                 CF_VALUE_STRING);
-    assert_leaf("Message", "Process accessed:\r\nRuleName: -",
-                CF_VALUE_STRING);
+    assert_leaf("Message", "Process accessed:\r\nRuleName: -", CF_VALUE_STRING);
     assert_leaf("GrantedAccess", "0x1400", CF_VALUE_STRING);
     assert_int_equal(ev.n_fields, 10);
     /* UtcTime wins over the (shifted) TimeCreated and @timestamp. */
@@ -330,9 +329,9 @@ static void test_reject_reasons(void **state) {
     expect_reject("{\"a\":[[[1]]]}", 13, &small, "nesting exceeds max_depth");
     {
         const char *reason;
-        assert_int_equal(cf_event_decode(dec, &ev, "{\"a\":{\"b\":1}}", 13,
-                                         &small, &reason),
-                         CF_OK);
+        assert_int_equal(
+            cf_event_decode(dec, &ev, "{\"a\":{\"b\":1}}", 13, &small, &reason),
+            CF_OK);
     }
     /* Deep nesting with the default limit: rejected, not a crash. */
     char deep[4000];
@@ -451,12 +450,11 @@ static void test_fuzz_against_jansson(void **state) {
         if (rc == CF_OK) {
             accepted++;
             for (uint32_t i = 0; i < ev.n_fields; i++) {
-                assert_int_equal(ev.fields[i].name_hash,
-                                 cf_hash_name(ev.fields[i].name,
-                                              ev.fields[i].name_len));
+                assert_int_equal(
+                    ev.fields[i].name_hash,
+                    cf_hash_name(ev.fields[i].name, ev.fields[i].name_len));
                 assert_int_equal(ev.fields[i].name[ev.fields[i].name_len], 0);
-                assert_int_equal(ev.fields[i].value[ev.fields[i].value_len],
-                                 0);
+                assert_int_equal(ev.fields[i].value[ev.fields[i].value_len], 0);
             }
         } else {
             assert_non_null(reason);
@@ -467,17 +465,18 @@ static void test_fuzz_against_jansson(void **state) {
                         rc == CF_OK ? "ok" : reason, jok ? "ok" : "error",
                         j ? "" : jerr.text);
                 for (size_t k = 0; k < n; k++)
-                    fprintf(stderr, (unsigned char)buf[k] < 0x20 ||
-                                            (unsigned char)buf[k] > 0x7e
-                                        ? "\\x%02x"
-                                        : "%c",
+                    fprintf(stderr,
+                            (unsigned char)buf[k] < 0x20 ||
+                                    (unsigned char)buf[k] > 0x7e
+                                ? "\\x%02x"
+                                : "%c",
                             (unsigned char)buf[k]);
                 fputc('\n', stderr);
             }
         }
     }
-    fprintf(stderr, "fuzz: 30000 lines, %d accepted, %d mismatches\n",
-            accepted, mismatches);
+    fprintf(stderr, "fuzz: 30000 lines, %d accepted, %d mismatches\n", accepted,
+            mismatches);
     assert_true(accepted > 100);
     assert_int_equal(mismatches, 0);
 }
@@ -524,28 +523,28 @@ static int walk_regression(const char *dir, int *files, int *with_time) {
         /* Some files hold several pretty-printed events one after the
          * other: each starts with '{' at the start of a line. */
         for (size_t start = 0, end; start < n; start = end) {
-        for (end = start + 1; end < n; end++)
-            if (text[end] == '{' && text[end - 1] == '\n') break;
-        (*files)++;
-        if (cf_event_decode(dec, &ev, text + start, end - start, &limits,
-                            &reason) != CF_OK) {
-            fprintf(stderr, "%s: %s\n", path, reason);
-            failures++;
-        } else {
-            if (cf_event_find(&ev, "EventID", 7, 0) < 0 &&
-                cf_event_find(&ev, "eventName", 9, 0) < 0) {
-                fprintf(stderr, "%s: no EventID after folding\n", path);
+            for (end = start + 1; end < n; end++)
+                if (text[end] == '{' && text[end - 1] == '\n') break;
+            (*files)++;
+            if (cf_event_decode(dec, &ev, text + start, end - start, &limits,
+                                &reason) != CF_OK) {
+                fprintf(stderr, "%s: %s\n", path, reason);
                 failures++;
-            }
-            for (uint32_t i = 0; i < ev.n_fields; i++)
-                if (strncmp(ev.fields[i].name, "Event.", 6) == 0) {
-                    fprintf(stderr, "%s: unfolded %s\n", path,
-                            ev.fields[i].name);
+            } else {
+                if (cf_event_find(&ev, "EventID", 7, 0) < 0 &&
+                    cf_event_find(&ev, "eventName", 9, 0) < 0) {
+                    fprintf(stderr, "%s: no EventID after folding\n", path);
                     failures++;
-                    break;
                 }
-            if (ev.time_ms != CF_TIME_UNKNOWN) (*with_time)++;
-        }
+                for (uint32_t i = 0; i < ev.n_fields; i++)
+                    if (strncmp(ev.fields[i].name, "Event.", 6) == 0) {
+                        fprintf(stderr, "%s: unfolded %s\n", path,
+                                ev.fields[i].name);
+                        failures++;
+                        break;
+                    }
+                if (ev.time_ms != CF_TIME_UNKNOWN) (*with_time)++;
+            }
         }
         free(text);
     }

@@ -4,10 +4,10 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <stdio.h>
-#include <string.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "fieldmap.h"
 
@@ -62,7 +62,8 @@ static void test_config(void **state) {
     char err[128];
     json_error_t je;
     json_t *s = json_loads("{\"Image\": [\"process.executable\", \"Image\"],"
-                           " \"Computer\": \"host.name\"}", 0, &je);
+                           " \"Computer\": \"host.name\"}",
+                           0, &je);
     struct cf_fieldmap *m = cf_fieldmap_new(s, err, sizeof err);
     assert_non_null(m);
     size_t n;

@@ -16,8 +16,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "file/file_input.h"
 #include "dead_letter.h"
+#include "file/file_input.h"
 #include "file/file_output.h"
 
 static char dir[64];
@@ -82,8 +82,8 @@ static void expect_records(struct cf_input *in, const char *source,
     assert_int_equal(in->ops->read(in, &rec), CF_IO_EOF);
 }
 
-static const char *const sample_want[] = {"{\"a\":1}",       "", "{\"b\":2}",
-                                          "   ", "{\"c\":\"x y\"}", "{\"d\":4}"};
+static const char *const sample_want[] = {
+    "{\"a\":1}", "", "{\"b\":2}", "   ", "{\"c\":\"x y\"}", "{\"d\":4}"};
 static const int64_t sample_lines[] = {1, 2, 3, 4, 5, 6};
 
 static void test_plain_file(void **state) {
@@ -200,8 +200,8 @@ static void test_long_lines(void **state) {
 static void test_open_and_read_errors(void **state) {
     (void)state;
     char err[256] = "";
-    assert_null(cf_file_input_open(path_of("missing.jsonl"), 0, err,
-                                   sizeof err));
+    assert_null(
+        cf_file_input_open(path_of("missing.jsonl"), 0, err, sizeof err));
     assert_non_null(strstr(err, "missing.jsonl"));
     assert_null(cf_file_input_open("", 0, err, sizeof err));
 
@@ -210,8 +210,8 @@ static void test_open_and_read_errors(void **state) {
     size_t n = 0;
     char *data = malloc(300000);
     for (int i = 0; n < 290000; i++)
-        n += (size_t)snprintf(data + n, 300000 - n, "{\"i\":%d,\"r\":%u}\n",
-                              i, (unsigned)(i * 2654435761u));
+        n += (size_t)snprintf(data + n, 300000 - n, "{\"i\":%d,\"r\":%u}\n", i,
+                              (unsigned)(i * 2654435761u));
     const char *p = path_of("cut.jsonl.gz");
     write_gz(p, data, n);
     free(data);
@@ -263,8 +263,10 @@ static void test_output_and_dead_letter(void **state) {
                      CF_OK);
     struct cf_position kafka = {"topic", 3, 7};
     assert_int_equal(
-        cf_dead_letter_write(out, "truncated JSON", &kafka, "{", 1, false), CF_OK);
-    assert_int_equal(cf_dead_letter_write(out, "x", NULL, "{}", 2, false), CF_OK);
+        cf_dead_letter_write(out, "truncated JSON", &kafka, "{", 1, false),
+        CF_OK);
+    assert_int_equal(cf_dead_letter_write(out, "x", NULL, "{}", 2, false),
+                     CF_OK);
     assert_int_equal(out->ops->flush(out), CF_IO_OK);
 
     size_t len;
@@ -307,8 +309,8 @@ static void test_output_and_dead_letter(void **state) {
     cf_output_close(NULL);
 
     /* Unwritable places fail at open or at flush, not silently. */
-    assert_null(cf_file_output_open(path_of("no/such/dir.jsonl"), 0, err,
-                                    sizeof err));
+    assert_null(
+        cf_file_output_open(path_of("no/such/dir.jsonl"), 0, err, sizeof err));
     assert_non_null(strstr(err, "no/such/dir.jsonl"));
     if (access("/dev/full", W_OK) == 0) {
         out = cf_file_output_open("/dev/full", 0, err, sizeof err);

@@ -113,7 +113,8 @@ static struct cf_fusion *new_fusion(const char *root_json, struct capture *c,
     struct cf_config *cfg = cf_config_from_json(root, "test", err, sizeof err);
     json_decref(root);
     if (!cfg) fail_msg("config: %s", err);
-    struct cf_fusion *fu = cf_fusion_new(cfg, NULL, on_emit, c, err, sizeof err);
+    struct cf_fusion *fu =
+        cf_fusion_new(cfg, NULL, on_emit, c, err, sizeof err);
     if (!fu) fail_msg("cf_fusion_new: %s", err);
     *cfg_out = cfg;
     return fu;
@@ -134,8 +135,9 @@ static json_t *incident_of(const struct capture *c, const char *seed) {
     for (size_t i = 0; i < c->n; i++) {
         size_t j;
         json_t *v;
-        json_array_foreach(json_object_get(c->records[i], "alert_ids"), j, v)
-            if (strcmp(json_string_value(v), id) == 0) found = c->records[i];
+        json_array_foreach(json_object_get(c->records[i], "alert_ids"), j,
+                           v) if (strcmp(json_string_value(v), id) == 0) found =
+            c->records[i];
     }
     return found;
 }
@@ -181,28 +183,32 @@ static void test_normalize(void **state) {
 
     /* never link */
     assert_int_equal(cf_entity_normalize(CF_ENTITY_USER, "NT AUTHORITY\\SYSTEM",
-                                         a, sizeof a), 0);
+                                         a, sizeof a),
+                     0);
     assert_string_equal(a, "");
-    assert_int_equal(cf_entity_normalize(CF_ENTITY_USER, "SYSTEM", a, sizeof a), 0);
-    assert_int_equal(cf_entity_normalize(CF_ENTITY_USER, "LOCAL SERVICE", a,
-                                         sizeof a), 0);
+    assert_int_equal(cf_entity_normalize(CF_ENTITY_USER, "SYSTEM", a, sizeof a),
+                     0);
+    assert_int_equal(
+        cf_entity_normalize(CF_ENTITY_USER, "LOCAL SERVICE", a, sizeof a), 0);
     assert_int_equal(cf_entity_normalize(CF_ENTITY_USER,
                                          "NT AUTHORITY\\NETWORK SERVICE", a,
-                                         sizeof a), 0);
+                                         sizeof a),
+                     0);
     assert_int_equal(cf_entity_normalize(CF_ENTITY_USER, "-", a, sizeof a), 0);
     assert_int_equal(cf_entity_normalize(CF_ENTITY_USER, "", a, sizeof a), 0);
-    assert_int_equal(cf_entity_normalize(CF_ENTITY_SRC_IP, "127.0.0.1", a,
-                                         sizeof a), 0);
-    assert_int_equal(cf_entity_normalize(CF_ENTITY_DST_IP, "127.45.3.2", a,
-                                         sizeof a), 0);
-    assert_int_equal(cf_entity_normalize(CF_ENTITY_DST_IP, "::1", a, sizeof a), 0);
-    assert_int_equal(cf_entity_normalize(CF_ENTITY_HOST, "localhost", a,
-                                         sizeof a), 0);
-    assert_int_equal(cf_entity_normalize(CF_ENTITY_LOGON_ID, "0x3E7", a,
-                                         sizeof a), 0);
+    assert_int_equal(
+        cf_entity_normalize(CF_ENTITY_SRC_IP, "127.0.0.1", a, sizeof a), 0);
+    assert_int_equal(
+        cf_entity_normalize(CF_ENTITY_DST_IP, "127.45.3.2", a, sizeof a), 0);
+    assert_int_equal(cf_entity_normalize(CF_ENTITY_DST_IP, "::1", a, sizeof a),
+                     0);
+    assert_int_equal(
+        cf_entity_normalize(CF_ENTITY_HOST, "localhost", a, sizeof a), 0);
+    assert_int_equal(
+        cf_entity_normalize(CF_ENTITY_LOGON_ID, "0x3E7", a, sizeof a), 0);
     /* but a real address in 128/8 is not loopback */
-    assert_int_not_equal(cf_entity_normalize(CF_ENTITY_SRC_IP, "128.0.0.1", a,
-                                             sizeof a), 0);
+    assert_int_not_equal(
+        cf_entity_normalize(CF_ENTITY_SRC_IP, "128.0.0.1", a, sizeof a), 0);
     assert_false(cf_entity_kind_links(CF_ENTITY_PROCESS));
     assert_true(cf_entity_kind_links(CF_ENTITY_HOST));
 }
@@ -214,9 +220,9 @@ static void test_linking(void **state) {
     struct cf_config *cfg;
     (void)state;
     struct cf_fusion *fu = new_fusion(NULL, &c, &cfg);
-    push(fu, &(struct spec){"A", T0, "r-exec", CF_LEVEL_MEDIUM,
-                            tactic_execution, "MKT01.pandalab.com",
-                            "PANDALAB\\pedro", NULL, NULL});
+    push(fu,
+         &(struct spec){"A", T0, "r-exec", CF_LEVEL_MEDIUM, tactic_execution,
+                        "MKT01.pandalab.com", "PANDALAB\\pedro", NULL, NULL});
     push(fu, &(struct spec){"B", T0 + 10 * SEC, "r-disc", CF_LEVEL_LOW,
                             tactic_discovery, "MKT01", "NT AUTHORITY\\SYSTEM",
                             NULL, NULL});
@@ -232,18 +238,21 @@ static void test_linking(void **state) {
     assert_ptr_equal(incident_of(&c, "B"), inc);
     assert_ptr_equal(incident_of(&c, "C"), inc);
     assert_null(incident_of(&c, "D")); /* one stage, medium: not raised */
-    assert_int_equal(json_integer_value(json_object_get(inc, "alert_count")), 3);
+    assert_int_equal(json_integer_value(json_object_get(inc, "alert_count")),
+                     3);
     assert_string_equal(sval(inc, "status"), "closed");
 
     /* which entity linked each alert */
     json_t *links = json_object_get(inc, "links");
     assert_int_equal(json_array_size(links), 3);
-    assert_true(json_is_null(json_object_get(json_array_get(links, 0),
-                                             "entity_kind")));
+    assert_true(
+        json_is_null(json_object_get(json_array_get(links, 0), "entity_kind")));
     assert_string_equal(sval(json_array_get(links, 1), "entity_kind"), "host");
-    assert_string_equal(sval(json_array_get(links, 1), "entity_value"), "mkt01");
+    assert_string_equal(sval(json_array_get(links, 1), "entity_value"),
+                        "mkt01");
     assert_string_equal(sval(json_array_get(links, 2), "entity_kind"), "user");
-    assert_string_equal(sval(json_array_get(links, 2), "entity_value"), "pedro");
+    assert_string_equal(sval(json_array_get(links, 2), "entity_value"),
+                        "pedro");
 
     /* stages in order of first appearance, with progression */
     json_t *stages = json_object_get(inc, "stages");
@@ -255,7 +264,8 @@ static void test_linking(void **state) {
     assert_string_equal(sval(json_array_get(stages, 0), "first_seen"),
                         "2023-08-16T04:54:31.000Z");
     json_t *prog = json_object_get(inc, "progression");
-    assert_int_equal(json_integer_value(json_object_get(prog, "distinct_stages")), 3);
+    assert_int_equal(
+        json_integer_value(json_object_get(prog, "distinct_stages")), 3);
     assert_string_equal(sval(prog, "furthest_stage"), "discovery");
 
     /* FQDN and short name are one host; SYSTEM is not an account */
@@ -288,7 +298,8 @@ static void test_merge(void **state) {
     cf_fusion_finish(fu);
     json_t *inc = incident_of(&c, "C");
     assert_non_null(inc);
-    assert_int_equal(json_integer_value(json_object_get(inc, "alert_count")), 3);
+    assert_int_equal(json_integer_value(json_object_get(inc, "alert_count")),
+                     3);
     assert_int_equal(json_array_size(json_object_get(inc, "stages")), 3);
     assert_int_equal(stat(fu, "incidents_merged"), 1);
     /* the absorbed incident was announced, so it closes pointing here */
@@ -315,8 +326,8 @@ static void test_never_link(void **state) {
                             "collector", "NT AUTHORITY\\SYSTEM", "127.0.0.1",
                             "0x3e7"});
     push(fu, &(struct spec){"B", T0 + SEC, "r2", CF_LEVEL_HIGH,
-                            tactic_credential, "COLLECTOR.corp.local",
-                            "SYSTEM", "127.0.0.1", "0x3e7"});
+                            tactic_credential, "COLLECTOR.corp.local", "SYSTEM",
+                            "127.0.0.1", "0x3e7"});
     push(fu, &(struct spec){"C", T0 + 2 * SEC, "r3", CF_LEVEL_HIGH,
                             tactic_discovery, "localhost", "LOCAL SERVICE",
                             "::1", NULL});
@@ -374,19 +385,20 @@ static void test_size_cap(void **state) {
     struct cf_config *cfg;
     char seed[16];
     (void)state;
-    struct cf_fusion *fu = new_fusion("{\"fusion\": {\"max_alerts\": 3}}", &c,
-                                      &cfg);
+    struct cf_fusion *fu =
+        new_fusion("{\"fusion\": {\"max_alerts\": 3}}", &c, &cfg);
     for (int i = 0; i < 5; i++) {
         snprintf(seed, sizeof seed, "S%d", i);
-        push(fu, &(struct spec){seed, T0 + i * SEC, rule_names[i],
-                                CF_LEVEL_HIGH,
-                                i % 2 ? tactic_execution : tactic_discovery,
-                                "H1", NULL, NULL, NULL});
+        push(fu,
+             &(struct spec){seed, T0 + i * SEC, rule_names[i], CF_LEVEL_HIGH,
+                            i % 2 ? tactic_execution : tactic_discovery, "H1",
+                            NULL, NULL, NULL});
     }
     cf_fusion_finish(fu);
     json_t *inc = incident_of(&c, "S0");
     assert_non_null(inc);
-    assert_int_equal(json_integer_value(json_object_get(inc, "alert_count")), 5);
+    assert_int_equal(json_integer_value(json_object_get(inc, "alert_count")),
+                     5);
     assert_int_equal(json_array_size(json_object_get(inc, "alert_ids")), 3);
     assert_true(json_is_true(json_object_get(inc, "truncated")));
     assert_non_null(strstr(sval(inc, "summary"), "size cap"));
@@ -400,8 +412,8 @@ static void test_eviction(void **state) {
     struct cf_config *cfg;
     char seed[16], host[16];
     (void)state;
-    struct cf_fusion *fu = new_fusion(
-        "{\"fusion\": {\"max_open_incidents\": 2}}", &c, &cfg);
+    struct cf_fusion *fu =
+        new_fusion("{\"fusion\": {\"max_open_incidents\": 2}}", &c, &cfg);
     for (int i = 0; i < 5; i++) {
         snprintf(seed, sizeof seed, "E%d", i);
         snprintf(host, sizeof host, "H%d", i);
@@ -427,7 +439,8 @@ static void test_lifecycle(void **state) {
     struct capture c = {0};
     struct cf_config *cfg;
     (void)state;
-    struct cf_fusion *fu = new_fusion("{\"fusion\":{\"close_after\":\"1h\"}}", &c, &cfg);
+    struct cf_fusion *fu =
+        new_fusion("{\"fusion\":{\"close_after\":\"1h\"}}", &c, &cfg);
     push(fu, &(struct spec){"L1", T0, "r1", CF_LEVEL_MEDIUM, tactic_execution,
                             "H1", "u1", NULL, NULL});
     push(fu, &(struct spec){"L2", T0 + 2 * MIN, "r2", CF_LEVEL_MEDIUM,
@@ -437,21 +450,25 @@ static void test_lifecycle(void **state) {
     cf_fusion_observe(fu, T0 + 20 * MIN);
     assert_int_equal(c.n, 1);
     assert_string_equal(sval(c.records[0], "status"), "new");
-    assert_int_equal(json_integer_value(json_object_get(c.records[0], "version")), 1);
+    assert_int_equal(
+        json_integer_value(json_object_get(c.records[0], "version")), 1);
     push(fu, &(struct spec){"L3", T0 + 20 * MIN, "r3", CF_LEVEL_HIGH,
                             tactic_credential, "H1", NULL, NULL, NULL});
     cf_fusion_observe(fu, T0 + 40 * MIN);
     assert_int_equal(c.n, 2);
     assert_string_equal(sval(c.records[1], "status"), "updated");
-    assert_int_equal(json_integer_value(json_object_get(c.records[1], "version")), 2);
-    assert_int_equal(json_integer_value(json_object_get(c.records[1], "alert_count")), 3);
+    assert_int_equal(
+        json_integer_value(json_object_get(c.records[1], "version")), 2);
+    assert_int_equal(
+        json_integer_value(json_object_get(c.records[1], "alert_count")), 3);
     /* an hour of event time without alerts closes it (+15 min lateness) */
     cf_fusion_observe(fu, T0 + 20 * MIN + HOUR + 14 * MIN);
     assert_int_equal(c.n, 2);
     cf_fusion_observe(fu, T0 + 20 * MIN + HOUR + 16 * MIN);
     assert_int_equal(c.n, 3);
     assert_string_equal(sval(c.records[2], "status"), "closed");
-    assert_int_equal(json_integer_value(json_object_get(c.records[2], "version")), 3);
+    assert_int_equal(
+        json_integer_value(json_object_get(c.records[2], "version")), 3);
     /* one id throughout, digest of the first alert's id */
     char first[33], expect[33];
     cf_digest_hex128("L1", 2, first);
@@ -470,8 +487,9 @@ static void test_duplicates(void **state) {
     struct cf_config *cfg;
     (void)state;
     struct cf_fusion *fu = new_fusion(NULL, &c, &cfg);
-    push(fu, &(struct spec){"D1", T0, "r1", CF_LEVEL_HIGH, tactic_execution,
-                            "MKT01.pandalab.com", "PANDALAB\\pedro", NULL, NULL});
+    push(fu,
+         &(struct spec){"D1", T0, "r1", CF_LEVEL_HIGH, tactic_execution,
+                        "MKT01.pandalab.com", "PANDALAB\\pedro", NULL, NULL});
     /* same rule, same entities once normalised */
     push(fu, &(struct spec){"D2", T0 + 5 * MIN, "r1", CF_LEVEL_HIGH,
                             tactic_execution, "MKT01", "pedro", NULL, NULL});
@@ -484,7 +502,8 @@ static void test_duplicates(void **state) {
     cf_fusion_finish(fu);
     json_t *inc = incident_of(&c, "D1");
     assert_non_null(inc);
-    assert_int_equal(json_integer_value(json_object_get(inc, "alert_count")), 2);
+    assert_int_equal(json_integer_value(json_object_get(inc, "alert_count")),
+                     2);
     assert_int_equal(json_integer_value(json_object_get(inc, "duplicates")), 2);
     json_t *l0 = json_array_get(json_object_get(inc, "links"), 0);
     assert_int_equal(json_integer_value(json_object_get(l0, "duplicates")), 2);
@@ -499,16 +518,16 @@ static void test_suppression(void **state) {
     struct capture c = {0};
     struct cf_config *cfg;
     (void)state;
-    struct cf_fusion *fu = new_fusion(
-        "{\"suppressions\": ["
-        " {\"rule\": \"r-noisy\", \"entity\": {\"user\": \"pedro\"},"
-        "  \"reason\": \"admin script\"},"
-        " {\"rule\": \"r-old\", \"reason\": \"expired\","
-        "  \"expires\": \"2020-01-01T00:00:00Z\"}]}",
-        &c, &cfg);
-    push(fu, &(struct spec){"S1", T0, "r-noisy", CF_LEVEL_HIGH,
-                            tactic_execution, "H1", "PANDALAB\\Pedro", NULL,
-                            NULL});
+    struct cf_fusion *fu =
+        new_fusion("{\"suppressions\": ["
+                   " {\"rule\": \"r-noisy\", \"entity\": {\"user\": \"pedro\"},"
+                   "  \"reason\": \"admin script\"},"
+                   " {\"rule\": \"r-old\", \"reason\": \"expired\","
+                   "  \"expires\": \"2020-01-01T00:00:00Z\"}]}",
+                   &c, &cfg);
+    push(fu,
+         &(struct spec){"S1", T0, "r-noisy", CF_LEVEL_HIGH, tactic_execution,
+                        "H1", "PANDALAB\\Pedro", NULL, NULL});
     push(fu, &(struct spec){"S2", T0 + SEC, "r-noisy", CF_LEVEL_HIGH,
                             tactic_execution, "H2", "alice", NULL, NULL});
     push(fu, &(struct spec){"S3", T0 + 2 * SEC, "r-old", CF_LEVEL_HIGH,
@@ -522,8 +541,8 @@ static void test_suppression(void **state) {
     assert_int_equal(counts.suppressed, 1);
     json_t *s = cf_fusion_stats(fu);
     json_t *by = json_object_get(s, "suppressions");
-    assert_int_equal(json_integer_value(json_object_get(json_array_get(by, 0),
-                                                        "hits")), 1);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_array_get(by, 0), "hits")), 1);
     assert_string_equal(sval(json_array_get(by, 0), "reason"), "admin script");
     json_decref(s);
     cf_fusion_destroy(fu);
@@ -598,13 +617,13 @@ static void test_bad_config(void **state) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         json_t *root = json_loads(bad[i], 0, NULL);
         err[0] = '\0';
-        struct cf_config *cfg = cf_config_from_json(root, "test", err,
-                                                    sizeof err);
+        struct cf_config *cfg =
+            cf_config_from_json(root, "test", err, sizeof err);
         json_decref(root);
         if (cfg) {
             assert_null(strstr(bad[i], "\"fusion\""));
-            struct cf_fusion *fu = cf_fusion_new(cfg, NULL, on_emit, NULL, err,
-                                                 sizeof err);
+            struct cf_fusion *fu =
+                cf_fusion_new(cfg, NULL, on_emit, NULL, err, sizeof err);
             assert_null(fu);
         }
         assert_true(strlen(err) > 10);
@@ -644,13 +663,15 @@ static void test_future_event_does_not_hold_back_incidents(void **state) {
     json_t *inc = incident_of(&c, "W1");
     assert_non_null(inc);
     assert_string_equal(sval(inc, "status"), "new");
-    assert_int_equal(json_integer_value(json_object_get(inc, "alert_count")), 2);
+    assert_int_equal(json_integer_value(json_object_get(inc, "alert_count")),
+                     2);
     /* ... and so is the outlier's, kept on its own time, linked to
      * nothing real. */
     json_t *fut = incident_of(&c, "F1");
     assert_non_null(fut);
     assert_string_equal(sval(fut, "first_seen"), "2100-01-01T00:00:00.000Z");
-    assert_int_equal(json_integer_value(json_object_get(fut, "alert_count")), 1);
+    assert_int_equal(json_integer_value(json_object_get(fut, "alert_count")),
+                     1);
     assert_int_equal(stat(fu, "future_events"), 1);
     assert_int_equal(stat(fu, "future_alerts"), 1);
     assert_int_equal(stat(fu, "late_alerts"), 0);
@@ -750,13 +771,13 @@ static void run_stream(struct gen *g, size_t n, struct capture *c,
 
 static void test_shuffle_within_lateness(void **state) {
     enum { N = 400 };
-    static char *const *tactics[] = {tactic_execution, tactic_discovery,
-                                     tactic_privesc, tactic_stealth,
+    static char *const *tactics[] = {tactic_execution,  tactic_discovery,
+                                     tactic_privesc,    tactic_stealth,
                                      tactic_credential, tactic_lateral};
     static const char *hosts[] = {"WS1.corp.local", "ws2", "DC1", "ws3",
                                   "WS4.corp.local", "srv5"};
-    static const char *users[] = {"CORP\\ann", "bob@corp.local", "SYSTEM",
-                                  "carl", "-", NULL};
+    static const char *users[] = {
+        "CORP\\ann", "bob@corp.local", "SYSTEM", "carl", "-", NULL};
     static const char *rules[] = {"r1", "r2", "r3", "r4", "r5", "r6", "r7"};
     struct gen *g = calloc(N, sizeof *g);
     struct capture ordered = {0}, shuffled = {0};
@@ -770,7 +791,8 @@ static void test_shuffle_within_lateness(void **state) {
         /* clustered in bursts over ~4 hours, with gaps that close
          * incidents, so every code path (new, updated, merged, closed)
          * runs */
-        g[i].s.t = T0 + (int64_t)(i / 40) * 25 * MIN + (int64_t)(rnd() % (8 * MIN));
+        g[i].s.t =
+            T0 + (int64_t)(i / 40) * 25 * MIN + (int64_t)(rnd() % (8 * MIN));
         g[i].s.rule = rules[rnd() % 7];
         g[i].s.level = (enum cf_level)(rnd() % 5);
         g[i].s.tactics = (char **)tactics[rnd() % 6];
@@ -785,7 +807,9 @@ static void test_shuffle_within_lateness(void **state) {
     size_t statuses[3] = {0, 0, 0};
     for (size_t i = 0; i < ordered.n; i++) {
         const char *st = sval(ordered.records[i], "status");
-        statuses[strcmp(st, "new") == 0 ? 0 : strcmp(st, "updated") == 0 ? 1 : 2]++;
+        statuses[strcmp(st, "new") == 0       ? 0
+                 : strcmp(st, "updated") == 0 ? 1
+                                              : 2]++;
     }
     /* the stream exercises every status */
     assert_true(statuses[0] > 0 && statuses[1] > 0 && statuses[2] > 0);
@@ -801,7 +825,7 @@ static void test_shuffle_within_lateness(void **state) {
         for (size_t i = 0; i < ordered.n; i++) {
             if (strcmp(shuffled.lines[i], ordered.lines[i]) != 0)
                 fprintf(stderr, "record %zu differs:\n%s\n%s\n", i,
-                              ordered.lines[i], shuffled.lines[i]);
+                        ordered.lines[i], shuffled.lines[i]);
             assert_string_equal(shuffled.lines[i], ordered.lines[i]);
         }
         capture_free(&shuffled);
@@ -853,25 +877,34 @@ static void test_severity_order(void **state) {
     (void)state;
     const struct spec one_low[] = {
         {"a", T0, "r1", CF_LEVEL_LOW, tactic_discovery, "H1", "u", NULL, NULL}};
-    const struct spec two_medium[] = {
-        {"a", T0, "r1", CF_LEVEL_MEDIUM, tactic_execution, "H1", "u", NULL, NULL},
-        {"b", T0 + 1, "r2", CF_LEVEL_MEDIUM, tactic_discovery, "H1", "u", NULL,
-         NULL}};
-    const struct spec one_high[] = {
-        {"a", T0, "r1", CF_LEVEL_HIGH, tactic_execution, "H1", "u", NULL, NULL}};
-    const struct spec campaign[] = {
-        {"a", T0, "r1", CF_LEVEL_MEDIUM, tactic_execution, "H1", "u", NULL, NULL},
-        {"b", T0 + 1, "r2", CF_LEVEL_MEDIUM, tactic_privesc, "H1", "u", NULL, NULL},
-        {"c", T0 + 2, "r3", CF_LEVEL_HIGH, tactic_stealth, "H1", "u", NULL, NULL},
-        {"d", T0 + 3, "r4", CF_LEVEL_HIGH, tactic_credential, "H1", "v", NULL, NULL},
-        {"e", T0 + 4, "r5", CF_LEVEL_HIGH, tactic_lateral, "H2", "v", NULL, NULL}};
+    const struct spec two_medium[] = {{"a", T0, "r1", CF_LEVEL_MEDIUM,
+                                       tactic_execution, "H1", "u", NULL, NULL},
+                                      {"b", T0 + 1, "r2", CF_LEVEL_MEDIUM,
+                                       tactic_discovery, "H1", "u", NULL,
+                                       NULL}};
+    const struct spec one_high[] = {{"a", T0, "r1", CF_LEVEL_HIGH,
+                                     tactic_execution, "H1", "u", NULL, NULL}};
+    const struct spec campaign[] = {{"a", T0, "r1", CF_LEVEL_MEDIUM,
+                                     tactic_execution, "H1", "u", NULL, NULL},
+                                    {"b", T0 + 1, "r2", CF_LEVEL_MEDIUM,
+                                     tactic_privesc, "H1", "u", NULL, NULL},
+                                    {"c", T0 + 2, "r3", CF_LEVEL_HIGH,
+                                     tactic_stealth, "H1", "u", NULL, NULL},
+                                    {"d", T0 + 3, "r4", CF_LEVEL_HIGH,
+                                     tactic_credential, "H1", "v", NULL, NULL},
+                                    {"e", T0 + 4, "r5", CF_LEVEL_HIGH,
+                                     tactic_lateral, "H2", "v", NULL, NULL}};
     /* the same stages seen backwards along the chain score lower */
     const struct spec backwards[] = {
         {"a", T0, "r5", CF_LEVEL_HIGH, tactic_lateral, "H1", "u", NULL, NULL},
-        {"b", T0 + 1, "r4", CF_LEVEL_HIGH, tactic_credential, "H1", "u", NULL, NULL},
-        {"c", T0 + 2, "r3", CF_LEVEL_HIGH, tactic_stealth, "H1", "u", NULL, NULL},
-        {"d", T0 + 3, "r2", CF_LEVEL_MEDIUM, tactic_privesc, "H1", "v", NULL, NULL},
-        {"e", T0 + 4, "r1", CF_LEVEL_MEDIUM, tactic_execution, "H2", "v", NULL, NULL}};
+        {"b", T0 + 1, "r4", CF_LEVEL_HIGH, tactic_credential, "H1", "u", NULL,
+         NULL},
+        {"c", T0 + 2, "r3", CF_LEVEL_HIGH, tactic_stealth, "H1", "u", NULL,
+         NULL},
+        {"d", T0 + 3, "r2", CF_LEVEL_MEDIUM, tactic_privesc, "H1", "v", NULL,
+         NULL},
+        {"e", T0 + 4, "r1", CF_LEVEL_MEDIUM, tactic_execution, "H2", "v", NULL,
+         NULL}};
     struct cf_incident *a = build(one_low, 1), *b = build(two_medium, 2),
                        *h = build(one_high, 1), *c = build(campaign, 5),
                        *r = build(backwards, 5);
@@ -891,8 +924,8 @@ static void test_severity_order(void **state) {
     json_t *stages = json_object_get(rec, "stages");
     assert_int_equal(json_array_size(stages), 5);
     assert_string_equal(sval(json_array_get(stages, 2), "tactic"), "stealth");
-    assert_true(json_is_true(json_object_get(json_object_get(rec, "progression"),
-                                             "in_order")));
+    assert_true(json_is_true(
+        json_object_get(json_object_get(rec, "progression"), "in_order")));
     assert_string_equal(sval(rec, "severity"), "critical");
     json_decref(rec);
     cf_incident_destroy(a);

@@ -67,8 +67,8 @@ static void test_matches_shared_attack(void **state) {
         if (cf_test_shared_missing("ATT&CK tactics") == 77) skip();
         fail();
     }
-    snprintf(path, sizeof path, "%s/data/attack/enterprise_tactics_ordered.json",
-             shared);
+    snprintf(path, sizeof path,
+             "%s/data/attack/enterprise_tactics_ordered.json", shared);
     json_error_t err;
     json_t *arr = json_load_file(path, 0, &err);
     if (!arr) {

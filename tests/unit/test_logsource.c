@@ -5,11 +5,11 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <cmocka.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cmocka.h>
-#include <jansson.h>
 
 #include "event.h"
 #include "logsource.h"
@@ -58,8 +58,10 @@ static void test_defaults(void **state) {
     struct cf_event_field f[8];
 
     static const char *const sysmon1[] = {
-        "Channel", "Microsoft-Windows-Sysmon/Operational", "EventID", "1",
-        "Image", "C:\\x.exe", NULL};
+        "Channel", "Microsoft-Windows-Sysmon/Operational",
+        "EventID", "1",
+        "Image",   "C:\\x.exe",
+        NULL};
     make_event(&ev, f, sysmon1);
     const uint64_t *b = cf_router_route(r, c, &ev);
     assert_true(routed(b, pc));
@@ -93,9 +95,9 @@ static void test_defaults(void **state) {
     b = cf_router_route(r, c, &ev);
     assert_true(routed(b, reg));
     assert_false(routed(b, pc));
-    static const char *const ps[] = {
-        "Channel", "Microsoft-Windows-PowerShell/Operational", "EventID",
-        "4104", NULL};
+    static const char *const ps[] = {"Channel",
+                                     "Microsoft-Windows-PowerShell/Operational",
+                                     "EventID", "4104", NULL};
     make_event(&ev, f, ps);
     assert_true(routed(cf_router_route(r, c, &ev), psm));
 
@@ -137,7 +139,8 @@ static void test_config(void **state) {
         "{\"category\": {\"process_creation\": {\"product\": \"windows\","
         " \"conditions\": [{\"Channel\": \"MyEDR\", \"EventID\": [7, 8]}]}},"
         " \"service\": {\"myapp\": {\"conditions\": [{\"program\": true,"
-        " \"Channel\": false}]}}}", 0, &je);
+        " \"Channel\": false}]}}}",
+        0, &je);
     assert_non_null(sec);
     struct cf_router *r = cf_router_new(sec, err, sizeof err);
     assert_non_null(r);
@@ -150,8 +153,9 @@ static void test_config(void **state) {
     static const char *const edr[] = {"Channel", "myedr", "EventID", "8", NULL};
     make_event(&ev, f, edr);
     assert_true(routed(cf_router_route(r, c, &ev), pc));
-    static const char *const s1[] = {
-        "Channel", "Microsoft-Windows-Sysmon/Operational", "EventID", "1", NULL};
+    static const char *const s1[] = {"Channel",
+                                     "Microsoft-Windows-Sysmon/Operational",
+                                     "EventID", "1", NULL};
     make_event(&ev, f, s1); /* replaced, so Sysmon 1 no longer routes */
     assert_false(routed(cf_router_route(r, c, &ev), pc));
     static const char *const prog[] = {"program", "myapp", NULL};
@@ -165,8 +169,8 @@ static void test_config(void **state) {
     json_decref(sec);
 
     /* Malformed sections are rejected with a message naming the place. */
-    json_t *bad = json_loads("{\"category\": {\"x\": {\"conditions\": 5}}}", 0,
-                             &je);
+    json_t *bad =
+        json_loads("{\"category\": {\"x\": {\"conditions\": 5}}}", 0, &je);
     assert_null(cf_router_new(bad, err, sizeof err));
     assert_non_null(strstr(err, "category x"));
     json_decref(bad);

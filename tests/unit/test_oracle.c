@@ -16,12 +16,12 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <cmocka.h>
 #include <dirent.h>
 #include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -137,8 +137,8 @@ static const struct probe fieldrefs[] = {
     {"Image|fieldref: ParentImage",
      "{\"Image\": \"a.exe\", \"ParentImage\": \"b.exe\"}", false},
     {"Image|fieldref: ParentImage", "{\"Image\": \"a.exe\"}", false},
-    {"Image|fieldref: ParentImage",
-     "{\"Image\": null, \"ParentImage\": null}", false},
+    {"Image|fieldref: ParentImage", "{\"Image\": null, \"ParentImage\": null}",
+     false},
     {"Image|fieldref: ParentImage",
      "{\"Image\": \"b.exe\", \"ParentImage\": [\"a.exe\", \"B.EXE\"]}", true},
     {"CommandLine|fieldref|contains: Image",
@@ -152,8 +152,7 @@ static const struct probe fieldrefs[] = {
     {"CommandLine|fieldref|endswith|cased: Image",
      "{\"CommandLine\": \"x CMD.EXE\", \"Image\": \"cmd.exe\"}", false},
     {"User|fieldref|neq: ParentUser",
-     "{\"User\": \"CORP\\\\Alice\", \"ParentUser\": \"corp\\\\alice\"}",
-     false},
+     "{\"User\": \"CORP\\\\Alice\", \"ParentUser\": \"corp\\\\alice\"}", false},
     {"User|fieldref|neq: ParentUser",
      "{\"User\": \"CORP\\\\Alice\", \"ParentUser\": \"CORP\\\\Bob\"}", true},
 };
@@ -191,9 +190,9 @@ static int run_probe(const struct probe *pr, size_t i, const char *group) {
     struct cf_decode_limits lim = {1u << 20, 64};
     const char *reason = NULL;
     cf_event_init(&ev);
-    assert_int_equal(cf_event_decode(dec, &ev, pr->event, strlen(pr->event),
-                                     &lim, &reason),
-                     CF_OK);
+    assert_int_equal(
+        cf_event_decode(dec, &ev, pr->event, strlen(pr->event), &lim, &reason),
+        CF_OK);
     int got = cf_oracle_match(o, &ev, NULL, NULL);
     if (got != (pr->want ? 1 : 0))
         fail_msg("%s: oracle says %s for '%s' on %s, the specification %s",
@@ -354,8 +353,7 @@ static bool golden_case(const char *dir, const char *name) {
     if (!same) {
         printf("FAIL golden %s: expected %zu alerts, the oracle gives %zu\n",
                name, want.n, got.n);
-        for (size_t i = 0; i < want.n; i++)
-            printf("    want %s\n", want.v[i]);
+        for (size_t i = 0; i < want.n; i++) printf("    want %s\n", want.v[i]);
         for (size_t i = 0; i < got.n; i++) printf("    got  %s\n", got.v[i]);
     } else {
         printf("ok: golden %s (%zu alerts)\n", name, want.n);
@@ -417,10 +415,8 @@ static int teardown(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_numbers),
-        cmocka_unit_test(test_cidr),
-        cmocka_unit_test(test_time_parts),
-        cmocka_unit_test(test_fieldref),
+        cmocka_unit_test(test_numbers),    cmocka_unit_test(test_cidr),
+        cmocka_unit_test(test_time_parts), cmocka_unit_test(test_fieldref),
         cmocka_unit_test(test_golden),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

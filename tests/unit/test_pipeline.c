@@ -38,9 +38,9 @@ static const char rule_yaml[] =
     "    Image|endswith: '\\whoami.exe'\n"
     "  condition: selection\n";
 
-#define WHOAMI(host)                                                         \
-    "{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1,"   \
-    "\"Hostname\":\"" host "\",\"Image\":\"C:\\\\Windows\\\\whoami.exe\","   \
+#define WHOAMI(host)                                                           \
+    "{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1,"     \
+    "\"Hostname\":\"" host "\",\"Image\":\"C:\\\\Windows\\\\whoami.exe\","     \
     "\"UtcTime\":\"2026-11-02 08:00:00.000\"}"
 
 static const char *const lines[] = {WHOAMI("A"), "not json", WHOAMI("B"),
@@ -161,8 +161,10 @@ static void run_pipeline(struct fixture *fx, struct flaky_output *out,
     mi->in.ops = &mem_input_ops;
     mi->in.ctx = mi;
     mi->committed = -1;
-    struct cf_pipeline_setup setup = {.cfg = fx->cfg, .rb = fx->rb,
-                                      .rs = fx->rs, .out = &out->out,
+    struct cf_pipeline_setup setup = {.cfg = fx->cfg,
+                                      .rb = fx->rb,
+                                      .rs = fx->rs,
+                                      .out = &out->out,
                                       .dead_letter = &dead->out};
     struct cf_pipeline *p = cf_pipeline_new(&setup, err, sizeof err);
     assert_non_null(p);
@@ -249,7 +251,6 @@ static void test_failed_output_dead_letters_the_record(void **state) {
     json_decref(dead.accepted);
 }
 
-
 /* ---- counters -------------------------------------------------------- */
 
 static const char rule2_yaml[] =
@@ -263,8 +264,8 @@ static const char rule2_yaml[] =
     "    Image|endswith: '\\\\powershell.exe'\n"
     "  condition: selection\n";
 
-#define PWSH(host)                                                           \
-    "{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1,"   \
+#define PWSH(host)                                                             \
+    "{\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"EventID\":1,"     \
     "\"Hostname\":\"" host "\",\"Image\":\"C:\\\\Windows\\\\powershell.exe\"," \
     "\"UtcTime\":\"2026-11-02 08:01:00.000\"}"
 
@@ -334,8 +335,10 @@ static void test_counters_have_one_owner(void **state) {
     struct cf_input *in = cf_file_input_open(path, 300, err, sizeof err);
     assert_non_null(in);
 
-    struct cf_pipeline_setup setup = {.cfg = fx->cfg, .rb = tr.rb,
-                                      .rs = tr.rs, .out = &out.out,
+    struct cf_pipeline_setup setup = {.cfg = fx->cfg,
+                                      .rb = tr.rb,
+                                      .rs = tr.rs,
+                                      .out = &out.out,
                                       .dead_letter = &dead.out};
     struct cf_pipeline *p = cf_pipeline_new(&setup, err, sizeof err);
     assert_non_null(p);
@@ -349,16 +352,17 @@ static void test_counters_have_one_owner(void **state) {
     assert_int_equal(ival(s, "blank_lines"), 2);
     assert_int_equal(ival(s, "events"), 2);
     assert_int_equal(ival(s, "dead_lettered"), 2);
-    assert_int_equal(ival(s, "records"),
-                     ival(s, "events") + ival(s, "blank_lines") +
-                         ival(s, "dead_lettered"));
+    assert_int_equal(ival(s, "records"), ival(s, "events") +
+                                             ival(s, "blank_lines") +
+                                             ival(s, "dead_lettered"));
     assert_int_equal(ival(s, "alerts"), 2);
     /* One incident, emitted as "new" and then "closed". */
     assert_int_equal(count_kind(out.accepted, "incident"), 2);
     assert_int_equal(ival(s, "incidents"), 1);
     assert_int_equal(ival(s, "incident_records"), 2);
     /* written = what the output accepted, counted once. */
-    assert_int_equal(ival(s, "written"), (json_int_t)json_array_size(out.accepted));
+    assert_int_equal(ival(s, "written"),
+                     (json_int_t)json_array_size(out.accepted));
     assert_int_equal(ival(s, "written"), 4);
 
     /* The over-long line is dead-lettered saying it was cut. */
@@ -366,7 +370,8 @@ static void test_counters_have_one_owner(void **state) {
     json_t *d = json_array_get(dead.accepted, 1);
     assert_int_equal(json_integer_value(json_object_get(d, "offset")), 6);
     assert_true(json_is_true(json_object_get(d, "truncated")));
-    assert_int_equal(strlen(json_string_value(json_object_get(d, "line"))), 300);
+    assert_int_equal(strlen(json_string_value(json_object_get(d, "line"))),
+                     300);
     d = json_array_get(dead.accepted, 0);
     assert_null(json_object_get(d, "truncated"));
     json_t *reasons = json_object_get(s, "dead_letter_reasons");
@@ -404,9 +409,9 @@ static const struct cf_input_ops defect_input_ops = {
     .name = "defects", .read = defect_read, .commit = NULL, .close = NULL};
 
 static const char *const dead_letter_reason_names[] = {
-    "invalid_json",  "truncated_json", "line_too_long", "too_deep",
-    "invalid_utf8",  "not_an_object",  "out_of_memory", "output_failed",
-    "other"};
+    "invalid_json",  "truncated_json", "line_too_long",
+    "too_deep",      "invalid_utf8",   "not_an_object",
+    "out_of_memory", "output_failed",  "other"};
 
 static const char *const dropped_reason_names[] = {
     "scan_error",
@@ -441,8 +446,10 @@ static void test_dead_letter_reasons_are_a_fixed_set(void **state) {
     memset(&mi, 0, sizeof mi);
     mi.in.ops = &defect_input_ops;
     mi.in.ctx = &mi;
-    struct cf_pipeline_setup setup = {.cfg = fx->cfg, .rb = fx->rb,
-                                      .rs = fx->rs, .out = &out.out,
+    struct cf_pipeline_setup setup = {.cfg = fx->cfg,
+                                      .rb = fx->rb,
+                                      .rs = fx->rs,
+                                      .out = &out.out,
                                       .dead_letter = &dead.out};
     struct cf_pipeline *p = cf_pipeline_new(&setup, err, sizeof err);
     assert_non_null(p);
@@ -478,8 +485,10 @@ static void test_dropped_family_is_always_complete(void **state) {
     mi.in.ops = &mem_input_ops;
     mi.in.ctx = &mi;
     mi.committed = -1;
-    struct cf_pipeline_setup setup = {.cfg = fx->cfg, .rb = fx->rb,
-                                      .rs = fx->rs, .out = &out.out,
+    struct cf_pipeline_setup setup = {.cfg = fx->cfg,
+                                      .rb = fx->rb,
+                                      .rs = fx->rs,
+                                      .out = &out.out,
                                       .dead_letter = &dead.out};
     struct cf_pipeline *p = cf_pipeline_new(&setup, err, sizeof err);
     assert_non_null(p);

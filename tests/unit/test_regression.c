@@ -9,12 +9,12 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <cmocka.h>
 #include <dirent.h>
 #include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "event.h"
@@ -54,8 +54,9 @@ static void run_case(struct ctx *c, const char *dir) {
     json_t *docs = text ? cf_yaml_to_json(text, len, err, sizeof err) : NULL;
     free(text);
     const char *id = json_string_value(json_object_get(
-        json_array_get(json_object_get(json_array_get(docs, 0), "rule_metadata"),
-                       0), "id"));
+        json_array_get(
+            json_object_get(json_array_get(docs, 0), "rule_metadata"), 0),
+        "id"));
     char *line = NULL;
     c->cases++;
     if (!id) {
@@ -88,8 +89,8 @@ static void run_case(struct ctx *c, const char *dir) {
         json_error_t jerr;
         while (off < len && strchr(" \t\r\n", body[off])) off++;
         if (off >= len) break;
-        json_t *evj = json_loadb(body + off, len - off, JSON_DISABLE_EOF_CHECK,
-                                 &jerr);
+        json_t *evj =
+            json_loadb(body + off, len - off, JSON_DISABLE_EOF_CHECK, &jerr);
         if (!evj) {
             why = "event .json is not valid JSON";
             break;
@@ -136,8 +137,10 @@ static void walk(struct ctx *c, const char *dir) {
         if (e->d_name[0] == '.') continue;
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
         if (stat(p, &st)) continue;
-        if (S_ISDIR(st.st_mode)) walk(c, p);
-        else if (strcmp(e->d_name, "info.yml") == 0) has_info = true;
+        if (S_ISDIR(st.st_mode))
+            walk(c, p);
+        else if (strcmp(e->d_name, "info.yml") == 0)
+            has_info = true;
     }
     closedir(d);
     if (has_info) run_case(c, dir);
@@ -153,7 +156,8 @@ static void test_regression(void **state) {
     for (size_t i = 0; i < 3; i++) {
         char p[4200];
         snprintf(p, sizeof p, "%s/data/sigma/%s", shared, dirs[i]);
-        assert_int_equal(cf_rulebook_load(c.rb, p, NULL, err, sizeof err), CF_OK);
+        assert_int_equal(cf_rulebook_load(c.rb, p, NULL, err, sizeof err),
+                         CF_OK);
     }
     assert_int_equal(cf_rulebook_finish(c.rb, err, sizeof err), CF_OK);
     struct cf_ruleset *rs = cf_ruleset_compile(c.rb, NULL, err, sizeof err);

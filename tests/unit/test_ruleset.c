@@ -16,12 +16,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include "ruleset.h"
 #include "shared_data.h"
@@ -76,7 +76,9 @@ static struct cf_sigma_pattern glob_flags(const char *s, unsigned flags) {
     return p;
 }
 
-static struct cf_sigma_pattern glob(const char *s) { return glob_flags(s, 0); }
+static struct cf_sigma_pattern glob(const char *s) {
+    return glob_flags(s, 0);
+}
 
 static struct cf_sigma_pattern regex(const char *s, unsigned flags) {
     struct cf_sigma_pattern p;
@@ -150,8 +152,9 @@ static struct cf_sigma_pattern timepart(enum cf_time_part part,
 /* ---- conditions and rules ---- */
 
 /* A field condition whose values each have one alternative. */
-static struct cf_sigma_field_cond fcond(const char *field, bool all, bool negate,
-                                        size_t n, const struct cf_sigma_pattern *pats) {
+static struct cf_sigma_field_cond fcond(const char *field, bool all,
+                                        bool negate, size_t n,
+                                        const struct cf_sigma_pattern *pats) {
     struct cf_sigma_field_cond fc;
     memset(&fc, 0, sizeof fc);
     fc.field = field ? tstrdup(field) : NULL;
@@ -218,7 +221,8 @@ static struct cf_sigma_rule *add_rule(struct test_book *tb, const char *title,
     memcpy(r->searches, searches, n_searches * sizeof *searches);
     r->condition = cond ? cond : c_search(0);
     /* Any stable string works as a digest for these tests. */
-    snprintf(digest, sizeof digest, "%064zu", strlen(title) * 7919 + tb->rb.n_rules);
+    snprintf(digest, sizeof digest, "%064zu",
+             strlen(title) * 7919 + tb->rb.n_rules);
     memcpy(r->digest, digest, 65);
     r->index = (uint32_t)tb->rb.n_rules;
     tb->rules[tb->rb.n_rules] = r;
@@ -228,9 +232,9 @@ static struct cf_sigma_rule *add_rule(struct test_book *tb, const char *title,
 }
 
 /* One-condition rule: `field: patterns`. */
-static struct cf_sigma_rule *simple_rule(struct test_book *tb, const char *title,
-                                         const char *field, bool all, bool negate,
-                                         size_t n,
+static struct cf_sigma_rule *simple_rule(struct test_book *tb,
+                                         const char *title, const char *field,
+                                         bool all, bool negate, size_t n,
                                          const struct cf_sigma_pattern *pats) {
     struct cf_sigma_field_cond fc = fcond(field, all, negate, n, pats);
     struct cf_sigma_search s = search("selection", 1, &fc);
@@ -289,7 +293,8 @@ static bool hit(const struct hits *h, const char *title) {
 }
 
 /* Matches one event given as name/value pairs. */
-static struct hits match_kv(struct cf_matcher *m, size_t n, const char *const *kv) {
+static struct hits match_kv(struct cf_matcher *m, size_t n,
+                            const char *const *kv) {
     struct test_event te;
     struct hits h;
     memset(&h, 0, sizeof h);
@@ -299,9 +304,10 @@ static struct hits match_kv(struct cf_matcher *m, size_t n, const char *const *k
     return h;
 }
 
-#define MATCH(m, ...)                                                        \
-    match_kv((m), sizeof((const char *const[]){__VA_ARGS__}) /               \
-                      (2 * sizeof(const char *)),                            \
+#define MATCH(m, ...)                                                          \
+    match_kv((m),                                                              \
+             sizeof((const char *const[]){__VA_ARGS__}) /                      \
+                 (2 * sizeof(const char *)),                                   \
              (const char *const[]){__VA_ARGS__})
 
 static struct cf_config *no_cache_config(void) {
@@ -395,7 +401,9 @@ static void test_globs(void **state) {
     assert_true(hit(&h, "one"));
     h = MATCH(c.m, "Code", "ac");
     assert_int_equal(h.n, 0);
-    h = MATCH(c.m, "Code", "a\xc3\xa9" "c");
+    h = MATCH(c.m, "Code",
+              "a\xc3\xa9"
+              "c");
     assert_int_equal(h.n, 0);
     h = MATCH(c.m, "Code", "abbc");
     assert_int_equal(h.n, 0);
@@ -490,7 +498,8 @@ static void test_keywords(void **state) {
     struct cf_sigma_pattern cased = glob_flags("*CaSe*", CF_PAT_CASED);
     simple_rule(&tb, "cased_kw", NULL, false, false, 1, &cased);
     struct compiled c = compile(&tb);
-    struct hits h = MATCH(c.m, "Image", "x.exe", "CommandLine", "run SEKURLSA::x");
+    struct hits h =
+        MATCH(c.m, "Image", "x.exe", "CommandLine", "run SEKURLSA::x");
     assert_int_equal(h.n, 1);
     assert_true(hit(&h, "keywords"));
     h = MATCH(c.m, "Image", "x.exe", "Payload", "lsadump::sam");
@@ -532,8 +541,9 @@ static void test_always_evaluate(void **state) {
     struct cf_sigma_field_cond sfc[1] = {fcond("Image", false, false, 1, &sel)};
     struct cf_sigma_search ss[2] = {search("selection", 1, sfc),
                                     search("filter", 1, &ffc)};
-    add_rule(&tb, "sel_not_filter", 2, ss,
-             c_op(CF_COND_AND, c_search(0), c_op(CF_COND_NOT, c_search(1), NULL)));
+    add_rule(
+        &tb, "sel_not_filter", 2, ss,
+        c_op(CF_COND_AND, c_search(0), c_op(CF_COND_NOT, c_search(1), NULL)));
     /* neq: field present and no value matches */
     struct cf_sigma_pattern users[2] = {glob("SYSTEM"), glob("LOCAL SERVICE")};
     simple_rule(&tb, "neq", "User", false, true, 2, users);
@@ -700,7 +710,8 @@ static void test_cache(void **state) {
     struct cf_ruleset_stats st;
     for (int round = 0; round < 4; round++) {
         if (round == 2) corrupt_files(cache);
-        struct cf_ruleset *rs = cf_ruleset_compile(&tb.rb, cfg, err, sizeof err);
+        struct cf_ruleset *rs =
+            cf_ruleset_compile(&tb.rb, cfg, err, sizeof err);
         assert_non_null(rs);
         cf_ruleset_get_stats(rs, &st);
         /* cold, warm, corrupt file -> recompiled (and rewritten), warm */
@@ -830,7 +841,8 @@ static void regression_dir(struct regression *r, const char *dir) {
         bool decoded = true;
         while (start < len) {
             size_t end = start + 1;
-            while (end < len && !(text[end] == '{' && text[end - 1] == '\n')) end++;
+            while (end < len && !(text[end] == '{' && text[end - 1] == '\n'))
+                end++;
             for (size_t i = start; i < end; i++)
                 if (text[i] == '\n' || text[i] == '\r') text[i] = ' ';
             const char *reason = NULL;
@@ -871,10 +883,12 @@ static void test_sigmahq_regression(void **state) {
     r.cfg = cfg;
     r.rb = cf_rulebook_new();
     assert_non_null(r.rb);
-    const char *subs[3] = {"rules", "rules-threat-hunting", "rules-emerging-threats"};
+    const char *subs[3] = {"rules", "rules-threat-hunting",
+                           "rules-emerging-threats"};
     for (int i = 0; i < 3; i++) {
         snprintf(path, sizeof path, "%s/data/sigma/%s", shared, subs[i]);
-        assert_int_equal(cf_rulebook_load(r.rb, path, cfg, err, sizeof err), CF_OK);
+        assert_int_equal(cf_rulebook_load(r.rb, path, cfg, err, sizeof err),
+                         CF_OK);
     }
     assert_int_equal(cf_rulebook_finish(r.rb, err, sizeof err), CF_OK);
     r.rs = cf_ruleset_compile(r.rb, cfg, err, sizeof err);
@@ -886,7 +900,8 @@ static void test_sigmahq_regression(void **state) {
     cf_event_init(&r.ev);
     snprintf(path, sizeof path, "%s/data/sigma/regression_data", shared);
     regression_dir(&r, path);
-    printf("SigmaHQ regression cases: %d of %d raise their rule\n", r.passed, r.cases);
+    printf("SigmaHQ regression cases: %d of %d raise their rule\n", r.passed,
+           r.cases);
     assert_true(r.cases >= 100);
     assert_int_equal(r.passed, r.cases);
     cf_event_free(&r.ev);

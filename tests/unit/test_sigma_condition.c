@@ -28,14 +28,9 @@ static void render(const struct cf_sigma_cond *c, char *buf, size_t size) {
     case CF_COND_SEARCH:
         snprintf(buf + len, size - len, "%s", names[c->search]);
         return;
-    case CF_COND_TRUE:
-        snprintf(buf + len, size - len, "true");
-        return;
-    case CF_COND_FALSE:
-        snprintf(buf + len, size - len, "false");
-        return;
-    default:
-        break;
+    case CF_COND_TRUE: snprintf(buf + len, size - len, "true"); return;
+    case CF_COND_FALSE: snprintf(buf + len, size - len, "false"); return;
+    default: break;
     }
     snprintf(buf + len, size - len, "%s(",
              c->op == CF_COND_AND  ? "and"

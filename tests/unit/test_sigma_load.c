@@ -291,8 +291,7 @@ int main(void) {
              "%s/data/sigma/rules-placeholder", shared);
     struct stat st;
     if (stat(rules_dir, &st) != 0) return cf_test_shared_missing(rules_dir);
-    if (stat(hunting_dir, &st) != 0)
-        return cf_test_shared_missing(hunting_dir);
+    if (stat(hunting_dir, &st) != 0) return cf_test_shared_missing(hunting_dir);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_directory_walk),
         cmocka_unit_test(test_sigmahq_rules_load),

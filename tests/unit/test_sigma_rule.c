@@ -599,8 +599,7 @@ static void test_metadata_and_tags(void **state) {
     assert_true(
         EVP_Digest(canon, strlen(canon), md, &md_len, EVP_sha256(), NULL));
     char hex[65];
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
     assert_string_equal(r->digest, hex);
     free(canon);
     json_decref(docs);

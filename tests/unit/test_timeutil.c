@@ -29,8 +29,8 @@ static void refuse(const char *s) {
 
 static void test_shapes(void **state) {
     (void)state;
-    assert_int_equal(parse("2023-08-16 04:54:31.123"), REF);     /* Sysmon */
-    assert_int_equal(parse("2023-08-16T04:54:31.123Z"), REF);    /* ISO */
+    assert_int_equal(parse("2023-08-16 04:54:31.123"), REF);  /* Sysmon */
+    assert_int_equal(parse("2023-08-16T04:54:31.123Z"), REF); /* ISO */
     assert_int_equal(parse("2023-08-16t04:54:31.123z"), REF);
     assert_int_equal(parse("2023-08-16T04:54:31.1234567Z"), REF); /* .NET */
     assert_int_equal(parse("2023-08-16T04:54:31.123456Z"), REF);  /* evtx */
@@ -42,11 +42,11 @@ static void test_shapes(void **state) {
     assert_int_equal(parse("2023-08-16 04:54:31.123 UTC"), REF);
     assert_int_equal(parse(" 2023-08-16T04:54:31,123Z "), REF);
     assert_int_equal(parse("2023-08-16T04:54Z"), REF - 31123);
-    assert_int_equal(parse("1692161671"), REF - 123);              /* epoch s */
+    assert_int_equal(parse("1692161671"), REF - 123); /* epoch s */
     assert_int_equal(parse("1692161671.123"), REF);
-    assert_int_equal(parse("1692161671123"), REF); /* epoch ms */
-    assert_int_equal(parse("1692161671123456"), REF);              /* us */
-    assert_int_equal(parse("1692161671123456789"), REF);           /* ns */
+    assert_int_equal(parse("1692161671123"), REF);       /* epoch ms */
+    assert_int_equal(parse("1692161671123456"), REF);    /* us */
+    assert_int_equal(parse("1692161671123456789"), REF); /* ns */
     assert_int_equal(parse("1970-01-01T00:00:00Z"), 0);
     assert_int_equal(parse("1969-12-31T23:59:59.999Z"), -1);
     assert_int_equal(parse("2024-02-29T00:00:00Z"), 1709164800000LL);
@@ -113,8 +113,8 @@ static void test_fields_as_written(void **state) {
     assert_int_equal(tf.day, 5);
     assert_int_equal(tf.hour, 23);
     assert_int_equal(tf.minute, 30);
-    assert_int_equal(cf_time_fields_parse("2024-12-31 23:00:00.5-05:00", 27, &tf),
-                     CF_OK);
+    assert_int_equal(
+        cf_time_fields_parse("2024-12-31 23:00:00.5-05:00", 27, &tf), CF_OK);
     assert_int_equal(tf.year, 2024);
     assert_int_equal(tf.month, 12);
     assert_int_equal(cf_time_fields_parse(" 2024-02-29 ", 12, &tf), CF_OK);
