@@ -360,6 +360,21 @@ static bool fold_data(struct flatten *fl, uint32_t i) {
     return ok;
 }
 
+/* Runs `fold` on member c with the name set to c's key, then restores
+ * the name: a top-level member, or a member of a section, starts a new
+ * name rather than extending the current one. */
+static bool fold_renamed(struct flatten *fl, uint32_t c,
+                         bool (*fold)(struct flatten *, uint32_t)) {
+    const struct cf_json_node *cn = &fl->nodes[c];
+    struct name_mark old =
+        name_set(fl->st, key_of(fl, cn), cn->key_len, cn->key_off);
+    bool ok;
+    if (old.len == SIZE_MAX) return false;
+    ok = fold(fl, c);
+    name_pop(fl->st, old);
+    return ok;
+}
+
 /* Children of a section (System, EventData, a UserData wrapper) become
  * top-level names. */
 static bool fold_section(struct flatten *fl, uint32_t i, bool data) {
@@ -367,19 +382,13 @@ static bool fold_section(struct flatten *fl, uint32_t i, bool data) {
     if (n->type != CF_JSON_OBJECT) return true;
     for (uint32_t c = i + 1; c < n->end; c = fl->nodes[c].end) {
         const struct cf_json_node *cn = &fl->nodes[c];
-        struct name_mark old;
-        bool ok;
         if (KEY_IS(fl, cn, "#attributes") || KEY_IS(fl, cn, "@xmlns"))
             continue; /* namespace declarations, never matched on */
         if (data && KEY_IS(fl, cn, "Data")) {
             if (!fold_data(fl, c)) return false;
             continue;
         }
-        old = name_set(fl->st, key_of(fl, cn), cn->key_len, cn->key_off);
-        if (old.len == SIZE_MAX) return false;
-        ok = fold_element(fl, c);
-        name_pop(fl->st, old);
-        if (!ok) return false;
+        if (!fold_renamed(fl, c, fold_element)) return false;
     }
     return true;
 }
@@ -390,7 +399,6 @@ static bool fold_event(struct flatten *fl, uint32_t i) {
     for (uint32_t c = i + 1; c < n->end; c = fl->nodes[c].end) {
         const struct cf_json_node *cn = &fl->nodes[c];
         bool ok;
-        struct name_mark old;
         if (KEY_IS(fl, cn, "#attributes")) continue;
         if (KEY_IS(fl, cn, "System")) {
             ok = fold_section(fl, c, false);
@@ -402,10 +410,7 @@ static bool fold_event(struct flatten *fl, uint32_t i) {
             for (uint32_t w = c + 1; ok && w < cn->end; w = fl->nodes[w].end)
                 ok = fold_section(fl, w, true);
         } else {
-            old = name_set(fl->st, key_of(fl, cn), cn->key_len, cn->key_off);
-            if (old.len == SIZE_MAX) return false;
-            ok = fold_element(fl, c);
-            name_pop(fl->st, old);
+            ok = fold_renamed(fl, c, fold_element);
         }
         if (!ok) return false;
     }
@@ -416,8 +421,6 @@ static bool flatten_root(struct flatten *fl) {
     const struct cf_json_node *root = &fl->nodes[0];
     for (uint32_t c = 1; c < root->end; c = fl->nodes[c].end) {
         const struct cf_json_node *cn = &fl->nodes[c];
-        struct name_mark old;
-        bool ok;
         if (KEY_IS(fl, cn, "Event") && cn->type == CF_JSON_OBJECT &&
             (find_member(fl, c, "System", 6) >= 0 ||
              find_member(fl, c, "EventData", 9) >= 0)) {
@@ -425,11 +428,7 @@ static bool flatten_root(struct flatten *fl) {
             if (!fold_event(fl, c)) return false;
             continue;
         }
-        old = name_set(fl->st, key_of(fl, cn), cn->key_len, cn->key_off);
-        if (old.len == SIZE_MAX) return false;
-        ok = flatten_plain(fl, c);
-        name_pop(fl->st, old);
-        if (!ok) return false;
+        if (!fold_renamed(fl, c, flatten_plain)) return false;
     }
     return true;
 }
