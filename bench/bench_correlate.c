@@ -132,7 +132,7 @@ static int run(const struct cf_rulebook *rb, unsigned n_windows) {
     long rss0 = rss_bytes();
     char err[256];
     struct cf_correlator *co =
-        cf_correlator_new(rb, NULL, noop, NULL, err, sizeof(err));
+        cf_correlator_new(rb, NULL, NULL, noop, NULL, err, sizeof(err));
     if (!co) {
         fprintf(stderr, "bench_correlate: %s\n", err);
         cf_free(in);

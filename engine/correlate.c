@@ -119,7 +119,10 @@ struct cf_correlator {
     uint64_t *hbuf;
     size_t hbuf_cap;
     char numbuf[64];
-    struct cf_decoder *dec;  /* reused event decoder (simdjson) */
+    struct cf_decoder *dec; /* reused event decoder (simdjson) */
+    /* the limits the pipeline accepted events under (else defaults) */
+    struct cf_decode_limits limits;
+    bool has_limits;
     const char *last_source; /* borrowed from the input, which outlives us */
     struct cf_event ev;
     /* correlation alerts raised but not yet fed to correlations over
@@ -211,6 +214,11 @@ static size_t lk_find(const struct cf_correlator *co, const char *key) {
 static bool lk_has(const struct cf_correlator *co, const char *key) {
     size_t i = key ? lk_find(co, key) : co->n_lk;
     return i < co->n_lk && strcmp(co->lk[i].key, key) == 0;
+}
+
+bool cf_correlator_refers_to(const struct cf_correlator *co,
+                             const struct cf_alert *alert) {
+    return co && (lk_has(co, alert->rule_id) || lk_has(co, alert->rule_name));
 }
 
 static bool own_correlation(const struct cf_correlator *co, const char *key) {
@@ -884,8 +892,9 @@ static void process_alert(struct cf_correlator *co, const struct cf_alert *a) {
     const json_t *group = NULL;
     const char *reason = NULL;
     if (a->event_json) {
-        cf_err_t rc = cf_event_decode(co->dec, &co->ev, a->event_json,
-                                      a->event_len, NULL, &reason);
+        cf_err_t rc =
+            cf_event_decode(co->dec, &co->ev, a->event_json, a->event_len,
+                            co->has_limits ? &co->limits : NULL, &reason);
         if (rc == CF_ERR_NOMEM) { /* not "missing group-by": a drop */
             co->oom++;
             return;
@@ -920,6 +929,7 @@ static void process_pending(struct cf_correlator *co, struct cf_alert *p) {
 struct cf_correlator *
 cf_correlator_new(const struct cf_rulebook *rb,
                   const struct cf_correlation_settings *settings,
+                  const struct cf_decode_limits *limits,
                   cf_correlation_emit_fn emit, void *opaque, char *errstr,
                   size_t errstr_size) {
     struct cf_correlator *co = cf_calloc(1, sizeof(*co));
@@ -931,6 +941,10 @@ cf_correlator_new(const struct cf_rulebook *rb,
     co->watermark = INT64_MIN;
     co->pending = (struct cf_heap)CF_HEAP_INIT(alert_id_cmp);
     cf_event_init(&co->ev);
+    if (limits) {
+        co->limits = *limits;
+        co->has_limits = true;
+    }
     if (!(co->dec = cf_decoder_new())) goto nomem;
     if (settings) {
         co->max_open = (uint32_t)settings->max_open_windows;

@@ -25,16 +25,22 @@ struct cf_correlator;
 typedef void (*cf_correlation_emit_fn)(const struct cf_alert *alert,
                                        void *opaque);
 
-/* `settings` are the checked `correlation` config settings (borrowed for
- * the call; NULL for the defaults).  `emit` is called with `opaque` for
- * every correlation alert raised.  NULL with errstr when out of
- * memory. */
+/* `settings` are the checked `correlation` config settings and `limits`
+ * the input limits the events were accepted under, so that an alert's
+ * event decodes again under the same ones (both borrowed for the call;
+ * NULL for the defaults).  `emit` is called with `opaque` for every
+ * correlation alert raised.  NULL with errstr when out of memory. */
 struct cf_correlator *
 cf_correlator_new(const struct cf_rulebook *rb,
                   const struct cf_correlation_settings *settings,
+                  const struct cf_decode_limits *limits,
                   cf_correlation_emit_fn emit, void *opaque, char *errstr,
                   size_t errstr_size);
 void cf_correlator_destroy(struct cf_correlator *co);
+
+/* Whether some correlation rule counts alerts of `alert`'s rule. */
+bool cf_correlator_refers_to(const struct cf_correlator *co,
+                             const struct cf_alert *alert);
 
 /* An alert happened (detection or correlation, for chaining).  `alert`
  * is borrowed for the call; what must wait for the watermark is copied. */

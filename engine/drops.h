@@ -33,9 +33,9 @@ enum cf_drop_reason {
     CF_DROP_CORRELATION_NO_VALUE,
     /* an alert too late for the only window that could hold it */
     CF_DROP_CORRELATION_TOO_LATE,
-    /* an alert stamped past the wall clock + fusion.max_future_skew:
-     * written and fused at once, but correlations never see it and it
-     * is not checked for duplicates (its window would wait for its
+    /* an alert stamped past the wall clock + fusion.max_future_skew, of
+     * a rule some correlation counts: written and fused at once, but
+     * the correlation never sees it (its window would wait for its
      * time) (owner: fusion) */
     CF_DROP_CORRELATION_FUTURE_TIME,
     /* a window forgotten at correlation.max_open_windows */

@@ -207,6 +207,7 @@ struct cf_fusion {
      * created at the first one */
     struct cf_decoder *supp_dec;
     struct cf_event supp_ev;
+    struct cf_decode_limits input_limits; /* the pipeline's */
 
     cf_fusion_emit_fn emit;
     void *opaque;
@@ -244,8 +245,8 @@ struct cf_fusion {
 
     /* counters */
     uint64_t alerts_in, alerts_processed, late_alerts, no_time_alerts,
-        future_events, future_alerts, correlation_alerts, suppressed,
-        duplicates, weak_skips, context_unfused, never_link_skips,
+        future_events, future_alerts, future_uncorrelated, correlation_alerts,
+        suppressed, duplicates, weak_skips, context_unfused, never_link_skips,
         incidents_opened, incidents_raised, incidents_emitted, records_emitted,
         incidents_closed, incidents_evicted, incidents_merged,
         incidents_dropped_unraised, entities_expired, pending_forced,
@@ -397,6 +398,7 @@ struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
     if (!fu) goto nomem;
     fu->emit = emit;
     fu->opaque = opaque;
+    fu->input_limits = cfg->limits;
     cf_event_init(&fu->supp_ev);
     fu->max_seen = fu->watermark = fu->clock = INT64_MIN;
     fu->bucket_end = fu->close_hint = INT64_MAX;
@@ -411,8 +413,8 @@ struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
     if (rc == CF_ERR_NOMEM) goto nomem;
     if (rc) goto fail;
     if (rb) {
-        fu->co = cf_correlator_new(rb, &cfg->correlation, on_correlation, fu,
-                                   errstr, errstr_size);
+        fu->co = cf_correlator_new(rb, &cfg->correlation, &cfg->limits,
+                                   on_correlation, fu, errstr, errstr_size);
         if (!fu->co) goto fail;
     }
     return fu;
@@ -1086,9 +1088,9 @@ static bool decode_for_suppression(struct cf_fusion *fu,
         return false;
     }
     if (cf_event_decode(fu->supp_dec, &fu->supp_ev, a->event_json, a->event_len,
-                        NULL, &reason) != CF_OK) {
-        /* The event was accepted by the same decoder when the alert was
-         * made; only memory can fail now. */
+                        &fu->input_limits, &reason) != CF_OK) {
+        /* The event was accepted by the same decoder under the same
+         * limits when the alert was made; only memory can fail now. */
         fu->alloc_failures++;
         return false;
     }
@@ -1156,6 +1158,7 @@ bool cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert) {
     if (from_the_future(fu, alert->time_ms)) {
         /* Waiting for the watermark would mean waiting for 2100. */
         fu->future_alerts++;
+        if (cf_correlator_refers_to(fu->co, alert)) fu->future_uncorrelated++;
         fuse(fu, alert, alert->time_ms, true);
         return false;
     }
@@ -1266,6 +1269,6 @@ void cf_fusion_drops(const struct cf_fusion *fu, struct cf_drops *sum) {
     sum->n[CF_DROP_CORRELATION_ALERT_UNWRITTEN] += fu->correlation_unwritten;
     sum->n[CF_DROP_INCIDENT_RECORD_UNWRITTEN] += fu->incident_unwritten;
     sum->n[CF_DROP_FUSION_OUT_OF_MEMORY] += fu->alloc_failures;
-    sum->n[CF_DROP_CORRELATION_FUTURE_TIME] += fu->future_alerts;
+    sum->n[CF_DROP_CORRELATION_FUTURE_TIME] += fu->future_uncorrelated;
     cf_correlator_drops(fu->co, sum);
 }

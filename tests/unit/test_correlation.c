@@ -115,7 +115,7 @@ static struct cf_correlator *mk_co(const struct cf_rulebook *rb,
         if (!cfg) fail_msg("%s", err);
     }
     struct cf_correlator *co = cf_correlator_new(
-        rb, cfg ? &cfg->correlation : NULL, collect, s, err, sizeof(err));
+        rb, cfg ? &cfg->correlation : NULL, NULL, collect, s, err, sizeof(err));
     cf_config_destroy(cfg);
     assert_non_null(co);
     return co;

@@ -602,6 +602,40 @@ static void test_field_suppression(void **state) {
     capture_free(&c);
 }
 
+/* An event accepted under a raised input.max_line_bytes is read again
+ * under the same limit by a field suppression. */
+static void test_field_suppression_big_event(void **state) {
+    struct capture c = {0};
+    struct cf_config *cfg;
+    (void)state;
+    struct cf_fusion *fu =
+        new_fusion("{\"input\": {\"max_line_bytes\": \"4MiB\"},"
+                   " \"suppressions\": [{\"field\": {\"Hostname\": \"h1\"},"
+                   "  \"reason\": \"lab host\"}]}",
+                   &c, &cfg);
+    size_t pad = 1200 * 1024;
+    char *event = malloc(pad + 64);
+    assert_non_null(event);
+    int n = snprintf(event, 64, "{\"Hostname\":\"h1\",\"Pad\":\"");
+    memset(event + n, 'x', pad);
+    memcpy(event + n + pad, "\"}", 3);
+    push_with_event(fu,
+                    &(struct spec){"B1", T0, "r1", CF_LEVEL_HIGH,
+                                   tactic_execution, "h1", NULL, NULL, NULL},
+                    event);
+    free(event);
+    cf_fusion_finish(fu);
+    struct cf_fusion_counts counts;
+    cf_fusion_counts(fu, &counts);
+    assert_int_equal(counts.suppressed, 1);
+    struct cf_drops drops = {{0}};
+    cf_fusion_drops(fu, &drops);
+    assert_int_equal(drops.n[CF_DROP_FUSION_OUT_OF_MEMORY], 0);
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+}
+
 static void test_bad_config(void **state) {
     char err[256] = "";
     (void)state;
@@ -674,6 +708,10 @@ static void test_future_event_does_not_hold_back_incidents(void **state) {
                      1);
     assert_int_equal(stat(fu, "future_events"), 1);
     assert_int_equal(stat(fu, "future_alerts"), 1);
+    /* no correlation counts its rule: nothing was dropped */
+    struct cf_drops drops = {{0}};
+    cf_fusion_drops(fu, &drops);
+    assert_int_equal(drops.n[CF_DROP_CORRELATION_FUTURE_TIME], 0);
     assert_int_equal(stat(fu, "late_alerts"), 0);
     json_t *s = cf_fusion_stats(fu);
     assert_string_equal(sval(s, "watermark"), "2023-08-16T04:59:31.000Z");
@@ -949,6 +987,7 @@ int main(void) {
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_suppression),
         cmocka_unit_test(test_field_suppression),
+        cmocka_unit_test(test_field_suppression_big_event),
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_future_event_does_not_hold_back_incidents),
         cmocka_unit_test(test_future_skew_setting),
