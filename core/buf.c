@@ -100,6 +100,34 @@ void cf_buf_json_string(struct cf_buf *b, const char *s, size_t n) {
     cf_buf_putc(b, '"');
 }
 
+void cf_buf_json_text(struct cf_buf *b, const char *s, size_t n) {
+    if (cf_utf8_valid(s, n)) {
+        cf_buf_json_string(b, s, n);
+        return;
+    }
+    struct cf_buf clean = CF_BUF_INIT;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t k = c < 0x80       ? 1
+                   : c >> 5 == 6  ? 2
+                   : c >> 4 == 14 ? 3
+                   : c >> 3 == 30 ? 4
+                                  : 0;
+        if (k && i + k <= n && cf_utf8_valid(s + i, k)) {
+            cf_buf_append(&clean, s + i, k);
+            i += k;
+        } else {
+            cf_buf_append(&clean, "\xEF\xBF\xBD", 3);
+            i++;
+        }
+    }
+    if (clean.failed)
+        b->failed = true;
+    else
+        cf_buf_json_string(b, clean.data ? clean.data : "", clean.len);
+    cf_buf_free(&clean);
+}
+
 void cf_buf_base64(struct cf_buf *b, const unsigned char *s, size_t n) {
     static const char tbl[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -47,6 +47,11 @@ void cf_buf_json_string(struct cf_buf *b, const char *s, size_t n);
 struct json_t;
 void cf_buf_json(struct cf_buf *b, const struct json_t *v, size_t flags);
 
+/* As cf_buf_json_string, for text that may not be valid UTF-8 (a file
+ * name, a value from the outside): each byte that does not start a valid
+ * sequence becomes U+FFFD, so the result is always valid JSON. */
+void cf_buf_json_text(struct cf_buf *b, const char *s, size_t n);
+
 /* Appends s[0..n) base64-encoded (RFC 4648, padded), without quotes. */
 void cf_buf_base64(struct cf_buf *b, const unsigned char *s, size_t n);
 

@@ -318,32 +318,7 @@ nomem:
 /* Appends s as a JSON string.  Bytes that are not UTF-8 (a file name may
  * hold any) become U+FFFD rather than make the record invalid. */
 static void put_string(struct cf_buf *b, const char *s) {
-    size_t n = strlen(s);
-    if (cf_utf8_valid(s, n)) {
-        cf_buf_json_string(b, s, n);
-        return;
-    }
-    struct cf_buf clean = CF_BUF_INIT;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t k = c < 0x80       ? 1
-                   : c >> 5 == 6  ? 2
-                   : c >> 4 == 14 ? 3
-                   : c >> 3 == 30 ? 4
-                                  : 0;
-        if (k && i + k <= n && cf_utf8_valid(s + i, k)) {
-            cf_buf_append(&clean, s + i, k);
-            i += k;
-        } else {
-            cf_buf_append(&clean, "\xEF\xBF\xBD", 3);
-            i++;
-        }
-    }
-    if (clean.failed)
-        b->failed = true;
-    else
-        cf_buf_json_string(b, clean.data ? clean.data : "", clean.len);
-    cf_buf_free(&clean);
+    cf_buf_json_text(b, s, strlen(s));
 }
 
 static void put_member(struct cf_buf *b, const char *name, const char *s) {

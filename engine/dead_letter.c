@@ -16,10 +16,11 @@ cf_err_t cf_dead_letter_write(struct cf_output *out, const char *reason,
     if (!line) len = 0;
     cf_buf_puts(&b, "{\"kind\":\"dead-letter\",\"reason\":");
     reason = reason ? reason : "unknown";
-    cf_buf_json_string(&b, reason, strlen(reason));
+    cf_buf_json_text(&b, reason, strlen(reason));
     if (pos && pos->source) {
         cf_buf_puts(&b, ",\"source\":");
-        cf_buf_json_string(&b, pos->source, strlen(pos->source));
+        /* a file name need not be UTF-8; the record must stay JSON */
+        cf_buf_json_text(&b, pos->source, strlen(pos->source));
     }
     if (pos) {
         if (pos->partition >= 0)

@@ -244,6 +244,27 @@ static char *slurp(const char *path, size_t *len) {
     return buf;
 }
 
+/* A dead letter stays JSON when the input's name is not UTF-8. */
+static void test_dead_letter_source_not_utf8(void **state) {
+    (void)state;
+    char err[256];
+    const char *p = path_of("dl_source.jsonl");
+    struct cf_output *out = cf_file_output_open(p, 0, err, sizeof err);
+    assert_non_null(out);
+    struct cf_position pos = {"bad\xe9.jsonl", -1, 3};
+    assert_int_equal(
+        cf_dead_letter_write(out, "invalid JSON", &pos, "{", 1, false), CF_OK);
+    cf_output_close(out);
+    size_t len;
+    char *text = slurp(p, &len);
+    json_error_t jerr;
+    json_t *j = json_loads(text, 0, &jerr);
+    if (!j) fail_msg("dead letter is not JSON: %s", jerr.text);
+    assert_string_equal(json_string_value(json_object_get(j, "source")),
+                        "bad\xef\xbf\xbd.jsonl");
+    json_decref(j);
+}
+
 static void test_output_and_dead_letter(void **state) {
     (void)state;
     char err[256];
@@ -330,6 +351,7 @@ int main(void) {
         cmocka_unit_test(test_long_lines),
         cmocka_unit_test(test_open_and_read_errors),
         cmocka_unit_test(test_output_and_dead_letter),
+        cmocka_unit_test(test_dead_letter_source_not_utf8),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
