@@ -292,6 +292,46 @@ static int apply_settings(struct cf_fusion *fu,
     return CF_OK;
 }
 
+/* The suppression's `field` mapping with every value as the text an
+ * event would carry (YAML reads EventID: 4688 as a number, and a log
+ * may write it either way): strings as they are, numbers and booleans
+ * as written.  A list or a mapping as a value is refused. */
+static cf_err_t field_texts(const json_t *field, json_t **out, size_t i,
+                            char *errstr, size_t errstr_size) {
+    const char *name;
+    json_t *v;
+    json_t *texts = json_object();
+    if (!texts) return CF_ERR_NOMEM;
+    json_object_foreach((json_t *)field, name, v) {
+        char num[64];
+        const char *text;
+        if (json_is_string(v)) {
+            text = json_string_value(v);
+        } else if (json_is_integer(v)) {
+            snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
+            text = num;
+        } else if (json_is_real(v)) {
+            snprintf(num, sizeof num, "%.17g", json_real_value(v));
+            text = num;
+        } else if (json_is_boolean(v)) {
+            text = json_is_true(v) ? "true" : "false";
+        } else {
+            json_decref(texts);
+            return cf_seterr(errstr, errstr_size, CF_ERR,
+                             "config: suppressions[%zu].field.%s must be one "
+                             "value (text or number), not a list, mapping "
+                             "or null",
+                             i, name);
+        }
+        if (json_object_set_new(texts, name, json_string(text))) {
+            json_decref(texts);
+            return CF_ERR_NOMEM;
+        }
+    }
+    *out = texts;
+    return CF_OK;
+}
+
 static int parse_suppressions(struct cf_fusion *fu, const json_t *sec,
                               char *errstr, size_t errstr_size) {
     size_t i;
@@ -327,7 +367,9 @@ static int parse_suppressions(struct cf_fusion *fu, const json_t *sec,
                                      "2026-12-31T00:00:00Z)",
                                      i, t);
             } else if (strcmp(key, "field") == 0 && json_is_object(v)) {
-                if (!(s->fields = json_deep_copy(v))) return CF_ERR_NOMEM;
+                cf_err_t rc =
+                    field_texts(v, &s->fields, i, errstr, errstr_size);
+                if (rc != CF_OK) return rc;
             } else if (strcmp(key, "entity") == 0 && json_is_object(v)) {
                 const char *ek;
                 json_t *ev;
@@ -940,12 +982,22 @@ static int64_t alert_time(const struct cf_fusion *fu,
 /* Correlation alerts raised by the last correlator call, in the order
  * it raised them: emitted as alerts and fused.  The correlator chains
  * correlations over correlations itself, so they are not pushed back. */
+static const struct suppression *suppressed_by(struct cf_fusion *fu,
+                                               const struct cf_alert *a);
+
 static void drain(struct cf_fusion *fu) {
     size_t done = 0;
     if (fu->draining) return;
     fu->draining = true;
     while (done < fu->n_cq) {
         struct cf_alert a = fu->cq[done++];
+        /* A suppression names a rule by id, name or title; correlation
+         * rules have them too, so their alerts are hidden the same way. */
+        if (fu->n_supp && suppressed_by(fu, &a)) {
+            fu->suppressed++;
+            cf_alert_clear(&a);
+            continue;
+        }
         cf_buf_reset(&fu->rec);
         if (cf_alert_write(&a, &fu->rec) != CF_OK)
             fu->correlation_unwritten++; /* still fused below */
@@ -1063,11 +1115,8 @@ static bool field_matches(const struct cf_event *ev, const char *name,
     if (!json_is_string(want)) return false;
     w = json_string_value(want);
     want_len = json_string_length(want);
-    for (int i = cf_event_find(ev, name, name_len, 0);
-         i >= 0 && (uint32_t)i < ev->n_fields &&
-         ev->fields[i].name_len == name_len &&
-         memcmp(ev->fields[i].name, name, name_len) == 0;
-         i++) {
+    for (int i = cf_event_find(ev, name, name_len, 0); i >= 0;
+         i = cf_event_find(ev, name, name_len, (uint32_t)i + 1)) {
         const struct cf_event_field *f = &ev->fields[i];
         if (f->type != CF_VALUE_NULL && f->value_len == want_len &&
             strncasecmp(f->value, w, want_len) == 0)

@@ -52,7 +52,7 @@ check "unreadable --rules path is an error" '[ $rc -ne 0 ] && grep -q nonexisten
 
 # Events: two good ones (one matches), then bad lines of every kind.
 {
-  echo '{"Channel":"Microsoft-Windows-Sysmon/Operational","EventID":1,"Hostname":"WS1","Image":"C:\\Windows\\System32\\whoami.exe","UtcTime":"2023-08-16 04:54:31.123"}'
+  echo '{"Channel":"Microsoft-Windows-Sysmon/Operational","EventID":1,"Hostname":"WS1","Image":"C:\\\\Windows\\\\System32\\\\whoami.exe","UtcTime":"2023-08-16 04:54:31.123"}'
   echo '{"Channel":"Microsoft-Windows-Sysmon/Operational","EventID":1,"Hostname":"WS1","Image":"C:\\Windows\\System32\\notepad.exe","UtcTime":"2023-08-16 04:54:32.000"}'
   echo 'this is not json'
   echo '{"Channel":"Security","EventID":4624,'
@@ -207,6 +207,39 @@ check "truncated .gz exits 1" '[ $rc -eq 1 ]'
 check "... naming the file and what is wrong" 'grep -q "input file failed: cannot read $T/cut.jsonl.gz after line [0-9]*: unexpected end of file" "$T/err"'
 check "... still printing the summary and stats" 'grep -q "chainfuse: [1-9][0-9]* events, [1-9][0-9]* alerts" "$T/err" && jq -e ".events > 0" "$T/stats_cut.json" >/dev/null'
 check "... and flushing every alert it produced" 'a=$(sed -n "s/.* events, \([0-9]*\) alerts.*/\1/p" "$T/err"); [ "$(jq -s "map(select(.kind == \"alert\")) | length" "$T/o_cut.jsonl")" = "$a" ]'
+
+# A suppression naming a correlation rule hides its alerts too.
+mkdir -p "$T/corr"
+cat > "$T/corr/base.yml" <<'R'
+title: Whoami Run
+name: whoami_run
+id: 6a0ab8f1-0c46-4b2f-a4b5-3b3a0e3c1f10
+level: low
+logsource: {product: windows, category: process_creation}
+detection:
+  selection:
+    Image|endswith: '\whoami.exe'
+  condition: selection
+R
+cat > "$T/corr/many.yml" <<'R'
+title: Many Whoami
+id: 6a0ab8f1-0c46-4b2f-a4b5-3b3a0e3c1f11
+level: high
+correlation:
+  type: event_count
+  rules: [whoami_run]
+  group-by: [Computer]
+  timespan: 5m
+  condition: {gte: 3}
+R
+for s in 01 02 03; do
+  printf '{"Channel":"Microsoft-Windows-Sysmon/Operational","EventID":1,"Computer":"ws1","Image":"C:\\\\Windows\\\\System32\\\\whoami.exe","UtcTime":"2026-11-02 08:00:%s.000"}\n' "$s"
+done > "$T/corr_events.jsonl"
+printf 'suppressions:\n  - rule: Many Whoami\n    reason: lab\n' > "$T/corr_supp.yml"
+"$CF" run --rules "$T/corr" --input "$T/corr_events.jsonl" --output "$T/corr_plain.jsonl" 2>/dev/null
+"$CF" run --rules "$T/corr" --input "$T/corr_events.jsonl" --config "$T/corr_supp.yml" --output "$T/corr_supp.jsonl" --stats "$T/corr_supp_stats.json" 2>/dev/null
+check "a correlation alert is raised without the suppression" '[ "$(jq -s "map(select(.kind == \"alert\" and .rule.title == \"Many Whoami\")) | length" "$T/corr_plain.jsonl")" = 1 ]'
+check "... and hidden and counted with it" '[ "$(jq -s "map(select(.kind == \"alert\" and .rule.title == \"Many Whoami\")) | length" "$T/corr_supp.jsonl")" = 0 ] && jq -e ".suppressed_alerts == 1" "$T/corr_supp_stats.json" >/dev/null'
 
 # An output that cannot take the data says why.
 if [ -w /dev/full ]; then

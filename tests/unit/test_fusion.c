@@ -570,7 +570,7 @@ static void test_field_suppression(void **state) {
     (void)state;
     struct cf_fusion *fu = new_fusion(
         "{\"suppressions\": ["
-        " {\"field\": {\"CommandLine\": \"WHOAMI /all\", \"EventID\": \"1\"},"
+        " {\"field\": {\"CommandLine\": \"WHOAMI /all\", \"EventID\": 1},"
         "  \"reason\": \"inventory script\"}]}",
         &c, &cfg);
     /* nested shape: CommandLine lives under Event.EventData */
@@ -645,6 +645,8 @@ static void test_bad_config(void **state) {
         "{\"fusion\": {\"max_alerts\": 0}}",
         "{\"suppressions\": [{\"reason\": \"all\"}]}",
         "{\"suppressions\": [{\"rule\": \"x\", \"expires\": \"tomorrow\"}]}",
+        "{\"suppressions\": [{\"field\": {\"EventID\": [1, 2]}}]}",
+        "{\"suppressions\": [{\"field\": {\"EventID\": null}}]}",
     };
     /* fusion's own keys are refused where the config is read; the
      * suppressions it parses itself, when it is built */
