@@ -290,7 +290,11 @@ cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
 cf_err_t cf_pipeline_finish(struct cf_pipeline *p, char *errstr,
                             size_t errstr_size) {
     cf_fusion_finish(p->fusion);
+    /* Both outputs are flushed even when the first fails, so a full disk
+     * under the records does not also lose the dead letters unsaid. */
     struct cf_output *outs[2] = {p->setup.out, p->dead_letter};
+    const char *what[2] = {"output", "dead-letter output"};
+    bool failed[2] = {false, false};
     for (int i = 0; i < 2; i++) {
         struct cf_output *o = outs[i];
         if (!o || !o->ops->flush) continue;
@@ -300,9 +304,16 @@ cf_err_t cf_pipeline_finish(struct cf_pipeline *p, char *errstr,
             sleep_ms(backoff);
             if (backoff < 5000) backoff *= 2;
         }
-        if (st != CF_IO_OK)
-            return cf_seterr(errstr, errstr_size, CF_ERR_IO,
-                             "output %s failed to flush", o->ops->name);
+        failed[i] = st != CF_IO_OK;
+    }
+    if (failed[0] || failed[1]) {
+        int first = failed[0] ? 0 : 1;
+        return cf_seterr(errstr, errstr_size, CF_ERR_IO,
+                         "%s %s failed to flush%s%s%s", what[first],
+                         outs[first]->ops->name,
+                         failed[0] && failed[1] ? " (and the " : "",
+                         failed[0] && failed[1] ? what[1] : "",
+                         failed[0] && failed[1] ? " too)" : "");
     }
     if (p->deliver_error != CF_OK)
         return cf_seterr(errstr, errstr_size, p->deliver_error, "%s",

@@ -142,7 +142,9 @@ struct cf_output *cf_file_output_open(const char *path, unsigned flags,
                       "cannot create %s: it is a directory", path);
             goto fail;
         }
-        FILE *probe = fopen(path, "a");
+        /* An existing file is emptied now, as a write would: dead
+         * letters of an earlier run must not pass for this one's. */
+        FILE *probe = fopen(path, existed ? "w" : "a");
         if (!probe) {
             cf_seterr(errstr, errstr_size, CF_ERR_IO, "cannot create %s: %s%s",
                       path, strerror(errno), create_hint(errno));

@@ -10,8 +10,10 @@
 #include "connector.h"
 
 /* The file is created at the first write, so a run that writes nothing
- * (a dead-letter file on a clean run) leaves no empty file behind.  The
- * open still checks that the file can be created. */
+ * (a dead-letter file on a clean run) leaves no new empty file behind.
+ * The open still checks that the file can be created, and empties a file
+ * that exists, so that an earlier run's records do not pass for this
+ * one's. */
 #define CF_FILE_OUTPUT_DEFERRED 1u
 
 /*

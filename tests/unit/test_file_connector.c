@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -244,6 +245,31 @@ static char *slurp(const char *path, size_t *len) {
     return buf;
 }
 
+/* Deferred: no file when nothing is written, and an earlier run's file
+ * is emptied at open, not left to pass for this run's. */
+static void test_deferred_output(void **state) {
+    (void)state;
+    char err[256];
+    struct stat st;
+    const char *fresh = path_of("deferred_new.jsonl");
+    struct cf_output *out =
+        cf_file_output_open(fresh, CF_FILE_OUTPUT_DEFERRED, err, sizeof err);
+    assert_non_null(out);
+    cf_output_close(out);
+    assert_int_not_equal(stat(fresh, &st), 0);
+
+    const char *old = path_of("deferred_old.jsonl");
+    FILE *fp = fopen(old, "w");
+    assert_non_null(fp);
+    fputs("{\"kind\":\"dead-letter\",\"reason\":\"from before\"}\n", fp);
+    fclose(fp);
+    out = cf_file_output_open(old, CF_FILE_OUTPUT_DEFERRED, err, sizeof err);
+    assert_non_null(out);
+    cf_output_close(out);
+    assert_int_equal(stat(old, &st), 0);
+    assert_int_equal(st.st_size, 0);
+}
+
 /* A dead letter stays JSON when the input's name is not UTF-8. */
 static void test_dead_letter_source_not_utf8(void **state) {
     (void)state;
@@ -352,6 +378,7 @@ int main(void) {
         cmocka_unit_test(test_open_and_read_errors),
         cmocka_unit_test(test_output_and_dead_letter),
         cmocka_unit_test(test_dead_letter_source_not_utf8),
+        cmocka_unit_test(test_deferred_output),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
