@@ -30,7 +30,8 @@ enum dl_reason {
     DL_TOO_DEEP,
     DL_INVALID_UTF8,
     DL_NOT_AN_OBJECT,
-    DL_OUT_OF_MEMORY,
+    DL_OUT_OF_MEMORY,       /* an input line that could not be decoded */
+    DL_ALERT_OUT_OF_MEMORY, /* an event whose alert could not be built */
     DL_OUTPUT_FAILED,
     DL_OTHER, /* a reason an input gave that is none of the above */
     DL_REASONS
@@ -44,6 +45,7 @@ static const char *const dl_names[DL_REASONS] = {
     [DL_INVALID_UTF8] = "invalid_utf8",
     [DL_NOT_AN_OBJECT] = "not_an_object",
     [DL_OUT_OF_MEMORY] = "out_of_memory",
+    [DL_ALERT_OUT_OF_MEMORY] = "alert_out_of_memory",
     [DL_OUTPUT_FAILED] = "output_failed",
     [DL_OTHER] = "other",
 };
@@ -163,7 +165,7 @@ static void on_match(const struct cf_sigma_rule *rule, void *opaque) {
     struct cf_pipeline *p = opaque;
     struct cf_alert alert;
     if (cf_alert_from_event(&alert, rule, &p->ev, p->entities) != CF_OK) {
-        dead_letter(p, DL_OUT_OF_MEMORY, "out of memory building alert",
+        dead_letter(p, DL_ALERT_OUT_OF_MEMORY, "out of memory building alert",
                     &p->ev.pos, p->ev.raw, p->ev.raw_len, false);
         cf_alert_clear(&alert);
         return;
@@ -176,8 +178,9 @@ static void on_match(const struct cf_sigma_rule *rule, void *opaque) {
     } else if (p->setup.cfg->emit_alerts) {
         cf_buf_reset(&p->rec);
         if (cf_alert_write(&alert, &p->rec) != CF_OK)
-            dead_letter(p, DL_OUT_OF_MEMORY, "out of memory building alert",
-                        &p->ev.pos, p->ev.raw, p->ev.raw_len, false);
+            dead_letter(p, DL_ALERT_OUT_OF_MEMORY,
+                        "out of memory building alert", &p->ev.pos, p->ev.raw,
+                        p->ev.raw_len, false);
         else
             deliver(p, "alert", p->rec.data, p->rec.len, &alert.pos);
     }
