@@ -301,6 +301,22 @@ static const char *io_detail(const struct cf_input *in,
     return d;
 }
 
+/* Takes the value of an option that may be given once.  A second one is
+ * a usage error: silently keeping the last `--input day1 --input day2`
+ * would drop day1 unsaid. */
+static bool set_once(const char **slot, const char *value, const char *cmd,
+                     const char *option) {
+    if (*slot) {
+        fprintf(stderr,
+                "chainfuse %s: %s is given twice ('%s' and '%s'); give it "
+                "once\n",
+                cmd, option, *slot, value);
+        return false;
+    }
+    *slot = value;
+    return true;
+}
+
 /* Writes the run counters as one record of kind "stats", so that with
  * `--stats -` beside records on stdout every line still has a kind. */
 static bool write_stats(struct cf_output *so, json_t *stats) {
@@ -335,7 +351,12 @@ static int cmd_check(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "r:c:jh", opts, NULL)) != -1) {
         switch (c) {
         case 'r': add_rules_path(&ra, optarg); break;
-        case 'c': config_path = optarg; break;
+        case 'c':
+            if (!set_once(&config_path, optarg, "check", "--config")) {
+                cf_free(ra.paths);
+                return EXIT_USAGE;
+            }
+            break;
         case 'j': as_json = true; break;
         case 'h':
             fputs(check_usage, stdout);
@@ -453,21 +474,25 @@ static int cmd_run(int argc, char **argv) {
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     struct rules_args ra = {0};
-    const char *input = "-", *output = "-", *config_path = NULL;
+    const char *input = NULL, *output = NULL, *config_path = NULL;
     const char *dead_letter_path = NULL, *stats_path = NULL;
-    bool no_alerts = false;
+    bool no_alerts = false, once = true;
     int c, rc = EXIT_RUNTIME;
     char prog[] = "chainfuse run"; /* getopt's messages start with it */
     argv[0] = prog;
     while ((c = getopt_long(argc, argv, "r:i:o:c:d:ns:h", opts, NULL)) != -1) {
         switch (c) {
         case 'r': add_rules_path(&ra, optarg); break;
-        case 'i': input = optarg; break;
-        case 'o': output = optarg; break;
-        case 'c': config_path = optarg; break;
-        case 'd': dead_letter_path = optarg; break;
+        case 'i': once = set_once(&input, optarg, "run", "--input"); break;
+        case 'o': once = set_once(&output, optarg, "run", "--output"); break;
+        case 'c':
+            once = set_once(&config_path, optarg, "run", "--config");
+            break;
+        case 'd':
+            once = set_once(&dead_letter_path, optarg, "run", "--dead-letter");
+            break;
         case 'n': no_alerts = true; break;
-        case 's': stats_path = optarg; break;
+        case 's': once = set_once(&stats_path, optarg, "run", "--stats"); break;
         case 'h':
             fputs(run_usage, stdout);
             cf_free(ra.paths);
@@ -477,7 +502,13 @@ static int cmd_run(int argc, char **argv) {
             cf_free(ra.paths);
             return EXIT_USAGE;
         }
+        if (!once) {
+            cf_free(ra.paths);
+            return EXIT_USAGE;
+        }
     }
+    if (!input) input = "-";
+    if (!output) output = "-";
     if (ra.n == 0 || optind != argc) {
         if (ra.n == 0)
             fprintf(stderr,
@@ -551,7 +582,8 @@ static int cmd_run(int argc, char **argv) {
         goto done;
     }
     if (rb->n_rejected) {
-        fprintf(stderr, "chainfuse: %zu rules rejected (see ", rb->n_rejected);
+        fprintf(stderr, "chainfuse: %zu rule%s rejected (see ", rb->n_rejected,
+                rb->n_rejected == 1 ? "" : "s");
         print_check_hint(&ra);
         fputs(")\n", stderr);
     }
@@ -625,8 +657,12 @@ static int cmd_run(int argc, char **argv) {
             (long long)json_integer_value(
                 json_object_get(stats, "suppressed_alerts")),
             (long long)json_integer_value(json_object_get(stats, "incidents")),
-            (long long)dl, dl ? " to " : "", dl ? cfg->dead_letter_path : "",
-            (long long)dropped, dropped ? " (see --stats)" : "");
+            (long long)dl,
+            !dl                           ? ""
+            : *cf_file_output_error(dead) ? " but NOT saved to "
+                                          : " to ",
+            dl ? cfg->dead_letter_path : "", (long long)dropped,
+            dropped ? " (see --stats)" : "");
     if (stats_out && !write_stats(stats_out, stats)) {
         const char *d = cf_file_output_error(stats_out);
         fprintf(stderr, "chainfuse: --stats: %s\n", *d ? d : "out of memory");
