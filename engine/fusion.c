@@ -53,6 +53,7 @@
 #include "hash.h"
 #include "heap.h"
 #include "incident.h"
+#include "sigma_correlation.h"
 #include "timeutil.h"
 
 #define MS_SECOND 1000LL
@@ -432,6 +433,38 @@ static int alert_id_cmp(const void *a, const void *b) {
                   ((const struct cf_alert *)b)->id);
 }
 
+static bool names_it(const char *want, const char *id, const char *name,
+                     const char *title) {
+    return (id && strcasecmp(want, id) == 0) ||
+           (name && strcasecmp(want, name) == 0) ||
+           (title && strcasecmp(want, title) == 0);
+}
+
+/* A suppression naming a rule that is not loaded never applies.  That is
+ * not an error (one config may serve several rule sets) but a typo must
+ * not pass unseen, so it is said once, at start. */
+static void warn_unknown_suppressed_rules(const struct cf_fusion *fu,
+                                          const struct cf_rulebook *rb) {
+    for (size_t i = 0; i < fu->n_supp; i++) {
+        const char *want = fu->supp[i].rule;
+        bool found = false;
+        if (!want) continue;
+        for (size_t r = 0; r < rb->n_rules && !found; r++)
+            found = names_it(want, rb->rules[r]->id, rb->rules[r]->name,
+                             rb->rules[r]->title);
+        for (size_t c = 0; c < rb->n_correlations && !found; c++)
+            found =
+                names_it(want, rb->correlations[c]->id,
+                         rb->correlations[c]->name, rb->correlations[c]->title);
+        if (!found)
+            fprintf(stderr,
+                    "chainfuse: warning: suppressions[%zu]: rule '%s' is "
+                    "not the id, name or title of any loaded rule; it will "
+                    "never apply\n",
+                    i, want);
+    }
+}
+
 struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
                                 const struct cf_rulebook *rb,
                                 cf_fusion_emit_fn emit, void *opaque,
@@ -454,6 +487,7 @@ struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
                                 errstr, errstr_size);
     if (rc == CF_ERR_NOMEM) goto nomem;
     if (rc) goto fail;
+    if (rb) warn_unknown_suppressed_rules(fu, rb);
     if (rb) {
         fu->co = cf_correlator_new(rb, &cfg->correlation, &cfg->limits,
                                    on_correlation, fu, errstr, errstr_size);

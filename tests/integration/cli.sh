@@ -237,7 +237,11 @@ for s in 01 02 03; do
 done > "$T/corr_events.jsonl"
 printf 'suppressions:\n  - rule: Many Whoami\n    reason: lab\n' > "$T/corr_supp.yml"
 "$CF" run --rules "$T/corr" --input "$T/corr_events.jsonl" --output "$T/corr_plain.jsonl" 2>/dev/null
-"$CF" run --rules "$T/corr" --input "$T/corr_events.jsonl" --config "$T/corr_supp.yml" --output "$T/corr_supp.jsonl" --stats "$T/corr_supp_stats.json" 2>/dev/null
+"$CF" run --rules "$T/corr" --input "$T/corr_events.jsonl" --config "$T/corr_supp.yml" --output "$T/corr_supp.jsonl" --stats "$T/corr_supp_stats.json" 2>"$T/corr_supp.err"
+check "a suppression naming a loaded rule draws no warning" '! grep -q "warning: suppressions" "$T/corr_supp.err"'
+printf 'suppressions:\n  - rule: Many Whoamii\n    reason: typo\n' > "$T/corr_typo.yml"
+"$CF" run --rules "$T/corr" --input "$T/corr_events.jsonl" --config "$T/corr_typo.yml" --output /dev/null 2>"$T/err"; rc=$?
+check "a suppression naming no loaded rule is warned about" '[ $rc -eq 0 ] && grep -q "warning: suppressions\[0\]: rule .Many Whoamii. is not the id, name or title of any loaded rule" "$T/err"'
 check "a correlation alert is raised without the suppression" '[ "$(jq -s "map(select(.kind == \"alert\" and .rule.title == \"Many Whoami\")) | length" "$T/corr_plain.jsonl")" = 1 ]'
 check "... and hidden and counted with it" '[ "$(jq -s "map(select(.kind == \"alert\" and .rule.title == \"Many Whoami\")) | length" "$T/corr_supp.jsonl")" = 0 ] && jq -e ".suppressed_alerts == 1" "$T/corr_supp_stats.json" >/dev/null'
 
