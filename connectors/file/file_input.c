@@ -21,6 +21,7 @@
 #define DEFAULT_MAX_LINE ((size_t)1 << 20)
 
 static const char line_too_long[] = "line exceeds max_line_bytes";
+static const char truncated_input[] = "truncated input";
 
 struct file_input {
     struct cf_input in; /* first: the cf_input handed out is this struct */
@@ -34,6 +35,8 @@ struct file_input {
     size_t acc_len;
     bool overlong; /* the line being read has lost bytes past acc */
     bool eof;
+    bool started; /* the first chunk has been read */
+    bool failed;  /* a read error: err says why, every read() now fails */
     int64_t line_no;
     char err[256];
 };
@@ -83,8 +86,34 @@ static const char *zlib_reason(const char *msg, const char *path) {
     return msg;
 }
 
+static bool ends_in_gz(const char *path) {
+    size_t n = strlen(path);
+    return n >= 3 && strcmp(path + n - 3, ".gz") == 0;
+}
+
+/* Called once, on the first chunk of the input. */
+static void first_chunk(struct file_input *fi) {
+    fi->started = true;
+    /* A UTF-8 byte order mark (Windows editors, PowerShell's Out-File)
+     * would otherwise make the first event invalid JSON.  Only here: a
+     * BOM anywhere else is in the data, and the decoder rejects it. */
+    if (fi->chunk_end >= 3 && memcmp(fi->chunk, "\xef\xbb\xbf", 3) == 0)
+        fi->chunk_pos = 3;
+    /* zlib reads anything that is not gzip as plain text without a word.
+     * Read it (a browser that undid the transfer encoding keeps the .gz
+     * name, and the events are still wanted), but say so: a file that
+     * is really something else (zip, bzip2) then shows up as one dead
+     * letter per line with this warning naming the cause. */
+    if (ends_in_gz(fi->path) && gzdirect(fi->gz))
+        fprintf(stderr,
+                "chainfuse: warning: %s ends in .gz but is not gzip data; "
+                "reading it as plain text\n",
+                fi->path);
+}
+
 static cf_io_status file_read(struct cf_input *in, struct cf_record *rec) {
     struct file_input *fi = in->ctx;
+    if (fi->failed) return CF_IO_FAIL;
     for (;;) {
         const char *start, *nl;
         size_t avail;
@@ -115,10 +144,21 @@ static cf_io_status file_read(struct cf_input *in, struct cf_record *rec) {
                          zerr == Z_BUF_ERROR ? " (the gzip data is cut short)"
                          : zerr == Z_DATA_ERROR ? " (the gzip data is corrupt)"
                                                 : "");
+                fi->failed = true;
+                /* The line the data stopped in is handed over, marked,
+                 * so it is dead-lettered and counted rather than lost;
+                 * the next read() reports the error. */
+                if (fi->acc_len > 0 || fi->overlong) {
+                    make_record(fi, fi->acc, fi->acc_len, rec);
+                    rec->defect = truncated_input;
+                    rec->truncated = true;
+                    return CF_IO_OK;
+                }
                 return CF_IO_FAIL;
             }
             fi->chunk_pos = 0;
             fi->chunk_end = (size_t)n;
+            if (!fi->started) first_chunk(fi);
             continue;
         }
         start = fi->chunk + fi->chunk_pos;

@@ -18,8 +18,13 @@
  * max_line_bytes (0 = 1 MiB) is returned as a record with rec->defect =
  * "line exceeds max_line_bytes", rec->truncated set and data holding its
  * first max_line_bytes bytes; the rest of it is skipped without being
- * buffered.  read() answers CF_IO_FAIL on a read error
- * (a corrupt or truncated gzip file); cf_file_input_error() says why.
+ * buffered.  A UTF-8 byte order mark at the very start of the input is
+ * skipped (anywhere else it is data).  A file named *.gz that is not
+ * gzip data is read as plain text with one warning on stderr.  On a
+ * read error (a corrupt or truncated gzip file) the partly read line,
+ * if any, is returned first as a record with rec->defect = "truncated
+ * input" and rec->truncated set; then read() answers CF_IO_FAIL, and
+ * keeps doing so, and cf_file_input_error() says why.
  *
  * Returns NULL and fills errstr when the file cannot be opened or is a
  * directory.  The

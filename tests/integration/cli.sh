@@ -261,5 +261,29 @@ if [ -w /dev/full ]; then
   check "a dead letter that could not be saved is not reported as saved" '[ $rc -eq 1 ] && grep -q "1 dead-lettered but NOT saved to /dev/full" "$T/err"'
 fi
 
+# A UTF-8 byte order mark at the start of the input is not an event
+# defect; one further on still is.
+printf '\xef\xbb\xbf' > "$T/bom.jsonl"; head -n 2 "$T/events.jsonl" >> "$T/bom.jsonl"
+"$CF" run --rules "$T/rules" --input "$T/bom.jsonl" --output "$T/o_bom.jsonl" --dead-letter "$T/dl_bom.jsonl" --stats "$T/stats_bom.json" 2>"$T/err"; rc=$?
+check "a BOM at the start of the input is skipped" '[ $rc -eq 0 ] && jq -e ".events == 2 and .dead_lettered == 0 and .alerts == 1" "$T/stats_bom.json" >/dev/null'
+"$CF" run --rules "$T/rules" --output /dev/null --dead-letter "$T/dl_bom1.jsonl" --stats "$T/stats_bom1.json" < "$T/bom.jsonl" 2>/dev/null
+check "... on stdin too" 'jq -e ".events == 2 and .dead_lettered == 0" "$T/stats_bom1.json" >/dev/null'
+printf '\xef\xbb\xbf' | cat - "$T/bom.jsonl" | "$CF" run --rules "$T/rules" --output /dev/null --dead-letter "$T/dl_bom2.jsonl" --stats "$T/stats_bom2.json" 2>/dev/null
+check "... but only the first one" 'jq -e ".events == 1 and .dead_lettered == 1" "$T/stats_bom2.json" >/dev/null && jq -e ".offset == 1" "$T/dl_bom2.jsonl" >/dev/null'
+
+# A .gz that is not gzip data is read, with a warning naming it.
+cp "$T/events.jsonl" "$T/plain.jsonl.gz"
+"$CF" run --rules "$T/rules" --input "$T/plain.jsonl.gz" --config "$T/config.yml" --output "$T/o_plaingz.jsonl" --dead-letter "$T/dl_plaingz.jsonl" 2>"$T/err"; rc=$?
+check "a .gz that is not gzip warns once, naming the file" '[ $rc -eq 0 ] && [ "$(grep -c "warning: $T/plain.jsonl.gz ends in .gz but is not gzip data; reading it as plain text" "$T/err")" = 1 ] && [ "$(grep -c "not gzip" "$T/err")" = 1 ]'
+check "... and still reads it" 'jq -s -e "map(select(.kind==\"alert\")) | length == 1" "$T/o_plaingz.jsonl" >/dev/null'
+"$CF" run --rules "$T/rules" --input "$T/events.jsonl.gz" --config "$T/config.yml" --output /dev/null --dead-letter "$T/dl_realgz.jsonl" 2>"$T/err"
+check "... a real .gz gives no such warning" '! grep -q "not gzip" "$T/err"'
+
+# The line a truncated .gz stops in is dead-lettered and counted, not lost.
+"$CF" run --rules "$T/rules" --input "$T/cut.jsonl.gz" --output /dev/null --dead-letter "$T/dl_cut.jsonl" --stats "$T/stats_cut2.json" 2>"$T/err"; rc=$?
+cut_after=$(sed -n "s/.*cannot read .* after line \([0-9]*\):.*/\1/p" "$T/err")
+check "truncated .gz: the cut line is dead-lettered as truncated input" '[ $rc -eq 1 ] && [ -n "$cut_after" ] && [ "$(wc -l < "$T/dl_cut.jsonl")" = 1 ] && jq -e --argjson n "$cut_after" ".reason == \"truncated input\" and .truncated == true and .offset == \$n + 1" "$T/dl_cut.jsonl" >/dev/null'
+check "... and counted with the events" 'jq -e --argjson n "$cut_after" ".events == \$n and .dead_lettered == 1" "$T/stats_cut2.json" >/dev/null'
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -130,6 +130,53 @@ static void test_stdin(void **state) {
     close(saved);
 }
 
+/* A UTF-8 byte order mark (Windows editors, PowerShell's Out-File)
+ * at the very start of the input is not part of the first event; one
+ * anywhere else is left in place for the decoder to reject. */
+static void test_bom(void **state) {
+    (void)state;
+    char err[256];
+    const char data[] = "\xef\xbb\xbf{\"a\":1}\n\xef\xbb\xbf{\"b\":2}\n";
+    const char *const want[] = {"{\"a\":1}", "\xef\xbb\xbf{\"b\":2}"};
+    const int64_t lines[] = {1, 2};
+    const char *p = path_of("bom.jsonl");
+    write_file(p, data, sizeof data - 1);
+    struct cf_input *in = cf_file_input_open(p, 0, err, sizeof err);
+    assert_non_null(in);
+    expect_records(in, p, want, lines, 2);
+    cf_input_close(in);
+
+    p = path_of("bom.jsonl.gz");
+    write_gz(p, data, sizeof data - 1);
+    in = cf_file_input_open(p, 0, err, sizeof err);
+    assert_non_null(in);
+    expect_records(in, p, want, lines, 2);
+    cf_input_close(in);
+
+    /* stdin, and a file that is nothing but a BOM (no record at all). */
+    p = path_of("bom_only.jsonl");
+    write_file(p, "\xef\xbb\xbf", 3);
+    int saved = dup(STDIN_FILENO);
+    int fd = open(p, O_RDONLY);
+    assert_true(saved >= 0 && fd >= 0);
+    assert_true(dup2(fd, STDIN_FILENO) >= 0);
+    close(fd);
+    in = cf_file_input_open("-", 0, err, sizeof err);
+    assert_non_null(in);
+    expect_records(in, "-", want, lines, 0);
+    cf_input_close(in);
+    assert_true(dup2(saved, STDIN_FILENO) >= 0);
+    close(saved);
+
+    /* Two bytes of a BOM are not one: kept. */
+    p = path_of("half_bom.jsonl");
+    write_file(p, "\xef\xbb{}\n", 5);
+    in = cf_file_input_open(p, 0, err, sizeof err);
+    const char *const half[] = {"\xef\xbb{}"};
+    expect_records(in, p, half, lines, 1);
+    cf_input_close(in);
+}
+
 static void test_long_lines(void **state) {
     (void)state;
     char err[256];
@@ -225,11 +272,34 @@ static void test_open_and_read_errors(void **state) {
     struct cf_record rec;
     cf_io_status st;
     int records = 0;
+    bool saw_partial = false;
+    int64_t last_line = 0;
     assert_non_null(in);
-    while ((st = in->ops->read(in, &rec)) == CF_IO_OK) records++;
+    while ((st = in->ops->read(in, &rec)) == CF_IO_OK) {
+        records++;
+        /* Only the last record, the line the cut went through, is
+         * defective: handed over (to be dead-lettered and counted), not
+         * lost. */
+        assert_false(saw_partial);
+        if (rec.defect) {
+            assert_string_equal(rec.defect, "truncated input");
+            assert_true(rec.truncated);
+            assert_true(rec.len > 0);
+            assert_memory_equal(rec.data, "{\"i\":", 5);
+            saw_partial = true;
+        }
+        last_line = rec.pos.offset;
+    }
     assert_int_equal(st, CF_IO_FAIL);
     assert_true(records > 0);
+    assert_true(saw_partial);
+    assert_int_equal(last_line, records);
     assert_true(strlen(cf_file_input_error(in)) > 0);
+    /* The message counts the complete lines; the cut one comes after. */
+    char after[64];
+    snprintf(after, sizeof after, "after line %d:", records - 1);
+    assert_non_null(strstr(cf_file_input_error(in), after));
+    assert_int_equal(in->ops->read(in, &rec), CF_IO_FAIL);
     fprintf(stderr, "truncated gzip: %d records, then: %s\n", records,
             cf_file_input_error(in));
     cf_input_close(in);
@@ -374,6 +444,7 @@ int main(void) {
         cmocka_unit_test(test_plain_file),
         cmocka_unit_test(test_gzip_file),
         cmocka_unit_test(test_stdin),
+        cmocka_unit_test(test_bom),
         cmocka_unit_test(test_long_lines),
         cmocka_unit_test(test_open_and_read_errors),
         cmocka_unit_test(test_output_and_dead_letter),
