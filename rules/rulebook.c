@@ -316,12 +316,59 @@ static void load_file(struct book *b, const char *path, const struct stat *st,
     json_decref(docs);
 }
 
+/* The directories one cf_rulebook_load() walk has entered, by identity,
+ * so a symlink back up the tree (rules/self -> ../rules) is read once
+ * rather than followed until MAX_DIR_DEPTH, which would reach every file
+ * again and fail the load as "loaded twice".  Per walk: two --rules
+ * paths that overlap are still reported as such. */
+struct walked_dir {
+    dev_t dev;
+    ino_t ino;
+    char *path; /* as first reached, for the warning */
+};
+
+struct walk {
+    struct walked_dir *dirs;
+    size_t n;
+};
+
+/* True when the directory `st` describes was entered before in this
+ * walk (and says so on stderr); otherwise remembers it.  Out of memory
+ * sets b->nomem, as read_before() does. */
+static bool walked_before(struct book *b, struct walk *w, const char *path,
+                          const struct stat *st) {
+    for (size_t i = 0; i < w->n; i++)
+        if (w->dirs[i].dev == st->st_dev && w->dirs[i].ino == st->st_ino) {
+            fprintf(stderr,
+                    "chainfuse: warning: skipping %s: it leads back to %s, "
+                    "already read\n",
+                    path, w->dirs[i].path);
+            return true;
+        }
+    char *copy = cf_strdup(path);
+    if (!copy || grow((void **)&w->dirs, w->n, sizeof(*w->dirs)) != 0) {
+        cf_free(copy);
+        b->nomem = true;
+        return false;
+    }
+    w->dirs[w->n].dev = st->st_dev;
+    w->dirs[w->n].ino = st->st_ino;
+    w->dirs[w->n].path = copy;
+    w->n++;
+    return false;
+}
+
+static void walk_free(struct walk *w) {
+    for (size_t i = 0; i < w->n; i++) cf_free(w->dirs[i].path);
+    cf_free(w->dirs);
+}
+
 static int cmp_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static cf_err_t load_dir(struct book *b, const char *dir, int depth,
-                         json_t *placeholders, char *errstr,
+static cf_err_t load_dir(struct book *b, struct walk *w, const char *dir,
+                         int depth, json_t *placeholders, char *errstr,
                          size_t errstr_size) {
     cf_err_t rc = CF_OK;
     char **names = NULL;
@@ -356,13 +403,17 @@ static cf_err_t load_dir(struct book *b, const char *dir, int depth,
         if (stat(path, &st) != 0) {
             /* a dangling link inside a rule tree is not fatal */
         } else if (S_ISDIR(st.st_mode)) {
-            if (depth >= MAX_DIR_DEPTH) {
+            if (walked_before(b, w, path, &st)) {
+                /* skipped, with a warning */
+            } else if (b->nomem) {
+                /* reported after the loop */
+            } else if (depth >= MAX_DIR_DEPTH) {
                 reject(b, path, NULL,
                        "directory nested too deep (symlink loop?); not "
                        "loaded");
             } else {
                 char sub[512];
-                if (load_dir(b, path, depth + 1, placeholders, sub,
+                if (load_dir(b, w, path, depth + 1, placeholders, sub,
                              sizeof(sub)) != CF_OK)
                     reject(b, path, NULL, sub);
             }
@@ -398,7 +449,11 @@ cf_err_t cf_rulebook_load(struct cf_rulebook *rb, const char *path,
         return cf_seterr(errstr, errstr_size, CF_ERR_IO,
                          "cannot read rules at %s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode)) {
-        cf_err_t rc = load_dir(b, path, 0, placeholders, errstr, errstr_size);
+        struct walk w = {NULL, 0};
+        cf_err_t rc = CF_OK;
+        if (!walked_before(b, &w, path, &st) && !b->nomem)
+            rc = load_dir(b, &w, path, 0, placeholders, errstr, errstr_size);
+        walk_free(&w);
         if (rc != CF_OK) return rc;
     } else {
         /* A single file is read whatever its extension: the user named

@@ -285,5 +285,16 @@ cut_after=$(sed -n "s/.*cannot read .* after line \([0-9]*\):.*/\1/p" "$T/err")
 check "truncated .gz: the cut line is dead-lettered as truncated input" '[ $rc -eq 1 ] && [ -n "$cut_after" ] && [ "$(wc -l < "$T/dl_cut.jsonl")" = 1 ] && jq -e --argjson n "$cut_after" ".reason == \"truncated input\" and .truncated == true and .offset == \$n + 1" "$T/dl_cut.jsonl" >/dev/null'
 check "... and counted with the events" 'jq -e --argjson n "$cut_after" ".events == \$n and .dead_lettered == 1" "$T/stats_cut2.json" >/dev/null'
 
+# A symlink loop in a rule folder is read once, with a warning, not an
+# error about overlapping paths.
+mkdir -p "$T/loop"
+cp "$T/rules/good.yml" "$T/loop/"
+ln -s ../loop "$T/loop/self"
+"$CF" check --rules "$T/loop" --json > "$T/loop.json" 2>"$T/err"; rc=$?
+check "a symlink loop under --rules is skipped, not an error" '[ $rc -eq 0 ] && jq -e ".rules_loaded == 1 and .rules_rejected == 0" "$T/loop.json" >/dev/null && ! grep -q "loaded twice" "$T/err"'
+check "... with one warning naming the link" '[ "$(grep -c "skipping $T/loop/self: it leads back to $T/loop, already read" "$T/err")" = 1 ] && [ "$(grep -c "skipping" "$T/err")" = 1 ]'
+"$CF" check --rules "$T/loop" --rules "$T/loop/good.yml" >/dev/null 2>"$T/err"; rc=$?
+check "... while two overlapping --rules paths are still an error" '[ $rc -ne 0 ] && grep -q "loaded twice" "$T/err"'
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
