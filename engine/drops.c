@@ -7,6 +7,7 @@
  * keys, metric labels): add new ones, never rename. */
 static const char *const names[CF_DROP_REASONS] = {
     [CF_DROP_SCAN_ERROR] = "scan_error",
+    [CF_DROP_ROUTE_OUT_OF_MEMORY] = "route_out_of_memory",
     [CF_DROP_CORRELATION_FUTURE_TIME] = "correlation_future_time",
     [CF_DROP_CORRELATION_NO_TIME] = "correlation_no_time",
     [CF_DROP_CORRELATION_NO_GROUP_BY] = "correlation_no_group_by",

@@ -24,6 +24,9 @@ enum cf_drop_reason {
     /* an event whose Hyperscan scan or PCRE2 match failed: rules may
      * have missed it (owner: the matcher) */
     CF_DROP_SCAN_ERROR,
+    /* an event matched against no rule because routing it ran out of
+     * memory (owner: the matcher) */
+    CF_DROP_ROUTE_OUT_OF_MEMORY,
     /* an alert a correlation rule refers to that has no event time */
     CF_DROP_CORRELATION_NO_TIME,
     /* an alert without the correlation's group-by field (one per

@@ -327,6 +327,7 @@ cf_err_t cf_pipeline_finish(struct cf_pipeline *p, char *errstr,
 void cf_pipeline_dropped(const struct cf_pipeline *p, struct cf_drops *out) {
     memset(out, 0, sizeof *out);
     out->n[CF_DROP_SCAN_ERROR] = cf_matcher_scan_errors(p->matcher, NULL);
+    out->n[CF_DROP_ROUTE_OUT_OF_MEMORY] = cf_matcher_route_failures(p->matcher);
     cf_fusion_drops(p->fusion, out);
 }
 

@@ -166,6 +166,7 @@ struct cf_matcher {
     uint32_t next_cap;
     /* Events with a failed scan, and what the first failure was. */
     uint64_t scan_errors;
+    uint64_t route_failures; /* events not routed for lack of memory */
     bool event_failed;
     char first_error[160];
 };
@@ -1231,6 +1232,10 @@ uint64_t cf_matcher_scan_errors(const struct cf_matcher *m,
     return m->scan_errors;
 }
 
+uint64_t cf_matcher_route_failures(const struct cf_matcher *m) {
+    return m->route_failures;
+}
+
 static void mark_expr(struct cf_matcher *m, unsigned int id) {
     const struct cf_ruleset *rs = m->rs;
     for (uint32_t k = rs->expr_item_off[id]; k < rs->expr_item_off[id + 1];
@@ -1671,7 +1676,7 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
     m->routes = cf_router_route(rs->router, m->route_cache, ev);
     if (!m->routes) { /* unroutable is not "routed nowhere": counted */
         scan_failed(m, "logsource routing skipped: out of memory");
-        m->scan_errors++;
+        m->route_failures++;
         return 0;
     }
     for (uint32_t i = 0; i < rs->route_words; i++)

@@ -65,8 +65,8 @@ typedef void (*cf_match_fn)(const struct cf_sigma_rule *rule, void *opaque);
 
 /* Calls fn once per rule that matches `ev`, in rule order.  Returns the
  * number of matching rules.  A scan that fails does not stop the others;
- * the event is counted in cf_matcher_scan_errors (as is an event that
- * could not be routed for lack of memory). */
+ * the event is counted in cf_matcher_scan_errors; an event that could
+ * not be routed for lack of memory, in cf_matcher_route_failures. */
 int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
                      cf_match_fn fn, void *opaque);
 
@@ -77,5 +77,9 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
  * ("" when none), owned by the matcher. */
 uint64_t cf_matcher_scan_errors(const struct cf_matcher *m,
                                 const char **first_error);
+
+/* How many events were matched against no rule because routing them ran
+ * out of memory. */
+uint64_t cf_matcher_route_failures(const struct cf_matcher *m);
 
 #endif

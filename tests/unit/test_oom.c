@@ -1032,8 +1032,8 @@ static bool pipeline_check(void *ctx, unsigned long refused) {
     assert_non_null(stats);
     struct cf_drops d;
     cf_pipeline_dropped(c->p, &d);
-    /* an event the router could not route is a scan error */
-    uint64_t drops = oom_drops(&d) + d.n[CF_DROP_SCAN_ERROR];
+    /* an event the router could not route is counted as such */
+    uint64_t drops = oom_drops(&d) + d.n[CF_DROP_ROUTE_OUT_OF_MEMORY];
     json_int_t dead =
         json_integer_value(json_object_get(stats, "dead_lettered"));
     assert_int_equal(dead, c->dead.records.n);
@@ -1051,7 +1051,7 @@ static bool pipeline_check(void *ctx, unsigned long refused) {
         json_int_t off = json_integer_value(
             json_object_get(json_object_get(j, "input"), "offset"));
         json_decref(j);
-        bool found = d.n[CF_DROP_SCAN_ERROR] > 0;
+        bool found = d.n[CF_DROP_ROUTE_OUT_OF_MEMORY] > 0;
         for (size_t k = 0; k < c->dead.records.n && !found; k++) {
             json_t *dl = parse(c->dead.records.v[k]);
             found = json_integer_value(json_object_get(dl, "offset")) == off;

@@ -415,6 +415,7 @@ static const char *const dead_letter_reason_names[] = {
 
 static const char *const dropped_reason_names[] = {
     "scan_error",
+    "route_out_of_memory",
     "correlation_future_time",
     "correlation_no_time",
     "correlation_no_group_by",
