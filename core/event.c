@@ -435,13 +435,13 @@ static bool flatten_root(struct flatten *fl) {
 
 static const char *status_reason(enum cf_json_status s) {
     switch (s) {
-    case CF_JSON_TRUNCATED: return "truncated JSON";
-    case CF_JSON_TOO_DEEP: return "nesting exceeds max_depth";
-    case CF_JSON_BAD_UTF8: return "invalid UTF-8";
-    case CF_JSON_NOT_OBJECT: return "not a JSON object";
-    case CF_JSON_TOO_LONG: return "line exceeds max_line_bytes";
-    case CF_JSON_NOMEM: return "out of memory";
-    default: return "invalid JSON";
+    case CF_JSON_TRUNCATED: return CF_DEFECT_TRUNCATED_JSON;
+    case CF_JSON_TOO_DEEP: return CF_DEFECT_TOO_DEEP;
+    case CF_JSON_BAD_UTF8: return CF_DEFECT_INVALID_UTF8;
+    case CF_JSON_NOT_OBJECT: return CF_DEFECT_NOT_AN_OBJECT;
+    case CF_JSON_TOO_LONG: return CF_DEFECT_LINE_TOO_LONG;
+    case CF_JSON_NOMEM: return CF_DEFECT_OUT_OF_MEMORY;
+    default: return CF_DEFECT_INVALID_JSON;
     }
 }
 
@@ -465,7 +465,7 @@ cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,
     ev->raw_len = len;
     if (!ev->storage) {
         if (!(ev->storage = cf_calloc(1, sizeof *st))) {
-            why = "out of memory";
+            why = CF_DEFECT_OUT_OF_MEMORY;
             rc = CF_ERR_NOMEM;
             goto done;
         }
@@ -475,12 +475,12 @@ cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,
     }
     st = ev->storage;
     if (len > max_line) {
-        why = "line exceeds max_line_bytes";
+        why = CF_DEFECT_LINE_TOO_LONG;
         rc = CF_ERR_LIMIT;
         goto done;
     }
     if (!cf_buf_reserve(&st->strings, cf_json_strings_size(len))) {
-        why = "out of memory";
+        why = CF_DEFECT_OUT_OF_MEMORY;
         rc = CF_ERR_NOMEM;
         goto done;
     }
@@ -499,7 +499,7 @@ cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,
     fl.ev = ev;
     fl.st = st;
     if (!flatten_root(&fl)) {
-        why = "out of memory";
+        why = CF_DEFECT_OUT_OF_MEMORY;
         rc = CF_ERR_NOMEM;
         goto done;
     }

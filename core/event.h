@@ -82,12 +82,24 @@ void cf_event_init(struct cf_event *ev);
 void cf_event_reset(struct cf_event *ev); /* keeps buffers */
 void cf_event_free(struct cf_event *ev);  /* frees buffers */
 
+/* What can be wrong with an input record, in the words its dead-letter
+ * record uses: the decoder's reasons and those of the connectors that
+ * find a record bad before decoding.  One vocabulary, so that the engine
+ * counts each under its own name (engine/pipeline.c); a connector with
+ * a defect of its own adds it here. */
+#define CF_DEFECT_INVALID_JSON "invalid JSON"
+#define CF_DEFECT_TRUNCATED_JSON "truncated JSON"
+#define CF_DEFECT_LINE_TOO_LONG "line exceeds max_line_bytes"
+#define CF_DEFECT_TOO_DEEP "nesting exceeds max_depth"
+#define CF_DEFECT_INVALID_UTF8 "invalid UTF-8"
+#define CF_DEFECT_NOT_AN_OBJECT "not a JSON object"
+#define CF_DEFECT_OUT_OF_MEMORY "out of memory"
+#define CF_DEFECT_TRUNCATED_INPUT "truncated input" /* a read error cut it */
+
 /*
  * Decodes one JSON line into `ev` (which is reset first).  On failure
- * returns a negative cf_err_t and sets *reason to a static string naming
- * the defect: "invalid JSON", "truncated JSON", "line exceeds
- * max_line_bytes", "nesting exceeds max_depth", "invalid UTF-8",
- * "not a JSON object".  Sets ev->time_ms from the event's time fields
+ * returns a negative cf_err_t and sets *reason to one of the static
+ * CF_DEFECT_* strings above.  Sets ev->time_ms from the event's time fields
  * (see cf_event_extract_time).
  */
 cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,

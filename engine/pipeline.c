@@ -30,6 +30,7 @@ enum dl_reason {
     DL_TOO_DEEP,
     DL_INVALID_UTF8,
     DL_NOT_AN_OBJECT,
+    DL_TRUNCATED_INPUT,     /* a read error cut the record */
     DL_OUT_OF_MEMORY,       /* an input line that could not be decoded */
     DL_ALERT_OUT_OF_MEMORY, /* an event whose alert could not be built */
     DL_OUTPUT_FAILED,
@@ -44,24 +45,26 @@ static const char *const dl_names[DL_REASONS] = {
     [DL_TOO_DEEP] = "too_deep",
     [DL_INVALID_UTF8] = "invalid_utf8",
     [DL_NOT_AN_OBJECT] = "not_an_object",
+    [DL_TRUNCATED_INPUT] = "truncated_input",
     [DL_OUT_OF_MEMORY] = "out_of_memory",
     [DL_ALERT_OUT_OF_MEMORY] = "alert_out_of_memory",
     [DL_OUTPUT_FAILED] = "output_failed",
     [DL_OTHER] = "other",
 };
 
-/* The texts of the decoder (core/event.h) and of the connectors. */
+/* The one vocabulary of record defects (core/event.h). */
 static const struct {
     const char *text;
     enum dl_reason reason;
 } dl_texts[] = {
-    {"invalid JSON", DL_INVALID_JSON},
-    {"truncated JSON", DL_TRUNCATED_JSON},
-    {"line exceeds max_line_bytes", DL_LINE_TOO_LONG},
-    {"nesting exceeds max_depth", DL_TOO_DEEP},
-    {"invalid UTF-8", DL_INVALID_UTF8},
-    {"not a JSON object", DL_NOT_AN_OBJECT},
-    {"out of memory", DL_OUT_OF_MEMORY},
+    {CF_DEFECT_INVALID_JSON, DL_INVALID_JSON},
+    {CF_DEFECT_TRUNCATED_JSON, DL_TRUNCATED_JSON},
+    {CF_DEFECT_LINE_TOO_LONG, DL_LINE_TOO_LONG},
+    {CF_DEFECT_TOO_DEEP, DL_TOO_DEEP},
+    {CF_DEFECT_INVALID_UTF8, DL_INVALID_UTF8},
+    {CF_DEFECT_NOT_AN_OBJECT, DL_NOT_AN_OBJECT},
+    {CF_DEFECT_TRUNCATED_INPUT, DL_TRUNCATED_INPUT},
+    {CF_DEFECT_OUT_OF_MEMORY, DL_OUT_OF_MEMORY},
 };
 
 static enum dl_reason classify(const char *text) {
@@ -268,7 +271,7 @@ cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
             const char *reason = NULL;
             if (cf_event_decode(p->dec, &p->ev, rec.data, rec.len,
                                 &p->setup.cfg->limits, &reason) != CF_OK) {
-                reason = reason ? reason : "invalid JSON";
+                reason = reason ? reason : CF_DEFECT_INVALID_JSON;
                 dead_letter(p, classify(reason), reason, &rec.pos, rec.data,
                             rec.len, rec.truncated);
             } else {

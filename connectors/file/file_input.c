@@ -17,11 +17,10 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "event.h" /* the CF_DEFECT_* words */
+
 #define CHUNK_BYTES ((size_t)256 * 1024)
 #define DEFAULT_MAX_LINE ((size_t)1 << 20)
-
-static const char line_too_long[] = "line exceeds max_line_bytes";
-static const char truncated_input[] = "truncated input";
 
 struct file_input {
     struct cf_input in; /* first: the cf_input handed out is this struct */
@@ -63,7 +62,7 @@ static void make_record(struct file_input *fi, const char *data, size_t len,
     rec->defect = NULL;
     rec->truncated = false;
     if (overlong || len > fi->max_line) {
-        rec->defect = line_too_long;
+        rec->defect = CF_DEFECT_LINE_TOO_LONG;
         rec->truncated = true;
         if (len > fi->max_line) len = fi->max_line;
     }
@@ -150,7 +149,7 @@ static cf_io_status file_read(struct cf_input *in, struct cf_record *rec) {
                  * the next read() reports the error. */
                 if (fi->acc_len > 0 || fi->overlong) {
                     make_record(fi, fi->acc, fi->acc_len, rec);
-                    rec->defect = truncated_input;
+                    rec->defect = CF_DEFECT_TRUNCATED_INPUT;
                     rec->truncated = true;
                     return CF_IO_OK;
                 }

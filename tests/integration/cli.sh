@@ -283,7 +283,7 @@ check "... a real .gz gives no such warning" '! grep -q "not gzip" "$T/err"'
 "$CF" run --rules "$T/rules" --input "$T/cut.jsonl.gz" --output /dev/null --dead-letter "$T/dl_cut.jsonl" --stats "$T/stats_cut2.json" 2>"$T/err"; rc=$?
 cut_after=$(sed -n "s/.*cannot read .* after line \([0-9]*\):.*/\1/p" "$T/err")
 check "truncated .gz: the cut line is dead-lettered as truncated input" '[ $rc -eq 1 ] && [ -n "$cut_after" ] && [ "$(wc -l < "$T/dl_cut.jsonl")" = 1 ] && jq -e --argjson n "$cut_after" ".reason == \"truncated input\" and .truncated == true and .offset == \$n + 1" "$T/dl_cut.jsonl" >/dev/null'
-check "... and counted with the events" 'jq -e --argjson n "$cut_after" ".events == \$n and .dead_lettered == 1" "$T/stats_cut2.json" >/dev/null'
+check "... and counted with the events, under its own reason" 'jq -e --argjson n "$cut_after" ".events == \$n and .dead_lettered == 1 and .dead_letter_reasons.truncated_input == 1 and .dead_letter_reasons.other == 0" "$T/stats_cut2.json" >/dev/null'
 
 # A symlink loop in a rule folder is read once, with a warning, not an
 # error about overlapping paths.

@@ -409,9 +409,10 @@ static const struct cf_input_ops defect_input_ops = {
     .name = "defects", .read = defect_read, .commit = NULL, .close = NULL};
 
 static const char *const dead_letter_reason_names[] = {
-    "invalid_json",  "truncated_json", "line_too_long", "too_deep",
-    "invalid_utf8",  "not_an_object",  "out_of_memory", "alert_out_of_memory",
-    "output_failed", "other"};
+    "invalid_json",    "truncated_json", "line_too_long",
+    "too_deep",        "invalid_utf8",   "not_an_object",
+    "truncated_input", "out_of_memory",  "alert_out_of_memory",
+    "output_failed",   "other"};
 
 static const char *const dropped_reason_names[] = {
     "scan_error",
