@@ -12,6 +12,7 @@
  */
 #include "event.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -529,6 +530,33 @@ const char *cf_event_json(const struct cf_event *ev, size_t *len) {
     while (n && is_json_space(s[n - 1])) n--;
     *len = n;
     return s;
+}
+
+bool cf_decimal_parse(const char *s, size_t n, double *out) {
+    char text[128];
+    size_t i = 0, start;
+    if (n == 0 || n >= sizeof text) return false; /* no number is longer */
+    if (s[i] == '+' || s[i] == '-') i++;
+    for (start = i; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+    }
+    if (i == start) return false;
+    if (i < n && s[i] == '.') {
+        for (start = ++i; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        }
+        if (i == start) return false;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        if (++i < n && (s[i] == '+' || s[i] == '-')) i++;
+        for (start = i; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        }
+        if (i == start) return false;
+    }
+    if (i != n) return false;
+    /* The grammar is checked; strtod only converts, on a NUL-ended copy. */
+    memcpy(text, s, n);
+    text[n] = '\0';
+    *out = strtod(text, NULL);
+    return isfinite(*out);
 }
 
 int cf_event_find(const struct cf_event *ev, const char *name, size_t name_len,

@@ -107,6 +107,13 @@ cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,
                          const struct cf_decode_limits *limits,
                          const char **reason);
 
+/* Whether s[0..n) is wholly one decimal number - optional sign, digits,
+ * optional fraction, optional exponent - and its value in *out.  Blanks,
+ * hex ("0x20"), "inf", "nan" and units are not numbers.  The one reader
+ * for values compared as numbers: an event's field and a rule's value
+ * written as text.  s[n] need not be NUL. */
+bool cf_decimal_parse(const char *s, size_t n, double *out);
+
 /* Index of the first leaf named `name` at or after `from`, or -1.
  * Leaves of one array share a name and are adjacent. */
 int cf_event_find(const struct cf_event *ev, const char *name, size_t name_len,

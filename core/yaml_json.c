@@ -86,12 +86,6 @@ static const char *where(struct walk *w) {
     return w->msg;
 }
 
-static void path_truncate(struct walk *w, size_t mark) {
-    if (w->path.failed || !w->path.data) return;
-    w->path.len = mark;
-    w->path.data[mark] = '\0';
-}
-
 /* The line of the first key of `node` equal to `k` (which is a later
  * one): only looked for once a duplicate is known, so the common path
  * costs one hash lookup per key. */
@@ -131,7 +125,7 @@ static json_t *convert(struct walk *w, yaml_node_t *node, int depth) {
             cf_buf_printf(&w->path, "[%zu]", i);
             json_t *v =
                 convert(w, yaml_document_get_node(w->doc, *it), depth + 1);
-            path_truncate(w, mark);
+            cf_buf_truncate(&w->path, mark);
             /* append steals v even when it fails (out of memory) */
             if (!v || json_array_append_new(arr, v)) {
                 json_decref(arr);
@@ -166,13 +160,13 @@ static json_t *convert(struct walk *w, yaml_node_t *node, int depth) {
                          w->path.failed ? key : w->path.data);
                 snprintf(tail, sizeof tail, " (first at line %zu)",
                          first_line_of(w->doc, node, k));
-                path_truncate(w, mark);
+                cf_buf_truncate(&w->path, mark);
                 json_decref(obj);
                 return walk_fail(w, k, w->msg, tail);
             }
             json_t *v = convert(w, yaml_document_get_node(w->doc, pair->value),
                                 depth + 1);
-            path_truncate(w, mark);
+            cf_buf_truncate(&w->path, mark);
             if (!v) {
                 json_decref(obj);
                 return NULL;

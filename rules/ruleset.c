@@ -1385,34 +1385,15 @@ static bool field_present(struct cf_matcher *m, const struct cf_event *ev,
     return false;
 }
 
-/* Strict decimal number, the whole text: optional sign, digits,
- * optional fraction and exponent.  strtod alone would also take leading
- * blanks, hex ("0x20"), "inf" and "nan", none of which a log means as a
- * number to compare. */
+/* A field's value as a number: a JSON number as written (the decoder
+ * checked its grammar), or text that is wholly a decimal number. */
 static bool parse_number(const struct cf_event_field *f, double *out) {
-    const char *s = f->value;
-    size_t n = f->value_len, i = 0, start;
-    char *end;
-    if (f->type == CF_VALUE_NULL || f->type == CF_VALUE_BOOL || n == 0)
-        return false;
-    if (s[i] == '+' || s[i] == '-') i++;
-    for (start = i; i < n && isdigit((unsigned char)s[i]); i++) {
+    if (f->type == CF_VALUE_NUMBER) {
+        *out = strtod(f->value, NULL); /* NUL-terminated by the decoder */
+        return isfinite(*out);
     }
-    if (i == start) return false;
-    if (i < n && s[i] == '.') {
-        for (start = ++i; i < n && isdigit((unsigned char)s[i]); i++) {
-        }
-        if (i == start) return false;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        if (++i < n && (s[i] == '+' || s[i] == '-')) i++;
-        for (start = i; i < n && isdigit((unsigned char)s[i]); i++) {
-        }
-        if (i == start) return false;
-    }
-    if (i != n) return false;
-    *out = strtod(s, &end); /* the text is NUL-terminated by the decoder */
-    return end == s + n && isfinite(*out);
+    return f->type == CF_VALUE_STRING &&
+           cf_decimal_parse(f->value, f->value_len, out);
 }
 
 static bool compare(double a, enum cf_compare op, double b) {
@@ -1675,7 +1656,6 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
     m->event_failed = false;
     m->routes = cf_router_route(rs->router, m->route_cache, ev);
     if (!m->routes) { /* unroutable is not "routed nowhere": counted */
-        scan_failed(m, "logsource routing skipped: out of memory");
         m->route_failures++;
         return 0;
     }

@@ -23,6 +23,7 @@
 #include <pcre2.h>
 
 #include "buf.h"
+#include "event.h"
 
 /* A glob under construction: literal bytes with a parallel wildcard
  * mask, as in struct cf_sigma_pattern.  Both buffers always hold the
@@ -666,16 +667,8 @@ static bool numeric_value(const json_t *v, double *out) {
         *out = json_number_value(v);
         return true;
     }
-    if (!json_is_string(v)) return false;
-    const char *s = json_string_value(v);
-    char *end;
-    errno = 0;
-    double d = strtod(s, &end);
-    if (end == s || *end || errno || !isfinite(d) ||
-        strspn(s, "0123456789+-.eE") != strlen(s))
-        return false;
-    *out = d;
-    return true;
+    return json_is_string(v) &&
+           cf_decimal_parse(json_string_value(v), json_string_length(v), out);
 }
 
 /* Typed (non-glob) patterns: exists, re, cidr, numbers, time parts,
