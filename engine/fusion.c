@@ -204,11 +204,6 @@ struct cf_fusion {
     struct never_list never[CF_ENTITY_COUNT];
     struct suppression *supp;
     size_t n_supp;
-    /* field suppressions read the alert's event with this decoder,
-     * created at the first one */
-    struct cf_decoder *supp_dec;
-    struct cf_event supp_ev;
-    struct cf_decode_limits input_limits; /* the pipeline's */
 
     cf_fusion_emit_fn emit;
     void *opaque;
@@ -473,8 +468,6 @@ struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
     if (!fu) goto nomem;
     fu->emit = emit;
     fu->opaque = opaque;
-    fu->input_limits = cfg->limits;
-    cf_event_init(&fu->supp_ev);
     fu->max_seen = fu->watermark = fu->clock = INT64_MIN;
     fu->bucket_end = fu->close_hint = INT64_MAX;
     fu->last_sweep = INT64_MIN;
@@ -503,8 +496,6 @@ fail:
 
 void cf_fusion_destroy(struct cf_fusion *fu) {
     if (!fu) return;
-    cf_event_free(&fu->supp_ev);
-    cf_decoder_destroy(fu->supp_dec);
     cf_correlator_destroy(fu->co);
     for (size_t i = 0; i < fu->pending.n; i++) {
         cf_alert_clear(fu->pending.entries[i].item);
@@ -1017,7 +1008,8 @@ static int64_t alert_time(const struct cf_fusion *fu,
  * it raised them: emitted as alerts and fused.  The correlator chains
  * correlations over correlations itself, so they are not pushed back. */
 static const struct suppression *suppressed_by(struct cf_fusion *fu,
-                                               const struct cf_alert *a);
+                                               const struct cf_alert *a,
+                                               const struct cf_event *ev);
 
 static void drain(struct cf_fusion *fu) {
     size_t done = 0;
@@ -1027,7 +1019,7 @@ static void drain(struct cf_fusion *fu) {
         struct cf_alert a = fu->cq[done++];
         /* A suppression names a rule by id, name or title; correlation
          * rules have them too, so their alerts are hidden the same way. */
-        if (fu->n_supp && suppressed_by(fu, &a)) {
+        if (fu->n_supp && suppressed_by(fu, &a, NULL)) {
             fu->suppressed++;
             cf_alert_clear(&a);
             continue;
@@ -1159,31 +1151,12 @@ static bool field_matches(const struct cf_event *ev, const char *name,
     return false;
 }
 
-/* Decodes the alert's event into fu->supp_ev once per alert; false when
- * it cannot (out of memory), and the field suppressions then do not
- * apply (counted). */
-static bool decode_for_suppression(struct cf_fusion *fu,
-                                   const struct cf_alert *a) {
-    const char *reason = NULL;
-    if (!a->event_json) return false;
-    if (!fu->supp_dec && !(fu->supp_dec = cf_decoder_new())) {
-        fu->alloc_failures++;
-        return false;
-    }
-    if (cf_event_decode(fu->supp_dec, &fu->supp_ev, a->event_json, a->event_len,
-                        &fu->input_limits, &reason) != CF_OK) {
-        /* The event was accepted by the same decoder under the same
-         * limits when the alert was made; only memory can fail now. */
-        fu->alloc_failures++;
-        return false;
-    }
-    return true;
-}
-
+/* `ev` is the alert's decoded event, NULL for a correlation alert (which
+ * has none, so no field suppression applies to it). */
 static const struct suppression *suppressed_by(struct cf_fusion *fu,
-                                               const struct cf_alert *a) {
+                                               const struct cf_alert *a,
+                                               const struct cf_event *ev) {
     const struct suppression *hit = NULL;
-    int decoded = -1; /* -1: not yet tried; then 0 or 1 */
     int64_t t = a->time_ms;
     for (size_t i = 0; i < fu->n_supp && !hit; i++) {
         struct suppression *s = &fu->supp[i];
@@ -1191,9 +1164,7 @@ static const struct suppression *suppressed_by(struct cf_fusion *fu,
          * behaves as it did live. */
         if (t != CF_TIME_UNKNOWN && t >= s->expires_ms) continue;
         if (s->rule &&
-            !((a->rule_id && strcasecmp(s->rule, a->rule_id) == 0) ||
-              (a->rule_name && strcasecmp(s->rule, a->rule_name) == 0) ||
-              (a->rule_title && strcasecmp(s->rule, a->rule_title) == 0)))
+            !names_it(s->rule, a->rule_id, a->rule_name, a->rule_title))
             continue;
         bool ok = true;
         for (int k = 0; k < CF_ENTITY_COUNT && ok; k++) {
@@ -1212,11 +1183,9 @@ static const struct suppression *suppressed_by(struct cf_fusion *fu,
         if (ok && s->fields) {
             const char *name;
             json_t *want;
-            if (decoded < 0) decoded = decode_for_suppression(fu, a);
-            json_object_foreach(
-                s->fields, name,
-                want) if (!decoded || !field_matches(&fu->supp_ev, name, want))
-                ok = false;
+            json_object_foreach(s->fields, name, want) {
+                if (!ev || !field_matches(ev, name, want)) ok = false;
+            }
         }
         if (ok) {
             s->hits++;
@@ -1226,10 +1195,11 @@ static const struct suppression *suppressed_by(struct cf_fusion *fu,
     return hit;
 }
 
-bool cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert) {
+bool cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert,
+                    const struct cf_event *ev) {
     if (!fu || !alert) return false;
     fu->alerts_in++;
-    if (fu->n_supp && suppressed_by(fu, alert)) {
+    if (fu->n_supp && suppressed_by(fu, alert, ev)) {
         fu->suppressed++;
         return true;
     }

@@ -55,11 +55,14 @@ void cf_fusion_set_wall_clock(struct cf_fusion *fu, cf_wall_clock_fn now,
  * counted). */
 void cf_fusion_observe(struct cf_fusion *fu, int64_t time_ms);
 
-/* An alert was raised.  Fusion copies what it keeps.  Returns true when
- * a configured suppression hides the alert: it is counted, not fused, and
- * the caller must not output it either.  An alert stamped past the wall
- * clock plus the skew is fused at once, without correlation. */
-bool cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert);
+/* An alert was raised from the decoded event `ev` (borrowed for the call;
+ * field suppressions read it; NULL when there is none).  Fusion copies
+ * what it keeps.  Returns true when a configured suppression hides the
+ * alert: it is counted, not fused, and the caller must not output it
+ * either.  An alert stamped past the wall clock plus the skew is fused at
+ * once, without correlation. */
+bool cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert,
+                    const struct cf_event *ev);
 
 /* End of input: fire what is pending and close every incident. */
 void cf_fusion_finish(struct cf_fusion *fu);

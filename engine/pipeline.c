@@ -176,7 +176,7 @@ static void on_match(const struct cf_sigma_rule *rule, void *opaque) {
     p->alerts++;
     /* Fusion first: a configured suppression hides the alert from every
      * output, not only from incidents (fusion counts it). */
-    if (cf_fusion_push(p->fusion, &alert)) {
+    if (cf_fusion_push(p->fusion, &alert, &p->ev)) {
         /* suppressed */
     } else if (p->setup.cfg->emit_alerts) {
         cf_buf_reset(&p->rec);

@@ -801,7 +801,7 @@ static void fusion_run(void *ctx) {
     cf_fusion_set_wall_clock(c->fu, wall_clock, NULL);
     for (size_t i = 0; i < c->alerts.n; i++) {
         cf_fusion_observe(c->fu, c->alerts.v[i].time_ms);
-        cf_fusion_push(c->fu, &c->alerts.v[i]);
+        cf_fusion_push(c->fu, &c->alerts.v[i], NULL);
     }
     cf_fusion_finish(c->fu);
 }
@@ -898,12 +898,13 @@ static void test_fusion(void **state) {
     pack_alerts(&c.pack, &c.alerts);
     assert_true(c.alerts.n >= 8);
     /* Settings that exercise more of fusion: never_link and a
-     * suppression by event field (which decodes the alert's event). */
+     * suppression (by entity: field suppressions read the pipeline's
+     * decoded event, which this sweep does not have). */
     c.cfg = config_from(
         "{\"cache\": {\"dir\": \"\"},"
         " \"fusion\": {\"update_interval\": \"5m\","
         "               \"never_link\": [\"COLLECTOR01\"]},"
-        " \"suppressions\": [{\"field\": {\"Hostname\": \"WS07.acme.local\"},"
+        " \"suppressions\": [{\"entity\": {\"host\": \"WS07.acme.local\"},"
         "                     \"reason\": \"lab host\"}]}");
 
     fusion_run(&c);
