@@ -321,17 +321,17 @@ static bool set_once(const char **slot, const char *value, const char *cmd,
  * `--stats -` beside records on stdout every line still has a kind. */
 static bool write_stats(struct cf_output *so, json_t *stats) {
     json_t *o = json_object();
-    char *text;
+    struct cf_buf text = CF_BUF_INIT;
     bool ok = false;
     if (!o) return false;
     json_object_set_new(o, "kind", json_string("stats"));
     json_object_update(o, stats);
-    if ((text = json_dumps(o, JSON_COMPACT)) != NULL) {
-        ok =
-            so->ops->write(so, "stats", text, strlen(text), NULL) == CF_IO_OK &&
-            so->ops->flush(so) == CF_IO_OK;
-        cf_free(text);
-    }
+    cf_buf_json(&text, o, JSON_COMPACT);
+    if (!text.failed)
+        ok = so->ops->write(so, "stats", text.data, text.len, NULL) ==
+                 CF_IO_OK &&
+             so->ops->flush(so) == CF_IO_OK;
+    cf_buf_free(&text);
     json_decref(o);
     return ok;
 }

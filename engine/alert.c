@@ -339,11 +339,6 @@ static void put_strings(struct cf_buf *b, const char *name, char *const *items,
     cf_buf_putc(b, ']');
 }
 
-static int append_json(const char *s, size_t n, void *b) {
-    cf_buf_append(b, s, n);
-    return 0;
-}
-
 cf_err_t cf_alert_write(const struct cf_alert *alert, struct cf_buf *out) {
     char when[32];
     cf_buf_puts(out, "{\"kind\":\"alert\"");
@@ -378,8 +373,7 @@ cf_err_t cf_alert_write(const struct cf_alert *alert, struct cf_buf *out) {
     cf_buf_printf(out, ",\"offset\":%lld}", (long long)alert->pos.offset);
     if (alert->is_correlation && alert->extra) {
         cf_buf_puts(out, ",\"correlation\":");
-        if (json_dump_callback(alert->extra, append_json, out, JSON_COMPACT))
-            out->failed = true;
+        cf_buf_json(out, alert->extra, JSON_COMPACT);
     }
     if (alert->event_json) {
         cf_buf_puts(out, ",\"event\":");

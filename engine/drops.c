@@ -20,10 +20,6 @@ static const char *const names[CF_DROP_REASONS] = {
     [CF_DROP_FUSION_OUT_OF_MEMORY] = "fusion_out_of_memory",
 };
 
-const char *cf_drop_reason_name(enum cf_drop_reason r) {
-    return (unsigned)r < CF_DROP_REASONS ? names[r] : "unknown";
-}
-
 json_t *cf_drops_to_json(const struct cf_drops *d) {
     json_t *o = json_object();
     if (!o) return NULL;

@@ -59,9 +59,6 @@ struct cf_drops {
     uint64_t n[CF_DROP_REASONS];
 };
 
-/* The reason's stable name ("scan_error", ...). */
-const char *cf_drop_reason_name(enum cf_drop_reason r);
-
 /* {"scan_error": n, ...} with every reason.  New reference, NULL when
  * out of memory. */
 json_t *cf_drops_to_json(const struct cf_drops *d);

@@ -528,19 +528,14 @@ void cf_fusion_destroy(struct cf_fusion *fu) {
 
 /* ---- emitting ------------------------------------------------------ */
 
-static int append_json(const char *s, size_t n, void *b) {
-    cf_buf_append(b, s, n);
-    return 0;
-}
-
 static void emit_incident(struct cf_fusion *fu, struct cf_incident *inc,
                           const char *status, const char *merged_into) {
     inc->version++;
     inc->dirty = false;
     json_t *rec = cf_incident_to_json(inc, status, merged_into);
     cf_buf_reset(&fu->rec);
-    if (!rec || json_dump_callback(rec, append_json, &fu->rec, JSON_COMPACT) ||
-        fu->rec.failed) {
+    if (rec) cf_buf_json(&fu->rec, rec, JSON_COMPACT);
+    if (!rec || fu->rec.failed) {
         json_decref(rec);
         fu->incident_unwritten++;
         return;

@@ -88,8 +88,8 @@ struct cf_pipeline {
     /* Counted here and only here; fusion's (suppressed, correlation
      * alerts, incidents) and the dropped family are counted by their
      * owners and added up in cf_pipeline_stats. */
-    uint64_t records, blank_lines, events, no_time, dead_lettered, alerts,
-        written, retries, output_failures;
+    uint64_t records, blank_lines, events, no_time, alerts, written, retries,
+        output_failures;
     uint64_t dead_letter_reasons[DL_REASONS];
     uint64_t scan_errors_seen; /* to say the first one on stderr */
 };
@@ -111,7 +111,6 @@ static void dead_letter(struct cf_pipeline *p, enum dl_reason why,
                         const char *reason, const struct cf_position *pos,
                         const char *data, size_t len, bool truncated) {
     struct cf_output *dl = p->dead_letter;
-    p->dead_lettered++;
     p->dead_letter_reasons[why]++;
     cf_err_t rc = cf_dead_letter_write(dl, reason, pos, data, len, truncated);
     if (rc != CF_OK && p->deliver_error == CF_OK) {
@@ -352,9 +351,12 @@ json_t *cf_pipeline_stats(const struct cf_pipeline *p) {
     STAT(s, "blank_lines", p->blank_lines);
     STAT(s, "events", p->events);
     STAT(s, "events_without_time", p->no_time);
-    STAT(s, "dead_lettered", p->dead_lettered);
-    for (int i = 0; i < DL_REASONS; i++)
+    uint64_t dead_lettered = 0; /* the sum of its reasons, by definition */
+    for (int i = 0; i < DL_REASONS; i++) {
         STAT(reasons, dl_names[i], p->dead_letter_reasons[i]);
+        dead_lettered += p->dead_letter_reasons[i];
+    }
+    STAT(s, "dead_lettered", dead_lettered);
     json_object_set_new(s, "dead_letter_reasons", reasons);
     STAT(s, "alerts", p->alerts);
     STAT(s, "suppressed_alerts", fc.suppressed);
