@@ -6,6 +6,7 @@
 #include "yaml_json.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -272,4 +273,35 @@ char *cf_read_file(const char *path, size_t *len, char *errstr,
     }
     if (len) *len = b.len;
     return cf_buf_steal(&b);
+}
+
+const char *cf_scalar_text(const json_t *v, char *buf, size_t size,
+                           size_t *len) {
+    if (json_is_string(v)) {
+        *len = json_string_length(v);
+        return json_string_value(v);
+    }
+    if (json_is_integer(v)) {
+        snprintf(buf, size, "%lld", (long long)json_integer_value(v));
+    } else if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (d == floor(d) && fabs(d) < 1e16) {
+            /* as Python (pySigma) prints floats: 10.0 stays "10.0" */
+            snprintf(buf, size, "%.1f", d);
+        } else {
+            /* shortest text that reads back as the same double */
+            for (int prec = 1; prec <= 17; prec++) {
+                snprintf(buf, size, "%.*g", prec, d);
+                if (strtod(buf, NULL) == d) break;
+            }
+        }
+    } else if (json_is_true(v)) {
+        snprintf(buf, size, "true");
+    } else if (json_is_false(v)) {
+        snprintf(buf, size, "false");
+    } else {
+        return NULL;
+    }
+    *len = strlen(buf);
+    return buf;
 }

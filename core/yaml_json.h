@@ -26,6 +26,15 @@
 json_t *cf_yaml_to_json(const char *text, size_t len, char *errstr,
                         size_t errstr_size);
 
+/* The text a YAML scalar is matched as, whatever type it was read as
+ * (EventID: 4688 is a number, CommandLine a string): strings as they are,
+ * integers in decimal, reals as Python (pySigma) prints them (10.0 stays
+ * "10.0", else the shortest text that reads back the same), booleans as
+ * true / false.  NULL for null, lists and mappings.  The text is either
+ * v's own string or written into buf; *len is its length. */
+const char *cf_scalar_text(const json_t *v, char *buf, size_t size,
+                           size_t *len);
+
 /* Reads a whole file into a NUL-terminated buffer the caller frees with
  * cf_free(); *len (when len is non-NULL) is its length without the NUL.
  * NULL with errstr when the file cannot be opened or read, or memory

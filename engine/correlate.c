@@ -51,6 +51,7 @@
 #include "hash.h"
 #include "heap.h"
 #include "sigma_correlation.h"
+#include "yaml_json.h"
 
 #define NIL UINT32_MAX
 #define KEY_INLINE 16
@@ -511,20 +512,8 @@ static const char *field_text(struct cf_correlator *co, bool has_ev,
         }
     }
     const json_t *v = group ? json_object_get(group, name) : NULL;
-    if (!v || json_is_null(v)) return NULL;
-    if (json_is_string(v)) {
-        *len = json_string_length(v);
-        return json_string_value(v);
-    }
-    if (json_is_integer(v))
-        snprintf(co->numbuf, sizeof(co->numbuf), "%" JSON_INTEGER_FORMAT,
-                 json_integer_value(v));
-    else if (json_is_real(v))
-        snprintf(co->numbuf, sizeof(co->numbuf), "%.17g", json_real_value(v));
-    else
-        return NULL; /* objects and arrays cannot group */
-    *len = strlen(co->numbuf);
-    return co->numbuf;
+    /* NULL for null, objects and arrays: they cannot group */
+    return v ? cf_scalar_text(v, co->numbuf, sizeof co->numbuf, len) : NULL;
 }
 
 /* ---- evaluation ---------------------------------------------------------- */

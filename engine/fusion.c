@@ -55,6 +55,7 @@
 #include "incident.h"
 #include "sigma_correlation.h"
 #include "timeutil.h"
+#include "yaml_json.h"
 
 #define MS_SECOND 1000LL
 #define MS_MINUTE (60 * MS_SECOND)
@@ -299,19 +300,10 @@ static cf_err_t field_texts(const json_t *field, json_t **out, size_t i,
     json_t *texts = json_object();
     if (!texts) return CF_ERR_NOMEM;
     json_object_foreach((json_t *)field, name, v) {
-        char num[64];
-        const char *text;
-        if (json_is_string(v)) {
-            text = json_string_value(v);
-        } else if (json_is_integer(v)) {
-            snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
-            text = num;
-        } else if (json_is_real(v)) {
-            snprintf(num, sizeof num, "%.17g", json_real_value(v));
-            text = num;
-        } else if (json_is_boolean(v)) {
-            text = json_is_true(v) ? "true" : "false";
-        } else {
+        char buf[64];
+        size_t len;
+        const char *text = cf_scalar_text(v, buf, sizeof buf, &len);
+        if (!text) {
             json_decref(texts);
             return cf_seterr(errstr, errstr_size, CF_ERR,
                              "config: suppressions[%zu].field.%s must be one "
@@ -319,7 +311,7 @@ static cf_err_t field_texts(const json_t *field, json_t **out, size_t i,
                              "or null",
                              i, name);
         }
-        if (json_object_set_new(texts, name, json_string(text))) {
+        if (json_object_set_new(texts, name, json_stringn(text, len))) {
             json_decref(texts);
             return CF_ERR_NOMEM;
         }

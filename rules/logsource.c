@@ -46,6 +46,7 @@
 
 #include "buf.h"
 #include "hash.h"
+#include "yaml_json.h"
 
 enum ls_mode { LS_VALUES, LS_PRESENT, LS_ABSENT };
 enum ls_kind { LS_PRODUCT, LS_CATEGORY, LS_SERVICE };
@@ -539,25 +540,6 @@ static int load_defaults(struct cf_router *r) {
 
 /* ---- config section ---------------------------------------------------- */
 
-static int scalar_text(const json_t *v, char *buf, size_t n, const char **out,
-                       size_t *len) {
-    if (json_is_string(v)) {
-        *out = json_string_value(v);
-        *len = json_string_length(v);
-        return 0;
-    }
-    if (json_is_integer(v)) {
-        snprintf(buf, n, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    } else if (json_is_real(v)) {
-        snprintf(buf, n, "%.17g", json_real_value(v));
-    } else {
-        return -1;
-    }
-    *out = buf;
-    *len = strlen(buf);
-    return 0;
-}
-
 static int parse_cfg_test(struct cf_router *r, struct ls_cond *c,
                           const char *field, const json_t *val,
                           const char *where, char *errstr, size_t n) {
@@ -586,7 +568,9 @@ static int parse_cfg_test(struct cf_router *r, struct ls_cond *c,
         char buf[64];
         const char *text;
         size_t len;
-        if (scalar_text(v, buf, sizeof buf, &text, &len))
+        /* true / false mean present / absent, and only alone */
+        if (json_is_boolean(v) ||
+            !(text = cf_scalar_text(v, buf, sizeof buf, &len)))
             return cf_seterr(errstr, n, CF_ERR_PARSE,
                              "logsources: %s: field %s: values must be "
                              "strings or numbers (or true/false alone)",

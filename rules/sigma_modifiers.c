@@ -24,6 +24,7 @@
 
 #include "buf.h"
 #include "event.h"
+#include "yaml_json.h"
 
 /* A glob under construction: literal bytes with a parallel wildcard
  * mask, as in struct cf_sigma_pattern.  Both buffers always hold the
@@ -364,38 +365,6 @@ static int windash_expand(const struct wstr *s, struct alts *out,
 
 /* ---- scalars ------------------------------------------------------ */
 
-/* The text a scalar is matched as: numbers and booleans as written. */
-static const char *scalar_text(const json_t *v, char *buf, size_t size,
-                               size_t *len) {
-    if (json_is_string(v)) {
-        *len = json_string_length(v);
-        return json_string_value(v);
-    }
-    if (json_is_integer(v)) {
-        snprintf(buf, size, "%lld", (long long)json_integer_value(v));
-    } else if (json_is_real(v)) {
-        double d = json_real_value(v);
-        if (d == floor(d) && fabs(d) < 1e16) {
-            /* as Python (pySigma) prints floats: 10.0 stays "10.0" */
-            snprintf(buf, size, "%.1f", d);
-        } else {
-            /* shortest text that reads back as the same double */
-            for (int prec = 1; prec <= 17; prec++) {
-                snprintf(buf, size, "%.*g", prec, d);
-                if (strtod(buf, NULL) == d) break;
-            }
-        }
-    } else if (json_is_true(v)) {
-        snprintf(buf, size, "true");
-    } else if (json_is_false(v)) {
-        snprintf(buf, size, "false");
-    } else {
-        return NULL;
-    }
-    *len = strlen(buf);
-    return buf;
-}
-
 static int pattern_from_wstr(struct cf_sigma_pattern *p, const struct wstr *s,
                              unsigned flags) {
     memset(p, 0, sizeof(*p));
@@ -497,7 +466,7 @@ static cf_err_t expand_placeholders(const char *text, size_t len,
         const json_t *v = json_is_array(vals) ? json_array_get(vals, i) : vals;
         char buf[64];
         size_t vlen;
-        const char *vs = scalar_text(v, buf, sizeof(buf), &vlen);
+        const char *vs = cf_scalar_text(v, buf, sizeof(buf), &vlen);
         if (!vs)
             return cf_seterr(errstr, errstr_size, CF_ERR_PARSE,
                              "placeholder %%%s%%: values must be strings",
@@ -698,7 +667,7 @@ static cf_err_t typed_pattern(const struct chain *c, const json_t *v,
                       BIT(MOD_CONTAINS) | BIT(MOD_STARTSWITH) |
                       BIT(MOD_ENDSWITH);
         if ((rc = only(c, ok, "'re'", errstr, errstr_size)) != CF_OK) return rc;
-        const char *s = scalar_text(v, buf, sizeof(buf), &len);
+        const char *s = cf_scalar_text(v, buf, sizeof(buf), &len);
         if (!s || json_is_boolean(v))
             return cf_seterr(errstr, errstr_size, CF_ERR_PARSE,
                              "field '%s': |re needs a string value", c->field);
@@ -966,7 +935,7 @@ static cf_err_t build_value(const struct chain *c, const json_t *v,
     }
     char buf[64];
     size_t len;
-    const char *text = scalar_text(v, buf, sizeof(buf), &len);
+    const char *text = cf_scalar_text(v, buf, sizeof(buf), &len);
     if (!text) {
         rc = cf_seterr(errstr, errstr_size, CF_ERR_PARSE,
                        "field '%s': unsupported value type", c->field);

@@ -577,7 +577,8 @@ static void test_field_suppression(void **state) {
     (void)state;
     struct cf_fusion *fu = new_fusion(
         "{\"suppressions\": ["
-        " {\"field\": {\"CommandLine\": \"WHOAMI /all\", \"EventID\": 1},"
+        " {\"field\": {\"CommandLine\": \"WHOAMI /all\", \"EventID\": 1,"
+        "            \"Score\": 0.1},"
         "  \"reason\": \"inventory script\"}]}",
         &c, &cfg);
     /* nested shape: CommandLine lives under Event.EventData */
@@ -585,18 +586,21 @@ static void test_field_suppression(void **state) {
                     &(struct spec){"F1", T0, "r1", CF_LEVEL_HIGH,
                                    tactic_execution, "H1", NULL, NULL, NULL},
                     "{\"Event\":{\"System\":{\"EventID\":1},"
-                    "\"EventData\":{\"CommandLine\":\"whoami /all\"}}}");
+                    "\"EventData\":{\"CommandLine\":\"whoami /all\","
+                    "\"Score\":0.1}}}");
     /* flat, with an integer jansson cannot hold */
-    push_with_event(fu,
-                    &(struct spec){"F2", T0 + SEC, "r1", CF_LEVEL_HIGH,
-                                   tactic_execution, "H2", NULL, NULL, NULL},
-                    "{\"EventID\":1,\"CommandLine\":\"whoami /all\","
-                    "\"Big\":123456789012345678901234567890}");
+    push_with_event(
+        fu,
+        &(struct spec){"F2", T0 + SEC, "r1", CF_LEVEL_HIGH, tactic_execution,
+                       "H2", NULL, NULL, NULL},
+        "{\"EventID\":1,\"CommandLine\":\"whoami /all\","
+        "\"Score\":\"0.1\",\"Big\":123456789012345678901234567890}");
     /* another command: kept */
-    push_with_event(fu,
-                    &(struct spec){"F3", T0 + 2 * SEC, "r1", CF_LEVEL_HIGH,
-                                   tactic_execution, "H3", NULL, NULL, NULL},
-                    "{\"EventID\":1,\"CommandLine\":\"whoami /priv\"}");
+    push_with_event(
+        fu,
+        &(struct spec){"F3", T0 + 2 * SEC, "r1", CF_LEVEL_HIGH,
+                       tactic_execution, "H3", NULL, NULL, NULL},
+        "{\"EventID\":1,\"CommandLine\":\"whoami /priv\",\"Score\":0.1}");
     cf_fusion_finish(fu);
     struct cf_fusion_counts counts;
     cf_fusion_counts(fu, &counts);
