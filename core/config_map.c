@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "timeutil.h"
+
 #define MS_SECOND 1000LL
 #define MS_MINUTE (60 * MS_SECOND)
 #define MS_HOUR (60 * MS_MINUTE)
@@ -78,21 +80,6 @@ static void describe(const json_t *v, char *buf, size_t size) {
     }
 }
 
-void cf_config_map_format_duration(int64_t ms, char buf[32]) {
-    static const struct {
-        const char *name;
-        int64_t ms;
-    } units[] = {
-        {"d", MS_DAY}, {"h", MS_HOUR}, {"m", MS_MINUTE}, {"s", MS_SECOND}};
-    for (size_t i = 0; i < CF_ARRAY_LEN(units); i++)
-        if (ms != 0 && ms % units[i].ms == 0) {
-            snprintf(buf, 32, "%lld%s", (long long)(ms / units[i].ms),
-                     units[i].name);
-            return;
-        }
-    snprintf(buf, 32, "%lld%s", (long long)ms, ms ? "ms" : "");
-}
-
 static void format_size(int64_t bytes, char buf[32]) {
     for (size_t i = CF_ARRAY_LEN(size_units); i-- > 2;)
         if (bytes != 0 && bytes % size_units[i].bytes == 0) {
@@ -106,7 +93,7 @@ static void format_size(int64_t bytes, char buf[32]) {
 
 static void format_value(enum cf_config_type t, int64_t v, char buf[32]) {
     if (t == CF_CONFIG_DURATION)
-        cf_config_map_format_duration(v, buf);
+        cf_duration_format(v, buf);
     else if (t == CF_CONFIG_SIZE)
         format_size(v, buf);
     else

@@ -104,7 +104,4 @@ void cf_config_map_reference(const struct cf_config_section_def *secs, size_t n,
  * else NULL.  `names` is NULL-terminated. */
 const char *cf_config_map_nearest(const char *word, const char *const *names);
 
-/* Milliseconds as the shortest exact "90m", "36500d", "1500ms". */
-void cf_config_map_format_duration(int64_t ms, char buf[32]);
-
 #endif

@@ -238,3 +238,17 @@ void cf_time_format(int64_t ms, char buf[32]) {
     memcpy(buf, tmp, 31);
     buf[31] = '\0';
 }
+
+void cf_duration_format(int64_t ms, char buf[32]) {
+    static const struct {
+        const char *name;
+        int64_t ms;
+    } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (ms != 0 && ms % units[i].ms == 0) {
+            snprintf(buf, 32, "%lld%s", (long long)(ms / units[i].ms),
+                     units[i].name);
+            return;
+        }
+    snprintf(buf, 32, "%lld%s", (long long)ms, ms ? "ms" : "");
+}

@@ -32,6 +32,10 @@ cf_err_t cf_time_fields_parse(const char *s, size_t len,
 /* The ISO 8601 week number (1..53) of the date in tf. */
 unsigned cf_time_iso_week(const struct cf_time_fields *tf);
 
+/* A duration in milliseconds as the shortest exact text: "90m",
+ * "36500d", "1500ms", "0" (config defaults, correlation timespans). */
+void cf_duration_format(int64_t ms, char buf[32]);
+
 /* Writes "YYYY-MM-DDTHH:MM:SS.mmmZ" (24 chars + NUL) into buf. */
 void cf_time_format(int64_t ms, char buf[32]);
 

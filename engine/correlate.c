@@ -51,6 +51,7 @@
 #include "hash.h"
 #include "heap.h"
 #include "sigma_correlation.h"
+#include "timeutil.h"
 #include "yaml_json.h"
 
 #define NIL UINT32_MAX
@@ -520,18 +521,6 @@ static const char *field_text(struct cf_correlator *co, bool has_ev,
 
 static void process_alert(struct cf_correlator *co, const struct cf_alert *a);
 
-static const char *timespan_text(int64_t ms, char buf[32]) {
-    if (ms % 86400000 == 0)
-        snprintf(buf, 32, "%lldd", (long long)(ms / 86400000));
-    else if (ms % 3600000 == 0)
-        snprintf(buf, 32, "%lldh", (long long)(ms / 3600000));
-    else if (ms % 60000 == 0)
-        snprintf(buf, 32, "%lldm", (long long)(ms / 60000));
-    else
-        snprintf(buf, 32, "%llds", (long long)(ms / 1000));
-    return buf;
-}
-
 static int u64_cmp(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
@@ -657,9 +646,8 @@ static void fire(struct cf_correlator *co, uint32_t s, uint32_t n,
                                   json_integer((json_int_t)metric)) == 0;
     }
     ok &= json_object_set_new(extra, "alert_count", json_integer(n)) == 0;
-    ok &= json_object_set_new(
-              extra, "timespan",
-              json_string(timespan_text(c->timespan_ms, buf))) == 0;
+    cf_duration_format(c->timespan_ms, buf);
+    ok &= json_object_set_new(extra, "timespan", json_string(buf)) == 0;
     ok &= json_object_set_new(extra, "alert_ids", ids) == 0;
 
     /* id: correlation + group values + window start */

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "killchain.h"
+#include "timeutil.h"
 #include "yaml_json.h"
 
 static char *write_temp(const char *text) {
@@ -295,11 +296,11 @@ static void test_tables_are_consistent(void **state) {
     cf_buf_free(&ref);
 
     char buf[32];
-    cf_config_map_format_duration(36500LL * 86400000, buf);
+    cf_duration_format(36500LL * 86400000, buf);
     assert_string_equal(buf, "36500d");
-    cf_config_map_format_duration(90 * 60000, buf);
+    cf_duration_format(90 * 60000, buf);
     assert_string_equal(buf, "90m");
-    cf_config_map_format_duration(1500, buf);
+    cf_duration_format(1500, buf);
     assert_string_equal(buf, "1500ms");
     const char *names[] = {"lateness", "window", "max_alerts", NULL};
     assert_string_equal(cf_config_map_nearest("latenes", names), "lateness");
