@@ -382,3 +382,36 @@ cf_err_t cf_alert_write(const struct cf_alert *alert, struct cf_buf *out) {
     cf_buf_putc(out, '}');
     return out->failed ? CF_ERR_NOMEM : CF_OK;
 }
+
+/* Same-millisecond alerts by id, so their arrival order does not matter. */
+static int alert_id_cmp(const void *a, const void *b) {
+    return strcmp(((const struct cf_alert *)a)->id,
+                  ((const struct cf_alert *)b)->id);
+}
+
+void cf_alert_queue_init(struct cf_heap *q) {
+    *q = (struct cf_heap)CF_HEAP_INIT(alert_id_cmp);
+}
+
+cf_err_t cf_alert_queue_push(struct cf_heap *q, const struct cf_alert *a) {
+    struct cf_alert *copy = cf_malloc(sizeof *copy);
+    if (!copy) return CF_ERR_NOMEM;
+    if (cf_alert_copy(copy, a) != CF_OK) {
+        cf_free(copy);
+        return CF_ERR_NOMEM;
+    }
+    if (cf_heap_push(q, copy->time_ms, copy) != CF_OK) {
+        cf_alert_clear(copy);
+        cf_free(copy);
+        return CF_ERR_NOMEM;
+    }
+    return CF_OK;
+}
+
+void cf_alert_queue_free(struct cf_heap *q) {
+    for (size_t i = 0; i < q->n; i++) {
+        cf_alert_clear(q->entries[i].item);
+        cf_free(q->entries[i].item);
+    }
+    cf_heap_free(q);
+}

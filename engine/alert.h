@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "common.h"
 #include "event.h"
+#include "heap.h"
 #include "sigma.h"
 
 enum cf_entity_kind {
@@ -96,6 +97,18 @@ void cf_alert_clear(struct cf_alert *alert);
 
 /* Deep copy (entities, event, extra); borrowed pointers stay borrowed. */
 cf_err_t cf_alert_copy(struct cf_alert *dst, const struct cf_alert *src);
+
+/*
+ * Alerts waiting for the watermark (fusion, correlation): a core/heap of
+ * owned copies, by event time, then by id, so that same-millisecond
+ * alerts come out in the same order however they arrived.
+ * cf_alert_queue_push copies `a` (CF_ERR_NOMEM leaves the queue as it
+ * was); cf_heap_pop hands back a copy the caller clears and frees;
+ * cf_alert_queue_free frees what is left.
+ */
+void cf_alert_queue_init(struct cf_heap *q);
+cf_err_t cf_alert_queue_push(struct cf_heap *q, const struct cf_alert *a);
+void cf_alert_queue_free(struct cf_heap *q);
 
 /* Appends the "kind":"alert" record to `out`, one line of compact JSON
  * with the event's bytes embedded as its last member.  CF_ERR_NOMEM (and

@@ -887,12 +887,6 @@ static void process_alert(struct cf_correlator *co, const struct cf_alert *a) {
 
 /* ---- pending alerts, in (time, id) order -------------------------------- */
 
-/* Same-millisecond alerts by id, so their arrival order does not matter. */
-static int alert_id_cmp(const void *a, const void *b) {
-    return strcmp(((const struct cf_alert *)a)->id,
-                  ((const struct cf_alert *)b)->id);
-}
-
 /* Evaluates and frees one alert popped from the pending heap. */
 static void process_pending(struct cf_correlator *co, struct cf_alert *p) {
     process_alert(co, p);
@@ -916,7 +910,7 @@ cf_correlator_new(const struct cf_rulebook *rb,
     co->opaque = opaque;
     co->free_head = NIL;
     co->watermark = INT64_MIN;
-    co->pending = (struct cf_heap)CF_HEAP_INIT(alert_id_cmp);
+    cf_alert_queue_init(&co->pending);
     cf_event_init(&co->ev);
     if (limits) {
         co->limits = *limits;
@@ -972,11 +966,7 @@ void cf_correlator_destroy(struct cf_correlator *co) {
         if (w->n_ev > 1) cf_free(w->ev.many);
         cf_free(w->ents);
     }
-    for (size_t i = 0; i < co->pending.n; i++) {
-        cf_alert_clear(co->pending.entries[i].item);
-        cf_free(co->pending.entries[i].item);
-    }
-    cf_heap_free(&co->pending);
+    cf_alert_queue_free(&co->pending);
     for (size_t i = 0; i < co->n_chainq; i++) cf_alert_clear(&co->chainq[i]);
     cf_free(co->chainq);
     cf_free(co->wins);
@@ -1010,21 +1000,7 @@ void cf_correlator_push(struct cf_correlator *co, const struct cf_alert *a) {
         drain_chain(co);
         return;
     }
-    struct cf_alert *p = cf_malloc(sizeof(*p));
-    if (!p) {
-        co->oom++;
-        return;
-    }
-    if (cf_alert_copy(p, a)) {
-        cf_free(p);
-        co->oom++;
-        return;
-    }
-    if (cf_heap_push(&co->pending, p->time_ms, p)) {
-        cf_alert_clear(p);
-        cf_free(p);
-        co->oom++;
-    }
+    if (cf_alert_queue_push(&co->pending, a) != CF_OK) co->oom++;
 }
 
 static void expire(struct cf_correlator *co, int64_t wm) {

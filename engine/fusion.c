@@ -414,12 +414,6 @@ static int64_t system_clock(void *opaque) {
 
 static void on_correlation(const struct cf_alert *alert, void *opaque);
 
-/* Same-millisecond alerts by id, so their arrival order does not matter. */
-static int alert_id_cmp(const void *a, const void *b) {
-    return strcmp(((const struct cf_alert *)a)->id,
-                  ((const struct cf_alert *)b)->id);
-}
-
 static bool names_it(const char *want, const char *id, const char *name,
                      const char *title) {
     return (id && strcasecmp(want, id) == 0) ||
@@ -466,7 +460,7 @@ struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
     fu->future_limit = INT64_MIN;
     fu->wall_clock = system_clock;
     fu->next_serial = 1;
-    fu->pending = (struct cf_heap)CF_HEAP_INIT(alert_id_cmp);
+    cf_alert_queue_init(&fu->pending);
     if (apply_settings(fu, &cfg->fusion) != CF_OK) goto nomem;
     int rc = parse_suppressions(fu, cf_config_section(cfg, "suppressions"),
                                 errstr, errstr_size);
@@ -489,11 +483,7 @@ fail:
 void cf_fusion_destroy(struct cf_fusion *fu) {
     if (!fu) return;
     cf_correlator_destroy(fu->co);
-    for (size_t i = 0; i < fu->pending.n; i++) {
-        cf_alert_clear(fu->pending.entries[i].item);
-        cf_free(fu->pending.entries[i].item);
-    }
-    cf_heap_free(&fu->pending);
+    cf_alert_queue_free(&fu->pending);
     for (size_t i = 0; i < fu->n_cq; i++) cf_alert_clear(&fu->cq[i]);
     for (size_t i = 0; i < fu->n_open; i++) cf_incident_destroy(fu->open[i]);
     cf_free(fu->cq);
@@ -1025,22 +1015,6 @@ static void drain(struct cf_fusion *fu) {
 
 /* ---- ordering ------------------------------------------------------ */
 
-/* Keeps a copy of `a` until the watermark passes it. */
-static int hold(struct cf_fusion *fu, const struct cf_alert *a) {
-    struct cf_alert *copy = cf_malloc(sizeof *copy);
-    if (!copy) return CF_ERR_NOMEM;
-    if (cf_alert_copy(copy, a) != CF_OK) {
-        cf_free(copy);
-        return CF_ERR_NOMEM;
-    }
-    if (cf_heap_push(&fu->pending, copy->time_ms, copy) != CF_OK) {
-        cf_alert_clear(copy);
-        cf_free(copy);
-        return CF_ERR_NOMEM;
-    }
-    return CF_OK;
-}
-
 /*
  * One alert, in event-time order.  The correlator is driven by the same
  * sorted sequence: it is advanced to the alert's time (so windows that
@@ -1212,7 +1186,7 @@ bool cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert,
         fu->pending_forced++;
         process_next(fu);
     }
-    if (hold(fu, alert) != CF_OK) {
+    if (cf_alert_queue_push(&fu->pending, alert) != CF_OK) {
         fu->alloc_failures++;
         process(fu, alert);
     }
