@@ -40,6 +40,7 @@ struct pending_filter {
 struct file_id {
     dev_t dev;
     ino_t ino;
+    char *path; /* directories only: as first reached, for a warning */
 };
 
 /* The public rulebook plus loader-private state; callers only ever see
@@ -254,17 +255,31 @@ static bool has_yaml_ext(const char *name) {
 /* True when the file `st` describes was read before; otherwise remembers
  * it.  Out of memory fails the load (b->nomem), as everywhere else: a
  * file not remembered could be loaded twice. */
-static bool read_before(struct book *b, const struct stat *st) {
-    for (size_t i = 0; i < b->n_seen; i++)
-        if (b->seen[i].dev == st->st_dev && b->seen[i].ino == st->st_ino)
-            return true;
-    if (grow((void **)&b->seen, b->n_seen, sizeof(*b->seen)) == 0) {
-        b->seen[b->n_seen].dev = st->st_dev;
-        b->seen[b->n_seen].ino = st->st_ino;
-        b->n_seen++;
-    } else {
-        b->nomem = true;
+static long find_id(const struct file_id *ids, size_t n,
+                    const struct stat *st) {
+    for (size_t i = 0; i < n; i++)
+        if (ids[i].dev == st->st_dev && ids[i].ino == st->st_ino)
+            return (long)i;
+    return -1;
+}
+
+/* Appends st's identity (and a copy of `path` when not NULL); false when
+ * out of memory. */
+static bool add_id(struct file_id **ids, size_t *n, const struct stat *st,
+                   const char *path) {
+    char *copy = path ? cf_strdup(path) : NULL;
+    if ((path && !copy) || grow((void **)ids, *n, sizeof(**ids)) != 0) {
+        cf_free(copy);
+        return false;
     }
+    (*ids)[*n] = (struct file_id){st->st_dev, st->st_ino, copy};
+    (*n)++;
+    return true;
+}
+
+static bool read_before(struct book *b, const struct stat *st) {
+    if (find_id(b->seen, b->n_seen, st) >= 0) return true;
+    if (!add_id(&b->seen, &b->n_seen, st, NULL)) b->nomem = true;
     return false;
 }
 
@@ -321,14 +336,8 @@ static void load_file(struct book *b, const char *path, const struct stat *st,
  * rather than followed until MAX_DIR_DEPTH, which would reach every file
  * again and fail the load as "loaded twice".  Per walk: two --rules
  * paths that overlap are still reported as such. */
-struct walked_dir {
-    dev_t dev;
-    ino_t ino;
-    char *path; /* as first reached, for the warning */
-};
-
 struct walk {
-    struct walked_dir *dirs;
+    struct file_id *dirs;
     size_t n;
 };
 
@@ -337,24 +346,15 @@ struct walk {
  * sets b->nomem, as read_before() does. */
 static bool walked_before(struct book *b, struct walk *w, const char *path,
                           const struct stat *st) {
-    for (size_t i = 0; i < w->n; i++)
-        if (w->dirs[i].dev == st->st_dev && w->dirs[i].ino == st->st_ino) {
-            fprintf(stderr,
-                    "chainfuse: warning: skipping %s: it leads back to %s, "
-                    "already read\n",
-                    path, w->dirs[i].path);
-            return true;
-        }
-    char *copy = cf_strdup(path);
-    if (!copy || grow((void **)&w->dirs, w->n, sizeof(*w->dirs)) != 0) {
-        cf_free(copy);
-        b->nomem = true;
-        return false;
+    long i = find_id(w->dirs, w->n, st);
+    if (i >= 0) {
+        fprintf(stderr,
+                "chainfuse: warning: skipping %s: it leads back to %s, "
+                "already read\n",
+                path, w->dirs[i].path);
+        return true;
     }
-    w->dirs[w->n].dev = st->st_dev;
-    w->dirs[w->n].ino = st->st_ino;
-    w->dirs[w->n].path = copy;
-    w->n++;
+    if (!add_id(&w->dirs, &w->n, st, path)) b->nomem = true;
     return false;
 }
 
@@ -409,7 +409,8 @@ static cf_err_t load_dir(struct book *b, struct walk *w, const char *dir,
                 /* reported after the loop */
             } else if (depth >= MAX_DIR_DEPTH) {
                 reject(b, path, NULL,
-                       "directory nested too deep (symlink loop?); not "
+                       "directory nested too deep (more than the loader "
+                       "follows); not "
                        "loaded");
             } else {
                 char sub[512];
