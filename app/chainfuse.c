@@ -327,10 +327,12 @@ static bool write_stats(struct cf_output *so, json_t *stats) {
     json_object_set_new(o, "kind", json_string("stats"));
     json_object_update(o, stats);
     cf_buf_json(&text, o, JSON_COMPACT);
-    if (!text.failed)
-        ok = so->ops->write(so, "stats", text.data, text.len, NULL) ==
-                 CF_IO_OK &&
+    if (!text.failed) {
+        struct cf_out_record r =
+            cf_out_record_plain("stats", text.data, text.len, NULL);
+        ok = so->ops->write(so, &r) == CF_IO_OK &&
              so->ops->flush(so) == CF_IO_OK;
+    }
     cf_buf_free(&text);
     json_decref(o);
     return ok;

@@ -235,13 +235,11 @@ struct sink_counts {
     uint64_t alerts, incidents, dead, other, bytes;
 };
 
-static cf_io_status sink_write(struct cf_output *out, const char *kind,
-                               const char *json, size_t len,
-                               const struct cf_position *pos) {
+static cf_io_status sink_write(struct cf_output *out,
+                               const struct cf_out_record *rec) {
     struct sink_counts *c = out->ctx;
-    CF_UNUSED(json);
-    CF_UNUSED(pos);
-    c->bytes += len;
+    const char *kind = rec->kind;
+    c->bytes += rec->len;
     if (strcmp(kind, "alert") == 0)
         c->alerts++;
     else if (strcmp(kind, "incident") == 0)

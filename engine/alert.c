@@ -415,3 +415,15 @@ void cf_alert_queue_free(struct cf_heap *q) {
     }
     cf_heap_free(q);
 }
+
+struct cf_out_record cf_alert_out_record(const struct cf_alert *alert,
+                                         const struct cf_buf *json) {
+    struct cf_out_record r =
+        cf_out_record_plain("alert", json->data, json->len, &alert->pos);
+    r.id = alert->id;
+    r.version = 1;
+    r.severity = (int)alert->level;
+    r.tactics = (const char *const *)alert->tactics;
+    r.n_tactics = alert->n_tactics;
+    return r;
+}

@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "common.h"
+#include "connector.h"
 #include "event.h"
 #include "heap.h"
 #include "sigma.h"
@@ -114,6 +115,11 @@ void cf_alert_queue_free(struct cf_heap *q);
  * with the event's bytes embedded as its last member.  CF_ERR_NOMEM (and
  * out->failed) when memory ran out. */
 cf_err_t cf_alert_write(const struct cf_alert *alert, struct cf_buf *out);
+
+/* The output record of `alert` whose JSON cf_alert_write put in `json`:
+ * id, version 1, severity from the rule level, tactics; borrows both. */
+struct cf_out_record cf_alert_out_record(const struct cf_alert *alert,
+                                         const struct cf_buf *json);
 
 /* Stable 128-bit id of a byte string, as 32 hex chars + NUL.  False
  * when OpenSSL ran out of memory (`out` is then no id). */

@@ -62,15 +62,43 @@ struct cf_input {
     void *ctx; /* connector private state */
 };
 
-/* `kind` is the record's "kind" ("alert", "incident", "dead-letter");
- * `json` is one complete JSON document without trailing newline.  Every
- * argument of write() is borrowed for the call: an output that buffers
- * copies. */
+/* One record handed to an output: the serialized JSON plus what an
+ * output needs to route, key, order or filter it without parsing the
+ * JSON (a Redis queue scores by severity, a conditional write compares
+ * versions, a Kafka output keys by id, a filter picks kinds, severities
+ * and tactics).  Everything is borrowed for the write() call: an output
+ * that buffers copies. */
+struct cf_out_record {
+    const char *kind; /* "alert", "incident", "dead-letter", "stats" */
+    const char *json; /* one complete JSON document, no trailing newline */
+    size_t len;
+    const struct cf_position *pos; /* newest input record behind it;
+                                      may be NULL */
+    const char *id;     /* alert or incident id; NULL when it has none */
+    uint32_t version;   /* incident record version (1, 2, ...); alerts 1;
+                           0 when it has none */
+    const char *status; /* incidents: "new", "updated", "closed"; else NULL */
+    int severity;       /* enum cf_level (0 informational .. 4 critical);
+                           -1 when it has none (dead letters, stats) */
+    int score;          /* incidents: 0..100; else 0 */
+    const char *const *tactics; /* ATT&CK tactic names it carries */
+    size_t n_tactics;
+};
+
+/* A record of `kind` with nothing but its JSON: no id, no version, no
+ * severity. */
+static inline struct cf_out_record
+cf_out_record_plain(const char *kind, const char *json, size_t len,
+                    const struct cf_position *pos) {
+    struct cf_out_record r = {kind, json, len, pos,  NULL, 0,
+                              NULL, -1,   0,   NULL, 0};
+    return r;
+}
+
 struct cf_output_ops {
     const char *name;
-    cf_io_status (*write)(struct cf_output *out, const char *kind,
-                          const char *json, size_t len,
-                          const struct cf_position *pos);
+    cf_io_status (*write)(struct cf_output *out,
+                          const struct cf_out_record *rec);
     /* Push buffered data to the receiver; RETRY if it cannot yet. */
     cf_io_status (*flush)(struct cf_output *out);
     void (*close)(struct cf_output *out);

@@ -41,8 +41,9 @@ cf_err_t cf_dead_letter_write(struct cf_output *out, const char *reason,
         rc = CF_ERR_NOMEM;
         goto done;
     }
-    if (out->ops->write(out, "dead-letter", b.data, b.len, pos) != CF_IO_OK)
-        rc = CF_ERR_IO;
+    struct cf_out_record rec =
+        cf_out_record_plain("dead-letter", b.data, b.len, pos);
+    if (out->ops->write(out, &rec) != CF_IO_OK) rc = CF_ERR_IO;
 done:
     cf_buf_free(&b);
     return rc;

@@ -525,9 +525,22 @@ static void emit_incident(struct cf_fusion *fu, struct cf_incident *inc,
     json_decref(rec);
     fu->records_emitted++;
     if (inc->version == 1) fu->incidents_emitted++;
-    if (fu->emit)
-        fu->emit("incident", fu->rec.data, fu->rec.len, &inc->last_pos,
-                 fu->opaque);
+    if (fu->emit) {
+        const char *tactics[CF_KILLCHAIN_STAGES];
+        size_t n = 0;
+        for (size_t i = 0; i < inc->n_stages && n < CF_ARRAY_LEN(tactics); i++)
+            tactics[n++] = inc->stages[i].tactic;
+        struct cf_out_record r = cf_out_record_plain(
+            "incident", fu->rec.data, fu->rec.len, &inc->last_pos);
+        r.id = inc->id;
+        r.version = inc->version;
+        r.status = status;
+        r.severity = (int)cf_incident_severity(inc);
+        r.score = cf_incident_score(inc);
+        r.tactics = tactics;
+        r.n_tactics = n;
+        fu->emit(&r, fu->opaque);
+    }
 }
 
 static int cmp_incident_first(const void *a, const void *b) {
@@ -1004,8 +1017,10 @@ static void drain(struct cf_fusion *fu) {
         cf_buf_reset(&fu->rec);
         if (cf_alert_write(&a, &fu->rec) != CF_OK)
             fu->correlation_unwritten++; /* still fused below */
-        else if (fu->emit)
-            fu->emit("alert", fu->rec.data, fu->rec.len, &a.pos, fu->opaque);
+        else if (fu->emit) {
+            struct cf_out_record r = cf_alert_out_record(&a, &fu->rec);
+            fu->emit(&r, fu->opaque);
+        }
         fuse(fu, &a, alert_time(fu, &a), false);
         cf_alert_clear(&a);
     }

@@ -24,11 +24,11 @@
 struct cf_fusion;
 
 /* Called for every record fusion produces: kind "alert" (correlation
- * alerts) or "incident", serialized as one line of compact JSON (`len`
- * bytes, NUL-terminated, borrowed for the call); `pos` is the input
- * position of the newest alert that contributed. */
-typedef void (*cf_fusion_emit_fn)(const char *kind, const char *record,
-                                  size_t len, const struct cf_position *pos,
+ * alerts) or "incident", serialized as one line of compact JSON
+ * (NUL-terminated), with its id, version, severity, score and tactics;
+ * everything is borrowed for the call.  rec->pos is the input position of
+ * the newest alert that contributed. */
+typedef void (*cf_fusion_emit_fn)(const struct cf_out_record *rec,
                                   void *opaque);
 
 /* Takes the `fusion` and `correlation` settings from cfg (required,

@@ -129,12 +129,11 @@ static void dead_letter(struct cf_pipeline *p, enum dl_reason why,
 }
 
 /* Hands the serialized record to the output until it is accepted. */
-static void deliver(struct cf_pipeline *p, const char *kind, const char *rec,
-                    size_t len, const struct cf_position *pos) {
+static void deliver(struct cf_pipeline *p, const struct cf_out_record *rec) {
     struct cf_output *out = p->setup.out;
     long backoff = 10;
     for (;;) {
-        cf_io_status st = out->ops->write(out, kind, rec, len, pos);
+        cf_io_status st = out->ops->write(out, rec);
         if (st == CF_IO_OK) {
             p->written++;
             return;
@@ -147,20 +146,20 @@ static void deliver(struct cf_pipeline *p, const char *kind, const char *rec,
         if (backoff < 5000) backoff *= 2;
     }
     p->output_failures++;
-    dead_letter(p, DL_OUTPUT_FAILED, "output failed", pos, rec, len, false);
+    dead_letter(p, DL_OUTPUT_FAILED, "output failed", rec->pos, rec->json,
+                rec->len, false);
 }
 
 /* Fusion counts what it emits (incidents, incident records, correlation
  * alerts); output.incidents / output.alerts only decide what is written. */
-static void emit_from_fusion(const char *kind, const char *record, size_t len,
-                             const struct cf_position *pos, void *opaque) {
+static void emit_from_fusion(const struct cf_out_record *rec, void *opaque) {
     struct cf_pipeline *p = opaque;
-    if (strcmp(kind, "incident") == 0) {
+    if (strcmp(rec->kind, "incident") == 0) {
         if (!p->setup.cfg->emit_incidents) return;
-    } else if (strcmp(kind, "alert") == 0) {
+    } else if (strcmp(rec->kind, "alert") == 0) {
         if (!p->setup.cfg->emit_alerts) return;
     }
-    deliver(p, kind, record, len, pos);
+    deliver(p, rec);
 }
 
 static void on_match(const struct cf_sigma_rule *rule, void *opaque) {
@@ -183,8 +182,10 @@ static void on_match(const struct cf_sigma_rule *rule, void *opaque) {
             dead_letter(p, DL_ALERT_OUT_OF_MEMORY,
                         "out of memory building alert", &p->ev.pos, p->ev.raw,
                         p->ev.raw_len, false);
-        else
-            deliver(p, "alert", p->rec.data, p->rec.len, &alert.pos);
+        else {
+            struct cf_out_record r = cf_alert_out_record(&alert, &p->rec);
+            deliver(p, &r);
+        }
     }
     cf_alert_clear(&alert);
 }

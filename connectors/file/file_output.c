@@ -61,12 +61,11 @@ static cf_io_status write_failed(struct file_output *fo) {
     return CF_IO_FAIL;
 }
 
-static cf_io_status file_write(struct cf_output *out, const char *kind,
-                               const char *json, size_t len,
-                               const struct cf_position *pos) {
+static cf_io_status file_write(struct cf_output *out,
+                               const struct cf_out_record *rec) {
     struct file_output *fo = out->ctx;
-    CF_UNUSED(kind);
-    CF_UNUSED(pos);
+    const char *json = rec->json;
+    size_t len = rec->len;
     if (!fo->fp && create_file(fo, fo->path, fo->err, sizeof fo->err) != CF_OK)
         return CF_IO_FAIL;
     errno = 0;

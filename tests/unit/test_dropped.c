@@ -295,13 +295,10 @@ struct mem_output {
     json_t *records;
 };
 
-static cf_io_status mem_write(struct cf_output *out, const char *kind,
-                              const char *json, size_t len,
-                              const struct cf_position *pos) {
+static cf_io_status mem_write(struct cf_output *out,
+                              const struct cf_out_record *rec) {
     struct mem_output *mo = out->ctx;
-    (void)kind;
-    (void)pos;
-    json_t *r = json_loadb(json, len, 0, NULL);
+    json_t *r = json_loadb(rec->json, rec->len, 0, NULL);
     if (!r) return CF_IO_FAIL; /* under fault injection too */
     if (json_array_append_new(mo->records, r)) return CF_IO_FAIL;
     return CF_IO_OK;

@@ -36,6 +36,12 @@ static int teardown(void **state) {
     return system(cmd) == 0 ? 0 : -1;
 }
 
+static cf_io_status write_plain(struct cf_output *out, const char *json) {
+    struct cf_out_record r =
+        cf_out_record_plain("alert", json, strlen(json), NULL);
+    return out->ops->write(out, &r);
+}
+
 static char *path_of(const char *name) {
     static char buf[256];
     snprintf(buf, sizeof buf, "%s/%s", dir, name);
@@ -367,8 +373,7 @@ static void test_output_and_dead_letter(void **state) {
     const char *p = path_of("out.jsonl");
     struct cf_output *out = cf_file_output_open(p, 0, err, sizeof err);
     assert_non_null(out);
-    assert_int_equal(out->ops->write(out, "alert", "{\"x\":1}", 7, NULL),
-                     CF_IO_OK);
+    assert_int_equal(write_plain(out, "{\"x\":1}"), CF_IO_OK);
     struct cf_position pos = {"in \"q\".jsonl", -1, 42};
     const char bad_json[] = "{\"a\":\"tab\there\" \x01 \\";
     assert_int_equal(cf_dead_letter_write(out, "invalid JSON", &pos, bad_json,
@@ -432,8 +437,7 @@ static void test_output_and_dead_letter(void **state) {
     if (access("/dev/full", W_OK) == 0) {
         out = cf_file_output_open("/dev/full", 0, err, sizeof err);
         assert_non_null(out);
-        assert_int_equal(out->ops->write(out, "alert", "{}", 2, NULL),
-                         CF_IO_OK); /* buffered */
+        assert_int_equal(write_plain(out, "{}"), CF_IO_OK); /* buffered */
         assert_int_equal(out->ops->flush(out), CF_IO_FAIL);
         cf_output_close(out);
     }

@@ -34,11 +34,34 @@ struct capture {
     size_t n;
 };
 
-static void on_emit(const char *kind, const char *record, size_t len,
-                    const struct cf_position *pos, void *opaque) {
+/* What an output is told beside the JSON must be what the JSON says. */
+static void check_record_meta(const struct cf_out_record *r, json_t *rec) {
+    static const char *const levels[] = {"informational", "low", "medium",
+                                         "high", "critical"};
+    assert_non_null(r->id);
+    assert_string_equal(r->id, json_string_value(json_object_get(rec, "id")));
+    assert_int_equal(r->version,
+                     json_integer_value(json_object_get(rec, "version")));
+    assert_string_equal(r->status,
+                        json_string_value(json_object_get(rec, "status")));
+    assert_in_range(r->severity, 0, 4);
+    assert_string_equal(levels[r->severity],
+                        json_string_value(json_object_get(rec, "severity")));
+    assert_int_equal(r->score,
+                     json_integer_value(json_object_get(rec, "score")));
+    json_t *stages = json_object_get(rec, "stages");
+    assert_int_equal(r->n_tactics, json_array_size(stages));
+    for (size_t i = 0; i < r->n_tactics; i++)
+        assert_string_equal(r->tactics[i],
+                            json_string_value(json_object_get(
+                                json_array_get(stages, i), "tactic")));
+}
+
+static void on_emit(const struct cf_out_record *r, void *opaque) {
     struct capture *c = opaque;
-    (void)pos;
-    if (strcmp(kind, "incident") != 0) return;
+    const char *record = r->json;
+    size_t len = r->len;
+    if (strcmp(r->kind, "incident") != 0) return;
     assert_int_equal(strlen(record), len);
     c->lines = realloc(c->lines, (c->n + 1) * sizeof *c->lines);
     c->records = realloc(c->records, (c->n + 1) * sizeof *c->records);
@@ -47,6 +70,7 @@ static void on_emit(const char *kind, const char *record, size_t len,
     c->lines[c->n] = strdup(record);
     c->records[c->n] = json_loadb(record, len, 0, NULL);
     assert_non_null(c->records[c->n]);
+    check_record_meta(r, c->records[c->n]);
     c->n++;
 }
 

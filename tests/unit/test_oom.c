@@ -772,11 +772,11 @@ struct fusion_ctx {
     struct strs out; /* "kind record", in emission order */
 };
 
-static void fusion_emit(const char *kind, const char *record, size_t len,
-                        const struct cf_position *pos, void *opaque) {
+static void fusion_emit(const struct cf_out_record *r, void *opaque) {
     struct fusion_ctx *c = opaque;
+    const char *kind = r->kind, *record = r->json;
+    size_t len = r->len;
     char *line = malloc(strlen(kind) + 1 + len + 1);
-    (void)pos;
     assert_non_null(line);
     memcpy(line, kind, strlen(kind));
     line[strlen(kind)] = ' ';
@@ -941,13 +941,10 @@ struct capture {
     struct strs records;
 };
 
-static cf_io_status capture_write(struct cf_output *out, const char *kind,
-                                  const char *json, size_t len,
-                                  const struct cf_position *pos) {
+static cf_io_status capture_write(struct cf_output *out,
+                                  const struct cf_out_record *r) {
     struct capture *c = out->ctx;
-    (void)kind;
-    (void)pos;
-    strs_add(&c->records, json, len);
+    strs_add(&c->records, r->json, r->len);
     return CF_IO_OK;
 }
 

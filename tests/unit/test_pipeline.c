@@ -83,18 +83,16 @@ struct flaky_output {
     json_t *accepted; /* array of accepted records */
 };
 
-static cf_io_status flaky_write(struct cf_output *out, const char *kind,
-                                const char *json, size_t len,
-                                const struct cf_position *pos) {
+static cf_io_status flaky_write(struct cf_output *out,
+                                const struct cf_out_record *r) {
     struct flaky_output *fo = out->ctx;
-    (void)pos;
     fo->attempts++;
-    if (fo->fail && strcmp(kind, "alert") == 0) return CF_IO_FAIL;
+    if (fo->fail && strcmp(r->kind, "alert") == 0) return CF_IO_FAIL;
     if (fo->retries_left > 0) {
         fo->retries_left--;
         return CF_IO_RETRY;
     }
-    json_t *rec = json_loadb(json, len, 0, NULL);
+    json_t *rec = json_loadb(r->json, r->len, 0, NULL);
     assert_non_null(rec);
     json_array_append_new(fo->accepted, rec);
     return CF_IO_OK;
