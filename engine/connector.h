@@ -1,15 +1,22 @@
 /*
  * connector.h - the one interface every input and output implements.
  *
- * An input hands the engine records (one JSON document each) with their
+ * An input hands the engine records (one document each) with their
  * position; the engine tells it which positions are safely processed
  * (commit) so a consumer group can resume after a crash without loss.
+ * "Safely processed" means covered by a durable checkpoint of the
+ * engine's state with every output flushed up to it, so the engine
+ * commits at checkpoints, once per source and partition it has read.
  *
  * An output accepts serialized records.  It answers OK, RETRY ("not yet:
  * the receiver is down or full, give it to me again later") or FAIL
  * (permanent, the record goes to the dead-letter output).  Retry,
  * backoff, dead-lettering and backpressure are owned by the engine, once,
- * not by each connector.
+ * not by each connector.  An output that sends asynchronously (a
+ * webhook with requests in flight) answers OK when it has taken the
+ * record, holds it until the receiver acknowledges it, makes flush()
+ * answer RETRY until every record taken is acknowledged, and reports a
+ * record that later fails for good through cf_output_dead_letter().
  *
  * Threading: a connector instance is used by one engine thread.
  */
@@ -48,9 +55,17 @@ struct cf_input_ops {
     const char *name; /* "file", "kafka", ... */
     /* Next record; CF_IO_RETRY means "nothing now, ask again". */
     cf_io_status (*read)(struct cf_input *in, struct cf_record *rec);
-    /* Every record up to and including `pos` is fully processed and its
-     * outputs acknowledged.  May be NULL. */
+    /* Every record of pos->source and pos->partition up to and including
+     * `pos` is fully processed, checkpointed and its outputs acknowledged
+     * (called at each checkpoint, once per source and partition read
+     * since the last).  May be NULL. */
     void (*commit)(struct cf_input *in, const struct cf_position *pos);
+    /* The engine cannot take records for about `ms` milliseconds (an
+     * output is retrying).  The input keeps its session alive (group
+     * heartbeats, rebalances) without handing out records, and pauses
+     * its sources so nothing piles up; the next read() resumes them.
+     * May be NULL: the engine then just sleeps. */
+    void (*wait)(struct cf_input *in, long ms);
     /* Frees the input.  NULL-safe at the call site (cf_input_close). */
     void (*close)(struct cf_input *in);
 };
@@ -60,7 +75,17 @@ struct cf_input_ops {
 struct cf_input {
     const struct cf_input_ops *ops;
     void *ctx; /* connector private state */
+    /* Set by the engine before the first read(): an input that is about
+     * to give up sources it owns (a consumer-group rebalance revoking
+     * partitions) calls cf_input_checkpoint() first, from inside read()
+     * or wait(), so the engine checkpoints and commits what it owns. */
+    void (*checkpoint)(void *engine);
+    void *engine;
 };
+
+static inline void cf_input_checkpoint(struct cf_input *in) {
+    if (in->checkpoint) in->checkpoint(in->engine);
+}
 
 /* One record handed to an output: the serialized JSON plus what an
  * output needs to route, key, order or filter it without parsing the
@@ -107,7 +132,20 @@ struct cf_output_ops {
 struct cf_output {
     const struct cf_output_ops *ops;
     void *ctx;
+    /* Set by the engine before the first write(): where an asynchronous
+     * output reports a record it had taken (answered OK) that then failed
+     * for good (a webhook answering 4xx, attempts or age exhausted), with
+     * the reason; the engine dead-letters and counts it. */
+    void (*dead_letter)(void *engine, const struct cf_out_record *rec,
+                        const char *reason);
+    void *engine;
 };
+
+static inline void cf_output_dead_letter(struct cf_output *out,
+                                         const struct cf_out_record *rec,
+                                         const char *reason) {
+    if (out->dead_letter) out->dead_letter(out->engine, rec, reason);
+}
 
 static inline void cf_input_close(struct cf_input *in) {
     if (in && in->ops && in->ops->close) in->ops->close(in);
