@@ -172,6 +172,49 @@ static void name_pop(struct event_storage *st, struct name_mark mark) {
     if (mark.key == CF_JSON_NO_KEY) cf_buf_truncate(&st->name, mark.len);
 }
 
+/* Some Windows channels name event fields in words (Windows Defender's
+ * "Source Name", "Process Name", "Threat Name"), where Sigma rules and
+ * SigmaHQ's own test tooling write the words run together (SourceName).
+ * A leaf whose name has spaces is therefore also added under the name
+ * with its spaces removed, so rules written either way match and the
+ * lookups (rules, entities, suppressions) need no rule of their own.
+ * Names without a space, nearly all, cost one memchr. */
+static bool emit_unspaced(struct flatten *fl, const struct cf_event_field *f) {
+    struct event_storage *st = fl->st;
+    struct cf_event *ev = fl->ev;
+    uintptr_t tag = (uintptr_t)f->name;
+    bool in_names = !(tag & 1);
+    size_t at = tag >> 1, len = f->name_len, off = st->names.len, kept = 0;
+    const char *name;
+
+    if (!memchr((in_names ? st->names.data : st->strings.data) + at, ' ', len))
+        return true;
+    /* Reserved first: `name` may point into `names` itself. */
+    if (off + len + 1 > UINT32_MAX / 2 || !cf_buf_reserve(&st->names, len + 1))
+        return false;
+    name = (in_names ? st->names.data : st->strings.data) + at;
+    for (size_t i = 0; i < len; i++)
+        if (name[i] != ' ') st->names.data[off + kept++] = name[i];
+    if (kept == 0) return true; /* all spaces: nothing to add */
+    st->names.data[off + kept] = '\0';
+    st->names.len = off + kept + 1;
+    st->names.data[st->names.len] = '\0'; /* the buffer's own NUL */
+    if (ev->n_fields == ev->cap_fields) {
+        struct cf_event_field *nf =
+            cf_realloc(ev->fields, 2 * ev->cap_fields * sizeof *nf);
+        if (!nf) return false;
+        ev->fields = nf;
+        ev->cap_fields *= 2;
+    }
+    struct cf_event_field *u = &ev->fields[ev->n_fields];
+    *u = ev->fields[ev->n_fields - 1];
+    u->name = (const char *)((uintptr_t)off << 1);
+    u->name_len = (uint32_t)kept;
+    u->name_hash = cf_hash_name(st->names.data + off, kept);
+    ev->n_fields++;
+    return true;
+}
+
 /* Adds a leaf named by the current name with the scalar node's text.
  * The value points into strings, which does not move during a decode;
  * a composed name's offset in `names` (which may move as it grows) is
@@ -231,7 +274,7 @@ static bool emit(struct flatten *fl, const struct cf_json_node *node) {
     f->value = fl->strings + node->text_off;
     f->value_len = node->text_len;
     f->type = type;
-    return true;
+    return emit_unspaced(fl, f);
 }
 
 /* An empty value for a Data element that has a name but no text; the

@@ -212,6 +212,34 @@ static void test_eventdata_data_array(void **state) {
     assert_leaf("Event.kind", "x", CF_VALUE_STRING);
 }
 
+/* Windows Defender names fields in words ("Source Name"); SigmaHQ rules
+ * run the words together (SourceName).  Both names reach the value,
+ * flat or nested, for every element of an array, and a name without a
+ * space gains no second leaf. */
+static void test_spaced_names(void **state) {
+    (void)state;
+    decode_ok("{\"EventID\":1116,\"Source Name\":\"AMSI\","
+              "\"Threat Name\":\"Trojan:Win32/X\",\" \":\"blank\","
+              "\"a b\":[\"1\",\"2\"],\"Process Name\":\"C:\\\\p.exe\"}");
+    assert_leaf("Source Name", "AMSI", CF_VALUE_STRING);
+    assert_leaf("SourceName", "AMSI", CF_VALUE_STRING);
+    assert_leaf("ThreatName", "Trojan:Win32/X", CF_VALUE_STRING);
+    assert_leaf("ProcessName", "C:\\p.exe", CF_VALUE_STRING);
+    assert_leaf(" ", "blank", CF_VALUE_STRING);
+    assert_string_equal(leaf("ab", 0)->value, "1");
+    assert_string_equal(leaf("ab", 1)->value, "2");
+    /* 6 leaves as written, 5 run together (not the all-blank name) */
+    assert_int_equal(ev.n_fields, 12);
+    decode_ok("{\"Event\":{\"System\":{\"EventID\":1116},"
+              "\"EventData\":{\"Data\":["
+              "{\"@Name\":\"Source Name\",\"#text\":\"AMSI\"},"
+              "{\"@Name\":\"Detection User\",\"#text\":\"CORP\\\\alice\"}]}}}");
+    assert_leaf("SourceName", "AMSI", CF_VALUE_STRING);
+    assert_leaf("DetectionUser", "CORP\\alice", CF_VALUE_STRING);
+    decode_ok("{\"EventID\":1,\"Image\":\"x\"}");
+    assert_int_equal(ev.n_fields, 2);
+}
+
 static void test_arrays_and_nesting(void **state) {
     (void)state;
     decode_ok("{\"tags\":[\"a\",\"b\",3,true,null],\"empty\":[],\"eo\":{},"
@@ -632,6 +660,7 @@ int main(void) {
         cmocka_unit_test(test_flat_computer_provider),
         cmocka_unit_test(test_nested_regression_shape),
         cmocka_unit_test(test_eventdata_data_array),
+        cmocka_unit_test(test_spaced_names),
         cmocka_unit_test(test_arrays_and_nesting),
         cmocka_unit_test(test_numbers_as_written),
         cmocka_unit_test(test_string_escapes),
