@@ -52,6 +52,7 @@
 #include "timeutil.h"
 
 #define NO_ITEM UINT32_MAX
+#define NO_ROUTE UINT32_MAX
 #define KEYWORD_DB 0     /* dbs[0]: keyword patterns, scanned per leaf */
 #define KEYWORD_LIT_DB 1 /* dbs[1]: keyword literals, one scan per event */
 #define N_KEYWORD_DBS 2
@@ -82,6 +83,7 @@ struct cvalue {
 
 struct ccond {
     const struct cf_sigma_field_cond *fc;
+    bool lacking; /* unknown on the rule's exclude_route (fieldmap.h) */
     struct name_ref *names; /* NULL for keywords: every leaf */
     size_t n_names;
     struct cvalue *values;
@@ -101,6 +103,12 @@ struct crule {
     const struct cf_sigma_rule *rule;
     struct csearch *searches;
     uint32_t route;
+    /* NO_ROUTE, or the route of a source that serves the rule's logsource
+     * but lacks a field the rule names (Security 4688 for a
+     * process_creation rule on User): on its events the conditions on
+     * that field are unknown, and the rule fires only when it holds
+     * whatever they would say (tri_tree). */
+    uint32_t exclude_route;
     bool rejected;
     bool always;
 };
@@ -442,10 +450,11 @@ static int add_direct(struct cvalue *v, const struct cf_sigma_pattern *alt) {
     return 0;
 }
 
-static int map_names(struct builder *b, const char *field,
-                     struct name_ref **out, size_t *n_out) {
+static int map_names(struct builder *b, const struct cf_sigma_rule *r,
+                     const char *field, struct name_ref **out, size_t *n_out) {
     size_t n = 0;
-    const char *const *names = cf_fieldmap_lookup(b->rs->fmap, field, &n);
+    const char *const *names =
+        cf_fieldmap_lookup_for(b->rs->fmap, r->product, r->category, field, &n);
     const char *self[1] = {field};
     if (!names || n == 0) {
         names = self;
@@ -463,17 +472,34 @@ static int map_names(struct builder *b, const char *field,
     return 0;
 }
 
+/* The text a target source writes for literal value `p` of a field it
+ * reads under the other name `name` (IntegrityLevel High is
+ * MandatoryLabel S-1-16-12288 in 4688), or NULL: as written. */
+static const char *target_value(const struct builder *b,
+                                const struct cf_sigma_field_cond *fc,
+                                const struct name_ref *name,
+                                const struct cf_sigma_pattern *p) {
+    if (p->kind != CF_PATTERN_GLOB || strcmp(name->name, fc->field) == 0)
+        return NULL;
+    for (size_t i = 0; i < p->len; i++)
+        if (p->wild[i]) return NULL;
+    return cf_fieldmap_target_value(b->rs->fmap, name->name,
+                                    (const char *)p->text, p->len);
+}
+
 /* Turns one field condition into items, expressions and direct checks. */
 static int build_cond(struct builder *b, uint32_t rule_index,
                       const struct cf_sigma_field_cond *fc, struct ccond *cc) {
-    struct cf_buf sb = CF_BUF_INIT;
+    const struct cf_sigma_rule *rule = b->rs->rules[rule_index].rule;
+    struct cf_buf sb = CF_BUF_INIT, tb = CF_BUF_INIT;
     uint32_t *db_ids = NULL; /* one database per name the field maps to */
     size_t n_db = 0;
     int rc = -1;
 
     cc->fc = fc;
+    cc->lacking = cf_fieldmap_cond_lacks(b->rs->fmap, rule, fc);
     if (fc->field) {
-        if (map_names(b, fc->field, &cc->names, &cc->n_names)) goto done;
+        if (map_names(b, rule, fc->field, &cc->names, &cc->n_names)) goto done;
     }
     if (!(db_ids = cf_calloc(cc->n_names ? cc->n_names : 1, sizeof *db_ids)))
         goto done;
@@ -490,7 +516,7 @@ static int build_cond(struct builder *b, uint32_t rule_index,
                 if (add_direct(cv, p)) goto done;
                 if (p->kind == CF_PATTERN_FIELDREF) {
                     struct direct_alt *d = &cv->direct[cv->n_direct - 1];
-                    if (!d->refs && map_names(b, (const char *)p->text,
+                    if (!d->refs && map_names(b, rule, (const char *)p->text,
                                               &d->refs, &d->n_refs))
                         goto done;
                 }
@@ -553,16 +579,29 @@ static int build_cond(struct builder *b, uint32_t rule_index,
                             goto done;
                 }
             }
-            for (size_t i = 0; i < n_db; i++)
-                if (add_expr(b, db_ids[i], sb.data ? sb.data : "", flags,
+            for (size_t i = 0; i < n_db; i++) {
+                const char *text = sb.data ? sb.data : "";
+                const char *to =
+                    fc->field ? target_value(b, fc, &cc->names[i], p) : NULL;
+                if (to) { /* the source writes this value otherwise */
+                    cf_buf_reset(&tb);
+                    cf_buf_puts(&tb, "\\A");
+                    for (const char *c = to; *c; c++) escape_byte(&tb, *c);
+                    cf_buf_puts(&tb, "\\z");
+                    if (tb.failed) goto done;
+                    text = tb.data;
+                }
+                if (add_expr(b, db_ids[i], text, flags,
                              p->kind == CF_PATTERN_REGEX, 0, cv->item, p))
                     goto done;
+            }
         }
     }
     rc = 0;
 done:
     cf_free(db_ids);
     cf_buf_free(&sb);
+    cf_buf_free(&tb);
     return rc;
 }
 
@@ -987,6 +1026,14 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
         rs->rules[i].route =
             cf_router_add(rs->router, r->product, r->category, r->service);
         if (rs->rules[i].route == UINT32_MAX) { /* not a route: a crash */
+            out_of_memory = true;
+            goto done;
+        }
+        const char *lacking, *svc = cf_fieldmap_excluded(rs->fmap, r, &lacking);
+        rs->rules[i].exclude_route =
+            svc ? cf_router_add(rs->router, r->product, r->category, svc)
+                : NO_ROUTE;
+        if (svc && rs->rules[i].exclude_route == UINT32_MAX) {
             out_of_memory = true;
             goto done;
         }
@@ -1622,6 +1669,62 @@ static bool tree_match(struct cf_matcher *m, const struct cf_event *ev,
     return false;
 }
 
+/* Kleene's three-valued logic, for a rule on the events of a source
+ * lacking some of its fields: a condition on such a field is unknown. */
+enum tri { TRI_FALSE, TRI_TRUE, TRI_UNKNOWN };
+
+static enum tri tri_search(struct cf_matcher *m, const struct cf_event *ev,
+                           const struct csearch *cs) {
+    enum tri any = TRI_FALSE;
+    for (size_t c = 0; c < cs->n_conjs; c++) {
+        const struct cconj *cj = &cs->conjs[c];
+        enum tri all = TRI_TRUE;
+        for (size_t k = 0; k < cj->n_conds && all != TRI_FALSE; k++) {
+            const struct ccond *cc = &cj->conds[k];
+            if (cc->lacking)
+                all = TRI_UNKNOWN;
+            else if (!cond_match(m, ev, cc))
+                all = TRI_FALSE;
+        }
+        if (all == TRI_TRUE) return TRI_TRUE;
+        if (all == TRI_UNKNOWN) any = TRI_UNKNOWN;
+    }
+    return any;
+}
+
+static enum tri tri_tree(struct cf_matcher *m, const struct cf_event *ev,
+                         const struct crule *cr,
+                         const struct cf_sigma_cond *c) {
+    enum tri r;
+    switch (c->op) {
+    case CF_COND_TRUE: return TRI_TRUE;
+    case CF_COND_FALSE: return TRI_FALSE;
+    case CF_COND_SEARCH:
+        return c->search < cr->rule->n_searches
+                   ? tri_search(m, ev, &cr->searches[c->search])
+                   : TRI_FALSE;
+    case CF_COND_NOT:
+        if (c->n_kids < 1) return TRI_FALSE;
+        r = tri_tree(m, ev, cr, &c->kids[0]);
+        return r == TRI_UNKNOWN ? r : r == TRI_TRUE ? TRI_FALSE : TRI_TRUE;
+    case CF_COND_AND:
+        r = TRI_TRUE;
+        for (uint32_t i = 0; i < c->n_kids && r != TRI_FALSE; i++) {
+            enum tri k = tri_tree(m, ev, cr, &c->kids[i]);
+            if (k != TRI_TRUE) r = k;
+        }
+        return r;
+    case CF_COND_OR:
+        r = TRI_FALSE;
+        for (uint32_t i = 0; i < c->n_kids && r != TRI_TRUE; i++) {
+            enum tri k = tri_tree(m, ev, cr, &c->kids[i]);
+            if (k != TRI_FALSE) r = k;
+        }
+        return r;
+    }
+    return TRI_FALSE;
+}
+
 static void add_candidate(struct cf_matcher *m, uint32_t *n, uint32_t ri) {
     const struct cf_ruleset *rs = m->rs;
     if (bit_test(m->rule_bits, ri)) return;
@@ -1712,7 +1815,10 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
 
     for (uint32_t c = 0; c < n_cand; c++) {
         const struct crule *cr = &rs->rules[m->cand[c]];
-        if (tree_match(m, ev, cr, cr->rule->condition)) {
+        bool lacks = cr->exclude_route != NO_ROUTE &&
+                     bit_test(m->routes, cr->exclude_route);
+        if (lacks ? tri_tree(m, ev, cr, cr->rule->condition) == TRI_TRUE
+                  : tree_match(m, ev, cr, cr->rule->condition)) {
             matched++;
             if (fn) fn(cr->rule, opaque);
         }

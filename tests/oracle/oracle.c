@@ -40,7 +40,11 @@ struct cf_oracle {
     struct cf_router *router;
     struct cf_route_cache *route_cache;
     uint32_t *route_of; /* per rule: its route id */
-    bool *unusable;     /* per rule: a regex PCRE2 rejects */
+    /* per rule: the route of a source serving its logsource that lacks a
+     * field it names (cf_fieldmap_excluded), else UINT32_MAX */
+    uint32_t *exclude_of;
+    const struct cf_sigma_rule *rule; /* the rule being evaluated */
+    bool *unusable;                   /* per rule: a regex PCRE2 rejects */
     size_t n_unusable;
     struct compiled_regex *regexes;
     size_t n_regexes;
@@ -143,12 +147,20 @@ struct cf_oracle *cf_oracle_new(const struct cf_rulebook *rb,
     if (!o->router) goto fail;
     o->route_of = cf_calloc(rb->n_rules + 1, sizeof *o->route_of);
     o->unusable = cf_calloc(rb->n_rules + 1, sizeof *o->unusable);
-    if (!o->route_of || !o->unusable) goto nomem;
+    o->exclude_of = cf_calloc(rb->n_rules + 1, sizeof *o->exclude_of);
+    if (!o->route_of || !o->unusable || !o->exclude_of) goto nomem;
     for (size_t r = 0; r < rb->n_rules; r++) {
         const struct cf_sigma_rule *rule = rb->rules[r];
+        const char *lacking,
+            *svc = cf_fieldmap_excluded(o->fmap, rule, &lacking);
         o->route_of[r] = cf_router_add(o->router, rule->product, rule->category,
                                        rule->service);
         if (o->route_of[r] == UINT32_MAX) goto nomem;
+        o->exclude_of[r] = UINT32_MAX;
+        if (svc && (o->exclude_of[r] = cf_router_add(o->router, rule->product,
+                                                     rule->category, svc)) ==
+                       UINT32_MAX)
+            goto nomem;
     }
     if (cf_router_seal(o->router, errstr, n) != CF_OK) goto fail;
     if (!(o->route_cache = cf_route_cache_new(o->router))) goto nomem;
@@ -180,6 +192,7 @@ void cf_oracle_destroy(struct cf_oracle *o) {
     cf_free(o->regexes);
     pcre2_match_data_free(o->match_data);
     cf_route_cache_destroy(o->route_cache);
+    cf_free(o->exclude_of);
     cf_router_destroy(o->router);
     cf_fieldmap_destroy(o->fmap);
     cf_free(o->route_of);
@@ -538,7 +551,8 @@ struct names {
 static bool names_of(struct cf_oracle *o, const char *field,
                      struct names *out) {
     size_t n = 0;
-    const char *const *mapped = cf_fieldmap_lookup(o->fmap, field, &n);
+    const char *const *mapped = cf_fieldmap_lookup_for(
+        o->fmap, o->rule->product, o->rule->category, field, &n);
     out->v = out->inline_v;
     if (!mapped || n <= 1) {
         /* The field itself (the map answers NULL for a field it has
@@ -646,9 +660,31 @@ static bool leaf_matches(struct cf_oracle *o, const struct cf_event *ev,
 /* The leaves one field condition looks at: those the field names, or
  * every leaf for a keyword (field-less) condition. */
 struct scope {
+    const char *field; /* as the rule writes it; NULL for keywords */
     struct names names;
     bool every_leaf;
 };
+
+/* A leaf reached under another name the source serving the rule's
+ * logsource gives the field, where that source writes the literal value
+ * otherwise (IntegrityLevel High is MandatoryLabel S-1-16-12288 in
+ * 4688): the value it writes, compared as the rule compares; -1 when the
+ * value is not one the source writes otherwise. */
+static int target_value_holds(struct cf_oracle *o, const struct scope *sc,
+                              const struct cf_sigma_pattern *p,
+                              const struct cf_event_field *f) {
+    const char *to;
+    if (sc->every_leaf || p->kind != CF_PATTERN_GLOB ||
+        strcmp(f->name, sc->field) == 0)
+        return -1;
+    for (size_t i = 0; i < p->len; i++)
+        if (p->wild[i]) return -1;
+    to = cf_fieldmap_target_value(o->fmap, f->name, (const char *)p->text,
+                                  p->len);
+    if (!to) return -1;
+    return f->type != CF_VALUE_NULL && strlen(to) == f->value_len &&
+           same_bytes(to, f->value, f->value_len, p->flags & CF_PAT_CASED);
+}
 
 static bool in_scope(const struct scope *sc, const struct cf_event_field *f) {
     return sc->every_leaf || named(&sc->names, f);
@@ -671,6 +707,11 @@ static bool value_holds(struct cf_oracle *o, const struct cf_event *ev,
         for (uint32_t i = 0; i < ev->n_fields; i++) {
             const struct cf_event_field *f = &ev->fields[i];
             if (!in_scope(sc, f)) continue;
+            int mapped = target_value_holds(o, sc, p, f);
+            if (mapped >= 0) {
+                if (mapped) return true;
+                continue;
+            }
             if (p->kind == CF_PATTERN_NULL ? f->type == CF_VALUE_NULL
                                            : leaf_matches(o, ev, p, f))
                 return true;
@@ -684,7 +725,7 @@ static bool value_holds(struct cf_oracle *o, const struct cf_event *ev,
  * the field must be there and match none of them. */
 static bool field_cond_holds(struct cf_oracle *o, const struct cf_event *ev,
                              const struct cf_sigma_field_cond *fc) {
-    struct scope sc = {.every_leaf = fc->field == NULL};
+    struct scope sc = {.field = fc->field, .every_leaf = fc->field == NULL};
     bool present = false, result;
     if (fc->field && !names_of(o, fc->field, &sc.names)) return false;
     for (uint32_t i = 0; i < ev->n_fields && !present; i++)
@@ -742,6 +783,63 @@ static bool condition_holds(struct cf_oracle *o, const struct cf_event *ev,
     return false;
 }
 
+/* On the events of a source that lacks some of a rule's fields (4688
+ * for a process_creation rule naming User, see fieldmap.h) a condition
+ * on such a field is neither true nor false: Kleene's strong
+ * three-valued logic, 0 false, 1 true, 2 unknown. */
+static int known_search(struct cf_oracle *o, const struct cf_event *ev,
+                        const struct cf_sigma_search *s) {
+    int result = 0;
+    for (size_t a = 0; a < s->n_alts; a++) {
+        int all = 1;
+        for (size_t c = 0; c < s->alts[a].n_conds; c++) {
+            const struct cf_sigma_field_cond *fc = &s->alts[a].conds[c];
+            int v = cf_fieldmap_cond_lacks(o->fmap, o->rule, fc)
+                        ? 2
+                        : field_cond_holds(o, ev, fc);
+            if (v == 0) all = 0;
+            if (v == 2 && all == 1) all = 2;
+        }
+        if (all == 1) return 1;
+        if (all == 2) result = 2;
+    }
+    return result;
+}
+
+static int known_condition(struct cf_oracle *o, const struct cf_event *ev,
+                           const struct cf_sigma_cond *c) {
+    int v, k;
+    switch (c->op) {
+    case CF_COND_TRUE: return 1;
+    case CF_COND_FALSE: return 0;
+    case CF_COND_SEARCH:
+        return c->search < o->rule->n_searches
+                   ? known_search(o, ev, &o->rule->searches[c->search])
+                   : 0;
+    case CF_COND_NOT:
+        if (c->n_kids != 1) return 0;
+        v = known_condition(o, ev, &c->kids[0]);
+        return v == 2 ? 2 : !v;
+    case CF_COND_AND:
+        v = 1;
+        for (uint32_t i = 0; i < c->n_kids; i++) {
+            k = known_condition(o, ev, &c->kids[i]);
+            if (k == 0) return 0;
+            if (k == 2) v = 2;
+        }
+        return v;
+    case CF_COND_OR:
+        v = 0;
+        for (uint32_t i = 0; i < c->n_kids; i++) {
+            k = known_condition(o, ev, &c->kids[i]);
+            if (k == 1) return 1;
+            if (k == 2) v = 2;
+        }
+        return v;
+    }
+    return 0;
+}
+
 int cf_oracle_match(struct cf_oracle *o, const struct cf_event *ev,
                     void (*fn)(const struct cf_sigma_rule *, void *),
                     void *opaque) {
@@ -749,10 +847,15 @@ int cf_oracle_match(struct cf_oracle *o, const struct cf_event *ev,
     int count = 0;
     o->out_of_memory = false;
     for (size_t r = 0; r < o->rb->n_rules; r++) {
-        uint32_t route = o->route_of[r];
+        uint32_t route = o->route_of[r], ex = o->exclude_of[r];
         const struct cf_sigma_rule *rule = o->rb->rules[r];
+        o->rule = rule;
         if (!(routes[route / 64] >> (route % 64) & 1) || o->unusable[r] ||
-            !rule->condition || !condition_holds(o, ev, rule, rule->condition))
+            !rule->condition)
+            continue;
+        if (ex != UINT32_MAX && (routes[ex / 64] >> (ex % 64) & 1)
+                ? known_condition(o, ev, rule->condition) != 1
+                : !condition_holds(o, ev, rule, rule->condition))
             continue;
         if (o->out_of_memory) return -1;
         count++;

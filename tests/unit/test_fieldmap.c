@@ -82,11 +82,45 @@ static void test_config(void **state) {
     json_decref(s);
 }
 
+/* Security 4688 serves process_creation rules under its own names
+ * (pySigma's Windows audit pipeline); other rules are not affected. */
+static void test_audit_4688(void **state) {
+    (void)state;
+    char err[128];
+    json_error_t je;
+    json_t *s = json_loads("{\"Image\": \"process.executable\"}", 0, &je);
+    struct cf_fieldmap *m = cf_fieldmap_new(s, err, sizeof err);
+    assert_non_null(m);
+    size_t n;
+    const char *const *names =
+        cf_fieldmap_lookup_for(m, "windows", "process_creation", "Image", &n);
+    assert_int_equal(n, 3); /* itself, the configured name, 4688's */
+    assert_string_equal(names[0], "Image");
+    assert_string_equal(names[1], "process.executable");
+    assert_string_equal(names[2], "NewProcessName");
+    names = cf_fieldmap_lookup_for(m, "Windows", "Process_Creation",
+                                   "ParentImage", &n);
+    assert_true(has(names, n, "ParentProcessName"));
+    names = cf_fieldmap_lookup_for(m, "windows", "image_load", "Image", &n);
+    assert_int_equal(n, 2);
+    assert_false(has(names, n, "NewProcessName"));
+    assert_null(
+        cf_fieldmap_lookup_for(m, NULL, "process_creation", "ParentImage", &n));
+    assert_string_equal(
+        cf_fieldmap_target_value(m, "MandatoryLabel", "high", 4),
+        "S-1-16-12288");
+    assert_null(cf_fieldmap_target_value(m, "MandatoryLabel", "Highest", 7));
+    assert_null(cf_fieldmap_target_value(m, "IntegrityLevel", "High", 4));
+    cf_fieldmap_destroy(m);
+    json_decref(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_unmapped),
+        cmocka_unit_test(test_audit_4688),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
