@@ -62,7 +62,9 @@ static const char *const check_usage =
     "  --rules PATH    rule file or directory; repeat for more\n"
     "  --config FILE   chainfuse configuration (placeholders, mappings)\n"
     "  --json          print one JSON object: rules_total, rules_loaded,\n"
-    "                  rules_rejected, rejected [{path, id, reason}]\n";
+    "                  rules_rejected, rejected [{path, id, reason}],\n"
+    "                  converted [{path, id, note}] (legacy aggregations\n"
+    "                  loaded as correlations)\n";
 
 static const char *const run_usage =
     "usage: chainfuse run --rules PATH [--rules PATH ...] [--input FILE|-]\n"
@@ -338,6 +340,21 @@ static bool write_stats(struct cf_output *so, json_t *stats) {
     return ok;
 }
 
+/* [{path, id, <text_key>}] of rejected or converted rules. */
+static json_t *records_json(const struct cf_rule_rejection *r, size_t n,
+                            const char *text_key) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "path", json_string(r[i].path));
+        json_object_set_new(e, "id",
+                            r[i].id ? json_string(r[i].id) : json_null());
+        json_object_set_new(e, text_key, json_string(r[i].reason));
+        json_array_append_new(a, e);
+    }
+    return a;
+}
+
 static int cmd_check(int argc, char **argv) {
     static const struct option opts[] = {{"rules", required_argument, 0, 'r'},
                                          {"config", required_argument, 0, 'c'},
@@ -404,22 +421,17 @@ static int cmd_check(int argc, char **argv) {
     size_t total = loaded + rb->n_rejected;
     if (as_json) {
         json_t *o = json_object();
-        json_t *rej = json_array();
         json_object_set_new(o, "rules_total", json_integer((json_int_t)total));
         json_object_set_new(o, "rules_loaded",
                             json_integer((json_int_t)loaded));
         json_object_set_new(o, "rules_rejected",
                             json_integer((json_int_t)rb->n_rejected));
-        for (size_t i = 0; i < rb->n_rejected; i++) {
-            const struct cf_rule_rejection *r = &rb->rejected[i];
-            json_t *e = json_object();
-            json_object_set_new(e, "path", json_string(r->path));
-            json_object_set_new(e, "id",
-                                r->id ? json_string(r->id) : json_null());
-            json_object_set_new(e, "reason", json_string(r->reason));
-            json_array_append_new(rej, e);
-        }
-        json_object_set_new(o, "rejected", rej);
+        json_object_set_new(
+            o, "rejected",
+            records_json(rb->rejected, rb->n_rejected, "reason"));
+        json_object_set_new(
+            o, "converted",
+            records_json(rb->converted, rb->n_converted, "note"));
         json_object_set_new(o, "detection_rules",
                             json_integer((json_int_t)rb->n_rules));
         json_object_set_new(o, "correlation_rules",
@@ -443,6 +455,11 @@ static int cmd_check(int argc, char **argv) {
         for (size_t i = 0; i < rb->n_rejected; i++) {
             const struct cf_rule_rejection *r = &rb->rejected[i];
             printf("rejected %s%s%s: %s\n", r->path, r->id ? " id " : "",
+                   r->id ? r->id : "", r->reason);
+        }
+        for (size_t i = 0; i < rb->n_converted; i++) {
+            const struct cf_rule_rejection *r = &rb->converted[i];
+            printf("converted %s%s%s: %s\n", r->path, r->id ? " id " : "",
                    r->id ? r->id : "", r->reason);
         }
         printf("%zu of %zu rules loaded (%zu detection, %zu correlation), "

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "sigma_condition.h"
 #include "sigma_correlation.h"
+#include "sigma_legacy.h"
 #include "sigma_modifiers.h"
 #include "yaml_json.h"
 
@@ -58,6 +59,15 @@ struct book {
     bool nomem;
 };
 
+static void free_records(struct cf_rule_rejection *r, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        cf_free(r[i].path);
+        cf_free(r[i].id);
+        cf_free(r[i].reason);
+    }
+    cf_free(r);
+}
+
 static struct book *book_of(struct cf_rulebook *rb) {
     return (struct book *)rb;
 }
@@ -76,12 +86,8 @@ void cf_rulebook_destroy(struct cf_rulebook *rb) {
     for (size_t i = 0; i < rb->n_correlations; i++)
         cf_correlation_destroy(rb->correlations[i]);
     cf_free(rb->correlations);
-    for (size_t i = 0; i < rb->n_rejected; i++) {
-        cf_free(rb->rejected[i].path);
-        cf_free(rb->rejected[i].id);
-        cf_free(rb->rejected[i].reason);
-    }
-    cf_free(rb->rejected);
+    free_records(rb->rejected, rb->n_rejected);
+    free_records(rb->converted, rb->n_converted);
     for (size_t i = 0; i < b->n_filters; i++) {
         json_decref(b->filters[i].doc);
         json_decref(b->filters[i].placeholders);
@@ -105,22 +111,27 @@ static int grow(void **arr, size_t n, size_t size) {
     return 0;
 }
 
-void cf_rulebook_reject(struct cf_rulebook *rb, const char *path,
-                        const char *id, const char *reason) {
-    if (grow((void **)&rb->rejected, rb->n_rejected, sizeof(*rb->rejected)) !=
-        0)
-        return; /* out of memory: n_rejected tells the caller */
-    struct cf_rule_rejection *r = &rb->rejected[rb->n_rejected];
+/* Appends {path, id, text} to a list of rejections or conversions; out
+ * of memory leaves *n as it was, which tells the caller. */
+static void record(struct cf_rule_rejection **arr, size_t *n, const char *path,
+                   const char *id, const char *text) {
+    if (grow((void **)arr, *n, sizeof(**arr)) != 0) return;
+    struct cf_rule_rejection *r = &(*arr)[*n];
     r->path = path ? cf_strdup(path) : NULL;
     r->id = id ? cf_strdup(id) : NULL;
-    r->reason = cf_strdup(reason ? reason : "unknown reason");
+    r->reason = cf_strdup(text ? text : "unknown reason");
     if ((path && !r->path) || (id && !r->id) || !r->reason) {
         cf_free(r->path);
         cf_free(r->id);
         cf_free(r->reason);
         return;
     }
-    rb->n_rejected++;
+    (*n)++;
+}
+
+void cf_rulebook_reject(struct cf_rulebook *rb, const char *path,
+                        const char *id, const char *reason) {
+    record(&rb->rejected, &rb->n_rejected, path, id, reason);
 }
 
 /* The loaders below (cf_read_file, cf_yaml_to_json, cf_sigma_rule_parse,
@@ -146,6 +157,62 @@ static void reject(struct book *b, const char *path, const char *id,
 static const char *doc_id(const json_t *doc) {
     const json_t *id = json_object_get(doc, "id");
     return json_is_string(id) ? json_string_value(id) : NULL;
+}
+
+/* A legacy aggregation converted (sigma_legacy.h): its base rules and
+ * correlation are parsed like any others and all added, or none, with
+ * the first reason against the rule as written. */
+static void load_converted(struct book *b, const json_t *doc,
+                           const json_t *docs, const char *path,
+                           json_t *placeholders, const char *note) {
+    struct cf_rulebook *rb = &b->rb;
+    size_t n = json_array_size(docs), n_rules = 0, nc = rb->n_converted;
+    struct cf_sigma_rule **rules = cf_calloc(n, sizeof(*rules));
+    struct cf_sigma_correlation *c = NULL;
+    char reason[1024], why[900];
+    bool ok = false;
+
+    snprintf(reason, sizeof(reason), "out of memory");
+    if (!rules) goto done;
+    for (; n_rules + 1 < n; n_rules++) {
+        rules[n_rules] =
+            cf_sigma_rule_parse(json_array_get(docs, n_rules), path,
+                                placeholders, why, sizeof(why));
+        if (!rules[n_rules]) {
+            if (!is_nomem(why))
+                snprintf(reason, sizeof(reason),
+                         "legacy aggregation, as its base rule: %s", why);
+            goto done;
+        }
+    }
+    if (!(c = cf_correlation_parse(json_array_get(docs, n - 1), path, why,
+                                   sizeof(why)))) {
+        if (!is_nomem(why))
+            snprintf(reason, sizeof(reason),
+                     "legacy aggregation, as a correlation: %s", why);
+        goto done;
+    }
+    if (grow((void **)&rb->correlations, rb->n_correlations,
+             sizeof(*rb->correlations)) != 0)
+        goto done;
+    for (size_t i = 0; i < n_rules; i++)
+        if (grow((void **)&rb->rules, rb->n_rules + i, sizeof(*rb->rules)) != 0)
+            goto done;
+    record(&rb->converted, &rb->n_converted, path, doc_id(doc), note);
+    if (rb->n_converted == nc) goto done;
+    for (size_t i = 0; i < n_rules; i++) {
+        rules[i]->index = (uint32_t)rb->n_rules;
+        rb->rules[rb->n_rules++] = rules[i];
+    }
+    rb->correlations[rb->n_correlations++] = c;
+    ok = true;
+done:
+    if (!ok) {
+        for (size_t i = 0; i < n_rules; i++) cf_sigma_rule_destroy(rules[i]);
+        cf_correlation_destroy(c);
+        reject(b, path, doc_id(doc), reason);
+    }
+    cf_free(rules);
 }
 
 static void load_document(struct book *b, const json_t *doc, const char *path,
@@ -176,6 +243,19 @@ static void load_document(struct book *b, const json_t *doc, const char *path,
     }
     rb->n_documents++;
     if (is_rule) {
+        json_t *converted = NULL;
+        char note[600];
+        cf_err_t rc = cf_legacy_aggregation_convert(
+            doc, &converted, note, sizeof(note), reason, sizeof(reason));
+        if (rc != CF_OK) {
+            reject(b, path, doc_id(doc), reason);
+            return;
+        }
+        if (converted) {
+            load_converted(b, doc, converted, path, placeholders, note);
+            json_decref(converted);
+            return;
+        }
         struct cf_sigma_rule *r = cf_sigma_rule_parse(doc, path, placeholders,
                                                       reason, sizeof(reason));
         if (!r ||

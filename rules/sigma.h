@@ -211,6 +211,11 @@ struct cf_rulebook {
     size_t n_correlations;
     struct cf_rule_rejection *rejected;
     size_t n_rejected;
+    /* Rules loaded after a conversion, with what was done in `reason`:
+     * legacy aggregations (`| count() by X > 5`) loaded as correlations
+     * (rules/sigma_legacy.h).  `chainfuse check` lists them. */
+    struct cf_rule_rejection *converted;
+    size_t n_converted;
     size_t n_documents; /* rule, correlation and filter documents seen */
     size_t n_files;     /* rule files read (a folder may have none) */
     size_t n_filters;   /* filter documents applied */

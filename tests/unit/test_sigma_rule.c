@@ -654,10 +654,12 @@ static void test_documents(void **state) {
     expect_reject(load_yaml("- a\n- b\n", NULL), "is not a map");
     expect_reject(load_yaml("title: x\ndetection: {s: {A: 1}}\n", NULL),
                   "detection has no condition");
+    /* a legacy aggregation loads as a correlation (test_legacy.c), but
+     * not without the timeframe it counts within */
     expect_reject(load_yaml("title: x\ndetection:\n  s: {A: 1}\n"
                             "  condition: s | count() > 3\n",
                             NULL),
-                  "aggregations");
+                  "no `timeframe`");
     expect_reject(load_yaml("title: x\ndetection: {s: {A: 1}, "
                             "condition: 1 of f*}\n",
                             NULL),
