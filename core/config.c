@@ -90,7 +90,7 @@ static const struct cf_config_key fusion_keys[] = {
         "time (0 means 1ms)"),
     KEY("entity_ttl", CF_CONFIG_DURATION, "7d", 0, MAX_DURATION,
         fusion.entity_ttl, "an entity not seen for this long is forgotten"),
-    /* ATT&CK enterprise has 14 tactics (engine/killchain.h) */
+    /* ATT&CK enterprise has 14 kill-chain positions (engine/killchain.h) */
     KEY("min_stages", CF_CONFIG_INT, "2", 1, 14, fusion.min_stages,
         "kill-chain stages an incident needs before it is raised (emitted); "
         "a high or critical alert raises it at once"),

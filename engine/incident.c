@@ -53,14 +53,21 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
     return CF_OK;
 }
 
-/* Stages stay sorted by first appearance; ties (one alert tagging
- * several tactics) in kill-chain order, so the list never depends on the
- * order tags were written in. */
+/* Stages, one per tactic, stay sorted by first appearance; ties (one
+ * alert tagging several tactics) in kill-chain order, then by name, so
+ * the list never depends on the order tags were written in. */
+static bool stage_before(int64_t t, int stage, const char *tactic,
+                         const struct cf_incident_stage *o) {
+    if (t != o->first_ms) return t < o->first_ms;
+    if (stage != o->stage) return stage < o->stage;
+    return strcmp(tactic, o->tactic) < 0;
+}
+
 static void add_stage(struct cf_incident *inc, int stage, const char *tactic,
                       int64_t t, uint32_t count) {
     size_t i;
     for (i = 0; i < inc->n_stages; i++) {
-        if (inc->stages[i].stage != stage) continue;
+        if (strcmp(inc->stages[i].tactic, tactic) != 0) continue;
         inc->stages[i].alert_count += count;
         if (t >= inc->stages[i].first_ms) return;
         /* earlier sighting (merge): move it to its new place */
@@ -68,17 +75,13 @@ static void add_stage(struct cf_incident *inc, int stage, const char *tactic,
         memmove(&inc->stages[i], &inc->stages[i + 1],
                 (inc->n_stages - i - 1) * sizeof s);
         inc->n_stages--;
-        s.first_ms = t;
-        s.tactic = tactic;
         count = s.alert_count;
         break;
     }
-    if (inc->n_stages >= CF_KILLCHAIN_STAGES) return;
+    if (inc->n_stages >= CF_KILLCHAIN_TACTICS) return;
     struct cf_incident_stage ns = {stage, tactic, t, count};
-    for (i = 0; i < inc->n_stages; i++) {
-        const struct cf_incident_stage *o = &inc->stages[i];
-        if (t < o->first_ms || (t == o->first_ms && stage < o->stage)) break;
-    }
+    for (i = 0; i < inc->n_stages; i++)
+        if (stage_before(t, stage, tactic, &inc->stages[i])) break;
     memmove(&inc->stages[i + 1], &inc->stages[i],
             (inc->n_stages - i) * sizeof ns);
     inc->stages[i] = ns;
@@ -174,12 +177,15 @@ cf_err_t cf_incident_add(struct cf_incident *inc, const struct cf_alert *alert,
         const char *name;
         int stage = cf_killchain_stage(alert->tactics[i], &name);
         if (!stage) continue;
-        /* One alert counts once per stage even if tagged twice there
-         * (defense-evasion and stealth). */
+        /* One alert counts once per tactic even if tagged twice
+         * ("attack.defense_evasion" and "attack.defense-evasion"); a
+         * second tactic at the same position is a stage of its own. */
         bool seen = false;
-        for (size_t j = 0; j < i; j++)
-            if (cf_killchain_stage(alert->tactics[j], NULL) == stage)
-                seen = true;
+        for (size_t j = 0; j < i; j++) {
+            const char *other;
+            cf_killchain_stage(alert->tactics[j], &other);
+            if (other == name) seen = true;
+        }
         if (!seen) add_stage(inc, stage, name, time_ms, 1);
     }
     if ((rc = add_rule(inc, alert->rule_id, alert->rule_title, alert->level, 1,
@@ -249,8 +255,20 @@ enum cf_level cf_incident_max_level(const struct cf_incident *inc) {
     return CF_LEVEL_INFORMATIONAL;
 }
 
+size_t cf_incident_positions(const struct cf_incident *inc) {
+    bool seen[CF_KILLCHAIN_STAGES + 1] = {false};
+    size_t n = 0;
+    for (size_t i = 0; i < inc->n_stages; i++) {
+        int p = inc->stages[i].stage;
+        if (p < 1 || p > CF_KILLCHAIN_STAGES || seen[p]) continue;
+        seen[p] = true;
+        n++;
+    }
+    return n;
+}
+
 bool cf_incident_raised(const struct cf_incident *inc, unsigned min_stages) {
-    return inc->n_stages >= min_stages ||
+    return cf_incident_positions(inc) >= min_stages ||
            cf_incident_max_level(inc) >= CF_LEVEL_HIGH;
 }
 
@@ -268,12 +286,30 @@ static int furthest_stage(const struct cf_incident *inc) {
     return f;
 }
 
+/* The tactic named at the furthest position, as the alerts tagged it
+ * (the first seen there), so an incident of "stealth" alerts does not
+ * report reaching "defense-evasion". */
+static const char *furthest_tactic(const struct cf_incident *inc) {
+    int f = furthest_stage(inc);
+    for (size_t i = 0; i < inc->n_stages; i++)
+        if (inc->stages[i].stage == f) return inc->stages[i].tactic;
+    return NULL;
+}
+
 /* Pairs of consecutive stages (by first appearance) that move forward
- * along the chain. */
+ * along the chain, and those that move back; two tactics at one position
+ * (stealth, defense-impairment) side by side are neither. */
 static size_t forward_steps(const struct cf_incident *inc) {
     size_t n = 0;
     for (size_t i = 1; i < inc->n_stages; i++)
         if (inc->stages[i].stage > inc->stages[i - 1].stage) n++;
+    return n;
+}
+
+static size_t backward_steps(const struct cf_incident *inc) {
+    size_t n = 0;
+    for (size_t i = 1; i < inc->n_stages; i++)
+        if (inc->stages[i].stage < inc->stages[i - 1].stage) n++;
     return n;
 }
 
@@ -287,10 +323,12 @@ int cf_incident_score(const struct cf_incident *inc) {
     for (size_t i = 0; i < inc->n_rules; i++)
         if (inc->rules[i].level >= CF_LEVEL_MEDIUM) serious++;
     score += serious > 6 ? 6 : (int)serious;
-    if (inc->n_stages >= 2) {
-        size_t extra = inc->n_stages - 1;
+    size_t positions = cf_incident_positions(inc);
+    if (positions >= 2) {
+        size_t extra = positions - 1, fwd = forward_steps(inc),
+               steps = fwd + backward_steps(inc);
         score += extra > 4 ? 28 : (int)extra * 7;
-        score += (int)(8 * forward_steps(inc) / (inc->n_stages - 1));
+        if (steps) score += (int)(8 * fwd / steps);
     }
     score += furthest_stage(inc) * 8 / CF_KILLCHAIN_STAGES;
     size_t hosts = count_kind(inc, CF_ENTITY_HOST);
@@ -338,9 +376,9 @@ static char *make_title(const struct cf_incident *inc) {
     const char *host = first_raw(inc, CF_ENTITY_HOST);
     const char *user = first_raw(inc, CF_ENTITY_USER);
     const char *where = host ? host : user ? user : "unknown host";
-    if (inc->n_stages >= 2) {
-        cf_buf_printf(&t, "%zu-stage activity on %s: %s to %s", inc->n_stages,
-                      where, inc->stages[0].tactic,
+    if (cf_incident_positions(inc) >= 2) {
+        cf_buf_printf(&t, "%zu-stage activity on %s: %s to %s",
+                      cf_incident_positions(inc), where, inc->stages[0].tactic,
                       inc->stages[inc->n_stages - 1].tactic);
     } else {
         const char *rule =
@@ -373,17 +411,19 @@ static char *make_summary(const struct cf_incident *inc) {
         cf_buf_printf(&t, " It covers one kill-chain stage: %s.",
                       inc->stages[0].tactic);
     } else if (inc->n_stages) {
-        cf_buf_printf(&t,
-                      " It went through %zu kill-chain stages in this order: ",
-                      inc->n_stages);
+        size_t positions = cf_incident_positions(inc);
+        cf_buf_printf(&t, " It went through %zu kill-chain stage%s", positions,
+                      positions == 1 ? "" : "s");
+        if (positions != inc->n_stages)
+            cf_buf_printf(&t, " (%zu tactics)", inc->n_stages);
+        cf_buf_printf(&t, " in this order: ");
         for (size_t i = 0; i < inc->n_stages; i++)
             cf_buf_printf(&t, "%s%s",
                           i == 0                   ? ""
                           : i + 1 == inc->n_stages ? " then "
                                                    : ", ",
                           inc->stages[i].tactic);
-        cf_buf_printf(&t, ", reaching %s.",
-                      cf_killchain_name(furthest_stage(inc)));
+        cf_buf_printf(&t, ", reaching %s.", furthest_tactic(inc));
     } else {
         cf_buf_printf(&t, " Its alerts carry no ATT&CK tactic.");
     }
@@ -452,6 +492,8 @@ json_t *cf_incident_to_json(const struct cf_incident *inc, const char *status,
         json_t *s = json_object();
         ok &= !json_object_set_new(s, "tactic",
                                    json_string(inc->stages[i].tactic));
+        ok &= !json_object_set_new(s, "position",
+                                   json_integer(inc->stages[i].stage));
         ok &= !json_object_set_new(s, "first_seen",
                                    time_json(inc->stages[i].first_ms));
         ok &= !json_object_set_new(s, "alert_count",
@@ -461,11 +503,14 @@ json_t *cf_incident_to_json(const struct cf_incident *inc, const char *status,
     ok &= !json_object_set_new(rec, "stages", stages);
     stages = NULL;
 
-    ok &= !json_object_set_new(prog, "distinct_stages",
-                               json_integer((json_int_t)inc->n_stages));
     ok &= !json_object_set_new(
-        prog, "furthest_stage",
-        furthest ? json_string(cf_killchain_name(furthest)) : json_null());
+        prog, "distinct_stages",
+        json_integer((json_int_t)cf_incident_positions(inc)));
+    ok &= !json_object_set_new(prog, "distinct_tactics",
+                               json_integer((json_int_t)inc->n_stages));
+    ok &= !json_object_set_new(prog, "furthest_stage",
+                               furthest ? json_string(furthest_tactic(inc))
+                                        : json_null());
     ok &=
         !json_object_set_new(prog, "furthest_position", json_integer(furthest));
     ok &= !json_object_set_new(prog, "chain_length",
@@ -474,8 +519,7 @@ json_t *cf_incident_to_json(const struct cf_incident *inc, const char *status,
                                json_integer((json_int_t)forward_steps(inc)));
     ok &= !json_object_set_new(
         prog, "in_order",
-        json_boolean(inc->n_stages > 0 &&
-                     forward_steps(inc) + 1 == inc->n_stages));
+        json_boolean(inc->n_stages > 0 && backward_steps(inc) == 0));
     ok &= !json_object_set_new(rec, "progression", prog);
     prog = NULL;
 

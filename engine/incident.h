@@ -38,9 +38,11 @@ struct cf_incident_link {
     uint32_t duplicates; /* later copies counted on this alert */
 };
 
+/* One per tactic the alerts carry: "stealth" and "defense-impairment"
+ * are two stages at one kill-chain position. */
 struct cf_incident_stage {
-    int stage;          /* 1..14 */
-    const char *tactic; /* static name as tagged ("stealth") */
+    int stage;          /* kill-chain position 1..14 */
+    const char *tactic; /* static name as tagged ("stealth"); the key */
     int64_t first_ms;
     uint32_t alert_count;
 };
@@ -74,7 +76,7 @@ struct cf_incident {
     int64_t first_ms, last_ms;
     struct cf_position last_pos; /* newest contributing input record */
 
-    struct cf_incident_stage stages[CF_KILLCHAIN_STAGES]; /* by first_ms */
+    struct cf_incident_stage stages[CF_KILLCHAIN_TACTICS]; /* by first_ms */
     size_t n_stages;
 
     uint64_t alert_count;    /* every alert, also beyond max_alerts */
@@ -125,8 +127,12 @@ cf_err_t cf_incident_merge(struct cf_incident *dst, struct cf_incident *src,
 /* Highest alert level present. */
 enum cf_level cf_incident_max_level(const struct cf_incident *inc);
 
+/* Distinct kill-chain positions its stages cover (stealth and
+ * defense-impairment count once): what scoring and min_stages count. */
+size_t cf_incident_positions(const struct cf_incident *inc);
+
 /* Raised (worth telling a person) when it spans min_stages kill-chain
- * stages or holds a high or critical alert. */
+ * positions or holds a high or critical alert. */
 bool cf_incident_raised(const struct cf_incident *inc, unsigned min_stages);
 
 /* 0..100, from the alerts' levels, the stages covered, whether they came

@@ -14,9 +14,9 @@ struct tactic {
     int stage;
 };
 
-/* Matrix order from ATT&CK v18.1; the two v19 names that split
- * defense-evasion share its position, so incidents mixing old and new
- * rule tags still see one stage there. */
+/* Matrix order from ATT&CK v18.1; the two names that split
+ * defense-evasion share its position (the first 14 entries are indexed by
+ * position - 1). */
 static const struct tactic tactics[] = {
     {"reconnaissance", "Reconnaissance", 1},
     {"resource-development", "Resource Development", 2},
@@ -35,6 +35,8 @@ static const struct tactic tactics[] = {
     {"stealth", "Stealth", 7},
     {"defense-impairment", "Defense Impairment", 7},
 };
+_Static_assert(sizeof tactics / sizeof tactics[0] == CF_KILLCHAIN_TACTICS,
+               "CF_KILLCHAIN_TACTICS counts the table");
 
 int cf_killchain_stage(const char *tactic, const char **display) {
     char buf[64];
