@@ -32,6 +32,7 @@
 #include "pipeline.h"
 #include "ruleset.h"
 #include "sigma.h"
+#include "sigma_correlation.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -56,15 +57,17 @@ static const char *const check_usage =
     "\n"
     "Loads and compiles Sigma rules (files, or directories searched\n"
     "recursively for .yml/.yaml) and reports what loaded and what was\n"
-    "rejected, with the reason for each rejection.  Exits 0 when it ran,\n"
-    "whatever it rejected, and 1 when no rule loaded at all.\n"
+    "rejected, with the reason for each rejection, and the rules whose\n"
+    "alerts only feed correlations (no `generate: true`).  Exits 0 when it\n"
+    "ran, whatever it rejected, and 1 when no rule loaded at all.\n"
     "\n"
     "  --rules PATH    rule file or directory; repeat for more\n"
     "  --config FILE   chainfuse configuration (placeholders, mappings)\n"
     "  --json          print one JSON object: rules_total, rules_loaded,\n"
     "                  rules_rejected, rejected [{path, id, reason}],\n"
     "                  converted [{path, id, note}] (legacy aggregations\n"
-    "                  loaded as correlations)\n";
+    "                  loaded as correlations), correlation_only [{path,\n"
+    "                  id, title, level, correlations, warning}]\n";
 
 static const char *const run_usage =
     "usage: chainfuse run --rules PATH [--rules PATH ...] [--input FILE|-]\n"
@@ -355,6 +358,58 @@ static json_t *records_json(const struct cf_rule_rejection *r, size_t n,
     return a;
 }
 
+/*
+ * Rules whose alerts are not written on their own: correlations refer to
+ * them and none says `generate: true` (the Sigma default).  One entry per
+ * rule or chained correlation: {path, id, title, level, correlations:
+ * [titles], warning?}.  A rule of level high or critical gets a warning:
+ * such a level says its hits are worth a look alone, which the
+ * correlation's default hides.  Returns how many carry a warning; NULL
+ * *out on out of memory.
+ */
+static size_t correlation_only(const struct cf_rulebook *rb, json_t **out) {
+    size_t warnings = 0;
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < rb->n_rules + rb->n_correlations; i++) {
+        const struct cf_sigma_rule *r = i < rb->n_rules ? rb->rules[i] : NULL;
+        const struct cf_sigma_correlation *c =
+            r ? NULL : rb->correlations[i - rb->n_rules];
+        if (r ? !r->correlated || r->generated : !c->correlated || c->generated)
+            continue;
+        enum cf_level level = r ? r->level : c->level;
+        json_t *by = json_array(), *e = json_object();
+        for (size_t k = 0; by && k < rb->n_correlations; k++) {
+            const struct cf_sigma_correlation *u = rb->correlations[k];
+            for (size_t x = 0; x < u->n_refs; x++)
+                if ((r && u->refs[x].rule == r) ||
+                    (c && u->refs[x].corr == c)) {
+                    json_array_append_new(by, json_string(u->title));
+                    break;
+                }
+        }
+        json_object_set_new(e, "path", json_string(r ? r->path : c->path));
+        const char *id = r ? r->id : c->id;
+        json_object_set_new(e, "id", id ? json_string(id) : json_null());
+        json_object_set_new(e, "title", json_string(r ? r->title : c->title));
+        json_object_set_new(e, "level", json_string(cf_level_name(level)));
+        json_object_set_new(e, "correlations", by);
+        if (level >= CF_LEVEL_HIGH) {
+            warnings++;
+            json_object_set_new(
+                e, "warning",
+                json_string("its level says its alerts matter alone: add "
+                            "generate: true to a correlation using it to "
+                            "write them"));
+        }
+        if (json_array_append_new(list, e)) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    *out = list;
+    return warnings;
+}
+
 static int cmd_check(int argc, char **argv) {
     static const struct option opts[] = {{"rules", required_argument, 0, 'r'},
                                          {"config", required_argument, 0, 'c'},
@@ -407,6 +462,7 @@ static int cmd_check(int argc, char **argv) {
     struct cf_config *cfg = load_config(config_path);
     struct cf_rulebook *rb = cfg ? load_rules(&ra, cfg) : NULL;
     struct cf_ruleset *rs = NULL;
+    json_t *conly = NULL; /* rules only correlations use */
     char err[512];
     if (!cfg) rc = EXIT_USAGE;
     if (!rb) goto done;
@@ -419,6 +475,11 @@ static int cmd_check(int argc, char **argv) {
     cf_ruleset_get_stats(rs, &st);
     size_t loaded = rb->n_rules + rb->n_correlations;
     size_t total = loaded + rb->n_rejected;
+    size_t conly_warnings = correlation_only(rb, &conly);
+    if (!conly) {
+        fprintf(stderr, "chainfuse check: out of memory\n");
+        goto done;
+    }
     if (as_json) {
         json_t *o = json_object();
         json_object_set_new(o, "rules_total", json_integer((json_int_t)total));
@@ -438,6 +499,7 @@ static int cmd_check(int argc, char **argv) {
                             json_integer((json_int_t)rb->n_correlations));
         json_object_set_new(o, "filters_applied",
                             json_integer((json_int_t)rb->n_filters));
+        json_object_set_new(o, "correlation_only", json_incref(conly));
         json_t *comp = json_object();
         json_object_set_new(comp, "fields",
                             json_integer((json_int_t)st.fields));
@@ -462,10 +524,34 @@ static int cmd_check(int argc, char **argv) {
             printf("converted %s%s%s: %s\n", r->path, r->id ? " id " : "",
                    r->id ? r->id : "", r->reason);
         }
+        size_t i;
+        json_t *e;
+        json_array_foreach(conly, i, e) {
+            json_t *by = json_object_get(e, "correlations");
+            const char *w = json_string_value(json_object_get(e, "warning"));
+            printf(
+                "%s%s (%s, %s) only feeds correlations: ", w ? "warning: " : "",
+                json_string_value(json_object_get(e, "title")),
+                json_string_value(json_object_get(e, "path")),
+                json_string_value(json_object_get(e, "level")));
+            for (size_t k = 0; k < json_array_size(by); k++)
+                printf("%s'%s'", k ? ", " : "",
+                       json_string_value(json_array_get(by, k)));
+            printf(" %s generate: true, so its alerts are not written on "
+                   "their own%s%s\n",
+                   json_array_size(by) > 1 ? "do not set" : "does not set",
+                   w ? "; " : "", w ? w : "");
+        }
         printf("%zu of %zu rules loaded (%zu detection, %zu correlation), "
                "%zu rejected, %zu filters applied\n",
                loaded, total, rb->n_rules, rb->n_correlations, rb->n_rejected,
                rb->n_filters);
+        if (json_array_size(conly))
+            printf("%zu rules only feed correlations (no generate: true): "
+                   "their alerts are counted, correlated and fused as "
+                   "context, not written%s\n",
+                   json_array_size(conly),
+                   conly_warnings ? "; see the warnings above" : "");
         printf("compiled %zu patterns over %zu fields (%zu checked directly) "
                "in %.2f s%s\n",
                st.patterns, st.fields, st.direct_patterns, st.compile_seconds,
@@ -474,6 +560,7 @@ static int cmd_check(int argc, char **argv) {
     fflush(stdout); /* the report first, then why it is a failure */
     rc = report_no_rules(&ra, rb) ? EXIT_RUNTIME : 0;
 done:
+    json_decref(conly);
     cf_ruleset_destroy(rs);
     cf_rulebook_destroy(rb);
     cf_config_destroy(cfg);
@@ -667,14 +754,16 @@ static int cmd_run(int argc, char **argv) {
      * dead-lettered (--stats has the reasons). */
     fprintf(stderr,
             "chainfuse: %lld events, %lld alerts (+%lld from correlations, "
-            "%lld suppressed), %lld incidents, %lld dead-lettered%s%s, "
-            "%lld dropped%s\n",
+            "%lld suppressed, %lld only for correlations), %lld incidents, "
+            "%lld dead-lettered%s%s, %lld dropped%s\n",
             (long long)json_integer_value(json_object_get(stats, "events")),
             (long long)json_integer_value(json_object_get(stats, "alerts")),
             (long long)json_integer_value(
                 json_object_get(stats, "correlation_alerts")),
             (long long)json_integer_value(
                 json_object_get(stats, "suppressed_alerts")),
+            (long long)json_integer_value(
+                json_object_get(stats, "ungenerated_alerts")),
             (long long)json_integer_value(json_object_get(stats, "incidents")),
             (long long)dl,
             !dl                           ? ""

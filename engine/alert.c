@@ -258,6 +258,7 @@ cf_err_t cf_alert_from_event(struct cf_alert *alert,
     alert->rule_title = rule->title;
     alert->rule_path = rule->path;
     alert->rule_name = rule->name;
+    alert->ungenerated = rule->correlated && !rule->generated;
     alert->level = rule->level;
     alert->tactics = rule->tactics;
     alert->n_tactics = rule->n_tactics;

@@ -83,7 +83,11 @@ struct cf_alert {
     size_t event_len;
     struct cf_position pos; /* the input record it came from */
     bool is_correlation;    /* raised by a correlation rule */
-    json_t *extra;          /* correlation details; owned, may be NULL */
+    /* Its rule is referenced by correlations, none with `generate: true`
+     * (rules/sigma.h): it feeds them and fusion (as context) but is not
+     * written as an alert record. */
+    bool ungenerated;
+    json_t *extra; /* correlation details; owned, may be NULL */
 };
 
 /* Fills `alert` for `rule` firing on `ev`, which cf_event_decode

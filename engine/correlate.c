@@ -678,6 +678,7 @@ static void fire(struct cf_correlator *co, uint32_t s, uint32_t n,
     }
     out.pos = *pos;
     out.is_correlation = true;
+    out.ungenerated = c->correlated && !c->generated;
     out.extra = extra;
     if (!ok) {
         co->oom++;

@@ -247,7 +247,7 @@ struct cf_fusion {
         incidents_opened, incidents_raised, incidents_emitted, records_emitted,
         incidents_closed, incidents_evicted, incidents_merged,
         incidents_dropped_unraised, entities_expired, pending_forced,
-        alloc_failures;
+        alloc_failures, ungenerated;
     /* records lost for lack of memory (dropped, see cf_fusion_drops) */
     uint64_t correlation_unwritten, incident_unwritten;
 };
@@ -856,9 +856,12 @@ static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t,
      * to an incident on their own host only, never open one, never bridge
      * two and never index their entities; otherwise routine activity
      * would chain the estate into one incident through common binaries
-     * (file hashes) and accounts. */
+     * (file hashes) and accounts.  So are the alerts of rules that only
+     * feed correlations (no `generate: true`): their author asked for
+     * the correlation alone to be reported. */
     bool context_only =
-        a->level == CF_LEVEL_INFORMATIONAL && !a->is_correlation;
+        (a->level == CF_LEVEL_INFORMATIONAL && !a->is_correlation) ||
+        a->ungenerated;
     for (size_t i = 0; i < CF_ARRAY_LEN(link_order); i++) {
         int k = link_order[i];
         if (!cf_entity_kind_links(k) || !fu->ne.len[k]) continue;
@@ -1015,7 +1018,9 @@ static void drain(struct cf_fusion *fu) {
             continue;
         }
         cf_buf_reset(&fu->rec);
-        if (cf_alert_write(&a, &fu->rec) != CF_OK)
+        if (a.ungenerated) /* chained into another correlation only */
+            fu->ungenerated++;
+        else if (cf_alert_write(&a, &fu->rec) != CF_OK)
             fu->correlation_unwritten++; /* still fused below */
         else if (fu->emit) {
             struct cf_out_record r = cf_alert_out_record(&a, &fu->rec);
@@ -1289,6 +1294,7 @@ void cf_fusion_counts(const struct cf_fusion *fu, struct cf_fusion_counts *c) {
     if (!fu) return;
     c->suppressed = fu->suppressed;
     c->correlation_alerts = fu->correlation_alerts;
+    c->ungenerated = fu->ungenerated;
     c->incidents = fu->incidents_emitted;
     c->incident_records = fu->records_emitted;
 }

@@ -77,6 +77,8 @@ json_t *cf_fusion_stats(const struct cf_fusion *fu);
 struct cf_fusion_counts {
     uint64_t suppressed;         /* alerts hidden by a suppression */
     uint64_t correlation_alerts; /* raised by correlation rules */
+    uint64_t ungenerated;        /* correlation alerts not written: another
+                                    correlation uses them, without generate */
     uint64_t incidents;          /* distinct incidents emitted */
     uint64_t incident_records;   /* incident versions emitted, all */
 };

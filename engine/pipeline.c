@@ -88,8 +88,8 @@ struct cf_pipeline {
     /* Counted here and only here; fusion's (suppressed, correlation
      * alerts, incidents) and the dropped family are counted by their
      * owners and added up in cf_pipeline_stats. */
-    uint64_t records, blank_lines, events, no_time, alerts, written, retries,
-        output_failures;
+    uint64_t records, blank_lines, events, no_time, alerts, ungenerated,
+        written, retries, output_failures;
     uint64_t dead_letter_reasons[DL_REASONS];
     uint64_t scan_errors_seen; /* to say the first one on stderr */
 };
@@ -176,6 +176,8 @@ static void on_match(const struct cf_sigma_rule *rule, void *opaque) {
      * output, not only from incidents (fusion counts it). */
     if (cf_fusion_push(p->fusion, &alert, &p->ev)) {
         /* suppressed */
+    } else if (alert.ungenerated) {
+        p->ungenerated++; /* correlations and fusion have it; not written */
     } else if (p->setup.cfg->emit_alerts) {
         cf_buf_reset(&p->rec);
         if (cf_alert_write(&alert, &p->rec) != CF_OK)
@@ -362,6 +364,7 @@ json_t *cf_pipeline_stats(const struct cf_pipeline *p) {
     STAT(s, "alerts", p->alerts);
     STAT(s, "suppressed_alerts", fc.suppressed);
     STAT(s, "correlation_alerts", fc.correlation_alerts);
+    STAT(s, "ungenerated_alerts", p->ungenerated + fc.ungenerated);
     STAT(s, "incidents", fc.incidents);
     STAT(s, "incident_records", fc.incident_records);
     STAT(s, "written", p->written);

@@ -817,6 +817,28 @@ static void visit(struct cf_rulebook *rb, size_t i, unsigned char *mark,
     mark[i] = MARK_OK;
 }
 
+/* Which rules the kept correlations refer to, and whether any of those
+ * correlations asks for them stand-alone (`generate: true`).  The
+ * specification's default is that only the correlation is generated; a
+ * rule two correlations share is written alone when either asks, since
+ * the author of that one wants its hits seen. */
+static void mark_generated(struct cf_rulebook *rb) {
+    for (size_t i = 0; i < rb->n_correlations; i++) {
+        const struct cf_sigma_correlation *c = rb->correlations[i];
+        for (size_t r = 0; r < c->n_refs; r++) {
+            /* the references are borrowed const; the book owns both */
+            const struct cf_sigma_rule *rr = c->refs[r].rule;
+            struct cf_sigma_rule *rule = rr ? rb->rules[rr->index] : NULL;
+            struct cf_sigma_correlation *corr =
+                rr ? NULL : rb->correlations[c->refs[r].corr->index];
+            bool *correlated = rule ? &rule->correlated : &corr->correlated;
+            bool *generated = rule ? &rule->generated : &corr->generated;
+            *correlated = true;
+            *generated = *generated || c->generate;
+        }
+    }
+}
+
 /* Resolves every correlation's references to loaded rules and
  * correlations, rejects correlations whose references are missing,
  * rejected or cyclic, and numbers the survivors. */
@@ -867,6 +889,7 @@ static void resolve_correlations(struct cf_rulebook *rb) {
     }
     rb->n_correlations = kept;
     for (size_t i = 0; i < kept; i++) rb->correlations[i]->index = (uint32_t)i;
+    mark_generated(rb);
 done:
     if (reasons)
         for (size_t i = 0; i < n; i++) cf_free(reasons[i]);

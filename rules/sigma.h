@@ -180,6 +180,12 @@ struct cf_sigma_rule {
      * it expanded and filters applied to it), hex; keys the compile cache */
     char digest[65];
     uint32_t index; /* position in rulebook->rules */
+    /* Set by cf_rulebook_finish: a loaded correlation refers to it
+     * (`correlated`), and one of those says `generate: true`
+     * (`generated`).  Per the Sigma correlation specification its alerts
+     * are written on their own only when !correlated || generated; the
+     * others only feed correlations and fusion. */
+    bool correlated, generated;
 };
 
 /* A rule (or rule file document) that was not loaded, and why, in words

@@ -83,8 +83,11 @@ struct cf_sigma_correlation {
     size_t n_criteria;
     struct cf_corr_expr *expr; /* temporal string condition, or NULL */
 
-    bool generate; /* referenced rules also emitted stand-alone (the
-                      pipeline emits every detection alert anyway) */
+    bool generate; /* referenced rules also written stand-alone (their
+                      `correlated`/`generated`, set by the rule loader) */
+    /* As for a detection rule (sigma.h), when another correlation
+     * refers to this one (chaining). */
+    bool correlated, generated;
 
     char **tags;
     size_t n_tags;

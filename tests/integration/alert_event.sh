@@ -8,12 +8,7 @@
 # what is being tested.
 set -uo pipefail
 CF="$1"
-command -v jq >/dev/null || { echo "SKIP: jq not installed (deploy/bootstrap.sh installs it)"; exit 77; }
-T="$(mktemp -d)"
-trap 'rm -rf "$T"' EXIT
-export CHAINFUSE_CACHE_DIR="$T/cache"
-pass=0 fail=0
-check() { if eval "$2"; then pass=$((pass + 1)); echo "ok: $1"; else fail=$((fail + 1)); echo "FAIL: $1"; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/harness.sh"
 
 cat > "$T/rule.yml" <<'R'
 title: Host WS1
@@ -38,5 +33,4 @@ check "every output line is valid JSON" 'jq -e . "$T/out.jsonl" >/dev/null'
 check "event 1 is embedded byte for byte, last in the record" 'grep -qF -- "\"event\":$E1}" "$T/out.jsonl"'
 check "event 2 is embedded byte for byte, without the blanks around it" 'grep -qF -- "\"event\":$E2}" "$T/out.jsonl"'
 check "no carriage return reaches the output" '! grep -q $'"'"'\r'"'"' "$T/out.jsonl"'
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish alert_event
