@@ -121,6 +121,18 @@ static const struct cf_config_key fusion_keys[] = {
         "the built-in SYSTEM, -, loopback addresses..."),
 };
 
+static const struct cf_config_key identity_keys[] = {
+    KEY("domains", CF_CONFIG_STRMAP, NULL, 0, 0, identity.domains,
+        "NetBIOS domain name to DNS domain name (`ACME: acme.local`): "
+        "`ACME\\bchen`, `ACME.LOCAL\\bchen` and `bchen@acme.local` are "
+        "then one account; beside the pairs learned from events, and "
+        "preferred to them"),
+    KEY("learn_domains", CF_CONFIG_BOOL, "true", 0, 0, identity.learn_domains,
+        "learn NetBIOS-DNS domain pairs from Windows events that carry both "
+        "(a machine account on its own host, a domain SID seen with both "
+        "names)"),
+};
+
 #define SECTION(name, keys, help)                                              \
     { name, help, keys, CF_ARRAY_LEN(keys), CF_CONFIG_MAPPING, NULL }
 #define FREE_FORM(name, shape, owner, help)                                    \
@@ -139,6 +151,8 @@ static const struct cf_config_section_def sections[] = {
             "lateness is set under `fusion`)."),
     SECTION("fusion", fusion_keys,
             "Kill-chain fusion of alerts into incidents, on event time."),
+    SECTION("identity", identity_keys,
+            "Which account names are one account (engine/entity_norm.c)."),
     FREE_FORM("placeholders", CF_CONFIG_MAPPING, "rules/rulebook.c",
               "values for `%name%` in rules using `|expand`: name to list "
               "of values"),

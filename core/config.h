@@ -40,6 +40,13 @@ struct cf_fusion_settings {
     struct cf_strlist never_link; /* as written; fusion normalises them */
 };
 
+/* Section `identity` (engine/entity_norm.c): which account names are
+ * one account. */
+struct cf_identity_settings {
+    struct cf_strmap domains; /* NetBIOS domain -> DNS domain, as written */
+    bool learn_domains;       /* learn more pairs from events */
+};
+
 struct cf_config {
     struct cf_decode_limits limits; /* input.max_line_bytes, max_depth */
     char *dead_letter_path;         /* dead_letter.path */
@@ -48,6 +55,7 @@ struct cf_config {
     bool emit_incidents;            /* output.incidents */
     struct cf_correlation_settings correlation;
     struct cf_fusion_settings fusion;
+    struct cf_identity_settings identity;
     struct json_t *root; /* the whole document (an object) */
 };
 

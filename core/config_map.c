@@ -32,6 +32,16 @@ static const struct {
                   {"MiB", 1LL << 20},
                   {"GiB", 1LL << 30}};
 
+static void release_strmap(struct cf_strmap *m) {
+    for (size_t j = 0; j < m->n; j++) {
+        cf_free(m->key[j]);
+        cf_free(m->value[j]);
+    }
+    cf_free(m->key);
+    cf_free(m->value);
+    memset(m, 0, sizeof *m);
+}
+
 /* What a value of each type looks like, for "must be ..." messages. */
 static const char *type_wanted(enum cf_config_type t) {
     switch (t) {
@@ -45,6 +55,7 @@ static const char *type_wanted(enum cf_config_type t) {
                "bare number is seconds)";
     case CF_CONFIG_STRING: return "a string";
     case CF_CONFIG_STRLIST: return "a list of strings";
+    case CF_CONFIG_STRMAP: return "a mapping of names to strings";
     }
     return "?";
 }
@@ -58,6 +69,7 @@ static const char *type_name(enum cf_config_type t) {
     case CF_CONFIG_DURATION: return "duration";
     case CF_CONFIG_STRING: return "string";
     case CF_CONFIG_STRLIST: return "list of strings";
+    case CF_CONFIG_STRMAP: return "mapping of strings";
     }
     return "?";
 }
@@ -286,6 +298,42 @@ static cf_err_t set_value(const struct cf_config_key *k, const json_t *v,
         *slot = l;
         return CF_OK;
     }
+    case CF_CONFIG_STRMAP: {
+        const char *name;
+        const json_t *item;
+        if (!json_is_object(v)) {
+            snprintf(why, why_size, "must be a mapping such as {A: b}, not %s",
+                     found);
+            return CF_ERR;
+        }
+        json_object_foreach((json_t *)v, name, item) {
+            if (!json_is_string(item)) {
+                describe(item, found, sizeof found);
+                snprintf(why, why_size, "%.80s must be a string, not %s", name,
+                         found);
+                return CF_ERR;
+            }
+        }
+        size_t n = json_object_size(v);
+        struct cf_strmap m = {cf_calloc(n + 1, sizeof(char *)),
+                              cf_calloc(n + 1, sizeof(char *)), 0};
+        cf_err_t rc = m.key && m.value ? CF_OK : CF_ERR_NOMEM;
+        json_object_foreach((json_t *)v, name, item) {
+            if (rc != CF_OK) break;
+            m.key[m.n] = cf_strdup(name);
+            m.value[m.n] = cf_strdup(json_string_value(item));
+            m.n++;
+            if (!m.key[m.n - 1] || !m.value[m.n - 1]) rc = CF_ERR_NOMEM;
+        }
+        struct cf_strmap *slot =
+            (struct cf_strmap *)(void *)((char *)base + k->offset);
+        if (rc == CF_OK)
+            release_strmap(slot);
+        else
+            release_strmap(&m);
+        if (rc == CF_OK) *slot = m;
+        return rc;
+    }
     }
     return CF_ERR;
 }
@@ -302,7 +350,8 @@ cf_err_t cf_config_map_defaults(const struct cf_config_section_def *sec,
             v = strcmp(k->def, "true") == 0 ? json_true() : json_false();
             break;
         case CF_CONFIG_INT: v = json_integer(strtoll(k->def, NULL, 10)); break;
-        case CF_CONFIG_STRLIST: v = json_loads(k->def, 0, NULL); break;
+        case CF_CONFIG_STRLIST:
+        case CF_CONFIG_STRMAP: v = json_loads(k->def, 0, NULL); break;
         default: v = json_string(k->def); break;
         }
         if (!v)
@@ -385,6 +434,8 @@ void cf_config_map_release(const struct cf_config_section_def *sec,
             cf_free(l->v);
             l->v = NULL;
             l->n = 0;
+        } else if (k->type == CF_CONFIG_STRMAP) {
+            release_strmap(slot);
         }
     }
 }

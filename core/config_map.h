@@ -30,6 +30,13 @@ struct cf_strlist {
     size_t n;
 };
 
+/* A mapping of strings to strings, in the order written: key[i] ->
+ * value[i].  Owns the arrays and every string. */
+struct cf_strmap {
+    char **key, **value;
+    size_t n;
+};
+
 enum cf_config_type {
     CF_CONFIG_BOOL,     /* bool: true or false */
     CF_CONFIG_INT,      /* int32_t or int64_t (by the field's size) */
@@ -39,6 +46,7 @@ enum cf_config_type {
                            number is seconds */
     CF_CONFIG_STRING,   /* char *, owned; NULL when unset */
     CF_CONFIG_STRLIST,  /* struct cf_strlist of strings */
+    CF_CONFIG_STRMAP,   /* struct cf_strmap: a mapping of string to string */
 };
 
 struct cf_config_key {

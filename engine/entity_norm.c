@@ -4,7 +4,10 @@
  */
 #include "entity_norm.h"
 
+#include "hash.h"
+
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Accounts every Windows machine runs as: linking on them would merge
@@ -106,8 +109,515 @@ static size_t normalize_ip(char *out, size_t n) {
     return n;
 }
 
+/* ---- accounts and domains ----------------------------------------- */
+
+/* Domains whose accounts are a machine's own built-in ones, never an
+ * estate's: they teach no NetBIOS-DNS pair. */
+static const char *const builtin_domains[] = {
+    "nt authority",     "builtin",     "nt service",         "window manager",
+    "font driver host", "iis apppool", "nt virtual machine", NULL};
+
+struct domain_pair {
+    char nb[64];
+    char dns[CF_ENTITY_NORM_MAX];
+    bool configured;
+};
+
+/* A domain SID (S-1-5-21-a-b-c) and the names it was seen with. */
+struct domain_sid {
+    char prefix[96];
+    char nb[64];
+    char dns[CF_ENTITY_NORM_MAX];
+};
+
+/* A user name seen with a domain, and the domains (as written,
+ * lowercase) it was seen with: a name written bare elsewhere ("pgustavo"
+ * in a service install event) is that account when only one domain has
+ * it.  More than CF_ACCOUNT_DOMAINS domains: `many`. */
+#define CF_ACCOUNT_DOMAINS 4
+struct account {
+    uint64_t hash; /* 0: empty slot */
+    char name[64];
+    char domains[CF_ACCOUNT_DOMAINS][64];
+    uint8_t n_domains;
+    bool many;
+};
+
+struct cf_domains {
+    bool learn;
+    struct domain_pair *pairs;
+    size_t n_pairs, cap_pairs, n_learned;
+    struct domain_sid *sids;
+    size_t n_sids, cap_sids;
+    struct account *accounts; /* open addressing, power-of-two size */
+    size_t n_accounts, cap_accounts;
+    uint64_t pairs_refused, sids_refused, accounts_refused, ambiguous,
+        alloc_failures;
+};
+
+/* Lowercased copy of s[0..len) into buf (cut to size - 1). */
+static void lower_copy(const char *s, size_t len, char *buf, size_t size) {
+    size_t n = 0;
+    for (; n < len && n + 1 < size; n++)
+        buf[n] = (char)tolower((unsigned char)s[n]);
+    buf[n] = '\0';
+}
+
+static bool netbios_name(const char *s) {
+    size_t n = strlen(s);
+    return n > 0 && n < 64 && !strpbrk(s, ".\\@/ ") && strcmp(s, "-") != 0;
+}
+
+static bool dns_name(const char *s) {
+    size_t n = strlen(s);
+    return n > 2 && n < CF_ENTITY_NORM_MAX && strchr(s, '.') && s[0] != '.' &&
+           s[n - 1] != '.' && !strpbrk(s, "\\@/ ") && !looks_ipv4(s);
+}
+
+/* "ws03.acme.local" -> its DNS domain "acme.local" and short name
+ * "ws03" (lowercase, into the buffers); false for a short name or an
+ * address. */
+static bool split_host(const char *host, char *shortname, size_t short_size,
+                       char *suffix, size_t suffix_size) {
+    char h[CF_ENTITY_NORM_MAX];
+    if (!host) return false;
+    size_t n = lower_trim(host, h, sizeof h);
+    if (n == 0 || looks_ipv4(h) || looks_ipv6(h) || h[0] == '[') return false;
+    char *dot = strchr(h, '.');
+    if (!dot || dot == h || !dns_name(dot + 1)) return false;
+    lower_copy(h, (size_t)(dot - h), shortname, short_size);
+    lower_copy(dot + 1, strlen(dot + 1), suffix, suffix_size);
+    return true;
+}
+
+/* Whether DNS domain `dns` starts with the label `nb` ("acme.local" and
+ * "acme"). */
+static bool first_label_is(const char *dns, const char *nb) {
+    size_t n = strlen(nb);
+    return strncmp(dns, nb, n) == 0 && dns[n] == '.';
+}
+
+/* Whether `sub` is a subdomain of `dns` ("eu.acme.local", "acme.local"). */
+static bool subdomain_of(const char *sub, const char *dns) {
+    size_t a = strlen(sub), b = strlen(dns);
+    return a > b + 1 && sub[a - b - 1] == '.' && strcmp(sub + a - b, dns) == 0;
+}
+
+/* Room for element n of *arr (capacity *cap, doubled as needed); false,
+ * counted, when memory runs out. */
+static bool room_for_one(struct cf_domains *d, void **arr, size_t n,
+                         size_t *cap, size_t elem) {
+    if (n < *cap) return true;
+    size_t nc = *cap ? *cap * 2 : 8;
+    void *na = cf_realloc(*arr, nc * elem);
+    if (!na) {
+        d->alloc_failures++;
+        return false;
+    }
+    *arr = na;
+    *cap = nc;
+    return true;
+}
+
+/* Adds the pair (both lowercase, checked), once. */
+static void add_pair(struct cf_domains *d, const char *nb, const char *dns,
+                     bool configured) {
+    bool other = false;
+    for (size_t i = 0; i < d->n_pairs; i++) {
+        struct domain_pair *p = &d->pairs[i];
+        if (strcmp(p->nb, nb) != 0) continue;
+        if (strcmp(p->dns, dns) == 0) {
+            p->configured = p->configured || configured;
+            return;
+        }
+        other = true;
+    }
+    if (!configured && d->n_learned >= CF_DOMAINS_MAX) {
+        d->pairs_refused++;
+        return;
+    }
+    if (!room_for_one(d, (void **)&d->pairs, d->n_pairs, &d->cap_pairs,
+                      sizeof *d->pairs))
+        return;
+    struct domain_pair *p = &d->pairs[d->n_pairs++];
+    snprintf(p->nb, sizeof p->nb, "%s", nb);
+    snprintf(p->dns, sizeof p->dns, "%s", dns);
+    p->configured = configured;
+    if (!configured) d->n_learned++;
+    if (other && !configured) d->ambiguous++;
+}
+
+/* Remembers that domain SID `sid` (lowercase "s-1-5-21-a-b-c-rid") goes
+ * with the domain name `name`; a SID seen with both a NetBIOS and a DNS
+ * name pairs them. */
+static void learn_sid(struct cf_domains *d, const char *sid, const char *name) {
+    char prefix[96];
+    const char *last = strrchr(sid, '-');
+    int dashes = 0;
+    for (const char *c = sid; *c; c++) dashes += *c == '-';
+    /* S-1-5-21-a-b-c-rid: a domain (or machine) account */
+    if (strncmp(sid, "s-1-5-21-", 9) != 0 || dashes != 7 ||
+        (size_t)(last - sid) >= sizeof prefix)
+        return;
+    lower_copy(sid, (size_t)(last - sid), prefix, sizeof prefix);
+    struct domain_sid *e = NULL;
+    for (size_t i = 0; i < d->n_sids && !e; i++)
+        if (strcmp(d->sids[i].prefix, prefix) == 0) e = &d->sids[i];
+    if (!e) {
+        if (d->n_sids >= CF_DOMAINS_MAX) {
+            d->sids_refused++;
+            return;
+        }
+        if (!room_for_one(d, (void **)&d->sids, d->n_sids, &d->cap_sids,
+                          sizeof *d->sids))
+            return;
+        e = &d->sids[d->n_sids++];
+        memset(e, 0, sizeof *e);
+        snprintf(e->prefix, sizeof e->prefix, "%s", prefix);
+    }
+    char *slot = dns_name(name) ? e->dns : e->nb;
+    size_t size = dns_name(name) ? sizeof e->dns : sizeof e->nb;
+    if (slot[0]) return; /* the first name seen for it stays */
+    snprintf(slot, size, "%s", name);
+    if (e->nb[0] && e->dns[0]) add_pair(d, e->nb, e->dns, false);
+}
+
+static uint64_t account_hash(const char *name) {
+    uint64_t h = cf_hash_bytes(name, strlen(name));
+    return h ? h : 1;
+}
+
+static struct account *find_account(const struct cf_domains *d,
+                                    const char *name, uint64_t h) {
+    if (!d->cap_accounts) return NULL;
+    for (size_t i = h & (d->cap_accounts - 1);;
+         i = (i + 1) & (d->cap_accounts - 1)) {
+        struct account *a = &d->accounts[i];
+        if (!a->hash) return a; /* the free slot it would take */
+        if (a->hash == h && strcmp(a->name, name) == 0) return a;
+    }
+}
+
+static bool grow_accounts(struct cf_domains *d) {
+    size_t nc = d->cap_accounts ? d->cap_accounts * 2 : 256;
+    struct account *old = d->accounts, *na = cf_calloc(nc, sizeof *na);
+    size_t oc = d->cap_accounts;
+    if (!na) return false;
+    d->accounts = na;
+    d->cap_accounts = nc;
+    for (size_t i = 0; i < oc; i++)
+        if (old[i].hash) *find_account(d, old[i].name, old[i].hash) = old[i];
+    cf_free(old);
+    return true;
+}
+
+/* Remembers that user `name` exists in `domain` (both lowercase). */
+static void learn_account(struct cf_domains *d, const char *name,
+                          const char *domain) {
+    if (!name[0] || strcmp(name, "-") == 0 || strlen(name) >= 64 ||
+        strlen(domain) >= 64 || in_list(name, shared_users))
+        return;
+    uint64_t h = account_hash(name);
+    struct account *a = find_account(d, name, h);
+    if (!a || !a->hash) {
+        if (d->n_accounts >= CF_DOMAINS_MAX * 64) {
+            d->accounts_refused++;
+            return;
+        }
+        if (2 * (d->n_accounts + 1) > d->cap_accounts) {
+            if (!grow_accounts(d)) {
+                d->alloc_failures++;
+                return;
+            }
+            a = find_account(d, name, h);
+        }
+        a->hash = h;
+        snprintf(a->name, sizeof a->name, "%s", name);
+        d->n_accounts++;
+    }
+    for (uint8_t i = 0; i < a->n_domains; i++)
+        if (strcmp(a->domains[i], domain) == 0) return;
+    if (a->n_domains == CF_ACCOUNT_DOMAINS) {
+        a->many = true;
+        return;
+    }
+    snprintf(a->domains[a->n_domains++], sizeof a->domains[0], "%s", domain);
+}
+
+/* `domain` (lowercase) as a DNS domain when it resolves to one, else as
+ * it is, into buf. */
+static void canonical_domain(const struct cf_domains *d, const char *domain,
+                             const char *suffix, char *buf, size_t size) {
+    const char *dns = netbios_name(domain) && !in_list(domain, builtin_domains)
+                          ? cf_domains_resolve(d, domain, suffix)
+                          : NULL;
+    snprintf(buf, size, "%s", dns ? dns : domain);
+}
+
+/* The domain a bare user `name` on host `shortname` of DNS domain
+ * `suffix` (both NULL when unknown) belongs to, into buf: the one domain
+ * the name is known in (NetBIOS names resolved); else, when the host is
+ * in one of them and has no local account of that name, the host's.
+ * False when none or undecidable (two estates, local accounts). */
+static bool only_domain(const struct cf_domains *d, const char *name,
+                        const char *shortname, const char *suffix, char *buf,
+                        size_t size) {
+    char dom[CF_ACCOUNT_DOMAINS][CF_ENTITY_NORM_MAX];
+    const struct account *a = d && strlen(name) < 64
+                                  ? find_account(d, name, account_hash(name))
+                                  : NULL;
+    bool same = true, host_domain = false, local = false;
+    if (!a || !a->hash || a->many || !a->n_domains) return false;
+    for (uint8_t i = 0; i < a->n_domains; i++) {
+        canonical_domain(d, a->domains[i], suffix, dom[i], sizeof dom[i]);
+        same = same && strcmp(dom[i], dom[0]) == 0;
+        host_domain = host_domain || (suffix && strcmp(dom[i], suffix) == 0);
+        local = local || (shortname && strcmp(dom[i], shortname) == 0);
+    }
+    if (same) {
+        snprintf(buf, size, "%s", dom[0]);
+        return true;
+    }
+    if (!host_domain || local) return false;
+    snprintf(buf, size, "%s", suffix);
+    return true;
+}
+
+/* What an account of domain `domain` (as written), user `user` and SID
+ * `sid` (either may be NULL) on `host` teaches. */
+static void learn_domain(struct cf_domains *d, const char *domain,
+                         size_t domain_len, const char *user, const char *sid,
+                         const char *host) {
+    char dom[CF_ENTITY_NORM_MAX], shortname[CF_ENTITY_NORM_MAX],
+        suffix[CF_ENTITY_NORM_MAX];
+    if (!d || !d->learn) return;
+    lower_copy(domain, domain_len, dom, sizeof dom);
+    if (!dom[0] || in_list(dom, builtin_domains)) return;
+    bool fqdn =
+        split_host(host, shortname, sizeof shortname, suffix, sizeof suffix);
+    if (user && (netbios_name(dom) || dns_name(dom))) {
+        char u[CF_ENTITY_NORM_MAX];
+        lower_trim(user, u, sizeof u);
+        char *at = strchr(u, '@'); /* 4769 writes user@REALM */
+        if (at) *at = '\0';
+        learn_account(d, u, dom);
+    }
+    if (netbios_name(dom)) {
+        /* a local account: its domain is the machine */
+        if (fqdn && strcmp(dom, shortname) == 0) return;
+        if (fqdn && user) {
+            char u[CF_ENTITY_NORM_MAX];
+            size_t n = lower_trim(user, u, sizeof u);
+            /* the machine's own account names its domain */
+            if (n > 1 && u[n - 1] == '$' && n - 1 == strlen(shortname) &&
+                strncmp(u, shortname, n - 1) == 0)
+                add_pair(d, dom, suffix, false);
+        }
+        if (fqdn && first_label_is(suffix, dom))
+            add_pair(d, dom, suffix, false);
+    } else if (!dns_name(dom)) {
+        return;
+    }
+    if (sid) {
+        char s[96];
+        lower_copy(sid, strlen(sid), s, sizeof s);
+        learn_sid(d, s, dom);
+    }
+}
+
+/* The first of `names` the event has with a usable value, else NULL. */
+static const char *event_value(const struct cf_event *ev,
+                               const char *const *names) {
+    for (; *names; names++) {
+        int i = cf_event_find(ev, *names, strlen(*names), 0);
+        if (i < 0) continue;
+        const struct cf_event_field *f = &ev->fields[i];
+        if (f->type == CF_VALUE_STRING && f->value_len &&
+            strlen(f->value) == f->value_len)
+            return f->value;
+    }
+    return NULL;
+}
+
+void cf_domains_learn_event(struct cf_domains *d, const struct cf_event *ev) {
+    static const char *const hosts[] = {"Hostname", "Computer", "ComputerName",
+                                        "host.name", NULL};
+    static const char *const sides[][4] = {
+        {"SubjectDomainName", "SubjectUserName", "SubjectUserSid", NULL},
+        {"TargetDomainName", "TargetUserName", "TargetUserSid", "TargetSid"}};
+    static const char *const users[] = {"User", NULL};
+    if (!d || !d->learn || !ev) return;
+    const char *host = event_value(ev, hosts);
+    for (size_t s = 0; s < CF_ARRAY_LEN(sides); s++) {
+        const char *dom =
+            event_value(ev, (const char *const[]){sides[s][0], NULL});
+        if (!dom) continue;
+        const char *user =
+            event_value(ev, (const char *const[]){sides[s][1], NULL});
+        const char *sid = event_value(
+            ev, (const char *const[]){sides[s][2], sides[s][3], NULL});
+        learn_domain(d, dom, strlen(dom), user, sid, host);
+    }
+    const char *account = event_value(ev, users);
+    if (account) cf_domains_learn_account(d, account, host);
+}
+
+void cf_domains_learn_account(struct cf_domains *d, const char *account,
+                              const char *host) {
+    const char *slash = account ? strrchr(account, '\\') : NULL;
+    if (!d || !d->learn || !slash || slash == account) return;
+    learn_domain(d, account, (size_t)(slash - account), slash + 1, NULL, host);
+}
+
+const char *cf_domains_resolve(const struct cf_domains *d, const char *netbios,
+                               const char *suffix) {
+    const struct domain_pair *only = NULL, *parent = NULL;
+    size_t n = 0, n_parent = 0;
+    for (size_t i = 0; d && i < d->n_pairs; i++)
+        if (d->pairs[i].configured && strcmp(d->pairs[i].nb, netbios) == 0)
+            return d->pairs[i].dns;
+    if (suffix && first_label_is(suffix, netbios)) return suffix;
+    for (size_t i = 0; d && i < d->n_pairs; i++) {
+        const struct domain_pair *p = &d->pairs[i];
+        if (strcmp(p->nb, netbios) != 0) continue;
+        if (suffix && strcmp(p->dns, suffix) == 0) return p->dns;
+        if (suffix && subdomain_of(suffix, p->dns)) {
+            parent = p;
+            n_parent++;
+        }
+        only = p;
+        n++;
+    }
+    if (suffix) return n_parent == 1 ? parent->dns : NULL;
+    return n == 1 ? only->dns : NULL;
+}
+
+/* out (lowercased, trimmed, length n) as an account key (see
+ * entity_norm.h); 0 when it names no one or a shared account. */
+static size_t normalize_account(const struct cf_domains *d, char *out,
+                                size_t out_size, const char *host) {
+    char dom[CF_ENTITY_NORM_MAX] = "", name[CF_ENTITY_NORM_MAX];
+    char shortname[CF_ENTITY_NORM_MAX], suffix[CF_ENTITY_NORM_MAX];
+    char *slash = strrchr(out, '\\');
+    const char *user = out;
+    if (slash) {
+        lower_copy(out, (size_t)(slash - out), dom, sizeof dom);
+        user = slash + 1;
+    }
+    snprintf(name, sizeof name, "%s", user);
+    char *at = strchr(name, '@');
+    if (at && at != name) {
+        /* user@dns.domain (a UPN, or 4769's user@REALM) */
+        if (dns_name(at + 1) || !dom[0])
+            snprintf(dom, sizeof dom, "%s", at + 1);
+        *at = '\0';
+    }
+    if (!name[0] || strcmp(name, "-") == 0 || in_list(name, shared_users))
+        return 0;
+    for (const char *const *p = shared_user_prefixes; *p; p++)
+        if (strncmp(name, *p, strlen(*p)) == 0) return 0;
+    bool fqdn =
+        split_host(host, shortname, sizeof shortname, suffix, sizeof suffix);
+    /* a bare name is the one account of that name the estate has */
+    if (!dom[0] && !only_domain(d, name, fqdn ? shortname : NULL,
+                                fqdn ? suffix : NULL, dom, sizeof dom))
+        dom[0] = '\0';
+    if (dom[0] && netbios_name(dom) && !in_list(dom, builtin_domains)) {
+        const char *dns = cf_domains_resolve(d, dom, fqdn ? suffix : NULL);
+        if (dns) snprintf(dom, sizeof dom, "%s", dns);
+    }
+    int w;
+    if (!dom[0] || strcmp(dom, "-") == 0)
+        w = snprintf(out, out_size, "%s", name);
+    else if (dns_name(dom))
+        w = snprintf(out, out_size, "%s@%s", name, dom);
+    else
+        w = snprintf(out, out_size, "%s\\%s", dom, name);
+    if (w < 0) return 0;
+    return (size_t)w < out_size ? (size_t)w : out_size - 1;
+}
+
+bool cf_entity_matches(const struct cf_domains *dom, enum cf_entity_kind kind,
+                       const char *configured, const char *key) {
+    if (strcmp(configured, key) == 0) return true;
+    if (kind != CF_ENTITY_USER || strchr(configured, '@')) return false;
+    const char *cslash = strrchr(configured, '\\');
+    const char *cuser = cslash ? cslash + 1 : configured;
+    const char *kslash = strrchr(key, '\\');
+    const char *user = kslash ? kslash + 1 : key;
+    const char *at = strchr(user, '@');
+    size_t n = at ? (size_t)(at - user) : strlen(user);
+    if (strlen(cuser) != n || strncmp(cuser, user, n) != 0) return false;
+    if (!cslash) return true; /* a bare name: that user in any domain */
+    /* "acme\\bchen" configured, "bchen@acme.local" seen */
+    char nb[64];
+    if (!at || (size_t)(cslash - configured) >= sizeof nb) return false;
+    lower_copy(configured, (size_t)(cslash - configured), nb, sizeof nb);
+    const char *dns = cf_domains_resolve(dom, nb, at + 1);
+    return dns && strcmp(dns, at + 1) == 0;
+}
+
+struct cf_domains *cf_domains_new(const struct cf_config *cfg, char *errstr,
+                                  size_t errstr_size) {
+    struct cf_domains *d = cf_calloc(1, sizeof *d);
+    if (!d) goto nomem;
+    d->learn = cfg->identity.learn_domains;
+    const struct cf_strmap *m = &cfg->identity.domains;
+    for (size_t i = 0; i < m->n; i++) {
+        char nb[CF_ENTITY_NORM_MAX], dns[CF_ENTITY_NORM_MAX];
+        lower_trim(m->key[i], nb, sizeof nb);
+        lower_trim(m->value[i], dns, sizeof dns);
+        if (!netbios_name(nb) || in_list(nb, builtin_domains) ||
+            !dns_name(dns)) {
+            cf_seterr(errstr, errstr_size, CF_ERR,
+                      "config: identity.domains: '%s: %s' must map a NetBIOS "
+                      "domain name (no dots, e.g. ACME) to a DNS domain name "
+                      "(e.g. acme.local)",
+                      m->key[i], m->value[i]);
+            goto fail;
+        }
+        add_pair(d, nb, dns, true);
+        if (d->alloc_failures) goto nomem;
+    }
+    return d;
+nomem:
+    cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+fail:
+    cf_domains_destroy(d);
+    return NULL;
+}
+
+void cf_domains_destroy(struct cf_domains *d) {
+    if (!d) return;
+    cf_free(d->pairs);
+    cf_free(d->sids);
+    cf_free(d->accounts);
+    cf_free(d);
+}
+
+void cf_domains_stats(const struct cf_domains *d, json_t *obj) {
+    json_object_set_new(obj, "domains_configured",
+                        json_integer((json_int_t)(d->n_pairs - d->n_learned)));
+    json_object_set_new(obj, "domains_learned",
+                        json_integer((json_int_t)d->n_learned));
+    json_object_set_new(obj, "domains_ambiguous",
+                        json_integer((json_int_t)d->ambiguous));
+    json_object_set_new(obj, "accounts_known",
+                        json_integer((json_int_t)d->n_accounts));
+    json_object_set_new(
+        obj, "domains_refused",
+        json_integer((json_int_t)(d->pairs_refused + d->sids_refused +
+                                  d->accounts_refused + d->alloc_failures)));
+}
+
 size_t cf_entity_normalize(enum cf_entity_kind kind, const char *value,
                            char *out, size_t out_size) {
+    return cf_entity_normalize_in(NULL, kind, value, NULL, out, out_size);
+}
+
+size_t cf_entity_normalize_in(const struct cf_domains *dom,
+                              enum cf_entity_kind kind, const char *value,
+                              const char *host, char *out, size_t out_size) {
     size_t n;
     if (!out || out_size == 0) return 0;
     out[0] = '\0';
@@ -116,21 +626,10 @@ size_t cf_entity_normalize(enum cf_entity_kind kind, const char *value,
     if (n == 0 || strcmp(out, "-") == 0) goto never;
 
     switch (kind) {
-    case CF_ENTITY_USER: {
-        char *slash = strrchr(out, '\\');
-        char *at = strchr(out, '@');
-        if (slash)
-            n = keep_from(out, n, (size_t)(slash - out) + 1);
-        else if (at && at != out) {
-            *at = '\0';
-            n = (size_t)(at - out);
-        }
-        if (n == 0 || strcmp(out, "-") == 0 || in_list(out, shared_users))
-            goto never;
-        for (const char *const *p = shared_user_prefixes; *p; p++)
-            if (strncmp(out, *p, strlen(*p)) == 0) goto never;
+    case CF_ENTITY_USER:
+        n = normalize_account(dom, out, out_size, host);
+        if (n == 0) goto never;
         break;
-    }
     case CF_ENTITY_HOST:
         if (looks_ipv4(out) || looks_ipv6(out) || out[0] == '[') {
             n = normalize_ip(out, n);

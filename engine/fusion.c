@@ -237,6 +237,7 @@ struct cf_fusion {
     struct map dups;     /* 64-bit digest -> first_ms, serial, alert id */
     struct map serials;  /* serial (incl. merged) -> open incident */
 
+    struct cf_domains *domains; /* NetBIOS <-> DNS domain names known */
     struct cf_norm_entities ne; /* scratch, reused for every alert */
     struct cf_buf rec;          /* the record being emitted */
 
@@ -461,6 +462,7 @@ struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
     fu->wall_clock = system_clock;
     fu->next_serial = 1;
     cf_alert_queue_init(&fu->pending);
+    if (!(fu->domains = cf_domains_new(cfg, errstr, errstr_size))) goto fail;
     if (apply_settings(fu, &cfg->fusion) != CF_OK) goto nomem;
     int rc = parse_suppressions(fu, cf_config_section(cfg, "suppressions"),
                                 errstr, errstr_size);
@@ -483,6 +485,7 @@ fail:
 void cf_fusion_destroy(struct cf_fusion *fu) {
     if (!fu) return;
     cf_correlator_destroy(fu->co);
+    cf_domains_destroy(fu->domains);
     cf_alert_queue_free(&fu->pending);
     for (size_t i = 0; i < fu->n_cq; i++) cf_alert_clear(&fu->cq[i]);
     for (size_t i = 0; i < fu->n_open; i++) cf_incident_destroy(fu->open[i]);
@@ -683,7 +686,8 @@ static const int link_order[] = {
 
 static bool never_links(const struct cf_fusion *fu, int kind, const char *v) {
     for (size_t i = 0; i < fu->never[kind].n; i++)
-        if (strcmp(fu->never[kind].values[i], v) == 0) return true;
+        if (cf_entity_matches(fu->domains, kind, fu->never[kind].values[i], v))
+            return true;
     return false;
 }
 
@@ -790,8 +794,9 @@ static void normalize_alert(struct cf_fusion *fu, const struct cf_alert *a) {
     struct cf_norm_entities *ne = &fu->ne;
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
         ne->raw[k] = a->entities.value[k];
-        ne->len[k] = cf_entity_normalize(k, ne->raw[k], ne->value[k],
-                                         sizeof ne->value[k]);
+        ne->len[k] = cf_entity_normalize_in(fu->domains, k, ne->raw[k],
+                                            a->entities.value[CF_ENTITY_HOST],
+                                            ne->value[k], sizeof ne->value[k]);
         if (ne->len[k] && never_links(fu, k, ne->value[k])) {
             ne->len[k] = 0;
             ne->value[k][0] = '\0';
@@ -1155,11 +1160,13 @@ static const struct suppression *suppressed_by(struct cf_fusion *fu,
                 ok = false;
                 continue;
             }
-            if (!cf_entity_normalize(k, a->entities.value[k], buf, sizeof buf))
+            if (!cf_entity_normalize_in(fu->domains, k, a->entities.value[k],
+                                        a->entities.value[CF_ENTITY_HOST], buf,
+                                        sizeof buf))
                 snprintf(buf, sizeof buf, "%s", a->entities.value[k]);
             for (char *c = buf; *c; c++)
                 if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
-            ok = strcmp(buf, s->entity[k]) == 0;
+            ok = cf_entity_matches(fu->domains, k, s->entity[k], buf);
         }
         if (ok && s->fields) {
             const char *name;
@@ -1176,10 +1183,17 @@ static const struct suppression *suppressed_by(struct cf_fusion *fu,
     return hit;
 }
 
+void cf_fusion_learn(struct cf_fusion *fu, const struct cf_event *ev) {
+    if (fu) cf_domains_learn_event(fu->domains, ev);
+}
+
 bool cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert,
                     const struct cf_event *ev) {
     if (!fu || !alert) return false;
     fu->alerts_in++;
+    /* entity fields the configuration adds teach too */
+    cf_domains_learn_account(fu->domains, alert->entities.value[CF_ENTITY_USER],
+                             alert->entities.value[CF_ENTITY_HOST]);
     if (fu->n_supp && suppressed_by(fu, alert, ev)) {
         fu->suppressed++;
         return true;
@@ -1249,6 +1263,7 @@ json_t *cf_fusion_stats(const struct cf_fusion *fu) {
     STAT("duplicates", fu->duplicates);
     STAT("weak_entity_skips", fu->weak_skips);
     STAT("informational_not_fused", fu->context_unfused);
+    cf_domains_stats(fu->domains, s);
     STAT("never_link_values", fu->never_link_skips);
     STAT("incidents_opened", fu->incidents_opened);
     STAT("incidents_raised", fu->incidents_raised);

@@ -64,6 +64,11 @@ void cf_fusion_observe(struct cf_fusion *fu, int64_t time_ms);
 bool cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert,
                     const struct cf_event *ev);
 
+/* Every decoded event, alerts or not: what it says about the estate's
+ * domains (NetBIOS and DNS names of one domain, entity_norm.h), so that
+ * its accounts are one identity however written. */
+void cf_fusion_learn(struct cf_fusion *fu, const struct cf_event *ev);
+
 /* End of input: fire what is pending and close every incident. */
 void cf_fusion_finish(struct cf_fusion *fu);
 

@@ -280,6 +280,9 @@ static void test_tables_are_consistent(void **state) {
             case CF_CONFIG_STRLIST:
                 assert_int_equal(k->size, sizeof(struct cf_strlist));
                 break;
+            case CF_CONFIG_STRMAP:
+                assert_int_equal(k->size, sizeof(struct cf_strmap));
+                break;
             }
         }
     }

@@ -187,10 +187,15 @@ static size_t distinct_ids(const struct capture *c) {
 static void test_normalize(void **state) {
     char a[CF_ENTITY_NORM_MAX], b[CF_ENTITY_NORM_MAX];
     (void)state;
+    /* an account keeps its domain; on a host of pandalab.com, PANDALAB
+     * is that domain (more in test_identity.c) */
     cf_entity_normalize(CF_ENTITY_USER, "PANDALAB\\Pedro.Gustavo", a, sizeof a);
+    assert_string_equal(a, "pandalab\\pedro.gustavo");
+    cf_entity_normalize_in(NULL, CF_ENTITY_USER, "PANDALAB\\Pedro.Gustavo",
+                           "MKT01.pandalab.com", a, sizeof a);
     cf_entity_normalize(CF_ENTITY_USER, "pedro.gustavo@pandalab.com", b,
                         sizeof b);
-    assert_string_equal(a, "pedro.gustavo");
+    assert_string_equal(a, "pedro.gustavo@pandalab.com");
     assert_string_equal(a, b);
     cf_entity_normalize(CF_ENTITY_HOST, "MKT01.pandalab.com", a, sizeof a);
     cf_entity_normalize(CF_ENTITY_HOST, "mkt01", b, sizeof b);
@@ -276,7 +281,7 @@ static void test_linking(void **state) {
                         "mkt01");
     assert_string_equal(sval(json_array_get(links, 2), "entity_kind"), "user");
     assert_string_equal(sval(json_array_get(links, 2), "entity_value"),
-                        "pedro");
+                        "pedro@pandalab.com");
 
     /* stages in order of first appearance, with progression */
     json_t *stages = json_object_get(inc, "stages");
@@ -516,7 +521,8 @@ static void test_duplicates(void **state) {
                         "MKT01.pandalab.com", "PANDALAB\\pedro", NULL, NULL});
     /* same rule, same entities once normalised */
     push(fu, &(struct spec){"D2", T0 + 5 * MIN, "r1", CF_LEVEL_HIGH,
-                            tactic_execution, "MKT01", "pedro", NULL, NULL});
+                            tactic_execution, "MKT01", "PANDALAB\\PEDRO", NULL,
+                            NULL});
     push(fu, &(struct spec){"D3", T0 + 50 * MIN, "r1", CF_LEVEL_HIGH,
                             tactic_execution, "mkt01", "pedro@pandalab.com",
                             NULL, NULL});
