@@ -749,14 +749,22 @@ static int cmd_run(int argc, char **argv) {
     json_t *n;
     json_object_foreach(json_object_get(stats, "dropped"), reason, n) dropped +=
         json_integer_value(n);
-    /* Every count the user could miss is on this line: correlation
-     * alerts beside detection ones, what was suppressed, dropped or
-     * dead-lettered (--stats has the reasons). */
+    json_int_t no_time =
+        json_integer_value(json_object_get(stats, "events_without_time"));
+    char no_time_text[96] = "";
+    if (no_time)
+        snprintf(no_time_text, sizeof no_time_text,
+                 " (%lld without a usable time: see time.fields)",
+                 (long long)no_time);
+    /* Every count the user could miss is on this line: events without
+     * a time, correlation alerts beside detection ones, what was
+     * suppressed, dropped or dead-lettered (--stats has the reasons). */
     fprintf(stderr,
-            "chainfuse: %lld events, %lld alerts (+%lld from correlations, "
+            "chainfuse: %lld events%s, %lld alerts (+%lld from correlations, "
             "%lld suppressed, %lld only for correlations), %lld incidents, "
             "%lld dead-lettered%s%s, %lld dropped%s\n",
             (long long)json_integer_value(json_object_get(stats, "events")),
+            no_time_text,
             (long long)json_integer_value(json_object_get(stats, "alerts")),
             (long long)json_integer_value(
                 json_object_get(stats, "correlation_alerts")),

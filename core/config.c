@@ -133,6 +133,28 @@ static const struct cf_config_key identity_keys[] = {
         "names)"),
 };
 
+/* A host clock a week off is no time zone: beyond it, the stamps are
+ * not worth correcting. */
+#define MAX_CLOCK_OFFSET (7LL * 24 * 3600 * 1000)
+
+static const struct cf_config_key time_keys[] = {
+    KEY("fields", CF_CONFIG_STRLIST, NULL, 0, 0, time.fields,
+        "event fields naming the event time, tried in this order before the "
+        "built-in list (UtcTime, TimeCreated, TimeCreated_SystemTime, "
+        "@timestamp, timestamp, eventTime, time, EventTime, _time); the "
+        "first that parses wins"),
+    KEY("builtin_fields", CF_CONFIG_BOOL, "true", 0, 0, time.builtin_fields,
+        "after `fields`, try the built-in list; false reads the time from "
+        "`fields` alone"),
+    KEY("clock_offsets", CF_CONFIG_OFFSETS, NULL, -MAX_CLOCK_OFFSET,
+        MAX_CLOCK_OFFSET, time.clock_offsets,
+        "how far each host's event-log clock (TimeCreated, @timestamp) is "
+        "from UTC, subtracted from those stamps: `{HOST: -7h}` for stamps "
+        "in local time UTC-7 labelled UTC; `auto` (for every host, or per "
+        "host) learns it from events that carry Sysmon's UtcTime too. "
+        "Unset, a steady offset is detected, reported and left as it is"),
+};
+
 #define SECTION(name, keys, help)                                              \
     { name, help, keys, CF_ARRAY_LEN(keys), CF_CONFIG_MAPPING, NULL }
 #define FREE_FORM(name, shape, owner, help)                                    \
@@ -153,6 +175,9 @@ static const struct cf_config_section_def sections[] = {
             "Kill-chain fusion of alerts into incidents, on event time."),
     SECTION("identity", identity_keys,
             "Which account names are one account (engine/entity_norm.c)."),
+    SECTION("time", time_keys,
+            "Where event time is read, and host clocks that are off "
+            "(see [Event time](#event-time))."),
     FREE_FORM("placeholders", CF_CONFIG_MAPPING, "rules/rulebook.c",
               "values for `%name%` in rules using `|expand`: name to list "
               "of values"),
@@ -278,6 +303,13 @@ struct cf_config *cf_config_from_json(const json_t *root, const char *origin,
                       sec->help, sec->owner);
             goto fail;
         }
+    }
+    if (!cfg->time.builtin_fields && !cfg->time.fields.n) {
+        cf_seterr(errstr, errstr_size, CF_ERR,
+                  "%s: time.builtin_fields is false and time.fields lists "
+                  "nothing: no event would have a time",
+                  origin);
+        goto fail;
     }
     json_decref(cfg->root);
     cfg->root = json_incref((json_t *)root);

@@ -47,6 +47,13 @@ struct cf_identity_settings {
     bool learn_domains;       /* learn more pairs from events */
 };
 
+/* Section `time` (core/event_time.c, engine/clocks.c). */
+struct cf_time_settings {
+    struct cf_strlist fields; /* tried first, in order */
+    bool builtin_fields;      /* then the built-in list */
+    struct cf_clock_offsets clock_offsets;
+};
+
 struct cf_config {
     struct cf_decode_limits limits; /* input.max_line_bytes, max_depth */
     char *dead_letter_path;         /* dead_letter.path */
@@ -56,6 +63,7 @@ struct cf_config {
     struct cf_correlation_settings correlation;
     struct cf_fusion_settings fusion;
     struct cf_identity_settings identity;
+    struct cf_time_settings time;
     struct json_t *root; /* the whole document (an object) */
 };
 

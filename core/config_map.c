@@ -56,6 +56,9 @@ static const char *type_wanted(enum cf_config_type t) {
     case CF_CONFIG_STRING: return "a string";
     case CF_CONFIG_STRLIST: return "a list of strings";
     case CF_CONFIG_STRMAP: return "a mapping of names to strings";
+    case CF_CONFIG_OFFSETS:
+        return "`auto`, or a mapping of host name to an offset such as "
+               "\"-7h\" or \"5.5h\", or `auto`";
     }
     return "?";
 }
@@ -70,6 +73,7 @@ static const char *type_name(enum cf_config_type t) {
     case CF_CONFIG_STRING: return "string";
     case CF_CONFIG_STRLIST: return "list of strings";
     case CF_CONFIG_STRMAP: return "mapping of strings";
+    case CF_CONFIG_OFFSETS: return "`auto` or mapping of host to duration";
     }
     return "?";
 }
@@ -104,7 +108,7 @@ static void format_size(int64_t bytes, char buf[32]) {
 }
 
 static void format_value(enum cf_config_type t, int64_t v, char buf[32]) {
-    if (t == CF_CONFIG_DURATION)
+    if (t == CF_CONFIG_DURATION || t == CF_CONFIG_OFFSETS)
         cf_duration_format(v, buf);
     else if (t == CF_CONFIG_SIZE)
         format_size(v, buf);
@@ -183,15 +187,16 @@ static bool parse_number(const struct cf_config_key *k, const json_t *v,
                  found);
         return false;
     }
-    if (negative) {
+    if (negative && k->min >= 0) {
         snprintf(why, why_size, "must not be negative (%s)", found);
         return false;
     }
+    if (negative && json_is_string(v)) n = -n; /* numbers carry their sign */
     /* Compared as a double before converting, so that a value past
      * int64 (9223372036854775 s, "99999999999999999999d") is reported
      * as out of range rather than wrapping. */
     double total = n * unit;
-    if (!(total <= (double)k->max) || total >= 9.2e18) {
+    if (!(total <= (double)k->max) || total >= 9.2e18 || total <= -9.2e18) {
         char max[32];
         format_value(k->type, k->max, max);
         snprintf(why, why_size, "must be at most %s, not %s", max, found);
@@ -199,6 +204,70 @@ static bool parse_number(const struct cf_config_key *k, const json_t *v,
     }
     *out = (int64_t)llround(total);
     return true;
+}
+
+static void offsets_free(struct cf_clock_offsets *o) {
+    for (size_t i = 0; i < o->n; i++) cf_free(o->v[i].host);
+    cf_free(o->v);
+    memset(o, 0, sizeof *o);
+}
+
+static bool is_auto(const json_t *v) {
+    return json_is_string(v) && strcmp(json_string_value(v), "auto") == 0;
+}
+
+/* `auto`, or {host: duration or auto}: each duration read as one of
+ * type DURATION within the key's bounds. */
+static cf_err_t set_offsets(const struct cf_config_key *k, const json_t *v,
+                            void *base, char *why, size_t why_size) {
+    struct cf_clock_offsets o = {0};
+    struct cf_config_key dk = *k;
+    const char *host;
+    const json_t *item;
+    char found[64];
+    dk.type = CF_CONFIG_DURATION;
+    if (is_auto(v)) {
+        o.learn_all = true;
+    } else if (json_is_object(v)) {
+        o.v = cf_calloc(json_object_size(v) + 1, sizeof *o.v);
+        if (!o.v) return CF_ERR_NOMEM;
+        json_object_foreach((json_t *)v, host, item) {
+            struct cf_clock_offset *e = &o.v[o.n];
+            if (is_auto(item)) {
+                e->learn = true;
+            } else {
+                char sub[200];
+                if (!parse_number(&dk, item, &e->ms, sub, sizeof sub) ||
+                    e->ms < k->min || e->ms > k->max) {
+                    char lo[32], hi[32];
+                    cf_duration_format(k->min, lo);
+                    cf_duration_format(k->max, hi);
+                    describe(item, found, sizeof found);
+                    snprintf(why, why_size,
+                             "%s: must be `auto` or an offset from %s to %s "
+                             "such as \"-7h\", not %s",
+                             host, lo, hi, found);
+                    offsets_free(&o);
+                    return CF_ERR;
+                }
+            }
+            if (!(e->host = cf_strdup(host))) {
+                offsets_free(&o);
+                return CF_ERR_NOMEM;
+            }
+            o.n++;
+        }
+    } else {
+        describe(v, found, sizeof found);
+        snprintf(why, why_size, "must be %s, not %s", type_wanted(k->type),
+                 found);
+        return CF_ERR;
+    }
+    struct cf_clock_offsets *slot =
+        (struct cf_clock_offsets *)(void *)((char *)base + k->offset);
+    offsets_free(slot);
+    *slot = o;
+    return CF_OK;
 }
 
 static void store(void *base, const struct cf_config_key *k, const void *v,
@@ -334,6 +403,7 @@ static cf_err_t set_value(const struct cf_config_key *k, const json_t *v,
         if (rc == CF_OK) *slot = m;
         return rc;
     }
+    case CF_CONFIG_OFFSETS: return set_offsets(k, v, base, why, why_size);
     }
     return CF_ERR;
 }
@@ -436,6 +506,8 @@ void cf_config_map_release(const struct cf_config_section_def *sec,
             l->n = 0;
         } else if (k->type == CF_CONFIG_STRMAP) {
             release_strmap(slot);
+        } else if (k->type == CF_CONFIG_OFFSETS) {
+            offsets_free(slot);
         }
     }
 }
@@ -478,7 +550,7 @@ static void cell(struct cf_buf *out, const char *s) {
 static void key_range(const struct cf_config_key *k, struct cf_buf *out) {
     char lo[32], hi[32];
     if (k->type != CF_CONFIG_INT && k->type != CF_CONFIG_SIZE &&
-        k->type != CF_CONFIG_DURATION)
+        k->type != CF_CONFIG_DURATION && k->type != CF_CONFIG_OFFSETS)
         return;
     format_value(k->type, k->min, lo);
     format_value(k->type, k->max, hi);

@@ -37,6 +37,21 @@ struct cf_strmap {
     size_t n;
 };
 
+/* Clock offsets by host (`time.clock_offsets`): the word `auto` (every
+ * host learns its offset), or a mapping of host name to a signed
+ * duration or `auto`.  Owns the array and every name. */
+struct cf_clock_offset {
+    char *host;
+    int64_t ms; /* the host clock minus UTC; 0 when learn */
+    bool learn; /* `auto` */
+};
+
+struct cf_clock_offsets {
+    struct cf_clock_offset *v;
+    size_t n;
+    bool learn_all; /* the whole value was `auto` */
+};
+
 enum cf_config_type {
     CF_CONFIG_BOOL,     /* bool: true or false */
     CF_CONFIG_INT,      /* int32_t or int64_t (by the field's size) */
@@ -47,6 +62,8 @@ enum cf_config_type {
     CF_CONFIG_STRING,   /* char *, owned; NULL when unset */
     CF_CONFIG_STRLIST,  /* struct cf_strlist of strings */
     CF_CONFIG_STRMAP,   /* struct cf_strmap: a mapping of string to string */
+    CF_CONFIG_OFFSETS,  /* struct cf_clock_offsets; min and max bound each
+                           duration, which may be negative */
 };
 
 struct cf_config_key {

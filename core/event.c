@@ -22,6 +22,7 @@
 
 struct cf_decoder {
     struct cf_json_parser *json;
+    const struct cf_time_names *times; /* NULL: built-in (event_time.c) */
 };
 
 /* Private buffers of one event (cf_event.storage).  Values and plain
@@ -75,6 +76,11 @@ struct cf_decoder *cf_decoder_new(void) {
     return dec;
 }
 
+void cf_decoder_set_time_names(struct cf_decoder *dec,
+                               const struct cf_time_names *tf) {
+    dec->times = tf;
+}
+
 void cf_decoder_destroy(struct cf_decoder *dec) {
     if (!dec) return;
     cf_json_parser_destroy(dec->json);
@@ -83,7 +89,8 @@ void cf_decoder_destroy(struct cf_decoder *dec) {
 
 void cf_event_init(struct cf_event *ev) {
     memset(ev, 0, sizeof *ev);
-    ev->time_ms = CF_TIME_UNKNOWN;
+    ev->time_ms = ev->utc_ms = ev->stamp_ms = CF_TIME_UNKNOWN;
+    ev->time_role = CF_TIME_ROLE_NONE;
     ev->pos.partition = -1;
 }
 
@@ -92,7 +99,8 @@ void cf_event_reset(struct cf_event *ev) {
     ev->raw = NULL;
     ev->raw_len = 0;
     ev->n_fields = 0;
-    ev->time_ms = CF_TIME_UNKNOWN;
+    ev->time_ms = ev->utc_ms = ev->stamp_ms = CF_TIME_UNKNOWN;
+    ev->time_role = CF_TIME_ROLE_NONE;
     ev->pos.source = NULL;
     ev->pos.partition = -1;
     ev->pos.offset = 0;
@@ -552,7 +560,7 @@ cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,
         uintptr_t tag = (uintptr_t)f->name;
         f->name = (tag & 1 ? st->strings.data : st->names.data) + (tag >> 1);
     }
-    ev->time_ms = cf_event_extract_time(ev);
+    cf_event_read_time(ev, dec->times);
 done:
     if (rc != CF_OK) ev->n_fields = 0;
     if (reason) *reason = why;
@@ -600,41 +608,4 @@ bool cf_decimal_parse(const char *s, size_t n, double *out) {
     text[n] = '\0';
     *out = strtod(text, NULL);
     return isfinite(*out);
-}
-
-int cf_event_find(const struct cf_event *ev, const char *name, size_t name_len,
-                  uint32_t from) {
-    uint32_t h = cf_hash_name(name, name_len);
-    for (uint32_t i = from; i < ev->n_fields; i++) {
-        const struct cf_event_field *f = &ev->fields[i];
-        if (f->name_hash == h && f->name_len == name_len &&
-            memcmp(f->name, name, name_len) == 0)
-            return (int)i;
-    }
-    return -1;
-}
-
-int64_t cf_event_extract_time(const struct cf_event *ev) {
-    /* Sysmon's UtcTime first: in some recorded datasets the collector's
-     * own stamps (@timestamp, TimeCreated) are shifted by a fixed
-     * offset, while UtcTime is what the sensor saw. */
-    static const struct {
-        const char *name;
-        size_t len;
-    } names[] = {
-        {"UtcTime", 7},     {"TimeCreated", 11}, {"TimeCreated_SystemTime", 22},
-        {"@timestamp", 10}, {"timestamp", 9},    {"eventTime", 9},
-        {"time", 4},        {"EventTime", 9},    {"_time", 5},
-    };
-    for (size_t n = 0; n < CF_ARRAY_LEN(names); n++) {
-        int i = cf_event_find(ev, names[n].name, names[n].len, 0);
-        for (; i >= 0; i = cf_event_find(ev, names[n].name, names[n].len,
-                                         (uint32_t)i + 1)) {
-            const struct cf_event_field *f = &ev->fields[i];
-            int64_t ms;
-            if (f->type == CF_VALUE_NULL || f->type == CF_VALUE_BOOL) continue;
-            if (cf_time_parse(f->value, f->value_len, &ms) == CF_OK) return ms;
-        }
-    }
-    return CF_TIME_UNKNOWN;
 }

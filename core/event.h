@@ -28,6 +28,8 @@
 #ifndef CF_EVENT_H
 #define CF_EVENT_H
 
+#include <string.h>
+
 #include "common.h"
 #include "hash.h"
 
@@ -49,6 +51,18 @@ struct cf_event_field {
 
 #define CF_TIME_UNKNOWN INT64_MIN
 
+/* What kind of field an event's time was read from (core/event_time.c).
+ * The engine's clock check (engine/clocks.h) compares a sensor's UTC
+ * with the host-clock stamp of the same event, and corrects only times
+ * read from a host-clock stamp. */
+enum cf_time_role {
+    CF_TIME_ROLE_NONE,   /* no usable time */
+    CF_TIME_ROLE_SENSOR, /* Sysmon's UtcTime: the sensor's own UTC */
+    CF_TIME_ROLE_STAMP,  /* TimeCreated, TimeCreated_SystemTime, @timestamp:
+                            the host's event-log clock, as collected */
+    CF_TIME_ROLE_OTHER,  /* any other built-in or configured field */
+};
+
 struct cf_event {
     /* The record as it came in; borrowed.  Once cf_event_decode has
      * accepted it, it is exactly one JSON object in valid UTF-8 with at
@@ -61,6 +75,12 @@ struct cf_event {
     void *storage;   /* the event's own buffers for names and values,
                         filled by the decoder; private to event.c */
     int64_t time_ms; /* event time in ms since the epoch, or CF_TIME_UNKNOWN */
+    /* Where time_ms came from, and for the clock check both readings
+     * when the event carries both: utc_ms (UtcTime) and stamp_ms (the
+     * first host-clock stamp); CF_TIME_UNKNOWN when absent.  Only read
+     * beyond the chosen field when it is a sensor or stamp field. */
+    int64_t utc_ms, stamp_ms;
+    uint8_t time_role; /* enum cf_time_role */
     struct cf_position pos;
 };
 
@@ -115,14 +135,46 @@ cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,
 bool cf_decimal_parse(const char *s, size_t n, double *out);
 
 /* Index of the first leaf named `name` at or after `from`, or -1.
- * Leaves of one array share a name and are adjacent. */
-int cf_event_find(const struct cf_event *ev, const char *name, size_t name_len,
-                  uint32_t from);
+ * Leaves of one array share a name and are adjacent.  Inline: it is on
+ * every event's path (time fields, entities), and the decoder and the
+ * time reader (event_time.c) both use it without calling each other. */
+static inline int cf_event_find(const struct cf_event *ev, const char *name,
+                                size_t name_len, uint32_t from) {
+    uint32_t h = cf_hash_name(name, name_len);
+    for (uint32_t i = from; i < ev->n_fields; i++) {
+        const struct cf_event_field *f = &ev->fields[i];
+        if (f->name_hash == h && f->name_len == name_len &&
+            memcmp(f->name, name, name_len) == 0)
+            return (int)i;
+    }
+    return -1;
+}
 
-/* The event's time from the usual fields, in order: UtcTime,
+/* The event's time from the built-in fields, in order: UtcTime,
  * TimeCreated / TimeCreated_SystemTime, @timestamp, timestamp, eventTime,
- * time, EventTime, _time.  CF_TIME_UNKNOWN if none parses. */
+ * time, EventTime, _time.  CF_TIME_UNKNOWN if none holds a usable time:
+ * one that parses (core/timeutil.h) and is not before 1980, since
+ * earlier ones are collectors' zero values (0, 0001-01-01, 1601-01-01). */
 int64_t cf_event_extract_time(const struct cf_event *ev);
+
+/* Which fields name the event time (config `time.fields`,
+ * `time.builtin_fields`), compiled once; read-only after, so threads may
+ * share one.  cf_time_names_new copies `names`; with `builtin` the
+ * built-in list above follows them (names already listed skipped).
+ * NULL on out of memory. */
+struct cf_time_names;
+struct cf_time_names *cf_time_names_new(const char *const *names, size_t n,
+                                        bool builtin);
+void cf_time_names_destroy(struct cf_time_names *tf); /* NULL: no-op */
+
+/* Sets ev->time_ms, time_role, utc_ms and stamp_ms from the first field
+ * of `tf` (NULL: the built-in list) that holds a parseable time. */
+void cf_event_read_time(struct cf_event *ev, const struct cf_time_names *tf);
+
+/* The decoder reads times with `tf` (borrowed; it must outlive the
+ * decoder's use; NULL: the built-in list, the default). */
+void cf_decoder_set_time_names(struct cf_decoder *dec,
+                               const struct cf_time_names *tf);
 
 /* The decoded event's JSON object exactly as it came in, without the
  * whitespace around it: what an alert embeds, never re-parsed.  Sets

@@ -214,6 +214,18 @@ cf_err_t cf_entities_extract(const struct cf_entity_map *map,
     return CF_OK;
 }
 
+const struct cf_event_field *cf_entity_field(const struct cf_entity_map *map,
+                                             const struct cf_event *ev,
+                                             enum cf_entity_kind kind) {
+    for (char **f = map->fields[kind]; f && *f; f++) {
+        const char *plus = strchr(*f, '+');
+        const struct cf_event_field *v =
+            first_value(ev, *f, plus ? (size_t)(plus - *f) : strlen(*f));
+        if (v) return v;
+    }
+    return NULL;
+}
+
 void cf_entities_clear(struct cf_entities *ents) {
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
         cf_free(ents->value[k]);

@@ -64,6 +64,14 @@ cf_err_t cf_entities_extract(const struct cf_entity_map *map,
                              struct cf_entities *out);
 void cf_entities_clear(struct cf_entities *ents);
 
+/* The event field that gives entity `kind`, as cf_entities_extract would
+ * pick it, without copying (the "User+Domain" composition aside, which
+ * only user fields use); NULL when the event has none.  For the clock
+ * check (engine/clocks.c), which wants the host of every event. */
+const struct cf_event_field *cf_entity_field(const struct cf_entity_map *map,
+                                             const struct cf_event *ev,
+                                             enum cf_entity_kind kind);
+
 struct cf_alert {
     char id[33];         /* 128-bit hex; same rule + same event = same id */
     int64_t time_ms;     /* event time; CF_TIME_UNKNOWN if none */

@@ -18,6 +18,7 @@ static const char *const names[CF_DROP_REASONS] = {
     [CF_DROP_CORRELATION_ALERT_UNWRITTEN] = "correlation_alert_unwritten",
     [CF_DROP_INCIDENT_RECORD_UNWRITTEN] = "incident_record_unwritten",
     [CF_DROP_FUSION_OUT_OF_MEMORY] = "fusion_out_of_memory",
+    [CF_DROP_FUSION_NO_TIME] = "fusion_no_time",
 };
 
 json_t *cf_drops_to_json(const struct cf_drops *d) {

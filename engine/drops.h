@@ -52,6 +52,10 @@ enum cf_drop_reason {
     CF_DROP_INCIDENT_RECORD_UNWRITTEN,
     /* fusion skipped linking, indexing or closing for lack of memory */
     CF_DROP_FUSION_OUT_OF_MEMORY,
+    /* an alert without an event time: written as an alert, kept out of
+     * incidents, whose links and bounds are all event time (owner:
+     * fusion) */
+    CF_DROP_FUSION_NO_TIME,
     CF_DROP_REASONS
 };
 

@@ -996,12 +996,6 @@ static void on_correlation(const struct cf_alert *alert, void *opaque) {
     fu->n_cq++;
 }
 
-static int64_t alert_time(const struct cf_fusion *fu,
-                          const struct cf_alert *a) {
-    if (a->time_ms != CF_TIME_UNKNOWN) return a->time_ms;
-    return fu->clock != INT64_MIN ? fu->clock : 0;
-}
-
 /* Correlation alerts raised by the last correlator call, in the order
  * it raised them: emitted as alerts and fused.  The correlator chains
  * correlations over correlations itself, so they are not pushed back. */
@@ -1031,7 +1025,12 @@ static void drain(struct cf_fusion *fu) {
             struct cf_out_record r = cf_alert_out_record(&a, &fu->rec);
             fu->emit(&r, fu->opaque);
         }
-        fuse(fu, &a, alert_time(fu, &a), false);
+        /* A correlation alert's time is one of its alerts' times, never
+         * unknown; were it, it would be kept out like any other. */
+        if (a.time_ms == CF_TIME_UNKNOWN)
+            fu->no_time_alerts++;
+        else
+            fuse(fu, &a, a.time_ms, false);
         cf_alert_clear(&a);
     }
     fu->n_cq = 0;
@@ -1050,7 +1049,7 @@ static void drain(struct cf_fusion *fu) {
  * window is decided when the next alert (or the end of input) comes.
  */
 static void process(struct cf_fusion *fu, const struct cf_alert *a) {
-    int64_t t = alert_time(fu, a);
+    int64_t t = a->time_ms; /* known: see cf_fusion_push */
     advance_clock(fu, t);
     if (fu->co) {
         cf_correlator_advance(fu->co, t);
@@ -1198,9 +1197,18 @@ bool cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert,
         fu->suppressed++;
         return true;
     }
+    /* An alert without a time stays out of incidents (counted: dropped
+     * fusion_no_time; the alert itself is written).  Every link is a
+     * window of event time and every bound an event time: without one,
+     * placing it by input order would date incidents from whatever the
+     * clock says (1970 before any time was seen) and let one alert of a
+     * log replayed days later bridge unrelated incidents.  The cure is
+     * upstream: time.fields names the field the events carry. */
     if (alert->time_ms == CF_TIME_UNKNOWN) {
         fu->no_time_alerts++;
-        process(fu, alert);
+        /* Correlations count it too, if one refers to its rule
+         * (dropped correlation_no_time). */
+        if (fu->co) cf_correlator_push(fu->co, alert);
         return false;
     }
     if (from_the_future(fu, alert->time_ms)) {
@@ -1259,7 +1267,6 @@ json_t *cf_fusion_stats(const struct cf_fusion *fu) {
     STAT("late_alerts", fu->late_alerts);
     STAT("future_events", fu->future_events);
     STAT("future_alerts", fu->future_alerts);
-    STAT("alerts_without_time", fu->no_time_alerts);
     STAT("duplicates", fu->duplicates);
     STAT("weak_entity_skips", fu->weak_skips);
     STAT("informational_not_fused", fu->context_unfused);
@@ -1319,6 +1326,7 @@ void cf_fusion_drops(const struct cf_fusion *fu, struct cf_drops *sum) {
     sum->n[CF_DROP_CORRELATION_ALERT_UNWRITTEN] += fu->correlation_unwritten;
     sum->n[CF_DROP_INCIDENT_RECORD_UNWRITTEN] += fu->incident_unwritten;
     sum->n[CF_DROP_FUSION_OUT_OF_MEMORY] += fu->alloc_failures;
+    sum->n[CF_DROP_FUSION_NO_TIME] += fu->no_time_alerts;
     sum->n[CF_DROP_CORRELATION_FUTURE_TIME] += fu->future_uncorrelated;
     cf_correlator_drops(fu->co, sum);
 }

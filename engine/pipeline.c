@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "alert.h"
+#include "clocks.h"
 #include "dead_letter.h"
 #include "event.h"
 #include "fusion.h"
@@ -76,6 +77,8 @@ static enum dl_reason classify(const char *text) {
 struct cf_pipeline {
     struct cf_pipeline_setup setup;
     struct cf_decoder *dec;
+    struct cf_time_names *times; /* time.fields; NULL: built-in */
+    struct cf_clocks *clocks;
     struct cf_event ev;
     struct cf_matcher *matcher;
     struct cf_entity_map *entities;
@@ -205,10 +208,19 @@ struct cf_pipeline *cf_pipeline_new(const struct cf_pipeline_setup *setup,
     }
     cf_event_init(&p->ev);
     if (!(p->dec = cf_decoder_new())) goto nomem;
+    const struct cf_time_settings *ts = &setup->cfg->time;
+    if (ts->fields.n || !ts->builtin_fields) {
+        p->times = cf_time_names_new((const char *const *)ts->fields.v,
+                                     ts->fields.n, ts->builtin_fields);
+        if (!p->times) goto nomem;
+        cf_decoder_set_time_names(p->dec, p->times);
+    }
     if (!(p->matcher = cf_matcher_new(setup->rs))) goto nomem;
     p->entities = cf_entity_map_new(cf_config_section(setup->cfg, "entities"),
                                     errstr, errstr_size);
     if (!p->entities) goto fail;
+    p->clocks = cf_clocks_new(ts, p->entities, errstr, errstr_size);
+    if (!p->clocks) goto fail;
     p->fusion = cf_fusion_new(setup->cfg, setup->rb, emit_from_fusion, p,
                               errstr, errstr_size);
     if (!p->fusion) goto fail;
@@ -223,9 +235,11 @@ fail:
 void cf_pipeline_destroy(struct cf_pipeline *p) {
     if (!p) return;
     cf_fusion_destroy(p->fusion);
+    cf_clocks_destroy(p->clocks);
     cf_entity_map_destroy(p->entities);
     cf_matcher_destroy(p->matcher);
     cf_decoder_destroy(p->dec);
+    cf_time_names_destroy(p->times);
     cf_event_free(&p->ev);
     cf_buf_free(&p->rec);
     cf_free(p);
@@ -279,6 +293,7 @@ cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
             } else {
                 p->events++;
                 p->ev.pos = rec.pos;
+                cf_clocks_event(p->clocks, &p->ev);
                 if (p->ev.time_ms == CF_TIME_UNKNOWN)
                     p->no_time++;
                 else
@@ -374,5 +389,6 @@ json_t *cf_pipeline_stats(const struct cf_pipeline *p) {
 #undef STAT
     json_object_set_new(s, "dropped", cf_drops_to_json(&drops));
     json_object_set_new(s, "fusion", cf_fusion_stats(p->fusion));
+    json_object_set_new(s, "clocks", cf_clocks_stats(p->clocks));
     return s;
 }

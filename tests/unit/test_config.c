@@ -283,6 +283,10 @@ static void test_tables_are_consistent(void **state) {
             case CF_CONFIG_STRMAP:
                 assert_int_equal(k->size, sizeof(struct cf_strmap));
                 break;
+            case CF_CONFIG_OFFSETS:
+                assert_int_equal(k->size, sizeof(struct cf_clock_offsets));
+                assert_true(k->min < 0 && k->min <= k->max);
+                break;
             }
         }
     }

@@ -464,9 +464,11 @@ static void test_correlation_skips_are_counted(void **state) {
     assert_int_equal(count_correlation_alerts(r.out.records), 1);
     assert_int_equal(
         json_integer_value(json_object_get(r.stats, "correlation_alerts")), 1);
-    /* the alert without event time is not counted by the correlation */
+    /* the alert without event time is not counted by the correlation,
+     * and kept out of incidents */
     assert_int_equal(dropped(&r, "correlation_no_time"), 1);
-    assert_int_equal(dropped_total(&r), 1);
+    assert_int_equal(dropped(&r, "fusion_no_time"), 1);
+    assert_int_equal(dropped_total(&r), 2);
     run_free(&r);
     book_free(&b);
 }

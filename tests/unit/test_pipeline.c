@@ -424,7 +424,8 @@ static const char *const dropped_reason_names[] = {
     "correlation_out_of_memory",
     "correlation_alert_unwritten",
     "incident_record_unwritten",
-    "fusion_out_of_memory"};
+    "fusion_out_of_memory",
+    "fusion_no_time"};
 
 /* Exactly `names`, each an integer; returns their sum. */
 static json_int_t expect_keys(const json_t *o, const char *const *names,
