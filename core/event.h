@@ -80,6 +80,9 @@ struct cf_event {
      * first host-clock stamp); CF_TIME_UNKNOWN when absent.  Only read
      * beyond the chosen field when it is a sensor or stamp field. */
     int64_t utc_ms, stamp_ms;
+    /* What engine/clocks.c subtracted from the stamp to give time_ms (the
+     * host clock's offset from UTC); 0 when nothing was. */
+    int64_t clock_offset_ms;
     uint8_t time_role; /* enum cf_time_role */
     struct cf_position pos;
 };

@@ -120,6 +120,7 @@ void cf_event_read_time(struct cf_event *ev, const struct cf_time_names *tf) {
     const struct cf_time_names *list = tf ? tf : &builtin_list;
     size_t i = 0;
     ev->time_ms = ev->utc_ms = ev->stamp_ms = CF_TIME_UNKNOWN;
+    ev->clock_offset_ms = 0;
     ev->time_role = CF_TIME_ROLE_NONE;
     for (; i < list->n; i++) {
         int64_t ms = read_one(ev, &list->names[i]);

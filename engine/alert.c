@@ -266,6 +266,7 @@ cf_err_t cf_alert_from_event(struct cf_alert *alert,
                              const struct cf_entity_map *map) {
     memset(alert, 0, sizeof *alert);
     alert->time_ms = ev->time_ms;
+    alert->clock_offset_ms = ev->clock_offset_ms;
     alert->rule_id = rule->id ? rule->id : rule->title;
     alert->rule_title = rule->title;
     alert->rule_path = rule->path;
@@ -358,6 +359,11 @@ cf_err_t cf_alert_write(const struct cf_alert *alert, struct cf_buf *out) {
     put_member(out, "id", alert->id);
     if (alert->time_ms != CF_TIME_UNKNOWN) cf_time_format(alert->time_ms, when);
     put_member(out, "time", alert->time_ms != CF_TIME_UNKNOWN ? when : NULL);
+    if (alert->clock_offset_ms) {
+        /* Says why `time` differs from the stamp in `event`. */
+        cf_duration_format(alert->clock_offset_ms, when);
+        put_member(out, "clock_offset", when);
+    }
     cf_buf_puts(out, ",\"rule\":{\"id\":");
     if (alert->rule_id)
         put_string(out, alert->rule_id);

@@ -73,9 +73,11 @@ const struct cf_event_field *cf_entity_field(const struct cf_entity_map *map,
                                              enum cf_entity_kind kind);
 
 struct cf_alert {
-    char id[33];         /* 128-bit hex; same rule + same event = same id */
-    int64_t time_ms;     /* event time; CF_TIME_UNKNOWN if none */
-    const char *rule_id; /* borrowed from the rulebook */
+    char id[33];             /* 128-bit hex; same rule + same event = same id */
+    int64_t time_ms;         /* event time; CF_TIME_UNKNOWN if none */
+    int64_t clock_offset_ms; /* taken off the event's stamp for time_ms
+                                (engine/clocks.h); 0 when none */
+    const char *rule_id;     /* borrowed from the rulebook */
     const char *rule_title;
     const char *rule_path;
     const char *rule_name; /* may be NULL */

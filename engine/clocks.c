@@ -310,6 +310,7 @@ void cf_clocks_event(struct cf_clocks *c, struct cf_event *ev) {
     }
     if (!off) return;
     ev->time_ms -= off;
+    ev->clock_offset_ms = off;
     e->corrected++;
     c->events_corrected++;
 }

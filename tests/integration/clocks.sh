@@ -87,6 +87,16 @@ check "a configured offset that matches is not warned about" \
     test "$(warnings lsass_fixed)" = 0
 check "corrected events counted" \
     test "$(stat lsass_fixed .clocks.events_corrected)" -gt 5000
+# A corrected alert says so: its time is its event's stamp + 19h, and
+# no alert timed by UtcTime is touched.
+check "corrected alerts carry clock_offset, time = stamp + 19h" \
+    test "$(jq -r 'select(.kind == "alert" and .clock_offset)
+        | [.clock_offset, .event.UtcTime == null,
+           ((.time | sub("\\.[0-9]+Z$"; "Z") | fromdate)
+            - (.event.TimeCreated | sub("\\.[0-9]+Z$"; "Z") | fromdate))]
+        | @tsv' "$TMP/lsass_fixed.out" | sort -u)" = "$(printf -- '-19h\ttrue\t68400')"
+check "uncorrected alerts carry none" \
+    test "$(jq -r 'select(.kind == "alert" and .clock_offset)' "$TMP/lsass.out" | wc -l)" = 0
 
 # 2. psh_cmstp: WORKSTATION5 at -4h.
 unzip -p "$CMSTP" > "$TMP/cmstp.jsonl"
