@@ -33,7 +33,8 @@
 #define SCORE_CAP 64
 #define DETECT_SCORE 32
 #define DISAGREE_COST 8
-/* Hosts remembered; more are counted (hosts_untracked), not checked. */
+/* Hosts remembered; the events of more are counted (events_untracked)
+ * and neither checked nor corrected. */
 #define MAX_HOSTS 100000
 /* Warning lines on stderr; past it, --stats alone lists them. */
 #define MAX_WARNINGS 20
@@ -61,7 +62,7 @@ struct cf_clocks {
     bool may_correct; /* some host has MODE_FIXED or MODE_LEARN */
     struct host **slots;
     size_t n_slots, n_hosts;
-    uint64_t hosts_untracked, events_compared, events_corrected;
+    uint64_t events_untracked, events_compared, events_corrected;
     unsigned warnings;
     FILE *warn;
     /* The host of the last event, as written: consecutive events of one
@@ -196,7 +197,7 @@ static struct host *host_of(struct cf_clocks *c, const struct cf_event *ev) {
     uint64_t h = cf_hash_str(key);
     struct host *e = find(c, key, h);
     if (!e && !(e = add(c, key, h, f->value, f->value_len))) {
-        c->hosts_untracked++;
+        c->events_untracked++;
         return NULL;
     }
     if (f->value_len < sizeof c->last_raw) {
@@ -369,7 +370,7 @@ json_t *cf_clocks_stats(const struct cf_clocks *c) {
     NUM("events_compared", c->events_compared);
     NUM("events_corrected", c->events_corrected);
     NUM("hosts_tracked", c->n_hosts);
-    NUM("hosts_untracked", c->hosts_untracked);
+    NUM("events_untracked", c->events_untracked);
     NUM("hosts_off", off_hosts);
 #undef NUM
     json_object_set_new(s, "hosts", hosts);
