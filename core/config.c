@@ -141,8 +141,8 @@ static const struct cf_config_key time_keys[] = {
     KEY("fields", CF_CONFIG_STRLIST, NULL, 0, 0, time.fields,
         "event fields naming the event time, tried in this order before the "
         "built-in list (UtcTime, TimeCreated, TimeCreated_SystemTime, "
-        "@timestamp, timestamp, eventTime, time, EventTime, _time); the "
-        "first that parses wins"),
+        "@timestamp, TimeGenerated, Timestamp, timestamp, eventTime, time, "
+        "EventTime, _time); the first usable one wins"),
     KEY("builtin_fields", CF_CONFIG_BOOL, "true", 0, 0, time.builtin_fields,
         "after `fields`, try the built-in list; false reads the time from "
         "`fields` alone"),

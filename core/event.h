@@ -154,10 +154,11 @@ static inline int cf_event_find(const struct cf_event *ev, const char *name,
 }
 
 /* The event's time from the built-in fields, in order: UtcTime,
- * TimeCreated / TimeCreated_SystemTime, @timestamp, timestamp, eventTime,
- * time, EventTime, _time.  CF_TIME_UNKNOWN if none holds a usable time:
- * one that parses (core/timeutil.h) and is not before 1980, since
- * earlier ones are collectors' zero values (0, 0001-01-01, 1601-01-01). */
+ * TimeCreated / TimeCreated_SystemTime, @timestamp, TimeGenerated,
+ * Timestamp, timestamp, eventTime, time, EventTime, _time.  CF_TIME_UNKNOWN if
+ * none holds a usable time: one that parses (core/timeutil.h) and is not before
+ * 1980, since earlier ones are collectors' zero values (0, 0001-01-01,
+ * 1601-01-01). */
 int64_t cf_event_extract_time(const struct cf_event *ev);
 
 /* Which fields name the event time (config `time.fields`,

@@ -38,6 +38,10 @@ static const struct time_name builtin[] = {
     {"TimeCreated", 11, CF_TIME_ROLE_STAMP},
     {"TimeCreated_SystemTime", 22, CF_TIME_ROLE_STAMP},
     {"@timestamp", 10, CF_TIME_ROLE_STAMP},
+    /* Microsoft Sentinel / Log Analytics tables (every one has it, in
+     * UTC) and Defender XDR's advanced hunting tables. */
+    {"TimeGenerated", 13, CF_TIME_ROLE_OTHER},
+    {"Timestamp", 9, CF_TIME_ROLE_OTHER},
     {"timestamp", 9, CF_TIME_ROLE_OTHER},
     {"eventTime", 9, CF_TIME_ROLE_OTHER},
     {"time", 4, CF_TIME_ROLE_OTHER},

@@ -128,7 +128,23 @@ check "clocks that agree: no warning, compared all the same" \
     test "$(warnings agree)" = 0 -a "$(stat agree .clocks.hosts_off)" = 0 -a \
     "$(stat agree .clocks.events_compared)" -gt 1000
 
-# 3. Events without a usable time.
+# 3. Events without a usable time.  Every shared recording names its
+# time in a field the built-in list knows (Sysmon, Windows, Sentinel's
+# TimeGenerated, Defender XDR's Timestamp, CloudTrail, auditd...).
+PACK=$(cd "$(dirname "$0")/../.." && pwd)/rules/pack
+untimed=0
+while IFS= read -r z; do
+    unzip -p "$z" > "$TMP/rec.jsonl" 2>/dev/null
+    "$BIN" run --rules "$PACK" --input "$TMP/rec.jsonl" --output /dev/null \
+        --stats "$TMP/rec.stats" --dead-letter "$TMP/rec.dead" 2>/dev/null
+    n=$(jq -r '"\(.events_without_time) of \(.events)"' "$TMP/rec.stats")
+    case $n in
+    "0 of "*) ;;
+    *) echo "FAIL: ${z#$OTRF/}: $n events without a usable time"; untimed=1 ;;
+    esac
+done < <(find "$OTRF" -iname '*.zip' | sort)
+check "every shared recording's events have a usable time" test $untimed = 0
+
 head -50 "$TMP/cmstp.jsonl" | jq -c '{Hostname, Channel, EventID, ts: .TimeCreated, Message}' \
     > "$TMP/no_time.jsonl"
 printf '{"Hostname":"x","time":0}\n' >> "$TMP/no_time.jsonl"

@@ -187,6 +187,11 @@ static void test_time_fields(void **state) {
     assert_int_equal(ev.utc_ms, CF_TIME_UNKNOWN);
     decode(dec, "{\"ts\":\"2024-05-01T10:00:00Z\"}");
     assert_int_equal(ev.time_ms, CF_TIME_UNKNOWN);
+    /* Sentinel's and Defender XDR's names. */
+    decode(dec, "{\"TimeGenerated\":\"2022-05-13T08:54:09.087Z\"}");
+    assert_int_equal(ev.time_ms, at("2022-05-13T08:54:09.087Z"));
+    decode(dec, "{\"Timestamp\":\"2021-08-02T13:15:30.513652Z\"}");
+    assert_int_equal(ev.time_ms, at("2021-08-02T13:15:30.513Z"));
     /* Zero values are no time: 0, year 1, FILETIME's zero. */
     decode(dec, "{\"time\":0,\"timestamp\":\"0001-01-01T00:00:00Z\","
                 "\"eventTime\":\"1601-01-01T00:00:00Z\"}");
