@@ -116,6 +116,39 @@ static const struct cf_config_key fusion_keys[] = {
         fusion.weak_threshold,
         "an entity already in more distinct incidents than this stops "
         "linking (a shared server, a scanner)"),
+    /* Prevalence (engine/prevalence.h): the thresholds are relative to
+     * the estate, as an analyst reads "rare": a value carried by one
+     * machine and the one it moved to is rare anywhere; one carried by a
+     * quarter of the machines is how that estate works. */
+    KEY("prevalence_horizon", CF_CONFIG_DURATION, "7d", 1, MAX_DURATION,
+        fusion.prevalence_horizon,
+        "how long a sighting of an entity value (in any event) counts "
+        "towards its prevalence"),
+    KEY("rare_hosts", CF_CONFIG_INT, "2", 1, 12, fusion.rare_hosts,
+        "an entity value seen on at most this many hosts is rare: it links "
+        "alerts on different hosts"),
+    KEY("common_percent", CF_CONFIG_INT, "25", 1, 100, fusion.common_percent,
+        "an entity value seen on more than rare_hosts hosts and more than "
+        "this share of the estate's hosts is common: it never links "
+        "alerts on different hosts (refused links are counted)"),
+    KEY("confirm_after", CF_CONFIG_DURATION, "1h", 0, MAX_DURATION,
+        fusion.confirm_after,
+        "two incidents on different hosts that share a rare value are "
+        "merged only if the value is still rare this much event time "
+        "later: a binary being rolled out looks rare on its first two "
+        "machines"),
+    KEY("max_prevalence_values", CF_CONFIG_INT, "32768", 64, INT32_MAX,
+        fusion.max_prevalence_values,
+        "entity values whose prevalence is tracked (about 250 bytes each); "
+        "past it the least recently seen are forgotten"),
+    KEY("noise_alerts", CF_CONFIG_INT, "10", 2, INT32_MAX, fusion.noise_alerts,
+        "a rule firing this many times on one host, spread over at least "
+        "noise_span, is that host's baseline: folded into its incident as "
+        "duplicates, flagged noisy, without stages, severity or time bounds"),
+    KEY("noise_span", CF_CONFIG_DURATION, "1h", 0, MAX_DURATION,
+        fusion.noise_span,
+        "how long a rule must keep firing on a host before it counts as "
+        "noise; a burst shorter than this is activity, not baseline"),
     KEY("never_link", CF_CONFIG_STRLIST, NULL, 0, 0, fusion.never_link,
         "entity values that never link (a collector's host name), beside "
         "the built-in SYSTEM, -, loopback addresses..."),

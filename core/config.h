@@ -37,6 +37,8 @@ struct cf_fusion_settings {
     int64_t min_stages, max_open_incidents, max_alerts,
         max_entities_per_incident, max_rules_per_incident, max_pending_alerts,
         max_tracked_entities, weak_threshold;
+    int64_t prevalence_horizon, noise_span, confirm_after; /* ms */
+    int64_t rare_hosts, common_percent, max_prevalence_values, noise_alerts;
     struct cf_strlist never_link; /* as written; fusion normalises them */
 };
 

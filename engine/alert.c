@@ -161,18 +161,51 @@ static const struct cf_event_field *first_value(const struct cf_event *ev,
 }
 
 /* "SHA1=..,MD5=..,SHA256=..,IMPHASH=.." -> the SHA256 value, else the
- * first hash; a bare hash is returned as it is. */
-static char *pick_hash(const char *v, size_t len) {
+ * first hash; a bare hash is itself.  Sets *len to the part's length. */
+static const char *pick_hash(const char *v, size_t *len) {
     const char *sha = NULL;
-    for (size_t i = 0; i + 7 <= len; i++)
+    for (size_t i = 0; i + 7 <= *len; i++)
         if (strncasecmp(v + i, "SHA256=", 7) == 0) sha = v + i + 7;
     if (!sha) {
-        const char *eq = memchr(v, '=', len);
-        if (!eq) return cf_strndup(v, len);
+        const char *eq = memchr(v, '=', *len);
+        if (!eq) return v;
         sha = eq + 1;
     }
-    const char *end = memchr(sha, ',', len - (size_t)(sha - v));
-    return cf_strndup(sha, end ? (size_t)(end - sha) : len - (size_t)(sha - v));
+    size_t rest = *len - (size_t)(sha - v);
+    const char *end = memchr(sha, ',', rest);
+    *len = end ? (size_t)(end - sha) : rest;
+    return sha;
+}
+
+/* The entity of `kind` in ev as up to two parts: a domain to put before
+ * a backslash (dom, NULL when none) and the value itself.  False when
+ * the event has none. */
+static bool entity_parts(const struct cf_entity_map *map,
+                         const struct cf_event *ev, int kind, const char **dom,
+                         size_t *dom_len, const char **val, size_t *val_len) {
+    for (char **f = map->fields[kind]; f && *f; f++) {
+        const char *plus = strchr(*f, '+');
+        size_t name_len = plus ? (size_t)(plus - *f) : strlen(*f);
+        const struct cf_event_field *v = first_value(ev, *f, name_len);
+        if (!v) continue;
+        /* Not on to the next field: that would be another entity. */
+        *dom = NULL;
+        *dom_len = 0;
+        *val_len = v->value_len;
+        if (kind == CF_ENTITY_FILE_HASH) {
+            *val = pick_hash(v->value, val_len);
+            return true;
+        }
+        *val = v->value;
+        const struct cf_event_field *d =
+            plus ? first_value(ev, plus + 1, strlen(plus + 1)) : NULL;
+        if (d && !memchr(v->value, '\\', v->value_len)) {
+            *dom = d->value;
+            *dom_len = d->value_len;
+        }
+        return true;
+    }
+    return false;
 }
 
 cf_err_t cf_entities_extract(const struct cf_entity_map *map,
@@ -180,35 +213,23 @@ cf_err_t cf_entities_extract(const struct cf_entity_map *map,
                              struct cf_entities *out) {
     memset(out, 0, sizeof *out);
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
-        for (char **f = map->fields[k]; f && *f && !out->value[k]; f++) {
-            const char *plus = strchr(*f, '+');
-            size_t name_len = plus ? (size_t)(plus - *f) : strlen(*f);
-            const struct cf_event_field *v = first_value(ev, *f, name_len);
-            if (!v) continue;
-            if (k == CF_ENTITY_FILE_HASH) {
-                out->value[k] = pick_hash(v->value, v->value_len);
-            } else {
-                const struct cf_event_field *dom =
-                    plus ? first_value(ev, plus + 1, strlen(plus + 1)) : NULL;
-                if (dom && !memchr(v->value, '\\', v->value_len)) {
-                    size_t n = dom->value_len + 1 + v->value_len;
-                    char *s = cf_malloc(n + 1);
-                    if (s) {
-                        memcpy(s, dom->value, dom->value_len);
-                        s[dom->value_len] = '\\';
-                        memcpy(s + dom->value_len + 1, v->value, v->value_len);
-                        s[n] = '\0';
-                    }
-                    out->value[k] = s;
-                } else {
-                    out->value[k] = cf_strndup(v->value, v->value_len);
-                }
-            }
-            /* Not on to the next field: that would be another entity. */
-            if (!out->value[k]) {
-                cf_entities_clear(out);
-                return CF_ERR_NOMEM;
-            }
+        const char *dom, *val;
+        size_t dl, vl;
+        if (!entity_parts(map, ev, k, &dom, &dl, &val, &vl)) continue;
+        struct cf_buf b = CF_BUF_INIT;
+        if (dom) {
+            cf_buf_append(&b, dom, dl);
+            cf_buf_append(&b, "\\", 1);
+        }
+        cf_buf_append(&b, val, vl);
+        /* an empty part ("SHA256=") is an empty value, as written */
+        out->value[k] = b.failed ? NULL
+                        : b.data ? cf_buf_steal(&b)
+                                 : cf_strdup("");
+        if (!out->value[k]) {
+            cf_buf_free(&b);
+            cf_entities_clear(out);
+            return CF_ERR_NOMEM;
         }
     }
     return CF_OK;
@@ -224,6 +245,18 @@ const struct cf_event_field *cf_entity_field(const struct cf_entity_map *map,
         if (v) return v;
     }
     return NULL;
+}
+
+size_t cf_entity_text(const struct cf_entity_map *map,
+                      const struct cf_event *ev, enum cf_entity_kind kind,
+                      char *buf, size_t size) {
+    const char *dom, *val;
+    size_t dl, vl;
+    if (!size || !entity_parts(map, ev, kind, &dom, &dl, &val, &vl)) return 0;
+    int n = dom ? snprintf(buf, size, "%.*s\\%.*s", (int)dl, dom, (int)vl, val)
+                : snprintf(buf, size, "%.*s", (int)vl, val);
+    if (n < 0) return 0;
+    return (size_t)n < size ? (size_t)n : size - 1;
 }
 
 void cf_entities_clear(struct cf_entities *ents) {

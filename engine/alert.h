@@ -72,6 +72,13 @@ const struct cf_event_field *cf_entity_field(const struct cf_entity_map *map,
                                              const struct cf_event *ev,
                                              enum cf_entity_kind kind);
 
+/* The one entity of `kind` that cf_entities_extract would give, written
+ * into buf (cut at size - 1) without allocating: fusion reads every
+ * event's entities this way.  Returns its length, 0 when there is none. */
+size_t cf_entity_text(const struct cf_entity_map *map,
+                      const struct cf_event *ev, enum cf_entity_kind kind,
+                      char *buf, size_t size);
+
 struct cf_alert {
     char id[33];             /* 128-bit hex; same rule + same event = same id */
     int64_t time_ms;         /* event time; CF_TIME_UNKNOWN if none */

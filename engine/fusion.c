@@ -53,6 +53,7 @@
 #include "hash.h"
 #include "heap.h"
 #include "incident.h"
+#include "prevalence.h"
 #include "sigma_correlation.h"
 #include "timeutil.h"
 #include "yaml_json.h"
@@ -75,6 +76,10 @@ struct node {
      * ones) links each to its contemporaries */
     uint64_t serial2;
     int64_t last2;
+    /* entities only: host and organisation (cf_prevalence_id) of the
+     * alert that set each slot, to tell a link on the same host from one
+     * across hosts or organisations */
+    uint32_t host1, host2, org1, org2;
     uint32_t count;
     uint16_t klen;
     uint16_t xlen;
@@ -181,6 +186,16 @@ static void map_free(struct map *m) {
 
 /* ---- configuration ------------------------------------------------- */
 
+/* Two incidents on different hosts that share a rare value: merged when
+ * the value is still rare at `due` (fuse, confirm_bridges). */
+struct bridge {
+    uint64_t a, b;     /* incident serials (merged ones resolve) */
+    char alert_id[33]; /* the alert that found the link */
+    int kind;
+    uint64_t key; /* prevalence key of the value */
+    char *value;  /* normalised; owned */
+};
+
 struct suppression {
     char *rule;                    /* id, name or title; NULL = any */
     char *entity[CF_ENTITY_COUNT]; /* normalised; NULL = any */
@@ -201,6 +216,8 @@ struct cf_fusion {
         update_interval, entity_ttl;
     unsigned min_stages;
     size_t max_open, max_pending, max_index, weak_threshold;
+    uint32_t rare_hosts, common_percent, noise_alerts;
+    int64_t noise_span, confirm_after;
     struct cf_incident_limits limits;
     struct never_list never[CF_ENTITY_COUNT];
     struct suppression *supp;
@@ -236,6 +253,13 @@ struct cf_fusion {
     struct map entities; /* kind+value -> last_ms, incident serial, count */
     struct map dups;     /* 64-bit digest -> first_ms, serial, alert id */
     struct map serials;  /* serial (incl. merged) -> open incident */
+    struct map noise;    /* rule id + host -> run of alerts (see fuse) */
+    struct map sessions; /* host + logon id -> the machine it came from */
+    /* cross-host links waiting for confirmation (struct bridge *, by the
+     * time they are due), and the incident pairs they join */
+    struct cf_heap bridges;
+    struct map bridged;
+    struct cf_prevalence *pv;
 
     struct cf_domains *domains; /* NetBIOS <-> DNS domain names known */
     struct cf_norm_entities ne; /* scratch, reused for every alert */
@@ -249,6 +273,10 @@ struct cf_fusion {
         incidents_closed, incidents_evicted, incidents_merged,
         incidents_dropped_unraised, entities_expired, pending_forced,
         alloc_failures, ungenerated;
+    /* linking decisions (README "How alerts become incidents") */
+    uint64_t strong_links, weak_links, refused_prevalence, bridges_pending,
+        bridges_confirmed, refused_organisation, refused_weak, noise_rules,
+        noise_folded, noise_unfused, events_sighted;
     /* records lost for lack of memory (dropped, see cf_fusion_drops) */
     uint64_t correlation_unwritten, incident_unwritten;
 };
@@ -269,6 +297,14 @@ static int apply_settings(struct cf_fusion *fu,
     fu->max_pending = (size_t)set->max_pending_alerts;
     fu->max_index = (size_t)set->max_tracked_entities;
     fu->weak_threshold = (size_t)set->weak_threshold;
+    fu->rare_hosts = (uint32_t)set->rare_hosts;
+    fu->common_percent = (uint32_t)set->common_percent;
+    fu->noise_alerts = (uint32_t)set->noise_alerts;
+    fu->noise_span = set->noise_span;
+    fu->confirm_after = set->confirm_after;
+    fu->pv = cf_prevalence_new((size_t)set->max_prevalence_values,
+                               set->prevalence_horizon);
+    if (!fu->pv) return CF_ERR_NOMEM;
     fu->limits.max_alerts = (size_t)set->max_alerts;
     fu->limits.max_entities = (size_t)set->max_entities_per_incident;
     fu->limits.max_rules = (size_t)set->max_rules_per_incident;
@@ -463,6 +499,7 @@ struct cf_fusion *cf_fusion_new(const struct cf_config *cfg,
     fu->next_serial = 1;
     cf_alert_queue_init(&fu->pending);
     if (!(fu->domains = cf_domains_new(cfg, errstr, errstr_size))) goto fail;
+    fu->bridges = (struct cf_heap)CF_HEAP_INIT(NULL);
     if (apply_settings(fu, &cfg->fusion) != CF_OK) goto nomem;
     int rc = parse_suppressions(fu, cf_config_section(cfg, "suppressions"),
                                 errstr, errstr_size);
@@ -487,6 +524,13 @@ void cf_fusion_destroy(struct cf_fusion *fu) {
     cf_correlator_destroy(fu->co);
     cf_domains_destroy(fu->domains);
     cf_alert_queue_free(&fu->pending);
+    for (size_t i = 0; i < fu->bridges.n; i++) {
+        struct bridge *b = fu->bridges.entries[i].item;
+        cf_free(b->value);
+        cf_free(b);
+    }
+    cf_heap_free(&fu->bridges);
+    map_free(&fu->bridged);
     for (size_t i = 0; i < fu->n_cq; i++) cf_alert_clear(&fu->cq[i]);
     for (size_t i = 0; i < fu->n_open; i++) cf_incident_destroy(fu->open[i]);
     cf_free(fu->cq);
@@ -494,6 +538,9 @@ void cf_fusion_destroy(struct cf_fusion *fu) {
     map_free(&fu->entities);
     map_free(&fu->dups);
     map_free(&fu->serials);
+    map_free(&fu->noise);
+    map_free(&fu->sessions);
+    cf_prevalence_destroy(fu->pv);
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
         for (size_t i = 0; i < fu->never[k].n; i++)
             cf_free(fu->never[k].values[i]);
@@ -645,6 +692,11 @@ static void sweep(struct cf_fusion *fu) {
     fu->entities_expired +=
         map_expire(&fu->entities, fu->clock - fu->entity_ttl);
     map_expire(&fu->dups, fu->clock - fu->dup_window);
+    map_expire(&fu->noise, fu->clock - fu->window);
+    map_expire(&fu->sessions, fu->clock - fu->entity_ttl);
+    for (int64_t keep = fu->entity_ttl / 2;
+         fu->sessions.n > fu->max_index && keep > 0; keep /= 2)
+        map_expire(&fu->sessions, fu->clock - keep);
     /* Over the cap: forget the least recently seen entities first. */
     for (int64_t keep = fu->entity_ttl / 2;
          fu->entities.n > fu->max_index && keep > 0; keep /= 2)
@@ -653,9 +705,24 @@ static void sweep(struct cf_fusion *fu) {
         fu->entities_expired += map_expire(&fu->entities, INT64_MAX);
 }
 
+static void confirm_bridges(struct cf_fusion *fu, int64_t due);
+
 /* Moves the event-time clock to T: closes quiet incidents and emits the
- * versions of update intervals that ended, in time order. */
+ * versions of update intervals that ended, in time order.  Cross-host
+ * links due on the way are decided with the clock at their due time, as
+ * an alert at that time would be, so arrival order cannot matter. */
+static void step_clock(struct cf_fusion *fu, int64_t T);
+
 static void advance_clock(struct cf_fusion *fu, int64_t T) {
+    int64_t due;
+    while (cf_heap_peek(&fu->bridges, &due) && due <= T) {
+        step_clock(fu, due);
+        confirm_bridges(fu, due);
+    }
+    step_clock(fu, T);
+}
+
+static void step_clock(struct cf_fusion *fu, int64_t T) {
     if (T == INT64_MIN || (fu->clock != INT64_MIN && T <= fu->clock)) return;
     for (;;) {
         bool flush_due = fu->any_dirty && fu->bucket_end <= T;
@@ -842,35 +909,396 @@ static void remember_duplicate_key(struct cf_fusion *fu, uint64_t digest,
     memcpy(n->data + sizeof digest, a->id, 33);
 }
 
+/* ---- prevalence and link strength ---------------------------------- */
+
+/* Prevalence key of a normalised value: its kind and its text. */
+static uint64_t value_key(int kind, const char *v, size_t len) {
+    unsigned char kb = (unsigned char)kind;
+    return cf_hash_continue(cf_hash_bytes(&kb, 1), v, len);
+}
+
+/* The organisation a host belongs to: the last two labels of its DNS
+ * name ("ws03.sales.acme.local" -> "acme.local", so child domains of one
+ * forest are one organisation); 0 when the name has no domain or is an
+ * address. */
+static uint32_t org_id(const char *raw) {
+    char buf[CF_ENTITY_NORM_MAX];
+    size_t n = 0, dots = 0;
+    if (!raw) return 0;
+    const char *dot = strchr(raw, '.');
+    if (!dot || strchr(raw, ':')) return 0;
+    bool digits = true;
+    for (const char *c = raw; *c; c++)
+        if (*c != '.' && (*c < '0' || *c > '9')) digits = false;
+    if (digits) return 0;
+    for (const char *c = dot + 1; *c && n + 1 < sizeof buf; c++)
+        buf[n++] = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+    buf[n] = '\0';
+    /* keep the last two labels */
+    size_t start = 0;
+    for (size_t i = n; i-- > 0;)
+        if (buf[i] == '.' && ++dots == 2) {
+            start = i + 1;
+            break;
+        }
+    return cf_prevalence_id(buf + start, n - start);
+}
+
+/* Every event's entity values are sighted (not only those of alerts): a
+ * binary every machine runs shows up as common long before a rule fires
+ * on it.  Kinds that identify one process or session (GUID, logon id)
+ * are unique by construction and not tracked. */
+static const int sighted_kinds[] = {
+    CF_ENTITY_USER,   CF_ENTITY_FILE_HASH,     CF_ENTITY_SRC_IP,
+    CF_ENTITY_DST_IP, CF_ENTITY_CLOUD_ACCOUNT, CF_ENTITY_CLOUD_RESOURCE};
+
+/* Prevalence kind of a movement: an account logging on from one machine
+ * to others (its value is "account from machine"). */
+#define MOVEMENT_KIND 0x40
+
+/* Session key: the host's id, then the normalised logon id. */
+static size_t session_key(uint32_t host, const char *logon, size_t len,
+                          unsigned char *key) {
+    memcpy(key, &host, sizeof host);
+    memcpy(key + sizeof host, logon, len);
+    return sizeof host + len;
+}
+
+/* A logon on `host` (session `logon`) by `account` from machine `src`:
+ * remembered, so alerts in that session can name where it came from,
+ * and counted as a movement of the account from src (its prevalence:
+ * how many machines the account reached from there). */
+static void sight_logon(struct cf_fusion *fu, uint32_t host, const char *hostn,
+                        const char *logon, size_t llen, const char *account,
+                        uint32_t account_id, const char *src, int64_t t) {
+    unsigned char key[sizeof(uint32_t) + CF_ENTITY_NORM_MAX];
+    char what[2 * CF_ENTITY_NORM_MAX + 8];
+    if (strcmp(src, hostn) == 0) return; /* a local logon */
+    int wl = snprintf(what, sizeof what, "%s from %s", account, src);
+    if (wl < 0) return;
+    uint64_t mkey = value_key(MOVEMENT_KIND, what, (size_t)wl);
+    cf_prevalence_see(fu->pv, mkey, host, account_id, t);
+    size_t klen = session_key(host, logon, llen, key);
+    struct node *n = map_get(&fu->sessions, key, klen);
+    if (n) {
+        if (t > n->last_ms) n->last_ms = t;
+        return;
+    }
+    size_t sl = strlen(src), xl = sl + 1 + (size_t)wl + 1;
+    if (!(n = map_put(&fu->sessions, key, klen, xl))) {
+        fu->alloc_failures++;
+        return;
+    }
+    n->last_ms = t;
+    n->u.serial = mkey;
+    memcpy(n->data + klen, src, sl + 1);
+    memcpy(n->data + klen + sl + 1, what, (size_t)wl + 1);
+}
+
+void cf_fusion_sight(struct cf_fusion *fu, const struct cf_entity_map *map,
+                     const struct cf_event *ev) {
+    char raw[CF_ENTITY_NORM_MAX], norm[CF_ENTITY_NORM_MAX];
+    char hostn[CF_ENTITY_NORM_MAX] = "", usern[CF_ENTITY_NORM_MAX] = "";
+    if (!fu || !map || !ev || ev->time_ms == CF_TIME_UNKNOWN) return;
+    uint32_t host = 0, account = 0;
+    size_t hl = 0, ul = 0;
+    if (cf_entity_text(map, ev, CF_ENTITY_HOST, raw, sizeof raw)) {
+        hl = cf_entity_normalize(CF_ENTITY_HOST, raw, hostn, sizeof hostn);
+        host = cf_prevalence_id(hostn, hl);
+    }
+    if (cf_entity_text(map, ev, CF_ENTITY_USER, raw, sizeof raw)) {
+        ul = cf_entity_normalize(CF_ENTITY_USER, raw, usern, sizeof usern);
+        account = cf_prevalence_id(usern, ul);
+    }
+    fu->events_sighted++;
+    for (size_t i = 0; i < CF_ARRAY_LEN(sighted_kinds); i++) {
+        int k = sighted_kinds[i];
+        if (!cf_entity_text(map, ev, (enum cf_entity_kind)k, raw, sizeof raw))
+            continue;
+        size_t n =
+            cf_entity_normalize((enum cf_entity_kind)k, raw, norm, sizeof norm);
+        if (!n) continue;
+        cf_prevalence_see(fu->pv, value_key(k, norm, n), host,
+                          k == CF_ENTITY_USER ? 0 : account, ev->time_ms);
+    }
+    /* Windows logon events (4624, 4648, ...) name the machine a logon
+     * came from in WorkstationName. */
+    if (!hl || !ul) return;
+    int w = cf_event_find(ev, "WorkstationName", 15, 0);
+    if (w < 0 || ev->fields[w].type == CF_VALUE_NULL) return;
+    if (!cf_entity_text(map, ev, CF_ENTITY_LOGON_ID, raw, sizeof raw)) return;
+    size_t ll = cf_entity_normalize(CF_ENTITY_LOGON_ID, raw, norm, sizeof norm);
+    if (!ll) return;
+    char src[CF_ENTITY_NORM_MAX], wraw[CF_ENTITY_NORM_MAX];
+    size_t wl = ev->fields[w].value_len < sizeof wraw - 1
+                    ? ev->fields[w].value_len
+                    : sizeof wraw - 1;
+    memcpy(wraw, ev->fields[w].value, wl);
+    wraw[wl] = '\0';
+    if (!cf_entity_normalize(CF_ENTITY_HOST, wraw, src, sizeof src)) return;
+    sight_logon(fu, host, hostn, norm, ll, usern, account, src, ev->time_ms);
+}
+
+/* A value is rare when few machines carry it: at most rare_hosts (one
+ * machine and the one it moved to), or at most common_percent of the
+ * machines seen in the horizon (in a large estate a tool pushed to a
+ * dozen machines is still rare; a binary every machine runs is not). */
+static bool is_rare(struct cf_fusion *fu, const struct cf_prevalence_count *p,
+                    int64_t t) {
+    if (p->saturated) return false;
+    if (p->hosts <= fu->rare_hosts) return true;
+    uint64_t estate = cf_prevalence_estate(fu->pv, t);
+    return (uint64_t)p->hosts * 100 <= estate * fu->common_percent;
+}
+
+/* A candidate incident for the alert being fused, with the evidence
+ * that ties it. */
+struct cand {
+    struct cf_incident *inc;
+    bool strong;                /* some strong link */
+    bool local;                 /* some link on the alert's own host */
+    unsigned weak_kinds;        /* kinds that agree weakly (bit per kind) */
+    int64_t near;               /* closest in time of the local links */
+    struct cf_incident_why why; /* the link reported: strong first */
+};
+
+/* Kind, value and prevalence of the link of kind k; prevalence -1 when
+ * not measured. */
+static struct cf_incident_why why_of(const struct cf_fusion *fu, int k,
+                                     bool strong,
+                                     const struct cf_prevalence_count *p) {
+    struct cf_incident_why w = {k, fu->ne.value[k], strong, -1, -1, false};
+    if (p) {
+        w.hosts = (int32_t)p->hosts;
+        w.accounts = (int32_t)p->accounts;
+        w.saturated = p->saturated;
+    }
+    return w;
+}
+
+static struct cand *cand_for(struct cand *c, size_t *n,
+                             struct cf_incident *inc) {
+    for (size_t j = 0; j < *n; j++)
+        if (c[j].inc == inc) return &c[j];
+    c[*n] = (struct cand){.inc = inc, .near = INT64_MAX};
+    c[*n].why.kind = -1;
+    return &c[(*n)++];
+}
+
+static unsigned popcount(unsigned x) {
+    unsigned n = 0;
+    for (; x; x &= x - 1) n++;
+    return n;
+}
+
+/* The run of alerts of one rule on one host: key rule id, NUL, host. */
+static size_t noise_key(const struct cf_alert *a, uint32_t host,
+                        unsigned char *key, size_t size) {
+    const char *rid = a->rule_id ? a->rule_id : "";
+    size_t n = strlen(rid);
+    if (n + 1 + sizeof host > size) n = size - 1 - sizeof host;
+    memcpy(key, rid, n);
+    key[n++] = '\0';
+    memcpy(key + n, &host, sizeof host);
+    return n + sizeof host;
+}
+
+/*
+ * Counts the alert into its rule's run on its host and says whether that
+ * run is the host's baseline: noise_alerts alerts or more, spread over at
+ * least noise_span, with no gap longer than the fusion window.  An
+ * attack step is minutes of activity with a handful of alerts per rule; a
+ * rule that keeps firing on one machine for more than an hour is how
+ * that machine works.  A short burst (a ransom note in every folder) is
+ * not noise, however many alerts it makes.
+ */
+static struct node *noise_run(struct cf_fusion *fu, const struct cf_alert *a,
+                              uint32_t host, int64_t t, bool *noisy) {
+    unsigned char key[512];
+    *noisy = false;
+    if (!host || a->is_correlation) return NULL;
+    size_t klen = noise_key(a, host, key, sizeof key);
+    struct node *n = map_get(&fu->noise, key, klen);
+    if (!n) {
+        if (!(n = map_put(&fu->noise, key, klen, 0))) {
+            fu->alloc_failures++;
+            return NULL;
+        }
+        n->last_ms = n->last2 = t;
+    }
+    if (t - n->last_ms > fu->window) { /* a new run */
+        n->count = 0;
+        n->last2 = t;
+        n->host1 = 0;
+    }
+    if (n->count < UINT32_MAX) n->count++;
+    if (t > n->last_ms) n->last_ms = t;
+    if (t < n->last2) n->last2 = t;
+    *noisy =
+        n->count >= fu->noise_alerts && n->last_ms - n->last2 >= fu->noise_span;
+    return n;
+}
+
+/* Keeps an incident open at least until `due`, so that a link waiting to
+ * be confirmed finds both its incidents whatever the arrival order. */
+static void hold_open(struct cf_fusion *fu, struct cf_incident *inc,
+                      int64_t due) {
+    int64_t want = due - fu->close_after + 1; /* closes after, not at, due */
+    if (inc->active_ms < want) inc->active_ms = want;
+}
+
+/*
+ * A rare value links alert `a` (in incident `mine`) to `other` on another
+ * host.  Rare at first sight is not enough: a binary being rolled out, or
+ * anything at the start of a recording, is on two machines before it is
+ * on all of them.  The two incidents are merged if the value is still
+ * rare confirm_after later (confirm_bridges); they stay apart until then.
+ * One proposal per pair of incidents.
+ */
+static void propose_bridge(struct cf_fusion *fu, const struct cf_alert *a,
+                           int64_t t, struct cf_incident *mine,
+                           struct cf_incident *other, int kind, uint64_t key,
+                           const char *value) {
+    uint64_t pair[2] = {
+        mine->serial < other->serial ? mine->serial : other->serial,
+        mine->serial < other->serial ? other->serial : mine->serial};
+    if (mine == other || map_get(&fu->bridged, pair, sizeof pair)) return;
+    struct bridge *b = cf_calloc(1, sizeof *b);
+    if (!b || !(b->value = cf_strdup(value))) goto nomem;
+    b->a = mine->serial;
+    b->b = other->serial;
+    memcpy(b->alert_id, a->id, sizeof b->alert_id);
+    b->kind = kind;
+    b->key = key;
+    int64_t due =
+        t > INT64_MAX - fu->confirm_after ? INT64_MAX : t + fu->confirm_after;
+    struct node *n = map_put(&fu->bridged, pair, sizeof pair, 0);
+    if (!n) goto nomem;
+    if (cf_heap_push(&fu->bridges, due, b) != CF_OK) {
+        map_del(&fu->bridged, pair, sizeof pair);
+        goto nomem;
+    }
+    hold_open(fu, mine, due);
+    hold_open(fu, other, due);
+    if (due < fu->close_hint) fu->close_hint = due;
+    fu->bridges_pending++;
+    return;
+nomem:
+    if (b) cf_free(b->value);
+    cf_free(b);
+    fu->alloc_failures++;
+}
+
+/* Decides every proposed link due by `due`, each on the prevalence of
+ * its value at its own due time. */
+static void confirm_bridges(struct cf_fusion *fu, int64_t due) {
+    int64_t at;
+    while (cf_heap_peek(&fu->bridges, &at) && at <= due) {
+        struct bridge *b = cf_heap_pop(&fu->bridges, NULL);
+        uint64_t pair[2] = {b->a < b->b ? b->a : b->b,
+                            b->a < b->b ? b->b : b->a};
+        map_del(&fu->bridged, pair, sizeof pair);
+        struct cf_incident *x = resolve(fu, b->a), *y = resolve(fu, b->b);
+        if (x && y && x != y) {
+            struct cf_prevalence_count p =
+                cf_prevalence_get(fu->pv, b->key, at);
+            if (!is_rare(fu, &p, at)) {
+                fu->refused_prevalence++;
+            } else {
+                struct cf_incident *dst = x, *src = y;
+                if (cmp_incident_first(&y, &x) < 0) {
+                    dst = y;
+                    src = x;
+                }
+                merge_into(fu, dst, src);
+                /* The alert that found the link now says so. */
+                for (size_t i = dst->n_links; i-- > 0;) {
+                    struct cf_incident_link *l = &dst->links[i];
+                    if (memcmp(l->alert_id, b->alert_id, 32) != 0) continue;
+                    char *v = cf_strdup(b->value);
+                    if (!v) {
+                        fu->alloc_failures++;
+                        break;
+                    }
+                    cf_free(l->value);
+                    l->value = v;
+                    l->kind = b->kind;
+                    l->strong = true;
+                    l->hosts = (int32_t)p.hosts;
+                    l->accounts = (int32_t)p.accounts;
+                    l->saturated = p.saturated;
+                    break;
+                }
+                dst->dirty = true;
+                fu->any_dirty = true;
+                fu->bridges_confirmed++;
+                fu->strong_links++;
+            }
+        }
+        cf_free(b->value);
+        cf_free(b);
+    }
+}
+
 /* Fuses `a` at event time t.  `future`: t lies past the wall clock (see
  * the top of the file). */
 static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t,
                  bool future) {
-    struct cf_incident *cand[2 * CF_ARRAY_LEN(link_order)];
-    int cand_kind[2 * CF_ARRAY_LEN(link_order)];
-    size_t n_cand = 0;
+    struct cand cand[2 * CF_ARRAY_LEN(link_order)];
+    size_t n_cand = 0, n_defer = 0;
+    struct {
+        uint64_t serial; /* resolved after merges, which free incidents */
+        int kind;
+        uint64_t key;      /* prevalence key */
+        const char *value; /* as the link will name it */
+    } defer[2 * CF_ARRAY_LEN(link_order) + 2];
     unsigned char key[2 * CF_ENTITY_NORM_MAX + 2];
 
     fu->alerts_processed++;
     normalize_alert(fu, a);
+    uint32_t host = cf_prevalence_id(fu->ne.value[CF_ENTITY_HOST],
+                                     fu->ne.len[CF_ENTITY_HOST]);
+    uint32_t org =
+        fu->ne.len[CF_ENTITY_HOST] ? org_id(fu->ne.raw[CF_ENTITY_HOST]) : 0;
+    bool noisy = false;
+    struct node *run = future ? NULL : noise_run(fu, a, host, t, &noisy);
     uint64_t digest = dup_digest(fu, a);
     if (!future && fuse_duplicate(fu, digest, t)) return;
 
+    if (noisy) {
+        /* The first time: the run's earlier alerts stop counting in the
+         * incident that holds them (host1 marks the run as announced). */
+        struct cf_incident *held = resolve(fu, run->u.serial);
+        if (!run->host1) {
+            run->host1 = 1;
+            fu->noise_rules++;
+            if (held) cf_incident_mark_noisy(held, a->rule_id, host);
+        }
+        if (held) {
+            cf_incident_fold(held, a->rule_id, host);
+            fu->noise_folded++;
+            fu->any_dirty = true;
+            return;
+        }
+    }
+
     /* Informational alerts are context (SigmaHQ gives that level to
-     * hunting rules that fire on ordinary administration).  They attach
-     * to an incident on their own host only, never open one, never bridge
-     * two and never index their entities; otherwise routine activity
-     * would chain the estate into one incident through common binaries
-     * (file hashes) and accounts.  So are the alerts of rules that only
-     * feed correlations (no `generate: true`): their author asked for
-     * the correlation alone to be reported. */
+     * hunting rules that fire on ordinary administration), and so is
+     * noise: they join an incident through a strong link (their process
+     * or session) or as context on their own host, never open one, never
+     * bridge two and never index their entities; otherwise routine
+     * activity would chain the estate into one incident.  So are the
+     * alerts of rules that only feed correlations (no `generate: true`):
+     * their author asked for the correlation alone to be reported. */
     bool context_only =
-        (a->level == CF_LEVEL_INFORMATIONAL && !a->is_correlation) ||
+        noisy || (a->level == CF_LEVEL_INFORMATIONAL && !a->is_correlation) ||
         a->ungenerated;
     for (size_t i = 0; i < CF_ARRAY_LEN(link_order); i++) {
         int k = link_order[i];
         if (!cf_entity_kind_links(k) || !fu->ne.len[k]) continue;
-        if (context_only && k != CF_ENTITY_HOST) continue;
+        bool strong_kind =
+            k == CF_ENTITY_PROCESS_GUID || k == CF_ENTITY_LOGON_ID;
+        if (context_only && !strong_kind && k != CF_ENTITY_HOST) continue;
         size_t klen = entity_key(&fu->ne, k, key, sizeof key);
         const struct node *n = map_get(&fu->entities, key, klen);
         if (!n) continue;
@@ -878,31 +1306,174 @@ static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t,
             fu->weak_skips++;
             continue;
         }
+        bool measured = false;
+        struct cf_prevalence_count p = {0, 0, false};
         for (int slot = 0; slot < 2; slot++) {
             uint64_t serial = slot ? n->serial2 : n->u.serial;
             int64_t last = slot ? n->last2 : n->last_ms;
+            uint32_t shost = slot ? n->host2 : n->host1;
+            uint32_t sorg = slot ? n->org2 : n->org1;
             if (!serial || llabs(t - last) > fu->window) continue;
             struct cf_incident *inc = resolve(fu, serial);
             if (!inc) continue;
-            bool seen = false;
-            for (size_t j = 0; j < n_cand; j++) seen = seen || cand[j] == inc;
-            if (seen) continue;
-            cand[n_cand] = inc;
-            cand_kind[n_cand++] = k;
+            bool same_host = k == CF_ENTITY_HOST || (host && shost == host);
+            bool strong = strong_kind;
+            bool measure = !strong && !same_host && (host || shost);
+            if (measure && !measured) {
+                p = cf_prevalence_get(
+                    fu->pv, value_key(k, fu->ne.value[k], fu->ne.len[k]), t);
+                measured = true;
+            }
+            if (measure) {
+                /* Across hosts a shared value is evidence only when it
+                 * is rare, and never across organisations. */
+                if (!is_rare(fu, &p, t)) {
+                    fu->refused_prevalence++;
+                    continue;
+                }
+                if (org && sorg && org != sorg) {
+                    fu->refused_organisation++;
+                    continue;
+                }
+                if (fu->confirm_after > 0) {
+                    /* decided later (confirm_bridges) */
+                    if (n_defer < CF_ARRAY_LEN(defer)) {
+                        defer[n_defer].serial = inc->serial;
+                        defer[n_defer].key =
+                            value_key(k, fu->ne.value[k], fu->ne.len[k]);
+                        defer[n_defer].value = fu->ne.value[k];
+                        defer[n_defer++].kind = k;
+                    }
+                    continue;
+                }
+                strong = true;
+            } else if (!strong && !same_host) {
+                /* neither side knows its host (cloud logs): the value is
+                 * all there is, as before prevalence */
+                strong = true;
+            }
+            struct cand *c = cand_for(cand, &n_cand, inc);
+            if (strong) {
+                if (!c->strong)
+                    c->why = why_of(fu, k, true, measured ? &p : NULL);
+                c->strong = true;
+            } else {
+                c->weak_kinds |= 1u << k;
+                c->local = true;
+                if (llabs(t - last) < c->near) c->near = llabs(t - last);
+                if (!c->strong && c->why.kind < 0)
+                    c->why = why_of(fu, k, false, NULL);
+            }
         }
     }
 
-    struct cf_incident *target = NULL;
-    int link_kind = -1;
-    for (size_t j = 0; j < n_cand; j++) {
-        if (!target || cmp_incident_first(&cand[j], &target) < 0) {
-            target = cand[j];
-            link_kind = cand_kind[j];
+    /* The alert's session came from another machine: the account moved
+     * here from there.  Evidence when that movement is rare (the
+     * account reached few machines from there; an administrator's jump
+     * host reaches all of them), confirmed like a shared value. */
+    if (!context_only && host && fu->ne.len[CF_ENTITY_LOGON_ID] &&
+        fu->confirm_after > 0) {
+        unsigned char sk[sizeof(uint32_t) + CF_ENTITY_NORM_MAX];
+        size_t sl = session_key(host, fu->ne.value[CF_ENTITY_LOGON_ID],
+                                fu->ne.len[CF_ENTITY_LOGON_ID], sk);
+        struct node *sn = map_get(&fu->sessions, sk, sl);
+        /* Once per session: its first alert is the one nearest the
+         * logon, when the machine it came from is best known. */
+        if (sn && !sn->serial2) {
+            sn->serial2 = 1;
+            const char *src = (const char *)sn->data + sn->klen;
+            const char *what = src + strlen(src) + 1;
+            struct cf_prevalence_count p =
+                cf_prevalence_get(fu->pv, sn->u.serial, t);
+            /* The incident where the account was active on the machine
+             * it came from, else the one closest in time there - not
+             * that machine's other activity. */
+            uint32_t src_id = cf_prevalence_id(src, strlen(src));
+            uint64_t from = 0;
+            int64_t from_near = INT64_MAX;
+            const struct node *un = NULL, *hn;
+            if (fu->ne.len[CF_ENTITY_USER]) {
+                size_t ul =
+                    entity_key(&fu->ne, CF_ENTITY_USER, key, sizeof key);
+                un = map_get(&fu->entities, key, ul);
+            }
+            for (int slot = 0; un && slot < 2; slot++) {
+                uint64_t serial = slot ? un->serial2 : un->u.serial;
+                int64_t d = llabs(t - (slot ? un->last2 : un->last_ms));
+                uint32_t shost = slot ? un->host2 : un->host1;
+                if (serial && shost == src_id && d <= fu->window &&
+                    d < from_near && resolve(fu, serial)) {
+                    from = serial;
+                    from_near = d;
+                }
+            }
+            key[0] = (unsigned char)CF_ENTITY_HOST;
+            size_t hl =
+                strlen(src) < sizeof key - 1 ? strlen(src) : sizeof key - 1;
+            memcpy(key + 1, src, hl);
+            hn = from ? NULL : map_get(&fu->entities, key, hl + 1);
+            for (int slot = 0; hn && slot < 2; slot++) {
+                uint64_t serial = slot ? hn->serial2 : hn->u.serial;
+                int64_t d = llabs(t - (slot ? hn->last2 : hn->last_ms));
+                if (serial && d <= fu->window && d < from_near &&
+                    resolve(fu, serial)) {
+                    from = serial;
+                    from_near = d;
+                }
+            }
+            if (from && !is_rare(fu, &p, t)) {
+                fu->refused_prevalence++;
+            } else if (from && n_defer < CF_ARRAY_LEN(defer)) {
+                defer[n_defer].serial = from;
+                defer[n_defer].kind = CF_ENTITY_USER;
+                defer[n_defer].key = sn->u.serial;
+                defer[n_defer++].value = what;
+            }
         }
     }
+
+    /* The incident joined: the one with the most evidence - a strong
+     * link (the earliest such incident), else several weak links that
+     * agree (the same host and a value it shares there), else the same
+     * host alone - and among equals the closest in time on this host.
+     * An alert tied here only by its host, but by rare evidence to an
+     * incident elsewhere, starts its own incident and waits for that
+     * evidence: joining would carry the host's unrelated activity along
+     * when the evidence is confirmed. */
+    struct cand *best = NULL;
+    int best_class = 0;
+    for (size_t j = 0; j < n_cand; j++) {
+        struct cand *c = &cand[j];
+        int cls = c->strong ? 3 : popcount(c->weak_kinds) >= 2 ? 2 : 1;
+        bool better =
+            !best || cls > best_class ||
+            (cls == best_class &&
+             (cls == 3 ? cmp_incident_first(&c->inc, &best->inc) < 0
+                       : (c->near < best->near ||
+                          (c->near == best->near &&
+                           cmp_incident_first(&c->inc, &best->inc) < 0))));
+        if (better) {
+            best = c;
+            best_class = cls;
+        }
+    }
+    if (best && best_class == 1 && n_defer > 0 && !context_only) {
+        fu->refused_weak++;
+        best = NULL;
+    }
+    struct cf_incident *target = best ? best->inc : NULL;
     if (context_only && !target) {
-        fu->context_unfused++;
+        if (noisy)
+            fu->noise_unfused++;
+        else
+            fu->context_unfused++;
         return;
+    }
+    if (best) {
+        if (best->strong)
+            fu->strong_links++;
+        else
+            fu->weak_links++;
     }
     /* An incident fed by late alerts stays open for close_after of the
      * clock from now, not from its (old) event times: otherwise every
@@ -914,17 +1485,35 @@ static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t,
     if (future)
         now = fu->clock != INT64_MIN ? fu->clock
                                      : fu->future_limit - fu->max_future_skew;
-    /* Sharing entities with several incidents means they are one story. */
-    for (size_t j = 0; j < n_cand && !context_only; j++)
-        if (cand[j] != target) merge_into(fu, target, cand[j]);
+    /* Two incidents become one only on a strong link, or on two weak
+     * ones that agree (the same host and a value it shares): a single
+     * weak link (the same host within the window) lets an alert join,
+     * never bridges two stories. */
+    for (size_t j = 0; j < n_cand && !context_only; j++) {
+        if (cand[j].inc == target) continue;
+        if (cand[j].strong || popcount(cand[j].weak_kinds) >= 2)
+            merge_into(fu, target, cand[j].inc);
+        else
+            fu->refused_weak++;
+    }
     if (!target && !(target = open_incident(fu, a, now))) {
         fu->alloc_failures++;
         return;
     }
-    if (cf_incident_add(target, a, t, &fu->ne, link_kind,
-                        link_kind >= 0 ? fu->ne.value[link_kind] : NULL,
+    struct cf_incident_why why = {-1, NULL, false, -1, -1, false};
+    if (best) why = best->why;
+    bool context = context_only && !(best && best->strong);
+    if (cf_incident_add(target, a, t, &fu->ne, host, &why, context,
                         &fu->limits))
         fu->alloc_failures++;
+    if (noisy) cf_incident_mark_noisy(target, a->rule_id, host);
+    for (size_t j = 0; j < n_defer; j++) {
+        struct cf_incident *other = resolve(fu, defer[j].serial);
+        if (other)
+            propose_bridge(fu, a, t, target, other, defer[j].kind, defer[j].key,
+                           defer[j].value);
+    }
+    if (run) run->u.serial = target->serial;
     if (now > target->active_ms) target->active_ms = now;
     fu->any_dirty = true;
     if (!future) remember_duplicate_key(fu, digest, a, t, target);
@@ -943,10 +1532,16 @@ static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t,
             n->count = 1;
             n->u.serial = target->serial;
             n->last_ms = t;
+            n->host1 = host;
+            n->org1 = org;
         } else if (resolve(fu, n->u.serial) == target) {
             if (t > n->last_ms) n->last_ms = t;
+            n->host1 = host;
+            n->org1 = org;
         } else if (n->serial2 && resolve(fu, n->serial2) == target) {
             if (t > n->last2) n->last2 = t;
+            n->host2 = host;
+            n->org2 = org;
         } else {
             /* The entity joins another incident.  Only incidents in one
              * unbroken run of sightings (each within the fusion window of
@@ -963,9 +1558,13 @@ static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t,
             if (first_gone || (!second_gone && n->last_ms <= n->last2)) {
                 n->u.serial = target->serial;
                 n->last_ms = t;
+                n->host1 = host;
+                n->org1 = org;
             } else {
                 n->serial2 = target->serial;
                 n->last2 = t;
+                n->host2 = host;
+                n->org2 = org;
             }
         }
     }
@@ -1242,6 +1841,13 @@ void cf_fusion_finish(struct cf_fusion *fu) {
         cf_correlator_finish(fu->co);
         drain(fu);
     }
+    /* Links still waiting are decided at their due time, on what the
+     * input showed up to then. */
+    int64_t due;
+    while (cf_heap_peek(&fu->bridges, &due)) {
+        step_clock(fu, due);
+        confirm_bridges(fu, due);
+    }
     flush_dirty(fu);
     if (fu->n_open) {
         struct cf_incident **list = cf_malloc(fu->n_open * sizeof *list);
@@ -1272,6 +1878,21 @@ json_t *cf_fusion_stats(const struct cf_fusion *fu) {
     STAT("informational_not_fused", fu->context_unfused);
     cf_domains_stats(fu->domains, s);
     STAT("never_link_values", fu->never_link_skips);
+    STAT("strong_links", fu->strong_links);
+    STAT("weak_links", fu->weak_links);
+    STAT("links_refused_prevalence", fu->refused_prevalence);
+    STAT("cross_host_links_proposed", fu->bridges_pending);
+    STAT("cross_host_links_confirmed", fu->bridges_confirmed);
+    STAT("cross_host_links_waiting", fu->bridges.n);
+    STAT("links_refused_organisation", fu->refused_organisation);
+    STAT("links_refused_weak", fu->refused_weak);
+    STAT("noise_rules", fu->noise_rules);
+    STAT("noise_folded", fu->noise_folded);
+    STAT("noise_not_fused", fu->noise_unfused);
+    STAT("events_sighted", fu->events_sighted);
+    STAT("prevalence_values", cf_prevalence_values(fu->pv));
+    STAT("prevalence_evicted", cf_prevalence_evicted(fu->pv));
+    STAT("prevalence_bytes", cf_prevalence_bytes(fu->pv));
     STAT("incidents_opened", fu->incidents_opened);
     STAT("incidents_raised", fu->incidents_raised);
     STAT("incidents_closed", fu->incidents_closed);

@@ -55,6 +55,14 @@ void cf_fusion_set_wall_clock(struct cf_fusion *fu, cf_wall_clock_fn now,
  * counted). */
 void cf_fusion_observe(struct cf_fusion *fu, int64_t time_ms);
 
+/* Every decoded event with a time, before its alerts: its entity values
+ * (found through `map`) are counted into their prevalence - on how many
+ * hosts and accounts each was seen (engine/prevalence.h) - which decides
+ * whether a value shared by alerts on two hosts may link them.  Borrowed
+ * for the call; costs a few field lookups and table probes. */
+void cf_fusion_sight(struct cf_fusion *fu, const struct cf_entity_map *map,
+                     const struct cf_event *ev);
+
 /* An alert was raised from the decoded event `ev` (borrowed for the call;
  * field suppressions read it; NULL when there is none).  Fusion copies
  * what it keeps.  Returns true when a configured suppression hides the

@@ -31,6 +31,7 @@ struct cf_incident *cf_incident_new(uint64_t serial,
 void cf_incident_destroy(struct cf_incident *inc) {
     if (!inc) return;
     for (size_t i = 0; i < inc->n_links; i++) cf_free(inc->links[i].value);
+    for (size_t i = 0; i < inc->n_rules; i++) cf_free(inc->rules[i].host_raw);
     for (size_t i = 0; i < inc->n_entities; i++) {
         cf_free(inc->entities[i].value);
         cf_free(inc->entities[i].raw);
@@ -115,15 +116,23 @@ static cf_err_t add_entity(struct cf_incident *inc, int kind, const char *value,
     return CF_OK;
 }
 
-static cf_err_t add_rule(struct cf_incident *inc, const char *id,
-                         const char *title, enum cf_level level, uint32_t count,
+/* Adds `count` alerts of rule entry `r` (rule on one host; its strings
+ * are copied) to the incident's entry for the same rule and host. */
+static cf_err_t add_rule(struct cf_incident *inc,
+                         const struct cf_incident_rule *r, uint32_t count,
                          const struct cf_incident_limits *lim) {
     for (size_t i = 0; i < inc->n_rules; i++) {
-        struct cf_incident_rule *r = &inc->rules[i];
-        if ((r->id == id) || (r->id && id && strcmp(r->id, id) == 0)) {
-            r->alert_count += count;
-            return CF_OK;
-        }
+        struct cf_incident_rule *o = &inc->rules[i];
+        if (o->host != r->host ||
+            !((o->id == r->id) ||
+              (o->id && r->id && strcmp(o->id, r->id) == 0)))
+            continue;
+        o->alert_count += count;
+        o->folded += r->folded;
+        o->noisy = o->noisy || r->noisy;
+        if (r->first_ms < o->first_ms) o->first_ms = r->first_ms;
+        if (r->last_ms > o->last_ms) o->last_ms = r->last_ms;
+        return CF_OK;
     }
     if (inc->n_rules >= lim->max_rules) {
         inc->truncated = true;
@@ -132,13 +141,18 @@ static cf_err_t add_rule(struct cf_incident *inc, const char *id,
     if (grow((void **)&inc->rules, &inc->cap_rules, inc->n_rules + 1,
              sizeof *inc->rules))
         return CF_ERR_NOMEM;
-    inc->rules[inc->n_rules++] =
-        (struct cf_incident_rule){id, title, level, count};
+    struct cf_incident_rule *n = &inc->rules[inc->n_rules];
+    *n = *r;
+    n->alert_count = count;
+    n->host_raw = NULL;
+    if (r->host_raw && !(n->host_raw = cf_strdup(r->host_raw)))
+        return CF_ERR_NOMEM;
+    inc->n_rules++;
     return CF_OK;
 }
 
 static cf_err_t add_link(struct cf_incident *inc, const char *alert_id,
-                         int kind, const char *value, uint32_t duplicates,
+                         const struct cf_incident_link *from,
                          const struct cf_incident_limits *lim) {
     if (inc->n_links >= lim->max_alerts) {
         inc->truncated = true;
@@ -148,56 +162,142 @@ static cf_err_t add_link(struct cf_incident *inc, const char *alert_id,
              sizeof *inc->links))
         return CF_ERR_NOMEM;
     struct cf_incident_link *l = &inc->links[inc->n_links];
+    *l = *from;
     memcpy(l->alert_id, alert_id, 33);
     l->alert_id[32] = '\0';
-    l->kind = kind;
     l->value = NULL;
-    l->duplicates = duplicates;
-    if (kind >= 0 && value && !(l->value = cf_strdup(value)))
+    if (from->kind >= 0 && from->value && !(l->value = cf_strdup(from->value)))
         return CF_ERR_NOMEM;
     inc->n_links++;
     return CF_OK;
 }
 
+/* Adds one alert's tactics to the stages.  One alert counts once per
+ * tactic even if tagged twice ("attack.defense_evasion" and
+ * "attack.defense-evasion"); a second tactic at the same position is a
+ * stage of its own. */
+static void add_tactics(struct cf_incident *inc, char *const *tactics, size_t n,
+                        int64_t t, uint32_t count) {
+    for (size_t i = 0; i < n; i++) {
+        const char *name;
+        int stage = cf_killchain_stage(tactics[i], &name);
+        if (!stage) continue;
+        bool seen = false;
+        for (size_t j = 0; j < i; j++) {
+            const char *other;
+            cf_killchain_stage(tactics[j], &other);
+            if (other == name) seen = true;
+        }
+        if (!seen) add_stage(inc, stage, name, t, count);
+    }
+}
+
 cf_err_t cf_incident_add(struct cf_incident *inc, const struct cf_alert *alert,
                          int64_t time_ms, const struct cf_norm_entities *ne,
-                         int link_kind, const char *link_value,
-                         const struct cf_incident_limits *lim) {
+                         uint32_t host, const struct cf_incident_why *why,
+                         bool context, const struct cf_incident_limits *lim) {
     cf_err_t rc = CF_OK;
-    if (time_ms < inc->first_ms) inc->first_ms = time_ms;
-    if (time_ms >= inc->last_ms) {
-        inc->last_ms = time_ms;
-        inc->last_pos = alert->pos;
+    /* Context sets no bound: an hour of hunting-rule hits around an
+     * intrusion must not make it look an hour longer. */
+    if (!context || inc->first_ms == INT64_MAX) {
+        if (time_ms < inc->first_ms) inc->first_ms = time_ms;
+        if (time_ms >= inc->last_ms) {
+            inc->last_ms = time_ms;
+            inc->last_pos = alert->pos;
+        }
     }
     inc->alert_count++;
     if ((unsigned)alert->level < 5) inc->level_count[alert->level]++;
     if (alert->is_correlation) inc->correlation_alerts++;
     inc->dirty = true;
-    for (size_t i = 0; i < alert->n_tactics; i++) {
-        const char *name;
-        int stage = cf_killchain_stage(alert->tactics[i], &name);
-        if (!stage) continue;
-        /* One alert counts once per tactic even if tagged twice
-         * ("attack.defense_evasion" and "attack.defense-evasion"); a
-         * second tactic at the same position is a stage of its own. */
-        bool seen = false;
-        for (size_t j = 0; j < i; j++) {
-            const char *other;
-            cf_killchain_stage(alert->tactics[j], &other);
-            if (other == name) seen = true;
-        }
-        if (!seen) add_stage(inc, stage, name, time_ms, 1);
-    }
-    if ((rc = add_rule(inc, alert->rule_id, alert->rule_title, alert->level, 1,
-                       lim)))
-        goto done;
-    for (int k = 0; k < CF_ENTITY_COUNT; k++)
+    if (!context)
+        add_tactics(inc, alert->tactics, alert->n_tactics, time_ms, 1);
+    struct cf_incident_rule r = {
+        .id = alert->rule_id,
+        .title = alert->rule_title,
+        .level = alert->level,
+        .host = host,
+        .host_raw = host ? (char *)ne->raw[CF_ENTITY_HOST] : NULL,
+        .tactics = alert->tactics,
+        .n_tactics = alert->n_tactics,
+        .first_ms = context ? INT64_MAX : time_ms,
+        .last_ms = context ? INT64_MIN : time_ms,
+    };
+    if ((rc = add_rule(inc, &r, 1, lim))) goto done;
+    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+        if (context && k == CF_ENTITY_USER) continue;
         if (ne->raw[k] && ne->len[k] &&
             (rc = add_entity(inc, k, ne->value[k], ne->raw[k], lim)))
             goto done;
-    rc = add_link(inc, alert->id, link_kind, link_value, 0, lim);
+    }
+    struct cf_incident_link l = {
+        .kind = why->kind,
+        .value = (char *)why->value,
+        .strong = why->strong,
+        .hosts = why->hosts,
+        .accounts = why->accounts,
+        .saturated = why->saturated,
+    };
+    rc = add_link(inc, alert->id, &l, lim);
 done:
     return rc;
+}
+
+/* Stages, levels and time bounds again from the rule entries that are
+ * not noise (after one became noise). */
+static void recount(struct cf_incident *inc) {
+    int64_t first = INT64_MAX, last = INT64_MIN;
+    inc->n_stages = 0;
+    for (size_t i = 0; i < inc->n_rules; i++) {
+        const struct cf_incident_rule *r = &inc->rules[i];
+        if (r->noisy || r->first_ms == INT64_MAX) continue;
+        add_tactics(inc, r->tactics, r->n_tactics, r->first_ms, r->alert_count);
+        if (r->first_ms < first) first = r->first_ms;
+        if (r->last_ms > last) last = r->last_ms;
+    }
+    /* An incident of noise only keeps the bounds it had. */
+    if (first != INT64_MAX) {
+        inc->first_ms = first;
+        inc->last_ms = last;
+    }
+}
+
+static struct cf_incident_rule *find_rule(struct cf_incident *inc,
+                                          const char *rule_id, uint32_t host) {
+    for (size_t i = 0; i < inc->n_rules; i++) {
+        struct cf_incident_rule *r = &inc->rules[i];
+        if (r->host == host &&
+            (r->id == rule_id ||
+             (r->id && rule_id && strcmp(r->id, rule_id) == 0)))
+            return r;
+    }
+    return NULL;
+}
+
+bool cf_incident_mark_noisy(struct cf_incident *inc, const char *rule_id,
+                            uint32_t host) {
+    struct cf_incident_rule *r = find_rule(inc, rule_id, host);
+    if (!r) return false;
+    if (r->noisy) return true;
+    r->noisy = true;
+    if ((unsigned)r->level < 5) {
+        uint64_t n = r->alert_count;
+        inc->level_count[r->level] -=
+            n < inc->level_count[r->level] ? n : inc->level_count[r->level];
+    }
+    inc->noisy = true;
+    inc->dirty = true;
+    recount(inc);
+    return true;
+}
+
+void cf_incident_fold(struct cf_incident *inc, const char *rule_id,
+                      uint32_t host) {
+    struct cf_incident_rule *r = find_rule(inc, rule_id, host);
+    if (r) r->folded++;
+    inc->duplicates++;
+    inc->noisy = true;
+    inc->dirty = true;
 }
 
 void cf_incident_count_duplicate(struct cf_incident *inc,
@@ -228,25 +328,47 @@ cf_err_t cf_incident_merge(struct cf_incident *dst, struct cf_incident *src,
     dst->correlation_alerts += src->correlation_alerts;
     for (int l = 0; l < 5; l++) dst->level_count[l] += src->level_count[l];
     dst->truncated = dst->truncated || src->truncated;
+    dst->noisy = dst->noisy || src->noisy;
     dst->dirty = true;
     for (size_t i = 0; i < src->n_stages; i++)
         add_stage(dst, src->stages[i].stage, src->stages[i].tactic,
                   src->stages[i].first_ms, src->stages[i].alert_count);
     for (size_t i = 0; i < src->n_rules; i++)
         if ((rc =
-                 add_rule(dst, src->rules[i].id, src->rules[i].title,
-                          src->rules[i].level, src->rules[i].alert_count, lim)))
+                 add_rule(dst, &src->rules[i], src->rules[i].alert_count, lim)))
             goto done;
     for (size_t i = 0; i < src->n_entities; i++)
         if ((rc = add_entity(dst, src->entities[i].kind, src->entities[i].value,
                              src->entities[i].raw, lim)))
             goto done;
     for (size_t i = 0; i < src->n_links; i++)
-        if ((rc = add_link(dst, src->links[i].alert_id, src->links[i].kind,
-                           src->links[i].value, src->links[i].duplicates, lim)))
+        if ((rc = add_link(dst, src->links[i].alert_id, &src->links[i], lim)))
             goto done;
+    /* A rule that is noise in one half is noise in the whole. */
+    if (dst->noisy && !dst->truncated) {
+        memset(dst->level_count, 0, sizeof dst->level_count);
+        for (size_t i = 0; i < dst->n_rules; i++)
+            if (!dst->rules[i].noisy && (unsigned)dst->rules[i].level < 5)
+                dst->level_count[dst->rules[i].level] +=
+                    dst->rules[i].alert_count;
+        recount(dst);
+    }
 done:
     return rc;
+}
+
+/* Distinct rules (an entry is a rule on one host), noise included. */
+static size_t distinct_rules(const struct cf_incident *inc) {
+    size_t n = 0;
+    for (size_t i = 0; i < inc->n_rules; i++) {
+        bool again = false;
+        for (size_t j = 0; j < i && !again; j++)
+            again = inc->rules[j].id == inc->rules[i].id ||
+                    (inc->rules[j].id && inc->rules[i].id &&
+                     strcmp(inc->rules[j].id, inc->rules[i].id) == 0);
+        if (!again) n++;
+    }
+    return n;
 }
 
 enum cf_level cf_incident_max_level(const struct cf_incident *inc) {
@@ -320,8 +442,15 @@ int cf_incident_score(const struct cf_incident *inc) {
     static const int level_weight[5] = {2, 6, 14, 26, 36};
     int score = level_weight[cf_incident_max_level(inc)];
     size_t serious = 0;
-    for (size_t i = 0; i < inc->n_rules; i++)
-        if (inc->rules[i].level >= CF_LEVEL_MEDIUM) serious++;
+    for (size_t i = 0; i < inc->n_rules; i++) {
+        const struct cf_incident_rule *r = &inc->rules[i];
+        if (r->noisy || r->level < CF_LEVEL_MEDIUM) continue;
+        bool again = false; /* the same rule on another host */
+        for (size_t j = 0; j < i && !again; j++)
+            again = !inc->rules[j].noisy && inc->rules[j].id && r->id &&
+                    strcmp(inc->rules[j].id, r->id) == 0;
+        if (!again) serious++;
+    }
     score += serious > 6 ? 6 : (int)serious;
     size_t positions = cf_incident_positions(inc);
     if (positions >= 2) {
@@ -385,7 +514,8 @@ static char *make_title(const struct cf_incident *inc) {
             inc->first_rule_title ? inc->first_rule_title : "alert";
         enum cf_level top = cf_incident_max_level(inc);
         for (size_t i = 0; i < inc->n_rules; i++)
-            if (inc->rules[i].level == top && inc->rules[i].title) {
+            if (!inc->rules[i].noisy && inc->rules[i].level == top &&
+                inc->rules[i].title) {
                 rule = inc->rules[i].title;
                 break;
             }
@@ -429,8 +559,8 @@ static char *make_summary(const struct cf_incident *inc) {
     }
     cf_buf_printf(&t, " %llu alert%s from %zu rule%s until %s",
                   (unsigned long long)inc->alert_count,
-                  inc->alert_count == 1 ? "" : "s", inc->n_rules,
-                  inc->n_rules == 1 ? "" : "s", until);
+                  inc->alert_count == 1 ? "" : "s", distinct_rules(inc),
+                  distinct_rules(inc) == 1 ? "" : "s", until);
     if (inc->duplicates)
         cf_buf_printf(&t, " (plus %llu duplicate%s)",
                       (unsigned long long)inc->duplicates,
@@ -446,6 +576,11 @@ static char *make_summary(const struct cf_incident *inc) {
         text_entities(&t, inc, CF_ENTITY_USER, 5);
         cf_buf_printf(&t, ".");
     }
+    if (inc->noisy)
+        cf_buf_printf(&t,
+                      " Some rules fire here all the time (see noise): their "
+                      "alerts are counted as duplicates and set no stage, "
+                      "severity or time.");
     if (inc->truncated)
         cf_buf_printf(&t,
                       " The incident hit a size cap: its lists are cut, its "
@@ -549,22 +684,54 @@ json_t *cf_incident_to_json(const struct cf_incident *inc, const char *status,
     ids = NULL;
     ok &= !json_object_set_new(rec, "duplicates",
                                json_integer((json_int_t)inc->duplicates));
+    /* One entry per rule (entries are per rule and host), noise apart. */
     for (size_t i = 0; i < inc->n_rules; i++) {
+        const struct cf_incident_rule *ri = &inc->rules[i];
+        bool again = false;
+        uint64_t count = 0;
+        for (size_t j = 0; j < i && !again; j++)
+            again = !inc->rules[j].noisy && !ri->noisy &&
+                    (inc->rules[j].id == ri->id ||
+                     (inc->rules[j].id && ri->id &&
+                      strcmp(inc->rules[j].id, ri->id) == 0));
+        if (ri->noisy || again) continue;
+        for (size_t j = i; j < inc->n_rules; j++)
+            if (!inc->rules[j].noisy &&
+                (inc->rules[j].id == ri->id ||
+                 (inc->rules[j].id && ri->id &&
+                  strcmp(inc->rules[j].id, ri->id) == 0)))
+                count += inc->rules[j].alert_count;
         json_t *r = json_object();
-        ok &= !json_object_set_new(
-            r, "id",
-            inc->rules[i].id ? json_string(inc->rules[i].id) : json_null());
-        ok &= !json_object_set_new(
-            r, "title",
-            json_string(inc->rules[i].title ? inc->rules[i].title : ""));
-        ok &= !json_object_set_new(
-            r, "level", json_string(cf_level_name(inc->rules[i].level)));
+        ok &= !json_object_set_new(r, "id",
+                                   ri->id ? json_string(ri->id) : json_null());
+        ok &= !json_object_set_new(r, "title",
+                                   json_string(ri->title ? ri->title : ""));
+        ok &= !json_object_set_new(r, "level",
+                                   json_string(cf_level_name(ri->level)));
         ok &= !json_object_set_new(r, "alert_count",
-                                   json_integer(inc->rules[i].alert_count));
+                                   json_integer((json_int_t)count));
         ok &= !json_array_append_new(rules, r);
     }
     ok &= !json_object_set_new(rec, "rules", rules);
     rules = NULL;
+    ok &= !json_object_set_new(rec, "noisy", json_boolean(inc->noisy));
+    json_t *noise = json_array();
+    for (size_t i = 0; noise && i < inc->n_rules; i++) {
+        const struct cf_incident_rule *ri = &inc->rules[i];
+        if (!ri->noisy) continue;
+        json_t *o = json_object();
+        ok &= !json_object_set_new(o, "rule",
+                                   ri->id ? json_string(ri->id) : json_null());
+        ok &= !json_object_set_new(o, "title",
+                                   json_string(ri->title ? ri->title : ""));
+        ok &= !json_object_set_new(
+            o, "host", ri->host_raw ? json_string(ri->host_raw) : json_null());
+        ok &= !json_object_set_new(
+            o, "alerts",
+            json_integer((json_int_t)(ri->alert_count + ri->folded)));
+        ok &= !json_array_append_new(noise, o);
+    }
+    ok &= noise && !json_object_set_new(rec, "noise", noise);
     for (size_t i = 0; i < inc->n_links; i++) {
         const struct cf_incident_link *l = &inc->links[i];
         json_t *o = json_object();
@@ -576,6 +743,18 @@ json_t *cf_incident_to_json(const struct cf_incident *inc, const char *status,
                 : json_null());
         ok &= !json_object_set_new(
             o, "entity_value", l->value ? json_string(l->value) : json_null());
+        if (l->kind >= 0)
+            ok &= !json_object_set_new(
+                o, "strength", json_string(l->strong ? "strong" : "weak"));
+        if (l->kind >= 0 && l->hosts >= 0) {
+            json_t *p = json_object();
+            ok &= !json_object_set_new(p, "hosts", json_integer(l->hosts));
+            ok &=
+                !json_object_set_new(p, "accounts", json_integer(l->accounts));
+            if (l->saturated)
+                ok &= !json_object_set_new(p, "at_least", json_true());
+            ok &= !json_object_set_new(o, "prevalence", p);
+        }
         if (l->duplicates)
             ok &= !json_object_set_new(o, "duplicates",
                                        json_integer(l->duplicates));

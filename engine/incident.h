@@ -29,13 +29,27 @@ struct cf_norm_entities {
     size_t len[CF_ENTITY_COUNT];
 };
 
-/* How each alert joined: the entity it shared with the incident, or
- * kind -1 for the alert that opened it. */
+/* Why an alert joined (fusion.c decides): the entity it shared with
+ * the incident, whether that link is strong (process GUID, logon id on a
+ * host, a rare value shared across hosts) or weak (the same host, a value
+ * common on it), and the value's prevalence when the link was made. */
+struct cf_incident_why {
+    int kind;          /* entity kind; -1: the alert opened the incident */
+    const char *value; /* normalised; borrowed; NULL when kind < 0 */
+    bool strong;
+    int32_t hosts; /* prevalence at the time; -1 when not measured */
+    int32_t accounts;
+    bool saturated; /* more than prevalence.h counts */
+};
+
 struct cf_incident_link {
     char alert_id[33];
     int kind;
     char *value;         /* normalised value; owned; NULL when kind < 0 */
     uint32_t duplicates; /* later copies counted on this alert */
+    bool strong;
+    int32_t hosts, accounts;
+    bool saturated;
 };
 
 /* One per tactic the alerts carry: "stealth" and "defense-impairment"
@@ -53,11 +67,21 @@ struct cf_incident_entity {
     char *raw;   /* first spelling seen; owned */
 };
 
+/* One rule on one host: the unit noise is judged on (fusion.c).  A noisy
+ * one is the host's baseline: its alerts count, but it adds no stage,
+ * severity or time bounds. */
 struct cf_incident_rule {
     const char *id; /* borrowed */
     const char *title;
     enum cf_level level;
     uint32_t alert_count;
+    uint32_t host;        /* cf_prevalence_id of the host; 0 = none */
+    char *host_raw;       /* owned; NULL when none */
+    char *const *tactics; /* borrowed from the rulebook */
+    size_t n_tactics;
+    int64_t first_ms, last_ms; /* of alerts that set time bounds */
+    bool noisy;
+    uint64_t folded; /* alerts counted once noisy */
 };
 
 /* Caps that keep one incident's memory bounded. */
@@ -92,6 +116,7 @@ struct cf_incident {
     size_t n_rules, cap_rules;
 
     const char *first_rule_title; /* borrowed: the alert that opened it */
+    bool noisy;                   /* some rule here is a host's baseline */
 
     /* fusion's bookkeeping */
     int64_t active_ms; /* event-time clock at the last change (>= last_ms
@@ -107,13 +132,24 @@ struct cf_incident *cf_incident_new(uint64_t serial,
                                     const struct cf_alert *first);
 void cf_incident_destroy(struct cf_incident *inc); /* NULL is a no-op */
 
-/* Adds `alert` (event time time_ms) with its normalised entities; it
- * joined through entity link_kind (-1: it opened the incident) whose
- * normalised value is link_value.  Marks the incident dirty. */
+/* Adds `alert` (event time time_ms, on host `host`, a cf_prevalence_id)
+ * with its normalised entities; `why` says how it joined.  `context`: an
+ * informational alert tied only by a weak link: it is listed and counted
+ * but sets no time bound and adds no account.  Marks the incident dirty. */
 cf_err_t cf_incident_add(struct cf_incident *inc, const struct cf_alert *alert,
                          int64_t time_ms, const struct cf_norm_entities *ne,
-                         int link_kind, const char *link_value,
-                         const struct cf_incident_limits *lim);
+                         uint32_t host, const struct cf_incident_why *why,
+                         bool context, const struct cf_incident_limits *lim);
+
+/* The rule of `alert` on host `host` became noise: its alerts so far stop
+ * counting towards stages, severity and time bounds, and the incident is
+ * flagged noisy.  False when the incident holds no such rule entry. */
+bool cf_incident_mark_noisy(struct cf_incident *inc, const char *rule_id,
+                            uint32_t host);
+
+/* One more alert of a noisy rule on `host`: counted as a duplicate. */
+void cf_incident_fold(struct cf_incident *inc, const char *rule_id,
+                      uint32_t host);
 
 /* Counts a duplicate of alert `alert_id` (an earlier alert of this
  * incident).  Marks the incident dirty. */

@@ -299,6 +299,7 @@ cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
                 else
                     cf_fusion_observe(p->fusion, p->ev.time_ms);
                 cf_fusion_learn(p->fusion, &p->ev);
+                cf_fusion_sight(p->fusion, p->entities, &p->ev);
                 cf_matcher_match(p->matcher, &p->ev, on_match, p);
                 note_scan_errors(p, &rec.pos);
             }

@@ -312,7 +312,9 @@ static void test_linking(void **state) {
     capture_free(&c);
 }
 
-/* Two incidents that turn out to share an entity become one. */
+/* Two incidents that turn out to share a rare entity across hosts become
+ * one once the link is confirmed; an alert tied to an incident only by
+ * its host (one weak link) does not bring that incident along. */
 static void test_merge(void **state) {
     struct capture c = {0};
     struct cf_config *cfg;
@@ -322,15 +324,18 @@ static void test_merge(void **state) {
                             "H1", "u1", NULL, NULL});
     push(fu, &(struct spec){"B", T0 + MIN, "r2", CF_LEVEL_HIGH,
                             tactic_discovery, "H2", "u2", NULL, NULL});
-    push(fu, &(struct spec){"C", T0 + 2 * MIN, "r3", CF_LEVEL_LOW,
+    push(fu, &(struct spec){"C", T0 + 2 * MIN, "r3", CF_LEVEL_HIGH,
                             tactic_lateral, "H2", "u1", NULL, NULL});
     cf_fusion_finish(fu);
     json_t *inc = incident_of(&c, "C");
     assert_non_null(inc);
+    assert_ptr_equal(inc, incident_of(&c, "A"));
+    assert_ptr_not_equal(inc, incident_of(&c, "B"));
     assert_int_equal(json_integer_value(json_object_get(inc, "alert_count")),
-                     3);
-    assert_int_equal(json_array_size(json_object_get(inc, "stages")), 3);
+                     2);
+    assert_int_equal(json_array_size(json_object_get(inc, "stages")), 2);
     assert_int_equal(stat(fu, "incidents_merged"), 1);
+    assert_int_equal(stat(fu, "cross_host_links_confirmed"), 1);
     /* the absorbed incident was announced, so it closes pointing here */
     bool merged_seen = false;
     for (size_t i = 0; i < c.n; i++)
@@ -912,9 +917,11 @@ static struct cf_incident *build(const struct spec *specs, size_t n) {
             ne.len[k] = cf_entity_normalize(k, ne.raw[k], ne.value[k],
                                             sizeof ne.value[k]);
         }
-        assert_int_equal(cf_incident_add(inc, &a, specs[i].t, &ne,
-                                         i ? CF_ENTITY_HOST : -1, "h", &lim),
-                         CF_OK);
+        struct cf_incident_why why = {
+            i ? CF_ENTITY_HOST : -1, i ? "h" : NULL, false, -1, -1, false};
+        assert_int_equal(
+            cf_incident_add(inc, &a, specs[i].t, &ne, 1, &why, false, &lim),
+            CF_OK);
         cf_alert_clear(&a);
     }
     return inc;

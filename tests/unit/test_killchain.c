@@ -108,8 +108,11 @@ static void add_tagged(struct cf_incident *inc, const char *seed, int sec,
     a.level = CF_LEVEL_MEDIUM;
     a.tactics = tactics;
     a.n_tactics = n;
-    assert_int_equal(cf_incident_add(inc, &a, a.time_ms, &ne, -1, NULL, &lim),
-                     CF_OK);
+    static const struct cf_incident_why opened = {-1, NULL, false,
+                                                  -1, -1,   false};
+    assert_int_equal(
+        cf_incident_add(inc, &a, a.time_ms, &ne, 0, &opened, false, &lim),
+        CF_OK);
 }
 
 static json_t *record_of(const struct cf_incident *inc) {

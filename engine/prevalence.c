@@ -1,0 +1,216 @@
+/*
+ * prevalence.c - entity value prevalence over a sliding event-time
+ * horizon, in bounded memory (see prevalence.h).
+ */
+#include "prevalence.h"
+
+#include <string.h>
+
+#include "alloc.h"
+#include "hash.h"
+
+/* Slots probed for a value before the least recently seen one in them is
+ * replaced: short, so a full table costs a few cache lines per event. */
+#define PROBE 8
+
+/* Hosts the estate table holds; past it new hosts are not counted (the
+ * estate only grows the share a value needs to be common). */
+#define ESTATE_MAX 65536
+
+/* Times in whole seconds, to keep a value small: first rounded up and
+ * last down, so a sighting never counts before it happened (within the
+ * same second an alert may not see it; every arrival order agrees). */
+struct sighting {
+    uint32_t id;
+    uint32_t first, last; /* seconds since the epoch */
+};
+
+struct value {
+    uint64_t key; /* 0 = empty */
+    int64_t last; /* newest sighting, for replacement */
+    uint8_t n_hosts, n_accounts;
+    bool saturated;
+    struct sighting hosts[CF_PREVALENCE_HOSTS];
+    struct sighting accounts[CF_PREVALENCE_ACCOUNTS];
+};
+
+struct cf_prevalence {
+    struct value *v;
+    size_t mask, used;
+    int64_t horizon;
+    uint64_t evicted;
+    /* the estate: every host seen, dense, with an index by id */
+    struct sighting *estate;
+    uint32_t *estate_index; /* 1-based positions; 0 = empty */
+    size_t n_estate, estate_mask;
+};
+
+uint32_t cf_prevalence_id(const char *s, size_t len) {
+    if (!len) return 0;
+    uint64_t h = cf_hash_bytes(s, len);
+    uint32_t id = (uint32_t)(h ^ (h >> 32));
+    return id ? id : 1;
+}
+
+struct cf_prevalence *cf_prevalence_new(size_t max_values, int64_t horizon) {
+    struct cf_prevalence *pv = cf_calloc(1, sizeof *pv);
+    size_t n = 64;
+    if (!pv) return NULL;
+    while (n < max_values && n < ((size_t)1 << 40)) n *= 2;
+    pv->v = cf_calloc(n, sizeof *pv->v);
+    pv->estate = cf_calloc(ESTATE_MAX, sizeof *pv->estate);
+    pv->estate_index = cf_calloc(2 * ESTATE_MAX, sizeof *pv->estate_index);
+    if (!pv->v || !pv->estate || !pv->estate_index) {
+        cf_prevalence_destroy(pv);
+        return NULL;
+    }
+    pv->mask = n - 1;
+    pv->estate_mask = 2 * ESTATE_MAX - 1;
+    pv->horizon = horizon;
+    return pv;
+}
+
+void cf_prevalence_destroy(struct cf_prevalence *pv) {
+    if (!pv) return;
+    cf_free(pv->v);
+    cf_free(pv->estate);
+    cf_free(pv->estate_index);
+    cf_free(pv);
+}
+
+/* Whether a sighting counts at time t (see the header: first at or
+ * before t, last within the horizon before t). */
+static uint32_t sec_up(int64_t t) {
+    if (t <= 0) return 0;
+    int64_t s = (t + 999) / 1000;
+    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
+
+static uint32_t sec_down(int64_t t) {
+    if (t <= 0) return 0;
+    int64_t s = t / 1000;
+    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
+
+static bool live(const struct sighting *s, int64_t t, int64_t horizon) {
+    return (int64_t)s->first * 1000 <= t &&
+           (int64_t)s->last * 1000 >= t - horizon - 999;
+}
+
+/* Records id at t in a capped list.  When the list is full, a sighting
+ * that has aged out makes room; else the value is saturated. */
+static void note(struct sighting *list, uint8_t *n, uint8_t cap,
+                 bool *saturated, uint32_t id, int64_t t, int64_t horizon) {
+    uint32_t up = sec_up(t), down = sec_down(t);
+    if (!id) return;
+    for (uint8_t i = 0; i < *n; i++) {
+        if (list[i].id != id) continue;
+        if (up < list[i].first) list[i].first = up;
+        if (down > list[i].last) list[i].last = down;
+        return;
+    }
+    if (*n < cap) {
+        list[(*n)++] = (struct sighting){id, up, down};
+        return;
+    }
+    for (uint8_t i = 0; i < *n; i++) {
+        if ((int64_t)list[i].last * 1000 < t - horizon) {
+            list[i] = (struct sighting){id, up, down};
+            return;
+        }
+    }
+    *saturated = true;
+}
+
+static void see_estate(struct cf_prevalence *pv, uint32_t host, int64_t t) {
+    size_t i = host & pv->estate_mask;
+    for (;; i = (i + 1) & pv->estate_mask) {
+        uint32_t pos = pv->estate_index[i];
+        if (!pos) break;
+        struct sighting *s = &pv->estate[pos - 1];
+        if (s->id != host) continue;
+        if (sec_up(t) < s->first) s->first = sec_up(t);
+        if (sec_down(t) > s->last) s->last = sec_down(t);
+        return;
+    }
+    if (pv->n_estate >= ESTATE_MAX) return;
+    pv->estate[pv->n_estate] = (struct sighting){host, sec_up(t), sec_down(t)};
+    pv->estate_index[i] = (uint32_t)++pv->n_estate;
+}
+
+void cf_prevalence_see(struct cf_prevalence *pv, uint64_t key, uint32_t host,
+                       uint32_t account, int64_t t) {
+    if (!pv) return;
+    if (host) see_estate(pv, host, t);
+    if (!key) key = 1;
+    struct value *victim = NULL;
+    size_t i = key & pv->mask;
+    for (int p = 0; p < PROBE; p++, i = (i + 1) & pv->mask) {
+        struct value *v = &pv->v[i];
+        if (v->key == key) {
+            victim = v;
+            goto found;
+        }
+        if (!v->key) {
+            victim = v;
+            break;
+        }
+        if (!victim || v->last < victim->last) victim = v;
+    }
+    if (victim->key)
+        pv->evicted++;
+    else
+        pv->used++;
+    memset(victim, 0, sizeof *victim);
+    victim->key = key;
+    victim->last = t;
+found:
+    if (t > victim->last) victim->last = t;
+    note(victim->hosts, &victim->n_hosts, CF_PREVALENCE_HOSTS,
+         &victim->saturated, host, t, pv->horizon);
+    note(victim->accounts, &victim->n_accounts, CF_PREVALENCE_ACCOUNTS,
+         &victim->saturated, account, t, pv->horizon);
+}
+
+struct cf_prevalence_count cf_prevalence_get(const struct cf_prevalence *pv,
+                                             uint64_t key, int64_t t) {
+    struct cf_prevalence_count c = {0, 0, false};
+    if (!pv) return c;
+    if (!key) key = 1;
+    size_t i = key & pv->mask;
+    for (int p = 0; p < PROBE; p++, i = (i + 1) & pv->mask) {
+        const struct value *v = &pv->v[i];
+        if (!v->key) break;
+        if (v->key != key) continue;
+        for (uint8_t j = 0; j < v->n_hosts; j++)
+            c.hosts += live(&v->hosts[j], t, pv->horizon);
+        for (uint8_t j = 0; j < v->n_accounts; j++)
+            c.accounts += live(&v->accounts[j], t, pv->horizon);
+        c.saturated = v->saturated;
+        break;
+    }
+    return c;
+}
+
+uint32_t cf_prevalence_estate(struct cf_prevalence *pv, int64_t t) {
+    uint32_t n = 0;
+    if (!pv) return 0;
+    for (size_t i = 0; i < pv->n_estate; i++)
+        n += live(&pv->estate[i], t, pv->horizon);
+    return n;
+}
+
+size_t cf_prevalence_bytes(const struct cf_prevalence *pv) {
+    if (!pv) return 0;
+    return sizeof *pv + (pv->mask + 1) * sizeof *pv->v +
+           ESTATE_MAX * sizeof *pv->estate +
+           2 * ESTATE_MAX * sizeof *pv->estate_index;
+}
+
+size_t cf_prevalence_values(const struct cf_prevalence *pv) {
+    return pv ? pv->used : 0;
+}
+
+uint64_t cf_prevalence_evicted(const struct cf_prevalence *pv) {
+    return pv ? pv->evicted : 0;
+}

@@ -1,0 +1,74 @@
+/*
+ * prevalence.h - how common an entity value is across the estate: on how
+ * many distinct hosts, and under how many distinct accounts, it was seen
+ * over a sliding event-time horizon, in every event (not only alerts).
+ *
+ * Fusion asks it before linking alerts on different hosts through a
+ * shared value: the hash of a system binary, a service account or a
+ * gateway address is on every machine and says nothing about an attack;
+ * a value seen on two machines does.  See fusion.c for how the answer is
+ * used and README "How alerts become incidents".
+ *
+ * Bounded memory: a fixed table of values (open addressing, a short probe
+ * window, the least recently seen value in the window replaced when it is
+ * full), each with a capped list of the hosts and accounts it was seen
+ * with.  Keys are 64-bit hashes of (kind, normalised value), hosts and
+ * accounts 32-bit hashes: a collision can only make a value look more
+ * common, never link two different ones.
+ *
+ * Event time, not arrival: a sighting counts at time t when it was first
+ * seen at or before t and last seen no longer than the horizon before t,
+ * so events that arrive early (within fusion's lateness) do not change
+ * the answer for an alert processed before them (shuffle invariance).
+ * A host stops counting once its last sighting is a horizon old (decay).
+ *
+ * Ownership: owns its table.  Threading: one per fusion instance.
+ */
+#ifndef CF_PREVALENCE_H
+#define CF_PREVALENCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+/* Distinct hosts and accounts kept per value (about 250 bytes a value).
+ * A value seen on more is reported as this many with `saturated`: it is
+ * common by any threshold fusion allows (fusion.c). */
+#define CF_PREVALENCE_HOSTS 12
+#define CF_PREVALENCE_ACCOUNTS 8
+
+struct cf_prevalence;
+
+struct cf_prevalence_count {
+    uint32_t hosts;    /* distinct hosts at the time asked */
+    uint32_t accounts; /* distinct accounts at the time asked */
+    bool saturated;    /* more hosts or accounts than the slots hold */
+};
+
+/* max_values: values kept (rounded up to a power of two); horizon: how
+ * long a sighting counts, in ms.  NULL when out of memory. */
+struct cf_prevalence *cf_prevalence_new(size_t max_values, int64_t horizon);
+void cf_prevalence_destroy(struct cf_prevalence *pv); /* NULL is a no-op */
+
+/* Value `key` was seen at time t on host `host` under account `account`
+ * (0: not known).  Also counts the host into the estate. */
+void cf_prevalence_see(struct cf_prevalence *pv, uint64_t key, uint32_t host,
+                       uint32_t account, int64_t t);
+
+/* Prevalence of `key` at time t (zeros when never seen or forgotten). */
+struct cf_prevalence_count cf_prevalence_get(const struct cf_prevalence *pv,
+                                             uint64_t key, int64_t t);
+
+/* Distinct hosts seen at time t, in any value (the estate's size), up to
+ * the estate table's capacity. */
+uint32_t cf_prevalence_estate(struct cf_prevalence *pv, int64_t t);
+
+/* Bytes held; values tracked; values forgotten to make room. */
+size_t cf_prevalence_bytes(const struct cf_prevalence *pv);
+size_t cf_prevalence_values(const struct cf_prevalence *pv);
+uint64_t cf_prevalence_evicted(const struct cf_prevalence *pv);
+
+/* 32-bit identity of a normalised host or account (0 is "none"). */
+uint32_t cf_prevalence_id(const char *s, size_t len);
+
+#endif
