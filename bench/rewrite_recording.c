@@ -345,7 +345,11 @@ static void rewrite(const char *s, size_t len, struct out *o) {
     o->len = 0;
     for (size_t i = 0; i < len;) {
         size_t n = 0;
-        bool boundary = i == 0 || !word_char((unsigned char)s[i - 1]);
+        /* a JSON escape (\t, \n, \r) before a word is a boundary too */
+        bool boundary =
+            i == 0 || !word_char((unsigned char)s[i - 1]) ||
+            (i >= 2 && s[i - 2] == '\\' && strchr("tnr", s[i - 1]) != NULL &&
+             (i < 3 || s[i - 3] != '\\'));
         bool after_dot = i > 0 && s[i - 1] == '.';
         if (boundary) {
             n = try_time(s + i, len - i, o);

@@ -250,11 +250,12 @@ struct cf_fusion {
     bool any_dirty;
     uint64_t next_serial;
 
-    struct map entities; /* kind+value -> last_ms, incident serial, count */
-    struct map dups;     /* 64-bit digest -> first_ms, serial, alert id */
-    struct map serials;  /* serial (incl. merged) -> open incident */
-    struct map noise;    /* rule id + host -> run of alerts (see fuse) */
-    struct map sessions; /* host + logon id -> the machine it came from */
+    struct map entities;  /* kind+value -> last_ms, incident serial, count */
+    struct map dups;      /* 64-bit digest -> first_ms, serial, alert id */
+    struct map serials;   /* serial (incl. merged) -> open incident */
+    struct map noise;     /* rule id + host -> run of alerts (see fuse) */
+    struct map sessions;  /* host + logon id -> the machine it came from */
+    struct map host_orgs; /* host id -> organisation, from full names */
     /* cross-host links waiting for confirmation (struct bridge *, by the
      * time they are due), and the incident pairs they join */
     struct cf_heap bridges;
@@ -540,6 +541,7 @@ void cf_fusion_destroy(struct cf_fusion *fu) {
     map_free(&fu->serials);
     map_free(&fu->noise);
     map_free(&fu->sessions);
+    map_free(&fu->host_orgs);
     cf_prevalence_destroy(fu->pv);
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
         for (size_t i = 0; i < fu->never[k].n; i++)
@@ -694,6 +696,7 @@ static void sweep(struct cf_fusion *fu) {
     map_expire(&fu->dups, fu->clock - fu->dup_window);
     map_expire(&fu->noise, fu->clock - fu->window);
     map_expire(&fu->sessions, fu->clock - fu->entity_ttl);
+    map_expire(&fu->host_orgs, fu->clock - fu->entity_ttl);
     for (int64_t keep = fu->entity_ttl / 2;
          fu->sessions.n > fu->max_index && keep > 0; keep /= 2)
         map_expire(&fu->sessions, fu->clock - keep);
@@ -944,6 +947,27 @@ static uint32_t org_id(const char *raw) {
     return cf_prevalence_id(buf + start, n - start);
 }
 
+/* The organisation of host `host`: `org` when its name carried a domain
+ * (remembered, when seen at time t), else what a full name of the same
+ * host said before (logs that write "WS01" beside ones that write
+ * "WS01.corp.com"), else 0. */
+static uint32_t host_org(struct cf_fusion *fu, uint32_t host, uint32_t org,
+                         int64_t t) {
+    if (!host) return org;
+    struct node *n = map_get(&fu->host_orgs, &host, sizeof host);
+    if (org) {
+        if (t == CF_TIME_UNKNOWN) return org;
+        if (!n && !(n = map_put(&fu->host_orgs, &host, sizeof host, 0))) {
+            fu->alloc_failures++;
+            return org;
+        }
+        n->u.serial = org;
+        if (t > n->last_ms) n->last_ms = t;
+        return org;
+    }
+    return n ? (uint32_t)n->u.serial : 0;
+}
+
 /* Every event's entity values are sighted (not only those of alerts): a
  * binary every machine runs shows up as common long before a rule fires
  * on it.  Kinds that identify one process or session (GUID, logon id)
@@ -977,7 +1001,7 @@ static void sight_logon(struct cf_fusion *fu, uint32_t host, const char *hostn,
     int wl = snprintf(what, sizeof what, "%s from %s", account, src);
     if (wl < 0) return;
     uint64_t mkey = value_key(MOVEMENT_KIND, what, (size_t)wl);
-    cf_prevalence_see(fu->pv, mkey, host, account_id, t);
+    cf_prevalence_see(fu->pv, mkey, host, 0, account_id, t);
     size_t klen = session_key(host, logon, llen, key);
     struct node *n = map_get(&fu->sessions, key, klen);
     if (n) {
@@ -1000,11 +1024,12 @@ void cf_fusion_sight(struct cf_fusion *fu, const struct cf_entity_map *map,
     char raw[CF_ENTITY_NORM_MAX], norm[CF_ENTITY_NORM_MAX];
     char hostn[CF_ENTITY_NORM_MAX] = "", usern[CF_ENTITY_NORM_MAX] = "";
     if (!fu || !map || !ev || ev->time_ms == CF_TIME_UNKNOWN) return;
-    uint32_t host = 0, account = 0;
+    uint32_t host = 0, account = 0, org = 0;
     size_t hl = 0, ul = 0;
     if (cf_entity_text(map, ev, CF_ENTITY_HOST, raw, sizeof raw)) {
         hl = cf_entity_normalize(CF_ENTITY_HOST, raw, hostn, sizeof hostn);
         host = cf_prevalence_id(hostn, hl);
+        org = host_org(fu, host, org_id(raw), ev->time_ms);
     }
     if (cf_entity_text(map, ev, CF_ENTITY_USER, raw, sizeof raw)) {
         ul = cf_entity_normalize(CF_ENTITY_USER, raw, usern, sizeof usern);
@@ -1018,7 +1043,7 @@ void cf_fusion_sight(struct cf_fusion *fu, const struct cf_entity_map *map,
         size_t n =
             cf_entity_normalize((enum cf_entity_kind)k, raw, norm, sizeof norm);
         if (!n) continue;
-        cf_prevalence_see(fu->pv, value_key(k, norm, n), host,
+        cf_prevalence_see(fu->pv, value_key(k, norm, n), host, org,
                           k == CF_ENTITY_USER ? 0 : account, ev->time_ms);
     }
     /* Windows logon events (4624, 4648, ...) name the machine a logon
@@ -1042,10 +1067,13 @@ void cf_fusion_sight(struct cf_fusion *fu, const struct cf_entity_map *map,
 /* A value is rare when few machines carry it: at most rare_hosts (one
  * machine and the one it moved to), or at most common_percent of the
  * machines seen in the horizon (in a large estate a tool pushed to a
- * dozen machines is still rare; a binary every machine runs is not). */
+ * dozen machines is still rare; a binary every machine runs is not),
+ * and all of them in one organisation. */
 static bool is_rare(struct cf_fusion *fu, const struct cf_prevalence_count *p,
                     int64_t t) {
-    if (p->saturated) return false;
+    /* Seen in two organisations, a value belongs to neither intrusion:
+     * the same tool or binary in unrelated networks. */
+    if (p->saturated || p->orgs > 1) return false;
     if (p->hosts <= fu->rare_hosts) return true;
     uint64_t estate = cf_prevalence_estate(fu->pv, t);
     return (uint64_t)p->hosts * 100 <= estate * fu->common_percent;
@@ -1258,8 +1286,10 @@ static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t,
     normalize_alert(fu, a);
     uint32_t host = cf_prevalence_id(fu->ne.value[CF_ENTITY_HOST],
                                      fu->ne.len[CF_ENTITY_HOST]);
-    uint32_t org =
-        fu->ne.len[CF_ENTITY_HOST] ? org_id(fu->ne.raw[CF_ENTITY_HOST]) : 0;
+    uint32_t org = fu->ne.len[CF_ENTITY_HOST]
+                       ? host_org(fu, host, org_id(fu->ne.raw[CF_ENTITY_HOST]),
+                                  CF_TIME_UNKNOWN)
+                       : 0;
     bool noisy = false;
     struct node *run = future ? NULL : noise_run(fu, a, host, t, &noisy);
     uint64_t digest = dup_digest(fu, a);
@@ -1307,7 +1337,7 @@ static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t,
             continue;
         }
         bool measured = false;
-        struct cf_prevalence_count p = {0, 0, false};
+        struct cf_prevalence_count p = {0, 0, 0, false};
         for (int slot = 0; slot < 2; slot++) {
             uint64_t serial = slot ? n->serial2 : n->u.serial;
             int64_t last = slot ? n->last2 : n->last_ms;
@@ -1331,7 +1361,10 @@ static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t,
                     fu->refused_prevalence++;
                     continue;
                 }
-                if (org && sorg && org != sorg) {
+                /* Hosts of two organisations are unrelated; so are a
+                 * host of a known organisation and one whose logs never
+                 * named its domain (another network's workgroup). */
+                if (org != sorg) {
                     fu->refused_organisation++;
                     continue;
                 }

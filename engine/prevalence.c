@@ -28,10 +28,11 @@ struct sighting {
 struct value {
     uint64_t key; /* 0 = empty */
     int64_t last; /* newest sighting, for replacement */
-    uint8_t n_hosts, n_accounts;
+    uint8_t n_hosts, n_accounts, n_orgs;
     bool saturated;
     struct sighting hosts[CF_PREVALENCE_HOSTS];
     struct sighting accounts[CF_PREVALENCE_ACCOUNTS];
+    struct sighting orgs[CF_PREVALENCE_ORGS];
 };
 
 struct cf_prevalence {
@@ -139,7 +140,7 @@ static void see_estate(struct cf_prevalence *pv, uint32_t host, int64_t t) {
 }
 
 void cf_prevalence_see(struct cf_prevalence *pv, uint64_t key, uint32_t host,
-                       uint32_t account, int64_t t) {
+                       uint32_t org, uint32_t account, int64_t t) {
     if (!pv) return;
     if (host) see_estate(pv, host, t);
     if (!key) key = 1;
@@ -170,11 +171,15 @@ found:
          &victim->saturated, host, t, pv->horizon);
     note(victim->accounts, &victim->n_accounts, CF_PREVALENCE_ACCOUNTS,
          &victim->saturated, account, t, pv->horizon);
+    /* past the slots, "several organisations" is all that matters */
+    bool many_orgs = false;
+    note(victim->orgs, &victim->n_orgs, CF_PREVALENCE_ORGS, &many_orgs, org, t,
+         pv->horizon);
 }
 
 struct cf_prevalence_count cf_prevalence_get(const struct cf_prevalence *pv,
                                              uint64_t key, int64_t t) {
-    struct cf_prevalence_count c = {0, 0, false};
+    struct cf_prevalence_count c = {0, 0, 0, false};
     if (!pv) return c;
     if (!key) key = 1;
     size_t i = key & pv->mask;
@@ -186,6 +191,8 @@ struct cf_prevalence_count cf_prevalence_get(const struct cf_prevalence *pv,
             c.hosts += live(&v->hosts[j], t, pv->horizon);
         for (uint8_t j = 0; j < v->n_accounts; j++)
             c.accounts += live(&v->accounts[j], t, pv->horizon);
+        for (uint8_t j = 0; j < v->n_orgs; j++)
+            c.orgs += live(&v->orgs[j], t, pv->horizon);
         c.saturated = v->saturated;
         break;
     }

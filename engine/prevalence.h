@@ -36,12 +36,14 @@
  * common by any threshold fusion allows (fusion.c). */
 #define CF_PREVALENCE_HOSTS 12
 #define CF_PREVALENCE_ACCOUNTS 8
+#define CF_PREVALENCE_ORGS 4
 
 struct cf_prevalence;
 
 struct cf_prevalence_count {
     uint32_t hosts;    /* distinct hosts at the time asked */
     uint32_t accounts; /* distinct accounts at the time asked */
+    uint32_t orgs;     /* distinct organisations (DNS domains) */
     bool saturated;    /* more hosts or accounts than the slots hold */
 };
 
@@ -50,10 +52,11 @@ struct cf_prevalence_count {
 struct cf_prevalence *cf_prevalence_new(size_t max_values, int64_t horizon);
 void cf_prevalence_destroy(struct cf_prevalence *pv); /* NULL is a no-op */
 
-/* Value `key` was seen at time t on host `host` under account `account`
- * (0: not known).  Also counts the host into the estate. */
+/* Value `key` was seen at time t on host `host` of organisation `org`
+ * under account `account` (each 0: not known).  Also counts the host
+ * into the estate. */
 void cf_prevalence_see(struct cf_prevalence *pv, uint64_t key, uint32_t host,
-                       uint32_t account, int64_t t);
+                       uint32_t org, uint32_t account, int64_t t);
 
 /* Prevalence of `key` at time t (zeros when never seen or forgotten). */
 struct cf_prevalence_count cf_prevalence_get(const struct cf_prevalence *pv,
