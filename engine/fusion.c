@@ -1346,6 +1346,12 @@ static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t,
             if (!serial || llabs(t - last) > fu->window) continue;
             struct cf_incident *inc = resolve(fu, serial);
             if (!inc) continue;
+            /* Nothing links across organisations ("dc01" of one is not
+             * "dc01" of another, nor is its logon 0x3e7a). */
+            if (org && sorg && org != sorg) {
+                fu->refused_organisation++;
+                continue;
+            }
             bool same_host = k == CF_ENTITY_HOST || (host && shost == host);
             bool strong = strong_kind;
             bool measure = !strong && !same_host && (host || shost);

@@ -199,6 +199,11 @@ cf_err_t cf_incident_add(struct cf_incident *inc, const struct cf_alert *alert,
     cf_err_t rc = CF_OK;
     /* Context sets no bound: an hour of hunting-rule hits around an
      * intrusion must not make it look an hour longer. */
+    if (!context && inc->noise_bounds) {
+        inc->first_ms = INT64_MAX;
+        inc->last_ms = INT64_MIN;
+        inc->noise_bounds = false;
+    }
     if (!context || inc->first_ms == INT64_MAX) {
         if (time_ms < inc->first_ms) inc->first_ms = time_ms;
         if (time_ms >= inc->last_ms) {
@@ -255,7 +260,9 @@ static void recount(struct cf_incident *inc) {
         if (r->first_ms < first) first = r->first_ms;
         if (r->last_ms > last) last = r->last_ms;
     }
-    /* An incident of noise only keeps the bounds it had. */
+    /* An incident of noise only keeps the bounds it had, until an alert
+     * that counts comes. */
+    inc->noise_bounds = first == INT64_MAX;
     if (first != INT64_MAX) {
         inc->first_ms = first;
         inc->last_ms = last;
@@ -315,6 +322,14 @@ void cf_incident_count_duplicate(struct cf_incident *inc,
 cf_err_t cf_incident_merge(struct cf_incident *dst, struct cf_incident *src,
                            const struct cf_incident_limits *lim) {
     cf_err_t rc = CF_OK;
+    if (dst->noise_bounds && !src->noise_bounds) {
+        dst->first_ms = src->first_ms;
+        dst->last_ms = src->last_ms;
+        dst->noise_bounds = false;
+    } else if (src->noise_bounds && !dst->noise_bounds) {
+        src->first_ms = dst->first_ms; /* noise sets no bound */
+        src->last_ms = dst->last_ms;
+    }
     if (src->first_ms < dst->first_ms) {
         dst->first_ms = src->first_ms;
         dst->first_rule_title = src->first_rule_title;

@@ -117,6 +117,8 @@ struct cf_incident {
 
     const char *first_rule_title; /* borrowed: the alert that opened it */
     bool noisy;                   /* some rule here is a host's baseline */
+    bool noise_bounds; /* first/last_ms come from noise only: the next
+                        * alert that counts replaces them */
 
     /* fusion's bookkeeping */
     int64_t active_ms; /* event-time clock at the last change (>= last_ms

@@ -19,6 +19,7 @@
 #include "entity_norm.h"
 #include "fusion.h"
 #include "incident.h"
+#include "timeutil.h"
 
 #define SEC 1000LL
 #define MIN (60 * SEC)
@@ -990,6 +991,216 @@ static void test_severity_order(void **state) {
     cf_incident_destroy(NULL);
 }
 
+/* ---- prevalence, link strength, noise --------------------------------- */
+
+/* Feeds one event to fusion's prevalence, as the pipeline does for every
+ * event (fields as a Sysmon/Security event names them). */
+static void sight(struct cf_fusion *fu, int64_t t, const char *fields) {
+    char json[512], err[128], when[32];
+    struct cf_entity_map *map = cf_entity_map_new(NULL, err, sizeof err);
+    struct cf_decoder *dec = cf_decoder_new();
+    struct cf_event ev;
+    const char *why = NULL;
+    assert_non_null(map);
+    assert_non_null(dec);
+    cf_time_format(t, when);
+    snprintf(json, sizeof json, "{\"UtcTime\":\"%s\",%s}", when, fields);
+    cf_event_init(&ev);
+    assert_int_equal(cf_event_decode(dec, &ev, json, strlen(json), NULL, &why),
+                     CF_OK);
+    cf_fusion_observe(fu, ev.time_ms);
+    cf_fusion_sight(fu, map, &ev);
+    cf_event_free(&ev);
+    cf_decoder_destroy(dec);
+    cf_entity_map_destroy(map);
+}
+
+/* A service account on every machine does not link alerts on two of
+ * them; an account seen on two machines does, once it is still rare an
+ * hour later, and the link says so with its prevalence. */
+static void test_prevalence(void **state) {
+    struct capture c = {0};
+    struct cf_config *cfg;
+    char f[128];
+    (void)state;
+    struct cf_fusion *fu = new_fusion(NULL, &c, &cfg);
+    for (int h = 1; h <= 8; h++) {
+        snprintf(f, sizeof f,
+                 "\"Hostname\":\"H%d.corp.local\",\"User\":\"CORP\\\\svc\"", h);
+        sight(fu, T0 - MIN + h, f);
+    }
+    sight(fu, T0 - MIN,
+          "\"Hostname\":\"H7.corp.local\",\"User\":\"CORP\\\\bob\"");
+    sight(fu, T0 - MIN,
+          "\"Hostname\":\"H8.corp.local\",\"User\":\"CORP\\\\bob\"");
+    push(fu, &(struct spec){"A", T0, "r1", CF_LEVEL_HIGH, tactic_execution,
+                            "H1.corp.local", "CORP\\svc", NULL, NULL});
+    push(fu,
+         &(struct spec){"B", T0 + MIN, "r2", CF_LEVEL_HIGH, tactic_discovery,
+                        "H2.corp.local", "CORP\\svc", NULL, NULL});
+    push(fu, &(struct spec){"C", T0 + 2 * MIN, "r3", CF_LEVEL_HIGH,
+                            tactic_execution, "H7.corp.local", "CORP\\bob",
+                            NULL, NULL});
+    push(fu,
+         &(struct spec){"D", T0 + 3 * MIN, "r4", CF_LEVEL_HIGH, tactic_lateral,
+                        "H8.corp.local", "CORP\\bob", NULL, NULL});
+    cf_fusion_finish(fu);
+    assert_ptr_not_equal(incident_of(&c, "A"), incident_of(&c, "B"));
+    assert_true(stat(fu, "links_refused_prevalence") >= 1);
+    json_t *inc = incident_of(&c, "D");
+    assert_ptr_equal(inc, incident_of(&c, "C"));
+    assert_int_equal(stat(fu, "cross_host_links_confirmed"), 1);
+    bool named = false;
+    json_t *l;
+    size_t i;
+    json_array_foreach(json_object_get(inc, "links"), i, l) {
+        if (strcmp(sval(l, "entity_kind") ? sval(l, "entity_kind") : "",
+                   "user") != 0)
+            continue;
+        assert_string_equal(sval(l, "entity_value"), "bob");
+        assert_string_equal(sval(l, "strength"), "strong");
+        assert_int_equal(json_integer_value(json_object_get(
+                             json_object_get(l, "prevalence"), "hosts")),
+                         2);
+        named = true;
+    }
+    assert_true(named);
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+}
+
+/* A rare account shared by machines of two organisations links nothing. */
+static void test_organisations(void **state) {
+    struct capture c = {0};
+    struct cf_config *cfg;
+    (void)state;
+    struct cf_fusion *fu = new_fusion(NULL, &c, &cfg);
+    push(fu, &(struct spec){"A", T0, "r1", CF_LEVEL_HIGH, tactic_execution,
+                            "WS1.alpha.local", "administrator", NULL, NULL});
+    push(fu,
+         &(struct spec){"B", T0 + MIN, "r2", CF_LEVEL_HIGH, tactic_discovery,
+                        "WS1.beta.local", "administrator", NULL, NULL});
+    push(fu,
+         &(struct spec){"C", T0 + 2 * MIN, "r3", CF_LEVEL_HIGH,
+                        tactic_discovery, "WS9", "administrator", NULL, NULL});
+    cf_fusion_finish(fu);
+    assert_int_equal(distinct_ids(&c), 3);
+    assert_true(stat(fu, "links_refused_organisation") >= 2);
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+}
+
+/* A rule firing all day on one host is its baseline: counted, listed as
+ * noise, without stage, severity or time bounds; a short burst is not. */
+static void test_noise(void **state) {
+    static char *persistence[] = {"persistence"};
+    struct capture c = {0};
+    struct cf_config *cfg;
+    char seed[16], user[16];
+    (void)state;
+    struct cf_fusion *fu = new_fusion(NULL, &c, &cfg);
+    for (int i = 0; i < 30; i++) {
+        snprintf(seed, sizeof seed, "N%d", i);
+        snprintf(user, sizeof user, "u%d", i); /* no repeats: all counted */
+        push(fu,
+             &(struct spec){seed, T0 + i * 8 * MIN, "runkey", CF_LEVEL_MEDIUM,
+                            persistence, "H1", user, NULL, NULL});
+    }
+    int64_t t_attack = T0 + 2 * 60 * MIN;
+    push(fu, &(struct spec){"X", t_attack, "attack", CF_LEVEL_HIGH,
+                            tactic_credential, "H1", "u0", NULL, NULL});
+    for (int i = 0; i < 30; i++) { /* a burst: thirty in a minute */
+        snprintf(seed, sizeof seed, "B%d", i);
+        push(fu,
+             &(struct spec){seed, t_attack + i * SEC, "burst", CF_LEVEL_MEDIUM,
+                            tactic_discovery, "H1", "u0", NULL, NULL});
+    }
+    cf_fusion_finish(fu);
+    json_t *inc = incident_of(&c, "X");
+    assert_non_null(inc);
+    assert_true(json_is_true(json_object_get(inc, "noisy")));
+    json_t *noise = json_object_get(inc, "noise");
+    assert_int_equal(json_array_size(noise), 1);
+    assert_string_equal(sval(json_array_get(noise, 0), "rule"), "runkey");
+    assert_int_equal(
+        json_integer_value(json_object_get(json_array_get(noise, 0), "alerts")),
+        30);
+    /* the baseline sets no stage and no bound; the burst stays */
+    json_t *st;
+    size_t i;
+    json_array_foreach(json_object_get(inc, "stages"), i, st)
+        assert_string_not_equal(sval(st, "tactic"), "persistence");
+    assert_int_equal(json_array_size(json_object_get(inc, "stages")), 2);
+    char when[32];
+    cf_time_format(t_attack, when);
+    assert_string_equal(sval(inc, "first_seen"), when);
+    assert_true(stat(fu, "noise_folded") >= 10);
+    assert_int_equal(stat(fu, "noise_rules"), 1);
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+}
+
+/* An informational alert tied only by its host is context: it neither
+ * moves last_seen nor adds an account. */
+static void test_informational_context(void **state) {
+    struct capture c = {0};
+    struct cf_config *cfg;
+    char when[32];
+    (void)state;
+    struct cf_fusion *fu = new_fusion(NULL, &c, &cfg);
+    push(fu, &(struct spec){"A", T0, "r1", CF_LEVEL_HIGH, tactic_execution,
+                            "H1", "alice", NULL, NULL});
+    push(fu, &(struct spec){"I", T0 + 30 * MIN, "hunt", CF_LEVEL_INFORMATIONAL,
+                            tactic_discovery, "H1", "bob", NULL, NULL});
+    cf_fusion_finish(fu);
+    json_t *inc = incident_of(&c, "I");
+    assert_ptr_equal(inc, incident_of(&c, "A"));
+    cf_time_format(T0, when);
+    assert_string_equal(sval(inc, "last_seen"), when);
+    json_t *users = json_object_get(json_object_get(inc, "entities"), "users");
+    assert_int_equal(json_array_size(users), 1);
+    assert_string_equal(json_string_value(json_array_get(users, 0)), "alice");
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+}
+
+/* An administrator's account on every machine links nothing, but its
+ * session on H2 came from H1 (a logon event says so, and no other
+ * machine was reached from H1 that way): H2's alert joins H1's incident. */
+static void test_session_movement(void **state) {
+    struct capture c = {0};
+    struct cf_config *cfg;
+    char f[256];
+    (void)state;
+    struct cf_fusion *fu = new_fusion(NULL, &c, &cfg);
+    for (int h = 1; h <= 8; h++) {
+        snprintf(f, sizeof f,
+                 "\"Hostname\":\"H%d.corp.local\",\"User\":\"CORP\\\\adm\"", h);
+        sight(fu, T0 - MIN + h, f);
+    }
+    push(fu, &(struct spec){"A", T0, "r1", CF_LEVEL_HIGH, tactic_credential,
+                            "H1.corp.local", "CORP\\victim", NULL, NULL});
+    sight(fu, T0 + MIN,
+          "\"Hostname\":\"H2.corp.local\",\"EventID\":4624,"
+          "\"TargetUserName\":\"adm\",\"TargetDomainName\":\"CORP\","
+          "\"TargetLogonId\":\"0x99\",\"WorkstationName\":\"H1\"");
+    push(fu, &(struct spec){"B", T0 + 2 * MIN, "r2", CF_LEVEL_HIGH,
+                            tactic_discovery, "H2.corp.local", "CORP\\adm",
+                            NULL, "0x99"});
+    cf_fusion_finish(fu);
+    json_t *inc = incident_of(&c, "B");
+    assert_ptr_equal(inc, incident_of(&c, "A"));
+    json_t *l = json_array_get(json_object_get(inc, "links"), 1);
+    assert_string_equal(sval(l, "entity_value"), "adm from h1");
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_normalize),
@@ -1008,6 +1219,11 @@ int main(void) {
         cmocka_unit_test(test_future_skew_setting),
         cmocka_unit_test(test_shuffle_within_lateness),
         cmocka_unit_test(test_severity_order),
+        cmocka_unit_test(test_prevalence),
+        cmocka_unit_test(test_organisations),
+        cmocka_unit_test(test_noise),
+        cmocka_unit_test(test_informational_context),
+        cmocka_unit_test(test_session_movement),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
