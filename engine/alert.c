@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "timeutil.h"
 
 static const char *const entity_names[CF_ENTITY_COUNT] = {
@@ -60,10 +61,49 @@ static const char *const default_fields[CF_ENTITY_COUNT][16] = {
          "ResourceId", "TargetResources.id", NULL},
 };
 
+/* A field name of the map, found by its hash (cf_hash_name of the part
+ * before any '+'): which entity it feeds, at which rank. */
+struct name_slot {
+    uint32_t hash;
+    uint8_t kind, rank;
+    bool used;
+};
+
 struct cf_entity_map {
     /* fields[k] is a NULL-terminated list of owned strings. */
     char **fields[CF_ENTITY_COUNT];
+    /* every name, so one pass over an event's fields finds them all
+     * (fusion reads every event's entities: lookups by name were most
+     * of that cost) */
+    struct name_slot *index;
+    size_t index_mask;
 };
+
+static size_t name_part(const char *f) {
+    const char *plus = strchr(f, '+');
+    return plus ? (size_t)(plus - f) : strlen(f);
+}
+
+static int build_index(struct cf_entity_map *map) {
+    size_t n = 0, size = 64;
+    for (int k = 0; k < CF_ENTITY_COUNT; k++)
+        for (char **f = map->fields[k]; f && *f; f++) n++;
+    while (size < 4 * n) size *= 2;
+    if (!(map->index = cf_calloc(size, sizeof *map->index)))
+        return CF_ERR_NOMEM;
+    map->index_mask = size - 1;
+    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+        int rank = 0;
+        for (char **f = map->fields[k]; f && *f && rank < 255; f++, rank++) {
+            uint32_t h = cf_hash_name(*f, name_part(*f));
+            size_t i = h & map->index_mask;
+            while (map->index[i].used) i = (i + 1) & map->index_mask;
+            map->index[i] =
+                (struct name_slot){h, (uint8_t)k, (uint8_t)rank, true};
+        }
+    }
+    return CF_OK;
+}
 
 static int list_append(char ***list, size_t *n, const char *s) {
     char **nl = cf_realloc(*list, (*n + 2) * sizeof *nl);
@@ -126,6 +166,7 @@ struct cf_entity_map *cf_entity_map_new(const json_t *section, char *errstr,
         for (const char *const *f = default_fields[k]; *f; f++)
             if (list_append(&map->fields[k], &n, *f)) goto nomem;
     }
+    if (build_index(map)) goto nomem;
     return map;
 nomem:
     cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
@@ -140,6 +181,7 @@ void cf_entity_map_destroy(struct cf_entity_map *map) {
         for (char **f = map->fields[k]; f && *f; f++) cf_free(*f);
         cf_free(map->fields[k]);
     }
+    cf_free(map->index);
     cf_free(map);
 }
 
@@ -177,45 +219,77 @@ static const char *pick_hash(const char *v, size_t *len) {
     return sha;
 }
 
-/* The entity of `kind` in ev as up to two parts: a domain to put before
- * a backslash (dom, NULL when none) and the value itself.  False when
- * the event has none. */
-static bool entity_parts(const struct cf_entity_map *map,
-                         const struct cf_event *ev, int kind, const char **dom,
-                         size_t *dom_len, const char **val, size_t *val_len) {
-    for (char **f = map->fields[kind]; f && *f; f++) {
-        const char *plus = strchr(*f, '+');
-        size_t name_len = plus ? (size_t)(plus - *f) : strlen(*f);
-        const struct cf_event_field *v = first_value(ev, *f, name_len);
-        if (!v) continue;
-        /* Not on to the next field: that would be another entity. */
-        *dom = NULL;
-        *dom_len = 0;
-        *val_len = v->value_len;
-        if (kind == CF_ENTITY_FILE_HASH) {
-            *val = pick_hash(v->value, val_len);
-            return true;
-        }
-        *val = v->value;
-        const struct cf_event_field *d =
-            plus ? first_value(ev, plus + 1, strlen(plus + 1)) : NULL;
-        if (d && !memchr(v->value, '\\', v->value_len)) {
-            *dom = d->value;
-            *dom_len = d->value_len;
-        }
-        return true;
+/* One pass over ev's fields: for each kind in `want` (a bit per kind),
+ * the field (index into ev->fields, -1 when none) of the best-ranked
+ * name whose first occurrence has a value (first_value's rule). */
+static void locate(const struct cf_entity_map *map, const struct cf_event *ev,
+                   unsigned want, int best[CF_ENTITY_COUNT],
+                   int rank[CF_ENTITY_COUNT]) {
+    uint64_t seen[CF_ENTITY_COUNT] = {0};
+    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+        best[k] = -1;
+        rank[k] = INT32_MAX;
     }
-    return false;
+    for (uint32_t i = 0; i < ev->n_fields; i++) {
+        const struct cf_event_field *f = &ev->fields[i];
+        for (size_t s = f->name_hash & map->index_mask; map->index[s].used;
+             s = (s + 1) & map->index_mask) {
+            const struct name_slot *n = &map->index[s];
+            if (n->hash != f->name_hash || !(want & (1u << n->kind)) ||
+                n->rank >= rank[n->kind])
+                continue;
+            const char *name = map->fields[n->kind][n->rank];
+            if (name_part(name) != f->name_len ||
+                memcmp(name, f->name, f->name_len) != 0)
+                continue;
+            uint64_t bit = n->rank < 64 ? UINT64_C(1) << n->rank : 0;
+            if (seen[n->kind] & bit) continue; /* not its first occurrence */
+            seen[n->kind] |= bit;
+            if (f->type == CF_VALUE_NULL ||
+                is_placeholder_value(f->value, f->value_len))
+                continue;
+            best[n->kind] = (int)i;
+            rank[n->kind] = n->rank;
+        }
+    }
+}
+
+/* The entity of `kind` found at field `at` (rank `rank`) as up to two
+ * parts: a domain to put before a backslash (dom, NULL when none) and the
+ * value itself. */
+static void entity_parts(const struct cf_entity_map *map,
+                         const struct cf_event *ev, int kind, int at, int rank,
+                         const char **dom, size_t *dom_len, const char **val,
+                         size_t *val_len) {
+    const struct cf_event_field *v = &ev->fields[at];
+    const char *plus = strchr(map->fields[kind][rank], '+');
+    *dom = NULL;
+    *dom_len = 0;
+    *val_len = v->value_len;
+    if (kind == CF_ENTITY_FILE_HASH) {
+        *val = pick_hash(v->value, val_len);
+        return;
+    }
+    *val = v->value;
+    const struct cf_event_field *d =
+        plus ? first_value(ev, plus + 1, strlen(plus + 1)) : NULL;
+    if (d && !memchr(v->value, '\\', v->value_len)) {
+        *dom = d->value;
+        *dom_len = d->value_len;
+    }
 }
 
 cf_err_t cf_entities_extract(const struct cf_entity_map *map,
                              const struct cf_event *ev,
                              struct cf_entities *out) {
+    int best[CF_ENTITY_COUNT], rank[CF_ENTITY_COUNT];
     memset(out, 0, sizeof *out);
+    locate(map, ev, (1u << CF_ENTITY_COUNT) - 1, best, rank);
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
         const char *dom, *val;
         size_t dl, vl;
-        if (!entity_parts(map, ev, k, &dom, &dl, &val, &vl)) continue;
+        if (best[k] < 0) continue;
+        entity_parts(map, ev, k, best[k], rank[k], &dom, &dl, &val, &vl);
         struct cf_buf b = CF_BUF_INIT;
         if (dom) {
             cf_buf_append(&b, dom, dl);
@@ -238,25 +312,35 @@ cf_err_t cf_entities_extract(const struct cf_entity_map *map,
 const struct cf_event_field *cf_entity_field(const struct cf_entity_map *map,
                                              const struct cf_event *ev,
                                              enum cf_entity_kind kind) {
-    for (char **f = map->fields[kind]; f && *f; f++) {
-        const char *plus = strchr(*f, '+');
-        const struct cf_event_field *v =
-            first_value(ev, *f, plus ? (size_t)(plus - *f) : strlen(*f));
-        if (v) return v;
-    }
-    return NULL;
+    int best[CF_ENTITY_COUNT], rank[CF_ENTITY_COUNT];
+    locate(map, ev, 1u << kind, best, rank);
+    return best[kind] >= 0 ? &ev->fields[best[kind]] : NULL;
 }
 
-size_t cf_entity_text(const struct cf_entity_map *map,
-                      const struct cf_event *ev, enum cf_entity_kind kind,
-                      char *buf, size_t size) {
-    const char *dom, *val;
-    size_t dl, vl;
-    if (!size || !entity_parts(map, ev, kind, &dom, &dl, &val, &vl)) return 0;
-    int n = dom ? snprintf(buf, size, "%.*s\\%.*s", (int)dl, dom, (int)vl, val)
-                : snprintf(buf, size, "%.*s", (int)vl, val);
-    if (n < 0) return 0;
-    return (size_t)n < size ? (size_t)n : size - 1;
+void cf_entity_texts(const struct cf_entity_map *map, const struct cf_event *ev,
+                     unsigned kinds, char (*buf)[CF_ENTITY_TEXT_MAX],
+                     size_t len[CF_ENTITY_COUNT]) {
+    int best[CF_ENTITY_COUNT], rank[CF_ENTITY_COUNT];
+    locate(map, ev, kinds, best, rank);
+    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+        const char *dom, *val;
+        size_t dl, vl, n = 0;
+        len[k] = 0;
+        buf[k][0] = '\0';
+        if (best[k] < 0) continue;
+        entity_parts(map, ev, k, best[k], rank[k], &dom, &dl, &val, &vl);
+        if (dom) {
+            if (dl > CF_ENTITY_TEXT_MAX - 2) dl = CF_ENTITY_TEXT_MAX - 2;
+            memcpy(buf[k], dom, dl);
+            n = dl;
+            buf[k][n++] = '\\';
+        }
+        if (vl > CF_ENTITY_TEXT_MAX - 1 - n) vl = CF_ENTITY_TEXT_MAX - 1 - n;
+        memcpy(buf[k] + n, val, vl);
+        n += vl;
+        buf[k][n] = '\0';
+        len[k] = n;
+    }
 }
 
 void cf_entities_clear(struct cf_entities *ents) {

@@ -72,12 +72,15 @@ const struct cf_event_field *cf_entity_field(const struct cf_entity_map *map,
                                              const struct cf_event *ev,
                                              enum cf_entity_kind kind);
 
-/* The one entity of `kind` that cf_entities_extract would give, written
- * into buf (cut at size - 1) without allocating: fusion reads every
- * event's entities this way.  Returns its length, 0 when there is none. */
-size_t cf_entity_text(const struct cf_entity_map *map,
-                      const struct cf_event *ev, enum cf_entity_kind kind,
-                      char *buf, size_t size);
+/* The entities of the kinds in `kinds` (a bit per cf_entity_kind) that
+ * cf_entities_extract would give, written into buf[kind] (cut at
+ * CF_ENTITY_TEXT_MAX - 1 bytes, len[kind] long, 0 when there is none)
+ * without allocating: fusion reads every event's entities this way, in
+ * one pass over the event's fields. */
+#define CF_ENTITY_TEXT_MAX 256
+void cf_entity_texts(const struct cf_entity_map *map, const struct cf_event *ev,
+                     unsigned kinds, char (*buf)[CF_ENTITY_TEXT_MAX],
+                     size_t len[CF_ENTITY_COUNT]);
 
 struct cf_alert {
     char id[33];             /* 128-bit hex; same rule + same event = same id */

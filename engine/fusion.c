@@ -1021,38 +1021,52 @@ static void sight_logon(struct cf_fusion *fu, uint32_t host, const char *hostn,
 
 void cf_fusion_sight(struct cf_fusion *fu, const struct cf_entity_map *map,
                      const struct cf_event *ev) {
-    char raw[CF_ENTITY_NORM_MAX], norm[CF_ENTITY_NORM_MAX];
+    char text[CF_ENTITY_COUNT][CF_ENTITY_TEXT_MAX];
+    size_t tlen[CF_ENTITY_COUNT];
+    char norm[CF_ENTITY_NORM_MAX];
     char hostn[CF_ENTITY_NORM_MAX] = "", usern[CF_ENTITY_NORM_MAX] = "";
+    unsigned kinds = 1u << CF_ENTITY_HOST | 1u << CF_ENTITY_LOGON_ID;
     if (!fu || !map || !ev || ev->time_ms == CF_TIME_UNKNOWN) return;
+    for (size_t i = 0; i < CF_ARRAY_LEN(sighted_kinds); i++)
+        kinds |= 1u << sighted_kinds[i];
+    cf_entity_texts(map, ev, kinds, text, tlen);
     uint32_t host = 0, account = 0, org = 0;
     size_t hl = 0, ul = 0;
-    if (cf_entity_text(map, ev, CF_ENTITY_HOST, raw, sizeof raw)) {
-        hl = cf_entity_normalize(CF_ENTITY_HOST, raw, hostn, sizeof hostn);
+    if (tlen[CF_ENTITY_HOST]) {
+        hl = cf_entity_normalize(CF_ENTITY_HOST, text[CF_ENTITY_HOST], hostn,
+                                 sizeof hostn);
         host = cf_prevalence_id(hostn, hl);
-        org = host_org(fu, host, org_id(raw), ev->time_ms);
+        org = host_org(fu, host, org_id(text[CF_ENTITY_HOST]), ev->time_ms);
+        cf_prevalence_see_host(fu->pv, host, ev->time_ms);
     }
-    if (cf_entity_text(map, ev, CF_ENTITY_USER, raw, sizeof raw)) {
-        ul = cf_entity_normalize(CF_ENTITY_USER, raw, usern, sizeof usern);
+    if (tlen[CF_ENTITY_USER]) {
+        ul = cf_entity_normalize(CF_ENTITY_USER, text[CF_ENTITY_USER], usern,
+                                 sizeof usern);
         account = cf_prevalence_id(usern, ul);
     }
     fu->events_sighted++;
     for (size_t i = 0; i < CF_ARRAY_LEN(sighted_kinds); i++) {
         int k = sighted_kinds[i];
-        if (!cf_entity_text(map, ev, (enum cf_entity_kind)k, raw, sizeof raw))
-            continue;
-        size_t n =
-            cf_entity_normalize((enum cf_entity_kind)k, raw, norm, sizeof norm);
+        size_t n;
+        if (!tlen[k]) continue;
+        if (k == CF_ENTITY_USER) {
+            n = ul;
+            memcpy(norm, usern, n + 1);
+        } else {
+            n = cf_entity_normalize((enum cf_entity_kind)k, text[k], norm,
+                                    sizeof norm);
+        }
         if (!n) continue;
         cf_prevalence_see(fu->pv, value_key(k, norm, n), host, org,
                           k == CF_ENTITY_USER ? 0 : account, ev->time_ms);
     }
     /* Windows logon events (4624, 4648, ...) name the machine a logon
      * came from in WorkstationName. */
-    if (!hl || !ul) return;
+    if (!hl || !ul || !tlen[CF_ENTITY_LOGON_ID]) return;
     int w = cf_event_find(ev, "WorkstationName", 15, 0);
     if (w < 0 || ev->fields[w].type == CF_VALUE_NULL) return;
-    if (!cf_entity_text(map, ev, CF_ENTITY_LOGON_ID, raw, sizeof raw)) return;
-    size_t ll = cf_entity_normalize(CF_ENTITY_LOGON_ID, raw, norm, sizeof norm);
+    size_t ll = cf_entity_normalize(
+        CF_ENTITY_LOGON_ID, text[CF_ENTITY_LOGON_ID], norm, sizeof norm);
     if (!ll) return;
     char src[CF_ENTITY_NORM_MAX], wraw[CF_ENTITY_NORM_MAX];
     size_t wl = ev->fields[w].value_len < sizeof wraw - 1

@@ -123,7 +123,9 @@ static void note(struct sighting *list, uint8_t *n, uint8_t cap,
     *saturated = true;
 }
 
-static void see_estate(struct cf_prevalence *pv, uint32_t host, int64_t t) {
+void cf_prevalence_see_host(struct cf_prevalence *pv, uint32_t host,
+                            int64_t t) {
+    if (!pv || !host) return;
     size_t i = host & pv->estate_mask;
     for (;; i = (i + 1) & pv->estate_mask) {
         uint32_t pos = pv->estate_index[i];
@@ -142,7 +144,6 @@ static void see_estate(struct cf_prevalence *pv, uint32_t host, int64_t t) {
 void cf_prevalence_see(struct cf_prevalence *pv, uint64_t key, uint32_t host,
                        uint32_t org, uint32_t account, int64_t t) {
     if (!pv) return;
-    if (host) see_estate(pv, host, t);
     if (!key) key = 1;
     struct value *victim = NULL;
     size_t i = key & pv->mask;

@@ -52,9 +52,11 @@ struct cf_prevalence_count {
 struct cf_prevalence *cf_prevalence_new(size_t max_values, int64_t horizon);
 void cf_prevalence_destroy(struct cf_prevalence *pv); /* NULL is a no-op */
 
+/* Host `host` was seen at time t: counted into the estate. */
+void cf_prevalence_see_host(struct cf_prevalence *pv, uint32_t host, int64_t t);
+
 /* Value `key` was seen at time t on host `host` of organisation `org`
- * under account `account` (each 0: not known).  Also counts the host
- * into the estate. */
+ * under account `account` (each 0: not known). */
 void cf_prevalence_see(struct cf_prevalence *pv, uint64_t key, uint32_t host,
                        uint32_t org, uint32_t account, int64_t t);
 
