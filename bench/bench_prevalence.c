@@ -3,14 +3,14 @@
  * and in memory (issue 9 wants every event's entities counted; issue 12
  * wants throughput).
  *
- * Reads JSON lines (default: the OTRF LSASS campaign 01 recording,
- * unzipped beside the build as lsass.jsonl, or any file given), decodes
+ * Reads JSON lines (e.g. the OTRF LSASS campaign 01 recording unzipped,
+ * or the demo scenario from gen_scenario), decodes
  * them in batches of 1024 outside the timed part, then times
  * cf_fusion_sight over each batch: entity lookup, normalisation, hashing
  * and the table updates, CPU time of the process
  * (CLOCK_PROCESS_CPUTIME_ID).  Repeats the file `passes` times (default
- * 3) and prints ns per event for each pass, the table's bytes and values
- * (fusion stats), and RSS.
+ * 3) and prints ns per event for each pass and the table's bytes and
+ * values (fusion stats).
  *
  * Usage: bench_prevalence FILE.jsonl [passes]
  */
@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "alert.h"
 #include "config.h"
@@ -32,15 +31,6 @@ static double cpu_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static long rss_bytes(void) {
-    long pages = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f) return 0;
-    if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
-    fclose(f);
-    return rss * sysconf(_SC_PAGESIZE);
 }
 
 int main(int argc, char **argv) {
@@ -61,7 +51,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_prevalence: setup failed: %s\n", err);
         return 1;
     }
-    long rss0 = rss_bytes();
     for (int i = 0; i < BATCH; i++) cf_event_init(&ev[i]);
     for (int p = 0; p < passes; p++) {
         FILE *f = fopen(argv[1], "r");
@@ -96,13 +85,11 @@ int main(int argc, char **argv) {
     }
     json_t *st = cf_fusion_stats(fu);
     printf(
-        "prevalence table: %lld bytes, %lld values, %lld evicted; RSS "
-        "grew %ld bytes\n",
+        "prevalence table: %lld bytes, %lld values, %lld evicted\n",
         (long long)json_integer_value(json_object_get(st, "prevalence_bytes")),
         (long long)json_integer_value(json_object_get(st, "prevalence_values")),
         (long long)json_integer_value(
-            json_object_get(st, "prevalence_evicted")),
-        rss_bytes() - rss0);
+            json_object_get(st, "prevalence_evicted")));
     json_decref(st);
     for (int i = 0; i < BATCH; i++) {
         cf_event_free(&ev[i]);
