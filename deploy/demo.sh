@@ -21,9 +21,10 @@ CONFIG=()
 echo "demo: $(jq -s 'map(select(.kind=="alert")) | length' "$OUT/records.jsonl") alert records (detection and correlation)," \
      "$(jq -s '[.[] | select(.kind=="incident") | .id] | unique | length' "$OUT/records.jsonl") incidents"
 echo
-# The last version of each incident is its current state.
+# The last version of each incident is its current state; one merged
+# into another (merged_into) lives on in that one.
 jq -rs '[.[] | select(.kind=="incident")] | group_by(.id) | map(max_by(.version))
-        | sort_by(.first_seen)[]
+        | map(select(.merged_into == null)) | sort_by(.first_seen)[]
         | "[\(.severity)] \(.title)  (score \(.score), \(.alert_count) alerts, status \(.status))\n  stages: \([.stages[].tactic] | join(" -> "))\n  hosts: \(.entities.hosts // [] | join(", "))  users: \(.entities.users // [] | join(", "))\n  \(.summary)\n"' \
     "$OUT/records.jsonl"
 echo "demo: all records in $OUT/records.jsonl"

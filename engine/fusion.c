@@ -1367,6 +1367,12 @@ static void fuse(struct cf_fusion *fu, const struct cf_alert *a, int64_t t,
                 continue;
             }
             bool same_host = k == CF_ENTITY_HOST || (host && shost == host);
+            /* One process lives on one machine: a GUID on two hosts is a
+             * placeholder or a collision, not the same process. */
+            if (k == CF_ENTITY_PROCESS_GUID && host && shost && !same_host) {
+                fu->refused_weak++;
+                continue;
+            }
             bool strong = strong_kind;
             bool measure = !strong && !same_host && (host || shost);
             if (measure && !measured) {

@@ -31,19 +31,9 @@ fusion:
   max_alerts: 1000000
   never_link: [wec.internal.cloudapp.net]
 YAML
-RULES=()
-for d in rules rules-threat-hunting rules-emerging-threats; do
-    [ -d "$SHARED/data/sigma/$d" ] && RULES+=(--rules "$SHARED/data/sigma/$d")
-done
+sigma_rules
 
-KEY='(.rule.id // .rule.title) + "|" + ([.entities | to_entries[]
-      | select(.key != "process" and .key != "parent_process")
-      | . as $e | $e.key + "=" + ($e.value | ascii_downcase | split("\\") | last
-                      | if $e.key == "user" then split("@")[0]
-                        elif $e.key == "host" and (test("^[0-9.]+$|:") | not)
-                        then split(".")[0] else . end)
-      | select(test("^user=(system|local service|network service)$|^(src_ip|dst_ip)=(127\\.|::1?$|0\\.0\\.0\\.0$)|^logon_id=0x(3e[457]|0)$") | not)]
-      | sort | join(","))'
+KEY=$ALERT_KEY
 fail=0 checked=0 passed=0 empty=0
 while IFS= read -r zip; do
     rel=${zip#"$ATOMIC"/}

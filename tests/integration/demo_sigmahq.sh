@@ -31,10 +31,6 @@ GEN="${CF_BINARY_DIR:-$(dirname "$BIN")}/gen_scenario"
 TMP=$(mktemp -d)
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
 fail=0
-check() { # check <description> <test command...>
-    local what=$1; shift
-    if "$@"; then echo "ok:   $what"; else echo "FAIL: $what"; fail=1; fi
-}
 
 "$GEN" --events 20000 --truth "$TMP/truth.csv" > "$TMP/s.jsonl" ||
     { echo "FAIL: gen_scenario failed"; exit 1; }

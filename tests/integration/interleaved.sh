@@ -41,15 +41,8 @@ done
 TMP=$(mktemp -d)
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
 fail=0
-check() { # check <description> <test command...>
-    local what=$1; shift
-    if "$@"; then echo "ok:   $what"; else echo "FAIL: $what"; fail=1; fi
-}
 printf 'fusion:\n  max_alerts: 1000000\n' > "$TMP/config.yaml"
-RULES=()
-for d in rules rules-threat-hunting rules-emerging-threats; do
-    [ -d "$SHARED/data/sigma/$d" ] && RULES+=(--rules "$SHARED/data/sigma/$d")
-done
+sigma_rules
 run() { # run <input> <output> <stats>
     "$BIN" run "${RULES[@]}" --input "$1" --output "$2" --stats "$3" \
         --config "$TMP/config.yaml" --dead-letter "$TMP/dead.jsonl" 2> "$TMP/err.txt" ||
@@ -111,14 +104,7 @@ cut -f4- "$TMP/merged.tsv" > "$TMP/merged.jsonl"
 awk -F'\t' '{ print NR, $2, $3 }' "$TMP/merged.tsv" > "$TMP/map.txt" # line ds orig_line
 echo "interleaved: $(wc -l < "$TMP/merged.jsonl") events from $n recordings"
 
-KEY='(.rule.id // .rule.title) + "|" + ([.entities | to_entries[]
-      | select(.key != "process" and .key != "parent_process")
-      | . as $e | $e.key + "=" + ($e.value | ascii_downcase | split("\\") | last
-                      | if $e.key == "user" then split("@")[0]
-                        elif $e.key == "host" and (test("^[0-9.]+$|:") | not)
-                        then split(".")[0] else . end)
-      | select(test("^user=(system|local service|network service)$|^(src_ip|dst_ip)=(127\\.|::1?$|0\\.0\\.0\\.0$)|^logon_id=0x(3e[457]|0)$") | not)]
-      | sort | join(",") | gsub(" "; "_"))'
+KEY="($ALERT_KEY | gsub(\" \"; \"_\"))"
 
 # attack_keys <ds> <kind> <label> <out.jsonl> <line-of-alert mapper>: the
 # recording's attack alerts as "id key" lines.  Alerts carry the line

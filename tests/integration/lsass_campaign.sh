@@ -29,18 +29,11 @@ fi
 TMP=$(mktemp -d)
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
 fail=0
-check() { # check <description> <test command...>
-    local what=$1; shift
-    if "$@"; then echo "ok:   $what"; else echo "FAIL: $what"; fail=1; fi
-}
 
 unzip -p "$ZIP" > "$TMP/events.jsonl"
 # Alert ids stay in incidents (no size cap) so membership can be checked.
 printf 'fusion:\n  max_alerts: 1000000\n' > "$TMP/config.yaml"
-RULES=()
-for d in rules rules-threat-hunting rules-emerging-threats; do
-    [ -d "$SHARED/data/sigma/$d" ] && RULES+=(--rules "$SHARED/data/sigma/$d")
-done
+sigma_rules
 
 run() { # run <input> <output> <stats>
     "$BIN" run "${RULES[@]}" --input "$1" --output "$2" --stats "$3" \
@@ -64,16 +57,7 @@ echo "alerts: $(wc -l < "$TMP/alerts.jsonl"), incidents: $(wc -l < "$TMP/inciden
 #    roughly as fusion does) is in the incident.
 START=2023-08-16T04:54:31
 END=2023-08-16T04:58:35
-KEY='(.rule.id // .rule.title) + "|" + ([.entities | to_entries[]
-      | select(.key != "process" and .key != "parent_process")
-      | . as $e | $e.key + "=" + ($e.value | ascii_downcase | split("\\") | last
-                      | if $e.key == "user" then split("@")[0]
-                        elif $e.key == "host" and (test("^[0-9.]+$|:") | not)
-                        then split(".")[0] else . end)
-      # shared accounts, loopback addresses and built-in logon ids never
-      # link, so fusion treats them as absent
-      | select(test("^user=(system|local service|network service)$|^(src_ip|dst_ip)=(127\\.|::1?$|0\\.0\\.0\\.0$)|^logon_id=0x(3e[457]|0)$") | not)]
-      | sort | join(","))'
+KEY=$ALERT_KEY
 # Only alerts from an hour (the suppression window) before the attack on
 # can be the listed first of a repeat.
 NEAR=2023-08-16T03:54:31
