@@ -1040,8 +1040,11 @@ void cf_fusion_sight(struct cf_fusion *fu, const struct cf_entity_map *map,
         cf_prevalence_see_host(fu->pv, host, ev->time_ms);
     }
     if (tlen[CF_ENTITY_USER]) {
-        ul = cf_entity_normalize(CF_ENTITY_USER, text[CF_ENTITY_USER], usern,
-                                 sizeof usern);
+        /* as fusion keys the accounts of alerts (engine/entity_norm.h) */
+        ul = cf_entity_normalize_in(
+            fu->domains, CF_ENTITY_USER, text[CF_ENTITY_USER],
+            tlen[CF_ENTITY_HOST] ? text[CF_ENTITY_HOST] : NULL, usern,
+            sizeof usern);
         account = cf_prevalence_id(usern, ul);
     }
     fu->events_sighted++;

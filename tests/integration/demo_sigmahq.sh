@@ -8,7 +8,9 @@
 # (which hosts and accounts each attack step touched), checks that:
 #   1. the intrusion is one incident - the one holding most alerts of
 #      attack steps - and it holds only attacked hosts and accounts;
-#   2. every attack alert on the intrusion's hosts is in that incident;
+#   2. every attack alert is in that incident (the Kerberos ticket on the
+#      domain controller too, tied by the account: one identity for
+#      ACME\bchen and bchen@ACME.LOCAL);
 #   3. no other incident is high or critical;
 #   4. no incident spans hosts the attack did not touch (no incident with
 #      several hosts other than the intrusion's);
@@ -83,12 +85,10 @@ check "the intrusion incident is high or critical" \
 n_hosts=$(jq -r --arg i "$INC" 'select(.id == $i) | .entities.hosts | length' "$TMP/incidents.jsonl")
 check "the intrusion incident spans several hosts (lateral movement followed): $n_hosts" test "$n_hosts" -ge 2
 
-# 2. attack alerts on the intrusion's hosts are all in it
-jq -r --arg i "$INC" 'select(.id == $i) | .entities.hosts[] | ascii_downcase | split(".")[0]' \
-    "$TMP/incidents.jsonl" | sort -u > "$TMP/inc_hosts.txt"
-outside=$(awk -v inc="$INC" 'NR == FNR { h[$1] = 1; next } ($3 in h) && $4 != inc' \
-    "$TMP/inc_hosts.txt" "$TMP/attack_members.txt" | wc -l)
-check "every attack alert on the intrusion's hosts is in the intrusion incident ($outside outside)" \
+# 2. every attack alert is in it (listed, or counted as a repeat of one)
+n_listed=$(wc -l < "$TMP/attack_members.txt")
+outside=$(awk -v inc="$INC" '$4 != inc' "$TMP/attack_members.txt" | wc -l)
+check "every attack alert is in the intrusion incident ($n_listed listed, $outside elsewhere)" \
     test "$outside" -eq 0
 awk -v inc="$INC" '$4 != inc { print $2 }' "$TMP/attack_members.txt" | sort -un |
     while read -r step; do

@@ -1057,7 +1057,7 @@ static void test_prevalence(void **state) {
         if (strcmp(sval(l, "entity_kind") ? sval(l, "entity_kind") : "",
                    "user") != 0)
             continue;
-        assert_string_equal(sval(l, "entity_value"), "bob");
+        assert_string_equal(sval(l, "entity_value"), "bob@corp.local");
         assert_string_equal(sval(l, "strength"), "strong");
         assert_int_equal(json_integer_value(json_object_get(
                              json_object_get(l, "prevalence"), "hosts")),
@@ -1195,7 +1195,7 @@ static void test_session_movement(void **state) {
     json_t *inc = incident_of(&c, "B");
     assert_ptr_equal(inc, incident_of(&c, "A"));
     json_t *l = json_array_get(json_object_get(inc, "links"), 1);
-    assert_string_equal(sval(l, "entity_value"), "adm from h1");
+    assert_string_equal(sval(l, "entity_value"), "adm@corp.local from h1");
     cf_fusion_destroy(fu);
     cf_config_destroy(cfg);
     capture_free(&c);
