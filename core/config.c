@@ -118,13 +118,15 @@ static const struct cf_config_key fusion_keys[] = {
         "linking (a shared server, a scanner)"),
     /* Prevalence (engine/prevalence.h): the thresholds are relative to
      * the estate, as an analyst reads "rare": a value carried by one
-     * machine and the one it moved to is rare anywhere; one carried by a
-     * quarter of the machines is how that estate works. */
+     * machine, the one it moved to and the domain controller that
+     * authenticated the move (which sees every account) is rare
+     * anywhere; one carried by a quarter of the machines is how that
+     * estate works. */
     KEY("prevalence_horizon", CF_CONFIG_DURATION, "7d", 1, MAX_DURATION,
         fusion.prevalence_horizon,
         "how long a sighting of an entity value (in any event) counts "
         "towards its prevalence"),
-    KEY("rare_hosts", CF_CONFIG_INT, "2", 1, 12, fusion.rare_hosts,
+    KEY("rare_hosts", CF_CONFIG_INT, "3", 1, 12, fusion.rare_hosts,
         "an entity value seen on at most this many hosts is rare: it links "
         "alerts on different hosts"),
     KEY("common_percent", CF_CONFIG_INT, "25", 1, 100, fusion.common_percent,

@@ -1082,7 +1082,8 @@ void cf_fusion_sight(struct cf_fusion *fu, const struct cf_entity_map *map,
 }
 
 /* A value is rare when few machines carry it: at most rare_hosts (one
- * machine and the one it moved to), or at most common_percent of the
+ * machine, the one it moved to and the domain controller that saw the
+ * account authenticate), or at most common_percent of the
  * machines seen in the horizon (in a large estate a tool pushed to a
  * dozen machines is still rare; a binary every machine runs is not),
  * and all of them in one organisation. */
