@@ -17,12 +17,18 @@
 #include <string.h>
 
 #include "buf.h"
+#include "event_xml.h"
 #include "json_decode.h"
 #include "timeutil.h"
 
 struct cf_decoder {
     struct cf_json_parser *json;
     const struct cf_time_names *times; /* NULL: built-in (event_time.c) */
+    /* Made on first use, for the shapes that carry a second document:
+     * JSON inside a string (Sentinel's WindowsEvent) and XML (raw event
+     * lines, SecurityEvent's EventData, Sysmon for Linux in syslog). */
+    struct cf_json_parser *inner_json;
+    struct cf_xml_parser *xml;
 };
 
 /* Private buffers of one event (cf_event.storage).  Values and plain
@@ -47,6 +53,12 @@ struct event_storage {
     bool have_last_name;
     uint32_t last_key; /* hash cache for names taken from strings */
     uint32_t last_key_hash;
+    /* The second document of an event that carries one (at most one per
+     * event): the inner JSON's strings or the XML's values, reserved
+     * before that parse so that values can point into it. */
+    struct cf_buf inner;
+    /* A raw XML line as a JSON string: what cf_event_json returns. */
+    struct cf_buf json_form;
 };
 
 /* Where the current name came from, to restore it after a child. */
@@ -61,6 +73,14 @@ struct flatten {
     const char *strings;
     struct cf_event *ev;
     struct event_storage *st;
+    struct cf_decoder *dec;
+    unsigned max_depth;
+    bool own_keys;      /* strings is st->strings, so names may point at keys
+                           there (else every name is copied to `names`) */
+    bool inner_used;    /* st->inner holds this event's second document */
+    bool eventdata_xml; /* EventData was XML (Sentinel SecurityEvent/Event) */
+    const char *why;    /* a CF_DEFECT_* when a fold fails for other than
+                           memory */
 };
 
 #define DEFAULT_MAX_LINE ((size_t)1 << 20)
@@ -84,6 +104,8 @@ void cf_decoder_set_time_names(struct cf_decoder *dec,
 void cf_decoder_destroy(struct cf_decoder *dec) {
     if (!dec) return;
     cf_json_parser_destroy(dec->json);
+    cf_json_parser_destroy(dec->inner_json);
+    cf_xml_parser_destroy(dec->xml);
     cf_free(dec);
 }
 
@@ -109,6 +131,8 @@ void cf_event_reset(struct cf_event *ev) {
         cf_buf_reset(&st->strings);
         cf_buf_reset(&st->names);
         cf_buf_reset(&st->name);
+        cf_buf_reset(&st->inner);
+        cf_buf_reset(&st->json_form);
         st->name_len = 0;
         st->name_key = CF_JSON_NO_KEY;
         st->have_last_name = false;
@@ -124,6 +148,8 @@ void cf_event_free(struct cf_event *ev) {
         cf_buf_free(&st->strings);
         cf_buf_free(&st->names);
         cf_buf_free(&st->name);
+        cf_buf_free(&st->inner);
+        cf_buf_free(&st->json_form);
         cf_free(st);
     }
     cf_free(ev->fields);
@@ -223,17 +249,18 @@ static bool emit_unspaced(struct flatten *fl, const struct cf_event_field *f) {
     return true;
 }
 
-/* Adds a leaf named by the current name with the scalar node's text.
- * The value points into strings, which does not move during a decode;
- * a composed name's offset in `names` (which may move as it grows) is
- * kept in the pointer field, tagged, until the decode finishes. */
-static bool emit(struct flatten *fl, const struct cf_json_node *node) {
+/* Adds a leaf named by the current name with the text value[0..len),
+ * which lies in a buffer that does not move during a decode (strings or
+ * inner); a composed name's offset in `names` (which may move as it
+ * grows) is kept in the pointer field, tagged, until the decode
+ * finishes. */
+static bool emit_value(struct flatten *fl, const char *value, uint32_t len,
+                       uint8_t type) {
     struct cf_event *ev = fl->ev;
     struct event_storage *st = fl->st;
     struct cf_event_field *f;
     uintptr_t name_tag;
     uint32_t hash;
-    uint8_t type;
 
     if (st->name_len == 0) return true; /* nameless: nothing can match it */
     if (st->name_len > UINT32_MAX / 2) return false;
@@ -269,20 +296,26 @@ static bool emit(struct flatten *fl, const struct cf_json_node *node) {
         name_tag = (uintptr_t)st->last_name_off << 1;
     }
 
+    f = &ev->fields[ev->n_fields++];
+    f->name = (const char *)name_tag;
+    f->name_len = (uint32_t)st->name_len;
+    f->name_hash = hash;
+    f->value = value;
+    f->value_len = len;
+    f->type = type;
+    return emit_unspaced(fl, f);
+}
+
+/* Adds a leaf named by the current name with the scalar node's text. */
+static bool emit(struct flatten *fl, const struct cf_json_node *node) {
+    uint8_t type;
     switch (node->type) {
     case CF_JSON_NUMBER: type = CF_VALUE_NUMBER; break;
     case CF_JSON_BOOL: type = CF_VALUE_BOOL; break;
     case CF_JSON_NULL: type = CF_VALUE_NULL; break;
     default: type = CF_VALUE_STRING; break;
     }
-    f = &ev->fields[ev->n_fields++];
-    f->name = (const char *)name_tag;
-    f->name_len = (uint32_t)st->name_len;
-    f->name_hash = hash;
-    f->value = fl->strings + node->text_off;
-    f->value_len = node->text_len;
-    f->type = type;
-    return emit_unspaced(fl, f);
+    return emit_value(fl, fl->strings + node->text_off, node->text_len, type);
 }
 
 /* An empty value for a Data element that has a name but no text; the
@@ -306,11 +339,21 @@ static const char *key_of(const struct flatten *fl,
     return fl->strings + n->key_off;
 }
 
+/* How a name taken from the document refers to its text: by offset when
+ * the document's strings are st->strings, else not at all (copied). */
+static uint32_t key_ref(const struct flatten *fl, uint32_t off) {
+    return fl->own_keys ? off : CF_JSON_NO_KEY;
+}
+
 static long find_member(const struct flatten *fl, uint32_t obj, const char *key,
                         size_t len) {
     for (uint32_t c = obj + 1; c < fl->nodes[obj].end; c = fl->nodes[c].end)
         if (key_is(fl, &fl->nodes[c], key, len)) return (long)c;
     return -1;
+}
+
+static bool is_json_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
 /* Plain JSON: nested objects become dotted names, arrays repeat the
@@ -403,7 +446,8 @@ static bool fold_data(struct flatten *fl, uint32_t i) {
         return ok;
     }
     old = name_set(fl->st, fl->strings + fl->nodes[name_idx].text_off,
-                   fl->nodes[name_idx].text_len, fl->nodes[name_idx].text_off);
+                   fl->nodes[name_idx].text_len,
+                   key_ref(fl, fl->nodes[name_idx].text_off));
     if (old.len == SIZE_MAX) return false;
     text_idx = find_member(fl, i, "#text", 5);
     ok = text_idx >= 0 ? fold_element(fl, (uint32_t)text_idx)
@@ -419,7 +463,7 @@ static bool fold_renamed(struct flatten *fl, uint32_t c,
                          bool (*fold)(struct flatten *, uint32_t)) {
     const struct cf_json_node *cn = &fl->nodes[c];
     struct name_mark old =
-        name_set(fl->st, key_of(fl, cn), cn->key_len, cn->key_off);
+        name_set(fl->st, key_of(fl, cn), cn->key_len, key_ref(fl, cn->key_off));
     bool ok;
     if (old.len == SIZE_MAX) return false;
     ok = fold(fl, c);
@@ -469,18 +513,276 @@ static bool fold_event(struct flatten *fl, uint32_t i) {
     return true;
 }
 
+/* Winlogbeat 7/8 and Elastic Agent (ECS): {"winlog": {"channel": ...,
+ * "event_id": ..., "computer_name": ..., "provider_name": ...,
+ * "event_data": {...}, "user_data": {...}}}.  The four named members
+ * take the names the flat shape gives them, event_data's and
+ * user_data's members become top-level names, and the rest of winlog
+ * stays dotted (winlog.record_id). */
+static bool fold_winlog(struct flatten *fl, uint32_t i) {
+    static const struct {
+        const char *key, *name;
+    } renames[] = {{"channel", "Channel"},
+                   {"event_id", "EventID"},
+                   {"computer_name", "Computer"},
+                   {"provider_name", "Provider_Name"}};
+    const struct cf_json_node *n = &fl->nodes[i];
+    for (uint32_t c = i + 1; c < n->end; c = fl->nodes[c].end) {
+        const struct cf_json_node *cn = &fl->nodes[c];
+        const char *name = NULL;
+        struct name_mark old;
+        bool ok;
+        if ((KEY_IS(fl, cn, "event_data") || KEY_IS(fl, cn, "user_data")) &&
+            cn->type == CF_JSON_OBJECT) {
+            for (uint32_t d = c + 1; d < cn->end; d = fl->nodes[d].end)
+                if (!fold_renamed(fl, d, flatten_plain)) return false;
+            continue;
+        }
+        for (size_t r = 0; !name && r < CF_ARRAY_LEN(renames); r++)
+            if (key_is(fl, cn, renames[r].key, strlen(renames[r].key)))
+                name = renames[r].name;
+        if (name) {
+            old = name_set(fl->st, name, strlen(name), CF_JSON_NO_KEY);
+        } else {
+            old = name_set(fl->st, "winlog", 6, CF_JSON_NO_KEY);
+            if (old.len != SIZE_MAX &&
+                name_push(fl->st, '.', key_of(fl, cn), cn->key_len).len ==
+                    SIZE_MAX)
+                old.len = SIZE_MAX;
+        }
+        if (old.len == SIZE_MAX) return false;
+        ok = flatten_plain(fl, c);
+        name_pop(fl->st, old);
+        if (!ok) return false;
+    }
+    return true;
+}
+
+static bool xml_leaf(void *ctx, const char *name, size_t name_len,
+                     const char *value, size_t value_len) {
+    struct flatten *fl = ctx;
+    struct name_mark old = name_set(fl->st, name, name_len, CF_JSON_NO_KEY);
+    bool ok;
+    if (old.len == SIZE_MAX || value_len > UINT32_MAX) return false;
+    ok = emit_value(fl, value, (uint32_t)value_len, CF_VALUE_STRING);
+    name_pop(fl->st, old);
+    return ok;
+}
+
+/* Folds the XML text[0..len) (see event_xml.h) into the event. */
+static bool fold_xml(struct flatten *fl, const char *text, size_t len) {
+    struct cf_decoder *dec = fl->dec;
+    enum cf_xml_status xs;
+    if (!dec->xml && !(dec->xml = cf_xml_parser_new())) return false;
+    if (!cf_buf_reserve(&fl->st->inner, cf_xml_values_size(len))) return false;
+    xs = cf_xml_fold(dec->xml, text, len, fl->max_depth, fl->st->inner.data,
+                     xml_leaf, fl);
+    switch (xs) {
+    case CF_XML_OK: return true;
+    case CF_XML_INVALID: fl->why = CF_DEFECT_INVALID_XML; return false;
+    case CF_XML_DTD: fl->why = CF_DEFECT_XML_DTD; return false;
+    case CF_XML_TOO_DEEP: fl->why = CF_DEFECT_TOO_DEEP; return false;
+    default: return false; /* out of memory */
+    }
+}
+
+/* Sentinel's WindowsEvent: EventData is a JSON object written as a
+ * string; its members become top-level names. */
+static bool fold_inner_json(struct flatten *fl, const char *text, size_t len) {
+    struct cf_decoder *dec = fl->dec;
+    struct cf_json_doc doc;
+    enum cf_json_status js;
+    struct flatten in = *fl;
+    if (!dec->inner_json && !(dec->inner_json = cf_json_parser_new()))
+        return false;
+    if (!cf_buf_reserve(&fl->st->inner, cf_json_strings_size(len)))
+        return false;
+    js = cf_json_parse(dec->inner_json, text, len, fl->max_depth,
+                       fl->st->inner.data, &doc);
+    if (js == CF_JSON_NOMEM) return false;
+    if (js == CF_JSON_TOO_DEEP) fl->why = CF_DEFECT_TOO_DEEP;
+    if (js != CF_JSON_OK) {
+        if (!fl->why) fl->why = CF_DEFECT_INVALID_EMBEDDED_JSON;
+        return false;
+    }
+    in.nodes = doc.nodes;
+    in.strings = doc.strings;
+    in.own_keys = false;
+    for (uint32_t c = 1; c < doc.nodes[0].end; c = doc.nodes[c].end)
+        if (!fold_renamed(&in, c, flatten_plain)) {
+            fl->why = in.why;
+            return false;
+        }
+    return true;
+}
+
+static bool is_key_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '_';
+}
+
+/* One key=value of an audit record: the value, unquoted, copied to
+ * st->inner (reserved by the caller) and NUL-terminated. */
+static bool audit_field(struct flatten *fl, const char *key, size_t key_len,
+                        const char *v, size_t v_len) {
+    struct cf_buf *in = &fl->st->inner;
+    char *value = in->data + in->len;
+    if (v_len >= 2 && v[0] == '"' && v[v_len - 1] == '"') {
+        v++;
+        v_len -= 2;
+    }
+    /* within the reservation (the record's own length plus a NUL per
+     * field), so the buffer does not move */
+    cf_buf_append(in, v, v_len);
+    cf_buf_putc(in, '\0');
+    return xml_leaf(fl, key, key_len, value, v_len);
+}
+
+/* An auditd or AUOMS record as Sentinel's Syslog table holds it:
+ * `type=EXECVE msg=audit(1652292621.986:84138): a0="x" ...` or
+ * `type=AUOMS_EXECVE audit(...): ... proctitle=/bin/java -Dx=y ...`.
+ * Each key=value becomes a field; a word that is not key=value belongs to
+ * the value before it (unquoted values with spaces, like proctitle). */
+static bool fold_audit(struct flatten *fl, const char *s, size_t n) {
+    const char *key = NULL, *val = NULL, *val_end = NULL;
+    size_t key_len = 0;
+    if (!cf_buf_reserve(&fl->st->inner, 2 * n + 16)) return false;
+    for (size_t i = 0; i < n;) {
+        size_t j = i, k = i;
+        while (i < n && s[i] == ' ') i++;
+        if (i == n) break;
+        for (k = i; k < n && is_key_char(s[k]); k++) {
+        }
+        if (k > i && k < n && s[k] == '=') {
+            /* a new field: its value runs to the next space, or to the
+             * closing quote */
+            j = k + 1;
+            if (j < n && s[j] == '"') {
+                const char *q = memchr(s + j + 1, '"', n - j - 1);
+                j = q ? (size_t)(q - s) + 1 : n;
+            }
+            while (j < n && s[j] != ' ') j++;
+            if (key &&
+                !audit_field(fl, key, key_len, val, (size_t)(val_end - val)))
+                return false;
+            key = s + i;
+            key_len = k - i;
+            val = s + k + 1;
+            val_end = s + j;
+            if (key_len == 3 && memcmp(key, "msg", 3) == 0 &&
+                (size_t)(val_end - val) >= 6 && memcmp(val, "audit(", 6) == 0)
+                key = NULL; /* msg=audit(time:serial): not a field */
+        } else {
+            for (j = i; j < n && s[j] != ' '; j++) {
+            }
+            if (j - i >= 6 && memcmp(s + i, "audit(", 6) == 0) {
+                /* AUOMS's bare audit(time:serial): ends the field before */
+                if (key && !audit_field(fl, key, key_len, val,
+                                        (size_t)(val_end - val)))
+                    return false;
+                key = NULL;
+            } else if (key) {
+                val_end = s + j;
+            }
+        }
+        i = j;
+    }
+    return !key || audit_field(fl, key, key_len, val, (size_t)(val_end - val));
+}
+
+static bool starts_with(const char *s, size_t n, const char *lit) {
+    size_t l = strlen(lit);
+    return n >= l && memcmp(s, lit, l) == 0;
+}
+
+/* A top-level string that holds a document of its own: Sentinel's
+ * EventData (event XML, or JSON in WindowsEvent) and SyslogMessage
+ * (Sysmon for Linux event XML, or an audit record).  The decoded
+ * document replaces the string; an audit record keeps it too, for
+ * keyword rules.  A string that is none of these stays a plain leaf; one
+ * that starts like XML or JSON and is broken makes the record a dead
+ * letter with its own reason. */
+static bool fold_embedded(struct flatten *fl, uint32_t c, bool syslog) {
+    const struct cf_json_node *cn = &fl->nodes[c];
+    const char *s = fl->strings + cn->text_off;
+    size_t n = cn->text_len;
+    while (n && is_json_space(*s)) {
+        s++;
+        n--;
+    }
+    if (n &&
+        (*s == '<' || (*s == '{' && !syslog) ||
+         (syslog && starts_with(s, n, "type="))) &&
+        !fl->inner_used) {
+        fl->inner_used = true;
+        cf_buf_reset(&fl->st->inner);
+        if (*s == '<') {
+            fl->eventdata_xml = !syslog;
+            return fold_xml(fl, s, n);
+        }
+        if (*s == '{') return fold_inner_json(fl, s, n);
+        if (!fold_audit(fl, s, n)) return false;
+    }
+    return fold_renamed(fl, c, flatten_plain);
+}
+
+/* Sentinel's Event table names the channel EventLog and the provider
+ * Source: given the flat names when the event has none of its own. */
+static void rename_event_table(struct cf_event *ev) {
+    static const struct {
+        const char *from, *to;
+    } renames[] = {{"EventLog", "Channel"}, {"Source", "Provider_Name"}};
+    for (size_t r = 0; r < CF_ARRAY_LEN(renames); r++) {
+        const char *to = renames[r].to;
+        int i = cf_event_find(ev, renames[r].from, strlen(renames[r].from), 0);
+        if (i < 0 || cf_event_find(ev, to, strlen(to), 0) >= 0) continue;
+        for (; i >= 0;
+             i = cf_event_find(ev, renames[r].from, strlen(renames[r].from),
+                               (uint32_t)i + 1)) {
+            ev->fields[i].name = to;
+            ev->fields[i].name_len = (uint32_t)strlen(to);
+            ev->fields[i].name_hash = cf_hash_name(to, strlen(to));
+        }
+    }
+}
+
+/* The top-level members; the shape is told by a few of their names,
+ * compared only when the length fits, so the flat shape pays one switch
+ * per member. */
 static bool flatten_root(struct flatten *fl) {
     const struct cf_json_node *root = &fl->nodes[0];
     for (uint32_t c = 1; c < root->end; c = fl->nodes[c].end) {
         const struct cf_json_node *cn = &fl->nodes[c];
-        if (KEY_IS(fl, cn, "Event") && cn->type == CF_JSON_OBJECT &&
-            (find_member(fl, c, "System", 6) >= 0 ||
-             find_member(fl, c, "EventData", 9) >= 0)) {
-            name_pop(fl->st, (struct name_mark){0, CF_JSON_NO_KEY});
-            if (!fold_event(fl, c)) return false;
-            continue;
+        bool ok;
+        switch (cn->key_len) {
+        case 5:
+            if (KEY_IS(fl, cn, "Event") && cn->type == CF_JSON_OBJECT &&
+                (find_member(fl, c, "System", 6) >= 0 ||
+                 find_member(fl, c, "EventData", 9) >= 0)) {
+                name_pop(fl->st, (struct name_mark){0, CF_JSON_NO_KEY});
+                if (!fold_event(fl, c)) return false;
+                continue;
+            }
+            break;
+        case 6:
+            if (KEY_IS(fl, cn, "winlog") && cn->type == CF_JSON_OBJECT) {
+                if (!fold_winlog(fl, c)) return false;
+                continue;
+            }
+            break;
+        case 9:
+        case 13:
+            if (cn->type == CF_JSON_STRING &&
+                (KEY_IS(fl, cn, "EventData") ||
+                 KEY_IS(fl, cn, "SyslogMessage"))) {
+                if (!fold_embedded(fl, c, cn->key_len == 13)) return false;
+                continue;
+            }
+            break;
+        default: break;
         }
-        if (!fold_renamed(fl, c, flatten_plain)) return false;
+        ok = fold_renamed(fl, c, flatten_plain);
+        if (!ok) return false;
     }
     return true;
 }
@@ -497,6 +799,30 @@ static const char *status_reason(enum cf_json_status s) {
     }
 }
 
+/* The error of a fold that failed: its reason, or out of memory. */
+static cf_err_t fold_error(const struct flatten *fl, const char **why) {
+    *why = fl->why ? fl->why : CF_DEFECT_OUT_OF_MEMORY;
+    if (!fl->why) return CF_ERR_NOMEM;
+    return strcmp(fl->why, CF_DEFECT_TOO_DEEP) == 0 ? CF_ERR_LIMIT
+                                                    : CF_ERR_PARSE;
+}
+
+/* A raw event XML line (WEF, Splunk's XmlWinEventLog): folded to the
+ * same leaves, and kept as a JSON string for alerts (cf_event_json). */
+static cf_err_t decode_xml_line(struct flatten *fl, const char *s, size_t n,
+                                const char **why) {
+    struct event_storage *st = fl->st;
+    fl->inner_used = true;
+    if (!fold_xml(fl, s, n)) return fold_error(fl, why);
+    while (n && is_json_space(s[n - 1])) n--;
+    cf_buf_json_text(&st->json_form, s, n);
+    if (st->json_form.failed) {
+        *why = CF_DEFECT_OUT_OF_MEMORY;
+        return CF_ERR_NOMEM;
+    }
+    return CF_OK;
+}
+
 cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,
                          const char *line, size_t len,
                          const struct cf_decode_limits *limits,
@@ -509,6 +835,7 @@ cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,
     struct event_storage *st;
     const char *why = NULL;
     cf_err_t rc = CF_OK;
+    size_t lead = 0;
 
     if (limits && limits->max_line_bytes) max_line = limits->max_line_bytes;
     if (limits && limits->max_depth) max_depth = limits->max_depth;
@@ -531,35 +858,45 @@ cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,
         rc = CF_ERR_LIMIT;
         goto done;
     }
-    if (!cf_buf_reserve(&st->strings, cf_json_strings_size(len))) {
-        why = CF_DEFECT_OUT_OF_MEMORY;
-        rc = CF_ERR_NOMEM;
-        goto done;
-    }
-    js = cf_json_parse(dec->json, line ? line : "", line ? len : 0, max_depth,
-                       st->strings.data, &doc);
-    if (js != CF_JSON_OK) {
-        why = status_reason(js);
-        rc = js == CF_JSON_NOMEM ? CF_ERR_NOMEM
-             : (js == CF_JSON_TOO_DEEP || js == CF_JSON_TOO_LONG)
-                 ? CF_ERR_LIMIT
-                 : CF_ERR_PARSE;
-        goto done;
-    }
-    fl.nodes = doc.nodes;
-    fl.strings = doc.strings;
+    memset(&fl, 0, sizeof fl);
     fl.ev = ev;
     fl.st = st;
-    if (!flatten_root(&fl)) {
-        why = CF_DEFECT_OUT_OF_MEMORY;
-        rc = CF_ERR_NOMEM;
-        goto done;
+    fl.dec = dec;
+    fl.max_depth = max_depth;
+    fl.own_keys = true;
+    while (lead < len && is_json_space(line[lead])) lead++;
+    if (lead < len && line[lead] == '<') {
+        if ((rc = decode_xml_line(&fl, line + lead, len - lead, &why)) != CF_OK)
+            goto done;
+    } else {
+        if (!cf_buf_reserve(&st->strings, cf_json_strings_size(len))) {
+            why = CF_DEFECT_OUT_OF_MEMORY;
+            rc = CF_ERR_NOMEM;
+            goto done;
+        }
+        js = cf_json_parse(dec->json, line ? line : "", line ? len : 0,
+                           max_depth, st->strings.data, &doc);
+        if (js != CF_JSON_OK) {
+            why = status_reason(js);
+            rc = js == CF_JSON_NOMEM ? CF_ERR_NOMEM
+                 : (js == CF_JSON_TOO_DEEP || js == CF_JSON_TOO_LONG)
+                     ? CF_ERR_LIMIT
+                     : CF_ERR_PARSE;
+            goto done;
+        }
+        fl.nodes = doc.nodes;
+        fl.strings = doc.strings;
+        if (!flatten_root(&fl)) {
+            rc = fold_error(&fl, &why);
+            goto done;
+        }
     }
     for (uint32_t i = 0; i < ev->n_fields; i++) {
         struct cf_event_field *f = &ev->fields[i];
         uintptr_t tag = (uintptr_t)f->name;
         f->name = (tag & 1 ? st->strings.data : st->names.data) + (tag >> 1);
     }
+    if (fl.eventdata_xml) rename_event_table(ev);
     cf_event_read_time(ev, dec->times);
 done:
     if (rc != CF_OK) ev->n_fields = 0;
@@ -567,13 +904,14 @@ done:
     return rc;
 }
 
-static bool is_json_space(char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
 const char *cf_event_json(const struct cf_event *ev, size_t *len) {
+    const struct event_storage *st = ev->storage;
     const char *s = ev->raw;
     size_t n = s ? ev->raw_len : 0;
+    if (st && st->json_form.len) {
+        *len = st->json_form.len;
+        return st->json_form.data;
+    }
     while (n && is_json_space(*s)) {
         s++;
         n--;

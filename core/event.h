@@ -118,6 +118,14 @@ void cf_event_free(struct cf_event *ev);  /* frees buffers */
 #define CF_DEFECT_NOT_AN_OBJECT "not a JSON object"
 #define CF_DEFECT_OUT_OF_MEMORY "out of memory"
 #define CF_DEFECT_TRUNCATED_INPUT "truncated input" /* a read error cut it */
+/* An event XML line, or XML inside a Sentinel EventData/SyslogMessage
+ * string, that is not well-formed. */
+#define CF_DEFECT_INVALID_XML "invalid XML"
+/* XML with a document type declaration: refused, as a DTD is where
+ * entity expansion attacks (billion laughs, external entities) live. */
+#define CF_DEFECT_XML_DTD "XML with a DTD"
+/* A Sentinel WindowsEvent whose EventData string is broken JSON. */
+#define CF_DEFECT_INVALID_EMBEDDED_JSON "invalid JSON inside EventData"
 
 /*
  * Decodes one JSON line into `ev` (which is reset first).  On failure

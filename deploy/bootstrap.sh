@@ -18,7 +18,7 @@ JOBS="${CF_JOBS:-$(nproc)}"
 
 PACKAGES=(build-essential cmake pkg-config g++ libhyperscan-dev
           libsimdjson-dev libjansson-dev libyaml-dev libpcre2-dev zlib1g-dev
-          libssl-dev libcmocka-dev jq unzip clang-format
+          libssl-dev libexpat1-dev libcmocka-dev jq unzip clang-format
           librdkafka-dev kcat)
 
 install_missing() {

@@ -31,6 +31,9 @@ enum dl_reason {
     DL_TOO_DEEP,
     DL_INVALID_UTF8,
     DL_NOT_AN_OBJECT,
+    DL_INVALID_XML,
+    DL_XML_DTD,
+    DL_INVALID_EMBEDDED_JSON,
     DL_TRUNCATED_INPUT,     /* a read error cut the record */
     DL_OUT_OF_MEMORY,       /* an input line that could not be decoded */
     DL_ALERT_OUT_OF_MEMORY, /* an event whose alert could not be built */
@@ -46,6 +49,9 @@ static const char *const dl_names[DL_REASONS] = {
     [DL_TOO_DEEP] = "too_deep",
     [DL_INVALID_UTF8] = "invalid_utf8",
     [DL_NOT_AN_OBJECT] = "not_an_object",
+    [DL_INVALID_XML] = "invalid_xml",
+    [DL_XML_DTD] = "xml_dtd",
+    [DL_INVALID_EMBEDDED_JSON] = "invalid_embedded_json",
     [DL_TRUNCATED_INPUT] = "truncated_input",
     [DL_OUT_OF_MEMORY] = "out_of_memory",
     [DL_ALERT_OUT_OF_MEMORY] = "alert_out_of_memory",
@@ -64,6 +70,9 @@ static const struct {
     {CF_DEFECT_TOO_DEEP, DL_TOO_DEEP},
     {CF_DEFECT_INVALID_UTF8, DL_INVALID_UTF8},
     {CF_DEFECT_NOT_AN_OBJECT, DL_NOT_AN_OBJECT},
+    {CF_DEFECT_INVALID_XML, DL_INVALID_XML},
+    {CF_DEFECT_XML_DTD, DL_XML_DTD},
+    {CF_DEFECT_INVALID_EMBEDDED_JSON, DL_INVALID_EMBEDDED_JSON},
     {CF_DEFECT_TRUNCATED_INPUT, DL_TRUNCATED_INPUT},
     {CF_DEFECT_OUT_OF_MEMORY, DL_OUT_OF_MEMORY},
 };

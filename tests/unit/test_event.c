@@ -18,46 +18,9 @@
 #include <sys/stat.h>
 
 #include "event.h"
+#include "event_fixture.h"
 #include "shared_data.h"
 #include "timeutil.h"
-
-static struct cf_decoder *dec;
-static struct cf_event ev;
-static const struct cf_decode_limits limits = {1 << 20, 64};
-
-static int setup(void **state) {
-    (void)state;
-    dec = cf_decoder_new();
-    cf_event_init(&ev);
-    return dec ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    cf_event_free(&ev);
-    cf_decoder_destroy(dec);
-    cf_decoder_destroy(NULL);
-    return 0;
-}
-
-static cf_err_t decode(const char *line, const char **reason) {
-    return cf_event_decode(dec, &ev, line, strlen(line), &limits, reason);
-}
-
-static void decode_ok(const char *line) {
-    const char *reason = NULL;
-    cf_err_t rc = decode(line, &reason);
-    if (rc != CF_OK) fail_msg("decode failed (%s): %.200s", reason, line);
-}
-
-/* The value of the n-th leaf named `name`; fails the test if absent. */
-static const struct cf_event_field *leaf(const char *name, int nth) {
-    int i = cf_event_find(&ev, name, strlen(name), 0);
-    while (i >= 0 && nth-- > 0)
-        i = cf_event_find(&ev, name, strlen(name), (uint32_t)i + 1);
-    if (i < 0) fail_msg("no leaf %s", name);
-    return &ev.fields[i];
-}
 
 static void assert_leaf(const char *name, const char *value, int type) {
     const struct cf_event_field *f = leaf(name, 0);
@@ -66,14 +29,6 @@ static void assert_leaf(const char *name, const char *value, int type) {
     assert_int_equal(f->type, type);
     assert_int_equal(f->name_len, strlen(name));
     assert_int_equal(f->name_hash, cf_hash_name(name, strlen(name)));
-}
-
-static int count(const char *name) {
-    int n = 0;
-    for (int i = cf_event_find(&ev, name, strlen(name), 0); i >= 0;
-         i = cf_event_find(&ev, name, strlen(name), (uint32_t)i + 1))
-        n++;
-    return n;
 }
 
 static int64_t t(const char *s) {

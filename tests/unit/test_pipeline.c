@@ -409,6 +409,7 @@ static const struct cf_input_ops defect_input_ops = {
 static const char *const dead_letter_reason_names[] = {
     "invalid_json",    "truncated_json", "line_too_long",
     "too_deep",        "invalid_utf8",   "not_an_object",
+    "invalid_xml",     "xml_dtd",        "invalid_embedded_json",
     "truncated_input", "out_of_memory",  "alert_out_of_memory",
     "output_failed",   "other"};
 
