@@ -123,6 +123,7 @@ void cf_event_reset(struct cf_event *ev) {
     ev->n_fields = 0;
     ev->time_ms = ev->utc_ms = ev->stamp_ms = CF_TIME_UNKNOWN;
     ev->time_role = CF_TIME_ROLE_NONE;
+    ev->cut_short = false;
     ev->pos.source = NULL;
     ev->pos.partition = -1;
     ev->pos.offset = 0;
@@ -579,6 +580,15 @@ static bool fold_xml(struct flatten *fl, const char *text, size_t len) {
                      xml_leaf, fl);
     switch (xs) {
     case CF_XML_OK: return true;
+    case CF_XML_CUT:
+        /* inside a string of a complete record, the collector cut it:
+         * keep what arrived and say so; a raw line cut short is broken */
+        if (fl->nodes) {
+            fl->ev->cut_short = true;
+            return true;
+        }
+        fl->why = CF_DEFECT_INVALID_XML;
+        return false;
     case CF_XML_INVALID: fl->why = CF_DEFECT_INVALID_XML; return false;
     case CF_XML_DTD: fl->why = CF_DEFECT_XML_DTD; return false;
     case CF_XML_TOO_DEEP: fl->why = CF_DEFECT_TOO_DEEP; return false;

@@ -84,6 +84,9 @@ struct cf_event {
      * host clock's offset from UTC); 0 when nothing was. */
     int64_t clock_offset_ms;
     uint8_t time_role; /* enum cf_time_role */
+    /* The XML inside it (a Sentinel SyslogMessage) was cut short by the
+     * collector's size limit: the event holds what arrived. */
+    bool cut_short;
     struct cf_position pos;
 };
 

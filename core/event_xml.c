@@ -41,6 +41,7 @@ struct cf_xml_parser {
     struct frame *frames;
     unsigned depth, cap;
     struct cf_buf path;
+    struct cf_buf repaired; /* the text with its escapes mended */
     /* per document */
     char *values;
     size_t values_len, values_cap;
@@ -70,6 +71,7 @@ void cf_xml_parser_destroy(struct cf_xml_parser *p) {
     XML_ParserFree(p->xp);
     cf_free(p->frames);
     cf_buf_free(&p->path);
+    cf_buf_free(&p->repaired);
     cf_free(p);
 }
 
@@ -228,11 +230,62 @@ static void XMLCALL on_doctype(void *ud, const char *name, const char *sysid,
     fail(ud, CF_XML_DTD);
 }
 
+static bool is_name_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.' ||
+           c == ':' || (unsigned char)c >= 0x80;
+}
+
+/* Sysmon for Linux writes its escapes without their semicolon, a space
+ * in its place ("&lt unknown process&gt ", "&quot SELECT"): one of the
+ * five predefined entities followed by a space gets the semicolon back
+ * instead of the space, followed by anything but a name character or
+ * ';' gets it added.  Anything else, an undefined entity included, is
+ * left for expat to refuse.  Returns the mended text in p->repaired, or
+ * NULL when the text needs nothing (the usual case: one memchr pass). */
+static const char *repair_escapes(struct cf_xml_parser *p, const char *text,
+                                  size_t *len) {
+    static const char *const names[] = {"lt", "gt", "amp", "quot", "apos"};
+    const char *s = text, *scan = text, *end = text + *len, *amp;
+    bool changed = false;
+    cf_buf_reset(&p->repaired);
+    /* s: copied up to here; scan: searched up to here */
+    while ((amp = memchr(scan, '&', (size_t)(end - scan)))) {
+        const char *after = NULL;
+        for (size_t k = 0; !after && k < CF_ARRAY_LEN(names); k++) {
+            size_t l = strlen(names[k]);
+            if ((size_t)(end - amp - 1) >= l && !memcmp(amp + 1, names[k], l))
+                after = amp + 1 + l;
+        }
+        scan = amp + 1;
+        if (!after || (after < end && (*after == ';' || is_name_char(*after))))
+            continue;
+        cf_buf_append(&p->repaired, s, (size_t)(after - s));
+        cf_buf_putc(&p->repaired, ';');
+        s = scan = after < end && *after == ' ' ? after + 1 : after;
+        changed = true;
+    }
+    if (!changed) return NULL;
+    cf_buf_append(&p->repaired, s, (size_t)(end - s));
+    if (p->repaired.failed) return NULL;
+    *len = p->repaired.len;
+    return p->repaired.data;
+}
+
 enum cf_xml_status cf_xml_fold(struct cf_xml_parser *p, const char *text,
                                size_t len, unsigned max_depth, char *values,
                                cf_xml_leaf_fn leaf, void *ctx) {
     enum XML_Status rc;
+    const struct frame *f;
+    size_t fixed_len = len, values_cap = cf_xml_values_size(len);
+    const char *fixed;
     if (len > INT_MAX / 2) return CF_XML_INVALID;
+    /* the values' room stays that of the original: a mended escape still
+     * decodes to one character */
+    if ((fixed = repair_escapes(p, text, &fixed_len))) {
+        text = fixed;
+        len = fixed_len;
+    }
     if (!XML_ParserReset(p->xp, "UTF-8")) return CF_XML_NOMEM;
     XML_SetUserData(p->xp, p);
     XML_SetElementHandler(p->xp, on_start, on_end);
@@ -242,7 +295,7 @@ enum cf_xml_status cf_xml_fold(struct cf_xml_parser *p, const char *text,
     p->depth = 0;
     p->values = values;
     p->values_len = 0;
-    p->values_cap = cf_xml_values_size(len);
+    p->values_cap = values_cap;
     p->max_depth = max_depth ? max_depth : 1;
     p->status = CF_XML_OK;
     p->leaf = leaf;
@@ -250,8 +303,20 @@ enum cf_xml_status cf_xml_fold(struct cf_xml_parser *p, const char *text,
     cf_buf_reset(&p->path);
     rc = XML_Parse(p->xp, text, (int)len, XML_TRUE);
     if (p->status != CF_XML_OK) return p->status;
-    if (rc != XML_STATUS_OK)
-        return XML_GetErrorCode(p->xp) == XML_ERROR_NO_MEMORY ? CF_XML_NOMEM
-                                                              : CF_XML_INVALID;
-    return CF_XML_OK;
+    if (rc == XML_STATUS_OK) return CF_XML_OK;
+    switch (XML_GetErrorCode(p->xp)) {
+    case XML_ERROR_NO_MEMORY: return CF_XML_NOMEM;
+    case XML_ERROR_NO_ELEMENTS:
+    case XML_ERROR_UNCLOSED_TOKEN:
+    case XML_ERROR_PARTIAL_CHAR:
+        /* The input ended early; with an element open that is a cut, and
+         * the innermost one's text so far is its value. */
+        if (p->depth == 0) return CF_XML_INVALID;
+        f = &p->frames[p->depth - 1];
+        if (f->role == R_FIELD && !f->had_child &&
+            p->values_len > f->text_start)
+            emit(p, f->path_len, f->text_start);
+        return p->status != CF_XML_OK ? p->status : CF_XML_CUT;
+    default: return CF_XML_INVALID;
+    }
 }

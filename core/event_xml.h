@@ -14,6 +14,9 @@
  * Event tables).  Whitespace between elements is not a value;
  * namespace declarations are never leaves.
  *
+ * Sysmon for Linux's escapes without a semicolon ("&lt unknown
+ * process&gt ") are mended before parsing (see repair_escapes).
+ *
  * Hostile input: a document type declaration is refused outright (no
  * internal or external entity is ever declared, so none is expanded:
  * no billion laughs, no file or network access), nesting is bounded,
@@ -33,6 +36,9 @@ enum cf_xml_status {
     CF_XML_INVALID,  /* not well-formed XML (or not UTF-8) */
     CF_XML_DTD,      /* has a document type declaration: refused */
     CF_XML_TOO_DEEP, /* elements nested deeper than max_depth */
+    CF_XML_CUT,      /* the text stops inside an element (a collector's size
+                        limit cut it): the leaves before the cut, and the
+                        text of the leaf it cut, were given */
     CF_XML_NOMEM,
     CF_XML_SINK /* the sink refused a leaf (out of memory) */
 };

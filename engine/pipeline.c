@@ -100,8 +100,8 @@ struct cf_pipeline {
     /* Counted here and only here; fusion's (suppressed, correlation
      * alerts, incidents) and the dropped family are counted by their
      * owners and added up in cf_pipeline_stats. */
-    uint64_t records, blank_lines, events, no_time, alerts, ungenerated,
-        written, retries, output_failures;
+    uint64_t records, blank_lines, events, no_time, cut_short, alerts,
+        ungenerated, written, retries, output_failures;
     uint64_t dead_letter_reasons[DL_REASONS];
     uint64_t scan_errors_seen; /* to say the first one on stderr */
 };
@@ -303,6 +303,7 @@ cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
                 p->events++;
                 p->ev.pos = rec.pos;
                 cf_clocks_event(p->clocks, &p->ev);
+                if (p->ev.cut_short) p->cut_short++;
                 if (p->ev.time_ms == CF_TIME_UNKNOWN)
                     p->no_time++;
                 else
@@ -380,6 +381,7 @@ json_t *cf_pipeline_stats(const struct cf_pipeline *p) {
     STAT(s, "blank_lines", p->blank_lines);
     STAT(s, "events", p->events);
     STAT(s, "events_without_time", p->no_time);
+    STAT(s, "events_cut_short", p->cut_short);
     uint64_t dead_lettered = 0; /* the sum of its reasons, by definition */
     for (int i = 0; i < DL_REASONS; i++) {
         STAT(reasons, dl_names[i], p->dead_letter_reasons[i]);

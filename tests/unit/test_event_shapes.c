@@ -232,6 +232,34 @@ static void test_sentinel_syslog(void **state) {
     expect("a0", "bash");
     expect("a1", "-i");
     expect_absent("msg");
+    /* Sysmon for Linux's escapes without semicolons, as in the OTRF
+     * Log4Shell recording; an undefined entity is still refused */
+    decode_ok("<Event><EventData><Data Name=\"Image\">&lt unknown process&gt "
+              "</Data><Data Name=\"CommandLine\">sh -c wql &quot SELECT a "
+              "&amp b&lt</Data><Data Name=\"Ok\">&lt;x&gt;&#38;lt</Data>"
+              "</EventData></Event>");
+    expect("Image", "<unknown process>");
+    expect("CommandLine", "sh -c wql \"SELECT a &b<");
+    expect("Ok", "<x>&lt");
+    decode_bad("<Event>&ltx</Event>", CF_DEFECT_INVALID_XML);
+    /* a message cut by syslog's size limit (the OTRF Log4Shell recording
+     * has one, the exploit's own process creation): what arrived is the
+     * event, marked; a raw line cut short is broken */
+    assert_false(ev.cut_short);
+    decode_ok("{\"SyslogMessage\":\"<Event><System><EventID>1</EventID>"
+              "</System><EventData><Data Name='Image'>/bin/bash</Data><Data "
+              "Name='ParentCommandLine'>java -D\"}");
+    assert_true(ev.cut_short);
+    expect("EventID", "1");
+    expect("Image", "/bin/bash");
+    expect("ParentCommandLine", "java -D");
+    decode_ok("{\"SyslogMessage\":\"<Event><System><EventID>1</EventID>"
+              "</System><EventData><Data Name='Image'>/bin/bash</Data><Da\"}");
+    assert_true(ev.cut_short);
+    expect("Image", "/bin/bash");
+    decode_ok(flat);
+    assert_false(ev.cut_short);
+    decode_bad("<Event><System><EventID>1</EventID>", CF_DEFECT_INVALID_XML);
     /* other syslog text stays as it is */
     decode_ok("{\"SyslogMessage\":\"session opened for user root\"}");
     expect("SyslogMessage", "session opened for user root");
@@ -294,9 +322,10 @@ static void test_hostile_xml(void **state) {
     decode_bad("<Event/><Event/>", CF_DEFECT_INVALID_XML);
     decode_bad("<Event>&undefined;</Event>", CF_DEFECT_INVALID_XML);
     decode_bad("<Event>\xff\xfe</Event>", CF_DEFECT_INVALID_XML);
-    decode_bad("{\"EventData\":\"<EventData><Data Name=\\\"a\\\">x</Data>\"}",
+    decode_bad("{\"EventData\":\"<EventData><Data Name=\\\"a\\\">x</Dat>"
+               "</EventData>\"}",
                CF_DEFECT_INVALID_XML);
-    decode_bad("{\"SyslogMessage\":\"<Event><System>\"}",
+    decode_bad("{\"SyslogMessage\":\"<Event><System></Event>\"}",
                CF_DEFECT_INVALID_XML);
     /* billion laughs and external entities: the DTD itself is refused */
     decode_bad("<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\">"
