@@ -57,8 +57,12 @@ struct event_storage {
      * event): the inner JSON's strings or the XML's values, reserved
      * before that parse so that values can point into it. */
     struct cf_buf inner;
-    /* A raw XML line as a JSON string: what cf_event_json returns. */
+    /* A raw XML line as a JSON string: what cf_event_json returns, made
+     * on its first call (most events raise no alert) from xml[0..xml_len),
+     * the line without the blanks around it. */
     struct cf_buf json_form;
+    const char *xml;
+    size_t xml_len;
 };
 
 /* Where the current name came from, to restore it after a child. */
@@ -134,6 +138,7 @@ void cf_event_reset(struct cf_event *ev) {
         cf_buf_reset(&st->name);
         cf_buf_reset(&st->inner);
         cf_buf_reset(&st->json_form);
+        st->xml = NULL;
         st->name_len = 0;
         st->name_key = CF_JSON_NO_KEY;
         st->have_last_name = false;
@@ -818,18 +823,15 @@ static cf_err_t fold_error(const struct flatten *fl, const char **why) {
 }
 
 /* A raw event XML line (WEF, Splunk's XmlWinEventLog): folded to the
- * same leaves, and kept as a JSON string for alerts (cf_event_json). */
+ * same leaves; cf_event_json gives it to alerts as a JSON string. */
 static cf_err_t decode_xml_line(struct flatten *fl, const char *s, size_t n,
                                 const char **why) {
     struct event_storage *st = fl->st;
     fl->inner_used = true;
     if (!fold_xml(fl, s, n)) return fold_error(fl, why);
     while (n && is_json_space(s[n - 1])) n--;
-    cf_buf_json_text(&st->json_form, s, n);
-    if (st->json_form.failed) {
-        *why = CF_DEFECT_OUT_OF_MEMORY;
-        return CF_ERR_NOMEM;
-    }
+    st->xml = s;
+    st->xml_len = n;
     return CF_OK;
 }
 
@@ -915,10 +917,16 @@ done:
 }
 
 const char *cf_event_json(const struct cf_event *ev, size_t *len) {
-    const struct event_storage *st = ev->storage;
+    struct event_storage *st = ev->storage;
     const char *s = ev->raw;
     size_t n = s ? ev->raw_len : 0;
-    if (st && st->json_form.len) {
+    if (st && st->xml) {
+        if (!st->json_form.len)
+            cf_buf_json_text(&st->json_form, st->xml, st->xml_len);
+        if (st->json_form.failed) {
+            *len = 4; /* out of memory: still valid JSON */
+            return "null";
+        }
         *len = st->json_form.len;
         return st->json_form.data;
     }

@@ -66,7 +66,8 @@ enum cf_time_role {
 struct cf_event {
     /* The record as it came in; borrowed.  Once cf_event_decode has
      * accepted it, it is exactly one JSON object in valid UTF-8 with at
-     * most JSON whitespace around it (see cf_event_json). */
+     * most JSON whitespace around it, or one Windows event in XML (see
+     * cf_event_json). */
     const char *raw;
     size_t raw_len;
     struct cf_event_field *fields;
@@ -192,8 +193,10 @@ void cf_decoder_set_time_names(struct cf_decoder *dec,
                                const struct cf_time_names *tf);
 
 /* The decoded event's JSON object exactly as it came in, without the
- * whitespace around it: what an alert embeds, never re-parsed.  Sets
- * *len; the text is borrowed like ev->raw. */
+ * whitespace around it: what an alert embeds, never re-parsed.  An
+ * event XML line is given as one JSON string of its bytes (made on the
+ * first call; "null" if memory ran out).  Sets *len; the text is
+ * borrowed like ev->raw, or from the event until its next decode. */
 const char *cf_event_json(const struct cf_event *ev, size_t *len);
 
 #endif

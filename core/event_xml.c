@@ -16,6 +16,7 @@
 #include <expat.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "buf.h"
 
@@ -38,6 +39,11 @@ struct frame {
 
 struct cf_xml_parser {
     XML_Parser xp;
+    /* Expat salts its name hashes against collision floods; left to
+     * itself it asks the kernel for a new salt on every document, a
+     * system call per event.  One secret salt per parser does the same
+     * job. */
+    unsigned long salt;
     struct frame *frames;
     unsigned depth, cap;
     struct cf_buf path;
@@ -59,7 +65,9 @@ struct cf_xml_parser *cf_xml_parser_new(void) {
     if (!p) return NULL;
     /* The encoding given here wins over the document's declaration: the
      * text comes from a UTF-8 line or JSON string, whatever it says. */
-    if (!(p->xp = XML_ParserCreate_MM("UTF-8", &mem_suite, NULL))) {
+    if (!(p->xp = XML_ParserCreate_MM("UTF-8", &mem_suite, NULL)) ||
+        getrandom(&p->salt, sizeof p->salt, 0) != (ssize_t)sizeof p->salt) {
+        if (p->xp) XML_ParserFree(p->xp);
         cf_free(p);
         return NULL;
     }
@@ -287,6 +295,7 @@ enum cf_xml_status cf_xml_fold(struct cf_xml_parser *p, const char *text,
         len = fixed_len;
     }
     if (!XML_ParserReset(p->xp, "UTF-8")) return CF_XML_NOMEM;
+    XML_SetHashSalt(p->xp, p->salt);
     XML_SetUserData(p->xp, p);
     XML_SetElementHandler(p->xp, on_start, on_end);
     XML_SetCharacterDataHandler(p->xp, on_text);
