@@ -250,7 +250,8 @@ static bool is_name_char(char c) {
  * instead of the space, followed by anything but a name character or
  * ';' gets it added.  Anything else, an undefined entity included, is
  * left for expat to refuse.  Returns the mended text in p->repaired, or
- * NULL when the text needs nothing (the usual case: one memchr pass). */
+ * NULL when the text needs nothing (the usual case: one memchr pass) or
+ * memory ran out (then p->repaired.failed). */
 static const char *repair_escapes(struct cf_xml_parser *p, const char *text,
                                   size_t *len) {
     static const char *const names[] = {"lt", "gt", "amp", "quot", "apos"};
@@ -293,6 +294,8 @@ enum cf_xml_status cf_xml_fold(struct cf_xml_parser *p, const char *text,
     if ((fixed = repair_escapes(p, text, &fixed_len))) {
         text = fixed;
         len = fixed_len;
+    } else if (p->repaired.failed) {
+        return CF_XML_NOMEM;
     }
     if (!XML_ParserReset(p->xp, "UTF-8")) return CF_XML_NOMEM;
     XML_SetHashSalt(p->xp, p->salt);

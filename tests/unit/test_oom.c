@@ -239,6 +239,34 @@ static const char *const decode_lines[] = {
     "{\"bucketName\":\"b\",\"instancesSet\":{\"items\":[{\"instanceId\":\"i-"
     "1\"},"
     "{\"instanceId\":\"i-2\"}]}}}",
+    /* ECS (Winlogbeat) */
+    "{\"@timestamp\":\"2026-11-02T08:00:00Z\",\"host\":{\"name\":\"ws\"},"
+    "\"winlog\":{\"channel\":\"Security\",\"event_id\":\"4688\",\"record_id\":"
+    "7,\"event_data\":{\"NewProcessName\":\"C:\\\\a.exe\"}}}",
+    /* Sentinel WindowsEvent: JSON inside a string */
+    "{\"Computer\":\"ws\",\"EventData\":\"{\\\"Image\\\":\\\"x\\\",\\\"n\\\""
+    ":{\\\"m\\\":[1,2]}}\",\"TimeGenerated\":\"2026-11-02T08:00:00Z\"}",
+    /* Sentinel Event: XML inside a string, EventLog and Source renamed */
+    "{\"EventLog\":\"System\",\"Source\":\"SCM\",\"EventData\":\"<DataItem>"
+    "<EventData xmlns='x'><Data Name='ServiceName'>evil</Data><Data>d</Data>"
+    "</EventData></DataItem>\"}",
+    /* Sentinel Syslog: Sysmon for Linux XML with broken escapes, cut */
+    "{\"Facility\":\"user\",\"SyslogMessage\":\"<Event><System><Provider "
+    "Name='Linux-Sysmon'/><EventID>1</EventID></System><EventData><Data "
+    "Name='Image'>&lt unknown&gt </Data><Data Name='CommandLine'>java -D\"}",
+    /* Sentinel Syslog: an audit record */
+    "{\"SyslogMessage\":\"type=EXECVE msg=audit(1.2:3): argc=2 a0=\\\"bash\\\" "
+    "proctitle=bash -i\"}",
+    /* raw event XML */
+    "<Event><System><EventID Qualifiers='0'>4624</EventID><TimeCreated "
+    "SystemTime='2024-05-01T10:00:00Z'/></System><UserData><W><A>1</A></W>"
+    "</UserData><EventData><Data Name='TargetUserName'>al&amp;ice</Data>"
+    "</EventData></Event>",
+    /* broken XML and embedded JSON, a DTD, XML nested too deep */
+    "<Event><System></Event>",
+    "<!DOCTYPE e [<!ENTITY x \"y\">]><Event>&x;</Event>",
+    "{\"EventData\":\"{\\\"a\\\":\"}",
+    "<a><a><a><a><a><a><a><a><a><a></a></a></a></a></a></a></a></a></a></a>",
     /* broken ones: same verdict with or without memory */
     "not json",
     "{\"a\":[1,2",
@@ -381,7 +409,7 @@ static void test_decoder(void **state) {
     size_t n_ok = 0;
     for (size_t i = 0; i < CF_ARRAY_LEN(decode_lines); i++)
         n_ok += c.ref[i].rc == CF_OK;
-    assert_int_equal(n_ok, 7);
+    assert_int_equal(n_ok, 13);
 
     static const struct subject s = {"decoder", decode_run, decode_check,
                                      decode_cleanup, 1000};
