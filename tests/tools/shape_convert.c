@@ -15,7 +15,8 @@
  *
  * The host, channel, event id and provider go where each shape keeps
  * them; the event time is the first of the decoder's time fields that
- * parses (UtcTime, a Sysmon data field, stays with the data); the other
+ * holds a usable time (UtcTime, a Sysmon data field, stays with the
+ * data); the other
  * time fields are dropped, as the shapes have one place for the time.
  * Numbers keep their text: the input is read with chainfuse's own JSON
  * tape (core/json_decode.h), not re-printed by a library.  A line that
@@ -37,13 +38,16 @@ struct doc {
     const char *s;
 };
 
-/* The decoder's time fields after UtcTime (core/event.c), in its order. */
-static const char *const time_keys[] = {
-    "TimeCreated",  "TimeCreated_SystemTime",
-    "@timestamp",   "timestamp",
-    "eventTime",    "time",
-    "EventTime",    "_time",
-    "TimeGenerated"};
+/* The decoder's built-in time fields after UtcTime (core/event_time.c),
+ * in its order. */
+static const char *const time_keys[] = {"TimeCreated", "TimeCreated_SystemTime",
+                                        "@timestamp",  "TimeGenerated",
+                                        "Timestamp",   "timestamp",
+                                        "eventTime",   "time",
+                                        "EventTime",   "_time"};
+
+/* The decoder takes no time before 1980 (collectors' zero values). */
+#define USABLE_FROM_MS 315532800000LL
 
 static bool key_is(const struct doc *d, uint32_t i, const char *k) {
     return d->n[i].key_len == strlen(k) &&
@@ -62,7 +66,8 @@ static long member(const struct doc *d, const char *k) {
     return -1;
 }
 
-/* The first time field, in the decoder's order, that parses. */
+/* The first time field, in the decoder's order, that holds a usable
+ * time. */
 static long time_member(const struct doc *d) {
     for (size_t k = 0; k < sizeof time_keys / sizeof *time_keys; k++)
         for (uint32_t c = 1; c < d->n[0].end; c = d->n[c].end) {
@@ -70,7 +75,8 @@ static long time_member(const struct doc *d) {
             if (key_is(d, c, time_keys[k]) && d->n[c].type != CF_JSON_OBJECT &&
                 d->n[c].type != CF_JSON_ARRAY &&
                 cf_time_parse(d->s + d->n[c].text_off, d->n[c].text_len, &ms) ==
-                    CF_OK)
+                    CF_OK &&
+                ms >= USABLE_FROM_MS)
                 return (long)c;
         }
     return -1;
