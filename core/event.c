@@ -581,8 +581,9 @@ static bool fold_xml(struct flatten *fl, const char *text, size_t len) {
     enum cf_xml_status xs;
     if (!dec->xml && !(dec->xml = cf_xml_parser_new())) return false;
     if (!cf_buf_reserve(&fl->st->inner, cf_xml_values_size(len))) return false;
-    xs = cf_xml_fold(dec->xml, text, len, fl->max_depth, fl->st->inner.data,
-                     xml_leaf, fl);
+    /* a raw line must be an event; a string was checked by its start */
+    xs = cf_xml_fold(dec->xml, text, len, fl->max_depth, !fl->nodes,
+                     fl->st->inner.data, xml_leaf, fl);
     switch (xs) {
     case CF_XML_OK: return true;
     case CF_XML_CUT:
@@ -596,6 +597,7 @@ static bool fold_xml(struct flatten *fl, const char *text, size_t len) {
         return false;
     case CF_XML_INVALID: fl->why = CF_DEFECT_INVALID_XML; return false;
     case CF_XML_DTD: fl->why = CF_DEFECT_XML_DTD; return false;
+    case CF_XML_NOT_EVENT: fl->why = CF_DEFECT_XML_NOT_EVENT; return false;
     case CF_XML_TOO_DEEP: fl->why = CF_DEFECT_TOO_DEEP; return false;
     default: return false; /* out of memory */
     }
@@ -710,32 +712,53 @@ static bool starts_with(const char *s, size_t n, const char *lit) {
     return n >= l && memcmp(s, lit, l) == 0;
 }
 
+/* Whether s starts with the start tag of element `name`. */
+static bool starts_with_tag(const char *s, size_t n, const char *name) {
+    size_t l = strlen(name);
+    return n > l + 1 && s[0] == '<' && memcmp(s + 1, name, l) == 0 &&
+           (s[l + 1] == '>' || s[l + 1] == '/' || is_json_space(s[l + 1]));
+}
+
+/* What a string holding a document of its own holds. */
+enum embedded { EMB_NONE, EMB_XML, EMB_JSON, EMB_AUDIT };
+
+static enum embedded embedded_kind(const char *s, size_t n, bool syslog) {
+    if (syslog) {
+        if (starts_with_tag(s, n, "Event")) return EMB_XML;
+        return starts_with(s, n, "type=") ? EMB_AUDIT : EMB_NONE;
+    }
+    if (starts_with_tag(s, n, "EventData") ||
+        starts_with_tag(s, n, "UserData") || starts_with_tag(s, n, "DataItem"))
+        return EMB_XML;
+    return n && *s == '{' ? EMB_JSON : EMB_NONE;
+}
+
 /* A top-level string that holds a document of its own: Sentinel's
- * EventData (event XML, or JSON in WindowsEvent) and SyslogMessage
- * (Sysmon for Linux event XML, or an audit record).  The decoded
- * document replaces the string; an audit record keeps it too, for
- * keyword rules.  A string that is none of these stays a plain leaf; one
- * that starts like XML or JSON and is broken makes the record a dead
- * letter with its own reason. */
+ * EventData (<EventData>, <UserData> or <DataItem> XML, or a JSON object
+ * in WindowsEvent) and SyslogMessage (Sysmon for Linux <Event> XML, or
+ * an audit record).  The decoded document replaces the string; an audit
+ * record keeps it too, for keyword rules.  A string that is none of these
+ * (any other syslog text, even one starting with '<') stays a plain
+ * leaf; one that starts as XML or JSON and is broken makes the record a
+ * dead letter with its own reason. */
 static bool fold_embedded(struct flatten *fl, uint32_t c, bool syslog) {
     const struct cf_json_node *cn = &fl->nodes[c];
     const char *s = fl->strings + cn->text_off;
     size_t n = cn->text_len;
+    enum embedded kind;
     while (n && is_json_space(*s)) {
         s++;
         n--;
     }
-    if (n &&
-        (*s == '<' || (*s == '{' && !syslog) ||
-         (syslog && starts_with(s, n, "type="))) &&
-        !fl->inner_used) {
+    kind = embedded_kind(s, n, syslog);
+    if (kind != EMB_NONE && !fl->inner_used) {
         fl->inner_used = true;
         cf_buf_reset(&fl->st->inner);
-        if (*s == '<') {
+        if (kind == EMB_XML) {
             fl->eventdata_xml = !syslog;
             return fold_xml(fl, s, n);
         }
-        if (*s == '{') return fold_inner_json(fl, s, n);
+        if (kind == EMB_JSON) return fold_inner_json(fl, s, n);
         if (!fold_audit(fl, s, n)) return false;
     }
     return fold_renamed(fl, c, flatten_plain);

@@ -128,6 +128,8 @@ void cf_event_free(struct cf_event *ev);  /* frees buffers */
 /* XML with a document type declaration: refused, as a DTD is where
  * entity expansion attacks (billion laughs, external entities) live. */
 #define CF_DEFECT_XML_DTD "XML with a DTD"
+/* A line of XML whose root is not <Event>: some other document. */
+#define CF_DEFECT_XML_NOT_EVENT "XML that is not an <Event>"
 /* A Sentinel WindowsEvent whose EventData string is broken JSON. */
 #define CF_DEFECT_INVALID_EMBEDDED_JSON "invalid JSON inside EventData"
 

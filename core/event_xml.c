@@ -52,6 +52,7 @@ struct cf_xml_parser {
     char *values;
     size_t values_len, values_cap;
     unsigned max_depth;
+    bool event_root;
     enum cf_xml_status status;
     cf_xml_leaf_fn leaf;
     void *ctx;
@@ -155,6 +156,10 @@ static void XMLCALL on_start(void *ud, const char *el, const char **attrs) {
     const char *data_name = NULL;
 
     if (p->status != CF_XML_OK) return;
+    if (!parent && p->event_root && strcmp(el, "Event") != 0) {
+        fail(p, CF_XML_NOT_EVENT);
+        return;
+    }
     if (p->depth >= p->max_depth) {
         fail(p, CF_XML_TOO_DEEP);
         return;
@@ -282,8 +287,8 @@ static const char *repair_escapes(struct cf_xml_parser *p, const char *text,
 }
 
 enum cf_xml_status cf_xml_fold(struct cf_xml_parser *p, const char *text,
-                               size_t len, unsigned max_depth, char *values,
-                               cf_xml_leaf_fn leaf, void *ctx) {
+                               size_t len, unsigned max_depth, bool event_root,
+                               char *values, cf_xml_leaf_fn leaf, void *ctx) {
     enum XML_Status rc;
     const struct frame *f;
     size_t fixed_len = len, values_cap = cf_xml_values_size(len);
@@ -309,6 +314,7 @@ enum cf_xml_status cf_xml_fold(struct cf_xml_parser *p, const char *text,
     p->values_len = 0;
     p->values_cap = values_cap;
     p->max_depth = max_depth ? max_depth : 1;
+    p->event_root = event_root;
     p->status = CF_XML_OK;
     p->leaf = leaf;
     p->ctx = ctx;

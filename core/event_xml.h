@@ -33,12 +33,13 @@
 
 enum cf_xml_status {
     CF_XML_OK = 0,
-    CF_XML_INVALID,  /* not well-formed XML (or not UTF-8) */
-    CF_XML_DTD,      /* has a document type declaration: refused */
-    CF_XML_TOO_DEEP, /* elements nested deeper than max_depth */
-    CF_XML_CUT,      /* the text stops inside an element (a collector's size
-                        limit cut it): the leaves before the cut, and the
-                        text of the leaf it cut, were given */
+    CF_XML_INVALID,   /* not well-formed XML (or not UTF-8) */
+    CF_XML_DTD,       /* has a document type declaration: refused */
+    CF_XML_NOT_EVENT, /* the root is not <Event>, and had to be */
+    CF_XML_TOO_DEEP,  /* elements nested deeper than max_depth */
+    CF_XML_CUT,       /* the text stops inside an element (a collector's size
+                         limit cut it): the leaves before the cut, and the
+                         text of the leaf it cut, were given */
     CF_XML_NOMEM,
     CF_XML_SINK /* the sink refused a leaf (out of memory) */
 };
@@ -60,9 +61,11 @@ static inline size_t cf_xml_values_size(size_t len) {
 }
 
 /* Parses text[0..len) and calls leaf() for each leaf, in document order.
- * `values` has room for cf_xml_values_size(len) bytes. */
+ * `values` has room for cf_xml_values_size(len) bytes.  With
+ * `event_root` the root must be <Event> (a line of XML that is some other
+ * document is not an event). */
 enum cf_xml_status cf_xml_fold(struct cf_xml_parser *p, const char *text,
-                               size_t len, unsigned max_depth, char *values,
-                               cf_xml_leaf_fn leaf, void *ctx);
+                               size_t len, unsigned max_depth, bool event_root,
+                               char *values, cf_xml_leaf_fn leaf, void *ctx);
 
 #endif

@@ -33,6 +33,7 @@ enum dl_reason {
     DL_NOT_AN_OBJECT,
     DL_INVALID_XML,
     DL_XML_DTD,
+    DL_XML_NOT_EVENT,
     DL_INVALID_EMBEDDED_JSON,
     DL_TRUNCATED_INPUT,     /* a read error cut the record */
     DL_OUT_OF_MEMORY,       /* an input line that could not be decoded */
@@ -51,6 +52,7 @@ static const char *const dl_names[DL_REASONS] = {
     [DL_NOT_AN_OBJECT] = "not_an_object",
     [DL_INVALID_XML] = "invalid_xml",
     [DL_XML_DTD] = "xml_dtd",
+    [DL_XML_NOT_EVENT] = "xml_not_event",
     [DL_INVALID_EMBEDDED_JSON] = "invalid_embedded_json",
     [DL_TRUNCATED_INPUT] = "truncated_input",
     [DL_OUT_OF_MEMORY] = "out_of_memory",
@@ -72,6 +74,7 @@ static const struct {
     {CF_DEFECT_NOT_AN_OBJECT, DL_NOT_AN_OBJECT},
     {CF_DEFECT_INVALID_XML, DL_INVALID_XML},
     {CF_DEFECT_XML_DTD, DL_XML_DTD},
+    {CF_DEFECT_XML_NOT_EVENT, DL_XML_NOT_EVENT},
     {CF_DEFECT_INVALID_EMBEDDED_JSON, DL_INVALID_EMBEDDED_JSON},
     {CF_DEFECT_TRUNCATED_INPUT, DL_TRUNCATED_INPUT},
     {CF_DEFECT_OUT_OF_MEMORY, DL_OUT_OF_MEMORY},

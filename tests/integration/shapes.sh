@@ -14,7 +14,7 @@
 #    PowerShell with an encoded command spawned by Tomcat; on Linux
 #    (Syslog, Sysmon for Linux XML in SyslogMessage) the shell Java
 #    spawned, the base64 decoding and the reverse shell; on the
-#    SecurityEvent table the encoded PowerShell command line.
+#    SecurityEvent table (4688) the same PowerShell as on WindowsEvent.
 # Run by CTest as `bash shapes.sh <chainfuse binary>`; shape_convert is
 # beside it.  Exits 77 (skipped) when jq, unzip or ../shared is missing,
 # 1 for the latter under CF_REQUIRE_SHARED=1 (tests/ci/shared_data.sh).
@@ -138,9 +138,13 @@ unzip -p "$L4S/securityauditing_log4shell_cve2021_44228_java_serialized_object.z
 run "$TMP/l4s_securityevent.jsonl" l4s_securityevent
 check "SecurityEvent: all 39 rows decoded" \
     [ "$(stat l4s_securityevent events)" = 39 ]
-check "SecurityEvent: the encoded PowerShell (fdb62a13) on WORKSTATION5 at $T" \
-    has_alert l4s_securityevent fdb62a13-9a81-4e5c-a38f-ea93a16f6d7c \
-        WORKSTATION5 $T "$PS"
+for rule in 754ed792-634f-40ae-b3bc-e0448d33f695 \
+            fb843269-508c-4b76-8b8d-88679db22ce7 \
+            fdb62a13-9a81-4e5c-a38f-ea93a16f6d7c \
+            f4bbd493-b796-416e-bbf2-121235348529; do
+    check "SecurityEvent: $rule on WORKSTATION5 at $T (4688, PowerShell from Tomcat)" \
+        has_alert l4s_securityevent $rule WORKSTATION5 $T "$PS"
+done
 
 unzip -p "$L4S/syslog_auoms_auditd_log4shell_cve2021_44228_jndi_reference.zip" \
     > "$TMP/l4s_auoms.jsonl"

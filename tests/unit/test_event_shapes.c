@@ -260,9 +260,13 @@ static void test_sentinel_syslog(void **state) {
     decode_ok(flat);
     assert_false(ev.cut_short);
     decode_bad("<Event><System><EventID>1</EventID>", CF_DEFECT_INVALID_XML);
-    /* other syslog text stays as it is */
+    /* other syslog text stays as it is, even when it starts like a tag */
     decode_ok("{\"SyslogMessage\":\"session opened for user root\"}");
     expect("SyslogMessage", "session opened for user root");
+    decode_ok("{\"SyslogMessage\":\"<Eventually> broken <tag\"}");
+    expect("SyslogMessage", "<Eventually> broken <tag");
+    decode_ok("{\"EventData\":\"<b>bold</b>\"}");
+    expect("EventData", "<b>bold</b>");
 }
 
 static void test_raw_xml_line(void **state) {
@@ -337,12 +341,17 @@ static void test_hostile_xml(void **state) {
     decode_bad("<!DOCTYPE e [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"
                "<Event>&x;</Event>",
                CF_DEFECT_XML_DTD);
-    decode_bad("{\"EventData\":\"<!DOCTYPE e SYSTEM \\\"http://x/e.dtd\\\">"
-               "<EventData/>\"}",
+    decode_bad("<!DOCTYPE e SYSTEM \"http://x/e.dtd\"><Event/>",
                CF_DEFECT_XML_DTD);
+    /* XML that is not an event: a line of a web page, say */
+    decode_bad("    <meta content=\"text/html\"/>", CF_DEFECT_XML_NOT_EVENT);
+    decode_bad("<html xmlns=\"http://www.w3.org/1999/xhtml\"/>",
+               CF_DEFECT_XML_NOT_EVENT);
     /* nesting past max_depth */
+    cf_buf_puts(&b, "<Event>");
     for (int i = 0; i < 100; i++) cf_buf_puts(&b, "<a>");
     for (int i = 0; i < 100; i++) cf_buf_puts(&b, "</a>");
+    cf_buf_puts(&b, "</Event>");
     decode_bad(b.data, CF_DEFECT_TOO_DEEP);
     /* huge but within the line limit: a 600 KB value and 20000 leaves */
     cf_buf_reset(&b);

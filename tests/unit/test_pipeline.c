@@ -406,12 +406,21 @@ static cf_io_status defect_read(struct cf_input *in, struct cf_record *rec) {
 static const struct cf_input_ops defect_input_ops = {
     .name = "defects", .read = defect_read, .commit = NULL, .close = NULL};
 
-static const char *const dead_letter_reason_names[] = {
-    "invalid_json",    "truncated_json", "line_too_long",
-    "too_deep",        "invalid_utf8",   "not_an_object",
-    "invalid_xml",     "xml_dtd",        "invalid_embedded_json",
-    "truncated_input", "out_of_memory",  "alert_out_of_memory",
-    "output_failed",   "other"};
+static const char *const dead_letter_reason_names[] = {"invalid_json",
+                                                       "truncated_json",
+                                                       "line_too_long",
+                                                       "too_deep",
+                                                       "invalid_utf8",
+                                                       "not_an_object",
+                                                       "invalid_xml",
+                                                       "xml_dtd",
+                                                       "xml_not_event",
+                                                       "invalid_embedded_json",
+                                                       "truncated_input",
+                                                       "out_of_memory",
+                                                       "alert_out_of_memory",
+                                                       "output_failed",
+                                                       "other"};
 
 static const char *const dropped_reason_names[] = {
     "scan_error",
