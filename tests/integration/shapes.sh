@@ -105,10 +105,11 @@ check "WindowsEvent: all 487 rows decoded" \
     [ "$(stat l4s_windowsevent events)" = 487 ]
 T=2022-05-13T08:54:08.420Z
 PS='\powershell.exe'
-for rule in 754ed792-634f-40ae-b3bc-e0448d33f695 \
-            fb843269-508c-4b76-8b8d-88679db22ce7 \
-            fdb62a13-9a81-4e5c-a38f-ea93a16f6d7c \
-            f4bbd493-b796-416e-bbf2-121235348529; do
+# PowerShell from Tomcat with an encoded command: parent process,
+# base64, FromBase64String, non-interactive
+PS_RULES="754ed792-634f-40ae-b3bc-e0448d33f695 fb843269-508c-4b76-8b8d-88679db22ce7
+          fdb62a13-9a81-4e5c-a38f-ea93a16f6d7c f4bbd493-b796-416e-bbf2-121235348529"
+for rule in $PS_RULES; do
     check "WindowsEvent: $rule on WORKSTATION5 at $T (PowerShell from Tomcat)" \
         has_alert l4s_windowsevent $rule WORKSTATION5 $T "$PS"
 done
@@ -138,10 +139,7 @@ unzip -p "$L4S/securityauditing_log4shell_cve2021_44228_java_serialized_object.z
 run "$TMP/l4s_securityevent.jsonl" l4s_securityevent
 check "SecurityEvent: all 39 rows decoded" \
     [ "$(stat l4s_securityevent events)" = 39 ]
-for rule in 754ed792-634f-40ae-b3bc-e0448d33f695 \
-            fb843269-508c-4b76-8b8d-88679db22ce7 \
-            fdb62a13-9a81-4e5c-a38f-ea93a16f6d7c \
-            f4bbd493-b796-416e-bbf2-121235348529; do
+for rule in $PS_RULES; do
     check "SecurityEvent: $rule on WORKSTATION5 at $T (4688, PowerShell from Tomcat)" \
         has_alert l4s_securityevent $rule WORKSTATION5 $T "$PS"
 done
