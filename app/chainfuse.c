@@ -2,9 +2,9 @@
  * chainfuse.c - the command line.
  *
  *   chainfuse check --rules PATH [--rules PATH ...] [--config FILE] [--json]
- *   chainfuse run   --rules PATH... [--input FILE|-] [--output FILE|-]
- *                   [--config FILE] [--dead-letter FILE] [--no-alerts]
- *                   [--stats FILE|-]
+ *   chainfuse run   --rules PATH... [--input URL] [--output URL ...]
+ *                   [--state DIR] [--config FILE] [--dead-letter FILE]
+ *                   [--no-alerts] [--stats FILE|-]
  *   chainfuse config --reference | --check FILE
  *
  * Exit status: 0 when the command ran (check: whatever it rejected, as
@@ -30,6 +30,7 @@
 #include "fusion.h"
 #include "logsource.h"
 #include "pipeline.h"
+#include "registry.h"
 #include "ruleset.h"
 #include "sigma.h"
 #include "sigma_correlation.h"
@@ -70,8 +71,8 @@ static const char *const check_usage =
     "                  id, title, level, correlations, warning}]\n";
 
 static const char *const run_usage =
-    "usage: chainfuse run --rules PATH [--rules PATH ...] [--input FILE|-]\n"
-    "                     [--output FILE|-] [--config FILE]\n"
+    "usage: chainfuse run --rules PATH [--rules PATH ...] [--input URL]\n"
+    "                     [--output URL ...] [--state DIR] [--config FILE]\n"
     "                     [--dead-letter FILE] [--no-alerts] [--stats FILE|-]\n"
     "\n"
     "Reads events, one per line (JSON - flat, ECS, Sentinel tables - or\n"
@@ -81,8 +82,13 @@ static const char *const run_usage =
     "processed go to the dead-letter file with the reason.\n"
     "\n"
     "  --rules PATH        rule file or directory; repeat for more\n"
-    "  --input FILE|-      events to read (default: standard input)\n"
-    "  --output FILE|-     where to write records (default: standard output)\n"
+    "  --input URL         events to read: FILE, - (standard input, the\n"
+    "                      default) or kafka://BROKERS/TOPIC[,TOPIC]?group=G\n"
+    "  --output URL        where records go: FILE, - (standard output, the\n"
+    "                      default), redis://HOST:PORT, http(s)://...,\n"
+    "                      kafka://BROKERS/TOPIC; repeat for more (replaces\n"
+    "                      the config's outputs)\n"
+    "  --state DIR         keep checkpoints in DIR and resume from them\n"
     "  --config FILE       chainfuse configuration (see README)\n"
     "  --dead-letter FILE  where bad lines go (default from config:\n"
     "                      chainfuse-deadletter.jsonl)\n"
@@ -136,6 +142,15 @@ static int check_free_form_sections(const struct cf_config *cfg, char *err,
                                    err_size)) ||
         !(fu = cf_fusion_new(cfg, NULL, NULL, NULL, err, err_size)))
         goto done;
+    for (size_t i = 0; i < cfg->n_outputs; i++) {
+        struct cf_output_filter f = {0};
+        char where[48];
+        snprintf(where, sizeof where, "outputs[%zu]", i);
+        cf_err_t frc = cf_output_filter_from_item(&cfg->outputs[i], where, &f,
+                                                  err, err_size);
+        cf_output_filter_clear(&f);
+        if (frc != CF_OK) goto done;
+    }
     rc = CF_OK;
 done:
     cf_fusion_destroy(fu);
@@ -299,11 +314,12 @@ static bool report_no_rules(const struct rules_args *ra,
  * failure the pipeline reports in general terms ("input file failed"):
  * the first connector, in the order given, that recorded one, or "". */
 static const char *io_detail(const struct cf_input *in,
-                             const struct cf_output *first,
-                             const struct cf_output *second) {
+                             const struct cf_output *dead, bool dead_first,
+                             const struct cf_pipeline_output *outs, size_t n) {
     const char *d = in ? cf_file_input_error(in) : "";
-    if (!*d && first) d = cf_file_output_error(first);
-    if (!*d && second) d = cf_file_output_error(second);
+    if (!*d && dead && dead_first) d = cf_file_output_error(dead);
+    for (size_t i = 0; i < n && !*d; i++) d = cf_file_output_error(outs[i].out);
+    if (!*d && dead) d = cf_file_output_error(dead);
     return d;
 }
 
@@ -569,6 +585,110 @@ done:
     return rc;
 }
 
+/* The outputs of a run: from --output (repeatable; default filter, no
+ * options), else the config's `outputs`, else standard output. */
+struct run_outputs {
+    struct cf_pipeline_output *v; /* filters owned, names owned */
+    struct cf_output_item *items; /* borrowed from the config, or NULL */
+    const char **urls;
+    size_t n;
+};
+
+static void run_outputs_free(struct run_outputs *ro) {
+    for (size_t i = 0; ro->v && i < ro->n; i++) {
+        cf_output_close(ro->v[i].out);
+        cf_output_filter_clear(&ro->v[i].filter);
+        cf_free((char *)ro->v[i].name);
+    }
+    cf_free(ro->v);
+    cf_free(ro->urls);
+}
+
+static bool add_url(const char ***urls, size_t *n, const char *url) {
+    const char **nu = cf_realloc(*urls, (*n + 1) * sizeof *nu);
+    if (!nu) {
+        fprintf(stderr, "chainfuse: out of memory\n");
+        return false;
+    }
+    nu[(*n)++] = url;
+    *urls = nu;
+    return true;
+}
+
+/* One file in two roles would be truncated by one and overwritten by
+ * the other (or, for the input, destroyed before it is read).  Records,
+ * dead letters and stats may share stdout: each line says what it is. */
+struct role {
+    const char *opt, *path;
+    int fd; /* what "-" means */
+};
+
+static bool roles_distinct(const struct role *roles, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = i + 1; j < n; j++) {
+            const char *a = roles[i].path, *b = roles[j].path;
+            if (!a || !b || (strcmp(a, "-") == 0 && strcmp(b, "-") == 0))
+                continue;
+            if (!same_file(a, roles[i].fd, b, roles[j].fd, true)) continue;
+            bool a_std = strcmp(a, "-") == 0, b_std = strcmp(b, "-") == 0;
+            if (strcmp(roles[i].opt, roles[j].opt) == 0)
+                fprintf(stderr,
+                        "chainfuse run: %s %s is given twice; give each "
+                        "output once\n",
+                        roles[i].opt, a);
+            else
+                fprintf(
+                    stderr,
+                    "chainfuse run: %s%s%s and %s%s%s are the same file; %s\n",
+                    a_std ? "" : roles[i].opt, a_std ? "" : " ",
+                    a_std ? (i == 0 ? "standard input" : "standard output") : a,
+                    b_std ? "" : roles[j].opt, b_std ? "" : " ",
+                    b_std ? "standard output" : b,
+                    i == 0 ? "writing it would destroy the input"
+                           : "give each its own file");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Opens every output with its filter; false after saying why. */
+static bool open_outputs(struct run_outputs *ro, const struct cf_config *cfg,
+                         unsigned file_flags) {
+    char err[512], where[48];
+    if (!(ro->v = cf_calloc(ro->n ? ro->n : 1, sizeof *ro->v))) {
+        fprintf(stderr, "chainfuse: out of memory\n");
+        return false;
+    }
+    for (size_t i = 0; i < ro->n; i++) {
+        const struct cf_output_item *it = ro->items ? &ro->items[i] : NULL;
+        const char *url = ro->urls[i];
+        struct cf_connector_args args = {0, file_flags};
+        ro->v[i].filter.min_severity = -1;
+        if (it) snprintf(where, sizeof where, "outputs[%zu]", i);
+        if (it && cf_output_filter_from_item(it, where, &ro->v[i].filter, err,
+                                             sizeof err) != CF_OK) {
+            fprintf(stderr, "chainfuse: %s\n", err);
+            return false;
+        }
+        if (!(ro->v[i].name = cf_registry_display_url(url))) {
+            fprintf(stderr, "chainfuse: out of memory\n");
+            return false;
+        }
+        ro->v[i].out = cf_registry_open_output(url, it ? it->options : NULL,
+                                               &args, err, sizeof err);
+        if (!ro->v[i].out) {
+            if (it)
+                fprintf(stderr, "chainfuse: %s: %s\n", where, err);
+            else
+                fprintf(stderr, "chainfuse: --output: %s\n", err);
+            return false;
+        }
+    }
+    (void)cfg;
+    return true;
+}
+
 static int cmd_run(int argc, char **argv) {
     static const struct option opts[] = {
         {"rules", required_argument, 0, 'r'},
@@ -578,20 +698,25 @@ static int cmd_run(int argc, char **argv) {
         {"dead-letter", required_argument, 0, 'd'},
         {"no-alerts", no_argument, 0, 'n'},
         {"stats", required_argument, 0, 's'},
+        {"state", required_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     struct rules_args ra = {0};
-    const char *input = NULL, *output = NULL, *config_path = NULL;
+    struct run_outputs ro = {0};
+    const char *input = NULL, *config_path = NULL, *state_dir = NULL;
     const char *dead_letter_path = NULL, *stats_path = NULL;
+    const char **cli_outputs = NULL;
+    size_t n_cli_outputs = 0;
     bool no_alerts = false, once = true;
     int c, rc = EXIT_RUNTIME;
     char prog[] = "chainfuse run"; /* getopt's messages start with it */
     argv[0] = prog;
-    while ((c = getopt_long(argc, argv, "r:i:o:c:d:ns:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:i:o:c:d:ns:S:h", opts, NULL)) !=
+           -1) {
         switch (c) {
         case 'r': add_rules_path(&ra, optarg); break;
         case 'i': once = set_once(&input, optarg, "run", "--input"); break;
-        case 'o': once = set_once(&output, optarg, "run", "--output"); break;
+        case 'o': once = add_url(&cli_outputs, &n_cli_outputs, optarg); break;
         case 'c':
             once = set_once(&config_path, optarg, "run", "--config");
             break;
@@ -600,22 +725,24 @@ static int cmd_run(int argc, char **argv) {
             break;
         case 'n': no_alerts = true; break;
         case 's': once = set_once(&stats_path, optarg, "run", "--stats"); break;
+        case 'S': once = set_once(&state_dir, optarg, "run", "--state"); break;
         case 'h':
             fputs(run_usage, stdout);
             cf_free(ra.paths);
+            cf_free(cli_outputs);
             return 0;
         default:
             fputs(run_usage, stderr);
             cf_free(ra.paths);
+            cf_free(cli_outputs);
             return EXIT_USAGE;
         }
         if (!once) {
             cf_free(ra.paths);
+            cf_free(cli_outputs);
             return EXIT_USAGE;
         }
     }
-    if (!input) input = "-";
-    if (!output) output = "-";
     if (ra.n == 0 || optind != argc) {
         if (ra.n == 0)
             fprintf(stderr,
@@ -627,10 +754,12 @@ static int cmd_run(int argc, char **argv) {
                     argv[optind]);
         fputs(run_usage, stderr);
         cf_free(ra.paths);
+        cf_free(cli_outputs);
         return EXIT_USAGE;
     }
     if (!rules_paths_distinct(&ra, "run")) {
         cf_free(ra.paths);
+        cf_free(cli_outputs);
         return EXIT_USAGE;
     }
     char err[512], finish_err[512];
@@ -638,8 +767,9 @@ static int cmd_run(int argc, char **argv) {
     struct cf_rulebook *rb = NULL;
     struct cf_ruleset *rs = NULL;
     struct cf_input *in = NULL;
-    struct cf_output *out = NULL, *dead = NULL, *stats_out = NULL;
+    struct cf_output *dead = NULL, *stats_out = NULL;
     struct cf_pipeline *p = NULL;
+    struct role *roles = NULL;
     if (!cfg) {
         rc = EXIT_USAGE;
         goto done;
@@ -649,38 +779,43 @@ static int cmd_run(int argc, char **argv) {
         cfg->dead_letter_path = cf_strdup(dead_letter_path);
     }
     if (no_alerts) cfg->emit_alerts = false;
-    /* One file in two roles would be truncated by one and overwritten by
-     * the other (or, for the input, destroyed before it is read). */
+    if (!input) input = cfg->input_url ? cfg->input_url : "-";
+    if (!state_dir) state_dir = cfg->state_dir;
+    /* --output replaces the config's outputs; neither: standard output */
+    if (n_cli_outputs) {
+        ro.urls = cli_outputs;
+        ro.n = n_cli_outputs;
+        cli_outputs = NULL;
+    } else if (cfg->n_outputs) {
+        ro.items = cfg->outputs;
+        for (size_t i = 0; i < cfg->n_outputs; i++)
+            if (!add_url(&ro.urls, &ro.n, cfg->outputs[i].url)) goto done;
+    } else if (!add_url(&ro.urls, &ro.n, "-")) {
+        goto done;
+    }
     const char *dead_opt = dead_letter_path
                                ? "--dead-letter"
                                : "dead-letter file (set with --dead-letter)";
-    const struct {
-        const char *opt, *path;
-        int fd; /* what "-" means */
-    } roles[] = {{"--input", input, STDIN_FILENO},
-                 {"--output", output, STDOUT_FILENO},
-                 {dead_opt, cfg->dead_letter_path, STDOUT_FILENO},
-                 {"--stats", stats_path, STDOUT_FILENO}};
-    for (size_t i = 0; i < CF_ARRAY_LEN(roles); i++) {
-        for (size_t j = i + 1; j < CF_ARRAY_LEN(roles); j++) {
-            const char *a = roles[i].path, *b = roles[j].path;
-            /* Records, dead letters and stats may share stdout: each
-             * line says what it is. */
-            if (!a || !b || (strcmp(a, "-") == 0 && strcmp(b, "-") == 0))
-                continue;
-            if (!same_file(a, roles[i].fd, b, roles[j].fd, true)) continue;
-            bool a_std = strcmp(a, "-") == 0, b_std = strcmp(b, "-") == 0;
-            fprintf(stderr,
-                    "chainfuse run: %s%s%s and %s%s%s are the same file; %s\n",
-                    a_std ? "" : roles[i].opt, a_std ? "" : " ",
-                    a_std ? (i == 0 ? "standard input" : "standard output") : a,
-                    b_std ? "" : roles[j].opt, b_std ? "" : " ",
-                    b_std ? "standard output" : b,
-                    i == 0 ? "writing it would destroy the input"
-                           : "give each its own file");
-            rc = EXIT_USAGE;
-            goto done;
-        }
+    if (!(roles = cf_calloc(ro.n + 3, sizeof *roles))) {
+        fprintf(stderr, "chainfuse: out of memory\n");
+        goto done;
+    }
+    size_t n_roles = 0;
+    if (cf_registry_is_file(input))
+        roles[n_roles++] = (struct role){
+            "--input", cf_registry_file_path(input), STDIN_FILENO};
+    else
+        roles[n_roles++] = (struct role){"--input", NULL, STDIN_FILENO};
+    for (size_t i = 0; i < ro.n; i++)
+        if (cf_registry_is_file(ro.urls[i]))
+            roles[n_roles++] = (struct role){
+                "--output", cf_registry_file_path(ro.urls[i]), STDOUT_FILENO};
+    roles[n_roles++] =
+        (struct role){dead_opt, cfg->dead_letter_path, STDOUT_FILENO};
+    roles[n_roles++] = (struct role){"--stats", stats_path, STDOUT_FILENO};
+    if (!roles_distinct(roles, n_roles)) {
+        rc = EXIT_USAGE;
+        goto done;
     }
     if (!(rb = load_rules(&ra, cfg))) goto done;
     if (report_no_rules(&ra, rb)) goto done;
@@ -696,8 +831,9 @@ static int cmd_run(int argc, char **argv) {
     }
     /* Every file is opened, or proven creatable, before the first event
      * is read: a bad path fails at once, not after hours of input. */
-    if (!(in = cf_file_input_open(input, cfg->limits.max_line_bytes, err,
-                                  sizeof err))) {
+    struct cf_connector_args in_args = {cfg->limits.max_line_bytes, 0};
+    if (!(in = cf_registry_open_input(input, cfg->input_options, &in_args, err,
+                                      sizeof err))) {
         fprintf(stderr, "chainfuse: --input: %s\n", err);
         goto done;
     }
@@ -713,12 +849,13 @@ static int cmd_run(int argc, char **argv) {
         fprintf(stderr, "chainfuse: --stats: %s\n", err);
         goto done;
     }
-    if (!(out = cf_file_output_open(output, 0, err, sizeof err))) {
-        fprintf(stderr, "chainfuse: --output: %s\n", err);
-        goto done;
-    }
-    struct cf_pipeline_setup setup = {
-        .cfg = cfg, .rb = rb, .rs = rs, .out = out, .dead_letter = dead};
+    if (!open_outputs(&ro, cfg, 0)) goto done;
+    struct cf_pipeline_setup setup = {.cfg = cfg,
+                                      .rb = rb,
+                                      .rs = rs,
+                                      .outs = ro.v,
+                                      .n_outs = ro.n,
+                                      .dead_letter = dead};
     if (!(p = cf_pipeline_new(&setup, err, sizeof err))) {
         fprintf(stderr, "chainfuse: %s\n", err);
         goto done;
@@ -733,13 +870,13 @@ static int cmd_run(int argc, char **argv) {
     if (run_rc != CF_OK) {
         /* The run stops for the input, or for a dead-letter output that
          * failed (records the output refused went there first). */
-        const char *d = io_detail(in, dead, out);
+        const char *d = io_detail(in, dead, true, ro.v, ro.n);
         fprintf(stderr, "chainfuse: %s%s%s\n", err, *d ? ": " : "", d);
     }
     cf_err_t finish_rc = cf_pipeline_finish(p, finish_err, sizeof finish_err);
     if (finish_rc != CF_OK &&
         (run_rc == CF_OK || strcmp(err, finish_err) != 0)) {
-        const char *d = io_detail(NULL, out, dead);
+        const char *d = io_detail(NULL, dead, false, ro.v, ro.n);
         fprintf(stderr, "chainfuse: %s%s%s\n", finish_err, *d ? ": " : "", d);
     }
     rc = run_rc == CF_OK && finish_rc == CF_OK ? 0 : EXIT_RUNTIME;
@@ -790,11 +927,13 @@ done:
     cf_pipeline_destroy(p);
     cf_output_close(stats_out);
     cf_output_close(dead);
-    cf_output_close(out);
+    run_outputs_free(&ro);
     cf_input_close(in);
     cf_ruleset_destroy(rs);
     cf_rulebook_destroy(rb);
     cf_config_destroy(cfg);
+    cf_free(roles);
+    cf_free(cli_outputs);
     cf_free(ra.paths);
     return rc;
 }

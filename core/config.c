@@ -26,6 +26,11 @@
 #define MAX_DURATION (36500LL * 24 * 3600 * 1000)
 
 static const struct cf_config_key input_keys[] = {
+    KEY("url", CF_CONFIG_STRING, NULL, 0, 0, input_url,
+        "where events come from: a file path, `-` for standard input, or "
+        "`kafka://BROKERS/TOPIC[,TOPIC...]?group=NAME[&stop_at_end=true]` "
+        "(`--input` overrides it); keys not listed here are the "
+        "connector's own options, passed to it"),
     KEY("max_line_bytes", CF_CONFIG_SIZE, "1MiB", 1, GIB, limits.max_line_bytes,
         "longest event line read; a longer line is dead-lettered"),
     /* simdjson's parser refuses deeper documents anyway */
@@ -55,6 +60,43 @@ static const struct cf_config_key output_keys[] = {
         "write alert records (`--no-alerts` turns them off)"),
     KEY("incidents", CF_CONFIG_BOOL, "true", 0, 0, emit_incidents,
         "write incident records"),
+};
+
+#define ITEM_KEY(name, type, def, min, max, field, help)                       \
+    {                                                                          \
+        name, type, def, min, max, offsetof(struct cf_output_item, field),     \
+            sizeof(((struct cf_output_item *)0)->field), help, NULL            \
+    }
+
+static const struct cf_config_key output_item_keys[] = {
+    ITEM_KEY("url", CF_CONFIG_STRING, NULL, 0, 0, url,
+             "required: a file path or `-`, `redis://[USER:PASS@]HOST:PORT"
+             "[/DB][?prefix=P]`, `http(s)://...` (webhook), "
+             "`kafka://BROKERS/TOPIC`"),
+    ITEM_KEY("kinds", CF_CONFIG_STRLIST, "[\"alert\", \"incident\"]", 0, 0,
+             kinds, "record kinds written: `alert`, `incident`, `dead-letter`"),
+    ITEM_KEY("min_severity", CF_CONFIG_STRING, NULL, 0, 0, min_severity,
+             "lowest severity of alerts and incidents written "
+             "(informational, low, medium, high, critical); none: all"),
+    ITEM_KEY("tactics", CF_CONFIG_STRLIST, NULL, 0, 0, tactics,
+             "only alerts and incidents carrying one of these ATT&CK "
+             "tactics (credential-access, ...); none: all"),
+    ITEM_KEY("max_buffered", CF_CONFIG_INT, "10000", 1, INT32_MAX, max_buffered,
+             "records held for this output while it retries; when full, "
+             "input pauses (nothing is dropped)"),
+    ITEM_KEY("retry_for", CF_CONFIG_DURATION, "0", 0, MAX_DURATION, retry_for,
+             "after retrying this long the output's records go to the "
+             "dead-letter output instead; 0 retries for ever"),
+};
+
+static const struct cf_config_key state_keys[] = {
+    KEY("dir", CF_CONFIG_STRING, NULL, 0, 0, state_dir,
+        "where checkpoints are kept (`--state` overrides it); none: no "
+        "checkpoints, a restart starts afresh"),
+    KEY("interval", CF_CONFIG_DURATION, "10s", 100, MAX_DURATION,
+        state_interval,
+        "how often a checkpoint is written (and input positions "
+        "committed); one is also written at shutdown"),
 };
 
 static const struct cf_config_key correlation_keys[] = {
@@ -192,6 +234,9 @@ static const struct cf_config_key time_keys[] = {
 
 #define SECTION(name, keys, help)                                              \
     { name, help, keys, CF_ARRAY_LEN(keys), CF_CONFIG_MAPPING, NULL }
+/* A list of mappings, each checked against `keys`; parsed here. */
+#define LIST_SECTION(name, keys, help)                                         \
+    { name, help, keys, CF_ARRAY_LEN(keys), CF_CONFIG_LIST, NULL }
 #define FREE_FORM(name, shape, owner, help)                                    \
     { name, help, NULL, 0, shape, owner }
 
@@ -203,6 +248,13 @@ static const struct cf_config_section_def sections[] = {
             "Where input that cannot be processed goes."),
     SECTION("cache", cache_keys, "The compiled-rule cache."),
     SECTION("output", output_keys, "Which records are written."),
+    LIST_SECTION("outputs", output_item_keys,
+                 "Where records go: a list, one item per output, each with "
+                 "these keys plus the connector's own options (`rdkafka:`, "
+                 "`secret_env:`, ...).  `--output` replaces the list.  "
+                 "Without it records go to standard output."),
+    SECTION("state", state_keys,
+            "Checkpoints of the engine's state and input positions."),
     SECTION("correlation", correlation_keys,
             "Sigma correlation rules (their windows come from the rules; "
             "lateness is set under `fusion`)."),
@@ -259,7 +311,7 @@ struct cf_config *cf_config_default(void) {
     struct cf_config *cfg = cf_calloc(1, sizeof *cfg);
     if (!cfg) return NULL;
     for (size_t i = 0; i < CF_ARRAY_LEN(sections); i++)
-        if (sections[i].keys &&
+        if (sections[i].keys && sections[i].shape == CF_CONFIG_MAPPING &&
             cf_config_map_defaults(&sections[i], cfg, NULL, 0) != CF_OK)
             goto fail;
     if (!cfg->cache_dir && !(cfg->cache_dir = default_cache_dir())) goto fail;
@@ -298,6 +350,78 @@ static void unknown_section(const char *origin, const char *key, char *errstr,
     cf_buf_free(&known);
 }
 
+/* `input`: the engine's keys, and the rest for the input connector. */
+static cf_err_t parse_input(struct cf_config *cfg,
+                            const struct cf_config_section_def *sec,
+                            const json_t *val, const char *origin, char *errstr,
+                            size_t errstr_size) {
+    json_t *known = NULL, *rest = NULL;
+    if (!json_is_object(val))
+        return cf_config_map_parse(sec, val, cfg, origin, errstr, errstr_size);
+    cf_err_t rc = cf_config_map_split(sec, val, origin, sec->name, &known,
+                                      &rest, errstr, errstr_size);
+    if (rc == CF_OK)
+        rc = cf_config_map_parse(sec, known, cfg, origin, errstr, errstr_size);
+    json_decref(known);
+    if (rc == CF_OK && json_object_size(rest)) {
+        cfg->input_options = rest;
+        rest = NULL;
+    }
+    json_decref(rest);
+    return rc;
+}
+
+/* `outputs`: a list of mappings, each with a url. */
+static cf_err_t parse_outputs(struct cf_config *cfg,
+                              const struct cf_config_section_def *sec,
+                              const json_t *val, const char *origin,
+                              char *errstr, size_t errstr_size) {
+    size_t i;
+    json_t *item;
+    if (json_is_null(val)) return CF_OK;
+    if (!json_is_array(val))
+        return cf_seterr(errstr, errstr_size, CF_ERR,
+                         "%s: outputs: must be a list of {url: ..., kinds: "
+                         "[...], ...}",
+                         origin);
+    cfg->outputs = cf_calloc(json_array_size(val) + 1, sizeof *cfg->outputs);
+    if (!cfg->outputs)
+        return cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+    json_array_foreach(val, i, item) {
+        struct cf_output_item *it = &cfg->outputs[cfg->n_outputs++];
+        char where[32];
+        json_t *known = NULL, *rest = NULL;
+        snprintf(where, sizeof where, "outputs[%zu]", i);
+        struct cf_config_section_def one = *sec;
+        one.name = where;
+        cf_err_t rc = cf_config_map_defaults(sec, it, errstr, errstr_size);
+        if (rc != CF_OK) return rc;
+        if (!json_is_object(item))
+            return cf_seterr(errstr, errstr_size, CF_ERR,
+                             "%s: %s: must be a mapping such as {url: "
+                             "out.jsonl, kinds: [incident]}",
+                             origin, where);
+        rc = cf_config_map_split(sec, item, origin, where, &known, &rest,
+                                 errstr, errstr_size);
+        if (rc == CF_OK)
+            rc = cf_config_map_parse(&one, known, it, origin, errstr,
+                                     errstr_size);
+        json_decref(known);
+        if (rc == CF_OK && json_object_size(rest)) {
+            it->options = rest;
+            rest = NULL;
+        }
+        json_decref(rest);
+        if (rc != CF_OK) return rc;
+        if (!it->url || !*it->url)
+            return cf_seterr(errstr, errstr_size, CF_ERR,
+                             "%s: %s.url: is required (a file, -, redis://, "
+                             "http(s)://, kafka://)",
+                             origin, where);
+    }
+    return CF_OK;
+}
+
 struct cf_config *cf_config_from_json(const json_t *root, const char *origin,
                                       char *errstr, size_t errstr_size) {
     struct cf_config *cfg = cf_config_default();
@@ -319,9 +443,15 @@ struct cf_config *cf_config_from_json(const json_t *root, const char *origin,
             goto fail;
         }
         if (sec->keys) {
-            if (cf_config_map_parse(sec, val, cfg, origin, errstr,
-                                    errstr_size) != CF_OK)
-                goto fail;
+            cf_err_t rc;
+            if (sec->shape == CF_CONFIG_LIST)
+                rc = parse_outputs(cfg, sec, val, origin, errstr, errstr_size);
+            else if (strcmp(sec->name, "input") == 0)
+                rc = parse_input(cfg, sec, val, origin, errstr, errstr_size);
+            else
+                rc = cf_config_map_parse(sec, val, cfg, origin, errstr,
+                                         errstr_size);
+            if (rc != CF_OK) goto fail;
             continue;
         }
         /* Free-form: its owner parses the content; the shape is checked
@@ -386,7 +516,15 @@ done:
 void cf_config_destroy(struct cf_config *cfg) {
     if (!cfg) return;
     for (size_t i = 0; i < CF_ARRAY_LEN(sections); i++)
-        if (sections[i].keys) cf_config_map_release(&sections[i], cfg);
+        if (sections[i].keys && sections[i].shape == CF_CONFIG_MAPPING)
+            cf_config_map_release(&sections[i], cfg);
+    const struct cf_config_section_def *items = find_section("outputs");
+    for (size_t i = 0; i < cfg->n_outputs; i++) {
+        cf_config_map_release(items, &cfg->outputs[i]);
+        json_decref(cfg->outputs[i].options);
+    }
+    cf_free(cfg->outputs);
+    json_decref(cfg->input_options);
     json_decref(cfg->root);
     cf_free(cfg);
 }

@@ -56,12 +56,33 @@ struct cf_time_settings {
     struct cf_clock_offsets clock_offsets;
 };
 
+/* One item of the `outputs` list: where records go and which.  The
+ * engine's keys are typed here (engine/fanout.h checks the kind and
+ * severity names); `options` holds the item's other keys, the
+ * connector's own options, passed to it unchanged. */
+struct cf_output_item {
+    char *url;
+    struct cf_strlist kinds;
+    char *min_severity;
+    struct cf_strlist tactics;
+    int64_t max_buffered;
+    int64_t retry_for;      /* ms; 0 retries for ever */
+    struct json_t *options; /* owned; NULL when none */
+};
+
 struct cf_config {
     struct cf_decode_limits limits; /* input.max_line_bytes, max_depth */
     char *dead_letter_path;         /* dead_letter.path */
     char *cache_dir;                /* cache.dir; "" disables the cache */
-    bool emit_alerts;               /* output.alerts */
-    bool emit_incidents;            /* output.incidents */
+    char *input_url;                /* input.url; NULL: standard input */
+    struct json_t *input_options;   /* input's other keys, for the
+                                       connector; owned, NULL when none */
+    struct cf_output_item *outputs; /* outputs; n_outputs == 0: stdout */
+    size_t n_outputs;
+    char *state_dir;        /* state.dir; NULL: no checkpoints */
+    int64_t state_interval; /* state.interval, ms */
+    bool emit_alerts;       /* output.alerts */
+    bool emit_incidents;    /* output.incidents */
     struct cf_correlation_settings correlation;
     struct cf_fusion_settings fusion;
     struct cf_identity_settings identity;

@@ -489,6 +489,44 @@ cf_err_t cf_config_map_parse(const struct cf_config_section_def *sec,
     return CF_OK;
 }
 
+cf_err_t cf_config_map_split(const struct cf_config_section_def *sec,
+                             const json_t *obj, const char *origin,
+                             const char *where, json_t **known, json_t **rest,
+                             char *errstr, size_t errstr_size) {
+    const char *key;
+    json_t *v;
+    const char *names[64];
+    size_t n = 0;
+    cf_err_t rc = CF_ERR;
+    *known = json_object();
+    *rest = json_object();
+    if (!*known || !*rest) goto nomem;
+    for (size_t i = 0; i < sec->n_keys && n + 1 < CF_ARRAY_LEN(names); i++)
+        names[n++] = sec->keys[i].name;
+    names[n] = NULL;
+    json_object_foreach((json_t *)obj, key, v) {
+        bool is_known = false;
+        for (size_t i = 0; names[i] && !is_known; i++)
+            is_known = strcmp(names[i], key) == 0;
+        const char *near = is_known ? NULL : cf_config_map_nearest(key, names);
+        if (near) {
+            cf_seterr(errstr, errstr_size, CF_ERR,
+                      "%s: %s.%s: unknown key (did you mean '%s'?)", origin,
+                      where, key, near);
+            goto fail;
+        }
+        if (json_object_set(is_known ? *known : *rest, key, v)) goto nomem;
+    }
+    return CF_OK;
+nomem:
+    rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+fail:
+    json_decref(*known);
+    json_decref(*rest);
+    *known = *rest = NULL;
+    return rc;
+}
+
 void cf_config_map_release(const struct cf_config_section_def *sec,
                            void *base) {
     for (size_t i = 0; i < sec->n_keys; i++) {

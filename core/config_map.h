@@ -115,6 +115,17 @@ cf_err_t cf_config_map_parse(const struct cf_config_section_def *sec,
                              const json_t *obj, void *base, const char *origin,
                              char *errstr, size_t errstr_size);
 
+/* Splits the mapping `obj` into the keys `sec` knows (*known) and the
+ * others (*rest): the options a connector takes beside the engine's keys
+ * (both new references, never NULL on success).  An other key within a
+ * typo of a known one is refused ("ORIGIN: WHERE.key: unknown key (did
+ * you mean ...)"), as cf_config_map_parse would; `where` names the
+ * mapping in messages. */
+cf_err_t cf_config_map_split(const struct cf_config_section_def *sec,
+                             const json_t *obj, const char *origin,
+                             const char *where, json_t **known, json_t **rest,
+                             char *errstr, size_t errstr_size);
+
 /* Releases the strings and lists `sec` owns in `base` and zeroes them. */
 void cf_config_map_release(const struct cf_config_section_def *sec, void *base);
 

@@ -7,12 +7,10 @@
 
 #include "buf.h"
 
-cf_err_t cf_dead_letter_write(struct cf_output *out, const char *reason,
+cf_err_t cf_dead_letter_build(struct cf_buf *out, const char *reason,
                               const struct cf_position *pos, const char *line,
                               size_t len, bool truncated) {
-    struct cf_buf b = CF_BUF_INIT;
-    cf_err_t rc = CF_OK;
-
+    struct cf_buf b = *out;
     if (!line) len = 0;
     cf_buf_puts(&b, "{\"kind\":\"dead-letter\",\"reason\":");
     reason = reason ? reason : "unknown";
@@ -37,10 +35,16 @@ cf_err_t cf_dead_letter_write(struct cf_output *out, const char *reason,
         cf_buf_putc(&b, '"');
     }
     cf_buf_putc(&b, '}');
-    if (b.failed) {
-        rc = CF_ERR_NOMEM;
-        goto done;
-    }
+    *out = b;
+    return b.failed ? CF_ERR_NOMEM : CF_OK;
+}
+
+cf_err_t cf_dead_letter_write(struct cf_output *out, const char *reason,
+                              const struct cf_position *pos, const char *line,
+                              size_t len, bool truncated) {
+    struct cf_buf b = CF_BUF_INIT;
+    cf_err_t rc = cf_dead_letter_build(&b, reason, pos, line, len, truncated);
+    if (rc != CF_OK) goto done;
     struct cf_out_record rec =
         cf_out_record_plain("dead-letter", b.data, b.len, pos);
     if (out->ops->write(out, &rec) != CF_IO_OK) rc = CF_ERR_IO;

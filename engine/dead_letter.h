@@ -8,6 +8,7 @@
 #ifndef CF_DEAD_LETTER_H
 #define CF_DEAD_LETTER_H
 
+#include "buf.h"
 #include "connector.h"
 
 /*
@@ -22,6 +23,11 @@
  * when the output did not accept the record (FAIL or RETRY: the caller
  * may try again).
  */
+/* The same record appended to `b` (CF_ERR_NOMEM when it ran out). */
+cf_err_t cf_dead_letter_build(struct cf_buf *b, const char *reason,
+                              const struct cf_position *pos, const char *line,
+                              size_t len, bool truncated);
+
 cf_err_t cf_dead_letter_write(struct cf_output *out, const char *reason,
                               const struct cf_position *pos, const char *line,
                               size_t len, bool truncated);

@@ -1,13 +1,12 @@
 /*
  * pipeline.c - the run loop (see pipeline.h).
  *
- * Delivery contract with outputs: a record is handed to an output until it
- * answers OK.  RETRY means the receiver is not ready: the pipeline waits
- * (exponential backoff, 10 ms doubling to 5 s) and offers the same record
- * again, so a slow or absent receiver slows the input down instead of
- * losing records.  FAIL sends the record to the dead-letter output with
- * the reason.  Only when the dead-letter output fails too does the run
- * stop with an error: nothing is dropped silently.
+ * Delivery to outputs (filters, retry with backoff, backpressure) is
+ * engine/fanout.c's: a record an output refuses for good goes to the
+ * dead-letter output with the reason.  Only when the dead-letter output
+ * fails too does the run stop with an error: nothing is dropped
+ * silently.  While an output retries with its backlog full, the input is
+ * told to wait (it keeps its session and pauses, engine/connector.h).
  */
 #include "pipeline.h"
 
@@ -86,6 +85,12 @@ static enum dl_reason classify(const char *text) {
     return DL_OTHER;
 }
 
+/* The newest record read of one (source, partition). */
+struct read_pos {
+    struct cf_position pos;
+    bool uncommitted; /* read since the last commit */
+};
+
 struct cf_pipeline {
     struct cf_pipeline_setup setup;
     struct cf_decoder *dec;
@@ -96,6 +101,11 @@ struct cf_pipeline {
     struct cf_entity_map *entities;
     struct cf_fusion *fusion;
     struct cf_output *dead_letter;
+    struct cf_fanout *fanout;
+    struct cf_pipeline_output single; /* setup.out, when n_outs is 0 */
+    struct cf_input *in;              /* being read, for wait() */
+    struct read_pos *read;            /* per (source, partition) */
+    size_t n_read, cap_read;
     struct cf_buf rec;      /* the alert being written */
     cf_err_t deliver_error; /* first unrecoverable delivery failure */
     char deliver_errstr[256];
@@ -104,8 +114,9 @@ struct cf_pipeline {
      * alerts, incidents) and the dropped family are counted by their
      * owners and added up in cf_pipeline_stats. */
     uint64_t records, blank_lines, events, no_time, cut_short, alerts,
-        ungenerated, written, retries, output_failures;
+        ungenerated;
     uint64_t dead_letter_reasons[DL_REASONS];
+    uint64_t positions_unkept; /* a new source's position found no room */
     uint64_t scan_errors_seen; /* to say the first one on stderr */
 };
 
@@ -121,48 +132,69 @@ static bool is_blank(const char *s, size_t n) {
     return true;
 }
 
-/* `why` is counted, `reason` is what the record says. */
+/* Says, once, why the run must stop: a dead letter could not be saved. */
+static void dead_letter_failed(struct cf_pipeline *p, cf_err_t rc,
+                               const char *reason) {
+    if (p->deliver_error != CF_OK) return;
+    p->deliver_error = rc == CF_ERR_NOMEM ? CF_ERR_NOMEM : CF_ERR_IO;
+    if (rc == CF_ERR_NOMEM) /* not the output's fault */
+        snprintf(p->deliver_errstr, sizeof p->deliver_errstr,
+                 "out of memory building a dead-letter record (%s); "
+                 "stopping rather than losing records",
+                 reason);
+    else
+        snprintf(p->deliver_errstr, sizeof p->deliver_errstr,
+                 "cannot write to the dead-letter output (%s); stopping "
+                 "rather than losing records",
+                 p->dead_letter->ops->name);
+}
+
+/* `why` is counted, `reason` is what the record says.  The record goes
+ * to the dead-letter output, and to every output that selects kind
+ * dead-letter. */
+static void dead_letter_to(struct cf_pipeline *p, enum dl_reason why,
+                           const char *reason, const struct cf_position *pos,
+                           const char *data, size_t len, bool truncated,
+                           bool fan) {
+    struct cf_output *dl = p->dead_letter;
+    struct cf_buf b = CF_BUF_INIT;
+    p->dead_letter_reasons[why]++;
+    cf_err_t rc = cf_dead_letter_build(&b, reason, pos, data, len, truncated);
+    if (rc == CF_OK) {
+        struct cf_out_record r =
+            cf_out_record_plain("dead-letter", b.data, b.len, pos);
+        if (dl->ops->write(dl, &r) != CF_IO_OK) rc = CF_ERR_IO;
+        if (fan && p->fanout) cf_fanout_deliver(p->fanout, &r);
+    }
+    if (rc != CF_OK) dead_letter_failed(p, rc, reason);
+    cf_buf_free(&b);
+}
+
 static void dead_letter(struct cf_pipeline *p, enum dl_reason why,
                         const char *reason, const struct cf_position *pos,
                         const char *data, size_t len, bool truncated) {
-    struct cf_output *dl = p->dead_letter;
-    p->dead_letter_reasons[why]++;
-    cf_err_t rc = cf_dead_letter_write(dl, reason, pos, data, len, truncated);
-    if (rc != CF_OK && p->deliver_error == CF_OK) {
-        p->deliver_error = rc == CF_ERR_NOMEM ? CF_ERR_NOMEM : CF_ERR_IO;
-        if (rc == CF_ERR_NOMEM) /* not the output's fault */
-            snprintf(p->deliver_errstr, sizeof p->deliver_errstr,
-                     "out of memory building a dead-letter record (%s); "
-                     "stopping rather than losing records",
-                     reason);
-        else
-            snprintf(p->deliver_errstr, sizeof p->deliver_errstr,
-                     "cannot write to the dead-letter output (%s); stopping "
-                     "rather than losing records",
-                     dl->ops->name);
-    }
+    dead_letter_to(p, why, reason, pos, data, len, truncated, true);
 }
 
-/* Hands the serialized record to the output until it is accepted. */
+/* The fan-out's dead-letter callback: an output refused `rec` for good. */
+static void output_refused(void *opaque, const struct cf_out_record *rec,
+                           const char *reason) {
+    /* A dead letter an output refused goes to the dead-letter output
+     * only: fanned out again it could come back here for ever. */
+    dead_letter_to(opaque, DL_OUTPUT_FAILED, reason, rec->pos, rec->json,
+                   rec->len, false, strcmp(rec->kind, "dead-letter") != 0);
+}
+
+static void sleep_or_wait(void *opaque, long ms) {
+    struct cf_pipeline *p = opaque;
+    if (p->in && p->in->ops->wait)
+        p->in->ops->wait(p->in, ms);
+    else
+        sleep_ms(ms);
+}
+
 static void deliver(struct cf_pipeline *p, const struct cf_out_record *rec) {
-    struct cf_output *out = p->setup.out;
-    long backoff = 10;
-    for (;;) {
-        cf_io_status st = out->ops->write(out, rec);
-        if (st == CF_IO_OK) {
-            p->written++;
-            return;
-        }
-        if (st != CF_IO_RETRY) break;
-        if (p->retries++ == 0)
-            fprintf(stderr, "chainfuse: output %s not ready, retrying\n",
-                    out->ops->name);
-        sleep_ms(backoff);
-        if (backoff < 5000) backoff *= 2;
-    }
-    p->output_failures++;
-    dead_letter(p, DL_OUTPUT_FAILED, "output failed", rec->pos, rec->json,
-                rec->len, false);
+    cf_fanout_deliver(p->fanout, rec);
 }
 
 /* Fusion counts what it emits (incidents, incident records, correlation
@@ -213,11 +245,20 @@ struct cf_pipeline *cf_pipeline_new(const struct cf_pipeline_setup *setup,
     if (!p) goto nomem;
     p->setup = *setup;
     p->dead_letter = setup->dead_letter;
-    if (!setup->out || !setup->dead_letter) {
+    if ((!setup->out && !setup->n_outs) || !setup->dead_letter) {
         cf_seterr(errstr, errstr_size, CF_ERR,
                   "pipeline needs an output and a dead-letter output");
         goto fail;
     }
+    if (!setup->n_outs) {
+        p->single.out = setup->out;
+        p->single.filter.min_severity = -1;
+        p->setup.outs = &p->single;
+        p->setup.n_outs = 1;
+    }
+    if (!(p->fanout = cf_fanout_new(p->setup.outs, p->setup.n_outs,
+                                    output_refused, sleep_or_wait, p)))
+        goto nomem;
     cf_event_init(&p->ev);
     if (!(p->dec = cf_decoder_new())) goto nomem;
     const struct cf_time_settings *ts = &setup->cfg->time;
@@ -246,6 +287,8 @@ fail:
 
 void cf_pipeline_destroy(struct cf_pipeline *p) {
     if (!p) return;
+    cf_fanout_destroy(p->fanout);
+    cf_free(p->read);
     cf_fusion_destroy(p->fusion);
     cf_clocks_destroy(p->clocks);
     cf_entity_map_destroy(p->entities);
@@ -273,11 +316,53 @@ static void note_scan_errors(struct cf_pipeline *p,
     p->scan_errors_seen = n;
 }
 
+/* Remembers the newest position read of each (source, partition): what
+ * commit() is told once it is checkpointed. */
+static void note_position(struct cf_pipeline *p,
+                          const struct cf_position *pos) {
+    struct read_pos *r = p->read;
+    for (size_t i = 0; i < p->n_read; i++, r++)
+        if (r->pos.partition == pos->partition &&
+            (r->pos.source == pos->source ||
+             (r->pos.source && pos->source &&
+              strcmp(r->pos.source, pos->source) == 0))) {
+            r->pos.offset = pos->offset;
+            r->uncommitted = true;
+            return;
+        }
+    if (p->n_read == p->cap_read) {
+        size_t nc = p->cap_read ? p->cap_read * 2 : 8;
+        struct read_pos *nr = cf_realloc(p->read, nc * sizeof *nr);
+        if (!nr) {
+            p->positions_unkept++; /* that source is not committed */
+            return;
+        }
+        p->read = nr;
+        p->cap_read = nc;
+    }
+    p->read[p->n_read++] = (struct read_pos){*pos, true};
+}
+
+/* Everything read so far is processed and every output acknowledged
+ * it: tell the input, once per (source, partition) read since the last
+ * time. */
+static void commit_read(struct cf_pipeline *p) {
+    struct cf_input *in = p->in;
+    for (size_t i = 0; i < p->n_read; i++) {
+        if (!p->read[i].uncommitted) continue;
+        p->read[i].uncommitted = false;
+        if (in && in->ops->commit) in->ops->commit(in, &p->read[i].pos);
+    }
+}
+
 cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
                          char *errstr, size_t errstr_size) {
     struct cf_record rec;
     long backoff = 10;
+    p->in = in;
     for (;;) {
+        if (p->setup.stop && *p->setup.stop) break;
+        cf_fanout_pump(p->fanout);
         cf_io_status st = in->ops->read(in, &rec);
         if (st == CF_IO_EOF) break;
         if (st == CF_IO_RETRY) {
@@ -290,6 +375,7 @@ cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
                              in->ops->name);
         backoff = 10;
         p->records++;
+        note_position(p, &rec.pos);
         if (rec.defect) {
             dead_letter(p, classify(rec.defect), rec.defect, &rec.pos, rec.data,
                         rec.len, rec.truncated);
@@ -320,42 +406,47 @@ cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
         if (p->deliver_error != CF_OK)
             return cf_seterr(errstr, errstr_size, p->deliver_error, "%s",
                              p->deliver_errstr);
-        if (in->ops->commit) in->ops->commit(in, &rec.pos);
     }
+    return CF_OK;
+}
+
+/* Every output, then the dead-letter output, has acknowledged all it
+ * took.  Both are flushed even when the first fails, so a full disk
+ * under the records does not also lose the dead letters unsaid. */
+static cf_err_t flush_all(struct cf_pipeline *p, char *errstr,
+                          size_t errstr_size) {
+    char why[256] = "";
+    cf_err_t rc = cf_fanout_drain(p->fanout, NULL, why, sizeof why);
+    struct cf_output *dl = p->dead_letter;
+    cf_io_status st = CF_IO_OK;
+    long backoff = 10;
+    if (dl->ops->flush)
+        while ((st = dl->ops->flush(dl)) == CF_IO_RETRY) {
+            sleep_or_wait(p, backoff);
+            if (backoff < 5000) backoff *= 2;
+        }
+    if (rc != CF_OK)
+        return cf_seterr(errstr, errstr_size, rc, "%s%s", why,
+                         st != CF_IO_OK ? " (and the dead-letter output "
+                                          "failed to flush too)"
+                                        : "");
+    if (st != CF_IO_OK)
+        return cf_seterr(errstr, errstr_size, CF_ERR_IO,
+                         "dead-letter output %s failed to flush",
+                         dl->ops->name);
     return CF_OK;
 }
 
 cf_err_t cf_pipeline_finish(struct cf_pipeline *p, char *errstr,
                             size_t errstr_size) {
     cf_fusion_finish(p->fusion);
-    /* Both outputs are flushed even when the first fails, so a full disk
-     * under the records does not also lose the dead letters unsaid. */
-    struct cf_output *outs[2] = {p->setup.out, p->dead_letter};
-    const char *what[2] = {"output", "dead-letter output"};
-    bool failed[2] = {false, false};
-    for (int i = 0; i < 2; i++) {
-        struct cf_output *o = outs[i];
-        if (!o || !o->ops->flush) continue;
-        long backoff = 10;
-        cf_io_status st;
-        while ((st = o->ops->flush(o)) == CF_IO_RETRY) {
-            sleep_ms(backoff);
-            if (backoff < 5000) backoff *= 2;
-        }
-        failed[i] = st != CF_IO_OK;
-    }
-    if (failed[0] || failed[1]) {
-        int first = failed[0] ? 0 : 1;
-        return cf_seterr(errstr, errstr_size, CF_ERR_IO,
-                         "%s %s failed to flush%s%s%s", what[first],
-                         outs[first]->ops->name,
-                         failed[0] && failed[1] ? " (and the " : "",
-                         failed[0] && failed[1] ? what[1] : "",
-                         failed[0] && failed[1] ? " too)" : "");
-    }
+    cf_err_t rc = flush_all(p, errstr, errstr_size);
+    if (rc != CF_OK) return rc;
     if (p->deliver_error != CF_OK)
         return cf_seterr(errstr, errstr_size, p->deliver_error, "%s",
                          p->deliver_errstr);
+    /* Nothing is held any more: every position read is done with. */
+    commit_read(p);
     return CF_OK;
 }
 
@@ -398,12 +489,15 @@ json_t *cf_pipeline_stats(const struct cf_pipeline *p) {
     STAT(s, "ungenerated_alerts", p->ungenerated + fc.ungenerated);
     STAT(s, "incidents", fc.incidents);
     STAT(s, "incident_records", fc.incident_records);
-    STAT(s, "written", p->written);
-    STAT(s, "output_retries", p->retries);
-    STAT(s, "output_failures", p->output_failures);
+    uint64_t written, retries, failures;
+    cf_fanout_totals(p->fanout, &written, &retries, &failures);
+    STAT(s, "written", written);
+    STAT(s, "output_retries", retries);
+    STAT(s, "output_failures", failures);
 #undef STAT
     json_object_set_new(s, "dropped", cf_drops_to_json(&drops));
     json_object_set_new(s, "fusion", cf_fusion_stats(p->fusion));
     json_object_set_new(s, "clocks", cf_clocks_stats(p->clocks));
+    json_object_set_new(s, "outputs", cf_fanout_stats(p->fanout));
     return s;
 }

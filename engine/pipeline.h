@@ -12,18 +12,28 @@
 #define CF_PIPELINE_H
 
 #include <jansson.h>
+#include <signal.h>
 
 #include "config.h"
 #include "connector.h"
 #include "drops.h"
+#include "fanout.h"
 #include "ruleset.h"
 
 struct cf_pipeline_setup {
     const struct cf_config *cfg;
     const struct cf_rulebook *rb;
     const struct cf_ruleset *rs;
-    struct cf_output *out;         /* alerts and incidents */
+    /* Where alerts and incidents go, each output with its filter
+     * (engine/fanout.h); or, when n_outs is 0, `out` alone with the
+     * default filter (alerts and incidents). */
+    const struct cf_pipeline_output *outs;
+    size_t n_outs;
+    struct cf_output *out;
     struct cf_output *dead_letter; /* where bad records go; required */
+    /* Set (by a signal handler) to stop reading: cf_pipeline_run returns
+     * at the next record.  May be NULL. */
+    const volatile sig_atomic_t *stop;
 };
 
 struct cf_pipeline;
@@ -32,9 +42,10 @@ struct cf_pipeline *cf_pipeline_new(const struct cf_pipeline_setup *setup,
                                     char *errstr, size_t errstr_size);
 void cf_pipeline_destroy(struct cf_pipeline *p); /* NULL is a no-op */
 
-/* Processes `in` to its end.  Returns CF_OK, or an error when an output
- * failed for good and even the dead-letter output could not take the
- * record (the only case where continuing would lose data). */
+/* Processes `in` to its end, or until *setup.stop is set.  Returns
+ * CF_OK, or an error when an output failed for good and even the
+ * dead-letter output could not take the record (the only case where
+ * continuing would lose data). */
 cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
                          char *errstr, size_t errstr_size);
 

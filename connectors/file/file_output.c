@@ -21,6 +21,7 @@ struct file_output {
     FILE *fp;             /* NULL while creation is deferred */
     bool is_stdout;
     char *path;    /* for messages, and for the deferred creation */
+    bool append;   /* resuming: keep what an earlier run wrote */
     char *buffer;  /* stdio buffer; must outlive fp */
     char err[320]; /* why the last write or flush failed, or "" */
 };
@@ -35,9 +36,38 @@ static const char *create_hint(int err) {
 }
 
 /* Creates the file and gives it a large stdio buffer. */
+/* A run killed part-way may have left half a line at the end (stdio
+ * writes its buffer in pieces); a resumed run writes that record again,
+ * whole, so the piece is cut off rather than glued to the next line. */
+static void cut_partial_line(FILE *fp) {
+    char tail[4096];
+    long end, from;
+    if (fseek(fp, 0, SEEK_END) != 0 || (end = ftell(fp)) <= 0) return;
+    for (long stop = end; stop > 0; stop = from) {
+        from = stop > (long)sizeof tail ? stop - (long)sizeof tail : 0;
+        size_t n = (size_t)(stop - from);
+        if (fseek(fp, from, SEEK_SET) != 0 || fread(tail, 1, n, fp) != n)
+            return;
+        for (size_t i = n; i > 0; i--)
+            if (tail[i - 1] == '\n') {
+                if (from + (long)i < end) {
+                    fflush(fp);
+                    if (ftruncate(fileno(fp), from + (long)i) != 0) return;
+                }
+                return;
+            }
+    }
+    fflush(fp);
+    if (ftruncate(fileno(fp), 0) != 0) return; /* no newline at all */
+}
+
 static cf_err_t create_file(struct file_output *fo, const char *path,
                             char *errstr, size_t errstr_size) {
-    if (!(fo->fp = fopen(path, "w")))
+    if (fo->append && (fo->fp = fopen(path, "r+"))) {
+        cut_partial_line(fo->fp);
+        fclose(fo->fp);
+    }
+    if (!(fo->fp = fopen(path, fo->append ? "a" : "w")))
         return cf_seterr(errstr, errstr_size, CF_ERR_IO,
                          "cannot create %s: %s%s", path, strerror(errno),
                          create_hint(errno));
@@ -121,6 +151,7 @@ struct cf_output *cf_file_output_open(const char *path, unsigned flags,
     }
     fo->out.ops = &file_output_ops;
     fo->out.ctx = fo;
+    fo->append = (flags & CF_FILE_OUTPUT_APPEND) != 0;
     if (!(fo->path = cf_strdup(path))) {
         cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
                   "out of memory opening output %s", path);
@@ -143,7 +174,7 @@ struct cf_output *cf_file_output_open(const char *path, unsigned flags,
         }
         /* An existing file is emptied now, as a write would: dead
          * letters of an earlier run must not pass for this one's. */
-        FILE *probe = fopen(path, existed ? "w" : "a");
+        FILE *probe = fopen(path, existed && !fo->append ? "w" : "a");
         if (!probe) {
             cf_seterr(errstr, errstr_size, CF_ERR_IO, "cannot create %s: %s%s",
                       path, strerror(errno), create_hint(errno));

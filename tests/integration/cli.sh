@@ -246,7 +246,7 @@ check "a correlation alert is raised without the suppression" '[ "$(jq -s "map(s
 check "... and hidden and counted with it" '[ "$(jq -s "map(select(.kind == \"alert\" and .rule.title == \"Many Whoami\")) | length" "$T/corr_supp.jsonl")" = 0 ] && jq -e ".suppressed_alerts == 1" "$T/corr_supp_stats.json" >/dev/null'
 
 # An option that takes one value refuses a second instead of keeping the last.
-for opt in --input --output --dead-letter --stats --config; do
+for opt in --input --dead-letter --stats --config; do
   "$CF" run --rules "$T/rules" "$opt" "$T/a" "$opt" "$T/b" 2>"$T/err" </dev/null; rc=$?
   check "run $opt given twice exits 2 naming both" '[ $rc -eq 2 ] && grep -q -- "$opt is given twice" "$T/err"'
 done
@@ -256,7 +256,7 @@ check "check --config given twice exits 2" '[ $rc -eq 2 ] && grep -q -- "--confi
 # An output that cannot take the data says why.
 if [ -w /dev/full ]; then
   "$CF" run --rules "$T/rules" --input "$T/events.jsonl" --config "$T/config.yml" --dead-letter "$T/dl7.jsonl" --output /dev/full 2>"$T/err"; rc=$?
-  check "--output /dev/full exits 1 with the errno text" '[ $rc -eq 1 ] && grep -q "output file failed to flush: cannot write /dev/full: No space left on device" "$T/err"'
+  check "--output /dev/full exits 1 with the errno text" '[ $rc -eq 1 ] && grep -q "output /dev/full failed to flush: cannot write /dev/full: No space left on device" "$T/err"'
   printf 'not json\n' | "$CF" run --rules "$T/rules" --dead-letter /dev/full --output /dev/null 2>"$T/err"; rc=$?
   check "a dead letter that could not be saved is not reported as saved" '[ $rc -eq 1 ] && grep -q "1 dead-lettered but NOT saved to /dev/full" "$T/err"'
 fi
