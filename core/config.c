@@ -97,6 +97,10 @@ static const struct cf_config_key state_keys[] = {
         state_interval,
         "how often a checkpoint is written (and input positions "
         "committed); one is also written at shutdown"),
+    KEY("background", CF_CONFIG_BOOL, "true", 0, 0, state_background,
+        "periodic checkpoints are written by a forked child from a copy of "
+        "memory, so the engine pauses only for the flush and the fork; "
+        "false writes them in-process"),
 };
 
 static const struct cf_config_key correlation_keys[] = {

@@ -81,6 +81,7 @@ struct cf_config {
     size_t n_outputs;
     char *state_dir;        /* state.dir; NULL: no checkpoints */
     int64_t state_interval; /* state.interval, ms */
+    bool state_background;  /* state.background */
     bool emit_alerts;       /* output.alerts */
     bool emit_incidents;    /* output.incidents */
     struct cf_correlation_settings correlation;

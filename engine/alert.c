@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "hash.h"
+#include "sigma_correlation.h"
 #include "timeutil.h"
 
 static const char *const entity_names[CF_ENTITY_COUNT] = {
@@ -377,13 +378,8 @@ bool cf_digest_hex128(const void *data, size_t len, char out[33]) {
     return digest_parts_hex128(&data, &len, 1, out);
 }
 
-cf_err_t cf_alert_from_event(struct cf_alert *alert,
-                             const struct cf_sigma_rule *rule,
-                             const struct cf_event *ev,
-                             const struct cf_entity_map *map) {
-    memset(alert, 0, sizeof *alert);
-    alert->time_ms = ev->time_ms;
-    alert->clock_offset_ms = ev->clock_offset_ms;
+void cf_alert_set_rule(struct cf_alert *alert,
+                       const struct cf_sigma_rule *rule) {
     alert->rule_id = rule->id ? rule->id : rule->title;
     alert->rule_title = rule->title;
     alert->rule_path = rule->path;
@@ -394,6 +390,29 @@ cf_err_t cf_alert_from_event(struct cf_alert *alert,
     alert->n_tactics = rule->n_tactics;
     alert->techniques = rule->techniques;
     alert->n_techniques = rule->n_techniques;
+}
+
+void cf_alert_set_correlation(struct cf_alert *alert,
+                              const struct cf_sigma_correlation *c) {
+    alert->rule_id = c->key;
+    alert->rule_title = c->title;
+    alert->rule_path = c->path;
+    alert->rule_name = c->name;
+    alert->level = c->level;
+    alert->tactics = c->tactics;
+    alert->n_tactics = c->n_tactics;
+    alert->techniques = c->techniques;
+    alert->n_techniques = c->n_techniques;
+}
+
+cf_err_t cf_alert_from_event(struct cf_alert *alert,
+                             const struct cf_sigma_rule *rule,
+                             const struct cf_event *ev,
+                             const struct cf_entity_map *map) {
+    memset(alert, 0, sizeof *alert);
+    alert->time_ms = ev->time_ms;
+    alert->clock_offset_ms = ev->clock_offset_ms;
+    cf_alert_set_rule(alert, rule);
     alert->pos = ev->pos;
     size_t len;
     const char *json = cf_event_json(ev, &len);

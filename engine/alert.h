@@ -110,6 +110,15 @@ struct cf_alert {
     json_t *extra; /* correlation details; owned, may be NULL */
 };
 
+/* The rule's metadata into `alert` (id, title, path, name, level,
+ * tactics, techniques; all borrowed), for a detection rule or for a
+ * Sigma correlation; nothing else is touched. */
+void cf_alert_set_rule(struct cf_alert *alert,
+                       const struct cf_sigma_rule *rule);
+struct cf_sigma_correlation;
+void cf_alert_set_correlation(struct cf_alert *alert,
+                              const struct cf_sigma_correlation *c);
+
 /* Fills `alert` for `rule` firing on `ev`, which cf_event_decode
  * accepted.  The event is copied byte for byte (cf_event_json), except
  * that line breaks - only possible between tokens of a valid object -

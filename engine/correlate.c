@@ -48,6 +48,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "ckpt.h"
 #include "hash.h"
 #include "heap.h"
 #include "sigma_correlation.h"
@@ -659,15 +660,7 @@ static void fire(struct cf_correlator *co, uint32_t s, uint32_t n,
     ok &= !dig.failed && cf_digest_hex128(dig.data, dig.len, out.id);
     cf_buf_free(&dig);
     out.time_ms = done->t;
-    out.rule_id = c->key;
-    out.rule_title = c->title;
-    out.rule_path = c->path;
-    out.rule_name = c->name;
-    out.level = c->level;
-    out.tactics = c->tactics;
-    out.n_tactics = c->n_tactics;
-    out.techniques = c->techniques;
-    out.n_techniques = c->n_techniques;
+    cf_alert_set_correlation(&out, c);
     if (w->ents) {
         for (size_t u = 0; w->ents[u];) {
             int kind = (unsigned char)w->ents[u] - 1;
@@ -1078,4 +1071,136 @@ void cf_correlator_drops(const struct cf_correlator *co, struct cf_drops *sum) {
     sum->n[CF_DROP_CORRELATION_TOO_LATE] += co->late_outside;
     sum->n[CF_DROP_CORRELATION_WINDOW_EVICTED] += co->evicted;
     sum->n[CF_DROP_CORRELATION_OUT_OF_MEMORY] += co->oom;
+}
+
+/* ---- checkpoints ---------------------------------------------------- */
+
+#define CO_COUNTERS(co)                                                        \
+    &(co)->alerts_seen, &(co)->alerts_used, &(co)->late, &(co)->late_outside,  \
+        &(co)->no_group, &(co)->no_value, &(co)->no_time, &(co)->fired,        \
+        &(co)->evicted, &(co)->expired, &(co)->repushed, &(co)->oom
+
+static size_t ents_size(const char *ents) {
+    size_t n = 0;
+    if (!ents) return 0;
+    while (ents[n]) n += 1 + strlen(ents + n + 1) + 1;
+    return n + 1;
+}
+
+void cf_correlator_save(const struct cf_correlator *co, struct cf_ckpt_w *w) {
+    const uint64_t *counters[] = {CO_COUNTERS(co)};
+    cf_ckpt_i64(w, co->watermark);
+    cf_ckpt_u32(w, (uint32_t)CF_ARRAY_LEN(counters));
+    for (size_t i = 0; i < CF_ARRAY_LEN(counters); i++)
+        cf_ckpt_u64(w, *counters[i]);
+    cf_ckpt_put_alert_queue(w, &co->pending);
+    cf_ckpt_u64(w, co->n_open);
+    for (size_t c = 0; c < co->rb->n_correlations; c++) {
+        for (uint32_t s = co->head[c]; s != NIL; s = co->wins[s].next) {
+            struct win *win = &co->wins[s];
+            const struct cev *ev = win_events(win);
+            cf_ckpt_sym(w, co->rb->correlations[c]->key);
+            cf_ckpt_strn(w, win_key(win), win->key_len);
+            size_t en = ents_size(win->ents);
+            cf_ckpt_u32(w, (uint32_t)en);
+            if (en) cf_ckpt_put(w, win->ents, en);
+            cf_ckpt_u32(w, win->n_ev);
+            for (uint32_t i = 0; i < win->n_ev; i++) {
+                cf_ckpt_i64(w, ev[i].t);
+                cf_ckpt_put(w, ev[i].id, 16);
+                cf_ckpt_u64(w, ev[i].val.h);
+                cf_ckpt_u32(w, ev[i].ref);
+                cf_ckpt_u32(w, ev[i].offset);
+            }
+        }
+    }
+}
+
+static uint32_t corr_index(const struct cf_correlator *co, const char *key) {
+    for (size_t c = 0; key && c < co->rb->n_correlations; c++)
+        if (strcmp(co->rb->correlations[c]->key, key) == 0) return (uint32_t)c;
+    return NIL;
+}
+
+/* One window as saved; false when the file is bad or memory ran out. */
+static bool load_window(struct cf_correlator *co, struct cf_ckpt_r *r) {
+    size_t key_len, en;
+    const char *ckey = cf_ckpt_get_sym(r);
+    const char *key = cf_ckpt_get_str(r, &key_len);
+    en = cf_ckpt_get_u32(r);
+    if (!key || (en && !cf_ckpt_need(r, en))) {
+        r->bad = true;
+        return false;
+    }
+    const char *ents = en ? (const char *)r->p : NULL;
+    r->p += en;
+    if (ents && (ents[en - 1] != 0 || ents_size(ents) != en)) {
+        r->bad = true;
+        return false;
+    }
+    uint32_t n_ev = cf_ckpt_get_u32(r);
+    if (n_ev == 0 || !cf_ckpt_need(r, (size_t)n_ev * 36)) {
+        r->bad = true;
+        return false;
+    }
+    uint32_t corr = corr_index(co, ckey);
+    struct cev *evs = cf_malloc(n_ev * sizeof *evs);
+    if (!evs) {
+        r->nomem = true;
+        return false;
+    }
+    for (uint32_t i = 0; i < n_ev; i++) {
+        evs[i].t = cf_ckpt_get_i64(r);
+        cf_ckpt_get(r, evs[i].id, 16);
+        evs[i].val.h = cf_ckpt_get_u64(r);
+        evs[i].ref = cf_ckpt_get_u32(r);
+        evs[i].offset = cf_ckpt_get_u32(r);
+        if (corr != NIL && evs[i].ref >= co->rb->correlations[corr]->n_refs)
+            corr = NIL; /* the rule changed shape: its state is gone */
+    }
+    bool created = false;
+    uint32_t s = NIL;
+    if (corr == NIL) {
+        r->dropped_windows++;
+    } else if ((s = win_get(co, corr, key, key_len, &created)) == NIL ||
+               !created) {
+        if (s == NIL)
+            r->nomem = true;
+        else
+            r->bad = true; /* the same window twice */
+        s = NIL;
+    }
+    if (s != NIL) {
+        struct win *w = &co->wins[s];
+        if (ents && !(w->ents = cf_malloc(en))) {
+            r->nomem = true;
+        } else if (ents) {
+            memcpy(w->ents, ents, en);
+            co->extra_bytes += en;
+        }
+        if (n_ev == 1) {
+            w->ev.one = evs[0];
+        } else {
+            w->ev.many = evs;
+            w->cap_ev = n_ev;
+            co->extra_bytes += n_ev * sizeof *evs;
+            evs = NULL;
+        }
+        w->n_ev = n_ev;
+        list_append(co, s);
+    }
+    cf_free(evs);
+    return !r->bad && !r->nomem;
+}
+
+void cf_correlator_load(struct cf_correlator *co, struct cf_ckpt_r *r) {
+    uint64_t *counters[] = {CO_COUNTERS(co)};
+    co->watermark = cf_ckpt_get_i64(r);
+    if (cf_ckpt_get_u32(r) != CF_ARRAY_LEN(counters)) r->bad = true;
+    for (size_t i = 0; i < CF_ARRAY_LEN(counters) && !r->bad; i++)
+        *counters[i] = cf_ckpt_get_u64(r);
+    if (!cf_ckpt_get_alert_queue(r, &co->pending)) return;
+    size_t n = cf_ckpt_get_count(r, 4 + 4 + 4 + 4 + 36);
+    for (size_t i = 0; i < n && load_window(co, r); i++) {
+    }
 }

@@ -60,4 +60,15 @@ json_t *cf_correlator_stats(const struct cf_correlator *co);
  * max_open_windows, and what lack of memory made it skip. */
 void cf_correlator_drops(const struct cf_correlator *co, struct cf_drops *sum);
 
+struct cf_ckpt_w;
+struct cf_ckpt_r;
+
+/* The correlator's state in a checkpoint (engine/ckpt.h): watermark,
+ * counters, pending alerts and every open window, per correlation in
+ * its touch order.  cf_correlator_load restores it into a new
+ * correlator; windows of correlations no longer loaded are dropped and
+ * counted (r->dropped_windows).  Failure is r->bad or r->nomem. */
+void cf_correlator_save(const struct cf_correlator *co, struct cf_ckpt_w *w);
+void cf_correlator_load(struct cf_correlator *co, struct cf_ckpt_r *r);
+
 #endif

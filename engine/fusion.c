@@ -48,6 +48,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "ckpt.h"
 #include "correlate.h"
 #include "entity_norm.h"
 #include "hash.h"
@@ -280,6 +281,10 @@ struct cf_fusion {
         noise_folded, noise_unfused, events_sighted;
     /* records lost for lack of memory (dropped, see cf_fusion_drops) */
     uint64_t correlation_unwritten, incident_unwritten;
+
+    /* strings of restored state that outlive the checkpoint file (rule
+     * titles of incidents, input sources) */
+    struct cf_strpool pool;
 };
 
 /* Copies the checked `fusion` settings (core/config.c) and normalises
@@ -557,6 +562,7 @@ void cf_fusion_destroy(struct cf_fusion *fu) {
     }
     cf_free(fu->supp);
     cf_buf_free(&fu->rec);
+    cf_strpool_free(&fu->pool);
     cf_free(fu);
 }
 
@@ -816,6 +822,17 @@ static void merge_into(struct cf_fusion *fu, struct cf_incident *dst,
     cf_incident_destroy(src);
 }
 
+/* Room for one more open incident. */
+static bool open_room(struct cf_fusion *fu) {
+    if (fu->n_open < fu->cap_open) return true;
+    size_t nc = fu->cap_open ? fu->cap_open * 2 : 64;
+    struct cf_incident **no = cf_realloc(fu->open, nc * sizeof *no);
+    if (!no) return false;
+    fu->open = no;
+    fu->cap_open = nc;
+    return true;
+}
+
 /* `active` is the clock from which the new incident's quiet time is
  * counted (see fuse). */
 static struct cf_incident *open_incident(struct cf_fusion *fu,
@@ -836,13 +853,7 @@ static struct cf_incident *open_incident(struct cf_fusion *fu,
             close_incident(fu, oldest);
         }
     }
-    if (fu->n_open >= fu->cap_open) {
-        size_t nc = fu->cap_open ? fu->cap_open * 2 : 64;
-        struct cf_incident **no = cf_realloc(fu->open, nc * sizeof *no);
-        if (!no) return NULL;
-        fu->open = no;
-        fu->cap_open = nc;
-    }
+    if (!open_room(fu)) return NULL;
     struct cf_incident *inc = cf_incident_new(fu->next_serial++, alert);
     if (!inc) return NULL;
     struct node *n = map_put(&fu->serials, &inc->serial, sizeof inc->serial, 0);
@@ -2013,4 +2024,143 @@ void cf_fusion_drops(const struct cf_fusion *fu, struct cf_drops *sum) {
     sum->n[CF_DROP_FUSION_NO_TIME] += fu->no_time_alerts;
     sum->n[CF_DROP_CORRELATION_FUTURE_TIME] += fu->future_uncorrelated;
     cf_correlator_drops(fu->co, sum);
+}
+
+/* ---- checkpoints --------------------------------------------------- */
+
+/* Every counter, in the order the checkpoint keeps them. */
+#define COUNTERS(fu)                                                           \
+    &(fu)->alerts_in, &(fu)->alerts_processed, &(fu)->late_alerts,             \
+        &(fu)->no_time_alerts, &(fu)->future_events, &(fu)->future_alerts,     \
+        &(fu)->future_uncorrelated, &(fu)->correlation_alerts,                 \
+        &(fu)->suppressed, &(fu)->duplicates, &(fu)->weak_skips,               \
+        &(fu)->context_unfused, &(fu)->never_link_skips,                       \
+        &(fu)->incidents_opened, &(fu)->incidents_raised,                      \
+        &(fu)->incidents_emitted, &(fu)->records_emitted,                      \
+        &(fu)->incidents_closed, &(fu)->incidents_evicted,                     \
+        &(fu)->incidents_merged, &(fu)->incidents_dropped_unraised,            \
+        &(fu)->entities_expired, &(fu)->pending_forced, &(fu)->alloc_failures, \
+        &(fu)->correlation_unwritten, &(fu)->incident_unwritten
+
+static void save_map(struct cf_ckpt_w *w, const struct map *m, bool entities) {
+    cf_ckpt_u64(w, m->n);
+    for (size_t i = 0; i < m->n_buckets; i++)
+        for (const struct node *n = m->buckets[i]; n; n = n->next) {
+            cf_ckpt_u32(w, n->klen);
+            cf_ckpt_u32(w, n->xlen);
+            cf_ckpt_put(w, n->data, (size_t)n->klen + n->xlen);
+            cf_ckpt_i64(w, n->last_ms);
+            cf_ckpt_u64(w, n->u.serial);
+            if (!entities) continue;
+            cf_ckpt_u64(w, n->serial2);
+            cf_ckpt_i64(w, n->last2);
+            cf_ckpt_u32(w, n->count);
+        }
+}
+
+static void load_map(struct cf_ckpt_r *r, struct map *m, bool entities) {
+    size_t n = cf_ckpt_get_count(r, 4 + 4 + 8 + 8);
+    for (size_t i = 0; i < n && !r->bad && !r->nomem; i++) {
+        uint32_t klen = cf_ckpt_get_u32(r), xlen = cf_ckpt_get_u32(r);
+        if (klen > UINT16_MAX || xlen > UINT16_MAX ||
+            !cf_ckpt_need(r, (size_t)klen + xlen)) {
+            r->bad = true;
+            return;
+        }
+        const unsigned char *data = r->p;
+        r->p += (size_t)klen + xlen;
+        struct node *nd = map_get(m, data, klen);
+        if (nd) { /* the same key twice: a damaged file */
+            r->bad = true;
+            return;
+        }
+        if (!(nd = map_put(m, data, klen, xlen))) {
+            r->nomem = true;
+            return;
+        }
+        memcpy(nd->data + klen, data + klen, xlen);
+        nd->last_ms = cf_ckpt_get_i64(r);
+        nd->u.serial = cf_ckpt_get_u64(r);
+        if (!entities) continue;
+        nd->serial2 = cf_ckpt_get_u64(r);
+        nd->last2 = cf_ckpt_get_i64(r);
+        nd->count = cf_ckpt_get_u32(r);
+    }
+}
+
+void cf_fusion_save(const struct cf_fusion *fu, struct cf_ckpt_w *w) {
+    const uint64_t *counters[] = {COUNTERS(fu)};
+    int64_t clocks[] = {fu->max_seen,   fu->watermark,  fu->clock,
+                        fu->bucket_end, fu->close_hint, fu->last_sweep};
+    for (size_t i = 0; i < CF_ARRAY_LEN(clocks); i++) cf_ckpt_i64(w, clocks[i]);
+    cf_ckpt_u64(w, fu->next_serial);
+    cf_ckpt_u8(w, fu->any_dirty);
+    cf_ckpt_u32(w, (uint32_t)CF_ARRAY_LEN(counters));
+    for (size_t i = 0; i < CF_ARRAY_LEN(counters); i++)
+        cf_ckpt_u64(w, *counters[i]);
+    cf_ckpt_u64(w, fu->n_supp);
+    for (size_t i = 0; i < fu->n_supp; i++) cf_ckpt_u64(w, fu->supp[i].hits);
+    cf_ckpt_put_alert_queue(w, &fu->pending);
+    cf_ckpt_u64(w, fu->n_open);
+    for (size_t i = 0; i < fu->n_open; i++)
+        cf_ckpt_put_incident(w, fu->open[i]);
+    save_map(w, &fu->entities, true);
+    save_map(w, &fu->dups, false);
+    cf_ckpt_u8(w, fu->co != NULL);
+    if (fu->co) cf_correlator_save(fu->co, w);
+}
+
+/* Registers a restored incident as open, under its serial and aliases. */
+static bool adopt_incident(struct cf_fusion *fu, struct cf_incident *inc) {
+    if (!open_room(fu)) return false;
+    for (size_t i = 0; i <= inc->n_aliases; i++) {
+        uint64_t serial = i == 0 ? inc->serial : inc->aliases[i - 1];
+        struct node *n = map_get(&fu->serials, &serial, sizeof serial);
+        if (!n && !(n = map_put(&fu->serials, &serial, sizeof serial, 0)))
+            return false;
+        n->u.inc = inc;
+    }
+    inc->open_index = fu->n_open;
+    fu->open[fu->n_open++] = inc;
+    return true;
+}
+
+cf_err_t cf_fusion_load(struct cf_fusion *fu, struct cf_ckpt_r *r) {
+    uint64_t *counters[] = {COUNTERS(fu)};
+    int64_t *clocks[] = {&fu->max_seen,   &fu->watermark,  &fu->clock,
+                         &fu->bucket_end, &fu->close_hint, &fu->last_sweep};
+    struct cf_strpool *outer = r->pool;
+    r->pool = &fu->pool;
+    for (size_t i = 0; i < CF_ARRAY_LEN(clocks); i++)
+        *clocks[i] = cf_ckpt_get_i64(r);
+    fu->next_serial = cf_ckpt_get_u64(r);
+    fu->any_dirty = cf_ckpt_get_u8(r) != 0;
+    if (cf_ckpt_get_u32(r) != CF_ARRAY_LEN(counters)) r->bad = true;
+    for (size_t i = 0; i < CF_ARRAY_LEN(counters) && !r->bad; i++)
+        *counters[i] = cf_ckpt_get_u64(r);
+    size_t n_supp = cf_ckpt_get_count(r, 8);
+    for (size_t i = 0; i < n_supp && !r->bad; i++) {
+        uint64_t hits = cf_ckpt_get_u64(r);
+        /* the same suppressions as then: their hit counts go on */
+        if (n_supp == fu->n_supp) fu->supp[i].hits = hits;
+    }
+    cf_ckpt_get_alert_queue(r, &fu->pending);
+    size_t n_open = cf_ckpt_get_count(r, 64);
+    for (size_t i = 0; i < n_open && !r->bad && !r->nomem; i++) {
+        struct cf_incident *inc = cf_ckpt_get_incident(r);
+        if (inc && !adopt_incident(fu, inc)) {
+            cf_incident_destroy(inc);
+            r->nomem = true;
+        }
+    }
+    load_map(r, &fu->entities, true);
+    load_map(r, &fu->dups, false);
+    bool had_co = cf_ckpt_get_u8(r) != 0;
+    if (had_co && fu->co)
+        cf_correlator_load(fu->co, r);
+    else if (had_co)
+        r->bad = true; /* fusion without rules cannot take it */
+    r->pool = outer;
+    if (r->nomem) return CF_ERR_NOMEM;
+    return r->bad ? CF_ERR : CF_OK;
 }

@@ -102,4 +102,20 @@ void cf_fusion_counts(const struct cf_fusion *fu, struct cf_fusion_counts *c);
  * made fusion skip (cf_correlator_drops for the correlator's part). */
 void cf_fusion_drops(const struct cf_fusion *fu, struct cf_drops *sum);
 
+struct cf_ckpt_w;
+struct cf_ckpt_r;
+
+/* Appends fusion's whole state to a checkpoint (engine/ckpt.h): clocks,
+ * counters, alerts waiting for the watermark, open incidents, the
+ * entity and duplicate indexes, suppression hits, and the correlator's
+ * windows.  Call between records (nothing is half-processed then). */
+void cf_fusion_save(const struct cf_fusion *fu, struct cf_ckpt_w *w);
+
+/* Restores what cf_fusion_save wrote into a fusion just made with
+ * cf_fusion_new (the same config and rules, or changed ones: state of
+ * rules no longer loaded is dropped and counted in r).  CF_ERR on a bad
+ * file, CF_ERR_NOMEM: either way the caller destroys fu, which holds
+ * part of it. */
+cf_err_t cf_fusion_load(struct cf_fusion *fu, struct cf_ckpt_r *r);
+
 #endif

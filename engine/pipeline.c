@@ -12,9 +12,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include "alert.h"
+#include "ckpt.h"
 #include "clocks.h"
 #include "dead_letter.h"
 #include "event.h"
@@ -88,7 +92,11 @@ static enum dl_reason classify(const char *text) {
 /* The newest record read of one (source, partition). */
 struct read_pos {
     struct cf_position pos;
+    uint32_t digest;  /* of that record (see record_digest) */
     bool uncommitted; /* read since the last commit */
+    /* restored: records up to pos are in the checkpoint and skipped;
+     * `reached` once the record at pos was read again and matched */
+    bool resume, reached;
 };
 
 struct cf_pipeline {
@@ -118,6 +126,24 @@ struct cf_pipeline {
     uint64_t dead_letter_reasons[DL_REASONS];
     uint64_t positions_unkept; /* a new source's position found no room */
     uint64_t scan_errors_seen; /* to say the first one on stderr */
+
+    /* checkpoints (setup.state_dir) */
+    int64_t next_checkpoint; /* monotonic ms */
+    unsigned since_clock;    /* records since the clock was read */
+    bool checkpointing;      /* re-entry guard (an input's hook) */
+    bool restored;
+    uint64_t checkpoints, checkpoint_failures, resume_skipped;
+    uint64_t restored_dropped_alerts, restored_dropped_windows;
+    struct cf_strpool pool; /* restored source names */
+    /* the checkpoint being written; its buffer is kept between
+     * checkpoints (about the size of the state's checkpoint), which
+     * spares the page faults and copies of growing it each time */
+    struct cf_ckpt_w ckw;
+    /* a checkpoint a child process is writing (state_background): the
+     * positions it covers, committed once it is on disk */
+    pid_t bg_child;
+    struct cf_position *bg_pos;
+    size_t n_bg_pos, cap_bg_pos;
 };
 
 static void sleep_ms(long ms) {
@@ -239,6 +265,414 @@ static void on_match(const struct cf_sigma_rule *rule, void *opaque) {
     cf_alert_clear(&alert);
 }
 
+/* A failed scan may mean a missed detection: counted (dropped.scan_error)
+ * and, the first time, said on stderr with where it happened. */
+static void note_scan_errors(struct cf_pipeline *p,
+                             const struct cf_position *pos) {
+    const char *why;
+    uint64_t n = cf_matcher_scan_errors(p->matcher, &why);
+    if (n == p->scan_errors_seen) return;
+    if (p->scan_errors_seen == 0)
+        fprintf(stderr,
+                "chainfuse: %s, at %s:%lld; rules may have missed the event "
+                "(this and later ones are counted in dropped.scan_error)\n",
+                why, pos->source ? pos->source : "input",
+                (long long)pos->offset);
+    p->scan_errors_seen = n;
+}
+
+/* Remembers the newest position read of each (source, partition): what
+ * commit() is told once it is checkpointed. */
+static struct read_pos *find_read(struct cf_pipeline *p,
+                                  const struct cf_position *pos) {
+    struct read_pos *r = p->read;
+    for (size_t i = 0; i < p->n_read; i++, r++)
+        if (r->pos.partition == pos->partition &&
+            (r->pos.source == pos->source ||
+             (r->pos.source && pos->source &&
+              strcmp(r->pos.source, pos->source) == 0)))
+            return r;
+    return NULL;
+}
+
+/* What identifies the record at a checkpointed position, to notice an
+ * input that changed under the checkpoint: CRC-32 of its length and
+ * first 256 bytes (cheap on every record; a file rewritten from the
+ * checkpointed line on is caught, one edited further back is not). */
+static uint32_t record_digest(const struct cf_record *rec) {
+    uint64_t len = rec->len;
+    uLong c = crc32(0L, (const Bytef *)&len, sizeof len);
+    return (uint32_t)crc32(c, (const Bytef *)rec->data,
+                           (uInt)(rec->len < 256 ? rec->len : 256));
+}
+
+static void note_position(struct cf_pipeline *p, const struct cf_record *rec) {
+    const struct cf_position *pos = &rec->pos;
+    struct read_pos *r = find_read(p, pos);
+    if (r) {
+        r->pos.offset = pos->offset;
+        r->uncommitted = true;
+        if (p->setup.state_dir) r->digest = record_digest(rec);
+        return;
+    }
+    if (p->n_read == p->cap_read) {
+        size_t nc = p->cap_read ? p->cap_read * 2 : 8;
+        struct read_pos *nr = cf_realloc(p->read, nc * sizeof *nr);
+        if (!nr) {
+            p->positions_unkept++; /* that source is not committed */
+            return;
+        }
+        p->read = nr;
+        p->cap_read = nc;
+    }
+    p->read[p->n_read++] = (struct read_pos){
+        *pos, p->setup.state_dir ? record_digest(rec) : 0, true, false, false};
+}
+
+/* Everything read so far is processed and every output acknowledged
+ * it: tell the input, once per (source, partition) read since the last
+ * time. */
+static void commit_read(struct cf_pipeline *p) {
+    struct cf_input *in = p->in;
+    for (size_t i = 0; i < p->n_read; i++) {
+        if (!p->read[i].uncommitted) continue;
+        p->read[i].uncommitted = false;
+        if (in && in->ops->commit) in->ops->commit(in, &p->read[i].pos);
+    }
+}
+
+/* Every output, then the dead-letter output, has acknowledged all it
+ * took.  Both are flushed even when the first fails, so a full disk
+ * under the records does not also lose the dead letters unsaid. */
+static cf_err_t flush_all(struct cf_pipeline *p, char *errstr,
+                          size_t errstr_size) {
+    char why[256] = "";
+    cf_err_t rc = cf_fanout_drain(p->fanout, p->setup.stop, why, sizeof why);
+    struct cf_output *dl = p->dead_letter;
+    cf_io_status st = CF_IO_OK;
+    long backoff = 10;
+    if (dl->ops->flush)
+        while ((st = dl->ops->flush(dl)) == CF_IO_RETRY) {
+            sleep_or_wait(p, backoff);
+            if (backoff < 5000) backoff *= 2;
+        }
+    if (rc != CF_OK)
+        return cf_seterr(errstr, errstr_size, rc, "%s%s", why,
+                         st != CF_IO_OK ? " (and the dead-letter output "
+                                          "failed to flush too)"
+                                        : "");
+    if (st != CF_IO_OK)
+        return cf_seterr(errstr, errstr_size, CF_ERR_IO,
+                         "dead-letter output %s failed to flush",
+                         dl->ops->name);
+    return CF_OK;
+}
+
+/* ---- checkpoints --------------------------------------------------- */
+
+static int64_t monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The pipeline's own part: counters, then every position read. */
+static void save_pipeline(const struct cf_pipeline *p, struct cf_ckpt_w *w) {
+    const uint64_t counters[] = {p->records, p->blank_lines,
+                                 p->events,  p->no_time,
+                                 p->alerts,  p->positions_unkept};
+    cf_ckpt_u32(w, (uint32_t)CF_ARRAY_LEN(counters));
+    for (size_t i = 0; i < CF_ARRAY_LEN(counters); i++)
+        cf_ckpt_u64(w, counters[i]);
+    cf_ckpt_u32(w, DL_REASONS);
+    for (int i = 0; i < DL_REASONS; i++)
+        cf_ckpt_u64(w, p->dead_letter_reasons[i]);
+    cf_ckpt_u64(w, p->n_read);
+    for (size_t i = 0; i < p->n_read; i++) {
+        cf_ckpt_put_pos(w, &p->read[i].pos);
+        cf_ckpt_u32(w, p->read[i].digest);
+    }
+}
+
+static void load_pipeline(struct cf_pipeline *p, struct cf_ckpt_r *r) {
+    uint64_t *counters[] = {&p->records, &p->blank_lines, &p->events,
+                            &p->no_time, &p->alerts,      &p->positions_unkept};
+    if (cf_ckpt_get_u32(r) != CF_ARRAY_LEN(counters)) r->bad = true;
+    for (size_t i = 0; i < CF_ARRAY_LEN(counters) && !r->bad; i++)
+        *counters[i] = cf_ckpt_get_u64(r);
+    if (cf_ckpt_get_u32(r) != DL_REASONS) r->bad = true;
+    for (int i = 0; i < DL_REASONS && !r->bad; i++)
+        p->dead_letter_reasons[i] = cf_ckpt_get_u64(r);
+    size_t n = cf_ckpt_get_count(r, 4 + 4 + 8 + 4);
+    if (n && !r->bad && !(p->read = cf_calloc(n, sizeof *p->read)))
+        r->nomem = true;
+    for (size_t i = 0; i < n && !r->bad && !r->nomem; i++) {
+        struct read_pos *rp = &p->read[i];
+        cf_ckpt_get_pos(r, &rp->pos);
+        rp->digest = cf_ckpt_get_u32(r);
+        rp->resume = true;
+        p->n_read = p->cap_read = i + 1;
+    }
+}
+
+/* Restores DIR/checkpoint, if there is one, into this new pipeline.
+ * Refused whole (CF_ERR with errstr) when it cannot be used. */
+static cf_err_t restore(struct cf_pipeline *p, char *errstr,
+                        size_t errstr_size) {
+    unsigned char *data = NULL;
+    struct cf_ckpt_r r;
+    const char *dir = p->setup.state_dir;
+    cf_err_t rc = cf_ckpt_load(dir, &data, &r, errstr, errstr_size);
+    if (rc == CF_ERR_IO) return CF_OK; /* none yet: a first start */
+    if (rc != CF_OK) goto refused;
+    r.rb = p->setup.rb;
+    r.pool = &p->pool;
+    load_pipeline(p, &r);
+    if (!r.bad && !r.nomem) {
+        rc = cf_fusion_load(p->fusion, &r);
+        if (rc == CF_OK && r.p != r.end) r.bad = true; /* trailing bytes */
+    }
+    p->restored_dropped_alerts = r.dropped_alerts;
+    p->restored_dropped_windows = r.dropped_windows;
+    cf_ckpt_reader_done(&r);
+    cf_free(data);
+    if (r.nomem)
+        return cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
+                         "out of memory restoring %s/checkpoint", dir);
+    if (r.bad) {
+        cf_seterr(errstr, errstr_size, CF_ERR,
+                  "%s/checkpoint is damaged: its content does not parse "
+                  "though its checksum matches",
+                  dir);
+        goto refused;
+    }
+    p->restored = true;
+    if (r.dropped_alerts || r.dropped_windows)
+        fprintf(stderr,
+                "chainfuse: %s/checkpoint: dropped the state of rules no "
+                "longer loaded (%llu waiting alerts, %llu correlation "
+                "windows); the rest is restored\n",
+                dir, (unsigned long long)r.dropped_alerts,
+                (unsigned long long)r.dropped_windows);
+    return CF_OK;
+refused:
+    /* the message is the reader's; say what to do about it */
+    if (errstr && errstr_size) {
+        size_t n = strlen(errstr);
+        snprintf(errstr + n, errstr_size - n,
+                 "; refusing to start from it (nothing was restored).  Move "
+                 "it aside to start afresh: inputs are then read from their "
+                 "beginning, or for Kafka from the group's committed "
+                 "offsets");
+    }
+    return CF_ERR;
+}
+
+/* After a restore: 1 when `rec` is at or before the position its
+ * (source, partition) was checkpointed at (its effects are in the
+ * restored state), 0 to process it, -1 when the input is not the one
+ * checkpointed (errstr says how it differs). */
+static int resume_skip(struct cf_pipeline *p, const struct cf_record *rec,
+                       char *errstr, size_t errstr_size) {
+    struct read_pos *r = find_read(p, &rec->pos);
+    if (!r || !r->resume || r->reached) return 0;
+    if (rec->pos.offset > r->pos.offset) {
+        r->reached = true; /* a consumer group resumes after it */
+        return 0;
+    }
+    p->resume_skipped++;
+    if (rec->pos.offset < r->pos.offset) return 1;
+    r->reached = true;
+    if (record_digest(rec) == r->digest) return 1;
+    cf_seterr(errstr, errstr_size, CF_ERR,
+              "input %s%s changed since the checkpoint in %s: record %lld "
+              "is not the one checkpointed; move %s/checkpoint aside to "
+              "start afresh",
+              rec->pos.source ? rec->pos.source : "", "", p->setup.state_dir,
+              (long long)rec->pos.offset, p->setup.state_dir);
+    return -1;
+}
+
+/* End of input after a restore: a file that ends before its
+ * checkpointed line is not the file that was checkpointed. */
+static cf_err_t resume_check_end(struct cf_pipeline *p, char *errstr,
+                                 size_t errstr_size) {
+    for (size_t i = 0; i < p->n_read; i++) {
+        struct read_pos *r = &p->read[i];
+        if (!r->resume || r->reached || r->pos.partition >= 0) continue;
+        if (r->pos.offset == 0) continue;
+        if (!p->in || p->resume_skipped == 0) {
+            fprintf(stderr,
+                    "chainfuse: warning: the checkpoint covers input %s "
+                    "up to record %lld, which this run did not read\n",
+                    r->pos.source ? r->pos.source : "-",
+                    (long long)r->pos.offset);
+            continue;
+        }
+        return cf_seterr(errstr, errstr_size, CF_ERR,
+                         "input %s ends before record %lld, where the "
+                         "checkpoint in %s left it: it changed (or was cut) "
+                         "since; move %s/checkpoint aside to start afresh",
+                         r->pos.source ? r->pos.source : "-",
+                         (long long)r->pos.offset, p->setup.state_dir,
+                         p->setup.state_dir);
+    }
+    return CF_OK;
+}
+
+/* Outputs acknowledged everything, then the state is written, then
+ * inputs are told what it covers.  Without a state dir, only the flush
+ * and the commit. */
+/* Writes the checkpoint file from this process; CF_OK or errstr. */
+static cf_err_t write_state(struct cf_pipeline *p, char *errstr,
+                            size_t errstr_size) {
+    cf_ckpt_begin(&p->ckw);
+    save_pipeline(p, &p->ckw);
+    cf_fusion_save(p->fusion, &p->ckw);
+    return cf_ckpt_commit(&p->ckw, p->setup.state_dir, errstr, errstr_size);
+}
+
+/* The positions read since the last commit, noted for a background
+ * checkpoint (and no longer pending: put back if it fails). */
+static bool snapshot_positions(struct cf_pipeline *p) {
+    p->n_bg_pos = 0;
+    for (size_t i = 0; i < p->n_read; i++) {
+        if (!p->read[i].uncommitted) continue;
+        if (p->n_bg_pos == p->cap_bg_pos) {
+            size_t nc = p->cap_bg_pos ? p->cap_bg_pos * 2 : 8;
+            struct cf_position *np = cf_realloc(p->bg_pos, nc * sizeof *np);
+            if (!np) return false;
+            p->bg_pos = np;
+            p->cap_bg_pos = nc;
+        }
+        p->bg_pos[p->n_bg_pos++] = p->read[i].pos;
+    }
+    for (size_t i = 0; i < p->n_read; i++) p->read[i].uncommitted = false;
+    return true;
+}
+
+/* Collects the background checkpoint, if it ended (or waits for it,
+ * with `block`): on success its positions are committed. */
+static void reap_background(struct cf_pipeline *p, bool block) {
+    int status;
+    if (!p->bg_child) return;
+    pid_t r = waitpid(p->bg_child, &status, block ? 0 : WNOHANG);
+    if (r == 0) return; /* still writing */
+    p->bg_child = 0;
+    bool ok = r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (ok) {
+        p->checkpoints++;
+        for (size_t i = 0; i < p->n_bg_pos; i++)
+            if (p->in && p->in->ops->commit)
+                p->in->ops->commit(p->in, &p->bg_pos[i]);
+    } else {
+        p->checkpoint_failures++;
+        fprintf(stderr, "chainfuse: checkpoint (written in the background) "
+                        "failed; input positions not committed\n");
+        for (size_t i = 0; i < p->n_bg_pos; i++) {
+            struct read_pos *rp = find_read(p, &p->bg_pos[i]);
+            if (rp) rp->uncommitted = true;
+        }
+    }
+    p->n_bg_pos = 0;
+}
+
+/* Forks a child that writes the checkpoint from its copy of memory, so
+ * the engine pauses for the fork only.  False when it could not fork
+ * (the caller writes it itself). */
+static bool fork_checkpoint(struct cf_pipeline *p) {
+    if (!snapshot_positions(p)) return false;
+    fflush(NULL); /* the child must not inherit half-written stdio */
+    pid_t pid = fork();
+    if (pid == 0) {
+        char err[512];
+        cf_err_t rc = write_state(p, err, sizeof err);
+        if (rc != CF_OK) fprintf(stderr, "chainfuse: %s\n", err);
+        _exit(rc == CF_OK ? 0 : 1); /* no atexit, no stdio flush */
+    }
+    if (pid < 0) {
+        for (size_t i = 0; i < p->n_bg_pos; i++) {
+            struct read_pos *rp = find_read(p, &p->bg_pos[i]);
+            if (rp) rp->uncommitted = true;
+        }
+        p->n_bg_pos = 0;
+        return false;
+    }
+    p->bg_child = pid;
+    return true;
+}
+
+/* Outputs acknowledged everything, then the state is written, then
+ * inputs are told what it covers.  Without a state dir, only the flush
+ * and the commit.  `sync`: written here and now (shutdown, a
+ * rebalance), after any background one finished; otherwise, with
+ * state_background, by a child process, skipped while the previous
+ * one still writes. */
+static cf_err_t checkpoint(struct cf_pipeline *p, bool sync, char *errstr,
+                           size_t errstr_size) {
+    cf_err_t rc;
+    if (p->checkpointing) return CF_OK;
+    reap_background(p, sync);
+    if (p->bg_child) { /* the last one is still being written */
+        p->next_checkpoint = monotonic_ms() + 50;
+        return CF_OK;
+    }
+    p->checkpointing = true;
+    rc = flush_all(p, errstr, errstr_size);
+    if (rc == CF_OK && p->deliver_error != CF_OK)
+        rc = cf_seterr(errstr, errstr_size, p->deliver_error, "%s",
+                       p->deliver_errstr);
+    bool forked = false;
+    if (rc == CF_OK && p->setup.state_dir) {
+        forked = !sync && p->setup.state_background && fork_checkpoint(p);
+        if (!forked) {
+            rc = write_state(p, errstr, errstr_size);
+            if (rc == CF_OK) p->checkpoints++;
+        }
+    }
+    if (rc != CF_OK)
+        p->checkpoint_failures++;
+    else if (!forked)
+        commit_read(p);
+    p->next_checkpoint = monotonic_ms() + p->setup.state_interval_ms;
+    p->checkpointing = false;
+    return rc;
+}
+
+/* A periodic checkpoint that fails is said and tried again at the next
+ * interval; nothing is committed meanwhile. */
+static void due_checkpoint(struct cf_pipeline *p) {
+    char err[512];
+    p->since_clock = 0;
+    if (p->bg_child) reap_background(p, false);
+    if (monotonic_ms() < p->next_checkpoint) return;
+    if (checkpoint(p, false, err, sizeof err) != CF_OK)
+        fprintf(stderr,
+                "chainfuse: checkpoint failed, input positions not "
+                "committed: %s\n",
+                err);
+}
+
+/* in->checkpoint: an input about to give sources up (a rebalance). */
+static void input_checkpoint_hook(void *engine) {
+    struct cf_pipeline *p = engine;
+    char err[512];
+    if (checkpoint(p, true, err, sizeof err) != CF_OK)
+        fprintf(stderr,
+                "chainfuse: checkpoint failed, input positions not "
+                "committed: %s\n",
+                err);
+}
+
+bool cf_pipeline_state_exists(const char *dir) {
+    return dir && cf_ckpt_exists(dir);
+}
+
+cf_err_t cf_pipeline_checkpoint(struct cf_pipeline *p, char *errstr,
+                                size_t errstr_size) {
+    return checkpoint(p, true, errstr, errstr_size);
+}
+
 struct cf_pipeline *cf_pipeline_new(const struct cf_pipeline_setup *setup,
                                     char *errstr, size_t errstr_size) {
     struct cf_pipeline *p = cf_calloc(1, sizeof *p);
@@ -277,6 +711,11 @@ struct cf_pipeline *cf_pipeline_new(const struct cf_pipeline_setup *setup,
     p->fusion = cf_fusion_new(setup->cfg, setup->rb, emit_from_fusion, p,
                               errstr, errstr_size);
     if (!p->fusion) goto fail;
+    if (setup->state_dir) {
+        if (p->setup.state_interval_ms <= 0) p->setup.state_interval_ms = 10000;
+        p->next_checkpoint = monotonic_ms() + p->setup.state_interval_ms;
+        if (restore(p, errstr, errstr_size) != CF_OK) goto fail;
+    }
     return p;
 nomem:
     cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
@@ -287,8 +726,12 @@ fail:
 
 void cf_pipeline_destroy(struct cf_pipeline *p) {
     if (!p) return;
+    reap_background(p, true); /* no orphan writing after we are gone */
+    cf_free(p->bg_pos);
     cf_fanout_destroy(p->fanout);
     cf_free(p->read);
+    cf_strpool_free(&p->pool);
+    cf_ckpt_discard(&p->ckw);
     cf_fusion_destroy(p->fusion);
     cf_clocks_destroy(p->clocks);
     cf_entity_map_destroy(p->entities);
@@ -300,72 +743,21 @@ void cf_pipeline_destroy(struct cf_pipeline *p) {
     cf_free(p);
 }
 
-/* A failed scan may mean a missed detection: counted (dropped.scan_error)
- * and, the first time, said on stderr with where it happened. */
-static void note_scan_errors(struct cf_pipeline *p,
-                             const struct cf_position *pos) {
-    const char *why;
-    uint64_t n = cf_matcher_scan_errors(p->matcher, &why);
-    if (n == p->scan_errors_seen) return;
-    if (p->scan_errors_seen == 0)
-        fprintf(stderr,
-                "chainfuse: %s, at %s:%lld; rules may have missed the event "
-                "(this and later ones are counted in dropped.scan_error)\n",
-                why, pos->source ? pos->source : "input",
-                (long long)pos->offset);
-    p->scan_errors_seen = n;
-}
-
-/* Remembers the newest position read of each (source, partition): what
- * commit() is told once it is checkpointed. */
-static void note_position(struct cf_pipeline *p,
-                          const struct cf_position *pos) {
-    struct read_pos *r = p->read;
-    for (size_t i = 0; i < p->n_read; i++, r++)
-        if (r->pos.partition == pos->partition &&
-            (r->pos.source == pos->source ||
-             (r->pos.source && pos->source &&
-              strcmp(r->pos.source, pos->source) == 0))) {
-            r->pos.offset = pos->offset;
-            r->uncommitted = true;
-            return;
-        }
-    if (p->n_read == p->cap_read) {
-        size_t nc = p->cap_read ? p->cap_read * 2 : 8;
-        struct read_pos *nr = cf_realloc(p->read, nc * sizeof *nr);
-        if (!nr) {
-            p->positions_unkept++; /* that source is not committed */
-            return;
-        }
-        p->read = nr;
-        p->cap_read = nc;
-    }
-    p->read[p->n_read++] = (struct read_pos){*pos, true};
-}
-
-/* Everything read so far is processed and every output acknowledged
- * it: tell the input, once per (source, partition) read since the last
- * time. */
-static void commit_read(struct cf_pipeline *p) {
-    struct cf_input *in = p->in;
-    for (size_t i = 0; i < p->n_read; i++) {
-        if (!p->read[i].uncommitted) continue;
-        p->read[i].uncommitted = false;
-        if (in && in->ops->commit) in->ops->commit(in, &p->read[i].pos);
-    }
-}
-
 cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
                          char *errstr, size_t errstr_size) {
     struct cf_record rec;
     long backoff = 10;
     p->in = in;
+    /* a consumer group about to lose partitions checkpoints first */
+    in->checkpoint = p->setup.state_dir ? input_checkpoint_hook : NULL;
+    in->engine = p;
     for (;;) {
         if (p->setup.stop && *p->setup.stop) break;
         cf_fanout_pump(p->fanout);
         cf_io_status st = in->ops->read(in, &rec);
         if (st == CF_IO_EOF) break;
         if (st == CF_IO_RETRY) {
+            if (p->setup.state_dir) due_checkpoint(p);
             sleep_ms(backoff);
             if (backoff < 1000) backoff *= 2;
             continue;
@@ -374,8 +766,13 @@ cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
             return cf_seterr(errstr, errstr_size, CF_ERR_IO, "input %s failed",
                              in->ops->name);
         backoff = 10;
+        if (p->restored) {
+            int skip = resume_skip(p, &rec, errstr, errstr_size);
+            if (skip < 0) return CF_ERR;
+            if (skip) continue;
+        }
         p->records++;
-        note_position(p, &rec.pos);
+        note_position(p, &rec);
         if (rec.defect) {
             dead_letter(p, classify(rec.defect), rec.defect, &rec.pos, rec.data,
                         rec.len, rec.truncated);
@@ -406,48 +803,23 @@ cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
         if (p->deliver_error != CF_OK)
             return cf_seterr(errstr, errstr_size, p->deliver_error, "%s",
                              p->deliver_errstr);
+        if (p->setup.state_dir && ++p->since_clock >= 64) due_checkpoint(p);
     }
-    return CF_OK;
-}
-
-/* Every output, then the dead-letter output, has acknowledged all it
- * took.  Both are flushed even when the first fails, so a full disk
- * under the records does not also lose the dead letters unsaid. */
-static cf_err_t flush_all(struct cf_pipeline *p, char *errstr,
-                          size_t errstr_size) {
-    char why[256] = "";
-    cf_err_t rc = cf_fanout_drain(p->fanout, NULL, why, sizeof why);
-    struct cf_output *dl = p->dead_letter;
-    cf_io_status st = CF_IO_OK;
-    long backoff = 10;
-    if (dl->ops->flush)
-        while ((st = dl->ops->flush(dl)) == CF_IO_RETRY) {
-            sleep_or_wait(p, backoff);
-            if (backoff < 5000) backoff *= 2;
-        }
-    if (rc != CF_OK)
-        return cf_seterr(errstr, errstr_size, rc, "%s%s", why,
-                         st != CF_IO_OK ? " (and the dead-letter output "
-                                          "failed to flush too)"
-                                        : "");
-    if (st != CF_IO_OK)
-        return cf_seterr(errstr, errstr_size, CF_ERR_IO,
-                         "dead-letter output %s failed to flush",
-                         dl->ops->name);
+    if (p->restored && !(p->setup.stop && *p->setup.stop))
+        return resume_check_end(p, errstr, errstr_size);
     return CF_OK;
 }
 
 cf_err_t cf_pipeline_finish(struct cf_pipeline *p, char *errstr,
                             size_t errstr_size) {
-    cf_fusion_finish(p->fusion);
-    cf_err_t rc = flush_all(p, errstr, errstr_size);
-    if (rc != CF_OK) return rc;
-    if (p->deliver_error != CF_OK)
-        return cf_seterr(errstr, errstr_size, p->deliver_error, "%s",
-                         p->deliver_errstr);
-    /* Nothing is held any more: every position read is done with. */
-    commit_read(p);
-    return CF_OK;
+    /* Stopped by a signal with checkpoints on: what waits for the
+     * watermark stays waiting, in the checkpoint, and the next run goes
+     * on from there.  Otherwise (end of input, or a signal without
+     * --state, where memory is all there is) everything is fused and
+     * emitted, as at the end of a file. */
+    bool keep = p->setup.state_dir && p->setup.stop && *p->setup.stop;
+    if (!keep) cf_fusion_finish(p->fusion);
+    return checkpoint(p, true, errstr, errstr_size);
 }
 
 void cf_pipeline_dropped(const struct cf_pipeline *p, struct cf_drops *out) {
@@ -494,10 +866,20 @@ json_t *cf_pipeline_stats(const struct cf_pipeline *p) {
     STAT(s, "written", written);
     STAT(s, "output_retries", retries);
     STAT(s, "output_failures", failures);
-#undef STAT
     json_object_set_new(s, "dropped", cf_drops_to_json(&drops));
     json_object_set_new(s, "fusion", cf_fusion_stats(p->fusion));
     json_object_set_new(s, "clocks", cf_clocks_stats(p->clocks));
     json_object_set_new(s, "outputs", cf_fanout_stats(p->fanout));
+    json_t *ck = json_object();
+    if (ck) {
+        STAT(ck, "written", p->checkpoints);
+        STAT(ck, "failed", p->checkpoint_failures);
+        json_object_set_new(ck, "restored", json_boolean(p->restored));
+        STAT(ck, "records_skipped_on_resume", p->resume_skipped);
+        STAT(ck, "restored_alerts_dropped", p->restored_dropped_alerts);
+        STAT(ck, "restored_windows_dropped", p->restored_dropped_windows);
+        json_object_set_new(s, "checkpoints", ck);
+    }
+#undef STAT
     return s;
 }

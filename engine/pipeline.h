@@ -34,10 +34,23 @@ struct cf_pipeline_setup {
     /* Set (by a signal handler) to stop reading: cf_pipeline_run returns
      * at the next record.  May be NULL. */
     const volatile sig_atomic_t *stop;
+    /* Checkpoints (engine/ckpt.h): NULL for none.  A checkpoint found
+     * there is restored by cf_pipeline_new; one is written every
+     * state_interval_ms while running and by cf_pipeline_finish. */
+    const char *state_dir;
+    int64_t state_interval_ms;
+    /* Periodic checkpoints written by a forked child from its copy of
+     * memory (the engine pauses for the flush and the fork only);
+     * positions are committed when it has finished.  Checkpoints at
+     * shutdown and on an input's request are written in-process. */
+    bool state_background;
 };
 
 struct cf_pipeline;
 
+/* With a state_dir holding a checkpoint, restores it (refused whole,
+ * NULL with errstr, when it is of another format version, damaged, or
+ * cannot be read). */
 struct cf_pipeline *cf_pipeline_new(const struct cf_pipeline_setup *setup,
                                     char *errstr, size_t errstr_size);
 void cf_pipeline_destroy(struct cf_pipeline *p); /* NULL is a no-op */
@@ -49,10 +62,27 @@ void cf_pipeline_destroy(struct cf_pipeline *p); /* NULL is a no-op */
 cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
                          char *errstr, size_t errstr_size);
 
-/* End of all input: fires pending correlations, closes incidents, flushes
- * outputs. */
+/* Whether `dir` holds a checkpoint that cf_pipeline_new would restore
+ * (a resumed run appends to its output files rather than starting them
+ * afresh). */
+bool cf_pipeline_state_exists(const char *dir);
+
+/* After cf_pipeline_run.  At the end of input (or when stopped
+ * without a state_dir): fires pending correlations, closes incidents,
+ * flushes every output.  When stopped (*setup.stop) with a state_dir:
+ * keeps what waits for the watermark and every open incident as it is.
+ * Then, in both cases, the state is checkpointed (with a state_dir) and
+ * inputs told to commit what it covers.  A second stop signal while an
+ * output still retries gives up the flush: no checkpoint, no commit, an
+ * error saying which output; the last checkpoint stays. */
 cf_err_t cf_pipeline_finish(struct cf_pipeline *p, char *errstr,
                             size_t errstr_size);
+
+/* Flushes every output until all is acknowledged, writes a checkpoint
+ * (with a state_dir) and commits input positions: what a
+ * state.interval does; for tests and benchmarks.  Between records. */
+cf_err_t cf_pipeline_checkpoint(struct cf_pipeline *p, char *errstr,
+                                size_t errstr_size);
 
 /* Every counter, as `--stats` writes it (README "Counters"): records,
  * blank_lines, events, dead letters by reason (a fixed set), alerts,
