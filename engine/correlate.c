@@ -1090,6 +1090,7 @@ static size_t ents_size(const char *ents) {
 void cf_correlator_save(const struct cf_correlator *co, struct cf_ckpt_w *w) {
     const uint64_t *counters[] = {CO_COUNTERS(co)};
     cf_ckpt_i64(w, co->watermark);
+    cf_ckpt_sym(w, co->last_source);
     cf_ckpt_u32(w, (uint32_t)CF_ARRAY_LEN(counters));
     for (size_t i = 0; i < CF_ARRAY_LEN(counters); i++)
         cf_ckpt_u64(w, *counters[i]);
@@ -1196,6 +1197,8 @@ static bool load_window(struct cf_correlator *co, struct cf_ckpt_r *r) {
 void cf_correlator_load(struct cf_correlator *co, struct cf_ckpt_r *r) {
     uint64_t *counters[] = {CO_COUNTERS(co)};
     co->watermark = cf_ckpt_get_i64(r);
+    /* the source of spans decided late (fire()); interned by the caller */
+    co->last_source = cf_ckpt_intern(r, cf_ckpt_get_sym(r));
     if (cf_ckpt_get_u32(r) != CF_ARRAY_LEN(counters)) r->bad = true;
     for (size_t i = 0; i < CF_ARRAY_LEN(counters) && !r->bad; i++)
         *counters[i] = cf_ckpt_get_u64(r);

@@ -410,7 +410,7 @@ cf_err_t cf_fanout_drain(struct cf_fanout *fo,
                 note_retry(o, now);
                 o->retries--; /* a flush is not a record offered again */
             }
-            if (stop && *stop)
+            if (stop && *stop > 1) /* a second stop signal */
                 return cf_seterr(errstr, errstr_size, CF_ERR,
                                  "output %s has not acknowledged every "
                                  "record",

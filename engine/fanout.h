@@ -92,9 +92,10 @@ void cf_fanout_pump(struct cf_fanout *fo);
 
 /* Empties every backlog and flushes every output until each has
  * acknowledged everything it took, waiting as long as needed (an
- * output's retry_for still applies).  `stop` (may be NULL) is polled
- * while waiting: when it becomes non-zero the drain gives up and
- * returns CF_ERR with errstr naming the output still waiting.  CF_ERR_IO
+ * output's retry_for still applies).  `stop` (may be NULL: the count
+ * of stop signals) is polled while waiting: at 2 (a second signal) the
+ * drain gives up and returns CF_ERR with errstr naming the output still
+ * waiting.  CF_ERR_IO
  * when an output's flush failed for good (errstr names it). */
 cf_err_t cf_fanout_drain(struct cf_fanout *fo,
                          const volatile sig_atomic_t *stop, char *errstr,

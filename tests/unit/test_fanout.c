@@ -253,6 +253,35 @@ static void test_filters(void **state) {
     cf_fanout_destroy(fo);
 }
 
+/* The first stop signal still drains (a shutdown flushes everything);
+ * only a second one gives up on an output that keeps retrying. */
+static void test_drain_gives_up_at_the_second_signal(void **state) {
+    (void)state;
+    struct test_out a;
+    struct seen s = {0};
+    t_init(&a);
+    a.retry = true;
+    s.heal = &a;
+    s.heal_after = 2;
+    struct cf_pipeline_output out = {&a.out, "a", {0}};
+    out.filter.min_severity = -1;
+    struct cf_fanout *fo = cf_fanout_new(&out, 1, on_dead, on_wait, &s);
+    char buf[16], err[128];
+    struct cf_out_record r = rec_n(0, buf, sizeof buf);
+    cf_fanout_deliver(fo, &r);
+    volatile sig_atomic_t signals = 1;
+    assert_int_equal(cf_fanout_drain(fo, &signals, err, sizeof err), CF_OK);
+    assert_int_equal(a.n_got, 1);
+    a.retry = true;
+    s.heal = NULL;
+    cf_fanout_deliver(fo, &r);
+    signals = 2;
+    assert_int_equal(cf_fanout_drain(fo, &signals, err, sizeof err), CF_ERR);
+    assert_non_null(strstr(err, "output a"));
+    assert_true(cf_fanout_backlogged(fo)); /* kept, not dropped */
+    cf_fanout_destroy(fo);
+}
+
 static void test_display_url_masks_secrets(void **state) {
     (void)state;
     struct {
@@ -279,6 +308,7 @@ int main(void) {
         cmocka_unit_test(test_retry_for_gives_up_to_dead_letters),
         cmocka_unit_test(test_failures_are_dead_lettered),
         cmocka_unit_test(test_filters),
+        cmocka_unit_test(test_drain_gives_up_at_the_second_signal),
         cmocka_unit_test(test_display_url_masks_secrets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
