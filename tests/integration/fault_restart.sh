@@ -30,7 +30,6 @@ ZIPS=$(find "$SHARED/data/otrf/datasets" -name '*.zip' 2>/dev/null | sort)
 if [ -z "$ZIPS" ] || [ ! -d "$SHARED/data/sigma/rules" ]; then
     shared_missing "$SHARED/data/otrf/datasets or $SHARED/data/sigma/rules"
 fi
-[ -r /proc/self/io ] || { echo "SKIP: /proc/PID/io is not readable here"; exit 77; }
 T=$(mktemp -d)
 trap 'jobs -p | xargs -r kill -9 2>/dev/null; [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"' EXIT
 export CHAINFUSE_CACHE_DIR="${CHAINFUSE_CACHE_DIR:-$T/cache}"
@@ -39,8 +38,13 @@ ok() { pass=$((pass + 1)); echo "ok: $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
 check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 
+# A sanitizer build runs about ten times slower: a third of the
+# recordings keep its run time reasonable.
+if grep -q '^CF_SANITIZE:BOOL=ON' "${CF_BINARY_DIR:-$(dirname "$CF")}/CMakeCache.txt" 2>/dev/null; then
+    ZIPS=$(echo "$ZIPS" | awk 'NR % 3 == 1')
+fi
 for z in $ZIPS; do unzip -p "$z"; done > "$T/in.jsonl"
-SIZE=$(stat -c %s "$T/in.jsonl")
+LINES=$(wc -l < "$T/in.jsonl")
 printf 'state:\n  interval: 100ms\n' > "$T/c.yml"
 printf 'state:\n  interval: 100ms\n  background: false\n' > "$T/c_fg.yml"
 RULES=()
@@ -71,7 +75,7 @@ check "the reference has several incidents and dead letters" '[ "$n_inc" -ge 3 ]
 wait_checkpoint() {
     local dir=$1 pid=$2 before now
     before=$(stat -c %i "$dir/checkpoint" 2>/dev/null || echo none)
-    for _ in $(seq 1 600); do
+    for _ in $(seq 1 6000); do
         now=$(stat -c %i "$dir/checkpoint" 2>/dev/null || echo none)
         [ "$now" != "$before" ] && return 0
         kill -0 "$pid" 2>/dev/null || return 1
@@ -108,21 +112,22 @@ start "$T/t.jsonl" "$T/t_dl.jsonl" --state "$S2" --stats "$T/t_stats.json" 2>"$T
 wait_checkpoint "$S2" "$pid"
 kill -TERM "$pid"; wait "$pid"; rc=$?
 check "SIGTERM with --state exits 0 and says what it did" '[ $rc -eq 0 ] && grep -q "stopped by a signal: outputs flushed, state checkpointed" "$T/t.err"'
-check "SIGTERM with --state: stopped mid-stream, every line whole" 'whole_lines "$T/t.jsonl" && jq -e ".records < 76044" "$T/t_stats.json" >/dev/null'
+check "SIGTERM with --state: stopped mid-stream, every line whole" 'whole_lines "$T/t.jsonl" && jq -e --argjson n "$LINES" ".records < \$n" "$T/t_stats.json" >/dev/null'
 check "SIGTERM with --state: alerts waiting for the watermark stay waiting" 'jq -e ".fusion.alerts_pending > 0 or .fusion.correlation.pending > 0 or .fusion.incidents_open > 0" "$T/t_stats.json" >/dev/null'
 run "$T/t.jsonl" "$T/t_dl.jsonl" --state "$S2" 2>/dev/null
 check "SIGTERM with --state then a restart: exactly the reference's records" 'cmp -s <(sort -u "$T/t.jsonl") <(sort -u "$T/ref.jsonl") && cmp -s <(final "$T/t.jsonl") "$T/ref.final"'
 
-# 3. SIGTERM without --state, once a third of the input was read.
+# 3. SIGTERM without --state, once records started to reach the output
+#    (its first 256 KiB buffer), well before the end.
 start "$T/n.jsonl" "$T/n_dl.jsonl" --stats "$T/n_stats.json" 2>"$T/n.err"
-for _ in $(seq 1 600); do
-    r=$(awk '/^rchar/ {print $2}' "/proc/$pid/io" 2>/dev/null || echo 0)
-    [ "${r:-0}" -gt $((SIZE / 3)) ] && break
-    sleep 0.02
+for _ in $(seq 1 30000); do
+    [ -s "$T/n.jsonl" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.01
 done
 kill -TERM "$pid"; wait "$pid"; rc=$?
 check "SIGTERM without --state exits 0, says pending was fused and flushed" '[ $rc -eq 0 ] && grep -q "everything pending fused and flushed" "$T/n.err"'
-check "SIGTERM without --state: stopped mid-stream, every line whole" 'whole_lines "$T/n.jsonl" && jq -e ".records < 76044 and .records > 0" "$T/n_stats.json" >/dev/null'
+check "SIGTERM without --state: stopped mid-stream, every line whole" 'whole_lines "$T/n.jsonl" && jq -e --argjson n "$LINES" ".records < \$n and .records > 0" "$T/n_stats.json" >/dev/null'
 check "SIGTERM without --state: nothing left pending, every incident's last record closed" 'jq -e ".fusion.alerts_pending == 0 and .fusion.incidents_open == 0" "$T/n_stats.json" >/dev/null && [ -z "$(final "$T/n.jsonl" | jq -c "select(.status != \"closed\")")" ]'
 
 echo "$pass passed, $fail failed"

@@ -13,6 +13,7 @@
 set -uo pipefail
 CF="$1"
 command -v jq >/dev/null || { echo "SKIP: jq not installed"; exit 77; }
+[ -r /proc/self/stat ] || { echo "SKIP: /proc/PID/stat is not readable here"; exit 77; }
 SRC="${CF_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 GEN="${CF_BINARY_DIR:-$(dirname "$CF")}/gen_scenario"
 [ -x "$GEN" ] || { echo "FAIL: $GEN not built"; exit 1; }
@@ -36,12 +37,22 @@ final() { jq -c -s 'map(select(.kind=="incident")) | group_by(.id) | map(max_by(
 feed "$T/s.jsonl"; run --output "$T/ref.jsonl" 2>/dev/null
 check "the reference run has incidents" '[ -n "$(final "$T/ref.jsonl")" ]'
 
-# SIGTERM while the input is paused after its first half.
-( cat "$T/half.jsonl"; sleep 2 ) > "$T/in" &
+# SIGTERM while the input is paused after its first half: the test
+# holds the FIFO open (fd 4), writes the first half, waits until the
+# engine sleeps waiting for more, signals it, then closes the FIFO.
 "$CF" run --rules "$RULES" --input "$T/in" --dead-letter "$T/dl.jsonl" \
     --output "$T/a.jsonl" --state "$T/st" --stats "$T/a_stats.json" 2>"$T/a.err" &
 pid=$!
-sleep 1; kill -TERM "$pid"; wait "$pid"; rc=$?
+exec 4>"$T/in"
+cat "$T/half.jsonl" >&4
+asleep=0
+for _ in $(seq 1 3000); do
+    st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)
+    if [ "$st" = S ]; then asleep=$((asleep + 1)); else asleep=0; fi
+    [ "$asleep" -ge 5 ] && break
+    sleep 0.1
+done
+kill -TERM "$pid"; sleep 0.2; exec 4>&-; wait "$pid"; rc=$?
 check "SIGTERM with --state exits 0" '[ $rc -eq 0 ] && [ -s "$T/st/checkpoint" ]'
 check "alerts waiting for the watermark stay in the checkpoint, not forced out" \
     'jq -e ".fusion.alerts_pending > 0 and .fusion.incidents_closed == 0" "$T/a_stats.json" >/dev/null'
