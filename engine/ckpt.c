@@ -277,8 +277,9 @@ void cf_ckpt_get_pos(struct cf_ckpt_r *r, struct cf_position *pos) {
 void cf_ckpt_put_alert(struct cf_ckpt_w *w, const struct cf_alert *a) {
     cf_ckpt_id(w, a->id);
     cf_ckpt_i64(w, a->time_ms);
+    cf_ckpt_i64(w, a->clock_offset_ms);
     cf_ckpt_sym(w, a->rule_id);
-    cf_ckpt_u8(w, (uint8_t)a->is_correlation);
+    cf_ckpt_u8(w, (uint8_t)(a->is_correlation | a->ungenerated << 1));
     for (int k = 0; k < CF_ENTITY_COUNT; k++)
         cf_ckpt_str(w, a->entities.value[k]);
     cf_ckpt_strn(w, a->event_json, a->event_len);
@@ -297,8 +298,11 @@ bool cf_ckpt_get_alert(struct cf_ckpt_r *r, struct cf_alert *a) {
     memset(a, 0, sizeof *a);
     cf_ckpt_get_id(r, a->id);
     a->time_ms = cf_ckpt_get_i64(r);
+    a->clock_offset_ms = cf_ckpt_get_i64(r);
     const char *rule_id = cf_ckpt_get_sym(r);
-    a->is_correlation = cf_ckpt_get_u8(r) != 0;
+    uint8_t aflags = cf_ckpt_get_u8(r);
+    a->is_correlation = aflags & 1;
+    a->ungenerated = (aflags & 2) != 0;
     for (int k = 0; k < CF_ENTITY_COUNT; k++)
         a->entities.value[k] = cf_ckpt_dup(r, cf_ckpt_get_str(r, NULL));
     size_t ev_len;
@@ -348,7 +352,7 @@ void cf_ckpt_put_alert_queue(struct cf_ckpt_w *w, const struct cf_heap *q) {
 }
 
 bool cf_ckpt_get_alert_queue(struct cf_ckpt_r *r, struct cf_heap *q) {
-    size_t n = cf_ckpt_get_count(r, 17 + 8 + 4 + 1);
+    size_t n = cf_ckpt_get_count(r, 17 + 8 + 8 + 4 + 1);
     for (size_t i = 0; i < n && !r->bad && !r->nomem; i++) {
         struct cf_alert a;
         if (!cf_ckpt_get_alert(r, &a)) continue;

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckpt.h"
 #include "entity_norm.h"
 #include "hash.h"
 #include "timeutil.h"
@@ -381,4 +382,61 @@ nomem:
     json_decref(s);
     json_decref(hosts);
     return NULL;
+}
+
+/* ---- checkpoints ---------------------------------------------------- */
+
+void cf_clocks_save(const struct cf_clocks *c, struct cf_ckpt_w *w) {
+    cf_ckpt_u64(w, c->n_hosts);
+    for (size_t i = 0; i < c->n_slots; i++) {
+        const struct host *e = c->slots[i];
+        if (!e) continue;
+        cf_ckpt_str(w, e->key);
+        cf_ckpt_str(w, e->name);
+        cf_ckpt_u32(w, (uint32_t)e->cand);
+        cf_ckpt_u32(w, (uint32_t)e->score);
+        cf_ckpt_u8(w, (uint8_t)(e->has_cand | e->found << 1));
+        cf_ckpt_u32(w, (uint32_t)e->found_q);
+        const uint64_t n[] = {e->compared, e->agreeing, e->corrected,
+                              e->uncorrected, e->changes};
+        for (size_t k = 0; k < CF_ARRAY_LEN(n); k++) cf_ckpt_u64(w, n[k]);
+    }
+    cf_ckpt_u64(w, c->events_untracked);
+    cf_ckpt_u64(w, c->events_compared);
+    cf_ckpt_u64(w, c->events_corrected);
+    cf_ckpt_u32(w, c->warnings);
+}
+
+void cf_clocks_load(struct cf_clocks *c, struct cf_ckpt_r *r) {
+    size_t n = cf_ckpt_get_count(r, 4 + 4 + 4 + 4 + 1 + 4 + 5 * 8);
+    for (size_t i = 0; i < n && !r->bad && !r->nomem; i++) {
+        size_t name_len;
+        const char *key = cf_ckpt_get_str(r, NULL);
+        const char *name = cf_ckpt_get_str(r, &name_len);
+        if (!key || !name) {
+            r->bad = true;
+            return;
+        }
+        uint64_t h = cf_hash_str(key);
+        /* a configured host keeps this run's mode and offset */
+        struct host *e = find(c, key, h);
+        if (!e && !(e = add(c, key, h, name, name_len))) {
+            r->nomem = true;
+            return;
+        }
+        e->cand = (int32_t)cf_ckpt_get_u32(r);
+        e->score = (int32_t)cf_ckpt_get_u32(r);
+        uint8_t flags = cf_ckpt_get_u8(r);
+        e->has_cand = flags & 1;
+        e->found = (flags & 2) != 0;
+        e->found_q = (int32_t)cf_ckpt_get_u32(r);
+        uint64_t *cnt[] = {&e->compared, &e->agreeing, &e->corrected,
+                           &e->uncorrected, &e->changes};
+        for (size_t k = 0; k < CF_ARRAY_LEN(cnt); k++)
+            *cnt[k] = cf_ckpt_get_u64(r);
+    }
+    c->events_untracked = cf_ckpt_get_u64(r);
+    c->events_compared = cf_ckpt_get_u64(r);
+    c->events_corrected = cf_ckpt_get_u64(r);
+    c->warnings = cf_ckpt_get_u32(r);
 }

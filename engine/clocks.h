@@ -53,4 +53,13 @@ void cf_clocks_set_warnings(struct cf_clocks *c, FILE *f);
  * NULL when out of memory. */
 json_t *cf_clocks_stats(const struct cf_clocks *c);
 
+struct cf_ckpt_w;
+struct cf_ckpt_r;
+
+/* Every host's vote and counters in a checkpoint (engine/ckpt.h);
+ * cf_clocks_load restores them into new clocks (a configured host keeps
+ * this run's setting).  Failure is r->bad or r->nomem. */
+void cf_clocks_save(const struct cf_clocks *c, struct cf_ckpt_w *w);
+void cf_clocks_load(struct cf_clocks *c, struct cf_ckpt_r *r);
+
 #endif

@@ -4,6 +4,8 @@
  */
 #include "entity_norm.h"
 
+#include "ckpt.h"
+
 #include "hash.h"
 
 #include <ctype.h>
@@ -687,4 +689,104 @@ static const char *const plurals[CF_ENTITY_COUNT] = {"hosts",
 
 const char *cf_entity_kind_plural(enum cf_entity_kind kind) {
     return (unsigned)kind < CF_ENTITY_COUNT ? plurals[kind] : "unknown";
+}
+
+/* ---- checkpoints ---------------------------------------------------- */
+
+void cf_domains_save(const struct cf_domains *d, struct cf_ckpt_w *w) {
+    cf_ckpt_u64(w, d->n_pairs);
+    for (size_t i = 0; i < d->n_pairs; i++) {
+        cf_ckpt_str(w, d->pairs[i].nb);
+        cf_ckpt_str(w, d->pairs[i].dns);
+        cf_ckpt_u8(w, d->pairs[i].configured);
+    }
+    cf_ckpt_u64(w, d->n_sids);
+    for (size_t i = 0; i < d->n_sids; i++) {
+        cf_ckpt_str(w, d->sids[i].prefix);
+        cf_ckpt_str(w, d->sids[i].nb);
+        cf_ckpt_str(w, d->sids[i].dns);
+    }
+    cf_ckpt_u64(w, d->n_accounts);
+    for (size_t i = 0; i < d->cap_accounts; i++) {
+        const struct account *a = &d->accounts[i];
+        if (!a->hash) continue;
+        cf_ckpt_str(w, a->name);
+        cf_ckpt_u8(w, (uint8_t)(a->n_domains | a->many << 7));
+        for (uint8_t k = 0; k < a->n_domains; k++)
+            cf_ckpt_str(w, a->domains[k]);
+    }
+    const uint64_t counters[] = {d->n_learned,    d->pairs_refused,
+                                 d->sids_refused, d->accounts_refused,
+                                 d->ambiguous,    d->alloc_failures};
+    for (size_t i = 0; i < CF_ARRAY_LEN(counters); i++)
+        cf_ckpt_u64(w, counters[i]);
+}
+
+/* A string read into a fixed field: too long is a damaged file. */
+static void get_fixed(struct cf_ckpt_r *r, char *out, size_t size) {
+    size_t n;
+    const char *v = cf_ckpt_get_str(r, &n);
+    if (!v || n >= size) {
+        r->bad = true;
+        out[0] = '\0';
+        return;
+    }
+    memcpy(out, v, n + 1);
+}
+
+void cf_domains_load(struct cf_domains *d, struct cf_ckpt_r *r) {
+    size_t n = cf_ckpt_get_count(r, 4 + 4 + 1);
+    for (size_t i = 0; i < n && !r->bad; i++) {
+        char nb[64], dns[CF_ENTITY_NORM_MAX];
+        get_fixed(r, nb, sizeof nb);
+        get_fixed(r, dns, sizeof dns);
+        /* configured pairs come from this run's configuration */
+        if (!cf_ckpt_get_u8(r) && !r->bad) add_pair(d, nb, dns, false);
+    }
+    n = cf_ckpt_get_count(r, 3 * 4);
+    for (size_t i = 0; i < n && !r->bad; i++) {
+        if (!room_for_one(d, (void **)&d->sids, d->n_sids, &d->cap_sids,
+                          sizeof *d->sids)) {
+            r->nomem = true;
+            return;
+        }
+        struct domain_sid *e = &d->sids[d->n_sids];
+        get_fixed(r, e->prefix, sizeof e->prefix);
+        get_fixed(r, e->nb, sizeof e->nb);
+        get_fixed(r, e->dns, sizeof e->dns);
+        if (!r->bad) d->n_sids++;
+    }
+    n = cf_ckpt_get_count(r, 4 + 1);
+    for (size_t i = 0; i < n && !r->bad && !r->nomem; i++) {
+        char name[64];
+        get_fixed(r, name, sizeof name);
+        uint8_t flags = cf_ckpt_get_u8(r);
+        uint8_t nd = flags & 0x7f;
+        if (nd > CF_ACCOUNT_DOMAINS || r->bad) {
+            r->bad = true;
+            return;
+        }
+        if (2 * (d->n_accounts + 1) > d->cap_accounts && !grow_accounts(d)) {
+            r->nomem = true;
+            return;
+        }
+        uint64_t h = account_hash(name);
+        struct account *a = find_account(d, name, h);
+        if (a->hash) { /* the same name twice */
+            r->bad = true;
+            return;
+        }
+        a->hash = h;
+        memcpy(a->name, name, sizeof a->name);
+        a->many = (flags & 0x80) != 0;
+        for (uint8_t k = 0; k < nd; k++)
+            get_fixed(r, a->domains[k], sizeof a->domains[k]);
+        a->n_domains = nd;
+        d->n_accounts++;
+    }
+    uint64_t *counters[] = {&d->n_learned,    &d->pairs_refused,
+                            &d->sids_refused, &d->accounts_refused,
+                            &d->ambiguous,    &d->alloc_failures};
+    for (size_t i = 0; i < CF_ARRAY_LEN(counters); i++)
+        *counters[i] = cf_ckpt_get_u64(r);
 }

@@ -121,4 +121,14 @@ bool cf_entity_kind_links(enum cf_entity_kind kind);
  * destination addresses share one list), ... */
 const char *cf_entity_kind_plural(enum cf_entity_kind kind);
 
+struct cf_ckpt_w;
+struct cf_ckpt_r;
+
+/* The learned pairs, domain SIDs and accounts in a checkpoint
+ * (engine/ckpt.h); cf_domains_load adds them to a new cf_domains (its
+ * configured pairs stay as this run's configuration says).  Failure
+ * is r->bad or r->nomem. */
+void cf_domains_save(const struct cf_domains *d, struct cf_ckpt_w *w);
+void cf_domains_load(struct cf_domains *d, struct cf_ckpt_r *r);
+
 #endif

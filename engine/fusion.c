@@ -2040,7 +2040,8 @@ void cf_fusion_drops(const struct cf_fusion *fu, struct cf_drops *sum) {
         &(fu)->incidents_closed, &(fu)->incidents_evicted,                     \
         &(fu)->incidents_merged, &(fu)->incidents_dropped_unraised,            \
         &(fu)->entities_expired, &(fu)->pending_forced, &(fu)->alloc_failures, \
-        &(fu)->correlation_unwritten, &(fu)->incident_unwritten
+        &(fu)->correlation_unwritten, &(fu)->incident_unwritten,               \
+        &(fu)->ungenerated
 
 static void save_map(struct cf_ckpt_w *w, const struct map *m, bool entities) {
     cf_ckpt_u64(w, m->n);
@@ -2106,6 +2107,7 @@ void cf_fusion_save(const struct cf_fusion *fu, struct cf_ckpt_w *w) {
         cf_ckpt_put_incident(w, fu->open[i]);
     save_map(w, &fu->entities, true);
     save_map(w, &fu->dups, false);
+    cf_domains_save(fu->domains, w);
     cf_ckpt_u8(w, fu->co != NULL);
     if (fu->co) cf_correlator_save(fu->co, w);
 }
@@ -2155,6 +2157,7 @@ cf_err_t cf_fusion_load(struct cf_fusion *fu, struct cf_ckpt_r *r) {
     }
     load_map(r, &fu->entities, true);
     load_map(r, &fu->dups, false);
+    cf_domains_load(fu->domains, r);
     bool had_co = cf_ckpt_get_u8(r) != 0;
     if (had_co && fu->co)
         cf_correlator_load(fu->co, r);

@@ -428,6 +428,7 @@ static cf_err_t restore(struct cf_pipeline *p, char *errstr,
     r.rb = p->setup.rb;
     r.pool = &p->pool;
     load_pipeline(p, &r);
+    if (!r.bad && !r.nomem) cf_clocks_load(p->clocks, &r);
     if (!r.bad && !r.nomem) {
         rc = cf_fusion_load(p->fusion, &r);
         if (rc == CF_OK && r.p != r.end) r.bad = true; /* trailing bytes */
@@ -528,6 +529,7 @@ static cf_err_t write_state(struct cf_pipeline *p, char *errstr,
                             size_t errstr_size) {
     cf_ckpt_begin(&p->ckw);
     save_pipeline(p, &p->ckw);
+    cf_clocks_save(p->clocks, &p->ckw);
     cf_fusion_save(p->fusion, &p->ckw);
     return cf_ckpt_commit(&p->ckw, p->setup.state_dir, errstr, errstr_size);
 }
