@@ -368,7 +368,8 @@ void cf_ckpt_put_incident(struct cf_ckpt_w *w, const struct cf_incident *inc) {
     cf_ckpt_u64(w, inc->serial);
     cf_ckpt_id(w, inc->id);
     cf_ckpt_u32(w, inc->version);
-    cf_ckpt_u8(w, (uint8_t)(inc->dirty | inc->truncated << 1));
+    cf_ckpt_u8(w, (uint8_t)(inc->dirty | inc->truncated << 1 | inc->noisy << 2 |
+                            inc->noise_bounds << 3));
     cf_ckpt_i64(w, inc->first_ms);
     cf_ckpt_i64(w, inc->last_ms);
     cf_ckpt_put_pos(w, &inc->last_pos);
@@ -391,6 +392,9 @@ void cf_ckpt_put_incident(struct cf_ckpt_w *w, const struct cf_incident *inc) {
         cf_ckpt_u32(w, (uint32_t)l->kind);
         cf_ckpt_str(w, l->value);
         cf_ckpt_u32(w, l->duplicates);
+        cf_ckpt_u8(w, (uint8_t)(l->strong | l->saturated << 1));
+        cf_ckpt_u32(w, (uint32_t)l->hosts);
+        cf_ckpt_u32(w, (uint32_t)l->accounts);
     }
     cf_ckpt_u64(w, inc->n_entities);
     for (size_t i = 0; i < inc->n_entities; i++) {
@@ -402,8 +406,14 @@ void cf_ckpt_put_incident(struct cf_ckpt_w *w, const struct cf_incident *inc) {
     for (size_t i = 0; i < inc->n_rules; i++) {
         cf_ckpt_sym(w, inc->rules[i].id);
         cf_ckpt_sym(w, inc->rules[i].title);
-        cf_ckpt_u8(w, (uint8_t)inc->rules[i].level);
+        cf_ckpt_u8(w,
+                   (uint8_t)(inc->rules[i].level | inc->rules[i].noisy << 4));
         cf_ckpt_u32(w, inc->rules[i].alert_count);
+        cf_ckpt_u32(w, inc->rules[i].host);
+        cf_ckpt_str(w, inc->rules[i].host_raw);
+        cf_ckpt_i64(w, inc->rules[i].first_ms);
+        cf_ckpt_i64(w, inc->rules[i].last_ms);
+        cf_ckpt_u64(w, inc->rules[i].folded);
     }
     cf_ckpt_sym(w, inc->first_rule_title);
     cf_ckpt_i64(w, inc->active_ms);
@@ -424,11 +434,13 @@ struct cf_incident *cf_ckpt_get_incident(struct cf_ckpt_r *r) {
     uint8_t flags = cf_ckpt_get_u8(r);
     inc->dirty = flags & 1;
     inc->truncated = (flags & 2) != 0;
+    inc->noisy = (flags & 4) != 0;
+    inc->noise_bounds = (flags & 8) != 0;
     inc->first_ms = cf_ckpt_get_i64(r);
     inc->last_ms = cf_ckpt_get_i64(r);
     cf_ckpt_get_pos(r, &inc->last_pos);
     inc->n_stages = cf_ckpt_get_u32(r);
-    if (inc->n_stages > CF_KILLCHAIN_STAGES) r->bad = true;
+    if (inc->n_stages > CF_ARRAY_LEN(inc->stages)) r->bad = true;
     for (size_t i = 0; i < inc->n_stages && !r->bad; i++) {
         struct cf_incident_stage *s = &inc->stages[i];
         s->stage = cf_ckpt_get_u8(r);
@@ -453,6 +465,11 @@ struct cf_incident *cf_ckpt_get_incident(struct cf_ckpt_r *r) {
         l->kind = (int)cf_ckpt_get_u32(r);
         l->value = cf_ckpt_dup(r, cf_ckpt_get_str(r, NULL));
         l->duplicates = cf_ckpt_get_u32(r);
+        uint8_t lflags = cf_ckpt_get_u8(r);
+        l->strong = lflags & 1;
+        l->saturated = (lflags & 2) != 0;
+        l->hosts = (int32_t)cf_ckpt_get_u32(r);
+        l->accounts = (int32_t)cf_ckpt_get_u32(r);
         inc->n_links = inc->cap_links = i + 1;
     }
     n = cf_ckpt_get_count(r, 4 + 4 + 4);
@@ -474,8 +491,27 @@ struct cf_incident *cf_ckpt_get_incident(struct cf_ckpt_r *r) {
         struct cf_incident_rule *ru = &inc->rules[i];
         ru->id = cf_ckpt_intern(r, cf_ckpt_get_sym(r));
         ru->title = cf_ckpt_intern(r, cf_ckpt_get_sym(r));
-        ru->level = (enum cf_level)cf_ckpt_get_u8(r);
+        uint8_t level = cf_ckpt_get_u8(r);
+        ru->level = (enum cf_level)(level & 15);
+        ru->noisy = (level & 16) != 0;
         ru->alert_count = cf_ckpt_get_u32(r);
+        ru->host = cf_ckpt_get_u32(r);
+        ru->host_raw = cf_ckpt_dup(r, cf_ckpt_get_str(r, NULL));
+        ru->first_ms = cf_ckpt_get_i64(r);
+        ru->last_ms = cf_ckpt_get_i64(r);
+        ru->folded = cf_ckpt_get_u64(r);
+        /* the tactics are the rule's own, borrowed from the rules now
+         * loaded (none for a rule no longer loaded: its stages stay) */
+        const struct rule_slot *rs = NULL;
+        if (!r->bad && !r->nomem && !(rs = find_rule(r, ru->id, false)))
+            rs = find_rule(r, ru->id, true);
+        if (rs && rs->rule) {
+            ru->tactics = rs->rule->tactics;
+            ru->n_tactics = rs->rule->n_tactics;
+        } else if (rs) {
+            ru->tactics = rs->corr->tactics;
+            ru->n_tactics = rs->corr->n_tactics;
+        }
         inc->n_rules = inc->cap_rules = i + 1;
     }
     inc->first_rule_title = cf_ckpt_intern(r, cf_ckpt_get_sym(r));

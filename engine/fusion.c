@@ -2041,9 +2041,15 @@ void cf_fusion_drops(const struct cf_fusion *fu, struct cf_drops *sum) {
         &(fu)->incidents_merged, &(fu)->incidents_dropped_unraised,            \
         &(fu)->entities_expired, &(fu)->pending_forced, &(fu)->alloc_failures, \
         &(fu)->correlation_unwritten, &(fu)->incident_unwritten,               \
-        &(fu)->ungenerated
+        &(fu)->ungenerated, &(fu)->strong_links, &(fu)->weak_links,            \
+        &(fu)->refused_prevalence, &(fu)->bridges_pending,                     \
+        &(fu)->bridges_confirmed, &(fu)->refused_organisation,                 \
+        &(fu)->refused_weak, &(fu)->noise_rules, &(fu)->noise_folded,          \
+        &(fu)->noise_unfused, &(fu)->events_sighted
 
-static void save_map(struct cf_ckpt_w *w, const struct map *m, bool entities) {
+/* Every field of every node, whatever the map uses it for (entities,
+ * duplicates, noise runs, sessions, host organisations, bridged pairs). */
+static void save_map(struct cf_ckpt_w *w, const struct map *m) {
     cf_ckpt_u64(w, m->n);
     for (size_t i = 0; i < m->n_buckets; i++)
         for (const struct node *n = m->buckets[i]; n; n = n->next) {
@@ -2052,15 +2058,18 @@ static void save_map(struct cf_ckpt_w *w, const struct map *m, bool entities) {
             cf_ckpt_put(w, n->data, (size_t)n->klen + n->xlen);
             cf_ckpt_i64(w, n->last_ms);
             cf_ckpt_u64(w, n->u.serial);
-            if (!entities) continue;
             cf_ckpt_u64(w, n->serial2);
             cf_ckpt_i64(w, n->last2);
+            cf_ckpt_u32(w, n->host1);
+            cf_ckpt_u32(w, n->host2);
+            cf_ckpt_u32(w, n->org1);
+            cf_ckpt_u32(w, n->org2);
             cf_ckpt_u32(w, n->count);
         }
 }
 
-static void load_map(struct cf_ckpt_r *r, struct map *m, bool entities) {
-    size_t n = cf_ckpt_get_count(r, 4 + 4 + 8 + 8);
+static void load_map(struct cf_ckpt_r *r, struct map *m) {
+    size_t n = cf_ckpt_get_count(r, 4 + 4 + 8 + 8 + 8 + 8 + 5 * 4);
     for (size_t i = 0; i < n && !r->bad && !r->nomem; i++) {
         uint32_t klen = cf_ckpt_get_u32(r), xlen = cf_ckpt_get_u32(r);
         if (klen > UINT16_MAX || xlen > UINT16_MAX ||
@@ -2082,10 +2091,59 @@ static void load_map(struct cf_ckpt_r *r, struct map *m, bool entities) {
         memcpy(nd->data + klen, data + klen, xlen);
         nd->last_ms = cf_ckpt_get_i64(r);
         nd->u.serial = cf_ckpt_get_u64(r);
-        if (!entities) continue;
         nd->serial2 = cf_ckpt_get_u64(r);
         nd->last2 = cf_ckpt_get_i64(r);
+        nd->host1 = cf_ckpt_get_u32(r);
+        nd->host2 = cf_ckpt_get_u32(r);
+        nd->org1 = cf_ckpt_get_u32(r);
+        nd->org2 = cf_ckpt_get_u32(r);
         nd->count = cf_ckpt_get_u32(r);
+    }
+}
+
+/* Cross-host links waiting for confirmation, in the order they were
+ * proposed (the heap's tie-break). */
+static void save_bridges(struct cf_ckpt_w *w, const struct cf_heap *h) {
+    cf_ckpt_u64(w, h->n);
+    for (uint64_t seq = 0, done = 0; done < h->n; seq++) /* by seq */
+        for (size_t i = 0; i < h->n; i++) {
+            const struct cf_heap_entry *e = &h->entries[i];
+            if (e->seq != seq) continue;
+            const struct bridge *b = e->item;
+            cf_ckpt_i64(w, e->time);
+            cf_ckpt_u64(w, b->a);
+            cf_ckpt_u64(w, b->b);
+            cf_ckpt_id(w, b->alert_id);
+            cf_ckpt_u32(w, (uint32_t)b->kind);
+            cf_ckpt_u64(w, b->key);
+            cf_ckpt_str(w, b->value);
+            done++;
+        }
+}
+
+static void load_bridges(struct cf_ckpt_r *r, struct cf_heap *h) {
+    size_t n = cf_ckpt_get_count(r, 8 + 8 + 8 + 4 + 8 + 4);
+    for (size_t i = 0; i < n && !r->bad && !r->nomem; i++) {
+        int64_t due = cf_ckpt_get_i64(r);
+        struct bridge *b = cf_calloc(1, sizeof *b);
+        if (!b) {
+            r->nomem = true;
+            return;
+        }
+        b->a = cf_ckpt_get_u64(r);
+        b->b = cf_ckpt_get_u64(r);
+        cf_ckpt_get_id(r, b->alert_id);
+        b->kind = (int)cf_ckpt_get_u32(r);
+        b->key = cf_ckpt_get_u64(r);
+        b->value = cf_ckpt_dup(r, cf_ckpt_get_str(r, NULL));
+        if (r->bad || r->nomem || !b->value ||
+            cf_heap_push(h, due, b) != CF_OK) {
+            if (!r->bad && b->value) r->nomem = true;
+            if (!b->value) r->bad = true;
+            cf_free(b->value);
+            cf_free(b);
+            return;
+        }
     }
 }
 
@@ -2105,8 +2163,14 @@ void cf_fusion_save(const struct cf_fusion *fu, struct cf_ckpt_w *w) {
     cf_ckpt_u64(w, fu->n_open);
     for (size_t i = 0; i < fu->n_open; i++)
         cf_ckpt_put_incident(w, fu->open[i]);
-    save_map(w, &fu->entities, true);
-    save_map(w, &fu->dups, false);
+    save_map(w, &fu->entities);
+    save_map(w, &fu->dups);
+    save_map(w, &fu->noise);
+    save_map(w, &fu->sessions);
+    save_map(w, &fu->host_orgs);
+    save_map(w, &fu->bridged);
+    save_bridges(w, &fu->bridges);
+    cf_prevalence_save(fu->pv, w);
     cf_domains_save(fu->domains, w);
     cf_ckpt_u8(w, fu->co != NULL);
     if (fu->co) cf_correlator_save(fu->co, w);
@@ -2155,8 +2219,14 @@ cf_err_t cf_fusion_load(struct cf_fusion *fu, struct cf_ckpt_r *r) {
             r->nomem = true;
         }
     }
-    load_map(r, &fu->entities, true);
-    load_map(r, &fu->dups, false);
+    load_map(r, &fu->entities);
+    load_map(r, &fu->dups);
+    load_map(r, &fu->noise);
+    load_map(r, &fu->sessions);
+    load_map(r, &fu->host_orgs);
+    load_map(r, &fu->bridged);
+    load_bridges(r, &fu->bridges);
+    cf_prevalence_load(fu->pv, r);
     cf_domains_load(fu->domains, r);
     bool had_co = cf_ckpt_get_u8(r) != 0;
     if (had_co && fu->co)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "ckpt.h"
 #include "hash.h"
 
 /* Slots probed for a value before the least recently seen one in them is
@@ -221,4 +222,110 @@ size_t cf_prevalence_values(const struct cf_prevalence *pv) {
 
 uint64_t cf_prevalence_evicted(const struct cf_prevalence *pv) {
     return pv ? pv->evicted : 0;
+}
+
+/* ---- checkpoints --------------------------------------------------- */
+
+static void put_sightings(struct cf_ckpt_w *w, const struct sighting *s,
+                          uint8_t n) {
+    cf_ckpt_u8(w, n);
+    for (uint8_t i = 0; i < n; i++) {
+        cf_ckpt_u32(w, s[i].id);
+        cf_ckpt_u32(w, s[i].first);
+        cf_ckpt_u32(w, s[i].last);
+    }
+}
+
+static void get_sightings(struct cf_ckpt_r *r, struct sighting *s, uint8_t *n,
+                          uint8_t cap) {
+    *n = cf_ckpt_get_u8(r);
+    if (*n > cap) {
+        r->bad = true;
+        *n = 0;
+        return;
+    }
+    for (uint8_t i = 0; i < *n; i++) {
+        s[i].id = cf_ckpt_get_u32(r);
+        s[i].first = cf_ckpt_get_u32(r);
+        s[i].last = cf_ckpt_get_u32(r);
+    }
+}
+
+void cf_prevalence_save(const struct cf_prevalence *pv, struct cf_ckpt_w *w) {
+    cf_ckpt_u8(w, pv != NULL);
+    if (!pv) return;
+    cf_ckpt_u64(w, pv->mask);
+    cf_ckpt_u64(w, pv->evicted);
+    cf_ckpt_u64(w, pv->used);
+    for (size_t i = 0; i <= pv->mask; i++) {
+        const struct value *v = &pv->v[i];
+        if (!v->key) continue;
+        cf_ckpt_u64(w, i);
+        cf_ckpt_u64(w, v->key);
+        cf_ckpt_i64(w, v->last);
+        cf_ckpt_u8(w, v->saturated);
+        put_sightings(w, v->hosts, v->n_hosts);
+        put_sightings(w, v->accounts, v->n_accounts);
+        put_sightings(w, v->orgs, v->n_orgs);
+    }
+    cf_ckpt_u64(w, pv->n_estate);
+    for (size_t i = 0; i < pv->n_estate; i++) {
+        cf_ckpt_u32(w, pv->estate[i].id);
+        cf_ckpt_u32(w, pv->estate[i].first);
+        cf_ckpt_u32(w, pv->estate[i].last);
+    }
+}
+
+/* Where a restored value goes in a table of another size: as
+ * cf_prevalence_see would place a new one. */
+static struct value *place(struct cf_prevalence *pv, uint64_t key) {
+    struct value *victim = NULL;
+    size_t i = key & pv->mask;
+    for (int p = 0; p < PROBE; p++, i = (i + 1) & pv->mask) {
+        struct value *v = &pv->v[i];
+        if (!v->key || v->key == key) return v;
+        if (!victim || v->last < victim->last) victim = v;
+    }
+    pv->evicted++;
+    return victim;
+}
+
+void cf_prevalence_load(struct cf_prevalence *pv, struct cf_ckpt_r *r) {
+    if (!cf_ckpt_get_u8(r)) return; /* saved without a table */
+    if (!pv) {
+        r->bad = true;
+        return;
+    }
+    uint64_t mask = cf_ckpt_get_u64(r);
+    pv->evicted = cf_ckpt_get_u64(r);
+    uint64_t used = cf_ckpt_get_u64(r);
+    bool same = mask == pv->mask;
+    if (used > mask + 1) r->bad = true;
+    pv->used = 0;
+    for (uint64_t k = 0; k < used && !r->bad; k++) {
+        uint64_t at = cf_ckpt_get_u64(r);
+        struct value v;
+        memset(&v, 0, sizeof v);
+        v.key = cf_ckpt_get_u64(r);
+        v.last = cf_ckpt_get_i64(r);
+        v.saturated = cf_ckpt_get_u8(r) != 0;
+        get_sightings(r, v.hosts, &v.n_hosts, CF_PREVALENCE_HOSTS);
+        get_sightings(r, v.accounts, &v.n_accounts, CF_PREVALENCE_ACCOUNTS);
+        get_sightings(r, v.orgs, &v.n_orgs, CF_PREVALENCE_ORGS);
+        if (r->bad || !v.key || at > mask) {
+            r->bad = true;
+            break;
+        }
+        struct value *slot = same ? &pv->v[at] : place(pv, v.key);
+        if (slot->key == 0) pv->used++;
+        *slot = v;
+    }
+    uint64_t n = cf_ckpt_get_count(r, 12);
+    if (n > ESTATE_MAX) r->bad = true;
+    for (uint64_t i = 0; i < n && !r->bad; i++) {
+        uint32_t id = cf_ckpt_get_u32(r);
+        uint32_t first = cf_ckpt_get_u32(r), last = cf_ckpt_get_u32(r);
+        cf_prevalence_see_host(pv, id, (int64_t)first * 1000);
+        cf_prevalence_see_host(pv, id, (int64_t)last * 1000);
+    }
 }

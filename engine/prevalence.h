@@ -76,4 +76,12 @@ uint64_t cf_prevalence_evicted(const struct cf_prevalence *pv);
 /* 32-bit identity of a normalised host or account (0 is "none"). */
 uint32_t cf_prevalence_id(const char *s, size_t len);
 
+/* Checkpoints (engine/ckpt.h): every value and the estate.  A table of
+ * another size (fusion.prevalence_values changed) takes the values again
+ * by key, evicting as cf_prevalence_see would; NULL pv saves nothing. */
+struct cf_ckpt_w;
+struct cf_ckpt_r;
+void cf_prevalence_save(const struct cf_prevalence *pv, struct cf_ckpt_w *w);
+void cf_prevalence_load(struct cf_prevalence *pv, struct cf_ckpt_r *r);
+
 #endif
