@@ -7,8 +7,8 @@
  * output took and could not deliver (a webhook answering 4xx, retries
  * spent) are complete alerts and incidents: replay sends them again, to
  * the same or another output.  An output's dead letter says which output
- * refused it ("output"); the pipeline's own "output failed" ones are
- * output records too.
+ * refused it ("output"), or its reason starts "output " as the engine
+ * words an output's refusal.
  */
 #include "deadletter.h"
 
@@ -24,7 +24,7 @@
 #include "buf.h"
 #include "dead_letter.h"
 #include "file/file_output.h"
-#include "webhook/webhook_output.h"
+#include "webhook/webhook.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -93,8 +93,11 @@ static bool parse_entry(const json_t *doc, long lineno, struct entry *e) {
     e->offset = num(doc, "offset");
     e->line = str(doc, "line");
     e->line_len = json_string_length(json_object_get(doc, "line"));
-    e->output_side =
-        str(doc, "output") || strcmp(e->reason, "output failed") == 0;
+    /* The engine words an output's refusal "output NAME: why" (older
+     * builds: "output failed"); input defects never start so. */
+    e->output_side = str(doc, "output") ||
+                     strncmp(e->reason, "output ", 7) == 0 ||
+                     strcmp(e->reason, "output failed") == 0;
     e->kind = "input";
     if (e->output_side) {
         /* record_kind, id and version are written by
@@ -207,8 +210,12 @@ static void where(const struct entry *e, char *buf, size_t n) {
 static void list_one(const struct entry *e, const json_t *rec, void *opaque) {
     struct listing *l = opaque;
     const char *kind = e->kind;
-    const char *id = e->id ? e->id : str(rec, "id");
-    json_int_t version = e->version > 0 ? e->version : num(rec, "version");
+    struct cf_out_record_json oj; /* as replay would send it */
+    bool readable = rec && cf_out_record_from_json(rec, "", 0, &oj);
+    const char *id = e->id ? e->id : readable ? oj.rec.id : NULL;
+    json_int_t version = e->version > 0 ? e->version
+                         : readable     ? (json_int_t)oj.rec.version
+                                        : 0;
     char pos[300];
     where(e, pos, sizeof pos);
     printf("%-6ld %-10s %-30s %s", e->lineno, kind, pos, e->reason);

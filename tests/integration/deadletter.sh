@@ -57,6 +57,14 @@ printf 'garbage\n' >> "$TMP/list.extra"; cat "$TMP/dead.jsonl" >> "$TMP/list.ext
 check "list: a line that is not a dead letter is said" \
     grep -q '1 line of .* is not a dead-letter record' "$TMP/list.extra.err"
 
+# The engine words an output's refusal "output NAME: why" and keeps the
+# record in "line".
+jq -c '{kind:"dead-letter", reason:"output paging: delivery failed", source:"events.jsonl", offset:9, line:tojson}' \
+    <(head -1 "$TMP/records.jsonl") > "$TMP/engine.dead.jsonl"
+"$BIN" deadletter list "$TMP/engine.dead.jsonl" > "$TMP/engine.list" 2>&1
+check "list: an engine-worded output dead letter is an alert to replay" \
+    grep -qE '^1 +alert +events.jsonl:9 +output paging: delivery failed \[al-1 v1\]' "$TMP/engine.list"
+
 # 2. replay to a receiver that accepts (it knows only the new secret)
 receiver healthy "$NEW"
 (cd "$TMP" && "$BIN" deadletter replay dead.jsonl --output "http://127.0.0.1:$PORT/hook") \

@@ -22,7 +22,9 @@
 #      dead-lettered, none is lost.
 #   4. Gave up: a receiver answering 503 forever, and no receiver at all,
 #      exhaust max_attempts; a Retry-After past max_age gives up at once.
-#   5. No secret appears in anything chainfuse printed or wrote.
+#   5. TLS: a receiver's self-signed certificate is refused by default,
+#      accepted with ca_file naming it or with tls_verify: false.
+#   6. No secret appears in anything chainfuse printed or wrote.
 # Run by CTest as `bash webhook_faults.sh <chainfuse binary>`.
 set -u
 BIN=${1:?usage: webhook_faults.sh <path-to-chainfuse>}
@@ -147,7 +149,34 @@ feed slow "$PORT" '{"secret_env":"CHAINFUSE_WEBHOOK_SECRET","max_age":"10m"}'
 check "a Retry-After past max_age: dead-lettered at once, not waited for" \
     test "$(jq -c 'select(.reason|test("past max_age 10m"))' "$TMP/slow.dead.jsonl" | wc -l)" -eq 20
 
-# 5. Secrets: in no output, error, summary or dead letter.
+# 5. TLS: verified by default; a CA file or tls_verify: false for a
+# receiver with its own certificate.
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/key.pem" \
+    -out "$TMP/cert.pem" 2> /dev/null
+"$RECEIVER" --port-file "$TMP/tls.port" --log "$TMP/tls.log" --secrets "$NEW" \
+    --cert "$TMP/cert.pem" --key "$TMP/key.pem" 2> "$TMP/tls.err" &
+PIDS+=($!)
+for _ in $(seq 100); do [ -s "$TMP/tls.port" ] && break; sleep 0.05; done
+tls_feed() { # tls_feed NAME OPTIONS_JSON
+    printf '%s' "$2" > "$TMP/$1.opts.json"
+    "$FEED" "https://127.0.0.1:$(cat "$TMP/tls.port")/hook" "$TMP/few.jsonl" \
+        "$TMP/$1.dead.jsonl" "$TMP/$1.opts.json" > "$TMP/$1.out" 2> "$TMP/$1.err"
+}
+tls_feed tls_default '{"secret_env":"CHAINFUSE_WEBHOOK_SECRET","max_attempts":2,"backoff":"50ms"}'
+check "TLS: an unknown certificate is refused by default, nothing sent" \
+    test "$(jq -c 'select(.reason|test("gave up after 2 attempts \\(last: .*(certificate|SSL)"))' "$TMP/tls_default.dead.jsonl" | wc -l)" -eq 20 \
+         -a ! -s "$TMP/tls.log"
+tls_feed tls_ca "{\"secret_env\":\"CHAINFUSE_WEBHOOK_SECRET\",\"ca_file\":\"$TMP/cert.pem\"}"
+check "TLS: with ca_file naming its certificate, every record delivered" \
+    test "$(jq -c 'select(.verified and .answered==200)' "$TMP/tls.log" | wc -l)" -eq 20 \
+         -a ! -s "$TMP/tls_ca.dead.jsonl"
+tls_feed tls_off '{"secret_env":"CHAINFUSE_WEBHOOK_SECRET","tls_verify":false}'
+check "TLS: with tls_verify false, every record delivered" \
+    test "$(jq -c 'select(.verified and .answered==200)' "$TMP/tls.log" | wc -l)" -eq 40 \
+         -a ! -s "$TMP/tls_off.dead.jsonl"
+
+# 6. Secrets: in no output, error, summary or dead letter.
 check "no secret in anything written" \
     secrets_absent "$TMP"/*.out "$TMP"/*.err "$TMP"/*.dead.jsonl "$TMP"/*.log
 exit $fail

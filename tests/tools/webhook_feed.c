@@ -23,7 +23,7 @@
 #include "alloc.h"
 #include "dead_letter.h"
 #include "file/file_output.h"
-#include "webhook/webhook_output.h"
+#include "webhook/webhook.h"
 
 struct feed {
     struct cf_output *dead;

@@ -3,7 +3,9 @@
  * libmicrohttpd, that can be told to misbehave.
  *
  *   webhook_receiver --port-file FILE --log FILE [--secrets "whsec_.. .."]
+ *                    [--cert CERT.pem --key KEY.pem]
  *
+ * With --cert and --key it speaks HTTPS only.
  * Listens on a free loopback port (written to FILE once listening) until
  * SIGTERM or SIGINT.  Every POST is verified with its own code path
  * (OpenSSL EVP_MAC and EVP_EncodeBlock, not the sender's HMAC() and
@@ -294,6 +296,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
     return answer(c, s.status, s.status < 300 ? "ok\n" : "no\n", s.retry_after);
 }
 
+/* The whole of a small file, NUL-terminated (PEM for MHD). */
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "r");
+    char *buf = f ? calloc(1, 1 << 16) : NULL;
+    if (buf && fread(buf, 1, (1 << 16) - 1, f) == 0) {
+        free(buf);
+        buf = NULL;
+    }
+    if (f) fclose(f);
+    return buf;
+}
+
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
     struct upload *u = *con_cls;
@@ -310,6 +324,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 int main(int argc, char **argv) {
     struct receiver r;
     const char *port_file = NULL, *log_path = NULL, *secrets = "";
+    const char *cert_path = NULL, *key_path = NULL;
     memset(&r, 0, sizeof r);
     pthread_mutex_init(&r.lock, NULL);
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -319,6 +334,10 @@ int main(int argc, char **argv) {
             log_path = argv[i + 1];
         else if (strcmp(argv[i], "--secrets") == 0)
             secrets = argv[i + 1];
+        else if (strcmp(argv[i], "--cert") == 0)
+            cert_path = argv[i + 1];
+        else if (strcmp(argv[i], "--key") == 0)
+            key_path = argv[i + 1];
     }
     if (!port_file || !log_path) {
         fprintf(stderr, "usage: webhook_receiver --port-file FILE --log FILE "
@@ -348,12 +367,25 @@ int main(int argc, char **argv) {
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    char *cert = cert_path ? read_file(cert_path) : NULL;
+    char *key = key_path ? read_file(key_path) : NULL;
+    if ((cert_path || key_path) && (!cert || !key)) {
+        fprintf(stderr, "webhook_receiver: --cert and --key go together\n");
+        return 2;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
     struct MHD_Daemon *d =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-                             MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
-                         0, NULL, NULL, handle, &r, MHD_OPTION_SOCK_ADDR, &addr,
-                         MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+        cert ? MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, handle, &r,
+                                MHD_OPTION_SOCK_ADDR, &addr,
+                                MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                                MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                                MHD_OPTION_HTTPS_MEM_CERT, cert,
+                                MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END)
+             : MHD_start_daemon(
+                   flags, 0, NULL, NULL, handle, &r, MHD_OPTION_SOCK_ADDR,
+                   &addr, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                   MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "webhook_receiver: cannot start\n");
         return 1;
@@ -371,6 +403,8 @@ int main(int argc, char **argv) {
     int sig;
     sigwait(&set, &sig);
     MHD_stop_daemon(d);
+    free(cert);
+    free(key);
     fclose(r.log);
     for (int i = 0; i < r.n_reject; i++) free(r.reject[i]);
     OPENSSL_cleanse(r.keys, sizeof r.keys);

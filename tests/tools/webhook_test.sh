@@ -4,7 +4,7 @@
 # with every receiver started), OLD and NEW (test secrets: the Standard
 # Webhooks specification's test vector and another), and defines check,
 # receiver and secrets_absent.
-for tool in jq curl; do
+for tool in jq curl openssl; do
     command -v $tool >/dev/null 2>&1 ||
         { echo "SKIP: $tool is not installed"; exit 77; }
 done

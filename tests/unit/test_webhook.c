@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "buf.h"
-#include "webhook/webhook_output.h"
+#include "webhook/webhook.h"
 
 /* The vector of the Standard Webhooks reference libraries' tests. */
 static const char vec_secret[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

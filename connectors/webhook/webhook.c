@@ -1,6 +1,6 @@
 /*
- * webhook_output.c - Standard Webhooks over libcurl multi (see
- * webhook_output.h).
+ * webhook.c - Standard Webhooks over libcurl multi (see
+ * webhook.h).
  *
  * Records taken and not yet acknowledged are items.  Items with the same
  * record id form a chain in arrival order and only the head of a chain
@@ -10,7 +10,7 @@
  * engine calls write() or flush(): libcurl multi is driven, never a
  * thread.
  */
-#include "webhook_output.h"
+#include "webhook.h"
 
 #include <stddef.h>
 #include <curl/curl.h>

@@ -1,5 +1,5 @@
 /*
- * webhook_output.h - signed HTTP POSTs (Standard Webhooks) for workflow
+ * webhook.h - signed HTTP POSTs (Standard Webhooks) for workflow
  * automation, through libcurl's multi interface.
  *
  * Each record is POSTed as its JSON with the headers webhook-id
