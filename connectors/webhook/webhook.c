@@ -97,7 +97,8 @@ static const struct cf_config_key wh_keys[] = {
 
 static const struct cf_config_section_def wh_section = {
     "webhook",
-    "options of an `http(s)://` output (Standard Webhooks signed POSTs)",
+    "Options of an `http(s)://` item of `outputs` (Standard Webhooks "
+    "signed POSTs), beside `url` and the filter keys.",
     wh_keys,
     CF_ARRAY_LEN(wh_keys),
     CF_CONFIG_MAPPING,
@@ -108,9 +109,10 @@ const struct cf_config_section_def *cf_webhook_options(void) {
 }
 
 /* Keys of an output's YAML item that the engine reads, not the
- * connector. */
-static const char *const engine_keys[] = {"url", "name", "kinds",
-                                          "min_severity", "tactics"};
+ * connector (ignored here should the engine pass them on). */
+static const char *const engine_keys[] = {
+    "url",     "name",         "kinds",    "min_severity",
+    "tactics", "max_buffered", "retry_for"};
 
 struct wh_key;
 

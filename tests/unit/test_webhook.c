@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "config_map.h"
 #include "webhook/webhook.h"
 
 /* The vector of the Standard Webhooks reference libraries' tests. */
@@ -141,12 +142,35 @@ static void test_open_checks(void **state) {
     assert_non_null(strstr(err, "not an http"));
 }
 
+/* The README's table of webhook options is the table the code parses. */
+static void test_readme_options(void **state) {
+    (void)state;
+    struct cf_buf ref = CF_BUF_INIT, readme = CF_BUF_INIT;
+    char chunk[4096];
+    size_t n;
+    FILE *f = fopen(CF_SOURCE_DIR "/README.md", "r");
+    assert_non_null(f);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        cf_buf_append(&readme, chunk, n);
+    fclose(f);
+    cf_config_map_reference(cf_webhook_options(), 1, &ref);
+    assert_false(ref.failed || readme.failed);
+    /* the README nests it under its own heading */
+    const char *body = strstr(ref.data, "\n\n");
+    assert_non_null(body);
+    assert_non_null(strstr(readme.data, "### Options (`webhook`)"));
+    assert_non_null(strstr(readme.data, body + 2));
+    cf_buf_free(&ref);
+    cf_buf_free(&readme);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_vector),
         cmocka_unit_test(test_secret_forms),
         cmocka_unit_test(test_safe_url),
         cmocka_unit_test(test_open_checks),
+        cmocka_unit_test(test_readme_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
