@@ -65,7 +65,8 @@ static const struct cf_config_key wh_keys[] = {
     OKEY("secret_env", CF_CONFIG_STRING, NULL, 0, 0, secret_env,
          "environment variable holding the signing secret(s), each `whsec_` "
          "+ base64 of 24 to 64 random bytes, separated by spaces (several "
-         "while rotating: one signature each)"),
+         "while rotating: one signature each); with neither this nor "
+         "secret_file, `$CHAINFUSE_WEBHOOK_SECRET`"),
     OKEY("secret_file", CF_CONFIG_STRING, NULL, 0, 0, secret_file,
          "file holding the signing secret(s), one per line (or "
          "space-separated); used with or instead of secret_env"),
@@ -805,23 +806,28 @@ struct cf_output *cf_webhook_output_open(const char *url, const json_t *opts,
         if (cf_config_map_parse(&wh_section, mine, &w->o, origin, errstr, n) !=
             CF_OK)
             goto fail;
-        if (!w->o.secret_env && !w->o.secret_file) {
+    }
+    /* Without secret_env or secret_file (a webhook named on the command
+     * line, or an item that names none): $CHAINFUSE_WEBHOOK_SECRET. */
+    if (!w->o.secret_env && !w->o.secret_file) {
+        const char *v = getenv(CF_WEBHOOK_SECRET_ENV);
+        if (!v || !*v) {
             cf_seterr(errstr, n, CF_ERR,
-                      "%s: a webhook needs a signing secret: set secret_env "
-                      "or secret_file",
-                      origin);
+                      "%s: a webhook needs a signing secret: set $%s, or "
+                      "secret_env or secret_file in its item of outputs",
+                      origin, CF_WEBHOOK_SECRET_ENV);
             goto fail;
         }
-        if (w->o.secret_env &&
-            secret_from_env(w, w->o.secret_env, origin, errstr, n) != CF_OK)
+        if (secret_from_env(w, CF_WEBHOOK_SECRET_ENV, origin, errstr, n) !=
+            CF_OK)
             goto fail;
-        if (w->o.secret_file &&
-            secret_from_file(w, w->o.secret_file, errstr, n) != CF_OK)
-            goto fail;
-    } else if (secret_from_env(w, CF_WEBHOOK_SECRET_ENV, origin, errstr, n) !=
-               CF_OK) {
-        goto fail;
     }
+    if (w->o.secret_env &&
+        secret_from_env(w, w->o.secret_env, origin, errstr, n) != CF_OK)
+        goto fail;
+    if (w->o.secret_file &&
+        secret_from_file(w, w->o.secret_file, errstr, n) != CF_OK)
+        goto fail;
     for (size_t i = 0; i < w->o.headers.n; i++) {
         const char *h = w->o.headers.v[i];
         const char *colon = strchr(h, ':');

@@ -46,10 +46,10 @@
  * Opens a webhook output POSTing to `url` (http:// or https://).  `opts`
  * is the YAML item of the output (keys in cf_webhook_options(); `url`
  * itself is ignored there) or NULL for a webhook named on the command
- * line, which takes its secret from $CHAINFUSE_WEBHOOK_SECRET.  A secret
- * is required.  Returns NULL with the reason in errstr (never containing
- * a secret).  The caller closes it with cf_output_close(); records still
- * unacknowledged then are said on stderr.
+ * line.  A secret is required: from secret_env and/or secret_file, else
+ * from $CHAINFUSE_WEBHOOK_SECRET.  Returns NULL with the reason in errstr
+ * (never containing a secret).  The caller closes it with cf_output_close();
+ * records still unacknowledged then are said on stderr.
  */
 struct cf_output *cf_webhook_output_open(const char *url, const json_t *opts,
                                          char *errstr, size_t errstr_size);

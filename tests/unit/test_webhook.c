@@ -108,16 +108,23 @@ static void test_open_checks(void **state) {
                err, sizeof err);
     assert_non_null(strstr(err, "secret 1 is not"));
     assert_null(strstr(err, "tooshort"));
-    /* command line: $CHAINFUSE_WEBHOOK_SECRET, here unset */
+    /* command line, or an item naming no secret: $CHAINFUSE_WEBHOOK_SECRET,
+     * here unset, then set */
     unsetenv(CF_WEBHOOK_SECRET_ENV);
     open_error("http://127.0.0.1:9/h", NULL, err, sizeof err);
-    assert_non_null(strstr(err, CF_WEBHOOK_SECRET_ENV));
+    assert_non_null(strstr(err, "$" CF_WEBHOOK_SECRET_ENV));
+    open_error("http://127.0.0.1:9/h", "{\"timeout\":\"2s\"}", err, sizeof err);
+    assert_non_null(strstr(err, "secret_env or secret_file"));
     setenv(CF_WEBHOOK_SECRET_ENV, vec_secret, 1);
     assert_string_equal(
         open_error("http://127.0.0.1:9/h", NULL, err, sizeof err), "");
-    /* a YAML item must name its secret */
-    open_error("http://127.0.0.1:9/h", "{\"timeout\":\"2s\"}", err, sizeof err);
-    assert_non_null(strstr(err, "secret_env or secret_file"));
+    assert_string_equal(open_error("http://127.0.0.1:9/h",
+                                   "{\"timeout\":\"2s\"}", err, sizeof err),
+                        "");
+    /* a secret_file that is not there */
+    open_error("http://127.0.0.1:9/h", "{\"secret_file\":\"/nonexistent/s\"}",
+               err, sizeof err);
+    assert_non_null(strstr(err, "secret_file /nonexistent/s: cannot open"));
     /* typos are refused, with the key named; the password is masked */
     open_error("https://u:pw123@h.example/h",
                "{\"secret_env\":\"" CF_WEBHOOK_SECRET_ENV
