@@ -35,6 +35,7 @@ EOF
 receiver refusing "$OLD" "reject inc-1"
 "$FEED" "http://127.0.0.1:$PORT/hook" "$TMP/records.jsonl" "$TMP/output.dead.jsonl" \
     > "$TMP/feed.out" 2>&1
+check "the feeder ran" test $? -eq 0
 cat "$TMP/input.dead.jsonl" "$TMP/output.dead.jsonl" > "$TMP/dead.jsonl"
 cp "$TMP/dead.jsonl" "$TMP/dead.orig"
 check "the file holds 2 input and 3 output dead letters" \

@@ -48,7 +48,8 @@ feed() {
         set -- "$TMP/$name.opts.json"
     fi
     "$FEED" "http://127.0.0.1:$port/hooks/chainfuse" "$TMP/${RECORDS:-records.jsonl}" \
-        "$TMP/$name.dead.jsonl" "$@" > "$TMP/$name.out" 2> "$TMP/$name.err"
+        "$TMP/$name.dead.jsonl" "$@" > "$TMP/$name.out" 2> "$TMP/$name.err" ||
+        { echo "FAIL: webhook_feed ($name) exited $?:"; tail -5 "$TMP/$name.err"; fail=1; }
 }
 
 unzip -p "$ZIP" > "$TMP/events.jsonl"
@@ -161,7 +162,8 @@ for _ in $(seq 100); do [ -s "$TMP/tls.port" ] && break; sleep 0.05; done
 tls_feed() { # tls_feed NAME OPTIONS_JSON
     printf '%s' "$2" > "$TMP/$1.opts.json"
     "$FEED" "https://127.0.0.1:$(cat "$TMP/tls.port")/hook" "$TMP/few.jsonl" \
-        "$TMP/$1.dead.jsonl" "$TMP/$1.opts.json" > "$TMP/$1.out" 2> "$TMP/$1.err"
+        "$TMP/$1.dead.jsonl" "$TMP/$1.opts.json" > "$TMP/$1.out" 2> "$TMP/$1.err" ||
+        { echo "FAIL: webhook_feed ($1) exited $?:"; tail -5 "$TMP/$1.err"; fail=1; }
 }
 tls_feed tls_default '{"secret_env":"CHAINFUSE_WEBHOOK_SECRET","max_attempts":2,"backoff":"50ms"}'
 check "TLS: an unknown certificate is refused by default, nothing sent" \
