@@ -22,7 +22,7 @@
 
 #include "alloc.h"
 #include "buf.h"
-#include "dead_letter.h"
+#include "out_record.h"
 #include "file/file_output.h"
 #include "webhook/webhook.h"
 

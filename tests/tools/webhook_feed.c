@@ -21,7 +21,7 @@
 #include <time.h>
 
 #include "alloc.h"
-#include "dead_letter.h"
+#include "out_record.h"
 #include "file/file_output.h"
 #include "webhook/webhook.h"
 
