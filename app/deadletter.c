@@ -22,8 +22,8 @@
 
 #include "alloc.h"
 #include "buf.h"
-#include "out_record.h"
 #include "file/file_output.h"
+#include "out_record.h"
 #include "webhook/webhook.h"
 
 #define EXIT_RUNTIME 1
@@ -263,7 +263,7 @@ static int cmd_list(const char *path, const struct filter *f) {
 
 struct replay {
     struct cf_output *out, *again;
-    const char *out_name;
+    const char *out_name, *shown;
     long sent, refused, input_lines, unreadable;
     bool again_failed;
 };
@@ -272,10 +272,14 @@ struct replay {
 static void refused_again(void *engine, const struct cf_out_record *rec,
                           const char *reason) {
     struct replay *r = engine;
+    struct cf_buf why = CF_BUF_INIT;
     r->refused++;
-    if (cf_dead_letter_write_record(r->again, reason, r->out_name, rec) !=
-        CF_OK)
+    /* worded as the engine words an output's refusal */
+    cf_buf_printf(&why, "output %s: %s", r->shown, reason);
+    if (why.failed || cf_dead_letter_write_record(r->again, why.data,
+                                                  r->out_name, rec) != CF_OK)
         r->again_failed = true;
+    cf_buf_free(&why);
 }
 
 static void sleep_ms(long ms) {
@@ -308,7 +312,7 @@ static void replay_one(const struct entry *e, const json_t *rec, void *opaque) {
         r->sent++;
     } else { /* counted as taken, then refused */
         r->sent++;
-        refused_again(r, &oj.rec, "replay: the output failed");
+        refused_again(r, &oj.rec, "the output failed");
     }
 }
 
@@ -352,6 +356,7 @@ static int cmd_replay(const char *path, const char *url, const char *again,
         goto done;
     }
     r.out_name = r.out->ops->name;
+    r.shown = shown.data;
     if (!(r.again = cf_file_output_open(again, CF_FILE_OUTPUT_DEFERRED, err,
                                         sizeof err))) {
         fprintf(stderr, "chainfuse deadletter replay: --dead-letter: %s\n",

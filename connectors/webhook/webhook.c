@@ -521,16 +521,15 @@ static void retry_later(struct webhook *w, struct wh_item *it,
     delay = delay / 2 + (int64_t)(next_random(w) % (uint64_t)(delay / 2 + 1));
     if (retry_after_ms > delay) delay = retry_after_ms;
     if (it->attempts >= w->o.max_attempts) {
-        snprintf(reason, sizeof reason,
-                 "webhook %s: gave up after %d attempts (last: %s)",
-                 w->shown.data, it->attempts, it->last);
+        snprintf(reason, sizeof reason, "gave up after %d attempts (last: %s)",
+                 it->attempts, it->last);
     } else if (now + delay - it->taken_ms > w->o.max_age_ms) {
         char age[32];
         cf_duration_format(w->o.max_age_ms, age);
         snprintf(reason, sizeof reason,
-                 "webhook %s: gave up after %d attempts, the next would be "
+                 "gave up after %d attempts, the next would be "
                  "past max_age %s (last: %s)",
-                 w->shown.data, it->attempts, age, it->last);
+                 it->attempts, age, it->last);
     } else {
         it->due_ms = now + delay;
         return;
@@ -573,8 +572,7 @@ static void reap(struct webhook *w) {
             retry_later(w, it, (int64_t)retry_after * 1000);
         } else {
             char reason[320];
-            snprintf(reason, sizeof reason,
-                     "webhook %s: HTTP %ld, not retried%s", w->shown.data, code,
+            snprintf(reason, sizeof reason, "HTTP %ld, not retried%s", code,
                      code < 300 || code >= 400
                          ? ""
                          : " (redirects are not followed: give the final "

@@ -19,7 +19,9 @@
  * Network errors, 408, 429 and 5xx are retried with exponential backoff
  * and jitter, waiting at least what Retry-After asks, until `max_attempts`
  * or `max_age`; other answers (3xx, 4xx) and exhausted retries go to
- * cf_output_dead_letter() with the reason.  flush() drives transfers and
+ * cf_output_dead_letter() with the reason ("HTTP 422, not retried",
+ * "gave up after 8 attempts (last: HTTP 503)"; the engine says which
+ * output).  flush() drives transfers and
  * answers RETRY until every record taken is acknowledged or
  * dead-lettered.
  *

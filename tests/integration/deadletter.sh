@@ -46,7 +46,7 @@ check "the file holds 2 input and 3 output dead letters" \
 check "list: exit 0" test $? -eq 0
 check "list: one line per dead letter, kind and origin and reason" \
     test "$(grep -cE '^[0-9]+ +input +.*events.jsonl:[23] ' "$TMP/list.out")" -eq 2 \
-         -a "$(grep -cE '^[0-9]+ +incident +.*records.jsonl:[245] +webhook http://127.0.0.1:[0-9]+/hook: HTTP 422, not retried \[inc-1 v[123]\]' "$TMP/list.out")" -eq 3
+         -a "$(grep -cE '^[0-9]+ +incident +.*records.jsonl:[245] +output http://127.0.0.1:[0-9]+/hook: HTTP 422, not retried \[inc-1 v[123]\]' "$TMP/list.out")" -eq 3
 check "list: the summary says what can and cannot be replayed" \
     grep -q '^5 dead letters: 3 output records that `chainfuse deadletter replay` can send again, 2 input lines that cannot be replayed' "$TMP/list.out"
 "$BIN" deadletter list "$TMP/dead.jsonl" --kind input > "$TMP/list.input" 2>&1

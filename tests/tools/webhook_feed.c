@@ -21,12 +21,13 @@
 #include <time.h>
 
 #include "alloc.h"
-#include "out_record.h"
 #include "file/file_output.h"
+#include "out_record.h"
 #include "webhook/webhook.h"
 
 struct feed {
     struct cf_output *dead;
+    const char *url;
     long dead_lettered;
     bool dead_failed;
 };
@@ -34,8 +35,11 @@ struct feed {
 static void on_dead_letter(void *engine, const struct cf_out_record *rec,
                            const char *reason) {
     struct feed *f = engine;
+    char why[512];
     f->dead_lettered++;
-    if (cf_dead_letter_write_record(f->dead, reason, "webhook", rec) != CF_OK)
+    /* worded as the engine words an output's refusal */
+    snprintf(why, sizeof why, "output %s: %s", f->url, reason);
+    if (cf_dead_letter_write_record(f->dead, why, "webhook", rec) != CF_OK)
         f->dead_failed = true;
 }
 
@@ -57,6 +61,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     struct feed f = {0};
+    f.url = argv[1]; /* a test URL: nothing to mask */
     FILE *in = fopen(argv[2], "r");
     if (!in) {
         perror(argv[2]);
