@@ -582,34 +582,31 @@ static void reap(struct webhook *w) {
     }
 }
 
-/* Starts the due heads, oldest chain first, up to the concurrency;
- * returns the milliseconds until the next head is due (-1: none
- * waiting). */
+/* Starts the due heads, oldest chain first, while the concurrency
+ * allows; returns the milliseconds until the next head is due, or -1
+ * when none is waiting or the concurrency is reached (then a transfer
+ * ending wakes the poll, and scanning further would find nothing to
+ * start). */
 static long start_due(struct webhook *w) {
     int64_t now = now_ms(), next = -1;
-    struct wh_key *k = w->first;
-    while (k) {
-        struct wh_key *following = k->next; /* k may go */
+    for (struct wh_key *k = w->first, *following; k; k = following) {
+        following = k->next; /* k may go */
         struct wh_item *it = k->head;
-        if (!it->easy) {
-            if (it->due_ms <= now) {
-                if (w->in_flight >= (size_t)w->o.concurrency) {
-                    next = 0;
-                } else if (!start(w, it)) {
-                    retry_later(w, it, 0);
-                }
-            } else if (next < 0 || it->due_ms - now < next) {
-                next = it->due_ms - now;
-            }
+        if (w->in_flight >= (size_t)w->o.concurrency) return -1;
+        if (it->easy) continue;
+        if (it->due_ms > now) {
+            if (next < 0 || it->due_ms - now < next) next = it->due_ms - now;
+            continue;
         }
-        k = following;
+        if (!start(w, it)) retry_later(w, it, 0);
     }
     return (long)next;
 }
 
-/* Drives transfers for up to `budget_ms` (0: once, without waiting),
- * stopping early when `until_empty` and nothing is pending, or when
- * write() needs room and there is some. */
+/* Drives transfers for up to `budget_ms` (0: one pass, no waiting),
+ * returning early once fewer than `want_below` records are pending (room
+ * for write(), 1: all acknowledged for flush()) or nothing is in flight
+ * or due. */
 static void drive(struct webhook *w, long budget_ms, size_t want_below) {
     int64_t end = now_ms() + budget_ms;
     for (;;) {
