@@ -27,6 +27,7 @@
 
 #include "alert.h"
 #include "config.h"
+#include "deadletter.h"
 #include "fieldmap.h"
 #include "file/file_input.h"
 #include "file/file_output.h"
@@ -111,6 +112,7 @@ static const char *const main_usage =
     "  check   compile rules and report which were rejected and why\n"
     "  run     match events (JSON lines) and write alerts and incidents\n"
     "  config  print the configuration reference, or check a file\n"
+    "  deadletter  list a dead-letter file, or replay its output records\n"
     "\n"
     "options:\n"
     "  --help      show this help (and `chainfuse <command> --help`)\n"
@@ -1088,6 +1090,8 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "check") == 0) return cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0) return cmd_config(argc - 1, argv + 1);
+    if (strcmp(cmd, "deadletter") == 0)
+        return cf_cmd_deadletter(argc - 1, argv + 1);
     fprintf(stderr, "chainfuse: unknown command '%s'\n%s", cmd, main_usage);
     return EXIT_USAGE;
 }

@@ -19,7 +19,8 @@ JOBS="${CF_JOBS:-$(nproc)}"
 PACKAGES=(build-essential cmake pkg-config g++ libhyperscan-dev
           libsimdjson-dev libjansson-dev libyaml-dev libpcre2-dev zlib1g-dev
           libssl-dev libexpat1-dev libcmocka-dev jq unzip clang-format
-          librdkafka-dev kcat)
+          librdkafka-dev kcat libcurl4-openssl-dev libmicrohttpd-dev curl
+          openssl)
 
 install_missing() {
     local missing=()

@@ -23,7 +23,7 @@ if ! command -v objdump >/dev/null 2>&1; then
     echo "SKIP: objdump is not installed (binutils)"; exit 77
 fi
 objects=()
-for lib in core rules engine kafka connectors; do
+for lib in core rules engine kafka webhook connectors; do
     f="$BUILD/libcf_$lib.a"
     [ -f "$f" ] || { echo "FAIL: $f not built"; exit 1; }
     objects+=("$f")
