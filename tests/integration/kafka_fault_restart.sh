@@ -106,9 +106,11 @@ wait_checkpoint() { # until $1/checkpoint is replaced while pid $2 runs
 }
 
 # kcat writes the events while chainfuse runs and is killed.
+# Slow enough that the three kills (each waits for a group join and a
+# checkpoint) come while it still writes, on a busy machine too.
 (for c in "$T"/chunk.*; do
     kcat -P -q -b "$BOOT" -t events -p 0 < "$c" || exit 1
-    sleep 0.5
+    sleep 1.5
 done) &
 producer=$!
 
@@ -123,6 +125,10 @@ for i in 1 2 3; do
         sleep "0.$((1 + RANDOM % 8))"
         kill -9 "$pid" 2>/dev/null && kills=$((kills + 1))
         kill -0 "$producer" 2>/dev/null && killed_producing=$((killed_producing + 1))
+    else
+        # it wrote nothing new or no checkpoint came: stop it rather than
+        # wait for ever (it has no end of input); the check below fails
+        kill -TERM "$pid" 2>/dev/null
     fi
     wait "$pid" 2>/dev/null
 done
