@@ -20,7 +20,7 @@ PACKAGES=(build-essential cmake pkg-config g++ libhyperscan-dev
           libsimdjson-dev libjansson-dev libyaml-dev libpcre2-dev zlib1g-dev
           libssl-dev libexpat1-dev libcmocka-dev jq unzip clang-format
           librdkafka-dev kcat libcurl4-openssl-dev libmicrohttpd-dev curl
-          openssl)
+          openssl libhiredis-dev redis-server)
 
 install_missing() {
     local missing=()
