@@ -100,6 +100,9 @@ struct pend {
     char text[];
 };
 
+/* Longest a record waits in write()'s buffer while records keep coming. */
+#define LINGER_MS 5
+
 struct redis_out {
     char *display; /* the URL as shown: password masked */
     char *host;
@@ -114,6 +117,7 @@ struct redis_out {
     int64_t next_try; /* monotonic ms: no reconnect before */
     long backoff;     /* ms */
     bool said_down;   /* the outage was said once */
+    int64_t since;    /* monotonic ms: the queue has waited since */
     struct pend **q;  /* FIFO: q[head .. head+n) */
     size_t head, n, cap;
     struct cf_buf key; /* scratch: one record's key */
@@ -633,8 +637,18 @@ static cf_io_status redis_write(struct cf_output *out,
         send_all(r);
         if (r->n >= (size_t)r->o.queue) return CF_IO_RETRY;
     }
+    if (r->n == 0) r->since = now_ms();
     if (!enqueue(r, rec)) return CF_IO_RETRY;
-    if (r->n >= (size_t)r->o.batch) send_batch(r);
+    /* The engine flushes only at checkpoints and at the end, so write()
+     * decides when to send: a full batch, an incident (what a SOC waits
+     * for, with the alerts before it), or records waiting LINGER_MS.  A
+     * failed send leaves them queued; the answer is still OK. */
+    int64_t now = 0;
+    if (r->n >= (size_t)r->o.batch || strcmp(rec->kind, "incident") == 0 ||
+        (now = now_ms()) - r->since >= LINGER_MS) {
+        send_all(r);
+        r->since = now ? now : now_ms();
+    }
     return CF_IO_OK;
 }
 
