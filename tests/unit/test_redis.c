@@ -52,7 +52,8 @@ static int free_port(void) {
 /* A client for checking what the output wrote (as the default user). */
 static redisContext *client(void) {
     redisContext *c = redisConnect("127.0.0.1", port);
-    if (!c || c->err) return NULL;
+    if (c && c->err) redisFree(c), c = NULL;
+    if (!c) return NULL;
     redisReply *r = redisCommand(c, "AUTH defaultpw");
     freeReplyObject(r);
     return c;
@@ -166,7 +167,7 @@ static void test_version_order(void **state) {
     (void)state;
     struct cf_output *out = open_out(url, NULL);
     redisContext *c = client();
-    cmd(c, "FLUSHALL");
+    freeReplyObject(cmd(c, "FLUSHALL"));
     assert_int_equal(incident(out, "inc-1", 3, "updated", 3, 70), CF_IO_OK);
     assert_int_equal(incident(out, "inc-1", 2, "updated", 2, 40), CF_IO_OK);
     flush_ok(out);
@@ -199,7 +200,7 @@ static void test_queue(void **state) {
     (void)state;
     struct cf_output *out = open_out(url, NULL);
     redisContext *c = client();
-    cmd(c, "FLUSHALL");
+    freeReplyObject(cmd(c, "FLUSHALL"));
     incident(out, "a", 1, "new", 2, 50);
     incident(out, "b", 1, "new", 4, 10);
     incident(out, "c", 1, "new", 4, 90);
@@ -240,8 +241,8 @@ static void test_acl_user_prefix_db_expiry_alerts(void **state) {
     snprintf(u, sizeof u, "redis://soc:socpw@127.0.0.1:%d/2?prefix=soc1", port);
     struct cf_output *out = open_out(u, "{\"retention\": \"2h\"}");
     redisContext *c = client();
-    cmd(c, "SELECT 2");
-    cmd(c, "FLUSHDB");
+    freeReplyObject(cmd(c, "SELECT 2"));
+    freeReplyObject(cmd(c, "FLUSHDB"));
     incident(out, "x", 1, "new", 2, 5);
     struct cf_out_record a =
         cf_out_record_plain("alert", "{\"rule\":\"r\"}", 12, NULL);
@@ -255,7 +256,7 @@ static void test_acl_user_prefix_db_expiry_alerts(void **state) {
     assert_string_equal(r->element[0]->element[1]->element[1]->str,
                         "{\"rule\":\"r\"}");
     freeReplyObject(r);
-    cmd(c, "SELECT 0");
+    freeReplyObject(cmd(c, "SELECT 0"));
     assert_int_equal(int_of(c, "EXISTS %s", "soc1:incident:x"), 0);
     redisFree(c);
     cf_output_close(out);
@@ -327,10 +328,10 @@ static void test_dead_letter(void **state) {
     (void)state;
     struct cf_output *out = open_out(url, NULL);
     redisContext *c = client();
-    cmd(c, "FLUSHALL");
+    freeReplyObject(cmd(c, "FLUSHALL"));
     /* the hash key is taken by something else: Redis refuses this
      * record for good, the others go through */
-    cmd(c, "SET chainfuse:incident:bad x");
+    freeReplyObject(cmd(c, "SET chainfuse:incident:bad x"));
     dl_count = 0;
     incident(out, "ok1", 1, "new", 2, 1);
     incident(out, "bad", 1, "new", 2, 1);
@@ -340,7 +341,7 @@ static void test_dead_letter(void **state) {
     assert_non_null(strstr(dl_reason, "WRONGTYPE"));
     assert_int_equal(int_of(c, "ZCARD %s", "chainfuse:queue"), 2);
     /* Redis lost the script: the record is sent with EVAL instead */
-    cmd(c, "SCRIPT FLUSH");
+    freeReplyObject(cmd(c, "SCRIPT FLUSH"));
     incident(out, "ok3", 1, "new", 2, 1);
     flush_ok(out);
     assert_int_equal(int_of(c, "ZCARD %s", "chainfuse:queue"), 3);
