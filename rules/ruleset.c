@@ -3,17 +3,20 @@
  *
  * Compilation: every value of every field condition gets an "item" id.
  * Each glob or regex alternative of the value becomes one Hyperscan
- * expression in the database of each event field name the Sigma field maps
- * to (fieldmap.h), or of the keyword database for field-less conditions.
- * Identical expressions in one database are compiled once and report all
- * their items.  Expressions Hyperscan rejects are checked directly with
- * PCRE2 (regexes) or a small glob matcher; other pattern kinds (numbers,
- * CIDR, field references, exists, null, date parts) are always direct.
+ * expression of each event field name the Sigma field maps to
+ * (fieldmap.h), or of the keywords for field-less conditions.  Identical
+ * expressions of one field are compiled once and report all their items.
+ * A field's expressions are then split by the routes of the rules using
+ * them (build_groups): one database per (field, route), identical ones
+ * shared, compiled on all cores (compile_all_dbs).  Expressions Hyperscan
+ * rejects are checked directly with PCRE2 (regexes) or a small glob matcher;
+ * other pattern kinds (numbers, CIDR, field references, exists, null, date
+ * parts) are always direct.
  *
  * Matching: the event is routed, each leaf value whose field has a
- * database is scanned once, hits mark items, and only the routed rules
- * with a marked item, plus those whose condition can hold with nothing
- * marked ("always evaluate"), have their condition evaluated.  A scan
+ * database for one of the event's routes is scanned, hits mark items, and only
+ * the routed rules with a marked item, plus those whose condition can hold with
+ * nothing marked ("always evaluate"), have their condition evaluated.  A scan
  * that fails (any hs_scan error, a PCRE2 error other than "no match", a
  * keyword literal scan that cannot run) does not stop matching: the
  * event is counted in the matcher's scan_errors, since rules may have
@@ -37,9 +40,11 @@
 #include <hs/hs.h>
 #include <math.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -113,11 +118,22 @@ struct crule {
     bool always;
 };
 
+/* One compiled database serving an event field on some routes: the
+ * patterns of that field in the rules of those routes only, so an event
+ * is never scanned for the patterns of logsources it is not routed to (a
+ * registry event's Image not against process_creation's Image patterns),
+ * as Suricata groups its signatures per protocol and port. */
+struct db_part {
+    hs_database_t *db; /* borrowed from rs->hsdbs; NULL: all direct */
+    uint32_t index;    /* into rs->hsdbs */
+    uint64_t *routes;  /* the routes it serves (route_words) */
+};
+
 struct field_db {
     char *name; /* owned */
     uint32_t len, hash;
-    hs_database_t *db;
-    uint64_t *routes; /* union of the routes of rules with patterns here */
+    struct db_part *parts;
+    uint32_t n_parts;
 };
 
 struct cf_ruleset {
@@ -139,8 +155,13 @@ struct cf_ruleset {
     uint32_t *expr_items;
     uint32_t *expr_lit_len; /* for KEYWORD_LIT_DB expressions */
 
-    struct field_db *dbs; /* n_dbs - 1 field databases, then keywords */
+    struct field_db *dbs; /* the keyword pseudo-fields, then event fields */
     size_t n_dbs;
+    /* Distinct compiled databases; parts sharing the same patterns (a
+     * field mapped under two names, routes with the same patterns) share
+     * one. */
+    hs_database_t **hsdbs;
+    size_t n_hsdbs;
     uint32_t *slots; /* open addressing over dbs: index + 1, 0 empty */
     uint32_t slot_mask;
 
@@ -153,6 +174,9 @@ struct cf_matcher {
     hs_scratch_t *scratch;
     struct cf_route_cache *route_cache;
     const uint64_t *routes; /* of the event being matched */
+    /* The keyword databases serving the event's routes. */
+    const hs_database_t **kw_dbs;
+    uint32_t n_kw_dbs;
     uint64_t *marks;
     uint32_t *touched;
     uint32_t n_touched;
@@ -322,7 +346,12 @@ struct builder {
     uint32_t *item_rule;
     size_t n_items, cap_items;
     size_t cap_dbs;
-    uint8_t *status;
+    uint8_t *status; /* enum expr_status; atomic while compiling */
+    /* Expressions per distinct database (CSR, build_groups), and the
+     * field each database is for (error messages). */
+    uint32_t *db_member_off;
+    uint32_t *db_members;
+    uint32_t *db_field;
     bool oom;
 };
 
@@ -796,12 +825,19 @@ static bool cache_key(const struct builder *b,
     memset(&plat, 0, sizeof plat);
     hs_populate_platform(&plat);
     ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-    static const char tag[] = "chainfuse " CF_VERSION " ruleset-cache 1";
+    static const char tag[] = "chainfuse " CF_VERSION " ruleset-cache 2";
     ok = ok && EVP_DigestUpdate(ctx, tag, sizeof tag);
     ok = ok && EVP_DigestUpdate(ctx, hs_version(), strlen(hs_version()) + 1);
     ok = ok && EVP_DigestUpdate(ctx, &plat, sizeof plat);
     for (size_t i = 0; ok && i < rs->n_rules; i++)
-        ok = EVP_DigestUpdate(ctx, rs->rules[i].rule->digest, 65);
+        ok = EVP_DigestUpdate(ctx, rs->rules[i].rule->digest, 65) &&
+             EVP_DigestUpdate(ctx, &rs->rules[i].route, sizeof(uint32_t));
+    /* The split into databases: their members, in order. */
+    ok = ok && EVP_DigestUpdate(ctx, b->db_member_off,
+                                (rs->n_hsdbs + 1) * sizeof(uint32_t));
+    ok = ok &&
+         EVP_DigestUpdate(ctx, b->db_members,
+                          b->db_member_off[rs->n_hsdbs] * sizeof(uint32_t));
     for (size_t i = 0; ok && i < rs->n_dbs; i++)
         ok =
             EVP_DigestUpdate(ctx, rs->dbs[i].name, strlen(rs->dbs[i].name) + 1);
@@ -834,30 +870,37 @@ static void check_regexes(struct builder *b) {
     }
 }
 
-/* Compiles one database.  An expression Hyperscan refuses is switched to
- * direct checking and the compile retried.  CF_ERR_NOMEM, or CF_ERR with
- * errstr set. */
-static int compile_db(struct builder *b, uint32_t db, const uint32_t *members,
-                      size_t n_members, hs_database_t **out) {
+static uint8_t status_of(const struct builder *b, uint32_t e) {
+    return __atomic_load_n(&b->status[e], __ATOMIC_RELAXED);
+}
+
+/* Compiles distinct database `u`.  An expression Hyperscan refuses is
+ * switched to direct checking and the compile retried.  Called from
+ * several threads at once: status is read and written atomically (an
+ * expression in two databases is refused by both, the same way), and
+ * errors go to the caller's errstr.  CF_ERR_NOMEM, or CF_ERR with errstr
+ * set. */
+static int compile_db(struct builder *b, uint32_t u, hs_database_t **out,
+                      char *errstr, size_t errstr_size) {
+    const uint32_t *members = b->db_members + b->db_member_off[u];
+    size_t n_members = b->db_member_off[u + 1] - b->db_member_off[u];
     const char **texts = cf_calloc(n_members ? n_members : 1, sizeof *texts);
     unsigned *flags = cf_calloc(n_members ? n_members : 1, sizeof *flags);
     unsigned *ids = cf_calloc(n_members ? n_members : 1, sizeof *ids);
-    uint32_t *which = cf_calloc(n_members ? n_members : 1, sizeof *which);
     int rc = CF_ERR_NOMEM;
     *out = NULL;
-    if (!texts || !flags || !ids || !which) goto done;
+    if (!texts || !flags || !ids) goto done;
     rc = CF_ERR;
     for (;;) {
         size_t n = 0;
         for (size_t i = 0; i < n_members; i++) {
             uint32_t e = members[i];
-            if (b->status[e] == EXPR_DIRECT) continue;
+            uint8_t st = status_of(b, e);
+            if (st == EXPR_DIRECT) continue;
             texts[n] = b->exprs[e].text;
-            flags[n] =
-                b->exprs[e].flags |
-                (b->status[e] == EXPR_HS_ALLOWEMPTY ? HS_FLAG_ALLOWEMPTY : 0);
+            flags[n] = b->exprs[e].flags |
+                       (st == EXPR_HS_ALLOWEMPTY ? HS_FLAG_ALLOWEMPTY : 0);
             ids[n] = e;
-            which[n] = e;
             n++;
         }
         if (n == 0) {
@@ -865,72 +908,124 @@ static int compile_db(struct builder *b, uint32_t db, const uint32_t *members,
             goto done;
         }
         hs_compile_error_t *err = NULL;
-        if (hs_compile_multi(texts, flags, ids, (unsigned)n, HS_MODE_BLOCK,
-                             NULL, out, &err) == HS_SUCCESS) {
+        hs_error_t hrc = hs_compile_multi(texts, flags, ids, (unsigned)n,
+                                          HS_MODE_BLOCK, NULL, out, &err);
+        if (hrc == HS_SUCCESS) {
             rc = 0;
             goto done;
         }
+        if (hrc == HS_NOMEM) {
+            hs_free_compile_error(err);
+            rc = CF_ERR_NOMEM;
+            goto done;
+        }
         if (!err || err->expression < 0 || (size_t)err->expression >= n) {
-            cf_seterr(b->errstr, b->errstr_size, CF_ERR,
+            cf_seterr(errstr, errstr_size, CF_ERR,
                       "Hyperscan cannot compile the patterns of field %s: %s",
-                      b->rs->dbs[db].name,
+                      b->rs->dbs[b->db_field[u]].name,
                       err ? err->message : "unknown error");
             hs_free_compile_error(err);
             goto done;
         }
-        b->status[which[err->expression]] = EXPR_DIRECT;
+        __atomic_store_n(&b->status[ids[err->expression]], EXPR_DIRECT,
+                         __ATOMIC_RELAXED);
         hs_free_compile_error(err);
     }
 done:
     cf_free(texts);
     cf_free(flags);
     cf_free(ids);
-    cf_free(which);
     return rc;
 }
 
-/* CF_OK, CF_ERR_NOMEM, or CF_ERR with errstr set. */
+/* The databases to compile, shared by the compiling threads: each takes
+ * the next one (largest first, so no thread is left with a big one at
+ * the end) until all are done or one fails. */
+struct compile_queue {
+    struct builder *b;
+    const uint32_t *order;
+    size_t n;
+    size_t next; /* atomic */
+    int rc;      /* first failure; under lock */
+    bool stop;   /* atomic */
+    pthread_mutex_t lock;
+    char errstr[512];
+};
+
+static void *compile_worker(void *arg) {
+    struct compile_queue *q = arg;
+    char err[512];
+    for (;;) {
+        if (__atomic_load_n(&q->stop, __ATOMIC_RELAXED)) break;
+        size_t i = __atomic_fetch_add(&q->next, 1, __ATOMIC_RELAXED);
+        if (i >= q->n) break;
+        uint32_t u = q->order[i];
+        err[0] = '\0';
+        int rc = compile_db(q->b, u, &q->b->rs->hsdbs[u], err, sizeof err);
+        if (rc) {
+            pthread_mutex_lock(&q->lock);
+            if (!q->rc) {
+                q->rc = rc;
+                snprintf(q->errstr, sizeof q->errstr, "%s", err);
+            }
+            pthread_mutex_unlock(&q->lock);
+            __atomic_store_n(&q->stop, true, __ATOMIC_RELAXED);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static size_t compile_threads(size_t n_dbs, size_t n_exprs) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    /* A small rule set compiles in milliseconds: threads would only add
+     * their start-up. */
+    if (cores <= 1 || n_dbs < 4 || n_exprs < 2000) return 1;
+    return cores > 8 ? 8 : (size_t)cores;
+}
+
+/* Compiles every distinct database, on as many threads as there are
+ * cores (Hyperscan compiles are independent and thread-safe).  CF_OK,
+ * CF_ERR_NOMEM, or CF_ERR with errstr set. */
 static int compile_all_dbs(struct builder *b) {
     struct cf_ruleset *rs = b->rs;
-    uint32_t *order = cf_malloc((b->n_exprs ? b->n_exprs : 1) * sizeof *order);
-    size_t *start = cf_calloc(rs->n_dbs + 1, sizeof *start);
-    int rc = CF_ERR_NOMEM;
-    if (!order || !start) goto done;
-    /* Bucket expressions by database (the keyword db is the last one). */
-    for (size_t i = 0; i < b->n_exprs; i++) start[b->exprs[i].db + 1]++;
-    for (size_t d = 0; d < rs->n_dbs; d++) start[d + 1] += start[d];
-    {
-        size_t *fill = cf_calloc(rs->n_dbs, sizeof *fill);
-        if (!fill) goto done;
-        for (size_t i = 0; i < b->n_exprs; i++) {
-            uint32_t d = b->exprs[i].db;
-            order[start[d] + fill[d]++] = (uint32_t)i;
+    size_t n = rs->n_hsdbs;
+    uint32_t *order = cf_malloc((n ? n : 1) * sizeof *order);
+    pthread_t threads[8];
+    size_t n_threads = compile_threads(n, b->n_exprs), started = 0;
+    struct compile_queue q = {.b = b, .order = order, .n = n};
+    if (!order) return CF_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) order[i] = (uint32_t)i;
+    /* Largest first (insertion sort: a few thousand at most). */
+    for (size_t i = 1; i < n; i++) {
+        uint32_t x = order[i];
+        size_t j = i, size = b->db_member_off[x + 1] - b->db_member_off[x];
+        while (j > 0 && b->db_member_off[order[j - 1] + 1] -
+                                b->db_member_off[order[j - 1]] <
+                            size) {
+            order[j] = order[j - 1];
+            j--;
         }
-        cf_free(fill);
+        order[j] = x;
     }
-    for (size_t d = 0; d < rs->n_dbs; d++)
-        if ((rc = compile_db(b, (uint32_t)d, order + start[d],
-                             start[d + 1] - start[d], &rs->dbs[d].db)))
-            goto done;
-    rc = CF_OK;
-done:
+    pthread_mutex_init(&q.lock, NULL);
+    for (size_t t = 1; t < n_threads; t++) {
+        if (pthread_create(&threads[t - 1], NULL, compile_worker, &q) != 0)
+            break; /* fewer threads: slower, not wrong */
+        started++;
+    }
+    compile_worker(&q);
+    for (size_t t = 0; t < started; t++) pthread_join(threads[t], NULL);
+    pthread_mutex_destroy(&q.lock);
     cf_free(order);
-    cf_free(start);
-    return rc;
+    if (q.rc == CF_ERR)
+        cf_seterr(b->errstr, b->errstr_size, CF_ERR, "%s", q.errstr);
+    return q.rc;
 }
 
-static int build_tables(struct builder *b) {
+/* expression id -> the items it reports (CSR), and the literal lengths. */
+static int build_expr_items(struct builder *b) {
     struct cf_ruleset *rs = b->rs;
-    /* Fallback expressions: their alternatives become direct checks. */
-    for (size_t u = 0; u < b->n_uses; u++) {
-        const struct expr_use *use = &b->uses[u];
-        if (b->status[use->expr] == EXPR_DIRECT &&
-            add_direct(b->item_value[use->item], use->alt))
-            return -1;
-    }
-    rs->n_items = (uint32_t)b->n_items;
-    rs->item_rule = b->item_rule;
-    b->item_rule = NULL;
     rs->n_exprs = (uint32_t)b->n_exprs;
     rs->expr_item_off = cf_calloc(b->n_exprs + 1, sizeof *rs->expr_item_off);
     rs->expr_items =
@@ -950,23 +1045,168 @@ static int build_tables(struct builder *b) {
         rs->expr_items[rs->expr_item_off[e] + fill[e]++] = b->uses[u].item;
     }
     cf_free(fill);
-    /* Routes per database, so fields only other logsources use are not
-     * scanned. */
-    for (size_t d = 0; d < rs->n_dbs; d++)
-        if (!(rs->dbs[d].routes = cf_calloc(
-                  rs->route_words ? rs->route_words : 1, sizeof(uint64_t))))
-            return -1;
-    for (size_t e = 0; e < b->n_exprs; e++) {
-        if (b->status[e] == EXPR_DIRECT) continue;
-        rs->stats.patterns++;
-        for (uint32_t k = rs->expr_item_off[e]; k < rs->expr_item_off[e + 1];
-             k++) {
-            const struct crule *cr =
-                &rs->rules[rs->item_rule[rs->expr_items[k]]];
-            if (!cr->rejected)
-                bit_set(rs->dbs[b->exprs[e].db].routes, cr->route);
-        }
+    return 0;
+}
+
+struct gpair {
+    uint32_t field, route, expr;
+};
+
+static int gpair_cmp(const void *pa, const void *pb) {
+    const struct gpair *a = pa, *b = pb;
+    if (a->field != b->field) return a->field < b->field ? -1 : 1;
+    if (a->route != b->route) return a->route < b->route ? -1 : 1;
+    if (a->expr != b->expr) return a->expr < b->expr ? -1 : 1;
+    return 0;
+}
+
+/* Two expressions that compile the same and mark the same items. */
+static bool same_expr(const struct builder *b, uint32_t x, uint32_t y) {
+    const struct cf_ruleset *rs = b->rs;
+    const struct cand_expr *ex = &b->exprs[x], *ey = &b->exprs[y];
+    uint32_t nx = rs->expr_item_off[x + 1] - rs->expr_item_off[x];
+    uint32_t ny = rs->expr_item_off[y + 1] - rs->expr_item_off[y];
+    if (x == y) return true;
+    return ex->flags == ey->flags && ex->regex == ey->regex &&
+           ex->lit_len == ey->lit_len && nx == ny &&
+           strcmp(ex->text, ey->text) == 0 &&
+           memcmp(rs->expr_items + rs->expr_item_off[x],
+                  rs->expr_items + rs->expr_item_off[y],
+                  nx * sizeof *rs->expr_items) == 0;
+}
+
+static uint32_t group_hash(const struct builder *b, const struct gpair *g,
+                           size_t n) {
+    uint32_t h = (uint32_t)n * 2654435761u;
+    for (size_t i = 0; i < n; i++) {
+        const struct cand_expr *e = &b->exprs[g[i].expr];
+        h = (h ^ cf_hash_name(e->text, strlen(e->text)) ^ e->flags) * 16777619u;
     }
+    return h;
+}
+
+/* Adds route `route` to the part of field `field` served by distinct
+ * database `u`, creating the part. */
+static int add_part(struct cf_ruleset *rs, uint32_t field, uint32_t u,
+                    uint32_t route) {
+    struct field_db *d = &rs->dbs[field];
+    uint32_t i = 0;
+    while (i < d->n_parts && d->parts[i].index != u) i++;
+    if (i == d->n_parts) {
+        struct db_part *p =
+            cf_realloc(d->parts, (d->n_parts + 1) * sizeof *d->parts);
+        if (!p) return -1;
+        d->parts = p;
+        memset(&p[i], 0, sizeof *p);
+        p[i].index = u;
+        if (!(p[i].routes = cf_calloc(rs->route_words ? rs->route_words : 1,
+                                      sizeof(uint64_t))))
+            return -1;
+        d->n_parts++;
+    }
+    bit_set(d->parts[i].routes, route);
+    return 0;
+}
+
+/* Splits each field's expressions by the routes of the rules using them:
+ * one database per (field, route), identical ones shared. */
+static int build_groups(struct builder *b) {
+    struct cf_ruleset *rs = b->rs;
+    size_t n_pairs = 0, n_groups = 0, n_unique = 0, n_members = 0;
+    size_t total = rs->expr_item_off[b->n_exprs];
+    struct gpair *pairs = cf_malloc((total ? total : 1) * sizeof *pairs);
+    uint32_t *hashes = NULL, *slots = NULL, mask = 0;
+    int rc = -1;
+    if (!pairs) goto done;
+    for (uint32_t e = 0; e < b->n_exprs; e++)
+        for (uint32_t k = rs->expr_item_off[e]; k < rs->expr_item_off[e + 1];
+             k++)
+            pairs[n_pairs++] = (struct gpair){
+                b->exprs[e].db,
+                rs->rules[b->item_rule[rs->expr_items[k]]].route, e};
+    qsort(pairs, n_pairs, sizeof *pairs, gpair_cmp);
+    {
+        size_t w = 0;
+        for (size_t i = 0; i < n_pairs; i++)
+            if (w == 0 || gpair_cmp(&pairs[w - 1], &pairs[i]) != 0)
+                pairs[w++] = pairs[i];
+        n_pairs = w;
+    }
+    for (size_t i = 0; i < n_pairs; i++)
+        if (i == 0 || pairs[i].field != pairs[i - 1].field ||
+            pairs[i].route != pairs[i - 1].route)
+            n_groups++;
+    mask = 16;
+    while (mask < 2 * n_groups) mask *= 2;
+    mask--;
+    b->db_member_off = cf_calloc(n_groups + 1, sizeof *b->db_member_off);
+    b->db_members = cf_malloc((n_pairs ? n_pairs : 1) * sizeof *b->db_members);
+    b->db_field = cf_calloc(n_groups ? n_groups : 1, sizeof *b->db_field);
+    hashes = cf_calloc(n_groups ? n_groups : 1, sizeof *hashes);
+    slots = cf_calloc((size_t)mask + 1, sizeof *slots);
+    if (!b->db_member_off || !b->db_members || !b->db_field || !hashes ||
+        !slots)
+        goto done;
+    for (size_t i = 0, j; i < n_pairs; i = j) {
+        for (j = i + 1; j < n_pairs && pairs[j].field == pairs[i].field &&
+                        pairs[j].route == pairs[i].route;
+             j++)
+            ;
+        size_t n = j - i;
+        uint32_t h = group_hash(b, pairs + i, n), u = UINT32_MAX, s;
+        for (s = h & mask; slots[s]; s = (s + 1) & mask) {
+            uint32_t c = slots[s] - 1;
+            const uint32_t *cm = b->db_members + b->db_member_off[c];
+            size_t k = 0;
+            if (hashes[c] != h ||
+                b->db_member_off[c + 1] - b->db_member_off[c] != n)
+                continue;
+            while (k < n && same_expr(b, cm[k], pairs[i + k].expr)) k++;
+            if (k == n) {
+                u = c;
+                break;
+            }
+        }
+        if (u == UINT32_MAX) {
+            u = (uint32_t)n_unique++;
+            hashes[u] = h;
+            b->db_field[u] = pairs[i].field;
+            for (size_t k = 0; k < n; k++)
+                b->db_members[n_members++] = pairs[i + k].expr;
+            b->db_member_off[u + 1] = (uint32_t)n_members;
+            slots[s] = u + 1;
+        }
+        if (add_part(rs, pairs[i].field, u, pairs[i].route)) goto done;
+    }
+    rs->n_hsdbs = n_unique;
+    if (!(rs->hsdbs = cf_calloc(n_unique ? n_unique : 1, sizeof *rs->hsdbs)))
+        goto done;
+    rc = 0;
+done:
+    cf_free(pairs);
+    cf_free(hashes);
+    cf_free(slots);
+    return rc;
+}
+
+/* After compiling: the alternatives of refused expressions become direct
+ * checks, and the parts learn their databases. */
+static int build_tables(struct builder *b) {
+    struct cf_ruleset *rs = b->rs;
+    for (size_t u = 0; u < b->n_uses; u++) {
+        const struct expr_use *use = &b->uses[u];
+        if (b->status[use->expr] == EXPR_DIRECT &&
+            add_direct(b->item_value[use->item], use->alt))
+            return -1;
+    }
+    rs->n_items = (uint32_t)b->n_items;
+    rs->item_rule = b->item_rule;
+    b->item_rule = NULL;
+    for (size_t e = 0; e < b->n_exprs; e++)
+        if (b->status[e] != EXPR_DIRECT) rs->stats.patterns++;
+    for (size_t d = 0; d < rs->n_dbs; d++)
+        for (uint32_t i = 0; i < rs->dbs[d].n_parts; i++)
+            rs->dbs[d].parts[i].db = rs->hsdbs[rs->dbs[d].parts[i].index];
     return 0;
 }
 
@@ -978,6 +1218,9 @@ static void free_builder(struct builder *b) {
     cf_free(b->item_value);
     cf_free(b->item_rule);
     cf_free(b->status);
+    cf_free(b->db_member_off);
+    cf_free(b->db_members);
+    cf_free(b->db_field);
 }
 
 struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
@@ -988,7 +1231,6 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
     double t0 = now_seconds();
     uint8_t key[CF_HS_CACHE_KEY_LEN];
     const char *cache_dir = cfg && cfg->cache_dir ? cfg->cache_dir : "";
-    hs_database_t **loaded = NULL;
     uint32_t kw_db = 0;
     bool ok = false, out_of_memory = false;
 
@@ -1054,22 +1296,18 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
             goto done;
         }
 
+    if (build_expr_items(&b) || build_groups(&b)) {
+        out_of_memory = true;
+        goto done;
+    }
     if (!(b.status = cf_calloc(b.n_exprs ? b.n_exprs : 1, 1))) {
         out_of_memory = true;
         goto done;
     }
-    if (!(loaded = cf_calloc(rs->n_dbs, sizeof *loaded))) {
-        out_of_memory = true;
-        goto done;
-    }
     if (*cache_dir && !cache_key(&b, key)) cache_dir = "";
-    if (*cache_dir) {
-        if (cf_hs_cache_load(cache_dir, key, b.status, b.n_exprs, loaded,
-                             rs->n_dbs) == CF_OK) {
-            for (size_t d = 0; d < rs->n_dbs; d++) rs->dbs[d].db = loaded[d];
-            rs->stats.cache_hit = true;
-        }
-    }
+    if (*cache_dir && cf_hs_cache_load(cache_dir, key, b.status, b.n_exprs,
+                                       rs->hsdbs, rs->n_hsdbs) == CF_OK)
+        rs->stats.cache_hit = true;
     if (!rs->stats.cache_hit) {
         check_regexes(&b);
         int crc = compile_all_dbs(&b);
@@ -1079,9 +1317,9 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
         }
         if (*cache_dir) {
             char err[512];
-            for (size_t d = 0; d < rs->n_dbs; d++) loaded[d] = rs->dbs[d].db;
-            if (cf_hs_cache_store(cache_dir, key, b.status, b.n_exprs, loaded,
-                                  rs->n_dbs, err, sizeof err) != CF_OK)
+            if (cf_hs_cache_store(cache_dir, key, b.status, b.n_exprs,
+                                  rs->hsdbs, rs->n_hsdbs, err,
+                                  sizeof err) != CF_OK)
                 fprintf(stderr,
                         "chainfuse: warning: rule cache not written (%s); "
                         "the next start compiles again\n",
@@ -1116,10 +1354,16 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
         for (size_t i = 0; i < rs->n_rules; i++)
             if (!rs->rules[i].rejected) rs->stats.rules++;
     }
-    for (size_t d = 0; d < rs->n_dbs; d++) {
-        if (!rs->dbs[d].db) continue;
-        if (d >= N_KEYWORD_DBS) rs->stats.fields++;
-        if (hs_alloc_scratch(rs->dbs[d].db, &rs->scratch) != HS_SUCCESS) {
+    for (size_t d = N_KEYWORD_DBS; d < rs->n_dbs; d++)
+        for (uint32_t i = 0; i < rs->dbs[d].n_parts; i++)
+            if (rs->dbs[d].parts[i].db) {
+                rs->stats.fields++;
+                break;
+            }
+    for (size_t d = 0; d < rs->n_hsdbs; d++) {
+        if (!rs->hsdbs[d]) continue;
+        rs->stats.databases++;
+        if (hs_alloc_scratch(rs->hsdbs[d], &rs->scratch) != HS_SUCCESS) {
             cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
                       "out of memory for Hyperscan scratch space");
             goto done;
@@ -1132,7 +1376,6 @@ done:
     if (out_of_memory)
         cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
                   "out of memory while compiling rules");
-    cf_free(loaded);
     free_builder(&b);
     if (!ok) {
         cf_ruleset_destroy(rs);
@@ -1178,10 +1421,13 @@ void cf_ruleset_destroy(struct cf_ruleset *rs) {
     cf_free(rs->expr_lit_len);
     for (size_t d = 0; d < rs->n_dbs; d++) {
         cf_free(rs->dbs[d].name);
-        hs_free_database(rs->dbs[d].db);
-        cf_free(rs->dbs[d].routes);
+        for (uint32_t i = 0; i < rs->dbs[d].n_parts; i++)
+            cf_free(rs->dbs[d].parts[i].routes);
+        cf_free(rs->dbs[d].parts);
     }
     cf_free(rs->dbs);
+    for (size_t d = 0; d < rs->n_hsdbs; d++) hs_free_database(rs->hsdbs[d]);
+    cf_free(rs->hsdbs);
     cf_free(rs->slots);
     hs_free_scratch(rs->scratch);
     if (rs->router) cf_router_destroy(rs->router);
@@ -1213,8 +1459,9 @@ struct cf_matcher *cf_matcher_new(const struct cf_ruleset *rs) {
     m->cand = cf_malloc((rs->n_rules + 1) * sizeof *m->cand);
     m->md = pcre2_match_data_create(1, NULL);
     m->route_cache = cf_route_cache_new(rs->router);
+    m->kw_dbs = cf_calloc(rs->dbs[KEYWORD_DB].n_parts + 1, sizeof *m->kw_dbs);
     if (!m->marks || !m->touched || !m->rule_bits || !m->cand || !m->md ||
-        !m->route_cache)
+        !m->route_cache || !m->kw_dbs)
         goto fail;
     if (rs->scratch && hs_clone_scratch(rs->scratch, &m->scratch) != HS_SUCCESS)
         goto fail;
@@ -1230,6 +1477,7 @@ void cf_matcher_destroy(struct cf_matcher *m) {
     if (m->route_cache) cf_route_cache_destroy(m->route_cache);
     cf_free(m->marks);
     cf_free(m->touched);
+    cf_free(m->kw_dbs);
     cf_free(m->rule_bits);
     cf_free(m->cand);
     pcre2_match_data_free(m->md);
@@ -1335,8 +1583,10 @@ static int on_literal_match(unsigned int id, unsigned long long from,
     return 0;
 }
 
+/* Scans all the event's values at once with each keyword literal
+ * database serving its routes. */
 static cf_err_t scan_literals(struct cf_matcher *m, const struct cf_event *ev,
-                              const hs_database_t *db) {
+                              const struct field_db *kl) {
     size_t total = 0;
     for (uint32_t i = 0; i < ev->n_fields; i++)
         total += ev->fields[i].value_len;
@@ -1354,10 +1604,14 @@ static cf_err_t scan_literals(struct cf_matcher *m, const struct cf_event *ev,
         m->leaf_end[i] = (uint32_t)m->concat.len;
     }
     m->n_leaves = ev->n_fields;
-    check_hs(m,
-             hs_scan(db, m->concat.data, (unsigned)m->concat.len, 0, m->scratch,
-                     on_literal_match, m),
-             "the keyword literals");
+    for (uint32_t i = 0; i < kl->n_parts; i++)
+        if (kl->parts[i].db &&
+            bits_intersect(kl->parts[i].routes, m->routes, m->rs->route_words))
+            check_hs(m,
+                     hs_scan(kl->parts[i].db, m->concat.data,
+                             (unsigned)m->concat.len, 0, m->scratch,
+                             on_literal_match, m),
+                     "the keyword literals");
     return CF_OK;
 }
 
@@ -1767,14 +2021,22 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
     if (!any_route) return 0;
 
     if (rs->scratch) {
-        const struct field_db *kw = &rs->dbs[0];
+        const struct field_db *kw = &rs->dbs[KEYWORD_DB];
         const struct field_db *kl = &rs->dbs[KEYWORD_LIT_DB];
-        bool scan_kw =
-            kw->db && bits_intersect(kw->routes, m->routes, rs->route_words);
+        bool scan_kl = false;
+        m->n_kw_dbs = 0;
+        for (uint32_t i = 0; i < kw->n_parts; i++)
+            if (kw->parts[i].db &&
+                bits_intersect(kw->parts[i].routes, m->routes, rs->route_words))
+                m->kw_dbs[m->n_kw_dbs++] = kw->parts[i].db;
+        for (uint32_t i = 0; i < kl->n_parts; i++)
+            if (kl->parts[i].db &&
+                bits_intersect(kl->parts[i].routes, m->routes, rs->route_words))
+                scan_kl = true;
         /* On failure to grow the buffer the literals go unscanned for
          * this event rather than stopping the engine, and it is counted. */
-        if (kl->db && bits_intersect(kl->routes, m->routes, rs->route_words)) {
-            cf_err_t rc = scan_literals(m, ev, kl->db);
+        if (scan_kl) {
+            cf_err_t rc = scan_literals(m, ev, kl);
             if (rc != CF_OK)
                 scan_failed(m, "keyword literal scan skipped: %s",
                             rc == CF_ERR_NOMEM ? "out of memory"
@@ -1791,18 +2053,20 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
                 if (d->hash != f->name_hash || d->len != f->name_len ||
                     memcmp(d->name, f->name, f->name_len) != 0)
                     continue;
-                if (d->db &&
-                    bits_intersect(d->routes, m->routes, rs->route_words))
-                    check_hs(m,
-                             hs_scan(d->db, f->value, f->value_len, 0,
-                                     m->scratch, on_hs_match, m),
-                             d->name);
+                for (uint32_t p = 0; p < d->n_parts; p++)
+                    if (d->parts[p].db &&
+                        bits_intersect(d->parts[p].routes, m->routes,
+                                       rs->route_words))
+                        check_hs(m,
+                                 hs_scan(d->parts[p].db, f->value, f->value_len,
+                                         0, m->scratch, on_hs_match, m),
+                                 d->name);
                 break;
             }
-            if (scan_kw)
+            for (uint32_t k = 0; k < m->n_kw_dbs; k++)
                 check_hs(m,
-                         hs_scan(kw->db, f->value, f->value_len, 0, m->scratch,
-                                 on_hs_match, m),
+                         hs_scan(m->kw_dbs[k], f->value, f->value_len, 0,
+                                 m->scratch, on_hs_match, m),
                          "the keywords");
         }
     }

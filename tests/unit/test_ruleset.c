@@ -757,6 +757,58 @@ static void test_cache(void **state) {
     free_all();
 }
 
+/* Each field's patterns are split by the routes of their rules: an event
+ * is scanned only against its own routes' patterns, and routes with the
+ * same patterns share one database. */
+static void test_route_databases(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    static const struct {
+        const char *title, *category, *glob;
+    } rules[] = {
+        {"pc", "process_creation", "*\\evil.exe"},
+        {"pc2", "process_creation", "*\\other.exe"},
+        {"il", "image_load", "*\\bad.dll"},
+        {"il_same", "image_load", "*\\evil.exe"},
+        {"fe", "file_event", "*\\evil.exe"},
+        {"nc", "network_connection", "*\\evil.exe"},
+    };
+    for (size_t i = 0; i < sizeof rules / sizeof *rules; i++) {
+        struct cf_sigma_pattern p = glob(rules[i].glob);
+        struct cf_sigma_rule *r =
+            simple_rule(&tb, rules[i].title, "Target", false, false, 1, &p);
+        r->product = tstrdup("windows");
+        r->category = tstrdup(rules[i].category);
+    }
+    /* (a field no mapping renames: Image is NewProcessName in 4688) */
+    struct compiled c = compile(&tb);
+    struct cf_ruleset_stats st;
+    cf_ruleset_get_stats(c.rs, &st);
+    /* process_creation {evil, other}, image_load {bad, evil}, and one
+     * {evil} shared by file_event and network_connection */
+    assert_int_equal(st.databases, 3);
+    assert_int_equal(st.fields, 1);
+    const char *sysmon = "Microsoft-Windows-Sysmon/Operational";
+    static const struct {
+        const char *event_id, *target, *only; /* NULL: no rule matches */
+    } events[] = {
+        {"1", "C:\\x\\evil.exe", "pc"},
+        {"1", "C:\\x\\bad.dll", NULL}, /* image_load's pattern */
+        {"7", "C:\\x\\bad.dll", "il"},
+        {"7", "C:\\x\\evil.exe", "il_same"},
+        {"11", "C:\\x\\evil.exe", "fe"},
+        {"3", "C:\\x\\evil.exe", "nc"},
+    };
+    for (size_t i = 0; i < sizeof events / sizeof *events; i++) {
+        struct hits h = MATCH(c.m, "Channel", sysmon, "EventID",
+                              events[i].event_id, "Target", events[i].target);
+        assert_int_equal(h.n, events[i].only ? 1 : 0);
+        if (events[i].only) assert_true(hit(&h, events[i].only));
+    }
+    release(&c, &tb);
+}
+
 static void test_empty_rulebook(void **state) {
     (void)state;
     struct test_book tb;
@@ -921,6 +973,7 @@ int main(void) {
         cmocka_unit_test(test_direct_kinds),
         cmocka_unit_test(test_multi_valued),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_route_databases),
         cmocka_unit_test(test_empty_rulebook),
         cmocka_unit_test(test_sigmahq_regression),
     };
