@@ -92,6 +92,12 @@ struct ccond {
     struct name_ref *names; /* NULL for keywords: every leaf */
     size_t n_names;
     struct cvalue *values;
+    /* When no value has a direct check and the values' items are
+     * item_lo..item_hi with none of another condition's in between (as
+     * build_cond numbers them), "some value matches" is one test over the
+     * marks instead of a loop over the values (lists of a hundred). */
+    bool ranged;
+    uint32_t item_lo, item_hi; /* item_lo > item_hi: no items */
 };
 
 struct cconj {
@@ -102,6 +108,10 @@ struct cconj {
 struct csearch {
     struct cconj *conjs;
     size_t n_conjs;
+};
+
+struct item_range {
+    uint32_t lo, hi;
 };
 
 struct crule {
@@ -146,6 +156,18 @@ struct cf_ruleset {
     size_t n_rules;
     uint32_t *always; /* rule indexes, ascending */
     size_t n_always;
+    /* rule index -> its route, or NO_ROUTE when it is never evaluated
+     * (rejected, no condition): what add_candidate needs, packed. */
+    uint32_t *cand_route;
+    /* rule index -> item ranges (req[req_off[ri]..req_off[ri+1])) of
+     * which each must have a marked item for the rule to match: the
+     * ranged conditions the condition ANDs (see collect_required).  A
+     * rule hit on one item but lacking another is dropped without
+     * walking its condition (an LSASS access event hits the TargetImage
+     * item of a dozen rules whose GrantedAccess or CallTrace items it
+     * misses). */
+    uint32_t *req_off;
+    struct item_range *req;
 
     uint32_t n_items;
     uint32_t *item_rule;
@@ -218,6 +240,18 @@ static void bit_clear(uint64_t *bits, uint32_t i) {
     bits[i >> 6] &= ~((uint64_t)1 << (i & 63));
 }
 
+/* Any bit of lo..hi (inclusive) set. */
+static bool bits_any(const uint64_t *bits, uint32_t lo, uint32_t hi) {
+    uint32_t wl = lo >> 6, wh = hi >> 6;
+    uint64_t ml = ~(uint64_t)0 << (lo & 63);
+    uint64_t mh = ~(uint64_t)0 >> (63 - (hi & 63));
+    if (wl == wh) return (bits[wl] & ml & mh) != 0;
+    if (bits[wl] & ml) return true;
+    for (uint32_t w = wl + 1; w < wh; w++)
+        if (bits[w]) return true;
+    return (bits[wh] & mh) != 0;
+}
+
 static bool bits_intersect(const uint64_t *a, const uint64_t *b,
                            uint32_t words) {
     for (uint32_t i = 0; i < words; i++)
@@ -236,11 +270,16 @@ static bool is_plain(unsigned char c) {
            (c >= '0' && c <= '9') || c == '_';
 }
 
+/* Not cf_buf_printf: tens of thousands of patterns go through here at
+ * every start, and a printf per byte showed in the start-up profile. */
 static void escape_byte(struct cf_buf *sb, unsigned char c) {
-    if (is_plain(c))
+    static const char hex[] = "0123456789abcdef";
+    if (is_plain(c)) {
         cf_buf_putc(sb, (char)c);
-    else
-        cf_buf_printf(sb, "\\x%02x", c);
+    } else {
+        char e[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+        cf_buf_append(sb, e, sizeof e);
+    }
 }
 
 /* `*literal*`: the usual keyword, which can be searched for in all the
@@ -660,6 +699,79 @@ static int build_rule(struct builder *b, uint32_t ri) {
         }
     }
     return 0;
+}
+
+static void set_ranged(struct ccond *cc) {
+    uint32_t lo = UINT32_MAX, hi = 0, n = 0;
+    cc->ranged = false;
+    for (size_t v = 0; v < cc->fc->n_values; v++) {
+        const struct cvalue *cv = &cc->values[v];
+        if (cv->n_direct) return;
+        if (cv->item == NO_ITEM) continue;
+        lo = cv->item < lo ? cv->item : lo;
+        hi = cv->item > hi ? cv->item : hi;
+        n++;
+    }
+    if (n && hi - lo + 1 != n) return; /* not one run: loop instead */
+    cc->item_lo = n ? lo : 1;
+    cc->item_hi = n ? hi : 0;
+    cc->ranged = true;
+}
+
+struct req_list {
+    struct item_range *r;
+    size_t n, cap;
+};
+
+/* Adds the item ranges that must each have a mark for `c` to hold:
+ * under AND, those of every operand; for a search of one conjunction,
+ * its ranged conditions that need a matching value (not neq).  OR and
+ * NOT add nothing (no one range is necessary).  Sound under Kleene's
+ * logic too (tri_tree): a necessary condition left unknown leaves the
+ * rule short of TRUE. */
+static int collect_required(const struct crule *cr,
+                            const struct cf_sigma_cond *c,
+                            struct req_list *out) {
+    if (c->op == CF_COND_AND) {
+        for (uint32_t i = 0; i < c->n_kids; i++)
+            if (collect_required(cr, &c->kids[i], out)) return -1;
+        return 0;
+    }
+    if (c->op != CF_COND_SEARCH || c->search >= cr->rule->n_searches ||
+        cr->searches[c->search].n_conjs != 1)
+        return 0;
+    const struct cconj *cj = &cr->searches[c->search].conjs[0];
+    for (size_t k = 0; k < cj->n_conds; k++) {
+        const struct ccond *cc = &cj->conds[k];
+        if (!cc->ranged || cc->fc->negate || cc->item_lo > cc->item_hi)
+            continue;
+        bool oom = false;
+        void *q = grow(out->r, &out->cap, out->n + 1, sizeof *out->r, &oom);
+        if (!q) return -1;
+        out->r = q;
+        out->r[out->n++] = (struct item_range){cc->item_lo, cc->item_hi};
+    }
+    return 0;
+}
+
+static int build_required(struct cf_ruleset *rs) {
+    struct req_list all = {0};
+    int rc = -1;
+    if (!(rs->req_off = cf_calloc(rs->n_rules + 1, sizeof *rs->req_off)))
+        return -1;
+    for (size_t i = 0; i < rs->n_rules; i++) {
+        const struct crule *cr = &rs->rules[i];
+        if (!cr->rejected && cr->rule->condition &&
+            collect_required(cr, cr->rule->condition, &all))
+            goto done;
+        rs->req_off[i + 1] = (uint32_t)all.n;
+    }
+    rs->req = all.r;
+    all.r = NULL;
+    rc = 0;
+done:
+    cf_free(all.r);
+    return rc;
 }
 
 /* Whether the condition can be true / false with none of the rule's
@@ -1354,6 +1466,24 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
         for (size_t i = 0; i < rs->n_rules; i++)
             if (!rs->rules[i].rejected) rs->stats.rules++;
     }
+    if (!(rs->cand_route = cf_calloc(rs->n_rules ? rs->n_rules : 1,
+                                     sizeof *rs->cand_route))) {
+        out_of_memory = true;
+        goto done;
+    }
+    for (size_t i = 0; i < rs->n_rules; i++) {
+        const struct crule *cr = &rs->rules[i];
+        rs->cand_route[i] =
+            cr->rejected || !cr->rule->condition ? NO_ROUTE : cr->route;
+        for (size_t si = 0; si < cr->rule->n_searches; si++)
+            for (size_t c = 0; c < cr->searches[si].n_conjs; c++)
+                for (size_t k = 0; k < cr->searches[si].conjs[c].n_conds; k++)
+                    set_ranged(&cr->searches[si].conjs[c].conds[k]);
+    }
+    if (build_required(rs)) {
+        out_of_memory = true;
+        goto done;
+    }
     for (size_t d = N_KEYWORD_DBS; d < rs->n_dbs; d++)
         for (uint32_t i = 0; i < rs->dbs[d].n_parts; i++)
             if (rs->dbs[d].parts[i].db) {
@@ -1415,6 +1545,9 @@ void cf_ruleset_destroy(struct cf_ruleset *rs) {
     }
     cf_free(rs->rules);
     cf_free(rs->always);
+    cf_free(rs->cand_route);
+    cf_free(rs->req_off);
+    cf_free(rs->req);
     cf_free(rs->item_rule);
     cf_free(rs->expr_item_off);
     cf_free(rs->expr_items);
@@ -1874,6 +2007,12 @@ static bool value_match(struct cf_matcher *m, const struct cf_event *ev,
 static bool cond_match(struct cf_matcher *m, const struct cf_event *ev,
                        const struct ccond *cc) {
     const struct cf_sigma_field_cond *fc = cc->fc;
+    if (cc->ranged && !fc->all) {
+        bool any = cc->item_lo <= cc->item_hi &&
+                   bits_any(m->marks, cc->item_lo, cc->item_hi);
+        /* a marked item means a hit in the field: it is present */
+        return fc->negate ? !any && field_present(m, ev, cc) : any;
+    }
     if (fc->negate) {
         if (!field_present(m, ev, cc)) return false;
         for (size_t v = 0; v < fc->n_values; v++)
@@ -1980,11 +2119,13 @@ static enum tri tri_tree(struct cf_matcher *m, const struct cf_event *ev,
 }
 
 static void add_candidate(struct cf_matcher *m, uint32_t *n, uint32_t ri) {
+    uint32_t route = m->rs->cand_route[ri];
     const struct cf_ruleset *rs = m->rs;
-    if (bit_test(m->rule_bits, ri)) return;
-    const struct crule *cr = &rs->rules[ri];
-    if (cr->rejected || !cr->rule->condition || !bit_test(m->routes, cr->route))
+    if (bit_test(m->rule_bits, ri) || route == NO_ROUTE ||
+        !bit_test(m->routes, route))
         return;
+    for (uint32_t k = rs->req_off[ri]; k < rs->req_off[ri + 1]; k++)
+        if (!bits_any(m->marks, rs->req[k].lo, rs->req[k].hi)) return;
     bit_set(m->rule_bits, ri);
     m->cand[(*n)++] = ri;
 }

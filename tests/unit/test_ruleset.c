@@ -809,6 +809,59 @@ static void test_route_databases(void **state) {
     release(&c, &tb);
 }
 
+/* A rule is evaluated only when each condition its condition ANDs has a
+ * marked item; conditions that are not necessary (OR, NOT, a list of
+ * maps, neq) must not hold a rule back. */
+static void test_required_items(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    struct cf_sigma_pattern exe = glob("*\\a.exe");
+    struct cf_sigma_pattern users[2] = {glob("alice"), glob("bob")};
+    struct cf_sigma_pattern cmd = glob("*-x*");
+    struct cf_sigma_field_cond two[2] = {fcond("Image", false, false, 1, &exe),
+                                         fcond("User", false, false, 2, users)};
+    struct cf_sigma_search both = search("selection", 2, two);
+    add_rule(&tb, "both", 1, &both, NULL);
+    /* selection and not filter: the filter is not necessary */
+    struct cf_sigma_field_cond img = fcond("Image", false, false, 1, &exe);
+    struct cf_sigma_field_cond flt =
+        fcond("CommandLine", false, false, 1, &cmd);
+    struct cf_sigma_search sf[2] = {search("selection", 1, &img),
+                                    search("filter", 1, &flt)};
+    add_rule(
+        &tb, "not_filter", 2, sf,
+        c_op(CF_COND_AND, c_search(0), c_op(CF_COND_NOT, c_search(1), NULL)));
+    /* selection and (a or b): neither a nor b alone is necessary */
+    struct cf_sigma_field_cond usr = fcond("User", false, false, 2, users);
+    struct cf_sigma_search sab[3] = {search("selection", 1, &img),
+                                     search("a", 1, &usr),
+                                     search("b", 1, &flt)};
+    add_rule(&tb, "and_or", 3, sab,
+             c_op(CF_COND_AND, c_search(0),
+                  c_op(CF_COND_OR, c_search(1), c_search(2))));
+    /* User neq alice/bob and Image: only Image is necessary */
+    struct cf_sigma_field_cond nq[2] = {fcond("Image", false, false, 1, &exe),
+                                        fcond("User", false, true, 2, users)};
+    struct cf_sigma_search sn = search("selection", 2, nq);
+    add_rule(&tb, "neq", 1, &sn, NULL);
+
+    struct compiled c = compile(&tb);
+    struct hits h = MATCH(c.m, "Image", "C:\\a.exe", "User", "bob");
+    assert_int_equal(h.n, 3);
+    assert_true(hit(&h, "both"));
+    assert_true(hit(&h, "not_filter"));
+    assert_true(hit(&h, "and_or"));
+    h = MATCH(c.m, "Image", "C:\\a.exe", "User", "carol", "CommandLine",
+              "run -x");
+    assert_int_equal(h.n, 2);
+    assert_true(hit(&h, "and_or"));
+    assert_true(hit(&h, "neq"));
+    h = MATCH(c.m, "Image", "C:\\b.exe", "User", "bob");
+    assert_int_equal(h.n, 0);
+    release(&c, &tb);
+}
+
 static void test_empty_rulebook(void **state) {
     (void)state;
     struct test_book tb;
@@ -974,6 +1027,7 @@ int main(void) {
         cmocka_unit_test(test_multi_valued),
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_route_databases),
+        cmocka_unit_test(test_required_items),
         cmocka_unit_test(test_empty_rulebook),
         cmocka_unit_test(test_sigmahq_regression),
     };
