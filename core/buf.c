@@ -163,24 +163,29 @@ void cf_buf_free(struct cf_buf *b) {
     b->failed = false;
 }
 
+static int json_append(const char *text, size_t n, void *data) {
+    struct cf_buf *b = data;
+    cf_buf_append(b, text, n);
+    return b->failed ? -1 : 0;
+}
+
+/* One pass of json_dump_callback straight into the buffer: json_dumpb
+ * wants a sizing pass first, and dumping each rule twice (with sorted
+ * keys, for its digest) was a sixth of the start-up.  On failure (jansson
+ * out of memory, or the buffer) the buffer is failed and the text written
+ * so far cut off. */
 void cf_buf_json(struct cf_buf *b, const json_t *v, size_t flags) {
-    size_t need, got;
+    size_t start = b->len;
     if (b->failed) return;
-    /* The sizing pass allocates too (loop detection); 0 is its error. */
-    need = json_dumpb(v, NULL, 0, flags);
-    if (need == 0) {
+    /* b->failed too: jansson ignores a failed append after an object
+     * key, but the buffer stays failed once an append failed. */
+    if (json_dump_callback(v, json_append, b, flags) != 0 || b->failed) {
         b->failed = true;
-        return;
+        if (b->data) {
+            b->len = start;
+            b->data[start] = '\0';
+        }
     }
-    if (!cf_buf_reserve(b, need)) return;
-    got = json_dumpb(v, b->data + b->len, need, flags);
-    if (got != need) {
-        b->failed = true;
-        b->data[b->len] = '\0';
-        return;
-    }
-    b->len += need;
-    b->data[b->len] = '\0';
 }
 
 char *cf_buf_steal(struct cf_buf *b) {

@@ -42,8 +42,8 @@ void cf_buf_json_string(struct cf_buf *b, const char *s, size_t n);
 
 /* Appends the JSON text of `v` (json_dumpb flags).  Use this, not
  * json_dumps: jansson 2.14 ignores a failed append after an object key
- * and returns text without that key's closing quote, while dumping into
- * room reserved first cannot fail that way. */
+ * and returns text without that key's closing quote, while this appends
+ * to a buffer that stays failed once an append failed. */
 struct json_t;
 void cf_buf_json(struct cf_buf *b, const struct json_t *v, size_t flags);
 

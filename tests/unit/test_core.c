@@ -16,6 +16,8 @@
 #include "hash.h"
 #include "heap.h"
 
+#include <jansson.h>
+
 /* ---- buf ------------------------------------------------------------ */
 
 static void test_buf_append(void **state) {
@@ -396,6 +398,38 @@ static void test_heap_nomem(void **state) {
     cf_heap_free(&h);
 }
 
+/* cf_buf_json under every allocation failure: the text is whole or the
+ * buffer failed, never a text missing a piece (jansson ignores a failed
+ * write after an object key). */
+static void test_buf_json_nomem(void **state) {
+    (void)state;
+    json_t *v = json_pack("{s:s, s:[i, s], s:{s:b}}", "key", "value", "list", 1,
+                          "two", "nested", "flag", 1);
+    assert_non_null(v);
+    struct cf_buf whole = CF_BUF_INIT;
+    cf_buf_puts(&whole, "x");
+    cf_buf_json(&whole, v, JSON_SORT_KEYS | JSON_COMPACT);
+    assert_false(whole.failed);
+    assert_string_equal(
+        whole.data,
+        "x{\"key\":\"value\",\"list\":[1,\"two\"],\"nested\":{\"flag\":true}}");
+    long n = 0;
+    for (;; n++) {
+        struct cf_buf b = CF_BUF_INIT;
+        cf_buf_puts(&b, "x");
+        cf_alloc_fail_once(n); /* also zeroes cf_alloc_failures() */
+        cf_buf_json(&b, v, JSON_SORT_KEYS | JSON_COMPACT);
+        bool refused = cf_alloc_failures() > 0;
+        cf_alloc_fail_after(-1);
+        if (!b.failed) assert_string_equal(b.data, whole.data);
+        cf_buf_free(&b);
+        if (!refused) break;
+    }
+    assert_true(n > 3); /* the sweep went through jansson's allocations */
+    cf_buf_free(&whole);
+    json_decref(v);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_append),
@@ -412,6 +446,7 @@ int main(void) {
         cmocka_unit_test(test_heap_ties),
         cmocka_unit_test(test_heap_random),
         cmocka_unit_test(test_heap_nomem),
+        cmocka_unit_test(test_buf_json_nomem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
