@@ -2,11 +2,10 @@
  * ruleset.h - loaded Sigma rules compiled for matching.
  *
  * Every glob and regex pattern of every rule is grouped by event field and
- * by the rule's logsource route, and compiled into one Hyperscan database
- * per (field, route) - identical ones shared - so each field value of an
- * event is scanned once per route of the event with patterns on that
- * field (usually one), whatever the number of rules, and never for the
- * patterns of routes the event does not belong to.  A hit marks the
+ * compiled into one Hyperscan database per field (fields with the same
+ * patterns share one), so each field value of an event is scanned once
+ * whatever the number of rules, and only when one of the event's routes
+ * has patterns on that field.  A hit marks the
  * pattern's item; only rules with a marked item (plus those whose
  * condition can hold with nothing marked) have their condition evaluated.
  * Patterns Hyperscan cannot express are checked directly.  Compiled
@@ -39,8 +38,8 @@ struct cf_matcher;
 struct cf_ruleset_stats {
     size_t rules;           /* rules compiled */
     size_t fields;          /* distinct event fields with a database */
-    size_t databases;       /* distinct Hyperscan databases (per field and
-                               route, identical ones shared) */
+    size_t databases;       /* distinct Hyperscan databases (fields with
+                               the same patterns share one) */
     size_t patterns;        /* patterns compiled into Hyperscan */
     size_t direct_patterns; /* patterns checked directly */
     bool cache_hit;         /* databases came from the disk cache */

@@ -757,10 +757,10 @@ static void test_cache(void **state) {
     free_all();
 }
 
-/* Each field's patterns are split by the routes of their rules: an event
- * is scanned only against its own routes' patterns, and routes with the
- * same patterns share one database. */
-static void test_route_databases(void **state) {
+/* One database per field holds the patterns of every route's rules;
+ * fields with the same patterns share one; an event still matches only
+ * the rules of its own routes. */
+static void test_field_databases(void **state) {
     (void)state;
     struct test_book tb;
     memset(&tb, 0, sizeof tb);
@@ -778,27 +778,31 @@ static void test_route_databases(void **state) {
         struct cf_sigma_pattern p = glob(rules[i].glob);
         struct cf_sigma_rule *r =
             simple_rule(&tb, rules[i].title, "Target", false, false, 1, &p);
+        /* (Target: a field no mapping renames) */
         r->product = tstrdup("windows");
         r->category = tstrdup(rules[i].category);
     }
-    /* (a field no mapping renames: Image is NewProcessName in 4688) */
+    /* Image is also NewProcessName (Security 4688): two fields, the same
+     * patterns marking the same items */
+    struct cf_sigma_pattern img = glob("*\\evil.exe");
+    struct cf_sigma_rule *ir =
+        simple_rule(&tb, "image", "Image", false, false, 1, &img);
+    ir->product = tstrdup("windows");
+    ir->category = tstrdup("process_creation");
     struct compiled c = compile(&tb);
     struct cf_ruleset_stats st;
     cf_ruleset_get_stats(c.rs, &st);
-    /* process_creation {evil, other}, image_load {bad, evil}, and one
-     * {evil} shared by file_event and network_connection */
-    assert_int_equal(st.databases, 3);
-    assert_int_equal(st.fields, 1);
+    /* Target; Image and NewProcessName sharing one */
+    assert_int_equal(st.databases, 2);
+    assert_int_equal(st.fields, 3);
     const char *sysmon = "Microsoft-Windows-Sysmon/Operational";
     static const struct {
         const char *event_id, *target, *only; /* NULL: no rule matches */
     } events[] = {
-        {"1", "C:\\x\\evil.exe", "pc"},
-        {"1", "C:\\x\\bad.dll", NULL}, /* image_load's pattern */
-        {"7", "C:\\x\\bad.dll", "il"},
-        {"7", "C:\\x\\evil.exe", "il_same"},
-        {"11", "C:\\x\\evil.exe", "fe"},
-        {"3", "C:\\x\\evil.exe", "nc"},
+        {"1", "C:\\x\\evil.exe", "pc"}, /* Target, not Image */
+        {"1", "C:\\x\\bad.dll", NULL},  /* image_load's pattern */
+        {"7", "C:\\x\\bad.dll", "il"},   {"7", "C:\\x\\evil.exe", "il_same"},
+        {"11", "C:\\x\\evil.exe", "fe"}, {"3", "C:\\x\\evil.exe", "nc"},
     };
     for (size_t i = 0; i < sizeof events / sizeof *events; i++) {
         struct hits h = MATCH(c.m, "Channel", sysmon, "EventID",
@@ -1026,7 +1030,7 @@ int main(void) {
         cmocka_unit_test(test_direct_kinds),
         cmocka_unit_test(test_multi_valued),
         cmocka_unit_test(test_cache),
-        cmocka_unit_test(test_route_databases),
+        cmocka_unit_test(test_field_databases),
         cmocka_unit_test(test_required_items),
         cmocka_unit_test(test_empty_rulebook),
         cmocka_unit_test(test_sigmahq_regression),
