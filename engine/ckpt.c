@@ -337,15 +337,22 @@ static int by_seq(const void *a, const void *b) {
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-void cf_ckpt_put_alert_queue(struct cf_ckpt_w *w, const struct cf_heap *q) {
+const struct cf_heap_entry **cf_ckpt_heap_order(struct cf_ckpt_w *w,
+                                                const struct cf_heap *q) {
     const struct cf_heap_entry **order =
         q->n ? cf_malloc(q->n * sizeof *order) : NULL;
     if (q->n && !order) {
         w->b.failed = true;
-        return;
+        return NULL;
     }
     for (size_t i = 0; i < q->n; i++) order[i] = &q->entries[i];
     if (q->n) qsort(order, q->n, sizeof *order, by_seq);
+    return order;
+}
+
+void cf_ckpt_put_alert_queue(struct cf_ckpt_w *w, const struct cf_heap *q) {
+    const struct cf_heap_entry **order = cf_ckpt_heap_order(w, q);
+    if (q->n && !order) return;
     cf_ckpt_u64(w, q->n);
     for (size_t i = 0; i < q->n; i++) cf_ckpt_put_alert(w, order[i]->item);
     cf_free(order);

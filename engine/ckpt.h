@@ -211,6 +211,13 @@ bool cf_ckpt_get_alert(struct cf_ckpt_r *r, struct cf_alert *a);
  * written in the order it was filled so that ties come out as before;
  * read into an empty queue.  Alerts of rules no longer loaded are
  * dropped (r->dropped_alerts).  False on a bad file or out of memory. */
+/* The entries of `q` in the order they were pushed (the heap's last
+ * tie-break), so a queue rebuilt by pushing them in this order pops as
+ * the saved one would.  The caller frees the array with cf_free; NULL
+ * (and w->b.failed) when memory runs out, NULL too for an empty heap. */
+const struct cf_heap_entry **cf_ckpt_heap_order(struct cf_ckpt_w *w,
+                                                const struct cf_heap *q);
+
 void cf_ckpt_put_alert_queue(struct cf_ckpt_w *w, const struct cf_heap *q);
 bool cf_ckpt_get_alert_queue(struct cf_ckpt_r *r, struct cf_heap *q);
 

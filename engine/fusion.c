@@ -2047,6 +2047,12 @@ void cf_fusion_drops(const struct cf_fusion *fu, struct cf_drops *sum) {
         &(fu)->refused_weak, &(fu)->noise_rules, &(fu)->noise_folded,          \
         &(fu)->noise_unfused, &(fu)->events_sighted
 
+/* The maps a checkpoint keeps, in its order: one list, so save and load
+ * cannot drift apart. */
+#define CHECKPOINTED_MAPS(fu)                                                  \
+    &(fu)->entities, &(fu)->dups, &(fu)->noise, &(fu)->sessions,               \
+        &(fu)->host_orgs, &(fu)->bridged
+
 /* Every field of every node, whatever the map uses it for (entities,
  * duplicates, noise runs, sessions, host organisations, bridged pairs). */
 static void save_map(struct cf_ckpt_w *w, const struct map *m) {
@@ -2104,21 +2110,20 @@ static void load_map(struct cf_ckpt_r *r, struct map *m) {
 /* Cross-host links waiting for confirmation, in the order they were
  * proposed (the heap's tie-break). */
 static void save_bridges(struct cf_ckpt_w *w, const struct cf_heap *h) {
+    const struct cf_heap_entry **order = cf_ckpt_heap_order(w, h);
+    if (h->n && !order) return;
     cf_ckpt_u64(w, h->n);
-    for (uint64_t seq = 0, done = 0; done < h->n; seq++) /* by seq */
-        for (size_t i = 0; i < h->n; i++) {
-            const struct cf_heap_entry *e = &h->entries[i];
-            if (e->seq != seq) continue;
-            const struct bridge *b = e->item;
-            cf_ckpt_i64(w, e->time);
-            cf_ckpt_u64(w, b->a);
-            cf_ckpt_u64(w, b->b);
-            cf_ckpt_id(w, b->alert_id);
-            cf_ckpt_u32(w, (uint32_t)b->kind);
-            cf_ckpt_u64(w, b->key);
-            cf_ckpt_str(w, b->value);
-            done++;
-        }
+    for (size_t i = 0; i < h->n; i++) {
+        const struct bridge *b = order[i]->item;
+        cf_ckpt_i64(w, order[i]->time);
+        cf_ckpt_u64(w, b->a);
+        cf_ckpt_u64(w, b->b);
+        cf_ckpt_id(w, b->alert_id);
+        cf_ckpt_u32(w, (uint32_t)b->kind);
+        cf_ckpt_u64(w, b->key);
+        cf_ckpt_str(w, b->value);
+    }
+    cf_free(order);
 }
 
 static void load_bridges(struct cf_ckpt_r *r, struct cf_heap *h) {
@@ -2163,12 +2168,8 @@ void cf_fusion_save(const struct cf_fusion *fu, struct cf_ckpt_w *w) {
     cf_ckpt_u64(w, fu->n_open);
     for (size_t i = 0; i < fu->n_open; i++)
         cf_ckpt_put_incident(w, fu->open[i]);
-    save_map(w, &fu->entities);
-    save_map(w, &fu->dups);
-    save_map(w, &fu->noise);
-    save_map(w, &fu->sessions);
-    save_map(w, &fu->host_orgs);
-    save_map(w, &fu->bridged);
+    const struct map *maps[] = {CHECKPOINTED_MAPS(fu)};
+    for (size_t i = 0; i < CF_ARRAY_LEN(maps); i++) save_map(w, maps[i]);
     save_bridges(w, &fu->bridges);
     cf_prevalence_save(fu->pv, w);
     cf_domains_save(fu->domains, w);
@@ -2219,12 +2220,8 @@ cf_err_t cf_fusion_load(struct cf_fusion *fu, struct cf_ckpt_r *r) {
             r->nomem = true;
         }
     }
-    load_map(r, &fu->entities);
-    load_map(r, &fu->dups);
-    load_map(r, &fu->noise);
-    load_map(r, &fu->sessions);
-    load_map(r, &fu->host_orgs);
-    load_map(r, &fu->bridged);
+    struct map *maps[] = {CHECKPOINTED_MAPS(fu)};
+    for (size_t i = 0; i < CF_ARRAY_LEN(maps); i++) load_map(r, maps[i]);
     load_bridges(r, &fu->bridges);
     cf_prevalence_load(fu->pv, r);
     cf_domains_load(fu->domains, r);

@@ -142,32 +142,40 @@ void cf_prevalence_see_host(struct cf_prevalence *pv, uint32_t host,
     pv->estate_index[i] = (uint32_t)++pv->n_estate;
 }
 
-void cf_prevalence_see(struct cf_prevalence *pv, uint64_t key, uint32_t host,
-                       uint32_t org, uint32_t account, int64_t t) {
-    if (!pv) return;
-    if (!key) key = 1;
+/* The slot of `key`: its own, an empty one, or the least recently seen
+ * of the PROBE slots it may live in (to be replaced). */
+static struct value *slot_for(struct cf_prevalence *pv, uint64_t key) {
     struct value *victim = NULL;
     size_t i = key & pv->mask;
     for (int p = 0; p < PROBE; p++, i = (i + 1) & pv->mask) {
         struct value *v = &pv->v[i];
-        if (v->key == key) {
-            victim = v;
-            goto found;
-        }
-        if (!v->key) {
-            victim = v;
-            break;
-        }
+        if (v->key == key || !v->key) return v;
         if (!victim || v->last < victim->last) victim = v;
     }
-    if (victim->key)
+    return victim;
+}
+
+/* Counts what putting `key` in `slot` does: a new value, or one evicted. */
+static void claim(struct cf_prevalence *pv, const struct value *slot,
+                  uint64_t key) {
+    if (slot->key == key) return;
+    if (slot->key)
         pv->evicted++;
     else
         pv->used++;
-    memset(victim, 0, sizeof *victim);
-    victim->key = key;
-    victim->last = t;
-found:
+}
+
+void cf_prevalence_see(struct cf_prevalence *pv, uint64_t key, uint32_t host,
+                       uint32_t org, uint32_t account, int64_t t) {
+    if (!pv) return;
+    if (!key) key = 1;
+    struct value *victim = slot_for(pv, key);
+    if (victim->key != key) {
+        claim(pv, victim, key);
+        memset(victim, 0, sizeof *victim);
+        victim->key = key;
+        victim->last = t;
+    }
     if (t > victim->last) victim->last = t;
     note(victim->hosts, &victim->n_hosts, CF_PREVALENCE_HOSTS,
          &victim->saturated, host, t, pv->horizon);
@@ -276,20 +284,6 @@ void cf_prevalence_save(const struct cf_prevalence *pv, struct cf_ckpt_w *w) {
     }
 }
 
-/* Where a restored value goes in a table of another size: as
- * cf_prevalence_see would place a new one. */
-static struct value *place(struct cf_prevalence *pv, uint64_t key) {
-    struct value *victim = NULL;
-    size_t i = key & pv->mask;
-    for (int p = 0; p < PROBE; p++, i = (i + 1) & pv->mask) {
-        struct value *v = &pv->v[i];
-        if (!v->key || v->key == key) return v;
-        if (!victim || v->last < victim->last) victim = v;
-    }
-    pv->evicted++;
-    return victim;
-}
-
 void cf_prevalence_load(struct cf_prevalence *pv, struct cf_ckpt_r *r) {
     if (!cf_ckpt_get_u8(r)) return; /* saved without a table */
     if (!pv) {
@@ -316,8 +310,10 @@ void cf_prevalence_load(struct cf_prevalence *pv, struct cf_ckpt_r *r) {
             r->bad = true;
             break;
         }
-        struct value *slot = same ? &pv->v[at] : place(pv, v.key);
-        if (slot->key == 0) pv->used++;
+        /* the same slot in a table of the same size, else where
+         * cf_prevalence_see would put it */
+        struct value *slot = same ? &pv->v[at] : slot_for(pv, v.key);
+        claim(pv, slot, v.key);
         *slot = v;
     }
     uint64_t n = cf_ckpt_get_count(r, 12);
