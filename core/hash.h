@@ -1,6 +1,9 @@
 /*
- * hash.h - the one non-cryptographic hash chainfuse uses: FNV-1a over
- * bytes, 64 bits (http://www.isthe.com/chongo/tech/comp/fnv/).
+ * hash.h - chainfuse's non-cryptographic hashes: FNV-1a over bytes, 64
+ * bits (http://www.isthe.com/chongo/tech/comp/fnv/), for keys and names;
+ * and cf_hash_words, eight bytes a step, for whole event values hashed
+ * on the per-event path (the matcher's scan memo), where FNV's multiply
+ * per byte would cost a good part of what the memo saves.
  *
  * For in-memory tables only: event field names, correlation window keys,
  * routing-cache keys, fusion's entity and duplicate maps.  No value is
@@ -19,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* The FNV-1a 64-bit offset basis: the hash of no bytes. */
 #define CF_HASH_INIT UINT64_C(14695981039346656037)
@@ -58,6 +62,31 @@ static inline uint64_t cf_hash_str(const char *s) {
 static inline uint32_t cf_hash_name(const char *s, size_t len) {
     return (uint32_t)((cf_hash_bytes(s, len) * UINT64_C(0x9e3779b97f4a7c15)) >>
                       32);
+}
+
+/* s[0..n) eight bytes at a time (rustc's FxHash step), then murmur3's
+ * 64-bit finaliser so that every output bit depends on every input bit.
+ * Weaker than FNV against crafted collisions; use it only where a
+ * collision costs time, never correctness (entries are compared in
+ * full). */
+static inline uint64_t cf_hash_words(uint64_t seed, const void *s, size_t n) {
+    const unsigned char *p = s;
+    const uint64_t k = UINT64_C(0x517cc1b727220a95);
+    uint64_t h = seed ^ ((uint64_t)n * k), w;
+    for (; n >= 8; p += 8, n -= 8) {
+        memcpy(&w, p, 8);
+        h = (((h << 5) | (h >> 59)) ^ w) * k;
+    }
+    if (n) {
+        w = 0;
+        memcpy(&w, p, n);
+        h = (((h << 5) | (h >> 59)) ^ w) * k;
+    }
+    h ^= h >> 33;
+    h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    h *= UINT64_C(0xc4ceb9fe1a85ec53);
+    return h ^ (h >> 33);
 }
 
 #endif

@@ -1040,6 +1040,29 @@ static void describe_entry(const struct cf_router *r, const struct ls_entry *e,
     if (e->n_alts > 1) cf_buf_puts(b, ")");
 }
 
+/* The entry of a route part that imposes a condition, else NULL. */
+static const struct ls_entry *part_condition(const struct ls_route *rt, int p) {
+    const struct ls_entry *e = rt->parts[p];
+    return e && e->n_alts > 0 ? e : NULL;
+}
+
+uint32_t cf_router_twin(const struct cf_router *r, uint32_t route) {
+    const struct ls_route *rt = &r->routes[route];
+    for (uint32_t i = 0; i < route; i++) {
+        const struct ls_route *o = &r->routes[i];
+        int p = 0;
+        while (p < 3 && part_condition(o, p) == part_condition(rt, p)) p++;
+        if (p == 3) return i;
+    }
+    return route;
+}
+
+bool cf_router_every_event(const struct cf_router *r, uint32_t route) {
+    const struct ls_route *rt = &r->routes[route];
+    return !part_condition(rt, 0) && !part_condition(rt, 1) &&
+           !part_condition(rt, 2);
+}
+
 char *cf_router_describe(const struct cf_router *r, uint32_t route) {
     struct cf_buf b = CF_BUF_INIT;
     if (route >= r->n_routes) return NULL;

@@ -56,6 +56,15 @@ const uint64_t *cf_router_route(const struct cf_router *router,
                                 struct cf_route_cache *cache,
                                 const struct cf_event *ev);
 
+/* The first route with the same conditions as `route` (the same events),
+ * `route` itself when none comes before it: routes of different
+ * logsources that the table resolves alike (every unknown logsource
+ * imposes no condition) share one. */
+uint32_t cf_router_twin(const struct cf_router *router, uint32_t route);
+
+/* Whether `route` imposes no condition: every event is on it. */
+bool cf_router_every_event(const struct cf_router *router, uint32_t route);
+
 /* Human-readable conditions of a route, for `chainfuse check` and tests.
  * The caller frees the string with cf_free(); NULL for an unknown route
  * or when memory runs out. */

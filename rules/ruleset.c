@@ -62,6 +62,13 @@
 #define KEYWORD_LIT_DB 1 /* dbs[1]: keyword literals, one scan per event */
 #define N_KEYWORD_DBS 2
 
+/* The scan memo's bounds (struct cf_matcher): per matcher, so per
+ * thread.  A value reporting more ids than MEMO_MAX_IDS is not kept. */
+#define MEMO_SLOTS (1u << 15)
+#define MEMO_MAX_VALUE 1024
+#define MEMO_MAX_IDS 64
+#define MEMO_MAX_BYTES ((size_t)8 << 20)
+
 /* Fallback decisions per candidate expression, stored in the cache. */
 enum expr_status { EXPR_HS = 0, EXPR_HS_ALLOWEMPTY = 1, EXPR_DIRECT = 2 };
 
@@ -135,6 +142,10 @@ struct db_part {
     hs_database_t *db; /* borrowed from rs->hsdbs; NULL: all direct */
     uint32_t index;    /* into rs->hsdbs */
     uint64_t *routes;  /* the routes it serves (route_words) */
+    /* A keyword part holding the unconditional route's keywords alone:
+     * scanned only when the event is on no other part's route, whose
+     * databases hold them too (keyword_classes). */
+    bool fallback;
 };
 
 struct field_db {
@@ -189,13 +200,37 @@ struct cf_ruleset {
     struct cf_ruleset_stats stats;
 };
 
+/* What one database reported for one value: the memo's entry.  `blob`
+ * holds n_ids expression ids, then the value's len bytes. */
+struct memo_entry {
+    const hs_database_t *db; /* NULL: empty */
+    uint64_t hash;
+    uint32_t len, n_ids;
+    uint32_t *blob;
+};
+
 struct cf_matcher {
     const struct cf_ruleset *rs;
     hs_scratch_t *scratch;
+    /* The scan memo: a value a database scanned before is not scanned
+     * again; the expressions it reported are marked from the memo.  Event
+     * streams repeat their values (an estate's Sysmon events name the
+     * same images, access masks and call traces over and over), and one
+     * hs_scan costs far more than hashing and comparing the value.
+     * Direct-mapped: a colliding value replaces the entry.  Bounded in
+     * entries and bytes; values longer than MEMO_MAX_VALUE are always
+     * scanned. */
+    struct memo_entry *memo;
+    size_t memo_bytes;
+    uint64_t memo_hits, memo_misses;
+    uint32_t *found; /* the ids the scan in progress reported */
+    uint32_t n_found, found_cap;
+    bool recording;
     struct cf_route_cache *route_cache;
     const uint64_t *routes; /* of the event being matched */
-    /* The keyword databases serving the event's routes. */
-    const hs_database_t **kw_dbs;
+    /* The keyword databases serving the event's routes: patterns
+     * scanned per leaf, literals scanned over all leaves at once. */
+    const hs_database_t **kw_dbs, **kl_dbs;
     uint32_t n_kw_dbs;
     uint64_t *marks;
     uint32_t *touched;
@@ -1162,9 +1197,22 @@ struct gpair {
     uint32_t field, route, expr;
 };
 
+/* The keyword pseudo-fields get a database per route (see build_groups);
+ * an event field, one for all its routes. */
+static bool grouped_by_route(uint32_t field) {
+    return field < N_KEYWORD_DBS;
+}
+
+static bool same_group(const struct gpair *a, const struct gpair *b) {
+    return a->field == b->field &&
+           (!grouped_by_route(a->field) || a->route == b->route);
+}
+
 static int gpair_cmp(const void *pa, const void *pb) {
     const struct gpair *a = pa, *b = pb;
     if (a->field != b->field) return a->field < b->field ? -1 : 1;
+    if (grouped_by_route(a->field) && a->route != b->route)
+        return a->route < b->route ? -1 : 1;
     if (a->expr != b->expr) return a->expr < b->expr ? -1 : 1;
     if (a->route != b->route) return a->route < b->route ? -1 : 1;
     return 0;
@@ -1215,12 +1263,65 @@ static int add_part(struct cf_ruleset *rs, uint32_t field, uint32_t u,
         d->n_parts++;
     }
     bit_set(d->parts[i].routes, route);
+    if (grouped_by_route(field) && cf_router_every_event(rs->router, route))
+        d->parts[i].fallback = true;
+    return 0;
+}
+
+/* Puts the keyword pairs of routes with the same conditions on one route
+ * (cf_router_twin), and adds the pairs of the route every event is on to
+ * each other route's keywords: an event then scans one keyword database
+ * per route it is on, the unconditional route's keywords included, and
+ * the unconditional route's own database only when it is on no other
+ * (the part is marked `fallback`, see add_part). */
+static int keyword_classes(struct builder *b, struct gpair **pairs,
+                           size_t *n_pairs) {
+    const struct cf_router *router = b->rs->router;
+    size_t n = *n_pairs, m = n, cap = n;
+    uint32_t every = NO_ROUTE;
+    for (size_t i = 0; i < n; i++) {
+        struct gpair *p = &(*pairs)[i];
+        if (!grouped_by_route(p->field)) continue;
+        p->route = cf_router_twin(router, p->route);
+        if (cf_router_every_event(router, p->route)) every = p->route;
+    }
+    if (every == NO_ROUTE) return 0;
+    /* Sorted, each keyword field's pairs come route by route. */
+    qsort(*pairs, n, sizeof **pairs, gpair_cmp);
+    for (size_t i = 0; i < n; i++) {
+        const struct gpair *first = &(*pairs)[i];
+        if (!grouped_by_route(first->field) || first->route == every ||
+            (i > 0 && same_group(first, &(*pairs)[i - 1])))
+            continue;
+        /* `first` opens another route's keywords: add the field's
+         * unconditional ones. */
+        uint32_t field = first->field, route = first->route;
+        for (size_t j = 0; j < n; j++) {
+            if ((*pairs)[j].field != field || (*pairs)[j].route != every)
+                continue;
+            if (m == cap) {
+                cap = cap * 2 + 16;
+                struct gpair *np = cf_realloc(*pairs, cap * sizeof *np);
+                if (!np) return -1;
+                *pairs = np;
+            }
+            (*pairs)[m++] = (struct gpair){field, route, (*pairs)[j].expr};
+        }
+    }
+    *n_pairs = m;
     return 0;
 }
 
 /* One database per field, its parts knowing the routes of the rules with
  * patterns there (a field only other logsources use is not scanned);
  * fields with the same patterns marking the same items share one.
+ *
+ * The keywords are the exception: one database per route.  Keyword
+ * literals are scanned over all of an event's values and report every
+ * occurrence, and the Linux rules' short words ('su', 'chmod') hit all
+ * over a Windows event: one database for every route cost a Windows
+ * event 2 us of its 5 (bench_detect on LSASS_campaign_01, whole SigmaHQ
+ * set), where the windows route has only Mimikatz's twenty keywords.
  *
  * One database per (field, route) instead, as Suricata groups
  * signatures, was tried and measured (bench_detect, all shared OTRF
@@ -1243,9 +1344,10 @@ static int build_groups(struct builder *b) {
             pairs[n_pairs++] = (struct gpair){
                 b->exprs[e].db,
                 rs->rules[b->item_rule[rs->expr_items[k]]].route, e};
+    if (keyword_classes(b, &pairs, &n_pairs)) goto done;
     qsort(pairs, n_pairs, sizeof *pairs, gpair_cmp);
     for (size_t i = 0; i < n_pairs; i++)
-        if (i == 0 || pairs[i].field != pairs[i - 1].field) n_groups++;
+        if (i == 0 || !same_group(&pairs[i], &pairs[i - 1])) n_groups++;
     mask = 16;
     while (mask < 2 * n_groups) mask *= 2;
     mask--;
@@ -1262,7 +1364,7 @@ static int build_groups(struct builder *b) {
          * database; dropped again when an identical one exists. */
         uint32_t *mine = b->db_members + n_members, u = UINT32_MAX, s;
         size_t n = 0;
-        for (j = i; j < n_pairs && pairs[j].field == pairs[i].field; j++)
+        for (j = i; j < n_pairs && same_group(&pairs[j], &pairs[i]); j++)
             if (n == 0 || mine[n - 1] != pairs[j].expr)
                 mine[n++] = pairs[j].expr;
         uint32_t h = group_hash(b, mine, n);
@@ -1593,8 +1695,13 @@ struct cf_matcher *cf_matcher_new(const struct cf_ruleset *rs) {
     m->md = pcre2_match_data_create(1, NULL);
     m->route_cache = cf_route_cache_new(rs->router);
     m->kw_dbs = cf_calloc(rs->dbs[KEYWORD_DB].n_parts + 1, sizeof *m->kw_dbs);
+    m->kl_dbs =
+        cf_calloc(rs->dbs[KEYWORD_LIT_DB].n_parts + 1, sizeof *m->kl_dbs);
+    m->memo = cf_calloc(MEMO_SLOTS, sizeof *m->memo);
+    m->found = cf_malloc(MEMO_MAX_IDS * sizeof *m->found);
+    m->found_cap = MEMO_MAX_IDS;
     if (!m->marks || !m->touched || !m->rule_bits || !m->cand || !m->md ||
-        !m->route_cache || !m->kw_dbs)
+        !m->route_cache || !m->kw_dbs || !m->kl_dbs || !m->memo || !m->found)
         goto fail;
     if (rs->scratch && hs_clone_scratch(rs->scratch, &m->scratch) != HS_SUCCESS)
         goto fail;
@@ -1611,6 +1718,11 @@ void cf_matcher_destroy(struct cf_matcher *m) {
     cf_free(m->marks);
     cf_free(m->touched);
     cf_free(m->kw_dbs);
+    cf_free(m->kl_dbs);
+    if (m->memo)
+        for (uint32_t i = 0; i < MEMO_SLOTS; i++) cf_free(m->memo[i].blob);
+    cf_free(m->memo);
+    cf_free(m->found);
     cf_free(m->rule_bits);
     cf_free(m->cand);
     pcre2_match_data_free(m->md);
@@ -1664,6 +1776,12 @@ uint64_t cf_matcher_route_failures(const struct cf_matcher *m) {
     return m->route_failures;
 }
 
+void cf_matcher_memo_counts(const struct cf_matcher *m, uint64_t *hits,
+                            uint64_t *misses) {
+    *hits = m->memo_hits;
+    *misses = m->memo_misses;
+}
+
 static void mark_expr(struct cf_matcher *m, unsigned int id) {
     const struct cf_ruleset *rs = m->rs;
     for (uint32_t k = rs->expr_item_off[id]; k < rs->expr_item_off[id + 1];
@@ -1681,8 +1799,56 @@ static int on_hs_match(unsigned int id, unsigned long long from,
     CF_UNUSED(from);
     CF_UNUSED(to);
     CF_UNUSED(flags);
-    mark_expr(ctx, id);
+    struct cf_matcher *m = ctx;
+    mark_expr(m, id);
+    if (m->recording) {
+        uint32_t i = 0;
+        while (i < m->n_found && m->found[i] != id) i++;
+        if (i == m->n_found) {
+            if (m->n_found == m->found_cap)
+                m->recording = false; /* too many to keep: scanned again */
+            else
+                m->found[m->n_found++] = id;
+        }
+    }
     return 0;
+}
+
+/* Scans `v` with `db`, or marks what the memo says that scan reports. */
+static void scan_value(struct cf_matcher *m, const hs_database_t *db,
+                       const char *v, uint32_t len, const char *what) {
+    struct memo_entry *e = NULL;
+    uint64_t h = 0;
+    if (m->memo && len <= MEMO_MAX_VALUE) {
+        h = cf_hash_words((uint64_t)(uintptr_t)db, v, len);
+        e = &m->memo[h & (MEMO_SLOTS - 1)];
+        if (e->db == db && e->hash == h && e->len == len &&
+            memcmp(e->blob + e->n_ids, v, len) == 0) {
+            for (uint32_t i = 0; i < e->n_ids; i++) mark_expr(m, e->blob[i]);
+            m->memo_hits++;
+            return;
+        }
+        m->memo_misses++;
+    }
+    m->n_found = 0;
+    m->recording = e != NULL;
+    hs_error_t rc = hs_scan(db, v, len, 0, m->scratch, on_hs_match, m);
+    check_hs(m, rc, what);
+    if (!m->recording || rc != HS_SUCCESS) return;
+    m->recording = false;
+    size_t need = m->n_found * sizeof *e->blob + len;
+    if (e->db) {
+        m->memo_bytes -= e->n_ids * sizeof *e->blob + e->len;
+        cf_free(e->blob);
+        *e = (struct memo_entry){0};
+    }
+    if (m->memo_bytes + need > MEMO_MAX_BYTES) return;
+    uint32_t *blob = cf_malloc(need ? need : 1);
+    if (!blob) return; /* not kept: scanned again next time */
+    memcpy(blob, m->found, m->n_found * sizeof *blob);
+    memcpy(blob + m->n_found, v, len);
+    *e = (struct memo_entry){db, h, len, m->n_found, blob};
+    m->memo_bytes += need;
 }
 
 /* A keyword literal hit in the concatenated values counts only when it
@@ -1716,10 +1882,10 @@ static int on_literal_match(unsigned int id, unsigned long long from,
     return 0;
 }
 
-/* Scans all the event's values at once with each keyword literal
- * database serving its routes. */
+/* Scans all the event's values at once with each of the n keyword
+ * literal databases. */
 static cf_err_t scan_literals(struct cf_matcher *m, const struct cf_event *ev,
-                              const struct field_db *kl) {
+                              const hs_database_t *const *dbs, uint32_t n) {
     size_t total = 0;
     for (uint32_t i = 0; i < ev->n_fields; i++)
         total += ev->fields[i].value_len;
@@ -1737,15 +1903,28 @@ static cf_err_t scan_literals(struct cf_matcher *m, const struct cf_event *ev,
         m->leaf_end[i] = (uint32_t)m->concat.len;
     }
     m->n_leaves = ev->n_fields;
-    for (uint32_t i = 0; i < kl->n_parts; i++)
-        if (kl->parts[i].db &&
-            bits_intersect(kl->parts[i].routes, m->routes, m->rs->route_words))
-            check_hs(m,
-                     hs_scan(kl->parts[i].db, m->concat.data,
-                             (unsigned)m->concat.len, 0, m->scratch,
-                             on_literal_match, m),
-                     "the keyword literals");
+    for (uint32_t i = 0; i < n; i++)
+        check_hs(m,
+                 hs_scan(dbs[i], m->concat.data, (unsigned)m->concat.len, 0,
+                         m->scratch, on_literal_match, m),
+                 "the keyword literals");
     return CF_OK;
+}
+
+/* The databases of keyword pseudo-field `d` that the event's routes ask
+ * for, into out[]: the parts on its routes, or, when it is on none but
+ * the unconditional route, that route's own (fallback) part. */
+static uint32_t keyword_dbs(const struct cf_matcher *m,
+                            const struct field_db *d,
+                            const hs_database_t **out) {
+    const struct cf_ruleset *rs = m->rs;
+    uint32_t n = 0;
+    for (int fallback = 0; fallback < 2 && n == 0; fallback++)
+        for (uint32_t i = 0; i < d->n_parts; i++)
+            if (d->parts[i].db && d->parts[i].fallback == fallback &&
+                bits_intersect(d->parts[i].routes, m->routes, rs->route_words))
+                out[n++] = d->parts[i].db;
+    return n;
 }
 
 static bool name_is(const struct cf_event_field *f, const struct name_ref *n) {
@@ -2162,22 +2341,13 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
     if (!any_route) return 0;
 
     if (rs->scratch) {
-        const struct field_db *kw = &rs->dbs[KEYWORD_DB];
-        const struct field_db *kl = &rs->dbs[KEYWORD_LIT_DB];
-        bool scan_kl = false;
-        m->n_kw_dbs = 0;
-        for (uint32_t i = 0; i < kw->n_parts; i++)
-            if (kw->parts[i].db &&
-                bits_intersect(kw->parts[i].routes, m->routes, rs->route_words))
-                m->kw_dbs[m->n_kw_dbs++] = kw->parts[i].db;
-        for (uint32_t i = 0; i < kl->n_parts; i++)
-            if (kl->parts[i].db &&
-                bits_intersect(kl->parts[i].routes, m->routes, rs->route_words))
-                scan_kl = true;
+        uint32_t n_kl;
+        m->n_kw_dbs = keyword_dbs(m, &rs->dbs[KEYWORD_DB], m->kw_dbs);
+        n_kl = keyword_dbs(m, &rs->dbs[KEYWORD_LIT_DB], m->kl_dbs);
         /* On failure to grow the buffer the literals go unscanned for
          * this event rather than stopping the engine, and it is counted. */
-        if (scan_kl) {
-            cf_err_t rc = scan_literals(m, ev, kl);
+        if (n_kl > 0) {
+            cf_err_t rc = scan_literals(m, ev, m->kl_dbs, n_kl);
             if (rc != CF_OK)
                 scan_failed(m, "keyword literal scan skipped: %s",
                             rc == CF_ERR_NOMEM ? "out of memory"
@@ -2198,17 +2368,13 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
                     if (d->parts[p].db &&
                         bits_intersect(d->parts[p].routes, m->routes,
                                        rs->route_words))
-                        check_hs(m,
-                                 hs_scan(d->parts[p].db, f->value, f->value_len,
-                                         0, m->scratch, on_hs_match, m),
-                                 d->name);
+                        scan_value(m, d->parts[p].db, f->value, f->value_len,
+                                   d->name);
                 break;
             }
             for (uint32_t k = 0; k < m->n_kw_dbs; k++)
-                check_hs(m,
-                         hs_scan(m->kw_dbs[k], f->value, f->value_len, 0,
-                                 m->scratch, on_hs_match, m),
-                         "the keywords");
+                scan_value(m, m->kw_dbs[k], f->value, f->value_len,
+                           "the keywords");
         }
     }
 

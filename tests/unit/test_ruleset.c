@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "ruleset.h"
 #include "shared_data.h"
 #include "sigma.h"
@@ -527,6 +528,81 @@ static void test_keywords(void **state) {
     release(&c, &tb);
 }
 
+/* The scan memo (a value scanned before is not scanned again) must give
+ * what a scan gives: through evictions (more distinct values than the
+ * memo has entries), values too long to keep, values over its byte
+ * budget, and entries that cannot be allocated. */
+static void test_scan_memo(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    struct cf_sigma_pattern ends = glob("*\\whoami.exe");
+    simple_rule(&tb, "whoami", "Image", false, false, 1, &ends);
+    struct cf_sigma_pattern has = glob("*-enc*");
+    simple_rule(&tb, "encoded", "CommandLine", false, false, 1, &has);
+    struct compiled c = compile(&tb);
+    char image[64], cmd[2048];
+    for (int i = 0; i < 50000; i++) {
+        /* Cycles of distinct values, each seen a few times over. */
+        int v = (i * 7919) % 45000, len = 20 + v % 1500;
+        bool who = v % 3 == 0, enc = v % 5 == 0;
+        snprintf(image, sizeof image, "C:\\x%d\\%s", v,
+                 who ? "whoami.exe" : "whoami.ex");
+        memset(cmd, 'a' + v % 26, (size_t)len);
+        if (enc) memcpy(cmd + len / 2, "-enc", 4);
+        cmd[len] = '\0';
+        if (i >= 20000 && i < 21000) cf_alloc_fail_after(0);
+        struct hits h = MATCH(c.m, "Image", image, "CommandLine", cmd);
+        cf_alloc_fail_after(-1);
+        if (h.n != (int)who + (int)enc || hit(&h, "whoami") != who ||
+            hit(&h, "encoded") != enc)
+            fail_msg("event %d (value %d): %d rules", i, v, h.n);
+    }
+    release(&c, &tb);
+}
+
+/* Keyword databases are split by logsource; an event scans those of the
+ * logsources it is on, and a logsource that imposes no condition (one
+ * the mapping table does not know) reaches every event. */
+static void test_keyword_logsources(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    struct cf_sigma_pattern sec = glob("*secword*");
+    struct cf_sigma_rule *r =
+        simple_rule(&tb, "security", NULL, false, false, 1, &sec);
+    r->product = tstrdup("windows");
+    r->service = tstrdup("security");
+    struct cf_sigma_pattern sys = glob("*sysword*");
+    r = simple_rule(&tb, "system", NULL, false, false, 1, &sys);
+    r->product = tstrdup("windows");
+    r->service = tstrdup("system");
+    struct cf_sigma_pattern any = glob("*anyword*");
+    r = simple_rule(&tb, "anywhere", NULL, false, false, 1, &any);
+    r->product = tstrdup("no_such_product");
+    struct cf_sigma_pattern any2 = glob("*otherword*");
+    r = simple_rule(&tb, "anywhere2", NULL, false, false, 1, &any2);
+    r->category = tstrdup("no_such_category");
+    struct compiled c = compile(&tb);
+    struct hits h = MATCH(c.m, "Channel", "Security", "EventID", "4624", "Data",
+                          "secword anyword otherword sysword");
+    assert_int_equal(h.n, 3);
+    assert_true(hit(&h, "security") && hit(&h, "anywhere") &&
+                hit(&h, "anywhere2"));
+    h = MATCH(c.m, "Channel", "System", "EventID", "7045", "Data",
+              "secword sysword otherword");
+    assert_int_equal(h.n, 2);
+    assert_true(hit(&h, "system") && hit(&h, "anywhere2"));
+    /* On no keyword logsource but the unconditional ones. */
+    h = MATCH(c.m, "Channel", "Application", "Data", "secword sysword anyword");
+    assert_int_equal(h.n, 1);
+    assert_true(hit(&h, "anywhere"));
+    h = MATCH(c.m, "message", "otherword");
+    assert_int_equal(h.n, 1);
+    assert_true(hit(&h, "anywhere2"));
+    release(&c, &tb);
+}
+
 static void test_always_evaluate(void **state) {
     (void)state;
     struct test_book tb;
@@ -1024,6 +1100,8 @@ static void test_sigmahq_regression(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_globs),
+        cmocka_unit_test(test_scan_memo),
+        cmocka_unit_test(test_keyword_logsources),
         cmocka_unit_test(test_regex_and_rejection),
         cmocka_unit_test(test_keywords),
         cmocka_unit_test(test_always_evaluate),
