@@ -1,9 +1,9 @@
 /*
  * hash.h - chainfuse's non-cryptographic hashes: FNV-1a over bytes, 64
- * bits (http://www.isthe.com/chongo/tech/comp/fnv/), for keys and names;
- * and cf_hash_words, eight bytes a step, for whole event values hashed
- * on the per-event path (the matcher's scan memo), where FNV's multiply
- * per byte would cost a good part of what the memo saves.
+ * bits (http://www.isthe.com/chongo/tech/comp/fnv/), for keys built in
+ * parts; and cf_hash_words, eight bytes a step, for what is hashed on
+ * the per-event path (event field names, the matcher's scan memo),
+ * where FNV's multiply per byte costs more than the work it serves.
  *
  * For in-memory tables only: event field names, correlation window keys,
  * routing-cache keys, fusion's entity and duplicate maps.  No value is
@@ -53,17 +53,6 @@ static inline uint64_t cf_hash_str(const char *s) {
     return h;
 }
 
-/* 32 bits of cf_hash_bytes, for the name tables that store 32-bit hashes
- * (struct cf_event_field.name_hash and the tables looked up by it).  Not
- * simply the low half: FNV's low bits depend only on the low bits of
- * each input byte, and a small table indexes by the low bits.  The top
- * half of a product with an odd constant (Fibonacci hashing) depends on
- * every bit of the hash. */
-static inline uint32_t cf_hash_name(const char *s, size_t len) {
-    return (uint32_t)((cf_hash_bytes(s, len) * UINT64_C(0x9e3779b97f4a7c15)) >>
-                      32);
-}
-
 /* s[0..n) eight bytes at a time (rustc's FxHash step), then murmur3's
  * 64-bit finaliser so that every output bit depends on every input bit.
  * Weaker than FNV against crafted collisions; use it only where a
@@ -87,6 +76,15 @@ static inline uint64_t cf_hash_words(uint64_t seed, const void *s, size_t n) {
     h ^= h >> 33;
     h *= UINT64_C(0xc4ceb9fe1a85ec53);
     return h ^ (h >> 33);
+}
+
+/* 32 bits for the name tables that store 32-bit hashes (struct
+ * cf_event_field.name_hash and the tables looked up by it): every event
+ * field name is hashed as it is decoded, so eight bytes a step.  The
+ * finaliser makes the low bits, which a small table indexes by, depend
+ * on every input bit. */
+static inline uint32_t cf_hash_name(const char *s, size_t len) {
+    return (uint32_t)cf_hash_words(0, s, len);
 }
 
 #endif

@@ -213,9 +213,14 @@ static void test_hash_vectors(void **state) {
     assert_true(cf_hash_continue(1, "foobar", 6) != cf_hash_bytes("foobar", 6));
     /* Bytes past a NUL count. */
     assert_true(cf_hash_bytes("a\0b", 3) != cf_hash_bytes("a\0c", 3));
-    /* The 32-bit name hash is the top half of the hash times 2^64/phi. */
-    uint64_t f = UINT64_C(0x85944171f73967e8) * UINT64_C(0x9e3779b97f4a7c15);
-    assert_int_equal(cf_hash_name("foobar", 6), (uint32_t)(f >> 32));
+    /* The word hash: every byte counts, tails and lengths included. */
+    assert_true(cf_hash_words(0, "foobar", 6) != cf_hash_words(0, "foobaz", 6));
+    assert_true(cf_hash_words(0, "a\0", 2) != cf_hash_words(0, "a", 1));
+    assert_true(cf_hash_words(0, "0123456789abcdef", 16) !=
+                cf_hash_words(0, "0123456789abcdeg", 16));
+    assert_true(cf_hash_words(1, "foobar", 6) != cf_hash_words(0, "foobar", 6));
+    assert_int_equal(cf_hash_name("foobar", 6),
+                     (uint32_t)cf_hash_words(0, "foobar", 6));
 }
 
 /* Names that differ only in the high bits of a byte must not all land
