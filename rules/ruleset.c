@@ -207,6 +207,8 @@ struct memo_entry {
     uint64_t hash;
     uint32_t len, n_ids;
     uint32_t *blob;
+    uint32_t cap; /* bytes allocated at blob, reused by the next value */
+    bool used;    /* answered a lookup since it was stored */
 };
 
 struct cf_matcher {
@@ -1825,10 +1827,19 @@ static void scan_value(struct cf_matcher *m, const hs_database_t *db,
         if (e->db == db && e->hash == h && e->len == len &&
             memcmp(e->blob + e->n_ids, v, len) == 0) {
             for (uint32_t i = 0; i < e->n_ids; i++) mark_expr(m, e->blob[i]);
+            e->used = true;
             m->memo_hits++;
             return;
         }
         m->memo_misses++;
+        /* Second chance: an entry that answered since it was stored
+         * stays for one more colliding value, so a stream of values
+         * seen once (times, ids) does not push out the ones that
+         * repeat. */
+        if (e->db && e->used) {
+            e->used = false;
+            e = NULL;
+        }
     }
     m->n_found = 0;
     m->recording = e != NULL;
@@ -1837,18 +1848,23 @@ static void scan_value(struct cf_matcher *m, const hs_database_t *db,
     if (!m->recording || rc != HS_SUCCESS) return;
     m->recording = false;
     size_t need = m->n_found * sizeof *e->blob + len;
-    if (e->db) {
-        m->memo_bytes -= e->n_ids * sizeof *e->blob + e->len;
-        cf_free(e->blob);
-        *e = (struct memo_entry){0};
+    if (need == 0) need = 1; /* an entry always has its blob */
+    if (need > e->cap) {
+        /* grown in place of the old entry's bytes, within the budget */
+        if (m->memo_bytes - e->cap + need > MEMO_MAX_BYTES) return;
+        uint32_t *blob = cf_realloc(e->blob, need);
+        if (!blob) return; /* the old entry stays; this value is not kept */
+        m->memo_bytes += need - e->cap;
+        e->blob = blob;
+        e->cap = (uint32_t)need;
     }
-    if (m->memo_bytes + need > MEMO_MAX_BYTES) return;
-    uint32_t *blob = cf_malloc(need ? need : 1);
-    if (!blob) return; /* not kept: scanned again next time */
-    memcpy(blob, m->found, m->n_found * sizeof *blob);
-    memcpy(blob + m->n_found, v, len);
-    *e = (struct memo_entry){db, h, len, m->n_found, blob};
-    m->memo_bytes += need;
+    memcpy(e->blob, m->found, m->n_found * sizeof *e->blob);
+    memcpy(e->blob + m->n_found, v, len);
+    e->db = db;
+    e->hash = h;
+    e->len = len;
+    e->n_ids = m->n_found;
+    e->used = false;
 }
 
 /* A keyword literal hit in the concatenated values counts only when it
