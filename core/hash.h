@@ -55,9 +55,11 @@ static inline uint64_t cf_hash_str(const char *s) {
 
 /* s[0..n) eight bytes at a time (rustc's FxHash step), then murmur3's
  * 64-bit finaliser so that every output bit depends on every input bit.
- * Weaker than FNV against crafted collisions; use it only where a
- * collision costs time, never correctness (entries are compared in
- * full). */
+ * Unkeyed and easily made to collide by crafted input: use it only
+ * where a collision costs time, never correctness (entries are compared
+ * in full).  Its two uses are bounded: event names are looked up in
+ * tables built from rule and config names, and the scan memo is
+ * direct-mapped (a collision is a miss, never a longer probe). */
 static inline uint64_t cf_hash_words(uint64_t seed, const void *s, size_t n) {
     const unsigned char *p = s;
     const uint64_t k = UINT64_C(0x517cc1b727220a95);
