@@ -140,6 +140,7 @@ static const char *const run_usage =
     "usage: chainfuse run --rules PATH [--rules PATH ...] [--input URL]\n"
     "                     [--output URL ...] [--state DIR] [--config FILE]\n"
     "                     [--dead-letter FILE] [--no-alerts] [--stats FILE|-]\n"
+    "                     [--threads N]\n"
     "\n"
     "Reads events, one per line (JSON - flat, ECS, Sentinel tables - or\n"
     "Windows event XML; .gz files too), matches them against the rules,\n"
@@ -162,6 +163,9 @@ static const char *const run_usage =
     "  --stats FILE|-      write run counters as one JSON object with\n"
     "                      \"kind\": \"stats\" when done (a one-line summary\n"
     "                      always goes to stderr)\n"
+    "  --threads N         detection threads, 1 to 256 (default from config\n"
+    "                      engine.threads, else one per CPU); the output is\n"
+    "                      the same with any number\n"
     "\n"
     "Exits 1 when no rule loaded, when a file cannot be opened, read or\n"
     "written, or when the input fails part-way (what was read is still\n"
@@ -755,6 +759,28 @@ static bool open_outputs(struct run_outputs *ro, const struct cf_config *cfg,
     return true;
 }
 
+/* --threads N: 1 to CF_MAX_THREADS; 0 after saying why. */
+static unsigned parse_threads(const char *s) {
+    char *end;
+    errno = 0;
+    long n = strtol(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || *end || errno || n < 1 ||
+        n > CF_MAX_THREADS) {
+        fprintf(stderr,
+                "chainfuse run: --threads takes a whole number from 1 to %d "
+                "(detection threads), not '%s'\n",
+                CF_MAX_THREADS, s);
+        return 0;
+    }
+    return (unsigned)n;
+}
+
+/* engine.threads unset: one detection thread per online CPU. */
+static unsigned online_cpus(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > CF_AUTO_THREADS ? CF_AUTO_THREADS : (unsigned)n;
+}
+
 static int cmd_run(int argc, char **argv) {
     static const struct option opts[] = {
         {"rules", required_argument, 0, 'r'},
@@ -765,19 +791,21 @@ static int cmd_run(int argc, char **argv) {
         {"no-alerts", no_argument, 0, 'n'},
         {"stats", required_argument, 0, 's'},
         {"state", required_argument, 0, 'S'},
+        {"threads", required_argument, 0, 't'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     struct rules_args ra = {0};
     struct run_outputs ro = {0};
     const char *input = NULL, *config_path = NULL, *state_dir = NULL;
     const char *dead_letter_path = NULL, *stats_path = NULL;
+    const char *threads_arg = NULL;
     const char **cli_outputs = NULL;
     size_t n_cli_outputs = 0;
     bool no_alerts = false, once = true;
     int c, rc = EXIT_RUNTIME;
     char prog[] = "chainfuse run"; /* getopt's messages start with it */
     argv[0] = prog;
-    while ((c = getopt_long(argc, argv, "r:i:o:c:d:ns:S:h", opts, NULL)) !=
+    while ((c = getopt_long(argc, argv, "r:i:o:c:d:ns:S:t:h", opts, NULL)) !=
            -1) {
         switch (c) {
         case 'r': add_rules_path(&ra, optarg); break;
@@ -792,6 +820,9 @@ static int cmd_run(int argc, char **argv) {
         case 'n': no_alerts = true; break;
         case 's': once = set_once(&stats_path, optarg, "run", "--stats"); break;
         case 'S': once = set_once(&state_dir, optarg, "run", "--state"); break;
+        case 't':
+            once = set_once(&threads_arg, optarg, "run", "--threads");
+            break;
         case 'h':
             fputs(run_usage, stdout);
             cf_free(ra.paths);
@@ -819,6 +850,12 @@ static int cmd_run(int argc, char **argv) {
                     "read with --input FILE)\n",
                     argv[optind]);
         fputs(run_usage, stderr);
+        cf_free(ra.paths);
+        cf_free(cli_outputs);
+        return EXIT_USAGE;
+    }
+    unsigned threads = 0;
+    if (threads_arg && !(threads = parse_threads(threads_arg))) {
         cf_free(ra.paths);
         cf_free(cli_outputs);
         return EXIT_USAGE;
@@ -929,7 +966,11 @@ static int cmd_run(int argc, char **argv) {
                                       .dead_letter = dead,
                                       .stop = &stop_signals,
                                       .state_dir = state_dir,
-                                      .state_interval_ms = cfg->state_interval};
+                                      .state_interval_ms = cfg->state_interval,
+                                      .threads = threads ? threads
+                                                 : cfg->threads
+                                                     ? (unsigned)cfg->threads
+                                                     : online_cpus()};
     if (!(p = cf_pipeline_new(&setup, err, sizeof err))) {
         fprintf(stderr, "chainfuse: %s\n", err);
         goto done;

@@ -103,6 +103,16 @@ static const struct cf_config_key state_keys[] = {
         "false writes them in-process"),
 };
 
+static const struct cf_config_key engine_keys[] = {
+    {"threads", CF_CONFIG_INT, NULL, 1, CF_MAX_THREADS,
+     offsetof(struct cf_config, threads), sizeof(int64_t),
+     "detection threads (decode, route, match); the reading thread feeds "
+     "them batches and does correlation, fusion and output in input "
+     "order, so the output is the same with any number; 1 runs all on "
+     "one thread (`--threads` overrides it)",
+     "the number of online CPUs, at most 64"},
+};
+
 static const struct cf_config_key correlation_keys[] = {
     /* window slots are indexed by uint32 with a table twice as large */
     KEY("max_open_windows", CF_CONFIG_INT, "1000000", 1, INT32_MAX,
@@ -259,6 +269,7 @@ static const struct cf_config_section_def sections[] = {
                  "Without it records go to standard output."),
     SECTION("state", state_keys,
             "Checkpoints of the engine's state and input positions."),
+    SECTION("engine", engine_keys, "How the engine uses the machine."),
     SECTION("correlation", correlation_keys,
             "Sigma correlation rules (their windows come from the rules; "
             "lateness is set under `fusion`)."),

@@ -70,6 +70,12 @@ struct cf_output_item {
     struct json_t *options; /* owned; NULL when none */
 };
 
+/* engine.threads and --threads: more detection threads than this is a
+ * typing error, not a machine; unset, one per online CPU up to
+ * CF_AUTO_THREADS. */
+#define CF_MAX_THREADS 256
+#define CF_AUTO_THREADS 64
+
 struct cf_config {
     struct cf_decode_limits limits; /* input.max_line_bytes, max_depth */
     char *dead_letter_path;         /* dead_letter.path */
@@ -82,6 +88,7 @@ struct cf_config {
     char *state_dir;        /* state.dir; NULL: no checkpoints */
     int64_t state_interval; /* state.interval, ms */
     bool state_background;  /* state.background */
+    int64_t threads;        /* engine.threads; 0: one per online CPU */
     bool emit_alerts;       /* output.alerts */
     bool emit_incidents;    /* output.incidents */
     struct cf_correlation_settings correlation;

@@ -21,8 +21,10 @@
 #include "ckpt.h"
 #include "clocks.h"
 #include "dead_letter.h"
+#include "detect.h"
 #include "event.h"
 #include "fusion.h"
+#include "workers.h"
 
 /* Dead-letter reasons are counted under a fixed set of names, so the set
  * of counters cannot grow with what inputs say and none is left out; the
@@ -101,11 +103,14 @@ struct read_pos {
 
 struct cf_pipeline {
     struct cf_pipeline_setup setup;
-    struct cf_decoder *dec;
+    struct cf_detector *det;     /* this thread's (engine/detect.h) */
     struct cf_time_names *times; /* time.fields; NULL: built-in */
     struct cf_clocks *clocks;
-    struct cf_event ev;
-    struct cf_matcher *matcher;
+    struct cf_event ev;            /* decoded by det */
+    struct cf_detect_list matches; /* found by det */
+    const struct cf_event *cur;    /* the event being processed */
+    struct cf_workers *workers;    /* with setup.threads > 1, in run */
+    bool consuming;                /* processing a worker's batch */
     struct cf_entity_map *entities;
     struct cf_fusion *fusion;
     struct cf_output *dead_letter;
@@ -125,7 +130,8 @@ struct cf_pipeline {
         ungenerated;
     uint64_t dead_letter_reasons[DL_REASONS];
     uint64_t positions_unkept; /* a new source's position found no room */
-    uint64_t scan_errors_seen; /* to say the first one on stderr */
+    /* summed over every detector's matcher, in input order */
+    uint64_t scan_errors, route_failures;
 
     /* checkpoints (setup.state_dir) */
     int64_t next_checkpoint; /* monotonic ms */
@@ -149,13 +155,6 @@ struct cf_pipeline {
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-static bool is_blank(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
-            return false;
-    return true;
 }
 
 /* Says, once, why the run must stop: a dead letter could not be saved. */
@@ -237,17 +236,18 @@ static void emit_from_fusion(const struct cf_out_record *rec, void *opaque) {
 
 static void on_match(const struct cf_sigma_rule *rule, void *opaque) {
     struct cf_pipeline *p = opaque;
+    const struct cf_event *ev = p->cur;
     struct cf_alert alert;
-    if (cf_alert_from_event(&alert, rule, &p->ev, p->entities) != CF_OK) {
+    if (cf_alert_from_event(&alert, rule, ev, p->entities) != CF_OK) {
         dead_letter(p, DL_ALERT_OUT_OF_MEMORY, "out of memory building alert",
-                    &p->ev.pos, p->ev.raw, p->ev.raw_len, false);
+                    &ev->pos, ev->raw, ev->raw_len, false);
         cf_alert_clear(&alert);
         return;
     }
     p->alerts++;
     /* Fusion first: a configured suppression hides the alert from every
      * output, not only from incidents (fusion counts it). */
-    if (cf_fusion_push(p->fusion, &alert, &p->ev)) {
+    if (cf_fusion_push(p->fusion, &alert, ev)) {
         /* suppressed */
     } else if (alert.ungenerated) {
         p->ungenerated++; /* correlations and fusion have it; not written */
@@ -255,8 +255,8 @@ static void on_match(const struct cf_sigma_rule *rule, void *opaque) {
         cf_buf_reset(&p->rec);
         if (cf_alert_write(&alert, &p->rec) != CF_OK)
             dead_letter(p, DL_ALERT_OUT_OF_MEMORY,
-                        "out of memory building alert", &p->ev.pos, p->ev.raw,
-                        p->ev.raw_len, false);
+                        "out of memory building alert", &ev->pos, ev->raw,
+                        ev->raw_len, false);
         else {
             struct cf_out_record r = cf_alert_out_record(&alert, &p->rec);
             deliver(p, &r);
@@ -267,18 +267,17 @@ static void on_match(const struct cf_sigma_rule *rule, void *opaque) {
 
 /* A failed scan may mean a missed detection: counted (dropped.scan_error)
  * and, the first time, said on stderr with where it happened. */
-static void note_scan_errors(struct cf_pipeline *p,
+static void note_scan_errors(struct cf_pipeline *p, const struct cf_detected *d,
                              const struct cf_position *pos) {
-    const char *why;
-    uint64_t n = cf_matcher_scan_errors(p->matcher, &why);
-    if (n == p->scan_errors_seen) return;
-    if (p->scan_errors_seen == 0)
+    p->route_failures += d->route_failures;
+    if (!d->scan_errors) return;
+    if (p->scan_errors == 0)
         fprintf(stderr,
                 "chainfuse: %s, at %s:%lld; rules may have missed the event "
                 "(this and later ones are counted in dropped.scan_error)\n",
-                why, pos->source ? pos->source : "input",
+                d->scan_error, pos->source ? pos->source : "input",
                 (long long)pos->offset);
-    p->scan_errors_seen = n;
+    p->scan_errors += d->scan_errors;
 }
 
 /* Remembers the newest position read of each (source, partition): what
@@ -366,6 +365,43 @@ static cf_err_t flush_all(struct cf_pipeline *p, char *errstr,
                          "dead-letter output %s failed to flush",
                          dl->ops->name);
     return CF_OK;
+}
+
+/* Everything done with a record after detection (engine/detect.h), in
+ * input order whatever the number of threads: its position, dead
+ * letters, clocks, fusion's view of every event, then each rule that
+ * matched in rule order, as an alert. */
+static void process(struct cf_pipeline *p, const struct cf_record *rec,
+                    struct cf_event *ev, const struct cf_detected *d,
+                    const struct cf_sigma_rule *const *rules) {
+    p->records++;
+    note_position(p, rec);
+    switch (d->kind) {
+    case CF_DETECT_DEFECT:
+    case CF_DETECT_UNDECODED:
+        dead_letter(p, classify(d->reason), d->reason, &rec->pos, rec->data,
+                    rec->len, rec->truncated);
+        return;
+    case CF_DETECT_BLANK: p->blank_lines++; return;
+    case CF_DETECT_EVENT: break;
+    }
+    p->events++;
+    cf_clocks_event(p->clocks, ev);
+    if (ev->cut_short) p->cut_short++;
+    if (ev->time_ms == CF_TIME_UNKNOWN)
+        p->no_time++;
+    else
+        cf_fusion_observe(p->fusion, ev->time_ms);
+    cf_fusion_learn(p->fusion, ev);
+    cf_fusion_sight(p->fusion, p->entities, ev);
+    p->cur = ev;
+    for (size_t i = 0; i < d->n_matches; i++)
+        on_match(rules[d->first_match + i], p);
+    if (d->matches_lost)
+        dead_letter(p, DL_ALERT_OUT_OF_MEMORY, "out of memory building alert",
+                    &ev->pos, ev->raw, ev->raw_len, false);
+    p->cur = NULL;
+    note_scan_errors(p, d, &rec->pos);
 }
 
 /* ---- checkpoints --------------------------------------------------- */
@@ -655,10 +691,20 @@ static void due_checkpoint(struct cf_pipeline *p) {
                 err);
 }
 
+static cf_err_t drain(struct cf_pipeline *p, char *errstr, size_t errstr_size);
+
 /* in->checkpoint: an input about to give sources up (a rebalance). */
 static void input_checkpoint_hook(void *engine) {
     struct cf_pipeline *p = engine;
     char err[512];
+    /* Between batches, what was read is processed first, so the
+     * checkpoint covers it (while one is processed, as with one thread,
+     * it covers what was processed so far). */
+    if (p->workers && !p->consuming && !p->checkpointing &&
+        drain(p, err, sizeof err) != CF_OK) {
+        fprintf(stderr, "chainfuse: checkpoint not written: %s\n", err);
+        return;
+    }
     if (checkpoint(p, true, err, sizeof err) != CF_OK)
         fprintf(stderr,
                 "chainfuse: checkpoint failed, input positions not "
@@ -696,15 +742,14 @@ struct cf_pipeline *cf_pipeline_new(const struct cf_pipeline_setup *setup,
                                     output_refused, sleep_or_wait, p)))
         goto nomem;
     cf_event_init(&p->ev);
-    if (!(p->dec = cf_decoder_new())) goto nomem;
     const struct cf_time_settings *ts = &setup->cfg->time;
     if (ts->fields.n || !ts->builtin_fields) {
         p->times = cf_time_names_new((const char *const *)ts->fields.v,
                                      ts->fields.n, ts->builtin_fields);
         if (!p->times) goto nomem;
-        cf_decoder_set_time_names(p->dec, p->times);
     }
-    if (!(p->matcher = cf_matcher_new(setup->rs))) goto nomem;
+    if (!(p->det = cf_detector_new(setup->rs, p->times, &setup->cfg->limits)))
+        goto nomem;
     p->entities = cf_entity_map_new(cf_config_section(setup->cfg, "entities"),
                                     errstr, errstr_size);
     if (!p->entities) goto fail;
@@ -737,22 +782,28 @@ void cf_pipeline_destroy(struct cf_pipeline *p) {
     cf_fusion_destroy(p->fusion);
     cf_clocks_destroy(p->clocks);
     cf_entity_map_destroy(p->entities);
-    cf_matcher_destroy(p->matcher);
-    cf_decoder_destroy(p->dec);
+    cf_detector_destroy(p->det);
+    cf_detect_list_free(&p->matches);
     cf_time_names_destroy(p->times);
     cf_event_free(&p->ev);
     cf_buf_free(&p->rec);
     cf_free(p);
 }
 
-cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
-                         char *errstr, size_t errstr_size) {
+/* Detects and processes `rec` on this thread. */
+static void detect_here(struct cf_pipeline *p, const struct cf_record *rec) {
+    struct cf_detected d;
+    cf_detect_list_reset(&p->matches);
+    cf_detect(p->det, rec, &p->ev, &p->matches, &d);
+    process(p, rec, &p->ev, &d, p->matches.v);
+}
+
+/* One thread: each record is detected and processed before the next
+ * is read. */
+static cf_err_t run_single(struct cf_pipeline *p, struct cf_input *in,
+                           char *errstr, size_t errstr_size) {
     struct cf_record rec;
     long backoff = 10;
-    p->in = in;
-    /* a consumer group about to lose partitions checkpoints first */
-    in->checkpoint = p->setup.state_dir ? input_checkpoint_hook : NULL;
-    in->engine = p;
     for (;;) {
         if (p->setup.stop && *p->setup.stop) break;
         cf_fanout_pump(p->fanout);
@@ -773,40 +824,147 @@ cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
             if (skip < 0) return CF_ERR;
             if (skip) continue;
         }
-        p->records++;
-        note_position(p, &rec);
-        if (rec.defect) {
-            dead_letter(p, classify(rec.defect), rec.defect, &rec.pos, rec.data,
-                        rec.len, rec.truncated);
-        } else if (is_blank(rec.data, rec.len)) {
-            p->blank_lines++;
-        } else {
-            const char *reason = NULL;
-            if (cf_event_decode(p->dec, &p->ev, rec.data, rec.len,
-                                &p->setup.cfg->limits, &reason) != CF_OK) {
-                reason = reason ? reason : CF_DEFECT_INVALID_JSON;
-                dead_letter(p, classify(reason), reason, &rec.pos, rec.data,
-                            rec.len, rec.truncated);
-            } else {
-                p->events++;
-                p->ev.pos = rec.pos;
-                cf_clocks_event(p->clocks, &p->ev);
-                if (p->ev.cut_short) p->cut_short++;
-                if (p->ev.time_ms == CF_TIME_UNKNOWN)
-                    p->no_time++;
-                else
-                    cf_fusion_observe(p->fusion, p->ev.time_ms);
-                cf_fusion_learn(p->fusion, &p->ev);
-                cf_fusion_sight(p->fusion, p->entities, &p->ev);
-                cf_matcher_match(p->matcher, &p->ev, on_match, p);
-                note_scan_errors(p, &rec.pos);
-            }
-        }
+        detect_here(p, &rec);
         if (p->deliver_error != CF_OK)
             return cf_seterr(errstr, errstr_size, p->deliver_error, "%s",
                              p->deliver_errstr);
         if (p->setup.state_dir && ++p->since_clock >= 64) due_checkpoint(p);
     }
+    return CF_OK;
+}
+
+/* Processes a batch the workers detected, then gives it back. */
+static cf_err_t consume(struct cf_pipeline *p, struct cf_work_batch *b,
+                        char *errstr, size_t errstr_size) {
+    const struct cf_record *rec;
+    struct cf_event *ev;
+    const struct cf_detected *d;
+    const struct cf_sigma_rule *const *rules;
+    size_t n = cf_work_batch_len(b);
+    p->consuming = true;
+    for (size_t i = 0; i < n && p->deliver_error == CF_OK; i++) {
+        cf_work_batch_get(b, i, &rec, &ev, &d, &rules);
+        process(p, rec, ev, d, rules);
+    }
+    p->consuming = false;
+    cf_workers_release(p->workers, b);
+    if (p->deliver_error != CF_OK)
+        return cf_seterr(errstr, errstr_size, p->deliver_error, "%s",
+                         p->deliver_errstr);
+    return CF_OK;
+}
+
+/* Hands out the batch being filled and processes every batch handed
+ * out: afterwards every record read is processed, as with one thread. */
+static cf_err_t drain(struct cf_pipeline *p, char *errstr, size_t errstr_size) {
+    struct cf_work_batch *b;
+    cf_workers_submit(p->workers);
+    while ((b = cf_workers_next(p->workers, true))) {
+        cf_err_t rc = consume(p, b, errstr, errstr_size);
+        if (rc != CF_OK) return rc;
+    }
+    return CF_OK;
+}
+
+/* A periodic checkpoint covers every record read, so the workers are
+ * drained first, and only when one is due. */
+static cf_err_t checkpoint_when_due(struct cf_pipeline *p, char *errstr,
+                                    size_t errstr_size) {
+    if (!p->setup.state_dir) return CF_OK;
+    if (p->bg_child) reap_background(p, false);
+    if (p->bg_child || monotonic_ms() < p->next_checkpoint) return CF_OK;
+    cf_err_t rc = drain(p, errstr, errstr_size);
+    if (rc == CF_OK) due_checkpoint(p);
+    return rc;
+}
+
+/* setup.threads workers detect; this thread reads, hands out batches
+ * and processes what comes back in input order.  Stopping, the end of
+ * input, an input failure and a checkpoint all drain first, so that
+ * what is processed, checkpointed and committed is exactly what one
+ * thread would have: every record read. */
+static cf_err_t run_threaded(struct cf_pipeline *p, struct cf_input *in,
+                             char *errstr, size_t errstr_size) {
+    struct cf_workers *w = p->workers;
+    struct cf_work_batch *b;
+    struct cf_record rec;
+    long backoff = 10;
+    cf_err_t rc = CF_OK;
+    for (;;) {
+        /* what the workers have finished, without waiting */
+        while (rc == CF_OK && (b = cf_workers_next(w, false)))
+            rc = consume(p, b, errstr, errstr_size);
+        if (rc == CF_OK) rc = checkpoint_when_due(p, errstr, errstr_size);
+        if (rc == CF_OK && p->deliver_error != CF_OK) /* in an input hook */
+            rc = cf_seterr(errstr, errstr_size, p->deliver_error, "%s",
+                           p->deliver_errstr);
+        if (rc != CF_OK) return rc;
+        if (p->setup.stop && *p->setup.stop) break;
+        if (!cf_workers_room(w)) { /* every batch in use: the oldest back */
+            if ((rc = consume(p, cf_workers_next(w, true), errstr,
+                              errstr_size)) != CF_OK)
+                return rc;
+            continue;
+        }
+        cf_fanout_pump(p->fanout);
+        cf_io_status st = in->ops->read(in, &rec);
+        if (st == CF_IO_EOF) break;
+        if (st == CF_IO_RETRY) {
+            /* nothing to read: what was read is detected now rather than
+             * when a batch fills */
+            cf_workers_submit(w);
+            if (cf_workers_pending(w)) {
+                if ((rc = consume(p, cf_workers_next(w, true), errstr,
+                                  errstr_size)) != CF_OK)
+                    return rc;
+                continue;
+            }
+            if (p->setup.state_dir) due_checkpoint(p);
+            sleep_ms(backoff);
+            if (backoff < 1000) backoff *= 2;
+            continue;
+        }
+        if (st != CF_IO_OK) {
+            if ((rc = drain(p, errstr, errstr_size)) != CF_OK) return rc;
+            return cf_seterr(errstr, errstr_size, CF_ERR_IO, "input %s failed",
+                             in->ops->name);
+        }
+        backoff = 10;
+        if (p->restored) {
+            int skip = resume_skip(p, &rec, errstr, errstr_size);
+            if (skip < 0) {
+                drain(p, NULL, 0);
+                return CF_ERR;
+            }
+            if (skip) continue;
+        }
+        if (cf_workers_add(w, &rec) != CF_OK) {
+            /* no memory for its copy: processed here, after the others */
+            if ((rc = drain(p, errstr, errstr_size)) != CF_OK) return rc;
+            detect_here(p, &rec);
+        }
+    }
+    return drain(p, errstr, errstr_size);
+}
+
+cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
+                         char *errstr, size_t errstr_size) {
+    cf_err_t rc;
+    p->in = in;
+    /* a consumer group about to lose partitions checkpoints first */
+    in->checkpoint = p->setup.state_dir ? input_checkpoint_hook : NULL;
+    in->engine = p;
+    if (p->setup.threads > 1) {
+        p->workers = cf_workers_new(p->setup.threads, p->setup.rs, p->times,
+                                    &p->setup.cfg->limits, errstr, errstr_size);
+        if (!p->workers) return CF_ERR;
+        rc = run_threaded(p, in, errstr, errstr_size);
+        cf_workers_destroy(p->workers);
+        p->workers = NULL;
+    } else {
+        rc = run_single(p, in, errstr, errstr_size);
+    }
+    if (rc != CF_OK) return rc;
     if (p->restored && !(p->setup.stop && *p->setup.stop))
         return resume_check_end(p, errstr, errstr_size);
     return CF_OK;
@@ -826,8 +984,8 @@ cf_err_t cf_pipeline_finish(struct cf_pipeline *p, char *errstr,
 
 void cf_pipeline_dropped(const struct cf_pipeline *p, struct cf_drops *out) {
     memset(out, 0, sizeof *out);
-    out->n[CF_DROP_SCAN_ERROR] = cf_matcher_scan_errors(p->matcher, NULL);
-    out->n[CF_DROP_ROUTE_OUT_OF_MEMORY] = cf_matcher_route_failures(p->matcher);
+    out->n[CF_DROP_SCAN_ERROR] = p->scan_errors;
+    out->n[CF_DROP_ROUTE_OUT_OF_MEMORY] = p->route_failures;
     cf_fusion_drops(p->fusion, out);
 }
 

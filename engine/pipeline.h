@@ -6,7 +6,9 @@
  * dead-lettering are done here once for every connector.
  *
  * Ownership: the pipeline borrows everything in cf_pipeline_setup, which
- * must outlive it.  Threading: one pipeline per thread.
+ * must outlive it.  Threading: one pipeline per thread (which, with
+ * setup.threads > 1, runs detection threads of its own during
+ * cf_pipeline_run).
  */
 #ifndef CF_PIPELINE_H
 #define CF_PIPELINE_H
@@ -44,6 +46,11 @@ struct cf_pipeline_setup {
      * positions are committed when it has finished.  Checkpoints at
      * shutdown and on an input's request are written in-process. */
     bool state_background;
+    /* Detection threads (engine/workers.h): 0 or 1 detects on the
+     * calling thread; N > 1 starts N workers for the run, while the
+     * calling thread reads and does everything order-dependent, so the
+     * output is the same as with one. */
+    unsigned threads;
 };
 
 struct cf_pipeline;
