@@ -7,14 +7,16 @@
  * has given it back; below `filled` it was handed out; below `taken` a
  * worker has started it.  The batch at `filled` (when the ring has
  * room) is the one being filled.  One mutex guards the counters a
- * worker reads (filled, taken) and each batch's `done`; everything else
- * in a batch belongs to whoever the counters say holds it, and the
- * mutex hand-over orders their accesses.  A batch is a few hundred
+ * worker reads (filled, taken); each batch's `done` is written under it
+ * and polled without it.  Everything else in a batch belongs to whoever
+ * the counters say holds it, and the mutex hand-over (for `done`, its
+ * release store) orders their accesses.  A batch is a few hundred
  * records, so two lock round trips per batch cost nothing measurable.
  */
 #include "workers.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,7 +25,10 @@
 
 struct cf_work_batch {
     size_t n;
-    bool done;                         /* detected; guarded by the mutex */
+    /* detected: set by the worker under the mutex (for the condition
+     * variable), read without it by the engine's polling (release /
+     * acquire order the batch's contents) */
+    atomic_bool done;
     struct cf_buf bytes;               /* the records' data, copied */
     size_t off[CF_WORK_BATCH_RECORDS]; /* each record's data in bytes */
     struct cf_record rec[CF_WORK_BATCH_RECORDS];
@@ -68,7 +73,7 @@ static void *work(void *arg) {
         pthread_mutex_unlock(&w->lock);
         detect_batch(wk->det, b);
         pthread_mutex_lock(&w->lock);
-        b->done = true;
+        atomic_store_explicit(&b->done, true, memory_order_release);
         pthread_cond_signal(&w->done_cv); /* only the engine waits on it */
     }
     pthread_mutex_unlock(&w->lock);
@@ -160,7 +165,7 @@ void cf_workers_submit(struct cf_workers *w) {
     for (size_t i = 0; i < b->n; i++)
         b->rec[i].data = b->bytes.data + b->off[i];
     pthread_mutex_lock(&w->lock);
-    b->done = false;
+    atomic_store_explicit(&b->done, false, memory_order_relaxed);
     w->filled++;
     pthread_cond_signal(&w->work_cv);
     pthread_mutex_unlock(&w->lock);
@@ -187,11 +192,14 @@ size_t cf_workers_pending(const struct cf_workers *w) {
 struct cf_work_batch *cf_workers_next(struct cf_workers *w, bool wait) {
     if (w->released == w->filled) return NULL;
     struct cf_work_batch *b = w->ring[w->released % w->n_ring];
+    /* polled once per record read: no lock unless it must wait */
+    if (atomic_load_explicit(&b->done, memory_order_acquire)) return b;
+    if (!wait) return NULL;
     pthread_mutex_lock(&w->lock);
-    while (!b->done && wait) pthread_cond_wait(&w->done_cv, &w->lock);
-    bool done = b->done;
+    while (!atomic_load_explicit(&b->done, memory_order_acquire))
+        pthread_cond_wait(&w->done_cv, &w->lock);
     pthread_mutex_unlock(&w->lock);
-    return done ? b : NULL;
+    return b;
 }
 
 void cf_workers_release(struct cf_workers *w, struct cf_work_batch *b) {

@@ -19,6 +19,7 @@
 # when ../shared is missing, and fails under CF_REQUIRE_SHARED=1.
 set -uo pipefail
 CF=${1:?usage: threads.sh <path-to-chainfuse>}
+CF=$(cd "$(dirname "$CF")" && pwd)/$(basename "$CF") # runs cd
 SHARED=${CF_SHARED_DIR:-$(cd "$(dirname "$0")/../../.." && pwd)/shared}
 . "$(dirname "${BASH_SOURCE[0]}")/../ci/shared_data.sh"
 command -v jq >/dev/null || { echo "SKIP: jq not installed"; exit 77; }
