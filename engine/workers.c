@@ -16,6 +16,7 @@
 #include "workers.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -114,10 +115,17 @@ struct cf_workers *cf_workers_new(unsigned n, const struct cf_ruleset *rs,
         if (!(w->workers[i].det = cf_detector_new(rs, times, limits)))
             goto nomem;
     }
+    /* Signals (a stop) go to the engine's thread, whose sleeps and
+     * waits they should cut short, never to a worker: the workers start
+     * with every signal blocked. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     for (unsigned i = 0; i < n; i++) {
         int e =
             pthread_create(&w->workers[i].thread, NULL, work, &w->workers[i]);
         if (e != 0) {
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
             cf_seterr(errstr, errstr_size, CF_ERR,
                       "cannot start detection thread %u of %u: %s", i + 1, n,
                       strerror(e));
@@ -126,6 +134,7 @@ struct cf_workers *cf_workers_new(unsigned n, const struct cf_ruleset *rs,
         }
         w->started++;
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return w;
 nomem:
     cf_workers_destroy(w);
