@@ -967,6 +967,7 @@ static int cmd_run(int argc, char **argv) {
                                       .stop = &stop_signals,
                                       .state_dir = state_dir,
                                       .state_interval_ms = cfg->state_interval,
+                                      .state_background = cfg->state_background,
                                       .threads = threads ? threads
                                                  : cfg->threads
                                                      ? (unsigned)cfg->threads

@@ -139,6 +139,7 @@ struct cf_pipeline {
     bool checkpointing;      /* re-entry guard (an input's hook) */
     bool restored;
     uint64_t checkpoints, checkpoint_failures, resume_skipped;
+    uint64_t checkpoints_background; /* of checkpoints: by a child */
     uint64_t restored_dropped_alerts, restored_dropped_windows;
     struct cf_strpool pool; /* restored source names */
     /* the checkpoint being written; its buffer is kept between
@@ -600,6 +601,7 @@ static void reap_background(struct cf_pipeline *p, bool block) {
     bool ok = r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (ok) {
         p->checkpoints++;
+        p->checkpoints_background++;
         for (size_t i = 0; i < p->n_bg_pos; i++)
             if (p->in && p->in->ops->commit)
                 p->in->ops->commit(p->in, &p->bg_pos[i]);
@@ -1033,6 +1035,7 @@ json_t *cf_pipeline_stats(const struct cf_pipeline *p) {
     json_t *ck = json_object();
     if (ck) {
         STAT(ck, "written", p->checkpoints);
+        STAT(ck, "written_in_background", p->checkpoints_background);
         STAT(ck, "failed", p->checkpoint_failures);
         json_object_set_new(ck, "restored", json_boolean(p->restored));
         STAT(ck, "records_skipped_on_resume", p->resume_skipped);

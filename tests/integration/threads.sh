@@ -122,6 +122,14 @@ run_in "$T/lc1" 1 "$T/lsass.jsonl" "${RULES[@]}" --config "$T/ck.yaml" --state s
 run_in "$T/lc2" 2 "$T/lsass.jsonl" "${RULES[@]}" --config "$T/ck.yaml" --state st
 check "LSASS with state.interval 100ms, 2 threads: several checkpoints" \
     'jq -e ".checkpoints.written > 2 and .checkpoints.failed == 0" "$T/lc2/stats.json" >/dev/null'
+# state.background (the default) forks a child for periodic checkpoints,
+# with worker threads running too; false writes them in-process.
+check "... periodic ones written in the background, by default" \
+    'jq -e -s "all(.[]; .checkpoints.written_in_background > 0)" "$T/lc1/stats.json" "$T/lc2/stats.json" >/dev/null'
+printf 'state:\n  interval: 100ms\n  background: false\n' > "$T/ckfg.yaml"
+run_in "$T/lcf" 2 "$T/lsass.jsonl" "${RULES[@]}" --config "$T/ckfg.yaml" --state st
+check "... and none with state.background: false, the output the same" \
+    'jq -e ".checkpoints.written > 2 and .checkpoints.written_in_background == 0" "$T/lcf/stats.json" >/dev/null && cmp -s "$T/l1/out.jsonl" "$T/lcf/out.jsonl"'
 check "... and the alerts and incidents of one thread" \
     'cmp -s "$T/l1/out.jsonl" "$T/lc2/out.jsonl" && cmp -s "$T/lc1/out.jsonl" "$T/lc2/out.jsonl"'
 exit $fail
