@@ -592,6 +592,8 @@ static int cmd_check(int argc, char **argv) {
                             json_integer((json_int_t)st.fields));
         json_object_set_new(comp, "patterns",
                             json_integer((json_int_t)st.patterns));
+        json_object_set_new(comp, "literal_patterns",
+                            json_integer((json_int_t)st.literal_patterns));
         json_object_set_new(comp, "direct_patterns",
                             json_integer((json_int_t)st.direct_patterns));
         json_object_set_new(comp, "cache_hit", json_boolean(st.cache_hit));

@@ -68,6 +68,21 @@
 #define MEMO_MAX_VALUE 1024
 #define MEMO_MAX_IDS 64
 #define MEMO_MAX_BYTES ((size_t)8 << 20)
+/* How an expression is compiled and what its matches must satisfy.
+ * Plain literals (a glob without `?` or inner `*`, a value a target
+ * source writes otherwise) go through Hyperscan's literal API, which has
+ * no anchors: the matcher checks that a startswith hit ends at the
+ * literal's length and an endswith hit at the value's end
+ * (on_field_literal).  Compiled as `lit\z` regexes, SigmaHQ's 6,600
+ * endswith values took more than half of a cold start; with the literal
+ * API all 33,700 of its literals (of 34,600 patterns) take less than the
+ * 1,000 regexes left. */
+enum expr_kind {
+    EXPR_REGEX = 0,     /* hs_compile_multi */
+    EXPR_LIT = 1,       /* a literal; alone, contains: any hit counts */
+    EXPR_LIT_START = 2, /* flag: the hit must start at 0 */
+    EXPR_LIT_END = 4    /* flag: the hit must end at the value's end */
+};
 
 /* Fallback decisions per candidate expression, stored in the cache. */
 enum expr_status { EXPR_HS = 0, EXPR_HS_ALLOWEMPTY = 1, EXPR_DIRECT = 2 };
@@ -141,6 +156,7 @@ struct crule {
 struct db_part {
     hs_database_t *db; /* borrowed from rs->hsdbs; NULL: all direct */
     uint32_t index;    /* into rs->hsdbs */
+    bool literal;      /* compiled with the literal API (enum expr_kind) */
     uint64_t *routes;  /* the routes it serves (route_words) */
     /* A keyword part holding the unconditional route's keywords alone:
      * scanned only when the event is on no other part's route, whose
@@ -184,7 +200,9 @@ struct cf_ruleset {
     uint32_t n_exprs;
     uint32_t *expr_item_off;
     uint32_t *expr_items;
-    uint32_t *expr_lit_len; /* for KEYWORD_LIT_DB expressions */
+    /* Bytes of the literal of KEYWORD_LIT_DB and literal expressions. */
+    uint32_t *expr_lit_len;
+    uint8_t *expr_kind; /* enum expr_kind bits */
 
     struct field_db *dbs; /* the keyword pseudo-fields, then event fields */
     size_t n_dbs;
@@ -356,6 +374,25 @@ static void glob_to_expr(const struct cf_sigma_pattern *p, struct cf_buf *sb,
     if (sb->len == 0) cf_buf_puts(sb, "\\A");
 }
 
+/* Whether glob `p` is a plain literal with optional leading and trailing
+ * `*` (contains, startswith, endswith, equals), and which bytes
+ * (text[*lo..*hi)) are the literal: EXPR_REGEX when not (a `?`, an inner
+ * `*`, nothing left but stars). */
+static uint8_t glob_literal(const struct cf_sigma_pattern *p, size_t *lo,
+                            size_t *hi) {
+    size_t start = 0, end = p->len;
+    if (p->kind != CF_PATTERN_GLOB) return EXPR_REGEX;
+    while (start < end && p->wild[start] == '*') start++;
+    while (end > start && p->wild[end - 1] == '*') end--;
+    if (start == end || end - start > UINT32_MAX) return EXPR_REGEX;
+    for (size_t i = start; i < end; i++)
+        if (p->wild[i]) return EXPR_REGEX;
+    *lo = start;
+    *hi = end;
+    return (uint8_t)(EXPR_LIT | (start == 0 ? EXPR_LIT_START : 0) |
+                     (end == p->len ? EXPR_LIT_END : 0));
+}
+
 static unsigned char fold(unsigned char c) {
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
 }
@@ -391,11 +428,13 @@ static bool glob_match(const struct cf_sigma_pattern *p, const char *s,
 /* Builder                                                           */
 
 struct cand_expr {
-    char *text;
+    char *text; /* the expression; for literals, as an anchored regex */
     unsigned flags;
     uint32_t db;
     bool regex;
-    uint32_t lit_len; /* KEYWORD_LIT_DB: bytes of the literal */
+    uint8_t kind;     /* enum expr_kind */
+    char *lit;        /* EXPR_LIT*: the literal's bytes */
+    uint32_t lit_len; /* KEYWORD_LIT_DB and EXPR_LIT*: bytes of the literal */
     uint32_t hash;
 };
 
@@ -426,6 +465,7 @@ struct builder {
     uint32_t *db_member_off;
     uint32_t *db_members;
     uint32_t *db_field;
+    bool *db_literal; /* compiled with the literal API */
     bool oom;
 };
 
@@ -500,7 +540,8 @@ static int db_for_name(struct builder *b, const char *name, uint32_t *out) {
 /* Adds (or finds) the expression in database `db` and records that it
  * reports `item`. */
 static int add_expr(struct builder *b, uint32_t db, const char *text,
-                    unsigned flags, bool regex, uint32_t lit_len, uint32_t item,
+                    unsigned flags, bool regex, uint8_t kind, const char *lit,
+                    uint32_t lit_len, uint32_t item,
                     const struct cf_sigma_pattern *alt) {
     uint32_t hash = cf_hash_name(text, strlen(text)) ^ (flags * 2654435761u) ^
                     (db * 40503u);
@@ -520,7 +561,7 @@ static int add_expr(struct builder *b, uint32_t db, const char *text,
     for (uint32_t i = hash & mask; b->expr_slots[i]; i = (i + 1) & mask) {
         struct cand_expr *e = &b->exprs[b->expr_slots[i] - 1];
         if (e->hash == hash && e->db == db && e->flags == flags &&
-            strcmp(e->text, text) == 0) {
+            e->kind == kind && strcmp(e->text, text) == 0) {
             idx = b->expr_slots[i] - 1;
             break;
         }
@@ -528,10 +569,19 @@ static int add_expr(struct builder *b, uint32_t db, const char *text,
     if (idx == UINT32_MAX) {
         GROW(b, b->exprs, b->n_exprs, b->cap_exprs);
         struct cand_expr *e = &b->exprs[b->n_exprs];
+        memset(e, 0, sizeof *e);
         if (!(e->text = cf_strdup(text))) return -1;
+        if (kind != EXPR_REGEX) {
+            if (!(e->lit = cf_malloc(lit_len))) {
+                cf_free(e->text);
+                return -1;
+            }
+            memcpy(e->lit, lit, lit_len);
+        }
         e->flags = flags;
         e->db = db;
         e->regex = regex;
+        e->kind = kind;
         e->lit_len = lit_len;
         e->hash = hash;
         idx = (uint32_t)b->n_exprs++;
@@ -655,8 +705,8 @@ static int build_cond(struct builder *b, uint32_t rule_index,
                  * is enough (SigmaHQ has keywords like '0' and ':'). */
                 if (lit_len == 1) flags |= HS_FLAG_SINGLEMATCH;
                 if (sb.failed) goto done;
-                if (add_expr(b, KEYWORD_LIT_DB, sb.data, flags, false, lit_len,
-                             cv->item, p))
+                if (add_expr(b, KEYWORD_LIT_DB, sb.data, flags, false,
+                             EXPR_REGEX, NULL, lit_len, cv->item, p))
                     goto done;
                 continue;
             }
@@ -682,8 +732,14 @@ static int build_cond(struct builder *b, uint32_t rule_index,
                             goto done;
                 }
             }
+            size_t lit_lo = 0, lit_hi = 0;
+            uint8_t kind =
+                fc->field ? glob_literal(p, &lit_lo, &lit_hi) : EXPR_REGEX;
             for (size_t i = 0; i < n_db; i++) {
                 const char *text = sb.data ? sb.data : "";
+                const char *lit = (const char *)p->text + lit_lo;
+                uint32_t n_lit = (uint32_t)(lit_hi - lit_lo);
+                uint8_t k = kind;
                 const char *to =
                     fc->field ? target_value(b, fc, &cc->names[i], p) : NULL;
                 if (to) { /* the source writes this value otherwise */
@@ -693,9 +749,14 @@ static int build_cond(struct builder *b, uint32_t rule_index,
                     cf_buf_puts(&tb, "\\z");
                     if (tb.failed) goto done;
                     text = tb.data;
+                    lit = to;
+                    n_lit = (uint32_t)strlen(to);
+                    k = n_lit ? EXPR_LIT | EXPR_LIT_START | EXPR_LIT_END
+                              : EXPR_REGEX;
                 }
                 if (add_expr(b, db_ids[i], text, flags,
-                             p->kind == CF_PATTERN_REGEX, 0, cv->item, p))
+                             p->kind == CF_PATTERN_REGEX, k, lit,
+                             k == EXPR_REGEX ? 0 : n_lit, cv->item, p))
                     goto done;
             }
         }
@@ -972,7 +1033,7 @@ static bool cache_key(const struct builder *b,
     memset(&plat, 0, sizeof plat);
     hs_populate_platform(&plat);
     ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-    static const char tag[] = "chainfuse " CF_VERSION " ruleset-cache 2";
+    static const char tag[] = "chainfuse " CF_VERSION " ruleset-cache 3";
     ok = ok && EVP_DigestUpdate(ctx, tag, sizeof tag);
     ok = ok && EVP_DigestUpdate(ctx, hs_version(), strlen(hs_version()) + 1);
     ok = ok && EVP_DigestUpdate(ctx, &plat, sizeof plat);
@@ -990,8 +1051,10 @@ static bool cache_key(const struct builder *b,
             EVP_DigestUpdate(ctx, rs->dbs[i].name, strlen(rs->dbs[i].name) + 1);
     for (size_t i = 0; ok && i < b->n_exprs; i++) {
         const struct cand_expr *e = &b->exprs[i];
+        /* The text stands for the literal: the kind says which API. */
         ok = EVP_DigestUpdate(ctx, e->text, strlen(e->text) + 1) &&
              EVP_DigestUpdate(ctx, &e->flags, sizeof e->flags) &&
+             EVP_DigestUpdate(ctx, &e->kind, sizeof e->kind) &&
              EVP_DigestUpdate(ctx, &e->db, sizeof e->db);
     }
     ok = ok && EVP_DigestFinal_ex(ctx, key, &len);
@@ -1034,9 +1097,11 @@ static int compile_db(struct builder *b, uint32_t u, hs_database_t **out,
     const char **texts = cf_calloc(n_members ? n_members : 1, sizeof *texts);
     unsigned *flags = cf_calloc(n_members ? n_members : 1, sizeof *flags);
     unsigned *ids = cf_calloc(n_members ? n_members : 1, sizeof *ids);
+    size_t *lens = cf_calloc(n_members ? n_members : 1, sizeof *lens);
+    bool literal = b->db_literal[u];
     int rc = CF_ERR_NOMEM;
     *out = NULL;
-    if (!texts || !flags || !ids) goto done;
+    if (!texts || !flags || !ids || !lens) goto done;
     rc = CF_ERR;
     for (;;) {
         size_t n = 0;
@@ -1044,9 +1109,19 @@ static int compile_db(struct builder *b, uint32_t u, hs_database_t **out,
             uint32_t e = members[i];
             uint8_t st = status_of(b, e);
             if (st == EXPR_DIRECT) continue;
-            texts[n] = b->exprs[e].text;
-            flags[n] = b->exprs[e].flags |
-                       (st == EXPR_HS_ALLOWEMPTY ? HS_FLAG_ALLOWEMPTY : 0);
+            if (literal) {
+                /* An anchored literal needs every hit: the first may be
+                 * the wrong one (on_field_literal). */
+                const struct cand_expr *ce = &b->exprs[e];
+                texts[n] = ce->lit;
+                lens[n] = ce->lit_len;
+                flags[n] = (ce->flags & HS_FLAG_CASELESS) |
+                           (ce->kind == EXPR_LIT ? HS_FLAG_SINGLEMATCH : 0);
+            } else {
+                texts[n] = b->exprs[e].text;
+                flags[n] = b->exprs[e].flags |
+                           (st == EXPR_HS_ALLOWEMPTY ? HS_FLAG_ALLOWEMPTY : 0);
+            }
             ids[n] = e;
             n++;
         }
@@ -1055,8 +1130,11 @@ static int compile_db(struct builder *b, uint32_t u, hs_database_t **out,
             goto done;
         }
         hs_compile_error_t *err = NULL;
-        hs_error_t hrc = hs_compile_multi(texts, flags, ids, (unsigned)n,
-                                          HS_MODE_BLOCK, NULL, out, &err);
+        hs_error_t hrc =
+            literal ? hs_compile_lit_multi(texts, flags, ids, lens, (unsigned)n,
+                                           HS_MODE_BLOCK, NULL, out, &err)
+                    : hs_compile_multi(texts, flags, ids, (unsigned)n,
+                                       HS_MODE_BLOCK, NULL, out, &err);
         if (hrc == HS_SUCCESS) {
             rc = 0;
             goto done;
@@ -1082,11 +1160,12 @@ done:
     cf_free(texts);
     cf_free(flags);
     cf_free(ids);
+    cf_free(lens);
     return rc;
 }
 
 /* The databases to compile, shared by the compiling threads: each takes
- * the next one (largest first, so no thread is left with a big one at
+ * the next one (costliest first, so no thread is left with a big one at
  * the end) until all are done or one fails. */
 struct compile_queue {
     struct builder *b;
@@ -1123,6 +1202,14 @@ static void *compile_worker(void *arg) {
     return NULL;
 }
 
+/* A guess at what compiling database `u` costs, for the order: on the
+ * SigmaHQ set a regex costs Hyperscan about fifty times what a literal
+ * does (CommandLine's 162 regexes take as long as its 11,569 literals). */
+static size_t compile_cost(const struct builder *b, uint32_t u) {
+    size_t n = b->db_member_off[u + 1] - b->db_member_off[u];
+    return b->db_literal[u] ? n : n * 64;
+}
+
 static size_t compile_threads(size_t n_dbs, size_t n_exprs) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     /* A small rule set compiles in milliseconds: threads would only add
@@ -1143,13 +1230,11 @@ static int compile_all_dbs(struct builder *b) {
     struct compile_queue q = {.b = b, .order = order, .n = n};
     if (!order) return CF_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) order[i] = (uint32_t)i;
-    /* Largest first (insertion sort: a few thousand at most). */
+    /* Costliest first (insertion sort: a few thousand at most). */
     for (size_t i = 1; i < n; i++) {
         uint32_t x = order[i];
-        size_t j = i, size = b->db_member_off[x + 1] - b->db_member_off[x];
-        while (j > 0 && b->db_member_off[order[j - 1] + 1] -
-                                b->db_member_off[order[j - 1]] <
-                            size) {
+        size_t j = i, cost = compile_cost(b, x);
+        while (j > 0 && compile_cost(b, order[j - 1]) < cost) {
             order[j] = order[j - 1];
             j--;
         }
@@ -1178,9 +1263,14 @@ static int build_expr_items(struct builder *b) {
     rs->expr_items =
         cf_malloc((b->n_uses ? b->n_uses : 1) * sizeof *rs->expr_items);
     rs->expr_lit_len = cf_calloc(b->n_exprs + 1, sizeof *rs->expr_lit_len);
-    if (!rs->expr_item_off || !rs->expr_items || !rs->expr_lit_len) return -1;
-    for (size_t e = 0; e < b->n_exprs; e++)
+    rs->expr_kind = cf_calloc(b->n_exprs + 1, sizeof *rs->expr_kind);
+    if (!rs->expr_item_off || !rs->expr_items || !rs->expr_lit_len ||
+        !rs->expr_kind)
+        return -1;
+    for (size_t e = 0; e < b->n_exprs; e++) {
         rs->expr_lit_len[e] = b->exprs[e].lit_len;
+        rs->expr_kind[e] = b->exprs[e].kind;
+    }
     for (size_t u = 0; u < b->n_uses; u++)
         rs->expr_item_off[b->uses[u].expr + 1]++;
     for (size_t e = 0; e < b->n_exprs; e++)
@@ -1197,6 +1287,7 @@ static int build_expr_items(struct builder *b) {
 
 struct gpair {
     uint32_t field, route, expr;
+    bool literal; /* for the literal API */
 };
 
 /* The keyword pseudo-fields get a database per route (see build_groups);
@@ -1205,14 +1296,16 @@ static bool grouped_by_route(uint32_t field) {
     return field < N_KEYWORD_DBS;
 }
 
+/* A field's literals make one database, its other expressions another. */
 static bool same_group(const struct gpair *a, const struct gpair *b) {
-    return a->field == b->field &&
+    return a->field == b->field && a->literal == b->literal &&
            (!grouped_by_route(a->field) || a->route == b->route);
 }
 
 static int gpair_cmp(const void *pa, const void *pb) {
     const struct gpair *a = pa, *b = pb;
     if (a->field != b->field) return a->field < b->field ? -1 : 1;
+    if (a->literal != b->literal) return a->literal ? 1 : -1;
     if (grouped_by_route(a->field) && a->route != b->route)
         return a->route < b->route ? -1 : 1;
     if (a->expr != b->expr) return a->expr < b->expr ? -1 : 1;
@@ -1228,7 +1321,7 @@ static bool same_expr(const struct builder *b, uint32_t x, uint32_t y) {
     uint32_t ny = rs->expr_item_off[y + 1] - rs->expr_item_off[y];
     if (x == y) return true;
     return ex->flags == ey->flags && ex->regex == ey->regex &&
-           ex->lit_len == ey->lit_len && nx == ny &&
+           ex->kind == ey->kind && ex->lit_len == ey->lit_len && nx == ny &&
            strcmp(ex->text, ey->text) == 0 &&
            memcmp(rs->expr_items + rs->expr_item_off[x],
                   rs->expr_items + rs->expr_item_off[y],
@@ -1240,7 +1333,9 @@ static uint32_t group_hash(const struct builder *b, const uint32_t *members,
     uint32_t h = (uint32_t)n * 2654435761u;
     for (size_t i = 0; i < n; i++) {
         const struct cand_expr *e = &b->exprs[members[i]];
-        h = (h ^ cf_hash_name(e->text, strlen(e->text)) ^ e->flags) * 16777619u;
+        h = (h ^ cf_hash_name(e->text, strlen(e->text)) ^ e->flags ^
+             ((uint32_t)e->kind << 24)) *
+            16777619u;
     }
     return h;
 }
@@ -1248,7 +1343,7 @@ static uint32_t group_hash(const struct builder *b, const uint32_t *members,
 /* Adds route `route` to the part of field `field` served by distinct
  * database `u`, creating the part. */
 static int add_part(struct cf_ruleset *rs, uint32_t field, uint32_t u,
-                    uint32_t route) {
+                    bool literal, uint32_t route) {
     struct field_db *d = &rs->dbs[field];
     uint32_t i = 0;
     while (i < d->n_parts && d->parts[i].index != u) i++;
@@ -1259,6 +1354,7 @@ static int add_part(struct cf_ruleset *rs, uint32_t field, uint32_t u,
         d->parts = p;
         memset(&p[i], 0, sizeof *p);
         p[i].index = u;
+        p[i].literal = literal;
         if (!(p[i].routes = cf_calloc(rs->route_words ? rs->route_words : 1,
                                       sizeof(uint64_t))))
             return -1;
@@ -1307,7 +1403,8 @@ static int keyword_classes(struct builder *b, struct gpair **pairs,
                 if (!np) return -1;
                 *pairs = np;
             }
-            (*pairs)[m++] = (struct gpair){field, route, (*pairs)[j].expr};
+            (*pairs)[m++] = (struct gpair){field, route, (*pairs)[j].expr,
+                                           (*pairs)[j].literal};
         }
     }
     *n_pairs = m;
@@ -1343,9 +1440,10 @@ static int build_groups(struct builder *b) {
     for (uint32_t e = 0; e < b->n_exprs; e++)
         for (uint32_t k = rs->expr_item_off[e]; k < rs->expr_item_off[e + 1];
              k++)
-            pairs[n_pairs++] = (struct gpair){
-                b->exprs[e].db,
-                rs->rules[b->item_rule[rs->expr_items[k]]].route, e};
+            pairs[n_pairs++] =
+                (struct gpair){b->exprs[e].db,
+                               rs->rules[b->item_rule[rs->expr_items[k]]].route,
+                               e, b->exprs[e].kind != EXPR_REGEX};
     if (keyword_classes(b, &pairs, &n_pairs)) goto done;
     qsort(pairs, n_pairs, sizeof *pairs, gpair_cmp);
     for (size_t i = 0; i < n_pairs; i++)
@@ -1356,10 +1454,11 @@ static int build_groups(struct builder *b) {
     b->db_member_off = cf_calloc(n_groups + 1, sizeof *b->db_member_off);
     b->db_members = cf_malloc((n_pairs ? n_pairs : 1) * sizeof *b->db_members);
     b->db_field = cf_calloc(n_groups ? n_groups : 1, sizeof *b->db_field);
+    b->db_literal = cf_calloc(n_groups ? n_groups : 1, sizeof *b->db_literal);
     hashes = cf_calloc(n_groups ? n_groups : 1, sizeof *hashes);
     slots = cf_calloc((size_t)mask + 1, sizeof *slots);
-    if (!b->db_member_off || !b->db_members || !b->db_field || !hashes ||
-        !slots)
+    if (!b->db_member_off || !b->db_members || !b->db_field || !b->db_literal ||
+        !hashes || !slots)
         goto done;
     for (size_t i = 0, j; i < n_pairs; i = j) {
         /* The field's distinct expressions, appended as a candidate
@@ -1387,12 +1486,15 @@ static int build_groups(struct builder *b) {
             u = (uint32_t)n_unique++;
             hashes[u] = h;
             b->db_field[u] = pairs[i].field;
+            b->db_literal[u] = pairs[i].literal;
             n_members += n;
             b->db_member_off[u + 1] = (uint32_t)n_members;
             slots[s] = u + 1;
         }
         for (size_t k = i; k < j; k++)
-            if (add_part(rs, pairs[k].field, u, pairs[k].route)) goto done;
+            if (add_part(rs, pairs[k].field, u, pairs[k].literal,
+                         pairs[k].route))
+                goto done;
     }
     rs->n_hsdbs = n_unique;
     if (!(rs->hsdbs = cf_calloc(n_unique ? n_unique : 1, sizeof *rs->hsdbs)))
@@ -1419,7 +1521,10 @@ static int build_tables(struct builder *b) {
     rs->item_rule = b->item_rule;
     b->item_rule = NULL;
     for (size_t e = 0; e < b->n_exprs; e++)
-        if (b->status[e] != EXPR_DIRECT) rs->stats.patterns++;
+        if (b->status[e] != EXPR_DIRECT) {
+            rs->stats.patterns++;
+            if (b->exprs[e].kind != EXPR_REGEX) rs->stats.literal_patterns++;
+        }
     for (size_t d = 0; d < rs->n_dbs; d++)
         for (uint32_t i = 0; i < rs->dbs[d].n_parts; i++)
             rs->dbs[d].parts[i].db = rs->hsdbs[rs->dbs[d].parts[i].index];
@@ -1427,7 +1532,10 @@ static int build_tables(struct builder *b) {
 }
 
 static void free_builder(struct builder *b) {
-    for (size_t i = 0; i < b->n_exprs; i++) cf_free(b->exprs[i].text);
+    for (size_t i = 0; i < b->n_exprs; i++) {
+        cf_free(b->exprs[i].text);
+        cf_free(b->exprs[i].lit);
+    }
     cf_free(b->exprs);
     cf_free(b->expr_slots);
     cf_free(b->uses);
@@ -1437,6 +1545,7 @@ static void free_builder(struct builder *b) {
     cf_free(b->db_member_off);
     cf_free(b->db_members);
     cf_free(b->db_field);
+    cf_free(b->db_literal);
 }
 
 struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
@@ -1656,6 +1765,7 @@ void cf_ruleset_destroy(struct cf_ruleset *rs) {
     cf_free(rs->expr_item_off);
     cf_free(rs->expr_items);
     cf_free(rs->expr_lit_len);
+    cf_free(rs->expr_kind);
     for (size_t d = 0; d < rs->n_dbs; d++) {
         cf_free(rs->dbs[d].name);
         for (uint32_t i = 0; i < rs->dbs[d].n_parts; i++)
@@ -1816,9 +1926,30 @@ static int on_hs_match(unsigned int id, unsigned long long from,
     return 0;
 }
 
-/* Scans `v` with `db`, or marks what the memo says that scan reports. */
+/* A scan of one value with a literal database (db_part.literal). */
+struct literal_scan {
+    struct cf_matcher *m;
+    unsigned long long value_len;
+};
+
+/* The literal API has no anchors: a startswith hit must end at the
+ * literal's length, an endswith hit at the value's end.  The rest is
+ * on_hs_match's. */
+static int on_field_literal(unsigned int id, unsigned long long from,
+                            unsigned long long to, unsigned int flags,
+                            void *ctx) {
+    const struct literal_scan *ls = ctx;
+    uint8_t kind = ls->m->rs->expr_kind[id];
+    if ((kind & EXPR_LIT_START) && to != ls->m->rs->expr_lit_len[id]) return 0;
+    if ((kind & EXPR_LIT_END) && to != ls->value_len) return 0;
+    return on_hs_match(id, from, to, flags, ls->m);
+}
+
+/* Scans `v` with `db` (a literal database: db_part.literal), or marks
+ * what the memo says that scan reports. */
 static void scan_value(struct cf_matcher *m, const hs_database_t *db,
-                       const char *v, uint32_t len, const char *what) {
+                       bool literal, const char *v, uint32_t len,
+                       const char *what) {
     struct memo_entry *e = NULL;
     uint64_t h = 0;
     if (m->memo && len <= MEMO_MAX_VALUE) {
@@ -1843,7 +1974,10 @@ static void scan_value(struct cf_matcher *m, const hs_database_t *db,
     }
     m->n_found = 0;
     m->recording = e != NULL;
-    hs_error_t rc = hs_scan(db, v, len, 0, m->scratch, on_hs_match, m);
+    struct literal_scan ls = {m, len};
+    hs_error_t rc =
+        literal ? hs_scan(db, v, len, 0, m->scratch, on_field_literal, &ls)
+                : hs_scan(db, v, len, 0, m->scratch, on_hs_match, m);
     check_hs(m, rc, what);
     if (!m->recording || rc != HS_SUCCESS) return;
     m->recording = false;
@@ -2384,12 +2518,12 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
                     if (d->parts[p].db &&
                         bits_intersect(d->parts[p].routes, m->routes,
                                        rs->route_words))
-                        scan_value(m, d->parts[p].db, f->value, f->value_len,
-                                   d->name);
+                        scan_value(m, d->parts[p].db, d->parts[p].literal,
+                                   f->value, f->value_len, d->name);
                 break;
             }
             for (uint32_t k = 0; k < m->n_kw_dbs; k++)
-                scan_value(m, m->kw_dbs[k], f->value, f->value_len,
+                scan_value(m, m->kw_dbs[k], false, f->value, f->value_len,
                            "the keywords");
         }
     }

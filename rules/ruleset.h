@@ -37,13 +37,14 @@ struct cf_ruleset;
 struct cf_matcher;
 
 struct cf_ruleset_stats {
-    size_t rules;           /* rules compiled */
-    size_t fields;          /* distinct event fields with a database */
-    size_t databases;       /* distinct Hyperscan databases (fields with
-                               the same patterns share one) */
-    size_t patterns;        /* patterns compiled into Hyperscan */
-    size_t direct_patterns; /* patterns checked directly */
-    bool cache_hit;         /* databases came from the disk cache */
+    size_t rules;            /* rules compiled */
+    size_t fields;           /* distinct event fields with a database */
+    size_t databases;        /* distinct Hyperscan databases (fields with
+                                the same patterns share one) */
+    size_t patterns;         /* patterns compiled into Hyperscan */
+    size_t literal_patterns; /* of which with its literal API */
+    size_t direct_patterns;  /* patterns checked directly */
+    bool cache_hit;          /* databases came from the disk cache */
     double compile_seconds;
 };
 

@@ -429,6 +429,80 @@ static void test_globs(void **state) {
     release(&c, &tb);
 }
 
+/* Plain literals are compiled with Hyperscan's literal API, which has no
+ * anchors: startswith, endswith and equals are checked on each hit's
+ * offsets, so a literal that also occurs elsewhere in the value must
+ * neither match at the wrong place nor hide the hit at the right one. */
+static void test_literal_databases(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    static const struct {
+        const char *title, *field, *text;
+        bool regex;
+        unsigned flags;
+    } rules[] = {
+        {"ends", "Image", "*\\cmd.exe", false, 0},
+        {"starts", "Image", "C:\\Windows\\*", false, 0},
+        {"exact", "Image", "abc", false, 0},
+        {"ends_aa", "Code", "*aa", false, 0},
+        {"starts_aa", "Code", "aa*", false, 0},
+        {"exact_aa", "Code", "aa", false, 0},
+        {"cased", "Image", "*Abc*", false, CF_PAT_CASED},
+        /* not literals: a database beside the literals' on the field */
+        {"re", "Image", "^x+y$", true, 0},
+        {"wild", "Image", "net*user", false, 0},
+    };
+    for (size_t i = 0; i < sizeof rules / sizeof *rules; i++) {
+        struct cf_sigma_pattern p =
+            rules[i].regex ? regex(rules[i].text, rules[i].flags)
+                           : glob_flags(rules[i].text, rules[i].flags);
+        simple_rule(&tb, rules[i].title, rules[i].field, false, false, 1, &p);
+    }
+    struct compiled c = compile(&tb);
+    struct cf_ruleset_stats st;
+    cf_ruleset_get_stats(c.rs, &st);
+    assert_int_equal(st.patterns, 9);
+    assert_int_equal(st.literal_patterns, 7);
+    /* Image: the literals, the regex and glob; Code: its literals */
+    assert_int_equal(st.databases, 3);
+
+    /* the last occurrence ends the value, the first does not */
+    static const struct {
+        const char *field, *value;
+        const char *hits[3]; /* the rules that match, all of them */
+    } events[] = {
+        /* the last occurrence ends the value, the first does not */
+        {"Image", "C:\\cmd.exe\\x\\CMD.EXE", {"ends"}},
+        {"Image", "C:\\cmd.exe\\x", {NULL}},
+        /* the first occurrence starts the value, a later one does not */
+        {"Image", "c:\\windows\\x C:\\Windows\\", {"starts"}},
+        {"Image", "D:\\C:\\Windows\\x", {NULL}},
+        {"Image", "ABC", {"exact"}},
+        {"Image", "abcabc", {NULL}},
+        {"Image", "xabc", {NULL}},
+        /* overlapping occurrences: "aa" ends at 2 and at 3 in "aaa" */
+        {"Code", "aaa", {"ends_aa", "starts_aa"}},
+        {"Code", "aa", {"ends_aa", "starts_aa", "exact_aa"}},
+        {"Code", "baab", {NULL}},
+        {"Image", "xxabc-Abc", {"cased"}},
+        {"Image", "xxabc-ABC", {NULL}},
+        /* the field's other database is scanned too */
+        {"Image", "xxxy", {"re"}},
+        {"Image", "NET localgroup USER", {"wild"}},
+    };
+    for (size_t i = 0; i < sizeof events / sizeof *events; i++) {
+        struct hits h = MATCH(c.m, events[i].field, events[i].value);
+        size_t n = 0;
+        while (n < 3 && events[i].hits[n]) {
+            assert_true(hit(&h, events[i].hits[n]));
+            n++;
+        }
+        assert_int_equal(h.n, n);
+    }
+    release(&c, &tb);
+}
+
 static void test_regex_and_rejection(void **state) {
     (void)state;
     struct test_book tb;
@@ -1102,6 +1176,7 @@ int main(void) {
         cmocka_unit_test(test_globs),
         cmocka_unit_test(test_scan_memo),
         cmocka_unit_test(test_keyword_logsources),
+        cmocka_unit_test(test_literal_databases),
         cmocka_unit_test(test_regex_and_rejection),
         cmocka_unit_test(test_keywords),
         cmocka_unit_test(test_always_evaluate),
