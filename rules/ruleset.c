@@ -6,8 +6,10 @@
  * expression of each event field name the Sigma field maps to
  * (fieldmap.h), or of the keywords for field-less conditions.  Identical
  * expressions of one field are compiled once and report all their items.
- * Each field's expressions make one database (build_groups; fields with
- * the same patterns share one), compiled on all cores (compile_all_dbs).
+ * Each field's expressions make a database of plain literals, compiled
+ * with Hyperscan's literal API (enum expr_kind), and one of the rest
+ * (build_groups; fields with the same patterns share them), compiled on
+ * all cores (compile_all_dbs).
  * Expressions Hyperscan rejects are checked directly with PCRE2 (regexes) or a
  * small glob matcher; other pattern kinds (numbers, CIDR, field references,
  * exists, null, date parts) are always direct.
