@@ -8,6 +8,8 @@
  */
 #include "timeutil.h"
 
+#include <time.h>
+
 #include <string.h>
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
@@ -251,4 +253,18 @@ void cf_duration_format(int64_t ms, char buf[32]) {
             return;
         }
     snprintf(buf, 32, "%lld%s", (long long)ms, ms ? "ms" : "");
+}
+
+static int64_t cpu_ns(clockid_t clock) {
+    struct timespec ts;
+    if (clock_gettime(clock, &ts) != 0) return 0;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t cf_thread_cpu_ns(void) {
+    return cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
+int64_t cf_process_cpu_ns(void) {
+    return cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
 }

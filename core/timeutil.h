@@ -1,6 +1,7 @@
 /*
- * timeutil.h - event-time parsing and formatting.  Pure functions, thread
- * safe.  All times are milliseconds since the Unix epoch, UTC.
+ * timeutil.h - event-time parsing and formatting, and the CPU clocks the
+ * engine accounts its stages by.  Thread safe.  Event times are
+ * milliseconds since the Unix epoch, UTC.
  */
 #ifndef CF_TIMEUTIL_H
 #define CF_TIMEUTIL_H
@@ -38,5 +39,11 @@ void cf_duration_format(int64_t ms, char buf[32]);
 
 /* Writes "YYYY-MM-DDTHH:MM:SS.mmmZ" (24 chars + NUL) into buf. */
 void cf_time_format(int64_t ms, char buf[32]);
+
+/* CPU time consumed so far, in nanoseconds, by the calling thread and by
+ * the whole process (user + system).  A system call each: for sampling,
+ * not for every record. */
+int64_t cf_thread_cpu_ns(void);
+int64_t cf_process_cpu_ns(void);
 
 #endif

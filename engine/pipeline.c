@@ -24,6 +24,7 @@
 #include "detect.h"
 #include "event.h"
 #include "fusion.h"
+#include "timeutil.h"
 #include "workers.h"
 
 /* Dead-letter reasons are counted under a fixed set of names, so the set
@@ -101,6 +102,9 @@ struct read_pos {
     bool resume, reached;
 };
 
+/* One record in this many has its stages timed (a power of two). */
+#define STAGE_SAMPLE 64
+
 struct cf_pipeline {
     struct cf_pipeline_setup setup;
     struct cf_detector *det;     /* this thread's (engine/detect.h) */
@@ -136,7 +140,16 @@ struct cf_pipeline {
     /* checkpoints (setup.state_dir) */
     int64_t next_checkpoint; /* monotonic ms */
     unsigned since_clock;    /* records since the clock was read */
-    bool checkpointing;      /* re-entry guard (an input's hook) */
+    /* CPU per stage, --stats cpu_seconds: start-up is the process's CPU
+     * when the pipeline was made; the reading thread's stages are timed
+     * on one record in STAGE_SAMPLE and scaled (a clock read is a
+     * system call), the workers' detection on every batch. */
+    int64_t start_up_ns, read_ns, detect_ns, fuse_ns;
+    uint64_t read_calls, sampled_reads, sampled_records;
+    bool fuse_exact; /* fuse_ns measured on every batch (threads) */
+    uint64_t sample_state;
+    int64_t clock_cost; /* ns a cf_thread_cpu_ns() call costs */
+    bool checkpointing; /* re-entry guard (an input's hook) */
     bool restored;
     uint64_t checkpoints, checkpoint_failures, resume_skipped;
     uint64_t checkpoints_background; /* of checkpoints: by a child */
@@ -723,10 +736,29 @@ cf_err_t cf_pipeline_checkpoint(struct cf_pipeline *p, char *errstr,
     return checkpoint(p, true, errstr, errstr_size);
 }
 
+/* What a clock read costs (it is a system call), measured once: a
+ * sampled interval of a microsecond must not be charged for it. */
+static int64_t clock_cost_ns(void) {
+    int64_t least = INT64_MAX;
+    for (int i = 0; i < 16; i++) {
+        int64_t a = cf_thread_cpu_ns(), b = cf_thread_cpu_ns();
+        if (b - a < least) least = b - a;
+    }
+    return least;
+}
+
+static int64_t timed_ns(const struct cf_pipeline *p, int64_t from, int64_t to) {
+    int64_t d = to - from - p->clock_cost;
+    return d > 0 ? d : 0;
+}
+
 struct cf_pipeline *cf_pipeline_new(const struct cf_pipeline_setup *setup,
                                     char *errstr, size_t errstr_size) {
     struct cf_pipeline *p = cf_calloc(1, sizeof *p);
     if (!p) goto nomem;
+    p->start_up_ns = cf_process_cpu_ns(); /* rules loaded and compiled */
+    p->sample_state = UINT64_C(0x9e3779b97f4a7c15);
+    p->clock_cost = clock_cost_ns();
     p->setup = *setup;
     p->dead_letter = setup->dead_letter;
     if ((!setup->out && !setup->n_outs) || !setup->dead_letter) {
@@ -792,12 +824,45 @@ void cf_pipeline_destroy(struct cf_pipeline *p) {
     cf_free(p);
 }
 
-/* Detects and processes `rec` on this thread. */
-static void detect_here(struct cf_pipeline *p, const struct cf_record *rec) {
+/* Detects and processes `rec` on this thread; `timed`: the two stages'
+ * CPU is measured (a sampled record). */
+static void detect_here(struct cf_pipeline *p, const struct cf_record *rec,
+                        bool timed) {
     struct cf_detected d;
+    int64_t t0 = timed ? cf_thread_cpu_ns() : 0, t1 = 0;
     cf_detect_list_reset(&p->matches);
     cf_detect(p->det, rec, &p->ev, &p->matches, &d);
+    if (timed) t1 = cf_thread_cpu_ns();
     process(p, rec, &p->ev, &d, p->matches.v);
+    if (timed) {
+        p->detect_ns += timed_ns(p, t0, t1);
+        p->fuse_ns += timed_ns(p, t1, cf_thread_cpu_ns());
+        p->sampled_records++;
+    }
+}
+
+/* Whether to time this one: one call in STAGE_SAMPLE, at random (an
+ * input reads a chunk every so many records; a fixed stride would beat
+ * against it). */
+static bool sample_now(struct cf_pipeline *p) {
+    uint64_t x = p->sample_state; /* xorshift64 */
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    p->sample_state = x;
+    return (x & (STAGE_SAMPLE - 1)) == 0;
+}
+
+/* Reads the next record, timing one read in STAGE_SAMPLE. */
+static cf_io_status read_record(struct cf_pipeline *p, struct cf_input *in,
+                                struct cf_record *rec) {
+    p->read_calls++;
+    if (!sample_now(p)) return in->ops->read(in, rec);
+    int64_t t0 = cf_thread_cpu_ns();
+    cf_io_status st = in->ops->read(in, rec);
+    p->read_ns += timed_ns(p, t0, cf_thread_cpu_ns());
+    p->sampled_reads++;
+    return st;
 }
 
 /* One thread: each record is detected and processed before the next
@@ -809,7 +874,7 @@ static cf_err_t run_single(struct cf_pipeline *p, struct cf_input *in,
     for (;;) {
         if (p->setup.stop && *p->setup.stop) break;
         cf_fanout_pump(p->fanout);
-        cf_io_status st = in->ops->read(in, &rec);
+        cf_io_status st = read_record(p, in, &rec);
         if (st == CF_IO_EOF) break;
         if (st == CF_IO_RETRY) {
             if (p->setup.state_dir) due_checkpoint(p);
@@ -826,7 +891,7 @@ static cf_err_t run_single(struct cf_pipeline *p, struct cf_input *in,
             if (skip < 0) return CF_ERR;
             if (skip) continue;
         }
-        detect_here(p, &rec);
+        detect_here(p, &rec, sample_now(p));
         if (p->deliver_error != CF_OK)
             return cf_seterr(errstr, errstr_size, p->deliver_error, "%s",
                              p->deliver_errstr);
@@ -843,12 +908,14 @@ static cf_err_t consume(struct cf_pipeline *p, struct cf_work_batch *b,
     const struct cf_detected *d;
     const struct cf_sigma_rule *const *rules;
     size_t n = cf_work_batch_len(b);
+    int64_t t0 = cf_thread_cpu_ns();
     p->consuming = true;
     for (size_t i = 0; i < n && p->deliver_error == CF_OK; i++) {
         cf_work_batch_get(b, i, &rec, &ev, &d, &rules);
         process(p, rec, ev, d, rules);
     }
     p->consuming = false;
+    p->fuse_ns += cf_thread_cpu_ns() - t0;
     cf_workers_release(p->workers, b);
     if (p->deliver_error != CF_OK)
         return cf_seterr(errstr, errstr_size, p->deliver_error, "%s",
@@ -909,7 +976,7 @@ static cf_err_t run_threaded(struct cf_pipeline *p, struct cf_input *in,
             continue;
         }
         cf_fanout_pump(p->fanout);
-        cf_io_status st = in->ops->read(in, &rec);
+        cf_io_status st = read_record(p, in, &rec);
         if (st == CF_IO_EOF) break;
         if (st == CF_IO_RETRY) {
             /* nothing to read: what was read is detected now rather than
@@ -943,7 +1010,7 @@ static cf_err_t run_threaded(struct cf_pipeline *p, struct cf_input *in,
         if (cf_workers_add(w, &rec) != CF_OK) {
             /* no memory for its copy: processed here, after the others */
             if ((rc = drain(p, errstr, errstr_size)) != CF_OK) return rc;
-            detect_here(p, &rec);
+            detect_here(p, &rec, false);
         }
     }
     return drain(p, errstr, errstr_size);
@@ -960,7 +1027,9 @@ cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
         p->workers = cf_workers_new(p->setup.threads, p->setup.rs, p->times,
                                     &p->setup.cfg->limits, errstr, errstr_size);
         if (!p->workers) return CF_ERR;
+        p->fuse_exact = true;
         rc = run_threaded(p, in, errstr, errstr_size);
+        p->detect_ns += cf_workers_detect_ns(p->workers);
         cf_workers_destroy(p->workers);
         p->workers = NULL;
     } else {
@@ -989,6 +1058,26 @@ void cf_pipeline_dropped(const struct cf_pipeline *p, struct cf_drops *out) {
     out->n[CF_DROP_SCAN_ERROR] = p->scan_errors;
     out->n[CF_DROP_ROUTE_OUT_OF_MEMORY] = p->route_failures;
     cf_fusion_drops(p->fusion, out);
+}
+
+/* A sampled stage's CPU scaled to every record: sum * all / sampled. */
+static double scaled(int64_t ns, uint64_t all, uint64_t sampled) {
+    return sampled ? (double)ns / 1e9 * (double)all / (double)sampled : 0.0;
+}
+
+/* --stats cpu_seconds: where the process's CPU went, stage by stage, each
+ * measured as itself (never one figure less another). */
+static json_t *stage_stats(const struct cf_pipeline *p) {
+    double fuse = p->fuse_exact
+                      ? (double)p->fuse_ns / 1e9
+                      : scaled(p->fuse_ns, p->records, p->sampled_records);
+    double detect = p->fuse_exact
+                        ? (double)p->detect_ns / 1e9
+                        : scaled(p->detect_ns, p->records, p->sampled_records);
+    return json_pack(
+        "{s:f, s:f, s:f, s:f, s:f}", "start_up", (double)p->start_up_ns / 1e9,
+        "read", scaled(p->read_ns, p->read_calls, p->sampled_reads), "detect",
+        detect, "fuse", fuse, "process", (double)cf_process_cpu_ns() / 1e9);
 }
 
 json_t *cf_pipeline_stats(const struct cf_pipeline *p) {
@@ -1031,6 +1120,7 @@ json_t *cf_pipeline_stats(const struct cf_pipeline *p) {
     json_object_set_new(s, "dropped", cf_drops_to_json(&drops));
     json_object_set_new(s, "fusion", cf_fusion_stats(p->fusion));
     json_object_set_new(s, "clocks", cf_clocks_stats(p->clocks));
+    json_object_set_new(s, "cpu_seconds", stage_stats(p));
     json_object_set_new(s, "outputs", cf_fanout_stats(p->fanout));
     json_t *ck = json_object();
     if (ck) {

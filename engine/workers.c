@@ -23,6 +23,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "timeutil.h"
 
 struct cf_work_batch {
     size_t n;
@@ -42,6 +43,7 @@ struct worker {
     struct cf_workers *w;
     struct cf_detector *det;
     pthread_t thread;
+    _Atomic int64_t detect_ns; /* thread CPU spent detecting batches */
 };
 
 struct cf_workers {
@@ -72,13 +74,24 @@ static void *work(void *arg) {
         if (w->quit) break;
         struct cf_work_batch *b = w->ring[w->taken++ % w->n_ring];
         pthread_mutex_unlock(&w->lock);
+        int64_t t0 = cf_thread_cpu_ns();
         detect_batch(wk->det, b);
+        atomic_fetch_add_explicit(&wk->detect_ns, cf_thread_cpu_ns() - t0,
+                                  memory_order_relaxed);
         pthread_mutex_lock(&w->lock);
         atomic_store_explicit(&b->done, true, memory_order_release);
         pthread_cond_signal(&w->done_cv); /* only the engine waits on it */
     }
     pthread_mutex_unlock(&w->lock);
     return NULL;
+}
+
+int64_t cf_workers_detect_ns(const struct cf_workers *w) {
+    int64_t ns = 0;
+    for (unsigned i = 0; i < w->started; i++)
+        ns += atomic_load_explicit(&w->workers[i].detect_ns,
+                                   memory_order_relaxed);
+    return ns;
 }
 
 static void batch_free(struct cf_work_batch *b) {

@@ -64,6 +64,10 @@ size_t cf_workers_pending(const struct cf_workers *w);
  * `wait` when it is not done yet. */
 struct cf_work_batch *cf_workers_next(struct cf_workers *w, bool wait);
 
+/* Thread CPU time the workers spent detecting, in nanoseconds, so far
+ * (exact: measured around every batch). */
+int64_t cf_workers_detect_ns(const struct cf_workers *w);
+
 /* Gives back the batch cf_workers_next returned (must be the oldest). */
 void cf_workers_release(struct cf_workers *w, struct cf_work_batch *b);
 
