@@ -599,6 +599,12 @@ static int cmd_check(int argc, char **argv) {
         json_object_set_new(comp, "cache_hit", json_boolean(st.cache_hit));
         json_object_set_new(comp, "seconds", json_real(st.compile_seconds));
         json_object_set_new(o, "compile", comp);
+        json_t *files = json_object();
+        json_object_set_new(files, "read",
+                            json_integer((json_int_t)rb->n_files));
+        json_object_set_new(files, "from_cache",
+                            json_integer((json_int_t)rb->n_cached));
+        json_object_set_new(o, "rule_files", files);
         json_dumpf(o, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
         json_decref(o);

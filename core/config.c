@@ -49,8 +49,9 @@ static const struct cf_config_key dead_letter_keys[] = {
 static const struct cf_config_key cache_keys[] = {
     {"dir", CF_CONFIG_STRING, NULL, 0, 0, offsetof(struct cf_config, cache_dir),
      sizeof(char *),
-     "compiled rule databases, reused while the rules and mappings are "
-     "unchanged; \"\" disables the cache",
+     "parsed rule files and compiled rule databases, reused while the "
+     "rules, placeholders and mappings are unchanged; \"\" disables the "
+     "cache",
      "`$CHAINFUSE_CACHE_DIR`, else `$XDG_CACHE_HOME/chainfuse`, else "
      "`~/.cache/chainfuse`"},
 };

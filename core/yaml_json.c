@@ -6,9 +6,12 @@
 #include "yaml_json.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "buf.h"
@@ -248,31 +251,53 @@ json_t *cf_yaml_to_json(const char *text, size_t len, char *errstr,
 
 char *cf_read_file(const char *path, size_t *len, char *errstr,
                    size_t errstr_size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         cf_seterr(errstr, errstr_size, CF_ERR_IO, "cannot open %s: %s", path,
                   strerror(errno));
         return NULL;
     }
-    struct cf_buf b = CF_BUF_INIT;
-    char chunk[8192];
-    size_t got;
-    cf_buf_append(&b, "", 0); /* an empty file is "", not NULL */
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0 && !b.failed)
-        cf_buf_append(&b, chunk, got);
-    bool failed = ferror(f);
-    fclose(f);
-    if (failed || b.failed) {
+    /* Sized from the stat, so a rule file is one allocation and one read
+     * (thousands of them at a cold start); grown if the file grows. */
+    struct stat st;
+    size_t cap = 8192, n = 0;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+        (uint64_t)st.st_size < SIZE_MAX / 2)
+        cap = (size_t)st.st_size + 1;
+    char *text = cf_malloc(cap);
+    bool failed = false;
+    while (text) {
+        if (n + 1 == cap) {
+            char *grown = cf_realloc(text, cap * 2);
+            if (!grown) {
+                cf_free(text);
+                text = NULL;
+                break;
+            }
+            text = grown;
+            cap *= 2;
+        }
+        ssize_t got = read(fd, text + n, cap - 1 - n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) {
+            failed = got < 0;
+            break;
+        }
+        n += (size_t)got;
+    }
+    close(fd);
+    if (failed || !text) {
         if (failed)
             cf_seterr(errstr, errstr_size, CF_ERR_IO, "cannot read %s", path);
         else
             cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
                       "out of memory reading %s", path);
-        cf_buf_free(&b);
+        cf_free(text);
         return NULL;
     }
-    if (len) *len = b.len;
-    return cf_buf_steal(&b);
+    text[n] = '\0';
+    if (len) *len = n;
+    return text;
 }
 
 const char *cf_scalar_text(const json_t *v, char *buf, size_t size,

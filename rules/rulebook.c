@@ -13,6 +13,8 @@
  */
 #include "buf.h"
 #include "config.h"
+#include "rule_codec.h"
+#include "rulebook_cache.h"
 #include "sigma_condition.h"
 #include "sigma_correlation.h"
 #include "sigma_legacy.h"
@@ -53,6 +55,7 @@ struct book {
     struct file_id *seen;
     size_t n_seen;
     char twice[600]; /* the first file reached twice; load() reports it */
+    struct cf_rbcache *cache; /* during load(): parsed files, or NULL */
     /* An allocation failed: load() and finish() then fail as a whole,
      * rather than leave a rule out, or unfiltered, with a "rejection"
      * that is no fault of the rule. */
@@ -363,26 +366,11 @@ static bool read_before(struct book *b, const struct stat *st) {
     return false;
 }
 
-static void load_file(struct book *b, const char *path, const struct stat *st,
-                      json_t *placeholders) {
+/* Parses one file's text into the book. */
+static void parse_text(struct book *b, const char *path, const char *text,
+                       size_t len, json_t *placeholders) {
     char err[512];
-    size_t len;
-    if (read_before(b, st)) {
-        if (!b->twice[0])
-            snprintf(b->twice, sizeof(b->twice),
-                     "rule file %s is loaded twice (two of the rule paths "
-                     "given overlap); load each file once",
-                     path);
-        return;
-    }
-    b->rb.n_files++;
-    char *text = cf_read_file(path, &len, err, sizeof(err));
-    if (!text) {
-        reject(b, path, NULL, err);
-        return;
-    }
     json_t *docs = cf_yaml_to_json(text, len, err, sizeof(err));
-    cf_free(text);
     if (!docs) {
         reject(b, path, NULL, err);
         return;
@@ -409,6 +397,220 @@ static void load_file(struct book *b, const char *path, const struct stat *st,
         load_document(b, doc, path, i, n, placeholders);
     }
     json_decref(docs);
+}
+
+/* ---- the rule file cache: one file's outcome as bytes ------------------ */
+
+/* How far the book's lists reached before a file was loaded; what lies
+ * past it is that file's outcome. */
+struct mark {
+    size_t rules, corrs, rejected, converted, filters, documents;
+};
+
+static struct mark mark_of(const struct book *b) {
+    const struct cf_rulebook *rb = &b->rb;
+    struct mark m = {rb->n_rules,     rb->n_correlations, rb->n_rejected,
+                     rb->n_converted, b->n_filters,       rb->n_documents};
+    return m;
+}
+
+static void put_records(struct cf_buf *out, const struct cf_rule_rejection *r,
+                        size_t from, size_t to) {
+    cf_codec_put_u64(out, to - from);
+    for (size_t i = from; i < to; i++) {
+        cf_codec_put_str(out, r[i].path);
+        cf_codec_put_str(out, r[i].id);
+        cf_codec_put_str(out, r[i].reason);
+    }
+}
+
+static void encode_outcome(const struct book *b, const struct mark *m,
+                           struct cf_buf *out) {
+    const struct cf_rulebook *rb = &b->rb;
+    cf_codec_put_u64(out, rb->n_documents - m->documents);
+    cf_codec_put_u64(out, rb->n_rules - m->rules);
+    for (size_t i = m->rules; i < rb->n_rules; i++)
+        cf_codec_put_rule(out, rb->rules[i]);
+    cf_codec_put_u64(out, rb->n_correlations - m->corrs);
+    for (size_t i = m->corrs; i < rb->n_correlations; i++)
+        cf_codec_put_correlation(out, rb->correlations[i]);
+    put_records(out, rb->rejected, m->rejected, rb->n_rejected);
+    put_records(out, rb->converted, m->converted, rb->n_converted);
+    cf_codec_put_u64(out, b->n_filters - m->filters);
+    for (size_t i = m->filters; i < b->n_filters; i++) {
+        /* In key order as written: the filter's searches follow it. */
+        struct cf_buf doc = CF_BUF_INIT;
+        cf_buf_json(&doc, b->filters[i].doc, JSON_COMPACT);
+        if (doc.failed) out->failed = true;
+        cf_codec_put_str(out, doc.data ? doc.data : "");
+        cf_buf_free(&doc);
+        cf_codec_put_u32(out, b->filters[i].placeholders != NULL);
+        cf_codec_put_str(out, b->filters[i].path);
+    }
+}
+
+/* Undoes everything past `m` (an outcome that did not decode). */
+static void rollback(struct book *b, const struct mark *m) {
+    struct cf_rulebook *rb = &b->rb;
+    for (size_t i = m->rules; i < rb->n_rules; i++)
+        cf_sigma_rule_destroy(rb->rules[i]);
+    for (size_t i = m->corrs; i < rb->n_correlations; i++)
+        cf_correlation_destroy(rb->correlations[i]);
+    for (size_t i = m->rejected; i < rb->n_rejected; i++) {
+        cf_free(rb->rejected[i].path);
+        cf_free(rb->rejected[i].id);
+        cf_free(rb->rejected[i].reason);
+    }
+    for (size_t i = m->converted; i < rb->n_converted; i++) {
+        cf_free(rb->converted[i].path);
+        cf_free(rb->converted[i].id);
+        cf_free(rb->converted[i].reason);
+    }
+    for (size_t i = m->filters; i < b->n_filters; i++) {
+        json_decref(b->filters[i].doc);
+        json_decref(b->filters[i].placeholders);
+        cf_free(b->filters[i].path);
+    }
+    rb->n_rules = m->rules;
+    rb->n_correlations = m->corrs;
+    rb->n_rejected = m->rejected;
+    rb->n_converted = m->converted;
+    b->n_filters = m->filters;
+    rb->n_documents = m->documents;
+}
+
+static bool get_records(struct cf_codec_rd *rd, struct cf_rule_rejection **arr,
+                        size_t *n) {
+    uint64_t count = cf_codec_get_u64(rd);
+    if (count > (uint64_t)(rd->end - rd->p)) rd->bad = true;
+    for (uint64_t i = 0; i < count && !rd->bad && !rd->nomem; i++) {
+        char *path = cf_codec_get_str(rd), *id = cf_codec_get_str(rd);
+        char *reason = cf_codec_get_str(rd);
+        size_t before = *n;
+        if (!rd->bad && !rd->nomem) {
+            record(arr, n, path, id, reason);
+            if (*n == before) rd->nomem = true;
+        }
+        cf_free(path);
+        cf_free(id);
+        cf_free(reason);
+    }
+    return !rd->bad && !rd->nomem;
+}
+
+/* Adds a stored outcome to the book as if the file had been parsed.
+ * False when it does not decode or memory ran out (b->nomem); the book
+ * is as before then. */
+static bool replay_outcome(struct book *b, const void *blob, size_t len,
+                           json_t *placeholders) {
+    struct cf_rulebook *rb = &b->rb;
+    struct cf_codec_rd rd = {blob, (const unsigned char *)blob + len, false,
+                             false};
+    struct mark m = mark_of(b);
+    uint64_t docs = cf_codec_get_u64(&rd);
+    uint64_t n = cf_codec_get_u64(&rd);
+    if (n > len) rd.bad = true;
+    for (uint64_t i = 0; i < n && !rd.bad && !rd.nomem; i++) {
+        struct cf_sigma_rule *r = cf_codec_get_rule(&rd);
+        if (r && grow((void **)&rb->rules, rb->n_rules, sizeof(*rb->rules))) {
+            cf_sigma_rule_destroy(r);
+            rd.nomem = true;
+        } else if (r) {
+            r->index = (uint32_t)rb->n_rules;
+            rb->rules[rb->n_rules++] = r;
+        }
+    }
+    n = cf_codec_get_u64(&rd);
+    if (n > len) rd.bad = true;
+    for (uint64_t i = 0; i < n && !rd.bad && !rd.nomem; i++) {
+        struct cf_sigma_correlation *c = cf_codec_get_correlation(&rd);
+        if (c && grow((void **)&rb->correlations, rb->n_correlations,
+                      sizeof(*rb->correlations))) {
+            cf_correlation_destroy(c);
+            rd.nomem = true;
+        } else if (c) {
+            rb->correlations[rb->n_correlations++] = c;
+        }
+    }
+    if (get_records(&rd, &rb->rejected, &rb->n_rejected) &&
+        get_records(&rd, &rb->converted, &rb->n_converted)) {
+        n = cf_codec_get_u64(&rd);
+        if (n > len) rd.bad = true;
+        for (uint64_t i = 0; i < n && !rd.bad && !rd.nomem; i++) {
+            size_t tlen;
+            const char *text = cf_codec_view_str(&rd, &tlen);
+            bool with_ph = cf_codec_get_u32(&rd) != 0;
+            char *path = cf_codec_get_str(&rd);
+            json_error_t jerr;
+            json_t *doc =
+                text ? json_loadb(text, tlen, JSON_ALLOW_NUL, &jerr) : NULL;
+            if (!rd.bad && !rd.nomem && (!doc || !path)) rd.bad = true;
+            if (!rd.bad && !rd.nomem &&
+                grow((void **)&b->filters, b->n_filters, sizeof(*b->filters)))
+                rd.nomem = true;
+            if (rd.bad || rd.nomem) {
+                json_decref(doc);
+                cf_free(path);
+                break;
+            }
+            struct pending_filter *pf = &b->filters[b->n_filters++];
+            pf->doc = doc;
+            pf->placeholders =
+                with_ph && placeholders ? json_incref(placeholders) : NULL;
+            pf->path = path;
+        }
+    }
+    if (!rd.bad && !rd.nomem && rd.p != rd.end) rd.bad = true;
+    if (rd.bad || rd.nomem) {
+        rollback(b, &m);
+        if (rd.nomem) b->nomem = true;
+        return false;
+    }
+    rb->n_documents += (size_t)docs;
+    return true;
+}
+
+static void load_file(struct book *b, const char *path, const struct stat *st,
+                      json_t *placeholders) {
+    char err[512];
+    char *text = NULL;
+    size_t len = 0;
+    if (read_before(b, st)) {
+        if (!b->twice[0])
+            snprintf(b->twice, sizeof(b->twice),
+                     "rule file %s is loaded twice (two of the rule paths "
+                     "given overlap); load each file once",
+                     path);
+        return;
+    }
+    b->rb.n_files++;
+    if (b->cache) {
+        size_t blob_len;
+        const void *blob =
+            cf_rbcache_lookup(b->cache, path, st, &blob_len, &text, &len);
+        if (blob) {
+            if (replay_outcome(b, blob, blob_len, placeholders)) {
+                b->rb.n_cached++;
+                return;
+            }
+            if (b->nomem) return;
+            cf_rbcache_reject_last(b->cache);
+        }
+    }
+    if (!text && !(text = cf_read_file(path, &len, err, sizeof(err)))) {
+        reject(b, path, NULL, err);
+        return;
+    }
+    struct mark m = mark_of(b);
+    parse_text(b, path, text, len, placeholders);
+    if (b->cache && !b->nomem) {
+        struct cf_buf out = CF_BUF_INIT;
+        encode_outcome(b, &m, &out);
+        if (!out.failed)
+            cf_rbcache_put(b->cache, path, st, text, len, out.data, out.len);
+        cf_buf_free(&out);
+    }
+    cf_free(text);
 }
 
 /* The directories one cf_rulebook_load() walk has entered, by identity,
@@ -480,7 +682,9 @@ static cf_err_t load_dir(struct book *b, struct walk *w, const char *dir,
         }
         snprintf(path, plen, "%s/%s", dir, names[i]);
         struct stat st;
-        if (stat(path, &st) != 0) {
+        /* Relative to the open directory: the kernel looks up one name,
+         * not the whole path again, for each of thousands of files. */
+        if (fstatat(dirfd(d), names[i], &st, 0) != 0) {
             /* a dangling link inside a rule tree is not fatal */
         } else if (S_ISDIR(st.st_mode)) {
             if (walked_before(b, w, path, &st)) {
@@ -529,24 +733,36 @@ cf_err_t cf_rulebook_load(struct cf_rulebook *rb, const char *path,
     if (stat(path, &st) != 0)
         return cf_seterr(errstr, errstr_size, CF_ERR_IO,
                          "cannot read rules at %s: %s", path, strerror(errno));
+    /* Opened after the stat above: the cache's clock must not be later
+     * than any read of a rule file (see rulebook_cache.h). */
+    b->cache = cf_rbcache_open(cfg ? cfg->cache_dir : NULL, path, placeholders);
     if (S_ISDIR(st.st_mode)) {
         struct walk w = {NULL, 0};
         cf_err_t rc = CF_OK;
         if (!walked_before(b, &w, path, &st) && !b->nomem)
             rc = load_dir(b, &w, path, 0, placeholders, errstr, errstr_size);
         walk_free(&w);
-        if (rc != CF_OK) return rc;
+        if (rc != CF_OK) {
+            cf_rbcache_close(b->cache, false);
+            b->cache = NULL;
+            return rc;
+        }
     } else {
         /* A single file is read whatever its extension: the user named
          * it. */
         FILE *f = fopen(path, "rb");
-        if (!f)
+        if (!f) {
+            cf_rbcache_close(b->cache, false);
+            b->cache = NULL;
             return cf_seterr(errstr, errstr_size, CF_ERR_IO,
                              "cannot read rule file %s: %s", path,
                              strerror(errno));
+        }
         fclose(f);
         load_file(b, path, &st, placeholders);
     }
+    cf_rbcache_close(b->cache, !b->nomem);
+    b->cache = NULL;
     if (b->nomem)
         return cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
     if (b->twice[0]) {

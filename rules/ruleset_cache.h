@@ -36,4 +36,9 @@ cf_err_t cf_hs_cache_store(const char *dir,
                            hs_database_t *const *dbs, size_t n_dbs,
                            char *errstr, size_t errstr_size);
 
+/* mkdir -p `dir` (the configured directory may be several levels deep);
+ * 0, or -1 with errno.  Shared with the rule file cache
+ * (rulebook_cache.c). */
+int cf_cache_make_dirs(const char *dir);
+
 #endif

@@ -224,6 +224,7 @@ struct cf_rulebook {
     size_t n_converted;
     size_t n_documents; /* rule, correlation and filter documents seen */
     size_t n_files;     /* rule files read (a folder may have none) */
+    size_t n_cached;    /* of those, parsed outcomes from the rule file cache */
     size_t n_filters;   /* filter documents applied */
 };
 

@@ -2,8 +2,9 @@
 # sigmahq_check.sh CHAINFUSE - `chainfuse check` on the shared SigmaHQ
 # snapshot loads at least 99% of the rules in rules/ and
 # rules-threat-hunting/, every rejection names a reason, and a warm start
-# (compiled databases from the disk cache) costs under 2 s of CPU
-# (asserted with CF_TIMING_ASSERTS=1).
+# (parsed rule files and compiled databases from the disk cache) costs
+# under 2 s of CPU (asserted with CF_TIMING_ASSERTS=1) and reports the
+# same as the cold one.
 set -uo pipefail
 CF="$1"
 SIGMA="${CF_SHARED_DIR:-$(dirname "$0")/../../../shared}/data/sigma"
@@ -37,5 +38,10 @@ if [ "${CF_TIMING_ASSERTS:-0}" = 1 ]; then
 fi
 check "warm start used the cache" 'jq -e ".compile.cache_hit == true" "$T/warm.json" >/dev/null'
 check "warm and cold load the same rules" '[ "$(jq .rules_loaded "$T/cold.json")" = "$(jq .rules_loaded "$T/warm.json")" ]'
+# The warm start also read every rule file's parse from the rule file
+# cache, and reports exactly what the cold one did.
+check "warm start parsed no rule file" 'jq -e ".rule_files.from_cache == .rule_files.read and .rule_files.read > 2900" "$T/warm.json" >/dev/null'
+check "cold start parsed every rule file" 'jq -e ".rule_files.from_cache == 0" "$T/cold.json" >/dev/null'
+check "warm and cold check reports are the same" 'diff <(jq "del(.compile.seconds, .compile.cache_hit, .rule_files)" "$T/cold.json") <(jq "del(.compile.seconds, .compile.cache_hit, .rule_files)" "$T/warm.json")'
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

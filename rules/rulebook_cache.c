@@ -1,0 +1,475 @@
+/*
+ * rulebook_cache.c - on-disk cache of parsed rule files (see
+ * rulebook_cache.h).  Opened and closed once per cf_rulebook_load() by
+ * the loader's thread.
+ *
+ * File layout (native endianness; the key covers the build):
+ *   "CFRB0001" | key[32] | u64 body_len | sha256(body)[32] | body
+ *   body: u64 n | n entries of
+ *     str path | u64 dev, ino, size, mtime_s, mtime_ns, ctime_s, ctime_ns |
+ *     u64 verified_ns | sha256(content)[32] | u64 blob_len | blob
+ * (all u64 fixed 8 bytes; str: u64 length plus one, bytes).  Entries are
+ * in the order the loader
+ * reached the files, which is the order it reaches them next time, so a
+ * lookup is one comparison unless files came or went.
+ */
+#define _GNU_SOURCE /* dl_iterate_phdr */
+#include "rulebook_cache.h"
+
+#include <errno.h>
+#include <link.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "ruleset_cache.h"
+#include "yaml_json.h"
+
+static const char rbc_magic[8] = {'C', 'F', 'R', 'B', '0', '0', '0', '1'};
+#define HASH_LEN 32
+#define HEADER_LEN (8 + HASH_LEN + 8 + HASH_LEN)
+
+/* What identifies a file's state, as stored. */
+struct fstate {
+    uint64_t dev, ino, size, mtime_s, mtime_ns, ctime_s, ctime_ns;
+};
+
+struct entry {
+    const char *path; /* into the old file's bytes, or owned (`owned`) */
+    size_t path_len;
+    struct fstate st;
+    int64_t verified_ns; /* when the content was last read (or before) */
+    unsigned char hash[HASH_LEN];
+    const void *blob; /* into the old file's bytes, or owned */
+    size_t blob_len;
+    bool owned;
+};
+
+struct cf_rbcache {
+    char *dir, *file;
+    uint8_t key[HASH_LEN];
+    unsigned char *bytes; /* the file as read; old entries point into it */
+    struct entry *old;
+    size_t n_old, next;
+    struct entry *out; /* the entries to write, in load order */
+    size_t n_out, cap_out;
+    int64_t now_ns; /* taken before any rule file was read */
+    bool dirty, warned;
+};
+
+static void warn_damaged(struct cf_rbcache *c, const char *why) {
+    if (c->warned) return;
+    c->warned = true;
+    fprintf(stderr,
+            "chainfuse: warning: rule file cache %s is not usable (%s); "
+            "reading the rule files again\n",
+            c->file, why);
+}
+
+static bool sha256(const void *data, size_t len, unsigned char out[HASH_LEN]) {
+    unsigned int n = 0;
+    return EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) && n == HASH_LEN;
+}
+
+static struct fstate fstate_of(const struct stat *st) {
+    struct fstate s = {
+        (uint64_t)st->st_dev,          (uint64_t)st->st_ino,
+        (uint64_t)st->st_size,         (uint64_t)st->st_mtim.tv_sec,
+        (uint64_t)st->st_mtim.tv_nsec, (uint64_t)st->st_ctim.tv_sec,
+        (uint64_t)st->st_ctim.tv_nsec};
+    return s;
+}
+
+static bool fstate_equal(const struct fstate *a, const struct fstate *b) {
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime_s == b->mtime_s && a->mtime_ns == b->mtime_ns &&
+           a->ctime_s == b->ctime_s && a->ctime_ns == b->ctime_ns;
+}
+
+/* The file's last change (mtime or ctime, whichever is later; mtime can
+ * be set into the future), in ns. */
+static int64_t changed_ns(const struct fstate *s) {
+    int64_t m = (int64_t)s->mtime_s * 1000000000LL + (int64_t)s->mtime_ns;
+    int64_t c = (int64_t)s->ctime_s * 1000000000LL + (int64_t)s->ctime_ns;
+    return m > c ? m : c;
+}
+
+/* Racy: changed so close to when it was read that a later change in the
+ * same timestamp tick would not show in the stat. */
+static bool racy(const struct fstate *s, int64_t verified_ns) {
+    return changed_ns(s) >= verified_ns - CF_RBC_RACY_NS;
+}
+
+/* ---- the key ------------------------------------------------------------ */
+
+struct build_id {
+    const unsigned char *bytes;
+    size_t len;
+};
+
+/* The main program comes first in dl_iterate_phdr's list. */
+static int find_build_id(struct dl_phdr_info *info, size_t size, void *arg) {
+    struct build_id *id = arg;
+    (void)size;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE) continue;
+        const unsigned char *p =
+            (const unsigned char *)(info->dlpi_addr + ph->p_vaddr);
+        const unsigned char *end = p + ph->p_memsz;
+        while ((size_t)(end - p) >= sizeof(ElfW(Nhdr))) {
+            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)(const void *)p;
+            size_t name = (nh->n_namesz + 3) & ~(size_t)3;
+            size_t desc = (nh->n_descsz + 3) & ~(size_t)3;
+            const unsigned char *n = p + sizeof *nh;
+            if ((size_t)(end - n) < name + desc) break;
+            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
+                memcmp(n, "GNU", 4) == 0) {
+                id->bytes = n + name;
+                id->len = nh->n_descsz;
+                return 1;
+            }
+            p = n + name + desc;
+        }
+    }
+    return 1; /* only the main program */
+}
+
+/* Everything the parse depends on besides the files: the build that
+ * parses (its build id; without one, the executable's identity and
+ * time), the placeholder values, and where the paths lead. */
+static bool make_key(const char *root, const json_t *placeholders,
+                     uint8_t key[HASH_LEN]) {
+    static const char tag[] = "chainfuse " CF_VERSION " rulebook-cache 1";
+    struct build_id id = {NULL, 0};
+    struct stat exe;
+    struct cf_buf b = CF_BUF_INIT;
+    char cwd[4096] = "";
+
+    cf_buf_append(&b, tag, sizeof tag);
+    dl_iterate_phdr(find_build_id, &id);
+    if (id.bytes) {
+        cf_buf_append(&b, id.bytes, id.len);
+    } else if (stat("/proc/self/exe", &exe) == 0) {
+        struct fstate s = fstate_of(&exe);
+        cf_buf_append(&b, &s, sizeof s);
+    } else {
+        return false; /* no way to tell builds apart: no cache */
+    }
+    cf_buf_putc(&b, '\0');
+    if (placeholders)
+        cf_buf_json(&b, placeholders, JSON_SORT_KEYS | JSON_COMPACT);
+    cf_buf_putc(&b, '\0');
+    if (root[0] != '/' && !getcwd(cwd, sizeof cwd)) {
+        cf_buf_free(&b);
+        return false;
+    }
+    cf_buf_puts(&b, cwd);
+    cf_buf_putc(&b, '\0');
+    cf_buf_puts(&b, root);
+    bool ok = !b.failed && sha256(b.data, b.len, key);
+    cf_buf_free(&b);
+    return ok;
+}
+
+/* ---- reading the file -------------------------------------------------- */
+
+static void put_fixed(struct cf_buf *b, uint64_t v) {
+    cf_buf_append(b, &v, sizeof v);
+}
+
+/* n bytes at *p, when that many are left before `end`. */
+static const unsigned char *take(const unsigned char **p,
+                                 const unsigned char *end, uint64_t n) {
+    if (n > (uint64_t)(end - *p)) return NULL;
+    const unsigned char *at = *p;
+    *p += n;
+    return at;
+}
+
+static bool get_fixed(const unsigned char **p, const unsigned char *end,
+                      uint64_t *v) {
+    const unsigned char *at = take(p, end, sizeof *v);
+    if (at) memcpy(v, at, sizeof *v);
+    return at != NULL;
+}
+
+/* Splits the body into entries; false when it does not parse. */
+static bool parse_entries(struct cf_rbcache *c, const unsigned char *body,
+                          size_t len) {
+    const unsigned char *p = body, *end = body + len;
+    uint64_t n, v;
+    if (!get_fixed(&p, end, &n) || n > len) return false;
+    if (!(c->old = cf_calloc(n ? (size_t)n : 1, sizeof *c->old))) return false;
+    for (size_t i = 0; i < n; i++) {
+        struct entry *e = &c->old[i];
+        uint64_t *f = &e->st.dev;
+        if (!get_fixed(&p, end, &v) || v == 0 ||
+            !(e->path = (const char *)take(&p, end, v - 1)))
+            return false;
+        e->path_len = (size_t)(v - 1);
+        for (size_t k = 0; k < sizeof e->st / sizeof *f; k++)
+            if (!get_fixed(&p, end, &f[k])) return false;
+        const unsigned char *hash;
+        if (!get_fixed(&p, end, &v) || !(hash = take(&p, end, HASH_LEN)))
+            return false;
+        e->verified_ns = (int64_t)v;
+        memcpy(e->hash, hash, HASH_LEN);
+        if (!get_fixed(&p, end, &v) || !(e->blob = take(&p, end, v)))
+            return false;
+        e->blob_len = (size_t)v;
+    }
+    c->n_old = (size_t)n;
+    return p == end;
+}
+
+static void read_cache(struct cf_rbcache *c) {
+    FILE *f = fopen(c->file, "rb");
+    struct stat st;
+    const char *why = NULL;
+    if (!f) {
+        if (errno != ENOENT) why = strerror(errno);
+        goto done;
+    }
+    if (fstat(fileno(f), &st) != 0 || st.st_size < HEADER_LEN) {
+        why = "too short";
+        goto done;
+    }
+    size_t size = (size_t)st.st_size;
+    if (!(c->bytes = cf_malloc(size))) {
+        why = "out of memory";
+        goto done;
+    }
+    if (fread(c->bytes, 1, size, f) != size) {
+        why = "cannot read it";
+        goto done;
+    }
+    const unsigned char *p = c->bytes;
+    uint64_t body_len;
+    unsigned char hash[HASH_LEN];
+    memcpy(&body_len, p + 8 + HASH_LEN, sizeof body_len);
+    if (memcmp(p, rbc_magic, sizeof rbc_magic) != 0 ||
+        memcmp(p + 8, c->key, HASH_LEN) != 0) {
+        why = "not a rule file cache of this key";
+    } else if (body_len != size - HEADER_LEN) {
+        why = "truncated";
+    } else if (!sha256(p + HEADER_LEN, size - HEADER_LEN, hash) ||
+               memcmp(hash, p + 8 + HASH_LEN + 8, HASH_LEN) != 0) {
+        why = "checksum mismatch";
+    } else if (!parse_entries(c, p + HEADER_LEN, size - HEADER_LEN)) {
+        why = "entries do not parse";
+    }
+done:
+    if (f) fclose(f);
+    if (why) {
+        warn_damaged(c, why);
+        cf_free(c->old);
+        c->old = NULL;
+        c->n_old = 0;
+        c->dirty = true; /* rewrite it */
+    }
+}
+
+struct cf_rbcache *cf_rbcache_open(const char *dir, const char *root,
+                                   const json_t *placeholders) {
+    struct timespec now;
+    if (!dir || !*dir) return NULL;
+    struct cf_rbcache *c = cf_calloc(1, sizeof *c);
+    if (!c) return NULL;
+    char hex[2 * HASH_LEN + 1];
+    struct cf_buf name = CF_BUF_INIT;
+    if (!make_key(root, placeholders, c->key)) goto fail;
+    for (size_t i = 0; i < HASH_LEN; i++)
+        snprintf(hex + 2 * i, 3, "%02x", c->key[i]);
+    cf_buf_printf(&name, "%s/%s.rules", dir, hex);
+    if (!(c->file = cf_buf_steal(&name)) || !(c->dir = cf_strdup(dir)))
+        goto fail;
+    clock_gettime(CLOCK_REALTIME, &now);
+    c->now_ns = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+    read_cache(c);
+    return c;
+fail:
+    cf_free(c->file);
+    cf_free(c->dir);
+    cf_free(c);
+    return NULL;
+}
+
+/* ---- lookups ------------------------------------------------------------ */
+
+static bool add_out(struct cf_rbcache *c, const struct entry *e) {
+    if (c->n_out == c->cap_out) {
+        size_t cap = c->cap_out ? 2 * c->cap_out : 256;
+        struct entry *p = cf_realloc(c->out, cap * sizeof *p);
+        if (!p) return false;
+        c->out = p;
+        c->cap_out = cap;
+    }
+    c->out[c->n_out++] = *e;
+    return true;
+}
+
+static struct entry *find_old(struct cf_rbcache *c, const char *path) {
+    size_t len = strlen(path);
+    for (size_t k = 0; k < c->n_old; k++) {
+        size_t i = (c->next + k) % c->n_old;
+        struct entry *e = &c->old[i];
+        if (e->path_len == len && memcmp(e->path, path, len) == 0) {
+            c->next = i + 1;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+const void *cf_rbcache_lookup(struct cf_rbcache *c, const char *path,
+                              const struct stat *st, size_t *blob_len,
+                              char **text, size_t *text_len) {
+    *text = NULL;
+    *text_len = 0;
+    struct entry *old = find_old(c, path);
+    if (!old) return NULL;
+    struct entry e = *old;
+    struct fstate now = fstate_of(st);
+    if (!fstate_equal(&e.st, &now) || racy(&e.st, e.verified_ns)) {
+        /* Not known to be the same: compare the content. */
+        char err[512];
+        unsigned char hash[HASH_LEN];
+        size_t len;
+        char *t = cf_read_file(path, &len, err, sizeof err);
+        if (!t) return NULL; /* the loader reads it again and says why */
+        if (!sha256(t, len, hash) || memcmp(hash, e.hash, HASH_LEN) != 0) {
+            *text = t;
+            *text_len = len;
+            return NULL;
+        }
+        cf_free(t);
+        /* Same content: the entry holds for the new stat, verified now
+         * (worth writing when that makes it trusted next time). */
+        if (!fstate_equal(&e.st, &now) || !racy(&now, c->now_ns))
+            c->dirty = true;
+        e.st = now;
+        e.verified_ns = c->now_ns;
+    }
+    e.owned = false;
+    if (!add_out(c, &e)) return NULL;
+    *blob_len = e.blob_len;
+    return e.blob;
+}
+
+void cf_rbcache_reject_last(struct cf_rbcache *c) {
+    if (c->n_out) c->n_out--;
+    c->dirty = true;
+    warn_damaged(c, "an entry does not decode");
+}
+
+void cf_rbcache_put(struct cf_rbcache *c, const char *path,
+                    const struct stat *st, const char *text, size_t len,
+                    const void *blob, size_t blob_len) {
+    struct entry e;
+    memset(&e, 0, sizeof e);
+    e.st = fstate_of(st);
+    e.verified_ns = c->now_ns;
+    e.owned = true;
+    e.path_len = strlen(path);
+    char *p = cf_strdup(path);
+    void *b = cf_malloc(blob_len ? blob_len : 1);
+    if (!p || !b || !sha256(text, len, e.hash)) goto fail;
+    memcpy(b, blob, blob_len);
+    e.path = p;
+    e.blob = b;
+    e.blob_len = blob_len;
+    if (!add_out(c, &e)) goto fail;
+    c->dirty = true;
+    return;
+fail:
+    cf_free(p);
+    cf_free(b);
+    /* not stored: the file is parsed again next time; the cache must be
+     * rewritten without its old entry */
+    c->dirty = true;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static void write_cache(struct cf_rbcache *c) {
+    struct cf_buf body = CF_BUF_INIT;
+    unsigned char hash[HASH_LEN];
+    struct cf_buf tmpname = CF_BUF_INIT;
+    char err[512] = "";
+    const char *tmp;
+    FILE *f = NULL;
+
+    put_fixed(&body, c->n_out);
+    for (size_t i = 0; i < c->n_out; i++) {
+        const struct entry *e = &c->out[i];
+        put_fixed(&body, e->path_len + 1);
+        cf_buf_append(&body, e->path, e->path_len);
+        cf_buf_append(&body, &e->st, sizeof e->st);
+        put_fixed(&body, (uint64_t)e->verified_ns);
+        cf_buf_append(&body, e->hash, HASH_LEN);
+        put_fixed(&body, e->blob_len);
+        cf_buf_append(&body, e->blob, e->blob_len);
+    }
+    if (body.failed || !sha256(body.data, body.len, hash)) {
+        snprintf(err, sizeof err, "out of memory");
+        goto done;
+    }
+    if (cf_cache_make_dirs(c->dir) != 0) {
+        snprintf(err, sizeof err, "cannot create %.400s: %s", c->dir,
+                 strerror(errno));
+        goto done;
+    }
+    /* pid in the name: two engines starting together write apart. */
+    cf_buf_printf(&tmpname, "%s.%ld.tmp", c->file, (long)getpid());
+    if (tmpname.failed) {
+        snprintf(err, sizeof err, "out of memory");
+        goto done;
+    }
+    tmp = tmpname.data;
+    if (!(f = fopen(tmp, "wb"))) {
+        snprintf(err, sizeof err, "cannot write %.400s: %s", tmp,
+                 strerror(errno));
+        goto done;
+    }
+    uint64_t body_len = body.len;
+    bool bad = fwrite(rbc_magic, sizeof rbc_magic, 1, f) != 1 ||
+               fwrite(c->key, HASH_LEN, 1, f) != 1 ||
+               fwrite(&body_len, sizeof body_len, 1, f) != 1 ||
+               fwrite(hash, HASH_LEN, 1, f) != 1 ||
+               fwrite(body.data, 1, body.len, f) != body.len;
+    bad = fclose(f) != 0 || bad;
+    f = NULL;
+    if (bad || rename(tmp, c->file) != 0) {
+        snprintf(err, sizeof err, "cannot write %.400s: %s", tmp,
+                 strerror(errno ? errno : EIO));
+        unlink(tmp);
+    }
+done:
+    if (err[0])
+        fprintf(stderr,
+                "chainfuse: warning: rule file cache not written (%s); the "
+                "next start parses the rule files again\n",
+                err);
+    cf_buf_free(&body);
+    cf_buf_free(&tmpname);
+}
+
+void cf_rbcache_close(struct cf_rbcache *c, bool complete) {
+    if (!c) return;
+    if (complete && (c->dirty || c->n_out != c->n_old)) write_cache(c);
+    for (size_t i = 0; i < c->n_out; i++)
+        if (c->out[i].owned) {
+            cf_free((void *)c->out[i].path);
+            cf_free((void *)c->out[i].blob);
+        }
+    cf_free(c->out);
+    cf_free(c->old);
+    cf_free(c->bytes);
+    cf_free(c->file);
+    cf_free(c->dir);
+    cf_free(c);
+}
