@@ -10,11 +10,9 @@
 #include "ruleset_cache.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,12 +43,8 @@ int cf_cache_make_dirs(const char *dir) {
     return 0;
 }
 
-/* Reads a u64 at *p, when 8 bytes are left before `end`. */
-static bool read_u64(const char **p, const char *end, uint64_t *v) {
-    if ((size_t)(end - *p) < sizeof *v) return false;
-    memcpy(v, *p, sizeof *v);
-    *p += sizeof *v;
-    return true;
+static int read_u64(FILE *f, uint64_t *v) {
+    return fread(v, sizeof *v, 1, f) == 1 ? 0 : -1;
 }
 
 cf_err_t cf_hs_cache_load(const char *dir,
@@ -58,44 +52,43 @@ cf_err_t cf_hs_cache_load(const char *dir,
                           uint8_t *status, size_t n_status, hs_database_t **dbs,
                           size_t n_dbs) {
     char path[4200];
+    char magic[8];
+    uint8_t stored_key[CF_HS_CACHE_KEY_LEN];
     uint64_t n;
-    size_t loaded = 0;
+    char *bytes = NULL;
+    size_t loaded = 0, cap = 0;
     cf_err_t rc = CF_ERR_PARSE;
-    struct stat st;
 
     cache_path(path, sizeof path, dir, key, "");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return CF_ERR_IO;
-    /* Mapped, not read: the databases (megabytes) are deserialized
-     * straight from the page cache instead of copied into the heap
-     * first. */
-    void *map = MAP_FAILED;
-    if (fstat(fd, &st) == 0 && st.st_size > 0)
-        map = mmap(NULL, (size_t)st.st_size, PROT_READ,
-                   MAP_PRIVATE | MAP_POPULATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return CF_ERR_PARSE;
-    const char *p = map, *end = p + st.st_size;
-    if ((size_t)(end - p) < sizeof cache_magic + CF_HS_CACHE_KEY_LEN ||
-        memcmp(p, cache_magic, sizeof cache_magic) != 0 ||
-        memcmp(p + sizeof cache_magic, key, CF_HS_CACHE_KEY_LEN) != 0)
+    FILE *f = fopen(path, "rb");
+    if (!f) return CF_ERR_IO;
+    if (fread(magic, sizeof magic, 1, f) != 1 ||
+        memcmp(magic, cache_magic, sizeof magic) != 0)
         goto done;
-    p += sizeof cache_magic + CF_HS_CACHE_KEY_LEN;
-    if (!read_u64(&p, end, &n) || n != n_status || (size_t)(end - p) < n_status)
+    if (fread(stored_key, sizeof stored_key, 1, f) != 1 ||
+        memcmp(stored_key, key, sizeof stored_key) != 0)
         goto done;
-    if (n_status) memcpy(status, p, n_status);
-    p += n_status;
-    if (!read_u64(&p, end, &n) || n != n_dbs) goto done;
+    if (read_u64(f, &n) || n != n_status) goto done;
+    if (n_status && fread(status, 1, n_status, f) != n_status) goto done;
+    if (read_u64(f, &n) || n != n_dbs) goto done;
     for (; loaded < n_dbs; loaded++) {
         uint64_t size;
         dbs[loaded] = NULL;
-        if (!read_u64(&p, end, &size) || size > (uint64_t)(end - p)) goto done;
+        if (read_u64(f, &size) || size > ((uint64_t)1 << 34)) goto done;
         if (size == 0) continue;
-        if (hs_deserialize_database(p, size, &dbs[loaded]) != HS_SUCCESS) {
+        /* One buffer for all, grown to the largest: its pages are
+         * faulted in once rather than once per database, and the file
+         * is never held whole (peak RSS). */
+        if (size > cap) {
+            cf_free(bytes);
+            if (!(bytes = cf_malloc(size))) goto done;
+            cap = size;
+        }
+        if (fread(bytes, 1, size, f) != size) goto done;
+        if (hs_deserialize_database(bytes, size, &dbs[loaded]) != HS_SUCCESS) {
             dbs[loaded] = NULL;
             goto done;
         }
-        p += size;
     }
     rc = CF_OK;
 done:
@@ -103,7 +96,8 @@ done:
         for (size_t i = 0; i < loaded; i++) hs_free_database(dbs[i]);
         for (size_t i = 0; i < n_dbs; i++) dbs[i] = NULL;
     }
-    munmap(map, (size_t)st.st_size);
+    cf_free(bytes);
+    fclose(f);
     return rc;
 }
 
