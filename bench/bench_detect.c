@@ -440,6 +440,9 @@ int main(int argc, char **argv) {
             die(err);
     if (cf_rulebook_finish(rb, err, sizeof err) != CF_OK) die(err);
     t_load = cpu_now() - t_load;
+    printf("rule files: %zu, %zu of them parsed, the others read from the "
+           "rule file cache\n",
+           rb->n_files, rb->n_files - rb->n_cached);
     char cache_dir[] = "/tmp/cf_bench_cache_XXXXXX";
     if (!mkdtemp(cache_dir)) die("cannot create a temporary cache folder");
     cf_free(cfg->cache_dir);

@@ -261,7 +261,9 @@ static const struct cf_config_section_def sections[] = {
     SECTION("input", input_keys, "How events are read."),
     SECTION("dead_letter", dead_letter_keys,
             "Where input that cannot be processed goes."),
-    SECTION("cache", cache_keys, "The compiled-rule cache."),
+    SECTION("cache", cache_keys,
+            "The rule cache (parsed rule files, compiled databases; see The "
+            "rule cache)."),
     SECTION("output", output_keys, "Which records are written."),
     LIST_SECTION("outputs", output_item_keys,
                  "Where records go: a list, one item per output, each with "
