@@ -584,7 +584,10 @@ static void load_file(struct book *b, const char *path, const struct stat *st,
         return;
     }
     b->rb.n_files++;
-    if (b->cache) {
+    /* Only regular files: a named pipe or a device given as the rule
+     * path is read every time (its stat says nothing of what it holds). */
+    bool cacheable = b->cache && S_ISREG(st->st_mode);
+    if (cacheable) {
         size_t blob_len;
         const void *blob =
             cf_rbcache_lookup(b->cache, path, st, &blob_len, &text, &len);
@@ -603,7 +606,7 @@ static void load_file(struct book *b, const char *path, const struct stat *st,
     }
     struct mark m = mark_of(b);
     parse_text(b, path, text, len, placeholders);
-    if (b->cache && !b->nomem) {
+    if (cacheable && !b->nomem) {
         struct cf_buf out = CF_BUF_INIT;
         encode_outcome(b, &m, &out);
         if (!out.failed)
