@@ -498,6 +498,36 @@ static bool get_records(struct cf_codec_rd *rd, struct cf_rule_rejection **arr,
     return !rd->bad && !rd->nomem;
 }
 
+/* A filter document from its stored text.  jansson's parser drops bytes
+ * when an allocation fails while it buffers a token (lex_save ignores
+ * the failure), so the document is dumped again and compared with the
+ * text: one that differs is not used (rd->bad: the file is parsed
+ * instead). */
+static json_t *load_filter_doc(const char *text, size_t len,
+                               struct cf_codec_rd *rd) {
+    json_error_t jerr;
+    json_t *doc = json_loadb(text, len, JSON_ALLOW_NUL, &jerr);
+    if (!doc) {
+        if (json_error_code(&jerr) == json_error_out_of_memory)
+            rd->nomem = true;
+        else
+            rd->bad = true;
+        return NULL;
+    }
+    struct cf_buf again = CF_BUF_INIT;
+    cf_buf_json(&again, doc, JSON_COMPACT);
+    if (again.failed)
+        rd->nomem = true;
+    else if (again.len != len || memcmp(again.data, text, len) != 0)
+        rd->bad = true;
+    cf_buf_free(&again);
+    if (rd->bad || rd->nomem) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
 /* Adds a stored outcome to the book as if the file had been parsed.
  * False when it does not decode or memory ran out (b->nomem); the book
  * is as before then. */
@@ -541,9 +571,9 @@ static bool replay_outcome(struct book *b, const void *blob, size_t len,
             const char *text = cf_codec_view_str(&rd, &tlen);
             bool with_ph = cf_codec_get_u32(&rd) != 0;
             char *path = cf_codec_get_str(&rd);
-            json_error_t jerr;
-            json_t *doc =
-                text ? json_loadb(text, tlen, JSON_ALLOW_NUL, &jerr) : NULL;
+            json_t *doc = text && !rd.bad && !rd.nomem
+                              ? load_filter_doc(text, tlen, &rd)
+                              : NULL;
             if (!rd.bad && !rd.nomem && (!doc || !path)) rd.bad = true;
             if (!rd.bad && !rd.nomem &&
                 grow((void **)&b->filters, b->n_filters, sizeof(*b->filters)))
