@@ -627,7 +627,7 @@ static void load_file(struct book *b, const char *path, const struct stat *st,
                 return;
             }
             if (b->nomem) return;
-            cf_rbcache_reject_last(b->cache);
+            cf_rbcache_reject_last(b->cache, path);
         }
     }
     if (!text && !(text = cf_read_file(path, &len, err, sizeof(err)))) {

@@ -9,9 +9,9 @@
  *     str path | u64 dev, ino, size, mtime_s, mtime_ns, ctime_s, ctime_ns |
  *     u64 verified_ns | sha256(content)[32] | u64 blob_len | blob
  * (all u64 fixed 8 bytes; str: u64 length plus one, bytes).  Entries are
- * in the order the loader
- * reached the files, which is the order it reaches them next time, so a
- * lookup is one comparison unless files came or went.
+ * in the order the loader reached the files, which is the order it
+ * reaches them next time, so a lookup is one comparison unless files came
+ * or went.
  */
 #define _GNU_SOURCE /* dl_iterate_phdr */
 #include "rulebook_cache.h"
@@ -375,10 +375,13 @@ const void *cf_rbcache_lookup(struct cf_rbcache *c, const char *path,
     return e.blob;
 }
 
-void cf_rbcache_reject_last(struct cf_rbcache *c) {
+void cf_rbcache_reject_last(struct cf_rbcache *c, const char *path) {
     if (c->n_out) c->n_out--;
     c->dirty = true;
-    warn_damaged(c, "an entry does not decode");
+    fprintf(stderr,
+            "chainfuse: warning: rule file cache %s: the entry for %s does "
+            "not decode; parsing the file\n",
+            c->file, path);
 }
 
 void cf_rbcache_put(struct cf_rbcache *c, const char *path,

@@ -61,9 +61,9 @@ const void *cf_rbcache_lookup(struct cf_rbcache *c, const char *path,
                               const struct stat *st, size_t *blob_len,
                               char **text, size_t *text_len);
 
-/* The last hit could not be used after all (its outcome did not decode):
- * drops it, and reports the cache as damaged once. */
-void cf_rbcache_reject_last(struct cf_rbcache *c);
+/* The last hit, for `path`, could not be used after all (its outcome did
+ * not decode): drops it, and says so on stderr. */
+void cf_rbcache_reject_last(struct cf_rbcache *c, const char *path);
 
 /* Stores the outcome of parsing text[0..len) read from `path` (stat
  * `st`).  Borrows everything.  Out of memory stores nothing. */

@@ -581,12 +581,14 @@ static void test_tree_contents(void **state) {
     tree_teardown(&t);
 }
 
-/* Sets the stat stored for `rule_path` in cache file `file` to `st`, and
- * the file's checksum to match (layout: rules/rulebook_cache.c).  This
- * is how an edit in the same timestamp tick as the read looks: the stat
- * says nothing changed. */
-static void forge_stat(const char *file, const char *rule_path,
-                       const struct stat *st) {
+/* Edits the entry for `rule_path` in cache file `file` and sets the
+ * file's checksum to match (layout: rules/rulebook_cache.c), so only
+ * what the entry says changes: with `st`, its stored stat becomes `st`
+ * (how an edit in the same timestamp tick as the read looks: the stat
+ * says nothing changed); without, its outcome becomes bytes that do not
+ * decode. */
+static void forge_entry(const char *file, const char *rule_path,
+                        const struct stat *st) {
     FILE *f = fopen(file, "r+b");
     assert_non_null(f);
     static unsigned char buf[1 << 20];
@@ -603,18 +605,20 @@ static void forge_stat(const char *file, const char *rule_path,
         bool match =
             v - 1 == strlen(rule_path) && memcmp(p, rule_path, v - 1) == 0;
         p += v - 1;
-        if (match) {
+        if (match && st) {
             uint64_t fs[7] = {
                 (uint64_t)st->st_dev,          (uint64_t)st->st_ino,
                 (uint64_t)st->st_size,         (uint64_t)st->st_mtim.tv_sec,
                 (uint64_t)st->st_mtim.tv_nsec, (uint64_t)st->st_ctim.tv_sec,
                 (uint64_t)st->st_ctim.tv_nsec};
             memcpy(p, fs, sizeof fs);
-            found = true;
         }
         p += 7 * 8 + 8 + 32;
         memcpy(&v, p, 8);
-        p += 8 + v;
+        p += 8;
+        if (match && !st) memset(p, 0xff, v); /* a varint with no end */
+        found = found || match;
+        p += v;
     }
     assert_true(found);
     uint64_t crc = crc32(crc32(0L, Z_NULL, 0), buf + 56, (uInt)(n - 56));
@@ -639,7 +643,7 @@ static void test_racy_edit(void **state) {
     snprintf(path, sizeof path, "%s/a.yml", t.rules);
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(find_cache_file(t.cache, ".rules", file, sizeof file), 1);
-    forge_stat(file, path, &st);
+    forge_entry(file, path, &st);
     assert_int_equal(load_both(&t, t.cached, t.none, NULL, 0, &rb), 5);
     assert_true(has_pattern(rb, "alpha2"));
     assert_false(has_pattern(rb, "alpha1"));
@@ -742,6 +746,16 @@ static void test_damaged_cache(void **state) {
     char file[4200], err[2048];
     assert_int_equal(load_both(&t, t.cached, t.none, NULL, 0, NULL), 0);
     assert_int_equal(find_cache_file(t.cache, ".rules", file, sizeof file), 1);
+    /* One entry that does not decode, the file intact: that rule file is
+     * parsed, the others still come from the cache. */
+    char path[300];
+    snprintf(path, sizeof path, "%s/b.yml", t.rules);
+    forge_entry(file, path, NULL);
+    assert_int_equal(load_both(&t, t.cached, t.none, err, sizeof err, NULL), 5);
+    assert_non_null(strstr(err, "the entry for"));
+    assert_non_null(strstr(err, "b.yml does not decode; parsing the file"));
+    assert_int_equal(load_both(&t, t.cached, t.none, err, sizeof err, NULL), 6);
+    assert_string_equal(err, "");
     for (int truncated = 0; truncated < 2; truncated++) {
         damage(file, truncated);
         assert_int_equal(load_both(&t, t.cached, t.none, err, sizeof err, NULL),
