@@ -249,6 +249,12 @@ json_t *cf_yaml_to_json(const char *text, size_t len, char *errstr,
     return docs;
 }
 
+const char *cf_yaml_json_versions(char *buf, size_t size) {
+    snprintf(buf, size, "libyaml %s, jansson %s", yaml_get_version_string(),
+             jansson_version_str());
+    return buf;
+}
+
 char *cf_read_file(const char *path, size_t *len, char *errstr,
                    size_t errstr_size) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

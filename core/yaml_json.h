@@ -35,6 +35,11 @@ json_t *cf_yaml_to_json(const char *text, size_t len, char *errstr,
 const char *cf_scalar_text(const json_t *v, char *buf, size_t size,
                            size_t *len);
 
+/* The versions of the YAML and JSON libraries this process runs with
+ * ("libyaml 0.2.5, jansson 2.14"): what they parse can change with them,
+ * so caches of parsed rules are keyed by it. */
+const char *cf_yaml_json_versions(char *buf, size_t size);
+
 /* Reads a whole file into a NUL-terminated buffer the caller frees with
  * cf_free(); *len (when len is non-NULL) is its length without the NUL.
  * NULL with errstr when the file cannot be opened or read, or memory

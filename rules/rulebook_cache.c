@@ -18,7 +18,10 @@
 
 #include <errno.h>
 #include <link.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <pcre2.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -156,7 +159,9 @@ static int find_build_id(struct dl_phdr_info *info, size_t size, void *arg) {
 
 /* Everything the parse depends on besides the files: the build that
  * parses (its build id; without one, the executable's identity and
- * time), the placeholder values, and where the paths lead. */
+ * time), the libraries it parses with (YAML, JSON, PCRE2 for checking
+ * regexes, OpenSSL for digests), the placeholder values, and where the
+ * paths lead. */
 static bool make_key(const char *root, const json_t *placeholders,
                      uint8_t key[HASH_LEN]) {
     static const char tag[] = "chainfuse " CF_VERSION " rulebook-cache 1";
@@ -175,6 +180,16 @@ static bool make_key(const char *root, const json_t *placeholders,
     } else {
         return false; /* no way to tell builds apart: no cache */
     }
+    cf_buf_putc(&b, '\0');
+    /* The libraries the parse goes through are linked dynamically: an
+     * upgrade of one changes no build id. */
+    char versions[128], pcre[64] = "";
+    pcre2_config(PCRE2_CONFIG_VERSION, pcre);
+    cf_buf_puts(&b, cf_yaml_json_versions(versions, sizeof versions));
+    cf_buf_putc(&b, '\0');
+    cf_buf_puts(&b, pcre);
+    cf_buf_putc(&b, '\0');
+    cf_buf_puts(&b, OpenSSL_version(OPENSSL_VERSION));
     cf_buf_putc(&b, '\0');
     if (placeholders)
         cf_buf_json(&b, placeholders, JSON_SORT_KEYS | JSON_COMPACT);

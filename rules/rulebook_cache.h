@@ -6,7 +6,9 @@
  *
  * One cache file per cf_rulebook_load() call (<dir>/<hex key>.rules), the
  * key covering the chainfuse build (its ELF build id, so any change of
- * the parser misses), the `placeholders` config (the only config the
+ * the parser misses) and the versions of the libraries parsing goes
+ * through (libyaml, jansson, PCRE2, OpenSSL: linked dynamically, an
+ * upgrade changes no build id), the `placeholders` config (the only config the
  * parse reads), the rule path as given and, for a relative one, the
  * working directory.  Inside, one entry per rule file: its path, a
  * SHA-256 of its content, the stat of the file it was read from, and the
