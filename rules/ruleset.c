@@ -1949,13 +1949,30 @@ static int on_field_literal(unsigned int id, unsigned long long from,
 
 /* Scans `v` with `db` (a literal database: db_part.literal), or marks
  * what the memo says that scan reports. */
+/* An event value being scanned, with its memo hash (of the bytes
+ * alone, computed at most once however many databases scan it). */
+struct value_ref {
+    const char *v;
+    uint32_t len;
+    bool hashed;
+    uint64_t hash;
+};
+
 static void scan_value(struct cf_matcher *m, const hs_database_t *db,
-                       bool literal, const char *v, uint32_t len,
-                       const char *what) {
+                       bool literal, struct value_ref *ref, const char *what) {
+    const char *v = ref->v;
+    uint32_t len = ref->len;
     struct memo_entry *e = NULL;
     uint64_t h = 0;
     if (m->memo && len <= MEMO_MAX_VALUE) {
-        h = cf_hash_words((uint64_t)(uintptr_t)db, v, len);
+        if (!ref->hashed) {
+            ref->hash = cf_hash_words(0, v, len);
+            ref->hashed = true;
+        }
+        /* the database's address, spread over the low bits that pick
+         * the slot (an address's own low bits are alignment zeros) */
+        h = ref->hash ^
+            (((uint64_t)(uintptr_t)db * UINT64_C(0x9e3779b97f4a7c15)) >> 32);
         e = &m->memo[h & (MEMO_SLOTS - 1)];
         if (e->db == db && e->hash == h && e->len == len &&
             memcmp(e->blob + e->n_ids, v, len) == 0) {
@@ -2510,6 +2527,7 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
             /* JSON null is no value: it matches `field: null` (checked
              * directly), never a string pattern, not even ''. */
             if (f->type == CF_VALUE_NULL) continue;
+            struct value_ref ref = {f->value, f->value_len, false, 0};
             for (uint32_t s = f->name_hash & rs->slot_mask; rs->slots[s];
                  s = (s + 1) & rs->slot_mask) {
                 const struct field_db *d = &rs->dbs[rs->slots[s] - 1];
@@ -2520,13 +2538,12 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
                     if (d->parts[p].db &&
                         bits_intersect(d->parts[p].routes, m->routes,
                                        rs->route_words))
-                        scan_value(m, d->parts[p].db, d->parts[p].literal,
-                                   f->value, f->value_len, d->name);
+                        scan_value(m, d->parts[p].db, d->parts[p].literal, &ref,
+                                   d->name);
                 break;
             }
             for (uint32_t k = 0; k < m->n_kw_dbs; k++)
-                scan_value(m, m->kw_dbs[k], false, f->value, f->value_len,
-                           "the keywords");
+                scan_value(m, m->kw_dbs[k], false, &ref, "the keywords");
         }
     }
 
