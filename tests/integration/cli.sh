@@ -4,14 +4,7 @@
 # dead-letter file while good input is processed.
 set -uo pipefail
 CF="$1"
-command -v jq >/dev/null || { echo "SKIP: jq not installed (deploy/bootstrap.sh installs it)"; exit 77; }
-T="$(mktemp -d)"
-trap 'rm -rf "$T"' EXIT
-export CHAINFUSE_CACHE_DIR="$T/cache"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok: $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/harness.sh"
 
 check "--version prints the version" '"$CF" --version | grep -q "^chainfuse [0-9]"'
 check "--help exits 0" '"$CF" --help >/dev/null'

@@ -7,13 +7,7 @@
 set -uo pipefail
 CF="$1"
 SRC="${CF_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
-T="$(mktemp -d)"
-trap 'rm -rf "$T"' EXIT
-export CHAINFUSE_CACHE_DIR="$T/cache"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok: $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/harness.sh"
 
 mkdir -p "$T/rules"
 cat > "$T/rules/good.yml" <<'R'

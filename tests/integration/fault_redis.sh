@@ -28,14 +28,9 @@ ZIPS=$(find "$SHARED/data/otrf/datasets" -name '*.zip' 2>/dev/null | sort)
 if [ -z "$ZIPS" ] || [ ! -d "$SHARED/data/sigma/rules" ]; then
     shared_missing "$SHARED/data/otrf/datasets or $SHARED/data/sigma/rules"
 fi
-T=$(mktemp -d)
+. "$(dirname "${BASH_SOURCE[0]}")/lib/harness.sh"
 RPID=
 trap '[ -n "$RPID" ] && { kill -9 $RPID; wait $RPID; } 2>/dev/null; jobs -p | xargs -r kill -9 2>/dev/null; [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"' EXIT
-export CHAINFUSE_CACHE_DIR="${CHAINFUSE_CACHE_DIR:-$T/cache}"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok: $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 
 for z in $ZIPS; do unzip -p "$z"; done > "$T/in.jsonl"
 LINES=$(wc -l < "$T/in.jsonl")

@@ -24,19 +24,12 @@ set -uo pipefail
 CF="$1"
 SHARED=${CF_SHARED_DIR:-$(cd "$(dirname "$0")/../../.." && pwd)/shared}
 . "$(dirname "${BASH_SOURCE[0]}")/../ci/shared_data.sh"
-command -v jq >/dev/null || { echo "SKIP: jq not installed"; exit 77; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/harness.sh"
 command -v unzip >/dev/null || { echo "SKIP: unzip not installed"; exit 77; }
 ZIPS=$(find "$SHARED/data/otrf/datasets" -name '*.zip' 2>/dev/null | sort)
 if [ -z "$ZIPS" ] || [ ! -d "$SHARED/data/sigma/rules" ]; then
     shared_missing "$SHARED/data/otrf/datasets or $SHARED/data/sigma/rules"
 fi
-T=$(mktemp -d)
-trap 'jobs -p | xargs -r kill -9 2>/dev/null; [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"' EXIT
-export CHAINFUSE_CACHE_DIR="${CHAINFUSE_CACHE_DIR:-$T/cache}"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok: $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 
 # A sanitizer build runs about ten times slower: a third of the
 # recordings keep its run time reasonable.  A release build reads the

@@ -39,13 +39,8 @@ for z in $ZIPS; do
     [ -f "$z" ] || shared_missing "$z"
 done
 [ -d "$SHARED/data/sigma/rules" ] || shared_missing "$SHARED/data/sigma/rules"
-T=$(mktemp -d)
+. "$(dirname "${BASH_SOURCE[0]}")/lib/harness.sh"
 trap 'exec 3>&- 2>/dev/null; jobs -p | xargs -r kill -9 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"' EXIT
-export CHAINFUSE_CACHE_DIR="${CHAINFUSE_CACHE_DIR:-$T/cache}"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok: $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 
 for z in $ZIPS; do unzip -p "$z"; done > "$T/in.jsonl"
 split -n l/30 -d "$T/in.jsonl" "$T/chunk."

@@ -10,17 +10,10 @@
 # expectation is computed from an unfiltered run of the same input.
 set -uo pipefail
 CF="$1"
-command -v jq >/dev/null || { echo "SKIP: jq not installed"; exit 77; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/harness.sh"
 SRC="${CF_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 GEN="${CF_BINARY_DIR:-$(dirname "$CF")}/gen_scenario"
 [ -x "$GEN" ] || { echo "FAIL: $GEN not built"; exit 1; }
-T="$(mktemp -d)"
-trap 'rm -rf "$T"' EXIT
-export CHAINFUSE_CACHE_DIR="${CHAINFUSE_CACHE_DIR:-$T/cache}"
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok: $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 RULES="$SRC/rules/pack"
 
 "$GEN" --events 3000 > "$T/s.jsonl"

@@ -10,11 +10,8 @@ CF="$1"
 SIGMA="${CF_SHARED_DIR:-$(dirname "$0")/../../../shared}/data/sigma"
 . "$(dirname "${BASH_SOURCE[0]}")/../ci/shared_data.sh"
 [ -d "$SIGMA/rules" ] || shared_missing "$SIGMA/rules"
-command -v jq >/dev/null || { echo "SKIP: jq not installed"; exit 77; }
-T="$(mktemp -d)"; trap 'rm -rf "$T"' EXIT
-export CHAINFUSE_CACHE_DIR="$T/cache"
-pass=0 fail=0
-check() { if eval "$2"; then pass=$((pass+1)); echo "ok: $1"; else fail=$((fail+1)); echo "FAIL: $1"; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/harness.sh"
+export CHAINFUSE_CACHE_DIR="$T/cache" # its own: it checks what the cache holds
 
 "$CF" check --rules "$SIGMA/rules" --rules "$SIGMA/rules-threat-hunting" --json > "$T/cold.json"
 jq -r '"cold: \(.rules_loaded) of \(.rules_total) loaded, \(.rules_rejected) rejected, compile \(.compile.seconds) s"' "$T/cold.json"
