@@ -146,7 +146,7 @@ struct cf_pipeline {
      * system call), the workers' detection on every batch. */
     int64_t start_up_ns, read_ns, detect_ns, fuse_ns;
     uint64_t read_calls, sampled_reads, sampled_records;
-    bool fuse_exact; /* fuse_ns measured on every batch (threads) */
+    bool stages_exact; /* threads: detect_ns, fuse_ns timed on every batch */
     uint64_t sample_state;
     int64_t clock_cost; /* ns a cf_thread_cpu_ns() call costs */
     bool checkpointing; /* re-entry guard (an input's hook) */
@@ -1027,7 +1027,7 @@ cf_err_t cf_pipeline_run(struct cf_pipeline *p, struct cf_input *in,
         p->workers = cf_workers_new(p->setup.threads, p->setup.rs, p->times,
                                     &p->setup.cfg->limits, errstr, errstr_size);
         if (!p->workers) return CF_ERR;
-        p->fuse_exact = true;
+        p->stages_exact = true;
         rc = run_threaded(p, in, errstr, errstr_size);
         p->detect_ns += cf_workers_detect_ns(p->workers);
         cf_workers_destroy(p->workers);
@@ -1068,10 +1068,10 @@ static double scaled(int64_t ns, uint64_t all, uint64_t sampled) {
 /* --stats cpu_seconds: where the process's CPU went, stage by stage, each
  * measured as itself (never one figure less another). */
 static json_t *stage_stats(const struct cf_pipeline *p) {
-    double fuse = p->fuse_exact
+    double fuse = p->stages_exact
                       ? (double)p->fuse_ns / 1e9
                       : scaled(p->fuse_ns, p->records, p->sampled_records);
-    double detect = p->fuse_exact
+    double detect = p->stages_exact
                         ? (double)p->detect_ns / 1e9
                         : scaled(p->detect_ns, p->records, p->sampled_records);
     return json_pack(
