@@ -219,6 +219,26 @@ static void name_pop(struct event_storage *st, struct name_mark mark) {
  * with its spaces removed, so rules written either way match and the
  * lookups (rules, entities, suppressions) need no rule of their own.
  * Names without a space, nearly all, cost one memchr. */
+/* Whether s[0..n) holds a ' ', eight bytes a step: names are short and
+ * checked once per leaf, where a memchr call costs more than the look. */
+static bool has_space(const char *s, size_t n) {
+    const uint64_t ones = UINT64_C(0x0101010101010101);
+    const uint64_t spaces = ones * ' ', highs = ones * 0x80;
+    uint64_t w;
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        w ^= spaces;
+        if ((w - ones) & ~w & highs) return true;
+    }
+    if (n) {
+        /* the bytes past n set, so they never read as a space */
+        w = (cf_load_tail((const unsigned char *)s, n) ^ spaces) |
+            ~(uint64_t)0 << (8 * n);
+        if ((w - ones) & ~w & highs) return true;
+    }
+    return false;
+}
+
 static bool emit_unspaced(struct flatten *fl, const struct cf_event_field *f) {
     struct event_storage *st = fl->st;
     struct cf_event *ev = fl->ev;
@@ -227,7 +247,7 @@ static bool emit_unspaced(struct flatten *fl, const struct cf_event_field *f) {
     size_t at = tag >> 1, len = f->name_len, off = st->names.len, kept = 0;
     const char *name;
 
-    if (!memchr((in_names ? st->names.data : st->strings.data) + at, ' ', len))
+    if (!has_space((in_names ? st->names.data : st->strings.data) + at, len))
         return true;
     /* Reserved first: `name` may point into `names` itself. */
     if (off + len + 1 > UINT32_MAX / 2 || !cf_buf_reserve(&st->names, len + 1))

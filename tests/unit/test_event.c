@@ -191,8 +191,10 @@ static void test_spaced_names(void **state) {
               "{\"@Name\":\"Detection User\",\"#text\":\"CORP\\\\alice\"}]}}}");
     assert_leaf("SourceName", "AMSI", CF_VALUE_STRING);
     assert_leaf("DetectionUser", "CORP\\alice", CF_VALUE_STRING);
-    decode_ok("{\"EventID\":1,\"Image\":\"x\"}");
-    assert_int_equal(ev.n_fields, 2);
+    decode_ok("{\"EventID\":1,\"Image\":\"x\",\"ParentCommandLine\":\"y\","
+              "\"TargetFilename_1\":\"z\",\"Details\\u0020\":\"w\"}");
+    assert_int_equal(ev.n_fields, 6); /* only the last has a space */
+    assert_leaf("Details", "w", CF_VALUE_STRING);
 }
 
 static void test_arrays_and_nesting(void **state) {
