@@ -869,6 +869,12 @@ static uint32_t routing_field(const struct cf_router *r,
     return UINT32_MAX;
 }
 
+/* tolower() without the locale lookup: routing values compare as ASCII
+ * (see the top of this file), and this runs on every event's key. */
+static char ascii_lower(char c) {
+    return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+}
+
 static bool value_eq(const char *lower, const struct cf_event_field *f) {
     for (uint32_t i = 0; i < f->value_len; i++) {
         if (lower[i] == '\0' ||
@@ -961,11 +967,11 @@ const uint64_t *cf_router_route(const struct cf_router *r,
         size_t at = key->len;
         cf_buf_append(key, f->value, vlen);
         for (size_t b = at; b < key->len; b++)
-            key->data[b] = (char)tolower((unsigned char)key->data[b]);
+            key->data[b] = ascii_lower(key->data[b]);
     }
     if (key->failed) goto uncached;
     size_t len = key->len;
-    uint64_t h = cf_hash_bytes(key->data, len);
+    uint64_t h = cf_hash_words(0, key->data, len);
     uint32_t s = (uint32_t)h & (LS_CACHE_SLOTS - 1);
     for (; c->slots[s].key; s = (s + 1) & (LS_CACHE_SLOTS - 1)) {
         struct ls_slot *sl = &c->slots[s];
