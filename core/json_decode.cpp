@@ -134,6 +134,58 @@ size_t copy_to_backslash(const char *s, const char *e, char *d) {
 #endif
 }
 
+/* Decodes the escape whose backslash is at s[-1], writing its UTF-8 to
+ * *d and advancing it.  Returns the byte after the escape, or nullptr on
+ * a bad escape or a lone surrogate (e bounds the reads). */
+const char *decode_escape(const char *s, const char *e, char **d) {
+    char *o = *d;
+    if (s >= e) return nullptr;
+    switch (*s++) {
+    case '"': *o++ = '"'; break;
+    case '\\': *o++ = '\\'; break;
+    case '/': *o++ = '/'; break;
+    case 'b': *o++ = '\b'; break;
+    case 'f': *o++ = '\f'; break;
+    case 'n': *o++ = '\n'; break;
+    case 'r': *o++ = '\r'; break;
+    case 't': *o++ = '\t'; break;
+    case 'u': {
+        if (e - s < 4) return nullptr;
+        int cp = hex4(s);
+        if (cp < 0) return nullptr;
+        s += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (e - s < 6 || s[0] != '\\' || s[1] != 'u') return nullptr;
+            int lo = hex4(s + 2);
+            if (lo < 0xDC00 || lo > 0xDFFF) return nullptr;
+            s += 6;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            return nullptr;
+        }
+        if (cp < 0x80) {
+            *o++ = (char)cp;
+        } else if (cp < 0x800) {
+            *o++ = (char)(0xC0 | (cp >> 6));
+            *o++ = (char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            *o++ = (char)(0xE0 | (cp >> 12));
+            *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+            *o++ = (char)(0x80 | (cp & 0x3F));
+        } else {
+            *o++ = (char)(0xF0 | (cp >> 18));
+            *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+            *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+            *o++ = (char)(0x80 | (cp & 0x3F));
+        }
+        break;
+    }
+    default: return nullptr;
+    }
+    *d = o;
+    return s;
+}
+
 /* Unescapes the string body [s, e) into dst (which has room for e - s
  * bytes plus the 15 of copy_to_backslash: an escape never expands).
  * Returns the length or -1 on a bad escape or a lone surrogate. */
@@ -144,50 +196,7 @@ long unescape(const char *s, const char *e, char *dst) {
         d += run;
         s += run;
         if (s >= e) break;
-        s++;
-        if (s >= e) return -1;
-        switch (*s++) {
-        case '"': *d++ = '"'; break;
-        case '\\': *d++ = '\\'; break;
-        case '/': *d++ = '/'; break;
-        case 'b': *d++ = '\b'; break;
-        case 'f': *d++ = '\f'; break;
-        case 'n': *d++ = '\n'; break;
-        case 'r': *d++ = '\r'; break;
-        case 't': *d++ = '\t'; break;
-        case 'u': {
-            if (e - s < 4) return -1;
-            int cp = hex4(s);
-            if (cp < 0) return -1;
-            s += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (e - s < 6 || s[0] != '\\' || s[1] != 'u') return -1;
-                int lo = hex4(s + 2);
-                if (lo < 0xDC00 || lo > 0xDFFF) return -1;
-                s += 6;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                return -1;
-            }
-            if (cp < 0x80) {
-                *d++ = (char)cp;
-            } else if (cp < 0x800) {
-                *d++ = (char)(0xC0 | (cp >> 6));
-                *d++ = (char)(0x80 | (cp & 0x3F));
-            } else if (cp < 0x10000) {
-                *d++ = (char)(0xE0 | (cp >> 12));
-                *d++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-                *d++ = (char)(0x80 | (cp & 0x3F));
-            } else {
-                *d++ = (char)(0xF0 | (cp >> 18));
-                *d++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-                *d++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-                *d++ = (char)(0x80 | (cp & 0x3F));
-            }
-            break;
-        }
-        default: return -1;
-        }
+        if (!(s = decode_escape(s + 1, e, &d))) return -1;
     }
     return (long)(d - dst);
 }
@@ -226,6 +235,37 @@ bool looks_truncated(const char *s, size_t n) {
     return seen && (in_string || depth > 0);
 }
 
+/* Appends a node; -1 when out of memory. */
+long push_node(cf_json_parser *p, uint32_t key_off, uint32_t key_len,
+               uint8_t type) {
+    if (p->n_nodes == p->cap_nodes) {
+        uint32_t cap = p->cap_nodes ? p->cap_nodes * 2 : 256;
+        void *n = cf_realloc(p->nodes, cap * sizeof *p->nodes);
+        if (!n) return -1;
+        p->nodes = (cf_json_node *)n;
+        p->cap_nodes = cap;
+    }
+    cf_json_node *node = &p->nodes[p->n_nodes];
+    node->key_off = key_off;
+    node->key_len = key_len;
+    node->text_off = 0;
+    node->text_len = 0;
+    node->end = p->n_nodes + 1;
+    node->type = type;
+    return (long)p->n_nodes++;
+}
+
+/* Appends s[0..n) NUL-terminated to the strings buffer (sized so that
+ * this cannot overflow, see parse). */
+void put_text(cf_json_parser *p, const char *s, size_t n, uint32_t *off,
+              uint32_t *len) {
+    memcpy(p->strings + p->str_len, s, n);
+    p->strings[p->str_len + n] = '\0';
+    *off = (uint32_t)p->str_len;
+    *len = (uint32_t)n;
+    p->str_len += n + 1;
+}
+
 class walker {
   public:
     walker(cf_json_parser *p, unsigned max_depth)
@@ -255,24 +295,9 @@ class walker {
     unsigned max_depth_;
 
     long push(uint32_t key_off, uint32_t key_len, uint8_t type) {
-        if (p_->n_nodes == p_->cap_nodes) {
-            uint32_t cap = p_->cap_nodes ? p_->cap_nodes * 2 : 256;
-            void *n = cf_realloc(p_->nodes, cap * sizeof *p_->nodes);
-            if (!n) {
-                status = CF_JSON_NOMEM;
-                return -1;
-            }
-            p_->nodes = (cf_json_node *)n;
-            p_->cap_nodes = cap;
-        }
-        cf_json_node *node = &p_->nodes[p_->n_nodes];
-        node->key_off = key_off;
-        node->key_len = key_len;
-        node->text_off = 0;
-        node->text_len = 0;
-        node->end = p_->n_nodes + 1;
-        node->type = type;
-        return (long)p_->n_nodes++;
+        long idx = push_node(p_, key_off, key_len, type);
+        if (idx < 0) status = CF_JSON_NOMEM;
+        return idx;
     }
 
     /* Appends the unescaped body [s, e) NUL-terminated to the strings
@@ -444,6 +469,206 @@ class walker {
     }
 };
 
+/* ---- flat objects, without simdjson ------------------------------------
+ *
+ * Most events are one object of scalars ({"EventID":10,"Image":"..."}).
+ * For them, running simdjson's stage 1 and then walking the On-Demand
+ * iterator (which re-checks every step) cost more than the events' own
+ * bytes: a third of decoding.  The scanner below reads such an object in
+ * one pass, copying and unescaping strings 16 bytes a step as the
+ * walker does.  It accepts only what simdjson accepts and yields the
+ * same nodes and strings (tests/unit/test_json_flat.c compares the two on
+ * every shared recording and on mutated lines); anything else (a nested
+ * value, a byte it is not sure of, any error) declines, and simdjson
+ * parses the text and words the error as before. */
+
+enum class flat { ok, declined, nomem };
+
+/* Whether s[0..n) is well-formed UTF-8 (the Unicode standard's table
+ * 3-7: no overlong forms, no surrogates, nothing past U+10FFFF), 16
+ * ASCII bytes a step. */
+bool valid_utf8(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+#ifdef __SSE2__
+        if (i + 16 <= n &&
+            !_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(s + i)))) {
+            i += 16;
+            continue;
+        }
+#endif
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
+            need = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            need = 2;
+            if (c == 0xE0) lo = 0xA0;
+            if (c == 0xED) hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            need = 3;
+            if (c == 0xF0) lo = 0x90;
+            if (c == 0xF4) hi = 0x8F;
+        } else {
+            return false;
+        }
+        if (n - i <= need || s[i + 1] < lo || s[i + 1] > hi) return false;
+        for (size_t k = 2; k <= need; k++)
+            if ((s[i + k] & 0xC0) != 0x80) return false;
+        i += need + 1;
+    }
+    return true;
+}
+
+size_t skip_ws(const char *s, size_t n, size_t i) {
+    while (i < n && is_ws(s[i])) i++;
+    return i;
+}
+
+/* The string whose body starts at s[*pos] (just past its opening quote),
+ * unescaped into the strings buffer and NUL-terminated; *pos moves past
+ * the closing quote.  False for what is not a JSON string: unclosed, a
+ * raw control character, a bad escape.  Reads stay inside s[0..n); writes
+ * may run 15 bytes past the text, as copy_to_backslash's do. */
+bool flat_string(cf_json_parser *p, const char *s, size_t n, size_t *pos,
+                 uint32_t *off, uint32_t *len) {
+    size_t i = *pos;
+    char *dst = p->strings + p->str_len, *d = dst;
+    for (;;) {
+#ifdef __SSE2__
+        const __m128i quote = _mm_set1_epi8('"');
+        const __m128i bs = _mm_set1_epi8('\\');
+        const __m128i ctl = _mm_set1_epi8(0x1F);
+        unsigned m = 0;
+        for (; i + 16 <= n; i += 16, d += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+            _mm_storeu_si128((__m128i *)d, v);
+            __m128i stop = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bs)),
+                _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v)); /* v <= 0x1F */
+            if ((m = (unsigned)_mm_movemask_epi8(stop)) != 0) break;
+        }
+        if (m) {
+            unsigned k = (unsigned)__builtin_ctz(m);
+            i += k;
+            d += k;
+        } else
+#endif
+        {
+            while (i < n && s[i] != '"' && s[i] != '\\' &&
+                   (unsigned char)s[i] >= 0x20)
+                *d++ = s[i++];
+            if (i >= n) return false;
+        }
+        if (s[i] == '"') break;
+        if (s[i] != '\\') return false;
+        const char *next = decode_escape(s + i + 1, s + n, &d);
+        if (!next) return false;
+        i = (size_t)(next - s);
+    }
+    *d = '\0';
+    *off = (uint32_t)p->str_len;
+    *len = (uint32_t)(d - dst);
+    p->str_len += (size_t)(d - dst) + 1;
+    *pos = i + 1;
+    return true;
+}
+
+bool number_char(char c) {
+    return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' ||
+           c == 'e' || c == 'E';
+}
+
+/* One scalar member value at s[*pos] as a node keyed (koff, klen). */
+flat flat_value(cf_json_parser *p, const char *s, size_t n, size_t *pos,
+                uint32_t koff, uint32_t klen) {
+    static const char t[] = "true", f[] = "false";
+    size_t i = *pos;
+    uint8_t type;
+    const char *lit = nullptr;
+    size_t lit_len = 0;
+    char c = s[i];
+    if (c == '"') {
+        type = CF_JSON_STRING;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+        type = CF_JSON_NUMBER;
+        size_t j = i;
+        while (j < n && number_char(s[j])) j++;
+        if (!valid_number(s + i, j - i)) return flat::declined;
+        lit = s + i;
+        lit_len = j - i;
+    } else if (c == 't' && n - i >= 4 && memcmp(s + i, t, 4) == 0) {
+        type = CF_JSON_BOOL;
+        lit = t;
+        lit_len = 4;
+    } else if (c == 'f' && n - i >= 5 && memcmp(s + i, f, 5) == 0) {
+        type = CF_JSON_BOOL;
+        lit = f;
+        lit_len = 5;
+    } else if (c == 'n' && n - i >= 4 && memcmp(s + i, "null", 4) == 0) {
+        type = CF_JSON_NULL;
+        lit = ""; /* its text is the empty string */
+    } else {
+        return flat::declined; /* a nested value, or not JSON */
+    }
+    long idx = push_node(p, koff, klen, type);
+    if (idx < 0) return flat::nomem;
+    cf_json_node *node = &p->nodes[idx];
+    if (type == CF_JSON_STRING) {
+        i++;
+        if (!flat_string(p, s, n, &i, &node->text_off, &node->text_len))
+            return flat::declined;
+    } else {
+        put_text(p, lit, lit_len, &node->text_off, &node->text_len);
+        i += type == CF_JSON_NULL ? 4 : lit_len;
+    }
+    *pos = i;
+    return flat::ok;
+}
+
+/* The whole text as one object of scalars, or declined. */
+flat parse_flat(cf_json_parser *p, const char *s, size_t n) {
+    size_t i = skip_ws(s, n, 0);
+    if (i >= n || s[i] != '{') return flat::declined;
+    if (!valid_utf8((const unsigned char *)s, n)) return flat::declined;
+    if (push_node(p, CF_JSON_NO_KEY, 0, CF_JSON_OBJECT) < 0) return flat::nomem;
+    i = skip_ws(s, n, i + 1);
+    if (i < n && s[i] == '}') {
+        i++;
+    } else {
+        for (;;) {
+            uint32_t koff, klen;
+            if (i >= n || s[i] != '"') return flat::declined;
+            i++;
+            if (!flat_string(p, s, n, &i, &koff, &klen)) return flat::declined;
+            i = skip_ws(s, n, i);
+            if (i >= n || s[i] != ':') return flat::declined;
+            i = skip_ws(s, n, i + 1);
+            if (i >= n) return flat::declined;
+            flat r = flat_value(p, s, n, &i, koff, klen);
+            if (r != flat::ok) return r;
+            i = skip_ws(s, n, i);
+            if (i < n && s[i] == ',') {
+                i = skip_ws(s, n, i + 1);
+                continue;
+            }
+            if (i < n && s[i] == '}') {
+                i++;
+                break;
+            }
+            return flat::declined;
+        }
+    }
+    if (skip_ws(s, n, i) != n) return flat::declined;
+    p->nodes[0].end = p->n_nodes;
+    return flat::ok;
+}
+
 cf_json_status from_simdjson(error_code e, const char *text, size_t len) {
     switch (e) {
     case SUCCESS: return CF_JSON_OK;
@@ -457,16 +682,10 @@ cf_json_status from_simdjson(error_code e, const char *text, size_t len) {
 }
 
 cf_json_status parse(cf_json_parser *p, const char *text, size_t len,
-                     unsigned max_depth, char *strings, cf_json_doc *doc) {
+                     unsigned max_depth, char *strings, cf_json_doc *doc,
+                     cf_json_engine engine) {
     if (len >= max_input) return CF_JSON_TOO_LONG;
     if (max_depth == 0) max_depth = 1;
-    /* simdjson reads up to SIMDJSON_PADDING bytes past the input. */
-    cf_buf_reset(&p->padded);
-    if (!cf_buf_reserve(&p->padded, len + SIMDJSON_PADDING))
-        return CF_JSON_NOMEM;
-    cf_buf_append(&p->padded, text, len);
-    memset(p->padded.data + len, 0, SIMDJSON_PADDING);
-
     /* Unescaped text never exceeds its source and every value gets one
      * NUL; "true"/"false"/"" are never longer than their source plus
      * one either, so cf_json_strings_size bounds the strings buffer and
@@ -474,6 +693,27 @@ cf_json_status parse(cf_json_parser *p, const char *text, size_t len,
     p->strings = strings;
     p->str_len = 0;
     p->n_nodes = 0;
+    if (engine != CF_JSON_ENGINE_SIMDJSON) {
+        switch (parse_flat(p, text, len)) {
+        case flat::ok:
+            doc->nodes = p->nodes;
+            doc->n_nodes = p->n_nodes;
+            doc->strings = p->strings;
+            return CF_JSON_OK;
+        case flat::nomem: return CF_JSON_NOMEM;
+        case flat::declined:
+            if (engine == CF_JSON_ENGINE_FLAT) return CF_JSON_DECLINED;
+            p->str_len = 0;
+            p->n_nodes = 0;
+            break;
+        }
+    }
+    /* simdjson reads up to SIMDJSON_PADDING bytes past the input. */
+    cf_buf_reset(&p->padded);
+    if (!cf_buf_reserve(&p->padded, len + SIMDJSON_PADDING))
+        return CF_JSON_NOMEM;
+    cf_buf_append(&p->padded, text, len);
+    memset(p->padded.data + len, 0, SIMDJSON_PADDING);
 
     /* simdjson checks its own depth bound as it walks; ours is
      * checked first, but its bound must not be the smaller one. */
@@ -547,11 +787,19 @@ extern "C" enum cf_json_status cf_json_parse(struct cf_json_parser *p,
                                              const char *text, size_t len,
                                              unsigned max_depth, char *strings,
                                              struct cf_json_doc *doc) {
+    return cf_json_parse_with(p, text, len, max_depth, strings, doc,
+                              CF_JSON_ENGINE_AUTO);
+}
+
+extern "C" enum cf_json_status
+cf_json_parse_with(struct cf_json_parser *p, const char *text, size_t len,
+                   unsigned max_depth, char *strings, struct cf_json_doc *doc,
+                   enum cf_json_engine engine) {
     doc->nodes = nullptr;
     doc->n_nodes = 0;
     doc->strings = nullptr;
     try {
-        return parse(p, text, len, max_depth, strings, doc);
+        return parse(p, text, len, max_depth, strings, doc, engine);
     } catch (const std::bad_alloc &) {
         return CF_JSON_NOMEM;
     } catch (...) {

@@ -41,7 +41,8 @@ enum cf_json_status {
     CF_JSON_BAD_UTF8,   /* the bytes are not valid UTF-8 */
     CF_JSON_NOT_OBJECT, /* valid JSON, but the root is not an object */
     CF_JSON_TOO_LONG,   /* longer than this interface can address (2 GiB) */
-    CF_JSON_NOMEM
+    CF_JSON_NOMEM,
+    CF_JSON_DECLINED /* only from cf_json_parse_with(CF_JSON_ENGINE_FLAT) */
 };
 
 #define CF_JSON_NO_KEY UINT32_MAX
@@ -82,7 +83,10 @@ static inline size_t cf_json_strings_size(size_t len) {
 }
 
 /* Parses `text` (len bytes; need not be NUL-terminated nor padded: it is
- * copied into the parser's padded buffer).  The root must be an object
+ * read in place or copied into the parser's padded buffer).  An object of
+ * scalars, the usual event, is read by chainfuse's own one-pass scanner;
+ * anything else, or anything it declines, by simdjson: the two give the
+ * same nodes and strings for what both accept.  The root must be an object
  * nested at most max_depth levels (the root object is level 1).
  * Unescaped strings go to `strings`, the caller's buffer of at least
  * cf_json_strings_size(len) bytes, so that a caller can keep pointing at
@@ -90,6 +94,21 @@ static inline size_t cf_json_strings_size(size_t len) {
 enum cf_json_status cf_json_parse(struct cf_json_parser *p, const char *text,
                                   size_t len, unsigned max_depth, char *strings,
                                   struct cf_json_doc *doc);
+
+/* Which reader parses: both as cf_json_parse does (AUTO), or one alone,
+ * for the tests that compare them (FLAT returns CF_JSON_DECLINED for a
+ * text it leaves to simdjson). */
+enum cf_json_engine {
+    CF_JSON_ENGINE_AUTO,
+    CF_JSON_ENGINE_FLAT,
+    CF_JSON_ENGINE_SIMDJSON
+};
+
+enum cf_json_status cf_json_parse_with(struct cf_json_parser *p,
+                                       const char *text, size_t len,
+                                       unsigned max_depth, char *strings,
+                                       struct cf_json_doc *doc,
+                                       enum cf_json_engine engine);
 
 /* A short human-readable name of the simdjson kernel in use (for the
  * benchmark's report). */

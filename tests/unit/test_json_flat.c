@@ -1,0 +1,290 @@
+/*
+ * test_json_flat.c - the one-pass scanner for flat objects
+ * (core/json_decode.cpp, parse_flat) against simdjson.
+ *
+ * The scanner may decline any text; what it accepts, simdjson must
+ * accept too, with the same nodes and the same strings at the same
+ * offsets.  Checked on hand-written edge cases, on every line of every
+ * shared OTRF recording, and on those lines mutated byte by byte
+ * (deterministic pseudo-random edits that aim at the grammar: quotes,
+ * backslashes, brackets, control and non-ASCII bytes, cuts).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "json_decode.h"
+#include "shared_data.h"
+
+static struct cf_json_parser *flat_p, *simd_p;
+static char *flat_s, *simd_s;
+static size_t strings_cap;
+
+struct tally {
+    long both_ok;      /* accepted by both, identical */
+    long declined;     /* left to simdjson */
+    long simd_refused; /* refused by simdjson (and declined) */
+    long mismatches;   /* anything else: a bug */
+};
+
+static int setup(void **state) {
+    (void)state;
+    flat_p = cf_json_parser_new();
+    simd_p = cf_json_parser_new();
+    return flat_p && simd_p ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    cf_json_parser_destroy(flat_p);
+    cf_json_parser_destroy(simd_p);
+    free(flat_s);
+    free(simd_s);
+    return 0;
+}
+
+static void reserve(size_t len) {
+    size_t need = cf_json_strings_size(len);
+    if (need <= strings_cap) return;
+    flat_s = realloc(flat_s, need);
+    simd_s = realloc(simd_s, need);
+    assert_non_null(flat_s);
+    assert_non_null(simd_s);
+    strings_cap = need;
+}
+
+static bool same_doc(const struct cf_json_doc *a, const struct cf_json_doc *b) {
+    if (a->n_nodes != b->n_nodes) return false;
+    for (uint32_t i = 0; i < a->n_nodes; i++) {
+        const struct cf_json_node *x = &a->nodes[i], *y = &b->nodes[i];
+        if (x->type != y->type || x->end != y->end ||
+            x->key_off != y->key_off || x->key_len != y->key_len ||
+            x->text_off != y->text_off || x->text_len != y->text_len)
+            return false;
+        if (x->key_off != CF_JSON_NO_KEY &&
+            memcmp(a->strings + x->key_off, b->strings + y->key_off,
+                   x->key_len + 1) != 0)
+            return false;
+        if (x->type >= CF_JSON_STRING &&
+            memcmp(a->strings + x->text_off, b->strings + y->text_off,
+                   x->text_len + 1) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Parses `text` with both readers and tallies the outcome; prints the
+ * first few texts where they disagree. */
+static void compare(const char *text, size_t len, struct tally *t) {
+    struct cf_json_doc fd, sd;
+    reserve(len);
+    enum cf_json_status fs = cf_json_parse_with(flat_p, text, len, 64, flat_s,
+                                                &fd, CF_JSON_ENGINE_FLAT);
+    enum cf_json_status ss = cf_json_parse_with(simd_p, text, len, 64, simd_s,
+                                                &sd, CF_JSON_ENGINE_SIMDJSON);
+    if (fs == CF_JSON_DECLINED) {
+        t->declined++;
+        if (ss != CF_JSON_OK) t->simd_refused++;
+        return;
+    }
+    if (fs == CF_JSON_OK && ss == CF_JSON_OK && same_doc(&fd, &sd)) {
+        t->both_ok++;
+        return;
+    }
+    if (t->mismatches++ < 5)
+        fprintf(stderr, "flat %d, simdjson %d: %.*s\n", (int)fs, (int)ss,
+                (int)(len > 300 ? 300 : len), text);
+}
+
+static void test_edge_cases(void **state) {
+    (void)state;
+    static const char *accepted[] = {
+        "{}",
+        " \t{ } \r\n",
+        "{\"a\":1}",
+        "{\"\":\"\"}",
+        "{\"a\":\"b\",\"a\":\"c\"}",
+        "{\"n\":-0.5e+10,\"m\":0,\"k\":123456789012345678901234567890}",
+        "{\"t\":true,\"f\":false,\"z\":null}",
+        "{ \"a\" : \"x\" , \"b\" : 2 }",
+        "{\"e\":\"\\\"\\\\\\/"
+        "\\b\\f\\n\\r\\t\\u0041\\u00e9\\u20ac\\ud83d\\ude00\"}",
+        "{\"k\\u0020ey\":\"C:\\\\Windows\\\\System32\\\\lsass.exe\"}",
+        "{\"nul\":\"a\\u0000b\"}",
+        "{\"utf8\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}",
+        "{\"long\":\"0123456789abcdef0123456789abcdef0123456789abcdef\\\"x\"}",
+        "{\"a\":1.0E-2,\"b\":-1,\"c\":1e5}",
+    };
+    static const char *refused[] = {
+        "",
+        "{",
+        "}",
+        "{\"a\"}",
+        "{\"a\":}",
+        "{\"a\":1,}",
+        "{,\"a\":1}",
+        "{\"a\":01}",
+        "{\"a\":1.}",
+        "{\"a\":.5}",
+        "{\"a\":-}",
+        "{\"a\":1e}",
+        "{\"a\":+1}",
+        "{\"a\":tru}",
+        "{\"a\":truex}",
+        "{\"a\":nul}",
+        "{\"a\":\"b}",
+        "{\"a\":\"\\x\"}",
+        "{\"a\":\"\\u12\"}",
+        "{\"a\":\"\\ud800\"}",
+        "{\"a\":\"\\udc00\"}",
+        "{\"a\":\"\\ud800\\u0041\"}",
+        "{\"a\":\"tab\there\"}",
+        "{\"a\":\"nl\nhere\"}",
+        "{\"a\":1}x",
+        "{\"a\":1}{}",
+        "{\"a\":\"\xc3\"}",
+        "{\"a\":\"\xc0\xaf\"}",
+        "{\"a\":\"\xed\xa0\x80\"}",
+        "{\"a\":\"\xf4\x90\x80\x80\"}",
+        "{\"a\":\"\xe0\x80\xaf\"}",
+        "{\"a\":\"\xff\"}",
+        "{\"a\" \"b\"}",
+        "{'a':1}",
+        "{a:1}",
+        "{\"a\":1 \"b\":2}",
+        "{\"a\":1}\x00",
+        "[1,2]",
+        "\"s\"",
+    };
+    struct tally t = {0};
+    for (size_t i = 0; i < sizeof accepted / sizeof *accepted; i++)
+        compare(accepted[i], strlen(accepted[i]), &t);
+    assert_int_equal(t.mismatches, 0);
+    /* The scanner must really take these, or the speed is gone. */
+    assert_int_equal(t.both_ok, (long)(sizeof accepted / sizeof *accepted));
+    memset(&t, 0, sizeof t);
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        size_t len = strlen(refused[i]);
+        if (strcmp(refused[i], "{\"a\":1}") == 0) len++; /* the NUL case */
+        compare(refused[i], len, &t);
+    }
+    assert_int_equal(t.mismatches, 0);
+    assert_int_equal(t.both_ok, 0);
+    assert_int_equal(t.simd_refused, (long)(sizeof refused / sizeof *refused));
+    /* Nested values are simdjson's, and parse the same through AUTO. */
+    const char *nested = "{\"a\":{\"b\":[1,\"x\"]},\"c\":2}";
+    struct cf_json_doc d;
+    reserve(strlen(nested));
+    assert_int_equal(cf_json_parse_with(flat_p, nested, strlen(nested), 64,
+                                        flat_s, &d, CF_JSON_ENGINE_FLAT),
+                     CF_JSON_DECLINED);
+    assert_int_equal(
+        cf_json_parse(flat_p, nested, strlen(nested), 64, flat_s, &d),
+        CF_JSON_OK);
+    assert_int_equal(d.n_nodes, 6);
+}
+
+/* xorshift64: a fixed sequence, so a failure reproduces. */
+static uint64_t next_random(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* One edit of line[0..len) into out; returns the new length. */
+static size_t mutate(const char *line, size_t len, char *out, uint64_t *rnd) {
+    static const char bytes[] = {
+        '"', '\\', '{',  '}',        '[',        ']',        ',',        ':',
+        ' ', '\0', 0x1f, (char)0x80, (char)0xc3, (char)0xed, (char)0xf4, 'u',
+        'e', '-',  '.',  '0',        't',        'n',        '\n',       '/'};
+    size_t at = len ? next_random(rnd) % len : 0;
+    char b = bytes[next_random(rnd) % sizeof bytes];
+    memcpy(out, line, len);
+    switch (next_random(rnd) % 4) {
+    case 0: /* replace */
+        if (len) out[at] = b;
+        return len;
+    case 1: /* delete */
+        if (!len) return 0;
+        memmove(out + at, out + at + 1, len - at - 1);
+        return len - 1;
+    case 2: /* insert */
+        memmove(out + at + 1, out + at, len - at);
+        out[at] = b;
+        return len + 1;
+    default: /* cut */ return at;
+    }
+}
+
+static void test_otrf_recordings(void **state) {
+    (void)state;
+    const char *shared = getenv("CF_SHARED_DIR");
+    char cmd[4400];
+    if (!shared) {
+        if (cf_test_shared_missing("OTRF recordings") == 77) skip();
+        fail();
+    }
+    snprintf(cmd, sizeof cmd,
+             "find '%s/data/otrf/datasets' -name '*.zip' -print0 | sort -z | "
+             "xargs -0 -n1 unzip -p 2>/dev/null",
+             shared);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char *line = NULL, *edit = NULL;
+    size_t cap = 0, edit_cap = 0;
+    ssize_t n;
+    long lines = 0;
+    uint64_t rnd = 0x9e3779b97f4a7c15u;
+    struct tally t = {0}, m = {0};
+    while ((n = getline(&line, &cap, p)) > 0) {
+        size_t len = (size_t)n;
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+        lines++;
+        compare(line, len, &t);
+        if (lines % 7 != 0) continue;
+        if (edit_cap < len + 2) {
+            edit_cap = len + 2;
+            edit = realloc(edit, edit_cap);
+            assert_non_null(edit);
+        }
+        for (int k = 0; k < 3; k++) {
+            size_t elen = mutate(line, len, edit, &rnd);
+            compare(edit, elen, &m);
+        }
+    }
+    free(line);
+    free(edit);
+    pclose(p);
+    if (lines == 0) {
+        if (cf_test_shared_missing("OTRF recordings") == 77) skip();
+        fail();
+    }
+    fprintf(stderr,
+            "OTRF: %ld lines: %ld read by the scanner, %ld left to simdjson; "
+            "mutated: %ld read, %ld left (%ld of them refused)\n",
+            lines, t.both_ok, t.declined, m.both_ok, m.declined,
+            m.simd_refused);
+    assert_int_equal(t.mismatches, 0);
+    assert_int_equal(m.mismatches, 0);
+    /* Most recorded events are flat objects; the scanner must take them
+     * (LSASS_campaign_01 alone is 53,698 such lines). */
+    assert_true(t.both_ok > 50000);
+    /* The mutations must reach both sides of the scanner's decisions. */
+    assert_true(m.both_ok > 1000);
+    assert_true(m.simd_refused > 1000);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_edge_cases),
+        cmocka_unit_test(test_otrf_recordings),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
