@@ -525,6 +525,22 @@ bool valid_utf8(const unsigned char *s, size_t n) {
     return true;
 }
 
+/* What the one-letter escape \c stands for, '\0' for \u and anything
+ * that is not an escape. */
+char one_letter_escape(char c) {
+    switch (c) {
+    case '"': return '"';
+    case '\\': return '\\';
+    case '/': return '/';
+    case 'b': return '\b';
+    case 'f': return '\f';
+    case 'n': return '\n';
+    case 'r': return '\r';
+    case 't': return '\t';
+    default: return '\0';
+    }
+}
+
 size_t skip_ws(const char *s, size_t n, size_t i) {
     while (i < n && is_ws(s[i])) i++;
     return i;
@@ -567,6 +583,15 @@ bool flat_string(cf_json_parser *p, const char *s, size_t n, size_t *pos,
         }
         if (s[i] == '"') break;
         if (s[i] != '\\') return false;
+        /* Paths escape a backslash every few bytes and rendered
+         * messages end every line with \r\n: the one-letter escapes
+         * without the call. */
+        char one = i + 1 < n ? one_letter_escape(s[i + 1]) : '\0';
+        if (one) {
+            *d++ = one;
+            i += 2;
+            continue;
+        }
         const char *next = decode_escape(s + i + 1, s + n, &d);
         if (!next) return false;
         i = (size_t)(next - s);
