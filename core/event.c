@@ -275,6 +275,25 @@ static bool emit_unspaced(struct flatten *fl, const struct cf_event_field *f) {
     return true;
 }
 
+static bool room_for_field(struct cf_event *ev) {
+    if (ev->n_fields < ev->cap_fields) return true;
+    uint32_t cap = ev->cap_fields ? ev->cap_fields * 2 : 64;
+    struct cf_event_field *nf = cf_realloc(ev->fields, cap * sizeof *nf);
+    if (!nf) return false;
+    ev->fields = nf;
+    ev->cap_fields = cap;
+    return true;
+}
+
+static uint8_t value_type(uint8_t json_type) {
+    switch (json_type) {
+    case CF_JSON_NUMBER: return CF_VALUE_NUMBER;
+    case CF_JSON_BOOL: return CF_VALUE_BOOL;
+    case CF_JSON_NULL: return CF_VALUE_NULL;
+    default: return CF_VALUE_STRING;
+    }
+}
+
 /* Adds a leaf named by the current name with the text value[0..len),
  * which lies in a buffer that does not move during a decode (strings or
  * inner); a composed name's offset in `names` (which may move as it
@@ -289,14 +308,7 @@ static bool emit_value(struct flatten *fl, const char *value, uint32_t len,
     uint32_t hash;
 
     if (st->name_len == 0) return true; /* nameless: nothing can match it */
-    if (st->name_len > UINT32_MAX / 2) return false;
-    if (ev->n_fields == ev->cap_fields) {
-        uint32_t cap = ev->cap_fields ? ev->cap_fields * 2 : 64;
-        struct cf_event_field *nf = cf_realloc(ev->fields, cap * sizeof *nf);
-        if (!nf) return false;
-        ev->fields = nf;
-        ev->cap_fields = cap;
-    }
+    if (st->name_len > UINT32_MAX / 2 || !room_for_field(ev)) return false;
     if (st->name_key != CF_JSON_NO_KEY) {
         if (st->name_key != st->last_key) {
             st->last_key = st->name_key;
@@ -334,14 +346,26 @@ static bool emit_value(struct flatten *fl, const char *value, uint32_t len,
 
 /* Adds a leaf named by the current name with the scalar node's text. */
 static bool emit(struct flatten *fl, const struct cf_json_node *node) {
-    uint8_t type;
-    switch (node->type) {
-    case CF_JSON_NUMBER: type = CF_VALUE_NUMBER; break;
-    case CF_JSON_BOOL: type = CF_VALUE_BOOL; break;
-    case CF_JSON_NULL: type = CF_VALUE_NULL; break;
-    default: type = CF_VALUE_STRING; break;
-    }
-    return emit_value(fl, fl->strings + node->text_off, node->text_len, type);
+    return emit_value(fl, fl->strings + node->text_off, node->text_len,
+                      value_type(node->type));
+}
+
+/* A top-level scalar whose key lies in st->strings (every member of the
+ * usual flat event): the leaf emit_value would add under that key, made
+ * without setting and restoring the current name, which only composed
+ * names need. */
+static bool emit_member(struct flatten *fl, const struct cf_json_node *n) {
+    struct cf_event *ev = fl->ev;
+    if (n->key_len == 0) return true; /* nameless: nothing can match it */
+    if (n->key_len > UINT32_MAX / 2 || !room_for_field(ev)) return false;
+    struct cf_event_field *f = &ev->fields[ev->n_fields++];
+    f->name = (const char *)(((uintptr_t)n->key_off << 1) | 1);
+    f->name_len = n->key_len;
+    f->name_hash = cf_hash_name(fl->strings + n->key_off, n->key_len);
+    f->value = fl->strings + n->text_off;
+    f->value_len = n->text_len;
+    f->type = value_type(n->type);
+    return emit_unspaced(fl, f);
 }
 
 /* An empty value for a Data element that has a name but no text; the
@@ -839,7 +863,9 @@ static bool flatten_root(struct flatten *fl) {
             break;
         default: break;
         }
-        ok = fold_renamed(fl, c, flatten_plain);
+        ok = cn->type >= CF_JSON_STRING && fl->own_keys
+                 ? emit_member(fl, cn)
+                 : fold_renamed(fl, c, flatten_plain);
         if (!ok) return false;
     }
     return true;
