@@ -525,21 +525,22 @@ bool valid_utf8(const unsigned char *s, size_t n) {
     return true;
 }
 
-/* What the one-letter escape \c stands for, '\0' for \u and anything
- * that is not an escape. */
-char one_letter_escape(char c) {
-    switch (c) {
-    case '"': return '"';
-    case '\\': return '\\';
-    case '/': return '/';
-    case 'b': return '\b';
-    case 'f': return '\f';
-    case 'n': return '\n';
-    case 'r': return '\r';
-    case 't': return '\t';
-    default: return '\0';
+/* What each one-letter escape \c stands for; '\0' for \u and for what
+ * is not an escape.  A table: a message has dozens of escapes. */
+struct escape_table {
+    char to[256];
+    constexpr escape_table() : to() {
+        to[(unsigned char)'"'] = '"';
+        to[(unsigned char)'\\'] = '\\';
+        to[(unsigned char)'/'] = '/';
+        to[(unsigned char)'b'] = '\b';
+        to[(unsigned char)'f'] = '\f';
+        to[(unsigned char)'n'] = '\n';
+        to[(unsigned char)'r'] = '\r';
+        to[(unsigned char)'t'] = '\t';
     }
-}
+};
+constexpr escape_table one_letter_escapes;
 
 size_t skip_ws(const char *s, size_t n, size_t i) {
     while (i < n && is_ws(s[i])) i++;
@@ -586,7 +587,8 @@ bool flat_string(cf_json_parser *p, const char *s, size_t n, size_t *pos,
         /* Paths escape a backslash every few bytes and rendered
          * messages end every line with \r\n: the one-letter escapes
          * without the call. */
-        char one = i + 1 < n ? one_letter_escape(s[i + 1]) : '\0';
+        char one =
+            i + 1 < n ? one_letter_escapes.to[(unsigned char)s[i + 1]] : '\0';
         if (one) {
             *d++ = one;
             i += 2;
