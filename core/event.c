@@ -4,9 +4,9 @@
  * XML-as-JSON events to the flat field names Sigma rules use.
  *
  * Called by the pipeline for every input record (the hot path) and by
- * tests and tools.  The JSON work is done by json_decode.cpp
- * (simdjson); this file walks the resulting node tape, builds dotted
- * names and copies names and values into the event's own buffer.
+ * tests and tools.  The JSON work is done by json_decode.cpp (a flat
+ * scanner, else simdjson); this file walks the resulting node tape, builds
+ * dotted names and copies names and values into the event's own buffer.
  *
  * Threading: a decoder and an event belong to one thread.
  */
