@@ -2070,10 +2070,15 @@ static cf_err_t scan_literals(struct cf_matcher *m, const struct cf_event *ev,
         m->leaf_end = e;
         m->leaf_cap = ev->n_fields + 1;
     }
+    /* Reserved above: copied without cf_buf_append's checks per leaf. */
+    char *at = m->concat.data;
     for (uint32_t i = 0; i < ev->n_fields; i++) {
-        cf_buf_append(&m->concat, ev->fields[i].value, ev->fields[i].value_len);
-        m->leaf_end[i] = (uint32_t)m->concat.len;
+        memcpy(at, ev->fields[i].value, ev->fields[i].value_len);
+        at += ev->fields[i].value_len;
+        m->leaf_end[i] = (uint32_t)(at - m->concat.data);
     }
+    m->concat.len = (size_t)(at - m->concat.data);
+    *at = '\0'; /* the buffer's own NUL, as cf_buf keeps it */
     m->n_leaves = ev->n_fields;
     for (uint32_t i = 0; i < n; i++)
         check_hs(m,
