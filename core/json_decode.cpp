@@ -476,53 +476,39 @@ class walker {
  * iterator (which re-checks every step) cost more than the events' own
  * bytes: a third of decoding.  The scanner below reads such an object in
  * one pass, copying and unescaping strings 16 bytes a step as the
- * walker does.  It accepts only what simdjson accepts and yields the
- * same nodes and strings (tests/unit/test_json_flat.c compares the two on
- * every shared recording and on mutated lines); anything else (a nested
- * value, a byte it is not sure of, any error) declines, and simdjson
- * parses the text and words the error as before. */
+ * walker does and checking their UTF-8 as it goes.  It accepts only what
+ * simdjson accepts and yields the same nodes and strings
+ * (tests/unit/test_json_flat.c compares the two on every shared recording and
+ * on mutated lines); anything else (a nested value, a byte it is not sure of,
+ * any error) declines, and simdjson parses the text and words the error as
+ * before. */
 
 enum class flat { ok, declined, nomem };
 
-/* Whether s[0..n) is well-formed UTF-8 (the Unicode standard's table
- * 3-7: no overlong forms, no surrogates, nothing past U+10FFFF), 16
- * ASCII bytes a step. */
-bool valid_utf8(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-#ifdef __SSE2__
-        if (i + 16 <= n &&
-            !_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(s + i)))) {
-            i += 16;
-            continue;
-        }
-#endif
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        } else {
-            return false;
-        }
-        if (n - i <= need || s[i + 1] < lo || s[i + 1] > hi) return false;
-        for (size_t k = 2; k <= need; k++)
-            if ((s[i + k] & 0xC0) != 0x80) return false;
-        i += need + 1;
+/* The length of the well-formed UTF-8 sequence that starts with the
+ * non-ASCII byte s[0] (the Unicode standard's table 3-7: no overlong
+ * forms, no surrogates, nothing past U+10FFFF), or 0 when it is not one
+ * or does not fit in s[0..n). */
+size_t utf8_sequence(const unsigned char *s, size_t n) {
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+    size_t need;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return 0;
     }
-    return true;
+    if (n <= need || s[1] < lo || s[1] > hi) return 0;
+    for (size_t k = 2; k <= need; k++)
+        if ((s[k] & 0xC0) != 0x80) return 0;
+    return need + 1;
 }
 
 /* What each one-letter escape \c stands for; '\0' for \u and for what
@@ -565,9 +551,11 @@ bool flat_string(cf_json_parser *p, const char *s, size_t n, size_t *pos,
         for (; i + 16 <= n; i += 16, d += 16) {
             __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
             _mm_storeu_si128((__m128i *)d, v);
+            /* quote, backslash, v <= 0x1F, or a non-ASCII byte (its
+             * high bit, which movemask reads) */
             __m128i stop = _mm_or_si128(
                 _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bs)),
-                _mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v)); /* v <= 0x1F */
+                _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v), v));
             if ((m = (unsigned)_mm_movemask_epi8(stop)) != 0) break;
         }
         if (m) {
@@ -578,11 +566,21 @@ bool flat_string(cf_json_parser *p, const char *s, size_t n, size_t *pos,
 #endif
         {
             while (i < n && s[i] != '"' && s[i] != '\\' &&
-                   (unsigned char)s[i] >= 0x20)
+                   (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x80)
                 *d++ = s[i++];
             if (i >= n) return false;
         }
         if (s[i] == '"') break;
+        if ((unsigned char)s[i] >= 0x80) {
+            /* UTF-8 is checked here, in the strings, where all of it is:
+             * outside them a non-ASCII byte is not JSON anyway. */
+            size_t len = utf8_sequence((const unsigned char *)s + i, n - i);
+            if (!len) return false;
+            memcpy(d, s + i, len);
+            d += len;
+            i += len;
+            continue;
+        }
         if (s[i] != '\\') return false;
         /* Paths escape a backslash every few bytes and rendered
          * messages end every line with \r\n: the one-letter escapes
@@ -662,7 +660,6 @@ flat flat_value(cf_json_parser *p, const char *s, size_t n, size_t *pos,
 flat parse_flat(cf_json_parser *p, const char *s, size_t n) {
     size_t i = skip_ws(s, n, 0);
     if (i >= n || s[i] != '{') return flat::declined;
-    if (!valid_utf8((const unsigned char *)s, n)) return flat::declined;
     if (push_node(p, CF_JSON_NO_KEY, 0, CF_JSON_OBJECT) < 0) return flat::nomem;
     i = skip_ws(s, n, i + 1);
     if (i < n && s[i] == '}') {
