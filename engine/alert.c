@@ -207,8 +207,13 @@ static const struct cf_event_field *first_value(const struct cf_event *ev,
  * first hash; a bare hash is itself.  Sets *len to the part's length. */
 static const char *pick_hash(const char *v, size_t *len) {
     const char *sha = NULL;
-    for (size_t i = 0; i + 7 <= *len; i++)
-        if (strncasecmp(v + i, "SHA256=", 7) == 0) sha = v + i + 7;
+    /* the '=' first: a Sysmon Hashes value is a few hundred bytes, and
+     * comparing at every one of them was most of reading its entities */
+    const char *stop = v + *len;
+    for (const char *eq = *len >= 7 ? v + 6 : stop; eq < stop; eq++) {
+        if (!(eq = memchr(eq, '=', (size_t)(stop - eq)))) break;
+        if (strncasecmp(eq - 6, "SHA256", 6) == 0) sha = eq + 1;
+    }
     if (!sha) {
         const char *eq = memchr(v, '=', *len);
         if (!eq) return v;
