@@ -153,6 +153,9 @@ struct cf_domains {
     size_t n_sids, cap_sids;
     struct account *accounts; /* open addressing, power-of-two size */
     size_t n_accounts, cap_accounts;
+    /* bumped by every change to pairs or accounts, which is all that
+     * normalising an account reads (cf_domains_generation) */
+    uint64_t generation;
     uint64_t pairs_refused, sids_refused, accounts_refused, ambiguous,
         alloc_failures;
 };
@@ -229,6 +232,7 @@ static void add_pair(struct cf_domains *d, const char *nb, const char *dns,
         struct domain_pair *p = &d->pairs[i];
         if (strcmp(p->nb, nb) != 0) continue;
         if (strcmp(p->dns, dns) == 0) {
+            if (configured && !p->configured) d->generation++;
             p->configured = p->configured || configured;
             return;
         }
@@ -242,6 +246,7 @@ static void add_pair(struct cf_domains *d, const char *nb, const char *dns,
                       sizeof *d->pairs))
         return;
     struct domain_pair *p = &d->pairs[d->n_pairs++];
+    d->generation++;
     snprintf(p->nb, sizeof p->nb, "%s", nb);
     snprintf(p->dns, sizeof p->dns, "%s", dns);
     p->configured = configured;
@@ -336,9 +341,11 @@ static void learn_account(struct cf_domains *d, const char *name,
         a->hash = h;
         snprintf(a->name, sizeof a->name, "%s", name);
         d->n_accounts++;
+        d->generation++;
     }
     for (uint8_t i = 0; i < a->n_domains; i++)
         if (strcmp(a->domains[i], domain) == 0) return;
+    d->generation++;
     if (a->n_domains == CF_ACCOUNT_DOMAINS) {
         a->many = true;
         return;
@@ -597,6 +604,10 @@ void cf_domains_destroy(struct cf_domains *d) {
     cf_free(d);
 }
 
+uint64_t cf_domains_generation(const struct cf_domains *d) {
+    return d ? d->generation : 0;
+}
+
 void cf_domains_stats(const struct cf_domains *d, json_t *obj) {
     json_object_set_new(obj, "domains_configured",
                         json_integer((json_int_t)(d->n_pairs - d->n_learned)));
@@ -735,6 +746,7 @@ static void get_fixed(struct cf_ckpt_r *r, char *out, size_t size) {
 }
 
 void cf_domains_load(struct cf_domains *d, struct cf_ckpt_r *r) {
+    d->generation++; /* accounts are written in place below */
     size_t n = cf_ckpt_get_count(r, 4 + 4 + 1);
     for (size_t i = 0; i < n && !r->bad; i++) {
         char nb[64], dns[CF_ENTITY_NORM_MAX];

@@ -211,6 +211,32 @@ struct never_list {
     size_t n;
 };
 
+/* What cf_fusion_sight made of a raw entity text: every event is
+ * sighted, and events repeat their host, account and hashes, whose
+ * normalising, hashing and (for hosts) organisation gave the same answer
+ * the time before.  An entry answers only for the same bytes, compared
+ * in full; an account's answer also depends on the host text it was
+ * normalised beside and on the domains known then (their generation,
+ * engine/entity_norm.h). */
+#define SIGHT_WAYS 4
+struct sight_memo {
+    bool used, has_ctx;
+    uint16_t raw_len, ctx_len, norm_len;
+    uint64_t gen;
+    uint64_t key;     /* value_key of the normalised value (0: none) */
+    uint32_t id, org; /* hosts and accounts: cf_prevalence_id of it;
+                         hosts: org_id of the raw text */
+    char raw[CF_ENTITY_TEXT_MAX];
+    char ctx[CF_ENTITY_TEXT_MAX]; /* accounts: the host text */
+    char norm[CF_ENTITY_NORM_MAX];
+};
+
+/* The last SIGHT_WAYS texts of one kind, replaced in turn. */
+struct sight_memos {
+    struct sight_memo way[SIGHT_WAYS];
+    unsigned next;
+};
+
 struct cf_fusion {
     /* settings */
     int64_t lateness, max_future_skew, window, close_after, dup_window,
@@ -265,7 +291,8 @@ struct cf_fusion {
 
     struct cf_domains *domains; /* NetBIOS <-> DNS domain names known */
     struct cf_norm_entities ne; /* scratch, reused for every alert */
-    struct cf_buf rec;          /* the record being emitted */
+    struct sight_memos memo[CF_ENTITY_COUNT]; /* cf_fusion_sight's */
+    struct cf_buf rec;                        /* the record being emitted */
 
     /* counters */
     uint64_t alerts_in, alerts_processed, late_alerts, no_time_alerts,
@@ -1030,12 +1057,51 @@ static void sight_logon(struct cf_fusion *fu, uint32_t host, const char *hostn,
     memcpy(n->data + klen + sl + 1, what, (size_t)wl + 1);
 }
 
+/* The memo entry of raw text `raw` of kind k (an account's `host` text
+ * beside it, NULL when none): found, or made by normalising it now. */
+static const struct sight_memo *sighted(struct cf_fusion *fu, int k,
+                                        const char *raw, size_t len,
+                                        const char *host, size_t host_len) {
+    struct sight_memos *m = &fu->memo[k];
+    bool user = k == CF_ENTITY_USER;
+    const char *ctx = user ? host : NULL;
+    size_t ctx_len = ctx ? host_len : 0;
+    uint64_t gen = user ? cf_domains_generation(fu->domains) : 0;
+    for (int i = 0; i < SIGHT_WAYS; i++) {
+        const struct sight_memo *e = &m->way[i];
+        if (e->used && e->raw_len == len && e->gen == gen &&
+            e->has_ctx == (ctx != NULL) && e->ctx_len == ctx_len &&
+            memcmp(e->raw, raw, len) == 0 &&
+            (!ctx_len || memcmp(e->ctx, ctx, ctx_len) == 0))
+            return e;
+    }
+    struct sight_memo *e = &m->way[m->next];
+    m->next = (m->next + 1) % SIGHT_WAYS;
+    e->used = true;
+    e->has_ctx = ctx != NULL;
+    e->raw_len = (uint16_t)len;
+    e->ctx_len = (uint16_t)ctx_len;
+    e->gen = gen;
+    memcpy(e->raw, raw, len);
+    if (ctx_len) memcpy(e->ctx, ctx, ctx_len);
+    /* as fusion keys the accounts of alerts (engine/entity_norm.h) */
+    size_t n = cf_entity_normalize_in(user ? fu->domains : NULL,
+                                      (enum cf_entity_kind)k, raw, ctx, e->norm,
+                                      sizeof e->norm);
+    e->norm_len = (uint16_t)n;
+    /* ids name hosts and accounts; every kind's value has a key */
+    e->id = user || k == CF_ENTITY_HOST ? cf_prevalence_id(e->norm, n) : 0;
+    e->key = n ? value_key(k, e->norm, n) : 0;
+    e->org = k == CF_ENTITY_HOST ? org_id(raw) : 0;
+    return e;
+}
+
 void cf_fusion_sight(struct cf_fusion *fu, const struct cf_entity_map *map,
                      const struct cf_event *ev) {
     char text[CF_ENTITY_COUNT][CF_ENTITY_TEXT_MAX];
     size_t tlen[CF_ENTITY_COUNT];
     char norm[CF_ENTITY_NORM_MAX];
-    char hostn[CF_ENTITY_NORM_MAX] = "", usern[CF_ENTITY_NORM_MAX] = "";
+    const char *hostn = "", *usern = "";
     unsigned kinds = 1u << CF_ENTITY_HOST | 1u << CF_ENTITY_LOGON_ID;
     if (!fu || !map || !ev || ev->time_ms == CF_TIME_UNKNOWN) return;
     for (size_t i = 0; i < CF_ARRAY_LEN(sighted_kinds); i++)
@@ -1043,35 +1109,35 @@ void cf_fusion_sight(struct cf_fusion *fu, const struct cf_entity_map *map,
     cf_entity_texts(map, ev, kinds, text, tlen);
     uint32_t host = 0, account = 0, org = 0;
     size_t hl = 0, ul = 0;
+    const struct sight_memo *um = NULL;
     if (tlen[CF_ENTITY_HOST]) {
-        hl = cf_entity_normalize(CF_ENTITY_HOST, text[CF_ENTITY_HOST], hostn,
-                                 sizeof hostn);
-        host = cf_prevalence_id(hostn, hl);
-        org = host_org(fu, host, org_id(text[CF_ENTITY_HOST]), ev->time_ms);
+        const struct sight_memo *hm =
+            sighted(fu, CF_ENTITY_HOST, text[CF_ENTITY_HOST],
+                    tlen[CF_ENTITY_HOST], NULL, 0);
+        hostn = hm->norm;
+        hl = hm->norm_len;
+        host = hm->id;
+        org = host_org(fu, host, hm->org, ev->time_ms);
         cf_prevalence_see_host(fu->pv, host, ev->time_ms);
     }
     if (tlen[CF_ENTITY_USER]) {
-        /* as fusion keys the accounts of alerts (engine/entity_norm.h) */
-        ul = cf_entity_normalize_in(
-            fu->domains, CF_ENTITY_USER, text[CF_ENTITY_USER],
-            tlen[CF_ENTITY_HOST] ? text[CF_ENTITY_HOST] : NULL, usern,
-            sizeof usern);
-        account = cf_prevalence_id(usern, ul);
+        um = sighted(fu, CF_ENTITY_USER, text[CF_ENTITY_USER],
+                     tlen[CF_ENTITY_USER],
+                     tlen[CF_ENTITY_HOST] ? text[CF_ENTITY_HOST] : NULL,
+                     tlen[CF_ENTITY_HOST]);
+        usern = um->norm;
+        ul = um->norm_len;
+        account = um->id;
     }
     fu->events_sighted++;
     for (size_t i = 0; i < CF_ARRAY_LEN(sighted_kinds); i++) {
         int k = sighted_kinds[i];
-        size_t n;
         if (!tlen[k]) continue;
-        if (k == CF_ENTITY_USER) {
-            n = ul;
-            memcpy(norm, usern, n + 1);
-        } else {
-            n = cf_entity_normalize((enum cf_entity_kind)k, text[k], norm,
-                                    sizeof norm);
-        }
-        if (!n) continue;
-        cf_prevalence_see(fu->pv, value_key(k, norm, n), host, org,
+        const struct sight_memo *e =
+            k == CF_ENTITY_USER ? um
+                                : sighted(fu, k, text[k], tlen[k], NULL, 0);
+        if (!e->norm_len) continue;
+        cf_prevalence_see(fu->pv, e->key, host, org,
                           k == CF_ENTITY_USER ? 0 : account, ev->time_ms);
     }
     /* Windows logon events (4624, 4648, ...) name the machine a logon

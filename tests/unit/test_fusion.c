@@ -994,8 +994,10 @@ static void test_severity_order(void **state) {
 /* ---- prevalence, link strength, noise --------------------------------- */
 
 /* Feeds one event to fusion's prevalence, as the pipeline does for every
- * event (fields as a Sysmon/Security event names them). */
-static void sight(struct cf_fusion *fu, int64_t t, const char *fields) {
+ * event (fields as a Sysmon/Security event names them); `learn`: its
+ * domains are learned first, as the pipeline does too. */
+static void sight_learn(struct cf_fusion *fu, int64_t t, const char *fields,
+                        bool learn) {
     char json[512], err[128], when[32];
     struct cf_entity_map *map = cf_entity_map_new(NULL, err, sizeof err);
     struct cf_decoder *dec = cf_decoder_new();
@@ -1009,10 +1011,43 @@ static void sight(struct cf_fusion *fu, int64_t t, const char *fields) {
     assert_int_equal(cf_event_decode(dec, &ev, json, strlen(json), NULL, &why),
                      CF_OK);
     cf_fusion_observe(fu, ev.time_ms);
+    if (learn) cf_fusion_learn(fu, &ev);
     cf_fusion_sight(fu, map, &ev);
     cf_event_free(&ev);
     cf_decoder_destroy(dec);
     cf_entity_map_destroy(map);
+}
+
+static void sight(struct cf_fusion *fu, int64_t t, const char *fields) {
+    sight_learn(fu, t, fields, false);
+}
+
+/* Sighting remembers what the last texts of each kind normalised to;
+ * an account's answer must not outlive the domains it was made under:
+ * "ACME\bchen" is "acme\bchen" until an event teaches that ACME is
+ * acme.local, and "bchen@acme.local", another value, from then on. */
+static void test_sight_follows_domains(void **state) {
+    struct capture c = {0};
+    struct cf_config *cfg;
+    const char *bchen = "\"Hostname\":\"WS03\",\"User\":\"ACME\\\\bchen\"";
+    (void)state;
+    struct cf_fusion *fu = new_fusion(NULL, &c, &cfg);
+    sight(fu, T0, bchen);
+    sight(fu, T0 + SEC, bchen);
+    assert_int_equal(stat(fu, "prevalence_values"), 1);
+    /* the machine's own account on its host: ACME is acme.local (and
+     * "ws04$@acme.local" a value of its own) */
+    sight_learn(fu, T0 + 2 * SEC,
+                "\"Hostname\":\"WS04.acme.local\",\"SubjectUserName\":"
+                "\"WS04$\",\"SubjectDomainName\":\"ACME\"",
+                true);
+    assert_int_equal(stat(fu, "domains_learned"), 1);
+    assert_int_equal(stat(fu, "prevalence_values"), 2);
+    sight(fu, T0 + 3 * SEC, bchen);
+    assert_int_equal(stat(fu, "prevalence_values"), 3);
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
 }
 
 /* A service account on every machine does not link alerts on two of
@@ -1220,6 +1255,7 @@ int main(void) {
         cmocka_unit_test(test_shuffle_within_lateness),
         cmocka_unit_test(test_severity_order),
         cmocka_unit_test(test_prevalence),
+        cmocka_unit_test(test_sight_follows_domains),
         cmocka_unit_test(test_organisations),
         cmocka_unit_test(test_noise),
         cmocka_unit_test(test_informational_context),
