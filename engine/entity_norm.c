@@ -145,6 +145,45 @@ struct account {
     bool many;
 };
 
+/* The fields cf_domains_learn_event reads, found in one pass over an
+ * event (looking each up by name, on every event, cost more than the
+ * learning). */
+enum learn_field {
+    LF_HOSTNAME,
+    LF_COMPUTER,
+    LF_COMPUTER_NAME,
+    LF_HOST_NAME,
+    LF_SUBJECT_DOMAIN,
+    LF_SUBJECT_USER,
+    LF_SUBJECT_SID,
+    LF_TARGET_DOMAIN,
+    LF_TARGET_USER,
+    LF_TARGET_USER_SID,
+    LF_TARGET_SID,
+    LF_USER,
+    LF_COUNT
+};
+
+static const char *const learn_names[LF_COUNT] = {
+    [LF_HOSTNAME] = "Hostname",
+    [LF_COMPUTER] = "Computer",
+    [LF_COMPUTER_NAME] = "ComputerName",
+    [LF_HOST_NAME] = "host.name",
+    [LF_SUBJECT_DOMAIN] = "SubjectDomainName",
+    [LF_SUBJECT_USER] = "SubjectUserName",
+    [LF_SUBJECT_SID] = "SubjectUserSid",
+    [LF_TARGET_DOMAIN] = "TargetDomainName",
+    [LF_TARGET_USER] = "TargetUserName",
+    [LF_TARGET_USER_SID] = "TargetUserSid",
+    [LF_TARGET_SID] = "TargetSid",
+    [LF_USER] = "User"};
+
+/* learn_names by name hash (cf_hash_name), built once per cf_domains:
+ * open addressing over LEARN_SLOTS slots, each a name's index + 1 (0:
+ * empty); sparse, so most fields of an event meet an empty slot at
+ * once. */
+#define LEARN_SLOTS 128
+
 struct cf_domains {
     bool learn;
     struct domain_pair *pairs;
@@ -153,6 +192,10 @@ struct cf_domains {
     size_t n_sids, cap_sids;
     struct account *accounts; /* open addressing, power-of-two size */
     size_t n_accounts, cap_accounts;
+    /* learn_names by hash (learn_index) */
+    uint8_t learn_slot[LEARN_SLOTS];
+    uint32_t learn_hash[LF_COUNT];
+    uint8_t learn_len[LF_COUNT];
     /* bumped by every change to pairs or accounts, which is all that
      * normalising an account reads (cf_domains_generation) */
     uint64_t generation;
@@ -434,11 +477,44 @@ static void learn_domain(struct cf_domains *d, const char *domain,
     }
 }
 
-/* The first of `names` the event has with a usable value, else NULL. */
+static void learn_index(struct cf_domains *d) {
+    memset(d->learn_slot, 0, sizeof d->learn_slot);
+    for (int j = 0; j < LF_COUNT; j++) {
+        d->learn_len[j] = (uint8_t)strlen(learn_names[j]);
+        d->learn_hash[j] = cf_hash_name(learn_names[j], d->learn_len[j]);
+        size_t s = d->learn_hash[j] & (LEARN_SLOTS - 1);
+        while (d->learn_slot[s]) s = (s + 1) & (LEARN_SLOTS - 1);
+        d->learn_slot[s] = (uint8_t)(j + 1);
+    }
+}
+
+/* first[j]: the index of the first field named learn_names[j], -1 when
+ * none (cf_event_find's answer for each). */
+static void learn_fields(const struct cf_domains *d, const struct cf_event *ev,
+                         int first[LF_COUNT]) {
+    for (int j = 0; j < LF_COUNT; j++) first[j] = -1;
+    for (uint32_t i = 0; i < ev->n_fields; i++) {
+        const struct cf_event_field *f = &ev->fields[i];
+        for (size_t s = f->name_hash & (LEARN_SLOTS - 1); d->learn_slot[s];
+             s = (s + 1) & (LEARN_SLOTS - 1)) {
+            int j = d->learn_slot[s] - 1;
+            if (d->learn_hash[j] != f->name_hash ||
+                d->learn_len[j] != f->name_len ||
+                memcmp(learn_names[j], f->name, f->name_len) != 0)
+                continue;
+            if (first[j] < 0) first[j] = (int)i;
+            break;
+        }
+    }
+}
+
+/* The value of the first of the fields `which` (ending with LF_COUNT)
+ * whose first occurrence is a usable text, else NULL. */
 static const char *event_value(const struct cf_event *ev,
-                               const char *const *names) {
-    for (; *names; names++) {
-        int i = cf_event_find(ev, *names, strlen(*names), 0);
+                               const int first[LF_COUNT],
+                               const enum learn_field *which) {
+    for (; *which != LF_COUNT; which++) {
+        int i = first[*which];
         if (i < 0) continue;
         const struct cf_event_field *f = &ev->fields[i];
         if (f->type == CF_VALUE_STRING && f->value_len &&
@@ -449,25 +525,29 @@ static const char *event_value(const struct cf_event *ev,
 }
 
 void cf_domains_learn_event(struct cf_domains *d, const struct cf_event *ev) {
-    static const char *const hosts[] = {"Hostname", "Computer", "ComputerName",
-                                        "host.name", NULL};
-    static const char *const sides[][4] = {
-        {"SubjectDomainName", "SubjectUserName", "SubjectUserSid", NULL},
-        {"TargetDomainName", "TargetUserName", "TargetUserSid", "TargetSid"}};
-    static const char *const users[] = {"User", NULL};
+    static const enum learn_field hosts[] = {
+        LF_HOSTNAME, LF_COMPUTER, LF_COMPUTER_NAME, LF_HOST_NAME, LF_COUNT};
+    /* per side: domain, user, SID */
+    static const enum learn_field sides[2][3][3] = {
+        {{LF_SUBJECT_DOMAIN, LF_COUNT},
+         {LF_SUBJECT_USER, LF_COUNT},
+         {LF_SUBJECT_SID, LF_COUNT}},
+        {{LF_TARGET_DOMAIN, LF_COUNT},
+         {LF_TARGET_USER, LF_COUNT},
+         {LF_TARGET_USER_SID, LF_TARGET_SID, LF_COUNT}}};
+    static const enum learn_field users[] = {LF_USER, LF_COUNT};
+    int first[LF_COUNT];
     if (!d || !d->learn || !ev) return;
-    const char *host = event_value(ev, hosts);
+    learn_fields(d, ev, first);
+    const char *host = event_value(ev, first, hosts);
     for (size_t s = 0; s < CF_ARRAY_LEN(sides); s++) {
-        const char *dom =
-            event_value(ev, (const char *const[]){sides[s][0], NULL});
+        const char *dom = event_value(ev, first, sides[s][0]);
         if (!dom) continue;
-        const char *user =
-            event_value(ev, (const char *const[]){sides[s][1], NULL});
-        const char *sid = event_value(
-            ev, (const char *const[]){sides[s][2], sides[s][3], NULL});
+        const char *user = event_value(ev, first, sides[s][1]);
+        const char *sid = event_value(ev, first, sides[s][2]);
         learn_domain(d, dom, strlen(dom), user, sid, host);
     }
-    const char *account = event_value(ev, users);
+    const char *account = event_value(ev, first, users);
     if (account) cf_domains_learn_account(d, account, host);
 }
 
@@ -571,6 +651,7 @@ struct cf_domains *cf_domains_new(const struct cf_config *cfg, char *errstr,
     struct cf_domains *d = cf_calloc(1, sizeof *d);
     if (!d) goto nomem;
     d->learn = cfg->identity.learn_domains;
+    learn_index(d);
     const struct cf_strmap *m = &cfg->identity.domains;
     for (size_t i = 0; i < m->n; i++) {
         char nb[CF_ENTITY_NORM_MAX], dns[CF_ENTITY_NORM_MAX];
