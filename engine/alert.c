@@ -323,18 +323,24 @@ const struct cf_event_field *cf_entity_field(const struct cf_entity_map *map,
     return best[kind] >= 0 ? &ev->fields[best[kind]] : NULL;
 }
 
+void cf_entity_locate(const struct cf_entity_map *map,
+                      const struct cf_event *ev, unsigned kinds,
+                      struct cf_entity_at *at) {
+    locate(map, ev, kinds, at->field, at->rank);
+}
+
 void cf_entity_texts(const struct cf_entity_map *map, const struct cf_event *ev,
-                     unsigned kinds, char (*buf)[CF_ENTITY_TEXT_MAX],
+                     const struct cf_entity_at *at,
+                     char (*buf)[CF_ENTITY_TEXT_MAX],
                      size_t len[CF_ENTITY_COUNT]) {
-    int best[CF_ENTITY_COUNT], rank[CF_ENTITY_COUNT];
-    locate(map, ev, kinds, best, rank);
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
         const char *dom, *val;
         size_t dl, vl, n = 0;
         len[k] = 0;
         buf[k][0] = '\0';
-        if (best[k] < 0) continue;
-        entity_parts(map, ev, k, best[k], rank[k], &dom, &dl, &val, &vl);
+        if (at->field[k] < 0) continue;
+        entity_parts(map, ev, k, at->field[k], at->rank[k], &dom, &dl, &val,
+                     &vl);
         if (dom) {
             if (dl > CF_ENTITY_TEXT_MAX - 2) dl = CF_ENTITY_TEXT_MAX - 2;
             memcpy(buf[k], dom, dl);

@@ -72,14 +72,28 @@ const struct cf_event_field *cf_entity_field(const struct cf_entity_map *map,
                                              const struct cf_event *ev,
                                              enum cf_entity_kind kind);
 
-/* The entities of the kinds in `kinds` (a bit per cf_entity_kind) that
- * cf_entities_extract would give, written into buf[kind] (cut at
+/* Where the entities of the kinds in `kinds` (a bit per cf_entity_kind)
+ * are in an event, as cf_entities_extract would pick them: field[kind]
+ * indexes ev->fields (-1 when none, and for kinds not asked), rank[kind]
+ * is its name's place in the map's list.  One pass over the event's
+ * fields, so the readers of every event (the clock check, fusion's
+ * sighting) share it. */
+struct cf_entity_at {
+    int field[CF_ENTITY_COUNT];
+    int rank[CF_ENTITY_COUNT];
+};
+void cf_entity_locate(const struct cf_entity_map *map,
+                      const struct cf_event *ev, unsigned kinds,
+                      struct cf_entity_at *at);
+
+/* The entities located in `at` (cf_entity_locate of this event), as
+ * cf_entities_extract would give them, written into buf[kind] (cut at
  * CF_ENTITY_TEXT_MAX - 1 bytes, len[kind] long, 0 when there is none)
- * without allocating: fusion reads every event's entities this way, in
- * one pass over the event's fields. */
+ * without allocating: fusion reads every event's entities this way. */
 #define CF_ENTITY_TEXT_MAX 256
 void cf_entity_texts(const struct cf_entity_map *map, const struct cf_event *ev,
-                     unsigned kinds, char (*buf)[CF_ENTITY_TEXT_MAX],
+                     const struct cf_entity_at *at,
+                     char (*buf)[CF_ENTITY_TEXT_MAX],
                      size_t len[CF_ENTITY_COUNT]);
 
 struct cf_alert {

@@ -183,11 +183,10 @@ void cf_clocks_set_warnings(struct cf_clocks *c, FILE *f) {
     c->warn = f;
 }
 
-/* The host of `ev`, created on first sight; NULL when it has none or
- * it cannot be tracked. */
-static struct host *host_of(struct cf_clocks *c, const struct cf_event *ev) {
-    const struct cf_event_field *f =
-        cf_entity_field(c->map, ev, CF_ENTITY_HOST);
+/* The host named by field f (NULL: none), created on first sight; NULL
+ * when it cannot be tracked. */
+static struct host *host_of(struct cf_clocks *c,
+                            const struct cf_event_field *f) {
     if (!f) return NULL;
     if (c->last && f->value_len == c->last_raw_len &&
         memcmp(f->value, c->last_raw, f->value_len) == 0)
@@ -289,12 +288,24 @@ static void vote(struct cf_clocks *c, struct host *e, int64_t diff) {
     if (e->found && aligned && q == e->found_q) e->agreeing++;
 }
 
-void cf_clocks_event(struct cf_clocks *c, struct cf_event *ev) {
+/* Whether ev's host matters: it can vote, or be corrected. */
+static bool wants_host(const struct cf_clocks *c, const struct cf_event *ev) {
     bool both =
         ev->utc_ms != CF_TIME_UNKNOWN && ev->stamp_ms != CF_TIME_UNKNOWN;
-    bool stamped = ev->time_role == CF_TIME_ROLE_STAMP && c->may_correct;
-    if (!both && !stamped) return;
-    struct host *e = host_of(c, ev);
+    return both || (ev->time_role == CF_TIME_ROLE_STAMP && c->may_correct);
+}
+
+void cf_clocks_event(struct cf_clocks *c, struct cf_event *ev) {
+    if (wants_host(c, ev))
+        cf_clocks_event_at(c, ev, cf_entity_field(c->map, ev, CF_ENTITY_HOST));
+}
+
+void cf_clocks_event_at(struct cf_clocks *c, struct cf_event *ev,
+                        const struct cf_event_field *host) {
+    bool both =
+        ev->utc_ms != CF_TIME_UNKNOWN && ev->stamp_ms != CF_TIME_UNKNOWN;
+    if (!wants_host(c, ev)) return;
+    struct host *e = host_of(c, host);
     if (!e) return;
     if (both) vote(c, e, ev->stamp_ms - ev->utc_ms);
     if (ev->time_role != CF_TIME_ROLE_STAMP) return;

@@ -46,6 +46,12 @@ void cf_clocks_destroy(struct cf_clocks *c); /* NULL is a no-op */
  * for every decoded event, before its time is used. */
 void cf_clocks_event(struct cf_clocks *c, struct cf_event *ev);
 
+/* The same, given the event's host field (cf_entity_field of the map
+ * the clocks were made with, or cf_entity_locate's; NULL when none), for
+ * a caller that has located it already. */
+void cf_clocks_event_at(struct cf_clocks *c, struct cf_event *ev,
+                        const struct cf_event_field *host);
+
 /* Where warnings go (stderr by default; tests pass their own). */
 void cf_clocks_set_warnings(struct cf_clocks *c, FILE *f);
 

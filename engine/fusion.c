@@ -1096,17 +1096,30 @@ static const struct sight_memo *sighted(struct cf_fusion *fu, int k,
     return e;
 }
 
+unsigned cf_fusion_sight_kinds(void) {
+    unsigned kinds = 1u << CF_ENTITY_HOST | 1u << CF_ENTITY_LOGON_ID;
+    for (size_t i = 0; i < CF_ARRAY_LEN(sighted_kinds); i++)
+        kinds |= 1u << sighted_kinds[i];
+    return kinds;
+}
+
 void cf_fusion_sight(struct cf_fusion *fu, const struct cf_entity_map *map,
                      const struct cf_event *ev) {
+    struct cf_entity_at at;
+    if (!fu || !map || !ev || ev->time_ms == CF_TIME_UNKNOWN) return;
+    cf_entity_locate(map, ev, cf_fusion_sight_kinds(), &at);
+    cf_fusion_sight_at(fu, map, ev, &at);
+}
+
+void cf_fusion_sight_at(struct cf_fusion *fu, const struct cf_entity_map *map,
+                        const struct cf_event *ev,
+                        const struct cf_entity_at *at) {
     char text[CF_ENTITY_COUNT][CF_ENTITY_TEXT_MAX];
     size_t tlen[CF_ENTITY_COUNT];
     char norm[CF_ENTITY_NORM_MAX];
     const char *hostn = "", *usern = "";
-    unsigned kinds = 1u << CF_ENTITY_HOST | 1u << CF_ENTITY_LOGON_ID;
     if (!fu || !map || !ev || ev->time_ms == CF_TIME_UNKNOWN) return;
-    for (size_t i = 0; i < CF_ARRAY_LEN(sighted_kinds); i++)
-        kinds |= 1u << sighted_kinds[i];
-    cf_entity_texts(map, ev, kinds, text, tlen);
+    cf_entity_texts(map, ev, at, text, tlen);
     uint32_t host = 0, account = 0, org = 0;
     size_t hl = 0, ul = 0;
     const struct sight_memo *um = NULL;

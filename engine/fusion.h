@@ -63,6 +63,14 @@ void cf_fusion_observe(struct cf_fusion *fu, int64_t time_ms);
 void cf_fusion_sight(struct cf_fusion *fu, const struct cf_entity_map *map,
                      const struct cf_event *ev);
 
+/* The same, with the event's entities located already: `at` is
+ * cf_entity_locate(map, ev, kinds) for kinds including
+ * cf_fusion_sight_kinds(). */
+unsigned cf_fusion_sight_kinds(void);
+void cf_fusion_sight_at(struct cf_fusion *fu, const struct cf_entity_map *map,
+                        const struct cf_event *ev,
+                        const struct cf_entity_at *at);
+
 /* An alert was raised from the decoded event `ev` (borrowed for the call;
  * field suppressions read it; NULL when there is none).  Fusion copies
  * what it keeps.  Returns true when a configured suppression hides the

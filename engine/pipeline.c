@@ -400,14 +400,22 @@ static void process(struct cf_pipeline *p, const struct cf_record *rec,
     case CF_DETECT_EVENT: break;
     }
     p->events++;
-    cf_clocks_event(p->clocks, ev);
+    /* one pass finds the host for the clocks and what fusion sights */
+    struct cf_entity_at at;
+    cf_entity_locate(
+        p->entities, ev,
+        1u << CF_ENTITY_HOST | (p->fusion ? cf_fusion_sight_kinds() : 0), &at);
+    cf_clocks_event_at(p->clocks, ev,
+                       at.field[CF_ENTITY_HOST] >= 0
+                           ? &ev->fields[at.field[CF_ENTITY_HOST]]
+                           : NULL);
     if (ev->cut_short) p->cut_short++;
     if (ev->time_ms == CF_TIME_UNKNOWN)
         p->no_time++;
     else
         cf_fusion_observe(p->fusion, ev->time_ms);
     cf_fusion_learn(p->fusion, ev);
-    cf_fusion_sight(p->fusion, p->entities, ev);
+    cf_fusion_sight_at(p->fusion, p->entities, ev, &at);
     p->cur = ev;
     for (size_t i = 0; i < d->n_matches; i++)
         on_match(rules[d->first_match + i], p);
