@@ -66,6 +66,7 @@ static const char *const default_fields[CF_ENTITY_COUNT][16] = {
  * before any '+'): which entity it feeds, at which rank. */
 struct name_slot {
     uint32_t hash;
+    uint32_t len; /* of the name part */
     uint8_t kind, rank;
     bool used;
 };
@@ -78,6 +79,10 @@ struct cf_entity_map {
      * of that cost) */
     struct name_slot *index;
     size_t index_mask;
+    /* part[k][rank]: the length of fields[k][rank] before any '+' (where
+     * the domain field's name starts, past the '+', when there is one):
+     * measured once, not for every event */
+    size_t *part[CF_ENTITY_COUNT];
 };
 
 static size_t name_part(const char *f) {
@@ -87,8 +92,15 @@ static size_t name_part(const char *f) {
 
 static int build_index(struct cf_entity_map *map) {
     size_t n = 0, size = 64;
-    for (int k = 0; k < CF_ENTITY_COUNT; k++)
-        for (char **f = map->fields[k]; f && *f; f++) n++;
+    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+        size_t nk = 0;
+        for (char **f = map->fields[k]; f && *f; f++) nk++;
+        if (!(map->part[k] = cf_calloc(nk + 1, sizeof *map->part[k])))
+            return CF_ERR_NOMEM;
+        for (size_t r = 0; r < nk; r++)
+            map->part[k][r] = name_part(map->fields[k][r]);
+        n += nk;
+    }
     while (size < 4 * n) size *= 2;
     if (!(map->index = cf_calloc(size, sizeof *map->index)))
         return CF_ERR_NOMEM;
@@ -99,8 +111,8 @@ static int build_index(struct cf_entity_map *map) {
             uint32_t h = cf_hash_name(*f, name_part(*f));
             size_t i = h & map->index_mask;
             while (map->index[i].used) i = (i + 1) & map->index_mask;
-            map->index[i] =
-                (struct name_slot){h, (uint8_t)k, (uint8_t)rank, true};
+            map->index[i] = (struct name_slot){h, (uint32_t)map->part[k][rank],
+                                               (uint8_t)k, (uint8_t)rank, true};
         }
     }
     return CF_OK;
@@ -181,6 +193,7 @@ void cf_entity_map_destroy(struct cf_entity_map *map) {
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
         for (char **f = map->fields[k]; f && *f; f++) cf_free(*f);
         cf_free(map->fields[k]);
+        cf_free(map->part[k]);
     }
     cf_free(map->index);
     cf_free(map);
@@ -245,7 +258,7 @@ static void locate(const struct cf_entity_map *map, const struct cf_event *ev,
                 n->rank >= rank[n->kind])
                 continue;
             const char *name = map->fields[n->kind][n->rank];
-            if (name_part(name) != f->name_len ||
+            if (n->len != f->name_len ||
                 memcmp(name, f->name, f->name_len) != 0)
                 continue;
             uint64_t bit = n->rank < 64 ? UINT64_C(1) << n->rank : 0;
@@ -268,7 +281,10 @@ static void entity_parts(const struct cf_entity_map *map,
                          const char **dom, size_t *dom_len, const char **val,
                          size_t *val_len) {
     const struct cf_event_field *v = &ev->fields[at];
-    const char *plus = strchr(map->fields[kind][rank], '+');
+    const char *name = map->fields[kind][rank];
+    const char *plus = name[map->part[kind][rank]] == '+'
+                           ? name + map->part[kind][rank]
+                           : NULL;
     *dom = NULL;
     *dom_len = 0;
     *val_len = v->value_len;
