@@ -184,6 +184,21 @@ static const char *const learn_names[LF_COUNT] = {
  * once. */
 #define LEARN_SLOTS 128
 
+/* A call of learn_domain that taught nothing: the same account, SID and
+ * host (a machine's events repeat them all day) teach nothing again as
+ * long as nothing changed the domains since (learn_mark).  Texts longer
+ * than LEARNED_TEXT are not remembered. */
+#define LEARNED_WAYS 4
+#define LEARNED_TEXT 128
+#define LEARNED_NONE UINT16_MAX /* the text was NULL */
+enum { LT_DOMAIN, LT_USER, LT_SID, LT_HOST, LT_COUNT };
+struct learned {
+    bool used;
+    uint64_t mark;
+    uint16_t len[LT_COUNT];
+    char text[LT_COUNT][LEARNED_TEXT];
+};
+
 struct cf_domains {
     bool learn;
     struct domain_pair *pairs;
@@ -196,11 +211,14 @@ struct cf_domains {
     uint8_t learn_slot[LEARN_SLOTS];
     uint32_t learn_hash[LF_COUNT];
     uint8_t learn_len[LF_COUNT];
-    /* bumped by every change to pairs or accounts, which is all that
-     * normalising an account reads (cf_domains_generation) */
+    /* bumped by every change to pairs, SIDs or accounts (pairs and
+     * accounts are all that normalising an account reads:
+     * cf_domains_generation) */
     uint64_t generation;
     uint64_t pairs_refused, sids_refused, accounts_refused, ambiguous,
         alloc_failures;
+    struct learned learned[LEARNED_WAYS]; /* learn_domain's */
+    unsigned next_learned;
 };
 
 /* Lowercased copy of s[0..len) into buf (cut to size - 1). */
@@ -322,12 +340,14 @@ static void learn_sid(struct cf_domains *d, const char *sid, const char *name) {
                           sizeof *d->sids))
             return;
         e = &d->sids[d->n_sids++];
+        d->generation++;
         memset(e, 0, sizeof *e);
         snprintf(e->prefix, sizeof e->prefix, "%s", prefix);
     }
     char *slot = dns_name(name) ? e->dns : e->nb;
     size_t size = dns_name(name) ? sizeof e->dns : sizeof e->nb;
     if (slot[0]) return; /* the first name seen for it stays */
+    d->generation++;
     snprintf(slot, size, "%s", name);
     if (e->nb[0] && e->dns[0]) add_pair(d, e->nb, e->dns, false);
 }
@@ -437,12 +457,10 @@ static bool only_domain(const struct cf_domains *d, const char *name,
 
 /* What an account of domain `domain` (as written), user `user` and SID
  * `sid` (either may be NULL) on `host` teaches. */
-static void learn_domain(struct cf_domains *d, const char *domain,
-                         size_t domain_len, const char *user, const char *sid,
-                         const char *host) {
+static void teach(struct cf_domains *d, const char *domain, size_t domain_len,
+                  const char *user, const char *sid, const char *host) {
     char dom[CF_ENTITY_NORM_MAX], shortname[CF_ENTITY_NORM_MAX],
         suffix[CF_ENTITY_NORM_MAX];
-    if (!d || !d->learn) return;
     lower_copy(domain, domain_len, dom, sizeof dom);
     if (!dom[0] || in_list(dom, builtin_domains)) return;
     bool fqdn =
@@ -474,6 +492,50 @@ static void learn_domain(struct cf_domains *d, const char *domain,
         char s[96];
         lower_copy(sid, strlen(sid), s, sizeof s);
         learn_sid(d, s, dom);
+    }
+}
+
+/* Changes whenever anything in d changes: the generation and every
+ * counter only grow. */
+static uint64_t learn_mark(const struct cf_domains *d) {
+    return d->generation + d->pairs_refused + d->sids_refused +
+           d->accounts_refused + d->ambiguous + d->alloc_failures;
+}
+
+/* teach(), unless the same call taught nothing and nothing changed
+ * since (struct learned). */
+static void learn_domain(struct cf_domains *d, const char *domain,
+                         size_t domain_len, const char *user, const char *sid,
+                         const char *host) {
+    const char *text[LT_COUNT] = {domain, user, sid, host};
+    size_t len[LT_COUNT];
+    bool keep = true;
+    if (!d || !d->learn) return;
+    for (int i = 0; i < LT_COUNT; i++) {
+        len[i] = i == LT_DOMAIN ? domain_len
+                 : text[i]      ? strlen(text[i])
+                                : LEARNED_NONE;
+        keep = keep && (len[i] == LEARNED_NONE || len[i] < LEARNED_TEXT);
+    }
+    uint64_t mark = learn_mark(d);
+    for (int w = 0; keep && w < LEARNED_WAYS; w++) {
+        const struct learned *l = &d->learned[w];
+        bool same = l->used && l->mark == mark;
+        for (int i = 0; same && i < LT_COUNT; i++)
+            same = l->len[i] == len[i] &&
+                   (len[i] == LEARNED_NONE ||
+                    memcmp(l->text[i], text[i], len[i]) == 0);
+        if (same) return;
+    }
+    teach(d, domain, domain_len, user, sid, host);
+    if (!keep || learn_mark(d) != mark) return;
+    struct learned *l = &d->learned[d->next_learned];
+    d->next_learned = (d->next_learned + 1) % LEARNED_WAYS;
+    l->used = true;
+    l->mark = mark;
+    for (int i = 0; i < LT_COUNT; i++) {
+        l->len[i] = (uint16_t)len[i];
+        if (len[i] != LEARNED_NONE) memcpy(l->text[i], text[i], len[i]);
     }
 }
 
@@ -828,6 +890,8 @@ static void get_fixed(struct cf_ckpt_r *r, char *out, size_t size) {
 
 void cf_domains_load(struct cf_domains *d, struct cf_ckpt_r *r) {
     d->generation++; /* accounts are written in place below */
+    /* counters are set back below: learn_mark may repeat */
+    memset(d->learned, 0, sizeof d->learned);
     size_t n = cf_ckpt_get_count(r, 4 + 4 + 1);
     for (size_t i = 0; i < n && !r->bad; i++) {
         char nb[64], dns[CF_ENTITY_NORM_MAX];

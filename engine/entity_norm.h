@@ -108,8 +108,8 @@ void cf_domains_learn_account(struct cf_domains *d, const char *account,
 const char *cf_domains_resolve(const struct cf_domains *d, const char *netbios,
                                const char *suffix);
 
-/* A number that changes whenever a pair or an account is added or
- * changed: an account normalised (cf_entity_normalize_in) under one
+/* A number that changes (at least) whenever a pair or an account is
+ * added or changed: an account normalised (cf_entity_normalize_in) under one
  * generation normalises the same while it lasts, so callers may keep
  * the answer. */
 uint64_t cf_domains_generation(const struct cf_domains *d);
