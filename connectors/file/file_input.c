@@ -1,7 +1,8 @@
 /*
  * file_input.c - the JSON-lines file input (connectors/file/file_input.h).
  *
- * Reads through zlib's gzread so gzip and plain files take the same path.
+ * Reads through zlib's gzread so gzip and plain files take the same path,
+ * sized so that zlib reads straight into the chunk (ZLIB_BUFFER_BYTES).
  * Lines that fit in the current read chunk are handed out in place (no
  * copy); a line that spans chunks is assembled in a buffer bounded by
  * max_line_bytes, so one enormous line cannot exhaust memory.
@@ -20,6 +21,13 @@
 #include "event.h" /* the CF_DEFECT_* words */
 
 #define CHUNK_BYTES ((size_t)256 * 1024)
+/* zlib's own buffer.  gzread() fills a request of at least twice its
+ * buffer straight into the caller's memory (read() for a plain file,
+ * inflate's output for gzip); a smaller one goes through the buffer and
+ * is copied out, a second pass over every byte (it was 0.01 s of 0.06 s
+ * reading 530 MB).  With a quarter of a chunk, only the first read's
+ * header look-ahead is copied; every later read lands in the chunk. */
+#define ZLIB_BUFFER_BYTES (CHUNK_BYTES / 4)
 #define DEFAULT_MAX_LINE ((size_t)1 << 20)
 
 struct file_input {
@@ -235,7 +243,7 @@ struct cf_input *cf_file_input_open(const char *path, size_t max_line_bytes,
                   errno ? strerror(errno) : "out of memory");
         goto fail;
     }
-    gzbuffer(fi->gz, (unsigned)CHUNK_BYTES);
+    gzbuffer(fi->gz, (unsigned)ZLIB_BUFFER_BYTES);
     return &fi->in;
 nomem:
     cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
