@@ -46,6 +46,30 @@
  * stops reading (the run then flushes, checkpoints, commits and exits
  * 0); a second gives up waiting for an output that still retries.
  * tests/integration/no_mutable_globals.sh allows it by name. */
+/* Whether the rules and the matcher are freed before the process exits.
+ * Only for a leak checker: the SigmaHQ set is some 100,000 allocations,
+ * and freeing them one by one took 7.5 ms of a 95 ms run with no events,
+ * for memory the kernel takes back at once at exit.  The AddressSanitizer
+ * build (CF_SANITIZE) frees everything, so its leak report stays exact. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FREE_RULES_AT_EXIT 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(leak_sanitizer)
+#define FREE_RULES_AT_EXIT 1
+#endif
+#endif
+#ifndef FREE_RULES_AT_EXIT
+#define FREE_RULES_AT_EXIT 0
+#endif
+
+/* The end of a command: the ruleset and rulebook it loaded are about to
+ * be given back with the whole process (FREE_RULES_AT_EXIT). */
+static void rules_done(struct cf_ruleset *rs, struct cf_rulebook *rb) {
+    if (!FREE_RULES_AT_EXIT) return;
+    cf_ruleset_destroy(rs);
+    cf_rulebook_destroy(rb);
+}
+
 static volatile sig_atomic_t stop_signals;
 
 static void on_stop_signal(int sig) {
@@ -656,8 +680,7 @@ static int cmd_check(int argc, char **argv) {
     rc = report_no_rules(&ra, rb) ? EXIT_RUNTIME : 0;
 done:
     json_decref(conly);
-    cf_ruleset_destroy(rs);
-    cf_rulebook_destroy(rb);
+    rules_done(rs, rb);
     cf_config_destroy(cfg);
     cf_free(ra.paths);
     return rc;
@@ -1063,8 +1086,7 @@ done:
     cf_output_close(dead);
     run_outputs_free(&ro);
     cf_input_close(in);
-    cf_ruleset_destroy(rs);
-    cf_rulebook_destroy(rb);
+    rules_done(rs, rb);
     cf_config_destroy(cfg);
     cf_free(roles);
     cf_free(cli_outputs);
