@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -38,6 +39,87 @@
  * for acknowledgements, before answering RETRY to the engine. */
 #define WRITE_WAIT_MS 100
 #define FLUSH_WAIT_MS 1000
+
+/* ---- libcurl, opened when a webhook is ------------------------------- */
+
+/* libcurl is loaded with dlopen when a webhook opens, not linked: linked,
+ * every chainfuse process loaded it and the thirty libraries it pulls in
+ * (TLS, LDAP, Kerberos, SSH...), 3 ms of CPU per start (a program linking
+ * chainfuse's libraries: 6.3 ms with libcurl, 3.1 ms without), for an
+ * output few runs use.  libcurl.so.4 is the name of libcurl's ABI since
+ * 7.16 (2006); the headers compiled against give each function's type. */
+#define CURL_SONAME "libcurl.so.4"
+#define CURL_FUNCTIONS(X)                                                      \
+    X(global_init)                                                             \
+    X(global_cleanup)                                                          \
+    X(easy_init)                                                               \
+    X(easy_setopt)                                                             \
+    X(easy_getinfo)                                                            \
+    X(easy_cleanup)                                                            \
+    X(easy_strerror)                                                           \
+    X(slist_append)                                                            \
+    X(slist_free_all)                                                          \
+    X(multi_init)                                                              \
+    X(multi_setopt)                                                            \
+    X(multi_add_handle)                                                        \
+    X(multi_remove_handle)                                                     \
+    X(multi_perform)                                                           \
+    X(multi_poll)                                                              \
+    X(multi_info_read)                                                         \
+    X(multi_cleanup)                                                           \
+    X(url)                                                                     \
+    X(url_set)                                                                 \
+    X(url_get)                                                                 \
+    X(url_cleanup)                                                             \
+    X(free)
+
+/* The functions used, each as curl_<name>; lib is NULL when not loaded. */
+struct curl_api {
+    void *lib;
+#define CURL_FIELD(name) __typeof__(&curl_##name) name;
+    CURL_FUNCTIONS(CURL_FIELD)
+#undef CURL_FIELD
+};
+
+/* Loads libcurl into *c (RTLD_NODELETE: it stays mapped once loaded, so
+ * nothing it set up is pulled from under it, and a second load only
+ * counts).  False with errstr when it or one of its functions is
+ * missing. */
+static bool curl_api_load(struct curl_api *c, char *errstr, size_t n) {
+    static const struct {
+        const char *sym;
+        size_t at;
+    } fns[] = {
+#define CURL_ENTRY(name) {"curl_" #name, offsetof(struct curl_api, name)},
+        CURL_FUNCTIONS(CURL_ENTRY)
+#undef CURL_ENTRY
+    };
+    memset(c, 0, sizeof *c);
+    c->lib = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    if (!c->lib) {
+        cf_seterr(errstr, n, CF_ERR, "webhook: cannot load %s: %s", CURL_SONAME,
+                  dlerror());
+        return false;
+    }
+    for (size_t i = 0; i < CF_ARRAY_LEN(fns); i++) {
+        void *f = dlsym(c->lib, fns[i].sym);
+        if (!f) {
+            cf_seterr(errstr, n, CF_ERR, "webhook: %s has no %s", CURL_SONAME,
+                      fns[i].sym);
+            dlclose(c->lib);
+            c->lib = NULL;
+            return false;
+        }
+        /* POSIX: a function's address and void * have one size */
+        memcpy((char *)c + fns[i].at, &f, sizeof f);
+    }
+    return true;
+}
+
+static void curl_api_unload(struct curl_api *c) {
+    if (c->lib) dlclose(c->lib);
+    c->lib = NULL;
+}
 
 struct wh_opts {
     char *secret_env;
@@ -153,6 +235,7 @@ struct webhook {
     struct cf_buf shown; /* the URL as it may be printed */
     unsigned char keys[MAX_SECRETS][KEY_MAX];
     size_t key_len[MAX_SECRETS], n_keys;
+    struct curl_api curl; /* loaded first, unloaded last */
     CURLM *multi;
     struct curl_slist *extra; /* extra headers, copied into each request */
     struct wh_key **buckets;
@@ -236,31 +319,43 @@ void cf_webhook_sign(struct cf_buf *sig, const unsigned char *key,
     cf_buf_free(&content);
 }
 
-void cf_webhook_safe_url(struct cf_buf *out, const char *url) {
-    CURLU *u = curl_url();
+static void safe_url(const struct curl_api *c, struct cf_buf *out,
+                     const char *url) {
+    CURLU *u = c->url();
     char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
     char *user = NULL, *query = NULL;
-    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+    if (!u || c->url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        c->url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        c->url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
         cf_buf_puts(out, "(a URL that does not parse)");
         goto done;
     }
-    curl_url_get(u, CURLUPART_PORT, &port, 0);
-    curl_url_get(u, CURLUPART_PATH, &path, 0);
-    curl_url_get(u, CURLUPART_USER, &user, 0);
-    curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    c->url_get(u, CURLUPART_PORT, &port, 0);
+    c->url_get(u, CURLUPART_PATH, &path, 0);
+    c->url_get(u, CURLUPART_USER, &user, 0);
+    c->url_get(u, CURLUPART_QUERY, &query, 0);
     cf_buf_printf(out, "%s://%s%s%s%s%s%s", scheme, user ? "***@" : "", host,
                   port ? ":" : "", port ? port : "", path ? path : "/",
                   query ? "?***" : "");
 done:
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_free(path);
-    curl_free(user);
-    curl_free(query);
-    curl_url_cleanup(u);
+    c->free(scheme);
+    c->free(host);
+    c->free(port);
+    c->free(path);
+    c->free(user);
+    c->free(query);
+    c->url_cleanup(u);
+}
+
+void cf_webhook_safe_url(struct cf_buf *out, const char *url) {
+    struct curl_api c;
+    char err[256];
+    if (!curl_api_load(&c, err, sizeof err)) {
+        cf_buf_puts(out, "(a URL not shown: libcurl cannot be loaded)");
+        return;
+    }
+    safe_url(&c, out, url);
+    curl_api_unload(&c);
 }
 
 /* ---- chains ----------------------------------------------------------- */
@@ -287,12 +382,12 @@ static void item_free(struct wh_item *it) {
 static void finish_head(struct webhook *w, struct wh_item *it) {
     struct wh_key *k = it->key;
     if (it->easy) {
-        curl_multi_remove_handle(w->multi, it->easy);
-        curl_easy_cleanup(it->easy);
+        w->curl.multi_remove_handle(w->multi, it->easy);
+        w->curl.easy_cleanup(it->easy);
         it->easy = NULL;
         w->in_flight--;
     }
-    curl_slist_free_all(it->hdrs);
+    w->curl.slist_free_all(it->hdrs);
     it->hdrs = NULL;
     k->head = it->next;
     if (!k->head) {
@@ -431,9 +526,10 @@ static size_t discard_body(char *p, size_t size, size_t n, void *opaque) {
     return size * n;
 }
 
-static struct curl_slist *add_header(struct curl_slist *l, const char *h,
+static struct curl_slist *add_header(const struct curl_api *c,
+                                     struct curl_slist *l, const char *h,
                                      bool *failed) {
-    struct curl_slist *n = curl_slist_append(l, h);
+    struct curl_slist *n = c->slist_append(l, h);
     if (!n) *failed = true;
     return n ? n : l;
 }
@@ -445,12 +541,12 @@ static struct curl_slist *attempt_headers(struct webhook *w,
     struct curl_slist *l = NULL;
     bool failed = false;
     long long ts = (long long)time(NULL);
-    l = add_header(l, "Content-Type: application/json", &failed);
+    l = add_header(&w->curl, l, "Content-Type: application/json", &failed);
     cf_buf_printf(&h, "webhook-id: %s", it->msg_id);
-    l = add_header(l, h.failed ? "" : h.data, &failed);
+    l = add_header(&w->curl, l, h.failed ? "" : h.data, &failed);
     cf_buf_reset(&h);
     cf_buf_printf(&h, "webhook-timestamp: %lld", ts);
-    l = add_header(l, h.failed ? "" : h.data, &failed);
+    l = add_header(&w->curl, l, h.failed ? "" : h.data, &failed);
     cf_buf_reset(&h);
     cf_buf_puts(&h, "webhook-signature: ");
     for (size_t i = 0; i < w->n_keys; i++) {
@@ -458,46 +554,46 @@ static struct curl_slist *attempt_headers(struct webhook *w,
         cf_webhook_sign(&h, w->keys[i], w->key_len[i], it->msg_id, ts, it->json,
                         it->len);
     }
-    l = add_header(l, h.failed ? "" : h.data, &failed);
+    l = add_header(&w->curl, l, h.failed ? "" : h.data, &failed);
     for (struct curl_slist *e = w->extra; e; e = e->next)
-        l = add_header(l, e->data, &failed);
+        l = add_header(&w->curl, l, e->data, &failed);
     if (h.data) OPENSSL_cleanse(h.data, h.len);
     cf_buf_free(&h);
     if (failed || h.failed) {
-        curl_slist_free_all(l);
+        w->curl.slist_free_all(l);
         return NULL;
     }
     return l;
 }
 
 static bool start(struct webhook *w, struct wh_item *it) {
-    CURL *e = curl_easy_init();
+    CURL *e = w->curl.easy_init();
     it->attempts++;
     it->errbuf[0] = '\0';
     if (!e || !(it->hdrs = attempt_headers(w, it))) {
-        curl_easy_cleanup(e);
+        w->curl.easy_cleanup(e);
         snprintf(it->last, sizeof it->last, "out of memory");
         return false;
     }
-    curl_easy_setopt(e, CURLOPT_URL, w->url);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, it->json);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)it->len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, it->hdrs);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "chainfuse/" CF_VERSION);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)w->o.timeout_ms);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, it->errbuf);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, it);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, w->o.tls_verify ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, w->o.tls_verify ? 2L : 0L);
-    if (w->o.ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, w->o.ca_file);
-    if (curl_multi_add_handle(w->multi, e) != CURLM_OK) {
-        curl_easy_cleanup(e);
-        curl_slist_free_all(it->hdrs);
+    w->curl.easy_setopt(e, CURLOPT_URL, w->url);
+    w->curl.easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    w->curl.easy_setopt(e, CURLOPT_POST, 1L);
+    w->curl.easy_setopt(e, CURLOPT_POSTFIELDS, it->json);
+    w->curl.easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)it->len);
+    w->curl.easy_setopt(e, CURLOPT_HTTPHEADER, it->hdrs);
+    w->curl.easy_setopt(e, CURLOPT_USERAGENT, "chainfuse/" CF_VERSION);
+    w->curl.easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)w->o.timeout_ms);
+    w->curl.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    w->curl.easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    w->curl.easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
+    w->curl.easy_setopt(e, CURLOPT_ERRORBUFFER, it->errbuf);
+    w->curl.easy_setopt(e, CURLOPT_PRIVATE, it);
+    w->curl.easy_setopt(e, CURLOPT_SSL_VERIFYPEER, w->o.tls_verify ? 1L : 0L);
+    w->curl.easy_setopt(e, CURLOPT_SSL_VERIFYHOST, w->o.tls_verify ? 2L : 0L);
+    if (w->o.ca_file) w->curl.easy_setopt(e, CURLOPT_CAINFO, w->o.ca_file);
+    if (w->curl.multi_add_handle(w->multi, e) != CURLM_OK) {
+        w->curl.easy_cleanup(e);
+        w->curl.slist_free_all(it->hdrs);
         it->hdrs = NULL;
         snprintf(it->last, sizeof it->last, "cannot start a request");
         return false;
@@ -545,27 +641,27 @@ static bool retryable_status(long code) {
 static void reap(struct webhook *w) {
     CURLMsg *m;
     int left;
-    while ((m = curl_multi_info_read(w->multi, &left))) {
+    while ((m = w->curl.multi_info_read(w->multi, &left))) {
         if (m->msg != CURLMSG_DONE) continue;
         struct wh_item *it = NULL;
         long code = 0;
         curl_off_t retry_after = 0;
         CURLcode rc = m->data.result;
         CURL *e = m->easy_handle;
-        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&it);
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
-        curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &retry_after);
-        curl_multi_remove_handle(w->multi, e);
-        curl_easy_cleanup(e);
+        w->curl.easy_getinfo(e, CURLINFO_PRIVATE, (char **)&it);
+        w->curl.easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+        w->curl.easy_getinfo(e, CURLINFO_RETRY_AFTER, &retry_after);
+        w->curl.multi_remove_handle(w->multi, e);
+        w->curl.easy_cleanup(e);
         it->easy = NULL;
         w->in_flight--;
-        curl_slist_free_all(it->hdrs);
+        w->curl.slist_free_all(it->hdrs);
         it->hdrs = NULL;
         if (rc == CURLE_OK && code >= 200 && code < 300) {
             finish_head(w, it);
         } else if (rc != CURLE_OK) {
             snprintf(it->last, sizeof it->last, "%.150s",
-                     it->errbuf[0] ? it->errbuf : curl_easy_strerror(rc));
+                     it->errbuf[0] ? it->errbuf : w->curl.easy_strerror(rc));
             retry_later(w, it, 0);
         } else if (retryable_status(code)) {
             snprintf(it->last, sizeof it->last, "HTTP %ld", code);
@@ -611,17 +707,17 @@ static void drive(struct webhook *w, long budget_ms, size_t want_below) {
     int64_t end = now_ms() + budget_ms;
     for (;;) {
         int running;
-        curl_multi_perform(w->multi, &running);
+        w->curl.multi_perform(w->multi, &running);
         reap(w);
         long next = start_due(w);
-        curl_multi_perform(w->multi, &running);
+        w->curl.multi_perform(w->multi, &running);
         reap(w);
         int64_t left = end - now_ms();
         if (w->pending < want_below || left <= 0) return;
         if (w->in_flight == 0 && next < 0) return; /* nothing to wait for */
         long wait = (long)left;
         if (next >= 0 && next < wait) wait = next;
-        curl_multi_poll(w->multi, NULL, 0, wait > 0 ? (int)wait : 1, NULL);
+        w->curl.multi_poll(w->multi, NULL, 0, wait > 0 ? (int)wait : 1, NULL);
     }
 }
 
@@ -653,16 +749,21 @@ static cf_io_status wh_flush(struct cf_output *out) {
 
 static void wh_destroy(struct webhook *w) {
     if (!w) return;
-    while (w->first) finish_head(w, w->first->head);
-    if (w->multi) curl_multi_cleanup(w->multi);
-    curl_slist_free_all(w->extra);
+    struct curl_api curl = w->curl;
+    /* without libcurl nothing of it was made */
+    if (curl.lib) {
+        while (w->first) finish_head(w, w->first->head);
+        if (w->multi) curl.multi_cleanup(w->multi);
+        curl.slist_free_all(w->extra);
+    }
     cf_config_map_release(&wh_section, &w->o);
     OPENSSL_cleanse(w->keys, sizeof w->keys);
     cf_free(w->buckets);
     cf_free(w->url);
     cf_buf_free(&w->shown);
     cf_free(w);
-    curl_global_cleanup();
+    if (curl.lib) curl.global_cleanup();
+    curl_api_unload(&curl);
 }
 
 static void wh_close(struct cf_output *out) {
@@ -768,13 +869,14 @@ struct cf_output *cf_webhook_output_open(const char *url, const json_t *opts,
     json_t *mine = NULL;
     char origin[300];
     if (!w) goto nomem;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     w->out.ops = &webhook_ops;
     w->out.ctx = w;
     w->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^
              (uint64_t)(uintptr_t)w;
     if (!w->rng) w->rng = 1;
-    cf_webhook_safe_url(&w->shown, url ? url : "");
+    if (!curl_api_load(&w->curl, errstr, n)) goto fail;
+    w->curl.global_init(CURL_GLOBAL_DEFAULT);
+    safe_url(&w->curl, &w->shown, url ? url : "");
     if (w->shown.failed || !(w->url = cf_strdup(url ? url : ""))) goto nomem;
     if (strncmp(w->url, "http://", 7) != 0 &&
         strncmp(w->url, "https://", 8) != 0) {
@@ -838,16 +940,16 @@ struct cf_output *cf_webhook_output_open(const char *url, const json_t *opts,
                       origin, (int)(colon - h), h);
             goto fail;
         }
-        struct curl_slist *l = curl_slist_append(w->extra, h);
+        struct curl_slist *l = w->curl.slist_append(w->extra, h);
         if (!l) goto nomem;
         w->extra = l;
     }
     for (w->n_buckets = 16; w->n_buckets < 2 * (size_t)w->o.max_pending;)
         w->n_buckets *= 2;
     if (!(w->buckets = cf_calloc(w->n_buckets, sizeof *w->buckets))) goto nomem;
-    if (!(w->multi = curl_multi_init())) goto nomem;
-    curl_multi_setopt(w->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
-                      (long)w->o.concurrency);
+    if (!(w->multi = w->curl.multi_init())) goto nomem;
+    w->curl.multi_setopt(w->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                         (long)w->o.concurrency);
     json_decref(mine);
     return &w->out;
 nomem:
