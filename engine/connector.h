@@ -32,12 +32,25 @@ typedef enum cf_io_status {
     CF_IO_FAIL = -1  /* permanent for this record or this connector */
 } cf_io_status;
 
+/* A reference count on memory an input lends (struct cf_record.hold).
+ * Both calls are made on the engine's thread; every retain is matched by
+ * a release before the input is closed. */
+struct cf_hold {
+    void (*retain)(struct cf_hold *h);
+    void (*release)(struct cf_hold *h);
+};
+
 /* One input record.  `data` is borrowed from the input and stays valid
- * until the next read() on the same input.  An input hands over every
- * record it reads, blank ones included: the engine counts them. */
+ * until the next read() on the same input, or, when `hold` is set, for
+ * as long as the engine retains the hold (the detection threads keep a
+ * batch of records that way instead of copying them).  An input hands
+ * over every record it reads, blank ones included: the engine counts
+ * them. */
 struct cf_record {
     const char *data;
     size_t len;
+    /* NULL (the engine clears it before each read): data as above */
+    struct cf_hold *hold;
     struct cf_position pos;
     /* Set by the input when the record was already found bad before it
      * reached the engine (line longer than the configured limit, ...):

@@ -864,6 +864,7 @@ static bool sample_now(struct cf_pipeline *p) {
 /* Reads the next record, timing one read in STAGE_SAMPLE. */
 static cf_io_status read_record(struct cf_pipeline *p, struct cf_input *in,
                                 struct cf_record *rec) {
+    rec->hold = NULL; /* an input that lends no memory leaves it so */
     p->read_calls++;
     if (!sample_now(p)) return in->ops->read(in, rec);
     int64_t t0 = cf_thread_cpu_ns();
@@ -1016,7 +1017,8 @@ static cf_err_t run_threaded(struct cf_pipeline *p, struct cf_input *in,
             if (skip) continue;
         }
         if (cf_workers_add(w, &rec) != CF_OK) {
-            /* no memory for its copy: processed here, after the others */
+            /* no memory for its copy: processed here, after the others
+             * (its data is the input's until the next read) */
             if ((rc = drain(p, errstr, errstr_size)) != CF_OK) return rc;
             detect_here(p, &rec, false);
         }

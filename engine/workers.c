@@ -15,6 +15,7 @@
  */
 #include "workers.h"
 
+#include <stdint.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -25,14 +26,24 @@
 #include "buf.h"
 #include "timeutil.h"
 
+/* Distinct holds a batch keeps (an input's read buffers: a batch spans
+ * one or two); a record of a further one is copied. */
+#define MAX_HOLDS 8
+#define NOT_COPIED SIZE_MAX
+
 struct cf_work_batch {
     size_t n;
     /* detected: set by the worker under the mutex (for the condition
      * variable), read without it by the engine's polling (release /
      * acquire order the batch's contents) */
     atomic_bool done;
-    struct cf_buf bytes;               /* the records' data, copied */
-    size_t off[CF_WORK_BATCH_RECORDS]; /* each record's data in bytes */
+    struct cf_buf bytes; /* the data of records lent without a hold */
+    /* each record's data in bytes, or NOT_COPIED: it is the input's,
+     * kept by one of holds */
+    size_t off[CF_WORK_BATCH_RECORDS];
+    struct cf_hold *holds[MAX_HOLDS]; /* retained, distinct */
+    size_t n_holds;
+    size_t data_len; /* bytes of record data, copied or held */
     struct cf_record rec[CF_WORK_BATCH_RECORDS];
     struct cf_detected det[CF_WORK_BATCH_RECORDS];
     struct cf_event ev[CF_WORK_BATCH_RECORDS];
@@ -94,8 +105,15 @@ int64_t cf_workers_detect_ns(const struct cf_workers *w) {
     return ns;
 }
 
+/* Gives back what the batch kept of the input's memory. */
+static void release_holds(struct cf_work_batch *b) {
+    for (size_t i = 0; i < b->n_holds; i++) b->holds[i]->release(b->holds[i]);
+    b->n_holds = 0;
+}
+
 static void batch_free(struct cf_work_batch *b) {
     if (!b) return;
+    release_holds(b);
     for (size_t i = 0; i < CF_WORK_BATCH_RECORDS; i++) cf_event_free(&b->ev[i]);
     cf_buf_free(&b->bytes);
     cf_detect_list_free(&b->rules);
@@ -185,7 +203,7 @@ void cf_workers_submit(struct cf_workers *w) {
     if (!b->n) return;
     /* the copies stopped moving: point the records at them */
     for (size_t i = 0; i < b->n; i++)
-        b->rec[i].data = b->bytes.data + b->off[i];
+        if (b->off[i] != NOT_COPIED) b->rec[i].data = b->bytes.data + b->off[i];
     pthread_mutex_lock(&w->lock);
     atomic_store_explicit(&b->done, false, memory_order_relaxed);
     w->filled++;
@@ -193,16 +211,35 @@ void cf_workers_submit(struct cf_workers *w) {
     pthread_mutex_unlock(&w->lock);
 }
 
+/* Keeps rec's data by its hold rather than a copy, when it has one and
+ * the batch has it already or room for it. */
+static bool keep_held(struct cf_work_batch *b, const struct cf_record *rec) {
+    struct cf_hold *h = rec->hold;
+    if (!h) return false;
+    if (b->n_holds && b->holds[b->n_holds - 1] == h) return true;
+    for (size_t i = 0; i + 1 < b->n_holds; i++)
+        if (b->holds[i] == h) return true;
+    if (b->n_holds == MAX_HOLDS) return false;
+    h->retain(h);
+    b->holds[b->n_holds++] = h;
+    return true;
+}
+
 cf_err_t cf_workers_add(struct cf_workers *w, const struct cf_record *rec) {
     struct cf_work_batch *b = w->ring[w->filled % w->n_ring];
-    if (!cf_buf_reserve(&b->bytes, rec->len)) {
+    if (keep_held(b, rec)) {
+        /* the input's read buffer, kept for the batch: no copy */
+        b->off[b->n] = NOT_COPIED;
+    } else if (!cf_buf_reserve(&b->bytes, rec->len)) {
         b->bytes.failed = false; /* what it holds is whole */
         return CF_ERR_NOMEM;
+    } else {
+        b->off[b->n] = b->bytes.len;
+        cf_buf_append(&b->bytes, rec->data, rec->len);
     }
-    b->off[b->n] = b->bytes.len;
-    cf_buf_append(&b->bytes, rec->data, rec->len);
     b->rec[b->n++] = *rec;
-    if (b->n == CF_WORK_BATCH_RECORDS || b->bytes.len >= CF_WORK_BATCH_BYTES)
+    b->data_len += rec->len;
+    if (b->n == CF_WORK_BATCH_RECORDS || b->data_len >= CF_WORK_BATCH_BYTES)
         cf_workers_submit(w);
     return CF_OK;
 }
@@ -226,6 +263,8 @@ struct cf_work_batch *cf_workers_next(struct cf_workers *w, bool wait) {
 
 void cf_workers_release(struct cf_workers *w, struct cf_work_batch *b) {
     b->n = 0;
+    b->data_len = 0;
+    release_holds(b);
     cf_buf_reset(&b->bytes);
     w->released++;
 }

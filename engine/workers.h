@@ -1,8 +1,10 @@
 /*
  * workers.h - detection on N threads, results handed back in input order.
  *
- * The engine's thread reads records and adds them (copied: an input's
- * record is only valid until its next read) to the batch being filled;
+ * The engine's thread reads records and adds them to the batch being
+ * filled: kept by the input's hold on their memory when it lends one
+ * (the file input's read buffers), otherwise copied, since an input's
+ * record is only valid until its next read;
  * a full batch (a few hundred records) is handed to the workers, each of
  * which detects a whole batch with its own decoder and matcher
  * (engine/detect.h): per record the decoded event, the rules matched in
@@ -14,7 +16,8 @@
  * so memory stays flat whatever the input size: when every batch is in
  * use the engine must take one back before it can add a record
  * (cf_workers_room).  Each batch keeps its buffers (record bytes,
- * events, matches) between uses, grown to the largest seen.
+ * events, matches) between uses, grown to the largest seen, and
+ * releases the holds it took when it is given back.
  *
  * Ownership: the workers borrow the ruleset, time names and limits,
  * which must outlive them; a batch returned by cf_workers_next and its
@@ -41,16 +44,19 @@ struct cf_workers *cf_workers_new(unsigned n, const struct cf_ruleset *rs,
                                   const struct cf_decode_limits *limits,
                                   char *errstr, size_t errstr_size);
 /* Stops the workers (a batch being detected is finished, those not yet
- * started are abandoned) and frees everything.  NULL is a no-op. */
+ * started are abandoned) and frees everything, releasing the holds the
+ * batches kept: before the input that lent them is closed.  NULL is a
+ * no-op. */
 void cf_workers_destroy(struct cf_workers *w);
 
 /* Whether cf_workers_add can take a record now (the batch being filled
  * has room, or a free batch can start). */
 bool cf_workers_room(const struct cf_workers *w);
 
-/* Copies `rec` into the batch being filled (cf_workers_room must be
- * true) and hands the batch out once it is full.  CF_ERR_NOMEM when
- * the copy could not be made (nothing was added). */
+/* Adds `rec` to the batch being filled (cf_workers_room must be true),
+ * retaining rec->hold or copying its data, and hands the batch out once
+ * it is full.  CF_ERR_NOMEM when a copy could not be made (nothing was
+ * added). */
 cf_err_t cf_workers_add(struct cf_workers *w, const struct cf_record *rec);
 
 /* Hands out the batch being filled, if it holds any record. */

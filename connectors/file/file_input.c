@@ -30,12 +30,26 @@
 #define ZLIB_BUFFER_BYTES (CHUNK_BYTES / 4)
 #define DEFAULT_MAX_LINE ((size_t)1 << 20)
 
+/* A read buffer.  Records read from it carry its hold (cf_record.hold),
+ * so the detection threads keep a batch of them by a reference instead
+ * of a copy; a chunk still held when the next read is due is left to
+ * its holders and the read goes to a free one. */
+struct chunk {
+    struct cf_hold hold; /* first: the hold handed out is this struct */
+    struct file_input *fi;
+    unsigned refs;      /* holders: batches of records not yet released */
+    struct chunk *next; /* in file_input.spare */
+    char data[];        /* CHUNK_BYTES */
+};
+
 struct file_input {
     struct cf_input in; /* first: the cf_input handed out is this struct */
     gzFile gz;
     char *path;
     size_t max_line;
-    char *chunk;
+    struct chunk *cur;   /* the chunk being read from */
+    struct chunk *spare; /* released chunks, free for the next read */
+    char *chunk;         /* cur->data */
     size_t chunk_pos;
     size_t chunk_end;
     char *acc; /* a line spanning chunks; capacity max_line + 1 */
@@ -58,6 +72,40 @@ static void acc_append(struct file_input *fi, const char *s, size_t n) {
     fi->acc_len += n;
 }
 
+static void chunk_retain(struct cf_hold *h) {
+    ((struct chunk *)h)->refs++;
+}
+
+static void chunk_release(struct cf_hold *h) {
+    struct chunk *c = (struct chunk *)h;
+    if (--c->refs == 0 && c != c->fi->cur) {
+        c->next = c->fi->spare;
+        c->fi->spare = c;
+    }
+}
+
+static struct chunk *chunk_new(struct file_input *fi) {
+    struct chunk *c = cf_malloc(sizeof *c + CHUNK_BYTES);
+    if (c) *c = (struct chunk){{chunk_retain, chunk_release}, fi, 0, NULL};
+    return c;
+}
+
+/* Makes fi->cur a chunk nobody holds, for the next read to fill: false
+ * when a new one was needed and no memory was left. */
+static bool free_chunk(struct file_input *fi) {
+    struct chunk *c = fi->cur;
+    if (!c->refs) return true;
+    if (fi->spare) {
+        c = fi->spare;
+        fi->spare = c->next;
+    } else if (!(c = chunk_new(fi))) {
+        return false;
+    }
+    fi->cur = c; /* the old one joins spare when its holders let go */
+    fi->chunk = c->data;
+    return true;
+}
+
 /* Turns a complete line into a record.  Blank lines are records too:
  * the engine counts them rather than have them vanish here. */
 static void make_record(struct file_input *fi, const char *data, size_t len,
@@ -76,6 +124,8 @@ static void make_record(struct file_input *fi, const char *data, size_t len,
     }
     rec->data = data;
     rec->len = len;
+    /* a line assembled in acc is valid only until the next read */
+    rec->hold = data == fi->acc ? NULL : &fi->cur->hold;
     rec->pos.source = fi->path;
     rec->pos.partition = -1;
     rec->pos.offset = fi->line_no;
@@ -133,6 +183,10 @@ static cf_io_status file_read(struct cf_input *in, struct cf_record *rec) {
                 }
                 return CF_IO_EOF;
             }
+            /* a chunk still held is not overwritten; without memory
+             * for another, the engine is asked to come back once it
+             * has given some back (it releases batches meanwhile) */
+            if (!free_chunk(fi)) return CF_IO_RETRY;
             n = gzread(fi->gz, fi->chunk, (unsigned)CHUNK_BYTES);
             if (n <= 0) {
                 /* A gzip stream cut short reads as a plain end of file
@@ -193,7 +247,12 @@ static void file_close(struct cf_input *in) {
     fi = in->ctx;
     if (fi->gz) gzclose(fi->gz);
     cf_free(fi->path);
-    cf_free(fi->chunk);
+    cf_free(fi->cur);
+    while (fi->spare) {
+        struct chunk *c = fi->spare;
+        fi->spare = c->next;
+        cf_free(c);
+    }
     cf_free(fi->acc);
     cf_free(fi);
 }
@@ -220,10 +279,10 @@ struct cf_input *cf_file_input_open(const char *path, size_t max_line_bytes,
     fi->in.ops = &file_input_ops;
     fi->in.ctx = fi;
     fi->max_line = max_line_bytes ? max_line_bytes : DEFAULT_MAX_LINE;
-    if (!(fi->path = cf_strdup(path)) ||
-        !(fi->chunk = cf_malloc(CHUNK_BYTES)) ||
+    if (!(fi->path = cf_strdup(path)) || !(fi->cur = chunk_new(fi)) ||
         !(fi->acc = cf_malloc(fi->max_line + 1)))
         goto nomem;
+    fi->chunk = fi->cur->data;
     if (strcmp(path, "-") == 0) {
         /* gzclose closes the descriptor; keep stdin itself open. */
         if ((fd = dup(STDIN_FILENO)) < 0 || !(fi->gz = gzdopen(fd, "rb"))) {
