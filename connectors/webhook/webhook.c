@@ -97,8 +97,10 @@ static bool curl_api_load(struct curl_api *c, char *errstr, size_t n) {
     memset(c, 0, sizeof *c);
     c->lib = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!c->lib) {
-        cf_seterr(errstr, n, CF_ERR, "webhook: cannot load %s: %s", CURL_SONAME,
-                  dlerror());
+        cf_seterr(errstr, n, CF_ERR,
+                  "webhook: cannot load %s (%s); webhooks need libcurl: "
+                  "apt-get install libcurl4 (deploy/bootstrap.sh does)",
+                  CURL_SONAME, dlerror());
         return false;
     }
     for (size_t i = 0; i < CF_ARRAY_LEN(fns); i++) {
