@@ -284,10 +284,95 @@ static void test_otrf_recordings(void **state) {
     assert_true(m.simd_refused > 1000);
 }
 
+/* Texts pieced together from fragments that sit on the scanner's
+ * decisions (escapes, surrogates, UTF-8 edges, numbers, literals, cuts):
+ * mostly refused, some accepted, and for each the two readers must agree
+ * as above.  A fixed seed, so a failure reproduces. */
+static void test_fragments(void **state) {
+    (void)state;
+    static const char *frags[] = {"{",
+                                  "}",
+                                  "\"",
+                                  "\\",
+                                  "\"a\"",
+                                  ":",
+                                  ",",
+                                  "1",
+                                  "-",
+                                  "0",
+                                  ".",
+                                  "e",
+                                  "E",
+                                  "+",
+                                  "true",
+                                  "false",
+                                  "null",
+                                  " ",
+                                  "\t",
+                                  "\n",
+                                  "\r",
+                                  "\\u",
+                                  "00",
+                                  "d8",
+                                  "dc",
+                                  "41",
+                                  "\\\"",
+                                  "\\\\",
+                                  "\\n",
+                                  "\\/",
+                                  "\xc3\xa9",
+                                  "\xc3",
+                                  "\xe2\x82\xac",
+                                  "\xed\xa0\x80",
+                                  "\xf0\x9f\x98\x80",
+                                  "\xf4\x90",
+                                  "\x80",
+                                  "\xff",
+                                  "\x01",
+                                  "\x1f",
+                                  "\x7f",
+                                  "x",
+                                  "[",
+                                  "]",
+                                  "\"k\":\"v\"",
+                                  "\"n\":12",
+                                  "\\ud83d\\ude00",
+                                  "\\ud800",
+                                  "\\u0000"};
+    uint64_t rnd = 0x2545f4914f6cdd1du;
+    char text[512];
+    struct tally t = {0};
+    for (int it = 0; it < 200000; it++) {
+        size_t n = 0;
+        if (next_random(&rnd) % 2) {
+            memcpy(text, "{\"a\":\"", 6);
+            n = 6;
+        }
+        int parts = 1 + (int)(next_random(&rnd) % 12);
+        for (int k = 0; k < parts; k++) {
+            const char *f =
+                frags[next_random(&rnd) % (sizeof frags / sizeof *frags)];
+            size_t l = strlen(f);
+            memcpy(text + n, f, l);
+            n += l;
+        }
+        if (next_random(&rnd) % 2) {
+            memcpy(text + n, "\"}", 2);
+            n += 2;
+        }
+        compare(text, n, &t);
+    }
+    fprintf(stderr, "fragments: %ld read by the scanner, %ld left\n", t.both_ok,
+            t.declined);
+    assert_int_equal(t.mismatches, 0);
+    assert_true(t.both_ok > 1000);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_edge_cases),
         cmocka_unit_test(test_otrf_recordings),
+        cmocka_unit_test(test_fragments),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
