@@ -365,7 +365,9 @@ static bool emit_member(struct flatten *fl, const struct cf_json_node *n) {
     f->value = fl->strings + n->text_off;
     f->value_len = n->text_len;
     f->type = value_type(n->type);
-    return emit_unspaced(fl, f);
+    /* nearly every name has no space: checked here, without the call */
+    return !has_space(fl->strings + n->key_off, n->key_len) ||
+           emit_unspaced(fl, f);
 }
 
 /* An empty value for a Data element that has a name but no text; the
