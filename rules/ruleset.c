@@ -2474,7 +2474,8 @@ static enum tri tri_tree(struct cf_matcher *m, const struct cf_event *ev,
     return TRI_FALSE;
 }
 
-static void add_candidate(struct cf_matcher *m, uint32_t *n, uint32_t ri) {
+static inline void add_candidate(struct cf_matcher *m, uint32_t *n,
+                                 uint32_t ri) {
     uint32_t route = m->rs->cand_route[ri];
     const struct cf_ruleset *rs = m->rs;
     if (bit_test(m->rule_bits, ri) || route == NO_ROUTE ||
