@@ -137,22 +137,34 @@ size_t copy_to_backslash(const char *s, const char *e, char *d) {
 #endif
 }
 
+/* What each one-letter escape \c stands for; '\0' for \u and for what
+ * is not an escape.  A table: a message has dozens of escapes. */
+struct escape_table {
+    char to[256];
+    constexpr escape_table() : to() {
+        to[(unsigned char)'"'] = '"';
+        to[(unsigned char)'\\'] = '\\';
+        to[(unsigned char)'/'] = '/';
+        to[(unsigned char)'b'] = '\b';
+        to[(unsigned char)'f'] = '\f';
+        to[(unsigned char)'n'] = '\n';
+        to[(unsigned char)'r'] = '\r';
+        to[(unsigned char)'t'] = '\t';
+    }
+};
+constexpr escape_table one_letter_escapes;
+
 /* Decodes the escape whose backslash is at s[-1], writing its UTF-8 to
  * *d and advancing it.  Returns the byte after the escape, or nullptr on
  * a bad escape or a lone surrogate (e bounds the reads). */
 const char *decode_escape(const char *s, const char *e, char **d) {
     char *o = *d;
     if (s >= e) return nullptr;
-    switch (*s++) {
-    case '"': *o++ = '"'; break;
-    case '\\': *o++ = '\\'; break;
-    case '/': *o++ = '/'; break;
-    case 'b': *o++ = '\b'; break;
-    case 'f': *o++ = '\f'; break;
-    case 'n': *o++ = '\n'; break;
-    case 'r': *o++ = '\r'; break;
-    case 't': *o++ = '\t'; break;
-    case 'u': {
+    char one = one_letter_escapes.to[(unsigned char)*s];
+    if (one) {
+        *o++ = one;
+        s++;
+    } else if (*s++ == 'u') {
         if (e - s < 4) return nullptr;
         int cp = hex4(s);
         if (cp < 0) return nullptr;
@@ -181,9 +193,8 @@ const char *decode_escape(const char *s, const char *e, char **d) {
             *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
             *o++ = (char)(0x80 | (cp & 0x3F));
         }
-        break;
-    }
-    default: return nullptr;
+    } else {
+        return nullptr;
     }
     *d = o;
     return s;
@@ -258,15 +269,21 @@ long push_node(cf_json_parser *p, uint32_t key_off, uint32_t key_len,
     return (long)p->n_nodes++;
 }
 
-/* Appends s[0..n) NUL-terminated to the strings buffer (sized so that
- * this cannot overflow, see parse). */
-void put_text(cf_json_parser *p, const char *s, size_t n, uint32_t *off,
-              uint32_t *len) {
-    memcpy(p->strings + p->str_len, s, n);
+/* Ends the n bytes just written at the end of the strings buffer (sized
+ * so that this cannot overflow, see parse) with a NUL and takes them as
+ * the next string: its offset and length into *off and *len. */
+void commit_text(cf_json_parser *p, size_t n, uint32_t *off, uint32_t *len) {
     p->strings[p->str_len + n] = '\0';
     *off = (uint32_t)p->str_len;
     *len = (uint32_t)n;
     p->str_len += n + 1;
+}
+
+/* Appends s[0..n) as the next string. */
+void put_text(cf_json_parser *p, const char *s, size_t n, uint32_t *off,
+              uint32_t *len) {
+    memcpy(p->strings + p->str_len, s, n);
+    commit_text(p, n, off, len);
 }
 
 class walker {
@@ -307,19 +324,16 @@ class walker {
      * buffer (sized so that this cannot overflow, see cf_json_parse). */
     bool add_text(const char *s, const char *e, bool escaped, uint32_t *off,
                   uint32_t *len) {
-        char *dst = p_->strings + p_->str_len;
-        long n;
         if (!escaped) {
-            n = e - s;
-            memcpy(dst, s, (size_t)n);
-        } else if ((n = unescape(s, e, dst)) < 0) {
+            put_text(p_, s, (size_t)(e - s), off, len);
+            return true;
+        }
+        long n = unescape(s, e, p_->strings + p_->str_len);
+        if (n < 0) {
             status = CF_JSON_INVALID;
             return false;
         }
-        dst[n] = '\0';
-        *off = (uint32_t)p_->str_len;
-        *len = (uint32_t)n;
-        p_->str_len += (size_t)n + 1;
+        commit_text(p_, (size_t)n, off, len);
         return true;
     }
 
@@ -346,11 +360,7 @@ class walker {
             }
         }
         if (*e == '"') {
-            size_t n = (size_t)(e - s);
-            dst[n] = '\0';
-            *off = (uint32_t)p_->str_len;
-            *len = (uint32_t)n;
-            p_->str_len += n + 1;
+            commit_text(p_, (size_t)(e - s), off, len);
             return true;
         }
 #endif
@@ -514,23 +524,6 @@ size_t utf8_sequence(const unsigned char *s, size_t n) {
     return need + 1;
 }
 
-/* What each one-letter escape \c stands for; '\0' for \u and for what
- * is not an escape.  A table: a message has dozens of escapes. */
-struct escape_table {
-    char to[256];
-    constexpr escape_table() : to() {
-        to[(unsigned char)'"'] = '"';
-        to[(unsigned char)'\\'] = '\\';
-        to[(unsigned char)'/'] = '/';
-        to[(unsigned char)'b'] = '\b';
-        to[(unsigned char)'f'] = '\f';
-        to[(unsigned char)'n'] = '\n';
-        to[(unsigned char)'r'] = '\r';
-        to[(unsigned char)'t'] = '\t';
-    }
-};
-constexpr escape_table one_letter_escapes;
-
 size_t skip_ws(const char *s, size_t n, size_t i) {
     while (i < n && is_ws(s[i])) i++;
     return i;
@@ -599,10 +592,7 @@ bool flat_string(cf_json_parser *p, const char *s, size_t n, size_t *pos,
         if (!next) return false;
         i = (size_t)(next - s);
     }
-    *d = '\0';
-    *off = (uint32_t)p->str_len;
-    *len = (uint32_t)(d - dst);
-    p->str_len += (size_t)(d - dst) + 1;
+    commit_text(p, (size_t)(d - dst), off, len);
     *pos = i + 1;
     return true;
 }
@@ -618,8 +608,8 @@ flat flat_value(cf_json_parser *p, const char *s, size_t n, size_t *pos,
     static const char t[] = "true", f[] = "false";
     size_t i = *pos;
     uint8_t type;
-    const char *lit = nullptr;
-    size_t lit_len = 0;
+    const char *lit = nullptr;     /* the node's text, when not a string */
+    size_t lit_len = 0, token = 0; /* token: its bytes in the input */
     char c = s[i];
     if (c == '"') {
         type = CF_JSON_STRING;
@@ -629,18 +619,19 @@ flat flat_value(cf_json_parser *p, const char *s, size_t n, size_t *pos,
         while (j < n && number_char(s[j])) j++;
         if (!valid_number(s + i, j - i)) return flat::declined;
         lit = s + i;
-        lit_len = j - i;
+        lit_len = token = j - i;
     } else if (c == 't' && n - i >= 4 && memcmp(s + i, t, 4) == 0) {
         type = CF_JSON_BOOL;
         lit = t;
-        lit_len = 4;
+        lit_len = token = 4;
     } else if (c == 'f' && n - i >= 5 && memcmp(s + i, f, 5) == 0) {
         type = CF_JSON_BOOL;
         lit = f;
-        lit_len = 5;
+        lit_len = token = 5;
     } else if (c == 'n' && n - i >= 4 && memcmp(s + i, "null", 4) == 0) {
         type = CF_JSON_NULL;
         lit = ""; /* its text is the empty string */
+        token = 4;
     } else {
         return flat::declined; /* a nested value, or not JSON */
     }
@@ -653,7 +644,7 @@ flat flat_value(cf_json_parser *p, const char *s, size_t n, size_t *pos,
             return flat::declined;
     } else {
         put_text(p, lit, lit_len, &node->text_off, &node->text_len);
-        i += type == CF_JSON_NULL ? 4 : lit_len;
+        i += token;
     }
     *pos = i;
     return flat::ok;
