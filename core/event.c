@@ -212,13 +212,6 @@ static void name_pop(struct event_storage *st, struct name_mark mark) {
     if (mark.key == CF_JSON_NO_KEY) cf_buf_truncate(&st->name, mark.len);
 }
 
-/* Some Windows channels name event fields in words (Windows Defender's
- * "Source Name", "Process Name", "Threat Name"), where Sigma rules and
- * SigmaHQ's own test tooling write the words run together (SourceName).
- * A leaf whose name has spaces is therefore also added under the name
- * with its spaces removed, so rules written either way match and the
- * lookups (rules, entities, suppressions) need no rule of their own.
- * Names without a space, nearly all, cost one memchr. */
 /* Whether s[0..n) holds a ' ', eight bytes a step: names are short and
  * checked once per leaf, where a memchr call costs more than the look. */
 static bool has_space(const char *s, size_t n) {
@@ -239,6 +232,13 @@ static bool has_space(const char *s, size_t n) {
     return false;
 }
 
+/* Some Windows channels name event fields in words (Windows Defender's
+ * "Source Name", "Process Name", "Threat Name"), where Sigma rules and
+ * SigmaHQ's own test tooling write the words run together (SourceName).
+ * A leaf whose name has spaces is therefore also added under the name
+ * with its spaces removed, so rules written either way match and the
+ * lookups (rules, entities, suppressions) need no rule of their own.
+ * Names without a space, nearly all, cost one has_space. */
 static bool emit_unspaced(struct flatten *fl, const struct cf_event_field *f) {
     struct event_storage *st = fl->st;
     struct cf_event *ev = fl->ev;
