@@ -2,8 +2,9 @@
  * hash.h - chainfuse's non-cryptographic hashes: FNV-1a over bytes, 64
  * bits (http://www.isthe.com/chongo/tech/comp/fnv/), for keys built in
  * parts; and cf_hash_words, eight bytes a step, for what is hashed on
- * the per-event path (event field names, the matcher's scan memo),
- * where FNV's multiply per byte costs more than the work it serves.
+ * the per-event path (event field names, the routing cache's key, the
+ * matcher's scan memo), where FNV's multiply per byte costs more than
+ * the work it serves.
  *
  * For in-memory tables only: event field names, correlation window keys,
  * routing-cache keys, fusion's entity and duplicate maps.  No value is
@@ -73,9 +74,10 @@ static inline uint64_t cf_load_tail(const unsigned char *p, size_t n) {
  * 64-bit finaliser so that every output bit depends on every input bit.
  * Unkeyed and easily made to collide by crafted input: use it only
  * where a collision costs time, never correctness (entries are compared
- * in full).  Its two uses are bounded: event names are looked up in
- * tables built from rule and config names, and the scan memo is
- * direct-mapped (a collision is a miss, never a longer probe). */
+ * in full).  Its uses are bounded: event names are looked up in tables
+ * built from rule and config names, the scan memo is direct-mapped (a
+ * collision is a miss, never a longer probe), and the routing cache
+ * (rules/logsource.c) starts over once 3/4 of its 1,024 slots are used. */
 static inline uint64_t cf_hash_words(uint64_t seed, const void *s, size_t n) {
     const unsigned char *p = s;
     const uint64_t k = UINT64_C(0x517cc1b727220a95);
