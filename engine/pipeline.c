@@ -117,6 +117,7 @@ struct cf_pipeline {
     bool consuming;                /* processing a worker's batch */
     struct cf_entity_map *entities;
     struct cf_fusion *fusion;
+    unsigned locate_kinds; /* the entities process() finds in each event */
     struct cf_output *dead_letter;
     struct cf_fanout *fanout;
     struct cf_pipeline_output single; /* setup.out, when n_outs is 0 */
@@ -402,9 +403,7 @@ static void process(struct cf_pipeline *p, const struct cf_record *rec,
     p->events++;
     /* one pass finds the host for the clocks and what fusion sights */
     struct cf_entity_at at;
-    cf_entity_locate(
-        p->entities, ev,
-        1u << CF_ENTITY_HOST | (p->fusion ? cf_fusion_sight_kinds() : 0), &at);
+    cf_entity_locate(p->entities, ev, p->locate_kinds, &at);
     cf_clocks_event_at(p->clocks, ev,
                        at.field[CF_ENTITY_HOST] >= 0
                            ? &ev->fields[at.field[CF_ENTITY_HOST]]
@@ -800,6 +799,8 @@ struct cf_pipeline *cf_pipeline_new(const struct cf_pipeline_setup *setup,
     p->fusion = cf_fusion_new(setup->cfg, setup->rb, emit_from_fusion, p,
                               errstr, errstr_size);
     if (!p->fusion) goto fail;
+    /* the host for the clocks, and what fusion sights */
+    p->locate_kinds = 1u << CF_ENTITY_HOST | cf_fusion_sight_kinds();
     if (setup->state_dir) {
         if (p->setup.state_interval_ms <= 0) p->setup.state_interval_ms = 10000;
         p->next_checkpoint = monotonic_ms() + p->setup.state_interval_ms;
@@ -945,10 +946,13 @@ static cf_err_t drain(struct cf_pipeline *p, char *errstr, size_t errstr_size) {
 }
 
 /* A periodic checkpoint covers every record read, so the workers are
- * drained first, and only when one is due. */
+ * drained first, and only when one is due.  Asked once every 64 turns
+ * of the loop, as run_single does: the clock read and the reap are
+ * system calls. */
 static cf_err_t checkpoint_when_due(struct cf_pipeline *p, char *errstr,
                                     size_t errstr_size) {
-    if (!p->setup.state_dir) return CF_OK;
+    if (!p->setup.state_dir || ++p->since_clock < 64) return CF_OK;
+    p->since_clock = 0;
     if (p->bg_child) reap_background(p, false);
     if (p->bg_child || monotonic_ms() < p->next_checkpoint) return CF_OK;
     cf_err_t rc = drain(p, errstr, errstr_size);
