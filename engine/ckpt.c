@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
+#include "crc.h"
 #include "hash.h"
 #include "killchain.h"
 #include "sigma_correlation.h"
@@ -567,17 +567,6 @@ static uint32_t get32(const unsigned char *p) {
            (uint32_t)p[3] << 24;
 }
 
-static uint32_t payload_crc(const unsigned char *p, size_t n) {
-    uLong crc = crc32(0L, Z_NULL, 0);
-    while (n) { /* crc32 takes a uInt length */
-        uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
-        crc = crc32(crc, p, chunk);
-        p += chunk;
-        n -= chunk;
-    }
-    return (uint32_t)crc;
-}
-
 static cf_err_t write_all(int fd, const unsigned char *p, size_t n) {
     while (n) {
         ssize_t k = write(fd, p, n);
@@ -606,7 +595,7 @@ cf_err_t cf_ckpt_commit(struct cf_ckpt_w *w, const char *dir, char *errstr,
     put32(h + 12, HEADER_BYTES);
     put32(h + 16, (uint32_t)payload);
     put32(h + 20, (uint32_t)((uint64_t)payload >> 32));
-    put32(h + 24, payload_crc(h + HEADER_BYTES, payload));
+    put32(h + 24, cf_crc32(h + HEADER_BYTES, payload));
     cf_buf_printf(&path, "%s/" FILE_NAME, dir);
     cf_buf_printf(&tmp, "%s/" TMP_NAME ".%ld", dir, (long)getpid());
     if (path.failed || tmp.failed) {
@@ -703,7 +692,7 @@ cf_err_t cf_ckpt_load(const char *dir, unsigned char **data,
                        (unsigned long long)(payload + HEADER_BYTES));
         goto done;
     }
-    if (payload_crc(d + HEADER_BYTES, (size_t)payload) != get32(d + 24)) {
+    if (cf_crc32(d + HEADER_BYTES, (size_t)payload) != get32(d + 24)) {
         rc = cf_seterr(errstr, errstr_size, CF_ERR,
                        "%s is damaged: its checksum does not match", path.data);
         goto done;

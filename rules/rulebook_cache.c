@@ -26,9 +26,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "buf.h"
+#include "crc.h"
 #include "ruleset_cache.h"
 #include "yaml_json.h"
 
@@ -76,21 +76,6 @@ static void warn_damaged(struct cf_rbcache *c, const char *why) {
 static bool sha256(const void *data, size_t len, unsigned char out[HASH_LEN]) {
     unsigned int n = 0;
     return EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) && n == HASH_LEN;
-}
-
-/* The checksum of the cache file's body: it guards against damage (a
- * torn disk write, a truncation), not against someone who can write the
- * cache directory, so CRC-32 (zlib; several times SHA-256's speed on
- * megabytes read every start) is enough. */
-static uint64_t body_crc(const unsigned char *p, size_t len) {
-    uLong crc = crc32(0L, Z_NULL, 0);
-    while (len) {
-        uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
-        crc = crc32(crc, p, n);
-        p += n;
-        len -= n;
-    }
-    return (uint64_t)crc;
 }
 
 static struct fstate fstate_of(const struct stat *st) {
@@ -287,7 +272,7 @@ static void read_cache(struct cf_rbcache *c) {
         why = "not a rule file cache of this key";
     } else if (body_len != size - HEADER_LEN) {
         why = "truncated";
-    } else if (body_crc(p + HEADER_LEN, size - HEADER_LEN) != crc) {
+    } else if (cf_crc32(p + HEADER_LEN, size - HEADER_LEN) != crc) {
         why = "checksum mismatch";
     } else if (!parse_entries(c, p + HEADER_LEN, size - HEADER_LEN)) {
         why = "entries do not parse";
@@ -450,7 +435,7 @@ static void write_cache(struct cf_rbcache *c) {
         snprintf(err, sizeof err, "out of memory");
         goto done;
     }
-    uint64_t crc = body_crc((const unsigned char *)body.data, body.len);
+    uint64_t crc = cf_crc32(body.data, body.len);
     if (cf_cache_make_dirs(c->dir) != 0) {
         snprintf(err, sizeof err, "cannot create %.400s: %s", c->dir,
                  strerror(errno));
