@@ -72,13 +72,24 @@ struct book {
     bool nomem;
 };
 
-static void free_records(struct cf_rule_rejection *r, size_t n) {
-    for (size_t i = 0; i < n; i++) {
+/* Frees the strings of records r[from..to). */
+static void clear_records(struct cf_rule_rejection *r, size_t from, size_t to) {
+    for (size_t i = from; i < to; i++) {
         cf_free(r[i].path);
         cf_free(r[i].id);
         cf_free(r[i].reason);
     }
+}
+
+static void free_records(struct cf_rule_rejection *r, size_t n) {
+    clear_records(r, 0, n);
     cf_free(r);
+}
+
+static void clear_filter(struct pending_filter *pf) {
+    json_decref(pf->doc);
+    json_decref(pf->placeholders);
+    cf_free(pf->path);
 }
 
 static struct book *book_of(struct cf_rulebook *rb) {
@@ -101,11 +112,7 @@ void cf_rulebook_destroy(struct cf_rulebook *rb) {
     cf_free(rb->correlations);
     free_records(rb->rejected, rb->n_rejected);
     free_records(rb->converted, rb->n_converted);
-    for (size_t i = 0; i < b->n_filters; i++) {
-        json_decref(b->filters[i].doc);
-        json_decref(b->filters[i].placeholders);
-        cf_free(b->filters[i].path);
-    }
+    for (size_t i = 0; i < b->n_filters; i++) clear_filter(&b->filters[i]);
     cf_free(b->filters);
     cf_free(b->seen);
     cf_free(b);
@@ -504,21 +511,10 @@ static void rollback(struct book *b, const struct mark *m) {
         cf_sigma_rule_destroy(rb->rules[i]);
     for (size_t i = m->corrs; i < rb->n_correlations; i++)
         cf_correlation_destroy(rb->correlations[i]);
-    for (size_t i = m->rejected; i < rb->n_rejected; i++) {
-        cf_free(rb->rejected[i].path);
-        cf_free(rb->rejected[i].id);
-        cf_free(rb->rejected[i].reason);
-    }
-    for (size_t i = m->converted; i < rb->n_converted; i++) {
-        cf_free(rb->converted[i].path);
-        cf_free(rb->converted[i].id);
-        cf_free(rb->converted[i].reason);
-    }
-    for (size_t i = m->filters; i < b->n_filters; i++) {
-        json_decref(b->filters[i].doc);
-        json_decref(b->filters[i].placeholders);
-        cf_free(b->filters[i].path);
-    }
+    clear_records(rb->rejected, m->rejected, rb->n_rejected);
+    clear_records(rb->converted, m->converted, rb->n_converted);
+    for (size_t i = m->filters; i < b->n_filters; i++)
+        clear_filter(&b->filters[i]);
     rb->n_rules = m->rules;
     rb->n_correlations = m->corrs;
     rb->n_rejected = m->rejected;
@@ -1224,9 +1220,7 @@ cf_err_t cf_rulebook_finish(struct cf_rulebook *rb, char *errstr,
             applied = true;
         }
         if (applied) rb->n_filters++;
-        json_decref(b->filters[k].doc);
-        json_decref(b->filters[k].placeholders);
-        cf_free(b->filters[k].path);
+        clear_filter(&b->filters[k]);
     }
     b->n_filters = 0;
     resolve_correlations(rb);
