@@ -26,13 +26,10 @@
 # Needs jq and gen_scenario in CF_BINARY_DIR; builds nothing.
 set -uo pipefail
 CF="$1"
-command -v jq >/dev/null || { echo "SKIP: jq not installed (deploy/bootstrap.sh installs it)"; exit 77; }
 SRC="${CF_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 GEN="${CF_BINARY_DIR:-$(dirname "$CF")}/gen_scenario"
 [ -x "$GEN" ] || { echo "FAIL: $GEN not built (it is bench/gen_scenario.c; build the project first)"; exit 1; }
-T="$(mktemp -d)"
-trap 'rm -rf "$T"' EXIT
-export CHAINFUSE_CACHE_DIR="$T/cache"
+. "$(dirname "${BASH_SOURCE[0]}")/lib/harness.sh" # jq, $T, the rule cache
 BACKGROUND=20000
 
 "$GEN" --events "$BACKGROUND" --truth "$T/truth.csv" > "$T/s.jsonl" || { echo "FAIL: gen_scenario failed"; exit 1; }

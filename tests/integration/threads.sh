@@ -22,18 +22,10 @@ CF=${1:?usage: threads.sh <path-to-chainfuse>}
 CF=$(cd "$(dirname "$CF")" && pwd)/$(basename "$CF") # runs cd
 SHARED=${CF_SHARED_DIR:-$(cd "$(dirname "$0")/../../.." && pwd)/shared}
 . "$(dirname "${BASH_SOURCE[0]}")/../ci/shared_data.sh"
-command -v jq >/dev/null || { echo "SKIP: jq not installed"; exit 77; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/harness.sh" # its check is the one used
 SRC="${CF_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 GEN="${CF_BINARY_DIR:-$(dirname "$CF")}/gen_scenario"
 [ -x "$GEN" ] || { echo "FAIL: $GEN not built"; exit 1; }
-T="$(mktemp -d)"
-trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$T"' EXIT
-export CHAINFUSE_CACHE_DIR="${CHAINFUSE_CACHE_DIR:-$T/cache}"
-fail=0
-# check WHAT SHELL-TEXT: evaluates the text (shared_data.sh's runs a command)
-check() {
-    if eval "$2"; then echo "ok:   $1"; else echo "FAIL: $1"; fail=1; fi
-}
 PACK="$SRC/rules/pack"
 
 # 1. Hostile values.
@@ -149,4 +141,4 @@ check "... and none with state.background: false, the output the same" \
     'jq -e ".checkpoints.written > 2 and .checkpoints.written_in_background == 0" "$T/lcf/stats.json" >/dev/null && cmp -s "$T/lc0/out.jsonl" "$T/lcf/out.jsonl"'
 check "... and the alerts and incidents of one thread without checkpoints" \
     'cmp -s "$T/lc0/out.jsonl" "$T/lc1/out.jsonl" && cmp -s "$T/lc0/out.jsonl" "$T/lc2/out.jsonl"'
-exit $fail
+finish threads
