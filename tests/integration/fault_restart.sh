@@ -130,5 +130,4 @@ check "SIGTERM without --state exits 0, says pending was fused and flushed" '[ $
 check "SIGTERM without --state: stopped mid-stream, every line whole" 'whole_lines "$T/n.jsonl" && jq -e --argjson n "$LINES" ".records < \$n and .records > 0" "$T/n_stats.json" >/dev/null'
 check "SIGTERM without --state: nothing left pending, every incident's last record closed" 'jq -e ".fusion.alerts_pending == 0 and .fusion.incidents_open == 0" "$T/n_stats.json" >/dev/null && [ -z "$(final "$T/n.jsonl" | jq -c "select(.status != \"closed\")")" ]'
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish fault_restart

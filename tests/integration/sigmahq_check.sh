@@ -40,5 +40,4 @@ check "warm and cold load the same rules" '[ "$(jq .rules_loaded "$T/cold.json")
 check "warm start parsed no rule file" 'jq -e ".rule_files.from_cache == .rule_files.read and .rule_files.read > 2900" "$T/warm.json" >/dev/null'
 check "cold start parsed every rule file" 'jq -e ".rule_files.from_cache == 0" "$T/cold.json" >/dev/null'
 check "warm and cold check reports are the same" 'diff <(jq "del(.compile.seconds, .compile.cache_hit, .rule_files)" "$T/cold.json") <(jq "del(.compile.seconds, .compile.cache_hit, .rule_files)" "$T/warm.json")'
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish sigmahq_check
