@@ -184,13 +184,10 @@ static bool get_strv_n(struct cf_codec_rd *rd, char ***v, size_t want) {
     size_t c;
     if (!get_array(rd, (void **)v, &c, sizeof **v)) return false;
     if (*v && c != want) {
-        /* the owner frees `want` entries: keep the array that size */
+        /* nothing read into it yet; the owner frees a NULL array as none */
+        cf_free(*v);
+        *v = NULL;
         rd->bad = true;
-        if (c < want) {
-            char **grown = cf_calloc(want, sizeof *grown);
-            cf_free(*v);
-            *v = grown;
-        }
         return false;
     }
     for (size_t i = 0; i < c && ok(rd); i++) (*v)[i] = cf_codec_get_str(rd);

@@ -222,13 +222,14 @@ static bool parse_entries(struct cf_rbcache *c, const unsigned char *body,
     if (!(c->old = cf_calloc(n ? (size_t)n : 1, sizeof *c->old))) return false;
     for (size_t i = 0; i < n; i++) {
         struct entry *e = &c->old[i];
-        uint64_t *f = &e->st.dev;
+        const unsigned char *st;
         if (!get_fixed(&p, end, &v) || v == 0 ||
             !(e->path = (const char *)take(&p, end, v - 1)))
             return false;
         e->path_len = (size_t)(v - 1);
-        for (size_t k = 0; k < sizeof e->st / sizeof *f; k++)
-            if (!get_fixed(&p, end, &f[k])) return false;
+        /* written as the struct is (write_cache) */
+        if (!(st = take(&p, end, sizeof e->st))) return false;
+        memcpy(&e->st, st, sizeof e->st);
         const unsigned char *hash;
         if (!get_fixed(&p, end, &v) || !(hash = take(&p, end, HASH_LEN)))
             return false;
