@@ -49,7 +49,6 @@ struct file_input {
     size_t max_line;
     struct chunk *cur;   /* the chunk being read from */
     struct chunk *spare; /* released chunks, free for the next read */
-    char *chunk;         /* cur->data */
     size_t chunk_pos;
     size_t chunk_end;
     char *acc; /* a line spanning chunks; capacity max_line + 1 */
@@ -102,7 +101,6 @@ static bool free_chunk(struct file_input *fi) {
         return false;
     }
     fi->cur = c; /* the old one joins spare when its holders let go */
-    fi->chunk = c->data;
     return true;
 }
 
@@ -154,7 +152,7 @@ static void first_chunk(struct file_input *fi) {
     /* A UTF-8 byte order mark (Windows editors, PowerShell's Out-File)
      * would otherwise make the first event invalid JSON.  Only here: a
      * BOM anywhere else is in the data, and the decoder rejects it. */
-    if (fi->chunk_end >= 3 && memcmp(fi->chunk, "\xef\xbb\xbf", 3) == 0)
+    if (fi->chunk_end >= 3 && memcmp(fi->cur->data, "\xef\xbb\xbf", 3) == 0)
         fi->chunk_pos = 3;
     /* zlib reads anything that is not gzip as plain text without a word.
      * Read it (a browser that undid the transfer encoding keeps the .gz
@@ -187,7 +185,7 @@ static cf_io_status file_read(struct cf_input *in, struct cf_record *rec) {
              * for another, the engine is asked to come back once it
              * has given some back (it releases batches meanwhile) */
             if (!free_chunk(fi)) return CF_IO_RETRY;
-            n = gzread(fi->gz, fi->chunk, (unsigned)CHUNK_BYTES);
+            n = gzread(fi->gz, fi->cur->data, (unsigned)CHUNK_BYTES);
             if (n <= 0) {
                 /* A gzip stream cut short reads as a plain end of file
                  * here; only gzerror() tells the two apart. */
@@ -222,7 +220,7 @@ static cf_io_status file_read(struct cf_input *in, struct cf_record *rec) {
             if (!fi->started) first_chunk(fi);
             continue;
         }
-        start = fi->chunk + fi->chunk_pos;
+        start = fi->cur->data + fi->chunk_pos;
         avail = fi->chunk_end - fi->chunk_pos;
         nl = memchr(start, '\n', avail);
         if (!nl) {
@@ -282,7 +280,6 @@ struct cf_input *cf_file_input_open(const char *path, size_t max_line_bytes,
     if (!(fi->path = cf_strdup(path)) || !(fi->cur = chunk_new(fi)) ||
         !(fi->acc = cf_malloc(fi->max_line + 1)))
         goto nomem;
-    fi->chunk = fi->cur->data;
     if (strcmp(path, "-") == 0) {
         /* gzclose closes the descriptor; keep stdin itself open. */
         if ((fd = dup(STDIN_FILENO)) < 0 || !(fi->gz = gzdopen(fd, "rb"))) {
