@@ -32,6 +32,15 @@ extern "C" {
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* The flat scanner's AVX-512 unescaping (unescape_wide), compiled for
+ * those instructions alone and chosen at run time. */
+#define CF_WIDE_STRINGS 1
+#define CF_WIDE_TARGET                                                         \
+    __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vbmi2,bmi,bmi2,"  \
+                          "popcnt")))
+#endif
 
 using namespace simdjson;
 
@@ -44,6 +53,10 @@ struct cf_json_parser {
     char *strings = nullptr; /* the caller's, sized by cf_json_strings_size */
     size_t str_len = 0;
     unsigned max_depth = 0;
+    /* The CPU has what unescape_wide needs (AVX-512 VBMI2), and the
+     * parse in progress may use it. */
+    bool wide_cpu = false;
+    bool wide = false;
 };
 
 namespace {
@@ -529,11 +542,106 @@ size_t skip_ws(const char *s, size_t n, size_t i) {
     return i;
 }
 
+#ifdef CF_WIDE_STRINGS
+/* The rest of a string from its first backslash or non-ASCII byte at
+ * s[*at], unescaped to *out, 64 bytes a step with AVX-512; *at ends on
+ * the closing quote.  False for what is not a JSON string.
+ *
+ * Why: Windows events escape a backslash every few bytes of a path and
+ * end every line of a message with \r\n, and flat_string's SSE2 loop
+ * stops at each escape on a branch the CPU cannot predict.  Here a step
+ * finds the escapes of its 64 bytes as bit masks, translates the escaped
+ * letters with one table lookup (vpermi2b) and squeezes the escaping
+ * backslashes out (vpcompressb).  It stops only at the closing quote, a
+ * \u escape, a non-ASCII byte (checked by utf8_sequence) or an error.
+ * Plain ASCII strings (keys, most values) stay in the SSE2 loop, where
+ * the next load need not wait for the last step's masks: sending every
+ * string here decoded LSASS events 1.3 times slower.  A masked load
+ * costs far more than a plain one on this machine's CPU, so only the
+ * text's last 63 bytes are read masked; nothing past s[n) is read.  Each
+ * step writes 64 bytes at *out (cf_json_strings_size leaves that room). */
+CF_WIDE_TARGET
+bool unescape_wide(const char *s, size_t n, size_t *at, char **out) {
+    const __m512i quote = _mm512_set1_epi8('"');
+    const __m512i backslash = _mm512_set1_epi8('\\');
+    const __m512i last_control = _mm512_set1_epi8(0x1F);
+    const __m512i table_lo = _mm512_loadu_si512(one_letter_escapes.to);
+    const __m512i table_hi = _mm512_loadu_si512(one_letter_escapes.to + 64);
+    const uint64_t top = (uint64_t)1 << 63;
+    size_t i = *at;
+    char *d = *out;
+    for (;;) {
+        size_t avail = n - i;
+        uint64_t in = ~(uint64_t)0;
+        __m512i v;
+        /* a masked load costs more than a plain one: only at the end */
+        if (avail >= 64) {
+            v = _mm512_loadu_si512(s + i);
+        } else {
+            in = _bzhi_u64(in, (unsigned)avail);
+            v = _mm512_maskz_loadu_epi8(in, s + i);
+        }
+        uint64_t quotes = _mm512_cmpeq_epi8_mask(v, quote);
+        uint64_t slashes = _mm512_cmpeq_epi8_mask(v, backslash);
+        uint64_t controls = _mm512_cmple_epu8_mask(v, last_control);
+        uint64_t high = _mm512_movepi8_mask(v);
+        /* The escaping backslashes: in each run of backslashes, those at
+         * an even offset from its start (a step never starts on an
+         * escaped byte, see below); each escapes the byte after it.
+         * Without a loop, as simdjson finds them: adding a run's first
+         * bit clears the run, so the runs that start on an even bit are
+         * the backslashes that adding the even starts clears. */
+        const uint64_t even = UINT64_C(0x5555555555555555);
+        uint64_t starts = slashes & ~(slashes << 1);
+        uint64_t even_runs = slashes & ~(slashes + (starts & even));
+        uint64_t escapes = (even_runs & even) | (slashes & ~even_runs & ~even);
+        uint64_t escaped = escapes << 1;
+        __m512i letters = _mm512_permutex2var_epi8(table_lo, v, table_hi);
+        /* \u, a letter that is no escape, or a non-ASCII byte escaped:
+         * stop at its backslash. */
+        uint64_t odd =
+            escaped & (_mm512_testn_epi8_mask(letters, letters) | high);
+        uint64_t stops = ((quotes | controls | high) & ~escaped) | (odd >> 1) |
+                         (escapes & top) | ~in;
+        unsigned k = stops ? (unsigned)_tzcnt_u64(stops) : 64;
+        uint64_t keep = _bzhi_u64(~escapes, k);
+        __m512i packed = _mm512_maskz_compress_epi8(
+            keep, _mm512_mask_mov_epi8(v, escaped, letters));
+        _mm512_storeu_si512(d, packed);
+        d += _mm_popcnt_u64(keep);
+        i += k;
+        if (k == 64) continue;
+        if (i >= n) return false; /* not closed */
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"') break;
+        if (c == '\\') {
+            /* An escape split by the step's end starts the next step;
+             * otherwise \uXXXX, or an error. */
+            if (k == 63 && (escapes & top)) continue;
+            const char *next = decode_escape(s + i + 1, s + n, &d);
+            if (!next) return false;
+            i = (size_t)(next - s);
+            continue;
+        }
+        if (c < 0x80) return false; /* a raw control character */
+        size_t seq = utf8_sequence((const unsigned char *)s + i, n - i);
+        if (!seq) return false;
+        memcpy(d, s + i, seq);
+        d += seq;
+        i += seq;
+    }
+    *at = i;
+    *out = d;
+    return true;
+}
+#endif
+
 /* The string whose body starts at s[*pos] (just past its opening quote),
  * unescaped into the strings buffer and NUL-terminated; *pos moves past
  * the closing quote.  False for what is not a JSON string: unclosed, a
- * raw control character, a bad escape.  Reads stay inside s[0..n); writes
- * may run 15 bytes past the text, as copy_to_backslash's do. */
+ * raw control character, a bad escape.  Reads stay inside s[0..n);
+ * writes may run 63 bytes past the text (cf_json_strings_size leaves
+ * that room; the excess is overwritten by what comes next). */
 bool flat_string(cf_json_parser *p, const char *s, size_t n, size_t *pos,
                  uint32_t *off, uint32_t *len) {
     size_t i = *pos;
@@ -567,6 +675,14 @@ bool flat_string(cf_json_parser *p, const char *s, size_t n, size_t *pos,
             if (i >= n) return false;
         }
         if (s[i] == '"') break;
+#ifdef CF_WIDE_STRINGS
+        /* The rest of a string with escapes or UTF-8 goes 64 bytes a
+         * step (unescape_wide). */
+        if (p->wide && (s[i] == '\\' || (unsigned char)s[i] >= 0x80)) {
+            if (!unescape_wide(s, n, &i, &d)) return false;
+            break;
+        }
+#endif
         if ((unsigned char)s[i] >= 0x80) {
             /* UTF-8 is checked here, in the strings, where all of it is:
              * outside them a non-ASCII byte is not JSON anyway. */
@@ -711,6 +827,7 @@ cf_json_status parse(cf_json_parser *p, const char *text, size_t len,
     p->strings = strings;
     p->str_len = 0;
     p->n_nodes = 0;
+    p->wide = p->wide_cpu && engine != CF_JSON_ENGINE_FLAT_NARROW;
     if (engine != CF_JSON_ENGINE_SIMDJSON) {
         switch (parse_flat(p, text, len)) {
         case flat::ok:
@@ -720,7 +837,7 @@ cf_json_status parse(cf_json_parser *p, const char *text, size_t len,
             return CF_JSON_OK;
         case flat::nomem: return CF_JSON_NOMEM;
         case flat::declined:
-            if (engine == CF_JSON_ENGINE_FLAT) return CF_JSON_DECLINED;
+            if (engine != CF_JSON_ENGINE_AUTO) return CF_JSON_DECLINED;
             p->str_len = 0;
             p->n_nodes = 0;
             break;
@@ -786,7 +903,14 @@ extern "C" struct cf_json_parser *cf_json_parser_new(void) {
     void *mem = cf_malloc(sizeof(cf_json_parser));
     if (!mem) return nullptr;
     try {
-        return new (mem) cf_json_parser();
+        cf_json_parser *p = new (mem) cf_json_parser();
+#ifdef CF_WIDE_STRINGS
+        p->wide_cpu = __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vbmi") &&
+                      __builtin_cpu_supports("avx512vbmi2") &&
+                      __builtin_cpu_supports("bmi2");
+#endif
+        return p;
     } catch (...) {
         cf_free(mem);
         return nullptr;

@@ -81,7 +81,7 @@ void cf_json_parser_destroy(struct cf_json_parser *p); /* NULL is a no-op */
 /* Bytes the strings buffer of cf_json_parse needs for a text of `len`
  * bytes. */
 static inline size_t cf_json_strings_size(size_t len) {
-    return 2 * len + 16;
+    return 2 * len + 64;
 }
 
 /* Parses `text` (len bytes; need not be NUL-terminated nor padded: it is
@@ -99,10 +99,13 @@ enum cf_json_status cf_json_parse(struct cf_json_parser *p, const char *text,
 
 /* Which reader parses: both as cf_json_parse does (AUTO), or one alone,
  * for the tests that compare them (FLAT returns CF_JSON_DECLINED for a
- * text it leaves to simdjson). */
+ * text it leaves to simdjson).  FLAT_NARROW is FLAT with its baseline
+ * (SSE2) string loop even where the CPU has AVX-512, so that the tests
+ * check both loops on a machine that has it. */
 enum cf_json_engine {
     CF_JSON_ENGINE_AUTO,
     CF_JSON_ENGINE_FLAT,
+    CF_JSON_ENGINE_FLAT_NARROW,
     CF_JSON_ENGINE_SIMDJSON
 };
 
