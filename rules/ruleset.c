@@ -325,16 +325,43 @@ static bool is_plain(unsigned char c) {
            (c >= '0' && c <= '9') || c == '_';
 }
 
-/* Not cf_buf_printf: tens of thousands of patterns go through here at
- * every start, and a printf per byte showed in the start-up profile. */
-static void escape_byte(struct cf_buf *sb, unsigned char c) {
+/* Writes the two bytes of `two` at o; returns where the next goes. */
+static char *put2(char *o, const char *two) {
+    o[0] = two[0];
+    o[1] = two[1];
+    return o + 2;
+}
+
+/* Writes byte c at o, escaped, and returns where the next goes (at most
+ * four bytes).  Not a cf_buf call per byte: every start builds the text
+ * of tens of thousands of patterns, and per-byte appends (a printf each
+ * at first, then cf_buf_putc) showed in the start-up profile. */
+static char *escape_byte(char *o, unsigned char c) {
     static const char hex[] = "0123456789abcdef";
     if (is_plain(c)) {
-        cf_buf_putc(sb, (char)c);
+        *o++ = (char)c;
     } else {
-        char e[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
-        cf_buf_append(sb, e, sizeof e);
+        *o++ = '\\';
+        *o++ = 'x';
+        *o++ = hex[c >> 4];
+        *o++ = hex[c & 15];
     }
+    return o;
+}
+
+/* Appends s[0..n) escaped, optionally between `\A` and `\z`. */
+static void escape_bytes(struct cf_buf *sb, const unsigned char *s, size_t n,
+                         bool anchored) {
+    if (n > SIZE_MAX / 4 - 4 || !cf_buf_reserve(sb, 4 * n + 4)) {
+        sb->failed = true;
+        return;
+    }
+    char *o = sb->data + sb->len;
+    if (anchored) o = put2(o, "\\A");
+    for (size_t i = 0; i < n; i++) o = escape_byte(o, s[i]);
+    if (anchored) o = put2(o, "\\z");
+    sb->len = (size_t)(o - sb->data);
+    *o = '\0';
 }
 
 /* `*literal*`: the usual keyword, which can be searched for in all the
@@ -359,21 +386,29 @@ static void glob_to_expr(const struct cf_sigma_pattern *p, struct cf_buf *sb,
     while (start < end && p->wild[start] == '*') start++;
     while (end > start && p->wild[end - 1] == '*') end--;
     *empty = true;
-    if (start == 0) cf_buf_puts(sb, "\\A");
+    /* four bytes a byte at most, and the two anchors */
+    if (p->len > SIZE_MAX / 4 - 4 || !cf_buf_reserve(sb, 4 * p->len + 4)) {
+        sb->failed = true;
+        return;
+    }
+    char *o = sb->data + sb->len, *first = o;
+    if (start == 0) o = put2(o, "\\A");
     for (size_t i = start; i < end; i++) {
         if (p->wild[i] == '*') {
-            if (p->wild[i - 1] != '*') cf_buf_puts(sb, ".*");
+            if (p->wild[i - 1] != '*') o = put2(o, ".*");
         } else if (p->wild[i] == '?') {
-            cf_buf_puts(sb, ".");
+            *o++ = '.';
             *empty = false;
         } else {
-            escape_byte(sb, p->text[i]);
+            o = escape_byte(o, p->text[i]);
             *empty = false;
         }
     }
-    if (end == p->len) cf_buf_puts(sb, "\\z");
+    if (end == p->len) o = put2(o, "\\z");
     /* A glob of only stars matches everything; `\A` alone says so. */
-    if (sb->len == 0) cf_buf_puts(sb, "\\A");
+    if (o == first) o = put2(o, "\\A");
+    sb->len = (size_t)(o - sb->data);
+    *o = '\0';
 }
 
 /* Whether glob `p` is a plain literal with optional leading and trailing
@@ -430,12 +465,18 @@ static bool glob_match(const struct cf_sigma_pattern *p, const char *s,
 /* Builder                                                           */
 
 struct cand_expr {
-    char *text; /* the expression; for literals, as an anchored regex */
+    /* The expression, at builder.texts.data + text_off (NUL-terminated);
+     * for literals, as an anchored regex. */
+    size_t text_off;
+    uint32_t text_len;
+    uint32_t text_hash; /* of the text alone (group_hash) */
     unsigned flags;
     uint32_t db;
     bool regex;
-    uint8_t kind;     /* enum expr_kind */
-    char *lit;        /* EXPR_LIT*: the literal's bytes */
+    uint8_t kind; /* enum expr_kind */
+    /* EXPR_LIT*: the literal's bytes, borrowed from the rule's pattern or
+     * the field map's value table, both of which outlive the builder. */
+    const char *lit;
     uint32_t lit_len; /* KEYWORD_LIT_DB and EXPR_LIT*: bytes of the literal */
     uint32_t hash;
 };
@@ -453,6 +494,10 @@ struct builder {
     size_t errstr_size;
     struct cand_expr *exprs;
     size_t n_exprs, cap_exprs;
+    /* Every expression's text back to back, each with its NUL, in
+     * expression order: one allocation instead of one per expression,
+     * and what cache_key hashes in one piece. */
+    struct cf_buf texts;
     uint32_t *expr_slots;
     size_t expr_slot_cap;
     struct expr_use *uses;
@@ -470,6 +515,11 @@ struct builder {
     bool *db_literal; /* compiled with the literal API */
     bool oom;
 };
+
+static const char *expr_text(const struct builder *b,
+                             const struct cand_expr *e) {
+    return b->texts.data + e->text_off;
+}
 
 static void *grow(void *p, size_t *cap, size_t need, size_t elem, bool *oom) {
     if (need <= *cap) return p;
@@ -542,11 +592,12 @@ static int db_for_name(struct builder *b, const char *name, uint32_t *out) {
 /* Adds (or finds) the expression in database `db` and records that it
  * reports `item`. */
 static int add_expr(struct builder *b, uint32_t db, const char *text,
-                    unsigned flags, bool regex, uint8_t kind, const char *lit,
-                    uint32_t lit_len, uint32_t item,
+                    size_t text_len, unsigned flags, bool regex, uint8_t kind,
+                    const char *lit, uint32_t lit_len, uint32_t item,
                     const struct cf_sigma_pattern *alt) {
-    uint32_t hash = cf_hash_name(text, strlen(text)) ^ (flags * 2654435761u) ^
-                    (db * 40503u);
+    if (text_len >= UINT32_MAX) return -1;
+    uint32_t text_hash = cf_hash_name(text, text_len);
+    uint32_t hash = text_hash ^ (flags * 2654435761u) ^ (db * 40503u);
     uint32_t idx = UINT32_MAX;
     if ((b->n_exprs + 1) * 2 > b->expr_slot_cap) {
         size_t cap = b->expr_slot_cap ? b->expr_slot_cap * 2 : 4096;
@@ -563,7 +614,8 @@ static int add_expr(struct builder *b, uint32_t db, const char *text,
     for (uint32_t i = hash & mask; b->expr_slots[i]; i = (i + 1) & mask) {
         struct cand_expr *e = &b->exprs[b->expr_slots[i] - 1];
         if (e->hash == hash && e->db == db && e->flags == flags &&
-            e->kind == kind && strcmp(e->text, text) == 0) {
+            e->kind == kind && e->text_len == text_len &&
+            memcmp(expr_text(b, e), text, text_len) == 0) {
             idx = b->expr_slots[i] - 1;
             break;
         }
@@ -572,14 +624,12 @@ static int add_expr(struct builder *b, uint32_t db, const char *text,
         GROW(b, b->exprs, b->n_exprs, b->cap_exprs);
         struct cand_expr *e = &b->exprs[b->n_exprs];
         memset(e, 0, sizeof *e);
-        if (!(e->text = cf_strdup(text))) return -1;
-        if (kind != EXPR_REGEX) {
-            if (!(e->lit = cf_malloc(lit_len))) {
-                cf_free(e->text);
-                return -1;
-            }
-            memcpy(e->lit, lit, lit_len);
-        }
+        e->text_off = b->texts.len;
+        cf_buf_append(&b->texts, text, text_len + 1); /* with its NUL */
+        if (b->texts.failed) return -1;
+        e->text_len = (uint32_t)text_len;
+        e->text_hash = text_hash;
+        if (kind != EXPR_REGEX) e->lit = lit;
         e->flags = flags;
         e->db = db;
         e->regex = regex;
@@ -699,15 +749,14 @@ static int build_cond(struct builder *b, uint32_t rule_index,
             if (!fc->field && keyword_literal(p)) {
                 /* Every occurrence is reported (no SINGLEMATCH) so the
                  * matcher can keep those inside one leaf. */
-                for (size_t i = 1; i + 1 < p->len; i++)
-                    escape_byte(&sb, p->text[i]);
+                escape_bytes(&sb, p->text + 1, p->len - 2, false);
                 flags = (p->flags & CF_PAT_CASED) ? 0 : HS_FLAG_CASELESS;
                 lit_len = (uint32_t)(p->len - 2);
                 /* One byte cannot straddle two leaves, so its first hit
                  * is enough (SigmaHQ has keywords like '0' and ':'). */
                 if (lit_len == 1) flags |= HS_FLAG_SINGLEMATCH;
                 if (sb.failed) goto done;
-                if (add_expr(b, KEYWORD_LIT_DB, sb.data, flags, false,
+                if (add_expr(b, KEYWORD_LIT_DB, sb.data, sb.len, flags, false,
                              EXPR_REGEX, NULL, lit_len, cv->item, p))
                     goto done;
                 continue;
@@ -739,24 +788,24 @@ static int build_cond(struct builder *b, uint32_t rule_index,
                 fc->field ? glob_literal(p, &lit_lo, &lit_hi) : EXPR_REGEX;
             for (size_t i = 0; i < n_db; i++) {
                 const char *text = sb.data ? sb.data : "";
+                size_t text_len = sb.len;
                 const char *lit = (const char *)p->text + lit_lo;
                 uint32_t n_lit = (uint32_t)(lit_hi - lit_lo);
                 uint8_t k = kind;
                 const char *to =
                     fc->field ? target_value(b, fc, &cc->names[i], p) : NULL;
                 if (to) { /* the source writes this value otherwise */
+                    n_lit = (uint32_t)strlen(to);
                     cf_buf_reset(&tb);
-                    cf_buf_puts(&tb, "\\A");
-                    for (const char *c = to; *c; c++) escape_byte(&tb, *c);
-                    cf_buf_puts(&tb, "\\z");
+                    escape_bytes(&tb, (const unsigned char *)to, n_lit, true);
                     if (tb.failed) goto done;
                     text = tb.data;
+                    text_len = tb.len;
                     lit = to;
-                    n_lit = (uint32_t)strlen(to);
                     k = n_lit ? EXPR_LIT | EXPR_LIT_START | EXPR_LIT_END
                               : EXPR_REGEX;
                 }
-                if (add_expr(b, db_ids[i], text, flags,
+                if (add_expr(b, db_ids[i], text, text_len, flags,
                              p->kind == CF_PATTERN_REGEX, k, lit,
                              k == EXPR_REGEX ? 0 : n_lit, cv->item, p))
                     goto done;
@@ -1035,30 +1084,42 @@ static bool cache_key(const struct builder *b,
     memset(&plat, 0, sizeof plat);
     hs_populate_platform(&plat);
     ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-    static const char tag[] = "chainfuse " CF_VERSION " ruleset-cache 3";
+    static const char tag[] = "chainfuse " CF_VERSION " ruleset-cache 4";
     ok = ok && EVP_DigestUpdate(ctx, tag, sizeof tag);
     ok = ok && EVP_DigestUpdate(ctx, hs_version(), strlen(hs_version()) + 1);
     ok = ok && EVP_DigestUpdate(ctx, &plat, sizeof plat);
+    /* Each piece in one update (145,000 updates took a fifth of a warm
+     * start's instructions). */
+    size_t n_words = rs->n_rules > b->n_exprs ? rs->n_rules : b->n_exprs;
+    uint32_t *words = cf_malloc((n_words ? n_words : 1) * 3 * sizeof *words);
+    struct cf_buf names = CF_BUF_INIT;
+    ok = ok && words;
     for (size_t i = 0; ok && i < rs->n_rules; i++)
-        ok = EVP_DigestUpdate(ctx, rs->rules[i].rule->digest, 65) &&
-             EVP_DigestUpdate(ctx, &rs->rules[i].route, sizeof(uint32_t));
+        words[i] = rs->rules[i].route;
+    ok = ok && EVP_DigestUpdate(ctx, words, rs->n_rules * sizeof *words);
+    for (size_t i = 0; ok && i < rs->n_rules; i++)
+        ok = EVP_DigestUpdate(ctx, rs->rules[i].rule->digest, 65);
     /* The split into databases: their members, in order. */
     ok = ok && EVP_DigestUpdate(ctx, b->db_member_off,
                                 (rs->n_hsdbs + 1) * sizeof(uint32_t));
     ok = ok &&
          EVP_DigestUpdate(ctx, b->db_members,
                           b->db_member_off[rs->n_hsdbs] * sizeof(uint32_t));
-    for (size_t i = 0; ok && i < rs->n_dbs; i++)
-        ok =
-            EVP_DigestUpdate(ctx, rs->dbs[i].name, strlen(rs->dbs[i].name) + 1);
+    for (size_t i = 0; i < rs->n_dbs; i++)
+        cf_buf_append(&names, rs->dbs[i].name, strlen(rs->dbs[i].name) + 1);
+    ok = ok && !names.failed && EVP_DigestUpdate(ctx, names.data, names.len);
+    /* The texts (each with its NUL), then per expression its flags, kind
+     * (which API: the text stands for the literal) and database. */
+    ok = ok && EVP_DigestUpdate(ctx, b->texts.data, b->texts.len);
     for (size_t i = 0; ok && i < b->n_exprs; i++) {
         const struct cand_expr *e = &b->exprs[i];
-        /* The text stands for the literal: the kind says which API. */
-        ok = EVP_DigestUpdate(ctx, e->text, strlen(e->text) + 1) &&
-             EVP_DigestUpdate(ctx, &e->flags, sizeof e->flags) &&
-             EVP_DigestUpdate(ctx, &e->kind, sizeof e->kind) &&
-             EVP_DigestUpdate(ctx, &e->db, sizeof e->db);
+        words[3 * i] = e->flags;
+        words[3 * i + 1] = e->kind;
+        words[3 * i + 2] = e->db;
     }
+    ok = ok && EVP_DigestUpdate(ctx, words, 3 * b->n_exprs * sizeof *words);
+    cf_free(words);
+    cf_buf_free(&names);
     ok = ok && EVP_DigestFinal_ex(ctx, key, &len);
     EVP_MD_CTX_free(ctx);
     return ok;
@@ -1072,7 +1133,8 @@ static void check_regexes(struct builder *b) {
         if (!e->regex) continue;
         hs_expr_info_t *info = NULL;
         hs_compile_error_t *err = NULL;
-        if (hs_expression_info(e->text, e->flags, &info, &err) != HS_SUCCESS) {
+        if (hs_expression_info(expr_text(b, e), e->flags, &info, &err) !=
+            HS_SUCCESS) {
             hs_free_compile_error(err);
             b->status[i] = EXPR_DIRECT;
             continue;
@@ -1120,7 +1182,7 @@ static int compile_db(struct builder *b, uint32_t u, hs_database_t **out,
                 flags[n] = (ce->flags & HS_FLAG_CASELESS) |
                            (ce->kind == EXPR_LIT ? HS_FLAG_SINGLEMATCH : 0);
             } else {
-                texts[n] = b->exprs[e].text;
+                texts[n] = expr_text(b, &b->exprs[e]);
                 flags[n] = b->exprs[e].flags |
                            (st == EXPR_HS_ALLOWEMPTY ? HS_FLAG_ALLOWEMPTY : 0);
             }
@@ -1324,7 +1386,8 @@ static bool same_expr(const struct builder *b, uint32_t x, uint32_t y) {
     if (x == y) return true;
     return ex->flags == ey->flags && ex->regex == ey->regex &&
            ex->kind == ey->kind && ex->lit_len == ey->lit_len && nx == ny &&
-           strcmp(ex->text, ey->text) == 0 &&
+           ex->text_len == ey->text_len &&
+           memcmp(expr_text(b, ex), expr_text(b, ey), ex->text_len) == 0 &&
            memcmp(rs->expr_items + rs->expr_item_off[x],
                   rs->expr_items + rs->expr_item_off[y],
                   nx * sizeof *rs->expr_items) == 0;
@@ -1335,8 +1398,7 @@ static uint32_t group_hash(const struct builder *b, const uint32_t *members,
     uint32_t h = (uint32_t)n * 2654435761u;
     for (size_t i = 0; i < n; i++) {
         const struct cand_expr *e = &b->exprs[members[i]];
-        h = (h ^ cf_hash_name(e->text, strlen(e->text)) ^ e->flags ^
-             ((uint32_t)e->kind << 24)) *
+        h = (h ^ e->text_hash ^ e->flags ^ ((uint32_t)e->kind << 24)) *
             16777619u;
     }
     return h;
@@ -1552,9 +1614,10 @@ static int build_groups(struct builder *b) {
                          pairs[k].route))
                 goto done;
     }
-    rs->n_hsdbs = n_unique;
+    /* n_hsdbs only once the array exists: cf_ruleset_destroy walks it. */
     if (!(rs->hsdbs = cf_calloc(n_unique ? n_unique : 1, sizeof *rs->hsdbs)))
         goto done;
+    rs->n_hsdbs = n_unique;
     rc = 0;
 done:
     cf_free(pairs);
@@ -1588,10 +1651,7 @@ static int build_tables(struct builder *b) {
 }
 
 static void free_builder(struct builder *b) {
-    for (size_t i = 0; i < b->n_exprs; i++) {
-        cf_free(b->exprs[i].text);
-        cf_free(b->exprs[i].lit);
-    }
+    cf_buf_free(&b->texts);
     cf_free(b->exprs);
     cf_free(b->expr_slots);
     cf_free(b->uses);
