@@ -202,11 +202,47 @@ static void test_cache_churn(void **state) {
     cf_router_destroy(r);
 }
 
+/* cf_router_add gives a logsource the route it gave before, comparing
+ * without ASCII case, and a new one otherwise: a missing part is not an
+ * empty one, and the parts do not run together.  Enough routes that the
+ * lookup table grows several times. */
+static void test_route_dedup(void **state) {
+    (void)state;
+    char err[256], cat[32];
+    struct cf_router *r = cf_router_new(NULL, err, sizeof err);
+    assert_non_null(r);
+    uint32_t pc = cf_router_add(r, "windows", "process_creation", NULL);
+    assert_int_equal(cf_router_add(r, "Windows", "Process_Creation", NULL), pc);
+    uint32_t none = cf_router_add(r, "windows", NULL, NULL);
+    uint32_t empty = cf_router_add(r, "windows", "", NULL);
+    assert_int_not_equal(none, empty);
+    assert_int_not_equal(none, pc);
+    uint32_t ab = cf_router_add(r, "ab", "c", NULL);
+    uint32_t a_bc = cf_router_add(r, "a", "bc", NULL);
+    assert_int_not_equal(ab, a_bc);
+    uint32_t svc = cf_router_add(r, "windows", NULL, "process_creation");
+    assert_int_not_equal(svc, pc);
+    uint32_t first = cf_router_count(r);
+    for (int i = 0; i < 300; i++) {
+        snprintf(cat, sizeof cat, "category_%d", i);
+        assert_int_equal(cf_router_add(r, "linux", cat, NULL), first + i);
+    }
+    for (int i = 0; i < 300; i++) {
+        snprintf(cat, sizeof cat, "CATEGORY_%d", i);
+        assert_int_equal(cf_router_add(r, "LINUX", cat, NULL), first + i);
+    }
+    assert_int_equal(cf_router_count(r), first + 300);
+    assert_int_equal(cf_router_add(r, "WINDOWS", "", NULL), empty);
+    assert_int_equal(cf_router_add(r, "windows", NULL, NULL), none);
+    cf_router_destroy(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_cache_churn),
+        cmocka_unit_test(test_route_dedup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
