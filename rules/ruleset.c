@@ -478,13 +478,17 @@ struct cand_expr {
      * the field map's value table, both of which outlive the builder. */
     const char *lit;
     uint32_t lit_len; /* KEYWORD_LIT_DB and EXPR_LIT*: bytes of the literal */
-    uint32_t hash;
 };
 
 struct expr_use {
     uint32_t expr;
     uint32_t item;
     const struct cf_sigma_pattern *alt;
+};
+
+struct expr_slot {
+    uint32_t hash;
+    uint32_t expr; /* index + 1; 0: empty */
 };
 
 struct builder {
@@ -498,7 +502,11 @@ struct builder {
      * expression order: one allocation instead of one per expression,
      * and what cache_key hashes in one piece. */
     struct cf_buf texts;
-    uint32_t *expr_slots;
+    /* Open addressing over exprs, the hash beside the index: a probe
+     * that passes an other expression's slot then costs one cache miss,
+     * not two (the lookups are random over 34,600 expressions, and the
+     * misses were most of add_expr's time). */
+    struct expr_slot *expr_slots;
     size_t expr_slot_cap;
     struct expr_use *uses;
     size_t n_uses, cap_uses;
@@ -601,22 +609,27 @@ static int add_expr(struct builder *b, uint32_t db, const char *text,
     uint32_t idx = UINT32_MAX;
     if ((b->n_exprs + 1) * 2 > b->expr_slot_cap) {
         size_t cap = b->expr_slot_cap ? b->expr_slot_cap * 2 : 4096;
-        uint32_t *slots = cf_calloc(cap, sizeof *slots);
+        struct expr_slot *slots = cf_calloc(cap, sizeof *slots);
         if (!slots) return -1;
+        for (size_t i = 0; i < b->expr_slot_cap; i++) {
+            struct expr_slot o = b->expr_slots[i];
+            if (!o.expr) continue;
+            size_t j = o.hash & (cap - 1);
+            while (slots[j].expr) j = (j + 1) & (cap - 1);
+            slots[j] = o;
+        }
         cf_free(b->expr_slots);
         b->expr_slots = slots;
         b->expr_slot_cap = cap;
-        for (size_t i = 0; i < b->n_exprs; i++)
-            table_insert(slots, (uint32_t)cap - 1, b->exprs[i].hash,
-                         (uint32_t)i);
     }
-    uint32_t mask = (uint32_t)b->expr_slot_cap - 1;
-    for (uint32_t i = hash & mask; b->expr_slots[i]; i = (i + 1) & mask) {
-        struct cand_expr *e = &b->exprs[b->expr_slots[i] - 1];
-        if (e->hash == hash && e->db == db && e->flags == flags &&
-            e->kind == kind && e->text_len == text_len &&
+    uint32_t mask = (uint32_t)b->expr_slot_cap - 1, at = hash & mask;
+    for (; b->expr_slots[at].expr; at = (at + 1) & mask) {
+        if (b->expr_slots[at].hash != hash) continue;
+        struct cand_expr *e = &b->exprs[b->expr_slots[at].expr - 1];
+        if (e->db == db && e->flags == flags && e->kind == kind &&
+            e->text_len == text_len &&
             memcmp(expr_text(b, e), text, text_len) == 0) {
-            idx = b->expr_slots[i] - 1;
+            idx = b->expr_slots[at].expr - 1;
             break;
         }
     }
@@ -635,9 +648,8 @@ static int add_expr(struct builder *b, uint32_t db, const char *text,
         e->regex = regex;
         e->kind = kind;
         e->lit_len = lit_len;
-        e->hash = hash;
         idx = (uint32_t)b->n_exprs++;
-        table_insert(b->expr_slots, mask, hash, idx);
+        b->expr_slots[at] = (struct expr_slot){hash, idx + 1};
     }
     GROW(b, b->uses, b->n_uses, b->cap_uses);
     b->uses[b->n_uses++] = (struct expr_use){idx, item, alt};
