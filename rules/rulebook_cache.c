@@ -197,45 +197,31 @@ static void put_fixed(struct cf_buf *b, uint64_t v) {
     cf_buf_append(b, &v, sizeof v);
 }
 
-/* n bytes at *p, when that many are left before `end`. */
-static const unsigned char *take(const unsigned char **p,
-                                 const unsigned char *end, uint64_t n) {
-    if (n > (uint64_t)(end - *p)) return NULL;
-    const unsigned char *at = *p;
-    *p += n;
-    return at;
-}
-
-static bool get_fixed(const unsigned char **p, const unsigned char *end,
-                      uint64_t *v) {
-    const unsigned char *at = take(p, end, sizeof *v);
-    if (at) memcpy(v, at, sizeof *v);
-    return at != NULL;
-}
-
 /* Splits the body into entries; false when it does not parse. */
 static bool parse_entries(struct cf_rbcache *c, const unsigned char *body,
                           size_t len) {
     const unsigned char *p = body, *end = body + len;
     uint64_t n, v;
-    if (!get_fixed(&p, end, &n) || n > len) return false;
+    if (!cf_cache_take_u64(&p, end, &n) || n > len) return false;
     if (!(c->old = cf_calloc(n ? (size_t)n : 1, sizeof *c->old))) return false;
     for (size_t i = 0; i < n; i++) {
         struct entry *e = &c->old[i];
         const unsigned char *st;
-        if (!get_fixed(&p, end, &v) || v == 0 ||
-            !(e->path = (const char *)take(&p, end, v - 1)))
+        if (!cf_cache_take_u64(&p, end, &v) || v == 0 ||
+            !(e->path = (const char *)cf_cache_take(&p, end, v - 1)))
             return false;
         e->path_len = (size_t)(v - 1);
         /* written as the struct is (write_cache) */
-        if (!(st = take(&p, end, sizeof e->st))) return false;
+        if (!(st = cf_cache_take(&p, end, sizeof e->st))) return false;
         memcpy(&e->st, st, sizeof e->st);
         const unsigned char *hash;
-        if (!get_fixed(&p, end, &v) || !(hash = take(&p, end, HASH_LEN)))
+        if (!cf_cache_take_u64(&p, end, &v) ||
+            !(hash = cf_cache_take(&p, end, HASH_LEN)))
             return false;
         e->verified_ns = (int64_t)v;
         memcpy(e->hash, hash, HASH_LEN);
-        if (!get_fixed(&p, end, &v) || !(e->blob = take(&p, end, v)))
+        if (!cf_cache_take_u64(&p, end, &v) ||
+            !(e->blob = cf_cache_take(&p, end, v)))
             return false;
         e->blob_len = (size_t)v;
     }

@@ -10,9 +10,11 @@
 #include "ruleset_cache.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -43,61 +45,79 @@ int cf_cache_make_dirs(const char *dir) {
     return 0;
 }
 
-static int read_u64(FILE *f, uint64_t *v) {
-    return fread(v, sizeof *v, 1, f) == 1 ? 0 : -1;
+const unsigned char *cf_cache_take(const unsigned char **p,
+                                   const unsigned char *end, uint64_t n) {
+    if (n > (uint64_t)(end - *p)) return NULL;
+    const unsigned char *at = *p;
+    *p += n;
+    return at;
 }
 
+bool cf_cache_take_u64(const unsigned char **p, const unsigned char *end,
+                       uint64_t *v) {
+    const unsigned char *at = cf_cache_take(p, end, sizeof *v);
+    if (at) memcpy(v, at, sizeof *v);
+    return at != NULL;
+}
+
+/* The file is mapped, not read: hs_deserialize_database copies each
+ * database out of it anyway, and reading 12 MB (SigmaHQ) into a buffer
+ * first cost a copy and a page fault per page of the buffer on every
+ * warm start.  Files are only ever replaced by rename (store), never
+ * rewritten in place, so the mapping cannot shrink under us. */
 cf_err_t cf_hs_cache_load(const char *dir,
                           const uint8_t key[CF_HS_CACHE_KEY_LEN],
                           uint8_t *status, size_t n_status, hs_database_t **dbs,
                           size_t n_dbs) {
     char path[4200];
-    char magic[8];
-    uint8_t stored_key[CF_HS_CACHE_KEY_LEN];
     uint64_t n;
-    char *bytes = NULL;
-    size_t loaded = 0, cap = 0;
+    size_t loaded = 0, size = 0;
+    void *map = MAP_FAILED;
+    struct stat st;
     cf_err_t rc = CF_ERR_PARSE;
 
     cache_path(path, sizeof path, dir, key, "");
-    FILE *f = fopen(path, "rb");
-    if (!f) return CF_ERR_IO;
-    if (fread(magic, sizeof magic, 1, f) != 1 ||
-        memcmp(magic, cache_magic, sizeof magic) != 0)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return CF_ERR_IO;
+    if (fstat(fd, &st) != 0 || st.st_size <= 0) goto done;
+    size = (size_t)st.st_size;
+    map = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (map == MAP_FAILED) {
+        rc = CF_ERR_IO;
         goto done;
-    if (fread(stored_key, sizeof stored_key, 1, f) != 1 ||
-        memcmp(stored_key, key, sizeof stored_key) != 0)
+    }
+    const unsigned char *p = map, *end = p + size, *at;
+    if (!(at = cf_cache_take(&p, end, sizeof cache_magic)) ||
+        memcmp(at, cache_magic, sizeof cache_magic) != 0)
         goto done;
-    if (read_u64(f, &n) || n != n_status) goto done;
-    if (n_status && fread(status, 1, n_status, f) != n_status) goto done;
-    if (read_u64(f, &n) || n != n_dbs) goto done;
+    if (!(at = cf_cache_take(&p, end, CF_HS_CACHE_KEY_LEN)) ||
+        memcmp(at, key, CF_HS_CACHE_KEY_LEN) != 0)
+        goto done;
+    if (!cf_cache_take_u64(&p, end, &n) || n != n_status) goto done;
+    if (!(at = cf_cache_take(&p, end, n_status))) goto done;
+    if (n_status) memcpy(status, at, n_status);
+    if (!cf_cache_take_u64(&p, end, &n) || n != n_dbs) goto done;
     for (; loaded < n_dbs; loaded++) {
-        uint64_t size;
+        uint64_t len;
         dbs[loaded] = NULL;
-        if (read_u64(f, &size) || size > ((uint64_t)1 << 34)) goto done;
-        if (size == 0) continue;
-        /* One buffer for all, grown to the largest: its pages are
-         * faulted in once rather than once per database, and the file
-         * is never held whole (peak RSS). */
-        if (size > cap) {
-            cf_free(bytes);
-            if (!(bytes = cf_malloc(size))) goto done;
-            cap = size;
-        }
-        if (fread(bytes, 1, size, f) != size) goto done;
-        if (hs_deserialize_database(bytes, size, &dbs[loaded]) != HS_SUCCESS) {
+        if (!cf_cache_take_u64(&p, end, &len) ||
+            !(at = cf_cache_take(&p, end, len)))
+            goto done;
+        if (len == 0) continue;
+        if (hs_deserialize_database((const char *)at, (size_t)len,
+                                    &dbs[loaded]) != HS_SUCCESS) {
             dbs[loaded] = NULL;
             goto done;
         }
     }
-    rc = CF_OK;
+    rc = p == end ? CF_OK : CF_ERR_PARSE;
 done:
     if (rc != CF_OK) {
         for (size_t i = 0; i < loaded; i++) hs_free_database(dbs[i]);
         for (size_t i = 0; i < n_dbs; i++) dbs[i] = NULL;
     }
-    cf_free(bytes);
-    fclose(f);
+    if (map != MAP_FAILED) munmap(map, size);
+    close(fd);
     return rc;
 }
 

@@ -41,4 +41,13 @@ cf_err_t cf_hs_cache_store(const char *dir,
  * (rulebook_cache.c). */
 int cf_cache_make_dirs(const char *dir);
 
+/* Reading a cache file held in memory, never past `end` (a short or
+ * damaged file is a miss, not a read out of bounds); shared with
+ * rulebook_cache.c.  cf_cache_take: n bytes at *p, advancing it, or NULL
+ * when fewer are left.  cf_cache_take_u64: a native u64 the same way. */
+const unsigned char *cf_cache_take(const unsigned char **p,
+                                   const unsigned char *end, uint64_t n);
+bool cf_cache_take_u64(const unsigned char **p, const unsigned char *end,
+                       uint64_t *v);
+
 #endif

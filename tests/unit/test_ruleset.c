@@ -839,6 +839,22 @@ static void corrupt_files(const char *dir) {
     closedir(d);
 }
 
+/* Cuts every file in dir to `keep` bytes (0: half its size). */
+static void truncate_files(const char *dir, off_t keep) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[4096];
+    struct stat st;
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(truncate(path, keep ? keep : st.st_size / 2), 0);
+    }
+    closedir(d);
+}
+
 static void test_cache(void **state) {
     (void)state;
     struct test_book tb;
@@ -858,14 +874,17 @@ static void test_cache(void **state) {
     free(cfg->cache_dir);
     cfg->cache_dir = strdup(cache);
     struct cf_ruleset_stats st;
-    for (int round = 0; round < 4; round++) {
+    for (int round = 0; round < 8; round++) {
         if (round == 2) corrupt_files(cache);
+        if (round == 4) truncate_files(cache, 0);
+        if (round == 6) truncate_files(cache, 8 + 32 + 4); /* inside a u64 */
         struct cf_ruleset *rs =
             cf_ruleset_compile(&tb.rb, cfg, err, sizeof err);
         assert_non_null(rs);
         cf_ruleset_get_stats(rs, &st);
-        /* cold, warm, corrupt file -> recompiled (and rewritten), warm */
-        assert_int_equal(st.cache_hit, round == 1 || round == 3);
+        /* cold, warm, then a corrupt, a truncated and a cut header file
+         * each recompiled (and rewritten), warm after each */
+        assert_int_equal(st.cache_hit, round % 2 == 1);
         assert_int_equal(st.patterns, 3);
         assert_int_equal(st.direct_patterns, 1);
         assert_int_equal(count_files(cache), 1);
