@@ -83,27 +83,31 @@ struct cf_entity_map {
      * the domain field's name starts, past the '+', when there is one):
      * measured once, not for every event */
     size_t *part[CF_ENTITY_COUNT];
+    /* names found beside the entities (cf_entity_map_also); borrowed */
+    const char *const *also;
+    size_t n_also;
 };
+
+/* The kind of a name_slot of cf_entity_map_also's names; its rank is
+ * the name's place in their list. */
+#define ALSO_KIND 255
 
 static size_t name_part(const char *f) {
     const char *plus = strchr(f, '+');
     return plus ? (size_t)(plus - f) : strlen(f);
 }
 
+/* The index of every name: the map's own (ranks below 255) and the
+ * names found beside them (cf_entity_map_also, kind ALSO_KIND). */
 static int build_index(struct cf_entity_map *map) {
-    size_t n = 0, size = 64;
-    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
-        size_t nk = 0;
-        for (char **f = map->fields[k]; f && *f; f++) nk++;
-        if (!(map->part[k] = cf_calloc(nk + 1, sizeof *map->part[k])))
-            return CF_ERR_NOMEM;
-        for (size_t r = 0; r < nk; r++)
-            map->part[k][r] = name_part(map->fields[k][r]);
-        n += nk;
-    }
+    size_t n = map->n_also, size = 64;
+    for (int k = 0; k < CF_ENTITY_COUNT; k++)
+        for (char **f = map->fields[k]; f && *f; f++) n++;
     while (size < 4 * n) size *= 2;
-    if (!(map->index = cf_calloc(size, sizeof *map->index)))
-        return CF_ERR_NOMEM;
+    struct name_slot *index = cf_calloc(size, sizeof *index);
+    if (!index) return CF_ERR_NOMEM;
+    cf_free(map->index);
+    map->index = index;
     map->index_mask = size - 1;
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
         int rank = 0;
@@ -115,7 +119,35 @@ static int build_index(struct cf_entity_map *map) {
                                                (uint8_t)k, (uint8_t)rank, true};
         }
     }
+    for (size_t j = 0; j < map->n_also; j++) {
+        size_t len = strlen(map->also[j]);
+        uint32_t h = cf_hash_name(map->also[j], len);
+        size_t i = h & map->index_mask;
+        while (map->index[i].used) i = (i + 1) & map->index_mask;
+        map->index[i] =
+            (struct name_slot){h, (uint32_t)len, ALSO_KIND, (uint8_t)j, true};
+    }
     return CF_OK;
+}
+
+static int measure_parts(struct cf_entity_map *map) {
+    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+        size_t nk = 0;
+        for (char **f = map->fields[k]; f && *f; f++) nk++;
+        if (!(map->part[k] = cf_calloc(nk + 1, sizeof *map->part[k])))
+            return CF_ERR_NOMEM;
+        for (size_t r = 0; r < nk; r++)
+            map->part[k][r] = name_part(map->fields[k][r]);
+    }
+    return CF_OK;
+}
+
+cf_err_t cf_entity_map_also(struct cf_entity_map *map, const char *const *names,
+                            size_t n) {
+    if (n > CF_ENTITY_ALSO_MAX) return CF_ERR;
+    map->also = names;
+    map->n_also = n;
+    return build_index(map);
 }
 
 static int list_append(char ***list, size_t *n, const char *s) {
@@ -179,7 +211,7 @@ struct cf_entity_map *cf_entity_map_new(const json_t *section, char *errstr,
         for (const char *const *f = default_fields[k]; *f; f++)
             if (list_append(&map->fields[k], &n, *f)) goto nomem;
     }
-    if (build_index(map)) goto nomem;
+    if (measure_parts(map) || build_index(map)) goto nomem;
     return map;
 nomem:
     cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
@@ -240,23 +272,30 @@ static const char *pick_hash(const char *v, size_t *len) {
 
 /* One pass over ev's fields: for each kind in `want` (a bit per kind),
  * the field (index into ev->fields, -1 when none) of the best-ranked
- * name whose first occurrence has a value (first_value's rule). */
+ * name whose first occurrence has a value (first_value's rule); with
+ * `also`, also[j] is the first field named map->also[j] (-1: none). */
 static void locate(const struct cf_entity_map *map, const struct cf_event *ev,
                    unsigned want, int best[CF_ENTITY_COUNT],
-                   int rank[CF_ENTITY_COUNT]) {
+                   int rank[CF_ENTITY_COUNT], int *also) {
     uint64_t seen[CF_ENTITY_COUNT] = {0};
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
         best[k] = -1;
         rank[k] = INT32_MAX;
     }
+    for (size_t j = 0; also && j < map->n_also; j++) also[j] = -1;
     for (uint32_t i = 0; i < ev->n_fields; i++) {
         const struct cf_event_field *f = &ev->fields[i];
         for (size_t s = f->name_hash & map->index_mask; map->index[s].used;
              s = (s + 1) & map->index_mask) {
             const struct name_slot *n = &map->index[s];
-            if (n->hash != f->name_hash || !(want & (1u << n->kind)) ||
-                n->rank >= rank[n->kind])
+            if (n->hash != f->name_hash) continue;
+            if (n->kind == ALSO_KIND) {
+                if (also && also[n->rank] < 0 && n->len == f->name_len &&
+                    memcmp(map->also[n->rank], f->name, f->name_len) == 0)
+                    also[n->rank] = (int)i;
                 continue;
+            }
+            if (!(want & (1u << n->kind)) || n->rank >= rank[n->kind]) continue;
             const char *name = map->fields[n->kind][n->rank];
             if (n->len != f->name_len ||
                 memcmp(name, f->name, f->name_len) != 0)
@@ -306,7 +345,7 @@ cf_err_t cf_entities_extract(const struct cf_entity_map *map,
                              struct cf_entities *out) {
     int best[CF_ENTITY_COUNT], rank[CF_ENTITY_COUNT];
     memset(out, 0, sizeof *out);
-    locate(map, ev, (1u << CF_ENTITY_COUNT) - 1, best, rank);
+    locate(map, ev, (1u << CF_ENTITY_COUNT) - 1, best, rank, NULL);
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
         const char *dom, *val;
         size_t dl, vl;
@@ -335,14 +374,14 @@ const struct cf_event_field *cf_entity_field(const struct cf_entity_map *map,
                                              const struct cf_event *ev,
                                              enum cf_entity_kind kind) {
     int best[CF_ENTITY_COUNT], rank[CF_ENTITY_COUNT];
-    locate(map, ev, 1u << kind, best, rank);
+    locate(map, ev, 1u << kind, best, rank, NULL);
     return best[kind] >= 0 ? &ev->fields[best[kind]] : NULL;
 }
 
 void cf_entity_locate(const struct cf_entity_map *map,
                       const struct cf_event *ev, unsigned kinds,
                       struct cf_entity_at *at) {
-    locate(map, ev, kinds, at->field, at->rank);
+    locate(map, ev, kinds, at->field, at->rank, at->also);
 }
 
 void cf_entity_texts(const struct cf_entity_map *map, const struct cf_event *ev,

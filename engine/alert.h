@@ -78,13 +78,26 @@ const struct cf_event_field *cf_entity_field(const struct cf_entity_map *map,
  * is its name's place in the map's list.  One pass over the event's
  * fields, so the readers of every event (the clock check, fusion's
  * sighting) share it. */
+#define CF_ENTITY_ALSO_MAX 16
 struct cf_entity_at {
     int field[CF_ENTITY_COUNT];
     int rank[CF_ENTITY_COUNT];
+    /* also[j]: the first field named j-th of cf_entity_map_also's names
+     * (-1: none) */
+    int also[CF_ENTITY_ALSO_MAX];
 };
 void cf_entity_locate(const struct cf_entity_map *map,
                       const struct cf_event *ev, unsigned kinds,
                       struct cf_entity_at *at);
+
+/* Names (up to CF_ENTITY_ALSO_MAX; borrowed, they must outlive the map)
+ * that cf_entity_locate finds too, in the same pass: another reader of
+ * every event (the domain learning, engine/entity_norm.h) spares a pass
+ * of its own over the event's fields, which cost as much as locating
+ * the entities.  Replaces any names given before; CF_ERR when there are
+ * too many, CF_ERR_NOMEM. */
+cf_err_t cf_entity_map_also(struct cf_entity_map *map, const char *const *names,
+                            size_t n);
 
 /* The entities located in `at` (cf_entity_locate of this event), as
  * cf_entities_extract would give them, written into buf[kind] (cut at

@@ -572,8 +572,7 @@ static void learn_fields(const struct cf_domains *d, const struct cf_event *ev,
 
 /* The value of the first of the fields `which` (ending with LF_COUNT)
  * whose first occurrence is a usable text, else NULL. */
-static const char *event_value(const struct cf_event *ev,
-                               const int first[LF_COUNT],
+static const char *event_value(const struct cf_event *ev, const int *first,
                                const enum learn_field *which) {
     for (; *which != LF_COUNT; which++) {
         int i = first[*which];
@@ -586,7 +585,20 @@ static const char *event_value(const struct cf_event *ev,
     return NULL;
 }
 
+const char *const *cf_domains_learn_names(size_t *n) {
+    *n = LF_COUNT;
+    return learn_names;
+}
+
 void cf_domains_learn_event(struct cf_domains *d, const struct cf_event *ev) {
+    int first[LF_COUNT];
+    if (!d || !d->learn || !ev) return;
+    learn_fields(d, ev, first);
+    cf_domains_learn_found(d, ev, first);
+}
+
+void cf_domains_learn_found(struct cf_domains *d, const struct cf_event *ev,
+                            const int *first) {
     static const enum learn_field hosts[] = {
         LF_HOSTNAME, LF_COMPUTER, LF_COMPUTER_NAME, LF_HOST_NAME, LF_COUNT};
     /* per side: domain, user, SID */
@@ -598,9 +610,7 @@ void cf_domains_learn_event(struct cf_domains *d, const struct cf_event *ev) {
          {LF_TARGET_USER, LF_COUNT},
          {LF_TARGET_USER_SID, LF_TARGET_SID, LF_COUNT}}};
     static const enum learn_field users[] = {LF_USER, LF_COUNT};
-    int first[LF_COUNT];
     if (!d || !d->learn || !ev) return;
-    learn_fields(d, ev, first);
     const char *host = event_value(ev, first, hosts);
     for (size_t s = 0; s < CF_ARRAY_LEN(sides); s++) {
         const char *dom = event_value(ev, first, sides[s][0]);

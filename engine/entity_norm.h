@@ -95,6 +95,14 @@ void cf_domains_destroy(struct cf_domains *d); /* NULL is a no-op */
 /* Learns from a decoded event's account, domain, SID and host fields. */
 void cf_domains_learn_event(struct cf_domains *d, const struct cf_event *ev);
 
+/* The names of the fields cf_domains_learn_event reads (*n of them;
+ * static), and the same learning given first[j], the index of the first
+ * field named names[j] (-1 when none), found already: by
+ * cf_entity_locate's pass over the event (cf_entity_map_also). */
+const char *const *cf_domains_learn_names(size_t *n);
+void cf_domains_learn_found(struct cf_domains *d, const struct cf_event *ev,
+                            const int *first);
+
 /* Learns from an account and host as written (an alert's entities). */
 void cf_domains_learn_account(struct cf_domains *d, const char *account,
                               const char *host);

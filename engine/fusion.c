@@ -1938,6 +1938,11 @@ void cf_fusion_learn(struct cf_fusion *fu, const struct cf_event *ev) {
     if (fu) cf_domains_learn_event(fu->domains, ev);
 }
 
+void cf_fusion_learn_found(struct cf_fusion *fu, const struct cf_event *ev,
+                           const int *first) {
+    if (fu) cf_domains_learn_found(fu->domains, ev, first);
+}
+
 bool cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert,
                     const struct cf_event *ev) {
     if (!fu || !alert) return false;

@@ -85,6 +85,12 @@ bool cf_fusion_push(struct cf_fusion *fu, const struct cf_alert *alert,
  * its accounts are one identity however written. */
 void cf_fusion_learn(struct cf_fusion *fu, const struct cf_event *ev);
 
+/* The same, the fields it reads found already: first[j] is the first
+ * field named cf_domains_learn_names()[j], -1 when none (the `also` of
+ * cf_entity_locate, the map told those names with cf_entity_map_also). */
+void cf_fusion_learn_found(struct cf_fusion *fu, const struct cf_event *ev,
+                           const int *first);
+
 /* End of input: fire what is pending and close every incident. */
 void cf_fusion_finish(struct cf_fusion *fu);
 

@@ -22,6 +22,7 @@
 #include "clocks.h"
 #include "dead_letter.h"
 #include "detect.h"
+#include "entity_norm.h"
 #include "event.h"
 #include "fusion.h"
 #include "timeutil.h"
@@ -401,7 +402,8 @@ static void process(struct cf_pipeline *p, const struct cf_record *rec,
     case CF_DETECT_EVENT: break;
     }
     p->events++;
-    /* one pass finds the host for the clocks and what fusion sights */
+    /* one pass finds the host for the clocks, what fusion sights and
+     * what the domain learning reads */
     struct cf_entity_at at;
     cf_entity_locate(p->entities, ev, p->locate_kinds, &at);
     cf_clocks_event_at(p->clocks, ev,
@@ -413,7 +415,7 @@ static void process(struct cf_pipeline *p, const struct cf_record *rec,
         p->no_time++;
     else
         cf_fusion_observe(p->fusion, ev->time_ms);
-    cf_fusion_learn(p->fusion, ev);
+    cf_fusion_learn_found(p->fusion, ev, at.also);
     cf_fusion_sight_at(p->fusion, p->entities, ev, &at);
     p->cur = ev;
     for (size_t i = 0; i < d->n_matches; i++)
@@ -794,6 +796,10 @@ struct cf_pipeline *cf_pipeline_new(const struct cf_pipeline_setup *setup,
     p->entities = cf_entity_map_new(cf_config_section(setup->cfg, "entities"),
                                     errstr, errstr_size);
     if (!p->entities) goto fail;
+    size_t n_learn;
+    const char *const *learn = cf_domains_learn_names(&n_learn);
+    /* they fit CF_ENTITY_ALSO_MAX: only memory can fail */
+    if (cf_entity_map_also(p->entities, learn, n_learn) != CF_OK) goto nomem;
     p->clocks = cf_clocks_new(ts, p->entities, errstr, errstr_size);
     if (!p->clocks) goto fail;
     p->fusion = cf_fusion_new(setup->cfg, setup->rb, emit_from_fusion, p,

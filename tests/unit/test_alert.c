@@ -285,6 +285,51 @@ static void test_record_valid_with_odd_source(void **state) {
     cf_entity_map_destroy(map);
 }
 
+/* Names found beside the entities (cf_entity_map_also) are each the
+ * first field so named, whatever its value, as cf_event_find gives it;
+ * names that are entity fields too ("Computer") and parts of a composed
+ * one ("TargetUserName") are found both ways, and the entities do not
+ * change for them. */
+static void test_locate_also_names(void **state) {
+    (void)state;
+    struct cf_event_field f[] = {
+        field("TargetUserName", "-"),
+        field("Computer", "WS01.acme.local"),
+        field("SubjectUserSid", ""),
+        field("TargetUserName", "pedro"),
+        field("Computer", "WS02.acme.local"),
+        field("TargetDomainName", "ACME"),
+        field("User", "ACME\\ana"),
+    };
+    f[2].type = CF_VALUE_NULL;
+    static const char *const names[] = {"Computer",       "Nowhere",
+                                        "TargetUserName", "SubjectUserSid",
+                                        "User",           "TargetDomainName"};
+    struct cf_event ev;
+    make_event(&ev, f, CF_ARRAY_LEN(f), "{}");
+    struct cf_entity_map *map = cf_entity_map_new(NULL, NULL, 0);
+    assert_non_null(map);
+    struct cf_entity_at plain, at;
+    unsigned all = (1u << CF_ENTITY_COUNT) - 1;
+    cf_entity_locate(map, &ev, all, &plain);
+    assert_int_equal(cf_entity_map_also(map, names, CF_ARRAY_LEN(names)),
+                     CF_OK);
+    cf_entity_locate(map, &ev, all, &at);
+    for (size_t j = 0; j < CF_ARRAY_LEN(names); j++)
+        assert_int_equal(at.also[j],
+                         cf_event_find(&ev, names[j], strlen(names[j]), 0));
+    assert_int_equal(at.also[0], 1);
+    assert_int_equal(at.also[1], -1);
+    assert_int_equal(at.also[2], 0);
+    assert_memory_equal(at.field, plain.field, sizeof at.field);
+    assert_memory_equal(at.rank, plain.rank, sizeof at.rank);
+    /* more than it keeps room for are refused */
+    const char *many[CF_ENTITY_ALSO_MAX + 1];
+    for (size_t j = 0; j < CF_ARRAY_LEN(many); j++) many[j] = "Computer";
+    assert_int_equal(cf_entity_map_also(map, many, CF_ARRAY_LEN(many)), CF_ERR);
+    cf_entity_map_destroy(map);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sysmon_entities),
@@ -293,6 +338,7 @@ int main(void) {
         cmocka_unit_test(test_alert_id_stable_and_record_shape),
         cmocka_unit_test(test_event_embedded_as_it_came),
         cmocka_unit_test(test_record_valid_with_odd_source),
+        cmocka_unit_test(test_locate_also_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,10 @@
 struct fixture {
     struct cf_config *cfg;
     struct cf_domains *dom;
+    /* learns the same events as the pipeline does, the fields found by
+     * cf_entity_locate's pass (cf_entity_map_also): must agree with dom */
+    struct cf_domains *twin;
+    struct cf_entity_map *map;
     struct cf_decoder *dec;
     struct cf_event ev;
 };
@@ -38,6 +42,13 @@ static void setup_with(struct fixture *f, const char *json) {
     if (!f->cfg) fail_msg("config: %s", err);
     f->dom = cf_domains_new(f->cfg, err, sizeof err);
     if (!f->dom) fail_msg("domains: %s", err);
+    f->twin = cf_domains_new(f->cfg, err, sizeof err);
+    if (!f->twin) fail_msg("domains: %s", err);
+    f->map = cf_entity_map_new(NULL, err, sizeof err);
+    if (!f->map) fail_msg("entities: %s", err);
+    size_t n;
+    const char *const *names = cf_domains_learn_names(&n);
+    assert_int_equal(cf_entity_map_also(f->map, names, n), CF_OK);
     f->dec = cf_decoder_new();
     assert_non_null(f->dec);
     cf_event_init(&f->ev);
@@ -47,6 +58,8 @@ static void teardown_with(struct fixture *f) {
     cf_event_free(&f->ev);
     cf_decoder_destroy(f->dec);
     cf_domains_destroy(f->dom);
+    cf_domains_destroy(f->twin);
+    cf_entity_map_destroy(f->map);
     cf_config_destroy(f->cfg);
 }
 
@@ -71,20 +84,30 @@ static void learn(struct fixture *f, const char *line) {
         cf_event_decode(f->dec, &f->ev, line, strlen(line), &lim, &reason),
         CF_OK);
     cf_domains_learn_event(f->dom, &f->ev);
+    struct cf_entity_at at;
+    cf_entity_locate(f->map, &f->ev, 1u << CF_ENTITY_HOST, &at);
+    cf_domains_learn_found(f->twin, &f->ev, at.also);
 }
 
 /* The account key of `user` on `host` (either may be NULL). */
 static const char *key(struct fixture *f, const char *user, const char *host) {
     static char out[CF_ENTITY_NORM_MAX];
+    char twin[CF_ENTITY_NORM_MAX];
     cf_entity_normalize_in(f->dom, CF_ENTITY_USER, user, host, out, sizeof out);
+    cf_entity_normalize_in(f->twin, CF_ENTITY_USER, user, host, twin,
+                           sizeof twin);
+    assert_string_equal(twin, out);
     return out;
 }
 
 static json_int_t stat(const struct fixture *f, const char *name) {
-    json_t *o = json_object();
+    json_t *o = json_object(), *t = json_object();
     cf_domains_stats(f->dom, o);
+    cf_domains_stats(f->twin, t);
+    assert_true(json_equal(o, t));
     json_int_t v = json_integer_value(json_object_get(o, name));
     json_decref(o);
+    json_decref(t);
     return v;
 }
 
