@@ -270,45 +270,60 @@ static const char *pick_hash(const char *v, size_t *len) {
     return sha;
 }
 
+/* What locate() found so far. */
+struct locating {
+    unsigned want;
+    int *best, *rank, *also;
+    uint64_t seen[CF_ENTITY_COUNT];
+};
+
+/* Field i, whose name's hash is that of slot n: if it is that name. */
+static void locate_slot(const struct cf_entity_map *map,
+                        const struct cf_event *ev, uint32_t i,
+                        const struct name_slot *n, struct locating *l) {
+    const struct cf_event_field *f = &ev->fields[i];
+    if (n->kind == ALSO_KIND) {
+        if (l->also && l->also[n->rank] < 0 && n->len == f->name_len &&
+            memcmp(map->also[n->rank], f->name, f->name_len) == 0)
+            l->also[n->rank] = (int)i;
+        return;
+    }
+    if (!(l->want & (1u << n->kind)) || n->rank >= l->rank[n->kind]) return;
+    const char *name = map->fields[n->kind][n->rank];
+    if (n->len != f->name_len || memcmp(name, f->name, f->name_len) != 0)
+        return;
+    uint64_t bit = n->rank < 64 ? UINT64_C(1) << n->rank : 0;
+    if (l->seen[n->kind] & bit) return; /* not its first occurrence */
+    l->seen[n->kind] |= bit;
+    if (f->type == CF_VALUE_NULL ||
+        is_placeholder_value(f->value, f->value_len))
+        return;
+    l->best[n->kind] = (int)i;
+    l->rank[n->kind] = n->rank;
+}
+
 /* One pass over ev's fields: for each kind in `want` (a bit per kind),
  * the field (index into ev->fields, -1 when none) of the best-ranked
  * name whose first occurrence has a value (first_value's rule); with
- * `also`, also[j] is the first field named map->also[j] (-1: none). */
+ * `also`, also[j] is the first field named map->also[j] (-1: none).
+ * Most fields' names have no slot: the loop over them only compares
+ * hashes (locate_slot does the rest, for the few that agree). */
 static void locate(const struct cf_entity_map *map, const struct cf_event *ev,
                    unsigned want, int best[CF_ENTITY_COUNT],
                    int rank[CF_ENTITY_COUNT], int *also) {
-    uint64_t seen[CF_ENTITY_COUNT] = {0};
+    struct locating l = {want, best, rank, also, {0}};
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
         best[k] = -1;
         rank[k] = INT32_MAX;
     }
     for (size_t j = 0; also && j < map->n_also; j++) also[j] = -1;
-    for (uint32_t i = 0; i < ev->n_fields; i++) {
-        const struct cf_event_field *f = &ev->fields[i];
-        for (size_t s = f->name_hash & map->index_mask; map->index[s].used;
-             s = (s + 1) & map->index_mask) {
-            const struct name_slot *n = &map->index[s];
-            if (n->hash != f->name_hash) continue;
-            if (n->kind == ALSO_KIND) {
-                if (also && also[n->rank] < 0 && n->len == f->name_len &&
-                    memcmp(map->also[n->rank], f->name, f->name_len) == 0)
-                    also[n->rank] = (int)i;
-                continue;
-            }
-            if (!(want & (1u << n->kind)) || n->rank >= rank[n->kind]) continue;
-            const char *name = map->fields[n->kind][n->rank];
-            if (n->len != f->name_len ||
-                memcmp(name, f->name, f->name_len) != 0)
-                continue;
-            uint64_t bit = n->rank < 64 ? UINT64_C(1) << n->rank : 0;
-            if (seen[n->kind] & bit) continue; /* not its first occurrence */
-            seen[n->kind] |= bit;
-            if (f->type == CF_VALUE_NULL ||
-                is_placeholder_value(f->value, f->value_len))
-                continue;
-            best[n->kind] = (int)i;
-            rank[n->kind] = n->rank;
-        }
+    const struct cf_event_field *fields = ev->fields;
+    const struct name_slot *index = map->index;
+    const size_t mask = map->index_mask;
+    for (uint32_t i = 0, n = ev->n_fields; i < n; i++) {
+        uint32_t h = fields[i].name_hash;
+        for (size_t s = h & mask; index[s].used; s = (s + 1) & mask)
+            if (index[s].hash == h) locate_slot(map, ev, i, &index[s], &l);
     }
 }
 
