@@ -399,30 +399,29 @@ void cf_entity_locate(const struct cf_entity_map *map,
     locate(map, ev, kinds, at->field, at->rank, at->also);
 }
 
-void cf_entity_texts(const struct cf_entity_map *map, const struct cf_event *ev,
-                     const struct cf_entity_at *at,
-                     char (*buf)[CF_ENTITY_TEXT_MAX],
-                     size_t len[CF_ENTITY_COUNT]) {
-    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
-        const char *dom, *val;
-        size_t dl, vl, n = 0;
-        len[k] = 0;
-        buf[k][0] = '\0';
-        if (at->field[k] < 0) continue;
-        entity_parts(map, ev, k, at->field[k], at->rank[k], &dom, &dl, &val,
-                     &vl);
-        if (dom) {
-            if (dl > CF_ENTITY_TEXT_MAX - 2) dl = CF_ENTITY_TEXT_MAX - 2;
-            memcpy(buf[k], dom, dl);
-            n = dl;
-            buf[k][n++] = '\\';
-        }
-        if (vl > CF_ENTITY_TEXT_MAX - 1 - n) vl = CF_ENTITY_TEXT_MAX - 1 - n;
-        memcpy(buf[k] + n, val, vl);
-        n += vl;
-        buf[k][n] = '\0';
-        len[k] = n;
+const char *cf_entity_text(const struct cf_entity_map *map,
+                           const struct cf_event *ev,
+                           const struct cf_entity_at *at,
+                           enum cf_entity_kind kind,
+                           char buf[CF_ENTITY_TEXT_MAX], size_t *len) {
+    const char *dom, *val;
+    size_t dl, vl, n = 0;
+    *len = 0;
+    if (at->field[kind] < 0) return "";
+    entity_parts(map, ev, kind, at->field[kind], at->rank[kind], &dom, &dl,
+                 &val, &vl);
+    if (!dom) {
+        *len = vl < CF_ENTITY_TEXT_MAX - 1 ? vl : CF_ENTITY_TEXT_MAX - 1;
+        return val;
     }
+    if (dl > CF_ENTITY_TEXT_MAX - 2) dl = CF_ENTITY_TEXT_MAX - 2;
+    memcpy(buf, dom, dl);
+    n = dl;
+    buf[n++] = '\\';
+    if (vl > CF_ENTITY_TEXT_MAX - 1 - n) vl = CF_ENTITY_TEXT_MAX - 1 - n;
+    memcpy(buf + n, val, vl);
+    *len = n + vl;
+    return buf;
 }
 
 void cf_entities_clear(struct cf_entities *ents) {

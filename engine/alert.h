@@ -99,15 +99,18 @@ void cf_entity_locate(const struct cf_entity_map *map,
 cf_err_t cf_entity_map_also(struct cf_entity_map *map, const char *const *names,
                             size_t n);
 
-/* The entities located in `at` (cf_entity_locate of this event), as
- * cf_entities_extract would give them, written into buf[kind] (cut at
- * CF_ENTITY_TEXT_MAX - 1 bytes, len[kind] long, 0 when there is none)
- * without allocating: fusion reads every event's entities this way. */
+/* The entity of `kind` located in `at` (cf_entity_locate of this
+ * event), as cf_entities_extract would give it, cut at
+ * CF_ENTITY_TEXT_MAX - 1 bytes: *len bytes, not NUL-terminated, of the
+ * event's own value, or of `buf` when it is composed (a user with a
+ * domain field beside it); *len 0 when there is none.  Without
+ * allocating or copying: fusion reads every event's entities this way. */
 #define CF_ENTITY_TEXT_MAX 256
-void cf_entity_texts(const struct cf_entity_map *map, const struct cf_event *ev,
-                     const struct cf_entity_at *at,
-                     char (*buf)[CF_ENTITY_TEXT_MAX],
-                     size_t len[CF_ENTITY_COUNT]);
+const char *cf_entity_text(const struct cf_entity_map *map,
+                           const struct cf_event *ev,
+                           const struct cf_entity_at *at,
+                           enum cf_entity_kind kind,
+                           char buf[CF_ENTITY_TEXT_MAX], size_t *len);
 
 struct cf_alert {
     char id[33];             /* 128-bit hex; same rule + same event = same id */

@@ -1057,8 +1057,9 @@ static void sight_logon(struct cf_fusion *fu, uint32_t host, const char *hostn,
     memcpy(n->data + klen + sl + 1, what, (size_t)wl + 1);
 }
 
-/* The memo entry of raw text `raw` of kind k (an account's `host` text
- * beside it, NULL when none): found, or made by normalising it now. */
+/* The memo entry of raw text `raw` (len bytes, below CF_ENTITY_TEXT_MAX)
+ * of kind k (an account's `host` text beside it, NULL when none): found,
+ * or made by normalising it now. */
 static const struct sight_memo *sighted(struct cf_fusion *fu, int k,
                                         const char *raw, size_t len,
                                         const char *host, size_t host_len) {
@@ -1082,17 +1083,20 @@ static const struct sight_memo *sighted(struct cf_fusion *fu, int k,
     e->raw_len = (uint16_t)len;
     e->ctx_len = (uint16_t)ctx_len;
     e->gen = gen;
+    /* the texts are the event's own bytes: NUL-terminated here */
     memcpy(e->raw, raw, len);
+    e->raw[len] = '\0';
     if (ctx_len) memcpy(e->ctx, ctx, ctx_len);
+    e->ctx[ctx_len] = '\0';
     /* as fusion keys the accounts of alerts (engine/entity_norm.h) */
-    size_t n = cf_entity_normalize_in(user ? fu->domains : NULL,
-                                      (enum cf_entity_kind)k, raw, ctx, e->norm,
-                                      sizeof e->norm);
+    size_t n = cf_entity_normalize_in(
+        user ? fu->domains : NULL, (enum cf_entity_kind)k, e->raw,
+        ctx ? e->ctx : NULL, e->norm, sizeof e->norm);
     e->norm_len = (uint16_t)n;
     /* ids name hosts and accounts; every kind's value has a key */
     e->id = user || k == CF_ENTITY_HOST ? cf_prevalence_id(e->norm, n) : 0;
     e->key = n ? value_key(k, e->norm, n) : 0;
-    e->org = k == CF_ENTITY_HOST ? org_id(raw) : 0;
+    e->org = k == CF_ENTITY_HOST ? org_id(e->raw) : 0;
     return e;
 }
 
@@ -1114,30 +1118,28 @@ void cf_fusion_sight(struct cf_fusion *fu, const struct cf_entity_map *map,
 void cf_fusion_sight_at(struct cf_fusion *fu, const struct cf_entity_map *map,
                         const struct cf_event *ev,
                         const struct cf_entity_at *at) {
-    char text[CF_ENTITY_COUNT][CF_ENTITY_TEXT_MAX];
-    size_t tlen[CF_ENTITY_COUNT];
+    char hbuf[CF_ENTITY_TEXT_MAX], ubuf[CF_ENTITY_TEXT_MAX],
+        kbuf[CF_ENTITY_TEXT_MAX];
     char norm[CF_ENTITY_NORM_MAX];
     const char *hostn = "", *usern = "";
     if (!fu || !map || !ev || ev->time_ms == CF_TIME_UNKNOWN) return;
-    cf_entity_texts(map, ev, at, text, tlen);
+    size_t htl, utl;
+    const char *ht = cf_entity_text(map, ev, at, CF_ENTITY_HOST, hbuf, &htl);
+    const char *ut = cf_entity_text(map, ev, at, CF_ENTITY_USER, ubuf, &utl);
     uint32_t host = 0, account = 0, org = 0;
     size_t hl = 0, ul = 0;
     const struct sight_memo *um = NULL;
-    if (tlen[CF_ENTITY_HOST]) {
+    if (htl) {
         const struct sight_memo *hm =
-            sighted(fu, CF_ENTITY_HOST, text[CF_ENTITY_HOST],
-                    tlen[CF_ENTITY_HOST], NULL, 0);
+            sighted(fu, CF_ENTITY_HOST, ht, htl, NULL, 0);
         hostn = hm->norm;
         hl = hm->norm_len;
         host = hm->id;
         org = host_org(fu, host, hm->org, ev->time_ms);
         cf_prevalence_see_host(fu->pv, host, ev->time_ms);
     }
-    if (tlen[CF_ENTITY_USER]) {
-        um = sighted(fu, CF_ENTITY_USER, text[CF_ENTITY_USER],
-                     tlen[CF_ENTITY_USER],
-                     tlen[CF_ENTITY_HOST] ? text[CF_ENTITY_HOST] : NULL,
-                     tlen[CF_ENTITY_HOST]);
+    if (utl) {
+        um = sighted(fu, CF_ENTITY_USER, ut, utl, htl ? ht : NULL, htl);
         usern = um->norm;
         ul = um->norm_len;
         account = um->id;
@@ -1145,21 +1147,34 @@ void cf_fusion_sight_at(struct cf_fusion *fu, const struct cf_entity_map *map,
     fu->events_sighted++;
     for (size_t i = 0; i < CF_ARRAY_LEN(sighted_kinds); i++) {
         int k = sighted_kinds[i];
-        if (!tlen[k]) continue;
-        const struct sight_memo *e =
-            k == CF_ENTITY_USER ? um
-                                : sighted(fu, k, text[k], tlen[k], NULL, 0);
+        const struct sight_memo *e = um;
+        if (k != CF_ENTITY_USER) {
+            size_t tl;
+            if (at->field[k] < 0) continue; /* most events: spare the call */
+            const char *t = cf_entity_text(map, ev, at, k, kbuf, &tl);
+            if (!tl) continue;
+            e = sighted(fu, k, t, tl, NULL, 0);
+        } else if (!utl) {
+            continue;
+        }
         if (!e->norm_len) continue;
         cf_prevalence_see(fu->pv, e->key, host, org,
                           k == CF_ENTITY_USER ? 0 : account, ev->time_ms);
     }
     /* Windows logon events (4624, 4648, ...) name the machine a logon
      * came from in WorkstationName. */
-    if (!hl || !ul || !tlen[CF_ENTITY_LOGON_ID]) return;
+    if (!hl || !ul || at->field[CF_ENTITY_LOGON_ID] < 0) return;
+    size_t ltl;
+    const char *lt =
+        cf_entity_text(map, ev, at, CF_ENTITY_LOGON_ID, kbuf, &ltl);
+    if (!ltl) return;
     int w = cf_event_find(ev, "WorkstationName", 15, 0);
     if (w < 0 || ev->fields[w].type == CF_VALUE_NULL) return;
-    size_t ll = cf_entity_normalize(
-        CF_ENTITY_LOGON_ID, text[CF_ENTITY_LOGON_ID], norm, sizeof norm);
+    char logon[CF_ENTITY_TEXT_MAX];
+    memcpy(logon, lt, ltl);
+    logon[ltl] = '\0';
+    size_t ll =
+        cf_entity_normalize(CF_ENTITY_LOGON_ID, logon, norm, sizeof norm);
     if (!ll) return;
     char src[CF_ENTITY_NORM_MAX], wraw[CF_ENTITY_NORM_MAX];
     size_t wl = ev->fields[w].value_len < sizeof wraw - 1
