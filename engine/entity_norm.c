@@ -503,20 +503,15 @@ static uint64_t learn_mark(const struct cf_domains *d) {
 }
 
 /* teach(), unless the same call taught nothing and nothing changed
- * since (struct learned). */
-static void learn_domain(struct cf_domains *d, const char *domain,
-                         size_t domain_len, const char *user, const char *sid,
-                         const char *host) {
-    const char *text[LT_COUNT] = {domain, user, sid, host};
-    size_t len[LT_COUNT];
+ * since (struct learned).  text[LT_*] (NUL-terminated but for the
+ * domain, len[] bytes long; NULL and LEARNED_NONE: none) as teach()
+ * takes them. */
+static void learn_domain(struct cf_domains *d, const char *const *text,
+                         const size_t *len) {
     bool keep = true;
     if (!d || !d->learn) return;
-    for (int i = 0; i < LT_COUNT; i++) {
-        len[i] = i == LT_DOMAIN ? domain_len
-                 : text[i]      ? strlen(text[i])
-                                : LEARNED_NONE;
+    for (int i = 0; i < LT_COUNT; i++)
         keep = keep && (len[i] == LEARNED_NONE || len[i] < LEARNED_TEXT);
-    }
     uint64_t mark = learn_mark(d);
     for (int w = 0; keep && w < LEARNED_WAYS; w++) {
         const struct learned *l = &d->learned[w];
@@ -527,7 +522,8 @@ static void learn_domain(struct cf_domains *d, const char *domain,
                     memcmp(l->text[i], text[i], len[i]) == 0);
         if (same) return;
     }
-    teach(d, domain, domain_len, user, sid, host);
+    teach(d, text[LT_DOMAIN], len[LT_DOMAIN], text[LT_USER], text[LT_SID],
+          text[LT_HOST]);
     if (!keep || learn_mark(d) != mark) return;
     struct learned *l = &d->learned[d->next_learned];
     d->next_learned = (d->next_learned + 1) % LEARNED_WAYS;
@@ -537,6 +533,19 @@ static void learn_domain(struct cf_domains *d, const char *domain,
         l->len[i] = (uint16_t)len[i];
         if (len[i] != LEARNED_NONE) memcpy(l->text[i], text[i], len[i]);
     }
+}
+
+/* An account "DOMAIN\user" (`len` bytes, NUL-terminated) on `host`
+ * (host_len bytes; NULL, LEARNED_NONE: none). */
+static void learn_from_account(struct cf_domains *d, const char *account,
+                               size_t len, const char *host, size_t host_len) {
+    const char *slash = account ? strrchr(account, '\\') : NULL;
+    if (!d || !d->learn || !slash || slash == account) return;
+    const char *text[LT_COUNT] = {account, slash + 1, NULL, host};
+    size_t lens[LT_COUNT] = {(size_t)(slash - account),
+                             len - (size_t)(slash + 1 - account), LEARNED_NONE,
+                             host_len};
+    learn_domain(d, text, lens);
 }
 
 static void learn_index(struct cf_domains *d) {
@@ -571,17 +580,21 @@ static void learn_fields(const struct cf_domains *d, const struct cf_event *ev,
 }
 
 /* The value of the first of the fields `which` (ending with LF_COUNT)
- * whose first occurrence is a usable text, else NULL. */
+ * whose first occurrence is a usable text, else NULL; *len its length
+ * (LEARNED_NONE for NULL). */
 static const char *event_value(const struct cf_event *ev, const int *first,
-                               const enum learn_field *which) {
+                               const enum learn_field *which, size_t *len) {
     for (; *which != LF_COUNT; which++) {
         int i = first[*which];
         if (i < 0) continue;
         const struct cf_event_field *f = &ev->fields[i];
         if (f->type == CF_VALUE_STRING && f->value_len &&
-            strlen(f->value) == f->value_len)
+            strlen(f->value) == f->value_len) {
+            *len = f->value_len;
             return f->value;
+        }
     }
+    *len = LEARNED_NONE;
     return NULL;
 }
 
@@ -611,23 +624,27 @@ void cf_domains_learn_found(struct cf_domains *d, const struct cf_event *ev,
          {LF_TARGET_USER_SID, LF_TARGET_SID, LF_COUNT}}};
     static const enum learn_field users[] = {LF_USER, LF_COUNT};
     if (!d || !d->learn || !ev) return;
-    const char *host = event_value(ev, first, hosts);
+    const char *text[LT_COUNT];
+    size_t len[LT_COUNT];
+    text[LT_HOST] = event_value(ev, first, hosts, &len[LT_HOST]);
     for (size_t s = 0; s < CF_ARRAY_LEN(sides); s++) {
-        const char *dom = event_value(ev, first, sides[s][0]);
-        if (!dom) continue;
-        const char *user = event_value(ev, first, sides[s][1]);
-        const char *sid = event_value(ev, first, sides[s][2]);
-        learn_domain(d, dom, strlen(dom), user, sid, host);
+        text[LT_DOMAIN] = event_value(ev, first, sides[s][0], &len[LT_DOMAIN]);
+        if (!text[LT_DOMAIN]) continue;
+        text[LT_USER] = event_value(ev, first, sides[s][1], &len[LT_USER]);
+        text[LT_SID] = event_value(ev, first, sides[s][2], &len[LT_SID]);
+        learn_domain(d, text, len);
     }
-    const char *account = event_value(ev, first, users);
-    if (account) cf_domains_learn_account(d, account, host);
+    size_t alen;
+    const char *account = event_value(ev, first, users, &alen);
+    if (account)
+        learn_from_account(d, account, alen, text[LT_HOST], len[LT_HOST]);
 }
 
 void cf_domains_learn_account(struct cf_domains *d, const char *account,
                               const char *host) {
-    const char *slash = account ? strrchr(account, '\\') : NULL;
-    if (!d || !d->learn || !slash || slash == account) return;
-    learn_domain(d, account, (size_t)(slash - account), slash + 1, NULL, host);
+    if (account)
+        learn_from_account(d, account, strlen(account), host,
+                           host ? strlen(host) : LEARNED_NONE);
 }
 
 const char *cf_domains_resolve(const struct cf_domains *d, const char *netbios,
