@@ -330,10 +330,10 @@ static void locate(const struct cf_entity_map *map, const struct cf_event *ev,
 /* The entity of `kind` found at field `at` (rank `rank`) as up to two
  * parts: a domain to put before a backslash (dom, NULL when none) and the
  * value itself. */
-static void entity_parts(const struct cf_entity_map *map,
-                         const struct cf_event *ev, int kind, int at, int rank,
-                         const char **dom, size_t *dom_len, const char **val,
-                         size_t *val_len) {
+static inline void entity_parts(const struct cf_entity_map *map,
+                                const struct cf_event *ev, int kind, int at,
+                                int rank, const char **dom, size_t *dom_len,
+                                const char **val, size_t *val_len) {
     const struct cf_event_field *v = &ev->fields[at];
     const char *name = map->fields[kind][rank];
     const char *plus = name[map->part[kind][rank]] == '+'
