@@ -1057,25 +1057,15 @@ static void sight_logon(struct cf_fusion *fu, uint32_t host, const char *hostn,
     memcpy(n->data + klen + sl + 1, what, (size_t)wl + 1);
 }
 
-/* The memo entry of raw text `raw` (len bytes, below CF_ENTITY_TEXT_MAX)
- * of kind k (an account's `host` text beside it, NULL when none): found,
- * or made by normalising it now. */
-static const struct sight_memo *sighted(struct cf_fusion *fu, int k,
-                                        const char *raw, size_t len,
-                                        const char *host, size_t host_len) {
+/* A new memo entry of kind k for raw text `raw` (len bytes, below
+ * CF_ENTITY_TEXT_MAX) beside `ctx` (ctx_len bytes; NULL: none), made by
+ * normalising it now (in place of the oldest). */
+static const struct sight_memo *sight_new(struct cf_fusion *fu, int k,
+                                          const char *raw, size_t len,
+                                          const char *ctx, size_t ctx_len,
+                                          uint64_t gen) {
     struct sight_memos *m = &fu->memo[k];
     bool user = k == CF_ENTITY_USER;
-    const char *ctx = user ? host : NULL;
-    size_t ctx_len = ctx ? host_len : 0;
-    uint64_t gen = user ? cf_domains_generation(fu->domains) : 0;
-    for (int i = 0; i < SIGHT_WAYS; i++) {
-        const struct sight_memo *e = &m->way[i];
-        if (e->used && e->raw_len == len && e->gen == gen &&
-            e->has_ctx == (ctx != NULL) && e->ctx_len == ctx_len &&
-            memcmp(e->raw, raw, len) == 0 &&
-            (!ctx_len || memcmp(e->ctx, ctx, ctx_len) == 0))
-            return e;
-    }
     struct sight_memo *e = &m->way[m->next];
     m->next = (m->next + 1) % SIGHT_WAYS;
     e->used = true;
@@ -1098,6 +1088,30 @@ static const struct sight_memo *sighted(struct cf_fusion *fu, int k,
     e->key = n ? value_key(k, e->norm, n) : 0;
     e->org = k == CF_ENTITY_HOST ? org_id(e->raw) : 0;
     return e;
+}
+
+/* The memo entry of raw text `raw` (len bytes, below CF_ENTITY_TEXT_MAX)
+ * of kind k (an account's `host` text beside it, NULL when none): found,
+ * or made by normalising it now.  Inline: every event sights its host,
+ * most their account, and the same ones again. */
+static inline const struct sight_memo *sighted(struct cf_fusion *fu, int k,
+                                               const char *raw, size_t len,
+                                               const char *host,
+                                               size_t host_len) {
+    const struct sight_memos *m = &fu->memo[k];
+    bool user = k == CF_ENTITY_USER;
+    const char *ctx = user ? host : NULL;
+    size_t ctx_len = ctx ? host_len : 0;
+    uint64_t gen = user ? cf_domains_generation(fu->domains) : 0;
+    for (int i = 0; i < SIGHT_WAYS; i++) {
+        const struct sight_memo *e = &m->way[i];
+        if (e->used && e->raw_len == len && e->gen == gen &&
+            e->has_ctx == (ctx != NULL) && e->ctx_len == ctx_len &&
+            memcmp(e->raw, raw, len) == 0 &&
+            (!ctx_len || memcmp(e->ctx, ctx, ctx_len) == 0))
+            return e;
+    }
+    return sight_new(fu, k, raw, len, ctx, ctx_len, gen);
 }
 
 unsigned cf_fusion_sight_kinds(void) {
