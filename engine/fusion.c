@@ -283,6 +283,10 @@ struct cf_fusion {
     struct map noise;     /* rule id + host -> run of alerts (see fuse) */
     struct map sessions;  /* host + logon id -> the machine it came from */
     struct map host_orgs; /* host id -> organisation, from full names */
+    /* host_org's last answer: events repeat their host.  Forgotten
+     * whenever host_orgs may lose nodes (sweep, a restore). */
+    struct node *org_node;
+    uint32_t org_host;
     /* cross-host links waiting for confirmation (struct bridge *, by the
      * time they are due), and the incident pairs they join */
     struct cf_heap bridges;
@@ -723,6 +727,7 @@ static void close_due(struct cf_fusion *fu, int64_t limit) {
 
 static void sweep(struct cf_fusion *fu) {
     fu->last_sweep = fu->clock;
+    fu->org_node = NULL; /* host_orgs may drop it */
     if (fu->clock == INT64_MIN) return;
     fu->entities_expired +=
         map_expire(&fu->entities, fu->clock - fu->entity_ttl);
@@ -992,7 +997,9 @@ static uint32_t org_id(const char *raw) {
 static uint32_t host_org(struct cf_fusion *fu, uint32_t host, uint32_t org,
                          int64_t t) {
     if (!host) return org;
-    struct node *n = map_get(&fu->host_orgs, &host, sizeof host);
+    struct node *n = fu->org_node && fu->org_host == host
+                         ? fu->org_node
+                         : map_get(&fu->host_orgs, &host, sizeof host);
     if (org) {
         if (t == CF_TIME_UNKNOWN) return org;
         if (!n && !(n = map_put(&fu->host_orgs, &host, sizeof host, 0))) {
@@ -1001,9 +1008,11 @@ static uint32_t host_org(struct cf_fusion *fu, uint32_t host, uint32_t org,
         }
         n->u.serial = org;
         if (t > n->last_ms) n->last_ms = t;
-        return org;
     }
-    return n ? (uint32_t)n->u.serial : 0;
+    if (!n) return 0;
+    fu->org_node = n;
+    fu->org_host = host;
+    return org ? org : (uint32_t)n->u.serial;
 }
 
 /* Every event's entity values are sighted (not only those of alerts): a
@@ -2311,6 +2320,7 @@ cf_err_t cf_fusion_load(struct cf_fusion *fu, struct cf_ckpt_r *r) {
                          &fu->bucket_end, &fu->close_hint, &fu->last_sweep};
     struct cf_strpool *outer = r->pool;
     r->pool = &fu->pool;
+    fu->org_node = NULL; /* host_orgs is replaced */
     for (size_t i = 0; i < CF_ARRAY_LEN(clocks); i++)
         *clocks[i] = cf_ckpt_get_i64(r);
     fu->next_serial = cf_ckpt_get_u64(r);

@@ -1105,6 +1105,26 @@ static void test_prevalence(void **state) {
     capture_free(&c);
 }
 
+/* A host's organisation, learned from its full name, is forgotten with
+ * the host (entity_ttl).  Sighting keeps its last answer for the host
+ * it saw last: the sweep that drops the host must drop that too (under
+ * the sanitizer or valgrind, a stale one is a read of freed memory). */
+static void test_host_org_forgotten(void **state) {
+    struct capture c = {0};
+    struct cf_config *cfg;
+    (void)state;
+    struct cf_fusion *fu =
+        new_fusion("{\"fusion\":{\"entity_ttl\":\"1h\"}}", &c, &cfg);
+    sight(fu, T0, "\"Hostname\":\"WS1.alpha.local\"");
+    cf_fusion_observe(fu, T0 + 3 * HOUR); /* a sweep drops WS1 */
+    sight(fu, T0 + 3 * HOUR + SEC, "\"Hostname\":\"WS1\"");
+    sight(fu, T0 + 3 * HOUR + 2 * SEC, "\"Hostname\":\"WS1.alpha.local\"");
+    assert_int_equal(stat(fu, "events_sighted"), 3);
+    cf_fusion_destroy(fu);
+    cf_config_destroy(cfg);
+    capture_free(&c);
+}
+
 /* A rare account shared by machines of two organisations links nothing. */
 static void test_organisations(void **state) {
     struct capture c = {0};
@@ -1257,6 +1277,7 @@ int main(void) {
         cmocka_unit_test(test_prevalence),
         cmocka_unit_test(test_sight_follows_domains),
         cmocka_unit_test(test_organisations),
+        cmocka_unit_test(test_host_org_forgotten),
         cmocka_unit_test(test_noise),
         cmocka_unit_test(test_informational_context),
         cmocka_unit_test(test_session_movement),
