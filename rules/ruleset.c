@@ -70,6 +70,9 @@
 #define MEMO_MAX_VALUE 1024
 #define MEMO_MAX_IDS 64
 #define MEMO_MAX_BYTES ((size_t)8 << 20)
+/* The route-set cache's slots (struct route_set), per matcher; cleared
+ * when 3/4 full. */
+#define RSET_SLOTS 256u
 /* How an expression is compiled and what its matches must satisfy.
  * Plain literals (a glob without `?` or inner `*`, a value a target
  * source writes otherwise) go through Hyperscan's literal API, which has
@@ -243,6 +246,21 @@ struct memo_entry {
     bool used;    /* answered a lookup since it was stored */
 };
 
+/* What matching an event needs that depends only on its route set,
+ * worked out once per distinct set (events of one source share one):
+ * which database parts serve it, which rules it evaluates. */
+struct route_set {
+    uint64_t hash;
+    uint64_t *routes;  /* route_words; NULL: empty slot.  The one block */
+    uint64_t *part_on; /* bit part_base[db] + p: dbs[db].parts[p] scans */
+    uint64_t *rule_on; /* bit ri: rule ri is evaluated on the set */
+    /* The keyword databases serving the set: patterns scanned per leaf
+     * (n_kw), then literals scanned over all leaves at once (n_kl). */
+    const hs_database_t **kw;
+    uint32_t n_kw, n_kl;
+    bool any; /* some route */
+};
+
 struct cf_matcher {
     const struct cf_ruleset *rs;
     hs_scratch_t *scratch;
@@ -262,10 +280,14 @@ struct cf_matcher {
     bool recording;
     struct cf_route_cache *route_cache;
     const uint64_t *routes; /* of the event being matched */
-    /* The keyword databases serving the event's routes: patterns
-     * scanned per leaf, literals scanned over all leaves at once. */
-    const hs_database_t **kw_dbs, **kl_dbs;
-    uint32_t n_kw_dbs;
+    /* What matching needs of the event's route set, per distinct set
+     * (struct route_set); `rset` is the event's. */
+    struct route_set *rsets;
+    uint32_t rsets_used;
+    struct route_set *rset_spare; /* used when a slot cannot be filled */
+    const struct route_set *rset;
+    uint32_t *part_base; /* dbs[i].parts[p] is part part_base[i] + p */
+    uint32_t n_parts;
     uint64_t *marks;
     uint32_t *touched;
     uint32_t n_touched;
@@ -1969,6 +1991,103 @@ void cf_ruleset_get_stats(const struct cf_ruleset *rs,
 /* ---------------------------------------------------------------- */
 /* Matching                                                          */
 
+/* Gives `e` its one block: routes, part_on, rule_on, then the keyword
+ * database pointers. */
+static bool route_set_alloc(const struct cf_matcher *m, struct route_set *e) {
+    const struct cf_ruleset *rs = m->rs;
+    size_t rw = rs->route_words, pw = (m->n_parts + 63) / 64 + 1,
+           uw = (rs->n_rules + 63) / 64 + 1;
+    size_t n_kw = (size_t)rs->dbs[KEYWORD_DB].n_parts +
+                  rs->dbs[KEYWORD_LIT_DB].n_parts + 1;
+    uint64_t *b = cf_malloc((rw + pw + uw) * sizeof *b + n_kw * sizeof *e->kw);
+    if (!b) return false;
+    e->routes = b;
+    e->part_on = b + rw;
+    e->rule_on = b + rw + pw;
+    e->kw = (const hs_database_t **)(b + rw + pw + uw);
+    return true;
+}
+
+static void route_sets_clear(struct cf_matcher *m) {
+    for (uint32_t i = 0; i < RSET_SLOTS; i++) {
+        cf_free(m->rsets[i].routes);
+        m->rsets[i].routes = NULL;
+    }
+    m->rsets_used = 0;
+}
+
+/* The databases of keyword pseudo-field `d` that `routes` ask for, into
+ * out[]: the parts on its routes, or, when it is on none but the
+ * unconditional route, that route's own (fallback) part. */
+static uint32_t keyword_dbs(const struct cf_ruleset *rs,
+                            const struct field_db *d, const uint64_t *routes,
+                            const hs_database_t **out) {
+    uint32_t n = 0;
+    for (int fallback = 0; fallback < 2 && n == 0; fallback++)
+        for (uint32_t i = 0; i < d->n_parts; i++)
+            if (d->parts[i].db && d->parts[i].fallback == fallback &&
+                bits_intersect(d->parts[i].routes, routes, rs->route_words))
+                out[n++] = d->parts[i].db;
+    return n;
+}
+
+static void route_set_fill(const struct cf_matcher *m, struct route_set *e,
+                           const uint64_t *routes, uint64_t hash) {
+    const struct cf_ruleset *rs = m->rs;
+    size_t pw = (m->n_parts + 63) / 64 + 1, uw = (rs->n_rules + 63) / 64 + 1;
+    e->hash = hash;
+    memcpy(e->routes, routes, rs->route_words * sizeof *routes);
+    e->any = false;
+    for (uint32_t i = 0; i < rs->route_words; i++)
+        if (routes[i]) e->any = true;
+    memset(e->part_on, 0, pw * sizeof *e->part_on);
+    memset(e->rule_on, 0, uw * sizeof *e->rule_on);
+    /* The keyword pseudo-fields are scanned through kw, not part_on. */
+    for (size_t i = N_KEYWORD_DBS; i < rs->n_dbs; i++)
+        for (uint32_t p = 0; p < rs->dbs[i].n_parts; p++)
+            if (rs->dbs[i].parts[p].db &&
+                bits_intersect(rs->dbs[i].parts[p].routes, routes,
+                               rs->route_words))
+                bit_set(e->part_on, m->part_base[i] + p);
+    for (size_t ri = 0; ri < rs->n_rules; ri++)
+        if (rs->cand_route[ri] != NO_ROUTE &&
+            bit_test(routes, rs->cand_route[ri]))
+            bit_set(e->rule_on, (uint32_t)ri);
+    e->n_kw = 0;
+    e->n_kl = 0;
+    if (!rs->scratch) return;
+    e->n_kw = keyword_dbs(rs, &rs->dbs[KEYWORD_DB], routes, e->kw);
+    e->n_kl =
+        keyword_dbs(rs, &rs->dbs[KEYWORD_LIT_DB], routes, e->kw + e->n_kw);
+}
+
+/* The event's route set, from the cache or worked out (into the spare
+ * entry when a slot cannot be allocated: slower, never wrong). */
+static const struct route_set *route_set_of(struct cf_matcher *m,
+                                            const uint64_t *routes) {
+    size_t bytes = m->rs->route_words * sizeof *routes;
+    uint64_t h = cf_hash_words(0, routes, bytes);
+    uint32_t s = (uint32_t)h & (RSET_SLOTS - 1);
+    for (; m->rsets[s].routes; s = (s + 1) & (RSET_SLOTS - 1))
+        if (m->rsets[s].hash == h &&
+            memcmp(m->rsets[s].routes, routes, bytes) == 0)
+            return &m->rsets[s];
+    if (m->rsets_used >= RSET_SLOTS / 4 * 3) {
+        /* Many distinct sets: start over, the ones in use refill. */
+        route_sets_clear(m);
+        s = (uint32_t)h & (RSET_SLOTS - 1);
+    }
+    struct route_set *e = &m->rsets[s];
+    if (!route_set_alloc(m, e)) {
+        e->routes = NULL;
+        e = m->rset_spare;
+    } else {
+        m->rsets_used++;
+    }
+    route_set_fill(m, e, routes, h);
+    return e;
+}
+
 struct cf_matcher *cf_matcher_new(const struct cf_ruleset *rs) {
     struct cf_matcher *m = cf_calloc(1, sizeof *m);
     size_t item_words = (rs->n_items + 63) / 64 + 1;
@@ -1981,15 +2100,21 @@ struct cf_matcher *cf_matcher_new(const struct cf_ruleset *rs) {
     m->cand = cf_malloc((rs->n_rules + 1) * sizeof *m->cand);
     m->md = pcre2_match_data_create(1, NULL);
     m->route_cache = cf_route_cache_new(rs->router);
-    m->kw_dbs = cf_calloc(rs->dbs[KEYWORD_DB].n_parts + 1, sizeof *m->kw_dbs);
-    m->kl_dbs =
-        cf_calloc(rs->dbs[KEYWORD_LIT_DB].n_parts + 1, sizeof *m->kl_dbs);
+    m->part_base = cf_malloc((rs->n_dbs + 1) * sizeof *m->part_base);
+    m->rsets = cf_calloc(RSET_SLOTS, sizeof *m->rsets);
+    m->rset_spare = cf_calloc(1, sizeof *m->rset_spare);
     m->memo = cf_calloc(MEMO_SLOTS, sizeof *m->memo);
     m->found = cf_malloc(MEMO_MAX_IDS * sizeof *m->found);
     m->found_cap = MEMO_MAX_IDS;
     if (!m->marks || !m->touched || !m->rule_bits || !m->cand || !m->md ||
-        !m->route_cache || !m->kw_dbs || !m->kl_dbs || !m->memo || !m->found)
+        !m->route_cache || !m->part_base || !m->rsets || !m->rset_spare ||
+        !m->memo || !m->found)
         goto fail;
+    for (size_t i = 0; i < rs->n_dbs; i++) {
+        m->part_base[i] = m->n_parts;
+        m->n_parts += rs->dbs[i].n_parts;
+    }
+    if (!route_set_alloc(m, m->rset_spare)) goto fail;
     if (rs->scratch && hs_clone_scratch(rs->scratch, &m->scratch) != HS_SUCCESS)
         goto fail;
     return m;
@@ -2004,8 +2129,11 @@ void cf_matcher_destroy(struct cf_matcher *m) {
     if (m->route_cache) cf_route_cache_destroy(m->route_cache);
     cf_free(m->marks);
     cf_free(m->touched);
-    cf_free(m->kw_dbs);
-    cf_free(m->kl_dbs);
+    if (m->rsets) route_sets_clear(m);
+    cf_free(m->rsets);
+    if (m->rset_spare) cf_free(m->rset_spare->routes);
+    cf_free(m->rset_spare);
+    cf_free(m->part_base);
     if (m->memo)
         for (uint32_t i = 0; i < MEMO_SLOTS; i++) cf_free(m->memo[i].blob);
     cf_free(m->memo);
@@ -2256,22 +2384,6 @@ static cf_err_t scan_literals(struct cf_matcher *m, const struct cf_event *ev,
                          m->scratch, on_literal_match, m),
                  "the keyword literals");
     return CF_OK;
-}
-
-/* The databases of keyword pseudo-field `d` that the event's routes ask
- * for, into out[]: the parts on its routes, or, when it is on none but
- * the unconditional route, that route's own (fallback) part. */
-static uint32_t keyword_dbs(const struct cf_matcher *m,
-                            const struct field_db *d,
-                            const hs_database_t **out) {
-    const struct cf_ruleset *rs = m->rs;
-    uint32_t n = 0;
-    for (int fallback = 0; fallback < 2 && n == 0; fallback++)
-        for (uint32_t i = 0; i < d->n_parts; i++)
-            if (d->parts[i].db && d->parts[i].fallback == fallback &&
-                bits_intersect(d->parts[i].routes, m->routes, rs->route_words))
-                out[n++] = d->parts[i].db;
-    return n;
 }
 
 static bool name_is(const struct cf_event_field *f, const struct name_ref *n) {
@@ -2646,11 +2758,8 @@ static enum tri tri_tree(struct cf_matcher *m, const struct cf_event *ev,
 
 static inline void add_candidate(struct cf_matcher *m, uint32_t *n,
                                  uint32_t ri) {
-    uint32_t route = m->rs->cand_route[ri];
     const struct cf_ruleset *rs = m->rs;
-    if (bit_test(m->rule_bits, ri) || route == NO_ROUTE ||
-        !bit_test(m->routes, route))
-        return;
+    if (bit_test(m->rule_bits, ri) || !bit_test(m->rset->rule_on, ri)) return;
     for (uint32_t k = rs->req_off[ri]; k < rs->req_off[ri + 1]; k++)
         if (!bits_any(m->marks, rs->req[k].lo, rs->req[k].hi)) return;
     bit_set(m->rule_bits, ri);
@@ -2675,7 +2784,6 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
     const struct cf_ruleset *rs = m->rs;
     uint32_t n_cand = 0;
     int matched = 0;
-    bool any_route = false;
 
     m->indexed = false;
     m->event_failed = false;
@@ -2684,18 +2792,15 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
         m->route_failures++;
         return 0;
     }
-    for (uint32_t i = 0; i < rs->route_words; i++)
-        if (m->routes[i]) any_route = true;
-    if (!any_route) return 0;
+    const struct route_set *rset = m->rset = route_set_of(m, m->routes);
+    if (!rset->any) return 0;
 
     if (rs->scratch) {
-        uint32_t n_kl;
-        m->n_kw_dbs = keyword_dbs(m, &rs->dbs[KEYWORD_DB], m->kw_dbs);
-        n_kl = keyword_dbs(m, &rs->dbs[KEYWORD_LIT_DB], m->kl_dbs);
         /* On failure to grow the buffer the literals go unscanned for
          * this event rather than stopping the engine, and it is counted. */
-        if (n_kl > 0) {
-            cf_err_t rc = scan_literals(m, ev, m->kl_dbs, n_kl);
+        if (rset->n_kl > 0) {
+            cf_err_t rc =
+                scan_literals(m, ev, rset->kw + rset->n_kw, rset->n_kl);
             if (rc != CF_OK)
                 scan_failed(m, "keyword literal scan skipped: %s",
                             rc == CF_ERR_NOMEM ? "out of memory"
@@ -2713,16 +2818,15 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
                 if (d->hash != f->name_hash || d->len != f->name_len ||
                     memcmp(d->name, f->name, f->name_len) != 0)
                     continue;
+                uint32_t base = m->part_base[rs->slots[s] - 1];
                 for (uint32_t p = 0; p < d->n_parts; p++)
-                    if (d->parts[p].db &&
-                        bits_intersect(d->parts[p].routes, m->routes,
-                                       rs->route_words))
+                    if (bit_test(rset->part_on, base + p))
                         scan_value(m, d->parts[p].db, d->parts[p].literal, &ref,
                                    d->name);
                 break;
             }
-            for (uint32_t k = 0; k < m->n_kw_dbs; k++)
-                scan_value(m, m->kw_dbs[k], false, &ref, "the keywords");
+            for (uint32_t k = 0; k < rset->n_kw; k++)
+                scan_value(m, rset->kw[k], false, &ref, "the keywords");
         }
     }
 
