@@ -65,10 +65,12 @@
 #define N_KEYWORD_DBS 2
 
 /* The scan memo's bounds (struct cf_matcher): per matcher, so per
- * thread.  A value reporting more ids than MEMO_MAX_IDS is not kept. */
+ * thread.  A value reporting more ids than MEMO_MAX_IDS, or more items
+ * than MEMO_MAX_ITEMS, is not kept. */
 #define MEMO_SLOTS (1u << 15)
 #define MEMO_MAX_VALUE 1024
 #define MEMO_MAX_IDS 64
+#define MEMO_MAX_ITEMS 256
 #define MEMO_MAX_BYTES ((size_t)8 << 20)
 /* The route-set cache's slots (struct route_set), per matcher; cleared
  * when 3/4 full. */
@@ -236,11 +238,13 @@ struct cf_ruleset {
 };
 
 /* What one database reported for one value: the memo's entry.  `blob`
- * holds n_ids expression ids, then the value's len bytes. */
+ * holds the n_items items its expressions report (expanded when stored,
+ * so a hit marks them without going through expr_items), then the
+ * value's len bytes. */
 struct memo_entry {
     const hs_database_t *db; /* NULL: empty */
     uint64_t hash;
-    uint32_t len, n_ids;
+    uint32_t len, n_items;
     uint32_t *blob;
     uint32_t cap; /* bytes allocated at blob, reused by the next value */
     bool used;    /* answered a lookup since it was stored */
@@ -2261,6 +2265,7 @@ struct value_ref {
 
 static void scan_value(struct cf_matcher *m, const hs_database_t *db,
                        bool literal, struct value_ref *ref, const char *what) {
+    const struct cf_ruleset *rs = m->rs;
     const char *v = ref->v;
     uint32_t len = ref->len;
     struct memo_entry *e = NULL;
@@ -2276,8 +2281,14 @@ static void scan_value(struct cf_matcher *m, const hs_database_t *db,
             (((uint64_t)(uintptr_t)db * UINT64_C(0x9e3779b97f4a7c15)) >> 32);
         e = &m->memo[h & (MEMO_SLOTS - 1)];
         if (e->db == db && e->hash == h && e->len == len &&
-            memcmp(e->blob + e->n_ids, v, len) == 0) {
-            for (uint32_t i = 0; i < e->n_ids; i++) mark_expr(m, e->blob[i]);
+            memcmp(e->blob + e->n_items, v, len) == 0) {
+            for (uint32_t i = 0; i < e->n_items; i++) {
+                uint32_t item = e->blob[i];
+                if (!bit_test(m->marks, item)) {
+                    bit_set(m->marks, item);
+                    m->touched[m->n_touched++] = item;
+                }
+            }
             e->used = true;
             m->memo_hits++;
             return;
@@ -2301,7 +2312,12 @@ static void scan_value(struct cf_matcher *m, const hs_database_t *db,
     check_hs(m, rc, what);
     if (!m->recording || rc != HS_SUCCESS) return;
     m->recording = false;
-    size_t need = m->n_found * sizeof *e->blob + len;
+    uint32_t n_items = 0;
+    for (uint32_t i = 0; i < m->n_found; i++)
+        n_items +=
+            rs->expr_item_off[m->found[i] + 1] - rs->expr_item_off[m->found[i]];
+    if (n_items > MEMO_MAX_ITEMS) return;
+    size_t need = n_items * sizeof *e->blob + len;
     if (need == 0) need = 1; /* an entry always has its blob */
     if (need > e->cap) {
         /* grown in place of the old entry's bytes, within the budget */
@@ -2312,12 +2328,18 @@ static void scan_value(struct cf_matcher *m, const hs_database_t *db,
         e->blob = blob;
         e->cap = (uint32_t)need;
     }
-    memcpy(e->blob, m->found, m->n_found * sizeof *e->blob);
-    memcpy(e->blob + m->n_found, v, len);
+    uint32_t *at = e->blob;
+    for (uint32_t i = 0; i < m->n_found; i++) {
+        uint32_t lo = rs->expr_item_off[m->found[i]],
+                 hi = rs->expr_item_off[m->found[i] + 1];
+        memcpy(at, rs->expr_items + lo, (hi - lo) * sizeof *at);
+        at += hi - lo;
+    }
+    memcpy(at, v, len);
     e->db = db;
     e->hash = h;
     e->len = len;
-    e->n_ids = m->n_found;
+    e->n_items = n_items;
     e->used = false;
 }
 
