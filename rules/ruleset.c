@@ -237,13 +237,16 @@ struct cf_ruleset {
     struct cf_ruleset_stats stats;
 };
 
-/* What one database reported for one value: the memo's entry.  `blob`
- * holds the n_items items its expressions report (expanded when stored,
- * so a hit marks them without going through expr_items), then the
- * value's len bytes. */
+/* What one database reported for one value, for the events of one
+ * route set: the memo's entry.  `blob` holds the items its expressions
+ * report whose rules the route set evaluates (route_set.rule_on; the
+ * others' marks are never read, and were most of them: 33 of 54 per
+ * LSASS event), expanded when stored so a hit marks them without going
+ * through expr_items; then the value's len bytes. */
 struct memo_entry {
     const hs_database_t *db; /* NULL: empty */
     uint64_t hash;
+    uint64_t gen; /* route_set.gen */
     uint32_t len, n_items;
     uint32_t *blob;
     uint32_t cap; /* bytes allocated at blob, reused by the next value */
@@ -262,7 +265,8 @@ struct route_set {
      * (n_kw), then literals scanned over all leaves at once (n_kl). */
     const hs_database_t **kw;
     uint32_t n_kw, n_kl;
-    bool any; /* some route */
+    bool any;     /* some route */
+    uint64_t gen; /* unique per filling, never 0: keys the scan memo */
 };
 
 struct cf_matcher {
@@ -289,6 +293,7 @@ struct cf_matcher {
     struct route_set *rsets;
     uint32_t rsets_used;
     struct route_set *rset_spare; /* used when a slot cannot be filled */
+    uint64_t rset_gen;            /* the last route_set.gen given */
     const struct route_set *rset;
     uint32_t *part_base; /* dbs[i].parts[p] is part part_base[i] + p */
     uint32_t n_parts;
@@ -2035,11 +2040,12 @@ static uint32_t keyword_dbs(const struct cf_ruleset *rs,
     return n;
 }
 
-static void route_set_fill(const struct cf_matcher *m, struct route_set *e,
+static void route_set_fill(struct cf_matcher *m, struct route_set *e,
                            const uint64_t *routes, uint64_t hash) {
     const struct cf_ruleset *rs = m->rs;
     size_t pw = (m->n_parts + 63) / 64 + 1, uw = (rs->n_rules + 63) / 64 + 1;
     e->hash = hash;
+    e->gen = ++m->rset_gen;
     memcpy(e->routes, routes, rs->route_words * sizeof *routes);
     e->any = false;
     for (uint32_t i = 0; i < rs->route_words; i++)
@@ -2277,10 +2283,12 @@ static void scan_value(struct cf_matcher *m, const hs_database_t *db,
         }
         /* the database's address, spread over the low bits that pick
          * the slot (an address's own low bits are alignment zeros) */
+        uint64_t gen = m->rset->gen;
         h = ref->hash ^
-            (((uint64_t)(uintptr_t)db * UINT64_C(0x9e3779b97f4a7c15)) >> 32);
+            (((uint64_t)(uintptr_t)db * UINT64_C(0x9e3779b97f4a7c15)) >> 32) ^
+            (gen * UINT64_C(0xc2b2ae3d27d4eb4f));
         e = &m->memo[h & (MEMO_SLOTS - 1)];
-        if (e->db == db && e->hash == h && e->len == len &&
+        if (e->db == db && e->hash == h && e->gen == gen && e->len == len &&
             memcmp(e->blob + e->n_items, v, len) == 0) {
             for (uint32_t i = 0; i < e->n_items; i++) {
                 uint32_t item = e->blob[i];
@@ -2312,10 +2320,12 @@ static void scan_value(struct cf_matcher *m, const hs_database_t *db,
     check_hs(m, rc, what);
     if (!m->recording || rc != HS_SUCCESS) return;
     m->recording = false;
+    const uint64_t *rule_on = m->rset->rule_on;
     uint32_t n_items = 0;
     for (uint32_t i = 0; i < m->n_found; i++)
-        n_items +=
-            rs->expr_item_off[m->found[i] + 1] - rs->expr_item_off[m->found[i]];
+        for (uint32_t k = rs->expr_item_off[m->found[i]];
+             k < rs->expr_item_off[m->found[i] + 1]; k++)
+            if (bit_test(rule_on, rs->item_rule[rs->expr_items[k]])) n_items++;
     if (n_items > MEMO_MAX_ITEMS) return;
     size_t need = n_items * sizeof *e->blob + len;
     if (need == 0) need = 1; /* an entry always has its blob */
@@ -2329,15 +2339,15 @@ static void scan_value(struct cf_matcher *m, const hs_database_t *db,
         e->cap = (uint32_t)need;
     }
     uint32_t *at = e->blob;
-    for (uint32_t i = 0; i < m->n_found; i++) {
-        uint32_t lo = rs->expr_item_off[m->found[i]],
-                 hi = rs->expr_item_off[m->found[i] + 1];
-        memcpy(at, rs->expr_items + lo, (hi - lo) * sizeof *at);
-        at += hi - lo;
-    }
+    for (uint32_t i = 0; i < m->n_found; i++)
+        for (uint32_t k = rs->expr_item_off[m->found[i]];
+             k < rs->expr_item_off[m->found[i] + 1]; k++)
+            if (bit_test(rule_on, rs->item_rule[rs->expr_items[k]]))
+                *at++ = rs->expr_items[k];
     memcpy(at, v, len);
     e->db = db;
     e->hash = h;
+    e->gen = m->rset->gen;
     e->len = len;
     e->n_items = n_items;
     e->used = false;
