@@ -23,6 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "alloc.h"
 #include "ruleset.h"
 #include "shared_data.h"
@@ -635,6 +637,73 @@ static void test_scan_memo(void **state) {
     release(&c, &tb);
 }
 
+/* The matcher works out what an event's route set needs once per
+ * distinct set and keys the scan memo by it: a value scanned on one set
+ * must not answer for another, through more distinct sets than the
+ * matcher keeps (its cache starts over), and when a set's entry cannot
+ * be allocated.  Nine services, each present when its own field is,
+ * give 512 route sets; every rule has the same pattern on Target, so
+ * one database serves all and only the memo's key tells the sets
+ * apart. */
+static void test_route_sets(void **state) {
+    (void)state;
+    enum { N_SVC = 9 };
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    json_t *svcs = json_object();
+    char names[N_SVC][2][16];
+    for (int i = 0; i < N_SVC; i++) {
+        snprintf(names[i][0], sizeof names[i][0], "svc%d", i);
+        snprintf(names[i][1], sizeof names[i][1], "F%d", i);
+        json_object_set_new(
+            svcs, names[i][0],
+            json_pack("{s:[{s:b}]}", "conditions", names[i][1], 1));
+        struct cf_sigma_pattern p = glob("*evil*");
+        struct cf_sigma_rule *r =
+            simple_rule(&tb, names[i][0], "Target", false, false, 1, &p);
+        r->service = tstrdup(names[i][0]);
+    }
+    json_t *root = json_pack("{s:{s:o}}", "logsources", "service", svcs);
+    char err[512] = "";
+    struct compiled c;
+    c.cfg = cf_config_from_json(root, "test", err, sizeof err);
+    json_decref(root);
+    if (!c.cfg) fail_msg("config: %s", err);
+    free(c.cfg->cache_dir);
+    c.cfg->cache_dir = strdup("");
+    c.rs = cf_ruleset_compile(&tb.rb, c.cfg, err, sizeof err);
+    if (!c.rs) fail_msg("compile failed: %s", err);
+    c.m = cf_matcher_new(c.rs);
+    assert_non_null(c.m);
+    for (int pass = 0; pass < 3; pass++)
+        for (int set = 0; set < 1 << N_SVC; set++) {
+            /* Pass 1 cannot allocate a new set's entry for part of it. */
+            if (pass == 1 && set >= 100 && set < 300) cf_alloc_fail_after(0);
+            struct test_event te;
+            const char *kv[2 * (N_SVC + 1)];
+            size_t n = 0;
+            kv[2 * n] = "Target";
+            kv[2 * n++ + 1] = "an evil value";
+            for (int i = 0; i < N_SVC; i++)
+                if (set & (1 << i)) {
+                    kv[2 * n] = names[i][1];
+                    kv[2 * n++ + 1] = "x";
+                }
+            make_event(&te, n, kv);
+            struct hits h;
+            memset(&h, 0, sizeof h);
+            int rc = cf_matcher_match(c.m, &te.ev, collect, &h);
+            cf_alloc_fail_after(-1);
+            assert_int_equal(rc, h.n);
+            assert_int_equal(h.n, __builtin_popcount((unsigned)set));
+            for (int i = 0; i < N_SVC; i++)
+                if (hit(&h, names[i][0]) != ((set >> i) & 1))
+                    fail_msg("pass %d, set %d: rule %s", pass, set,
+                             names[i][0]);
+        }
+    release(&c, &tb);
+}
+
 /* Keyword databases are split by logsource; an event scans those of the
  * logsources it is on, and a logsource that imposes no condition (one
  * the mapping table does not know) reaches every event. */
@@ -1195,6 +1264,7 @@ int main(void) {
         cmocka_unit_test(test_globs),
         cmocka_unit_test(test_scan_memo),
         cmocka_unit_test(test_keyword_logsources),
+        cmocka_unit_test(test_route_sets),
         cmocka_unit_test(test_literal_databases),
         cmocka_unit_test(test_regex_and_rejection),
         cmocka_unit_test(test_keywords),
