@@ -151,9 +151,10 @@ int main(int argc, char **argv) {
     double events = (double)n_lines * loops, mb = (double)bytes * loops / 1e6;
     printf("file: %s\n", argv[1]);
     printf("lines: %zu (%.1f MB, %.0f bytes/line), loops: %d, simdjson "
-           "kernel: %s\n",
+           "kernel: %s, flat scanner strings: %s\n",
            n_lines, bytes / 1e6, (double)bytes / (double)n_lines, loops,
-           cf_json_implementation());
+           cf_json_implementation(),
+           cf_json_wide_strings() ? "AVX-512 + SSE2" : "SSE2");
     printf("decoded: %llu failed: %llu, %.1f leaves/event, %.1f%% with time\n",
            (unsigned long long)(n_lines - failed), (unsigned long long)failed,
            (double)fields / (double)(n_lines - failed ? n_lines - failed : 1),

@@ -904,12 +904,7 @@ extern "C" struct cf_json_parser *cf_json_parser_new(void) {
     if (!mem) return nullptr;
     try {
         cf_json_parser *p = new (mem) cf_json_parser();
-#ifdef CF_WIDE_STRINGS
-        p->wide_cpu = __builtin_cpu_supports("avx512bw") &&
-                      __builtin_cpu_supports("avx512vbmi") &&
-                      __builtin_cpu_supports("avx512vbmi2") &&
-                      __builtin_cpu_supports("bmi2");
-#endif
+        p->wide_cpu = cf_json_wide_strings();
         return p;
     } catch (...) {
         cf_free(mem);
@@ -947,6 +942,17 @@ cf_json_parse_with(struct cf_json_parser *p, const char *text, size_t len,
     } catch (...) {
         return CF_JSON_INVALID;
     }
+}
+
+extern "C" bool cf_json_wide_strings(void) {
+#ifdef CF_WIDE_STRINGS
+    return __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vbmi") &&
+           __builtin_cpu_supports("avx512vbmi2") &&
+           __builtin_cpu_supports("bmi2");
+#else
+    return false;
+#endif
 }
 
 extern "C" const char *cf_json_implementation(void) {

@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -118,6 +119,11 @@ enum cf_json_status cf_json_parse_with(struct cf_json_parser *p,
 /* A short human-readable name of the simdjson kernel in use (for the
  * benchmark's report). */
 const char *cf_json_implementation(void);
+
+/* Whether the flat scanner unescapes strings with AVX-512 on this CPU
+ * (else with its SSE2 loop alone): for reports and the tests, which
+ * compare the two loops only where both run. */
+bool cf_json_wide_strings(void);
 
 #ifdef __cplusplus
 }
