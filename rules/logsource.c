@@ -1010,7 +1010,9 @@ const uint64_t *cf_router_route(const struct cf_router *r,
     uint32_t last = UINT32_MAX;
     size_t need = 0;
     for (size_t i = 0; i < n_hits; i++)
-        need += 8 + ev->fields[c->hits[i].leaf].value_len;
+        need += 8 + (r->fields[c->hits[i].field].by_value
+                         ? ev->fields[c->hits[i].leaf].value_len
+                         : 0);
     cf_buf_reset(key);
     if (!cf_buf_reserve(key, need)) goto uncached;
     char *at = key->data;

@@ -203,9 +203,10 @@ static void test_cache_churn(void **state) {
 }
 
 /* cf_router_add gives a logsource the route it gave before, comparing
- * without ASCII case, and a new one otherwise: a missing part is not an
- * empty one, and the parts do not run together.  Enough routes that the
- * lookup table grows several times. */
+ * without ASCII case (which the lookup's hash must fold too, or the
+ * second add misses), and a new one otherwise, part by part: a missing
+ * part is not an empty one, and ab|c is not a|bc.  Enough routes that
+ * the lookup table grows several times. */
 static void test_route_dedup(void **state) {
     (void)state;
     char err[256], cat[32];
