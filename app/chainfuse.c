@@ -42,11 +42,7 @@
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 
-/* The one mutable global: how many SIGTERM/SIGINT arrived.  The first
- * stops reading (the run then flushes, checkpoints, commits and exits
- * 0); a second gives up waiting for an output that still retries.
- * tests/integration/no_mutable_globals.sh allows it by name. */
-/* Whether the rules and the matcher are freed before the process exits.
+/* Whether the ruleset and the rulebook are freed before the process exits.
  * Only for a leak checker: the SigmaHQ set is some 100,000 allocations,
  * and freeing them one by one took 7.5 ms of a 95 ms run with no events,
  * for memory the kernel takes back at once at exit.  The AddressSanitizer
@@ -70,6 +66,10 @@ static void rules_done(struct cf_ruleset *rs, struct cf_rulebook *rb) {
     cf_rulebook_destroy(rb);
 }
 
+/* The one mutable global: how many SIGTERM/SIGINT arrived.  The first
+ * stops reading (the run then flushes, checkpoints, commits and exits
+ * 0); a second gives up waiting for an output that still retries.
+ * tests/integration/no_mutable_globals.sh allows it by name. */
 static volatile sig_atomic_t stop_signals;
 
 static void on_stop_signal(int sig) {

@@ -97,8 +97,8 @@ static size_t name_part(const char *f) {
     return plus ? (size_t)(plus - f) : strlen(f);
 }
 
-/* The index of every name: the map's own (ranks below 255) and the
- * names found beside them (cf_entity_map_also, kind ALSO_KIND). */
+/* The index of every name: the map's own (kinds below ALSO_KIND) and
+ * the names found beside them (cf_entity_map_also, kind ALSO_KIND). */
 static int build_index(struct cf_entity_map *map) {
     size_t n = map->n_also, size = 64;
     for (int k = 0; k < CF_ENTITY_COUNT; k++)

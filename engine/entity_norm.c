@@ -145,9 +145,9 @@ struct account {
     bool many;
 };
 
-/* The fields cf_domains_learn_event reads, found in one pass over an
- * event (looking each up by name, on every event, cost more than the
- * learning). */
+/* The fields the learning reads.  The pipeline finds them in the entity
+ * map's one pass over an event (cf_entity_map_also), not here by name:
+ * looking each up on every event cost more than the learning. */
 enum learn_field {
     LF_HOSTNAME,
     LF_COMPUTER,
@@ -178,12 +178,6 @@ static const char *const learn_names[LF_COUNT] = {
     [LF_TARGET_SID] = "TargetSid",
     [LF_USER] = "User"};
 
-/* learn_names by name hash (cf_hash_name), built once per cf_domains:
- * open addressing over LEARN_SLOTS slots, each a name's index + 1 (0:
- * empty); sparse, so most fields of an event meet an empty slot at
- * once. */
-#define LEARN_SLOTS 128
-
 /* A call of learn_domain that taught nothing: the same account, SID and
  * host (a machine's events repeat them all day) teach nothing again as
  * long as nothing changed the domains since (learn_mark).  Texts longer
@@ -207,10 +201,6 @@ struct cf_domains {
     size_t n_sids, cap_sids;
     struct account *accounts; /* open addressing, power-of-two size */
     size_t n_accounts, cap_accounts;
-    /* learn_names by hash (learn_index) */
-    uint8_t learn_slot[LEARN_SLOTS];
-    uint32_t learn_hash[LF_COUNT];
-    uint8_t learn_len[LF_COUNT];
     /* bumped by every change to pairs, SIDs or accounts (pairs and
      * accounts are all that normalising an account reads:
      * cf_domains_generation) */
@@ -408,11 +398,13 @@ static void learn_account(struct cf_domains *d, const char *name,
     }
     for (uint8_t i = 0; i < a->n_domains; i++)
         if (strcmp(a->domains[i], domain) == 0) return;
-    d->generation++;
     if (a->n_domains == CF_ACCOUNT_DOMAINS) {
+        /* a change only the first time (the learn memo stays valid) */
+        if (!a->many) d->generation++;
         a->many = true;
         return;
     }
+    d->generation++;
     snprintf(a->domains[a->n_domains++], sizeof a->domains[0], "%s", domain);
 }
 
@@ -548,37 +540,6 @@ static void learn_from_account(struct cf_domains *d, const char *account,
     learn_domain(d, text, lens);
 }
 
-static void learn_index(struct cf_domains *d) {
-    memset(d->learn_slot, 0, sizeof d->learn_slot);
-    for (int j = 0; j < LF_COUNT; j++) {
-        d->learn_len[j] = (uint8_t)strlen(learn_names[j]);
-        d->learn_hash[j] = cf_hash_name(learn_names[j], d->learn_len[j]);
-        size_t s = d->learn_hash[j] & (LEARN_SLOTS - 1);
-        while (d->learn_slot[s]) s = (s + 1) & (LEARN_SLOTS - 1);
-        d->learn_slot[s] = (uint8_t)(j + 1);
-    }
-}
-
-/* first[j]: the index of the first field named learn_names[j], -1 when
- * none (cf_event_find's answer for each). */
-static void learn_fields(const struct cf_domains *d, const struct cf_event *ev,
-                         int first[LF_COUNT]) {
-    for (int j = 0; j < LF_COUNT; j++) first[j] = -1;
-    for (uint32_t i = 0; i < ev->n_fields; i++) {
-        const struct cf_event_field *f = &ev->fields[i];
-        for (size_t s = f->name_hash & (LEARN_SLOTS - 1); d->learn_slot[s];
-             s = (s + 1) & (LEARN_SLOTS - 1)) {
-            int j = d->learn_slot[s] - 1;
-            if (d->learn_hash[j] != f->name_hash ||
-                d->learn_len[j] != f->name_len ||
-                memcmp(learn_names[j], f->name, f->name_len) != 0)
-                continue;
-            if (first[j] < 0) first[j] = (int)i;
-            break;
-        }
-    }
-}
-
 /* The value of the first of the fields `which` (ending with LF_COUNT)
  * whose first occurrence is a usable text, else NULL; *len its length
  * (LEARNED_NONE for NULL). */
@@ -606,7 +567,8 @@ const char *const *cf_domains_learn_names(size_t *n) {
 void cf_domains_learn_event(struct cf_domains *d, const struct cf_event *ev) {
     int first[LF_COUNT];
     if (!d || !d->learn || !ev) return;
-    learn_fields(d, ev, first);
+    for (int j = 0; j < LF_COUNT; j++)
+        first[j] = cf_event_find(ev, learn_names[j], strlen(learn_names[j]), 0);
     cf_domains_learn_found(d, ev, first);
 }
 
@@ -740,7 +702,6 @@ struct cf_domains *cf_domains_new(const struct cf_config *cfg, char *errstr,
     struct cf_domains *d = cf_calloc(1, sizeof *d);
     if (!d) goto nomem;
     d->learn = cfg->identity.learn_domains;
-    learn_index(d);
     const struct cf_strmap *m = &cfg->identity.domains;
     for (size_t i = 0; i < m->n; i++) {
         char nb[CF_ENTITY_NORM_MAX], dns[CF_ENTITY_NORM_MAX];

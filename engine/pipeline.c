@@ -796,10 +796,15 @@ struct cf_pipeline *cf_pipeline_new(const struct cf_pipeline_setup *setup,
     p->entities = cf_entity_map_new(cf_config_section(setup->cfg, "entities"),
                                     errstr, errstr_size);
     if (!p->entities) goto fail;
-    size_t n_learn;
-    const char *const *learn = cf_domains_learn_names(&n_learn);
-    /* they fit CF_ENTITY_ALSO_MAX: only memory can fail */
-    if (cf_entity_map_also(p->entities, learn, n_learn) != CF_OK) goto nomem;
+    /* The fields domain learning reads, found in the entities' pass;
+     * not looked for when it is off.  They fit CF_ENTITY_ALSO_MAX: only
+     * memory can fail. */
+    if (setup->cfg->identity.learn_domains) {
+        size_t n_learn;
+        const char *const *learn = cf_domains_learn_names(&n_learn);
+        if (cf_entity_map_also(p->entities, learn, n_learn) != CF_OK)
+            goto nomem;
+    }
     p->clocks = cf_clocks_new(ts, p->entities, errstr, errstr_size);
     if (!p->clocks) goto fail;
     p->fusion = cf_fusion_new(setup->cfg, setup->rb, emit_from_fusion, p,

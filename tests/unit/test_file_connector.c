@@ -446,8 +446,9 @@ static void test_output_and_dead_letter(void **state) {
 
 /* A record's hold keeps its data valid past later reads: the chunk it
  * lies in is not refilled while held (the detection threads' batches
- * rely on it instead of copying), and is reused once released.  A line
- * assembled across chunks carries no hold. */
+ * rely on it instead of copying).  A line assembled across chunks
+ * carries no hold.  (That a released chunk is reused is not checked
+ * here.) */
 static void test_held_records(void **state) {
     (void)state;
     char err[256];
