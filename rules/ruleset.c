@@ -777,6 +777,31 @@ static const char *target_value(const struct builder *b,
                                     (const char *)p->text, p->len);
 }
 
+/* The value of a `keywords|all` list that the keyword literal scan
+ * looks for, or SIZE_MAX: the longest of its plain `*literal*` values.
+ * The others are then checked directly, only in events where that one
+ * is found, as Suricata scans for one "fast pattern" per signature and
+ * verifies the rest after a hit.  A list such as
+ * ['POST', 200, '/ecp/DDI/DDIService.svc/SetObject', '$'] otherwise had
+ * every Windows event's values scanned for '200' and '$', which hit in
+ * most of them and made the scan a third dearer (the literal database
+ * serving Windows events holds the keywords of logsources the mapping
+ * does not know, category: webserver among them). */
+static size_t fast_keyword(const struct cf_sigma_field_cond *fc) {
+    size_t fast = SIZE_MAX, best = 0;
+    if (fc->field || !fc->all || fc->negate || fc->n_values < 2)
+        return SIZE_MAX;
+    for (size_t v = 0; v < fc->n_values; v++) {
+        const struct cf_sigma_value *sv = &fc->values[v];
+        if (sv->n_alts == 1 && keyword_literal(&sv->alts[0]) &&
+            sv->alts[0].len > best) {
+            fast = v;
+            best = sv->alts[0].len;
+        }
+    }
+    return fast;
+}
+
 /* Turns one field condition into items, expressions and direct checks. */
 static int build_cond(struct builder *b, uint32_t rule_index,
                       const struct cf_sigma_field_cond *fc, struct ccond *cc) {
@@ -798,10 +823,16 @@ static int build_cond(struct builder *b, uint32_t rule_index,
     b->db_ids = db_ids;
     if (!(cc->values = arena_calloc(b->rs, fc->n_values, sizeof *cc->values)))
         return -1;
+    size_t fast = fast_keyword(fc);
     for (size_t v = 0; v < fc->n_values; v++) {
         struct cvalue *cv = &cc->values[v];
         const struct cf_sigma_value *sv = &fc->values[v];
         cv->item = NO_ITEM;
+        if (fast != SIZE_MAX && v != fast && sv->n_alts == 1 &&
+            keyword_literal(&sv->alts[0])) {
+            if (add_direct(cv, &sv->alts[0])) return -1;
+            continue;
+        }
         for (size_t a = 0; a < sv->n_alts; a++) {
             const struct cf_sigma_pattern *p = &sv->alts[a];
             if (p->kind != CF_PATTERN_GLOB && p->kind != CF_PATTERN_REGEX) {
@@ -2683,8 +2714,16 @@ static bool cond_match(struct cf_matcher *m, const struct cf_event *ev,
         return true;
     }
     if (fc->all) {
+        /* Marks first: a direct check may search the whole event (the
+         * keywords fast_keyword left out of the scan). */
         for (size_t v = 0; v < fc->n_values; v++)
-            if (!value_match(m, ev, cc, &cc->values[v])) return false;
+            if (!cc->values[v].n_direct &&
+                !value_match(m, ev, cc, &cc->values[v]))
+                return false;
+        for (size_t v = 0; v < fc->n_values; v++)
+            if (cc->values[v].n_direct &&
+                !value_match(m, ev, cc, &cc->values[v]))
+                return false;
         return fc->n_values > 0;
     }
     for (size_t v = 0; v < fc->n_values; v++)

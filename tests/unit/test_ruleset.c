@@ -604,6 +604,73 @@ static void test_keywords(void **state) {
     release(&c, &tb);
 }
 
+/* `keywords|all`: only the longest literal is scanned for, the others
+ * checked directly where it is found (fast_keyword); the answers must be
+ * those of checking every value, under OR and NOT too. */
+static void test_keywords_all(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    struct cf_sigma_pattern all[4] = {glob("*POST*"), glob("*200*"),
+                                      glob("*/ecp/DDI/SetObject*"),
+                                      glob("*$*")};
+    simple_rule(&tb, "kw_all", NULL, true, false, 4, all);
+    /* sel or kw: a candidate through `sel` with the fast literal absent */
+    struct cf_sigma_pattern image = glob("*\\x.exe");
+    struct cf_sigma_pattern pair[2] = {glob("*POST*"), glob("*/ecp/ddi/*")};
+    struct cf_sigma_field_cond sel_fc = fcond("Image", false, false, 1, &image);
+    struct cf_sigma_field_cond kw_fc = fcond(NULL, true, false, 2, pair);
+    struct cf_sigma_search or_s[2] = {search("sel", 1, &sel_fc),
+                                      search("kw", 1, &kw_fc)};
+    add_rule(&tb, "sel_or_kw", 2, or_s,
+             c_op(CF_COND_OR, c_search(0), c_search(1)));
+    /* sel and not kw */
+    struct cf_sigma_pattern owa[2] = {glob("*200*"), glob("*/owa/auth*")};
+    struct cf_sigma_field_cond sel2_fc =
+        fcond("Image", false, false, 1, &image);
+    struct cf_sigma_field_cond kw2_fc = fcond(NULL, true, false, 2, owa);
+    struct cf_sigma_search not_s[2] = {search("sel", 1, &sel2_fc),
+                                       search("kw", 1, &kw2_fc)};
+    add_rule(
+        &tb, "sel_not_kw", 2, not_s,
+        c_op(CF_COND_AND, c_search(0), c_op(CF_COND_NOT, c_search(1), NULL)));
+    struct compiled c = compile(&tb);
+
+    struct hits h = MATCH(c.m, "Req", "POST /ecp/DDI/SetObject", "Status",
+                          "200", "User", "HOST$");
+    assert_int_equal(h.n, 2);
+    assert_true(hit(&h, "kw_all"));
+    assert_true(hit(&h, "sel_or_kw"));
+    /* each value may be in another leaf, in any case */
+    h = MATCH(c.m, "A", "post", "B", "x/ECP/ddi/setobject", "C", "1200", "D",
+              "a$b");
+    assert_true(hit(&h, "kw_all"));
+    assert_true(hit(&h, "sel_or_kw"));
+    h = MATCH(c.m, "Req", "POST /ecp/DDI/SetObject", "Status", "200");
+    assert_int_equal(h.n, 1); /* no '$' anywhere; sel_or_kw's pair is in */
+    assert_true(hit(&h, "sel_or_kw"));
+    /* the short ones everywhere, the long one nowhere */
+    h = MATCH(c.m, "A", "POST 200 $", "B", "/ecp/DDI/SetObjec");
+    assert_false(hit(&h, "kw_all"));
+    assert_true(hit(&h, "sel_or_kw"));
+    /* a checked value does not straddle two leaves */
+    h = MATCH(c.m, "A", "PO", "B", "ST /ecp/DDI/SetObject 200 $");
+    assert_int_equal(h.n, 0);
+    h = MATCH(c.m, "A", "PO", "B", "ST /ecp/DDI/SetObject 200", "C", "$");
+    assert_int_equal(h.n, 0);
+
+    h = MATCH(c.m, "Image", "C:\\x.exe", "Status", "200");
+    assert_int_equal(h.n, 2);
+    assert_true(hit(&h, "sel_or_kw"));
+    assert_true(hit(&h, "sel_not_kw"));
+    h = MATCH(c.m, "Image", "C:\\x.exe", "Status", "200", "Url", "/OWA/auth/x");
+    assert_int_equal(h.n, 1);
+    assert_true(hit(&h, "sel_or_kw"));
+    h = MATCH(c.m, "Image", "C:\\x.exe", "Url", "/owa/auth/x");
+    assert_true(hit(&h, "sel_not_kw"));
+    release(&c, &tb);
+}
+
 /* The scan memo (a value scanned before is not scanned again) must give
  * what a scan gives: through evictions (more distinct values than the
  * memo has entries), values too long to keep, values over its byte
@@ -1268,6 +1335,7 @@ int main(void) {
         cmocka_unit_test(test_literal_databases),
         cmocka_unit_test(test_regex_and_rejection),
         cmocka_unit_test(test_keywords),
+        cmocka_unit_test(test_keywords_all),
         cmocka_unit_test(test_always_evaluate),
         cmocka_unit_test(test_direct_kinds),
         cmocka_unit_test(test_multi_valued),
