@@ -237,15 +237,23 @@ static bool is_placeholder_value(const char *v, size_t len) {
     return len == 0 || (len == 1 && v[0] == '-');
 }
 
-static const struct cf_event_field *first_value(const struct cf_event *ev,
-                                                const char *name, size_t len) {
-    int i = cf_event_find(ev, name, len, 0);
-    if (i < 0) return NULL;
-    const struct cf_event_field *f = &ev->fields[i];
-    if (f->type == CF_VALUE_NULL ||
-        is_placeholder_value(f->value, f->value_len))
-        return NULL;
-    return f;
+/* A value that names someone: not null, not a placeholder. */
+static inline bool usable(const struct cf_event_field *f) {
+    return f->type != CF_VALUE_NULL &&
+           !is_placeholder_value(f->value, f->value_len);
+}
+
+/* For an entity found at a composed name "A+B" (kind, rank): B's first
+ * occurrence when it is usable, else -1; -1 for a name that does not
+ * compose. */
+static int dom_field(const struct cf_entity_map *map, const struct cf_event *ev,
+                     int kind, int rank) {
+    const char *name = map->fields[kind][rank];
+    size_t part = map->part[kind][rank];
+    if (name[part] != '+') return -1;
+    const char *d = name + part + 1;
+    int i = cf_event_find(ev, d, strlen(d), 0);
+    return i >= 0 && usable(&ev->fields[i]) ? i : -1;
 }
 
 /* "SHA1=..,MD5=..,SHA256=..,IMPHASH=.." -> the SHA256 value, else the
@@ -304,7 +312,7 @@ static void locate_slot(const struct cf_entity_map *map,
 
 /* One pass over ev's fields: for each kind in `want` (a bit per kind),
  * the field (index into ev->fields, -1 when none) of the best-ranked
- * name whose first occurrence has a value (first_value's rule); with
+ * name whose first occurrence has a value (usable); with
  * `also`, also[j] is the first field named map->also[j] (-1: none).
  * Most fields' names have no slot: the loop over them only compares
  * hashes (locate_slot does the rest, for the few that agree). */
@@ -327,18 +335,13 @@ static void locate(const struct cf_entity_map *map, const struct cf_event *ev,
     }
 }
 
-/* The entity of `kind` found at field `at` (rank `rank`) as up to two
- * parts: a domain to put before a backslash (dom, NULL when none) and the
- * value itself. */
-static inline void entity_parts(const struct cf_entity_map *map,
-                                const struct cf_event *ev, int kind, int at,
-                                int rank, const char **dom, size_t *dom_len,
+/* The entity of `kind` found at field `at` as up to two parts: a domain
+ * to put before a backslash (dom, NULL when none; from field `dom_at`,
+ * dom_field's) and the value itself. */
+static inline void entity_parts(const struct cf_event *ev, int kind, int at,
+                                int dom_at, const char **dom, size_t *dom_len,
                                 const char **val, size_t *val_len) {
     const struct cf_event_field *v = &ev->fields[at];
-    const char *name = map->fields[kind][rank];
-    const char *plus = name[map->part[kind][rank]] == '+'
-                           ? name + map->part[kind][rank]
-                           : NULL;
     *dom = NULL;
     *dom_len = 0;
     *val_len = v->value_len;
@@ -347,11 +350,9 @@ static inline void entity_parts(const struct cf_entity_map *map,
         return;
     }
     *val = v->value;
-    const struct cf_event_field *d =
-        plus ? first_value(ev, plus + 1, strlen(plus + 1)) : NULL;
-    if (d && !memchr(v->value, '\\', v->value_len)) {
-        *dom = d->value;
-        *dom_len = d->value_len;
+    if (dom_at >= 0 && !memchr(v->value, '\\', v->value_len)) {
+        *dom = ev->fields[dom_at].value;
+        *dom_len = ev->fields[dom_at].value_len;
     }
 }
 
@@ -365,7 +366,8 @@ cf_err_t cf_entities_extract(const struct cf_entity_map *map,
         const char *dom, *val;
         size_t dl, vl;
         if (best[k] < 0) continue;
-        entity_parts(map, ev, k, best[k], rank[k], &dom, &dl, &val, &vl);
+        entity_parts(ev, k, best[k], dom_field(map, ev, k, rank[k]), &dom, &dl,
+                     &val, &vl);
         struct cf_buf b = CF_BUF_INIT;
         if (dom) {
             cf_buf_append(&b, dom, dl);
@@ -397,10 +399,246 @@ void cf_entity_locate(const struct cf_entity_map *map,
                       const struct cf_event *ev, unsigned kinds,
                       struct cf_entity_at *at) {
     locate(map, ev, kinds, at->field, at->rank, at->also);
+    for (int k = 0; k < CF_ENTITY_COUNT; k++)
+        at->dom[k] =
+            at->field[k] >= 0 ? dom_field(map, ev, k, at->rank[k]) : -1;
 }
 
-const char *cf_entity_text(const struct cf_entity_map *map,
-                           const struct cf_event *ev,
+/* ---- the memo of name sequences (cf_entity_locate_memo) ------------ */
+
+#define SHAPES 64       /* sequences remembered: 32 sets of 2 */
+#define SHAPE_FIELDS 96 /* events with more fields are located plainly */
+#define SHAPE_CHECKS 32 /* named fields of one sequence */
+#define SHAPE_CANDS 8   /* names of one kind in one sequence */
+
+/* A field whose name must be `name` for the sequence to apply. */
+struct shape_check {
+    uint32_t field, len;
+    const char *name;
+};
+
+/* A name of some kind at its first occurrence, with where its domain
+ * part (dom_field's) would be read: -1 none. */
+struct shape_cand {
+    int16_t field, dom;
+    uint8_t rank;
+};
+
+/* One sequence of name hashes, and what locate() makes of it: `base`,
+ * the result when no candidate has a usable value (the also names'
+ * first fields in it); for each kind in kinds[], the first occurrences
+ * of its names by rank (locate picks the best-ranked whose value is
+ * usable). */
+struct shape {
+    bool used;
+    unsigned want;
+    uint32_t n_fields, n_checks;
+    uint32_t hash[SHAPE_FIELDS];
+    struct shape_check check[SHAPE_CHECKS];
+    uint8_t n_kinds, kinds[CF_ENTITY_COUNT];
+    uint8_t n_cand[CF_ENTITY_COUNT];
+    struct shape_cand cand[CF_ENTITY_COUNT][SHAPE_CANDS];
+    struct cf_entity_at base;
+};
+
+struct cf_entity_shapes {
+    const struct cf_entity_map *map;
+    struct shape way[SHAPES];
+    uint8_t recent[SHAPES / 2]; /* per set: the way used last */
+};
+
+struct cf_entity_shapes *cf_entity_shapes_new(const struct cf_entity_map *map) {
+    struct cf_entity_shapes *s = cf_calloc(1, sizeof *s);
+    if (s) s->map = map;
+    return s;
+}
+
+void cf_entity_shapes_destroy(struct cf_entity_shapes *s) {
+    cf_free(s);
+}
+
+/* memcmp for names (a few dozen bytes), inline: words, then bytes. */
+static inline bool same_name(const char *a, const char *b, size_t n) {
+    if (n < 8) {
+        for (size_t i = 0; i < n; i++)
+            if (a[i] != b[i]) return false;
+        return true;
+    }
+    uint64_t x, y;
+    for (size_t i = 0; i + 8 < n; i += 8) {
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y) return false;
+    }
+    memcpy(&x, a + n - 8, 8);
+    memcpy(&y, b + n - 8, 8);
+    return x == y;
+}
+
+static bool shape_add_check(struct shape *sh, uint32_t field, const char *name,
+                            size_t len) {
+    if (sh->n_checks && sh->check[sh->n_checks - 1].field == field)
+        return true; /* the same field under another kind: the same name */
+    if (sh->n_checks == SHAPE_CHECKS) return false;
+    sh->check[sh->n_checks++] =
+        (struct shape_check){field, (uint32_t)len, name};
+    return true;
+}
+
+/* The domain part of candidate `c` of kind k: the first field whose hash
+ * is its name's, which must be that name (else false: not memoised). */
+static bool shape_dom(const struct cf_entity_map *map, struct shape *sh,
+                      const struct cf_event *ev, int k, struct shape_cand *c) {
+    const char *name = map->fields[k][c->rank];
+    size_t part = map->part[k][c->rank];
+    c->dom = -1;
+    if (name[part] != '+') return true;
+    const char *d = name + part + 1;
+    size_t dl = strlen(d);
+    uint32_t h = cf_hash_name(d, dl);
+    for (uint32_t i = 0; i < ev->n_fields; i++) {
+        const struct cf_event_field *f = &ev->fields[i];
+        if (f->name_hash != h) continue;
+        if (f->name_len != dl || memcmp(f->name, d, dl) != 0) return false;
+        c->dom = (int16_t)i;
+        return shape_add_check(sh, i, d, dl);
+    }
+    return true;
+}
+
+/* Makes sh the memo of ev's sequence for kinds `want`; false (sh
+ * unused) when it cannot be one: a name whose hash is a wanted name's
+ * but is not that name, too many names, ranks past 63. */
+static bool shape_build(const struct cf_entity_map *map, struct shape *sh,
+                        const struct cf_event *ev, unsigned want) {
+    uint64_t seen[CF_ENTITY_COUNT] = {0};
+    const struct name_slot *index = map->index;
+    const size_t mask = map->index_mask;
+    struct cf_entity_at *base = &sh->base;
+    sh->used = false;
+    sh->n_checks = 0;
+    sh->n_kinds = 0;
+    memset(sh->n_cand, 0, sizeof sh->n_cand);
+    for (int k = 0; k < CF_ENTITY_COUNT; k++) {
+        base->field[k] = base->dom[k] = -1;
+        base->rank[k] = INT32_MAX;
+    }
+    for (size_t j = 0; j < CF_ENTITY_ALSO_MAX; j++) base->also[j] = -1;
+    for (uint32_t i = 0; i < ev->n_fields; i++) {
+        const struct cf_event_field *f = &ev->fields[i];
+        uint32_t h = sh->hash[i] = f->name_hash;
+        for (size_t s = h & mask; index[s].used; s = (s + 1) & mask) {
+            const struct name_slot *n = &index[s];
+            bool also = n->kind == ALSO_KIND;
+            if (n->hash != h || (!also && !(want & (1u << n->kind)))) continue;
+            const char *name =
+                also ? map->also[n->rank] : map->fields[n->kind][n->rank];
+            if (n->len != f->name_len || memcmp(name, f->name, n->len) != 0 ||
+                !shape_add_check(sh, i, name, n->len))
+                return false;
+            if (also) {
+                if (base->also[n->rank] < 0) base->also[n->rank] = (int)i;
+                continue;
+            }
+            if (n->rank >= 64) return false;
+            uint64_t bit = UINT64_C(1) << n->rank;
+            if (seen[n->kind] & bit) continue; /* not its first occurrence */
+            seen[n->kind] |= bit;
+            if (sh->n_cand[n->kind] == SHAPE_CANDS) return false;
+            if (!sh->n_cand[n->kind]) sh->kinds[sh->n_kinds++] = n->kind;
+            /* in rank order */
+            struct shape_cand *c = sh->cand[n->kind];
+            int at = sh->n_cand[n->kind]++;
+            while (at > 0 && c[at - 1].rank > n->rank) {
+                c[at] = c[at - 1];
+                at--;
+            }
+            c[at] = (struct shape_cand){(int16_t)i, -1, n->rank};
+        }
+    }
+    for (int j = 0; j < sh->n_kinds; j++) {
+        int k = sh->kinds[j];
+        for (int c = 0; c < sh->n_cand[k]; c++)
+            if (!shape_dom(map, sh, ev, k, &sh->cand[k][c])) return false;
+    }
+    sh->want = want;
+    sh->n_fields = ev->n_fields;
+    sh->used = true;
+    return true;
+}
+
+/* What locate() finds in ev, whose name hashes are sh's: false when a
+ * field's name is not the one the sequence had (a hash collision). */
+static bool shape_replay(const struct shape *sh, const struct cf_event *ev,
+                         struct cf_entity_at *at) {
+    const struct cf_event_field *fields = ev->fields;
+    for (uint32_t c = 0; c < sh->n_checks; c++) {
+        const struct shape_check *x = &sh->check[c];
+        const struct cf_event_field *f = &fields[x->field];
+        if (f->name_len != x->len || !same_name(f->name, x->name, x->len))
+            return false;
+    }
+    *at = sh->base;
+    for (int j = 0; j < sh->n_kinds; j++) {
+        int k = sh->kinds[j];
+        for (int c = 0; c < sh->n_cand[k]; c++) {
+            const struct shape_cand *x = &sh->cand[k][c];
+            if (!usable(&fields[x->field])) continue;
+            at->field[k] = x->field;
+            at->rank[k] = x->rank;
+            if (x->dom >= 0 && usable(&fields[x->dom])) at->dom[k] = x->dom;
+            break;
+        }
+    }
+    return true;
+}
+
+/* Whether ev's name hashes are sh's (as many): no branch per field. */
+static bool same_hashes(const struct shape *sh, const struct cf_event *ev) {
+    const struct cf_event_field *f = ev->fields;
+    const uint32_t *h = sh->hash;
+    uint32_t n = ev->n_fields, i = 0, diff = 0;
+    for (; i + 4 <= n; i += 4)
+        diff |= (f[i].name_hash ^ h[i]) | (f[i + 1].name_hash ^ h[i + 1]) |
+                (f[i + 2].name_hash ^ h[i + 2]) |
+                (f[i + 3].name_hash ^ h[i + 3]);
+    for (; i < n; i++) diff |= f[i].name_hash ^ h[i];
+    return diff == 0;
+}
+
+void cf_entity_locate_memo(const struct cf_entity_map *map,
+                           struct cf_entity_shapes *s,
+                           const struct cf_event *ev, unsigned kinds,
+                           struct cf_entity_at *at) {
+    uint32_t n = ev->n_fields;
+    if (!s || s->map != map || n == 0 || n > SHAPE_FIELDS) {
+        cf_entity_locate(map, ev, kinds, at);
+        return;
+    }
+    const struct cf_event_field *f = ev->fields;
+    uint32_t sig = (f[0].name_hash ^ (f[n / 2].name_hash * 0x9e3779b1u) ^
+                    (f[n - 1].name_hash * 0x85ebca6bu)) +
+                   n;
+    size_t set = (sig ^ (sig >> 16)) & (SHAPES / 2 - 1);
+    for (int w = 0; w < 2; w++) {
+        struct shape *sh = &s->way[2 * set + (size_t)w];
+        if (sh->used && sh->n_fields == n && sh->want == kinds &&
+            same_hashes(sh, ev)) {
+            s->recent[set] = (uint8_t)w;
+            if (shape_replay(sh, ev, at)) return;
+            cf_entity_locate(map, ev, kinds, at);
+            return;
+        }
+    }
+    /* a new sequence: in place of the way used less recently */
+    int w = !s->recent[set];
+    struct shape *sh = &s->way[2 * set + (size_t)w];
+    s->recent[set] = (uint8_t)w;
+    if (!shape_build(map, sh, ev, kinds) || !shape_replay(sh, ev, at))
+        cf_entity_locate(map, ev, kinds, at);
+}
+
+const char *cf_entity_text(const struct cf_event *ev,
                            const struct cf_entity_at *at,
                            enum cf_entity_kind kind,
                            char buf[CF_ENTITY_TEXT_MAX], size_t *len) {
@@ -408,8 +646,8 @@ const char *cf_entity_text(const struct cf_entity_map *map,
     size_t dl, vl, n = 0;
     *len = 0;
     if (at->field[kind] < 0) return "";
-    entity_parts(map, ev, kind, at->field[kind], at->rank[kind], &dom, &dl,
-                 &val, &vl);
+    entity_parts(ev, kind, at->field[kind], at->dom[kind], &dom, &dl, &val,
+                 &vl);
     if (!dom) {
         *len = vl < CF_ENTITY_TEXT_MAX - 1 ? vl : CF_ENTITY_TEXT_MAX - 1;
         return val;

@@ -85,10 +85,32 @@ struct cf_entity_at {
     /* also[j]: the first field named j-th of cf_entity_map_also's names
      * (-1: none) */
     int also[CF_ENTITY_ALSO_MAX];
+    /* dom[kind]: for a field[kind] whose name composes ("A+B"), B's
+     * first occurrence when its value is usable, else -1 (and -1 for
+     * names that do not compose) */
+    int dom[CF_ENTITY_COUNT];
 };
 void cf_entity_locate(const struct cf_entity_map *map,
                       const struct cf_event *ev, unsigned kinds,
                       struct cf_entity_at *at);
+
+/* What cf_entity_locate finds depends on the event's field names, in
+ * order, and on which of the named fields have usable values.  Windows
+ * logs repeat a few dozen such name sequences (one per provider and
+ * event id) over and over, so a memo of them, keyed by the sequence of
+ * name hashes, spares most of the pass: an event of a known sequence
+ * has its candidate fields' names checked (so a hash collision can never
+ * make it wrong) and their values looked at.  One per reader thread;
+ * made for one map, which must outlive it.  NULL when out of memory (a
+ * NULL memo is valid: cf_entity_locate_memo then locates plainly). */
+struct cf_entity_shapes;
+struct cf_entity_shapes *cf_entity_shapes_new(const struct cf_entity_map *map);
+void cf_entity_shapes_destroy(struct cf_entity_shapes *s);
+/* cf_entity_locate, through the memo: the same result, always. */
+void cf_entity_locate_memo(const struct cf_entity_map *map,
+                           struct cf_entity_shapes *s,
+                           const struct cf_event *ev, unsigned kinds,
+                           struct cf_entity_at *at);
 
 /* Names (up to CF_ENTITY_ALSO_MAX; borrowed, they must outlive the map)
  * that cf_entity_locate finds too, in the same pass: another reader of
@@ -106,8 +128,7 @@ cf_err_t cf_entity_map_also(struct cf_entity_map *map, const char *const *names,
  * domain field beside it); *len 0 when there is none.  Without
  * allocating or copying: fusion reads every event's entities this way. */
 #define CF_ENTITY_TEXT_MAX 256
-const char *cf_entity_text(const struct cf_entity_map *map,
-                           const struct cf_event *ev,
+const char *cf_entity_text(const struct cf_event *ev,
                            const struct cf_entity_at *at,
                            enum cf_entity_kind kind,
                            char buf[CF_ENTITY_TEXT_MAX], size_t *len);

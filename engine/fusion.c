@@ -1147,8 +1147,8 @@ void cf_fusion_sight_at(struct cf_fusion *fu, const struct cf_entity_map *map,
     const char *hostn = "", *usern = "";
     if (!fu || !map || !ev || ev->time_ms == CF_TIME_UNKNOWN) return;
     size_t htl, utl;
-    const char *ht = cf_entity_text(map, ev, at, CF_ENTITY_HOST, hbuf, &htl);
-    const char *ut = cf_entity_text(map, ev, at, CF_ENTITY_USER, ubuf, &utl);
+    const char *ht = cf_entity_text(ev, at, CF_ENTITY_HOST, hbuf, &htl);
+    const char *ut = cf_entity_text(ev, at, CF_ENTITY_USER, ubuf, &utl);
     uint32_t host = 0, account = 0, org = 0;
     size_t hl = 0, ul = 0;
     const struct sight_memo *um = NULL;
@@ -1174,7 +1174,7 @@ void cf_fusion_sight_at(struct cf_fusion *fu, const struct cf_entity_map *map,
         if (k != CF_ENTITY_USER) {
             size_t tl;
             if (at->field[k] < 0) continue; /* most events: spare the call */
-            const char *t = cf_entity_text(map, ev, at, k, kbuf, &tl);
+            const char *t = cf_entity_text(ev, at, k, kbuf, &tl);
             if (!tl) continue;
             e = sighted(fu, k, t, tl, NULL, 0);
         } else if (!utl) {
@@ -1188,8 +1188,7 @@ void cf_fusion_sight_at(struct cf_fusion *fu, const struct cf_entity_map *map,
      * came from in WorkstationName. */
     if (!hl || !ul || at->field[CF_ENTITY_LOGON_ID] < 0) return;
     size_t ltl;
-    const char *lt =
-        cf_entity_text(map, ev, at, CF_ENTITY_LOGON_ID, kbuf, &ltl);
+    const char *lt = cf_entity_text(ev, at, CF_ENTITY_LOGON_ID, kbuf, &ltl);
     if (!ltl) return;
     int w = cf_event_find(ev, "WorkstationName", 15, 0);
     if (w < 0 || ev->fields[w].type == CF_VALUE_NULL) return;

@@ -117,6 +117,7 @@ struct cf_pipeline {
     struct cf_workers *workers;    /* with setup.threads > 1, in run */
     bool consuming;                /* processing a worker's batch */
     struct cf_entity_map *entities;
+    struct cf_entity_shapes *shapes; /* this thread's locate memo */
     struct cf_fusion *fusion;
     unsigned locate_kinds; /* the entities process() finds in each event */
     struct cf_output *dead_letter;
@@ -405,7 +406,7 @@ static void process(struct cf_pipeline *p, const struct cf_record *rec,
     /* one pass finds the host for the clocks, what fusion sights and
      * what the domain learning reads */
     struct cf_entity_at at;
-    cf_entity_locate(p->entities, ev, p->locate_kinds, &at);
+    cf_entity_locate_memo(p->entities, p->shapes, ev, p->locate_kinds, &at);
     cf_clocks_event_at(p->clocks, ev,
                        at.field[CF_ENTITY_HOST] >= 0
                            ? &ev->fields[at.field[CF_ENTITY_HOST]]
@@ -805,6 +806,8 @@ struct cf_pipeline *cf_pipeline_new(const struct cf_pipeline_setup *setup,
         if (cf_entity_map_also(p->entities, learn, n_learn) != CF_OK)
             goto nomem;
     }
+    /* after the also names: the memo is of the finished map */
+    if (!(p->shapes = cf_entity_shapes_new(p->entities))) goto nomem;
     p->clocks = cf_clocks_new(ts, p->entities, errstr, errstr_size);
     if (!p->clocks) goto fail;
     p->fusion = cf_fusion_new(setup->cfg, setup->rb, emit_from_fusion, p,
@@ -835,6 +838,7 @@ void cf_pipeline_destroy(struct cf_pipeline *p) {
     cf_ckpt_discard(&p->ckw);
     cf_fusion_destroy(p->fusion);
     cf_clocks_destroy(p->clocks);
+    cf_entity_shapes_destroy(p->shapes);
     cf_entity_map_destroy(p->entities);
     cf_detector_destroy(p->det);
     cf_detect_list_free(&p->matches);

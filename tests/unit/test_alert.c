@@ -330,9 +330,103 @@ static void test_locate_also_names(void **state) {
     cf_entity_map_destroy(map);
 }
 
+/* The memo of name sequences gives what the plain pass gives, whatever
+ * the values (null, placeholders, composed domains), repeats and
+ * sequence: random events over a few dozen sequences, and a name that
+ * has a wanted name's hash without being it (a collision, made by hand). */
+static uint32_t next_rand(uint64_t *x) {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return (uint32_t)(*x >> 11);
+}
+
+static void assert_same_at(const struct cf_entity_at *a,
+                           const struct cf_entity_at *b, size_t n_also) {
+    assert_memory_equal(a->field, b->field, sizeof a->field);
+    assert_memory_equal(a->rank, b->rank, sizeof a->rank);
+    assert_memory_equal(a->dom, b->dom, sizeof a->dom);
+    assert_memory_equal(a->also, b->also, n_also * sizeof a->also[0]);
+}
+
+static void test_locate_memo_agrees(void **state) {
+    (void)state;
+    static const char *const names[] = {
+        "Computer",          "Hostname",         "User",
+        "TargetUserName",    "TargetDomainName", "SubjectUserName",
+        "SubjectDomainName", "Hashes",           "SourceIp",
+        "IpAddress",         "LogonId",          "TargetLogonId",
+        "EventID",           "Channel",          "CommandLine",
+        "WorkstationName",   "AccountName",      "TenantId"};
+    static const char *const values[] = {
+        "x", "-", "", "ACME", "ACME\\ana", "SHA1=AB,SHA256=CD"};
+    static const char *const also[] = {"SubjectDomainName", "Computer",
+                                       "WorkstationName"};
+    struct cf_entity_map *map = cf_entity_map_new(NULL, NULL, 0);
+    assert_non_null(map);
+    assert_int_equal(cf_entity_map_also(map, also, CF_ARRAY_LEN(also)), CF_OK);
+    struct cf_entity_shapes *shapes = cf_entity_shapes_new(map);
+    assert_non_null(shapes);
+    unsigned kinds[] = {(1u << CF_ENTITY_COUNT) - 1,
+                        1u << CF_ENTITY_HOST | 1u << CF_ENTITY_USER};
+    uint64_t x = 88172645463325252ull;
+    enum { SEQS = 40, MAXN = 12 };
+    size_t seq_len[SEQS];
+    const char *seq[SEQS][MAXN];
+    for (int s = 0; s < SEQS; s++) {
+        seq_len[s] = 1 + next_rand(&x) % MAXN;
+        for (size_t i = 0; i < seq_len[s]; i++)
+            seq[s][i] = names[next_rand(&x) % CF_ARRAY_LEN(names)];
+    }
+    for (int round = 0; round < 20000; round++) {
+        int s = (int)(next_rand(&x) % SEQS);
+        struct cf_event_field f[MAXN];
+        for (size_t i = 0; i < seq_len[s]; i++) {
+            f[i] =
+                field(seq[s][i], values[next_rand(&x) % CF_ARRAY_LEN(values)]);
+            if (next_rand(&x) % 8 == 0) f[i].type = CF_VALUE_NULL;
+        }
+        struct cf_event ev;
+        make_event(&ev, f, (uint32_t)seq_len[s], "{}");
+        unsigned want = kinds[next_rand(&x) % CF_ARRAY_LEN(kinds)];
+        struct cf_entity_at plain, memo;
+        cf_entity_locate(map, &ev, want, &plain);
+        cf_entity_locate_memo(map, shapes, &ev, want, &memo);
+        assert_same_at(&plain, &memo, CF_ARRAY_LEN(also));
+    }
+    /* "Komputer" with the hash of "Computer", after the real sequence:
+     * not taken for the host, as the plain pass would not */
+    struct cf_event_field real[] = {field("EventID", "1"),
+                                    field("Computer", "WS01")};
+    struct cf_event_field fake[] = {field("EventID", "1"),
+                                    field("Komputer", "WS02")};
+    fake[1].name_hash = real[1].name_hash;
+    struct cf_event ev;
+    struct cf_entity_at plain, memo;
+    for (int i = 0; i < 2; i++) {
+        make_event(&ev, real, 2, "{}");
+        cf_entity_locate_memo(map, shapes, &ev, kinds[0], &memo);
+        assert_int_equal(memo.field[CF_ENTITY_HOST], 1);
+        assert_int_equal(memo.also[1], 1);
+        make_event(&ev, fake, 2, "{}");
+        cf_entity_locate(map, &ev, kinds[0], &plain);
+        cf_entity_locate_memo(map, shapes, &ev, kinds[0], &memo);
+        assert_same_at(&plain, &memo, CF_ARRAY_LEN(also));
+        assert_int_equal(memo.field[CF_ENTITY_HOST], -1);
+        assert_int_equal(memo.also[1], -1);
+    }
+    /* a NULL memo locates plainly */
+    make_event(&ev, real, 2, "{}");
+    cf_entity_locate_memo(map, NULL, &ev, kinds[0], &memo);
+    assert_int_equal(memo.field[CF_ENTITY_HOST], 1);
+    cf_entity_shapes_destroy(shapes);
+    cf_entity_map_destroy(map);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sysmon_entities),
+        cmocka_unit_test(test_locate_memo_agrees),
         cmocka_unit_test(test_security_user_gets_domain_and_skips_dash),
         cmocka_unit_test(test_config_entities_come_first),
         cmocka_unit_test(test_alert_id_stable_and_record_shape),
