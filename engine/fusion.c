@@ -214,27 +214,40 @@ struct never_list {
 /* What cf_fusion_sight made of a raw entity text: every event is
  * sighted, and events repeat their host, account and hashes, whose
  * normalising, hashing and (for hosts) organisation gave the same answer
- * the time before.  An entry answers only for the same bytes, compared
- * in full; an account's answer also depends on the host text it was
- * normalised beside and on the domains known then (their generation,
- * engine/entity_norm.h). */
-#define SIGHT_WAYS 4
+ * the time before.  An entry answers only for the same kind and bytes,
+ * compared in full; an account's answer also depends on the host text it
+ * was normalised beside and on the domains known then (their generation,
+ * engine/entity_norm.h).  A file hash's entry is keyed by its field's
+ * whole text ("SHA1=..,MD5=..,SHA256=.."), which the entry spares picking
+ * the hash from.  Entries are found by a signature of their text in
+ * SIGHT_SETS sets of two: an estate loads hundreds of distinct DLLs, whose
+ * hashes then each normalise once rather than at every load.  Each entry
+ * keeps where its value's last sighting went (engine/prevalence.h), and a
+ * host's entry where the host is in the estate. */
+#define SIGHT_SETS 256
 struct sight_memo {
-    bool used, has_ctx;
+    bool used, has_ctx, whole;
+    uint8_t kind;
     uint16_t raw_len, ctx_len, norm_len;
     uint64_t gen;
     uint64_t key;     /* value_key of the normalised value (0: none) */
     uint32_t id, org; /* hosts and accounts: cf_prevalence_id of it;
                          hosts: org_id of the raw text */
+    struct cf_prevalence_hint seen, estate;
     char raw[CF_ENTITY_TEXT_MAX];
     char ctx[CF_ENTITY_TEXT_MAX]; /* accounts: the host text */
     char norm[CF_ENTITY_NORM_MAX];
 };
 
-/* The last SIGHT_WAYS texts of one kind, replaced in turn. */
 struct sight_memos {
-    struct sight_memo way[SIGHT_WAYS];
-    unsigned next;
+    struct sight_memo *way;     /* 2 * SIGHT_SETS; NULL: out of memory */
+    uint8_t recent[SIGHT_SETS]; /* per set: the way used last */
+    /* without `way` (out of memory), or with both ways of a set pinned:
+     * one for hosts, one for accounts, one for the other kinds */
+    struct sight_memo spare[3];
+    /* the event's host and account entries, read until its sighting is
+     * done: never replaced by its other kinds' */
+    const struct sight_memo *pin[2];
 };
 
 struct cf_fusion {
@@ -295,8 +308,8 @@ struct cf_fusion {
 
     struct cf_domains *domains; /* NetBIOS <-> DNS domain names known */
     struct cf_norm_entities ne; /* scratch, reused for every alert */
-    struct sight_memos memo[CF_ENTITY_COUNT]; /* cf_fusion_sight's */
-    struct cf_buf rec;                        /* the record being emitted */
+    struct sight_memos memo;    /* cf_fusion_sight's */
+    struct cf_buf rec;          /* the record being emitted */
 
     /* counters */
     uint64_t alerts_in, alerts_processed, late_alerts, no_time_alerts,
@@ -342,6 +355,8 @@ static int apply_settings(struct cf_fusion *fu,
     fu->pv = cf_prevalence_new((size_t)set->max_prevalence_values,
                                set->prevalence_horizon);
     if (!fu->pv) return CF_ERR_NOMEM;
+    /* without it every text is normalised each time: slower, never wrong */
+    fu->memo.way = cf_calloc(2 * SIGHT_SETS, sizeof *fu->memo.way);
     fu->limits.max_alerts = (size_t)set->max_alerts;
     fu->limits.max_entities = (size_t)set->max_entities_per_incident;
     fu->limits.max_rules = (size_t)set->max_rules_per_incident;
@@ -579,6 +594,7 @@ void cf_fusion_destroy(struct cf_fusion *fu) {
     map_free(&fu->sessions);
     map_free(&fu->host_orgs);
     cf_prevalence_destroy(fu->pv);
+    cf_free(fu->memo.way);
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
         for (size_t i = 0; i < fu->never[k].n; i++)
             cf_free(fu->never[k].values[i]);
@@ -1066,18 +1082,19 @@ static void sight_logon(struct cf_fusion *fu, uint32_t host, const char *hostn,
     memcpy(n->data + klen + sl + 1, what, (size_t)wl + 1);
 }
 
-/* A new memo entry of kind k for raw text `raw` (len bytes, below
- * CF_ENTITY_TEXT_MAX) beside `ctx` (ctx_len bytes; NULL: none), made by
- * normalising it now (in place of the oldest). */
-static const struct sight_memo *sight_new(struct cf_fusion *fu, int k,
-                                          const char *raw, size_t len,
-                                          const char *ctx, size_t ctx_len,
-                                          uint64_t gen) {
-    struct sight_memos *m = &fu->memo[k];
+/* Makes e the memo entry of kind k for `raw` (len bytes, below
+ * CF_ENTITY_TEXT_MAX; with `whole`, a file hash field's whole text, the
+ * hash `text` picked from it) beside `ctx` (ctx_len bytes; NULL: none),
+ * by normalising the text now. */
+static void sight_new(struct cf_fusion *fu, struct sight_memo *e, int k,
+                      const char *raw, size_t len, bool whole, const char *text,
+                      size_t text_len, const char *ctx, size_t ctx_len,
+                      uint64_t gen) {
     bool user = k == CF_ENTITY_USER;
-    struct sight_memo *e = &m->way[m->next];
-    m->next = (m->next + 1) % SIGHT_WAYS;
+    memset(e, 0, offsetof(struct sight_memo, raw));
     e->used = true;
+    e->kind = (uint8_t)k;
+    e->whole = whole;
     e->has_ctx = ctx != NULL;
     e->raw_len = (uint16_t)len;
     e->ctx_len = (uint16_t)ctx_len;
@@ -1087,40 +1104,90 @@ static const struct sight_memo *sight_new(struct cf_fusion *fu, int k,
     e->raw[len] = '\0';
     if (ctx_len) memcpy(e->ctx, ctx, ctx_len);
     e->ctx[ctx_len] = '\0';
+    char picked[CF_ENTITY_TEXT_MAX];
+    const char *t = e->raw;
+    if (whole) {
+        memcpy(picked, text, text_len);
+        picked[text_len] = '\0';
+        t = picked;
+    }
     /* as fusion keys the accounts of alerts (engine/entity_norm.h) */
     size_t n = cf_entity_normalize_in(
-        user ? fu->domains : NULL, (enum cf_entity_kind)k, e->raw,
+        user ? fu->domains : NULL, (enum cf_entity_kind)k, t,
         ctx ? e->ctx : NULL, e->norm, sizeof e->norm);
     e->norm_len = (uint16_t)n;
     /* ids name hosts and accounts; every kind's value has a key */
     e->id = user || k == CF_ENTITY_HOST ? cf_prevalence_id(e->norm, n) : 0;
     e->key = n ? value_key(k, e->norm, n) : 0;
     e->org = k == CF_ENTITY_HOST ? org_id(e->raw) : 0;
-    return e;
 }
 
-/* The memo entry of raw text `raw` (len bytes, below CF_ENTITY_TEXT_MAX)
- * of kind k (an account's `host` text beside it, NULL when none): found,
- * or made by normalising it now.  Inline: every event sights its host,
- * most their account, and the same ones again. */
-static inline const struct sight_memo *sighted(struct cf_fusion *fu, int k,
-                                               const char *raw, size_t len,
-                                               const char *host,
-                                               size_t host_len) {
-    const struct sight_memos *m = &fu->memo[k];
+/* A signature of a text: its length and three words of it (a hash's
+ * hex digits, a host or account name's ends), mixed. */
+static inline uint32_t sight_sig(int k, const char *s, size_t len,
+                                 size_t ctx_len) {
+    uint64_t a = 0, b = 0, c = 0;
+    if (len >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + len - 8, 8);
+        memcpy(&c, s + len / 2 - 4, 8);
+    } else {
+        memcpy(&a, s, len);
+    }
+    uint64_t h =
+        (a ^ ((uint64_t)len << 40 | (uint64_t)ctx_len << 20 | (uint64_t)k)) *
+            UINT64_C(0x9E3779B97F4A7C15) ^
+        b * UINT64_C(0xC2B2AE3D27D4EB4F) ^ c * UINT64_C(0x165667B19E3779F9);
+    return (uint32_t)(h >> 32) ^ (uint32_t)h;
+}
+
+/* The memo entry of kind k for raw text `raw` (len bytes, below
+ * CF_ENTITY_TEXT_MAX; `whole` as sight_new takes it) beside an account's
+ * `host` text (NULL when none): found, or made now (the entity's text
+ * read from ev at `at` then).  Inline: every event sights its host, most
+ * their account, and the same ones again. */
+static inline struct sight_memo *
+sighted(struct cf_fusion *fu, int k, const char *raw, size_t len, bool whole,
+        const char *host, size_t host_len, const struct cf_event *ev,
+        const struct cf_entity_at *at) {
+    struct sight_memos *m = &fu->memo;
     bool user = k == CF_ENTITY_USER;
     const char *ctx = user ? host : NULL;
     size_t ctx_len = ctx ? host_len : 0;
     uint64_t gen = user ? cf_domains_generation(fu->domains) : 0;
-    for (int i = 0; i < SIGHT_WAYS; i++) {
-        const struct sight_memo *e = &m->way[i];
-        if (e->used && e->raw_len == len && e->gen == gen &&
-            e->has_ctx == (ctx != NULL) && e->ctx_len == ctx_len &&
-            memcmp(e->raw, raw, len) == 0 &&
-            (!ctx_len || memcmp(e->ctx, ctx, ctx_len) == 0))
-            return e;
+    struct sight_memo *spare = &m->spare[k == CF_ENTITY_HOST ? 0
+                                         : user              ? 1
+                                                             : 2];
+    struct sight_memo *e = spare;
+    if (m->way) {
+        size_t set = sight_sig(k, raw, len, ctx_len) & (SIGHT_SETS - 1);
+        for (int w = 0; w < 2; w++) {
+            e = &m->way[2 * set + (size_t)w];
+            if (e->used && e->kind == k && e->raw_len == len &&
+                e->whole == whole && e->gen == gen &&
+                e->has_ctx == (ctx != NULL) && e->ctx_len == ctx_len &&
+                memcmp(e->raw, raw, len) == 0 &&
+                (!ctx_len || memcmp(e->ctx, ctx, ctx_len) == 0)) {
+                m->recent[set] = (uint8_t)w;
+                return e;
+            }
+        }
+        /* in place of the way used less recently, unless pinned */
+        int w = !m->recent[set];
+        for (int tries = 0; tries < 2; tries++, w = !w) {
+            e = &m->way[2 * set + (size_t)w];
+            if (e != m->pin[0] && e != m->pin[1]) break;
+        }
+        if (e == m->pin[0] || e == m->pin[1])
+            e = spare;
+        else
+            m->recent[set] = (uint8_t)w;
     }
-    return sight_new(fu, k, raw, len, ctx, ctx_len, gen);
+    char buf[CF_ENTITY_TEXT_MAX];
+    size_t tl = 0;
+    const char *t = whole ? cf_entity_text(ev, at, k, buf, &tl) : NULL;
+    sight_new(fu, e, k, raw, len, whole, t, tl, ctx, ctx_len, gen);
+    return e;
 }
 
 unsigned cf_fusion_sight_kinds(void) {
@@ -1151,18 +1218,22 @@ void cf_fusion_sight_at(struct cf_fusion *fu, const struct cf_entity_map *map,
     const char *ut = cf_entity_text(ev, at, CF_ENTITY_USER, ubuf, &utl);
     uint32_t host = 0, account = 0, org = 0;
     size_t hl = 0, ul = 0;
-    const struct sight_memo *um = NULL;
+    struct sight_memo *um = NULL;
+    fu->memo.pin[0] = fu->memo.pin[1] = NULL;
     if (htl) {
-        const struct sight_memo *hm =
-            sighted(fu, CF_ENTITY_HOST, ht, htl, NULL, 0);
+        struct sight_memo *hm =
+            sighted(fu, CF_ENTITY_HOST, ht, htl, false, NULL, 0, ev, at);
+        fu->memo.pin[0] = hm;
         hostn = hm->norm;
         hl = hm->norm_len;
         host = hm->id;
         org = host_org(fu, host, hm->org, ev->time_ms);
-        cf_prevalence_see_host(fu->pv, host, ev->time_ms);
+        cf_prevalence_see_host_hinted(fu->pv, &hm->estate, host, ev->time_ms);
     }
     if (utl) {
-        um = sighted(fu, CF_ENTITY_USER, ut, utl, htl ? ht : NULL, htl);
+        um = sighted(fu, CF_ENTITY_USER, ut, utl, false, htl ? ht : NULL, htl,
+                     ev, at);
+        fu->memo.pin[1] = um;
         usern = um->norm;
         ul = um->norm_len;
         account = um->id;
@@ -1170,19 +1241,29 @@ void cf_fusion_sight_at(struct cf_fusion *fu, const struct cf_entity_map *map,
     fu->events_sighted++;
     for (size_t i = 0; i < CF_ARRAY_LEN(sighted_kinds); i++) {
         int k = sighted_kinds[i];
-        const struct sight_memo *e = um;
+        struct sight_memo *e = um;
         if (k != CF_ENTITY_USER) {
             size_t tl;
+            const char *t;
+            bool whole = false;
             if (at->field[k] < 0) continue; /* most events: spare the call */
-            const char *t = cf_entity_text(ev, at, k, kbuf, &tl);
+            const struct cf_event_field *f = &ev->fields[at->field[k]];
+            if (k == CF_ENTITY_FILE_HASH && f->value_len < CF_ENTITY_TEXT_MAX) {
+                t = f->value; /* the hash is picked once, for the memo */
+                tl = f->value_len;
+                whole = true;
+            } else {
+                t = cf_entity_text(ev, at, k, kbuf, &tl);
+            }
             if (!tl) continue;
-            e = sighted(fu, k, t, tl, NULL, 0);
+            e = sighted(fu, k, t, tl, whole, NULL, 0, ev, at);
         } else if (!utl) {
             continue;
         }
         if (!e->norm_len) continue;
-        cf_prevalence_see(fu->pv, e->key, host, org,
-                          k == CF_ENTITY_USER ? 0 : account, ev->time_ms);
+        cf_prevalence_see_hinted(fu->pv, &e->seen, e->key, host, org,
+                                 k == CF_ENTITY_USER ? 0 : account,
+                                 ev->time_ms);
     }
     /* Windows logon events (4624, 4648, ...) name the machine a logon
      * came from in WorkstationName. */

@@ -45,6 +45,10 @@ struct cf_prevalence {
     struct sighting *estate;
     uint32_t *estate_index; /* 1-based positions; 0 = empty */
     size_t n_estate, estate_mask;
+    /* changes whenever a value leaves its slot (replaced, or the table
+     * restored), so a hint taken before no longer applies; from 1, so a
+     * zeroed hint never does */
+    uint64_t gen;
 };
 
 uint32_t cf_prevalence_id(const char *s, size_t len) {
@@ -69,6 +73,7 @@ struct cf_prevalence *cf_prevalence_new(size_t max_values, int64_t horizon) {
     pv->mask = n - 1;
     pv->estate_mask = 2 * ESTATE_MAX - 1;
     pv->horizon = horizon;
+    pv->gen = 1;
     return pv;
 }
 
@@ -99,34 +104,51 @@ static bool live(const struct sighting *s, int64_t t, int64_t horizon) {
            (int64_t)s->last * 1000 >= t - horizon - 999;
 }
 
+/* The event times that give t's sec_up and sec_down: t alone on a whole
+ * second, else the rest of its second. */
+static void same_second(int64_t t, int64_t *lo, int64_t *hi) {
+    if (t <= 0) { /* sec_up and sec_down are 0 */
+        *lo = INT64_MIN + 1;
+        *hi = 0;
+        return;
+    }
+    int64_t s = t / 1000 * 1000;
+    *lo = t == s ? t : s + 1;
+    *hi = t == s ? t : s + 999;
+}
+
 /* Records id at t in a capped list.  When the list is full, a sighting
- * that has aged out makes room; else the value is saturated. */
-static void note(struct sighting *list, uint8_t *n, uint8_t cap,
-                 bool *saturated, uint32_t id, int64_t t, int64_t horizon) {
+ * that has aged out makes room; else the value is saturated.  True when
+ * id is in the list afterwards (or is 0, which is never recorded): the
+ * same id at a time of the same second then changes nothing. */
+static bool note(struct cf_prevalence *pv, struct sighting *list, uint8_t *n,
+                 uint8_t cap, bool *saturated, uint32_t id, int64_t t) {
     uint32_t up = sec_up(t), down = sec_down(t);
-    if (!id) return;
+    if (!id) return true;
     for (uint8_t i = 0; i < *n; i++) {
         if (list[i].id != id) continue;
         if (up < list[i].first) list[i].first = up;
         if (down > list[i].last) list[i].last = down;
-        return;
+        return true;
     }
     if (*n < cap) {
         list[(*n)++] = (struct sighting){id, up, down};
-        return;
+        return true;
     }
     for (uint8_t i = 0; i < *n; i++) {
-        if ((int64_t)list[i].last * 1000 < t - horizon) {
+        if ((int64_t)list[i].last * 1000 < t - pv->horizon) {
             list[i] = (struct sighting){id, up, down};
-            return;
+            pv->gen++; /* a hint may have counted on the one replaced */
+            return true;
         }
     }
     *saturated = true;
+    return false;
 }
 
-void cf_prevalence_see_host(struct cf_prevalence *pv, uint32_t host,
-                            int64_t t) {
-    if (!pv || !host) return;
+/* The estate's sighting of host, made when new (NULL: no room). */
+static struct sighting *estate_of(struct cf_prevalence *pv, uint32_t host,
+                                  int64_t t) {
     size_t i = host & pv->estate_mask;
     for (;; i = (i + 1) & pv->estate_mask) {
         uint32_t pos = pv->estate_index[i];
@@ -135,11 +157,33 @@ void cf_prevalence_see_host(struct cf_prevalence *pv, uint32_t host,
         if (s->id != host) continue;
         if (sec_up(t) < s->first) s->first = sec_up(t);
         if (sec_down(t) > s->last) s->last = sec_down(t);
-        return;
+        return s;
     }
-    if (pv->n_estate >= ESTATE_MAX) return;
+    if (pv->n_estate >= ESTATE_MAX) return NULL;
     pv->estate[pv->n_estate] = (struct sighting){host, sec_up(t), sec_down(t)};
     pv->estate_index[i] = (uint32_t)++pv->n_estate;
+    return &pv->estate[pv->n_estate - 1];
+}
+
+void cf_prevalence_see_host(struct cf_prevalence *pv, uint32_t host,
+                            int64_t t) {
+    if (!pv || !host) return;
+    estate_of(pv, host, t);
+}
+
+/* The estate keeps its sightings in place, so a hint's slot stays the
+ * host's until the table is restored. */
+void cf_prevalence_see_host_hinted(struct cf_prevalence *pv,
+                                   struct cf_prevalence_hint *hint,
+                                   uint32_t host, int64_t t) {
+    if (!pv || !host) return;
+    if (hint->slot && hint->gen == pv->gen && hint->host == host &&
+        t >= hint->lo && t <= hint->hi)
+        return; /* first and last already cover t's second */
+    hint->slot = estate_of(pv, host, t);
+    hint->gen = pv->gen;
+    hint->host = host;
+    same_second(t, &hint->lo, &hint->hi);
 }
 
 /* The slot of `key`: its own, an empty one, or the least recently seen
@@ -159,16 +203,18 @@ static struct value *slot_for(struct cf_prevalence *pv, uint64_t key) {
 static void claim(struct cf_prevalence *pv, const struct value *slot,
                   uint64_t key) {
     if (slot->key == key) return;
-    if (slot->key)
+    if (slot->key) {
         pv->evicted++;
-    else
+        pv->gen++; /* hints to the value it held no longer apply */
+    } else {
         pv->used++;
+    }
 }
 
-void cf_prevalence_see(struct cf_prevalence *pv, uint64_t key, uint32_t host,
-                       uint32_t org, uint32_t account, int64_t t) {
-    if (!pv) return;
-    if (!key) key = 1;
+/* cf_prevalence_see of key (not 0); true when host, account and org
+ * are all in the value's lists afterwards.  *at: its slot. */
+static bool see(struct cf_prevalence *pv, uint64_t key, uint32_t host,
+                uint32_t org, uint32_t account, int64_t t, struct value **at) {
     struct value *victim = slot_for(pv, key);
     if (victim->key != key) {
         claim(pv, victim, key);
@@ -177,14 +223,42 @@ void cf_prevalence_see(struct cf_prevalence *pv, uint64_t key, uint32_t host,
         victim->last = t;
     }
     if (t > victim->last) victim->last = t;
-    note(victim->hosts, &victim->n_hosts, CF_PREVALENCE_HOSTS,
-         &victim->saturated, host, t, pv->horizon);
-    note(victim->accounts, &victim->n_accounts, CF_PREVALENCE_ACCOUNTS,
-         &victim->saturated, account, t, pv->horizon);
+    *at = victim;
+    bool kept = note(pv, victim->hosts, &victim->n_hosts, CF_PREVALENCE_HOSTS,
+                     &victim->saturated, host, t);
+    kept &= note(pv, victim->accounts, &victim->n_accounts,
+                 CF_PREVALENCE_ACCOUNTS, &victim->saturated, account, t);
     /* past the slots, "several organisations" is all that matters */
     bool many_orgs = false;
-    note(victim->orgs, &victim->n_orgs, CF_PREVALENCE_ORGS, &many_orgs, org, t,
-         pv->horizon);
+    kept &= note(pv, victim->orgs, &victim->n_orgs, CF_PREVALENCE_ORGS,
+                 &many_orgs, org, t);
+    return kept;
+}
+
+void cf_prevalence_see(struct cf_prevalence *pv, uint64_t key, uint32_t host,
+                       uint32_t org, uint32_t account, int64_t t) {
+    struct value *at;
+    if (pv) see(pv, key ? key : 1, host, org, account, t, &at);
+}
+
+void cf_prevalence_see_hinted(struct cf_prevalence *pv,
+                              struct cf_prevalence_hint *hint, uint64_t key,
+                              uint32_t host, uint32_t org, uint32_t account,
+                              int64_t t) {
+    if (!pv) return;
+    if (!key) key = 1;
+    struct value *v = hint->slot;
+    if (v && hint->gen == pv->gen && hint->key == key && v->key == key &&
+        hint->host == host && hint->org == org && hint->account == account &&
+        t >= hint->lo && t <= hint->hi) {
+        /* every list holds its id with t's second covered: as see() */
+        if (t > v->last) v->last = t;
+        return;
+    }
+    bool kept = see(pv, key, host, org, account, t, &v);
+    *hint = (struct cf_prevalence_hint){
+        kept ? v : NULL, pv->gen, key, host, org, account, 0, 0};
+    same_second(t, &hint->lo, &hint->hi);
 }
 
 struct cf_prevalence_count cf_prevalence_get(const struct cf_prevalence *pv,
@@ -290,6 +364,7 @@ void cf_prevalence_load(struct cf_prevalence *pv, struct cf_ckpt_r *r) {
         r->bad = true;
         return;
     }
+    pv->gen++; /* every slot may hold another value now */
     uint64_t mask = cf_ckpt_get_u64(r);
     pv->evicted = cf_ckpt_get_u64(r);
     uint64_t used = cf_ckpt_get_u64(r);

@@ -60,6 +60,30 @@ void cf_prevalence_see_host(struct cf_prevalence *pv, uint32_t host, int64_t t);
 void cf_prevalence_see(struct cf_prevalence *pv, uint64_t key, uint32_t host,
                        uint32_t org, uint32_t account, int64_t t);
 
+/* Where a sighting went, kept by the caller beside the value (fusion's
+ * memo of entity texts): the same value seen again with the same host,
+ * organisation and account within the same second changes nothing but
+ * the value's recency, which cf_prevalence_see_hinted then updates
+ * alone; anything else is cf_prevalence_see's (the hint then renewed).
+ * Zeroed: no hint.  A hint is only ever a shortcut to the same result. */
+struct cf_prevalence_hint {
+    void *slot;   /* the value's slot; NULL: none */
+    uint64_t gen; /* the table's generation it was taken in */
+    uint64_t key;
+    uint32_t host, org, account;
+    int64_t lo, hi; /* event times (ms) within the same second */
+};
+void cf_prevalence_see_hinted(struct cf_prevalence *pv,
+                              struct cf_prevalence_hint *hint, uint64_t key,
+                              uint32_t host, uint32_t org, uint32_t account,
+                              int64_t t);
+
+/* cf_prevalence_see_host with a hint (its slot the host's place in the
+ * estate; key, org and account unused). */
+void cf_prevalence_see_host_hinted(struct cf_prevalence *pv,
+                                   struct cf_prevalence_hint *hint,
+                                   uint32_t host, int64_t t);
+
 /* Prevalence of `key` at time t (zeros when never seen or forgotten). */
 struct cf_prevalence_count cf_prevalence_get(const struct cf_prevalence *pv,
                                              uint64_t key, int64_t t);

@@ -19,6 +19,7 @@
 #include "entity_norm.h"
 #include "fusion.h"
 #include "incident.h"
+#include "prevalence.h"
 #include "timeutil.h"
 
 #define SEC 1000LL
@@ -1105,6 +1106,105 @@ static void test_prevalence(void **state) {
     capture_free(&c);
 }
 
+/* A sighting through a hint (fusion's memo keeps one per entity text)
+ * leaves the table as a plain one does: random sightings of more values
+ * than the table holds, more hosts than a value keeps, times that go
+ * back and jump past the horizon (aged sightings replaced), compared by
+ * what the table answers at many times. */
+static uint32_t xorshift(uint64_t *x) {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return (uint32_t)(*x >> 11);
+}
+
+/* Both tables, one sighting: plain and through hint h. */
+struct pv_pair {
+    struct cf_prevalence *plain, *hinted;
+};
+
+static void see_both(struct pv_pair *p, struct cf_prevalence_hint *h,
+                     uint64_t key, uint32_t host, uint32_t org,
+                     uint32_t account, int64_t t) {
+    cf_prevalence_see(p->plain, key, host, org, account, t);
+    cf_prevalence_see_hinted(p->hinted, h, key, host, org, account, t);
+}
+
+static void assert_same_tables(struct pv_pair *p, uint64_t keys, int64_t from,
+                               int64_t to) {
+    for (int64_t at = from; at <= to; at += 250) {
+        for (uint64_t key = 1; key <= keys; key++) {
+            struct cf_prevalence_count a = cf_prevalence_get(p->plain, key, at),
+                                       b = cf_prevalence_get(p->hinted, key,
+                                                             at);
+            assert_int_equal(a.hosts, b.hosts);
+            assert_int_equal(a.accounts, b.accounts);
+            assert_int_equal(a.orgs, b.orgs);
+            assert_int_equal(a.saturated, b.saturated);
+        }
+        assert_int_equal(cf_prevalence_estate(p->plain, at),
+                         cf_prevalence_estate(p->hinted, at));
+    }
+    assert_int_equal(cf_prevalence_values(p->plain),
+                     cf_prevalence_values(p->hinted));
+    assert_int_equal(cf_prevalence_evicted(p->plain),
+                     cf_prevalence_evicted(p->hinted));
+}
+
+static void test_prevalence_hints(void **state) {
+    (void)state;
+    enum { KEYS = 200, HOSTS = 20 };
+    /* not whole seconds, so a sighting can age out within a second */
+    const int64_t horizon = 10300, s0 = INT64_C(1692161671000);
+    struct pv_pair p = {cf_prevalence_new(64, horizon),
+                        cf_prevalence_new(64, horizon)};
+    assert_non_null(p.plain);
+    assert_non_null(p.hinted);
+    static struct cf_prevalence_hint hint[KEYS + 1], estate[HOSTS + 1];
+    struct cf_prevalence_hint other = {0};
+    /* a value's hosts all kept (12), then another: the value is
+     * saturated, which seeing it again in that second may undo once the
+     * oldest ages out (300 ms past the whole seconds) */
+    for (uint32_t h = 1; h <= CF_PREVALENCE_HOSTS; h++)
+        see_both(&p, &other, 1, h, 0, 0, s0);
+    see_both(&p, &hint[1], 1, 13, 0, 0, s0 + 10000 + 100);
+    see_both(&p, &hint[1], 1, 13, 0, 0, s0 + 10000 + 500);
+    assert_same_tables(&p, 1, s0, s0 + 20000);
+    /* a host's sighting replaced when aged out, then that host again in
+     * its own second (out of order) */
+    for (uint32_t h = 1; h <= CF_PREVALENCE_HOSTS; h++)
+        see_both(&p, h == 1 ? &hint[2] : &other, 2, h, 0, 0, s0 + 50);
+    see_both(&p, &other, 2, 13, 0, 0, s0 + 30000);
+    see_both(&p, &hint[2], 2, 1, 0, 0, s0 + 150);
+    assert_same_tables(&p, 2, s0, s0 + 40000);
+    /* random sightings: repeats (as of one host's process), many hosts,
+     * times out of order and past the horizon, values evicted */
+    uint64_t x = 0x2545F4914F6CDD1Dull;
+    int64_t t = s0 + 100000;
+    uint32_t last[KEYS + 1][3] = {{0}};
+    for (int i = 0; i < 60000; i++) {
+        switch (xorshift(&x) % 16) {
+        case 0: t -= xorshift(&x) % 3000; break;
+        case 1: t += horizon + xorshift(&x) % 5000; break;
+        default: t += xorshift(&x) % 300;
+        }
+        uint32_t k = 1 + xorshift(&x) % (i % 7 == 0 ? KEYS : 12);
+        if (xorshift(&x) % 4 == 0) {
+            last[k][0] = xorshift(&x) % (HOSTS + 1);
+            last[k][1] = xorshift(&x) % 6;
+            last[k][2] = xorshift(&x) % 12;
+        }
+        uint32_t host = last[k][0];
+        see_both(&p, &hint[k], k, host, last[k][1], last[k][2], t);
+        cf_prevalence_see_host(p.plain, host, t);
+        cf_prevalence_see_host_hinted(p.hinted, &estate[host], host, t);
+        if (i % 1000 == 0) assert_same_tables(&p, KEYS, t - 12000, t + 1000);
+    }
+    assert_true(cf_prevalence_evicted(p.plain) > 0);
+    cf_prevalence_destroy(p.plain);
+    cf_prevalence_destroy(p.hinted);
+}
+
 /* A host's organisation, learned from its full name, is forgotten with
  * the host (entity_ttl).  Sighting keeps its last answer for the host
  * it saw last: the sweep that drops the host must drop that too (under
@@ -1275,6 +1375,7 @@ int main(void) {
         cmocka_unit_test(test_shuffle_within_lateness),
         cmocka_unit_test(test_severity_order),
         cmocka_unit_test(test_prevalence),
+        cmocka_unit_test(test_prevalence_hints),
         cmocka_unit_test(test_sight_follows_domains),
         cmocka_unit_test(test_organisations),
         cmocka_unit_test(test_host_org_forgotten),
