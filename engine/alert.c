@@ -457,24 +457,6 @@ void cf_entity_shapes_destroy(struct cf_entity_shapes *s) {
     cf_free(s);
 }
 
-/* memcmp for names (a few dozen bytes), inline: words, then bytes. */
-static inline bool same_name(const char *a, const char *b, size_t n) {
-    if (n < 8) {
-        for (size_t i = 0; i < n; i++)
-            if (a[i] != b[i]) return false;
-        return true;
-    }
-    uint64_t x, y;
-    for (size_t i = 0; i + 8 < n; i += 8) {
-        memcpy(&x, a + i, 8);
-        memcpy(&y, b + i, 8);
-        if (x != y) return false;
-    }
-    memcpy(&x, a + n - 8, 8);
-    memcpy(&y, b + n - 8, 8);
-    return x == y;
-}
-
 static bool shape_add_check(struct shape *sh, uint32_t field, const char *name,
                             size_t len) {
     if (sh->n_checks && sh->check[sh->n_checks - 1].field == field)
@@ -575,7 +557,7 @@ static bool shape_replay(const struct shape *sh, const struct cf_event *ev,
     for (uint32_t c = 0; c < sh->n_checks; c++) {
         const struct shape_check *x = &sh->check[c];
         const struct cf_event_field *f = &fields[x->field];
-        if (f->name_len != x->len || !same_name(f->name, x->name, x->len))
+        if (f->name_len != x->len || !cf_same_bytes(f->name, x->name, x->len))
             return false;
     }
     *at = sh->base;
@@ -638,10 +620,10 @@ void cf_entity_locate_memo(const struct cf_entity_map *map,
         cf_entity_locate(map, ev, kinds, at);
 }
 
-const char *cf_entity_text(const struct cf_event *ev,
-                           const struct cf_entity_at *at,
-                           enum cf_entity_kind kind,
-                           char buf[CF_ENTITY_TEXT_MAX], size_t *len) {
+const char *cf_entity_text_of(const struct cf_event *ev,
+                              const struct cf_entity_at *at,
+                              enum cf_entity_kind kind,
+                              char buf[CF_ENTITY_TEXT_MAX], size_t *len) {
     const char *dom, *val;
     size_t dl, vl, n = 0;
     *len = 0;

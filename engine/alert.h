@@ -15,6 +15,7 @@
 #define CF_ALERT_H
 
 #include <jansson.h>
+#include <string.h>
 
 #include "buf.h"
 #include "common.h"
@@ -128,10 +129,43 @@ cf_err_t cf_entity_map_also(struct cf_entity_map *map, const char *const *names,
  * domain field beside it); *len 0 when there is none.  Without
  * allocating or copying: fusion reads every event's entities this way. */
 #define CF_ENTITY_TEXT_MAX 256
-const char *cf_entity_text(const struct cf_event *ev,
-                           const struct cf_entity_at *at,
-                           enum cf_entity_kind kind,
-                           char buf[CF_ENTITY_TEXT_MAX], size_t *len);
+const char *cf_entity_text_of(const struct cf_event *ev,
+                              const struct cf_entity_at *at,
+                              enum cf_entity_kind kind,
+                              char buf[CF_ENTITY_TEXT_MAX], size_t *len);
+/* Inline for what most entities are, a field's value as it is; the rest
+ * (composed, file hashes) is cf_entity_text_of's. */
+static inline const char *cf_entity_text(const struct cf_event *ev,
+                                         const struct cf_entity_at *at,
+                                         enum cf_entity_kind kind,
+                                         char buf[CF_ENTITY_TEXT_MAX],
+                                         size_t *len) {
+    int i = at->field[kind];
+    if (i < 0) {
+        *len = 0;
+        return "";
+    }
+    if (at->dom[kind] >= 0 || kind == CF_ENTITY_FILE_HASH)
+        return cf_entity_text_of(ev, at, kind, buf, len);
+    size_t vl = ev->fields[i].value_len;
+    *len = vl < CF_ENTITY_TEXT_MAX - 1 ? vl : CF_ENTITY_TEXT_MAX - 1;
+    return ev->fields[i].value;
+}
+
+/* memcmp(a, b, n) == 0, inline for 8 to 16 bytes (most names and
+ * entity texts: two overlapping words, no loop), memcmp else. */
+static inline bool cf_same_bytes(const void *a, const void *b, size_t n) {
+    const char *x = a, *y = b;
+    if (n >= 8 && n <= 16) {
+        uint64_t u0, v0, u1, v1;
+        memcpy(&u0, x, 8);
+        memcpy(&v0, y, 8);
+        memcpy(&u1, x + n - 8, 8);
+        memcpy(&v1, y + n - 8, 8);
+        return ((u0 ^ v0) | (u1 ^ v1)) == 0;
+    }
+    return memcmp(a, b, n) == 0;
+}
 
 struct cf_alert {
     char id[33];             /* 128-bit hex; same rule + same event = same id */

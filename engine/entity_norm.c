@@ -497,11 +497,14 @@ static uint64_t learn_mark(const struct cf_domains *d) {
 /* teach(), unless the same call taught nothing and nothing changed
  * since (struct learned).  text[LT_*] (NUL-terminated but for the
  * domain, len[] bytes long; NULL and LEARNED_NONE: none) as teach()
- * takes them. */
-static void learn_domain(struct cf_domains *d, const char *const *text,
-                         const size_t *len) {
+ * takes them.  Unless `checked`, the texts were read without looking
+ * for NULs in them (event_value): then only a remembered call is
+ * recognised, and false says that the call must be made again with
+ * checked texts. */
+static bool learn_domain(struct cf_domains *d, const char *const *text,
+                         const size_t *len, bool checked) {
     bool keep = true;
-    if (!d || !d->learn) return;
+    if (!d || !d->learn) return true;
     for (int i = 0; i < LT_COUNT; i++)
         keep = keep && (len[i] == LEARNED_NONE || len[i] < LEARNED_TEXT);
     uint64_t mark = learn_mark(d);
@@ -511,12 +514,14 @@ static void learn_domain(struct cf_domains *d, const char *const *text,
         for (int i = 0; same && i < LT_COUNT; i++)
             same = l->len[i] == len[i] &&
                    (len[i] == LEARNED_NONE ||
-                    memcmp(l->text[i], text[i], len[i]) == 0);
-        if (same) return;
+                    cf_same_bytes(l->text[i], text[i], len[i]));
+        /* remembered texts have no NUL: nor have these, then */
+        if (same) return true;
     }
+    if (!checked) return false;
     teach(d, text[LT_DOMAIN], len[LT_DOMAIN], text[LT_USER], text[LT_SID],
           text[LT_HOST]);
-    if (!keep || learn_mark(d) != mark) return;
+    if (!keep || learn_mark(d) != mark) return true;
     struct learned *l = &d->learned[d->next_learned];
     d->next_learned = (d->next_learned + 1) % LEARNED_WAYS;
     l->used = true;
@@ -525,32 +530,37 @@ static void learn_domain(struct cf_domains *d, const char *const *text,
         l->len[i] = (uint16_t)len[i];
         if (len[i] != LEARNED_NONE) memcpy(l->text[i], text[i], len[i]);
     }
+    return true;
 }
 
 /* An account "DOMAIN\user" (`len` bytes, NUL-terminated) on `host`
- * (host_len bytes; NULL, LEARNED_NONE: none). */
-static void learn_from_account(struct cf_domains *d, const char *account,
-                               size_t len, const char *host, size_t host_len) {
+ * (host_len bytes; NULL, LEARNED_NONE: none); `checked` and the result
+ * as learn_domain's. */
+static bool learn_from_account(struct cf_domains *d, const char *account,
+                               size_t len, const char *host, size_t host_len,
+                               bool checked) {
     const char *slash = account ? strrchr(account, '\\') : NULL;
-    if (!d || !d->learn || !slash || slash == account) return;
+    if (!d || !d->learn || !slash || slash == account) return true;
     const char *text[LT_COUNT] = {account, slash + 1, NULL, host};
     size_t lens[LT_COUNT] = {(size_t)(slash - account),
                              len - (size_t)(slash + 1 - account), LEARNED_NONE,
                              host_len};
-    learn_domain(d, text, lens);
+    return learn_domain(d, text, lens, checked);
 }
 
 /* The value of the first of the fields `which` (ending with LF_COUNT)
  * whose first occurrence is a usable text, else NULL; *len its length
- * (LEARNED_NONE for NULL). */
+ * (LEARNED_NONE for NULL).  A text with a NUL in it is not usable; unless
+ * `checked`, that is not looked at (learn_domain's `checked`). */
 static const char *event_value(const struct cf_event *ev, const int *first,
-                               const enum learn_field *which, size_t *len) {
+                               const enum learn_field *which, size_t *len,
+                               bool checked) {
     for (; *which != LF_COUNT; which++) {
         int i = first[*which];
         if (i < 0) continue;
         const struct cf_event_field *f = &ev->fields[i];
         if (f->type == CF_VALUE_STRING && f->value_len &&
-            strlen(f->value) == f->value_len) {
+            (!checked || strlen(f->value) == f->value_len)) {
             *len = f->value_len;
             return f->value;
         }
@@ -572,8 +582,10 @@ void cf_domains_learn_event(struct cf_domains *d, const struct cf_event *ev) {
     cf_domains_learn_found(d, ev, first);
 }
 
-void cf_domains_learn_found(struct cf_domains *d, const struct cf_event *ev,
-                            const int *first) {
+/* What cf_domains_learn_found teaches; false when a call unchecked
+ * (learn_domain) must be made checked. */
+static bool learn_found(struct cf_domains *d, const struct cf_event *ev,
+                        const int *first, bool checked) {
     static const enum learn_field hosts[] = {
         LF_HOSTNAME, LF_COMPUTER, LF_COMPUTER_NAME, LF_HOST_NAME, LF_COUNT};
     /* per side: domain, user, SID */
@@ -585,28 +597,39 @@ void cf_domains_learn_found(struct cf_domains *d, const struct cf_event *ev,
          {LF_TARGET_USER, LF_COUNT},
          {LF_TARGET_USER_SID, LF_TARGET_SID, LF_COUNT}}};
     static const enum learn_field users[] = {LF_USER, LF_COUNT};
-    if (!d || !d->learn || !ev) return;
     const char *text[LT_COUNT];
     size_t len[LT_COUNT];
-    text[LT_HOST] = event_value(ev, first, hosts, &len[LT_HOST]);
+    text[LT_HOST] = event_value(ev, first, hosts, &len[LT_HOST], checked);
     for (size_t s = 0; s < CF_ARRAY_LEN(sides); s++) {
-        text[LT_DOMAIN] = event_value(ev, first, sides[s][0], &len[LT_DOMAIN]);
+        text[LT_DOMAIN] =
+            event_value(ev, first, sides[s][0], &len[LT_DOMAIN], checked);
         if (!text[LT_DOMAIN]) continue;
-        text[LT_USER] = event_value(ev, first, sides[s][1], &len[LT_USER]);
-        text[LT_SID] = event_value(ev, first, sides[s][2], &len[LT_SID]);
-        learn_domain(d, text, len);
+        text[LT_USER] =
+            event_value(ev, first, sides[s][1], &len[LT_USER], checked);
+        text[LT_SID] =
+            event_value(ev, first, sides[s][2], &len[LT_SID], checked);
+        if (!learn_domain(d, text, len, checked)) return false;
     }
     size_t alen;
-    const char *account = event_value(ev, first, users, &alen);
-    if (account)
-        learn_from_account(d, account, alen, text[LT_HOST], len[LT_HOST]);
+    const char *account = event_value(ev, first, users, &alen, checked);
+    return !account || learn_from_account(d, account, alen, text[LT_HOST],
+                                          len[LT_HOST], checked);
+}
+
+/* Most events repeat a remembered call: their texts are first read
+ * without the search for NULs (a strlen of each), which a remembered
+ * text makes needless; only an event that teaches is read again. */
+void cf_domains_learn_found(struct cf_domains *d, const struct cf_event *ev,
+                            const int *first) {
+    if (!d || !d->learn || !ev) return;
+    if (!learn_found(d, ev, first, false)) learn_found(d, ev, first, true);
 }
 
 void cf_domains_learn_account(struct cf_domains *d, const char *account,
                               const char *host) {
     if (account)
         learn_from_account(d, account, strlen(account), host,
-                           host ? strlen(host) : LEARNED_NONE);
+                           host ? strlen(host) : LEARNED_NONE, true);
 }
 
 const char *cf_domains_resolve(const struct cf_domains *d, const char *netbios,

@@ -289,10 +289,36 @@ static void test_configured_values_match(void **state) {
     assert_false(cf_entity_matches(f->dom, CF_ENTITY_HOST, "mkt01", "mkt02"));
 }
 
+/* A text with a NUL in it teaches nothing, and a host name with one
+ * gives way to the next host field, though events are first read
+ * without looking for NULs (only remembered texts, which have none,
+ * are recognised that way): each event twice, so the second meets the
+ * memo. */
+static void test_nul_texts(void **state) {
+    struct fixture *f = *state;
+    static const char *const events[] = {
+        "{\"Hostname\":\"MKT01.pandalab.com\",\"Channel\":\"Security\","
+        "\"EventID\":4672,\"SubjectUserSid\":\"S-1-5-18\","
+        "\"SubjectUserName\":\"MKT01$\","
+        "\"SubjectDomainName\":\"PAND\\u0000ALAB\"}",
+        machine_4672,
+        "{\"Hostname\":\"WS02.corp\\u0000.com\",\"Computer\":"
+        "\"WS02.corp.com\",\"Channel\":\"Security\",\"EventID\":4672,"
+        "\"SubjectUserName\":\"WS02$\",\"SubjectDomainName\":\"CORP\"}"};
+    static const int learned[] = {0, 1, 2};
+    for (size_t e = 0; e < CF_ARRAY_LEN(events); e++) {
+        learn(f, events[e]);
+        learn(f, events[e]);
+        assert_int_equal(stat(f, "domains_learned"), learned[e]);
+    }
+    assert_string_equal(key(f, "CORP\\ana", NULL), "ana@corp.com");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_forms_fold, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sid_pairs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nul_texts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_estates_one_netbios_name,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_machine_local_builtin, setup,
