@@ -644,6 +644,88 @@ const char *cf_entity_text_of(const struct cf_event *ev,
     return buf;
 }
 
+/* A string as jansson writes it: '"', '\\' and control characters
+ * escaped, the short forms where JSON has them, else \\u00XX with
+ * capital hex digits; everything else (UTF-8 included) as it is. */
+static void compact_string(struct cf_buf *b, const char *s, size_t n) {
+    static const char hex[] = "0123456789ABCDEF";
+    static const char short_form[0x20] = {
+        ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
+    size_t run = 0;
+    cf_buf_putc(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        cf_buf_append(b, s + run, i - run);
+        run = i + 1;
+        char esc[6] = {'\\', (char)c, '0', '0', hex[c >> 4], hex[c & 15]};
+        if (c < 0x20 && short_form[c]) esc[1] = short_form[c];
+        bool u = c < 0x20 && !short_form[c];
+        if (u) esc[1] = 'u';
+        cf_buf_append(b, esc, u ? 6 : 2);
+    }
+    cf_buf_append(b, s + run, n - run);
+    cf_buf_putc(b, '"');
+}
+
+/* An integer in decimal, as "%lld" prints it. */
+static void compact_integer(struct cf_buf *b, json_int_t v) {
+    char digits[24];
+    size_t n = sizeof digits;
+    /* negated as unsigned: INT64_MIN has no positive counterpart */
+    unsigned long long u =
+        v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        digits[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) digits[--n] = '-';
+    cf_buf_append(b, digits + n, sizeof digits - n);
+}
+
+static bool compact_value(struct cf_buf *b, const json_t *v) {
+    const char *key;
+    json_t *item;
+    size_t i;
+    bool ok = true, first = true;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        cf_buf_putc(b, '{');
+        json_object_foreach((json_t *)v, key, item) {
+            if (!first) cf_buf_putc(b, ',');
+            first = false;
+            compact_string(b, key, strlen(key));
+            cf_buf_putc(b, ':');
+            ok = ok && compact_value(b, item);
+        }
+        cf_buf_putc(b, '}');
+        return ok;
+    case JSON_ARRAY:
+        cf_buf_putc(b, '[');
+        json_array_foreach(v, i, item) {
+            if (i) cf_buf_putc(b, ',');
+            ok = ok && compact_value(b, item);
+        }
+        cf_buf_putc(b, ']');
+        return ok;
+    case JSON_STRING:
+        compact_string(b, json_string_value(v), json_string_length(v));
+        return true;
+    case JSON_INTEGER: compact_integer(b, json_integer_value(v)); return true;
+    case JSON_TRUE: cf_buf_puts(b, "true"); return true;
+    case JSON_FALSE: cf_buf_puts(b, "false"); return true;
+    case JSON_NULL: cf_buf_puts(b, "null"); return true;
+    default: return false; /* a real: jansson's own format */
+    }
+}
+
+bool cf_json_write_compact(struct cf_buf *b, const json_t *v) {
+    size_t start = b->len;
+    if (!v || compact_value(b, v)) return v != NULL;
+    cf_buf_truncate(b, start);
+    return false;
+}
+
 void cf_entities_clear(struct cf_entities *ents) {
     for (int k = 0; k < CF_ENTITY_COUNT; k++) {
         cf_free(ents->value[k]);
@@ -839,7 +921,8 @@ cf_err_t cf_alert_write(const struct cf_alert *alert, struct cf_buf *out) {
     cf_buf_printf(out, ",\"offset\":%lld}", (long long)alert->pos.offset);
     if (alert->is_correlation && alert->extra) {
         cf_buf_puts(out, ",\"correlation\":");
-        cf_buf_json(out, alert->extra, JSON_COMPACT);
+        if (!cf_json_write_compact(out, alert->extra))
+            cf_buf_json(out, alert->extra, JSON_COMPACT);
     }
     if (alert->event_json) {
         cf_buf_puts(out, ",\"event\":");

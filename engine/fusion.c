@@ -621,7 +621,8 @@ static void emit_incident(struct cf_fusion *fu, struct cf_incident *inc,
     inc->dirty = false;
     json_t *rec = cf_incident_to_json(inc, status, merged_into);
     cf_buf_reset(&fu->rec);
-    if (rec) cf_buf_json(&fu->rec, rec, JSON_COMPACT);
+    if (rec && !cf_json_write_compact(&fu->rec, rec))
+        cf_buf_json(&fu->rec, rec, JSON_COMPACT);
     if (!rec || fu->rec.failed) {
         json_decref(rec);
         fu->incident_unwritten++;
