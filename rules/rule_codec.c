@@ -69,6 +69,56 @@ static void put_strv(struct cf_buf *b, char *const *v, size_t n) {
 
 /* ---- reading ----------------------------------------------------------- */
 
+#define PACK_ALIGN _Alignof(max_align_t)
+/* A block's first word links it to the next; its data starts here. */
+#define PACK_HEAD ((sizeof(void *) + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN)
+#define PACK_BLOCK ((size_t)256 << 10)
+
+void cf_codec_pack_free(struct cf_codec_pack *pk) {
+    for (void *blk = pk->blocks; blk;) {
+        void *next = *(void **)blk;
+        cf_free(blk);
+        blk = next;
+    }
+    memset(pk, 0, sizeof *pk);
+}
+
+/* n bytes from the pack, aligned for anything when `align`; NULL
+ * (rd->nomem) when out of memory.  What is left of a block too small for
+ * n stays unused. */
+static void *pack_alloc(struct cf_codec_rd *rd, size_t n, bool align) {
+    struct cf_codec_pack *pk = rd->pack;
+    uintptr_t at = (uintptr_t)pk->at;
+    if (align) at = (at + PACK_ALIGN - 1) & ~(uintptr_t)(PACK_ALIGN - 1);
+    if (!pk->at || at > (uintptr_t)pk->end || n > (uintptr_t)pk->end - at) {
+        size_t want = n > PACK_BLOCK ? n : PACK_BLOCK;
+        if (want > SIZE_MAX - PACK_HEAD) {
+            rd->nomem = true;
+            return NULL;
+        }
+        unsigned char *blk = cf_malloc(PACK_HEAD + want);
+        if (!blk) {
+            rd->nomem = true;
+            return NULL;
+        }
+        *(void **)(void *)blk = pk->blocks;
+        pk->blocks = blk;
+        pk->end = blk + PACK_HEAD + want;
+        at = (uintptr_t)(blk + PACK_HEAD);
+    }
+    pk->at = (unsigned char *)(at + n);
+    return (void *)at;
+}
+
+/* n bytes for what is being decoded: from the pack while rd->pack is
+ * set, else an allocation of their own (cf_free). */
+static void *rd_alloc(struct cf_codec_rd *rd, size_t n, bool align) {
+    if (rd->pack) return pack_alloc(rd, n, align);
+    void *p = cf_malloc(n ? n : 1);
+    if (!p) rd->nomem = true;
+    return p;
+}
+
 static bool ok(const struct cf_codec_rd *rd) {
     return !rd->bad && !rd->nomem;
 }
@@ -141,8 +191,12 @@ char *cf_codec_get_str(struct cf_codec_rd *rd) {
     size_t n;
     const char *s = cf_codec_view_str(rd, &n);
     if (!s) return NULL;
-    char *copy = cf_strndup(s, n);
-    if (!copy) rd->nomem = true;
+    /* Unlike strndup, keeps bytes past a NUL: an encoded string has none
+     * (put_str wrote strlen bytes). */
+    char *copy = rd_alloc(rd, n + 1, false);
+    if (!copy) return NULL;
+    memcpy(copy, s, n);
+    copy[n] = '\0';
     return copy;
 }
 
@@ -160,7 +214,12 @@ static bool get_array(struct cf_codec_rd *rd, void **arr, size_t *n,
         rd->bad = true;
         return false;
     }
-    if (!(*arr = cf_calloc(c ? (size_t)c : 1, size))) {
+    if (rd->pack) {
+        /* c is bounded by the bytes left, size is a struct's */
+        if (!(*arr = pack_alloc(rd, (c ? (size_t)c : 1) * size, true)))
+            return false;
+        memset(*arr, 0, (c ? (size_t)c : 1) * size);
+    } else if (!(*arr = cf_calloc(c ? (size_t)c : 1, size))) {
         rd->nomem = true;
         return false;
     }
@@ -248,11 +307,8 @@ static unsigned char *get_bytes(struct cf_codec_rd *rd, size_t len) {
         rd->bad = true;
         return NULL;
     }
-    unsigned char *s = cf_malloc(len + 1);
-    if (!s) {
-        rd->nomem = true;
-        return NULL;
-    }
+    unsigned char *s = rd_alloc(rd, len + 1, false);
+    if (!s) return NULL;
     memcpy(s, rd->p, len);
     s[len] = 0;
     rd->p += len;
@@ -272,7 +328,8 @@ static void get_pattern(struct cf_codec_rd *rd, struct cf_sigma_pattern *p) {
         uint64_t n = cf_codec_get_u64(rd);
         size_t at = 0;
         if (n > p->len) rd->bad = true;
-        if (ok(rd) && !(p->wild = cf_calloc(p->len + 1, 1))) rd->nomem = true;
+        if (ok(rd) && (p->wild = rd_alloc(rd, p->len + 1, false)))
+            memset(p->wild, 0, p->len + 1);
         for (uint64_t i = 0; i < n && ok(rd); i++) {
             uint64_t step = cf_codec_get_u64(rd);
             unsigned c = get_u8(rd);
@@ -339,11 +396,18 @@ static void put_searches(struct cf_buf *b, const struct cf_sigma_search *ss,
     }
 }
 
-static void get_searches(struct cf_codec_rd *rd, struct cf_sigma_search **ss,
-                         size_t *n) {
-    if (!get_array(rd, (void **)ss, n, sizeof **ss)) return;
-    for (size_t i = 0; i < *n && ok(rd); i++) {
-        struct cf_sigma_search *s = &(*ss)[i];
+/* The searches array as a parsed rule's (a filter grows it), their
+ * contents packed. */
+static void get_searches(struct cf_codec_rd *rd, struct cf_sigma_rule *r) {
+    struct cf_codec_pack *pack = rd->pack;
+    rd->pack = NULL;
+    bool got = get_array(rd, (void **)&r->searches, &r->n_searches,
+                         sizeof *r->searches);
+    rd->pack = pack;
+    if (!got) return;
+    r->n_packed = r->n_searches;
+    for (size_t i = 0; i < r->n_searches && ok(rd); i++) {
+        struct cf_sigma_search *s = &r->searches[i];
         s->name = cf_codec_get_str(rd);
         if (!get_array(rd, (void **)&s->alts, &s->n_alts, sizeof *s->alts))
             return;
@@ -411,12 +475,15 @@ void cf_codec_put_rule(struct cf_buf *b, const struct cf_sigma_rule *r) {
     put_u8(b, r->generated);
 }
 
-struct cf_sigma_rule *cf_codec_get_rule(struct cf_codec_rd *rd) {
+struct cf_sigma_rule *cf_codec_get_rule(struct cf_codec_rd *rd,
+                                        struct cf_codec_pack *pack) {
     struct cf_sigma_rule *r = cf_calloc(1, sizeof *r);
     if (!r) {
         rd->nomem = true;
         return NULL;
     }
+    r->packed = pack != NULL;
+    rd->pack = pack;
     r->id = cf_codec_get_str(rd);
     r->name = cf_codec_get_str(rd);
     r->title = cf_codec_get_str(rd);
@@ -430,7 +497,8 @@ struct cf_sigma_rule *cf_codec_get_rule(struct cf_codec_rd *rd) {
         r->product = cf_codec_get_str(rd);
         r->category = cf_codec_get_str(rd);
         r->service = cf_codec_get_str(rd);
-        get_searches(rd, &r->searches, &r->n_searches);
+        get_searches(rd, r);
+        rd->pack = NULL; /* the condition tree: see sigma.h */
         if (get_u8(rd) && ok(rd)) {
             if ((r->condition = cf_calloc(1, sizeof *r->condition)))
                 get_cond(rd, r->condition, 0);
@@ -443,6 +511,7 @@ struct cf_sigma_rule *cf_codec_get_rule(struct cf_codec_rd *rd) {
         r->correlated = get_u8(rd) != 0;
         r->generated = get_u8(rd) != 0;
     }
+    rd->pack = NULL;
     if (!ok(rd)) {
         cf_sigma_rule_destroy(r);
         return NULL;

@@ -21,10 +21,24 @@
 
 /* A cursor over encoded bytes.  `bad`: the bytes do not decode; `nomem`:
  * an allocation failed.  Either makes every later read fail. */
+struct cf_codec_pack;
 struct cf_codec_rd {
     const unsigned char *p, *end;
     bool bad, nomem;
+    /* Set by cf_codec_get_rule while it decodes the parts of a rule that
+     * go into packed blocks (below); NULL otherwise. */
+    struct cf_codec_pack *pack;
 };
+
+/* Blocks that decoded rules keep their strings and arrays in (sigma.h,
+ * `packed`), filled one after the other: the pages a start touches are
+ * the bytes the rules take.  Owned by the rulebook; zero-initialise,
+ * free with cf_codec_pack_free() once its rules are destroyed. */
+struct cf_codec_pack {
+    void *blocks; /* chained through their first word, newest first */
+    unsigned char *at, *end; /* what is left of the newest */
+};
+void cf_codec_pack_free(struct cf_codec_pack *pk);
 
 void cf_codec_put_u32(struct cf_buf *b, uint32_t v);
 void cf_codec_put_u64(struct cf_buf *b, uint64_t v);
@@ -40,8 +54,11 @@ char *cf_codec_get_str(struct cf_codec_rd *rd);
 const char *cf_codec_view_str(struct cf_codec_rd *rd, size_t *len);
 
 void cf_codec_put_rule(struct cf_buf *b, const struct cf_sigma_rule *r);
-/* NULL when it does not decode (rd->bad) or memory ran out (rd->nomem). */
-struct cf_sigma_rule *cf_codec_get_rule(struct cf_codec_rd *rd);
+/* NULL when it does not decode (rd->bad) or memory ran out (rd->nomem).
+ * With `pack`, the rule is packed into its blocks (which it must not
+ * outlive); NULL: every part is allocated on its own. */
+struct cf_sigma_rule *cf_codec_get_rule(struct cf_codec_rd *rd,
+                                        struct cf_codec_pack *pack);
 
 void cf_codec_put_correlation(struct cf_buf *b,
                               const struct cf_sigma_correlation *c);

@@ -65,7 +65,8 @@ struct book {
     struct seen_slot *seen;
     size_t n_seen, cap_seen; /* cap_seen: 0 or a power of two */
     char twice[600]; /* the first file reached twice; load() reports it */
-    struct cf_rbcache *cache; /* during load(): parsed files, or NULL */
+    struct cf_rbcache *cache;  /* during load(): parsed files, or NULL */
+    struct cf_codec_pack pack; /* rules read from the cache lie in it */
     /* An allocation failed: load() and finish() then fail as a whole,
      * rather than leave a rule out, or unfiltered, with a "rejection"
      * that is no fault of the rule. */
@@ -115,6 +116,7 @@ void cf_rulebook_destroy(struct cf_rulebook *rb) {
     for (size_t i = 0; i < b->n_filters; i++) clear_filter(&b->filters[i]);
     cf_free(b->filters);
     cf_free(b->seen);
+    cf_codec_pack_free(&b->pack); /* after the rules that lie in it */
     cf_free(b);
 }
 
@@ -579,13 +581,13 @@ static bool replay_outcome(struct book *b, const void *blob, size_t len,
                            json_t *placeholders) {
     struct cf_rulebook *rb = &b->rb;
     struct cf_codec_rd rd = {blob, (const unsigned char *)blob + len, false,
-                             false};
+                             false, NULL};
     struct mark m = mark_of(b);
     uint64_t docs = cf_codec_get_u64(&rd);
     uint64_t n = cf_codec_get_u64(&rd);
     if (n > len) rd.bad = true;
     for (uint64_t i = 0; i < n && !rd.bad && !rd.nomem; i++) {
-        struct cf_sigma_rule *r = cf_codec_get_rule(&rd);
+        struct cf_sigma_rule *r = cf_codec_get_rule(&rd, &b->pack);
         if (r && grow((void **)&rb->rules, rb->n_rules, sizeof(*rb->rules))) {
             cf_sigma_rule_destroy(r);
             rd.nomem = true;

@@ -53,9 +53,11 @@ cf_err_t cf_sigma_sha256_hex(const void *data, size_t len, char hex[65]) {
     return CF_OK;
 }
 
-void cf_sigma_searches_free(struct cf_sigma_search *searches, size_t n) {
+/* Frees searches[from..n) and the array. */
+static void free_searches_from(struct cf_sigma_search *searches, size_t from,
+                               size_t n) {
     if (!searches) return;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = from; i < n; i++) {
         struct cf_sigma_search *s = &searches[i];
         for (size_t j = 0; j < s->n_alts; j++) {
             for (size_t k = 0; k < s->alts[j].n_conds; k++)
@@ -66,6 +68,10 @@ void cf_sigma_searches_free(struct cf_sigma_search *searches, size_t n) {
         cf_free(s->name);
     }
     cf_free(searches);
+}
+
+void cf_sigma_searches_free(struct cf_sigma_search *searches, size_t n) {
+    free_searches_from(searches, 0, n);
 }
 
 /* One selection map to a conjunction. */
@@ -403,6 +409,13 @@ static void free_strv(char **v, size_t n) {
 
 void cf_sigma_rule_destroy(struct cf_sigma_rule *r) {
     if (!r) return;
+    if (r->packed) {
+        /* The rest lies in the rulebook's blocks (sigma.h). */
+        free_searches_from(r->searches, r->n_packed, r->n_searches);
+        cf_sigma_cond_destroy(r->condition);
+        cf_free(r);
+        return;
+    }
     cf_free(r->id);
     cf_free(r->name);
     cf_free(r->title);
