@@ -724,6 +724,35 @@ static int add_expr(struct builder *b, uint32_t db, const char *text,
     return 0;
 }
 
+/* Sizes the expression table and arrays for the patterns the rules
+ * hold (an expression per pattern and event name, fewer once shared), so
+ * they are allocated once instead of grown and rehashed through six
+ * sizes (SigmaHQ: 49,000 uses of 34,600 expressions).  Only a guess:
+ * add_expr still grows them past it. */
+static int reserve_exprs(struct builder *b) {
+    size_t n = 0;
+    for (size_t i = 0; i < b->rs->n_rules; i++) {
+        const struct cf_sigma_rule *r = b->rs->rules[i].rule;
+        for (size_t s = 0; s < r->n_searches; s++)
+            for (size_t c = 0; c < r->searches[s].n_alts; c++) {
+                const struct cf_sigma_conjunction *cj = &r->searches[s].alts[c];
+                for (size_t k = 0; k < cj->n_conds; k++)
+                    for (size_t v = 0; v < cj->conds[k].n_values; v++)
+                        n += cj->conds[k].values[v].n_alts;
+            }
+    }
+    size_t cap = 4096;
+    while (cap < 2 * (n + 1)) cap *= 2;
+    if (!(b->expr_slots = cf_calloc(cap, sizeof *b->expr_slots))) return -1;
+    b->expr_slot_cap = cap;
+    if (!(b->exprs = grow(b->exprs, &b->cap_exprs, n + 1, sizeof *b->exprs,
+                          &b->oom)) ||
+        !(b->uses = grow(b->uses, &b->cap_uses, n + n / 4 + 1, sizeof *b->uses,
+                         &b->oom)))
+        return -1;
+    return 0;
+}
+
 static int add_direct(struct cvalue *v, const struct cf_sigma_pattern *alt) {
     for (size_t i = 0; i < v->n_direct; i++)
         if (v->direct[i].pat == alt) return 0;
@@ -1847,6 +1876,10 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
      * name table, so no event field can be taken for it. */
     if (db_for_name(&b, "(keywords)", &kw_db) ||
         db_for_name(&b, "(keyword literals)", &kw_db)) {
+        out_of_memory = true;
+        goto done;
+    }
+    if (reserve_exprs(&b)) {
         out_of_memory = true;
         goto done;
     }
