@@ -13,12 +13,10 @@
  * reaches them next time, so a lookup is one comparison unless files came
  * or went.
  */
-#define _GNU_SOURCE /* dl_iterate_phdr */
 #include "rulebook_cache.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -115,39 +113,6 @@ static bool racy(const struct fstate *s, int64_t verified_ns) {
 
 /* ---- the key ------------------------------------------------------------ */
 
-struct build_id {
-    const unsigned char *bytes;
-    size_t len;
-};
-
-/* The main program comes first in dl_iterate_phdr's list. */
-static int find_build_id(struct dl_phdr_info *info, size_t size, void *arg) {
-    struct build_id *id = arg;
-    (void)size;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_NOTE) continue;
-        const unsigned char *p =
-            (const unsigned char *)(info->dlpi_addr + ph->p_vaddr);
-        const unsigned char *end = p + ph->p_memsz;
-        while ((size_t)(end - p) >= sizeof(ElfW(Nhdr))) {
-            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)(const void *)p;
-            size_t name = (nh->n_namesz + 3) & ~(size_t)3;
-            size_t desc = (nh->n_descsz + 3) & ~(size_t)3;
-            const unsigned char *n = p + sizeof *nh;
-            if ((size_t)(end - n) < name + desc) break;
-            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
-                memcmp(n, "GNU", 4) == 0) {
-                id->bytes = n + name;
-                id->len = nh->n_descsz;
-                return 1;
-            }
-            p = n + name + desc;
-        }
-    }
-    return 1; /* only the main program */
-}
-
 /* Everything the parse depends on besides the files: the build that
  * parses (its build id; without one, the executable's identity and
  * time), the libraries it parses with (YAML, JSON, PCRE2 for checking
@@ -156,19 +121,12 @@ static int find_build_id(struct dl_phdr_info *info, size_t size, void *arg) {
 static bool make_key(const char *root, const json_t *placeholders,
                      uint8_t key[HASH_LEN]) {
     static const char tag[] = "chainfuse " CF_VERSION " rulebook-cache 1";
-    struct build_id id = {NULL, 0};
-    struct stat exe;
     struct cf_buf b = CF_BUF_INIT;
     char cwd[4096] = "";
 
     cf_buf_append(&b, tag, sizeof tag);
-    dl_iterate_phdr(find_build_id, &id);
-    if (id.bytes) {
-        cf_buf_append(&b, id.bytes, id.len);
-    } else if (stat("/proc/self/exe", &exe) == 0) {
-        struct fstate s = fstate_of(&exe);
-        cf_buf_append(&b, &s, sizeof s);
-    } else {
+    if (!cf_cache_put_build(&b)) {
+        cf_buf_free(&b);
         return false; /* no way to tell builds apart: no cache */
     }
     cf_buf_putc(&b, '\0');

@@ -535,6 +535,23 @@ struct expr_slot {
     uint32_t expr; /* index + 1; 0: empty */
 };
 
+/* What the expression layer of the last compile with the same inputs
+ * came to (plan_key), read back from the cache so that a warm start
+ * skips building, naming and grouping 34,600 expressions (SigmaHQ): each
+ * expression's kind and literal length, the expression of each use in
+ * the order build_cond makes them, the key of the databases, and each
+ * field's parts.  The arrays point into the loaded bytes (unaligned). */
+struct plan {
+    uint8_t hs_key[CF_HS_CACHE_KEY_LEN];
+    uint64_t n_exprs, n_uses, n_items, n_dbs, n_hsdbs, route_words;
+    const unsigned char *kinds;    /* n_exprs u8 */
+    const unsigned char *lit_lens; /* n_exprs u32 */
+    const unsigned char *uses;     /* n_uses u32 */
+    /* per field: u32 n_parts; per part: u32 index, u8 literal, u8
+     * fallback, route_words u64 */
+    const unsigned char *parts, *end;
+};
+
 struct builder {
     struct cf_ruleset *rs;
     struct cf_rulebook *rb;
@@ -571,6 +588,10 @@ struct builder {
     uint32_t *db_ids;
     size_t cap_db_ids;
     bool oom;
+    /* A warm start's compile plan (struct plan), or NULL; plan_bad: the
+     * rules did not come out as it says. */
+    const struct plan *plan;
+    bool plan_bad;
 };
 
 static const char *expr_text(const struct builder *b,
@@ -676,7 +697,7 @@ static int add_expr(struct builder *b, uint32_t db, const char *text,
     uint32_t text_hash = cf_hash_name(text, text_len);
     uint32_t hash = text_hash ^ (flags * 2654435761u) ^ (db * 40503u);
     uint32_t idx = UINT32_MAX;
-    if ((b->n_exprs + 1) * 2 > b->expr_slot_cap) {
+    if ((b->n_exprs + 1) * 4 > b->expr_slot_cap * 3) {
         size_t cap = b->expr_slot_cap ? b->expr_slot_cap * 2 : 4096;
         struct expr_slot *slots = cf_calloc(cap, sizeof *slots);
         if (!slots) return -1;
@@ -743,7 +764,7 @@ static int reserve_exprs(struct builder *b) {
             }
     }
     size_t cap = 4096;
-    while (cap < 2 * (n + 1)) cap *= 2;
+    while (3 * cap < 4 * (n + 1)) cap *= 2;
     if (!(b->expr_slots = cf_calloc(cap, sizeof *b->expr_slots))) return -1;
     b->expr_slot_cap = cap;
     if (!(b->exprs = grow(b->exprs, &b->cap_exprs, n + 1, sizeof *b->exprs,
@@ -832,6 +853,35 @@ static size_t fast_keyword(const struct cf_sigma_field_cond *fc) {
     return fast;
 }
 
+/* The databases of a condition's values: the keywords', or one per
+ * event name the field maps to. */
+static int fill_db_ids(struct builder *b, const struct cf_sigma_field_cond *fc,
+                       const struct ccond *cc, uint32_t *db_ids, size_t *n_db) {
+    if (!fc->field) {
+        db_ids[(*n_db)++] = KEYWORD_DB;
+        return 0;
+    }
+    for (size_t i = 0; i < cc->n_names; i++)
+        if (db_for_name(b, cc->names[i].name, &db_ids[(*n_db)++])) return -1;
+    return 0;
+}
+
+/* A use whose expression the plan names (where add_expr would have
+ * found or made it); one it cannot name marks the plan bad. */
+static int plan_use(struct builder *b, uint32_t item,
+                    const struct cf_sigma_pattern *alt) {
+    uint32_t e = UINT32_MAX;
+    if (b->n_uses < b->plan->n_uses)
+        memcpy(&e, b->plan->uses + 4 * b->n_uses, 4);
+    if (e >= b->plan->n_exprs) {
+        b->plan_bad = true;
+        e = 0;
+    }
+    GROW(b, b->uses, b->n_uses, b->cap_uses);
+    b->uses[b->n_uses++] = (struct expr_use){e, item, alt};
+    return 0;
+}
+
 /* Turns one field condition into items, expressions and direct checks. */
 static int build_cond(struct builder *b, uint32_t rule_index,
                       const struct cf_sigma_field_cond *fc, struct ccond *cc) {
@@ -894,6 +944,17 @@ static int build_cond(struct builder *b, uint32_t rule_index,
                 b->item_value[b->n_items] = cv;
                 cv->item = (uint32_t)b->n_items++;
             }
+            if (b->plan) { /* the same uses, their expressions planned */
+                size_t n_use = 1;
+                if (fc->field || !keyword_literal(p)) {
+                    if (n_db == 0 && fill_db_ids(b, fc, cc, db_ids, &n_db))
+                        return -1;
+                    n_use = n_db;
+                }
+                for (size_t i = 0; i < n_use; i++)
+                    if (plan_use(b, cv->item, p)) return -1;
+                continue;
+            }
             unsigned flags = HS_FLAG_SINGLEMATCH;
             uint32_t lit_len = 0;
             cf_buf_reset(sb);
@@ -937,15 +998,7 @@ static int build_cond(struct builder *b, uint32_t rule_index,
                 if (p->flags & CF_PAT_RE_S) flags |= HS_FLAG_DOTALL;
             }
             if (sb->failed) return -1;
-            if (n_db == 0) {
-                if (!fc->field) {
-                    db_ids[n_db++] = KEYWORD_DB;
-                } else {
-                    for (size_t i = 0; i < cc->n_names; i++)
-                        if (db_for_name(b, cc->names[i].name, &db_ids[n_db++]))
-                            return -1;
-                }
-            }
+            if (n_db == 0 && fill_db_ids(b, fc, cc, db_ids, &n_db)) return -1;
             for (size_t i = 0; i < n_db; i++) {
                 const char *text = sb->data ? sb->data : "";
                 size_t text_len = sb->len;
@@ -1810,6 +1863,152 @@ static int build_tables(struct builder *b) {
     return 0;
 }
 
+/* The key of the compile plan: every input of the expression layer.
+ * The rules are their digests (what the parse, placeholders and filters
+ * made of them) and routes in order; the field mappings and logsources
+ * are the configuration's; the code that turns them into expressions is
+ * the build's (cf_cache_put_build: any other build misses).  False when
+ * there is no key (no build identity, out of memory). */
+static bool plan_key(const struct builder *b, const struct cf_config *cfg,
+                     uint8_t key[CF_HS_CACHE_KEY_LEN]) {
+    static const char tag[] = "chainfuse " CF_VERSION " compile-plan 1";
+    const struct cf_ruleset *rs = b->rs;
+    struct cf_buf in = CF_BUF_INIT;
+    unsigned int len = 0;
+    cf_buf_append(&in, tag, sizeof tag);
+    if (!cf_cache_put_build(&in)) {
+        cf_buf_free(&in);
+        return false;
+    }
+    static const char *const sections[] = {"field_mappings", "logsources"};
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *v = cfg ? cf_config_section(cfg, sections[i]) : NULL;
+        cf_buf_putc(&in, '\0');
+        if (v) cf_buf_json(&in, v, JSON_SORT_KEYS | JSON_COMPACT);
+    }
+    cf_buf_putc(&in, '\0');
+    uint64_t n = rs->n_rules;
+    cf_buf_append(&in, &n, sizeof n);
+    for (size_t i = 0; i < rs->n_rules; i++) {
+        uint32_t routes[2] = {rs->rules[i].route, rs->rules[i].exclude_route};
+        cf_buf_append(&in, rs->rules[i].rule->digest, 65);
+        cf_buf_append(&in, routes, sizeof routes);
+    }
+    bool ok = !in.failed &&
+              EVP_Digest(in.data, in.len, key, &len, EVP_sha256(), NULL) &&
+              len == CF_HS_CACHE_KEY_LEN;
+    cf_buf_free(&in);
+    return ok;
+}
+
+static void put_u32(struct cf_buf *out, uint32_t v) {
+    cf_buf_append(out, &v, sizeof v);
+}
+
+/* The plan of a full compile whose databases are under `hs_key`. */
+static void plan_encode(const struct builder *b,
+                        const uint8_t hs_key[CF_HS_CACHE_KEY_LEN],
+                        struct cf_buf *out) {
+    const struct cf_ruleset *rs = b->rs;
+    uint64_t head[6] = {b->n_exprs, b->n_uses,   b->n_items,
+                        rs->n_dbs,  rs->n_hsdbs, rs->route_words};
+    cf_buf_append(out, hs_key, CF_HS_CACHE_KEY_LEN);
+    cf_buf_append(out, head, sizeof head);
+    for (size_t e = 0; e < b->n_exprs; e++)
+        cf_buf_putc(out, (char)b->exprs[e].kind);
+    for (size_t e = 0; e < b->n_exprs; e++) put_u32(out, b->exprs[e].lit_len);
+    for (size_t u = 0; u < b->n_uses; u++) put_u32(out, b->uses[u].expr);
+    for (size_t d = 0; d < rs->n_dbs; d++) {
+        const struct field_db *f = &rs->dbs[d];
+        put_u32(out, f->n_parts);
+        for (uint32_t i = 0; i < f->n_parts; i++) {
+            put_u32(out, f->parts[i].index);
+            cf_buf_putc(out, (char)f->parts[i].literal);
+            cf_buf_putc(out, (char)f->parts[i].fallback);
+            cf_buf_append(out, f->parts[i].routes,
+                          rs->route_words * sizeof(uint64_t));
+        }
+    }
+}
+
+/* Reads a plan's header and arrays; false when it does not fit. */
+static bool plan_parse(const unsigned char *bytes, size_t len,
+                       struct plan *pl) {
+    const unsigned char *p = bytes, *end = bytes + len, *at;
+    uint64_t head[6];
+    if (!(at = cf_cache_take(&p, end, CF_HS_CACHE_KEY_LEN))) return false;
+    memcpy(pl->hs_key, at, CF_HS_CACHE_KEY_LEN);
+    if (!(at = cf_cache_take(&p, end, sizeof head))) return false;
+    memcpy(head, at, sizeof head);
+    pl->n_exprs = head[0];
+    pl->n_uses = head[1];
+    pl->n_items = head[2];
+    pl->n_dbs = head[3];
+    pl->n_hsdbs = head[4];
+    pl->route_words = head[5];
+    if (pl->n_exprs >= UINT32_MAX || pl->n_uses > len ||
+        pl->n_hsdbs > UINT32_MAX || pl->route_words > len)
+        return false;
+    return (pl->kinds = cf_cache_take(&p, end, pl->n_exprs)) &&
+           (pl->lit_lens = cf_cache_take(&p, end, 4 * pl->n_exprs)) &&
+           (pl->uses = cf_cache_take(&p, end, 4 * pl->n_uses)) &&
+           (pl->parts = p, pl->end = end, true);
+}
+
+static uint32_t get_u32(const unsigned char *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* After build_rule in plan mode: the expressions as the plan has them,
+ * and the fields' parts and distinct databases build_groups made.  -1
+ * out of memory; 1 when the rules did not come out as planned. */
+static int plan_apply(struct builder *b) {
+    struct cf_ruleset *rs = b->rs;
+    const struct plan *pl = b->plan;
+    if (b->plan_bad || b->n_uses != pl->n_uses || b->n_items != pl->n_items ||
+        rs->n_dbs != pl->n_dbs || rs->route_words != pl->route_words)
+        return 1;
+    if (!(b->exprs = grow(b->exprs, &b->cap_exprs, pl->n_exprs + 1,
+                          sizeof *b->exprs, &b->oom)))
+        return -1;
+    b->n_exprs = (size_t)pl->n_exprs;
+    memset(b->exprs, 0, b->n_exprs * sizeof *b->exprs);
+    for (size_t e = 0; e < b->n_exprs; e++) {
+        b->exprs[e].kind = pl->kinds[e];
+        b->exprs[e].lit_len = get_u32(pl->lit_lens + 4 * e);
+    }
+    const unsigned char *p = pl->parts;
+    size_t part_len = 4 + 2 + pl->route_words * sizeof(uint64_t);
+    for (size_t d = 0; d < rs->n_dbs; d++) {
+        if (pl->end - p < 4) return 1;
+        uint32_t n = get_u32(p);
+        p += 4;
+        if (n > (size_t)(pl->end - p) / part_len) return 1;
+        if (n && !(rs->dbs[d].parts = cf_calloc(n, sizeof *rs->dbs[d].parts)))
+            return -1;
+        for (uint32_t i = 0; i < n; i++, p += part_len) {
+            struct db_part *part = &rs->dbs[d].parts[i];
+            if (!(part->routes = cf_calloc(
+                      rs->route_words ? rs->route_words : 1, sizeof(uint64_t))))
+                return -1;
+            rs->dbs[d].n_parts = i + 1;
+            part->index = get_u32(p);
+            part->literal = p[4] != 0;
+            part->fallback = p[5] != 0;
+            memcpy(part->routes, p + 6, rs->route_words * sizeof(uint64_t));
+            if (part->index >= pl->n_hsdbs) return 1;
+        }
+    }
+    if (p != pl->end) return 1;
+    if (!(rs->hsdbs =
+              cf_calloc(pl->n_hsdbs ? pl->n_hsdbs : 1, sizeof *rs->hsdbs)))
+        return -1;
+    rs->n_hsdbs = (size_t)pl->n_hsdbs;
+    return 0;
+}
+
 static void free_builder(struct builder *b) {
     cf_buf_free(&b->texts);
     cf_buf_free(&b->sb);
@@ -1827,18 +2026,28 @@ static void free_builder(struct builder *b) {
     cf_free(b->db_literal);
 }
 
-struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
-                                      const struct cf_config *cfg, char *errstr,
-                                      size_t errstr_size) {
+/* cf_ruleset_compile, with the compile plan when `use_plan` and one is
+ * cached: NULL with *replan set when it turned out not to fit (a damaged
+ * file, or the database file gone), and nothing else was changed; the
+ * caller compiles again without. */
+static struct cf_ruleset *compile(struct cf_rulebook *rb,
+                                  const struct cf_config *cfg, char *errstr,
+                                  size_t errstr_size, bool use_plan,
+                                  bool *replan) {
     struct builder b;
     struct cf_ruleset *rs = NULL;
     double t0 = now_seconds();
-    uint8_t key[CF_HS_CACHE_KEY_LEN];
+    uint8_t key[CF_HS_CACHE_KEY_LEN], pkey[CF_HS_CACHE_KEY_LEN];
     const char *cache_dir = cfg && cfg->cache_dir ? cfg->cache_dir : "";
     uint32_t kw_db = 0;
-    bool ok = false, out_of_memory = false;
+    bool ok = false, out_of_memory = false, have_pkey = false;
+    bool hs_cached = false;
+    unsigned char *plan_bytes = NULL;
+    size_t plan_len = 0;
+    struct plan plan;
 
     memset(&b, 0, sizeof b);
+    memset(&plan, 0, sizeof plan);
     b.rb = rb;
     b.errstr = errstr;
     b.errstr_size = errstr_size;
@@ -1894,7 +2103,25 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
         out_of_memory = true;
         goto done;
     }
-    if (reserve_exprs(&b)) {
+    if (*cache_dir) have_pkey = plan_key(&b, cfg, pkey);
+    if (use_plan && have_pkey) {
+        cf_err_t prc =
+            cf_plan_cache_load(cache_dir, pkey, &plan_bytes, &plan_len);
+        if (prc == CF_ERR_NOMEM) {
+            out_of_memory = true;
+            goto done;
+        }
+        if (prc == CF_OK && plan_parse(plan_bytes, plan_len, &plan))
+            b.plan = &plan;
+        else if (prc == CF_ERR_PARSE)
+            fprintf(stderr,
+                    "chainfuse: warning: compile plan in %s is not usable; "
+                    "building the expressions again\n",
+                    cache_dir);
+    }
+    if (b.plan ? !(b.uses = grow(b.uses, &b.cap_uses, plan.n_uses + 1,
+                                 sizeof *b.uses, &b.oom))
+               : reserve_exprs(&b) != 0) {
         out_of_memory = true;
         goto done;
     }
@@ -1903,8 +2130,16 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
             out_of_memory = true;
             goto done;
         }
+    if (b.plan) {
+        int prc = plan_apply(&b);
+        if (prc) {
+            out_of_memory = prc < 0;
+            *replan = prc > 0;
+            goto done;
+        }
+    }
 
-    if (build_expr_items(&b) || build_groups(&b)) {
+    if (build_expr_items(&b) || (!b.plan && build_groups(&b))) {
         out_of_memory = true;
         goto done;
     }
@@ -1912,10 +2147,18 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
         out_of_memory = true;
         goto done;
     }
-    if (*cache_dir && !cache_key(&b, key)) cache_dir = "";
+    if (b.plan)
+        memcpy(key, plan.hs_key, sizeof key);
+    else if (*cache_dir && !cache_key(&b, key))
+        cache_dir = "";
     if (*cache_dir && cf_hs_cache_load(cache_dir, key, b.status, b.n_exprs,
                                        rs->hsdbs, rs->n_hsdbs) == CF_OK)
-        rs->stats.cache_hit = true;
+        rs->stats.cache_hit = hs_cached = true;
+    if (b.plan && !hs_cached) { /* the plan's databases are gone */
+        *replan = true;
+        goto done;
+    }
+    rs->stats.plan_hit = b.plan != NULL;
     if (!rs->stats.cache_hit) {
         check_regexes(&b);
         int crc = compile_all_dbs(&b);
@@ -1932,7 +2175,23 @@ struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
                         "chainfuse: warning: rule cache not written (%s); "
                         "the next start compiles again\n",
                         err);
+            else
+                hs_cached = true;
         }
+    }
+    /* A plan is only worth keeping for databases in the cache. */
+    if (!b.plan && have_pkey && hs_cached) {
+        struct cf_buf out = CF_BUF_INIT;
+        char err[512] = "out of memory";
+        plan_encode(&b, key, &out);
+        if (out.failed ||
+            cf_plan_cache_store(cache_dir, pkey, out.data, out.len, err,
+                                sizeof err) != CF_OK)
+            fprintf(stderr,
+                    "chainfuse: warning: compile plan not written (%s); the "
+                    "next start builds the expressions again\n",
+                    err);
+        cf_buf_free(&out);
     }
     if (build_tables(&b)) {
         out_of_memory = true;
@@ -2003,10 +2262,22 @@ done:
         cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
                   "out of memory while compiling rules");
     free_builder(&b);
+    cf_free(plan_bytes);
     if (!ok) {
         cf_ruleset_destroy(rs);
         rs = NULL;
     }
+    return rs;
+}
+
+struct cf_ruleset *cf_ruleset_compile(struct cf_rulebook *rb,
+                                      const struct cf_config *cfg, char *errstr,
+                                      size_t errstr_size) {
+    bool replan = false;
+    struct cf_ruleset *rs =
+        compile(rb, cfg, errstr, errstr_size, true, &replan);
+    if (!rs && replan)
+        rs = compile(rb, cfg, errstr, errstr_size, false, &replan);
     return rs;
 }
 

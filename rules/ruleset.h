@@ -45,6 +45,7 @@ struct cf_ruleset_stats {
     size_t literal_patterns; /* of which with its literal API */
     size_t direct_patterns;  /* patterns checked directly */
     bool cache_hit;          /* databases came from the disk cache */
+    bool plan_hit; /* and the expressions from the compile plan there */
     double compile_seconds;
 };
 

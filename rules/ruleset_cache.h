@@ -15,6 +15,7 @@
 
 #include <hs/hs.h>
 
+#include "buf.h"
 #include "common.h"
 
 #define CF_HS_CACHE_KEY_LEN 32
@@ -35,6 +36,26 @@ cf_err_t cf_hs_cache_store(const char *dir,
                            const uint8_t *status, size_t n_status,
                            hs_database_t *const *dbs, size_t n_dbs,
                            char *errstr, size_t errstr_size);
+
+/* Appends what identifies the running build to `b`: its GNU build id
+ * or, without one, the identity and times of its executable.  False when
+ * neither can be had: what the build computes cannot be cached then.
+ * Shared by the caches of what chainfuse itself derives (rule files,
+ * the compile plan), which any change of the code must miss. */
+bool cf_cache_put_build(struct cf_buf *b);
+
+/* The compile plan (ruleset.c): one file per key (<dir>/<hex key>.plan)
+ * holding `len` opaque bytes, with a CRC-32 that a damaged or cut file
+ * fails.  Load: a new copy in *bytes (cf_free); CF_ERR_IO when there is
+ * no such file, CF_ERR_PARSE when it is not whole.  Store: as
+ * cf_hs_cache_store. */
+cf_err_t cf_plan_cache_load(const char *dir,
+                            const uint8_t key[CF_HS_CACHE_KEY_LEN],
+                            unsigned char **bytes, size_t *len);
+cf_err_t cf_plan_cache_store(const char *dir,
+                             const uint8_t key[CF_HS_CACHE_KEY_LEN],
+                             const void *bytes, size_t len, char *errstr,
+                             size_t errstr_size);
 
 /* mkdir -p `dir` (the configured directory may be several levels deep);
  * 0, or -1 with errno.  Shared with the rule file cache

@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "alloc.h"
+#include "crc.h"
 #include "ruleset.h"
 #include "shared_data.h"
 #include "sigma.h"
@@ -991,6 +992,165 @@ static void truncate_files(const char *dir, off_t keep) {
     closedir(d);
 }
 
+/* Rule r0 with patterns p[0..3) on `field`, and r1 with the keyword
+ * `*secret*`; a default config caching in `dir`. */
+static struct cf_config *cache_book(struct test_book *tb, const char *field,
+                                    struct cf_sigma_pattern p[3],
+                                    const char *dir) {
+    simple_rule(tb, "r0", field, false, false, 3, p);
+    struct cf_sigma_pattern kw = glob("*secret*");
+    simple_rule(tb, "r1", NULL, false, false, 1, &kw);
+    struct cf_config *cfg = cf_config_default();
+    assert_non_null(cfg);
+    free(cfg->cache_dir);
+    cfg->cache_dir = strdup(dir);
+    return cfg;
+}
+
+/* Compiles with cfg's cache directory and checks where the databases
+ * and the expressions came from, the pattern count and the files the
+ * directory holds then. */
+static struct cf_ruleset *compile_cached(struct test_book *tb,
+                                         const struct cf_config *cfg,
+                                         bool cache_hit, bool plan_hit,
+                                         size_t patterns, int files) {
+    char err[512] = "";
+    struct cf_ruleset_stats st;
+    struct cf_ruleset *rs = cf_ruleset_compile(&tb->rb, cfg, err, sizeof err);
+    if (!rs) fail_msg("compile failed: %s", err);
+    cf_ruleset_get_stats(rs, &st);
+    assert_int_equal(st.cache_hit, cache_hit);
+    assert_int_equal(st.plan_hit, plan_hit);
+    assert_int_equal(st.patterns, patterns);
+    assert_int_equal(count_files(cfg->cache_dir), files);
+    return rs;
+}
+
+/* Cuts one file to half its size. */
+static void truncate_files_one(const char *path) {
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(truncate(path, st.st_size / 2), 0);
+}
+
+/* The path of the one file in dir whose name ends in `ext`. */
+static void file_with_ext(const char *dir, const char *ext, char *out,
+                          size_t size) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name), elen = strlen(ext);
+        if (len > elen && strcmp(e->d_name + len - elen, ext) == 0) {
+            snprintf(out, size, "%s/%s", dir, e->d_name);
+            n++;
+        }
+    }
+    closedir(d);
+    assert_int_equal(n, 1);
+}
+
+/* Rewrites use `u` of a plan file to name expression `expr`, with a
+ * checksum that fits, as a plan of other rules would look (layout:
+ * ruleset_cache.c and struct plan in ruleset.c). */
+static void replan_use(const char *path, uint32_t u, uint32_t expr) {
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    unsigned char *buf = malloc(1 << 16);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, 1 << 16, f);
+    const size_t head = 8 + 32 + 8 + 8;
+    assert_true(n > head + 32 + 48);
+    unsigned char *body = buf + head;
+    uint64_t counts[6];
+    memcpy(counts, body + 32, sizeof counts);
+    assert_true(u < counts[1]);
+    size_t at = 32 + 48 + 5 * counts[0] + 4 * (size_t)u;
+    memcpy(body + at, &expr, sizeof expr);
+    uint64_t crc = cf_crc32(body, n - head);
+    memcpy(buf + 8 + 32 + 8, &crc, sizeof crc);
+    rewind(f);
+    assert_int_equal(fwrite(buf, 1, n, f), n);
+    fclose(f);
+    free(buf);
+}
+
+/* What a warm start reads back instead of building the expressions
+ * (the compile plan) is used only when it fits: a damaged plan, one
+ * whose uses do not fit the rules, one whose databases are gone, and
+ * other field mappings each build the expressions again, with the same
+ * result. */
+static void test_compile_plan(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    char dir[] = "/tmp/cf_test_plan_XXXXXX";
+    char plan[4096], hsdb[4096], err[512];
+    assert_non_null(mkdtemp(dir));
+    struct cf_sigma_pattern p[3] = {glob("*mimikatz*"), glob("lsass.exe"),
+                                    regex("^x+$", 0)};
+    struct cf_config *cfg = cache_book(&tb, "Image", p, dir);
+    /* step: what is done to the cache before the compile; then whether
+     * the databases and the plan come from it */
+    static const struct {
+        int step;
+        bool cache_hit, plan_hit;
+    } steps[] = {{0, false, false}, {0, true, true},  {1, true, false},
+                 {0, true, true},   {2, true, false}, {0, true, true},
+                 {3, false, false}, {0, true, true}};
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+        if (steps[i].step) file_with_ext(dir, ".plan", plan, sizeof plan);
+        if (steps[i].step == 1) truncate_files_one(plan);
+        if (steps[i].step == 2) replan_use(plan, 0, 0xfffffff0u);
+        if (steps[i].step == 3) {
+            file_with_ext(dir, ".hsdb", hsdb, sizeof hsdb);
+            assert_int_equal(unlink(hsdb), 0);
+        }
+        struct cf_ruleset *rs = compile_cached(&tb, cfg, steps[i].cache_hit,
+                                               steps[i].plan_hit, 4, 2);
+        /* event (two fields), the rule that matches ("": none) */
+        static const char *const cases[][5] = {
+            {"Image", "C:\\Mimikatz.exe", "Other", "", "r0"},
+            {"Image", "LSASS.EXE", "Other", "", "r0"},
+            {"Image", "alsass.exe", "Other", "a secret", "r1"},
+            {"process.executable", "lsass.exe", "Other", "", ""}};
+        struct cf_matcher *m = cf_matcher_new(rs);
+        for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+            struct hits h = match_kv(m, 2, cases[c]);
+            assert_int_equal(h.n, cases[c][4][0] != '\0');
+            if (h.n) assert_string_equal(h.titles[0], cases[c][4]);
+        }
+        cf_matcher_destroy(m);
+        cf_ruleset_destroy(rs);
+    }
+    /* Other field mappings: another plan, and the rule follows them
+     * (process.executable besides Image: three more patterns). */
+    cf_config_destroy(cfg);
+    json_error_t je;
+    json_t *root = json_loads(
+        "{\"field_mappings\": {\"Image\": [\"process.executable\"]}}", 0, &je);
+    assert_non_null(root);
+    cfg = cf_config_from_json(root, "test", err, sizeof err);
+    json_decref(root);
+    assert_non_null(cfg);
+    free(cfg->cache_dir);
+    cfg->cache_dir = strdup(dir);
+    for (int round = 0; round < 2; round++) {
+        struct cf_ruleset *rs =
+            compile_cached(&tb, cfg, round == 1, round == 1, 7, 4);
+        struct cf_matcher *m = cf_matcher_new(rs);
+        struct hits h = MATCH(m, "process.executable", "lsass.exe");
+        assert_int_equal(h.n, 1);
+        cf_matcher_destroy(m);
+        cf_ruleset_destroy(rs);
+    }
+    cf_config_destroy(cfg);
+    remove_dir(dir);
+    free_rejections(&tb.rb);
+    free_all();
+}
+
 static void test_cache(void **state) {
     (void)state;
     struct test_book tb;
@@ -1002,28 +1162,19 @@ static void test_cache(void **state) {
     snprintf(cache, sizeof cache, "%s/a/b", dir); /* created on demand */
     struct cf_sigma_pattern p[3] = {glob("*mimikatz*"), regex("(ab)\\1", 0),
                                     regex("^x+$", 0)};
-    simple_rule(&tb, "r0", "CommandLine", false, false, 3, p);
-    struct cf_sigma_pattern kw = glob("*secret*");
-    simple_rule(&tb, "r1", NULL, false, false, 1, &kw);
-
-    struct cf_config *cfg = cf_config_default();
-    free(cfg->cache_dir);
-    cfg->cache_dir = strdup(cache);
+    struct cf_config *cfg = cache_book(&tb, "CommandLine", p, cache);
     struct cf_ruleset_stats st;
     for (int round = 0; round < 8; round++) {
         if (round == 2) corrupt_files(cache);
         if (round == 4) truncate_files(cache, 0);
         if (round == 6) truncate_files(cache, 8 + 32 + 4); /* inside a u64 */
-        struct cf_ruleset *rs =
-            cf_ruleset_compile(&tb.rb, cfg, err, sizeof err);
-        assert_non_null(rs);
-        cf_ruleset_get_stats(rs, &st);
         /* cold, warm, then a corrupt, a truncated and a cut header file
-         * each recompiled (and rewritten), warm after each */
-        assert_int_equal(st.cache_hit, round % 2 == 1);
-        assert_int_equal(st.patterns, 3);
+         * each recompiled (and rewritten), warm after each; the compile
+         * plan beside the databases goes the same way */
+        struct cf_ruleset *rs =
+            compile_cached(&tb, cfg, round % 2 == 1, round % 2 == 1, 3, 2);
+        cf_ruleset_get_stats(rs, &st);
         assert_int_equal(st.direct_patterns, 1);
-        assert_int_equal(count_files(cache), 1);
         struct cf_matcher *m = cf_matcher_new(rs);
         struct hits h = MATCH(m, "CommandLine", "Mimikatz");
         assert_int_equal(h.n, 1);
@@ -1037,13 +1188,13 @@ static void test_cache(void **state) {
         cf_matcher_destroy(m);
         cf_ruleset_destroy(rs);
     }
-    /* Different rules: a different key, a second file. */
+    /* Different rules: a different key, a second pair of files. */
     tb.rules[1]->digest[0] = 'f';
     struct cf_ruleset *rs = cf_ruleset_compile(&tb.rb, cfg, err, sizeof err);
     assert_non_null(rs);
     cf_ruleset_get_stats(rs, &st);
     assert_false(st.cache_hit);
-    assert_int_equal(count_files(cache), 2);
+    assert_int_equal(count_files(cache), 4);
     cf_ruleset_destroy(rs);
 
     /* An unusable cache directory is not fatal. */
@@ -1340,6 +1491,7 @@ int main(void) {
         cmocka_unit_test(test_direct_kinds),
         cmocka_unit_test(test_multi_valued),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_compile_plan),
         cmocka_unit_test(test_field_databases),
         cmocka_unit_test(test_required_items),
         cmocka_unit_test(test_empty_rulebook),
