@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <string.h>
 
 /* The FNV-1a 64-bit offset basis: the hash of no bytes. */
@@ -68,6 +69,35 @@ static inline uint64_t cf_load_tail(const unsigned char *p, size_t n) {
     }
     return p[0] | (uint64_t)p[n / 2] << (8 * (n / 2)) |
            (uint64_t)p[n - 1] << (8 * (n - 1));
+}
+
+/* Whether a[0..n) and b[0..n) are equal, a word at a time, the last
+ * word overlapping the one before: inline, for the short names the
+ * per-event path compares after their hashes agreed, where a call to
+ * memcmp costs more than the comparison. */
+static inline bool cf_bytes_equal(const void *a, const void *b, size_t n) {
+    const unsigned char *p = a, *q = b;
+    if (n >= 8) {
+        uint64_t x, y;
+        for (; n > 8; p += 8, q += 8, n -= 8) {
+            memcpy(&x, p, 8);
+            memcpy(&y, q, 8);
+            if (x != y) return false;
+        }
+        memcpy(&x, p + n - 8, 8);
+        memcpy(&y, q + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        uint32_t x, y, x2, y2;
+        memcpy(&x, p, 4);
+        memcpy(&y, q, 4);
+        memcpy(&x2, p + n - 4, 4);
+        memcpy(&y2, q + n - 4, 4);
+        return ((x ^ y) | (x2 ^ y2)) == 0;
+    }
+    return n == 0 ||
+           (p[0] == q[0] && p[n / 2] == q[n / 2] && p[n - 1] == q[n - 1]);
 }
 
 /* s[0..n) eight bytes at a time (rustc's FxHash step), then murmur3's

@@ -60,6 +60,8 @@
 
 #define NO_ITEM UINT32_MAX
 #define NO_ROUTE UINT32_MAX
+#define NO_REQ UINT32_MAX
+#define NEED_TEST UINT32_MAX
 #define KEYWORD_DB 0     /* dbs[0]: keyword patterns, scanned per leaf */
 #define KEYWORD_LIT_DB 1 /* dbs[1]: keyword literals, one scan per event */
 #define N_KEYWORD_DBS 2
@@ -212,6 +214,13 @@ struct cf_ruleset {
      * misses). */
     uint32_t *req_off;
     struct item_range *req;
+    /* The same, per item, for counting instead of testing ranges: the
+     * index into req of the range an item is in (NO_REQ: none), and per
+     * rule the number of distinct ranges (a search ANDed twice gives
+     * one twice), or NEED_TEST when its ranges are not disjoint and
+     * add_candidate tests them. */
+    uint32_t *item_req;
+    uint32_t *rule_need;
 
     uint32_t n_items;
     uint32_t *item_rule;
@@ -253,14 +262,43 @@ struct memo_entry {
     bool used;    /* answered a lookup since it was stored */
 };
 
+/* A database part an event field is scanned with on a route set. */
+struct set_scan {
+    const hs_database_t *db;
+    const char *what; /* the field's name, for a failed scan's message */
+    bool literal;     /* db_part.literal */
+};
+
+/* An event field some database part serves on a route set: its scans
+ * are set_scan[first..first + n). */
+struct set_field {
+    const char *name;
+    uint32_t len, hash;
+    uint32_t first, n;
+};
+
+/* A slot of a route set's field table: the name hash beside the index,
+ * so a probe for a field the set does not scan (most of an event's)
+ * reads one slot and no field_db. */
+struct set_slot {
+    uint32_t hash;
+    uint32_t field; /* set_field index + 1; 0: empty */
+};
+
 /* What matching an event needs that depends only on its route set,
  * worked out once per distinct set (events of one source share one):
- * which database parts serve it, which rules it evaluates. */
+ * which database parts scan which fields, which rules it evaluates. */
 struct route_set {
     uint64_t hash;
     uint64_t *routes;  /* route_words; NULL: empty slot.  The one block */
-    uint64_t *part_on; /* bit part_base[db] + p: dbs[db].parts[p] scans */
     uint64_t *rule_on; /* bit ri: rule ri is evaluated on the set */
+    /* The fields with a database part serving the set, by name hash
+     * (open addressing, at most a quarter full): an event's other fields
+     * cost one probe each. */
+    struct set_slot *fslots;
+    uint32_t fmask;
+    struct set_field *fields;
+    struct set_scan *scans;
     /* The keyword databases serving the set: patterns scanned per leaf
      * (n_kw), then literals scanned over all leaves at once (n_kl). */
     const hs_database_t **kw;
@@ -295,13 +333,23 @@ struct cf_matcher {
     struct route_set *rset_spare; /* used when a slot cannot be filled */
     uint64_t rset_gen;            /* the last route_set.gen given */
     const struct route_set *rset;
-    uint32_t *part_base; /* dbs[i].parts[p] is part part_base[i] + p */
-    uint32_t n_parts;
+    /* What route_set_fill gathers before sizing the set's block: at most
+     * one entry per field database and per part. */
+    struct set_field *tmp_fields;
+    struct set_scan *tmp_scans;
+    uint32_t n_parts; /* of all field databases */
     uint64_t *marks;
     uint32_t *touched;
     uint32_t n_touched;
     uint64_t *rule_bits;
     uint32_t *cand;
+    /* The event's required ranges with a marked item (bits and list,
+     * by index into rs->req) and, per rule, how many: a rule whose count
+     * reaches rs->rule_need is a candidate. */
+    uint64_t *req_hit;
+    uint32_t *req_list;
+    uint32_t n_req_hit;
+    uint32_t *rule_cnt;
     pcre2_match_data *md;
     /* All leaf values of the event back to back, for the keyword literal
      * scan; leaf_end[i] is where leaf i ends.  Grown, never shrunk. */
@@ -332,10 +380,6 @@ static bool bit_test(const uint64_t *bits, uint32_t i) {
 
 static void bit_set(uint64_t *bits, uint32_t i) {
     bits[i >> 6] |= (uint64_t)1 << (i & 63);
-}
-
-static void bit_clear(uint64_t *bits, uint32_t i) {
-    bits[i >> 6] &= ~((uint64_t)1 << (i & 63));
 }
 
 /* Any bit of lo..hi (inclusive) set. */
@@ -1113,6 +1157,37 @@ static int collect_required(const struct crule *cr,
     return 0;
 }
 
+/* rs->item_req and rs->rule_need from rs->req. */
+static int build_item_req(struct cf_ruleset *rs) {
+    rs->item_req = cf_malloc((rs->n_items + 1) * sizeof *rs->item_req);
+    rs->rule_need = cf_calloc(rs->n_rules + 1, sizeof *rs->rule_need);
+    if (!rs->item_req || !rs->rule_need) return -1;
+    for (uint32_t i = 0; i < rs->n_items; i++) rs->item_req[i] = NO_REQ;
+    for (size_t ri = 0; ri < rs->n_rules; ri++) {
+        for (uint32_t k = rs->req_off[ri]; k < rs->req_off[ri + 1]; k++) {
+            const struct item_range *r = &rs->req[k];
+            uint32_t first = rs->item_req[r->lo];
+            if (first != NO_REQ && rs->req[first].lo == r->lo &&
+                rs->req[first].hi == r->hi)
+                continue; /* the same range again */
+            bool disjoint = true;
+            for (uint32_t i = r->lo; i <= r->hi; i++)
+                if (rs->item_req[i] != NO_REQ) disjoint = false;
+            if (!disjoint) {
+                rs->rule_need[ri] = NEED_TEST;
+                break;
+            }
+            for (uint32_t i = r->lo; i <= r->hi; i++) rs->item_req[i] = k;
+            rs->rule_need[ri]++;
+        }
+        if (rs->rule_need[ri] == NEED_TEST)
+            for (uint32_t k = rs->req_off[ri]; k < rs->req_off[ri + 1]; k++)
+                for (uint32_t i = rs->req[k].lo; i <= rs->req[k].hi; i++)
+                    rs->item_req[i] = NO_REQ;
+    }
+    return 0;
+}
+
 static int build_required(struct cf_ruleset *rs) {
     struct req_list all = {0};
     int rc = -1;
@@ -1127,7 +1202,7 @@ static int build_required(struct cf_ruleset *rs) {
     }
     rs->req = all.r;
     all.r = NULL;
-    rc = 0;
+    rc = build_item_req(rs);
 done:
     cf_free(all.r);
     return rc;
@@ -2315,6 +2390,8 @@ void cf_ruleset_destroy(struct cf_ruleset *rs) {
     cf_free(rs->cand_route);
     cf_free(rs->req_off);
     cf_free(rs->req);
+    cf_free(rs->item_req);
+    cf_free(rs->rule_need);
     cf_free(rs->item_rule);
     cf_free(rs->expr_item_off);
     cf_free(rs->expr_items);
@@ -2348,20 +2425,29 @@ void cf_ruleset_get_stats(const struct cf_ruleset *rs,
 /* ---------------------------------------------------------------- */
 /* Matching                                                          */
 
-/* Gives `e` its one block: routes, part_on, rule_on, then the keyword
- * database pointers. */
-static bool route_set_alloc(const struct cf_matcher *m, struct route_set *e) {
+/* Gives `e` its one block for a set of n_fields fields and n_scans
+ * scans: routes, rule_on, the field table's slots, fields and scans,
+ * then the keyword database pointers. */
+static bool route_set_alloc(const struct cf_matcher *m, struct route_set *e,
+                            uint32_t n_fields, uint32_t n_scans) {
     const struct cf_ruleset *rs = m->rs;
-    size_t rw = rs->route_words, pw = (m->n_parts + 63) / 64 + 1,
-           uw = (rs->n_rules + 63) / 64 + 1;
+    size_t rw = rs->route_words, uw = (rs->n_rules + 63) / 64 + 1;
     size_t n_kw = (size_t)rs->dbs[KEYWORD_DB].n_parts +
                   rs->dbs[KEYWORD_LIT_DB].n_parts + 1;
-    uint64_t *b = cf_malloc((rw + pw + uw) * sizeof *b + n_kw * sizeof *e->kw);
+    uint32_t n_slots = 16;
+    while (n_slots < 4 * (size_t)n_fields) n_slots *= 2;
+    uint64_t *b =
+        cf_malloc((rw + uw) * sizeof *b + n_slots * sizeof *e->fslots +
+                  n_fields * sizeof *e->fields + n_scans * sizeof *e->scans +
+                  n_kw * sizeof *e->kw);
     if (!b) return false;
     e->routes = b;
-    e->part_on = b + rw;
-    e->rule_on = b + rw + pw;
-    e->kw = (const hs_database_t **)(b + rw + pw + uw);
+    e->rule_on = b + rw;
+    e->fslots = (struct set_slot *)(b + rw + uw);
+    e->fmask = n_slots - 1;
+    e->fields = (struct set_field *)(e->fslots + n_slots);
+    e->scans = (struct set_scan *)(e->fields + n_fields);
+    e->kw = (const hs_database_t **)(e->scans + n_scans);
     return true;
 }
 
@@ -2388,25 +2474,51 @@ static uint32_t keyword_dbs(const struct cf_ruleset *rs,
     return n;
 }
 
-static void route_set_fill(struct cf_matcher *m, struct route_set *e,
-                           const uint64_t *routes, uint64_t hash) {
+/* The fields and scans `routes` ask for, into m->tmp_fields and
+ * m->tmp_scans; returns the number of fields, the scans' in *n_scans. */
+static uint32_t set_fields_gather(struct cf_matcher *m, const uint64_t *routes,
+                                  uint32_t *n_scans) {
     const struct cf_ruleset *rs = m->rs;
-    size_t pw = (m->n_parts + 63) / 64 + 1, uw = (rs->n_rules + 63) / 64 + 1;
+    uint32_t nf = 0, ns = 0;
+    /* The keyword pseudo-fields are scanned through kw. */
+    for (size_t i = N_KEYWORD_DBS; i < rs->n_dbs; i++) {
+        const struct field_db *d = &rs->dbs[i];
+        uint32_t first = ns;
+        for (uint32_t p = 0; p < d->n_parts; p++)
+            if (d->parts[p].db &&
+                bits_intersect(d->parts[p].routes, routes, rs->route_words))
+                m->tmp_scans[ns++] = (struct set_scan){d->parts[p].db, d->name,
+                                                       d->parts[p].literal};
+        if (ns > first)
+            m->tmp_fields[nf++] =
+                (struct set_field){d->name, d->len, d->hash, first, ns - first};
+    }
+    *n_scans = ns;
+    return nf;
+}
+
+/* Fills `e` (allocated for at least n_fields and n_scans) from what
+ * set_fields_gather left in m's tmp arrays. */
+static void route_set_fill(struct cf_matcher *m, struct route_set *e,
+                           const uint64_t *routes, uint64_t hash,
+                           uint32_t n_fields, uint32_t n_scans) {
+    const struct cf_ruleset *rs = m->rs;
+    size_t uw = (rs->n_rules + 63) / 64 + 1;
     e->hash = hash;
     e->gen = ++m->rset_gen;
     memcpy(e->routes, routes, rs->route_words * sizeof *routes);
     e->any = false;
     for (uint32_t i = 0; i < rs->route_words; i++)
         if (routes[i]) e->any = true;
-    memset(e->part_on, 0, pw * sizeof *e->part_on);
     memset(e->rule_on, 0, uw * sizeof *e->rule_on);
-    /* The keyword pseudo-fields are scanned through kw, not part_on. */
-    for (size_t i = N_KEYWORD_DBS; i < rs->n_dbs; i++)
-        for (uint32_t p = 0; p < rs->dbs[i].n_parts; p++)
-            if (rs->dbs[i].parts[p].db &&
-                bits_intersect(rs->dbs[i].parts[p].routes, routes,
-                               rs->route_words))
-                bit_set(e->part_on, m->part_base[i] + p);
+    memcpy(e->fields, m->tmp_fields, n_fields * sizeof *e->fields);
+    memcpy(e->scans, m->tmp_scans, n_scans * sizeof *e->scans);
+    memset(e->fslots, 0, (e->fmask + 1) * sizeof *e->fslots);
+    for (uint32_t i = 0; i < n_fields; i++) {
+        uint32_t h = e->fields[i].hash, s = h & e->fmask;
+        while (e->fslots[s].field) s = (s + 1) & e->fmask;
+        e->fslots[s] = (struct set_slot){h, i + 1};
+    }
     for (size_t ri = 0; ri < rs->n_rules; ri++)
         if (rs->cand_route[ri] != NO_ROUTE &&
             bit_test(routes, rs->cand_route[ri]))
@@ -2420,7 +2532,8 @@ static void route_set_fill(struct cf_matcher *m, struct route_set *e,
 }
 
 /* The event's route set, from the cache or worked out (into the spare
- * entry when a slot cannot be allocated: slower, never wrong). */
+ * entry, sized for every field, when a slot cannot be allocated: slower,
+ * never wrong). */
 static const struct route_set *route_set_of(struct cf_matcher *m,
                                             const uint64_t *routes) {
     size_t bytes = m->rs->route_words * sizeof *routes;
@@ -2435,14 +2548,15 @@ static const struct route_set *route_set_of(struct cf_matcher *m,
         route_sets_clear(m);
         s = (uint32_t)h & (RSET_SLOTS - 1);
     }
+    uint32_t n_scans, n_fields = set_fields_gather(m, routes, &n_scans);
     struct route_set *e = &m->rsets[s];
-    if (!route_set_alloc(m, e)) {
+    if (!route_set_alloc(m, e, n_fields, n_scans)) {
         e->routes = NULL;
         e = m->rset_spare;
     } else {
         m->rsets_used++;
     }
-    route_set_fill(m, e, routes, h);
+    route_set_fill(m, e, routes, h, n_fields, n_scans);
     return e;
 }
 
@@ -2456,23 +2570,27 @@ struct cf_matcher *cf_matcher_new(const struct cf_ruleset *rs) {
     m->touched = cf_malloc((rs->n_items + 1) * sizeof *m->touched);
     m->rule_bits = cf_calloc(rule_words, sizeof *m->rule_bits);
     m->cand = cf_malloc((rs->n_rules + 1) * sizeof *m->cand);
+    size_t n_req = rs->req_off[rs->n_rules];
+    m->req_hit = cf_calloc((n_req + 63) / 64 + 1, sizeof *m->req_hit);
+    m->req_list = cf_malloc((n_req + 1) * sizeof *m->req_list);
+    m->rule_cnt = cf_calloc(rs->n_rules + 1, sizeof *m->rule_cnt);
     m->md = pcre2_match_data_create(1, NULL);
     m->route_cache = cf_route_cache_new(rs->router);
-    m->part_base = cf_malloc((rs->n_dbs + 1) * sizeof *m->part_base);
+    for (size_t i = 0; i < rs->n_dbs; i++) m->n_parts += rs->dbs[i].n_parts;
+    m->tmp_fields = cf_malloc((rs->n_dbs + 1) * sizeof *m->tmp_fields);
+    m->tmp_scans = cf_malloc((m->n_parts + 1) * sizeof *m->tmp_scans);
     m->rsets = cf_calloc(RSET_SLOTS, sizeof *m->rsets);
     m->rset_spare = cf_calloc(1, sizeof *m->rset_spare);
     m->memo = cf_calloc(MEMO_SLOTS, sizeof *m->memo);
     m->found = cf_malloc(MEMO_MAX_IDS * sizeof *m->found);
     m->found_cap = MEMO_MAX_IDS;
-    if (!m->marks || !m->touched || !m->rule_bits || !m->cand || !m->md ||
-        !m->route_cache || !m->part_base || !m->rsets || !m->rset_spare ||
+    if (!m->marks || !m->touched || !m->rule_bits || !m->cand || !m->req_hit ||
+        !m->req_list || !m->rule_cnt || !m->md || !m->route_cache ||
+        !m->tmp_fields || !m->tmp_scans || !m->rsets || !m->rset_spare ||
         !m->memo || !m->found)
         goto fail;
-    for (size_t i = 0; i < rs->n_dbs; i++) {
-        m->part_base[i] = m->n_parts;
-        m->n_parts += rs->dbs[i].n_parts;
-    }
-    if (!route_set_alloc(m, m->rset_spare)) goto fail;
+    if (!route_set_alloc(m, m->rset_spare, (uint32_t)rs->n_dbs, m->n_parts))
+        goto fail;
     if (rs->scratch && hs_clone_scratch(rs->scratch, &m->scratch) != HS_SUCCESS)
         goto fail;
     return m;
@@ -2491,13 +2609,17 @@ void cf_matcher_destroy(struct cf_matcher *m) {
     cf_free(m->rsets);
     if (m->rset_spare) cf_free(m->rset_spare->routes);
     cf_free(m->rset_spare);
-    cf_free(m->part_base);
+    cf_free(m->tmp_fields);
+    cf_free(m->tmp_scans);
     if (m->memo)
         for (uint32_t i = 0; i < MEMO_SLOTS; i++) cf_free(m->memo[i].blob);
     cf_free(m->memo);
     cf_free(m->found);
     cf_free(m->rule_bits);
     cf_free(m->cand);
+    cf_free(m->req_hit);
+    cf_free(m->req_list);
+    cf_free(m->rule_cnt);
     pcre2_match_data_free(m->md);
     cf_buf_free(&m->concat);
     cf_free(m->leaf_end);
@@ -2694,6 +2816,44 @@ static void scan_value(struct cf_matcher *m, const hs_database_t *db,
     e->len = len;
     e->n_items = n_items;
     e->used = false;
+}
+
+/* Scans each of the event's values with the databases its field has on
+ * the event's route set, and with the set's keyword databases. */
+static void scan_fields(struct cf_matcher *m, const struct cf_event *ev,
+                        const struct route_set *rset) {
+    /* Locals: scan_value could, for all the compiler knows, change what
+     * rset points to, and reloading them per field showed. */
+    const struct set_slot *fslots = rset->fslots;
+    const struct set_field *fields = rset->fields;
+    const struct set_scan *scans = rset->scans;
+    const hs_database_t *const *kw = rset->kw;
+    uint32_t fmask = rset->fmask, n_kw = rset->n_kw;
+    for (uint32_t i = 0; i < ev->n_fields; i++) {
+        const struct cf_event_field *f = &ev->fields[i];
+        const struct set_field *sf = NULL;
+        /* JSON null is no value: it matches `field: null` (checked
+         * directly), never a string pattern, not even ''. */
+        if (f->type == CF_VALUE_NULL) continue;
+        for (uint32_t s = f->name_hash & fmask; fslots[s].field;
+             s = (s + 1) & fmask)
+            if (fslots[s].hash == f->name_hash &&
+                fields[fslots[s].field - 1].len == f->name_len &&
+                cf_bytes_equal(fields[fslots[s].field - 1].name, f->name,
+                               f->name_len)) {
+                sf = &fields[fslots[s].field - 1];
+                break;
+            }
+        if (!sf && n_kw == 0) continue;
+        struct value_ref ref = {f->value, f->value_len, false, 0};
+        if (sf)
+            for (const struct set_scan *sc = scans + sf->first,
+                                       *end = sc + sf->n;
+                 sc < end; sc++)
+                scan_value(m, sc->db, sc->literal, &ref, sc->what);
+        for (uint32_t k = 0; k < n_kw; k++)
+            scan_value(m, kw[k], false, &ref, "the keywords");
+    }
 }
 
 /* A keyword literal hit in the concatenated values counts only when it
@@ -3189,32 +3349,27 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
                             rc == CF_ERR_NOMEM ? "out of memory"
                                                : "event values over 4 GiB");
         }
-        for (uint32_t i = 0; i < ev->n_fields; i++) {
-            const struct cf_event_field *f = &ev->fields[i];
-            /* JSON null is no value: it matches `field: null` (checked
-             * directly), never a string pattern, not even ''. */
-            if (f->type == CF_VALUE_NULL) continue;
-            struct value_ref ref = {f->value, f->value_len, false, 0};
-            for (uint32_t s = f->name_hash & rs->slot_mask; rs->slots[s];
-                 s = (s + 1) & rs->slot_mask) {
-                const struct field_db *d = &rs->dbs[rs->slots[s] - 1];
-                if (d->hash != f->name_hash || d->len != f->name_len ||
-                    memcmp(d->name, f->name, f->name_len) != 0)
-                    continue;
-                uint32_t base = m->part_base[rs->slots[s] - 1];
-                for (uint32_t p = 0; p < d->n_parts; p++)
-                    if (bit_test(rset->part_on, base + p))
-                        scan_value(m, d->parts[p].db, d->parts[p].literal, &ref,
-                                   d->name);
-                break;
-            }
-            for (uint32_t k = 0; k < rset->n_kw; k++)
-                scan_value(m, rset->kw[k], false, &ref, "the keywords");
-        }
+        scan_fields(m, ev, rset);
     }
 
-    for (uint32_t t = 0; t < m->n_touched; t++)
-        add_candidate(m, &n_cand, rs->item_rule[m->touched[t]]);
+    for (uint32_t t = 0; t < m->n_touched; t++) {
+        uint32_t item = m->touched[t], r = rs->item_req[item];
+        uint32_t ri = rs->item_rule[item];
+        if (r == NO_REQ) {
+            /* a rule with required ranges waits for their items */
+            if (rs->rule_need[ri] == 0 || rs->rule_need[ri] == NEED_TEST)
+                add_candidate(m, &n_cand, ri);
+            continue;
+        }
+        if (bit_test(m->req_hit, r)) continue;
+        bit_set(m->req_hit, r);
+        m->req_list[m->n_req_hit++] = r;
+        if (++m->rule_cnt[ri] == rs->rule_need[ri] &&
+            bit_test(rset->rule_on, ri)) {
+            bit_set(m->rule_bits, ri);
+            m->cand[n_cand++] = ri;
+        }
+    }
     for (size_t a = 0; a < rs->n_always; a++)
         add_candidate(m, &n_cand, rs->always[a]);
     sort_u32(m->cand, n_cand);
@@ -3230,10 +3385,16 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
         }
     }
 
-    for (uint32_t c = 0; c < n_cand; c++) bit_clear(m->rule_bits, m->cand[c]);
+    /* Every bit set in these is listed: its whole word is cleared. */
+    for (uint32_t c = 0; c < n_cand; c++) m->rule_bits[m->cand[c] >> 6] = 0;
     for (uint32_t t = 0; t < m->n_touched; t++)
-        bit_clear(m->marks, m->touched[t]);
+        m->marks[m->touched[t] >> 6] = 0;
     m->n_touched = 0;
+    for (uint32_t k = 0; k < m->n_req_hit; k++) {
+        m->req_hit[m->req_list[k] >> 6] = 0;
+        m->rule_cnt[rs->item_rule[rs->req[m->req_list[k]].lo]] = 0;
+    }
+    m->n_req_hit = 0;
     if (m->event_failed) m->scan_errors++;
     return matched;
 }
