@@ -2729,8 +2729,6 @@ static int on_field_literal(unsigned int id, unsigned long long from,
     return on_hs_match(id, from, to, flags, ls->m);
 }
 
-/* Scans `v` with `db` (a literal database: db_part.literal), or marks
- * what the memo says that scan reports. */
 /* An event value being scanned, with its memo hash (of the bytes
  * alone, computed at most once however many databases scan it). */
 struct value_ref {
@@ -2740,32 +2738,17 @@ struct value_ref {
     uint64_t hash;
 };
 
-static void scan_value(struct cf_matcher *m, const hs_database_t *db,
-                       bool literal, struct value_ref *ref, const char *what) {
+/* Scans `v` with `db`: what scan_value does when the memo cannot answer.
+ * `e` is the value's memo slot (NULL: not kept), `h` its key hash.  Out
+ * of line, so the hit path inlined in scan_fields stays small. */
+static __attribute__((noinline)) void
+scan_miss(struct cf_matcher *m, const hs_database_t *db, bool literal,
+          const struct value_ref *ref, const char *what, struct memo_entry *e,
+          uint64_t h) {
     const struct cf_ruleset *rs = m->rs;
     const char *v = ref->v;
     uint32_t len = ref->len;
-    struct memo_entry *e = NULL;
-    uint64_t h = 0;
-    if (m->memo && len <= MEMO_MAX_VALUE) {
-        if (!ref->hashed) {
-            ref->hash = cf_hash_words(0, v, len);
-            ref->hashed = true;
-        }
-        /* the database's address, spread over the low bits that pick
-         * the slot (an address's own low bits are alignment zeros) */
-        uint64_t gen = m->rset->gen;
-        h = ref->hash ^
-            (((uint64_t)(uintptr_t)db * UINT64_C(0x9e3779b97f4a7c15)) >> 32) ^
-            (gen * UINT64_C(0xc2b2ae3d27d4eb4f));
-        e = &m->memo[h & (MEMO_SLOTS - 1)];
-        if (e->db == db && e->hash == h && e->gen == gen && e->len == len &&
-            memcmp(e->blob + e->n_items, v, len) == 0) {
-            for (uint32_t i = 0; i < e->n_items; i++) mark_item(m, e->blob[i]);
-            e->used = true;
-            m->memo_hits++;
-            return;
-        }
+    if (e) {
         m->memo_misses++;
         /* Second chance: an entry that answered since it was stored
          * stays for one more colliding value, so a stream of values
@@ -2816,6 +2799,52 @@ static void scan_value(struct cf_matcher *m, const hs_database_t *db,
     e->len = len;
     e->n_items = n_items;
     e->used = false;
+}
+
+/* Scans `v` with `db` (a literal database: db_part.literal), or marks
+ * what the memo says that scan reports. */
+static inline void scan_value(struct cf_matcher *m, const hs_database_t *db,
+                              bool literal, struct value_ref *ref,
+                              const char *what) {
+    const char *v = ref->v;
+    uint32_t len = ref->len;
+    struct memo_entry *e = NULL;
+    uint64_t h = 0;
+    if (m->memo && len <= MEMO_MAX_VALUE) {
+        if (!ref->hashed) {
+            ref->hash = cf_hash_words(0, v, len);
+            ref->hashed = true;
+        }
+        /* the database's address, spread over the low bits that pick
+         * the slot (an address's own low bits are alignment zeros) */
+        uint64_t gen = m->rset->gen;
+        h = ref->hash ^
+            (((uint64_t)(uintptr_t)db * UINT64_C(0x9e3779b97f4a7c15)) >> 32) ^
+            (gen * UINT64_C(0xc2b2ae3d27d4eb4f));
+        e = &m->memo[h & (MEMO_SLOTS - 1)];
+        const char *kept = (const char *)(e->blob + e->n_items);
+        if (e->hash == h && e->db == db && e->gen == gen && e->len == len &&
+            (len <= 16 ? cf_bytes_equal(kept, v, len)
+                       : memcmp(kept, v, len) == 0)) {
+            /* marks and touched through locals: stores to touched[]
+             * could alias m's members, reloaded per item otherwise */
+            uint64_t *marks = m->marks;
+            uint32_t *touched = m->touched, nt = m->n_touched;
+            for (uint32_t i = 0; i < e->n_items; i++) {
+                uint32_t item = e->blob[i];
+                uint64_t bit = (uint64_t)1 << (item & 63);
+                if (!(marks[item >> 6] & bit)) {
+                    marks[item >> 6] |= bit;
+                    touched[nt++] = item;
+                }
+            }
+            m->n_touched = nt;
+            e->used = true;
+            m->memo_hits++;
+            return;
+        }
+    }
+    scan_miss(m, db, literal, ref, what, e, h);
 }
 
 /* Scans each of the event's values with the databases its field has on
@@ -3210,15 +3239,38 @@ static bool cond_match(struct cf_matcher *m, const struct cf_event *ev,
     return false;
 }
 
-static bool search_match(struct cf_matcher *m, const struct cf_event *ev,
-                         const struct csearch *cs) {
+/* cond_match, with its commonest case inline: a ranged condition
+ * (one test over the marks), which is most of those evaluated. */
+static inline bool cond_holds(struct cf_matcher *m, const struct cf_event *ev,
+                              const struct ccond *cc) {
+    if (cc->ranged && !cc->fc->all && !cc->fc->negate)
+        return cc->item_lo <= cc->item_hi &&
+               bits_any(m->marks, cc->item_lo, cc->item_hi);
+    return cond_match(m, ev, cc);
+}
+
+static inline bool search_match(struct cf_matcher *m, const struct cf_event *ev,
+                                const struct crule *cr, uint32_t search) {
+    if (search >= cr->rule->n_searches) return false;
+    const struct csearch *cs = &cr->searches[search];
     for (size_t c = 0; c < cs->n_conjs; c++) {
         const struct cconj *cj = &cs->conjs[c];
         size_t k = 0;
-        while (k < cj->n_conds && cond_match(m, ev, &cj->conds[k])) k++;
+        while (k < cj->n_conds && cond_holds(m, ev, &cj->conds[k])) k++;
         if (k == cj->n_conds) return true;
     }
     return false;
+}
+
+static bool tree_match(struct cf_matcher *m, const struct cf_event *ev,
+                       const struct crule *cr, const struct cf_sigma_cond *c);
+
+/* An operand of AND, OR or NOT: a search (most are) without the call. */
+static inline bool kid_match(struct cf_matcher *m, const struct cf_event *ev,
+                             const struct crule *cr,
+                             const struct cf_sigma_cond *k) {
+    return k->op == CF_COND_SEARCH ? search_match(m, ev, cr, k->search)
+                                   : tree_match(m, ev, cr, k);
 }
 
 static bool tree_match(struct cf_matcher *m, const struct cf_event *ev,
@@ -3226,18 +3278,16 @@ static bool tree_match(struct cf_matcher *m, const struct cf_event *ev,
     switch (c->op) {
     case CF_COND_TRUE: return true;
     case CF_COND_FALSE: return false;
-    case CF_COND_SEARCH:
-        return c->search < cr->rule->n_searches &&
-               search_match(m, ev, &cr->searches[c->search]);
+    case CF_COND_SEARCH: return search_match(m, ev, cr, c->search);
     case CF_COND_NOT:
-        return c->n_kids >= 1 && !tree_match(m, ev, cr, &c->kids[0]);
+        return c->n_kids >= 1 && !kid_match(m, ev, cr, &c->kids[0]);
     case CF_COND_AND:
         for (uint32_t i = 0; i < c->n_kids; i++)
-            if (!tree_match(m, ev, cr, &c->kids[i])) return false;
+            if (!kid_match(m, ev, cr, &c->kids[i])) return false;
         return true;
     case CF_COND_OR:
         for (uint32_t i = 0; i < c->n_kids; i++)
-            if (tree_match(m, ev, cr, &c->kids[i])) return true;
+            if (kid_match(m, ev, cr, &c->kids[i])) return true;
         return false;
     }
     return false;
