@@ -105,12 +105,6 @@ struct cf_router {
     bool sealed;
 };
 
-/* One leaf of a routing field found in the event being routed. */
-struct ls_hit {
-    uint32_t field;
-    uint32_t leaf;
-};
-
 struct ls_slot {
     char *key; /* NULL: empty */
     size_t key_len;
@@ -124,7 +118,7 @@ struct cf_route_cache {
     uint32_t words;
     struct ls_slot *slots;
     uint32_t used;
-    struct ls_hit *hits;
+    struct cf_route_hit *hits;
     size_t cap_hits;
     struct cf_buf key; /* the event's routing key, rebuilt per event */
     uint64_t *scratch; /* answer when the cache cannot store it */
@@ -933,7 +927,7 @@ static bool value_eq(const char *lower, const struct cf_event_field *f) {
     return lower[f->value_len] == '\0';
 }
 
-static bool test_holds(const struct ls_test *t, const struct ls_hit *hits,
+static bool test_holds(const struct ls_test *t, const struct cf_route_hit *hits,
                        size_t n_hits, const struct cf_event *ev) {
     bool present = false;
     for (size_t i = 0; i < n_hits; i++) {
@@ -949,8 +943,9 @@ static bool test_holds(const struct ls_test *t, const struct ls_hit *hits,
     return false;
 }
 
-static bool entry_holds(const struct ls_entry *e, const struct ls_hit *hits,
-                        size_t n_hits, const struct cf_event *ev) {
+static bool entry_holds(const struct ls_entry *e,
+                        const struct cf_route_hit *hits, size_t n_hits,
+                        const struct cf_event *ev) {
     if (!e || e->n_alts == 0) return true;
     for (size_t a = 0; a < e->n_alts; a++) {
         bool all = true;
@@ -961,7 +956,7 @@ static bool entry_holds(const struct ls_entry *e, const struct ls_hit *hits,
     return false;
 }
 
-static void evaluate(const struct cf_router *r, const struct ls_hit *hits,
+static void evaluate(const struct cf_router *r, const struct cf_route_hit *hits,
                      size_t n_hits, const struct cf_event *ev, uint64_t *bits,
                      uint32_t words) {
     memset(bits, 0, words * sizeof *bits);
@@ -974,31 +969,13 @@ static void evaluate(const struct cf_router *r, const struct ls_hit *hits,
     }
 }
 
-const uint64_t *cf_router_route(const struct cf_router *r,
-                                struct cf_route_cache *c,
-                                const struct cf_event *ev) {
-    size_t n_hits = 0;
-
-    /* Collect the leaves of routing fields, in field order (stable), so
-     * the key is the same whatever order the event lists its fields. */
-    for (uint32_t i = 0; i < ev->n_fields; i++) {
-        uint32_t f = routing_field(r, &ev->fields[i]);
-        if (f == UINT32_MAX) continue;
-        if (n_hits == c->cap_hits) {
-            size_t cap = c->cap_hits ? c->cap_hits * 2 : 16;
-            struct ls_hit *h = cf_realloc(c->hits, cap * sizeof *h);
-            if (!h) goto uncached;
-            c->hits = h;
-            c->cap_hits = cap;
-        }
-        size_t j = n_hits++;
-        while (j > 0 && c->hits[j - 1].field > f) {
-            c->hits[j] = c->hits[j - 1];
-            j--;
-        }
-        c->hits[j] = (struct ls_hit){f, i};
-    }
-
+/* The routes of `ev`, whose routing-field leaves are hits[0..n_hits) in
+ * field order (stable). */
+static const uint64_t *route_sorted(const struct cf_router *r,
+                                    struct cf_route_cache *c,
+                                    const struct cf_event *ev,
+                                    const struct cf_route_hit *hits,
+                                    size_t n_hits) {
     /* Key: per hit, the field index and, for fields compared by value,
      * the value as written.  Presence-only fields contribute their index
      * once, so varying values (displayMessage) do not defeat the cache.
@@ -1010,19 +987,19 @@ const uint64_t *cf_router_route(const struct cf_router *r,
     uint32_t last = UINT32_MAX;
     size_t need = 0;
     for (size_t i = 0; i < n_hits; i++)
-        need += 8 + (r->fields[c->hits[i].field].by_value
-                         ? ev->fields[c->hits[i].leaf].value_len
+        need += 8 + (r->fields[hits[i].field].by_value
+                         ? ev->fields[hits[i].leaf].value_len
                          : 0);
     cf_buf_reset(key);
     if (!cf_buf_reserve(key, need)) goto uncached;
     char *at = key->data;
     for (size_t i = 0; i < n_hits; i++) {
-        const struct ls_field *lf = &r->fields[c->hits[i].field];
-        const struct cf_event_field *f = &ev->fields[c->hits[i].leaf];
-        if (!lf->by_value && c->hits[i].field == last) continue;
-        last = c->hits[i].field;
+        const struct ls_field *lf = &r->fields[hits[i].field];
+        const struct cf_event_field *f = &ev->fields[hits[i].leaf];
+        if (!lf->by_value && hits[i].field == last) continue;
+        last = hits[i].field;
         uint32_t vlen = lf->by_value ? f->value_len : 0;
-        memcpy(at, &c->hits[i].field, 4);
+        memcpy(at, &hits[i].field, 4);
         memcpy(at + 4, &vlen, 4);
         memcpy(at + 8, f->value, vlen);
         at += 8 + vlen;
@@ -1058,24 +1035,65 @@ const uint64_t *cf_router_route(const struct cf_router *r,
     sl->key_len = len;
     sl->hash = h;
     c->used++;
-    evaluate(r, c->hits, n_hits, ev, sl->bits, c->words);
+    evaluate(r, hits, n_hits, ev, sl->bits, c->words);
     return sl->bits;
 
 uncached:
-    /* Out of memory for the cache: answer correctly anyway, scanning the
-     * event per test - if the hits fit in what is allocated; routing on
-     * part of them would be wrong, so then the answer is NULL. */
-    {
-        size_t n = 0;
-        for (uint32_t i = 0; i < ev->n_fields; i++) {
-            uint32_t f = routing_field(r, &ev->fields[i]);
-            if (f == UINT32_MAX) continue;
-            if (n == c->cap_hits) return NULL;
-            c->hits[n++] = (struct ls_hit){f, i};
-        }
-        evaluate(r, c->hits, n, ev, c->scratch, c->words);
-    }
+    /* Out of memory for the cache: answer correctly anyway. */
+    evaluate(r, hits, n_hits, ev, c->scratch, c->words);
     return c->scratch;
+}
+
+/* Inserts `h` into hits[0..n), kept in field order (stable). */
+static void hit_insert(struct cf_route_hit *hits, size_t n,
+                       struct cf_route_hit h) {
+    while (n > 0 && hits[n - 1].field > h.field) {
+        hits[n] = hits[n - 1];
+        n--;
+    }
+    hits[n] = h;
+}
+
+const uint64_t *cf_router_route(const struct cf_router *r,
+                                struct cf_route_cache *c,
+                                const struct cf_event *ev) {
+    size_t n_hits = 0;
+
+    /* Collect the leaves of routing fields, in field order (stable), so
+     * the key is the same whatever order the event lists its fields. */
+    for (uint32_t i = 0; i < ev->n_fields; i++) {
+        uint32_t f = routing_field(r, &ev->fields[i]);
+        if (f == UINT32_MAX) continue;
+        if (n_hits == c->cap_hits) {
+            size_t cap = c->cap_hits ? c->cap_hits * 2 : 16;
+            struct cf_route_hit *h = cf_realloc(c->hits, cap * sizeof *h);
+            if (!h) return NULL; /* routing on part of them would be wrong */
+            c->hits = h;
+            c->cap_hits = cap;
+        }
+        hit_insert(c->hits, n_hits++, (struct cf_route_hit){f, i});
+    }
+    return route_sorted(r, c, ev, c->hits, n_hits);
+}
+
+const uint64_t *cf_router_route_hits(const struct cf_router *r,
+                                     struct cf_route_cache *c,
+                                     const struct cf_event *ev,
+                                     struct cf_route_hit *hits, size_t n_hits) {
+    for (size_t i = 1; i < n_hits; i++) hit_insert(hits, i, hits[i]);
+    return route_sorted(r, c, ev, hits, n_hits);
+}
+
+const char *cf_router_field(const struct cf_router *r, uint32_t i,
+                            uint32_t *len, uint32_t *hash) {
+    if (i >= r->n_fields || !r->fields[i].used) return NULL;
+    *len = r->fields[i].len;
+    *hash = r->fields[i].hash;
+    return r->fields[i].name;
+}
+
+uint32_t cf_router_field_count(const struct cf_router *r) {
+    return r->n_fields;
 }
 
 /* ---- describe ---------------------------------------------------------- */

@@ -56,6 +56,29 @@ const uint64_t *cf_router_route(const struct cf_router *router,
                                 struct cf_route_cache *cache,
                                 const struct cf_event *ev);
 
+/* A leaf of a routing field in an event: router field `field` (below
+ * cf_router_field_count) is the event's field `leaf`. */
+struct cf_route_hit {
+    uint32_t field;
+    uint32_t leaf;
+};
+
+/* The names of the fields routing reads, for a caller that passes over
+ * an event's fields anyway and finds them on its way: field i's name
+ * (NUL-terminated), its length and cf_hash_name in *len and *hash;
+ * NULL when no route tests field i. */
+uint32_t cf_router_field_count(const struct cf_router *router);
+const char *cf_router_field(const struct cf_router *router, uint32_t i,
+                            uint32_t *len, uint32_t *hash);
+
+/* cf_router_route for such a caller: hits[0..n_hits) are all the
+ * leaves of `ev` with a routing field's name, in the event's order
+ * (reordered in place). */
+const uint64_t *cf_router_route_hits(const struct cf_router *router,
+                                     struct cf_route_cache *cache,
+                                     const struct cf_event *ev,
+                                     struct cf_route_hit *hits, size_t n_hits);
+
 /* The first route with the same conditions as `route` (the same events),
  * `route` itself when none comes before it: routes of different
  * logsources that the table resolves alike (every unknown logsource

@@ -269,22 +269,6 @@ struct set_scan {
     bool literal;     /* db_part.literal */
 };
 
-/* An event field some database part serves on a route set: its scans
- * are set_scan[first..first + n). */
-struct set_field {
-    const char *name;
-    uint32_t len, hash;
-    uint32_t first, n;
-};
-
-/* A slot of a route set's field table: the name hash beside the index,
- * so a probe for a field the set does not scan (most of an event's)
- * reads one slot and no field_db. */
-struct set_slot {
-    uint32_t hash;
-    uint32_t field; /* set_field index + 1; 0: empty */
-};
-
 /* What matching an event needs that depends only on its route set,
  * worked out once per distinct set (events of one source share one):
  * which database parts scan which fields, which rules it evaluates. */
@@ -292,19 +276,33 @@ struct route_set {
     uint64_t hash;
     uint64_t *routes;  /* route_words; NULL: empty slot.  The one block */
     uint64_t *rule_on; /* bit ri: rule ri is evaluated on the set */
-    /* The fields with a database part serving the set, by name hash
-     * (open addressing, at most a quarter full): an event's other fields
-     * cost one probe each. */
-    struct set_slot *fslots;
-    uint32_t fmask;
-    struct set_field *fields;
+    /* The scans of field database d on the set (those of its parts
+     * serving the set) are scans[db_scan[d]..db_scan[d + 1]). */
     struct set_scan *scans;
+    uint32_t *db_scan;
     /* The keyword databases serving the set: patterns scanned per leaf
      * (n_kw), then literals scanned over all leaves at once (n_kl). */
     const hs_database_t **kw;
     uint32_t n_kw, n_kl;
     bool any;     /* some route */
     uint64_t gen; /* unique per filling, never 0: keys the scan memo */
+};
+
+/* An event field name the matcher looks for: a routing field's
+ * (cf_router_field), a field database's, or both. */
+struct name_entry {
+    const char *name;
+    uint32_t len;
+    uint32_t route_field; /* NO_ROUTE: none */
+    uint32_t db;          /* index into rs->dbs; 0: none (a keyword db) */
+};
+
+/* A slot of the matcher's name table: the name hash beside the entry,
+ * so a probe for a name it does not look for (most of an event's) reads
+ * one slot. */
+struct name_slot {
+    uint32_t hash;
+    uint32_t entry; /* name_entry index + 1; 0: empty */
 };
 
 struct cf_matcher {
@@ -334,10 +332,19 @@ struct cf_matcher {
     uint64_t rset_gen;            /* the last route_set.gen given */
     const struct route_set *rset;
     /* What route_set_fill gathers before sizing the set's block: at most
-     * one entry per field database and per part. */
-    struct set_field *tmp_fields;
+     * one entry per part, one offset per field database. */
+    uint32_t *tmp_db_scan;
     struct set_scan *tmp_scans;
     uint32_t n_parts; /* of all field databases */
+    /* The names of routing fields and field databases, by name hash
+     * (open addressing, at most a quarter full), looked up once per
+     * event field; what an event has of them, per event: routing hits
+     * for the router, and database hits {db, leaf} in leaf order. */
+    struct name_entry *names;
+    struct name_slot *name_slots;
+    uint32_t name_mask;
+    struct cf_route_hit *route_hits, *db_hits;
+    uint32_t hits_cap;
     uint64_t *marks;
     uint32_t *touched;
     uint32_t n_touched;
@@ -2425,29 +2432,23 @@ void cf_ruleset_get_stats(const struct cf_ruleset *rs,
 /* ---------------------------------------------------------------- */
 /* Matching                                                          */
 
-/* Gives `e` its one block for a set of n_fields fields and n_scans
- * scans: routes, rule_on, the field table's slots, fields and scans,
- * then the keyword database pointers. */
+/* Gives `e` its one block for a set of n_scans scans: routes, rule_on,
+ * the scans, the keyword database pointers, then db_scan. */
 static bool route_set_alloc(const struct cf_matcher *m, struct route_set *e,
-                            uint32_t n_fields, uint32_t n_scans) {
+                            uint32_t n_scans) {
     const struct cf_ruleset *rs = m->rs;
     size_t rw = rs->route_words, uw = (rs->n_rules + 63) / 64 + 1;
     size_t n_kw = (size_t)rs->dbs[KEYWORD_DB].n_parts +
                   rs->dbs[KEYWORD_LIT_DB].n_parts + 1;
-    uint32_t n_slots = 16;
-    while (n_slots < 4 * (size_t)n_fields) n_slots *= 2;
     uint64_t *b =
-        cf_malloc((rw + uw) * sizeof *b + n_slots * sizeof *e->fslots +
-                  n_fields * sizeof *e->fields + n_scans * sizeof *e->scans +
-                  n_kw * sizeof *e->kw);
+        cf_malloc((rw + uw) * sizeof *b + n_scans * sizeof *e->scans +
+                  n_kw * sizeof *e->kw + (rs->n_dbs + 1) * sizeof *e->db_scan);
     if (!b) return false;
     e->routes = b;
     e->rule_on = b + rw;
-    e->fslots = (struct set_slot *)(b + rw + uw);
-    e->fmask = n_slots - 1;
-    e->fields = (struct set_field *)(e->fslots + n_slots);
-    e->scans = (struct set_scan *)(e->fields + n_fields);
+    e->scans = (struct set_scan *)(b + rw + uw);
     e->kw = (const hs_database_t **)(e->scans + n_scans);
+    e->db_scan = (uint32_t *)(e->kw + n_kw);
     return true;
 }
 
@@ -2474,34 +2475,31 @@ static uint32_t keyword_dbs(const struct cf_ruleset *rs,
     return n;
 }
 
-/* The fields and scans `routes` ask for, into m->tmp_fields and
- * m->tmp_scans; returns the number of fields, the scans' in *n_scans. */
-static uint32_t set_fields_gather(struct cf_matcher *m, const uint64_t *routes,
-                                  uint32_t *n_scans) {
+/* The scans `routes` ask for, into m->tmp_scans, and their offsets
+ * per field database into m->tmp_db_scan; returns the number of scans. */
+static uint32_t set_scans_gather(struct cf_matcher *m, const uint64_t *routes) {
     const struct cf_ruleset *rs = m->rs;
-    uint32_t nf = 0, ns = 0;
+    uint32_t ns = 0;
     /* The keyword pseudo-fields are scanned through kw. */
-    for (size_t i = N_KEYWORD_DBS; i < rs->n_dbs; i++) {
+    for (size_t i = 0; i < rs->n_dbs; i++) {
         const struct field_db *d = &rs->dbs[i];
-        uint32_t first = ns;
+        m->tmp_db_scan[i] = ns;
+        if (i < N_KEYWORD_DBS) continue;
         for (uint32_t p = 0; p < d->n_parts; p++)
             if (d->parts[p].db &&
                 bits_intersect(d->parts[p].routes, routes, rs->route_words))
                 m->tmp_scans[ns++] = (struct set_scan){d->parts[p].db, d->name,
                                                        d->parts[p].literal};
-        if (ns > first)
-            m->tmp_fields[nf++] =
-                (struct set_field){d->name, d->len, d->hash, first, ns - first};
     }
-    *n_scans = ns;
-    return nf;
+    m->tmp_db_scan[rs->n_dbs] = ns;
+    return ns;
 }
 
-/* Fills `e` (allocated for at least n_fields and n_scans) from what
- * set_fields_gather left in m's tmp arrays. */
+/* Fills `e` (allocated for at least n_scans) from what set_scans_gather
+ * left in m's tmp arrays. */
 static void route_set_fill(struct cf_matcher *m, struct route_set *e,
                            const uint64_t *routes, uint64_t hash,
-                           uint32_t n_fields, uint32_t n_scans) {
+                           uint32_t n_scans) {
     const struct cf_ruleset *rs = m->rs;
     size_t uw = (rs->n_rules + 63) / 64 + 1;
     e->hash = hash;
@@ -2511,14 +2509,8 @@ static void route_set_fill(struct cf_matcher *m, struct route_set *e,
     for (uint32_t i = 0; i < rs->route_words; i++)
         if (routes[i]) e->any = true;
     memset(e->rule_on, 0, uw * sizeof *e->rule_on);
-    memcpy(e->fields, m->tmp_fields, n_fields * sizeof *e->fields);
     memcpy(e->scans, m->tmp_scans, n_scans * sizeof *e->scans);
-    memset(e->fslots, 0, (e->fmask + 1) * sizeof *e->fslots);
-    for (uint32_t i = 0; i < n_fields; i++) {
-        uint32_t h = e->fields[i].hash, s = h & e->fmask;
-        while (e->fslots[s].field) s = (s + 1) & e->fmask;
-        e->fslots[s] = (struct set_slot){h, i + 1};
-    }
+    memcpy(e->db_scan, m->tmp_db_scan, (rs->n_dbs + 1) * sizeof *e->db_scan);
     for (size_t ri = 0; ri < rs->n_rules; ri++)
         if (rs->cand_route[ri] != NO_ROUTE &&
             bit_test(routes, rs->cand_route[ri]))
@@ -2532,7 +2524,7 @@ static void route_set_fill(struct cf_matcher *m, struct route_set *e,
 }
 
 /* The event's route set, from the cache or worked out (into the spare
- * entry, sized for every field, when a slot cannot be allocated: slower,
+ * entry, sized for every part, when a slot cannot be allocated: slower,
  * never wrong). */
 static const struct route_set *route_set_of(struct cf_matcher *m,
                                             const uint64_t *routes) {
@@ -2548,16 +2540,60 @@ static const struct route_set *route_set_of(struct cf_matcher *m,
         route_sets_clear(m);
         s = (uint32_t)h & (RSET_SLOTS - 1);
     }
-    uint32_t n_scans, n_fields = set_fields_gather(m, routes, &n_scans);
+    uint32_t n_scans = set_scans_gather(m, routes);
     struct route_set *e = &m->rsets[s];
-    if (!route_set_alloc(m, e, n_fields, n_scans)) {
+    if (!route_set_alloc(m, e, n_scans)) {
         e->routes = NULL;
         e = m->rset_spare;
     } else {
         m->rsets_used++;
     }
-    route_set_fill(m, e, routes, h, n_fields, n_scans);
+    route_set_fill(m, e, routes, h, n_scans);
     return e;
+}
+
+/* The name entry for `name` (len, hash), added when absent; NULL when
+ * out of room (never: sized for every name). */
+static struct name_entry *name_put(struct cf_matcher *m, uint32_t *n,
+                                   const char *name, uint32_t len,
+                                   uint32_t hash) {
+    uint32_t s = hash & m->name_mask;
+    for (; m->name_slots[s].entry; s = (s + 1) & m->name_mask) {
+        struct name_entry *e = &m->names[m->name_slots[s].entry - 1];
+        if (m->name_slots[s].hash == hash && e->len == len &&
+            memcmp(e->name, name, len) == 0)
+            return e;
+    }
+    m->names[*n] = (struct name_entry){name, len, NO_ROUTE, 0};
+    m->name_slots[s] = (struct name_slot){hash, ++*n};
+    return &m->names[*n - 1];
+}
+
+/* The name table: every field database with a compiled part, and every
+ * field the router reads. */
+static int names_build(struct cf_matcher *m) {
+    const struct cf_ruleset *rs = m->rs;
+    uint32_t n_route = cf_router_field_count(rs->router), n = 0, size = 16;
+    size_t most = rs->n_dbs + n_route;
+    while (size < 4 * most) size *= 2;
+    m->names = cf_malloc((most + 1) * sizeof *m->names);
+    m->name_slots = cf_calloc(size, sizeof *m->name_slots);
+    if (!m->names || !m->name_slots) return -1;
+    m->name_mask = size - 1;
+    for (size_t i = N_KEYWORD_DBS; i < rs->n_dbs; i++) {
+        const struct field_db *d = &rs->dbs[i];
+        bool compiled = false;
+        for (uint32_t p = 0; p < d->n_parts; p++)
+            if (d->parts[p].db) compiled = true;
+        if (compiled)
+            name_put(m, &n, d->name, d->len, d->hash)->db = (uint32_t)i;
+    }
+    for (uint32_t i = 0; i < n_route; i++) {
+        uint32_t len, hash;
+        const char *name = cf_router_field(rs->router, i, &len, &hash);
+        if (name) name_put(m, &n, name, len, hash)->route_field = i;
+    }
+    return 0;
 }
 
 struct cf_matcher *cf_matcher_new(const struct cf_ruleset *rs) {
@@ -2577,7 +2613,7 @@ struct cf_matcher *cf_matcher_new(const struct cf_ruleset *rs) {
     m->md = pcre2_match_data_create(1, NULL);
     m->route_cache = cf_route_cache_new(rs->router);
     for (size_t i = 0; i < rs->n_dbs; i++) m->n_parts += rs->dbs[i].n_parts;
-    m->tmp_fields = cf_malloc((rs->n_dbs + 1) * sizeof *m->tmp_fields);
+    m->tmp_db_scan = cf_malloc((rs->n_dbs + 1) * sizeof *m->tmp_db_scan);
     m->tmp_scans = cf_malloc((m->n_parts + 1) * sizeof *m->tmp_scans);
     m->rsets = cf_calloc(RSET_SLOTS, sizeof *m->rsets);
     m->rset_spare = cf_calloc(1, sizeof *m->rset_spare);
@@ -2586,10 +2622,10 @@ struct cf_matcher *cf_matcher_new(const struct cf_ruleset *rs) {
     m->found_cap = MEMO_MAX_IDS;
     if (!m->marks || !m->touched || !m->rule_bits || !m->cand || !m->req_hit ||
         !m->req_list || !m->rule_cnt || !m->md || !m->route_cache ||
-        !m->tmp_fields || !m->tmp_scans || !m->rsets || !m->rset_spare ||
+        !m->tmp_db_scan || !m->tmp_scans || !m->rsets || !m->rset_spare ||
         !m->memo || !m->found)
         goto fail;
-    if (!route_set_alloc(m, m->rset_spare, (uint32_t)rs->n_dbs, m->n_parts))
+    if (!route_set_alloc(m, m->rset_spare, m->n_parts) || names_build(m))
         goto fail;
     if (rs->scratch && hs_clone_scratch(rs->scratch, &m->scratch) != HS_SUCCESS)
         goto fail;
@@ -2609,8 +2645,12 @@ void cf_matcher_destroy(struct cf_matcher *m) {
     cf_free(m->rsets);
     if (m->rset_spare) cf_free(m->rset_spare->routes);
     cf_free(m->rset_spare);
-    cf_free(m->tmp_fields);
+    cf_free(m->tmp_db_scan);
     cf_free(m->tmp_scans);
+    cf_free(m->names);
+    cf_free(m->name_slots);
+    cf_free(m->route_hits);
+    cf_free(m->db_hits);
     if (m->memo)
         for (uint32_t i = 0; i < MEMO_SLOTS; i++) cf_free(m->memo[i].blob);
     cf_free(m->memo);
@@ -2848,41 +2888,77 @@ static inline void scan_value(struct cf_matcher *m, const hs_database_t *db,
 }
 
 /* Scans each of the event's values with the databases its field has on
- * the event's route set, and with the set's keyword databases. */
+ * the event's route set (db_hits), and with the set's keyword
+ * databases. */
 static void scan_fields(struct cf_matcher *m, const struct cf_event *ev,
-                        const struct route_set *rset) {
+                        const struct route_set *rset, uint32_t n_db_hits) {
     /* Locals: scan_value could, for all the compiler knows, change what
      * rset points to, and reloading them per field showed. */
-    const struct set_slot *fslots = rset->fslots;
-    const struct set_field *fields = rset->fields;
     const struct set_scan *scans = rset->scans;
+    const uint32_t *db_scan = rset->db_scan;
+    const struct cf_route_hit *dh = m->db_hits;
     const hs_database_t *const *kw = rset->kw;
-    uint32_t fmask = rset->fmask, n_kw = rset->n_kw;
+    uint32_t n_kw = rset->n_kw, d = 0;
+    if (n_kw == 0) {
+        for (; d < n_db_hits; d++) {
+            const struct set_scan *sc = scans + db_scan[dh[d].field],
+                                  *end = scans + db_scan[dh[d].field + 1];
+            if (sc == end) continue; /* a field of other sources' rules */
+            const struct cf_event_field *f = &ev->fields[dh[d].leaf];
+            /* JSON null is no value: it matches `field: null` (checked
+             * directly), never a string pattern, not even ''. */
+            if (f->type == CF_VALUE_NULL) continue;
+            struct value_ref ref = {f->value, f->value_len, false, 0};
+            for (; sc < end; sc++)
+                scan_value(m, sc->db, sc->literal, &ref, sc->what);
+        }
+        return;
+    }
+    /* Every leaf, walking db_hits (in leaf order, one per leaf at most)
+     * alongside, so a value is hashed once for both kinds of scan. */
     for (uint32_t i = 0; i < ev->n_fields; i++) {
         const struct cf_event_field *f = &ev->fields[i];
-        const struct set_field *sf = NULL;
-        /* JSON null is no value: it matches `field: null` (checked
-         * directly), never a string pattern, not even ''. */
+        bool has_db = d < n_db_hits && dh[d].leaf == i;
+        uint32_t db = has_db ? dh[d++].field : 0;
         if (f->type == CF_VALUE_NULL) continue;
-        for (uint32_t s = f->name_hash & fmask; fslots[s].field;
-             s = (s + 1) & fmask)
-            if (fslots[s].hash == f->name_hash &&
-                fields[fslots[s].field - 1].len == f->name_len &&
-                cf_bytes_equal(fields[fslots[s].field - 1].name, f->name,
-                               f->name_len)) {
-                sf = &fields[fslots[s].field - 1];
-                break;
-            }
-        if (!sf && n_kw == 0) continue;
         struct value_ref ref = {f->value, f->value_len, false, 0};
-        if (sf)
-            for (const struct set_scan *sc = scans + sf->first,
-                                       *end = sc + sf->n;
+        if (has_db)
+            for (const struct set_scan *sc = scans + db_scan[db],
+                                       *end = scans + db_scan[db + 1];
                  sc < end; sc++)
                 scan_value(m, sc->db, sc->literal, &ref, sc->what);
         for (uint32_t k = 0; k < n_kw; k++)
             scan_value(m, kw[k], false, &ref, "the keywords");
     }
+}
+
+/* The leaves of `ev` with names in m's name table: those of routing
+ * fields into m->route_hits (their number in *n_route), those of field
+ * databases into m->db_hits (returned).  One probe per leaf serves both
+ * routing and scanning. */
+static uint32_t find_names(struct cf_matcher *m, const struct cf_event *ev,
+                           uint32_t *n_route) {
+    const struct name_slot *slots = m->name_slots;
+    const struct name_entry *names = m->names;
+    struct cf_route_hit *rh = m->route_hits, *dh = m->db_hits;
+    uint32_t mask = m->name_mask, nr = 0, nd = 0;
+    for (uint32_t i = 0; i < ev->n_fields; i++) {
+        const struct cf_event_field *f = &ev->fields[i];
+        for (uint32_t s = f->name_hash & mask; slots[s].entry;
+             s = (s + 1) & mask) {
+            if (slots[s].hash != f->name_hash) continue;
+            const struct name_entry *e = &names[slots[s].entry - 1];
+            if (e->len != f->name_len ||
+                !cf_bytes_equal(e->name, f->name, f->name_len))
+                continue;
+            if (e->route_field != NO_ROUTE)
+                rh[nr++] = (struct cf_route_hit){e->route_field, i};
+            if (e->db) dh[nd++] = (struct cf_route_hit){e->db, i};
+            break;
+        }
+    }
+    *n_route = nr;
+    return nd;
 }
 
 /* A keyword literal hit in the concatenated values counts only when it
@@ -3380,7 +3456,23 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
 
     m->indexed = false;
     m->event_failed = false;
-    m->routes = cf_router_route(rs->router, m->route_cache, ev);
+    if (ev->n_fields > m->hits_cap) {
+        struct cf_route_hit *rh =
+            cf_realloc(m->route_hits, ev->n_fields * sizeof *m->route_hits);
+        if (rh) m->route_hits = rh;
+        struct cf_route_hit *dh =
+            cf_realloc(m->db_hits, ev->n_fields * sizeof *m->db_hits);
+        if (dh) m->db_hits = dh;
+        if (rh && dh) m->hits_cap = ev->n_fields;
+    }
+    uint32_t n_route = 0, n_db_hits = 0;
+    if (ev->n_fields <= m->hits_cap) {
+        n_db_hits = find_names(m, ev, &n_route);
+        m->routes = cf_router_route_hits(rs->router, m->route_cache, ev,
+                                         m->route_hits, n_route);
+    } else {
+        m->routes = NULL; /* no room for the event's hits */
+    }
     if (!m->routes) { /* unroutable is not "routed nowhere": counted */
         m->route_failures++;
         return 0;
@@ -3399,7 +3491,7 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
                             rc == CF_ERR_NOMEM ? "out of memory"
                                                : "event values over 4 GiB");
         }
-        scan_fields(m, ev, rset);
+        scan_fields(m, ev, rset, n_db_hits);
     }
 
     for (uint32_t t = 0; t < m->n_touched; t++) {

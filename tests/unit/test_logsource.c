@@ -238,12 +238,84 @@ static void test_route_dedup(void **state) {
     cf_router_destroy(r);
 }
 
+/* The leaves of `ev` whose names cf_router_field gives, in event order:
+ * what a caller of cf_router_route_hits finds on its pass. */
+static size_t find_hits(const struct cf_router *r, const struct cf_event *ev,
+                        struct cf_route_hit *hits) {
+    size_t n = 0;
+    for (uint32_t i = 0; i < ev->n_fields; i++)
+        for (uint32_t k = 0; k < cf_router_field_count(r); k++) {
+            uint32_t len, hash;
+            const char *name = cf_router_field(r, k, &len, &hash);
+            if (name && len == ev->fields[i].name_len &&
+                hash == ev->fields[i].name_hash &&
+                memcmp(name, ev->fields[i].name, len) == 0)
+                hits[n++] = (struct cf_route_hit){k, i};
+        }
+    return n;
+}
+
+/* cf_router_route_hits, given the leaves of routing fields in the
+ * event's order (routing fields late, in any order, one twice), routes
+ * as cf_router_route does, from its own cache and from a warm one. */
+static void test_route_hits(void **state) {
+    (void)state;
+    char err[256];
+    struct cf_router *r = cf_router_new(NULL, err, sizeof err);
+    assert_non_null(r);
+    cf_router_add(r, "windows", "process_creation", NULL);
+    cf_router_add(r, "windows", NULL, "security");
+    cf_router_add(r, "windows", "registry_event", NULL);
+    cf_router_add(r, "windows", "ps_script", NULL);
+    cf_router_add(r, "linux", "process_creation", NULL);
+    cf_router_add(r, "aws", NULL, "cloudtrail");
+    cf_router_add(r, NULL, "webserver", NULL);
+    assert_int_equal(cf_router_seal(r, err, sizeof err), CF_OK);
+    assert_null(cf_router_field(r, cf_router_field_count(r), &(uint32_t){0},
+                                &(uint32_t){0}));
+    struct cf_route_cache *c = cf_route_cache_new(r),
+                          *ch = cf_route_cache_new(r);
+    assert_non_null(c);
+    assert_non_null(ch);
+    size_t words = (cf_router_count(r) + 63) / 64;
+    static const char *const events[][11] = {
+        {"Image", "C:\\x.exe", "EventID", "1", "Channel",
+         "Microsoft-Windows-Sysmon/Operational", NULL},
+        {"EventID", "4688", "User", "x", "Channel", "security", NULL},
+        {"SourceName", "Microsoft-Windows-Sysmon", "EventID", "13", NULL},
+        {"Channel", "Linux-Sysmon/Operational", "EventID", "1", "EventID",
+         "4104", NULL},
+        {"eventName", "GetObject", "eventSource", "s3.amazonaws.com", NULL},
+        {"Channel", "Microsoft-Windows-PowerShell/Operational", "Task", "2",
+         "EventID", "4104", NULL},
+        {"cs-method", "GET", NULL},
+    };
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t e = 0; e < sizeof events / sizeof events[0]; e++) {
+            struct cf_event ev;
+            struct cf_event_field f[8];
+            struct cf_route_hit hits[8];
+            make_event(&ev, f, events[e]);
+            size_t n = find_hits(r, &ev, hits);
+            const uint64_t *want = cf_router_route(r, c, &ev);
+            assert_non_null(want);
+            uint64_t copy[8];
+            assert_true(words <= 8);
+            memcpy(copy, want, words * sizeof *copy);
+            const uint64_t *got = cf_router_route_hits(r, ch, &ev, hits, n);
+            assert_non_null(got);
+            assert_memory_equal(got, copy, words * sizeof *copy);
+        }
+    cf_route_cache_destroy(c);
+    cf_route_cache_destroy(ch);
+    cf_router_destroy(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_config),
-        cmocka_unit_test(test_cache_churn),
-        cmocka_unit_test(test_route_dedup),
+        cmocka_unit_test(test_defaults),    cmocka_unit_test(test_config),
+        cmocka_unit_test(test_cache_churn), cmocka_unit_test(test_route_dedup),
+        cmocka_unit_test(test_route_hits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
