@@ -3519,24 +3519,30 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
         scan_fields(m, ev, rset, n_db_hits);
     }
 
-    for (uint32_t t = 0; t < m->n_touched; t++) {
-        uint32_t item = m->touched[t], r = rs->item_req[item];
-        uint32_t ri = rs->item_rule[item];
+    /* Locals: each store to the arrays could alias m's members. */
+    const uint32_t *touched = m->touched, *item_req = rs->item_req,
+                   *item_rule = rs->item_rule, *rule_need = rs->rule_need;
+    uint64_t *req_hit = m->req_hit, *rule_bits = m->rule_bits;
+    uint32_t *req_list = m->req_list, *rule_cnt = m->rule_cnt, *cand = m->cand;
+    uint32_t n_touched = m->n_touched, n_req_hit = 0;
+    for (uint32_t t = 0; t < n_touched; t++) {
+        uint32_t item = touched[t], r = item_req[item], ri = item_rule[item];
         if (r == NO_REQ) {
             /* a rule with required ranges waits for their items */
-            if (rs->rule_need[ri] == 0 || rs->rule_need[ri] == NEED_TEST)
+            if (rule_need[ri] == 0 || rule_need[ri] == NEED_TEST)
                 add_candidate(m, &n_cand, ri);
             continue;
         }
-        if (bit_test(m->req_hit, r)) continue;
-        bit_set(m->req_hit, r);
-        m->req_list[m->n_req_hit++] = r;
-        if (++m->rule_cnt[ri] == rs->rule_need[ri] &&
-            bit_test(rset->rule_on, ri)) {
-            bit_set(m->rule_bits, ri);
-            m->cand[n_cand++] = ri;
+        uint64_t bit = (uint64_t)1 << (r & 63);
+        if (req_hit[r >> 6] & bit) continue;
+        req_hit[r >> 6] |= bit;
+        req_list[n_req_hit++] = r;
+        if (++rule_cnt[ri] == rule_need[ri] && bit_test(rset->rule_on, ri)) {
+            bit_set(rule_bits, ri);
+            cand[n_cand++] = ri;
         }
     }
+    m->n_req_hit = n_req_hit;
     for (size_t a = 0; a < rs->n_always; a++)
         add_candidate(m, &n_cand, rs->always[a]);
     sort_u32(m->cand, n_cand);
