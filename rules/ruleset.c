@@ -246,14 +246,17 @@ struct cf_ruleset {
     struct cf_ruleset_stats stats;
 };
 
-/* What one database reported for one value, for the events of one
- * route set: the memo's entry.  `blob` holds the items its expressions
- * report whose rules the route set evaluates (route_set.rule_on; the
+/* What the scans of one event field reported for one value, for the
+ * events of one route set: the memo's entry.  The key is the field's
+ * struct field_db (all its databases serving the set: a literal one and
+ * a regex one are one lookup), or, for the keywords, the database.
+ * `blob` holds the items the scans' expressions report whose rules the
+ * route set evaluates (route_set.rule_on; the
  * others' marks are never read, and were most of them: 33 of 54 per
  * LSASS event), expanded when stored so a hit marks them without going
  * through expr_items; then the value's len bytes. */
 struct memo_entry {
-    const hs_database_t *db; /* NULL: empty */
+    const void *key; /* NULL: empty */
     uint64_t hash;
     uint64_t gen; /* route_set.gen */
     uint32_t len, n_items;
@@ -2803,35 +2806,41 @@ struct value_ref {
     uint64_t hash;
 };
 
-/* Scans `v` with `db`: what scan_value does when the memo cannot answer.
- * `e` is the value's memo slot (NULL: not kept), `h` its key hash.  Out
- * of line, so the hit path inlined in scan_fields stays small. */
+/* Scans `v` with sc[0..n): what scan_value does when the memo cannot
+ * answer.  `e` is the value's memo slot (NULL: not kept), `h` its key
+ * hash.  Out of line, so the hit path inlined in scan_fields stays
+ * small. */
 static __attribute__((noinline)) void
-scan_miss(struct cf_matcher *m, const hs_database_t *db, bool literal,
-          const struct value_ref *ref, const char *what, struct memo_entry *e,
+scan_miss(struct cf_matcher *m, const void *key, const struct set_scan *sc,
+          uint32_t n, const struct value_ref *ref, struct memo_entry *e,
           uint64_t h) {
     const struct cf_ruleset *rs = m->rs;
     const char *v = ref->v;
     uint32_t len = ref->len;
+    bool failed = false;
     if (e) {
         m->memo_misses++;
         /* Second chance: an entry that answered since it was stored
          * stays for one more colliding value, so a stream of values
          * seen once (times, ids) does not push out the ones that
          * repeat. */
-        if (e->db && e->used) {
+        if (e->key && e->used) {
             e->used = false;
             e = NULL;
         }
     }
     m->n_found = 0;
     m->recording = e != NULL;
-    struct literal_scan ls = {m, len};
-    hs_error_t rc =
-        literal ? hs_scan(db, v, len, 0, m->scratch, on_field_literal, &ls)
-                : hs_scan(db, v, len, 0, m->scratch, on_hs_match, m);
-    check_hs(m, rc, what);
-    if (!m->recording || rc != HS_SUCCESS) return;
+    for (uint32_t i = 0; i < n; i++) {
+        struct literal_scan ls = {m, len};
+        hs_error_t rc = sc[i].literal ? hs_scan(sc[i].db, v, len, 0, m->scratch,
+                                                on_field_literal, &ls)
+                                      : hs_scan(sc[i].db, v, len, 0, m->scratch,
+                                                on_hs_match, m);
+        check_hs(m, rc, sc[i].what);
+        if (rc != HS_SUCCESS) failed = true;
+    }
+    if (!m->recording || failed) return;
     m->recording = false;
     const uint64_t *rule_on = m->rset->rule_on;
     uint32_t n_items = 0;
@@ -2858,7 +2867,7 @@ scan_miss(struct cf_matcher *m, const hs_database_t *db, bool literal,
             if (bit_test(rule_on, rs->item_rule[rs->expr_items[k]]))
                 *at++ = rs->expr_items[k];
     memcpy(at, v, len);
-    e->db = db;
+    e->key = key;
     e->hash = h;
     e->gen = m->rset->gen;
     e->len = len;
@@ -2866,11 +2875,12 @@ scan_miss(struct cf_matcher *m, const hs_database_t *db, bool literal,
     e->used = false;
 }
 
-/* Scans `v` with `db` (a literal database: db_part.literal), or marks
- * what the memo says that scan reports. */
-static inline void scan_value(struct cf_matcher *m, const hs_database_t *db,
-                              bool literal, struct value_ref *ref,
-                              const char *what) {
+/* Scans `v` with sc[0..n) (the databases of one field, or one keyword
+ * database), or marks what the memo, under `key`, says those scans
+ * report. */
+static inline void scan_value(struct cf_matcher *m, const void *key,
+                              const struct set_scan *sc, uint32_t n,
+                              struct value_ref *ref) {
     const char *v = ref->v;
     uint32_t len = ref->len;
     struct memo_entry *e = NULL;
@@ -2880,15 +2890,15 @@ static inline void scan_value(struct cf_matcher *m, const hs_database_t *db,
             ref->hash = memo_hash(v, len);
             ref->hashed = true;
         }
-        /* the database's address, spread over the low bits that pick
-         * the slot (an address's own low bits are alignment zeros) */
+        /* the key's address, spread over the low bits that pick the
+         * slot (an address's own low bits are alignment zeros) */
         uint64_t gen = m->rset->gen;
         h = ref->hash ^
-            (((uint64_t)(uintptr_t)db * UINT64_C(0x9e3779b97f4a7c15)) >> 32) ^
+            (((uint64_t)(uintptr_t)key * UINT64_C(0x9e3779b97f4a7c15)) >> 32) ^
             (gen * UINT64_C(0xc2b2ae3d27d4eb4f));
         e = &m->memo[h & (MEMO_SLOTS - 1)];
         const char *kept = (const char *)(e->blob + e->n_items);
-        if (e->hash == h && e->db == db && e->gen == gen && e->len == len &&
+        if (e->hash == h && e->key == key && e->gen == gen && e->len == len &&
             (len <= 16 ? cf_bytes_equal(kept, v, len)
                        : memcmp(kept, v, len) == 0)) {
             /* marks and touched through locals: stores to touched[]
@@ -2909,7 +2919,7 @@ static inline void scan_value(struct cf_matcher *m, const hs_database_t *db,
             return;
         }
     }
-    scan_miss(m, db, literal, ref, what, e, h);
+    scan_miss(m, key, sc, n, ref, e, h);
 }
 
 /* Scans each of the event's values with the databases its field has on
@@ -2934,8 +2944,8 @@ static void scan_fields(struct cf_matcher *m, const struct cf_event *ev,
              * directly), never a string pattern, not even ''. */
             if (f->type == CF_VALUE_NULL) continue;
             struct value_ref ref = {f->value, f->value_len, false, 0};
-            for (; sc < end; sc++)
-                scan_value(m, sc->db, sc->literal, &ref, sc->what);
+            scan_value(m, &m->rs->dbs[dh[d].field], sc, (uint32_t)(end - sc),
+                       &ref);
         }
         return;
     }
@@ -2947,13 +2957,13 @@ static void scan_fields(struct cf_matcher *m, const struct cf_event *ev,
         uint32_t db = has_db ? dh[d++].field : 0;
         if (f->type == CF_VALUE_NULL) continue;
         struct value_ref ref = {f->value, f->value_len, false, 0};
-        if (has_db)
-            for (const struct set_scan *sc = scans + db_scan[db],
-                                       *end = scans + db_scan[db + 1];
-                 sc < end; sc++)
-                scan_value(m, sc->db, sc->literal, &ref, sc->what);
-        for (uint32_t k = 0; k < n_kw; k++)
-            scan_value(m, kw[k], false, &ref, "the keywords");
+        if (has_db && db_scan[db + 1] > db_scan[db])
+            scan_value(m, &m->rs->dbs[db], scans + db_scan[db],
+                       db_scan[db + 1] - db_scan[db], &ref);
+        for (uint32_t k = 0; k < n_kw; k++) {
+            struct set_scan ks = {kw[k], "the keywords", false};
+            scan_value(m, kw[k], &ks, 1, &ref);
+        }
     }
 }
 

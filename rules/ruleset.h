@@ -5,8 +5,9 @@
  * compiled into one Hyperscan database per field (fields with the same
  * patterns share one), so each field value of an event is scanned once
  * whatever the number of rules, and only when one of the event's routes
- * has patterns on that field; a value the matcher scanned before with the
- * same database is not scanned again (its scan memo).  A hit marks the
+ * has patterns on that field; a value the matcher scanned before in the
+ * same field (with the same databases) is not scanned again (its scan
+ * memo).  A hit marks the
  * pattern's item; only rules with a marked item (plus those whose
  * condition can hold with nothing marked) have their condition evaluated.
  * Patterns Hyperscan cannot express are checked directly.  Compiled
@@ -89,9 +90,10 @@ uint64_t cf_matcher_scan_errors(const struct cf_matcher *m,
  * out of memory. */
 uint64_t cf_matcher_route_failures(const struct cf_matcher *m);
 
-/* The scan memo since cf_matcher_new: lookups answered without a scan
- * (*hits) and values scanned and offered to it (*misses).  Values too
- * long to keep are scanned without a lookup. */
+/* The scan memo since cf_matcher_new: lookups (one per field value, or
+ * per value and keyword database) answered without a scan (*hits) and
+ * values scanned and offered to it (*misses).  Values too long to keep
+ * are scanned without a lookup. */
 void cf_matcher_memo_counts(const struct cf_matcher *m, uint64_t *hits,
                             uint64_t *misses);
 
