@@ -2885,7 +2885,7 @@ static inline void scan_value(struct cf_matcher *m, const void *key,
     uint32_t len = ref->len;
     struct memo_entry *e = NULL;
     uint64_t h = 0;
-    if (m->memo && len <= MEMO_MAX_VALUE) {
+    if (len <= MEMO_MAX_VALUE) { /* m->memo: cf_matcher_new fails without */
         if (!ref->hashed) {
             ref->hash = memo_hash(v, len);
             ref->hashed = true;
@@ -2905,8 +2905,9 @@ static inline void scan_value(struct cf_matcher *m, const void *key,
              * could alias m's members, reloaded per item otherwise */
             uint64_t *marks = m->marks;
             uint32_t *touched = m->touched, nt = m->n_touched;
-            for (uint32_t i = 0; i < e->n_items; i++) {
-                uint32_t item = e->blob[i];
+            const uint32_t *items = e->blob;
+            for (uint32_t i = 0, n_items = e->n_items; i < n_items; i++) {
+                uint32_t item = items[i];
                 uint64_t bit = (uint64_t)1 << (item & 63);
                 if (!(marks[item >> 6] & bit)) {
                     marks[item >> 6] |= bit;
@@ -2925,8 +2926,10 @@ static inline void scan_value(struct cf_matcher *m, const void *key,
 /* Scans each of the event's values with the databases its field has on
  * the event's route set (db_hits), and with the set's keyword
  * databases. */
-static void scan_fields(struct cf_matcher *m, const struct cf_event *ev,
-                        const struct route_set *rset, uint32_t n_db_hits) {
+static __attribute__((noinline)) void scan_fields(struct cf_matcher *m,
+                                                  const struct cf_event *ev,
+                                                  const struct route_set *rset,
+                                                  uint32_t n_db_hits) {
     /* Locals: scan_value could, for all the compiler knows, change what
      * rset points to, and reloading them per field showed. */
     const struct set_scan *scans = rset->scans;
@@ -2971,8 +2974,8 @@ static void scan_fields(struct cf_matcher *m, const struct cf_event *ev,
  * fields into m->route_hits (their number in *n_route), those of field
  * databases into m->db_hits (returned).  One probe per leaf serves both
  * routing and scanning. */
-static uint32_t find_names(struct cf_matcher *m, const struct cf_event *ev,
-                           uint32_t *n_route) {
+static __attribute__((noinline)) uint32_t
+find_names(struct cf_matcher *m, const struct cf_event *ev, uint32_t *n_route) {
     const struct name_slot *slots = m->name_slots;
     const struct name_entry *names = m->names;
     struct cf_route_hit *rh = m->route_hits, *dh = m->db_hits;
