@@ -16,13 +16,13 @@
  *
  * Matching: the event is routed, each leaf value whose field has a
  * database serving one of the event's routes is scanned, hits mark items,
- * and only the routed rules with a marked item in each selection their
- * condition ANDs (build_required), plus those whose condition can hold
- * with nothing marked ("always evaluate"), have their condition
- * evaluated.  A scan that fails (any hs_scan error, a PCRE2 error other
- * than "no match", a keyword literal scan that cannot run) does not stop
- * matching: the event is counted in the matcher's scan_errors, since
- * rules may have missed it.
+ * and only the routed rules with a marked item in each selection one
+ * branch of their condition needs (build_alts), plus those whose
+ * condition can hold with nothing marked ("always evaluate"), have
+ * their condition evaluated.  A scan that fails (any hs_scan error, a PCRE2
+ * error other than "no match", a keyword literal scan that cannot run) does not
+ * stop matching: the event is counted in the matcher's scan_errors, since rules
+ * may have missed it.
  *
  * Semantics shared with the test oracle (tests/oracle): a glob `?` is
  * one byte and case folding is ASCII; a field present several times
@@ -61,7 +61,6 @@
 #define NO_ITEM UINT32_MAX
 #define NO_ROUTE UINT32_MAX
 #define NO_REQ UINT32_MAX
-#define NEED_TEST UINT32_MAX
 #define KEYWORD_DB 0     /* dbs[0]: keyword patterns, scanned per leaf */
 #define KEYWORD_LIT_DB 1 /* dbs[1]: keyword literals, one scan per event */
 #define N_KEYWORD_DBS 2
@@ -211,16 +210,24 @@ struct cf_ruleset {
      * rule hit on one item but lacking another is dropped without
      * walking its condition (an LSASS access event hits the TargetImage
      * item of a dozen rules whose GrantedAccess or CallTrace items it
-     * misses). */
+     * misses).  Tested by add_candidate, for the rules build_alts leaves
+     * unconstrained; the others are counted. */
     uint32_t *req_off;
     struct item_range *req;
-    /* The same, per item, for counting instead of testing ranges: the
-     * index into req of the range an item is in (NO_REQ: none), and per
-     * rule the number of distinct ranges (a search ANDed twice gives
-     * one twice), or NEED_TEST when its ranges are not disjoint and
-     * add_candidate tests them. */
+    /* What the matcher counts instead of testing ranges (build_alts):
+     * a rule's condition can only hold when each range of one of its
+     * alternatives has a marked item (`a or b` has those of a and those
+     * of b).  Per item, the range it is in (NO_REQ: none); per range,
+     * the alternatives it is in (range_alts[range_alt_off[r]..]); per
+     * alternative its rule and how many distinct ranges it needs.
+     * rule_constrained[ri]: the rule has alternatives; one that does
+     * not is a candidate on any marked item of its own. */
     uint32_t *item_req;
-    uint32_t *rule_need;
+    uint32_t *range_alt_off, *range_alts;
+    uint32_t n_ranges;
+    uint32_t *alt_rule, *alt_need;
+    uint32_t n_alts;
+    bool *rule_constrained;
 
     uint32_t n_items;
     uint32_t *item_rule;
@@ -353,13 +360,13 @@ struct cf_matcher {
     uint32_t n_touched;
     uint64_t *rule_bits;
     uint32_t *cand;
-    /* The event's required ranges with a marked item (bits and list,
-     * by index into rs->req) and, per rule, how many: a rule whose count
-     * reaches rs->rule_need is a candidate. */
+    /* The event's ranges (build_alts) with a marked item (bits and
+     * list) and, per alternative, how many of its ranges: a rule with an
+     * alternative whose count reaches rs->alt_need is a candidate. */
     uint64_t *req_hit;
     uint32_t *req_list;
     uint32_t n_req_hit;
-    uint32_t *rule_cnt;
+    uint32_t *alt_cnt;
     pcre2_match_data *md;
     /* All leaf values of the event back to back, for the keyword literal
      * scan; leaf_end[i] is where leaf i ends.  Grown, never shrunk. */
@@ -1167,35 +1174,206 @@ static int collect_required(const struct crule *cr,
     return 0;
 }
 
-/* rs->item_req and rs->rule_need from rs->req. */
-static int build_item_req(struct cf_ruleset *rs) {
+/* A rule condition's alternatives (build_alts): each a list of item
+ * ranges that must all have a marked item; the condition can hold only
+ * when one alternative's do.  Bounded: past MAX_ALTS alternatives the
+ * condition counts as unconstrained, past MAX_ALT_RANGES ranges an
+ * alternative keeps the first (fewer necessary ranges are still
+ * necessary); either way only evaluations are lost. */
+#define MAX_ALTS 8
+#define MAX_ALT_RANGES 16
+struct alt_list {
+    int n; /* -1: unconstrained (can hold with nothing marked) */
+    struct {
+        uint32_t n;
+        struct item_range r[MAX_ALT_RANGES];
+    } a[MAX_ALTS];
+};
+
+static void alt_add_range(struct alt_list *l, int a, uint32_t lo, uint32_t hi) {
+    for (uint32_t k = 0; k < l->a[a].n; k++)
+        if (l->a[a].r[k].lo == lo && l->a[a].r[k].hi == hi) return;
+    if (l->a[a].n < MAX_ALT_RANGES)
+        l->a[a].r[l->a[a].n++] = (struct item_range){lo, hi};
+}
+
+/* The ranges a conjunction needs: its ranged conditions that need a
+ * matching value (not neq), and each value's item of an `|all` one
+ * checked by items alone.  0 ranges: it needs none. */
+static void conj_alt(const struct cconj *cj, struct alt_list *l, int a) {
+    l->a[a].n = 0;
+    for (size_t k = 0; k < cj->n_conds; k++) {
+        const struct ccond *cc = &cj->conds[k];
+        if (cc->fc->negate) continue;
+        if (cc->fc->all) {
+            bool items_only = true;
+            for (size_t v = 0; v < cc->fc->n_values; v++)
+                if (cc->values[v].n_direct) items_only = false;
+            if (!items_only) continue;
+            for (size_t v = 0; v < cc->fc->n_values; v++)
+                if (cc->values[v].item != NO_ITEM)
+                    alt_add_range(l, a, cc->values[v].item, cc->values[v].item);
+        } else if (cc->ranged && cc->item_lo <= cc->item_hi) {
+            alt_add_range(l, a, cc->item_lo, cc->item_hi);
+        }
+    }
+}
+
+static void cond_alts(const struct crule *cr, const struct cf_sigma_cond *c,
+                      struct alt_list *out) {
+    out->n = -1;
+    switch (c->op) {
+    case CF_COND_SEARCH: {
+        if (c->search >= cr->rule->n_searches) return;
+        const struct csearch *cs = &cr->searches[c->search];
+        if (cs->n_conjs == 0 || cs->n_conjs > MAX_ALTS) return;
+        for (size_t k = 0; k < cs->n_conjs; k++) {
+            conj_alt(&cs->conjs[k], out, (int)k);
+            if (out->a[k].n == 0) {
+                out->n = -1;
+                return;
+            }
+        }
+        out->n = (int)cs->n_conjs;
+        return;
+    }
+    case CF_COND_OR: {
+        struct alt_list kid;
+        int n = 0;
+        for (uint32_t i = 0; i < c->n_kids; i++) {
+            cond_alts(cr, &c->kids[i], &kid);
+            if (kid.n < 0 || n + kid.n > MAX_ALTS) return;
+            for (int k = 0; k < kid.n; k++) out->a[n++] = kid.a[k];
+        }
+        out->n = n > 0 ? n : -1;
+        return;
+    }
+    case CF_COND_AND: {
+        /* every pairing of the operands' alternatives; an operand that
+         * would make too many is left out (its ranges are not needed) */
+        struct alt_list kid, prod;
+        out->n = 1;
+        out->a[0].n = 0;
+        for (uint32_t i = 0; i < c->n_kids; i++) {
+            cond_alts(cr, &c->kids[i], &kid);
+            if (kid.n < 0 || out->n * kid.n > MAX_ALTS) continue;
+            prod.n = 0;
+            for (int x = 0; x < out->n; x++)
+                for (int y = 0; y < kid.n; y++) {
+                    prod.a[prod.n] = out->a[x];
+                    for (uint32_t k = 0; k < kid.a[y].n; k++)
+                        alt_add_range(&prod, prod.n, kid.a[y].r[k].lo,
+                                      kid.a[y].r[k].hi);
+                    prod.n++;
+                }
+            *out = prod;
+        }
+        if (out->n == 1 && out->a[0].n == 0) out->n = -1;
+        return;
+    }
+    default: return; /* NOT, TRUE, FALSE: no range is necessary */
+    }
+}
+
+/* rs->item_req, the ranges' and alternatives' tables and
+ * rs->rule_constrained, from each rule's cond_alts.  A rule whose
+ * ranges overlap without being the same (none in SigmaHQ) is left
+ * unconstrained. */
+static int build_alts(struct cf_ruleset *rs) {
+    struct alt_list *l = cf_malloc(sizeof *l);
+    struct item_range *rr = NULL; /* the rule's distinct ranges */
+    uint32_t *rr_index = NULL, *link_range = NULL, *link_alt = NULL;
+    size_t cap_rule = 0, cap_need = 0, cap_lr = 0, cap_la = 0, n_links = 0;
+    bool oom = false;
+    int rc = -1;
     rs->item_req = cf_malloc((rs->n_items + 1) * sizeof *rs->item_req);
-    rs->rule_need = cf_calloc(rs->n_rules + 1, sizeof *rs->rule_need);
-    if (!rs->item_req || !rs->rule_need) return -1;
+    rs->rule_constrained =
+        cf_calloc(rs->n_rules + 1, sizeof *rs->rule_constrained);
+    rr = cf_malloc(MAX_ALTS * MAX_ALT_RANGES * sizeof *rr);
+    rr_index = cf_malloc(MAX_ALTS * MAX_ALT_RANGES * sizeof *rr_index);
+    if (!l || !rs->item_req || !rs->rule_constrained || !rr || !rr_index)
+        goto done;
     for (uint32_t i = 0; i < rs->n_items; i++) rs->item_req[i] = NO_REQ;
     for (size_t ri = 0; ri < rs->n_rules; ri++) {
-        for (uint32_t k = rs->req_off[ri]; k < rs->req_off[ri + 1]; k++) {
-            const struct item_range *r = &rs->req[k];
-            uint32_t first = rs->item_req[r->lo];
-            if (first != NO_REQ && rs->req[first].lo == r->lo &&
-                rs->req[first].hi == r->hi)
-                continue; /* the same range again */
-            bool disjoint = true;
-            for (uint32_t i = r->lo; i <= r->hi; i++)
-                if (rs->item_req[i] != NO_REQ) disjoint = false;
-            if (!disjoint) {
-                rs->rule_need[ri] = NEED_TEST;
-                break;
+        const struct crule *cr = &rs->rules[ri];
+        if (cr->rejected || !cr->rule->condition) continue;
+        cond_alts(cr, cr->rule->condition, l);
+        if (l->n < 0) continue;
+        uint32_t n_rr = 0;
+        bool clash = false;
+        for (int a = 0; a < l->n; a++)
+            for (uint32_t k = 0; k < l->a[a].n; k++) {
+                struct item_range r = l->a[a].r[k];
+                uint32_t j = 0;
+                while (j < n_rr && !(rr[j].lo == r.lo && rr[j].hi == r.hi)) j++;
+                if (j < n_rr) continue;
+                for (uint32_t o = 0; o < n_rr; o++)
+                    if (r.lo <= rr[o].hi && rr[o].lo <= r.hi) clash = true;
+                rr[n_rr++] = r;
             }
-            for (uint32_t i = r->lo; i <= r->hi; i++) rs->item_req[i] = k;
-            rs->rule_need[ri]++;
+        if (clash) continue;
+        void *q;
+        size_t n_alts = rs->n_alts + (size_t)l->n;
+        if (!(q = grow(rs->alt_rule, &cap_rule, n_alts, sizeof *rs->alt_rule,
+                       &oom)))
+            goto done;
+        rs->alt_rule = q;
+        if (!(q = grow(rs->alt_need, &cap_need, n_alts, sizeof *rs->alt_need,
+                       &oom)))
+            goto done;
+        rs->alt_need = q;
+        for (uint32_t j = 0; j < n_rr; j++) {
+            rr_index[j] = rs->n_ranges++;
+            for (uint32_t i = rr[j].lo; i <= rr[j].hi; i++)
+                rs->item_req[i] = rr_index[j];
         }
-        if (rs->rule_need[ri] == NEED_TEST)
-            for (uint32_t k = rs->req_off[ri]; k < rs->req_off[ri + 1]; k++)
-                for (uint32_t i = rs->req[k].lo; i <= rs->req[k].hi; i++)
-                    rs->item_req[i] = NO_REQ;
+        for (int a = 0; a < l->n; a++) {
+            uint32_t alt = rs->n_alts++;
+            rs->alt_rule[alt] = (uint32_t)ri;
+            rs->alt_need[alt] = l->a[a].n;
+            for (uint32_t k = 0; k < l->a[a].n; k++) {
+                uint32_t j = 0;
+                while (rr[j].lo != l->a[a].r[k].lo ||
+                       rr[j].hi != l->a[a].r[k].hi)
+                    j++;
+                if (!(q = grow(link_range, &cap_lr, n_links + 1,
+                               sizeof *link_range, &oom)))
+                    goto done;
+                link_range = q;
+                if (!(q = grow(link_alt, &cap_la, n_links + 1, sizeof *link_alt,
+                               &oom)))
+                    goto done;
+                link_alt = q;
+                link_range[n_links] = rr_index[j];
+                link_alt[n_links++] = alt;
+            }
+        }
+        rs->rule_constrained[ri] = true;
     }
-    return 0;
+    /* range -> alternatives, from the links (in range order already:
+     * ranges are numbered rule by rule, links made rule by rule) */
+    rs->range_alt_off = cf_calloc(rs->n_ranges + 2, sizeof *rs->range_alt_off);
+    rs->range_alts = cf_malloc((n_links + 1) * sizeof *rs->range_alts);
+    if (!rs->range_alt_off || !rs->range_alts) goto done;
+    for (size_t k = 0; k < n_links; k++) rs->range_alt_off[link_range[k] + 1]++;
+    for (uint32_t r = 0; r < rs->n_ranges; r++)
+        rs->range_alt_off[r + 1] += rs->range_alt_off[r];
+    {
+        uint32_t *fill = cf_malloc((rs->n_ranges + 1) * sizeof *fill);
+        if (!fill) goto done;
+        memcpy(fill, rs->range_alt_off, (rs->n_ranges + 1) * sizeof *fill);
+        for (size_t k = 0; k < n_links; k++)
+            rs->range_alts[fill[link_range[k]]++] = link_alt[k];
+        cf_free(fill);
+    }
+    rc = 0;
+done:
+    cf_free(l);
+    cf_free(rr);
+    cf_free(rr_index);
+    cf_free(link_range);
+    cf_free(link_alt);
+    return rc;
 }
 
 static int build_required(struct cf_ruleset *rs) {
@@ -1212,7 +1390,7 @@ static int build_required(struct cf_ruleset *rs) {
     }
     rs->req = all.r;
     all.r = NULL;
-    rc = build_item_req(rs);
+    rc = build_alts(rs);
 done:
     cf_free(all.r);
     return rc;
@@ -2401,7 +2579,11 @@ void cf_ruleset_destroy(struct cf_ruleset *rs) {
     cf_free(rs->req_off);
     cf_free(rs->req);
     cf_free(rs->item_req);
-    cf_free(rs->rule_need);
+    cf_free(rs->range_alt_off);
+    cf_free(rs->range_alts);
+    cf_free(rs->alt_rule);
+    cf_free(rs->alt_need);
+    cf_free(rs->rule_constrained);
     cf_free(rs->item_rule);
     cf_free(rs->expr_item_off);
     cf_free(rs->expr_items);
@@ -2609,10 +2791,9 @@ struct cf_matcher *cf_matcher_new(const struct cf_ruleset *rs) {
     m->touched = cf_malloc((rs->n_items + 1) * sizeof *m->touched);
     m->rule_bits = cf_calloc(rule_words, sizeof *m->rule_bits);
     m->cand = cf_malloc((rs->n_rules + 1) * sizeof *m->cand);
-    size_t n_req = rs->req_off[rs->n_rules];
-    m->req_hit = cf_calloc((n_req + 63) / 64 + 1, sizeof *m->req_hit);
-    m->req_list = cf_malloc((n_req + 1) * sizeof *m->req_list);
-    m->rule_cnt = cf_calloc(rs->n_rules + 1, sizeof *m->rule_cnt);
+    m->req_hit = cf_calloc((rs->n_ranges + 63) / 64 + 1, sizeof *m->req_hit);
+    m->req_list = cf_malloc((rs->n_ranges + 1) * sizeof *m->req_list);
+    m->alt_cnt = cf_calloc(rs->n_alts + 1, sizeof *m->alt_cnt);
     m->md = pcre2_match_data_create(1, NULL);
     m->route_cache = cf_route_cache_new(rs->router);
     for (size_t i = 0; i < rs->n_dbs; i++) m->n_parts += rs->dbs[i].n_parts;
@@ -2624,7 +2805,7 @@ struct cf_matcher *cf_matcher_new(const struct cf_ruleset *rs) {
     m->found = cf_malloc(MEMO_MAX_IDS * sizeof *m->found);
     m->found_cap = MEMO_MAX_IDS;
     if (!m->marks || !m->touched || !m->rule_bits || !m->cand || !m->req_hit ||
-        !m->req_list || !m->rule_cnt || !m->md || !m->route_cache ||
+        !m->req_list || !m->alt_cnt || !m->md || !m->route_cache ||
         !m->tmp_db_scan || !m->tmp_scans || !m->rsets || !m->rset_spare ||
         !m->memo || !m->found)
         goto fail;
@@ -2662,7 +2843,7 @@ void cf_matcher_destroy(struct cf_matcher *m) {
     cf_free(m->cand);
     cf_free(m->req_hit);
     cf_free(m->req_list);
-    cf_free(m->rule_cnt);
+    cf_free(m->alt_cnt);
     pcre2_match_data_free(m->md);
     cf_buf_free(&m->concat);
     cf_free(m->leaf_end);
@@ -3534,25 +3715,31 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
 
     /* Locals: each store to the arrays could alias m's members. */
     const uint32_t *touched = m->touched, *item_req = rs->item_req,
-                   *item_rule = rs->item_rule, *rule_need = rs->rule_need;
+                   *item_rule = rs->item_rule, *alt_off = rs->range_alt_off,
+                   *alts = rs->range_alts, *alt_need = rs->alt_need;
     uint64_t *req_hit = m->req_hit, *rule_bits = m->rule_bits;
-    uint32_t *req_list = m->req_list, *rule_cnt = m->rule_cnt, *cand = m->cand;
+    uint32_t *req_list = m->req_list, *alt_cnt = m->alt_cnt, *cand = m->cand;
     uint32_t n_touched = m->n_touched, n_req_hit = 0;
     for (uint32_t t = 0; t < n_touched; t++) {
-        uint32_t item = touched[t], r = item_req[item], ri = item_rule[item];
+        uint32_t item = touched[t], r = item_req[item];
         if (r == NO_REQ) {
-            /* a rule with required ranges waits for their items */
-            if (rule_need[ri] == 0 || rule_need[ri] == NEED_TEST)
-                add_candidate(m, &n_cand, ri);
+            /* a rule with alternatives waits for their ranges' items */
+            uint32_t ri = item_rule[item];
+            if (!rs->rule_constrained[ri]) add_candidate(m, &n_cand, ri);
             continue;
         }
         uint64_t bit = (uint64_t)1 << (r & 63);
         if (req_hit[r >> 6] & bit) continue;
         req_hit[r >> 6] |= bit;
         req_list[n_req_hit++] = r;
-        if (++rule_cnt[ri] == rule_need[ri] && bit_test(rset->rule_on, ri)) {
-            bit_set(rule_bits, ri);
-            cand[n_cand++] = ri;
+        for (uint32_t k = alt_off[r]; k < alt_off[r + 1]; k++) {
+            uint32_t a = alts[k], ri;
+            if (++alt_cnt[a] != alt_need[a]) continue;
+            ri = rs->alt_rule[a];
+            if (!bit_test(rule_bits, ri) && bit_test(rset->rule_on, ri)) {
+                bit_set(rule_bits, ri);
+                cand[n_cand++] = ri;
+            }
         }
     }
     m->n_req_hit = n_req_hit;
@@ -3577,8 +3764,11 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
         m->marks[m->touched[t] >> 6] = 0;
     m->n_touched = 0;
     for (uint32_t k = 0; k < m->n_req_hit; k++) {
-        m->req_hit[m->req_list[k] >> 6] = 0;
-        m->rule_cnt[rs->item_rule[rs->req[m->req_list[k]].lo]] = 0;
+        uint32_t r = m->req_list[k];
+        m->req_hit[r >> 6] = 0;
+        for (uint32_t j = rs->range_alt_off[r]; j < rs->range_alt_off[r + 1];
+             j++)
+            m->alt_cnt[rs->range_alts[j]] = 0;
     }
     m->n_req_hit = 0;
     if (m->event_failed) m->scan_errors++;

@@ -1322,6 +1322,79 @@ static void test_required_items(void **state) {
     release(&c, &tb);
 }
 
+/* The rules `h` hit are exactly names[] (NULL-terminated). */
+static void expect_only(struct hits h, const char *const *names) {
+    size_t n = 0;
+    for (; names[n]; n++) assert_true(hit(&h, names[n]));
+    assert_int_equal(h.n, n);
+}
+
+#define EXPECT_ONLY(h, ...)                                                    \
+    expect_only((h), (const char *const[]){__VA_ARGS__, NULL})
+
+/* A rule whose condition is an OR (of selections, or of the maps of a
+ * list) is evaluated when every necessary selection of one branch has a
+ * marked item, whichever branch; an `|all` needs each of its values.
+ * Each event below matches through a different branch, or through
+ * none. */
+static void test_required_alternatives(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    struct cf_sigma_pattern exe = glob("*\\a.exe"), zexe = glob("*\\z.exe");
+    struct cf_sigma_pattern users[2] = {glob("alice"), glob("bob")};
+    struct cf_sigma_pattern x = glob("*-x*"),
+                            xy[2] = {glob("*-x*"), glob("*-y*")};
+    struct cf_sigma_pattern y = glob("*-y*");
+    /* sel_a or sel_b */
+    struct cf_sigma_field_cond a2[2] = {fcond("Image", false, false, 1, &exe),
+                                        fcond("User", false, false, 2, users)};
+    struct cf_sigma_field_cond cx = fcond("CommandLine", false, false, 1, &x);
+    struct cf_sigma_search sor[2] = {search("sel_a", 2, a2),
+                                     search("sel_b", 1, &cx)};
+    add_rule(&tb, "or_sel", 2, sor, c_op(CF_COND_OR, c_search(0), c_search(1)));
+    /* (a or b) and c */
+    struct cf_sigma_field_cond usr = fcond("User", false, false, 2, users);
+    struct cf_sigma_field_cond img = fcond("Image", false, false, 1, &exe);
+    struct cf_sigma_search sabc[3] = {search("a", 1, &usr), search("b", 1, &cx),
+                                      search("c", 1, &img)};
+    add_rule(&tb, "and_of_or", 3, sabc,
+             c_op(CF_COND_AND, c_op(CF_COND_OR, c_search(0), c_search(1)),
+                  c_search(2)));
+    /* CommandLine|all: [-x, -y], or Image z.exe */
+    struct cf_sigma_field_cond all = fcond("CommandLine", true, false, 2, xy);
+    struct cf_sigma_field_cond zimg = fcond("Image", false, false, 1, &zexe);
+    struct cf_sigma_search sall[2] = {search("sel", 1, &all),
+                                      search("img", 1, &zimg)};
+    add_rule(&tb, "all_vals", 2, sall,
+             c_op(CF_COND_OR, c_search(0), c_search(1)));
+    /* a list of two maps: {Image, User} or {CommandLine -y} */
+    struct cf_sigma_field_cond cy = fcond("CommandLine", false, false, 1, &y);
+    struct cf_sigma_search maps = search("maps", 2, a2);
+    struct cf_sigma_conjunction *first = maps.alts;
+    maps.n_alts = 2;
+    maps.alts = tmalloc(2 * sizeof *maps.alts);
+    maps.alts[0] = *first;
+    maps.alts[1].n_conds = 1;
+    maps.alts[1].conds = tmalloc(sizeof *maps.alts[1].conds);
+    maps.alts[1].conds[0] = cy;
+    add_rule(&tb, "maps", 1, &maps, NULL);
+
+    struct compiled c = compile(&tb);
+    EXPECT_ONLY(MATCH(c.m, "Image", "C:\\a.exe", "User", "carol", "CommandLine",
+                      "run -x"),
+                "or_sel", "and_of_or");
+    EXPECT_ONLY(MATCH(c.m, "Image", "C:\\a.exe", "User", "bob"), "or_sel",
+                "and_of_or", "maps");
+    EXPECT_ONLY(MATCH(c.m, "CommandLine", "run -x -y"), "or_sel", "all_vals",
+                "maps");
+    assert_int_equal(MATCH(c.m, "Image", "C:\\a.exe").n, 0);
+    EXPECT_ONLY(MATCH(c.m, "User", "alice", "CommandLine", "-x"), "or_sel");
+    EXPECT_ONLY(MATCH(c.m, "Image", "C:\\z.exe", "CommandLine", "-y"),
+                "all_vals", "maps");
+    release(&c, &tb);
+}
+
 static void test_empty_rulebook(void **state) {
     (void)state;
     struct test_book tb;
@@ -1494,6 +1567,7 @@ int main(void) {
         cmocka_unit_test(test_compile_plan),
         cmocka_unit_test(test_field_databases),
         cmocka_unit_test(test_required_items),
+        cmocka_unit_test(test_required_alternatives),
         cmocka_unit_test(test_empty_rulebook),
         cmocka_unit_test(test_sigmahq_regression),
     };
