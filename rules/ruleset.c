@@ -1198,20 +1198,18 @@ static void alt_add_range(struct alt_list *l, int a, uint32_t lo, uint32_t hi) {
 }
 
 /* The ranges a conjunction needs: its ranged conditions that need a
- * matching value (not neq), and each value's item of an `|all` one
- * checked by items alone.  0 ranges: it needs none. */
+ * matching value (not neq), and the item of each value of an `|all` one
+ * checked by its item alone.  0 ranges: it needs none. */
 static void conj_alt(const struct cconj *cj, struct alt_list *l, int a) {
     l->a[a].n = 0;
     for (size_t k = 0; k < cj->n_conds; k++) {
         const struct ccond *cc = &cj->conds[k];
         if (cc->fc->negate) continue;
         if (cc->fc->all) {
-            bool items_only = true;
+            /* each value checked by its item alone needs it marked (of a
+             * fast_keyword list: the one literal scanned) */
             for (size_t v = 0; v < cc->fc->n_values; v++)
-                if (cc->values[v].n_direct) items_only = false;
-            if (!items_only) continue;
-            for (size_t v = 0; v < cc->fc->n_values; v++)
-                if (cc->values[v].item != NO_ITEM)
+                if (!cc->values[v].n_direct && cc->values[v].item != NO_ITEM)
                     alt_add_range(l, a, cc->values[v].item, cc->values[v].item);
         } else if (cc->ranged && cc->item_lo <= cc->item_hi) {
             alt_add_range(l, a, cc->item_lo, cc->item_hi);
