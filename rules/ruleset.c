@@ -76,6 +76,9 @@
 /* The route-set cache's slots (struct route_set), per matcher; cleared
  * when 3/4 full. */
 #define RSET_SLOTS 256u
+/* The fields an event can have before its name hits need a larger
+ * array (struct cf_matcher.route_hits, db_hits). */
+#define HITS_START 128u
 /* How an expression is compiled and what its matches must satisfy.
  * Plain literals (a glob without `?` or inner `*`, a value a target
  * source writes otherwise) go through Hyperscan's literal API, which has
@@ -2809,6 +2812,13 @@ struct cf_matcher *cf_matcher_new(const struct cf_ruleset *rs) {
         goto fail;
     if (!route_set_alloc(m, m->rset_spare, m->n_parts) || names_build(m))
         goto fail;
+    /* Room for the hits of events of up to HITS_START fields from the
+     * start: an event's matching needs no allocation unless it has more
+     * fields than any before. */
+    m->route_hits = cf_malloc(HITS_START * sizeof *m->route_hits);
+    m->db_hits = cf_malloc(HITS_START * sizeof *m->db_hits);
+    if (!m->route_hits || !m->db_hits) goto fail;
+    m->hits_cap = HITS_START;
     if (rs->scratch && hs_clone_scratch(rs->scratch, &m->scratch) != HS_SUCCESS)
         goto fail;
     return m;
