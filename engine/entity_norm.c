@@ -622,6 +622,11 @@ static bool learn_found(struct cf_domains *d, const struct cf_event *ev,
 void cf_domains_learn_found(struct cf_domains *d, const struct cf_event *ev,
                             const int *first) {
     if (!d || !d->learn || !ev) return;
+    /* only a domain or an account teaches (learn_found reads the host
+     * for them): most events have neither */
+    if ((first[LF_SUBJECT_DOMAIN] & first[LF_TARGET_DOMAIN] & first[LF_USER]) <
+        0)
+        return;
     if (!learn_found(d, ev, first, false)) learn_found(d, ev, first, true);
 }
 

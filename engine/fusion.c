@@ -1037,8 +1037,9 @@ static uint32_t host_org(struct cf_fusion *fu, uint32_t host, uint32_t org,
  * on it.  Kinds that identify one process or session (GUID, logon id)
  * are unique by construction and not tracked. */
 static const int sighted_kinds[] = {
-    CF_ENTITY_USER,   CF_ENTITY_FILE_HASH,     CF_ENTITY_SRC_IP,
-    CF_ENTITY_DST_IP, CF_ENTITY_CLOUD_ACCOUNT, CF_ENTITY_CLOUD_RESOURCE};
+    CF_ENTITY_USER, /* first: cf_fusion_sight_at counts on it */
+    CF_ENTITY_FILE_HASH,     CF_ENTITY_SRC_IP,        CF_ENTITY_DST_IP,
+    CF_ENTITY_CLOUD_ACCOUNT, CF_ENTITY_CLOUD_RESOURCE};
 
 /* Prevalence kind of a movement: an account logging on from one machine
  * to others (its value is "account from machine"). */
@@ -1167,8 +1168,8 @@ sighted(struct cf_fusion *fu, int k, const char *raw, size_t len, bool whole,
             if (e->used && e->kind == k && e->raw_len == len &&
                 e->whole == whole && e->gen == gen &&
                 e->has_ctx == (ctx != NULL) && e->ctx_len == ctx_len &&
-                memcmp(e->raw, raw, len) == 0 &&
-                (!ctx_len || memcmp(e->ctx, ctx, ctx_len) == 0)) {
+                cf_same_bytes(e->raw, raw, len) &&
+                (!ctx_len || cf_same_bytes(e->ctx, ctx, ctx_len))) {
                 m->recent[set] = (uint8_t)w;
                 return e;
             }
@@ -1240,7 +1241,13 @@ void cf_fusion_sight_at(struct cf_fusion *fu, const struct cf_entity_map *map,
         account = um->id;
     }
     fu->events_sighted++;
-    for (size_t i = 0; i < CF_ARRAY_LEN(sighted_kinds); i++) {
+    /* the account first; most events have none of the other kinds, and
+     * one test (negative fields and-ed) spares them the loop */
+    int none = -1;
+    for (size_t i = 1; i < CF_ARRAY_LEN(sighted_kinds); i++)
+        none &= at->field[sighted_kinds[i]];
+    size_t n_kinds = none < 0 ? 1 : CF_ARRAY_LEN(sighted_kinds);
+    for (size_t i = 0; i < n_kinds; i++) {
         int k = sighted_kinds[i];
         struct sight_memo *e = um;
         if (k != CF_ENTITY_USER) {
