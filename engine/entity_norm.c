@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 /* Accounts every Windows machine runs as: linking on them would merge
  * all activity of a domain into one incident.  Compared after the domain
@@ -114,10 +115,23 @@ static size_t normalize_ip(char *out, size_t n) {
 /* ---- accounts and domains ----------------------------------------- */
 
 /* Domains whose accounts are a machine's own built-in ones, never an
- * estate's: they teach no NetBIOS-DNS pair. */
-static const char *const builtin_domains[] = {
-    "nt authority",     "builtin",     "nt service",         "window manager",
-    "font driver host", "iis apppool", "nt virtual machine", NULL};
+ * estate's: they teach no NetBIOS-DNS pair.  By length, each length
+ * having one name (a second name of some length would need a list
+ * there): every account an event names is compared with them. */
+static const char *const builtin_domains[] = {[7] = "builtin",
+                                              [10] = "nt service",
+                                              [11] = "iis apppool",
+                                              [12] = "nt authority",
+                                              [14] = "window manager",
+                                              [16] = "font driver host",
+                                              [18] = "nt virtual machine"};
+
+/* Whether s (n bytes) is one of builtin_domains, ASCII case ignored. */
+static bool builtin_domain(const char *s, size_t n) {
+    const char *b =
+        n < CF_ARRAY_LEN(builtin_domains) ? builtin_domains[n] : NULL;
+    return b && strncasecmp(s, b, n) == 0;
+}
 
 struct domain_pair {
     char nb[64];
@@ -208,7 +222,7 @@ struct cf_domains {
     uint64_t pairs_refused, sids_refused, accounts_refused, ambiguous,
         alloc_failures;
     struct learned learned[LEARNED_WAYS]; /* learn_domain's */
-    unsigned next_learned;
+    unsigned next_learned, last_learned;
 };
 
 /* Lowercased copy of s[0..len) into buf (cut to size - 1). */
@@ -412,9 +426,10 @@ static void learn_account(struct cf_domains *d, const char *name,
  * it is, into buf. */
 static void canonical_domain(const struct cf_domains *d, const char *domain,
                              const char *suffix, char *buf, size_t size) {
-    const char *dns = netbios_name(domain) && !in_list(domain, builtin_domains)
-                          ? cf_domains_resolve(d, domain, suffix)
-                          : NULL;
+    const char *dns =
+        netbios_name(domain) && !builtin_domain(domain, strlen(domain))
+            ? cf_domains_resolve(d, domain, suffix)
+            : NULL;
     snprintf(buf, size, "%s", dns ? dns : domain);
 }
 
@@ -454,7 +469,7 @@ static void teach(struct cf_domains *d, const char *domain, size_t domain_len,
     char dom[CF_ENTITY_NORM_MAX], shortname[CF_ENTITY_NORM_MAX],
         suffix[CF_ENTITY_NORM_MAX];
     lower_copy(domain, domain_len, dom, sizeof dom);
-    if (!dom[0] || in_list(dom, builtin_domains)) return;
+    if (!dom[0] || builtin_domain(dom, strlen(dom))) return;
     bool fqdn =
         split_host(host, shortname, sizeof shortname, suffix, sizeof suffix);
     if (user && (netbios_name(dom) || dns_name(dom))) {
@@ -505,10 +520,16 @@ static bool learn_domain(struct cf_domains *d, const char *const *text,
                          const size_t *len, bool checked) {
     bool keep = true;
     if (!d || !d->learn) return true;
+    /* teach() would return at once (no domain, or a built-in one: half
+     * the accounts Sysmon names are NT AUTHORITY's) */
+    if (len[LT_DOMAIN] == 0 || builtin_domain(text[LT_DOMAIN], len[LT_DOMAIN]))
+        return true;
     for (int i = 0; i < LT_COUNT; i++)
         keep = keep && (len[i] == LEARNED_NONE || len[i] < LEARNED_TEXT);
     uint64_t mark = learn_mark(d);
-    for (int w = 0; keep && w < LEARNED_WAYS; w++) {
+    /* the way that answered last first: events repeat their accounts */
+    for (int j = 0; keep && j < LEARNED_WAYS; j++) {
+        int w = (d->last_learned + j) % LEARNED_WAYS;
         const struct learned *l = &d->learned[w];
         bool same = l->used && l->mark == mark;
         for (int i = 0; same && i < LT_COUNT; i++)
@@ -516,7 +537,10 @@ static bool learn_domain(struct cf_domains *d, const char *const *text,
                    (len[i] == LEARNED_NONE ||
                     cf_same_bytes(l->text[i], text[i], len[i]));
         /* remembered texts have no NUL: nor have these, then */
-        if (same) return true;
+        if (same) {
+            d->last_learned = (unsigned)w;
+            return true;
+        }
     }
     if (!checked) return false;
     teach(d, text[LT_DOMAIN], len[LT_DOMAIN], text[LT_USER], text[LT_SID],
@@ -690,7 +714,7 @@ static size_t normalize_account(const struct cf_domains *d, char *out,
     if (!dom[0] && !only_domain(d, name, fqdn ? shortname : NULL,
                                 fqdn ? suffix : NULL, dom, sizeof dom))
         dom[0] = '\0';
-    if (dom[0] && netbios_name(dom) && !in_list(dom, builtin_domains)) {
+    if (dom[0] && netbios_name(dom) && !builtin_domain(dom, strlen(dom))) {
         const char *dns = cf_domains_resolve(d, dom, fqdn ? suffix : NULL);
         if (dns) snprintf(dom, sizeof dom, "%s", dns);
     }
@@ -735,7 +759,7 @@ struct cf_domains *cf_domains_new(const struct cf_config *cfg, char *errstr,
         char nb[CF_ENTITY_NORM_MAX], dns[CF_ENTITY_NORM_MAX];
         lower_trim(m->key[i], nb, sizeof nb);
         lower_trim(m->value[i], dns, sizeof dns);
-        if (!netbios_name(nb) || in_list(nb, builtin_domains) ||
+        if (!netbios_name(nb) || builtin_domain(nb, strlen(nb)) ||
             !dns_name(dns)) {
             cf_seterr(errstr, errstr_size, CF_ERR,
                       "config: identity.domains: '%s: %s' must map a NetBIOS "

@@ -248,6 +248,9 @@ struct sight_memos {
     /* the event's host and account entries, read until its sighting is
      * done: never replaced by its other kinds' */
     const struct sight_memo *pin[2];
+    /* per spare's kinds (host, account, other): the entry found or made
+     * last, tried first for hosts and accounts; NULL: none yet */
+    struct sight_memo *last[3];
 };
 
 struct cf_fusion {
@@ -1143,34 +1146,37 @@ static inline uint32_t sight_sig(int k, const char *s, size_t len,
     return (uint32_t)(h >> 32) ^ (uint32_t)h;
 }
 
+/* Whether memo entry e is kind k's for `raw` (len bytes; `whole` as
+ * sight_new takes it) beside `ctx` (ctx_len bytes; NULL: none), made
+ * under domain generation `gen`. */
+static inline bool sight_is(const struct sight_memo *e, int k, const char *raw,
+                            size_t len, bool whole, uint64_t gen,
+                            const char *ctx, size_t ctx_len) {
+    return e->used && e->kind == k && e->raw_len == len && e->whole == whole &&
+           e->gen == gen && e->has_ctx == (ctx != NULL) &&
+           e->ctx_len == ctx_len && cf_same_bytes(e->raw, raw, len) &&
+           (!ctx_len || cf_same_bytes(e->ctx, ctx, ctx_len));
+}
+
 /* The memo entry of kind k for raw text `raw` (len bytes, below
- * CF_ENTITY_TEXT_MAX; `whole` as sight_new takes it) beside an account's
- * `host` text (NULL when none): found, or made now (the entity's text
- * read from ev at `at` then).  Inline: every event sights its host, most
- * their account, and the same ones again. */
-static inline struct sight_memo *
-sighted(struct cf_fusion *fu, int k, const char *raw, size_t len, bool whole,
-        const char *host, size_t host_len, const struct cf_event *ev,
-        const struct cf_entity_at *at) {
+ * CF_ENTITY_TEXT_MAX; `whole` as sight_new takes it) beside `ctx`
+ * (ctx_len bytes; NULL when none) under domain generation `gen`, in
+ * spare slot `slot`'s kinds, found by its signature or made now (the
+ * entity's text read from ev at `at` then). */
+static struct sight_memo *sight_find(struct cf_fusion *fu, int k, int slot,
+                                     const char *raw, size_t len, bool whole,
+                                     const char *ctx, size_t ctx_len,
+                                     uint64_t gen, const struct cf_event *ev,
+                                     const struct cf_entity_at *at) {
     struct sight_memos *m = &fu->memo;
-    bool user = k == CF_ENTITY_USER;
-    const char *ctx = user ? host : NULL;
-    size_t ctx_len = ctx ? host_len : 0;
-    uint64_t gen = user ? cf_domains_generation(fu->domains) : 0;
-    struct sight_memo *spare = &m->spare[k == CF_ENTITY_HOST ? 0
-                                         : user              ? 1
-                                                             : 2];
-    struct sight_memo *e = spare;
+    struct sight_memo *spare = &m->spare[slot], *e = spare;
     if (m->way) {
         size_t set = sight_sig(k, raw, len, ctx_len) & (SIGHT_SETS - 1);
         for (int w = 0; w < 2; w++) {
             e = &m->way[2 * set + (size_t)w];
-            if (e->used && e->kind == k && e->raw_len == len &&
-                e->whole == whole && e->gen == gen &&
-                e->has_ctx == (ctx != NULL) && e->ctx_len == ctx_len &&
-                cf_same_bytes(e->raw, raw, len) &&
-                (!ctx_len || cf_same_bytes(e->ctx, ctx, ctx_len))) {
+            if (sight_is(e, k, raw, len, whole, gen, ctx, ctx_len)) {
                 m->recent[set] = (uint8_t)w;
+                m->last[slot] = e;
                 return e;
             }
         }
@@ -1184,12 +1190,41 @@ sighted(struct cf_fusion *fu, int k, const char *raw, size_t len, bool whole,
             e = spare;
         else
             m->recent[set] = (uint8_t)w;
+        m->last[slot] = e;
     }
     char buf[CF_ENTITY_TEXT_MAX];
     size_t tl = 0;
     const char *t = whole ? cf_entity_text(ev, at, k, buf, &tl) : NULL;
     sight_new(fu, e, k, raw, len, whole, t, tl, ctx, ctx_len, gen);
     return e;
+}
+
+/* sight_find's entry for kind k's raw text beside an account's `host`
+ * text (NULL when none).  Inline: every event sights its host, most
+ * their account, and the same ones again, which the host's or
+ * account's last entry answers (an entry holds its text and context,
+ * so one reused since is simply not it). */
+static inline struct sight_memo *
+sighted(struct cf_fusion *fu, int k, const char *raw, size_t len, bool whole,
+        const char *host, size_t host_len, const struct cf_event *ev,
+        const struct cf_entity_at *at) {
+    struct sight_memos *m = &fu->memo;
+    bool user = k == CF_ENTITY_USER;
+    const char *ctx = user ? host : NULL;
+    size_t ctx_len = ctx ? host_len : 0;
+    uint64_t gen = user ? cf_domains_generation(fu->domains) : 0;
+    int slot = k == CF_ENTITY_HOST ? 0 : user ? 1 : 2;
+    struct sight_memo *e = m->last[slot];
+    if (m->way && slot < 2 && e &&
+        sight_is(e, k, raw, len, whole, gen, ctx, ctx_len))
+        return e;
+    return sight_find(fu, k, slot, raw, len, whole, ctx, ctx_len, gen, ev, at);
+}
+
+void cf_fusion_sight_plain(struct cf_fusion *fu) {
+    cf_free(fu->memo.way);
+    fu->memo.way = NULL;
+    memset(fu->memo.last, 0, sizeof fu->memo.last);
 }
 
 unsigned cf_fusion_sight_kinds(void) {

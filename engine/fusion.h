@@ -116,6 +116,11 @@ void cf_fusion_counts(const struct cf_fusion *fu, struct cf_fusion_counts *c);
  * made fusion skip (cf_correlator_drops for the correlator's part). */
 void cf_fusion_drops(const struct cf_fusion *fu, struct cf_drops *sum);
 
+/* From now on sights every entity text without the memo of texts
+ * (each one normalised each time, as when memory for it ran short):
+ * what tests compare the memo with. */
+void cf_fusion_sight_plain(struct cf_fusion *fu);
+
 struct cf_ckpt_w;
 struct cf_ckpt_r;
 

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "ckpt.h"
 #include "config.h"
 #include "entity_norm.h"
 #include "fusion.h"
@@ -1205,6 +1206,117 @@ static void test_prevalence_hints(void **state) {
     cf_prevalence_destroy(p.hinted);
 }
 
+/* Sighting through the memo of texts leaves fusion's state (prevalence,
+ * organisations, sessions, learned domains: its checkpoint) as sighting
+ * every text anew does: random events over hosts whose texts share a
+ * signature (one set of two ways), more texts than the memo holds,
+ * accounts bare, with domains and built-in, the same host or account
+ * again and again, domain learning changing their answers. */
+static void test_sight_memo_agrees(void **state) {
+    (void)state;
+    struct capture c = {0};
+    struct cf_config *cfg[2];
+    struct cf_fusion *fu[2] = {new_fusion(NULL, &c, &cfg[0]),
+                               new_fusion(NULL, &c, &cfg[1])};
+    cf_fusion_sight_plain(fu[1]);
+    char err[128], json[1024], when[32], host[64], user[64], extra[256];
+    struct cf_entity_map *map = cf_entity_map_new(NULL, err, sizeof err);
+    struct cf_decoder *dec = cf_decoder_new();
+    struct cf_event ev;
+    struct cf_ckpt_w w[2];
+    memset(w, 0, sizeof w);
+    assert_non_null(map);
+    assert_non_null(dec);
+    cf_event_init(&ev);
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    int64_t t = T0;
+    int h = 0, u = 0;
+    for (int i = 0; i < 6000; i++) {
+        uint32_t r = xorshift(&x);
+        t += xorshift(&x) % 700;
+        if (r % 4 == 0) h = (int)(xorshift(&x) % 24);          /* a few hosts */
+        if (r % 97 == 0) h = 100 + (int)(xorshift(&x) % 1500); /* many */
+        if (r % 3 == 0) u = (int)(xorshift(&x) % 12);
+        if (r % 89 == 0) u = 100 + (int)(xorshift(&x) % 1500);
+        /* 40 bytes differing only in bytes 8-12: one signature */
+        if (h % 3 == 0)
+            snprintf(host, sizeof host,
+                     "ws-host-%05d-same-middle-part.alpha.loc", h);
+        else if (h % 3 == 1)
+            snprintf(host, sizeof host, "WS%d.acme.local", h);
+        else
+            snprintf(host, sizeof host, "ws%d", h);
+        if (u % 4 == 0)
+            snprintf(user, sizeof user, "NT AUTHORITY\\\\SYSTEM");
+        else if (u % 4 == 1)
+            snprintf(user, sizeof user, "ACME\\\\user%d", u);
+        else
+            snprintf(user, sizeof user, "user%d", u);
+        extra[0] = '\0';
+        switch (xorshift(&x) % 8) {
+        case 0: /* teaches ACME's users (often the event's own) and the
+                   ACME-acme.local pair */
+            snprintf(extra, sizeof extra,
+                     ",\"SubjectDomainName\":\"ACME\",\"SubjectUserName\":"
+                     "\"user%d\",\"TargetLogonId\":\"0x%x\","
+                     "\"WorkstationName\":\"ws%d\"",
+                     r % 2 ? u : (int)(xorshift(&x) % 40), xorshift(&x) % 64,
+                     (int)(xorshift(&x) % 30));
+            break;
+        case 1:
+            snprintf(extra, sizeof extra,
+                     ",\"Hashes\":\"SHA1=AB,SHA256=%064x\",\"SourceIp\":"
+                     "\"10.0.0.%d\"",
+                     xorshift(&x) % 300, (int)(xorshift(&x) % 250));
+            break;
+        default: break;
+        }
+        if (i < 2) {
+            /* an account, then the same one in the event that teaches
+             * its domain's DNS name (another value from then on) */
+            snprintf(host, sizeof host, "WS03.acme.local");
+            snprintf(user, sizeof user, "ACME\\\\bchen");
+            r = 1;
+            extra[0] = '\0';
+            if (i == 1)
+                snprintf(extra, sizeof extra,
+                         ",\"SubjectDomainName\":\"ACME\","
+                         "\"SubjectUserName\":\"WS03$\"");
+        }
+        cf_time_format(t, when);
+        snprintf(json, sizeof json,
+                 "{\"UtcTime\":\"%s\",\"Hostname\":\"%s\"%s%s%s%s}", when, host,
+                 r % 5 ? ",\"User\":\"" : "", r % 5 ? user : "",
+                 r % 5 ? "\"" : "", extra);
+        const char *why = NULL;
+        assert_int_equal(
+            cf_event_decode(dec, &ev, json, strlen(json), NULL, &why), CF_OK);
+        for (int j = 0; j < 2; j++) {
+            cf_fusion_observe(fu[j], ev.time_ms);
+            cf_fusion_learn(fu[j], &ev);
+            cf_fusion_sight(fu[j], map, &ev);
+        }
+        if (i % 500 == 499) {
+            for (int j = 0; j < 2; j++) {
+                cf_ckpt_begin(&w[j]);
+                cf_fusion_save(fu[j], &w[j]);
+            }
+            assert_int_equal(w[0].b.len, w[1].b.len);
+            assert_memory_equal(w[0].b.data, w[1].b.data, w[0].b.len);
+        }
+    }
+    assert_int_equal(stat(fu[0], "events_sighted"), 6000);
+    for (int j = 0; j < 2; j++) {
+        cf_ckpt_discard(&w[j]);
+        cf_fusion_destroy(fu[j]);
+        cf_config_destroy(cfg[j]);
+    }
+    cf_event_free(&ev);
+    cf_decoder_destroy(dec);
+    cf_entity_map_destroy(map);
+    capture_free(&c);
+}
+
 /* A host's organisation, learned from its full name, is forgotten with
  * the host (entity_ttl).  Sighting keeps its last answer for the host
  * it saw last: the sweep that drops the host must drop that too (under
@@ -1377,6 +1489,7 @@ int main(void) {
         cmocka_unit_test(test_prevalence),
         cmocka_unit_test(test_prevalence_hints),
         cmocka_unit_test(test_sight_follows_domains),
+        cmocka_unit_test(test_sight_memo_agrees),
         cmocka_unit_test(test_organisations),
         cmocka_unit_test(test_host_org_forgotten),
         cmocka_unit_test(test_noise),
