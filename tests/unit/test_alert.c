@@ -470,10 +470,16 @@ static json_t *random_tree(uint64_t *x, int depth) {
     switch (pick) {
     case 0:
     case 1: {
-        char s[64] = "";
-        size_t n = next_rand(x) % 6;
-        for (size_t i = 0; i < n; i++)
-            strcat(s, pieces[next_rand(x) % CF_ARRAY_LEN(pieces)]);
+        char s[64];
+        size_t n = next_rand(x) % 6, len = 0;
+        for (size_t i = 0; i < n; i++) {
+            const char *piece = pieces[next_rand(x) % CF_ARRAY_LEN(pieces)];
+            size_t k = strlen(piece);
+            assert_true(len + k < sizeof s);
+            memcpy(s + len, piece, k);
+            len += k;
+        }
+        s[len] = '\0';
         return json_string(s);
     }
     case 2: {
