@@ -43,6 +43,8 @@
 #include <math.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -253,7 +255,29 @@ struct cf_ruleset {
     uint32_t slot_mask;
 
     hs_scratch_t *scratch; /* prototype, cloned per matcher */
+    /* Set when the databases came from the cache: then rs->hsdbs[d]
+     * point into lazy->mem, fixed from the start, and each is
+     * deserialized there the first time a matcher fills a route set
+     * that scans it (ruleset_ready). */
+    struct lazy_dbs *lazy;
     struct cf_ruleset_stats stats;
+};
+
+/* Databases loaded when first needed: a warm start with SigmaHQ would
+ * otherwise deserialize all ~400 (12 MB copied, zeroed and checksummed
+ * inside Hyperscan: a fifth of the start), while an input has the few
+ * logsources it has (a Windows stream never needs the Linux, cloud or
+ * Zeek ones).  Shared by the matchers of every thread: a database is
+ * loaded once, under `mu`, and `state` says so (release) before any
+ * other thread may scan it (acquire, ruleset_ready).  The pointers
+ * never change, so route sets may hold them before the load. */
+enum { DB_UNLOADED, DB_LOADED, DB_FAILED };
+struct lazy_dbs {
+    struct cf_hs_lazy *file;
+    void *mem; /* every database's place, 64-aligned (cf_malloc) */
+    pthread_mutex_t mu;
+    _Atomic unsigned char *state; /* per rs->hsdbs entry */
+    _Atomic size_t loaded, failed;
 };
 
 /* What the scans of one event field reported for one value, for the
@@ -321,6 +345,7 @@ struct name_slot {
 struct cf_matcher {
     const struct cf_ruleset *rs;
     hs_scratch_t *scratch;
+    uint64_t *sized; /* databases loaded lazily: ruleset_ready's bitmap */
     /* The scan memo: a value a database scanned before is not scanned
      * again; the expressions it reported are marked from the memo.  Event
      * streams repeat their values (an estate's Sysmon events name the
@@ -1560,7 +1585,9 @@ static bool cache_key(const struct builder *b,
     memset(&plat, 0, sizeof plat);
     hs_populate_platform(&plat);
     ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-    static const char tag[] = "chainfuse " CF_VERSION " ruleset-cache 5";
+    /* 6: the file layout with a checksum (CFHSDB02), under a key of its
+     * own so builds before it keep their files in a shared directory. */
+    static const char tag[] = "chainfuse " CF_VERSION " ruleset-cache 6";
     ok = ok && EVP_DigestUpdate(ctx, tag, sizeof tag);
     ok = ok && EVP_DigestUpdate(ctx, hs_version(), strlen(hs_version()) + 1);
     ok = ok && EVP_DigestUpdate(ctx, &plat, sizeof plat);
@@ -2127,6 +2154,130 @@ static int build_tables(struct builder *b) {
     return 0;
 }
 
+/* Lazy loading (struct lazy_dbs): gives every database of the opened
+ * cache file its place, loading none.  -1 when out of memory. */
+static int lazy_setup(struct cf_ruleset *rs, struct cf_hs_lazy *file) {
+    struct lazy_dbs *lz = cf_calloc(1, sizeof *lz);
+    size_t total = 64;
+    if (!lz) {
+        cf_hs_lazy_close(file);
+        return -1;
+    }
+    lz->file = file;
+    pthread_mutex_init(&lz->mu, NULL);
+    rs->lazy = lz;
+    for (size_t d = 0; d < rs->n_hsdbs; d++)
+        total += (cf_hs_lazy_size(file, d) + 63) & ~(size_t)63;
+    /* Untouched until a database is loaded there: a large allocation is
+     * mapped, so the places of databases never loaded cost no page. */
+    lz->mem = cf_malloc(total);
+    lz->state = cf_calloc(rs->n_hsdbs ? rs->n_hsdbs : 1, sizeof *lz->state);
+    if (!lz->mem || !lz->state) return -1;
+    char *at = (char *)(((uintptr_t)lz->mem + 63) & ~(uintptr_t)63);
+    for (size_t d = 0; d < rs->n_hsdbs; d++) {
+        size_t size = cf_hs_lazy_size(file, d);
+        if (!size) continue;
+        rs->hsdbs[d] = (hs_database_t *)(void *)at;
+        at += (size + 63) & ~(size_t)63;
+    }
+    return 0;
+}
+
+/* Loads rs->hsdbs[d] unless it was; its state.  The file was whole
+ * when opened (its checksum), so a failure is Hyperscan refusing the
+ * database: it is said once on stderr and its header cleared, so that
+ * every scan with it fails (HS_INVALID) and the events are counted as
+ * scan errors (cf_matcher_scan_errors) rather than silently missed. */
+static unsigned char lazy_load(const struct cf_ruleset *rs, size_t d) {
+    struct lazy_dbs *lz = rs->lazy;
+    unsigned char st =
+        atomic_load_explicit(&lz->state[d], memory_order_acquire);
+    if (st != DB_UNLOADED) return st;
+    pthread_mutex_lock(&lz->mu);
+    st = atomic_load_explicit(&lz->state[d], memory_order_relaxed);
+    if (st == DB_UNLOADED) {
+        if (cf_hs_lazy_load(lz->file, d, rs->hsdbs[d])) {
+            st = DB_LOADED;
+            atomic_fetch_add(&lz->loaded, 1);
+        } else {
+            size_t size = cf_hs_lazy_size(lz->file, d);
+            memset(rs->hsdbs[d], 0, size < 64 ? size : 64);
+            st = DB_FAILED;
+            atomic_fetch_add(&lz->failed, 1);
+            fprintf(stderr,
+                    "chainfuse: warning: Hyperscan refused database %zu of "
+                    "the rule cache; the events whose fields it serves are "
+                    "counted as scan errors (remove the cache directory's "
+                    ".hsdb files to compile again)\n",
+                    d);
+        }
+        atomic_store_explicit(&lz->state[d], st, memory_order_release);
+    }
+    pthread_mutex_unlock(&lz->mu);
+    return st;
+}
+
+/* Loads the smallest database, for the prototype scratch (a scratch
+ * needs a database); false when Hyperscan refuses it, and so most
+ * likely the whole file. */
+static bool lazy_proto(struct cf_ruleset *rs) {
+    size_t proto = SIZE_MAX;
+    for (size_t d = 0; d < rs->n_hsdbs; d++)
+        if (rs->hsdbs[d] &&
+            (proto == SIZE_MAX || cf_hs_lazy_size(rs->lazy->file, d) <
+                                      cf_hs_lazy_size(rs->lazy->file, proto)))
+            proto = d;
+    if (proto == SIZE_MAX) return true; /* no database */
+    if (cf_hs_lazy_load(rs->lazy->file, proto, rs->hsdbs[proto])) {
+        atomic_store(&rs->lazy->state[proto], (unsigned char)DB_LOADED);
+        atomic_store(&rs->lazy->loaded, 1);
+        return true;
+    }
+    return false;
+}
+
+/* Undoes lazy_setup (cf_ruleset_destroy, or a file Hyperscan refuses). */
+static void lazy_drop(struct cf_ruleset *rs) {
+    if (!rs->lazy) return;
+    pthread_mutex_destroy(&rs->lazy->mu);
+    cf_hs_lazy_close(rs->lazy->file);
+    cf_free(rs->lazy->mem);
+    cf_free((void *)rs->lazy->state);
+    cf_free(rs->lazy);
+    rs->lazy = NULL;
+    for (size_t d = 0; d < rs->n_hsdbs; d++) rs->hsdbs[d] = NULL;
+}
+
+/* For the matcher, before it fills a route set (route_set_of): loads
+ * every database `routes` can scan (the parts on those routes: a
+ * superset of what route_set_fill picks) and grows *scratch, the
+ * matcher's own, for those its bitmap `sized` (a bit per rs->hsdbs
+ * entry) does not cover yet.  So each thread's scratch fits every
+ * database it scans, and a database is loaded by the first thread
+ * needing it.  False when the scratch cannot grow; the scans it is too
+ * small for then fail (HS_INVALID) and are counted. */
+static bool ruleset_ready(const struct cf_ruleset *rs, const uint64_t *routes,
+                          hs_scratch_t **scratch, uint64_t *sized) {
+    bool ok = true;
+    for (size_t i = 0; i < rs->n_dbs; i++)
+        for (uint32_t p = 0; p < rs->dbs[i].n_parts; p++) {
+            const struct db_part *part = &rs->dbs[i].parts[p];
+            if (!part->db || bit_test(sized, part->index) ||
+                !bits_intersect(part->routes, routes, rs->route_words))
+                continue;
+            if (lazy_load(rs, part->index) != DB_LOADED) continue;
+            if (hs_alloc_scratch(part->db, scratch) != HS_SUCCESS)
+                ok = false;
+            else
+                bit_set(sized, part->index);
+        }
+    return ok;
+}
+
+size_t cf_ruleset_databases_loaded(const struct cf_ruleset *rs) {
+    return rs->lazy ? atomic_load(&rs->lazy->loaded) : rs->stats.databases;
+}
+
 /* The key of the compile plan: every input of the expression layer.
  * The rules are their digests (what the parse, placeholders and filters
  * made of them) and routes in order; the field mappings and logsources
@@ -2415,9 +2566,19 @@ static struct cf_ruleset *compile(struct cf_rulebook *rb,
         memcpy(key, plan.hs_key, sizeof key);
     else if (*cache_dir && !cache_key(&b, key))
         cache_dir = "";
-    if (*cache_dir && cf_hs_cache_load(cache_dir, key, b.status, b.n_exprs,
-                                       rs->hsdbs, rs->n_hsdbs) == CF_OK)
-        rs->stats.cache_hit = hs_cached = true;
+    struct cf_hs_lazy *lazy_file = NULL;
+    if (*cache_dir && cf_hs_cache_open(cache_dir, key, b.status, b.n_exprs,
+                                       rs->n_hsdbs, &lazy_file) == CF_OK) {
+        if (lazy_setup(rs, lazy_file)) {
+            out_of_memory = true;
+            goto done;
+        }
+        if (lazy_proto(rs)) {
+            rs->stats.cache_hit = hs_cached = true;
+        } else { /* Hyperscan refuses the file: compiled as a miss */
+            lazy_drop(rs);
+        }
+    }
     if (b.plan && !hs_cached) { /* the plan's databases are gone */
         *replan = true;
         goto done;
@@ -2512,6 +2673,11 @@ static struct cf_ruleset *compile(struct cf_rulebook *rb,
     for (size_t d = 0; d < rs->n_hsdbs; d++) {
         if (!rs->hsdbs[d]) continue;
         rs->stats.databases++;
+        /* Loaded lazily: the one loaded so far (lazy_proto) makes the
+         * prototype; each matcher grows its clone (ruleset_ready). */
+        if (rs->lazy &&
+            atomic_load(&rs->lazy->state[d]) != (unsigned char)DB_LOADED)
+            continue;
         if (hs_alloc_scratch(rs->hsdbs[d], &rs->scratch) != HS_SUCCESS) {
             cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
                       "out of memory for Hyperscan scratch space");
@@ -2597,7 +2763,11 @@ void cf_ruleset_destroy(struct cf_ruleset *rs) {
         cf_free(rs->dbs[d].parts);
     }
     cf_free(rs->dbs);
-    for (size_t d = 0; d < rs->n_hsdbs; d++) hs_free_database(rs->hsdbs[d]);
+    if (rs->lazy) { /* the databases live in lazy->mem */
+        lazy_drop(rs);
+    } else {
+        for (size_t d = 0; d < rs->n_hsdbs; d++) hs_free_database(rs->hsdbs[d]);
+    }
     cf_free(rs->hsdbs);
     cf_free(rs->slots);
     hs_free_scratch(rs->scratch);
@@ -2734,6 +2904,8 @@ static const struct route_set *route_set_of(struct cf_matcher *m,
     } else {
         m->rsets_used++;
     }
+    /* Databases loaded lazily: those of the set, before it scans. */
+    if (m->sized) ruleset_ready(m->rs, routes, &m->scratch, m->sized);
     route_set_fill(m, e, routes, h, n_scans);
     return e;
 }
@@ -2819,6 +2991,9 @@ struct cf_matcher *cf_matcher_new(const struct cf_ruleset *rs) {
     m->db_hits = cf_malloc(HITS_START * sizeof *m->db_hits);
     if (!m->route_hits || !m->db_hits) goto fail;
     m->hits_cap = HITS_START;
+    if (rs->lazy &&
+        !(m->sized = cf_calloc((rs->n_hsdbs + 63) / 64 + 1, sizeof *m->sized)))
+        goto fail;
     if (rs->scratch && hs_clone_scratch(rs->scratch, &m->scratch) != HS_SUCCESS)
         goto fail;
     return m;
@@ -2830,6 +3005,7 @@ fail:
 void cf_matcher_destroy(struct cf_matcher *m) {
     if (!m) return;
     hs_free_scratch(m->scratch);
+    cf_free(m->sized);
     if (m->route_cache) cf_route_cache_destroy(m->route_cache);
     cf_free(m->marks);
     cf_free(m->touched);

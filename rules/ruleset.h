@@ -64,6 +64,11 @@ void cf_ruleset_destroy(struct cf_ruleset *rs); /* NULL is a no-op */
 void cf_ruleset_get_stats(const struct cf_ruleset *rs,
                           struct cf_ruleset_stats *stats);
 
+/* How many Hyperscan databases are loaded: all of them once compiled,
+ * but when they came from the cache, each is loaded the first time a
+ * matcher meets events that are routed to it.  Thread-safe. */
+size_t cf_ruleset_databases_loaded(const struct cf_ruleset *rs);
+
 /* NULL when memory runs out. */
 struct cf_matcher *cf_matcher_new(const struct cf_ruleset *rs);
 void cf_matcher_destroy(struct cf_matcher *m); /* NULL is a no-op */

@@ -4,8 +4,12 @@
  *
  * File layout (native endianness: the databases themselves are only valid
  * on the platform that built them, which the key already covers):
- *   "CFHSDB01" | key[32] | u64 n_status | status bytes |
- *   u64 n_dbs | per db: u64 size, size bytes
+ *   "CFHSDB02" | key[32] | u64 n_status | status bytes |
+ *   u64 n_dbs | per db: u64 size, size bytes | u64 sum
+ * where sum is cf_cache_sum() of everything before it: the databases are
+ * deserialized only when first needed (struct cf_hs_lazy), so a damaged
+ * file must be found when it is opened, while the caller can still
+ * compile instead.
  */
 #define _GNU_SOURCE /* dl_iterate_phdr */
 #include "ruleset_cache.h"
@@ -23,7 +27,7 @@
 #include "crc.h"
 #include "yaml_json.h"
 
-static const char cache_magic[8] = {'C', 'F', 'H', 'S', 'D', 'B', '0', '1'};
+static const char cache_magic[8] = {'C', 'F', 'H', 'S', 'D', 'B', '0', '2'};
 /* Room for a cache file's path (the directory is at most 4,096 bytes,
  * cf_cache_make_dirs). */
 #define PATH_MAX_CACHE 4200
@@ -144,33 +148,67 @@ static FILE *open_tmp(const char *dir, const uint8_t key[CF_HS_CACHE_KEY_LEN],
     return f;
 }
 
-/* The file is mapped, not read: hs_deserialize_database copies each
- * database out of it anyway, and reading 12 MB (SigmaHQ) into a buffer
- * first cost a copy and a page fault per page of the buffer on every
- * warm start.  Files are only ever replaced by rename (store), never
- * rewritten in place, so the mapping cannot shrink under us. */
-cf_err_t cf_hs_cache_load(const char *dir,
+uint64_t cf_cache_sum(const void *data, size_t n) {
+    const unsigned char *p = data;
+    const uint64_t k = UINT64_C(0x9e3779b97f4a7c15);
+    uint64_t h[4] = {n, n ^ 1, n ^ 2, n ^ 3}, w;
+    for (; n >= 32; p += 32, n -= 32)
+        for (int l = 0; l < 4; l++) {
+            memcpy(&w, p + 8 * l, 8);
+            h[l] = (((h[l] << 29) | (h[l] >> 35)) ^ w) * k;
+        }
+    for (; n > 0; p++, n--) h[0] = (h[0] ^ *p) * k;
+    uint64_t r = h[0] ^ (h[1] * 3) ^ (h[2] * 5) ^ (h[3] * 7);
+    r ^= r >> 33;
+    r *= UINT64_C(0xff51afd7ed558ccd);
+    return r ^ (r >> 33);
+}
+
+struct cf_hs_lazy {
+    void *map;
+    size_t map_size;
+    size_t n_dbs;
+    struct lazy_db {
+        const unsigned char *bytes; /* into map; NULL: empty */
+        size_t len, size;           /* serialized, deserialized */
+    } * dbs;
+};
+
+/* The file is mapped, not read, and kept mapped: each database is
+ * deserialized from it when first needed.  Files are only ever replaced
+ * by rename (store), never rewritten in place, so the mapping cannot
+ * shrink under us. */
+cf_err_t cf_hs_cache_open(const char *dir,
                           const uint8_t key[CF_HS_CACHE_KEY_LEN],
-                          uint8_t *status, size_t n_status, hs_database_t **dbs,
-                          size_t n_dbs) {
+                          uint8_t *status, size_t n_status, size_t n_dbs,
+                          struct cf_hs_lazy **out) {
     char path[PATH_MAX_CACHE];
-    uint64_t n;
-    size_t loaded = 0, size = 0;
-    void *map = MAP_FAILED;
+    uint64_t n, sum;
     struct stat st;
     cf_err_t rc = CF_ERR_PARSE;
+    struct cf_hs_lazy *lz = cf_calloc(1, sizeof *lz);
 
+    *out = NULL;
+    if (!lz) return CF_ERR_NOMEM;
+    lz->map = MAP_FAILED;
     cache_path(path, sizeof path, dir, key, "hsdb");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return CF_ERR_IO;
-    if (fstat(fd, &st) != 0 || st.st_size <= 0) goto done;
-    size = (size_t)st.st_size;
-    map = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-    if (map == MAP_FAILED) {
+    if (fd < 0) {
         rc = CF_ERR_IO;
         goto done;
     }
-    const unsigned char *p = map, *end = p + size, *at;
+    if (fstat(fd, &st) != 0 || st.st_size <= (off_t)sizeof sum) goto done;
+    lz->map_size = (size_t)st.st_size;
+    lz->map =
+        mmap(NULL, lz->map_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (lz->map == MAP_FAILED) {
+        rc = CF_ERR_IO;
+        goto done;
+    }
+    const unsigned char *p = lz->map, *at;
+    const unsigned char *end = p + lz->map_size - sizeof sum;
+    memcpy(&sum, end, sizeof sum);
+    if (cf_cache_sum(p, (size_t)(end - p)) != sum) goto done;
     if (!(at = cf_cache_take(&p, end, sizeof cache_magic)) ||
         memcmp(at, cache_magic, sizeof cache_magic) != 0)
         goto done;
@@ -181,28 +219,50 @@ cf_err_t cf_hs_cache_load(const char *dir,
     if (!(at = cf_cache_take(&p, end, n_status))) goto done;
     if (n_status) memcpy(status, at, n_status);
     if (!cf_cache_take_u64(&p, end, &n) || n != n_dbs) goto done;
-    for (; loaded < n_dbs; loaded++) {
+    if (!(lz->dbs = cf_calloc(n_dbs ? n_dbs : 1, sizeof *lz->dbs))) {
+        rc = CF_ERR_NOMEM;
+        goto done;
+    }
+    lz->n_dbs = n_dbs;
+    for (size_t i = 0; i < n_dbs; i++) {
         uint64_t len;
-        dbs[loaded] = NULL;
         if (!cf_cache_take_u64(&p, end, &len) ||
             !(at = cf_cache_take(&p, end, len)))
             goto done;
         if (len == 0) continue;
-        if (hs_deserialize_database((const char *)at, (size_t)len,
-                                    &dbs[loaded]) != HS_SUCCESS) {
-            dbs[loaded] = NULL;
+        lz->dbs[i].bytes = at;
+        lz->dbs[i].len = (size_t)len;
+        if (hs_serialized_database_size((const char *)at, (size_t)len,
+                                        &lz->dbs[i].size) != HS_SUCCESS)
             goto done;
-        }
     }
     rc = p == end ? CF_OK : CF_ERR_PARSE;
 done:
+    if (fd >= 0) close(fd);
     if (rc != CF_OK) {
-        for (size_t i = 0; i < loaded; i++) hs_free_database(dbs[i]);
-        for (size_t i = 0; i < n_dbs; i++) dbs[i] = NULL;
+        cf_hs_lazy_close(lz);
+        return rc;
     }
-    if (map != MAP_FAILED) munmap(map, size);
-    close(fd);
-    return rc;
+    *out = lz;
+    return CF_OK;
+}
+
+size_t cf_hs_lazy_size(const struct cf_hs_lazy *lz, size_t i) {
+    return lz->dbs[i].size;
+}
+
+bool cf_hs_lazy_load(const struct cf_hs_lazy *lz, size_t i, void *at) {
+    return lz->dbs[i].bytes &&
+           hs_deserialize_database_at((const char *)lz->dbs[i].bytes,
+                                      lz->dbs[i].len,
+                                      (hs_database_t *)at) == HS_SUCCESS;
+}
+
+void cf_hs_lazy_close(struct cf_hs_lazy *lz) {
+    if (!lz) return;
+    if (lz->map != MAP_FAILED) munmap(lz->map, lz->map_size);
+    cf_free(lz->dbs);
+    cf_free(lz);
 }
 
 cf_err_t cf_hs_cache_store(const char *dir,
@@ -215,17 +275,18 @@ cf_err_t cf_hs_cache_store(const char *dir,
     cf_err_t rc = CF_ERR_IO;
     int write_errno = 0;
     uint64_t n;
+    /* Built whole first: the checksum covers every byte before it. */
+    struct cf_buf out = CF_BUF_INIT;
+    bool made = false; /* tmp exists */
 
-    if (!(f = open_tmp(dir, key, "hsdb", path, tmp, errstr, errstr_size)))
-        return CF_ERR_IO;
+    cf_buf_append(&out, cache_magic, sizeof cache_magic);
+    cf_buf_append(&out, key, CF_HS_CACHE_KEY_LEN);
     n = n_status;
-    bool bad = fwrite(cache_magic, sizeof cache_magic, 1, f) != 1 ||
-               fwrite(key, CF_HS_CACHE_KEY_LEN, 1, f) != 1 ||
-               fwrite(&n, sizeof n, 1, f) != 1 ||
-               (n_status && fwrite(status, 1, n_status, f) != n_status);
+    cf_buf_append(&out, &n, sizeof n);
+    cf_buf_append(&out, status, n_status);
     n = n_dbs;
-    bad = bad || fwrite(&n, sizeof n, 1, f) != 1;
-    for (size_t i = 0; i < n_dbs && !bad; i++) {
+    cf_buf_append(&out, &n, sizeof n);
+    for (size_t i = 0; i < n_dbs && !out.failed; i++) {
         char *bytes = NULL;
         size_t size = 0;
         if (dbs[i] &&
@@ -236,10 +297,20 @@ cf_err_t cf_hs_cache_store(const char *dir,
             goto done;
         }
         n = size;
-        bad = fwrite(&n, sizeof n, 1, f) != 1 ||
-              (size && fwrite(bytes, 1, size, f) != size);
+        cf_buf_append(&out, &n, sizeof n);
+        cf_buf_append(&out, bytes, size);
         cf_free(bytes);
     }
+    if (out.failed) {
+        rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    uint64_t sum = cf_cache_sum((const unsigned char *)out.data, out.len);
+    if (!(f = open_tmp(dir, key, "hsdb", path, tmp, errstr, errstr_size)))
+        goto done;
+    made = true;
+    bool bad = fwrite(out.data, 1, out.len, f) != out.len ||
+               fwrite(&sum, sizeof sum, 1, f) != 1;
     int closed = fclose(f);
     f = NULL;
     if (bad || closed != 0 || rename(tmp, path) != 0) {
@@ -252,7 +323,8 @@ done:
         cf_seterr(errstr, errstr_size, CF_ERR_IO, "cannot write %s: %s", tmp,
                   strerror(write_errno));
     if (f) fclose(f);
-    if (rc != CF_OK) unlink(tmp);
+    if (rc != CF_OK && made) unlink(tmp);
+    cf_buf_free(&out);
     return rc;
 }
 

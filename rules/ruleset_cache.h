@@ -20,14 +20,23 @@
 
 #define CF_HS_CACHE_KEY_LEN 32
 
-/* Fills status[0..n_status) and dbs[0..n_dbs) (NULL where the stored
- * database was empty) from the file for `key`.  On success the caller
- * owns the databases (hs_free_database).  CF_ERR_IO when there is no
- * such file, CF_ERR_PARSE when it does not fit; nothing is returned then. */
-cf_err_t cf_hs_cache_load(const char *dir,
+/* A cache file opened for loading its databases one at a time, when
+ * they are first needed (most serve logsources an input never has).
+ * Opening checks the whole file (magic, key, layout, checksum) and fills
+ * status[0..n_status); CF_ERR_IO when there is no such file,
+ * CF_ERR_PARSE when it does not fit or is damaged, CF_ERR_NOMEM. */
+struct cf_hs_lazy;
+cf_err_t cf_hs_cache_open(const char *dir,
                           const uint8_t key[CF_HS_CACHE_KEY_LEN],
-                          uint8_t *status, size_t n_status, hs_database_t **dbs,
-                          size_t n_dbs);
+                          uint8_t *status, size_t n_status, size_t n_dbs,
+                          struct cf_hs_lazy **out);
+/* The bytes database i takes once deserialized; 0 when it is empty. */
+size_t cf_hs_lazy_size(const struct cf_hs_lazy *lz, size_t i);
+/* Deserializes database i into `at` (cf_hs_lazy_size bytes, 8-aligned);
+ * false when Hyperscan refuses it.  Reads only: callers may load
+ * different databases at once. */
+bool cf_hs_lazy_load(const struct cf_hs_lazy *lz, size_t i, void *at);
+void cf_hs_lazy_close(struct cf_hs_lazy *lz); /* NULL is a no-op */
 
 /* Writes the file for `key`, creating `dir` (and parents) if needed.
  * Borrows everything. */
@@ -56,6 +65,13 @@ cf_err_t cf_plan_cache_store(const char *dir,
                              const uint8_t key[CF_HS_CACHE_KEY_LEN],
                              const void *bytes, size_t len, char *errstr,
                              size_t errstr_size);
+
+/* A checksum of a cache file's bytes, on four independent lanes so that
+ * it runs at memory speed (the 10 MB of SigmaHQ's databases on every
+ * warm start; zlib's crc32 takes several times as long).  Catches what
+ * a cache must survive: cut files, overwritten or garbled bytes.  It is
+ * written out: it never changes without the files' magic. */
+uint64_t cf_cache_sum(const void *data, size_t n);
 
 /* mkdir -p `dir` (the configured directory may be several levels deep);
  * 0, or -1 with errno.  Shared with the rule file cache

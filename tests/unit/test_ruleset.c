@@ -28,6 +28,7 @@
 #include "alloc.h"
 #include "crc.h"
 #include "ruleset.h"
+#include "ruleset_cache.h"
 #include "shared_data.h"
 #include "sigma.h"
 
@@ -1151,6 +1152,130 @@ static void test_compile_plan(void **state) {
     free_all();
 }
 
+/* Garbles the middle of the largest database of the .hsdb
+ * file in dir (every database: all) and rewrites the file's checksum to fit,
+ * as a file Hyperscan refuses would look (layout: ruleset_cache.c). */
+static void garble_hsdb(const char *dir, bool all) {
+    char path[4096];
+    file_with_ext(dir, ".hsdb", path, sizeof path);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    static unsigned char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    assert_true(n > 8 + 32 + 8 + 8 + 8 && n < sizeof buf);
+    uint64_t v;
+    size_t at = 8 + 32;
+    memcpy(&v, buf + at, 8);
+    at += 8 + (size_t)v;
+    uint64_t n_dbs;
+    memcpy(&n_dbs, buf + at, 8);
+    at += 8;
+    size_t first = at, largest = 0, most = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (uint64_t i = 0, a = first; i < n_dbs; i++) {
+            memcpy(&v, buf + a, 8);
+            a += 8;
+            if (pass == 0 && v > most) most = v, largest = a;
+            if (pass == 1 && v && (all || a == largest))
+                memset(buf + a + v / 2, 0x5a, 4); /* past its header */
+            a += (size_t)v;
+            at = a;
+        }
+    assert_int_equal(at + 8, n);
+    v = cf_cache_sum(buf, at);
+    memcpy(buf + at, &v, 8);
+    rewind(f);
+    assert_int_equal(fwrite(buf, 1, n, f), n);
+    fclose(f);
+}
+
+/* From the cache, a database is loaded when a matcher first meets an
+ * event routed to it: a warm start loads one (the prototype scratch
+ * needs one) of the Security and System rules' two, and each matcher's
+ * scratch grows for what it loads.  A database Hyperscan refuses later
+ * is counted as scan errors, never silently missed; one refused at the
+ * start makes the whole file a miss. */
+static void test_lazy_databases(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    char dir[] = "/tmp/cf_test_lazy_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct cf_sigma_pattern sec = glob("*secword*");
+    struct cf_sigma_rule *r =
+        simple_rule(&tb, "security", "CommandLine", false, false, 1, &sec);
+    r->product = tstrdup("windows");
+    r->service = tstrdup("security");
+    struct cf_sigma_pattern sys[2] = {glob("*sysword*"), regex("^x+y$", 0)};
+    r = simple_rule(&tb, "system", "ImagePath", false, false, 2, sys);
+    r->product = tstrdup("windows");
+    r->service = tstrdup("system");
+    struct cf_config *cfg = cf_config_default();
+    assert_non_null(cfg);
+    free(cfg->cache_dir);
+    cfg->cache_dir = strdup(dir);
+    /* 0 cold, 1 warm; 2: the largest database refused (not the one
+     * loaded at the start, the smallest); 3 cold again; 4: every one
+     * refused, so compiled and written again; 5 warm */
+    for (int round = 0; round < 6; round++) {
+        bool warm = round == 1 || round == 2 || round == 5;
+        if (round == 2) garble_hsdb(dir, false);
+        if (round == 4) garble_hsdb(dir, true);
+        struct cf_ruleset_stats st;
+        char err[512] = "";
+        struct cf_ruleset *rs =
+            cf_ruleset_compile(&tb.rb, cfg, err, sizeof err);
+        if (!rs) fail_msg("compile failed: %s", err);
+        cf_ruleset_get_stats(rs, &st);
+        assert_int_equal(st.databases, 3);
+        assert_int_equal(st.cache_hit, warm);
+        size_t first = warm ? 1 : 3;
+        assert_int_equal(cf_ruleset_databases_loaded(rs), first);
+        struct cf_matcher *m = cf_matcher_new(rs);
+        struct hits h = MATCH(m, "Channel", "Application", "CommandLine",
+                              "secword", "ImagePath", "sysword");
+        assert_int_equal(h.n, 0);
+        assert_int_equal(cf_ruleset_databases_loaded(rs), first);
+        h = MATCH(m, "Channel", "Security", "EventID", "4688", "CommandLine",
+                  "a secword");
+        int hits = h.n;
+        if (round != 2) assert_int_equal(h.n, 1);
+        /* a second matcher, as another thread's, sized for its own */
+        struct cf_matcher *m2 = cf_matcher_new(rs);
+        h = MATCH(m2, "Channel", "System", "EventID", "7045", "ImagePath",
+                  "xxy");
+        hits += h.n;
+        if (round != 2) assert_int_equal(h.n, 1);
+        h = MATCH(m2, "Channel", "System", "EventID", "7045", "ImagePath",
+                  "sysword");
+        hits += h.n;
+        h = MATCH(m, "Channel", "Security", "EventID", "4688", "CommandLine",
+                  "secword");
+        hits += h.n;
+        uint64_t errors =
+            cf_matcher_scan_errors(m, NULL) + cf_matcher_scan_errors(m2, NULL);
+        if (round == 2) {
+            /* one refused: its events count, the others match */
+            assert_int_equal(cf_ruleset_databases_loaded(rs), 2);
+            assert_true(errors >= 1 && hits >= 2);
+            assert_true(hits + (int)errors >= 4); /* a miss is an error */
+        } else {
+            assert_int_equal(hits, 4);
+            assert_int_equal(errors, 0);
+            assert_int_equal(cf_ruleset_databases_loaded(rs), 3);
+        }
+        cf_matcher_destroy(m2);
+        cf_matcher_destroy(m);
+        cf_ruleset_destroy(rs);
+        /* round 2 leaves the refused file: compile it again */
+        if (round == 2) remove_dir(dir), assert_int_equal(mkdir(dir, 0700), 0);
+    }
+    cf_config_destroy(cfg);
+    remove_dir(dir);
+    free_rejections(&tb.rb);
+    free_all();
+}
+
 static void test_cache(void **state) {
     (void)state;
     struct test_book tb;
@@ -1565,6 +1690,7 @@ int main(void) {
         cmocka_unit_test(test_multi_valued),
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_compile_plan),
+        cmocka_unit_test(test_lazy_databases),
         cmocka_unit_test(test_field_databases),
         cmocka_unit_test(test_required_items),
         cmocka_unit_test(test_required_alternatives),
