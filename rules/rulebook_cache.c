@@ -4,7 +4,7 @@
  * the loader's thread.
  *
  * File layout (native endianness; the key covers the build):
- *   "CFRB0001" | key[32] | u64 body_len | u64 crc32(body) | body
+ *   "CFRB0002" | key[32] | u64 body_len | u64 cf_cache_sum(body) | body
  *   body: u64 n | n entries of
  *     str path | u64 dev, ino, size, mtime_s, mtime_ns, ctime_s, ctime_ns |
  *     u64 verified_ns | sha256(content)[32] | u64 blob_len | blob
@@ -28,11 +28,10 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "crc.h"
 #include "ruleset_cache.h"
 #include "yaml_json.h"
 
-static const char rbc_magic[8] = {'C', 'F', 'R', 'B', '0', '0', '0', '1'};
+static const char rbc_magic[8] = {'C', 'F', 'R', 'B', '0', '0', '0', '2'};
 #define HASH_LEN 32
 #define HEADER_LEN (8 + HASH_LEN + 8 + 8)
 
@@ -223,7 +222,7 @@ static void read_cache(struct cf_rbcache *c) {
         why = "not a rule file cache of this key";
     } else if (body_len != size - HEADER_LEN) {
         why = "truncated";
-    } else if (cf_crc32(p + HEADER_LEN, size - HEADER_LEN) != crc) {
+    } else if (cf_cache_sum(p + HEADER_LEN, size - HEADER_LEN) != crc) {
         why = "checksum mismatch";
     } else if (!parse_entries(c, p + HEADER_LEN, size - HEADER_LEN)) {
         why = "entries do not parse";
@@ -387,7 +386,7 @@ static void write_cache(struct cf_rbcache *c) {
         snprintf(err, sizeof err, "out of memory");
         goto done;
     }
-    uint64_t crc = cf_crc32(body.data, body.len);
+    uint64_t crc = cf_cache_sum(body.data, body.len);
     if (cf_cache_make_dirs(c->dir) != 0) {
         snprintf(err, sizeof err, "cannot create %.400s: %s", c->dir,
                  strerror(errno));

@@ -25,10 +25,10 @@
  * else is checked by reading the file and comparing the SHA-256; an
  * equal content refreshes the entry, a different one is parsed.
  *
- * The whole file carries a CRC-32 of its body: a damaged or truncated
- * file is reported on stderr and ignored (every rule file is parsed and
- * the cache rewritten).  Writes go to a temporary file renamed into
- * place; a cache that cannot be written is reported, never fatal.
+ * The whole file carries a checksum of its body (cf_cache_sum): a damaged or
+ * truncated file is reported on stderr and ignored (every rule file is parsed
+ * and the cache rewritten).  Writes go to a temporary file renamed into place;
+ * a cache that cannot be written is reported, never fatal.
  *
  * Threading: one loader thread per cache object; no shared state.
  */

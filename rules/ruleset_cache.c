@@ -24,7 +24,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "crc.h"
 #include "yaml_json.h"
 
 static const char cache_magic[8] = {'C', 'F', 'H', 'S', 'D', 'B', '0', '2'};
@@ -32,7 +31,7 @@ static const char cache_magic[8] = {'C', 'F', 'H', 'S', 'D', 'B', '0', '2'};
  * cf_cache_make_dirs). */
 #define PATH_MAX_CACHE 4200
 
-static const char plan_magic[8] = {'C', 'F', 'P', 'L', 'A', 'N', '0', '1'};
+static const char plan_magic[8] = {'C', 'F', 'P', 'L', 'A', 'N', '0', '2'};
 
 struct build_id {
     const unsigned char *bytes;
@@ -329,7 +328,7 @@ done:
 }
 
 /* ---- the compile plan ---------------------------------------------------
- * "CFPLAN01" | key[32] | u64 len | u64 crc32(bytes) | bytes */
+ * "CFPLAN02" | key[32] | u64 len | u64 cf_cache_sum(bytes) | bytes */
 
 cf_err_t cf_plan_cache_load(const char *dir,
                             const uint8_t key[CF_HS_CACHE_KEY_LEN],
@@ -350,7 +349,7 @@ cf_err_t cf_plan_cache_load(const char *dir,
         memcmp(at, key, CF_HS_CACHE_KEY_LEN) != 0 ||
         !cf_cache_take_u64(&p, end, &body) ||
         !cf_cache_take_u64(&p, end, &crc) || body != (uint64_t)(end - p) ||
-        cf_crc32(p, (size_t)body) != crc)
+        cf_cache_sum(p, (size_t)body) != crc)
         goto done;
     if (!(*bytes = cf_malloc(body ? (size_t)body : 1))) {
         rc = CF_ERR_NOMEM;
@@ -371,7 +370,7 @@ cf_err_t cf_plan_cache_store(const char *dir,
     char path[PATH_MAX_CACHE], tmp[PATH_MAX_CACHE + 100];
     FILE *f = open_tmp(dir, key, "plan", path, tmp, errstr, errstr_size);
     if (!f) return CF_ERR_IO;
-    uint64_t body = len, crc = cf_crc32(bytes, len);
+    uint64_t body = len, crc = cf_cache_sum(bytes, len);
     bool bad = fwrite(plan_magic, sizeof plan_magic, 1, f) != 1 ||
                fwrite(key, CF_HS_CACHE_KEY_LEN, 1, f) != 1 ||
                fwrite(&body, sizeof body, 1, f) != 1 ||

@@ -54,10 +54,10 @@ cf_err_t cf_hs_cache_store(const char *dir,
 bool cf_cache_put_build(struct cf_buf *b);
 
 /* The compile plan (ruleset.c): one file per key (<dir>/<hex key>.plan)
- * holding `len` opaque bytes, with a CRC-32 that a damaged or cut file
- * fails.  Load: a new copy in *bytes (cf_free); CF_ERR_IO when there is
- * no such file, CF_ERR_PARSE when it is not whole.  Store: as
- * cf_hs_cache_store. */
+ * holding `len` opaque bytes, with a checksum (cf_cache_sum) that a
+ * damaged or cut file fails.  Load: a new copy in *bytes (cf_free);
+ * CF_ERR_IO when there is no such file, CF_ERR_PARSE when it is not
+ * whole.  Store: as cf_hs_cache_store. */
 cf_err_t cf_plan_cache_load(const char *dir,
                             const uint8_t key[CF_HS_CACHE_KEY_LEN],
                             unsigned char **bytes, size_t *len);

@@ -26,7 +26,6 @@
 #include <jansson.h>
 
 #include "alloc.h"
-#include "crc.h"
 #include "ruleset.h"
 #include "ruleset_cache.h"
 #include "shared_data.h"
@@ -1069,7 +1068,7 @@ static void replan_use(const char *path, uint32_t u, uint32_t expr) {
     assert_true(u < counts[1]);
     size_t at = 32 + 48 + 5 * counts[0] + 4 * (size_t)u;
     memcpy(body + at, &expr, sizeof expr);
-    uint64_t crc = cf_crc32(body, n - head);
+    uint64_t crc = cf_cache_sum(body, n - head);
     memcpy(buf + 8 + 32 + 8, &crc, sizeof crc);
     rewind(f);
     assert_int_equal(fwrite(buf, 1, n, f), n);
