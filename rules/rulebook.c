@@ -24,10 +24,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define MAX_DIR_DEPTH 32
 
@@ -724,6 +727,15 @@ static void walk_free(struct walk *w) {
     cf_free(w->dirs);
 }
 
+/* A record of getdents64 (the kernel's struct linux_dirent64). */
+struct kernel_dirent {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
 static int cmp_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -734,20 +746,38 @@ static cf_err_t load_dir(struct book *b, struct walk *w, const char *dir,
     cf_err_t rc = CF_OK;
     char **names = NULL;
     size_t n = 0;
-    DIR *d = opendir(dir);
-    if (!d)
+    /* open + getdents64 rather than opendir/readdir: opendir also
+     * fstat()s the directory, one system call more for each of SigmaHQ's
+     * 484 folders, to size a buffer this loop does not need. */
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
         return cf_seterr(errstr, errstr_size, CF_ERR_IO,
                          "cannot open rule directory %s: %s", dir,
                          strerror(errno));
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') continue; /* ., .., hidden (.git) */
-        if (grow((void **)&names, n, sizeof(*names)) != 0 ||
-            !(names[n] = cf_strdup(e->d_name))) {
-            rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+    for (;;) {
+        /* 8-aligned, as the kernel lays its records out */
+        uint64_t buf[4096];
+        long got = syscall(SYS_getdents64, fd, buf, sizeof buf);
+        if (got < 0) {
+            rc = cf_seterr(errstr, errstr_size, CF_ERR_IO,
+                           "cannot read rule directory %s: %s", dir,
+                           strerror(errno));
             goto cleanup;
         }
-        n++;
+        if (got == 0) break;
+        for (long at = 0; at < got;) {
+            const struct kernel_dirent *e =
+                (const struct kernel_dirent *)(const void *)((char *)buf + at);
+            at += e->d_reclen;
+            if (e->d_name[0] == '.') continue; /* ., .., hidden (.git) */
+            if (grow((void **)&names, n, sizeof(*names)) != 0 ||
+                !(names[n] = cf_strdup(e->d_name))) {
+                rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
+                               "out of memory");
+                goto cleanup;
+            }
+            n++;
+        }
     }
     /* Sorted so rule order (and so every output) is the same on every
      * file system. */
@@ -763,7 +793,7 @@ static cf_err_t load_dir(struct book *b, struct walk *w, const char *dir,
         struct stat st;
         /* Relative to the open directory: the kernel looks up one name,
          * not the whole path again, for each of thousands of files. */
-        if (fstatat(dirfd(d), names[i], &st, 0) != 0) {
+        if (fstatat(fd, names[i], &st, 0) != 0) {
             /* a dangling link inside a rule tree is not fatal */
         } else if (S_ISDIR(st.st_mode)) {
             if (walked_before(b, w, path, &st)) {
@@ -789,7 +819,7 @@ static cf_err_t load_dir(struct book *b, struct walk *w, const char *dir,
 cleanup:
     for (size_t i = 0; i < n; i++) cf_free(names[i]);
     cf_free(names);
-    closedir(d);
+    close(fd);
     if (rc == CF_OK && b->nomem)
         rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
     return rc;
