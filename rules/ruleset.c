@@ -2254,22 +2254,27 @@ static void lazy_drop(struct cf_ruleset *rs) {
  * matcher's own, for those its bitmap `sized` (a bit per rs->hsdbs
  * entry) does not cover yet.  So each thread's scratch fits every
  * database it scans, and a database is loaded by the first thread
- * needing it.  False when the scratch cannot grow; the scans it is too
- * small for then fail (HS_INVALID) and are counted. */
+ * needing it.  False when the scratch cannot grow: Hyperscan does not
+ * check that a scratch fits a database (only its state size), so the
+ * scratch is then freed for good and every later scan of this matcher
+ * fails (HS_INVALID, a NULL scratch) and is counted, rather than
+ * scanning with one too small. */
 static bool ruleset_ready(const struct cf_ruleset *rs, const uint64_t *routes,
                           hs_scratch_t **scratch, uint64_t *sized) {
-    bool ok = true;
-    for (size_t i = 0; i < rs->n_dbs; i++)
+    bool ok = *scratch != NULL;
+    for (size_t i = 0; ok && i < rs->n_dbs; i++)
         for (uint32_t p = 0; p < rs->dbs[i].n_parts; p++) {
             const struct db_part *part = &rs->dbs[i].parts[p];
             if (!part->db || bit_test(sized, part->index) ||
                 !bits_intersect(part->routes, routes, rs->route_words))
                 continue;
             if (lazy_load(rs, part->index) != DB_LOADED) continue;
-            if (hs_alloc_scratch(part->db, scratch) != HS_SUCCESS)
-                ok = false;
-            else
-                bit_set(sized, part->index);
+            if (hs_alloc_scratch(part->db, scratch) != HS_SUCCESS) {
+                hs_free_scratch(*scratch);
+                *scratch = NULL;
+                return false;
+            }
+            bit_set(sized, part->index);
         }
     return ok;
 }
