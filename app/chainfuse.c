@@ -621,6 +621,7 @@ static int cmd_check(int argc, char **argv) {
         json_object_set_new(comp, "direct_patterns",
                             json_integer((json_int_t)st.direct_patterns));
         json_object_set_new(comp, "cache_hit", json_boolean(st.cache_hit));
+        json_object_set_new(comp, "plan_hit", json_boolean(st.plan_hit));
         json_object_set_new(comp, "seconds", json_real(st.compile_seconds));
         json_object_set_new(o, "compile", comp);
         json_t *files = json_object();
@@ -674,7 +675,9 @@ static int cmd_check(int argc, char **argv) {
         printf("compiled %zu patterns over %zu fields (%zu checked directly) "
                "in %.2f s%s\n",
                st.patterns, st.fields, st.direct_patterns, st.compile_seconds,
-               st.cache_hit ? " (from cache)" : "");
+               st.plan_hit    ? " (from cache, with its compile plan)"
+               : st.cache_hit ? " (from cache)"
+                              : "");
     }
     fflush(stdout); /* the report first, then why it is a failure */
     rc = report_no_rules(&ra, rb) ? EXIT_RUNTIME : 0;

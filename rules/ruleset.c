@@ -1595,7 +1595,7 @@ static bool cache_key(const struct builder *b,
      * took a fifth of a warm start's instructions); the rules' digests
      * are still one update each, 3,474 for SigmaHQ. */
     size_t n_words = rs->n_rules > b->n_exprs ? rs->n_rules : b->n_exprs;
-    uint32_t *words = cf_malloc((n_words ? n_words : 1) * 3 * sizeof *words);
+    uint32_t *words = cf_malloc((n_words ? n_words : 1) * 4 * sizeof *words);
     struct cf_buf names = CF_BUF_INIT;
     ok = ok && words;
     for (size_t i = 0; ok && i < rs->n_rules; i++)
@@ -1613,15 +1613,18 @@ static bool cache_key(const struct builder *b,
         cf_buf_append(&names, rs->dbs[i].name, strlen(rs->dbs[i].name) + 1);
     ok = ok && !names.failed && EVP_DigestUpdate(ctx, names.data, names.len);
     /* The texts (each with its NUL), then per expression its flags, kind
-     * (which API: the text stands for the literal) and database. */
+     * (which API: the text stands for the literal), database and text
+     * length: a literal's text is its bytes, NULs included (|wide), so
+     * the NULs alone do not tell where one text ends. */
     ok = ok && EVP_DigestUpdate(ctx, b->texts.data, b->texts.len);
     for (size_t i = 0; ok && i < b->n_exprs; i++) {
         const struct cand_expr *e = &b->exprs[i];
-        words[3 * i] = e->flags;
-        words[3 * i + 1] = e->kind;
-        words[3 * i + 2] = e->db;
+        words[4 * i] = e->flags;
+        words[4 * i + 1] = e->kind;
+        words[4 * i + 2] = e->db;
+        words[4 * i + 3] = e->text_len;
     }
-    ok = ok && EVP_DigestUpdate(ctx, words, 3 * b->n_exprs * sizeof *words);
+    ok = ok && EVP_DigestUpdate(ctx, words, 4 * b->n_exprs * sizeof *words);
     cf_free(words);
     cf_buf_free(&names);
     ok = ok && EVP_DigestFinal_ex(ctx, key, &len);
@@ -2296,6 +2299,14 @@ static bool plan_key(const struct builder *b, const struct cf_config *cfg,
     struct cf_buf in = CF_BUF_INIT;
     unsigned int len = 0;
     cf_buf_append(&in, tag, sizeof tag);
+    /* What the databases' key holds of the machine: the plan names one
+     * database file, and a cache directory shared by hosts with another
+     * libhs or other CPU features must give each host its own plan. */
+    hs_platform_info_t plat;
+    memset(&plat, 0, sizeof plat);
+    hs_populate_platform(&plat);
+    cf_buf_append(&in, hs_version(), strlen(hs_version()) + 1);
+    cf_buf_append(&in, &plat, sizeof plat);
     if (!cf_cache_put_build(&in)) {
         cf_buf_free(&in);
         return false;
@@ -2533,7 +2544,7 @@ static struct cf_ruleset *compile(struct cf_rulebook *rb,
         }
         if (prc == CF_OK && plan_parse(plan_bytes, plan_len, &plan))
             b.plan = &plan;
-        else if (prc == CF_ERR_PARSE)
+        else if (prc == CF_ERR_PARSE || prc == CF_OK)
             fprintf(stderr,
                     "chainfuse: warning: compile plan in %s is not usable; "
                     "building the expressions again\n",
@@ -2555,6 +2566,11 @@ static struct cf_ruleset *compile(struct cf_rulebook *rb,
         if (prc) {
             out_of_memory = prc < 0;
             *replan = prc > 0;
+            if (prc > 0)
+                fprintf(stderr,
+                        "chainfuse: warning: compile plan in %s does not fit "
+                        "these rules; building the expressions again\n",
+                        cache_dir);
             goto done;
         }
     }
@@ -2585,6 +2601,10 @@ static struct cf_ruleset *compile(struct cf_rulebook *rb,
         }
     }
     if (b.plan && !hs_cached) { /* the plan's databases are gone */
+        fprintf(stderr,
+                "chainfuse: warning: the databases compile plan in %s names "
+                "are missing or refused; compiling the rules again\n",
+                cache_dir);
         *replan = true;
         goto done;
     }
