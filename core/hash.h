@@ -71,33 +71,42 @@ static inline uint64_t cf_load_tail(const unsigned char *p, size_t n) {
            (uint64_t)p[n - 1] << (8 * (n - 1));
 }
 
-/* Whether a[0..n) and b[0..n) are equal, a word at a time, the last
- * word overlapping the one before: inline, for the short names the
- * per-event path compares after their hashes agreed, where a call to
- * memcmp costs more than the comparison. */
+/* Whether a[0..n) and b[0..n) are equal: inline for up to 32 bytes
+ * (names, hosts, accounts, the memo's short values: overlapping words,
+ * no loop, no call), memcmp beyond, where the library's vector loop
+ * wins.  The per-event paths compare after hashes agreed, where a call
+ * to memcmp costs more than the comparison. */
 static inline bool cf_bytes_equal(const void *a, const void *b, size_t n) {
-    const unsigned char *p = a, *q = b;
-    if (n >= 8) {
-        uint64_t x, y;
-        for (; n > 8; p += 8, q += 8, n -= 8) {
-            memcpy(&x, p, 8);
-            memcpy(&y, q, 8);
-            if (x != y) return false;
+    const unsigned char *x = a, *y = b;
+    if (n >= 8 && n <= 32) {
+        uint64_t u0, v0, u1, v1;
+        memcpy(&u0, x, 8);
+        memcpy(&v0, y, 8);
+        memcpy(&u1, x + n - 8, 8);
+        memcpy(&v1, y + n - 8, 8);
+        uint64_t d = (u0 ^ v0) | (u1 ^ v1);
+        if (n > 16) {
+            uint64_t u2, v2, u3, v3;
+            memcpy(&u2, x + 8, 8);
+            memcpy(&v2, y + 8, 8);
+            memcpy(&u3, x + n - 16, 8);
+            memcpy(&v3, y + n - 16, 8);
+            d |= (u2 ^ v2) | (u3 ^ v3);
         }
-        memcpy(&x, p + n - 8, 8);
-        memcpy(&y, q + n - 8, 8);
-        return x == y;
+        return d == 0;
     }
-    if (n >= 4) {
-        uint32_t x, y, x2, y2;
-        memcpy(&x, p, 4);
-        memcpy(&y, q, 4);
-        memcpy(&x2, p + n - 4, 4);
-        memcpy(&y2, q + n - 4, 4);
-        return ((x ^ y) | (x2 ^ y2)) == 0;
+    if (n >= 4 && n < 8) {
+        uint32_t u0, v0, u1, v1;
+        memcpy(&u0, x, 4);
+        memcpy(&v0, y, 4);
+        memcpy(&u1, x + n - 4, 4);
+        memcpy(&v1, y + n - 4, 4);
+        return ((u0 ^ v0) | (u1 ^ v1)) == 0;
     }
-    return n == 0 ||
-           (p[0] == q[0] && p[n / 2] == q[n / 2] && p[n - 1] == q[n - 1]);
+    if (n < 4)
+        return n == 0 ||
+               (x[0] == y[0] && x[n / 2] == y[n / 2] && x[n - 1] == y[n - 1]);
+    return memcmp(a, b, n) == 0;
 }
 
 /* s[0..n) eight bytes at a time (rustc's FxHash step), then murmur3's

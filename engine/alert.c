@@ -557,7 +557,7 @@ static bool shape_replay(const struct shape *sh, const struct cf_event *ev,
     for (uint32_t c = 0; c < sh->n_checks; c++) {
         const struct shape_check *x = &sh->check[c];
         const struct cf_event_field *f = &fields[x->field];
-        if (f->name_len != x->len || !cf_same_bytes(f->name, x->name, x->len))
+        if (f->name_len != x->len || !cf_bytes_equal(f->name, x->name, x->len))
             return false;
     }
     *at = sh->base;

@@ -21,6 +21,7 @@
 #include "common.h"
 #include "connector.h"
 #include "event.h"
+#include "hash.h"
 #include "heap.h"
 #include "sigma.h"
 
@@ -150,39 +151,6 @@ static inline const char *cf_entity_text(const struct cf_event *ev,
     size_t vl = ev->fields[i].value_len;
     *len = vl < CF_ENTITY_TEXT_MAX - 1 ? vl : CF_ENTITY_TEXT_MAX - 1;
     return ev->fields[i].value;
-}
-
-/* memcmp(a, b, n) == 0, inline for 4 to 32 bytes (names, hosts,
- * accounts, file hashes' fields: overlapping words, no loop, no call),
- * memcmp else. */
-static inline bool cf_same_bytes(const void *a, const void *b, size_t n) {
-    const char *x = a, *y = b;
-    if (n >= 8 && n <= 32) {
-        uint64_t u0, v0, u1, v1;
-        memcpy(&u0, x, 8);
-        memcpy(&v0, y, 8);
-        memcpy(&u1, x + n - 8, 8);
-        memcpy(&v1, y + n - 8, 8);
-        uint64_t d = (u0 ^ v0) | (u1 ^ v1);
-        if (n > 16) {
-            uint64_t u2, v2, u3, v3;
-            memcpy(&u2, x + 8, 8);
-            memcpy(&v2, y + 8, 8);
-            memcpy(&u3, x + n - 16, 8);
-            memcpy(&v3, y + n - 16, 8);
-            d |= (u2 ^ v2) | (u3 ^ v3);
-        }
-        return d == 0;
-    }
-    if (n >= 4 && n < 8) {
-        uint32_t u0, v0, u1, v1;
-        memcpy(&u0, x, 4);
-        memcpy(&v0, y, 4);
-        memcpy(&u1, x + n - 4, 4);
-        memcpy(&v1, y + n - 4, 4);
-        return ((u0 ^ v0) | (u1 ^ v1)) == 0;
-    }
-    return memcmp(a, b, n) == 0;
 }
 
 /* Appends json_dumps(v, JSON_COMPACT) to b, byte for byte, for a tree

@@ -189,7 +189,7 @@ static struct host *host_of(struct cf_clocks *c,
                             const struct cf_event_field *f) {
     if (!f) return NULL;
     if (c->last && f->value_len == c->last_raw_len &&
-        cf_same_bytes(f->value, c->last_raw, f->value_len))
+        cf_bytes_equal(f->value, c->last_raw, f->value_len))
         return c->last;
     char key[CF_ENTITY_NORM_MAX];
     if (!cf_entity_normalize(CF_ENTITY_HOST, f->value, key, sizeof key))

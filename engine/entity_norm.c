@@ -535,7 +535,7 @@ static bool learn_domain(struct cf_domains *d, const char *const *text,
         for (int i = 0; same && i < LT_COUNT; i++)
             same = l->len[i] == len[i] &&
                    (len[i] == LEARNED_NONE ||
-                    cf_same_bytes(l->text[i], text[i], len[i]));
+                    cf_bytes_equal(l->text[i], text[i], len[i]));
         /* remembered texts have no NUL: nor have these, then */
         if (same) {
             d->last_learned = (unsigned)w;

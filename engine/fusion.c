@@ -1154,8 +1154,8 @@ static inline bool sight_is(const struct sight_memo *e, int k, const char *raw,
                             const char *ctx, size_t ctx_len) {
     return e->used && e->kind == k && e->raw_len == len && e->whole == whole &&
            e->gen == gen && e->has_ctx == (ctx != NULL) &&
-           e->ctx_len == ctx_len && cf_same_bytes(e->raw, raw, len) &&
-           (!ctx_len || cf_same_bytes(e->ctx, ctx, ctx_len));
+           e->ctx_len == ctx_len && cf_bytes_equal(e->raw, raw, len) &&
+           (!ctx_len || cf_bytes_equal(e->ctx, ctx, ctx_len));
 }
 
 /* The memo entry of kind k for raw text `raw` (len bytes, below

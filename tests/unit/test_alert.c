@@ -330,26 +330,6 @@ static void test_locate_also_names(void **state) {
     cf_entity_map_destroy(map);
 }
 
-/* cf_same_bytes answers as memcmp does at every length it reads with
- * words (4 to 32) and around them, whichever byte differs. */
-static void test_same_bytes(void **state) {
-    (void)state;
-    unsigned char a[48], b[48];
-    for (size_t i = 0; i < sizeof a; i++) a[i] = (unsigned char)(i * 7 + 1);
-    for (size_t n = 0; n <= 40; n++) {
-        memcpy(b, a, sizeof b);
-        assert_true(cf_same_bytes(a, b, n));
-        for (size_t at = 0; at < n; at++) {
-            b[at] ^= 0x20;
-            assert_false(cf_same_bytes(a, b, n));
-            b[at] ^= 0x20;
-        }
-        /* bytes past n are not compared */
-        b[n] ^= 0x20;
-        assert_true(cf_same_bytes(a, b, n));
-    }
-}
-
 /* The memo of name sequences gives what the plain pass gives, whatever
  * the values (null, placeholders, composed domains), repeats and
  * sequence: random events over a few dozen sequences, and a name that
@@ -537,7 +517,6 @@ static void test_json_write_compact(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sysmon_entities),
-        cmocka_unit_test(test_same_bytes),
         cmocka_unit_test(test_locate_memo_agrees),
         cmocka_unit_test(test_json_write_compact),
         cmocka_unit_test(test_security_user_gets_domain_and_skips_dash),

@@ -435,6 +435,26 @@ static void test_buf_json_nomem(void **state) {
     json_decref(v);
 }
 
+/* cf_bytes_equal answers as memcmp does at every length it reads with
+ * words (up to 32) and around them, whichever byte differs. */
+static void test_bytes_equal(void **state) {
+    (void)state;
+    unsigned char a[48], b[48];
+    for (size_t i = 0; i < sizeof a; i++) a[i] = (unsigned char)(i * 7 + 1);
+    for (size_t n = 0; n <= 40; n++) {
+        memcpy(b, a, sizeof b);
+        assert_true(cf_bytes_equal(a, b, n));
+        for (size_t at = 0; at < n; at++) {
+            b[at] ^= 0x20;
+            assert_false(cf_bytes_equal(a, b, n));
+            b[at] ^= 0x20;
+        }
+        /* bytes past n are not compared */
+        b[n] ^= 0x20;
+        assert_true(cf_bytes_equal(a, b, n));
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_append),
@@ -447,6 +467,7 @@ int main(void) {
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_hash_vectors),
         cmocka_unit_test(test_hash_name_low_bits),
+        cmocka_unit_test(test_bytes_equal),
         cmocka_unit_test(test_heap_order),
         cmocka_unit_test(test_heap_ties),
         cmocka_unit_test(test_heap_random),
