@@ -431,6 +431,7 @@ struct shape_cand {
  * usable). */
 struct shape {
     bool used;
+    bool plain; /* a sequence shape_build refused: located plainly */
     unsigned want;
     uint32_t n_fields, n_checks;
     uint32_t hash[SHAPE_FIELDS];
@@ -498,6 +499,7 @@ static bool shape_build(const struct cf_entity_map *map, struct shape *sh,
     const size_t mask = map->index_mask;
     struct cf_entity_at *base = &sh->base;
     sh->used = false;
+    sh->plain = false;
     sh->n_checks = 0;
     sh->n_kinds = 0;
     memset(sh->n_cand, 0, sizeof sh->n_cand);
@@ -607,7 +609,7 @@ void cf_entity_locate_memo(const struct cf_entity_map *map,
         if (sh->used && sh->n_fields == n && sh->want == kinds &&
             same_hashes(sh, ev)) {
             s->recent[set] = (uint8_t)w;
-            if (shape_replay(sh, ev, at)) return;
+            if (!sh->plain && shape_replay(sh, ev, at)) return;
             cf_entity_locate(map, ev, kinds, at);
             return;
         }
@@ -616,8 +618,18 @@ void cf_entity_locate_memo(const struct cf_entity_map *map,
     int w = !s->recent[set];
     struct shape *sh = &s->way[2 * set + (size_t)w];
     s->recent[set] = (uint8_t)w;
-    if (!shape_build(map, sh, ev, kinds) || !shape_replay(sh, ev, at))
+    if (!shape_build(map, sh, ev, kinds)) {
+        /* Kept as refused, so that the sequence's next events go the
+         * plain way at once, rather than each evicting the set's other
+         * way and building again. */
+        for (uint32_t i = 0; i < n; i++) sh->hash[i] = f[i].name_hash;
+        sh->n_fields = n;
+        sh->want = kinds;
+        sh->used = sh->plain = true;
         cf_entity_locate(map, ev, kinds, at);
+        return;
+    }
+    if (!shape_replay(sh, ev, at)) cf_entity_locate(map, ev, kinds, at);
 }
 
 const char *cf_entity_text_of(const struct cf_event *ev,
