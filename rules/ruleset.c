@@ -2602,8 +2602,8 @@ static struct cf_ruleset *compile(struct cf_rulebook *rb,
     }
     if (b.plan && !hs_cached) { /* the plan's databases are gone */
         fprintf(stderr,
-                "chainfuse: warning: the databases compile plan in %s names "
-                "are missing or refused; compiling the rules again\n",
+                "chainfuse: warning: databases that the compile plan in %s "
+                "names are missing or refused; compiling the rules again\n",
                 cache_dir);
         *replan = true;
         goto done;
