@@ -52,7 +52,7 @@ struct cf_json_parser {
     uint32_t cap_nodes = 0;
     char *strings = nullptr; /* the caller's, sized by cf_json_strings_size */
     size_t str_len = 0;
-    unsigned max_depth = 0;
+    unsigned max_depth = 0; /* the parse in progress's nesting bound */
     /* The CPU has what unescape_wide needs (AVX-512 VBMI2), and the
      * parse in progress may use it. */
     bool wide_cpu = false;
@@ -495,19 +495,21 @@ class walker {
     }
 };
 
-/* ---- flat objects, without simdjson ------------------------------------
+/* ---- the scanner, without simdjson ------------------------------------
  *
- * Most events are one object of scalars ({"EventID":10,"Image":"..."}).
- * For them, running simdjson's stage 1 and then walking the On-Demand
+ * For events, running simdjson's stage 1 and then walking the On-Demand
  * iterator (which re-checks every step) cost more than the events' own
- * bytes: a third of decoding.  The scanner below reads such an object in
- * one pass, copying and unescaping strings 16 bytes a step as the
- * walker does and checking their UTF-8 as it goes.  It accepts only what
- * simdjson accepts and yields the same nodes and strings
- * (tests/unit/test_json_flat.c compares the two on every shared recording and
- * on mutated lines); anything else (a nested value, a byte it is not sure of,
- * any error) declines, and simdjson parses the text and words the error as
- * before. */
+ * bytes: a third of decoding for flat objects, and with nested ones
+ * (Winlogbeat's winlog.event_data, the OTRF recordings' "tags" array) the
+ * walk alone took a fifth of the whole process.  The scanner below reads
+ * the document in one pass, copying and unescaping strings 16 bytes a step
+ * as the walker does and checking their UTF-8 as it goes, and builds the
+ * same nodes in the same order.  It accepts only what simdjson accepts
+ * and yields the same nodes and strings (tests/unit/test_json_flat.c
+ * compares the two on every shared recording and on mutated lines);
+ * anything else (a byte it is not sure of, nesting past the bound, any
+ * error) declines, and simdjson parses the text and words the error as
+ * before.  ("flat": it was first written for flat objects alone.) */
 
 enum class flat { ok, declined, nomem };
 
@@ -718,9 +720,18 @@ bool number_char(char c) {
            c == 'e' || c == 'E';
 }
 
-/* One scalar member value at s[*pos] as a node keyed (koff, klen). */
+/* Nesting the scanner takes on itself (each level is a call); deeper
+ * documents, which no log shipper writes, are simdjson's. */
+constexpr unsigned flat_max_depth = 128;
+
+flat flat_container(cf_json_parser *p, const char *s, size_t n, size_t *pos,
+                    uint32_t koff, uint32_t klen, unsigned depth);
+
+/* The value at s[*pos] as a node keyed (koff, klen), inside a container
+ * at nesting depth `depth` (the root object is 1); a nested object or
+ * array is one level deeper, as the walker counts. */
 flat flat_value(cf_json_parser *p, const char *s, size_t n, size_t *pos,
-                uint32_t koff, uint32_t klen) {
+                uint32_t koff, uint32_t klen, unsigned depth) {
     static const char t[] = "true", f[] = "false";
     size_t i = *pos;
     uint8_t type;
@@ -729,6 +740,11 @@ flat flat_value(cf_json_parser *p, const char *s, size_t n, size_t *pos,
     char c = s[i];
     if (c == '"') {
         type = CF_JSON_STRING;
+    } else if (c == '{' || c == '[') {
+        /* too deep: declined, and simdjson's walk words the error */
+        if (depth + 1 > p->max_depth || depth + 1 > flat_max_depth)
+            return flat::declined;
+        return flat_container(p, s, n, pos, koff, klen, depth + 1);
     } else if (c == '-' || (c >= '0' && c <= '9')) {
         type = CF_JSON_NUMBER;
         size_t j = i;
@@ -749,7 +765,7 @@ flat flat_value(cf_json_parser *p, const char *s, size_t n, size_t *pos,
         lit = ""; /* its text is the empty string */
         token = 4;
     } else {
-        return flat::declined; /* a nested value, or not JSON */
+        return flat::declined; /* not JSON */
     }
     long idx = push_node(p, koff, klen, type);
     if (idx < 0) return flat::nomem;
@@ -766,40 +782,58 @@ flat flat_value(cf_json_parser *p, const char *s, size_t n, size_t *pos,
     return flat::ok;
 }
 
-/* The whole text as one object of scalars, or declined. */
-flat parse_flat(cf_json_parser *p, const char *s, size_t n) {
-    size_t i = skip_ws(s, n, 0);
-    if (i >= n || s[i] != '{') return flat::declined;
-    if (push_node(p, CF_JSON_NO_KEY, 0, CF_JSON_OBJECT) < 0) return flat::nomem;
-    i = skip_ws(s, n, i + 1);
-    if (i < n && s[i] == '}') {
+/* The object or array opening at s[*pos], at nesting depth `depth`, as
+ * a node keyed (koff, klen) followed by its members' or elements' nodes
+ * (elements have no key), as the walker builds them. */
+flat flat_container(cf_json_parser *p, const char *s, size_t n, size_t *pos,
+                    uint32_t koff, uint32_t klen, unsigned depth) {
+    bool object = s[*pos] == '{';
+    char close = object ? '}' : ']';
+    long idx =
+        push_node(p, koff, klen, object ? CF_JSON_OBJECT : CF_JSON_ARRAY);
+    if (idx < 0) return flat::nomem;
+    size_t i = skip_ws(s, n, *pos + 1);
+    if (i < n && s[i] == close) {
         i++;
     } else {
         for (;;) {
-            uint32_t koff, klen;
-            if (i >= n || s[i] != '"') return flat::declined;
-            i++;
-            if (!flat_string(p, s, n, &i, &koff, &klen)) return flat::declined;
-            i = skip_ws(s, n, i);
-            if (i >= n || s[i] != ':') return flat::declined;
-            i = skip_ws(s, n, i + 1);
+            uint32_t k_off = CF_JSON_NO_KEY, k_len = 0;
+            if (object) {
+                if (i >= n || s[i] != '"') return flat::declined;
+                i++;
+                if (!flat_string(p, s, n, &i, &k_off, &k_len))
+                    return flat::declined;
+                i = skip_ws(s, n, i);
+                if (i >= n || s[i] != ':') return flat::declined;
+                i = skip_ws(s, n, i + 1);
+            }
             if (i >= n) return flat::declined;
-            flat r = flat_value(p, s, n, &i, koff, klen);
+            flat r = flat_value(p, s, n, &i, k_off, k_len, depth);
             if (r != flat::ok) return r;
             i = skip_ws(s, n, i);
             if (i < n && s[i] == ',') {
                 i = skip_ws(s, n, i + 1);
                 continue;
             }
-            if (i < n && s[i] == '}') {
+            if (i < n && s[i] == close) {
                 i++;
                 break;
             }
             return flat::declined;
         }
     }
+    p->nodes[idx].end = p->n_nodes;
+    *pos = i;
+    return flat::ok;
+}
+
+/* The whole text as one object, or declined. */
+flat parse_flat(cf_json_parser *p, const char *s, size_t n) {
+    size_t i = skip_ws(s, n, 0);
+    if (i >= n || s[i] != '{') return flat::declined;
+    flat r = flat_container(p, s, n, &i, CF_JSON_NO_KEY, 0, 1);
+    if (r != flat::ok) return r;
     if (skip_ws(s, n, i) != n) return flat::declined;
-    p->nodes[0].end = p->n_nodes;
     return flat::ok;
 }
 
@@ -827,6 +861,7 @@ cf_json_status parse(cf_json_parser *p, const char *text, size_t len,
     p->strings = strings;
     p->str_len = 0;
     p->n_nodes = 0;
+    p->max_depth = max_depth;
     p->wide = p->wide_cpu && engine != CF_JSON_ENGINE_FLAT_NARROW;
     if (engine != CF_JSON_ENGINE_SIMDJSON) {
         switch (parse_flat(p, text, len)) {

@@ -1,7 +1,7 @@
 /*
- * json_decode.h - JSON to a node tape: flat objects (the usual event) by
- * a one-pass scanner of our own, everything else by simdjson's On-Demand
- * API.
+ * json_decode.h - JSON to a node tape: events by a one-pass scanner of
+ * our own, what it declines (errors, documents nested past its bound) by
+ * simdjson's On-Demand API, which also words the errors.
  *
  * cf_json_parse() validates one JSON document and turns it into a flat
  * array of nodes in document order (a "tape"): containers record where
