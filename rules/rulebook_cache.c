@@ -19,7 +19,6 @@
 #include <fcntl.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <string.h>
@@ -74,11 +73,6 @@ static void warn_damaged(struct cf_rbcache *c, const char *why) {
             "chainfuse: warning: rule file cache %s is not usable (%s); "
             "reading the rule files again\n",
             c->file, why);
-}
-
-static bool sha256(const void *data, size_t len, unsigned char out[HASH_LEN]) {
-    unsigned int n = 0;
-    return EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) && n == HASH_LEN;
 }
 
 static struct fstate fstate_of(const struct stat *st) {
@@ -149,7 +143,7 @@ static bool make_key(const char *root, const json_t *placeholders,
     cf_buf_puts(&b, cwd);
     cf_buf_putc(&b, '\0');
     cf_buf_puts(&b, root);
-    bool ok = !b.failed && sha256(b.data, b.len, key);
+    bool ok = !b.failed && cf_cache_sha256(b.data, b.len, key);
     cf_buf_free(&b);
     return ok;
 }
@@ -307,7 +301,8 @@ const void *cf_rbcache_lookup(struct cf_rbcache *c, const char *path,
         size_t len;
         char *t = cf_read_file(path, &len, err, sizeof err);
         if (!t) return NULL; /* the loader reads it again and says why */
-        if (!sha256(t, len, hash) || memcmp(hash, e.hash, HASH_LEN) != 0) {
+        if (!cf_cache_sha256(t, len, hash) ||
+            memcmp(hash, e.hash, HASH_LEN) != 0) {
             *text = t;
             *text_len = len;
             return NULL;
@@ -346,7 +341,7 @@ void cf_rbcache_put(struct cf_rbcache *c, const char *path,
     e.path_len = strlen(path);
     char *p = cf_strdup(path);
     void *b = cf_malloc(blob_len ? blob_len : 1);
-    if (!p || !b || !sha256(text, len, e.hash)) goto fail;
+    if (!p || !b || !cf_cache_sha256(text, len, e.hash)) goto fail;
     memcpy(b, blob, blob_len);
     e.path = p;
     e.blob = b;

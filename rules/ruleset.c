@@ -2297,7 +2297,6 @@ static bool plan_key(const struct builder *b, const struct cf_config *cfg,
     static const char tag[] = "chainfuse " CF_VERSION " compile-plan 1";
     const struct cf_ruleset *rs = b->rs;
     struct cf_buf in = CF_BUF_INIT;
-    unsigned int len = 0;
     cf_buf_append(&in, tag, sizeof tag);
     /* What the databases' key holds of the machine: the plan names one
      * database file, and a cache directory shared by hosts with another
@@ -2325,9 +2324,7 @@ static bool plan_key(const struct builder *b, const struct cf_config *cfg,
         cf_buf_append(&in, rs->rules[i].rule->digest, 65);
         cf_buf_append(&in, routes, sizeof routes);
     }
-    bool ok = !in.failed &&
-              EVP_Digest(in.data, in.len, key, &len, EVP_sha256(), NULL) &&
-              len == CF_HS_CACHE_KEY_LEN;
+    bool ok = !in.failed && cf_cache_sha256(in.data, in.len, key);
     cf_buf_free(&in);
     return ok;
 }

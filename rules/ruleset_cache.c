@@ -17,6 +17,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+/* SHA256_Init and friends are deprecated in OpenSSL 3 in favour of EVP,
+ * whose provider lookup is what cf_cache_sha256 avoids; they are still
+ * there, and the same digest. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +87,13 @@ bool cf_cache_put_build(struct cf_buf *b) {
         (uint64_t)exe.st_ctim.tv_nsec};
     cf_buf_append(b, s, sizeof s);
     return true;
+}
+
+bool cf_cache_sha256(const void *data, size_t n,
+                     uint8_t out[CF_HS_CACHE_KEY_LEN]) {
+    SHA256_CTX ctx;
+    return SHA256_Init(&ctx) == 1 && SHA256_Update(&ctx, data, n) == 1 &&
+           SHA256_Final(out, &ctx) == 1;
 }
 
 /* <dir>/<hex key>.<ext> */

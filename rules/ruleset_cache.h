@@ -73,6 +73,15 @@ cf_err_t cf_plan_cache_store(const char *dir,
  * written out: it never changes without the files' magic. */
 uint64_t cf_cache_sum(const void *data, size_t n);
 
+/* SHA-256 of data[0..n) into out; false when OpenSSL fails.  For the
+ * caches' keys (and the rule file cache's content hashes): OpenSSL's
+ * SHA-256 functions themselves, not EVP_Digest, whose first call fetches
+ * the algorithm from a provider (loading the library's configuration):
+ * 1 ms of a 40 ms warm start, for two keys of a few hundred kB.  The
+ * digest is the same (caches written before stay valid). */
+bool cf_cache_sha256(const void *data, size_t n,
+                     uint8_t out[CF_HS_CACHE_KEY_LEN]);
+
 /* mkdir -p `dir` (the configured directory may be several levels deep);
  * 0, or -1 with errno.  Shared with the rule file cache
  * (rulebook_cache.c). */
