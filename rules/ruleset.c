@@ -2470,8 +2470,7 @@ static struct cf_ruleset *compile(struct cf_rulebook *rb,
     uint32_t kw_db = 0;
     bool ok = false, out_of_memory = false, have_pkey = false;
     bool hs_cached = false;
-    unsigned char *plan_bytes = NULL;
-    size_t plan_len = 0;
+    struct cf_plan_file plan_file = {NULL, 0, NULL, 0};
     struct plan plan;
 
     memset(&b, 0, sizeof b);
@@ -2533,13 +2532,8 @@ static struct cf_ruleset *compile(struct cf_rulebook *rb,
     }
     if (*cache_dir) have_pkey = plan_key(&b, cfg, pkey);
     if (use_plan && have_pkey) {
-        cf_err_t prc =
-            cf_plan_cache_load(cache_dir, pkey, &plan_bytes, &plan_len);
-        if (prc == CF_ERR_NOMEM) {
-            out_of_memory = true;
-            goto done;
-        }
-        if (prc == CF_OK && plan_parse(plan_bytes, plan_len, &plan))
+        cf_err_t prc = cf_plan_cache_load(cache_dir, pkey, &plan_file);
+        if (prc == CF_OK && plan_parse(plan_file.bytes, plan_file.len, &plan))
             b.plan = &plan;
         else if (prc == CF_ERR_PARSE || prc == CF_OK)
             fprintf(stderr,
@@ -2714,7 +2708,7 @@ done:
         cf_seterr(errstr, errstr_size, CF_ERR_NOMEM,
                   "out of memory while compiling rules");
     free_builder(&b);
-    cf_free(plan_bytes);
+    cf_plan_cache_close(&plan_file);
     if (!ok) {
         cf_ruleset_destroy(rs);
         rs = NULL;

@@ -344,17 +344,27 @@ done:
 
 cf_err_t cf_plan_cache_load(const char *dir,
                             const uint8_t key[CF_HS_CACHE_KEY_LEN],
-                            unsigned char **bytes, size_t *len) {
-    char path[PATH_MAX_CACHE], err[512];
-    size_t size;
-    *bytes = NULL;
-    *len = 0;
+                            struct cf_plan_file *pf) {
+    char path[PATH_MAX_CACHE];
+    struct stat st;
+    memset(pf, 0, sizeof *pf);
     cache_path(path, sizeof path, dir, key, "plan");
-    char *data = cf_read_file(path, &size, err, sizeof err);
-    if (!data) return CF_ERR_IO;
-    const unsigned char *p = (const unsigned char *)data, *end = p + size, *at;
-    uint64_t body, crc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return CF_ERR_IO;
     cf_err_t rc = CF_ERR_PARSE;
+    if (fstat(fd, &st) != 0 || st.st_size <= 0) goto done;
+    /* Replaced only by rename (cf_plan_cache_store), never rewritten in
+     * place: the mapping keeps the file whole. */
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ,
+                     MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (map == MAP_FAILED) {
+        rc = CF_ERR_IO;
+        goto done;
+    }
+    pf->map = map;
+    pf->map_len = (size_t)st.st_size;
+    const unsigned char *p = map, *end = p + pf->map_len, *at;
+    uint64_t body, crc;
     if (!(at = cf_cache_take(&p, end, sizeof plan_magic)) ||
         memcmp(at, plan_magic, sizeof plan_magic) != 0 ||
         !(at = cf_cache_take(&p, end, CF_HS_CACHE_KEY_LEN)) ||
@@ -363,16 +373,18 @@ cf_err_t cf_plan_cache_load(const char *dir,
         !cf_cache_take_u64(&p, end, &crc) || body != (uint64_t)(end - p) ||
         cf_cache_sum(p, (size_t)body) != crc)
         goto done;
-    if (!(*bytes = cf_malloc(body ? (size_t)body : 1))) {
-        rc = CF_ERR_NOMEM;
-        goto done;
-    }
-    memcpy(*bytes, p, (size_t)body);
-    *len = (size_t)body;
+    pf->bytes = p;
+    pf->len = (size_t)body;
     rc = CF_OK;
 done:
-    cf_free(data);
+    close(fd);
+    if (rc != CF_OK) cf_plan_cache_close(pf);
     return rc;
+}
+
+void cf_plan_cache_close(struct cf_plan_file *pf) {
+    if (pf->map) munmap(pf->map, pf->map_len);
+    memset(pf, 0, sizeof *pf);
 }
 
 cf_err_t cf_plan_cache_store(const char *dir,

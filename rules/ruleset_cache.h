@@ -55,12 +55,21 @@ bool cf_cache_put_build(struct cf_buf *b);
 
 /* The compile plan (ruleset.c): one file per key (<dir>/<hex key>.plan)
  * holding `len` opaque bytes, with a checksum (cf_cache_sum) that a
- * damaged or cut file fails.  Load: a new copy in *bytes (cf_free);
- * CF_ERR_IO when there is no such file, CF_ERR_PARSE when it is not
- * whole.  Store: as cf_hs_cache_store. */
+ * damaged or cut file fails.  Load: the file mapped read-only, its bytes
+ * in pf->bytes[0..pf->len) until cf_plan_cache_close(pf) (mapped rather
+ * than read: a read copied its 380 kB for SigmaHQ twice, into a buffer
+ * and out of it); CF_ERR_IO when there is no such file, CF_ERR_PARSE when
+ * it is not whole.  Store: as cf_hs_cache_store. */
+struct cf_plan_file {
+    void *map; /* NULL: nothing mapped */
+    size_t map_len;
+    const unsigned char *bytes;
+    size_t len;
+};
 cf_err_t cf_plan_cache_load(const char *dir,
                             const uint8_t key[CF_HS_CACHE_KEY_LEN],
-                            unsigned char **bytes, size_t *len);
+                            struct cf_plan_file *pf);
+void cf_plan_cache_close(struct cf_plan_file *pf); /* idempotent */
 cf_err_t cf_plan_cache_store(const char *dir,
                              const uint8_t key[CF_HS_CACHE_KEY_LEN],
                              const void *bytes, size_t len, char *errstr,
