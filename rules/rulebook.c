@@ -740,20 +740,14 @@ static int cmp_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static cf_err_t load_dir(struct book *b, struct walk *w, const char *dir,
-                         int depth, json_t *placeholders, char *errstr,
-                         size_t errstr_size) {
+/* The names in the directory open as `fd` (`dir`), but for hidden ones
+ * (., .., .git), sorted so that rule order (and so every output) is the
+ * same on every file system, each NUL-terminated, into `out`. */
+static cf_err_t list_dir(int fd, const char *dir, struct cf_buf *out,
+                         char *errstr, size_t errstr_size) {
     cf_err_t rc = CF_OK;
     char **names = NULL;
     size_t n = 0;
-    /* open + getdents64 rather than opendir/readdir: opendir also
-     * fstat()s the directory, one system call more for each of SigmaHQ's
-     * 484 folders, to size a buffer this loop does not need. */
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return cf_seterr(errstr, errstr_size, CF_ERR_IO,
-                         "cannot open rule directory %s: %s", dir,
-                         strerror(errno));
     for (;;) {
         /* 8-aligned, as the kernel lays its records out */
         uint64_t buf[4096];
@@ -779,14 +773,52 @@ static cf_err_t load_dir(struct book *b, struct walk *w, const char *dir,
             n++;
         }
     }
-    /* Sorted so rule order (and so every output) is the same on every
-     * file system. */
     if (n) qsort(names, n, sizeof(*names), cmp_names);
+    for (size_t i = 0; i < n; i++)
+        cf_buf_append(out, names[i], strlen(names[i]) + 1);
+    if (out->failed)
+        rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
+cleanup:
+    for (size_t i = 0; i < n; i++) cf_free(names[i]);
+    cf_free(names);
+    return rc;
+}
+
+static cf_err_t load_dir(struct book *b, struct walk *w, const char *dir,
+                         int depth, json_t *placeholders, char *errstr,
+                         size_t errstr_size) {
+    cf_err_t rc = CF_OK;
+    struct cf_buf fresh = CF_BUF_INIT;
+    /* open + getdents64 rather than opendir/readdir: opendir also
+     * fstat()s the directory, one system call more for each of SigmaHQ's
+     * 484 folders, to size a buffer this loop does not need. */
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return cf_seterr(errstr, errstr_size, CF_ERR_IO,
+                         "cannot open rule directory %s: %s", dir,
+                         strerror(errno));
+    /* The listing the cache holds when the directory it has is the one
+     * open here (its fstat, not the stat of the path before the open). */
+    struct stat dst;
+    bool cacheable = b->cache && fstat(fd, &dst) == 0;
+    size_t list_len = 0;
+    const char *list =
+        cacheable ? cf_rbcache_dir_lookup(b->cache, dir, &dst, &list_len)
+                  : NULL;
+    if (!list) {
+        if ((rc = list_dir(fd, dir, &fresh, errstr, errstr_size)) != CF_OK)
+            goto cleanup;
+        if (cacheable)
+            cf_rbcache_dir_put(b->cache, dir, &dst, fresh.data, fresh.len);
+        list = fresh.data ? fresh.data : ""; /* no names: no data */
+        list_len = fresh.len;
+    }
     size_t dlen = strlen(dir);
-    for (size_t i = 0; i < n && !b->nomem; i++) {
+    for (const char *name = list, *end = list + list_len;
+         name < end && !b->nomem;) {
+        size_t nlen = strlen(name);
         /* dir/name, copied rather than formatted: snprintf's parsing took
          * a thousand instructions a file */
-        size_t nlen = strlen(names[i]);
         char *path = cf_malloc(dlen + nlen + 2);
         if (!path) {
             rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
@@ -794,11 +826,11 @@ static cf_err_t load_dir(struct book *b, struct walk *w, const char *dir,
         }
         memcpy(path, dir, dlen);
         path[dlen] = '/';
-        memcpy(path + dlen + 1, names[i], nlen + 1);
+        memcpy(path + dlen + 1, name, nlen + 1);
         struct stat st;
         /* Relative to the open directory: the kernel looks up one name,
          * not the whole path again, for each of thousands of files. */
-        if (fstatat(fd, names[i], &st, 0) != 0) {
+        if (fstatat(fd, name, &st, 0) != 0) {
             /* a dangling link inside a rule tree is not fatal */
         } else if (S_ISDIR(st.st_mode)) {
             if (walked_before(b, w, path, &st)) {
@@ -816,14 +848,14 @@ static cf_err_t load_dir(struct book *b, struct walk *w, const char *dir,
                              sizeof(sub)) != CF_OK)
                     reject(b, path, NULL, sub);
             }
-        } else if (S_ISREG(st.st_mode) && has_yaml_ext(names[i])) {
+        } else if (S_ISREG(st.st_mode) && has_yaml_ext(name)) {
             load_file(b, path, &st, placeholders);
         }
         cf_free(path);
+        name += nlen + 1;
     }
 cleanup:
-    for (size_t i = 0; i < n; i++) cf_free(names[i]);
-    cf_free(names);
+    cf_buf_free(&fresh);
     close(fd);
     if (rc == CF_OK && b->nomem)
         rc = cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");

@@ -4,14 +4,17 @@
  * the loader's thread.
  *
  * File layout (native endianness; the key covers the build):
- *   "CFRB0002" | key[32] | u64 body_len | u64 cf_cache_sum(body) | body
+ *   "CFRB0003" | key[32] | u64 body_len | u64 cf_cache_sum(body) | body
  *   body: u64 n | n entries of
  *     str path | u64 dev, ino, size, mtime_s, mtime_ns, ctime_s, ctime_ns |
  *     u64 verified_ns | sha256(content)[32] | u64 blob_len | blob
- * (all u64 fixed 8 bytes; str: u64 length plus one, bytes).  Entries are
- * in the order the loader reached the files, which is the order it
- * reaches them next time, so a lookup is one comparison unless files came
- * or went.
+ *   then u64 n_dirs | n_dirs directory listings of
+ *     str path | the same seven u64 of the directory | u64 verified_ns |
+ *     u64 names_len | names (each NUL-terminated, in the loader's order)
+ * (all u64 fixed 8 bytes; str: u64 length plus one, bytes).  Entries and
+ * listings are in the order the loader reached them, which is the order
+ * it reaches them next time, so a lookup is one comparison unless files
+ * came or went.
  */
 #include "rulebook_cache.h"
 
@@ -30,7 +33,7 @@
 #include "ruleset_cache.h"
 #include "yaml_json.h"
 
-static const char rbc_magic[8] = {'C', 'F', 'R', 'B', '0', '0', '0', '2'};
+static const char rbc_magic[8] = {'C', 'F', 'R', 'B', '0', '0', '0', '3'};
 #define HASH_LEN 32
 #define HEADER_LEN (8 + HASH_LEN + 8 + 8)
 
@@ -39,6 +42,8 @@ struct fstate {
     uint64_t dev, ino, size, mtime_s, mtime_ns, ctime_s, ctime_ns;
 };
 
+/* A rule file's entry, or a directory's listing (no hash; its blob is
+ * the names, each NUL-terminated). */
 struct entry {
     const char *path; /* into the old file's bytes, or owned (`owned`) */
     size_t path_len;
@@ -50,6 +55,15 @@ struct entry {
     bool owned;
 };
 
+/* The entries of one kind read from the file (`old`) and those to write
+ * (`out`), both in load order. */
+struct list {
+    struct entry *old;
+    size_t n_old, next; /* next: where the next lookup starts */
+    struct entry *out;
+    size_t n_out, cap_out;
+};
+
 struct cf_rbcache {
     char *dir, *file;
     uint8_t key[HASH_LEN];
@@ -58,10 +72,7 @@ struct cf_rbcache {
      * were copied into a buffer and page-faulted in on every start. */
     void *bytes;
     size_t n_bytes;
-    struct entry *old;
-    size_t n_old, next;
-    struct entry *out; /* the entries to write, in load order */
-    size_t n_out, cap_out;
+    struct list files, dirs;
     int64_t now_ns; /* taken before any rule file was read */
     bool dirty, warned;
 };
@@ -113,7 +124,7 @@ static bool racy(const struct fstate *s, int64_t verified_ns) {
  * paths lead. */
 static bool make_key(const char *root, const json_t *placeholders,
                      uint8_t key[HASH_LEN]) {
-    static const char tag[] = "chainfuse " CF_VERSION " rulebook-cache 1";
+    static const char tag[] = "chainfuse " CF_VERSION " rulebook-cache 2";
     struct cf_buf b = CF_BUF_INIT;
     char cwd[4096] = "";
 
@@ -154,36 +165,55 @@ static void put_fixed(struct cf_buf *b, uint64_t v) {
     cf_buf_append(b, &v, sizeof v);
 }
 
-/* Splits the body into entries; false when it does not parse. */
-static bool parse_entries(struct cf_rbcache *c, const unsigned char *body,
-                          size_t len) {
-    const unsigned char *p = body, *end = body + len;
+/* Reads one list of entries (with their content hashes when `hashed`)
+ * into l->old; false when it does not parse. */
+static bool parse_list(const unsigned char **p, const unsigned char *end,
+                       struct list *l, bool hashed) {
     uint64_t n, v;
-    if (!cf_cache_take_u64(&p, end, &n) || n > len) return false;
-    if (!(c->old = cf_calloc(n ? (size_t)n : 1, sizeof *c->old))) return false;
+    if (!cf_cache_take_u64(p, end, &n) || n > (uint64_t)(end - *p))
+        return false;
+    if (!(l->old = cf_calloc(n ? (size_t)n : 1, sizeof *l->old))) return false;
     for (size_t i = 0; i < n; i++) {
-        struct entry *e = &c->old[i];
-        const unsigned char *st;
-        if (!cf_cache_take_u64(&p, end, &v) || v == 0 ||
-            !(e->path = (const char *)cf_cache_take(&p, end, v - 1)))
+        struct entry *e = &l->old[i];
+        const unsigned char *at;
+        if (!cf_cache_take_u64(p, end, &v) || v == 0 ||
+            !(e->path = (const char *)cf_cache_take(p, end, v - 1)))
             return false;
         e->path_len = (size_t)(v - 1);
         /* written as the struct is (write_cache) */
-        if (!(st = cf_cache_take(&p, end, sizeof e->st))) return false;
-        memcpy(&e->st, st, sizeof e->st);
-        const unsigned char *hash;
-        if (!cf_cache_take_u64(&p, end, &v) ||
-            !(hash = cf_cache_take(&p, end, HASH_LEN)))
-            return false;
+        if (!(at = cf_cache_take(p, end, sizeof e->st))) return false;
+        memcpy(&e->st, at, sizeof e->st);
+        if (!cf_cache_take_u64(p, end, &v)) return false;
         e->verified_ns = (int64_t)v;
-        memcpy(e->hash, hash, HASH_LEN);
-        if (!cf_cache_take_u64(&p, end, &v) ||
-            !(e->blob = cf_cache_take(&p, end, v)))
+        if (hashed) {
+            if (!(at = cf_cache_take(p, end, HASH_LEN))) return false;
+            memcpy(e->hash, at, HASH_LEN);
+        }
+        if (!cf_cache_take_u64(p, end, &v) ||
+            !(e->blob = cf_cache_take(p, end, v)))
             return false;
         e->blob_len = (size_t)v;
+        /* a listing's names are walked by their NULs */
+        if (!hashed && v && ((const char *)e->blob)[v - 1] != '\0')
+            return false;
     }
-    c->n_old = (size_t)n;
-    return p == end;
+    l->n_old = (size_t)n;
+    return true;
+}
+
+/* Splits the body into entries and listings; false when it does not
+ * parse. */
+static bool parse_entries(struct cf_rbcache *c, const unsigned char *body,
+                          size_t len) {
+    const unsigned char *p = body, *end = body + len;
+    return parse_list(&p, end, &c->files, true) &&
+           parse_list(&p, end, &c->dirs, false) && p == end;
+}
+
+static void drop_old(struct list *l) {
+    cf_free(l->old);
+    l->old = NULL;
+    l->n_old = 0;
 }
 
 static void read_cache(struct cf_rbcache *c) {
@@ -225,9 +255,8 @@ done:
     if (fd >= 0) close(fd);
     if (why) {
         warn_damaged(c, why);
-        cf_free(c->old);
-        c->old = NULL;
-        c->n_old = 0;
+        drop_old(&c->files);
+        drop_old(&c->dirs);
         c->dirty = true; /* rewrite it */
     }
 }
@@ -260,29 +289,54 @@ fail:
 
 /* ---- lookups ------------------------------------------------------------ */
 
-static bool add_out(struct cf_rbcache *c, const struct entry *e) {
-    if (c->n_out == c->cap_out) {
-        size_t cap = c->cap_out ? 2 * c->cap_out : 256;
-        struct entry *p = cf_realloc(c->out, cap * sizeof *p);
+static bool add_out(struct list *l, const struct entry *e) {
+    if (l->n_out == l->cap_out) {
+        size_t cap = l->cap_out ? 2 * l->cap_out : 256;
+        struct entry *p = cf_realloc(l->out, cap * sizeof *p);
         if (!p) return false;
-        c->out = p;
-        c->cap_out = cap;
+        l->out = p;
+        l->cap_out = cap;
     }
-    c->out[c->n_out++] = *e;
+    l->out[l->n_out++] = *e;
     return true;
 }
 
-static struct entry *find_old(struct cf_rbcache *c, const char *path) {
+static struct entry *find_old(struct list *l, const char *path) {
     size_t len = strlen(path);
-    for (size_t k = 0; k < c->n_old; k++) {
-        size_t i = (c->next + k) % c->n_old;
-        struct entry *e = &c->old[i];
+    for (size_t k = 0; k < l->n_old; k++) {
+        size_t i = (l->next + k) % l->n_old;
+        struct entry *e = &l->old[i];
         if (e->path_len == len && memcmp(e->path, path, len) == 0) {
-            c->next = i + 1;
+            l->next = i + 1;
             return e;
         }
     }
     return NULL;
+}
+
+/* A new entry for what was just read from `path` (stat `st`): a copy of
+ * path and blob.  Out of memory stores nothing: the file is read again
+ * next time. */
+static void put_new(struct cf_rbcache *c, struct list *l, struct entry *e,
+                    const char *path, const struct stat *st, const void *blob,
+                    size_t blob_len) {
+    e->st = fstate_of(st);
+    e->verified_ns = c->now_ns;
+    e->owned = true;
+    e->path_len = strlen(path);
+    char *p = cf_strdup(path);
+    void *b = cf_malloc(blob_len ? blob_len : 1);
+    /* the cache is rewritten without the old entry either way */
+    c->dirty = true;
+    if (!p || !b) goto fail;
+    if (blob_len) memcpy(b, blob, blob_len);
+    e->path = p;
+    e->blob = b;
+    e->blob_len = blob_len;
+    if (add_out(l, e)) return;
+fail:
+    cf_free(p);
+    cf_free(b);
 }
 
 const void *cf_rbcache_lookup(struct cf_rbcache *c, const char *path,
@@ -290,7 +344,7 @@ const void *cf_rbcache_lookup(struct cf_rbcache *c, const char *path,
                               char **text, size_t *text_len) {
     *text = NULL;
     *text_len = 0;
-    struct entry *old = find_old(c, path);
+    struct entry *old = find_old(&c->files, path);
     if (!old) return NULL;
     struct entry e = *old;
     struct fstate now = fstate_of(st);
@@ -316,13 +370,13 @@ const void *cf_rbcache_lookup(struct cf_rbcache *c, const char *path,
         e.verified_ns = c->now_ns;
     }
     e.owned = false;
-    if (!add_out(c, &e)) return NULL;
+    if (!add_out(&c->files, &e)) return NULL;
     *blob_len = e.blob_len;
     return e.blob;
 }
 
 void cf_rbcache_reject_last(struct cf_rbcache *c, const char *path) {
-    if (c->n_out) c->n_out--;
+    if (c->files.n_out) c->files.n_out--;
     c->dirty = true;
     fprintf(stderr,
             "chainfuse: warning: rule file cache %s: the entry for %s does "
@@ -335,29 +389,54 @@ void cf_rbcache_put(struct cf_rbcache *c, const char *path,
                     const void *blob, size_t blob_len) {
     struct entry e;
     memset(&e, 0, sizeof e);
-    e.st = fstate_of(st);
-    e.verified_ns = c->now_ns;
-    e.owned = true;
-    e.path_len = strlen(path);
-    char *p = cf_strdup(path);
-    void *b = cf_malloc(blob_len ? blob_len : 1);
-    if (!p || !b || !cf_cache_sha256(text, len, e.hash)) goto fail;
-    memcpy(b, blob, blob_len);
-    e.path = p;
-    e.blob = b;
-    e.blob_len = blob_len;
-    if (!add_out(c, &e)) goto fail;
-    c->dirty = true;
-    return;
-fail:
-    cf_free(p);
-    cf_free(b);
-    /* not stored: the file is parsed again next time; the cache must be
-     * rewritten without its old entry */
-    c->dirty = true;
+    if (!cf_cache_sha256(text, len, e.hash)) {
+        c->dirty = true; /* not stored; rewritten without the old entry */
+        return;
+    }
+    put_new(c, &c->files, &e, path, st, blob, blob_len);
+}
+
+/* ---- directory listings ---------------------------------------------- */
+
+const char *cf_rbcache_dir_lookup(struct cf_rbcache *c, const char *path,
+                                  const struct stat *st, size_t *names_len) {
+    struct entry *old = find_old(&c->dirs, path);
+    struct fstate now = fstate_of(st);
+    /* Only a listing known to be the same is served: no re-reading
+     * settles a doubt here, the directory is listed again. */
+    if (!old || !fstate_equal(&old->st, &now) ||
+        racy(&old->st, old->verified_ns))
+        return NULL;
+    struct entry d = *old;
+    d.owned = false;
+    if (!add_out(&c->dirs, &d)) return NULL;
+    *names_len = d.blob_len;
+    return d.blob;
+}
+
+void cf_rbcache_dir_put(struct cf_rbcache *c, const char *path,
+                        const struct stat *st, const char *names,
+                        size_t names_len) {
+    struct entry d;
+    memset(&d, 0, sizeof d);
+    put_new(c, &c->dirs, &d, path, st, names, names_len);
 }
 
 /* ---- writing ------------------------------------------------------------ */
+
+static void put_list(struct cf_buf *body, const struct list *l, bool hashed) {
+    put_fixed(body, l->n_out);
+    for (size_t i = 0; i < l->n_out; i++) {
+        const struct entry *e = &l->out[i];
+        put_fixed(body, e->path_len + 1);
+        cf_buf_append(body, e->path, e->path_len);
+        cf_buf_append(body, &e->st, sizeof e->st);
+        put_fixed(body, (uint64_t)e->verified_ns);
+        if (hashed) cf_buf_append(body, e->hash, HASH_LEN);
+        put_fixed(body, e->blob_len);
+        cf_buf_append(body, e->blob, e->blob_len);
+    }
+}
 
 static void write_cache(struct cf_rbcache *c) {
     struct cf_buf body = CF_BUF_INIT;
@@ -366,17 +445,8 @@ static void write_cache(struct cf_rbcache *c) {
     const char *tmp;
     FILE *f = NULL;
 
-    put_fixed(&body, c->n_out);
-    for (size_t i = 0; i < c->n_out; i++) {
-        const struct entry *e = &c->out[i];
-        put_fixed(&body, e->path_len + 1);
-        cf_buf_append(&body, e->path, e->path_len);
-        cf_buf_append(&body, &e->st, sizeof e->st);
-        put_fixed(&body, (uint64_t)e->verified_ns);
-        cf_buf_append(&body, e->hash, HASH_LEN);
-        put_fixed(&body, e->blob_len);
-        cf_buf_append(&body, e->blob, e->blob_len);
-    }
+    put_list(&body, &c->files, true);
+    put_list(&body, &c->dirs, false);
     if (body.failed) {
         snprintf(err, sizeof err, "out of memory");
         goto done;
@@ -422,16 +492,23 @@ done:
     cf_buf_free(&tmpname);
 }
 
+static void free_list(struct list *l) {
+    for (size_t i = 0; i < l->n_out; i++)
+        if (l->out[i].owned) {
+            cf_free((void *)l->out[i].path);
+            cf_free((void *)l->out[i].blob);
+        }
+    cf_free(l->out);
+    cf_free(l->old);
+}
+
 void cf_rbcache_close(struct cf_rbcache *c, bool complete) {
     if (!c) return;
-    if (complete && (c->dirty || c->n_out != c->n_old)) write_cache(c);
-    for (size_t i = 0; i < c->n_out; i++)
-        if (c->out[i].owned) {
-            cf_free((void *)c->out[i].path);
-            cf_free((void *)c->out[i].blob);
-        }
-    cf_free(c->out);
-    cf_free(c->old);
+    if (complete && (c->dirty || c->files.n_out != c->files.n_old ||
+                     c->dirs.n_out != c->dirs.n_old))
+        write_cache(c);
+    free_list(&c->files);
+    free_list(&c->dirs);
     if (c->bytes != MAP_FAILED) munmap(c->bytes, c->n_bytes);
     cf_free(c->file);
     cf_free(c->dir);

@@ -12,7 +12,8 @@
  * parse reads), the rule path as given and, for a relative one, the
  * working directory.  Inside, one entry per rule file: its path, a
  * SHA-256 of its content, the stat of the file it was read from, and the
- * encoded outcome.
+ * encoded outcome; and one listing per directory: its path, its stat and
+ * the names the loader kept, in its order.
  *
  * An entry is served only for the same path whose content is known to be
  * the same: its stat (device, inode, size, mtime and ctime to the
@@ -24,6 +25,14 @@
  * is checked by content every time until it is old enough.  Anything
  * else is checked by reading the file and comparing the SHA-256; an
  * equal content refreshes the entry, a different one is parsed.
+ *
+ * A listing is served on the same terms, without the content check: a
+ * directory's mtime and ctime change whenever a name in it is added,
+ * removed or renamed, so an unchanged stat (past the racy window) means
+ * the same names; otherwise the directory is read again.  It saves the
+ * directory reads (getdents), 6% of a warm start with SigmaHQ's 484
+ * folders: each name's own stat is still taken, so a file edited in
+ * place, or a name now another file, directory or link, is still seen.
  *
  * The whole file carries a checksum of its body (cf_cache_sum): a damaged or
  * truncated file is reported on stderr and ignored (every rule file is parsed
@@ -72,6 +81,21 @@ void cf_rbcache_reject_last(struct cf_rbcache *c, const char *path);
 void cf_rbcache_put(struct cf_rbcache *c, const char *path,
                     const struct stat *st, const char *text, size_t len,
                     const void *blob, size_t blob_len);
+
+/* The names the loader kept of directory `path` (stat `st`, of the
+ * directory it has open) when last listed, each NUL-terminated, in
+ * names[0..*names_len), if the directory is known unchanged since (see
+ * above); else NULL.  A hit is kept in the cache; the names stay valid
+ * until cf_rbcache_close(). */
+const char *cf_rbcache_dir_lookup(struct cf_rbcache *c, const char *path,
+                                  const struct stat *st, size_t *names_len);
+
+/* Stores the listing of `path` (stat `st`) that the loader made: its
+ * names, each NUL-terminated.  Borrows everything; out of memory stores
+ * nothing. */
+void cf_rbcache_dir_put(struct cf_rbcache *c, const char *path,
+                        const struct stat *st, const char *names,
+                        size_t names_len);
 
 /* Writes the cache when an entry changed, was added or was not used,
  * and frees it.  `complete`: the load went through (a failed one writes

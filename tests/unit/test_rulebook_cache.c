@@ -5,8 +5,9 @@
  * tree with correlations, a filter, a legacy aggregation, placeholders
  * and rejections), and the cache never serves a stale outcome: an edit
  * that keeps size and mtime (right after the cache was written, and
- * long after), added and removed files, a changed placeholder value, a
- * damaged or truncated cache file and an unwritable cache directory.
+ * long after), added, removed and renamed files (in directories whose
+ * listing the cache holds), a changed placeholder value, a damaged or
+ * truncated cache file and an unwritable cache directory.
  *
  * The comparison below is written from sigma.h and sigma_correlation.h,
  * not from the encoder, so a field the encoder forgets shows here.
@@ -637,6 +638,165 @@ static void forge_entry(const char *file, const char *rule_path,
     fclose(f);
 }
 
+/* Rewrites the listing of directory `dir` in cache file `file` (layout:
+ * rules/rulebook_cache.c) and sets the file's length and checksum to
+ * match: with `st`, its stored stat becomes `st` (how a change in the
+ * same timestamp tick as the listing looks); with `drop`, that name is
+ * left out of it (a stale listing, to see whether the cache serves it). */
+static void forge_listing(const char *file, const char *dir,
+                          const struct stat *st, const char *drop) {
+    static unsigned char buf[1 << 20], out[1 << 20];
+    FILE *f = fopen(file, "rb");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    assert_true(n > 56 && n < sizeof buf);
+    unsigned char *p = buf + 56, *end = buf + n;
+    uint64_t count, v;
+    memcpy(&count, p, 8);
+    p += 8;
+    for (uint64_t i = 0; i < count && p < end; i++) { /* the entries */
+        memcpy(&v, p, 8);
+        p += 8 + (v - 1) + 7 * 8 + 8 + 32;
+        memcpy(&v, p, 8);
+        p += 8 + v;
+    }
+    size_t o = (size_t)(p - buf);
+    memcpy(out, buf, o);
+    memcpy(&count, p, 8);
+    memcpy(out + o, p, 8);
+    p += 8;
+    o += 8;
+    bool found = false;
+    for (uint64_t i = 0; i < count && p < end; i++) {
+        memcpy(&v, p, 8);
+        bool match = v - 1 == strlen(dir) && memcmp(p + 8, dir, v - 1) == 0;
+        size_t head = 8 + (v - 1) + 7 * 8 + 8;
+        memcpy(out + o, p, head);
+        if (match && st) {
+            uint64_t fs[7] = {
+                (uint64_t)st->st_dev,          (uint64_t)st->st_ino,
+                (uint64_t)st->st_size,         (uint64_t)st->st_mtim.tv_sec,
+                (uint64_t)st->st_mtim.tv_nsec, (uint64_t)st->st_ctim.tv_sec,
+                (uint64_t)st->st_ctim.tv_nsec};
+            memcpy(out + o + 8 + (v - 1), fs, sizeof fs);
+        }
+        p += head;
+        o += head;
+        uint64_t len;
+        memcpy(&len, p, 8);
+        p += 8;
+        size_t len_at = o;
+        o += 8;
+        uint64_t kept = 0;
+        for (const unsigned char *name = p; name < p + len;) {
+            size_t nl = strlen((const char *)name) + 1;
+            if (!(match && drop && strcmp((const char *)name, drop) == 0)) {
+                memcpy(out + o, name, nl);
+                o += nl;
+                kept += nl;
+            }
+            name += nl;
+        }
+        memcpy(out + len_at, &kept, 8);
+        p += len;
+        found = found || match;
+    }
+    assert_true(found);
+    assert_true(p == end);
+    uint64_t body_len = o - 56, crc = cf_cache_sum(out + 56, body_len);
+    memcpy(out + 40, &body_len, 8);
+    memcpy(out + 48, &crc, 8);
+    f = fopen(file, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(out, 1, o, f), o);
+    fclose(f);
+}
+
+/* Waits out the racy window and loads the tree, so that the cache holds
+ * every file and listing as settled. */
+static void wait_settled(struct tree *t) {
+    struct timespec wait = {2, 200000000};
+    nanosleep(&wait, NULL);
+    load_both(t, t->cached, t->none, NULL, 0, NULL);
+}
+
+static void add_echo(struct tree *t, const char *name) {
+    char extra[sizeof rule_a + 16];
+    snprintf(extra, sizeof extra, "%s", rule_a);
+    memcpy(strstr(extra, "000000000001"), "000000000009", 12);
+    memcpy(strstr(extra, "alpha1"), "echo-9", 6);
+    write_file(t->rules, name, extra);
+}
+
+/* Loads the tree through the cache and without (load_both) and checks
+ * the cached load: `cached` files from the cache of `files`, a pattern
+ * containing `has` and none containing `lacks` (either may be NULL). */
+static void check_load(struct tree *t, size_t cached, size_t files,
+                       const char *has, const char *lacks) {
+    struct cf_rulebook *rb;
+    assert_int_equal(load_both(t, t->cached, t->none, NULL, 0, &rb), cached);
+    assert_int_equal(rb->n_files, files);
+    if (has) assert_true(has_pattern(rb, has));
+    if (lacks) assert_false(has_pattern(rb, lacks));
+    cf_rulebook_destroy(rb);
+}
+
+/* A settled directory's listing is served from the cache (a listing
+ * forged to lack a file leaves it out), and only while the directory's
+ * stat is the one listed: a name added, removed or renamed since
+ * changes its mtime and ctime, and it is read again. */
+static void test_listing_settled(void **state) {
+    (void)state;
+    struct tree t;
+    tree_setup(&t);
+    assert_int_equal(load_both(&t, t.cached, t.none, NULL, 0, NULL), 0);
+    wait_settled(&t);
+    char file[4200], path[300];
+    assert_int_equal(find_cache_file(t.cache, ".rules", file, sizeof file), 1);
+    forge_listing(file, t.rules, NULL, "b.yml");
+    const char *paths[] = {t.rules, NULL};
+    struct cf_rulebook *rb = load(paths, t.cached, NULL, 0);
+    assert_int_equal(rb->n_files, 5); /* the forged listing was used */
+    assert_false(has_pattern(rb, "bravo1"));
+    cf_rulebook_destroy(rb);
+    /* A name removed from the root: its listing is read again, b.yml is
+     * back (parsed: the load above dropped its entry), a.yml gone. */
+    snprintf(path, sizeof path, "%s/a.yml", t.rules);
+    assert_int_equal(unlink(path), 0);
+    check_load(&t, 4, 5, "bravo1", "alpha1");
+    /* A file added to the settled sub/. */
+    wait_settled(&t);
+    add_echo(&t, "sub/e.yml");
+    check_load(&t, 5, 6, "echo-9", NULL);
+    /* Renamed within the settled sub/, to a name the loader skips. */
+    wait_settled(&t);
+    char to[300];
+    snprintf(path, sizeof path, "%s/sub/e.yml", t.rules);
+    snprintf(to, sizeof to, "%s/sub/e.txt", t.rules);
+    assert_int_equal(rename(path, to), 0);
+    check_load(&t, 5, 5, NULL, "echo-9");
+    tree_teardown(&t);
+}
+
+/* A name added in the same timestamp tick as the listing leaves the
+ * directory's stat as listed (forged here): within CF_RBC_RACY_NS of
+ * its last change a directory is read again all the same. */
+static void test_listing_racy(void **state) {
+    (void)state;
+    struct tree t;
+    tree_setup(&t);
+    char file[4200];
+    struct stat st;
+    assert_int_equal(load_both(&t, t.cached, t.none, NULL, 0, NULL), 0);
+    add_echo(&t, "e.yml");
+    assert_int_equal(stat(t.rules, &st), 0);
+    assert_int_equal(find_cache_file(t.cache, ".rules", file, sizeof file), 1);
+    forge_listing(file, t.rules, &st, NULL);
+    check_load(&t, 6, 7, "echo-9", NULL);
+    tree_teardown(&t);
+}
+
 /* An edit right after the cache was written that the stat cannot show
  * (same tick): the file changed within CF_RBC_RACY_NS of being read, so
  * its content is compared all the same. */
@@ -846,6 +1006,8 @@ int main(void) {
         cmocka_unit_test(test_racy_edit),
         cmocka_unit_test(test_old_file_edit),
         cmocka_unit_test(test_add_remove),
+        cmocka_unit_test(test_listing_settled),
+        cmocka_unit_test(test_listing_racy),
         cmocka_unit_test(test_placeholders_change),
         cmocka_unit_test(test_damaged_cache),
         cmocka_unit_test(test_unwritable_cache),
