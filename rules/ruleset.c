@@ -681,6 +681,23 @@ struct builder {
      * rules did not come out as it says. */
     const struct plan *plan;
     bool plan_bad;
+    /* map_names' answers for conditions (open addressing, a power of two
+     * slots; `hash` 0: free). */
+    struct names_memo *memo;
+    size_t memo_cap, memo_used;
+};
+
+/* The event names of a Sigma field for rules of one logsource, and their
+ * databases: SigmaHQ's 11,800 field conditions name far fewer distinct
+ * (product, category, field) triples, and each answer took a walk of
+ * the field mapping's logsource-scoped aliases (case-insensitive
+ * compares), a hash of each name and a database lookup per name. */
+struct names_memo {
+    uint64_t hash;                          /* of the triple; 0: free slot */
+    const char *product, *category, *field; /* the first rule's (borrowed) */
+    struct name_ref *refs;                  /* in the ruleset's arena, shared */
+    size_t n;
+    uint32_t *dbs; /* fill_db_ids' answer once asked (cf_free), or NULL */
 };
 
 static const char *expr_text(const struct builder *b,
@@ -878,9 +895,9 @@ static int add_direct(struct cvalue *v, const struct cf_sigma_pattern *alt) {
 /* The event names of `field` for rule r, from the arena (the condition's
  * own names) or the heap (a field reference's, freed with its direct
  * check). */
-static int map_names(struct builder *b, const struct cf_sigma_rule *r,
-                     const char *field, bool in_arena, struct name_ref **out,
-                     size_t *n_out) {
+static int lookup_names(struct builder *b, const struct cf_sigma_rule *r,
+                        const char *field, bool in_arena, struct name_ref **out,
+                        size_t *n_out) {
     size_t n = 0;
     const char *const *names =
         cf_fieldmap_lookup_for(b->rs->fmap, r->product, r->category, field, &n);
@@ -899,6 +916,70 @@ static int map_names(struct builder *b, const struct cf_sigma_rule *r,
     }
     *out = refs;
     *n_out = n;
+    return 0;
+}
+
+static bool same_str(const char *a, const char *b) {
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Hashes a string or NULL (told apart from ""). */
+static uint64_t hash_part(uint64_t h, const char *s) {
+    return s ? cf_hash_continue(h, s, strlen(s) + 1)
+             : cf_hash_continue(h, "", 0);
+}
+
+/* The memo slot of (product, category, field): the one holding it, or
+ * the free one where it belongs (memo_cap > 0). */
+static struct names_memo *memo_slot(struct builder *b, uint64_t h,
+                                    const char *product, const char *category,
+                                    const char *field) {
+    size_t mask = b->memo_cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        struct names_memo *m = &b->memo[i];
+        if (!m->hash ||
+            (m->hash == h && strcmp(m->field, field) == 0 &&
+             same_str(m->product, product) && same_str(m->category, category)))
+            return m;
+    }
+}
+
+/* A condition's names (lookup_names, in the arena), shared by every
+ * condition of the same field and logsource; *memo_at: their memo
+ * slot's index, for fill_db_ids.  -1 when out of memory. */
+static int map_names(struct builder *b, const struct cf_sigma_rule *r,
+                     const char *field, struct name_ref **out, size_t *n_out,
+                     size_t *memo_at) {
+    uint64_t h =
+        hash_part(hash_part(cf_hash_str(field), r->product), r->category);
+    h = h ? h : 1;                              /* 0 marks a free slot */
+    if (2 * (b->memo_used + 1) > b->memo_cap) { /* at most half full */
+        size_t cap = b->memo_cap ? 2 * b->memo_cap : 1024;
+        struct names_memo *old = b->memo;
+        size_t old_cap = b->memo_cap;
+        if (!(b->memo = cf_calloc(cap, sizeof *b->memo))) {
+            b->memo = old;
+            return -1;
+        }
+        b->memo_cap = cap;
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i].hash)
+                *memo_slot(b, old[i].hash, old[i].product, old[i].category,
+                           old[i].field) = old[i];
+        cf_free(old);
+    }
+    struct names_memo *m = memo_slot(b, h, r->product, r->category, field);
+    if (!m->hash) {
+        if (lookup_names(b, r, field, true, &m->refs, &m->n)) return -1;
+        m->hash = h;
+        m->product = r->product;
+        m->category = r->category;
+        m->field = field;
+        b->memo_used++;
+    }
+    *out = m->refs;
+    *n_out = m->n;
+    *memo_at = (size_t)(m - b->memo);
     return 0;
 }
 
@@ -943,15 +1024,29 @@ static size_t fast_keyword(const struct cf_sigma_field_cond *fc) {
 }
 
 /* The databases of a condition's values: the keywords', or one per
- * event name the field maps to. */
+ * event name the field maps to (its names are memo slot memo_at's,
+ * which keeps the answer: the same names, the same databases). */
 static int fill_db_ids(struct builder *b, const struct cf_sigma_field_cond *fc,
-                       const struct ccond *cc, uint32_t *db_ids, size_t *n_db) {
+                       const struct ccond *cc, size_t memo_at, uint32_t *db_ids,
+                       size_t *n_db) {
     if (!fc->field) {
         db_ids[(*n_db)++] = KEYWORD_DB;
         return 0;
     }
-    for (size_t i = 0; i < cc->n_names; i++)
-        if (db_for_name(b, cc->names[i].name, &db_ids[(*n_db)++])) return -1;
+    struct names_memo *m = &b->memo[memo_at];
+    if (!m->dbs) {
+        uint32_t *dbs =
+            cf_malloc((cc->n_names ? cc->n_names : 1) * sizeof *dbs);
+        if (!dbs) return -1;
+        for (size_t i = 0; i < cc->n_names; i++)
+            if (db_for_name(b, cc->names[i].name, &dbs[i])) {
+                cf_free(dbs);
+                return -1;
+            }
+        m->dbs = dbs;
+    }
+    memcpy(db_ids + *n_db, m->dbs, cc->n_names * sizeof *db_ids);
+    *n_db += cc->n_names;
     return 0;
 }
 
@@ -978,12 +1073,16 @@ static int build_cond(struct builder *b, uint32_t rule_index,
     /* The builder's, reused from condition to condition. */
     struct cf_buf *sb = &b->sb, *tb = &b->tb;
     uint32_t *db_ids; /* one database per name the field maps to */
-    size_t n_db = 0;
+    size_t n_db = 0, memo_at = 0;
 
     cc->fc = fc;
-    cc->lacking = cf_fieldmap_cond_lacks(b->rs->fmap, rule, fc);
+    /* Only a rule with an exclude route has a lacking condition
+     * (cf_fieldmap_excluded found none otherwise; every target has a
+     * service): most rules skip the target's list of names. */
+    cc->lacking = b->rs->rules[rule_index].exclude_route != NO_ROUTE &&
+                  cf_fieldmap_cond_lacks(b->rs->fmap, rule, fc);
     if (fc->field) {
-        if (map_names(b, rule, fc->field, true, &cc->names, &cc->n_names))
+        if (map_names(b, rule, fc->field, &cc->names, &cc->n_names, &memo_at))
             return -1;
     }
     if (!(db_ids = grow(b->db_ids, &b->cap_db_ids, cc->n_names + 1,
@@ -1008,8 +1107,8 @@ static int build_cond(struct builder *b, uint32_t rule_index,
                 if (add_direct(cv, p)) return -1;
                 if (p->kind == CF_PATTERN_FIELDREF) {
                     struct direct_alt *d = &cv->direct[cv->n_direct - 1];
-                    if (!d->refs && map_names(b, rule, (const char *)p->text,
-                                              false, &d->refs, &d->n_refs))
+                    if (!d->refs && lookup_names(b, rule, (const char *)p->text,
+                                                 false, &d->refs, &d->n_refs))
                         return -1;
                 }
                 continue;
@@ -1036,7 +1135,8 @@ static int build_cond(struct builder *b, uint32_t rule_index,
             if (b->plan) { /* the same uses, their expressions planned */
                 size_t n_use = 1;
                 if (fc->field || !keyword_literal(p)) {
-                    if (n_db == 0 && fill_db_ids(b, fc, cc, db_ids, &n_db))
+                    if (n_db == 0 &&
+                        fill_db_ids(b, fc, cc, memo_at, db_ids, &n_db))
                         return -1;
                     n_use = n_db;
                 }
@@ -1087,7 +1187,8 @@ static int build_cond(struct builder *b, uint32_t rule_index,
                 if (p->flags & CF_PAT_RE_S) flags |= HS_FLAG_DOTALL;
             }
             if (sb->failed) return -1;
-            if (n_db == 0 && fill_db_ids(b, fc, cc, db_ids, &n_db)) return -1;
+            if (n_db == 0 && fill_db_ids(b, fc, cc, memo_at, db_ids, &n_db))
+                return -1;
             for (size_t i = 0; i < n_db; i++) {
                 const char *text = sb->data ? sb->data : "";
                 size_t text_len = sb->len;
@@ -2452,6 +2553,8 @@ static void free_builder(struct builder *b) {
     cf_free(b->db_members);
     cf_free(b->db_field);
     cf_free(b->db_literal);
+    for (size_t i = 0; i < b->memo_cap; i++) cf_free(b->memo[i].dbs);
+    cf_free(b->memo);
 }
 
 /* cf_ruleset_compile, with the compile plan when `use_plan` and one is

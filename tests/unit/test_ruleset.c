@@ -1393,6 +1393,72 @@ static void test_field_databases(void **state) {
     release(&c, &tb);
 }
 
+/* A field's event names depend on the rule's logsource (the compiler
+ * keeps them per product, category and field): Image in a
+ * process_creation rule is also Security 4688's NewProcessName, in an
+ * image_load rule compiled before it only Image. */
+static void test_names_per_logsource(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    static const struct {
+        const char *title, *category;
+    } rules[] = {{"il", "image_load"}, {"pc", "process_creation"}};
+    for (size_t i = 0; i < 2; i++) {
+        struct cf_sigma_pattern p = glob("*\\evil.exe");
+        struct cf_sigma_rule *r =
+            simple_rule(&tb, rules[i].title, "Image", false, false, 1, &p);
+        r->product = tstrdup("windows");
+        r->category = tstrdup(rules[i].category);
+    }
+    struct compiled c = compile(&tb);
+    struct hits h = MATCH(c.m, "Channel", "Security", "EventID", "4688",
+                          "NewProcessName", "C:\\x\\evil.exe");
+    assert_int_equal(h.n, 1);
+    assert_true(hit(&h, "pc"));
+    h = MATCH(c.m, "Channel", "Microsoft-Windows-Sysmon/Operational", "EventID",
+              "7", "Image", "C:\\x\\evil.exe");
+    assert_int_equal(h.n, 1);
+    assert_true(hit(&h, "il"));
+    release(&c, &tb);
+}
+
+/* A condition on a field Security 4688 lacks is unknown there (the
+ * compiler marks it only for a rule with an exclude route): "selection
+ * and not filter" on OriginalFileName is no hit on a 4688 event, a hit on
+ * Sysmon's, where the field is merely absent; a rule whose fields 4688
+ * all has is unaffected. */
+static void test_lacking_per_rule(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    struct cf_sigma_pattern exe = glob("*\\evil.exe");
+    struct cf_sigma_pattern ofn = glob("good.exe");
+    struct cf_sigma_field_cond img = fcond("Image", false, false, 1, &exe);
+    struct cf_sigma_field_cond flt =
+        fcond("OriginalFileName", false, false, 1, &ofn);
+    struct cf_sigma_search sf[2] = {search("selection", 1, &img),
+                                    search("filter", 1, &flt)};
+    struct cf_sigma_rule *r = add_rule(
+        &tb, "lacks", 2, sf,
+        c_op(CF_COND_AND, c_search(0), c_op(CF_COND_NOT, c_search(1), NULL)));
+    r->product = tstrdup("windows");
+    r->category = tstrdup("process_creation");
+    r = simple_rule(&tb, "has", "Image", false, false, 1, &exe);
+    r->product = tstrdup("windows");
+    r->category = tstrdup("process_creation");
+    struct compiled c = compile(&tb);
+    struct hits h = MATCH(c.m, "Channel", "Security", "EventID", "4688",
+                          "NewProcessName", "C:\\x\\evil.exe");
+    assert_int_equal(h.n, 1);
+    assert_true(hit(&h, "has"));
+    h = MATCH(c.m, "Channel", "Microsoft-Windows-Sysmon/Operational", "EventID",
+              "1", "Image", "C:\\x\\evil.exe");
+    assert_int_equal(h.n, 2);
+    assert_true(hit(&h, "lacks") && hit(&h, "has"));
+    release(&c, &tb);
+}
+
 /* A rule is evaluated only when each condition its condition ANDs has a
  * marked item; conditions that are not necessary (OR, NOT, a list of
  * maps, neq) must not hold a rule back. */
@@ -1691,6 +1757,8 @@ int main(void) {
         cmocka_unit_test(test_compile_plan),
         cmocka_unit_test(test_lazy_databases),
         cmocka_unit_test(test_field_databases),
+        cmocka_unit_test(test_names_per_logsource),
+        cmocka_unit_test(test_lacking_per_rule),
         cmocka_unit_test(test_required_items),
         cmocka_unit_test(test_required_alternatives),
         cmocka_unit_test(test_empty_rulebook),
