@@ -1029,13 +1029,6 @@ struct rule_key {
     size_t seq; /* load order of its rule or correlation */
 };
 
-static int cmp_rule_keys(const void *a, const void *b) {
-    const struct rule_key *x = a, *y = b;
-    int c = strcmp(x->key, y->key);
-    if (c != 0) return c;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
 static void add_key(struct rule_key *k, size_t *n, const char *key,
                     const char *what, const char *path, size_t seq) {
     if (!key) return;
@@ -1068,28 +1061,48 @@ static cf_err_t check_unique(const struct cf_rulebook *rb, char *errstr,
             add_key(k, &n, c->name, "correlation name", c->path,
                     rb->n_rules + i);
     }
-    qsort(k, n, sizeof(*k), cmp_rule_keys);
-    const struct rule_key *first = NULL;
-    size_t more = 0;
-    for (size_t g = 0, h; g < n; g = h) {
-        for (h = g + 1; h < n && strcmp(k[h].key, k[g].key) == 0; h++) {
-        }
-        if (h - g < 2) continue;
-        more += h - g - 1;
-        if (!first || k[g + 1].seq < first[1].seq) first = &k[g];
+    /* The keys are in load order (seq), so each key's first use is the
+     * one in the set when it comes again; the pair to report is the
+     * first repeat, the smaller key when one rule repeats two.  A set,
+     * not a sort by key: 7,000 keys sorted were 3% of a warm start. */
+    size_t cap_slots = 16;
+    while (cap_slots < 2 * n) cap_slots *= 2;
+    uint32_t *slots = cf_calloc(cap_slots, sizeof *slots);
+    if (!slots) {
+        cf_free(k);
+        return cf_seterr(errstr, errstr_size, CF_ERR_NOMEM, "out of memory");
     }
+    const struct rule_key *first[2] = {NULL, NULL};
+    size_t more = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(k[i].key), mask = cap_slots - 1;
+        size_t at = cf_hash_name(k[i].key, len) & mask;
+        while (slots[at] && strcmp(k[slots[at] - 1].key, k[i].key) != 0)
+            at = (at + 1) & mask;
+        if (!slots[at]) {
+            slots[at] = (uint32_t)i + 1;
+            continue;
+        }
+        more++;
+        if (!first[0] || (k[i].seq == first[1]->seq &&
+                          strcmp(k[i].key, first[1]->key) < 0)) {
+            first[0] = &k[slots[at] - 1];
+            first[1] = &k[i];
+        }
+    }
+    cf_free(slots);
     cf_err_t rc = CF_OK;
-    if (first) {
+    if (first[0]) {
         char where[900];
-        if (strcmp(first[0].what, first[1].what) == 0)
+        if (strcmp(first[0]->what, first[1]->what) == 0)
             snprintf(where, sizeof(where),
-                     "%s %s is used twice: in %s and in %s", first[0].what,
-                     first[0].key, first[0].path, first[1].path);
+                     "%s %s is used twice: in %s and in %s", first[0]->what,
+                     first[0]->key, first[0]->path, first[1]->path);
         else
             snprintf(where, sizeof(where),
                      "%s is used twice: as the %s in %s and as the %s in %s",
-                     first[0].key, first[0].what, first[0].path, first[1].what,
-                     first[1].path);
+                     first[0]->key, first[0]->what, first[0]->path,
+                     first[1]->what, first[1]->path);
         char others[64] = "";
         if (--more) snprintf(others, sizeof(others), " (and %zu more)", more);
         rc = cf_seterr(errstr, errstr_size, CF_ERR_PARSE,

@@ -279,6 +279,44 @@ static void test_directory_walk(void **state) {
     assert_int_equal(system(p), 0);
 }
 
+/* Ids and names must be unique across rules: the error names the first
+ * repeat in load order, the smaller string when one rule repeats two
+ * (here x1 and z9, both first used by earlier rules), and counts the
+ * others. */
+static void test_unique_report(void **state) {
+    (void)state;
+    char dir[] = "/tmp/cf_sigma_unique_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    static const char *const files[][2] = {
+        {"a.yml", "id: x1\n"},
+        {"b.yml", "id: z9\n"},
+        {"c.yml", "id: z9\nname: x1\n"},
+        {"d.yml", "id: y5\n"},
+    };
+    char p[4400], text[512];
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(text, sizeof(text),
+                 "title: T%zu\n%slogsource: {product: windows}\n"
+                 "detection:\n  sel: {EventID: 1}\n  condition: sel\n",
+                 i, files[i][1]);
+        snprintf(p, sizeof(p), "%s/%s", dir, files[i][0]);
+        write_file(p, text);
+    }
+    struct cf_rulebook *rb = cf_rulebook_new();
+    char err[1024], want[2048];
+    assert_int_equal(cf_rulebook_load(rb, dir, NULL, err, sizeof(err)), CF_OK);
+    assert_int_equal(cf_rulebook_finish(rb, err, sizeof(err)), CF_ERR_PARSE);
+    snprintf(want, sizeof(want),
+             "x1 is used twice: as the rule id in %s/a.yml and as the rule "
+             "name in %s/c.yml; ",
+             dir, dir);
+    assert_non_null(strstr(err, want));
+    assert_non_null(strstr(err, "(and 1 more)"));
+    cf_rulebook_destroy(rb);
+    snprintf(p, sizeof(p), "rm -rf '%s'", dir);
+    assert_int_equal(system(p), 0);
+}
+
 int main(void) {
     const char *shared = getenv("CF_SHARED_DIR");
     if (!shared) return cf_test_shared_missing("SigmaHQ rules");
@@ -294,6 +332,7 @@ int main(void) {
     if (stat(hunting_dir, &st) != 0) return cf_test_shared_missing(hunting_dir);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_directory_walk),
+        cmocka_unit_test(test_unique_report),
         cmocka_unit_test(test_sigmahq_rules_load),
         cmocka_unit_test(test_emerging_threats),
         cmocka_unit_test(test_placeholder_rules),
