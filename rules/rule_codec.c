@@ -134,7 +134,8 @@ static bool take(struct cf_codec_rd *rd, void *out, size_t n) {
     return true;
 }
 
-uint64_t cf_codec_get_u64(struct cf_codec_rd *rd) {
+/* The varint at rd->p, the long way (any length, and failures). */
+static uint64_t get_varint(struct cf_codec_rd *rd) {
     uint64_t v = 0;
     for (unsigned shift = 0; ok(rd); shift += 7) {
         if (rd->p == rd->end || shift > 63) {
@@ -148,22 +149,41 @@ uint64_t cf_codec_get_u64(struct cf_codec_rd *rd) {
     return 0;
 }
 
+/* Most varints are one byte (counts, lengths, enums, flags: 30 a rule
+ * pattern): those inline, without the loop. */
+static inline uint64_t get_u64(struct cf_codec_rd *rd) {
+    if (rd->p != rd->end && *rd->p < 0x80 && !rd->bad && !rd->nomem)
+        return *rd->p++;
+    return get_varint(rd);
+}
+
+uint64_t cf_codec_get_u64(struct cf_codec_rd *rd) {
+    return get_u64(rd);
+}
+
+static inline uint32_t get_u32(struct cf_codec_rd *rd) {
+    uint64_t v = get_u64(rd);
+    if (v > UINT32_MAX) rd->bad = true;
+    return (uint32_t)v;
+}
+
 uint32_t cf_codec_get_u32(struct cf_codec_rd *rd) {
-    uint64_t v = cf_codec_get_u64(rd);
+    uint64_t v = get_u64(rd);
     if (v > UINT32_MAX) rd->bad = true;
     return (uint32_t)v;
 }
 
 static int get_int(struct cf_codec_rd *rd) {
-    uint64_t z = cf_codec_get_u64(rd);
+    uint64_t z = get_u64(rd);
     int64_t v = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
     if (v < INT32_MIN || v > INT32_MAX) rd->bad = true;
     return (int)v;
 }
 
-static unsigned get_u8(struct cf_codec_rd *rd) {
+static inline unsigned get_u8(struct cf_codec_rd *rd) {
+    if (rd->p != rd->end && !rd->bad && !rd->nomem) return *rd->p++;
     unsigned char v;
-    take(rd, &v, 1);
+    take(rd, &v, 1); /* fails as it should */
     return v;
 }
 
@@ -174,7 +194,7 @@ static double get_f64(struct cf_codec_rd *rd) {
 }
 
 const char *cf_codec_view_str(struct cf_codec_rd *rd, size_t *len) {
-    uint64_t n = cf_codec_get_u64(rd);
+    uint64_t n = get_u64(rd);
     *len = 0;
     if (n == 0 || rd->bad || rd->nomem) return NULL;
     if (n - 1 > (uint64_t)(rd->end - rd->p)) {
@@ -205,7 +225,7 @@ char *cf_codec_get_str(struct cf_codec_rd *rd) {
  * least one byte, which bounds the count by the bytes left. */
 static bool get_array(struct cf_codec_rd *rd, void **arr, size_t *n,
                       size_t size) {
-    uint64_t c = cf_codec_get_u64(rd);
+    uint64_t c = get_u64(rd);
     *arr = NULL;
     *n = 0;
     if (rd->bad || rd->nomem) return false;
@@ -316,22 +336,22 @@ static unsigned char *get_bytes(struct cf_codec_rd *rd, size_t len) {
 }
 
 static void get_pattern(struct cf_codec_rd *rd, struct cf_sigma_pattern *p) {
-    p->kind = (enum cf_pattern_kind)cf_codec_get_u32(rd);
-    p->flags = cf_codec_get_u32(rd);
-    uint64_t len = cf_codec_get_u64(rd);
+    p->kind = (enum cf_pattern_kind)get_u32(rd);
+    p->flags = get_u32(rd);
+    uint64_t len = get_u64(rd);
     unsigned parts = get_u8(rd);
     if (len > (uint64_t)(rd->end - rd->p)) rd->bad = true;
     if (!ok(rd)) return;
     p->len = (size_t)len;
     if (parts & PAT_TEXT) p->text = get_bytes(rd, p->len);
     if ((parts & PAT_WILD) && ok(rd)) {
-        uint64_t n = cf_codec_get_u64(rd);
+        uint64_t n = get_u64(rd);
         size_t at = 0;
         if (n > p->len) rd->bad = true;
         if (ok(rd) && (p->wild = rd_alloc(rd, p->len + 1, false)))
             memset(p->wild, 0, p->len + 1);
         for (uint64_t i = 0; i < n && ok(rd); i++) {
-            uint64_t step = cf_codec_get_u64(rd);
+            uint64_t step = get_u64(rd);
             unsigned c = get_u8(rd);
             if (!ok(rd) || (i && step == 0) || step >= p->len - at || c == 0) {
                 rd->bad = rd->bad || !rd->nomem;
@@ -341,9 +361,9 @@ static void get_pattern(struct cf_codec_rd *rd, struct cf_sigma_pattern *p) {
             p->wild[at] = (unsigned char)c;
         }
     }
-    p->op = (enum cf_compare)cf_codec_get_u32(rd);
+    p->op = (enum cf_compare)get_u32(rd);
     if (parts & PAT_NUMBER) p->number = get_f64(rd);
-    p->time_part = (enum cf_time_part)cf_codec_get_u32(rd);
+    p->time_part = (enum cf_time_part)get_u32(rd);
     p->family = get_int(rd);
     if (parts & PAT_ADDR) take(rd, p->addr, sizeof p->addr);
     p->prefix = get_int(rd);
@@ -434,8 +454,8 @@ static void put_cond(struct cf_buf *b, const struct cf_sigma_cond *c) {
  * frees it for, so a damaged tree cannot leak. */
 static void get_cond(struct cf_codec_rd *rd, struct cf_sigma_cond *c,
                      int depth) {
-    c->op = (enum cf_cond_op)cf_codec_get_u32(rd);
-    c->search = cf_codec_get_u32(rd);
+    c->op = (enum cf_cond_op)get_u32(rd);
+    c->search = get_u32(rd);
     size_t n;
     struct cf_sigma_cond *kids;
     if (!get_array(rd, (void **)&kids, &n, sizeof *kids)) return;
@@ -490,7 +510,7 @@ struct cf_sigma_rule *cf_codec_get_rule(struct cf_codec_rd *rd,
     r->path = cf_codec_get_str(rd);
     r->description = cf_codec_get_str(rd);
     r->status = cf_codec_get_str(rd);
-    r->level = (enum cf_level)cf_codec_get_u32(rd);
+    r->level = (enum cf_level)get_u32(rd);
     if (get_strv(rd, &r->tags, &r->n_tags) &&
         get_strv(rd, &r->tactics, &r->n_tactics) &&
         get_strv(rd, &r->techniques, &r->n_techniques)) {
@@ -507,7 +527,7 @@ struct cf_sigma_rule *cf_codec_get_rule(struct cf_codec_rd *rd,
         }
         take(rd, r->digest, sizeof r->digest);
         r->digest[sizeof r->digest - 1] = '\0';
-        r->index = cf_codec_get_u32(rd);
+        r->index = get_u32(rd);
         r->correlated = get_u8(rd) != 0;
         r->generated = get_u8(rd) != 0;
     }
@@ -541,8 +561,8 @@ static struct cf_corr_expr *get_expr(struct cf_codec_rd *rd, int depth) {
         rd->nomem = true;
         return NULL;
     }
-    e->op = (enum cf_corr_expr_op)cf_codec_get_u32(rd);
-    e->ref = cf_codec_get_u32(rd);
+    e->op = (enum cf_corr_expr_op)get_u32(rd);
+    e->ref = get_u32(rd);
     e->a = get_expr(rd, depth + 1);
     e->b = get_expr(rd, depth + 1);
     return e;
@@ -593,8 +613,8 @@ struct cf_sigma_correlation *cf_codec_get_correlation(struct cf_codec_rd *rd) {
     c->title = cf_codec_get_str(rd);
     c->path = cf_codec_get_str(rd);
     c->key = cf_codec_get_str(rd);
-    c->level = (enum cf_level)cf_codec_get_u32(rd);
-    c->type = (enum cf_correlation_type)cf_codec_get_u32(rd);
+    c->level = (enum cf_level)get_u32(rd);
+    c->type = (enum cf_correlation_type)get_u32(rd);
     if (!get_array(rd, (void **)&c->refs, &c->n_refs, sizeof *c->refs))
         goto done;
     for (size_t i = 0; i < c->n_refs && ok(rd); i++)
@@ -604,12 +624,12 @@ struct cf_sigma_correlation *cf_codec_get_correlation(struct cf_codec_rd *rd) {
         !get_strv(rd, &c->fields, &c->n_fields) ||
         !get_strv_n(rd, &c->value_fields, c->n_fields * c->n_refs))
         goto done;
-    c->timespan_ms = (int64_t)cf_codec_get_u64(rd);
+    c->timespan_ms = (int64_t)get_u64(rd);
     if (!get_array(rd, (void **)&c->criteria, &c->n_criteria,
                    sizeof *c->criteria))
         goto done;
     for (size_t i = 0; i < c->n_criteria && ok(rd); i++) {
-        c->criteria[i].op = (enum cf_compare)cf_codec_get_u32(rd);
+        c->criteria[i].op = (enum cf_compare)get_u32(rd);
         c->criteria[i].value = get_f64(rd);
     }
     c->expr = get_expr(rd, 0);
@@ -619,7 +639,7 @@ struct cf_sigma_correlation *cf_codec_get_correlation(struct cf_codec_rd *rd) {
     if (get_strv(rd, &c->tags, &c->n_tags) &&
         get_strv(rd, &c->tactics, &c->n_tactics) &&
         get_strv(rd, &c->techniques, &c->n_techniques))
-        c->index = cf_codec_get_u32(rd);
+        c->index = get_u32(rd);
 done:
     if (!ok(rd)) {
         cf_correlation_destroy(c);
