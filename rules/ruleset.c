@@ -685,6 +685,9 @@ struct builder {
      * slots; `hash` 0: free). */
     struct names_memo *memo;
     size_t memo_cap, memo_used;
+    /* Per rule: a value of it has a direct check (note_direct), for
+     * compile_direct_regexes, which then visits only those rules. */
+    bool *has_direct;
 };
 
 /* The event names of a Sigma field for rules of one logsource, and their
@@ -890,6 +893,13 @@ static int add_direct(struct cvalue *v, const struct cf_sigma_pattern *alt) {
     memset(&d[v->n_direct], 0, sizeof *d);
     d[v->n_direct++].pat = alt;
     return 0;
+}
+
+/* add_direct for a value of rule ri, noted for compile_direct_regexes. */
+static int note_direct(struct builder *b, uint32_t ri, struct cvalue *v,
+                       const struct cf_sigma_pattern *alt) {
+    b->has_direct[ri] = true;
+    return add_direct(v, alt);
 }
 
 /* The event names of `field` for rule r, from the arena (the condition's
@@ -1098,13 +1108,13 @@ static int build_cond(struct builder *b, uint32_t rule_index,
         cv->item = NO_ITEM;
         if (fast != SIZE_MAX && v != fast && sv->n_alts == 1 &&
             keyword_literal(&sv->alts[0])) {
-            if (add_direct(cv, &sv->alts[0])) return -1;
+            if (note_direct(b, rule_index, cv, &sv->alts[0])) return -1;
             continue;
         }
         for (size_t a = 0; a < sv->n_alts; a++) {
             const struct cf_sigma_pattern *p = &sv->alts[a];
             if (p->kind != CF_PATTERN_GLOB && p->kind != CF_PATTERN_REGEX) {
-                if (add_direct(cv, p)) return -1;
+                if (note_direct(b, rule_index, cv, p)) return -1;
                 if (p->kind == CF_PATTERN_FIELDREF) {
                     struct direct_alt *d = &cv->direct[cv->n_direct - 1];
                     if (!d->refs && lookup_names(b, rule, (const char *)p->text,
@@ -1621,6 +1631,9 @@ static int compile_direct_regexes(struct builder *b) {
     for (size_t ri = 0; ri < rs->n_rules; ri++) {
         struct crule *cr = &rs->rules[ri];
         const struct cf_sigma_rule *r = cr->rule;
+        /* The others have no direct check: not walked (every value of
+         * 11,800 conditions, in rules read once long before). */
+        if (!b->has_direct[ri]) continue;
         for (size_t s = 0; s < r->n_searches; s++)
             for (size_t c = 0; c < cr->searches[s].n_conjs; c++) {
                 struct cconj *cj = &cr->searches[s].conjs[c];
@@ -2252,7 +2265,8 @@ static int build_tables(struct builder *b) {
     for (size_t u = 0; u < b->n_uses; u++) {
         const struct expr_use *use = &b->uses[u];
         if (b->status[use->expr] == EXPR_DIRECT &&
-            add_direct(b->item_value[use->item], use->alt))
+            note_direct(b, b->item_rule[use->item], b->item_value[use->item],
+                        use->alt))
             return -1;
     }
     rs->n_items = (uint32_t)b->n_items;
@@ -2556,6 +2570,7 @@ static void free_builder(struct builder *b) {
     cf_free(b->db_literal);
     for (size_t i = 0; i < b->memo_cap; i++) cf_free(b->memo[i].dbs);
     cf_free(b->memo);
+    cf_free(b->has_direct);
 }
 
 /* cf_ruleset_compile, with the compile plan when `use_plan` and one is
@@ -2602,7 +2617,8 @@ static struct cf_ruleset *compile(struct cf_rulebook *rb,
         goto done;
     rs->n_rules = rb->n_rules;
     if (!(rs->rules =
-              cf_calloc(rs->n_rules ? rs->n_rules : 1, sizeof *rs->rules))) {
+              cf_calloc(rs->n_rules ? rs->n_rules : 1, sizeof *rs->rules)) ||
+        !(b.has_direct = cf_calloc(rs->n_rules ? rs->n_rules : 1, 1))) {
         out_of_memory = true;
         goto done;
     }
