@@ -11,6 +11,7 @@
 #include "rule_codec.h"
 
 #include <string.h>
+#include <sys/mman.h>
 
 #include "sigma_modifiers.h"
 
@@ -72,7 +73,16 @@ static void put_strv(struct cf_buf *b, char *const *v, size_t n) {
 #define PACK_ALIGN _Alignof(max_align_t)
 /* A block's first word links it to the next; its data starts here. */
 #define PACK_HEAD ((sizeof(void *) + PACK_ALIGN - 1) / PACK_ALIGN * PACK_ALIGN)
-#define PACK_BLOCK ((size_t)256 << 10)
+/* A block's data is one transparent huge page, 2 MB aligned inside an
+ * allocation 2 MB larger, and asked for as such (MADV_HUGEPAGE: the
+ * system's setting is commonly "madvise").  SigmaHQ's rules take 8 MB:
+ * in 4 KB pages, 2,000 page faults (each a trap, a cleared page and a
+ * memory-cgroup charge), 40% of a warm start's faults and some 3 ms of
+ * its CPU; in huge pages, four.  The data is written as it is decoded,
+ * so only the unused end of the last block is memory spent for nothing,
+ * and without huge pages (another setting, none free) it is as before. */
+#define PACK_HUGE ((size_t)2 << 20)
+#define PACK_BLOCK PACK_HUGE
 
 void cf_codec_pack_free(struct cf_codec_pack *pk) {
     for (void *blk = pk->blocks; blk;) {
@@ -83,28 +93,41 @@ void cf_codec_pack_free(struct cf_codec_pack *pk) {
     memset(pk, 0, sizeof *pk);
 }
 
+/* A new block with room for n bytes, the pack's newest; its data's
+ * address, or NULL (rd->nomem).  Apart from pack_alloc, which is inlined
+ * into the decoder's every string and array. */
+static uintptr_t pack_block(struct cf_codec_rd *rd, size_t n) {
+    struct cf_codec_pack *pk = rd->pack;
+    size_t want = n > PACK_BLOCK ? n : PACK_BLOCK;
+    want = (want + PACK_HUGE - 1) / PACK_HUGE * PACK_HUGE;
+    if (want < n || want > SIZE_MAX - PACK_HEAD - PACK_HUGE) {
+        rd->nomem = true;
+        return 0;
+    }
+    unsigned char *blk = cf_malloc(PACK_HEAD + PACK_HUGE + want);
+    if (!blk) {
+        rd->nomem = true;
+        return 0;
+    }
+    *(void **)(void *)blk = pk->blocks;
+    pk->blocks = blk;
+    uintptr_t at = ((uintptr_t)(blk + PACK_HEAD) + PACK_HUGE - 1) &
+                   ~(uintptr_t)(PACK_HUGE - 1);
+    pk->end = (unsigned char *)at + want;
+    /* Advice: refused (no THP in this kernel) it changes nothing. */
+    madvise((void *)at, want, MADV_HUGEPAGE);
+    return at;
+}
+
 /* n bytes from the pack, aligned for anything when `align`; NULL
  * (rd->nomem) when out of memory.  What is left of a block too small for
  * n stays unused. */
-static void *pack_alloc(struct cf_codec_rd *rd, size_t n, bool align) {
+static inline void *pack_alloc(struct cf_codec_rd *rd, size_t n, bool align) {
     struct cf_codec_pack *pk = rd->pack;
     uintptr_t at = (uintptr_t)pk->at;
     if (align) at = (at + PACK_ALIGN - 1) & ~(uintptr_t)(PACK_ALIGN - 1);
     if (!pk->at || at > (uintptr_t)pk->end || n > (uintptr_t)pk->end - at) {
-        size_t want = n > PACK_BLOCK ? n : PACK_BLOCK;
-        if (want > SIZE_MAX - PACK_HEAD) {
-            rd->nomem = true;
-            return NULL;
-        }
-        unsigned char *blk = cf_malloc(PACK_HEAD + want);
-        if (!blk) {
-            rd->nomem = true;
-            return NULL;
-        }
-        *(void **)(void *)blk = pk->blocks;
-        pk->blocks = blk;
-        pk->end = blk + PACK_HEAD + want;
-        at = (uintptr_t)(blk + PACK_HEAD);
+        if (!(at = pack_block(rd, n))) return NULL;
     }
     pk->at = (unsigned char *)(at + n);
     return (void *)at;
@@ -112,7 +135,7 @@ static void *pack_alloc(struct cf_codec_rd *rd, size_t n, bool align) {
 
 /* n bytes for what is being decoded: from the pack while rd->pack is
  * set, else an allocation of their own (cf_free). */
-static void *rd_alloc(struct cf_codec_rd *rd, size_t n, bool align) {
+static inline void *rd_alloc(struct cf_codec_rd *rd, size_t n, bool align) {
     if (rd->pack) return pack_alloc(rd, n, align);
     void *p = cf_malloc(n ? n : 1);
     if (!p) rd->nomem = true;
