@@ -60,7 +60,9 @@ struct entry {
 struct list {
     struct entry *old;
     size_t n_old, next; /* next: where the next lookup starts */
-    struct entry *out;
+    /* Into old (served, updated in place) or owned entries of their own
+     * (`owned`): pointers, not copies of 3,500 entries of 136 bytes. */
+    struct entry **out;
     size_t n_out, cap_out;
 };
 
@@ -289,15 +291,17 @@ fail:
 
 /* ---- lookups ------------------------------------------------------------ */
 
-static bool add_out(struct list *l, const struct entry *e) {
+static bool add_out(struct list *l, struct entry *e) {
     if (l->n_out == l->cap_out) {
-        size_t cap = l->cap_out ? 2 * l->cap_out : 256;
-        struct entry *p = cf_realloc(l->out, cap * sizeof *p);
+        size_t cap = l->cap_out ? 2 * l->cap_out
+                     : l->n_old ? l->n_old + 16
+                                : 256;
+        struct entry **p = cf_realloc(l->out, cap * sizeof *p);
         if (!p) return false;
         l->out = p;
         l->cap_out = cap;
     }
-    l->out[l->n_out++] = *e;
+    l->out[l->n_out++] = e;
     return true;
 }
 
@@ -314,27 +318,30 @@ static struct entry *find_old(struct list *l, const char *path) {
     return NULL;
 }
 
-/* A new entry for what was just read from `path` (stat `st`): a copy of
- * path and blob.  Out of memory stores nothing: the file is read again
- * next time. */
-static void put_new(struct cf_rbcache *c, struct list *l, struct entry *e,
-                    const char *path, const struct stat *st, const void *blob,
-                    size_t blob_len) {
-    e->st = fstate_of(st);
-    e->verified_ns = c->now_ns;
-    e->owned = true;
-    e->path_len = strlen(path);
+/* A new entry for what was just read from `path` (stat `st`), with a
+ * copy of path and blob; `hash`: its content's, or NULL.  Out of memory
+ * stores nothing: the file is read again next time. */
+static void put_new(struct cf_rbcache *c, struct list *l,
+                    const unsigned char *hash, const char *path,
+                    const struct stat *st, const void *blob, size_t blob_len) {
+    struct entry *e = cf_calloc(1, sizeof *e);
     char *p = cf_strdup(path);
     void *b = cf_malloc(blob_len ? blob_len : 1);
     /* the cache is rewritten without the old entry either way */
     c->dirty = true;
-    if (!p || !b) goto fail;
+    if (!e || !p || !b) goto fail;
+    e->st = fstate_of(st);
+    e->verified_ns = c->now_ns;
+    e->owned = true;
+    e->path_len = strlen(path);
+    if (hash) memcpy(e->hash, hash, HASH_LEN);
     if (blob_len) memcpy(b, blob, blob_len);
     e->path = p;
     e->blob = b;
     e->blob_len = blob_len;
     if (add_out(l, e)) return;
 fail:
+    cf_free(e);
     cf_free(p);
     cf_free(b);
 }
@@ -344,11 +351,10 @@ const void *cf_rbcache_lookup(struct cf_rbcache *c, const char *path,
                               char **text, size_t *text_len) {
     *text = NULL;
     *text_len = 0;
-    struct entry *old = find_old(&c->files, path);
-    if (!old) return NULL;
-    struct entry e = *old;
+    struct entry *e = find_old(&c->files, path);
+    if (!e) return NULL;
     struct fstate now = fstate_of(st);
-    if (!fstate_equal(&e.st, &now) || racy(&e.st, e.verified_ns)) {
+    if (!fstate_equal(&e->st, &now) || racy(&e->st, e->verified_ns)) {
         /* Not known to be the same: compare the content. */
         char err[512];
         unsigned char hash[HASH_LEN];
@@ -356,7 +362,7 @@ const void *cf_rbcache_lookup(struct cf_rbcache *c, const char *path,
         char *t = cf_read_file(path, &len, err, sizeof err);
         if (!t) return NULL; /* the loader reads it again and says why */
         if (!cf_cache_sha256(t, len, hash) ||
-            memcmp(hash, e.hash, HASH_LEN) != 0) {
+            memcmp(hash, e->hash, HASH_LEN) != 0) {
             *text = t;
             *text_len = len;
             return NULL;
@@ -364,15 +370,14 @@ const void *cf_rbcache_lookup(struct cf_rbcache *c, const char *path,
         cf_free(t);
         /* Same content: the entry holds for the new stat, verified now
          * (worth writing when that makes it trusted next time). */
-        if (!fstate_equal(&e.st, &now) || !racy(&now, c->now_ns))
+        if (!fstate_equal(&e->st, &now) || !racy(&now, c->now_ns))
             c->dirty = true;
-        e.st = now;
-        e.verified_ns = c->now_ns;
+        e->st = now;
+        e->verified_ns = c->now_ns;
     }
-    e.owned = false;
-    if (!add_out(&c->files, &e)) return NULL;
-    *blob_len = e.blob_len;
-    return e.blob;
+    if (!add_out(&c->files, e)) return NULL;
+    *blob_len = e->blob_len;
+    return e->blob;
 }
 
 void cf_rbcache_reject_last(struct cf_rbcache *c, const char *path) {
@@ -387,13 +392,12 @@ void cf_rbcache_reject_last(struct cf_rbcache *c, const char *path) {
 void cf_rbcache_put(struct cf_rbcache *c, const char *path,
                     const struct stat *st, const char *text, size_t len,
                     const void *blob, size_t blob_len) {
-    struct entry e;
-    memset(&e, 0, sizeof e);
-    if (!cf_cache_sha256(text, len, e.hash)) {
+    unsigned char hash[HASH_LEN];
+    if (!cf_cache_sha256(text, len, hash)) {
         c->dirty = true; /* not stored; rewritten without the old entry */
         return;
     }
-    put_new(c, &c->files, &e, path, st, blob, blob_len);
+    put_new(c, &c->files, hash, path, st, blob, blob_len);
 }
 
 /* ---- directory listings ---------------------------------------------- */
@@ -407,19 +411,15 @@ const char *cf_rbcache_dir_lookup(struct cf_rbcache *c, const char *path,
     if (!old || !fstate_equal(&old->st, &now) ||
         racy(&old->st, old->verified_ns))
         return NULL;
-    struct entry d = *old;
-    d.owned = false;
-    if (!add_out(&c->dirs, &d)) return NULL;
-    *names_len = d.blob_len;
-    return d.blob;
+    if (!add_out(&c->dirs, old)) return NULL;
+    *names_len = old->blob_len;
+    return old->blob;
 }
 
 void cf_rbcache_dir_put(struct cf_rbcache *c, const char *path,
                         const struct stat *st, const char *names,
                         size_t names_len) {
-    struct entry d;
-    memset(&d, 0, sizeof d);
-    put_new(c, &c->dirs, &d, path, st, names, names_len);
+    put_new(c, &c->dirs, NULL, path, st, names, names_len);
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -427,7 +427,7 @@ void cf_rbcache_dir_put(struct cf_rbcache *c, const char *path,
 static void put_list(struct cf_buf *body, const struct list *l, bool hashed) {
     put_fixed(body, l->n_out);
     for (size_t i = 0; i < l->n_out; i++) {
-        const struct entry *e = &l->out[i];
+        const struct entry *e = l->out[i];
         put_fixed(body, e->path_len + 1);
         cf_buf_append(body, e->path, e->path_len);
         cf_buf_append(body, &e->st, sizeof e->st);
@@ -494,9 +494,10 @@ done:
 
 static void free_list(struct list *l) {
     for (size_t i = 0; i < l->n_out; i++)
-        if (l->out[i].owned) {
-            cf_free((void *)l->out[i].path);
-            cf_free((void *)l->out[i].blob);
+        if (l->out[i]->owned) {
+            cf_free((void *)l->out[i]->path);
+            cf_free((void *)l->out[i]->blob);
+            cf_free(l->out[i]);
         }
     cf_free(l->out);
     cf_free(l->old);
