@@ -31,6 +31,10 @@ struct cf_decoder {
     struct cf_xml_parser *xml;
 };
 
+/* Top-level names remembered per position (event_storage.memo): a
+ * Sysmon event has about 25. */
+#define NAME_MEMO_SLOTS 48
+
 /* Private buffers of one event (cf_event.storage).  Values and plain
  * names point straight into `strings`, where the parser unescaped them;
  * only composed names ("a.b", "Provider_Name") are written to `names`. */
@@ -53,6 +57,16 @@ struct event_storage {
     bool have_last_name;
     uint32_t last_key; /* hash cache for names taken from strings */
     uint32_t last_key_hash;
+    /* The top-level names of the last flat event by position, with
+     * their hashes: the next event of the same source repeats them, and
+     * a compare costs less than hashing and looking for spaces again. */
+    struct name_memo {
+        char bytes[32];
+        uint32_t len; /* 0: nothing remembered (a nameless member emits
+                         nothing, so it is never looked up) */
+        uint32_t hash;
+        bool spaced;
+    } memo[NAME_MEMO_SLOTS];
     /* The second document of an event that carries one (at most one per
      * event): the inner JSON's strings or the XML's values, reserved
      * before that parse so that values can point into it. */
@@ -358,16 +372,35 @@ static bool emit_member(struct flatten *fl, const struct cf_json_node *n) {
     struct cf_event *ev = fl->ev;
     if (n->key_len == 0) return true; /* nameless: nothing can match it */
     if (n->key_len > UINT32_MAX / 2 || !room_for_field(ev)) return false;
+    uint32_t slot = ev->n_fields;
+    const char *key = fl->strings + n->key_off;
     struct cf_event_field *f = &ev->fields[ev->n_fields++];
+    bool spaced;
     f->name = (const char *)(((uintptr_t)n->key_off << 1) | 1);
     f->name_len = n->key_len;
-    f->name_hash = cf_hash_name(fl->strings + n->key_off, n->key_len);
     f->value = fl->strings + n->text_off;
     f->value_len = n->text_len;
     f->type = value_type(n->type);
+    if (slot < NAME_MEMO_SLOTS) {
+        struct name_memo *m = &fl->st->memo[slot];
+        if (m->len == n->key_len && cf_bytes_equal(m->bytes, key, m->len)) {
+            f->name_hash = m->hash;
+            return !m->spaced || emit_unspaced(fl, f);
+        }
+        f->name_hash = cf_hash_name(key, n->key_len);
+        spaced = has_space(key, n->key_len);
+        m->len = 0;
+        if (n->key_len <= sizeof m->bytes) {
+            memcpy(m->bytes, key, n->key_len);
+            m->len = n->key_len;
+            m->hash = f->name_hash;
+            m->spaced = spaced;
+        }
+        return !spaced || emit_unspaced(fl, f);
+    }
+    f->name_hash = cf_hash_name(key, n->key_len);
     /* nearly every name has no space: checked here, without the call */
-    return !has_space(fl->strings + n->key_off, n->key_len) ||
-           emit_unspaced(fl, f);
+    return !has_space(key, n->key_len) || emit_unspaced(fl, f);
 }
 
 /* An empty value for a Data element that has a name but no text; the

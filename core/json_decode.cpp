@@ -44,6 +44,18 @@ extern "C" {
 
 using namespace simdjson;
 
+/* One key of the last document the scanner read, as it stood in the
+ * text with the quote and colon after it (`Image":`), to be compared
+ * whole with the next document's key at the same position. */
+struct cf_key_memo {
+    char raw[32]; /* key, '"', ':', then zeros */
+    uint32_t len; /* bytes of raw in use; 0: nothing remembered */
+};
+
+/* Keys remembered per position (the document's keys in order, nested
+ * ones too): a Sysmon event has about 25. */
+#define CF_KEY_MEMO_SLOTS 48
+
 struct cf_json_parser {
     ondemand::parser parser;
     cf_buf padded = CF_BUF_INIT; /* the input plus SIMDJSON_PADDING */
@@ -57,6 +69,12 @@ struct cf_json_parser {
      * parse in progress may use it. */
     bool wide_cpu = false;
     bool wide = false;
+    /* Consecutive events of one source repeat their keys in the same
+     * order: a key byte-identical to the last document's at its position
+     * (keys counted in document order, key_no) is taken by one compare
+     * instead of a scan (flat_container). */
+    cf_key_memo keys[CF_KEY_MEMO_SLOTS] = {};
+    uint32_t key_no = 0;
 };
 
 namespace {
@@ -720,6 +738,59 @@ bool number_char(char c) {
            c == 'e' || c == 'E';
 }
 
+/* Whether the key at s[*pos] (just past its opening quote) is the one
+ * remembered for key k of the document, quote and colon included; if so, takes
+ * it as flat_string would have (the remembered bytes hold no quote, backslash
+ * or control byte and whole UTF-8 sequences: they were read plainly
+ * once) and moves *pos past the colon. */
+bool memo_key(cf_json_parser *p, uint32_t k, const char *s, size_t n,
+              size_t *pos, uint32_t *off, uint32_t *len) {
+    if (k >= CF_KEY_MEMO_SLOTS) return false;
+    const cf_key_memo *m = &p->keys[k];
+    size_t want = m->len, i = *pos;
+    if (want == 0 || n - i < want) return false;
+#ifdef __SSE2__
+    if (n - i >= sizeof m->raw) {
+        /* Two plain loads: most keys are 4..30 bytes, where a byte
+         * compare loop or a call would cost more than the scan saved. */
+        __m128i a0 = _mm_loadu_si128((const __m128i *)(s + i));
+        __m128i a1 = _mm_loadu_si128((const __m128i *)(s + i + 16));
+        __m128i b0 = _mm_loadu_si128((const __m128i *)m->raw);
+        __m128i b1 = _mm_loadu_si128((const __m128i *)(m->raw + 16));
+        uint32_t eq = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(a0, b0)) |
+                      (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(a1, b1)) << 16;
+        uint32_t need = want == 32 ? ~(uint32_t)0 : ((uint32_t)1 << want) - 1;
+        if ((eq & need) != need) return false;
+    } else
+#endif
+        if (memcmp(s + i, m->raw, want) != 0) {
+        return false;
+    }
+    /* the whole slot: a fixed-size copy (the strings buffer has room) */
+    memcpy(p->strings + p->str_len, m->raw, sizeof m->raw);
+    commit_text(p, want - 2, off, len);
+    *pos = i + want;
+    return true;
+}
+
+/* Remembers the key just read from s[start..) (klen bytes unescaped,
+ * `raw` bytes in the text before its closing quote) for key k of the document,
+ * when it was written plainly and a colon follows its quote directly. */
+void remember_key(cf_json_parser *p, uint32_t k, const char *s, size_t n,
+                  size_t start, uint32_t klen, size_t raw) {
+    if (k >= CF_KEY_MEMO_SLOTS) return;
+    cf_key_memo *m = &p->keys[k];
+    size_t want = raw + 2;
+    m->len = 0;
+    /* an escape always shrinks: equal lengths mean none */
+    if (raw != klen || want > sizeof m->raw || start + want > n ||
+        s[start + raw + 1] != ':')
+        return;
+    memset(m->raw, 0, sizeof m->raw);
+    memcpy(m->raw, s + start, want);
+    m->len = (uint32_t)want;
+}
+
 /* Nesting the scanner takes on itself (each level is a call); deeper
  * documents, which no log shipper writes, are simdjson's. */
 constexpr unsigned flat_max_depth = 128;
@@ -801,11 +872,17 @@ flat flat_container(cf_json_parser *p, const char *s, size_t n, size_t *pos,
             if (object) {
                 if (i >= n || s[i] != '"') return flat::declined;
                 i++;
-                if (!flat_string(p, s, n, &i, &k_off, &k_len))
-                    return flat::declined;
+                uint32_t k = p->key_no++;
+                if (!memo_key(p, k, s, n, &i, &k_off, &k_len)) {
+                    size_t start = i;
+                    if (!flat_string(p, s, n, &i, &k_off, &k_len))
+                        return flat::declined;
+                    remember_key(p, k, s, n, start, k_len, i - start - 1);
+                    i = skip_ws(s, n, i);
+                    if (i >= n || s[i] != ':') return flat::declined;
+                    i++;
+                }
                 i = skip_ws(s, n, i);
-                if (i >= n || s[i] != ':') return flat::declined;
-                i = skip_ws(s, n, i + 1);
             }
             if (i >= n) return flat::declined;
             flat r = flat_value(p, s, n, &i, k_off, k_len, depth);
@@ -861,6 +938,7 @@ cf_json_status parse(cf_json_parser *p, const char *text, size_t len,
     p->strings = strings;
     p->str_len = 0;
     p->n_nodes = 0;
+    p->key_no = 0;
     p->max_depth = max_depth;
     p->wide = p->wide_cpu && engine != CF_JSON_ENGINE_FLAT_NARROW;
     if (engine != CF_JSON_ENGINE_SIMDJSON) {

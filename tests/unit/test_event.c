@@ -197,6 +197,49 @@ static void test_spaced_names(void **state) {
     assert_leaf("Details", "w", CF_VALUE_STRING);
 }
 
+/* Every leaf's hash is its name's, whatever event came before: the
+ * decoder reuses the last flat event's name hashes by position
+ * (event.c, emit_member), so each event below follows one whose names
+ * differ at a position in one byte, in length, in a space, or not at
+ * all, in the 4..8, 8..16 and 16..32-byte compares and past them. */
+static void assert_hashes(const char *line) {
+    decode_ok(line);
+    for (uint32_t i = 0; i < ev.n_fields; i++)
+        if (ev.fields[i].name_hash !=
+            cf_hash_name(ev.fields[i].name, ev.fields[i].name_len))
+            fail_msg("stale hash of %s after: %.200s", ev.fields[i].name, line);
+}
+
+static void test_name_memo(void **state) {
+    (void)state;
+    static const char *seq[] = {
+        "{\"Image\":\"a\",\"TargetFilename\":\"b\",\"Ab\":1,"
+        "\"SourceProcessGuidX1234567890123\":2,\"Source Name\":\"x\"}",
+        "{\"Image\":\"a\",\"TargetFilename\":\"b\",\"Ab\":1,"
+        "\"SourceProcessGuidX1234567890123\":2,\"Source Name\":\"x\"}",
+        "{\"Imagf\":\"a\",\"TargetFilenamf\":\"b\",\"Ac\":1,"
+        "\"SourceProcessGuidX1234567890124\":2,\"Source_Name\":\"x\"}",
+        "{\"Image\":\"a\",\"TargetFilename\":\"b\",\"Ab\":1,"
+        "\"SourceProcessGuidX1234567890123\":2,\"Source Name\":\"x\"}",
+        "{\"Imag\":\"a\",\"TargetFilenam\":\"b\",\"A\":1,"
+        "\"SourceProcessGuidX123456789012\":2,\"SourceName\":\"x\"}",
+        "{\"Image \":\"a\",\"TargetFilename1\":\"b\",\"Abc\":1,"
+        "\"SourceProcessGuidX12345678901234567\":2,\"Source  Name\":1}",
+        "{\"Image \":\"a\",\"TargetFilename1\":\"b\",\"Abc\":1,"
+        "\"SourceProcessGuidX12345678901234567\":2,\"Source  Name\":1}",
+        "{\"Image \":\"a\",\"TargetFilename1\":\"b\",\"Abc\":1,"
+        "\"SourceProcessGuidX12345678901234568\":2,\"Source  Name\":1}",
+    };
+    for (size_t i = 0; i < sizeof seq / sizeof *seq; i++) assert_hashes(seq[i]);
+    /* the spaced name, remembered as such, still gets its unspaced leaf */
+    assert_leaf("SourceName", "1", CF_VALUE_NUMBER);
+    assert_leaf("Image", "a", CF_VALUE_STRING);
+    assert_int_equal(ev.n_fields, 7);
+    /* a name with spaces after the same name without: none added */
+    assert_hashes("{\"Image\":\"a\"}");
+    assert_int_equal(ev.n_fields, 1);
+}
+
 static void test_arrays_and_nesting(void **state) {
     (void)state;
     decode_ok("{\"tags\":[\"a\",\"b\",3,true,null],\"empty\":[],\"eo\":{},"
@@ -585,6 +628,10 @@ static void test_otrf_lines(void **state) {
             continue;
         }
         ok++;
+        for (uint32_t i = 0; i < ev.n_fields; i++)
+            assert_int_equal(
+                ev.fields[i].name_hash,
+                cf_hash_name(ev.fields[i].name, ev.fields[i].name_len));
         if (ev.time_ms != CF_TIME_UNKNOWN) timed++;
         int u = cf_event_find(&ev, "UtcTime", 7, 0);
         if (u >= 0) {
@@ -618,6 +665,7 @@ int main(void) {
         cmocka_unit_test(test_nested_regression_shape),
         cmocka_unit_test(test_eventdata_data_array),
         cmocka_unit_test(test_spaced_names),
+        cmocka_unit_test(test_name_memo),
         cmocka_unit_test(test_arrays_and_nesting),
         cmocka_unit_test(test_numbers_as_written),
         cmocka_unit_test(test_string_escapes),

@@ -122,6 +122,17 @@ static void compare(const char *line, size_t len, struct tally *t) {
     free(text);
 }
 
+/* compare() on each text in turn, with one parser of each kind, which
+ * keeps what it remembers from one text to the next; the two readers
+ * and the two string loops must agree on all. */
+static struct tally compare_all(const char *const *texts, size_t n) {
+    struct tally t = {0};
+    for (size_t i = 0; i < n; i++) compare(texts[i], strlen(texts[i]), &t);
+    assert_int_equal(t.mismatches, 0);
+    assert_int_equal(t.loops_differ, 0);
+    return t;
+}
+
 static void test_edge_cases(void **state) {
     (void)state;
     static const char *accepted[] = {
@@ -189,11 +200,7 @@ static void test_edge_cases(void **state) {
         "[1,2]",
         "\"s\"",
     };
-    struct tally t = {0};
-    for (size_t i = 0; i < sizeof accepted / sizeof *accepted; i++)
-        compare(accepted[i], strlen(accepted[i]), &t);
-    assert_int_equal(t.mismatches, 0);
-    assert_int_equal(t.loops_differ, 0);
+    struct tally t = compare_all(accepted, sizeof accepted / sizeof *accepted);
     /* The scanner must really take these, or the speed is gone. */
     assert_int_equal(t.both_ok, (long)(sizeof accepted / sizeof *accepted));
     memset(&t, 0, sizeof t);
@@ -464,12 +471,92 @@ static void test_step_edges(void **state) {
     assert_true(t.declined > 5000);
 }
 
+/* The scanner takes a key byte-identical to the last object's key at the
+ * same position by one compare (parse_flat's key memo): each text below
+ * follows one that left a key there, and differs from it just where a
+ * stale or wrongly kept key would show (one byte, a prefix, a longer
+ * key, blanks, an escape, a cut, the slot's size, the end of the text,
+ * keys that were escaped or not ASCII). */
+static void test_key_memo(void **state) {
+    (void)state;
+    static const char *seq[] = {
+        "{\"Image\":\"a\",\"User\":\"b\"}",
+        "{\"Image\":\"a\",\"User\":\"b\"}",
+        "{\"Imagf\":\"a\",\"Usea\":\"b\"}",
+        "{\"Image\":\"a\",\"User\":\"b\"}",
+        "{\"Imag\":\"a\",\"Use\":\"b\"}",
+        "{\"Image\":1,\"User\":2}",
+        "{\"Imagee\":1,\"Userr\":2}",
+        "{\"Image\":1,\"User\":2}",
+        "{\"Image\" :1,\"User\"\t:2}",
+        "{\"Image\" :1,\"User\"\t:2}",
+        "{\"Image\":1,\"User\":2}",
+        "{\"Image\":1,\"User\"}",
+        "{\"Image\":1,\"User\":2}",
+        "{\"Image\":1,\"User\":",
+        "{\"Image\":1,\"User\":2}",
+        "{\"Image\":1,\"User",
+        "{\"Image\":1,\"User\":2}",
+        "{\"Imag\\u0065\":1,\"Us\\u0065r\":2}",
+        "{\"Image\":1,\"User\":2}",
+        "{\"Image\":1,\"User\":2,\"Extra\":3}",
+        "{\"Image\":1}",
+        "{\"Image\":1,\"User\":2,\"Extra\":3}",
+        /* escaped keys are read again, never taken as written */
+        "{\"a\\\\b\":1,\"q\\\"\":2,\"\\u00e9\":3}",
+        "{\"a\\\\b\":1,\"q\\\"\":2,\"\\u00e9\":3}",
+        "{\"a\\\\c\":1,\"q\\\"\":2,\"\\u00e8\":3}",
+        /* UTF-8 keys, and a byte of one changed to a bad sequence */
+        "{\"caf\xc3\xa9\":1,\"\xe2\x82\xac\":2}",
+        "{\"caf\xc3\xa9\":1,\"\xe2\x82\xac\":2}",
+        "{\"caf\xc3\xa8\":1,\"\xe2\x82\":2}",
+        "{\"caf\xc3\xa9\":1,\"\xe2\x82\xac\":2}",
+        /* 30 bytes: the slot's largest (with quote and colon) */
+        "{\"abcdefghijklmnopqrstuvwxyz0123\":\"a long enough value to "
+        "read in place\"}",
+        "{\"abcdefghijklmnopqrstuvwxyz0123\":\"a long enough value to "
+        "read in place\"}",
+        "{\"abcdefghijklmnopqrstuvwxyz0124\":\"a long enough value to "
+        "read in place\"}",
+        "{\"abcdefghijklmnopqrstuvwxyz012\":\"a long enough value to "
+        "read in place\"}",
+        /* 31 bytes: not remembered */
+        "{\"abcdefghijklmnopqrstuvwxyz01234\":1}",
+        "{\"abcdefghijklmnopqrstuvwxyz01234\":1}",
+        "{\"abcdefghijklmnopqrstuvwxyz01235\":1}",
+        /* near the end of the text, with fewer than 32 bytes left */
+        "{\"k\":1,\"last\":2}",
+        "{\"k\":1,\"last\":2}",
+        "{\"k\":1,\"lass\":2}",
+        "{\"k\":1,\"last\"",
+        "{\"k\":1,\"last\"}",
+        "{\"k\":1,\"last\":2}",
+        "{\"k\":1,\"last\":2}x",
+        "{\"\":1,\"\":2}",
+        "{\"\":1,\"\":2}",
+        /* keys are counted in document order, nested ones too */
+        "{\"winlog\":{\"event_data\":{\"Image\":\"a\"}},\"tags\":[\"x\"]}",
+        "{\"winlog\":{\"event_data\":{\"Image\":\"a\"}},\"tags\":[\"x\"]}",
+        "{\"winlog\":{\"event_data\":{\"Imagf\":\"a\"}},\"tags\":[\"x\"]}",
+        "{\"winlog\":{\"x\":[{\"event_data\":1}],\"Image\":{\"tags\":2}}}",
+        "{\"winlog\":{\"event_data\":{\"Image\":\"a\"}},\"tags\":[\"x\"]}",
+    };
+    struct tally t = compare_all(seq, sizeof seq / sizeof *seq);
+    fprintf(stderr, "key memo: %ld read by the scanner, %ld left\n", t.both_ok,
+            t.declined);
+    /* all valid ones are the scanner's; the 7 broken ones simdjson's */
+    assert_int_equal(t.both_ok, 43);
+    assert_int_equal(t.declined, 7);
+    assert_int_equal(t.simd_refused, 7);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_edge_cases),
         cmocka_unit_test(test_otrf_recordings),
         cmocka_unit_test(test_fragments),
         cmocka_unit_test(test_step_edges),
+        cmocka_unit_test(test_key_memo),
     };
     /* Without AVX-512 both string loops are the SSE2 one: say so, since
      * the loops_differ checks then compare it with itself. */
