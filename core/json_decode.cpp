@@ -304,10 +304,12 @@ long push_node(cf_json_parser *p, uint32_t key_off, uint32_t key_len,
  * so that this cannot overflow, see parse) with a NUL and takes them as
  * the next string: its offset and length into *off and *len. */
 void commit_text(cf_json_parser *p, size_t n, uint32_t *off, uint32_t *len) {
-    p->strings[p->str_len + n] = '\0';
-    *off = (uint32_t)p->str_len;
+    /* read once: the NUL's store may alias anything */
+    size_t at = p->str_len;
+    p->strings[at + n] = '\0';
+    *off = (uint32_t)at;
     *len = (uint32_t)n;
-    p->str_len += n + 1;
+    p->str_len = at + n + 1;
 }
 
 /* Appends s[0..n) as the next string. */
@@ -527,7 +529,14 @@ class walker {
  * compares the two on every shared recording and on mutated lines);
  * anything else (a byte it is not sure of, nesting past the bound, any
  * error) declines, and simdjson parses the text and words the error as
- * before.  ("flat": it was first written for flat objects alone.) */
+ * before.  ("flat": it was first written for flat objects alone.)
+ *
+ * Reading is one chain: where a token starts depends on where the last
+ * one ended.  So what is decided per token is kept short and in
+ * registers: a key the last document had at the same position is taken
+ * by one compare (memo_key), a plain value under 32 bytes is read inline
+ * by flat_value, and a string's end is told by the masks of its step
+ * rather than by reading the byte there again. */
 
 enum class flat { ok, declined, nomem };
 
@@ -656,6 +665,27 @@ bool unescape_wide(const char *s, size_t n, size_t *at, char **out) {
 }
 #endif
 
+#ifdef __SSE2__
+/* Copies the 16 bytes at s to d; returns the bits of those that stop a
+ * plain string (quote, backslash, a control or non-ASCII byte), and in
+ * *quotes those of the quotes. */
+inline uint32_t plain_block(const char *s, char *d, uint32_t *quotes) {
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i bs = _mm_set1_epi8('\\');
+    const __m128i ctl = _mm_set1_epi8(0x1F);
+    __m128i v = _mm_loadu_si128((const __m128i *)s);
+    _mm_storeu_si128((__m128i *)d, v);
+    __m128i q = _mm_cmpeq_epi8(v, quote);
+    /* v <= 0x1F, or a non-ASCII byte (its high bit, which movemask
+     * reads) */
+    __m128i stop =
+        _mm_or_si128(_mm_or_si128(q, _mm_cmpeq_epi8(v, bs)),
+                     _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v), v));
+    *quotes = (uint32_t)_mm_movemask_epi8(q);
+    return (uint32_t)_mm_movemask_epi8(stop);
+}
+#endif
+
 /* The string whose body starts at s[*pos] (just past its opening quote),
  * unescaped into the strings buffer and NUL-terminated; *pos moves past
  * the closing quote.  False for what is not a JSON string: unclosed, a
@@ -668,24 +698,15 @@ bool flat_string(cf_json_parser *p, const char *s, size_t n, size_t *pos,
     char *dst = p->strings + p->str_len, *d = dst;
     for (;;) {
 #ifdef __SSE2__
-        const __m128i quote = _mm_set1_epi8('"');
-        const __m128i bs = _mm_set1_epi8('\\');
-        const __m128i ctl = _mm_set1_epi8(0x1F);
-        unsigned m = 0;
-        for (; i + 16 <= n; i += 16, d += 16) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
-            _mm_storeu_si128((__m128i *)d, v);
-            /* quote, backslash, v <= 0x1F, or a non-ASCII byte (its
-             * high bit, which movemask reads) */
-            __m128i stop = _mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bs)),
-                _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, ctl), v), v));
-            if ((m = (unsigned)_mm_movemask_epi8(stop)) != 0) break;
-        }
+        uint32_t m = 0, q = 0;
+        for (; i + 16 <= n; i += 16, d += 16)
+            if ((m = plain_block(s + i, d, &q)) != 0) break;
         if (m) {
             unsigned k = (unsigned)__builtin_ctz(m);
             i += k;
             d += k;
+            /* told by the masks, not by reading s[i] again after them */
+            if (q >> k & 1) break;
         } else
 #endif
         {
@@ -693,8 +714,8 @@ bool flat_string(cf_json_parser *p, const char *s, size_t n, size_t *pos,
                    (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x80)
                 *d++ = s[i++];
             if (i >= n) return false;
+            if (s[i] == '"') break;
         }
-        if (s[i] == '"') break;
 #ifdef CF_WIDE_STRINGS
         /* The rest of a string with escapes or UTF-8 goes 64 bytes a
          * step (unescape_wide). */
@@ -843,6 +864,25 @@ flat flat_value(cf_json_parser *p, const char *s, size_t n, size_t *pos,
     cf_json_node *node = &p->nodes[idx];
     if (type == CF_JSON_STRING) {
         i++;
+#ifdef __SSE2__
+        /* Most values are plain and under 32 bytes: read here, where the
+         * position stays in a register, when the first stop in the
+         * first 32 bytes is the closing quote; else from the start by
+         * flat_string. */
+        if (n - i >= 32) {
+            uint32_t q0, q1;
+            char *d = p->strings + p->str_len;
+            uint32_t m = plain_block(s + i, d, &q0) |
+                         plain_block(s + i + 16, d + 16, &q1) << 16;
+            uint32_t first = m & (0 - m);
+            if (first & (q0 | q1 << 16)) {
+                unsigned k = (unsigned)__builtin_ctz(m);
+                commit_text(p, k, &node->text_off, &node->text_len);
+                *pos = i + k + 1;
+                return flat::ok;
+            }
+        }
+#endif
         if (!flat_string(p, s, n, &i, &node->text_off, &node->text_len))
             return flat::declined;
     } else {
