@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "event_time.h"
 #include "event_xml.h"
 #include "json_decode.h"
 #include "timeutil.h"
@@ -24,6 +25,9 @@
 struct cf_decoder {
     struct cf_json_parser *json;
     const struct cf_time_names *times; /* NULL: built-in (event_time.c) */
+    /* The built-in list as a table of its own, names hashed once */
+    struct cf_time_names *builtin_times;
+    struct cf_time_memo time_memo;
     /* Made on first use, for the shapes that carry a second document:
      * JSON inside a string (Sentinel's WindowsEvent) and XML (raw event
      * lines, SecurityEvent's EventData, Sysmon for Linux in syslog). */
@@ -107,8 +111,9 @@ struct flatten {
 struct cf_decoder *cf_decoder_new(void) {
     struct cf_decoder *dec = cf_calloc(1, sizeof *dec);
     if (!dec) return NULL;
-    if (!(dec->json = cf_json_parser_new())) {
-        cf_free(dec);
+    if (!(dec->json = cf_json_parser_new()) ||
+        !(dec->builtin_times = cf_time_names_new(NULL, 0, true))) {
+        cf_decoder_destroy(dec);
         return NULL;
     }
     return dec;
@@ -122,6 +127,7 @@ void cf_decoder_set_time_names(struct cf_decoder *dec,
 void cf_decoder_destroy(struct cf_decoder *dec) {
     if (!dec) return;
     cf_json_parser_destroy(dec->json);
+    cf_time_names_destroy(dec->builtin_times);
     cf_json_parser_destroy(dec->inner_json);
     cf_xml_parser_destroy(dec->xml);
     cf_free(dec);
@@ -1013,7 +1019,8 @@ cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,
         f->name = (tag & 1 ? st->strings.data : st->names.data) + (tag >> 1);
     }
     if (fl.eventdata_xml) rename_event_table(ev);
-    cf_event_read_time(ev, dec->times);
+    cf_event_read_time_memo(ev, dec->times ? dec->times : dec->builtin_times,
+                            &dec->time_memo);
 done:
     if (rc != CF_OK) ev->n_fields = 0;
     if (reason) *reason = why;

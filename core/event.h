@@ -151,20 +151,27 @@ cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,
  * written as text.  s[n] need not be NUL. */
 bool cf_decimal_parse(const char *s, size_t n, double *out);
 
-/* Index of the first leaf named `name` at or after `from`, or -1.
+/* Index of the first leaf named `name` at or after `from`, or -1
+ * (cf_event_find_hashed: with h = cf_hash_name(name, name_len) known).
  * Leaves of one array share a name and are adjacent.  Inline: it is on
  * every event's path (time fields, entities), and the decoder and the
  * time reader (event_time.c) both use it without calling each other. */
-static inline int cf_event_find(const struct cf_event *ev, const char *name,
-                                size_t name_len, uint32_t from) {
-    uint32_t h = cf_hash_name(name, name_len);
+static inline int cf_event_find_hashed(const struct cf_event *ev,
+                                       const char *name, size_t name_len,
+                                       uint32_t h, uint32_t from) {
     for (uint32_t i = from; i < ev->n_fields; i++) {
         const struct cf_event_field *f = &ev->fields[i];
         if (f->name_hash == h && f->name_len == name_len &&
-            memcmp(f->name, name, name_len) == 0)
+            cf_bytes_equal(f->name, name, name_len))
             return (int)i;
     }
     return -1;
+}
+
+static inline int cf_event_find(const struct cf_event *ev, const char *name,
+                                size_t name_len, uint32_t from) {
+    return cf_event_find_hashed(ev, name, name_len,
+                                cf_hash_name(name, name_len), from);
 }
 
 /* The event's time from the built-in fields, in order: UtcTime,

@@ -240,6 +240,55 @@ static void test_name_memo(void **state) {
     assert_int_equal(ev.n_fields, 1);
 }
 
+/* The decoded event's time is what reading its fields afresh gives (the
+ * decoder remembers the last text parsed per time field name, see
+ * core/event_time.h). */
+static void assert_time_afresh(void) {
+    struct cf_event copy = ev;
+    cf_event_read_time(&copy, NULL);
+    assert_true(copy.time_ms == ev.time_ms);
+    assert_true(copy.utc_ms == ev.utc_ms);
+    assert_true(copy.stamp_ms == ev.stamp_ms);
+    assert_int_equal(copy.time_role, ev.time_role);
+}
+
+/* Each event follows one whose time texts are the same, one byte off,
+ * shorter, unusable, unparseable, too long to remember, or in another
+ * field. */
+static void test_time_memo(void **state) {
+    (void)state;
+    static const char *seq[] = {
+        "{\"UtcTime\":\"2023-08-16 04:54:11.360\"}",
+        "{\"UtcTime\":\"2023-08-16 04:54:11.360\"}",
+        "{\"UtcTime\":\"2023-08-16 04:54:11.361\"}",
+        "{\"UtcTime\":\"2023-08-16 04:54:11.36\"}",
+        "{\"UtcTime\":\"2023-08-16 04:54:11.369\"}",
+        "{\"UtcTime\":\"2023-08-16 04:54:11.36\"}",
+        "{\"UtcTime\":\"2023-08-16 04:54:11.36 \"}",
+        "{\"UtcTime\":\"1601-01-01 00:00:00.000\","
+        "\"TimeCreated\":\"2023-08-15T09:54:11.556Z\"}",
+        "{\"UtcTime\":\"1601-01-01 00:00:00.000\","
+        "\"TimeCreated\":\"2023-08-15T09:54:11.556Z\"}",
+        "{\"UtcTime\":\"x\",\"TimeCreated\":\"2023-08-15T09:54:11.556Z\"}",
+        "{\"UtcTime\":\"x\"}",
+        "{\"TimeCreated\":\"2023-08-16 04:54:11.360\","
+        "\"UtcTime\":\"2023-08-15T09:54:11.556Z\"}",
+        "{\"UtcTime\":\"2023-08-16T04:54:11.36012345678901234567Z\"}",
+        "{\"UtcTime\":\"2023-08-16T04:54:11.36012345678901234567Z\"}",
+        "{\"UtcTime\":\"2023-08-16T04:54:11.36012345678901234568Z\"}",
+        "{\"UtcTime\":[\"x\",\"2023-08-16 04:54:11.360\"]}",
+        "{\"UtcTime\":\"2023-08-16 04:54:11.360\",\"UtcTime\":\"x\"}",
+        "{\"@timestamp\":\"2023-08-16T04:54:11.360+02:00\"}",
+        "{\"@timestamp\":\"2023-08-16T04:54:11.360+02:00\"}",
+        "{\"@timestamp\":\"2023-08-16T04:54:11.360+03:00\"}",
+    };
+    for (size_t i = 0; i < sizeof seq / sizeof *seq; i++) {
+        decode_ok(seq[i]);
+        assert_time_afresh();
+    }
+    assert_true(ev.time_ms == t("2023-08-16T01:54:11.360Z"));
+}
+
 static void test_arrays_and_nesting(void **state) {
     (void)state;
     decode_ok("{\"tags\":[\"a\",\"b\",3,true,null],\"empty\":[],\"eo\":{},"
@@ -632,6 +681,7 @@ static void test_otrf_lines(void **state) {
             assert_int_equal(
                 ev.fields[i].name_hash,
                 cf_hash_name(ev.fields[i].name, ev.fields[i].name_len));
+        assert_time_afresh();
         if (ev.time_ms != CF_TIME_UNKNOWN) timed++;
         int u = cf_event_find(&ev, "UtcTime", 7, 0);
         if (u >= 0) {
@@ -666,6 +716,7 @@ int main(void) {
         cmocka_unit_test(test_eventdata_data_array),
         cmocka_unit_test(test_spaced_names),
         cmocka_unit_test(test_name_memo),
+        cmocka_unit_test(test_time_memo),
         cmocka_unit_test(test_arrays_and_nesting),
         cmocka_unit_test(test_numbers_as_written),
         cmocka_unit_test(test_string_escapes),
