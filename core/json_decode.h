@@ -12,7 +12,10 @@
  *
  * Called by core/event.c (cf_event_decode) on the hot path; nothing
  * else should need it.  Once its buffers have grown to the largest
- * document seen, a parse does not allocate.
+ * document seen, a parse does not allocate.  A parser remembers the
+ * keys of the last document it scanned, to take the next document's
+ * keys by a compare where they repeat; what a parse returns never
+ * depends on what it parsed before.
  *
  * Threading: a parser and the document it returned belong to one thread.
  */
