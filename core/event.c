@@ -79,6 +79,11 @@ struct event_storage {
      * on its first call (most events raise no alert) from xml[0..xml_len),
      * the line without the blanks around it. */
     struct cf_buf json_form;
+    /* The fields (uint32_t indexes) whose name lies in `names`, which may
+     * move as it grows: their name holds its offset there until the
+     * decode ends.  Names in `strings`, which does not move, are pointed
+     * at from the start (every name of a flat event). */
+    struct cf_buf composed;
     const char *xml;
     size_t xml_len;
 };
@@ -158,6 +163,7 @@ void cf_event_reset(struct cf_event *ev) {
         cf_buf_reset(&st->name);
         cf_buf_reset(&st->inner);
         cf_buf_reset(&st->json_form);
+        cf_buf_reset(&st->composed);
         st->xml = NULL;
         st->name_len = 0;
         st->name_key = CF_JSON_NO_KEY;
@@ -176,6 +182,7 @@ void cf_event_free(struct cf_event *ev) {
         cf_buf_free(&st->name);
         cf_buf_free(&st->inner);
         cf_buf_free(&st->json_form);
+        cf_buf_free(&st->composed);
         cf_free(st);
     }
     cf_free(ev->fields);
@@ -252,6 +259,12 @@ static bool has_space(const char *s, size_t n) {
     return false;
 }
 
+/* Notes that field i's name is an offset in `names` (see composed). */
+static bool note_composed(struct event_storage *st, uint32_t i) {
+    cf_buf_append(&st->composed, &i, sizeof i);
+    return !st->composed.failed;
+}
+
 /* Some Windows channels name event fields in words (Windows Defender's
  * "Source Name", "Process Name", "Threat Name"), where Sigma rules and
  * SigmaHQ's own test tooling write the words run together (SourceName).
@@ -259,12 +272,11 @@ static bool has_space(const char *s, size_t n) {
  * with its spaces removed, so rules written either way match and the
  * lookups (rules, entities, suppressions) need no rule of their own.
  * Names without a space, nearly all, cost one has_space. */
-static bool emit_unspaced(struct flatten *fl, const struct cf_event_field *f) {
+static bool emit_unspaced(struct flatten *fl, const struct cf_event_field *f,
+                          bool in_names, size_t at) {
     struct event_storage *st = fl->st;
     struct cf_event *ev = fl->ev;
-    uintptr_t tag = (uintptr_t)f->name;
-    bool in_names = !(tag & 1);
-    size_t at = tag >> 1, len = f->name_len, off = st->names.len, kept = 0;
+    size_t len = f->name_len, off = st->names.len, kept = 0;
     const char *name;
 
     if (!has_space((in_names ? st->names.data : st->strings.data) + at, len))
@@ -288,11 +300,10 @@ static bool emit_unspaced(struct flatten *fl, const struct cf_event_field *f) {
     }
     struct cf_event_field *u = &ev->fields[ev->n_fields];
     *u = ev->fields[ev->n_fields - 1];
-    u->name = (const char *)((uintptr_t)off << 1);
+    u->name = (const char *)(uintptr_t)off;
     u->name_len = (uint32_t)kept;
     u->name_hash = cf_hash_name(st->names.data + off, kept);
-    ev->n_fields++;
-    return true;
+    return note_composed(st, ev->n_fields++);
 }
 
 static bool room_for_field(struct cf_event *ev) {
@@ -317,14 +328,15 @@ static uint8_t value_type(uint8_t json_type) {
 /* Adds a leaf named by the current name with the text value[0..len),
  * which lies in a buffer that does not move during a decode (strings or
  * inner); a composed name's offset in `names` (which may move as it
- * grows) is kept in the pointer field, tagged, until the decode
- * finishes. */
+ * grows) is kept in the pointer field until the decode finishes (see
+ * event_storage.composed). */
 static bool emit_value(struct flatten *fl, const char *value, uint32_t len,
                        uint8_t type) {
     struct cf_event *ev = fl->ev;
     struct event_storage *st = fl->st;
     struct cf_event_field *f;
-    uintptr_t name_tag;
+    size_t name_at;
+    bool in_names;
     uint32_t hash;
 
     if (st->name_len == 0) return true; /* nameless: nothing can match it */
@@ -336,7 +348,8 @@ static bool emit_value(struct flatten *fl, const char *value, uint32_t len,
                 cf_hash_name(st->strings.data + st->name_key, st->name_len);
         }
         hash = st->last_key_hash;
-        name_tag = ((uintptr_t)st->name_key << 1) | 1;
+        name_at = st->name_key;
+        in_names = false;
     } else {
         if (!st->have_last_name || st->last_name_len != st->name_len ||
             memcmp(st->names.data + st->last_name_off, st->name.data,
@@ -351,17 +364,20 @@ static bool emit_value(struct flatten *fl, const char *value, uint32_t len,
             st->have_last_name = true;
         }
         hash = st->last_name_hash;
-        name_tag = (uintptr_t)st->last_name_off << 1;
+        name_at = st->last_name_off;
+        in_names = true;
     }
 
+    if (in_names && !note_composed(st, ev->n_fields)) return false;
     f = &ev->fields[ev->n_fields++];
-    f->name = (const char *)name_tag;
+    f->name = in_names ? (const char *)(uintptr_t)name_at
+                       : st->strings.data + name_at;
     f->name_len = (uint32_t)st->name_len;
     f->name_hash = hash;
     f->value = value;
     f->value_len = len;
     f->type = type;
-    return emit_unspaced(fl, f);
+    return emit_unspaced(fl, f, in_names, name_at);
 }
 
 /* Adds a leaf named by the current name with the scalar node's text. */
@@ -382,7 +398,7 @@ static bool emit_member(struct flatten *fl, const struct cf_json_node *n) {
     const char *key = fl->strings + n->key_off;
     struct cf_event_field *f = &ev->fields[ev->n_fields++];
     bool spaced;
-    f->name = (const char *)(((uintptr_t)n->key_off << 1) | 1);
+    f->name = key;
     f->name_len = n->key_len;
     f->value = fl->strings + n->text_off;
     f->value_len = n->text_len;
@@ -391,7 +407,7 @@ static bool emit_member(struct flatten *fl, const struct cf_json_node *n) {
         struct name_memo *m = &fl->st->memo[slot];
         if (m->len == n->key_len && cf_bytes_equal(m->bytes, key, m->len)) {
             f->name_hash = m->hash;
-            return !m->spaced || emit_unspaced(fl, f);
+            return !m->spaced || emit_unspaced(fl, f, false, n->key_off);
         }
         f->name_hash = cf_hash_name(key, n->key_len);
         spaced = has_space(key, n->key_len);
@@ -402,11 +418,12 @@ static bool emit_member(struct flatten *fl, const struct cf_json_node *n) {
             m->hash = f->name_hash;
             m->spaced = spaced;
         }
-        return !spaced || emit_unspaced(fl, f);
+        return !spaced || emit_unspaced(fl, f, false, n->key_off);
     }
     f->name_hash = cf_hash_name(key, n->key_len);
     /* nearly every name has no space: checked here, without the call */
-    return !has_space(key, n->key_len) || emit_unspaced(fl, f);
+    return !has_space(key, n->key_len) ||
+           emit_unspaced(fl, f, false, n->key_off);
 }
 
 /* An empty value for a Data element that has a name but no text; the
@@ -1013,10 +1030,11 @@ cf_err_t cf_event_decode(struct cf_decoder *dec, struct cf_event *ev,
             goto done;
         }
     }
-    for (uint32_t i = 0; i < ev->n_fields; i++) {
+    for (size_t k = 0; k < st->composed.len; k += sizeof(uint32_t)) {
+        uint32_t i;
+        memcpy(&i, st->composed.data + k, sizeof i);
         struct cf_event_field *f = &ev->fields[i];
-        uintptr_t tag = (uintptr_t)f->name;
-        f->name = (tag & 1 ? st->strings.data : st->names.data) + (tag >> 1);
+        f->name = st->names.data + (uintptr_t)f->name;
     }
     if (fl.eventdata_xml) rename_event_table(ev);
     cf_event_read_time_memo(ev, dec->times ? dec->times : dec->builtin_times,
