@@ -675,7 +675,8 @@ static void test_keywords_all(void **state) {
 /* The scan memo (a value scanned before is not scanned again) must give
  * what a scan gives: through evictions (more distinct values than the
  * memo has entries), values too long to keep, values over its byte
- * budget, and entries that cannot be allocated. */
+ * budget, and entries that cannot be allocated; the keyword literals'
+ * hits in a field's values too (kept in the same entries). */
 static void test_scan_memo(void **state) {
     (void)state;
     struct test_book tb;
@@ -684,13 +685,15 @@ static void test_scan_memo(void **state) {
     simple_rule(&tb, "whoami", "Image", false, false, 1, &ends);
     struct cf_sigma_pattern has = glob("*-enc*");
     simple_rule(&tb, "encoded", "CommandLine", false, false, 1, &has);
+    struct cf_sigma_pattern kw = glob("*mimi*");
+    simple_rule(&tb, "keyword", NULL, false, false, 1, &kw);
     struct compiled c = compile(&tb);
     char image[64], cmd[2048];
     for (int i = 0; i < 50000; i++) {
         /* Cycles of distinct values, each seen a few times over. */
         int v = (i * 7919) % 45000, len = 20 + v % 1500;
-        bool who = v % 3 == 0, enc = v % 5 == 0;
-        snprintf(image, sizeof image, "C:\\x%d\\%s", v,
+        bool who = v % 3 == 0, enc = v % 5 == 0, mimi = v % 7 == 0;
+        snprintf(image, sizeof image, "C:\\x%d%s\\%s", v, mimi ? "mimi" : "mim",
                  who ? "whoami.exe" : "whoami.ex");
         memset(cmd, 'a' + v % 26, (size_t)len);
         if (enc) memcpy(cmd + len / 2, "-enc", 4);
@@ -698,10 +701,80 @@ static void test_scan_memo(void **state) {
         if (i >= 20000 && i < 21000) cf_alloc_fail_after(0);
         struct hits h = MATCH(c.m, "Image", image, "CommandLine", cmd);
         cf_alloc_fail_after(-1);
-        if (h.n != (int)who + (int)enc || hit(&h, "whoami") != who ||
-            hit(&h, "encoded") != enc)
+        if (h.n != (int)who + (int)enc + (int)mimi ||
+            hit(&h, "whoami") != who || hit(&h, "encoded") != enc ||
+            hit(&h, "keyword") != mimi)
             fail_msg("event %d (value %d): %d rules", i, v, h.n);
     }
+    release(&c, &tb);
+}
+
+/* A value scanned with its field's databases is scanned for the keyword
+ * literals alone, its memo entry answers for them too, and it is left
+ * out of the literal scan over the other leaves: the answers must stay
+ * those of one scan of every leaf, whether the memo answers (later
+ * rounds) or not, on each route set, with case and `keywords|all`, and
+ * never for a literal across two leaves, also when the leaf between
+ * them was left out. */
+static void test_keyword_memo(void **state) {
+    (void)state;
+    struct test_book tb;
+    memset(&tb, 0, sizeof tb);
+    struct cf_sigma_pattern img = glob("*\\x.exe");
+    simple_rule(&tb, "image", "Image", false, false, 1, &img);
+    struct cf_sigma_pattern kw[2] = {glob("*sekurlsa*"), glob("*lsadump::*")};
+    simple_rule(&tb, "keywords", NULL, false, false, 2, kw);
+    struct cf_sigma_pattern cased = glob_flags("*CaSe*", CF_PAT_CASED);
+    simple_rule(&tb, "cased_kw", NULL, false, false, 1, &cased);
+    struct cf_sigma_pattern sec = glob("*secword*");
+    struct cf_sigma_rule *r =
+        simple_rule(&tb, "security", NULL, false, false, 1, &sec);
+    r->product = tstrdup("windows");
+    r->service = tstrdup("security");
+    struct cf_sigma_pattern all[2] = {glob("*POST*"),
+                                      glob("*/ecp/DDI/SetObject*")};
+    simple_rule(&tb, "kw_all", NULL, true, false, 2, all);
+    struct compiled c = compile(&tb);
+    /* an event (name/value pairs, NULL value: JSON null), the rules it
+     * raises (none: NULL) */
+    static const struct {
+        const char *kv[6];
+        const char *rules[2];
+    } cases[] = {
+        {{"Image", "C:\\sekurlsa\\x.exe", "A", "1"}, {"image", "keywords"}},
+        {{"Image", "C:\\SEKURLSA\\y.exe"}, {"keywords"}},
+        {{"Image", "C:\\case\\y.exe"}, {NULL}},
+        {{"Image", "C:\\CaSe\\y.exe"}, {"cased_kw"}},
+        /* Image's leaf out of the scan: its neighbours stay apart */
+        {{"A", "xxseku", "Image", "C:\\x.exe", "B", "rlsa"}, {"image"}},
+        {{"Image", "C:\\lsadu", "B", "mp::x"}, {NULL}},
+        {{"A", "lsadu", "Image", "mp::x.exe"}, {NULL}},
+        {{"Image", NULL, "B", "sekurlsa"}, {"keywords"}},
+        /* the security literal on Security events only */
+        {{"Image", "C:\\secword.exe"}, {NULL}},
+        {{"Channel", "Security", "Image", "C:\\secword.exe"}, {"security"}},
+        /* keywords|all: each value in its own leaf, either kind */
+        {{"Image", "/ecp/DDI/SetObject", "Req", "POST"}, {"kw_all"}},
+        {{"Req", "/ecp/DDI/SetObject", "Image", "POST"}, {"kw_all"}},
+        {{"Image", "/ecp/DDI/SetObject"}, {NULL}},
+    };
+    for (int round = 0; round < 3; round++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            size_t n = 0, want = 0;
+            while (n < 3 && cases[i].kv[2 * n]) n++;
+            struct hits h = match_kv(c.m, n, cases[i].kv);
+            while (want < 2 && cases[i].rules[want]) {
+                if (!hit(&h, cases[i].rules[want]))
+                    fail_msg("round %d, case %zu: no %s", round, i,
+                             cases[i].rules[want]);
+                want++;
+            }
+            if ((size_t)h.n != want)
+                fail_msg("round %d, case %zu: %d rules", round, i, h.n);
+        }
+    uint64_t hits, misses;
+    cf_matcher_memo_counts(c.m, &hits, &misses);
+    assert_true(hits >= 2 * misses); /* the later rounds were answered */
     release(&c, &tb);
 }
 
@@ -1744,6 +1817,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_globs),
         cmocka_unit_test(test_scan_memo),
+        cmocka_unit_test(test_keyword_memo),
         cmocka_unit_test(test_keyword_logsources),
         cmocka_unit_test(test_route_sets),
         cmocka_unit_test(test_literal_databases),
