@@ -772,6 +772,26 @@ static void test_keyword_memo(void **state) {
             if ((size_t)h.n != want)
                 fail_msg("round %d, case %zu: %d rules", round, i, h.n);
         }
+    /* More values than scan_fields hashes in one batch (MEMO_BATCH):
+     * the hits in each batch, answered or scanned. */
+    const char *kv[2 * 30];
+    char values[30][16];
+    for (int round = 0; round < 3; round++)
+        for (int at = 0; at < 30; at += 7) {
+            for (int i = 0; i < 30; i++) {
+                snprintf(values[i], sizeof values[i], "%s%d",
+                         i == at        ? "C:\\x.exe"
+                         : i == 29 - at ? "sekurlsa"
+                                        : "v",
+                         i);
+                if (i == at) values[i][8] = '\0'; /* the exact image */
+                kv[2 * i] = "Image";
+                kv[2 * i + 1] = values[i];
+            }
+            struct hits h = match_kv(c.m, 30, kv);
+            if (h.n != 2 || !hit(&h, "image") || !hit(&h, "keywords"))
+                fail_msg("round %d, at %d: %d rules", round, at, h.n);
+        }
     uint64_t hits, misses;
     cf_matcher_memo_counts(c.m, &hits, &misses);
     assert_true(hits >= 2 * misses); /* the later rounds were answered */
