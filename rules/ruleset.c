@@ -3468,18 +3468,19 @@ static inline bool leaf_scanned(const struct route_set *rset,
 
 /* Scans each of the event's values with the databases its field has on
  * the event's route set (db_hits), and with the set's keyword
- * databases; with the keyword literal ones, those leaf_scanned. */
-static __attribute__((noinline)) void scan_fields(struct cf_matcher *m,
-                                                  const struct cf_event *ev,
-                                                  const struct route_set *rset,
-                                                  uint32_t n_db_hits) {
+ * databases; with the keyword literal ones, those leaf_scanned.  Keeps
+ * the db_hits of the leaves scanned first in m->db_hits, in leaf order,
+ * and returns their number (for scan_literals). */
+static __attribute__((noinline)) uint32_t
+scan_fields(struct cf_matcher *m, const struct cf_event *ev,
+            const struct route_set *rset, uint32_t n_db_hits) {
     /* Locals: scan_value could, for all the compiler knows, change what
      * rset points to, and reloading them per field showed. */
     const struct set_scan *scans = rset->scans;
     const uint32_t *db_scan = rset->db_scan;
-    const struct cf_route_hit *dh = m->db_hits;
+    struct cf_route_hit *dh = m->db_hits;
     const hs_database_t *const *kw = rset->kw;
-    uint32_t n_kw = rset->n_kw, d = 0;
+    uint32_t n_kw = rset->n_kw, d = 0, n_scanned = 0;
     bool kl = rset->n_kl > 0;
     if (n_kw == 0) {
         /* The memo's slots (1.5 MB) are mostly out of the core's 1 MB
@@ -3497,6 +3498,7 @@ static __attribute__((noinline)) void scan_fields(struct cf_matcher *m,
                 const struct cf_event_field *f = &ev->fields[dh[d].leaf];
                 /* (no scans: a field of other sources' rules) */
                 if (!leaf_scanned(rset, f, db)) continue;
+                dh[n_scanned++] = dh[d]; /* n_scanned <= d */
                 struct value_ref *ref = &refs[n];
                 *ref = (struct value_ref){f->value, f->value_len, false, 0};
                 dbs[n++] = db;
@@ -3514,7 +3516,7 @@ static __attribute__((noinline)) void scan_fields(struct cf_matcher *m,
                 scan_value(m, &m->rs->dbs[dbs[i]], scans + db_scan[dbs[i]],
                            db_scan[dbs[i] + 1] - db_scan[dbs[i]], kl, &refs[i]);
         }
-        return;
+        return n_scanned;
     }
     /* Every leaf, walking db_hits (in leaf order, one per leaf at most)
      * alongside, so a value is hashed once for both kinds of scan. */
@@ -3524,14 +3526,17 @@ static __attribute__((noinline)) void scan_fields(struct cf_matcher *m,
         uint32_t db = has_db ? dh[d++].field : 0;
         if (f->type == CF_VALUE_NULL) continue;
         struct value_ref ref = {f->value, f->value_len, false, 0};
-        if (has_db && leaf_scanned(rset, f, db))
+        if (has_db && leaf_scanned(rset, f, db)) {
+            dh[n_scanned++] = (struct cf_route_hit){db, i};
             scan_value(m, &m->rs->dbs[db], scans + db_scan[db],
                        db_scan[db + 1] - db_scan[db], kl, &ref);
+        }
         for (uint32_t k = 0; k < n_kw; k++) {
             struct set_scan ks = {kw[k], "the keywords", false};
             scan_value(m, kw[k], &ks, 1, false, &ref);
         }
     }
+    return n_scanned;
 }
 
 /* The leaves of `ev` with names in m's name table: those of routing
@@ -3595,12 +3600,12 @@ static int on_literal_match(unsigned int id, unsigned long long from,
 }
 
 /* Scans the event's values at once with each of the route set's keyword
- * literal databases, but those leaf_scanned: scan_fields looked for the
- * literals in them (after it, so on_literal_match's skip sees their
- * marks). */
+ * literal databases, but those of the n_scanned leaves scan_fields left
+ * first in m->db_hits: it looked for the literals in them (and ran
+ * first, so on_literal_match's skip sees their marks). */
 static cf_err_t scan_literals(struct cf_matcher *m, const struct cf_event *ev,
                               const struct route_set *rset,
-                              uint32_t n_db_hits) {
+                              uint32_t n_scanned) {
     const struct cf_route_hit *dh = m->db_hits;
     size_t total = 0;
     for (uint32_t i = 0; i < ev->n_fields; i++)
@@ -3616,23 +3621,23 @@ static cf_err_t scan_literals(struct cf_matcher *m, const struct cf_event *ev,
     }
     /* Reserved above: copied without cf_buf_append's checks per leaf. */
     char *at = m->concat.data;
-    uint32_t n = 0, d = 0;
-    for (uint32_t i = 0; i < ev->n_fields; i++) {
-        const struct cf_event_field *f = &ev->fields[i];
-        if (d < n_db_hits && dh[d].leaf == i &&
-            leaf_scanned(rset, f, dh[d++].field))
-            continue;
-        memcpy(at, f->value, f->value_len);
-        at += f->value_len;
-        m->leaf_end[n++] = (uint32_t)(at - m->concat.data);
+    uint32_t n = 0, i = 0;
+    /* the leaves up to the next one scanned, which is skipped */
+    for (uint32_t s = 0; s <= n_scanned; s++, i++) {
+        uint32_t stop = s < n_scanned ? dh[s].leaf : ev->n_fields;
+        for (; i < stop; i++) {
+            memcpy(at, ev->fields[i].value, ev->fields[i].value_len);
+            at += ev->fields[i].value_len;
+            m->leaf_end[n++] = (uint32_t)(at - m->concat.data);
+        }
     }
     m->concat.len = (size_t)(at - m->concat.data);
     *at = '\0'; /* the buffer's own NUL, as cf_buf keeps it */
     m->n_leaves = n;
     /* Nothing left to scan: a literal has at least one byte. */
-    for (uint32_t i = 0; i < rset->n_kl && m->concat.len; i++)
+    for (uint32_t k = 0; k < rset->n_kl && m->concat.len; k++)
         check_hs(m,
-                 hs_scan(rset->kw[rset->n_kw + i], m->concat.data,
+                 hs_scan(rset->kw[rset->n_kw + k], m->concat.data,
                          (unsigned)m->concat.len, 0, m->scratch,
                          on_literal_match, m),
                  "the keyword literals");
@@ -4094,11 +4099,11 @@ int cf_matcher_match(struct cf_matcher *m, const struct cf_event *ev,
     if (!rset->any) return 0;
 
     if (rs->scratch) {
-        scan_fields(m, ev, rset, n_db_hits);
+        uint32_t n_scanned = scan_fields(m, ev, rset, n_db_hits);
         /* On failure to grow the buffer the literals go unscanned for
          * this event rather than stopping the engine, and it is counted. */
         if (rset->n_kl > 0) {
-            cf_err_t rc = scan_literals(m, ev, rset, n_db_hits);
+            cf_err_t rc = scan_literals(m, ev, rset, n_scanned);
             if (rc != CF_OK)
                 scan_failed(m, "keyword literal scan skipped: %s",
                             rc == CF_ERR_NOMEM ? "out of memory"

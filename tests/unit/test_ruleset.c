@@ -748,6 +748,7 @@ static void test_keyword_memo(void **state) {
         /* Image's leaf out of the scan: its neighbours stay apart */
         {{"A", "xxseku", "Image", "C:\\x.exe", "B", "rlsa"}, {"image"}},
         {{"Image", "C:\\lsadu", "B", "mp::x"}, {NULL}},
+        {{"Image", "C:\\x.exe", "B", "sekurlsa"}, {"image", "keywords"}},
         {{"A", "lsadu", "Image", "mp::x.exe"}, {NULL}},
         {{"Image", NULL, "B", "sekurlsa"}, {"keywords"}},
         /* the security literal on Security events only */
