@@ -122,13 +122,15 @@ static int64_t usable_time(const char *s, size_t len) {
 static int64_t memo_time(const char *s, size_t len,
                          struct cf_time_memo_slot *m) {
     if (!m) return usable_time(s, len);
-    if (m->len == len && cf_bytes_equal(m->text, s, len)) return m->ms;
+    if (m->kept && m->len == len && cf_bytes_equal(m->text, s, len))
+        return m->ms;
     int64_t ms = usable_time(s, len);
-    m->len = 0;
+    m->kept = false;
     if (len <= sizeof m->text) {
         memcpy(m->text, s, len);
         m->len = (uint32_t)len;
         m->ms = ms;
+        m->kept = true;
     }
     return ms;
 }

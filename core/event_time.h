@@ -22,7 +22,9 @@
 
 struct cf_time_memo_slot {
     char text[32];
-    uint32_t len; /* 0: nothing remembered (an empty text is no time) */
+    uint32_t len; /* of text */
+    bool kept;    /* text and ms hold a text read before (the empty one
+                     too: len alone cannot say) */
     int64_t ms;   /* its usable time, or CF_TIME_UNKNOWN */
 };
 

@@ -281,6 +281,14 @@ static void test_time_memo(void **state) {
         "{\"@timestamp\":\"2023-08-16T04:54:11.360+02:00\"}",
         "{\"@timestamp\":\"2023-08-16T04:54:11.360+02:00\"}",
         "{\"@timestamp\":\"2023-08-16T04:54:11.360+03:00\"}",
+        /* an empty text, after nothing was kept for the slot (a text
+         * too long to keep): no time, the next name is read */
+        "{\"UtcTime\":\"\",\"@timestamp\":\"2024-05-01T10:00:00Z\"}",
+        "{\"UtcTime\":\"2024-01-01 00:00:00.000\"}",
+        "{\"UtcTime\":\"2023-08-16T04:54:11.36012345678901234567Z\"}",
+        "{\"UtcTime\":\"\",\"@timestamp\":\"2024-05-01T10:00:00Z\"}",
+        "{\"UtcTime\":\"\",\"@timestamp\":\"2024-05-01T10:00:00Z\"}",
+        "{\"@timestamp\":\"2023-08-16T04:54:11.360+03:00\"}",
     };
     for (size_t i = 0; i < sizeof seq / sizeof *seq; i++) {
         decode_ok(seq[i]);
