@@ -790,6 +790,13 @@ static uint64_t next_random(struct cf_pipeline *p) {
     return p->sample_state = x;
 }
 
+/* Records before the next block opens: some way off, at random (an
+ * input reads a chunk every so many records, and a fixed stride would
+ * beat against it). */
+static unsigned block_gap(struct cf_pipeline *p) {
+    return STAGE_GAP / 2 + (unsigned)(next_random(p) % STAGE_GAP);
+}
+
 /* What a clock read costs (it is a system call), measured once: a
  * sampled interval of a microsecond must not be charged for it. */
 static int64_t clock_cost_ns(void) {
@@ -813,7 +820,7 @@ struct cf_pipeline *cf_pipeline_new(const struct cf_pipeline_setup *setup,
     p->start_up_ns = cf_process_cpu_ns(); /* rules loaded and compiled */
     p->sample_state = UINT64_C(0x9e3779b97f4a7c15);
     /* the first block past the first records, which load databases */
-    p->block.gap = STAGE_GAP / 2 + (unsigned)(next_random(p) % STAGE_GAP);
+    p->block.gap = block_gap(p);
     p->clock_cost = clock_cost_ns();
     p->setup = *setup;
     p->dead_letter = setup->dead_letter;
@@ -952,9 +959,16 @@ static void block_close(struct cf_pipeline *p) {
         p->sampled_records += b->n;
     }
     b->left = 0;
-    /* the next one some way off, at random: an input reads a chunk
-     * every so many records, and a fixed stride would beat against it */
-    b->gap = STAGE_GAP / 2 + (unsigned)(next_random(p) % STAGE_GAP);
+    b->gap = block_gap(p);
+}
+
+/* Drops the open block uncounted: a record read but not processed here
+ * (skipped after a restore; the input asked to wait) would charge its
+ * read to the block's records. */
+static void block_drop(struct cf_pipeline *p) {
+    if (!p->block.left) return;
+    p->block.left = 0;
+    p->block.gap = block_gap(p);
 }
 
 /* A timed record is through: the block closes after its last. */
@@ -1007,6 +1021,7 @@ static cf_err_t run_single(struct cf_pipeline *p, struct cf_input *in,
         if (timed) stage_end(p, STAGE_READ);
         if (st == CF_IO_EOF) break;
         if (st == CF_IO_RETRY) {
+            block_drop(p);
             if (p->setup.state_dir) due_checkpoint(p);
             sleep_ms(backoff);
             if (backoff < 1000) backoff *= 2;
@@ -1019,7 +1034,10 @@ static cf_err_t run_single(struct cf_pipeline *p, struct cf_input *in,
         if (p->restored) {
             int skip = resume_skip(p, &rec, errstr, errstr_size);
             if (skip < 0) return CF_ERR;
-            if (skip) continue;
+            if (skip) {
+                block_drop(p);
+                continue;
+            }
         }
         detect_here(p, &rec, timed);
         if (p->deliver_error != CF_OK)
