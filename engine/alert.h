@@ -233,8 +233,9 @@ cf_err_t cf_alert_write(const struct cf_alert *alert, struct cf_buf *out);
 struct cf_out_record cf_alert_out_record(const struct cf_alert *alert,
                                          const struct cf_buf *json);
 
-/* Stable 128-bit id of a byte string, as 32 hex chars + NUL.  False
- * when OpenSSL ran out of memory (`out` is then no id). */
+/* Stable 128-bit id of a byte string, as 32 hex chars + NUL: the first
+ * half of its SHA-256.  False when OpenSSL refused (`out` is then no
+ * id); it allocates nothing for this, so callers' checks are defence. */
 bool cf_digest_hex128(const void *data, size_t len, char out[33]);
 
 #endif
