@@ -820,8 +820,15 @@ cf_err_t cf_alert_from_event(struct cf_alert *alert,
     alert->event_json[len] = '\0';
     alert->event_len = len;
     /* The decoder refuses raw control characters inside strings, so a
-     * line break here lies between tokens, where a space means the same. */
-    for (char *c = alert->event_json; (c = strpbrk(c, "\r\n")); c++) *c = ' ';
+     * line break here lies between tokens, where a space means the same.
+     * One memchr pass per byte value: strpbrk's per-byte set test cost a
+     * sixth as much as the alert id's SHA-256 on 3 KB events. */
+    static const char breaks[] = "\r\n";
+    for (int i = 0; i < 2; i++)
+        for (char *c = alert->event_json;
+             (c = memchr(c, breaks[i], len - (size_t)(c - alert->event_json)));
+             c++)
+            *c = ' ';
     if (cf_entities_extract(map, ev, &alert->entities) != CF_OK)
         return CF_ERR_NOMEM;
 
