@@ -187,6 +187,21 @@ static void test_alert_id_stable_and_record_shape(void **state) {
                          json_object_get(rec, "event"), "EventID")),
                      10);
 
+    /* a partitioned input's position, and an offset past 32 bits */
+    struct cf_position kept = a.pos;
+    a.pos.partition = 12;
+    a.pos.offset = INT64_C(9876543210123);
+    cf_buf_reset(&out);
+    assert_int_equal(cf_alert_write(&a, &out), CF_OK);
+    assert_non_null(
+        strstr(out.data, ",\"partition\":12,\"offset\":9876543210123},"));
+    a.pos.partition = 0;
+    a.pos.offset = 0;
+    cf_buf_reset(&out);
+    assert_int_equal(cf_alert_write(&a, &out), CF_OK);
+    assert_non_null(strstr(out.data, ",\"partition\":0,\"offset\":0},"));
+    a.pos = kept;
+
     struct cf_alert c;
     assert_int_equal(cf_alert_copy(&c, &a), CF_OK);
     assert_string_equal(c.id, a.id);
