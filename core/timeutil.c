@@ -255,16 +255,20 @@ void cf_duration_format(int64_t ms, char buf[32]) {
     snprintf(buf, 32, "%lld%s", (long long)ms, ms ? "ms" : "");
 }
 
-static int64_t cpu_ns(clockid_t clock) {
+static int64_t clock_ns(clockid_t clock) {
     struct timespec ts;
     if (clock_gettime(clock, &ts) != 0) return 0;
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 int64_t cf_thread_cpu_ns(void) {
-    return cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+    return clock_ns(CLOCK_THREAD_CPUTIME_ID);
 }
 
 int64_t cf_process_cpu_ns(void) {
-    return cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
+    return clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+}
+
+int64_t cf_monotonic_ns(void) {
+    return clock_ns(CLOCK_MONOTONIC);
 }

@@ -103,8 +103,9 @@ void cf_entity_locate(const struct cf_entity_map *map,
  * name hashes, spares most of the pass: an event of a known sequence
  * has its candidate fields' names checked (so a hash collision can never
  * make it wrong) and their values looked at.  One per reader thread;
- * made for one map, which must outlive it.  NULL when out of memory (a
- * NULL memo is valid: cf_entity_locate_memo then locates plainly). */
+ * made for one map, which must outlive it.  NULL when out of memory
+ * (cf_entity_locate_memo takes a NULL memo and locates plainly; the
+ * pipeline refuses to start without one rather than run slower). */
 struct cf_entity_shapes;
 struct cf_entity_shapes *cf_entity_shapes_new(const struct cf_entity_map *map);
 void cf_entity_shapes_destroy(struct cf_entity_shapes *s);

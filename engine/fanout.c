@@ -5,7 +5,6 @@
 #include "fanout.h"
 
 #include <string.h>
-#include <time.h>
 
 #include "sigma.h"
 #include "timeutil.h"
@@ -50,9 +49,7 @@ struct cf_fanout {
 };
 
 static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return cf_monotonic_ns() / 1000000;
 }
 
 /* ---- filters ------------------------------------------------------- */

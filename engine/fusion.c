@@ -1239,17 +1239,16 @@ void cf_fusion_sight(struct cf_fusion *fu, const struct cf_entity_map *map,
     struct cf_entity_at at;
     if (!fu || !map || !ev || ev->time_ms == CF_TIME_UNKNOWN) return;
     cf_entity_locate(map, ev, cf_fusion_sight_kinds(), &at);
-    cf_fusion_sight_at(fu, map, ev, &at);
+    cf_fusion_sight_at(fu, ev, &at);
 }
 
-void cf_fusion_sight_at(struct cf_fusion *fu, const struct cf_entity_map *map,
-                        const struct cf_event *ev,
+void cf_fusion_sight_at(struct cf_fusion *fu, const struct cf_event *ev,
                         const struct cf_entity_at *at) {
     char hbuf[CF_ENTITY_TEXT_MAX], ubuf[CF_ENTITY_TEXT_MAX],
         kbuf[CF_ENTITY_TEXT_MAX];
     char norm[CF_ENTITY_NORM_MAX];
     const char *hostn = "", *usern = "";
-    if (!fu || !map || !ev || ev->time_ms == CF_TIME_UNKNOWN) return;
+    if (!fu || !ev || ev->time_ms == CF_TIME_UNKNOWN) return;
     size_t htl, utl;
     const char *ht = cf_entity_text(ev, at, CF_ENTITY_HOST, hbuf, &htl);
     const char *ut = cf_entity_text(ev, at, CF_ENTITY_USER, ubuf, &utl);

@@ -67,8 +67,7 @@ void cf_fusion_sight(struct cf_fusion *fu, const struct cf_entity_map *map,
  * cf_entity_locate(map, ev, kinds) for kinds including
  * cf_fusion_sight_kinds(). */
 unsigned cf_fusion_sight_kinds(void);
-void cf_fusion_sight_at(struct cf_fusion *fu, const struct cf_entity_map *map,
-                        const struct cf_event *ev,
+void cf_fusion_sight_at(struct cf_fusion *fu, const struct cf_event *ev,
                         const struct cf_entity_at *at);
 
 /* An alert was raised from the decoded event `ev` (borrowed for the call;

@@ -117,8 +117,9 @@ struct read_pos {
  * read at a block's two ends only; inside it, the monotonic clock (a
  * vDSO read, some 25 ns, no system call) splits the block's time among
  * the stages, and the block's CPU is shared out in those proportions.  A
- * block in which the thread mostly waited (an input or an output that
- * blocks) says little about where CPU went and is not counted.
+ * block during which the thread was switched out (it waited on an input
+ * or an output, or was preempted) says little about where CPU went and
+ * is not counted.
  *
  * With threads: the workers time every batch they detect, the reading
  * thread every batch it fuses (exact: a batch is a hundred records), and
@@ -452,7 +453,7 @@ static void process(struct cf_pipeline *p, const struct cf_record *rec,
     else
         cf_fusion_observe(p->fusion, ev->time_ms);
     cf_fusion_learn_found(p->fusion, ev, at.also);
-    cf_fusion_sight_at(p->fusion, p->entities, ev, &at);
+    cf_fusion_sight_at(p->fusion, ev, &at);
     p->cur = ev;
     for (size_t i = 0; i < d->n_matches; i++)
         on_match(rules[d->first_match + i], p);
@@ -466,9 +467,7 @@ static void process(struct cf_pipeline *p, const struct cf_record *rec,
 /* ---- checkpoints --------------------------------------------------- */
 
 static int64_t monotonic_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return cf_monotonic_ns() / 1000000;
 }
 
 /* The pipeline's own part: counters, then every position read. */
@@ -901,16 +900,10 @@ void cf_pipeline_destroy(struct cf_pipeline *p) {
     cf_free(p);
 }
 
-static int64_t monotonic_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Charges the time since the last stage boundary of a timed record to
  * `stage`. */
 static void stage_end(struct cf_pipeline *p, int stage) {
-    int64_t now = monotonic_ns();
+    int64_t now = cf_monotonic_ns();
     p->block.wall[stage] += now - p->block.mark;
     p->block.mark = now;
 }
@@ -937,7 +930,7 @@ static bool block_record(struct cf_pipeline *p) {
         *b = (struct stage_block){.left = STAGE_BLOCK};
         thread_usage(&b->cpu0, &b->switches0);
     }
-    b->mark = monotonic_ns();
+    b->mark = cf_monotonic_ns();
     return true;
 }
 

@@ -191,9 +191,7 @@ static inline uint32_t get_u32(struct cf_codec_rd *rd) {
 }
 
 uint32_t cf_codec_get_u32(struct cf_codec_rd *rd) {
-    uint64_t v = get_u64(rd);
-    if (v > UINT32_MAX) rd->bad = true;
-    return (uint32_t)v;
+    return get_u32(rd);
 }
 
 static int get_int(struct cf_codec_rd *rd) {

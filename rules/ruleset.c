@@ -351,8 +351,10 @@ struct cf_matcher {
     const struct cf_ruleset *rs;
     hs_scratch_t *scratch;
     uint64_t *sized; /* databases loaded lazily: ruleset_ready's bitmap */
-    /* The scan memo: a value a database scanned before is not scanned
-     * again; the expressions it reported are marked from the memo.  Event
+    /* The scan memo: a field value scanned before on the route set (with
+     * all of its field's databases there, its keyword literal hits
+     * included), or with a keyword database, is not scanned again; the
+     * expressions it reported are marked from the memo.  Event
      * streams repeat their values (an estate's Sysmon events name the
      * same images, access masks and call traces over and over), and one
      * hs_scan costs far more than hashing and comparing the value.
@@ -2388,15 +2390,15 @@ static void lazy_drop(struct cf_ruleset *rs) {
  * matcher's own, for those its bitmap `sized` (a bit per rs->hsdbs
  * entry) does not cover yet.  So each thread's scratch fits every
  * database it scans, and a database is loaded by the first thread
- * needing it.  False when the scratch cannot grow: Hyperscan does not
- * check that a scratch fits a database (only its state size), so the
+ * needing it.  When the scratch cannot grow (Hyperscan does not
+ * check that a scratch fits a database, only its state size), the
  * scratch is then freed for good and every later scan of this matcher
  * fails (HS_INVALID, a NULL scratch) and is counted, rather than
  * scanning with one too small. */
-static bool ruleset_ready(const struct cf_ruleset *rs, const uint64_t *routes,
+static void ruleset_ready(const struct cf_ruleset *rs, const uint64_t *routes,
                           hs_scratch_t **scratch, uint64_t *sized) {
-    bool ok = *scratch != NULL;
-    for (size_t i = 0; ok && i < rs->n_dbs; i++)
+    if (!*scratch) return;
+    for (size_t i = 0; i < rs->n_dbs; i++)
         for (uint32_t p = 0; p < rs->dbs[i].n_parts; p++) {
             const struct db_part *part = &rs->dbs[i].parts[p];
             if (!part->db || bit_test(sized, part->index) ||
@@ -2406,11 +2408,10 @@ static bool ruleset_ready(const struct cf_ruleset *rs, const uint64_t *routes,
             if (hs_alloc_scratch(part->db, scratch) != HS_SUCCESS) {
                 hs_free_scratch(*scratch);
                 *scratch = NULL;
-                return false;
+                return;
             }
             bit_set(sized, part->index);
         }
-    return ok;
 }
 
 size_t cf_ruleset_databases_loaded(const struct cf_ruleset *rs) {
@@ -3426,8 +3427,7 @@ static inline void scan_value(struct cf_matcher *m, const void *key,
         e = &m->memo[h & (MEMO_SLOTS - 1)];
         const char *kept = (const char *)(e->blob + e->n_items);
         if (e->hash == h && e->key == key && e->gen == gen && e->len == len &&
-            (len <= 16 ? cf_bytes_equal(kept, v, len)
-                       : memcmp(kept, v, len) == 0)) {
+            cf_bytes_equal(kept, v, len)) {
             /* marks and touched through locals: stores to touched[]
              * could alias m's members, reloaded per item otherwise */
             uint64_t *marks = m->marks;
